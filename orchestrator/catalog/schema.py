@@ -73,7 +73,7 @@ class Accelerator(_Strict):
     tensor_parallel_size: int = Field(1, ge=1)
     cpus: float = Field(1.0, gt=0, description="Ray CPUs reserved per replica")
     omp_threads: int | None = Field(None, ge=1, description="CPU engine: OpenMP threads")
-    kv_cache_gb: float | None = Field(None, gt=0, description="CPU engine: KV cache space (GiB)")
+    kv_cache_gb: int | None = Field(None, ge=1, description="CPU engine: KV cache space (GiB)")
 
     @model_validator(mode="after")
     def _tp_divides(self) -> Accelerator:

@@ -1,0 +1,139 @@
+"""Benchmark: time of one `decide` call with 20 profiles (goal: p99 < 1 ms).
+
+Builds 20 profiles from the GPU catalog (each of its 5 profiles in 4 variants with other
+prices, context sizes and live load), then times `decide` over a mix of requests that walk
+every path: plain routes, downgrades, token caps, rejections, reasoning on and off.
+Prints the percentiles and the machine. Usage: python bench/decide_latency.py [--n 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from orchestrator.catalog import load_catalog  # noqa: E402
+from orchestrator.paths import PROJECT_ROOT  # noqa: E402
+from orchestrator.routing import (  # noqa: E402
+    LatencySLO,
+    LiveState,
+    RouteRequest,
+    TenantRules,
+    TokenBudget,
+    decide,
+    profile_view,
+)
+
+
+def twenty_profiles(rng: random.Random):
+    catalog = load_catalog(PROJECT_ROOT / "deployments" / "gpu-example.yaml")
+    views = []
+    for variant in range(4):
+        for prof in catalog.profiles:
+            live = LiveState(
+                replicas_running=rng.randint(0, 4),
+                requests_in_flight=rng.randint(0, 200),
+                requests_queued=rng.randint(0, 20),
+                recent_tpot_ms=rng.choice([None, 8.0, 25.0]),
+            )
+            view = profile_view(prof, live)
+            scale = 1.0 + 0.15 * variant
+            view = view.model_copy(
+                update={
+                    "name": f"{prof.name}-v{variant}",
+                    "max_model_len": prof.max_model_len // (1 + variant % 2),
+                    "prices": view.prices.model_copy(
+                        update={k: v * scale for k, v in view.prices.model_dump().items()}
+                    ),
+                }
+            )
+            views.append(view)
+    return views
+
+
+def workload(rng: random.Random, n: int):
+    classes = ["standard", "long_form", "reasoning", "long_context"]
+    rules = [
+        TenantRules(),
+        TenantRules(cost_target_usd=2e-4, slo=LatencySLO(e2e_p95_ms=20_000)),
+        TenantRules(quality_floor="large", remaining_budget_usd=5.0, max_reasoning_tokens=2000),
+        TenantRules(cost_cap_usd=1e-5, on_breach=("cap_tokens", "reject")),
+        TenantRules(slo=LatencySLO(ttft_p95_ms=300.0), on_breach=("downgrade", "reject")),
+    ]
+    out = []
+    for _ in range(n):
+        p50 = rng.randint(10, 1500)
+        budget = TokenBudget(
+            p50_output_tokens=p50,
+            p90_output_tokens=p50 * 2,
+            reasoning_probability=rng.random(),
+            reasoning_tokens=rng.randint(0, 4000),
+            query_class=rng.choice(classes),
+        )
+        request = RouteRequest(
+            model=rng.choice(["auto", "auto", "qwen3-8b", "llama-3.1-8b-instruct"]),
+            prompt_tokens=int(10 ** rng.uniform(1, 4.6)),  # log-uniform 10 .. 40k
+            max_tokens=rng.choice([None, 256, 4096]),
+            cost_target_usd=rng.choice([None, None, 1e-4, 1e-3]),
+            cached_prompt_share=rng.random() / 2,
+        )
+        out.append((request, budget, rng.choice(rules)))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000, help="decisions to time")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    profiles = twenty_profiles(rng)
+    cases = workload(rng, args.n)
+    for request, budget, rules in cases[:500]:  # warm-up
+        decide(request, budget, rules, profiles)
+
+    times_us = []
+    actions: dict[str, int] = {}
+    clock = time.perf_counter_ns
+    for request, budget, rules in cases:
+        t0 = clock()
+        decision = decide(request, budget, rules, profiles)
+        times_us.append((clock() - t0) / 1000)
+        actions[decision.action] = actions.get(decision.action, 0) + 1
+    times_us.sort()
+
+    def pct(q: float) -> float:
+        return times_us[min(len(times_us) - 1, int(q * len(times_us)))]
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    print(f"machine: {cpu}, {os.cpu_count()} cpus, {platform.system()} {platform.release()}")
+    print(
+        f"python {platform.python_version()}, profiles={len(profiles)}, decisions={len(times_us)}"
+    )
+    print(f"actions: {dict(sorted(actions.items()))}")
+    print(
+        "decide latency (us): "
+        f"mean {statistics.fmean(times_us):.1f}  p50 {pct(0.50):.1f}  p90 {pct(0.90):.1f}  "
+        f"p99 {pct(0.99):.1f}  max {times_us[-1]:.1f}"
+    )
+    goal = pct(0.99) < 1000
+    print(f"goal p99 < 1000 us: {'met' if goal else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

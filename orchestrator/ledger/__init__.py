@@ -1,0 +1,43 @@
+"""Usage ledger: what every finished request cost, durable in SQLite.
+
+`UsageLedger(path).append(UsageRecord(...))` is atomic and idempotent per request id; spend
+per tenant and window feeds budgets (`spend(tenant, "day").retry_after_s(now)` gives the 429
+Retry-After); `summary()` feeds `orchestrator usage`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from orchestrator.ledger.records import Status, UsageRecord, UsageSummary, Window, WindowSpend
+from orchestrator.ledger.store import LedgerError, UsageLedger
+from orchestrator.ledger.windows import parse_time, window_bounds
+
+LEDGER_ENV = "ORCHESTRATOR_LEDGER"
+LEDGER_FILENAME = "usage.sqlite3"
+
+
+def default_ledger_path() -> Path:
+    """$ORCHESTRATOR_LEDGER, else <state dir>/usage.sqlite3 (see orchestrator.paths)."""
+    explicit = os.environ.get(LEDGER_ENV)
+    if explicit:
+        return Path(explicit)
+    from orchestrator.paths import state_dir
+
+    return state_dir() / LEDGER_FILENAME
+
+
+__all__ = [
+    "LEDGER_ENV",
+    "LedgerError",
+    "Status",
+    "UsageLedger",
+    "UsageRecord",
+    "UsageSummary",
+    "Window",
+    "WindowSpend",
+    "default_ledger_path",
+    "parse_time",
+    "window_bounds",
+]

@@ -1,0 +1,252 @@
+"""`policy explain`: what a policy means for each tenant, as data (pure) and as text.
+
+Per tenant and request class: the eligible profiles with their effective token prices, the
+cost and latency of the class's reference request on each (idle and fully loaded replica),
+and the cheapest profile that meets the latency SLO; per tenant, the monthly cost of the
+always-on (minimum) replicas of the profiles it may use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from orchestrator.policy.latency import LatencyEstimate, estimate_latency
+from orchestrator.policy.limits import EffectiveLimits
+from orchestrator.policy.model import Policy, TenantPolicy
+from orchestrator.policy.pricing import HOURS_PER_MONTH
+from orchestrator.policy.schema import REQUEST_CLASSES, RequestClass
+
+
+@dataclass(frozen=True)
+class ProfileOption:
+    profile: str
+    output_usd_per_1k: float
+    input_usd_per_1k: float
+    price_source: str
+    request_cost_usd: float
+    idle: LatencyEstimate
+    loaded: LatencyEstimate
+    meets_slo_idle: bool
+    meets_slo_loaded: bool
+    within_cost_cap: bool
+
+
+@dataclass(frozen=True)
+class ClassExplanation:
+    request_class: RequestClass
+    input_tokens: int
+    output_tokens: int
+    limits: EffectiveLimits
+    options: list[ProfileOption]
+    cheapest: str | None  # cheapest profile meeting the SLO on an idle replica
+    note: str
+
+
+@dataclass(frozen=True)
+class TenantExplanation:
+    name: str
+    reachable: bool
+    is_default: bool
+    keys: list[str]
+    budgets: dict[str, float | None]
+    always_on: dict[str, int]
+    min_replicas_usd_per_month: float
+    classes: list[ClassExplanation] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PolicyExplanation:
+    name: str
+    version: str
+    source: str
+    unknown_keys: str
+    cluster_min_usd_per_hour: float
+    cluster_ceiling_usd_per_hour: float | None
+    unused_always_on: list[str]
+    tenants: list[TenantExplanation]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _class(policy: Policy, tenant: TenantPolicy, rc: RequestClass) -> ClassExplanation:
+    lim = tenant.limits(rc)
+    ref = policy.spec.reference_request(rc)
+    n_in, n_out = ref.input_tokens, min(ref.output_tokens, lim.max_tokens or ref.output_tokens)
+    options = []
+    for name in tenant.eligible_profiles(rc):
+        profile = policy.catalog.profile(name)
+        prices = policy.prices[name]
+        cost = prices.cost_usd(n_in, n_out)
+        idle = estimate_latency(profile, n_in, n_out)
+        loaded = estimate_latency(profile, n_in, n_out, loaded=True)
+        options.append(
+            ProfileOption(
+                profile=name,
+                output_usd_per_1k=prices.output_usd_per_token * 1000,
+                input_usd_per_1k=prices.input_usd_per_token * 1000,
+                price_source=prices.output_source,
+                request_cost_usd=cost,
+                idle=idle,
+                loaded=loaded,
+                meets_slo_idle=not idle.misses(lim.latency),
+                meets_slo_loaded=not loaded.misses(lim.latency),
+                within_cost_cap=lim.cost_cap_usd is None or cost <= lim.cost_cap_usd,
+            )
+        )
+    options.sort(key=lambda o: (o.request_cost_usd, o.idle.e2e_ms))
+    meeting = [o for o in options if o.meets_slo_idle]
+    cheapest = meeting[0].profile if meeting else None
+    if not options:
+        note = "no eligible profile"
+    elif cheapest is None:
+        note = "no eligible profile meets the SLO"
+    else:
+        best = meeting[0]
+        parts = [f"{best.profile} at ${best.request_cost_usd:.6f} per reference request"]
+        if not best.meets_slo_loaded:
+            loaded_ok = [o for o in meeting if o.meets_slo_loaded]
+            alt = (
+                f"; under full load {loaded_ok[0].profile}"
+                if loaded_ok
+                else "; nothing under full load"
+            )
+            parts.append(f"(meets the SLO only when lightly loaded{alt})")
+        if not best.within_cost_cap:
+            parts.append(
+                f"(above the ${lim.cost_cap_usd:g} cap: actions {' > '.join(lim.actions.on_cost_cap)})"
+            )
+        elif lim.cost_target_usd is not None and best.request_cost_usd > lim.cost_target_usd:
+            parts.append(f"(above the ${lim.cost_target_usd:g} target)")
+        note = " ".join(parts)
+    return ClassExplanation(rc, n_in, n_out, lim, options, cheapest, note)
+
+
+def explain_policy(policy: Policy) -> PolicyExplanation:
+    """Explain every tenant (unreachable default tenants are listed without details)."""
+    reachable = {t.name for t in policy.reachable_tenants()}
+    tenants = []
+    for t in policy.tenants.values():
+        eligible = t.all_eligible_profiles()
+        always_on = {
+            n: policy.scaling[n].min_replicas for n in eligible if policy.scaling[n].min_replicas
+        }
+        tenants.append(
+            TenantExplanation(
+                name=t.name,
+                reachable=t.name in reachable,
+                is_default=t.is_default,
+                keys=[k.describe() for k in t.key_refs],
+                budgets=t.budgets.model_dump(),
+                always_on=always_on,
+                min_replicas_usd_per_month=policy.min_replicas_cost_per_month(tuple(always_on)),
+                classes=[_class(policy, t, rc) for rc in REQUEST_CLASSES]
+                if t.name in reachable
+                else [],
+            )
+        )
+    used = {
+        n for t in policy.tenants.values() if t.name in reachable for n in t.all_eligible_profiles()
+    }
+    return PolicyExplanation(
+        name=policy.spec.metadata.name or "(unnamed)",
+        version=policy.version,
+        source=policy.source,
+        unknown_keys=policy.spec.unknown_keys,
+        cluster_min_usd_per_hour=policy.min_replicas_cost_per_hour(),
+        cluster_ceiling_usd_per_hour=policy.spec.autoscaling.max_cost_per_hour_usd,
+        unused_always_on=[n for n, b in policy.scaling.items() if b.min_replicas and n not in used],
+        tenants=tenants,
+    )
+
+
+# --- text rendering --------------------------------------------------------------------------
+
+
+def _money(v: float | None) -> str:
+    return "-" if v is None else f"${v:g}"
+
+
+def _limits_line(lim: EffectiveLimits) -> str:
+    slo = [
+        f"{label}<={getattr(lim.latency, f):g}ms"
+        for f, label in (("ttft_p95_ms", "ttft"), ("tpot_p95_ms", "tpot"), ("e2e_p95_ms", "e2e"))
+        if getattr(lim.latency, f) is not None
+    ]
+    floor = [f"tier>={lim.quality_floor.min_tier}"] if lim.quality_floor.min_tier else []
+    if lim.quality_floor.min_score is not None:
+        floor.append(f"score>={lim.quality_floor.min_score:g}")
+    if lim.reasoning.allowed:
+        cap = lim.reasoning.max_reasoning_tokens
+        reasoning = f"allowed{f' (<= {cap} tokens)' if cap else ''}"
+    else:
+        reasoning = "off"
+    return (
+        f"cost target {_money(lim.cost_target_usd)}, cap {_money(lim.cost_cap_usd)}; "
+        f"SLO p95 {' '.join(slo) or 'none'}; quality {' '.join(floor) or 'any'}; "
+        f"max_tokens {lim.max_tokens or '-'}; reasoning {reasoning}; "
+        f"on cost cap {' > '.join(lim.actions.on_cost_cap)}; "
+        f"on budget spent {' > '.join(lim.actions.on_budget_exhausted)}"
+    )
+
+
+def _slo_word(o: ProfileOption) -> str:
+    if o.meets_slo_loaded:
+        return "yes"
+    return "idle only" if o.meets_slo_idle else "no"
+
+
+def render_text(exp: PolicyExplanation) -> str:
+    out = [f"Policy {exp.name} (version {exp.version}, {exp.source})"]
+    ceiling = exp.cluster_ceiling_usd_per_hour
+    out.append(
+        f"Cluster: minimum replicas ${exp.cluster_min_usd_per_hour:.2f}/hour "
+        f"(${exp.cluster_min_usd_per_hour * HOURS_PER_MONTH:,.0f}/month); "
+        f"ceiling {'none' if ceiling is None else f'${ceiling:g}/hour'}"
+    )
+    if exp.unused_always_on:
+        out.append(f"Note: always-on replicas no tenant may use: {', '.join(exp.unused_always_on)}")
+    for t in exp.tenants:
+        out.append("")
+        label = "default tenant " if t.is_default else "tenant "
+        keys = f" [keys: {', '.join(t.keys)}]" if t.keys else ""
+        out.append(f"{label}{t.name}{keys}")
+        if not t.reachable:
+            out.append("  unreachable: the policy defines keys and unknown_keys is reject (401)")
+            continue
+        budgets = ", ".join(
+            f"{_money(v)}/{k.removeprefix('per_').removesuffix('_usd')}"
+            for k, v in t.budgets.items()
+            if v
+        )
+        out.append(f"  budgets: {budgets or 'unlimited'}")
+        always = ", ".join(f"{n} x{k}" for n, k in t.always_on.items()) or "none"
+        out.append(
+            f"  always-on replicas it may use: {always} = ${t.min_replicas_usd_per_month:,.2f}/month"
+        )
+        for c in t.classes:
+            out.append(
+                f"  {c.request_class} (reference request {c.input_tokens} in / {c.output_tokens} out)"
+            )
+            out.append(f"    {_limits_line(c.limits)}")
+            if c.options:
+                out.append(
+                    f"    {'profile':<22}{'$/1K out':>11}{'$/1K in':>11}{'request $':>11}"
+                    f"{'ttft ms':>9}{'tpot ms':>9}{'e2e ms':>9}  SLO"
+                )
+            for o in c.options:
+                src = "*" if o.price_source == "explicit" else " "
+                out.append(
+                    f"    {o.profile:<22}{o.output_usd_per_1k:>10.6f}{src}{o.input_usd_per_1k:>11.6f}"
+                    f"{o.request_cost_usd:>11.6f}{o.idle.ttft_ms:>9.0f}{o.idle.tpot_ms:>9.1f}"
+                    f"{o.idle.e2e_ms:>9.0f}  {_slo_word(o)}"
+                )
+            out.append(f"    => cheapest meeting the SLO: {c.note}")
+    out.append("")
+    out.append(
+        "(* explicit price from the policy; others derived from $/replica-hour and throughput;"
+    )
+    out.append(
+        " latencies are idle-replica estimates from catalog figures; 'idle only' = missed at full load)"
+    )
+    return "\n".join(out)

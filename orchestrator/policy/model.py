@@ -1,0 +1,120 @@
+"""A loaded policy: the spec resolved against one catalog, ready for the router and server.
+
+`Policy` is immutable; hot reload swaps whole objects (see `watch.py`). Invariants:
+- every tenant (the default one included) has EffectiveLimits for all four request classes;
+- `eligible_profiles` lists catalog profiles only, in catalog order, after allowed/denied
+  lists, the quality floor and `max_replicas: 0` are applied;
+- API keys are held only as SHA-256 digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from orchestrator.catalog.schema import Catalog
+from orchestrator.policy.limits import EffectiveLimits
+from orchestrator.policy.pricing import HOURS_PER_MONTH, TokenPrices
+from orchestrator.policy.schema import Budgets, KeyRef, PolicySpec, RequestClass
+
+
+@dataclass(frozen=True)
+class ScalingBounds:
+    """Effective autoscaling settings of one profile (catalog bounds narrowed by the policy)."""
+
+    profile: str
+    min_replicas: int
+    max_replicas: int
+    headroom: float
+    scale_to_zero: bool
+
+
+@dataclass(frozen=True)
+class TenantPolicy:
+    """Everything the router needs to know about one tenant."""
+
+    name: str
+    is_default: bool
+    budgets: Budgets
+    classes: Mapping[RequestClass, EffectiveLimits]
+    eligible: Mapping[RequestClass, tuple[str, ...]]
+    key_refs: tuple[KeyRef, ...] = ()
+    description: str | None = None
+
+    def limits(self, request_class: RequestClass = "standard") -> EffectiveLimits:
+        """Effective limits for a request class (unknown classes get `standard`)."""
+        return self.classes.get(request_class) or self.classes["standard"]
+
+    def eligible_profiles(self, request_class: RequestClass = "standard") -> tuple[str, ...]:
+        """Profiles this tenant may use for the class (before family / context-length filters)."""
+        found = self.eligible.get(request_class)
+        return found if found is not None else self.eligible["standard"]
+
+    def all_eligible_profiles(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for names in self.eligible.values():
+            seen.update(dict.fromkeys(names))
+        return tuple(seen)
+
+
+def key_digest(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy resolved against `catalog`."""
+
+    spec: PolicySpec
+    catalog: Catalog
+    tenants: Mapping[str, TenantPolicy]
+    default_tenant: TenantPolicy
+    prices: Mapping[str, TokenPrices]
+    scaling: Mapping[str, ScalingBounds]
+    version: str
+    source: str
+    secrets_resolved: bool
+    key_files: tuple[str, ...] = ()
+    _key_index: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def defines_keys(self) -> bool:
+        return any(not t.is_default for t in self.tenants.values())
+
+    def resolve_tenant(self, api_key: str | None) -> TenantPolicy | None:
+        """The tenant a bearer token belongs to; None means "unknown key" (answer 401).
+
+        Without keys in the policy everyone is the default tenant. With keys, an unknown or
+        missing key is the default tenant only under `unknown_keys: default_tenant`.
+        """
+        if not self.defines_keys:
+            return self.default_tenant
+        if not self.secrets_resolved:
+            raise RuntimeError("policy was loaded without resolving API keys (structure only)")
+        if api_key:
+            name = self._key_index.get(key_digest(api_key))
+            if name is not None:
+                return self.tenants[name]
+        return self.default_tenant if self.spec.unknown_keys == "default_tenant" else None
+
+    def tenant(self, name: str) -> TenantPolicy:
+        return self.tenants[name]
+
+    def reachable_tenants(self) -> list[TenantPolicy]:
+        """Tenants a request can end up as (the default tenant only when it is reachable)."""
+        named = [t for t in self.tenants.values() if not t.is_default]
+        if not named or self.spec.unknown_keys == "default_tenant":
+            return [self.default_tenant, *named]
+        return named
+
+    def min_replicas_cost_per_hour(self, profiles: tuple[str, ...] | None = None) -> float:
+        """USD/hour of the always-on replicas of `profiles` (default: the whole catalog)."""
+        names = profiles if profiles is not None else tuple(self.scaling)
+        return sum(
+            self.scaling[n].min_replicas * self.catalog.profile(n).price_per_replica_hour_usd
+            for n in names
+        )
+
+    def min_replicas_cost_per_month(self, profiles: tuple[str, ...] | None = None) -> float:
+        return self.min_replicas_cost_per_hour(profiles) * HOURS_PER_MONTH

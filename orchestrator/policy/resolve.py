@@ -1,0 +1,141 @@
+"""Resolve a PolicySpec against a Catalog: effective limits, eligible profiles, scaling bounds.
+
+Pure and total: it never raises on a structurally valid spec (unknown profile names simply
+match nothing); `checks.py` reports such problems with file and line. The `Merged` records
+kept here tell the checks which YAML line set each effective value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.catalog.schema import QUALITY_TIER_ORDER, Catalog, Profile
+from orchestrator.policy.limits import (
+    BUILTIN,
+    EffectiveLimits,
+    Layer,
+    Loc,
+    Merged,
+    effective_budgets,
+    effective_limits,
+)
+from orchestrator.policy.model import ScalingBounds, TenantPolicy
+from orchestrator.policy.schema import (
+    REQUEST_CLASSES,
+    PolicySpec,
+    QualityFloor,
+    RequestClass,
+    TenantDefaults,
+)
+
+
+def meets_quality_floor(profile: Profile, floor: QualityFloor) -> bool:
+    """Tier at least min_tier and, when min_score is set, a score at least min_score."""
+    if floor.min_tier is not None and (
+        QUALITY_TIER_ORDER[profile.quality.tier] < QUALITY_TIER_ORDER[floor.min_tier]
+    ):
+        return False
+    if floor.min_score is not None:
+        return profile.quality.score is not None and profile.quality.score >= floor.min_score
+    return True
+
+
+def eligible_profiles(
+    limits: EffectiveLimits, catalog: Catalog, scaling: dict[str, ScalingBounds]
+) -> tuple[str, ...]:
+    """Catalog profiles (catalog order) allowed, not denied, above the floor, max_replicas > 0."""
+    out = []
+    for p in catalog.profiles:
+        if limits.allowed_profiles is not None and p.name not in limits.allowed_profiles:
+            continue
+        if p.name in limits.denied_profiles:
+            continue
+        if not meets_quality_floor(p, limits.quality_floor):
+            continue
+        if scaling[p.name].max_replicas <= 0:
+            continue
+        out.append(p.name)
+    return tuple(out)
+
+
+def scaling_bounds(spec: PolicySpec, catalog: Catalog) -> dict[str, ScalingBounds]:
+    """Effective bounds per catalog profile; conflicts are clamped here and reported by checks."""
+    auto = spec.autoscaling
+    out = {}
+    for p in catalog.profiles:
+        own = auto.profiles.get(p.name)
+        lo = own.min_replicas if own and own.min_replicas is not None else p.replicas.min
+        hi = own.max_replicas if own and own.max_replicas is not None else p.replicas.max
+        to_zero = own.scale_to_zero if own and own.scale_to_zero is not None else auto.scale_to_zero
+        headroom = own.headroom if own and own.headroom is not None else auto.headroom
+        lo = max(lo, p.replicas.min)
+        hi = min(hi, p.replicas.max)
+        if not to_zero and hi > 0:
+            lo = max(lo, 1)
+        lo = min(lo, hi)
+        out[p.name] = ScalingBounds(p.name, lo, hi, headroom, to_zero and lo == 0)
+    return out
+
+
+@dataclass(frozen=True)
+class ResolvedTenant:
+    tenant: TenantPolicy
+    limits_merged: dict[RequestClass, Merged]
+    budgets_merged: Merged
+    loc: Loc
+
+
+def _class_layer(block: TenantDefaults, loc: Loc, rc: RequestClass) -> Layer:
+    return Layer(block.classes.get(rc), loc + ("classes", rc))
+
+
+def resolve_tenant(
+    spec: PolicySpec,
+    catalog: Catalog,
+    scaling: dict[str, ScalingBounds],
+    block: TenantDefaults,
+    loc: Loc,
+    *,
+    is_default: bool,
+) -> ResolvedTenant:
+    """Effective limits of one tenant block for every request class."""
+    classes: dict[RequestClass, EffectiveLimits] = {}
+    merges: dict[RequestClass, Merged] = {}
+    eligible: dict[RequestClass, tuple[str, ...]] = {}
+    for rc in REQUEST_CLASSES:
+        layers = [
+            Layer(BUILTIN, None),
+            Layer(spec.defaults, ("defaults",)),
+            _class_layer(spec.defaults, ("defaults",), rc),
+            Layer(block, loc),
+            _class_layer(block, loc, rc),
+        ]
+        classes[rc], merges[rc] = effective_limits(layers)
+        eligible[rc] = eligible_profiles(classes[rc], catalog, scaling)
+    budgets, budgets_merged = effective_budgets(
+        [Layer(spec.defaults, ("defaults",)), Layer(block, loc)]
+    )
+    tenant = TenantPolicy(
+        name=getattr(block, "name", "default"),
+        is_default=is_default,
+        budgets=budgets,
+        classes=classes,
+        eligible=eligible,
+        key_refs=tuple(getattr(block, "api_keys", ()) or ()),
+        description=getattr(block, "description", None),
+    )
+    return ResolvedTenant(tenant, merges, budgets_merged, loc)
+
+
+def resolve_tenants(
+    spec: PolicySpec, catalog: Catalog, scaling: dict[str, ScalingBounds]
+) -> list[ResolvedTenant]:
+    """The default tenant first, then the named tenants in file order."""
+    out = [
+        resolve_tenant(
+            spec, catalog, scaling, spec.default_tenant, ("default_tenant",), is_default=True
+        )
+    ]
+    for i, t in enumerate(spec.tenants):
+        out.append(resolve_tenant(spec, catalog, scaling, t, ("tenants", i), is_default=False))
+    return out

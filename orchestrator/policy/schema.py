@@ -1,0 +1,327 @@
+"""Policy file schema (`apiVersion: orchestrator/v1`, `kind: Policy`): the SRE's contract.
+
+This module describes what a policy file may say; it does not know the catalog. Invariants
+enforced here (catalog-independent):
+- every model forbids unknown fields; API keys are references (`env` or `file`), never inline;
+- action lists are non-empty, without duplicates, and `reject` can only come last;
+- a block never lists a profile as both allowed and denied;
+- tenant names are DNS labels (uniqueness is checked with line numbers in `checks.py`).
+Settings that "are not set" stay `None` (or out of `model_fields_set`) so that layers can be
+merged: more specific blocks override less specific ones field by field (see `limits.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from orchestrator.catalog.schema import QualityTier
+
+API_VERSION = "orchestrator/v1"
+KIND = "Policy"
+
+RequestClass = Literal["standard", "long_form", "reasoning", "long_context"]
+REQUEST_CLASSES: tuple[RequestClass, ...] = ("standard", "long_form", "reasoning", "long_context")
+Action = Literal["downgrade", "cap_tokens", "reject"]
+UnknownKeys = Literal["reject", "default_tenant"]
+
+_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+def _invalid(reason: str) -> PydanticCustomError:
+    """A validation error whose message is exactly `reason` (no "Value error, " prefix)."""
+    return PydanticCustomError("policy_invalid", "{reason}", {"reason": reason})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- per tenant / per request class limits ---------------------------------------------------
+
+
+class LatencySLO(_Strict):
+    """Latency objectives at the 95th percentile, in milliseconds (unset = no objective)."""
+
+    ttft_p95_ms: float | None = Field(None, gt=0, description="time to first token, p95")
+    tpot_p95_ms: float | None = Field(None, gt=0, description="time per output token, p95")
+    e2e_p95_ms: float | None = Field(None, gt=0, description="end-to-end request latency, p95")
+
+
+class QualityFloor(_Strict):
+    """The weakest profile allowed: its tier must be >= min_tier (small < medium < large <
+    frontier) and, when min_score is set, its catalog quality score must be >= min_score
+    (a profile without a score then fails the floor)."""
+
+    min_tier: QualityTier | None = None
+    min_score: float | None = Field(None, ge=0, le=100)
+
+
+def _check_action_list(v: list[Action]) -> list[Action]:
+    if not v:
+        raise _invalid("list at least one action (reject is applied when none fits)")
+    dupes = sorted({a for a in v if v.count(a) > 1})
+    if dupes:
+        raise _invalid(f"duplicate action(s): {', '.join(dupes)}")
+    if "reject" in v and v[-1] != "reject":
+        raise _invalid("reject must be the last action: nothing after it can run")
+    return v
+
+
+class Actions(_Strict):
+    """What the router tries, in order, when a request would break its cost cap or the tenant's
+    budget is spent. `downgrade` = a cheaper eligible profile; `cap_tokens` = lower max_tokens
+    until the estimate fits (never below cap_tokens_floor); `reject` = 402 (cost cap) or 429
+    (budget). When no listed action makes the request fit, it is rejected."""
+
+    on_cost_cap: list[Action] = Field(default_factory=lambda: ["downgrade", "cap_tokens", "reject"])
+    on_budget_exhausted: list[Action] = Field(default_factory=lambda: ["reject"])
+    cap_tokens_floor: int = Field(
+        16, ge=1, description="cap_tokens never lowers max_tokens below this"
+    )
+
+    @field_validator("on_cost_cap", "on_budget_exhausted")
+    @classmethod
+    def _valid_order(cls, v: list[Action]) -> list[Action]:
+        return _check_action_list(v)
+
+
+class ReasoningLimits(_Strict):
+    """May requests use reasoning ("thinking") mode, and how many reasoning tokens at most."""
+
+    allowed: bool = True
+    max_reasoning_tokens: int | None = Field(None, ge=1)
+
+
+class Limits(_Strict):
+    """Settings that apply per tenant and may be overridden per request class.
+
+    Every field is optional: an unset field inherits from the next less specific block.
+    """
+
+    cost_target_usd: float | None = Field(
+        None, gt=0, description="per-request cost the router aims at (cheapest profile under it)"
+    )
+    cost_cap_usd: float | None = Field(
+        None,
+        gt=0,
+        description="hard per-request cost cap; breaking it triggers actions.on_cost_cap",
+    )
+    latency: LatencySLO | None = None
+    quality_floor: QualityFloor | None = None
+    actions: Actions | None = None
+    reasoning: ReasoningLimits | None = None
+    max_tokens: int | None = Field(
+        None, ge=1, description="cap on max_tokens; larger requests are lowered to it"
+    )
+    allowed_profiles: list[str] | None = Field(
+        None, description="profile names this tenant may use (unset = all profiles)"
+    )
+    denied_profiles: list[str] | None = Field(
+        None, description="profile names this tenant may never use"
+    )
+
+    @model_validator(mode="after")
+    def _allowed_denied_disjoint(self) -> Limits:
+        both = sorted(set(self.allowed_profiles or ()) & set(self.denied_profiles or ()))
+        if both:
+            raise _invalid(f"profile(s) both allowed and denied: {', '.join(both)}")
+        return self
+
+
+class Budgets(_Strict):
+    """Spend budgets in USD per UTC calendar hour, day and month (unset = unlimited)."""
+
+    per_hour_usd: float | None = Field(None, gt=0)
+    per_day_usd: float | None = Field(None, gt=0)
+    per_month_usd: float | None = Field(None, gt=0)
+
+
+class TenantDefaults(Limits):
+    """Limits plus the per-tenant parts: budgets and per-request-class overrides."""
+
+    budgets: Budgets | None = None
+    classes: dict[RequestClass, Limits] = Field(
+        default_factory=dict, description="overrides per request class"
+    )
+
+
+# --- tenants ---------------------------------------------------------------------------------
+
+
+class KeyRef(_Strict):
+    """Where a tenant's API key comes from: an environment variable, or a file (one key per
+    non-empty line not starting with '#'; relative paths are relative to the policy file)."""
+
+    env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    file: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_secret(cls, data: object) -> object:
+        if isinstance(data, str | int):
+            raise _invalid("inline API keys are not allowed: use {env: VAR_NAME} or {file: PATH}")
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> KeyRef:
+        if (self.env is None) == (self.file is None):
+            raise _invalid("give exactly one of env or file")
+        return self
+
+    def describe(self) -> str:
+        return f"env:{self.env}" if self.env is not None else f"file:{self.file}"
+
+
+class DefaultTenantSpec(TenantDefaults):
+    """The tenant for every request when the policy defines no keys (and for unknown keys when
+    `unknown_keys: default_tenant`)."""
+
+    name: str = Field("default", pattern=_NAME_PATTERN)
+    description: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_keys(cls, data: object) -> object:
+        if isinstance(data, dict) and "api_keys" in data:
+            raise _invalid("the default tenant has no API keys; define a tenant under `tenants`")
+        return data
+
+
+class TenantSpec(TenantDefaults):
+    """A named tenant, identified by any of its API keys."""
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    description: str | None = None
+    api_keys: list[KeyRef] = Field(min_length=1)
+
+
+# --- pricing ---------------------------------------------------------------------------------
+
+
+class ProfilePrice(_Strict):
+    """Explicit token prices for one profile, USD per 1M tokens. Each field set here wins over
+    the price derived from the catalog; unset fields are derived."""
+
+    input_usd_per_1m: float | None = Field(None, ge=0)
+    cached_input_usd_per_1m: float | None = Field(None, ge=0)
+    output_usd_per_1m: float | None = Field(None, ge=0)
+
+
+class PricingSpec(_Strict):
+    """How token prices are obtained (see docs/policy.md for the derivation formula)."""
+
+    utilization: float = Field(
+        0.6, gt=0, le=1, description="fraction of a replica's capacity assumed paid by traffic"
+    )
+    cached_input_ratio: float = Field(
+        0.1, ge=0, le=1, description="cached-input price as a fraction of the input price"
+    )
+    profiles: dict[str, ProfilePrice] = Field(default_factory=dict)
+
+
+# --- autoscaling -----------------------------------------------------------------------------
+
+
+class ProfileScaling(_Strict):
+    """Scaling bounds for one profile; they must lie within the catalog's replicas.min/max."""
+
+    min_replicas: int | None = Field(None, ge=0)
+    max_replicas: int | None = Field(None, ge=0)
+    headroom: float | None = Field(None, ge=0, le=10)
+    scale_to_zero: bool | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ProfileScaling:
+        if (
+            self.min_replicas is not None
+            and self.max_replicas is not None
+            and self.min_replicas > self.max_replicas
+        ):
+            raise _invalid("min_replicas must be <= max_replicas")
+        if self.scale_to_zero is False and self.min_replicas == 0:
+            raise _invalid("min_replicas 0 contradicts scale_to_zero: false")
+        return self
+
+
+class AutoscalingSpec(_Strict):
+    """Cluster-wide scaling settings; `profiles` narrows the catalog's bounds per profile."""
+
+    headroom: float = Field(
+        0.2, ge=0, le=10, description="spare capacity kept above demand (0.2 = 20 %)"
+    )
+    scale_to_zero: bool = Field(
+        True, description="profiles whose minimum is 0 may scale to zero replicas"
+    )
+    max_cost_per_hour_usd: float | None = Field(
+        None, gt=0, description="ceiling on the whole cluster's replica cost"
+    )
+    profiles: dict[str, ProfileScaling] = Field(default_factory=dict)
+
+
+# --- the document ----------------------------------------------------------------------------
+
+
+class ReferenceRequest(_Strict):
+    """A typical request of a class; used to check SLO feasibility and in `policy explain`."""
+
+    input_tokens: int = Field(ge=1)
+    output_tokens: int = Field(ge=1)
+
+
+DEFAULT_REFERENCE_REQUESTS: dict[str, ReferenceRequest] = {
+    "standard": ReferenceRequest(input_tokens=500, output_tokens=250),
+    "long_form": ReferenceRequest(input_tokens=500, output_tokens=1500),
+    "reasoning": ReferenceRequest(input_tokens=500, output_tokens=4000),
+    "long_context": ReferenceRequest(input_tokens=16000, output_tokens=500),
+}
+
+
+class Metadata(_Strict):
+    name: str | None = None
+    description: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class PolicySpec(_Strict):
+    """A policy file as written. Cross-checks against the catalog happen in `checks.py`."""
+
+    apiVersion: Literal["orchestrator/v1"]  # noqa: N815 (k8s-style key)
+    kind: Literal["Policy"]
+    metadata: Metadata = Metadata()
+    catalog: str | None = Field(
+        None,
+        description="catalog this policy is written for (CLI hint; relative to this file). "
+        "The server always checks the policy against the catalog it serves.",
+    )
+    unknown_keys: UnknownKeys = Field(
+        "reject",
+        description="when tenants define keys: reject unknown/missing keys (401) or treat "
+        "them as the default tenant",
+    )
+    defaults: TenantDefaults = Field(
+        default_factory=TenantDefaults, description="inherited by every tenant"
+    )
+    default_tenant: DefaultTenantSpec = Field(default_factory=DefaultTenantSpec)
+    tenants: list[TenantSpec] = Field(default_factory=list)
+    reference_requests: dict[RequestClass, ReferenceRequest] = Field(default_factory=dict)
+    pricing: PricingSpec = Field(default_factory=PricingSpec)
+    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
+
+    def reference_request(self, request_class: RequestClass) -> ReferenceRequest:
+        """The typical request of a class (this file's override, else the built-in one)."""
+        found = self.reference_requests.get(request_class)
+        return found if found is not None else DEFAULT_REFERENCE_REQUESTS[request_class]
+
+
+def policy_json_schema() -> dict:
+    """JSON Schema (draft 2020-12) of a policy file, for editors and CI."""
+    schema = PolicySpec.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://orchestrator.dev/schemas/policy-v1.json",
+        "title": "orchestrator Policy (orchestrator/v1)",
+        **schema,
+    }

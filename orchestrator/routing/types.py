@@ -1,0 +1,234 @@
+"""The router's own input and output types (decoupled from the policy and predictor schemas).
+
+Adapters elsewhere build these from the policy file, the predictor's output, the catalog and
+live replica stats; `decide` only ever sees these. All models are frozen pydantic models with
+`extra="forbid"`; `Decision` is JSON-serializable with `model_dump(mode="json")`.
+
+Token conventions (shared by every field below):
+- `TokenBudget.p50/p90_output_tokens` count the visible answer only, never reasoning tokens;
+- `TokenBudget.reasoning_tokens` is what the model is expected to think when thinking is on
+  at full effort (not weighted by `reasoning_probability`);
+- every `max_tokens` (caller's, policy cap, `Decision.max_tokens`) bounds ALL generated tokens,
+  reasoning included, as vLLM's and OpenAI's `max_tokens` do.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+QualityTier = Literal["small", "medium", "large", "frontier"]
+TIER_RANK: dict[str, int] = {"small": 0, "medium": 1, "large": 2, "frontier": 3}
+QueryClass = Literal["standard", "long_form", "reasoning", "long_context"]
+ReasoningControl = Literal["none", "enable_thinking", "reasoning_effort"]
+BreachAction = Literal["downgrade", "cap_tokens", "reject"]
+Action = Literal["route", "downgrade", "cap_tokens", "reject"]
+Effort = Literal["low", "medium", "high"]
+ReasoningLevel = Literal["off", "low", "medium", "high"]
+REASONING_LEVELS: tuple[ReasoningLevel, ...] = ("off", "low", "medium", "high")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- inputs
+
+
+class RouteRequest(_Frozen):
+    """What the caller asked for, already tokenized."""
+
+    model: str = Field("auto", min_length=1, description="'auto', a family or a profile name")
+    prompt_tokens: int = Field(ge=0)
+    max_tokens: int | None = Field(None, ge=1, description="caller's cap on generated tokens")
+    cost_target_usd: float | None = Field(None, ge=0, description="caller's per-request target")
+    latency_slo_ms: float | None = Field(None, gt=0, description="caller's end-to-end SLO")
+    cached_prompt_share: float = Field(0.0, ge=0, le=1, description="expected prefix-cache hits")
+    wants_reasoning: bool | None = Field(None, description="explicit caller setting, if any")
+
+
+class TokenBudget(_Frozen):
+    """The predictor's view of the request (see the module docstring for token conventions)."""
+
+    p50_output_tokens: int = Field(ge=0)
+    p90_output_tokens: int = Field(ge=0)
+    reasoning_probability: float = Field(0.0, ge=0, le=1)
+    reasoning_tokens: int = Field(0, ge=0)
+    query_class: QueryClass = "standard"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TokenBudget:
+        if self.p90_output_tokens < self.p50_output_tokens:
+            raise ValueError("p90_output_tokens must be >= p50_output_tokens")
+        return self
+
+
+class LatencySLO(_Frozen):
+    """p95 targets; None means no target."""
+
+    ttft_p95_ms: float | None = Field(None, gt=0)
+    tpot_p95_ms: float | None = Field(None, gt=0)
+    e2e_p95_ms: float | None = Field(None, gt=0)
+
+
+class TenantRules(_Frozen):
+    """The tenant's slice of the policy, with its live remaining budget."""
+
+    tenant: str = "default"
+    allowed_profiles: tuple[str, ...] | None = Field(None, description="None = every profile")
+    cost_target_usd: float | None = Field(None, ge=0, description="per-request soft target")
+    cost_cap_usd: float | None = Field(None, ge=0, description="per-request hard cap")
+    slo: LatencySLO = LatencySLO()
+    quality_floor: QualityTier = "small"
+    on_breach: tuple[BreachAction, ...] = ("downgrade", "cap_tokens", "reject")
+    reasoning_allowed: bool = True
+    max_reasoning_tokens: int | None = Field(None, ge=0)
+    max_tokens_cap: int | None = Field(None, ge=1)
+    remaining_budget_usd: float | None = Field(None, description="None = unlimited")
+    budget_retry_after_s: int | None = Field(
+        None, ge=0, description="seconds to the next budget window (429 Retry-After)"
+    )
+
+
+class ProfilePrices(_Frozen):
+    """USD per token."""
+
+    input: float = Field(ge=0)
+    cached_input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class ProfilePerformance(_Frozen):
+    """Per-replica capacity figures.
+
+    `single_stream_tokens_per_s` is the speed of one request alone as a benchmark measures it,
+    i.e. WITH speculative decoding when the profile has it; `spec_expected_speedup` (1.0 = no
+    speculation) lets the estimator recover the plain speed and fade the gain under load.
+    """
+
+    single_stream_tokens_per_s: float = Field(gt=0)
+    output_tokens_per_s: float = Field(gt=0, description="aggregate at max_concurrency")
+    prefill_tokens_per_s: float = Field(gt=0)
+    max_concurrency: int = Field(ge=1)
+    ttft_ms_base: float = Field(0.0, ge=0)
+    spec_expected_speedup: float = Field(1.0, gt=0)
+    cold_start_ms: float = Field(120_000.0, ge=0, description="wait when no replica runs")
+
+
+class LiveState(_Frozen):
+    """What the serving layer knows about the profile right now (all replicas together)."""
+
+    replicas_running: int = Field(1, ge=0)
+    requests_queued: int = Field(0, ge=0)
+    requests_in_flight: int = Field(0, ge=0)
+    recent_ttft_ms: float | None = Field(None, ge=0, description="recent p50-ish, fresh only")
+    recent_tpot_ms: float | None = Field(None, ge=0, description="recent p50-ish, fresh only")
+    healthy: bool = True
+
+
+class ProfileView(_Frozen):
+    """One profile as the router sees it."""
+
+    name: str
+    family: str = Field(description="served_model_name")
+    max_model_len: int = Field(ge=1)
+    quality_tier: QualityTier = "small"
+    reasoning_supported: bool = False
+    reasoning_control: ReasoningControl = "none"
+    reasoning_default_on: bool = False
+    prices: ProfilePrices
+    performance: ProfilePerformance
+    live: LiveState = LiveState()
+
+
+class RoutingKnobs(_Frozen):
+    """Tunables of the decision; defaults are documented in docs/routing.md."""
+
+    min_useful_tokens: int = Field(16, ge=1, description="smallest cap worth routing")
+    reasoning_on_probability: float = Field(0.5, ge=0, le=1)
+    reasoning_high_probability: float = Field(0.8, ge=0, le=1)
+    effort_token_share: dict[str, float] = Field(
+        default_factory=lambda: {"low": 0.25, "medium": 0.5, "high": 1.0}
+    )
+    reasoning_budget_share: float = Field(
+        0.02, gt=0, description="reasoning may cost at most this share of the remaining budget"
+    )
+    reasoning_class_tier_capable: QualityTier = "medium"
+    reasoning_class_tier_plain: QualityTier = "large"
+    typical_request_output_tokens: int = Field(256, ge=1, description="for queue drain time")
+    prefill_load_slowdown: float = Field(1.0, ge=0, description="prefill x (1 + this*load)")
+
+
+DEFAULT_KNOBS = RoutingKnobs()
+
+
+# ---------------------------------------------------------------- outputs
+
+
+class ReasoningSetting(_Frozen):
+    """What to send for reasoning; `expected_tokens` is what the estimates assumed."""
+
+    enabled: bool = False
+    effort: Effort | None = None
+    token_cap: int | None = Field(None, description="reasoning-token cap (thinking budget)")
+    expected_tokens: int = 0
+    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
+    request_params: dict[str, Any] = Field(default_factory=dict)
+    note: str = ""
+
+
+class Estimate(_Frozen):
+    """One candidate priced under current load. Latencies include the queue wait."""
+
+    cost_usd: float = Field(description="expected: p50 answer + expected reasoning tokens")
+    cost_usd_p90: float
+    latency_ms: float = Field(description="expected end-to-end")
+    latency_ms_p90: float
+    queue_wait_ms: float
+    ttft_ms: float = Field(description="queue wait + time to first token")
+    tpot_ms: float
+    spec_speedup: float = Field(description="effective speculative speed-up at current load")
+    output_tokens: int = Field(description="expected generated tokens, reasoning included")
+    output_tokens_p90: int
+    reasoning_tokens: int
+    max_tokens: int = Field(description="cap this candidate would be sent with")
+
+
+class CandidateReport(_Frozen):
+    """Every profile, whether it won, and why not."""
+
+    profile: str
+    family: str
+    tier: QualityTier
+    chosen: bool = False
+    stage: str = Field(description="last stage it was evaluated in")
+    lost_because: tuple[str, ...] = ()
+    detail: str = ""
+    estimate: Estimate | None = None
+
+
+class Rejection(_Frozen):
+    status: int
+    code: str
+    message: str
+    retry_after_s: int | None = None
+
+
+class Decision(_Frozen):
+    """The outcome of `decide`. `profile` is None exactly when `action == "reject"`."""
+
+    action: Action
+    profile: str | None
+    reason: str = Field(description="short, ASCII; for the X-Orchestrator-Decision header")
+    max_tokens: int | None = None
+    reasoning: ReasoningSetting | None = None
+    estimate: Estimate | None = None
+    rejection: Rejection | None = None
+    query_class: QueryClass
+    predicted_tokens: tuple[int, int] = Field(description="(p50, p90) answer tokens")
+    cost_target_usd: float | None = None
+    cost_cap_usd: float | None = None
+    slo: LatencySLO = LatencySLO()
+    steps: tuple[str, ...] = ()
+    candidates: tuple[CandidateReport, ...] = ()

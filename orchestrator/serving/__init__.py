@@ -1,0 +1,1 @@
+"""The serving edge: profiles as ray.serve.llm deployments behind an OpenAI-compatible ingress."""

@@ -1,0 +1,75 @@
+"""Ray Serve application builder: one ray.serve.llm deployment per profile plus our ingress.
+
+`build_app` is the import path KubeRay's serveConfigV2 and `orchestrator serve` both use:
+`orchestrator.serving.app:build_app` with args `{"deployments": PATH, "policy": PATH, ...}`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.models import resolve_model
+from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
+from orchestrator.serving.engine_config import DEPLOYMENT_PREFIX, llm_config_dict
+
+INGRESS_NUM_CPUS = 0.25
+
+
+class AppArgs(BaseModel):
+    """Arguments of the Serve application (serveConfigV2 `args`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deployments: str = Field(str(DEFAULT_DEPLOYMENTS), description="profile catalog file")
+    policy: str = Field(str(DEFAULT_POLICY), description="policy file (watched, hot-reloaded)")
+    ledger_path: str | None = Field(None, description="SQLite usage ledger path")
+    state_dir: str | None = Field(None, description="directory for learned state (calibration)")
+    ingress_num_cpus: float = Field(INGRESS_NUM_CPUS, ge=0)
+
+
+def build_profile_deployments(catalog: Catalog) -> dict[str, Any]:
+    """One ray.serve.llm LLMServer deployment per profile, keyed by profile name."""
+    from ray.serve.llm import LLMConfig, build_llm_deployment
+
+    deployments = {}
+    for profile in catalog.profiles:
+        config = LLMConfig.model_validate(llm_config_dict(profile, resolve_model(profile.model)))
+        deployments[profile.name] = build_llm_deployment(config, name_prefix=DEPLOYMENT_PREFIX)
+    return deployments
+
+
+def build_app(args: dict[str, Any] | None = None) -> Any:
+    """Build the orchestrator Serve application from its args (see `AppArgs`)."""
+    from ray import serve
+    from ray.llm._internal.serve.core.configs.openai_api_models import to_model_metadata
+    from ray.serve.llm import LLMConfig
+
+    from orchestrator.serving.ingress import OrchestratorIngress, fastapi_app
+
+    app_args = AppArgs.model_validate(args or {})
+    catalog = load_catalog(Path(app_args.deployments))
+    deployments = build_profile_deployments(catalog)
+    model_cards = {
+        p.name: to_model_metadata(
+            p.name, LLMConfig.model_validate(llm_config_dict(p, resolve_model(p.model)))
+        )
+        for p in catalog.profiles
+    }
+    ingress_cls = serve.ingress(fastapi_app)(OrchestratorIngress)
+    ingress = serve.deployment(
+        ingress_cls,
+        name="ingress",
+        num_replicas=1,
+        max_ongoing_requests=1000,
+        ray_actor_options={"num_cpus": app_args.ingress_num_cpus},
+        graceful_shutdown_timeout_s=60,
+    )
+    return ingress.bind(
+        deployments,
+        model_cards,
+        catalog=catalog.model_dump(mode="json"),
+    )

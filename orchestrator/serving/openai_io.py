@@ -1,0 +1,109 @@
+"""Parse and check OpenAI request bodies; rewrite engine output for the client.
+
+Invariants: a body that fails here never reaches an engine; every failure is an
+`OrchestratorHTTPError` with a 4xx status naming the offending field (`param`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from orchestrator.serving.errors import OrchestratorHTTPError, param_from_loc
+
+Endpoint = Literal["chat", "completions"]
+
+
+def parse_json_body(raw: bytes) -> dict[str, Any]:
+    """Decode a request body that must be a JSON object."""
+    if not raw:
+        raise OrchestratorHTTPError(400, "request body is empty; expected a JSON object")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise OrchestratorHTTPError(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise OrchestratorHTTPError(400, "request body must be a JSON object")
+    return body
+
+
+def _positive_int(body: dict[str, Any], field: str) -> None:
+    value = body.get(field)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OrchestratorHTTPError(400, f"'{field}' must be an integer", param=field)
+    if value < 1:
+        raise OrchestratorHTTPError(400, f"'{field}' must be at least 1, got {value}", param=field)
+
+
+def check_common_fields(body: dict[str, Any], endpoint: Endpoint) -> None:
+    """Checks that give a clearer message than the engine's own validation."""
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise OrchestratorHTTPError(400, "'model' must be a string", param="model")
+    _positive_int(body, "max_tokens")
+    _positive_int(body, "max_completion_tokens")
+    _positive_int(body, "n")
+    if endpoint == "chat":
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise OrchestratorHTTPError(
+                400, "'messages' must be a non-empty array of messages", param="messages"
+            )
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or "role" not in m:
+                raise OrchestratorHTTPError(
+                    400, f"messages[{i}] must be an object with a 'role'", param=f"messages[{i}]"
+                )
+    else:
+        prompt = body.get("prompt")
+        if prompt is None or prompt == "" or prompt == []:
+            raise OrchestratorHTTPError(400, "'prompt' is required", param="prompt")
+
+
+def validate_request(body: dict[str, Any], endpoint: Endpoint) -> Any:
+    """Build vLLM's request model (via ray.serve.llm) from a checked body."""
+    from ray.serve.llm.openai_api_models import ChatCompletionRequest, CompletionRequest
+
+    model_cls = ChatCompletionRequest if endpoint == "chat" else CompletionRequest
+    try:
+        return model_cls.model_validate(body)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        param = param_from_loc(err["loc"])
+        raise OrchestratorHTTPError(400, f"invalid '{param}': {err['msg']}", param=param) from None
+
+
+def client_wants_stream_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options") or {}
+    return bool(isinstance(options, dict) and options.get("include_usage"))
+
+
+def usage_from_sse(event: str) -> dict[str, Any] | None:
+    """The `usage` object of one SSE `data:` event, if it carries one (cheap pre-check)."""
+    if '"usage":{' not in event and '"usage": {' not in event:
+        return None
+    payload = event.strip()
+    if not payload.startswith("data:"):
+        return None
+    try:
+        data = json.loads(payload[5:].strip())
+    except json.JSONDecodeError:
+        return None
+    usage = data.get("usage") if isinstance(data, dict) else None
+    return usage if isinstance(usage, dict) else None
+
+
+def add_cost_to_sse(event: str, cost_usd: float) -> str:
+    """Rewrite a usage-carrying SSE event with `usage.cost_usd` set."""
+    data = json.loads(event.strip()[5:].strip())
+    data["usage"]["cost_usd"] = round(cost_usd, 10)
+    return f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def split_sse(packet: str) -> list[str]:
+    """Split a batch of SSE events (`data: ...\\n\\n` repeated) into single events."""
+    return [e + "\n\n" for e in packet.split("\n\n") if e.strip()]

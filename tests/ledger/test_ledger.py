@@ -1,0 +1,263 @@
+"""Usage ledger: atomic, idempotent appends; spend windows; summaries; restarts and crashes."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from orchestrator.ledger import UsageLedger, UsageRecord, window_bounds
+from orchestrator.ledger.store import LedgerError
+from orchestrator.paths import PROJECT_ROOT
+
+T0 = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)
+
+
+def rec(i: int, tenant: str = "acme", profile: str | None = "p1", cost: float = 0.01, at=T0, **kw):
+    return UsageRecord(
+        request_id=f"req-{i}",
+        tenant=tenant,
+        profile=profile,
+        prompt_tokens=kw.pop("prompt_tokens", 100),
+        cached_tokens=kw.pop("cached_tokens", 20),
+        output_tokens=kw.pop("output_tokens", 50),
+        reasoning_tokens=kw.pop("reasoning_tokens", 10),
+        predicted_p50=40,
+        predicted_p90=90,
+        estimated_cost_usd=cost * 0.9,
+        cost_usd=cost,
+        latency_ms=kw.pop("latency_ms", 1000.0),
+        ttft_ms=50.0,
+        started_at=at - timedelta(seconds=1),
+        finished_at=at,
+        **kw,
+    )
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    with UsageLedger(tmp_path / "usage.sqlite3", synchronous="NORMAL") as led:
+        yield led
+
+
+def test_append_then_read_back_exactly(ledger):
+    r = rec(1)
+    assert ledger.append(r) is True
+    assert ledger.get("req-1") == r
+    assert ledger.get("nope") is None
+    assert ledger.count() == 1
+
+
+def test_append_is_idempotent_first_write_wins(ledger):
+    assert ledger.append(rec(1, cost=0.01))
+    assert ledger.append(rec(1, cost=99.0)) is False
+    assert ledger.count() == 1
+    assert ledger.get("req-1").cost_usd == 0.01
+
+
+def test_survives_reopen(tmp_path):
+    path = tmp_path / "l.sqlite3"
+    with UsageLedger(path) as led:
+        for i in range(5):
+            led.append(rec(i))
+    with UsageLedger(path) as led:
+        assert led.count() == 5
+        assert led.append(rec(3)) is False
+        assert [r.request_id for r in led.records()] == [f"req-{i}" for i in range(5)]
+
+
+def test_wal_mode_is_on(tmp_path):
+    path = tmp_path / "l.sqlite3"
+    UsageLedger(path).close()
+    with sqlite3.connect(path) as c:
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "l.sqlite3"
+    with sqlite3.connect(path) as c:
+        c.execute("PRAGMA user_version = 99")
+    with pytest.raises(LedgerError, match="newer"):
+        UsageLedger(path)
+
+
+def test_spend_windows_and_retry_after(ledger):
+    # T0 is 2026-03-31 23:30 UTC: the hour, day and month all end at 2026-04-01 00:00
+    ledger.append(rec(1, cost=1.0, at=T0))
+    ledger.append(rec(2, cost=2.0, at=T0 - timedelta(minutes=45)))  # previous hour, same day
+    ledger.append(rec(3, cost=4.0, at=T0 - timedelta(days=2)))  # same month
+    ledger.append(rec(4, cost=8.0, at=T0 - timedelta(days=40)))  # previous month
+    ledger.append(rec(5, tenant="other", cost=16.0, at=T0))
+    now = T0 + timedelta(minutes=10)
+    hour = ledger.spend("acme", "hour", now=now)
+    assert (hour.cost_usd, hour.requests) == (1.0, 1)
+    assert ledger.spend("acme", "day", now=now).cost_usd == 3.0
+    month = ledger.spend("acme", "month", now=now)
+    assert month.cost_usd == 7.0
+    assert month.end == datetime(2026, 4, 1, tzinfo=UTC)
+    assert month.retry_after_s(now) == 20 * 60
+    assert ledger.spend("nobody", "day", now=now).cost_usd == 0.0
+
+
+def test_window_bounds_calendar():
+    now = datetime(2026, 12, 31, 13, 5, 7, tzinfo=UTC)
+    assert window_bounds("hour", now) == (
+        now.replace(minute=0, second=0),
+        now.replace(hour=14, minute=0, second=0),
+    )
+    start, end = window_bounds("month", now)
+    assert start == datetime(2026, 12, 1, tzinfo=UTC) and end == datetime(2027, 1, 1, tzinfo=UTC)
+    start, end = window_bounds("day", datetime(2026, 2, 28, 23, 59))  # naive = UTC
+    assert end == datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def test_summary_per_tenant_and_profile(ledger):
+    ledger.append(rec(1, profile="p1", cost=1.0, latency_ms=100.0))
+    ledger.append(rec(2, profile="p1", cost=2.0, latency_ms=300.0))
+    ledger.append(rec(3, profile="p2", cost=4.0, status="error"))
+    ledger.append(
+        rec(4, profile=None, cost=0.0, status="rejected", output_tokens=0, reasoning_tokens=0)
+    )
+    ledger.append(rec(5, tenant="beta", cost=8.0))
+    rows = ledger.summary()
+    keys = [(r.tenant, r.profile) for r in rows]
+    assert keys == [("acme", None), ("acme", "p1"), ("acme", "p2"), ("beta", "p1")]
+    p1 = rows[1]
+    assert (p1.requests, p1.failed, p1.cost_usd, p1.mean_latency_ms) == (2, 0, 3.0, 200.0)
+    assert (p1.prompt_tokens, p1.cached_tokens, p1.output_tokens, p1.reasoning_tokens) == (
+        200,
+        40,
+        100,
+        20,
+    )
+    assert rows[2].failed == 1 and rows[0].failed == 1
+    assert [r.tenant for r in ledger.summary(tenant="beta")] == ["beta"]
+    assert ledger.summary(since=T0 + timedelta(seconds=1)) == []
+
+
+def test_invalid_records_are_refused():
+    with pytest.raises(ValidationError):
+        rec(1, cached_tokens=500)
+    with pytest.raises(ValidationError):
+        UsageRecord(
+            request_id="x", tenant="t", started_at=T0, finished_at=T0 - timedelta(seconds=1)
+        )
+    with pytest.raises(ValidationError):
+        UsageRecord(request_id="x", tenant="t", started_at=T0, finished_at=T0, surprise=1)
+
+
+def test_naive_timestamps_are_utc(ledger):
+    naive = T0.replace(tzinfo=None)
+    ledger.append(rec(1, at=naive))
+    assert ledger.get("req-1").finished_at == T0
+
+
+def test_concurrent_appends_from_threads(ledger):
+    def work(base: int) -> None:
+        for i in range(50):
+            ledger.append(rec(base + i % 25))  # each id written twice per thread
+
+    threads = [threading.Thread(target=work, args=(k * 1000,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ledger.count() == 4 * 25
+
+
+def test_two_connections_share_the_file(tmp_path):
+    path = tmp_path / "l.sqlite3"
+    with UsageLedger(path) as a, UsageLedger(path) as b:
+        a.append(rec(1))
+        b.append(rec(2))
+        assert b.append(rec(1)) is False
+        assert a.count() == b.count() == 2
+
+
+def test_failed_transaction_leaves_nothing(ledger):
+    ledger.append(rec(1))
+    with pytest.raises(RuntimeError), ledger._transaction() as c:
+        c.execute(
+            "INSERT INTO usage SELECT 'half', tenant, profile, prompt_tokens, cached_tokens, "
+            "output_tokens, reasoning_tokens, predicted_p50, predicted_p90, estimated_cost_usd, "
+            "cost_usd, latency_ms, ttft_ms, status, started_at, finished_at FROM usage"
+        )
+        raise RuntimeError("crash between statements")
+    assert ledger.count() == 1 and ledger.get("half") is None
+    assert ledger.append(rec(2))  # the connection is usable afterwards
+
+
+_CRASHER = textwrap.dedent(
+    """
+    import os, sys
+    from datetime import UTC, datetime
+    sys.path.insert(0, {root!r})
+    from orchestrator.ledger import UsageLedger, UsageRecord
+    led = UsageLedger({path!r})
+    now = datetime.now(UTC)
+    def rec(i):
+        return UsageRecord(request_id=f"r{{i}}", tenant="t", profile="p", prompt_tokens=10,
+                           output_tokens=5, cost_usd=0.5, started_at=now, finished_at=now)
+    led.append(rec(0))
+    if {mode!r} == "uncommitted":
+        c = led._conn
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("INSERT INTO usage (request_id, tenant, prompt_tokens, cached_tokens, "
+                  "output_tokens, reasoning_tokens, cost_usd, status, started_at, finished_at) "
+                  "VALUES ('half', 't', 1, 0, 1, 0, 1.0, 'ok', 0, 0)")
+        os._exit(3)  # dies inside the transaction, no COMMIT, no cleanup
+    print("ready", flush=True)
+    i = 1
+    while True:
+        led.append(rec(i))
+        i += 1
+    """
+)
+
+
+def _crasher(tmp_path, mode: str) -> subprocess.Popen:
+    path = tmp_path / "l.sqlite3"
+    script = _CRASHER.format(root=str(PROJECT_ROOT), path=str(path), mode=mode)
+    return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+
+
+def test_process_death_mid_transaction_leaves_no_half_row(tmp_path):
+    proc = _crasher(tmp_path, "uncommitted")
+    assert proc.wait(timeout=60) == 3
+    with UsageLedger(tmp_path / "l.sqlite3") as led:
+        assert led.get("half") is None
+        assert led.count() == 1
+        assert led.integrity_ok()
+
+
+def test_sigkill_during_appends_keeps_every_row_whole(tmp_path):
+    proc = _crasher(tmp_path, "loop")
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    with UsageLedger(tmp_path / "l.sqlite3") as led:
+        assert led.integrity_ok()
+        rows = led.records()  # every stored row parses as a full, valid record
+        assert len(rows) == led.count() >= 1
+        assert all(r.cost_usd == 0.5 and r.output_tokens == 5 for r in rows)
+        ids = sorted(int(r.request_id[1:]) for r in rows)
+        assert ids == list(range(len(ids)))  # committed in order, no gaps
+
+
+def test_readonly_open_does_not_write(tmp_path):
+    path = tmp_path / "l.sqlite3"
+    with UsageLedger(path) as led:
+        led.append(rec(1))
+    with UsageLedger(path, readonly=True) as ro:
+        assert ro.count() == 1
+        with pytest.raises(sqlite3.OperationalError):
+            ro.append(rec(2))
