@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 API_VERSION = "orchestrator/v1"
 
+# vLLM's own method names; NVFP4 checkpoints load as "modelopt_fp4" or "compressed-tensors".
 Quantization = Literal[
-    "none", "fp8", "mxfp4", "nvfp4", "awq", "awq_marlin", "gptq", "gptq_marlin",
-    "bitsandbytes", "compressed-tensors", "gguf",
+    "none", "fp8", "mxfp4", "mxfp8", "modelopt_fp4", "modelopt", "awq", "awq_marlin", "gptq",
+    "gptq_marlin", "compressed-tensors", "experts_int8",
 ]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 AcceleratorType = Literal["cpu", "L4", "A10G", "L40S", "A100-40G", "A100-80G", "H100", "H200", "B200"]

@@ -17,10 +17,11 @@ from orchestrator.config_files import ConfigError, ConfigIssue
 from orchestrator.policy.diff import diff_policies, render_diff
 from orchestrator.policy.explain import explain_policy, render_text
 from orchestrator.policy.loader import (
+    build_policy,
     catalog_path_for,
-    load_policy,
+    content_version,
     load_policy_for_cli,
-    read_policy_spec,
+    read_policy,
 )
 from orchestrator.policy.model import Policy
 from orchestrator.policy.schema import policy_json_schema
@@ -58,7 +59,7 @@ def _validate(args: argparse.Namespace) -> int:
     ok = 0
     for f in files:
         try:
-            spec = read_policy_spec(f)
+            text, loaded, spec = read_policy(f)
             cat_path = os.path.normpath(catalog_path_for(f, spec, args.deployments))
             if cat_path not in catalogs:
                 try:
@@ -72,7 +73,13 @@ def _validate(args: argparse.Namespace) -> int:
                     ConfigIssue(str(f), 1, "catalog", f"catalog {cat_path} is invalid (see above)")
                 )
                 continue
-            policy = load_policy(f, catalog, resolve_secrets=args.check_secrets)
+            policy = build_policy(
+                spec,
+                catalog,
+                loaded,
+                version=content_version(text),
+                resolve_secrets=args.check_secrets,
+            )
         except ConfigError as exc:
             issues += exc.issues
             continue

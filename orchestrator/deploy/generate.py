@@ -47,7 +47,9 @@ def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigIssue(str(path), 1, "<file>", f"cannot read: {exc.strerror}")]) from exc
+        raise ConfigError(
+            [ConfigIssue(str(path), 1, "<file>", f"cannot read: {exc.strerror}")]
+        ) from exc
 
 
 def load_values(path: str | Path | None) -> ChartValues:

@@ -80,7 +80,9 @@ def _volumes(values: ChartValues, release: str, head: bool) -> list[Obj]:
         },
     ]
     if values.tenantKeys.existingSecret:
-        out.append({"name": "tenant-keys", "secret": {"secretName": values.tenantKeys.existingSecret}})
+        out.append(
+            {"name": "tenant-keys", "secret": {"secretName": values.tenantKeys.existingSecret}}
+        )
     if head and values.ledger.enabled:
         claim = names.ledger_claim(release, values)
         out.append({"name": "state", "persistentVolumeClaim": {"claimName": claim}})
@@ -103,12 +105,13 @@ def _mounts(values: ChartValues) -> list[Obj]:
     return out
 
 
-def _env() -> list[Obj]:
+def _env(values: ChartValues) -> list[Obj]:
     return [
         {"name": "ORCHESTRATOR_STATE_DIR", "value": STATE_DIR},
         {"name": "ORCHESTRATOR_CACHE_DIR", "value": f"{CACHE_DIR}/orchestrator"},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        *values.extraEnv,
     ]
 
 
@@ -145,7 +148,7 @@ def _pod_template(
         "image": f"{values.image.repository}:{values.image.tag}",
         "imagePullPolicy": values.image.pullPolicy,
         "ports": _ports(values, head),
-        "env": _env(),
+        "env": _env(values),
     }
     if values.tenantKeys.existingSecret:
         main["envFrom"] = [{"secretRef": {"name": values.tenantKeys.existingSecret}}]
@@ -153,7 +156,10 @@ def _pod_template(
     main["securityContext"] = values.containerSecurityContext
     main["volumeMounts"] = _mounts(values)
     metadata: Obj = {
-        "labels": {**names.selector_labels(release, values), "app.kubernetes.io/component": component}
+        "labels": {
+            **names.selector_labels(release, values),
+            "app.kubernetes.io/component": component,
+        }
     }
     if annotations:
         metadata["annotations"] = annotations

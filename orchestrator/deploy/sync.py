@@ -23,12 +23,12 @@ from typing import Any
 
 import yaml
 
+from orchestrator.catalog import load_catalog
 from orchestrator.deploy import names
 from orchestrator.deploy.generate import chart_values_fragment, dump_yaml, load_inputs
 from orchestrator.deploy.values import ChartValues
 from orchestrator.deploy.values_doc import values_reference, values_schema_json, values_yaml
 from orchestrator.deploy.workers import derive_generated
-from orchestrator.catalog import load_catalog
 from orchestrator.paths import DEFAULT_DEPLOYMENTS, PROJECT_ROOT
 
 CHART_DIR = PROJECT_ROOT / "helm" / "orchestrator"

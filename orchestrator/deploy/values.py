@@ -42,7 +42,7 @@ class ImageValues(_Values):
         description="Image with Ray 2.60 and `pip install orchestrator[gpu]` (recipe: k8s/Dockerfile)",
     )
     tag: str = Field(__version__, min_length=1, description="Image tag (the orchestrator version)")
-    pullPolicy: Literal["Always", "IfNotPresent", "Never"] = Field(  # noqa: N815
+    pullPolicy: Literal["Always", "IfNotPresent", "Never"] = Field(
         "IfNotPresent", description="Kubernetes imagePullPolicy for every Ray container"
     )
 
@@ -52,7 +52,7 @@ class ConfigSource(_Values):
         "",
         description="The file's YAML text (`--set-file`); empty = the file bundled in the chart",
     )
-    existingConfigMap: str = Field(  # noqa: N815
+    existingConfigMap: str = Field(
         "",
         description="Use this existing ConfigMap instead of a chart-managed one",
     )
@@ -62,10 +62,10 @@ class ConfigSource(_Values):
 
 
 class ServeValues(_Values):
-    applicationName: str = Field(  # noqa: N815
+    applicationName: str = Field(
         "orchestrator", pattern=r"^[a-z0-9][a-z0-9-]*$", description="Serve application name"
     )
-    routePrefix: str = Field("/", pattern=r"^/", description="Serve route prefix of the app")  # noqa: N815
+    routePrefix: str = Field("/", pattern=r"^/", description="Serve route prefix of the app")
     port: int = Field(8000, ge=1, le=65535, description="Serve HTTP port (the OpenAI endpoint)")
     env: dict[str, str] = Field(
         default_factory=dict,
@@ -74,7 +74,7 @@ class ServeValues(_Values):
 
 
 class TenantKeysValues(_Values):
-    existingSecret: str = Field(  # noqa: N815
+    existingSecret: str = Field(
         "",
         description=(
             "Secret holding tenant API keys: each key becomes an env var (policy `env` refs) and "
@@ -84,17 +84,19 @@ class TenantKeysValues(_Values):
 
 
 class LedgerValues(_Values):
-    enabled: bool = Field(True, description="Keep the SQLite usage ledger on a PersistentVolumeClaim")
-    existingClaim: str = Field("", description="Use this PVC instead of creating one")  # noqa: N815
+    enabled: bool = Field(
+        True, description="Keep the SQLite usage ledger on a PersistentVolumeClaim"
+    )
+    existingClaim: str = Field("", description="Use this PVC instead of creating one")
     size: str = Field("10Gi", description="Requested size of the ledger PVC")
-    storageClassName: str = Field("", description="StorageClass of the PVC (empty = default)")  # noqa: N815
-    accessModes: list[str] = Field(  # noqa: N815
+    storageClassName: str = Field("", description="StorageClass of the PVC (empty = default)")
+    accessModes: list[str] = Field(
         default_factory=lambda: ["ReadWriteOnce"], description="PVC access modes"
     )
 
 
 class HeadValues(_Values):
-    rayStartParams: dict[str, str] = Field(  # noqa: N815
+    rayStartParams: dict[str, str] = Field(
         default_factory=lambda: {"dashboard-host": "0.0.0.0"},
         description="Extra `ray start` parameters for the head (KubeRay rayStartParams)",
     )
@@ -105,7 +107,7 @@ class HeadValues(_Values):
         },
         description="Head container resources (holds the Serve controller and the ledger)",
     )
-    nodeSelector: dict[str, str] = Field(default_factory=dict, description="Head nodeSelector")  # noqa: N815
+    nodeSelector: dict[str, str] = Field(default_factory=dict, description="Head nodeSelector")
     tolerations: list[K8sObject] = Field(default_factory=list, description="Head tolerations")
     affinity: K8sObject = Field(default_factory=dict, description="Head affinity")
 
@@ -113,9 +115,9 @@ class HeadValues(_Values):
 class CpuWorkersValues(_Values):
     enabled: bool = Field(True, description="Run the CPU worker group (ingress and CPU profiles)")
     replicas: int = Field(1, ge=0, description="Initial CPU worker pods")
-    minReplicas: int = Field(1, ge=0, description="Autoscaler lower bound")  # noqa: N815
-    maxReplicas: int = Field(2, ge=0, description="Autoscaler upper bound")  # noqa: N815
-    rayStartParams: dict[str, str] = Field(  # noqa: N815
+    minReplicas: int = Field(1, ge=0, description="Autoscaler lower bound")
+    maxReplicas: int = Field(2, ge=0, description="Autoscaler upper bound")
+    rayStartParams: dict[str, str] = Field(
         default_factory=dict, description="Extra `ray start` parameters for CPU workers"
     )
     resources: K8sObject = Field(
@@ -125,19 +127,21 @@ class CpuWorkersValues(_Values):
         },
         description="CPU worker container resources",
     )
-    nodeSelector: dict[str, str] = Field(default_factory=dict, description="CPU worker nodeSelector")  # noqa: N815
+    nodeSelector: dict[str, str] = Field(
+        default_factory=dict, description="CPU worker nodeSelector"
+    )
     tolerations: list[K8sObject] = Field(default_factory=list, description="CPU worker tolerations")
     affinity: K8sObject = Field(default_factory=dict, description="CPU worker affinity")
 
 
 class GpuWorkersValues(_Values):
-    memoryGiBPerGpu: int = Field(  # noqa: N815
+    memoryGiBPerGpu: int = Field(
         64, ge=1, description="Container memory per GPU in a GPU worker pod, GiB"
     )
-    rayStartParams: dict[str, str] = Field(  # noqa: N815
+    rayStartParams: dict[str, str] = Field(
         default_factory=dict, description="Extra `ray start` parameters for GPU workers"
     )
-    nodeSelectorByType: dict[str, dict[str, str]] = Field(  # noqa: N815
+    nodeSelectorByType: dict[str, dict[str, str]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_GPU_NODE_SELECTORS.items()},
         description="nodeSelector per catalog accelerator type (GPU feature discovery labels)",
     )
@@ -152,17 +156,17 @@ class GpuWorkersValues(_Values):
 
 class AutoscalingValues(_Values):
     enabled: bool = Field(True, description="KubeRay in-tree Ray autoscaler")
-    idleTimeoutSeconds: int = Field(  # noqa: N815
+    idleTimeoutSeconds: int = Field(
         300, ge=0, description="Seconds an idle worker pod lives before scale-down"
     )
 
 
 class VolumesValues(_Values):
-    tmpSizeLimit: str = Field("16Gi", description="emptyDir for /tmp (Ray's session dir)")  # noqa: N815
-    cacheSizeLimit: str = Field(  # noqa: N815
+    tmpSizeLimit: str = Field("16Gi", description="emptyDir for /tmp (Ray's session dir)")
+    cacheSizeLimit: str = Field(
         "200Gi", description="emptyDir for /home/ray/.cache (model weights, compile caches)"
     )
-    shmSizeLimit: str = Field("16Gi", description="Memory-backed /dev/shm (object store, NCCL)")  # noqa: N815
+    shmSizeLimit: str = Field("16Gi", description="Memory-backed /dev/shm (object store, NCCL)")
 
 
 class ServiceValues(_Values):
@@ -176,7 +180,9 @@ class ServiceValues(_Values):
 class ServiceAccountValues(_Values):
     create: bool = Field(True, description="Create the ServiceAccount the Ray pods run as")
     name: str = Field("", description="ServiceAccount name (empty = the release fullname)")
-    annotations: dict[str, str] = Field(default_factory=dict, description="ServiceAccount annotations")
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="ServiceAccount annotations"
+    )
 
 
 class RbacValues(_Values):
@@ -189,7 +195,7 @@ class NetworkPolicyValues(_Values):
         default_factory=list,
         description="NetworkPolicy peers allowed to call the OpenAI port (empty = everyone)",
     )
-    operatorPeers: list[K8sObject] = Field(  # noqa: N815
+    operatorPeers: list[K8sObject] = Field(
         default_factory=lambda: [
             {
                 "namespaceSelector": {},
@@ -198,7 +204,7 @@ class NetworkPolicyValues(_Values):
         ],
         description="Peers allowed to reach the Ray dashboard/agent ports (the KubeRay operator)",
     )
-    metricsPeers: list[K8sObject] = Field(  # noqa: N815
+    metricsPeers: list[K8sObject] = Field(
         default_factory=lambda: [{"namespaceSelector": {}}],
         description="Peers allowed to scrape Ray metrics (port 8080)",
     )
@@ -213,13 +219,13 @@ class ServiceMonitorValues(_Values):
 class PrometheusRuleValues(_Values):
     enabled: bool = Field(False, description="Create a PrometheusRule: budget burn and SLO breach")
     labels: dict[str, str] = Field(default_factory=dict, description="Extra labels (for selectors)")
-    budgetRemainingRatio: float = Field(  # noqa: N815
+    budgetRemainingRatio: float = Field(
         0.1, gt=0, lt=1, description="Alert when a tenant has less than this share of budget left"
     )
-    burnRateFactor: float = Field(  # noqa: N815
+    burnRateFactor: float = Field(
         2.0, gt=0, description="Alert when the last hour's spend rate exceeds budget pace by this"
     )
-    sloAttainmentTarget: float = Field(  # noqa: N815
+    sloAttainmentTarget: float = Field(
         0.95, gt=0, le=1, description="Alert when SLO attainment over 30 min falls below this"
     )
 
@@ -233,41 +239,48 @@ class DashboardValues(_Values):
 
 
 class MetricsValues(_Values):
-    serviceMonitor: ServiceMonitorValues = ServiceMonitorValues()  # noqa: N815
-    prometheusRule: PrometheusRuleValues = PrometheusRuleValues()  # noqa: N815
+    serviceMonitor: ServiceMonitorValues = ServiceMonitorValues()
+    prometheusRule: PrometheusRuleValues = PrometheusRuleValues()
     dashboard: DashboardValues = DashboardValues()
 
 
 class GeneratedWorkerGroup(_Values):
     """One GPU worker group: the pods for one accelerator type of the catalog."""
 
-    groupName: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")  # noqa: N815
-    acceleratorType: str  # noqa: N815
-    gpusPerPod: int = Field(ge=1)  # noqa: N815
-    cpusPerPod: str = Field(pattern=r"^[0-9]+(\.[0-9]+)?$")  # noqa: N815
-    minReplicas: int = Field(ge=0)  # noqa: N815
-    maxReplicas: int = Field(ge=0)  # noqa: N815
+    groupName: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+    acceleratorType: str
+    gpusPerPod: int = Field(ge=1)
+    cpusPerPod: str = Field(pattern=r"^[0-9]+(\.[0-9]+)?$")
+    minReplicas: int = Field(ge=0)
+    maxReplicas: int = Field(ge=0)
     profiles: list[str]
 
 
 class GeneratedValues(_Values):
     """Facts derived from the catalog by `orchestrator render --chart-values`; never hand-edited."""
 
-    catalogSha256: str = Field("", pattern=r"^([0-9a-f]{64})?$")  # noqa: N815
-    cpuProfiles: list[str] = Field(default_factory=list)  # noqa: N815
-    gpuWorkerGroups: list[GeneratedWorkerGroup] = Field(default_factory=list)  # noqa: N815
+    catalogSha256: str = Field("", pattern=r"^([0-9a-f]{64})?$")
+    cpuProfiles: list[str] = Field(default_factory=list)
+    gpuWorkerGroups: list[GeneratedWorkerGroup] = Field(default_factory=list)
 
 
 class ChartValues(_Values):
     """Everything `helm install -f` accepts for the orchestrator chart."""
 
-    nameOverride: str = Field("", description="Replaces the chart name in resource names")  # noqa: N815
-    fullnameOverride: str = Field("", description="Replaces the full resource name prefix")  # noqa: N815
+    nameOverride: str = Field("", description="Replaces the chart name in resource names")
+    fullnameOverride: str = Field("", description="Replaces the full resource name prefix")
     image: ImageValues = ImageValues()
-    imagePullSecrets: list[dict[str, str]] = Field(  # noqa: N815
+    imagePullSecrets: list[dict[str, str]] = Field(
         default_factory=list, description="Pull secrets of every Ray pod, e.g. [{name: regcred}]"
     )
-    rayVersion: str = Field("2.60.0", description="Ray version inside the image (KubeRay needs it)")  # noqa: N815
+    rayVersion: str = Field("2.60.0", description="Ray version inside the image (KubeRay needs it)")
+    extraEnv: list[K8sObject] = Field(
+        default_factory=list,
+        description=(
+            "Extra env vars of every Ray container (Kubernetes EnvVar objects), e.g. HF_TOKEN "
+            "from a Secret, OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
     catalog: ConfigSource = Field(
         default_factory=ConfigSource,
         description="Profile catalog (the one source of truth for profiles and worker groups)",
@@ -277,13 +290,13 @@ class ChartValues(_Values):
         description="SRE policy; edit its ConfigMap to change it live (the server hot-reloads it)",
     )
     serve: ServeValues = ServeValues()
-    tenantKeys: TenantKeysValues = TenantKeysValues()  # noqa: N815
+    tenantKeys: TenantKeysValues = TenantKeysValues()
     ledger: LedgerValues = LedgerValues()
     head: HeadValues = HeadValues()
-    cpuWorkers: CpuWorkersValues = CpuWorkersValues()  # noqa: N815
-    gpuWorkers: GpuWorkersValues = GpuWorkersValues()  # noqa: N815
+    cpuWorkers: CpuWorkersValues = CpuWorkersValues()
+    gpuWorkers: GpuWorkersValues = GpuWorkersValues()
     autoscaling: AutoscalingValues = AutoscalingValues()
-    podSecurityContext: K8sObject = Field(  # noqa: N815
+    podSecurityContext: K8sObject = Field(
         default_factory=lambda: {
             "runAsNonRoot": True,
             "runAsUser": 1000,
@@ -293,7 +306,7 @@ class ChartValues(_Values):
         },
         description="Pod securityContext of every Ray pod (the ray image's user is uid 1000)",
     )
-    containerSecurityContext: K8sObject = Field(  # noqa: N815
+    containerSecurityContext: K8sObject = Field(
         default_factory=lambda: {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -303,9 +316,9 @@ class ChartValues(_Values):
     )
     volumes: VolumesValues = VolumesValues()
     service: ServiceValues = ServiceValues()
-    serviceAccount: ServiceAccountValues = ServiceAccountValues()  # noqa: N815
+    serviceAccount: ServiceAccountValues = ServiceAccountValues()
     rbac: RbacValues = RbacValues()
-    networkPolicy: NetworkPolicyValues = NetworkPolicyValues()  # noqa: N815
+    networkPolicy: NetworkPolicyValues = NetworkPolicyValues()
     metrics: MetricsValues = MetricsValues()
     generated: GeneratedValues = Field(
         default_factory=GeneratedValues,

@@ -15,7 +15,6 @@ from orchestrator.config_files import (
     ConfigError,
     ConfigIssue,
     LoadedYaml,
-    load_yaml_file,
     parse_yaml_text,
     validate_loaded,
 )
@@ -106,19 +105,29 @@ def load_policy(
     resolve_secrets=False checks structure only: key references are not read, and
     `resolve_tenant` refuses to authenticate with the result.
     """
-    p = Path(path)
+    text = _read_text(Path(path))
+    return load_policy_text(text, str(path), catalog, resolve_secrets=resolve_secrets, env=env)
+
+
+def _read_text(p: Path) -> str:
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(
-            [ConfigIssue(str(p), 1, "<file>", f"cannot read: {exc.strerror}")]
-        ) from exc
-    return load_policy_text(text, str(p), catalog, resolve_secrets=resolve_secrets, env=env)
+        issue = ConfigIssue(str(p), 1, "<file>", f"cannot read: {exc.strerror}")
+        raise ConfigError([issue]) from exc
+
+
+def read_policy(path: str | Path) -> tuple[str, LoadedYaml, PolicySpec]:
+    """Read, parse and schema-validate a policy file without a catalog (ConfigError on
+    problems); returns the text (for the version), the parsed YAML and the spec."""
+    text = _read_text(Path(path))
+    loaded = parse_yaml_text(text, str(path))
+    return text, loaded, validate_loaded(PolicySpec, loaded)
 
 
 def read_policy_spec(path: str | Path) -> PolicySpec:
     """Schema-validate a policy file without a catalog (ConfigError on problems)."""
-    return validate_loaded(PolicySpec, load_yaml_file(path))
+    return read_policy(path)[2]
 
 
 def catalog_path_for(
@@ -141,10 +150,18 @@ def load_policy_for_cli(
     resolve_secrets: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> Policy:
-    """Load a policy with the catalog chosen by `catalog_path_for` (schema errors first)."""
-    spec = read_policy_spec(path)
+    """Load a policy with the catalog chosen by `catalog_path_for` (schema errors first;
+    the catalog's own errors name the catalog file)."""
+    text, loaded, spec = read_policy(path)
     catalog = load_catalog(catalog_path_for(path, spec, deployments))
-    return load_policy(path, catalog, resolve_secrets=resolve_secrets, env=env)
+    return build_policy(
+        spec,
+        catalog,
+        loaded,
+        version=content_version(text),
+        resolve_secrets=resolve_secrets,
+        env=env,
+    )
 
 
 def default_policy(catalog: Catalog | None = None) -> Policy:

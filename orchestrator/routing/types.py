@@ -14,6 +14,7 @@ Token conventions (shared by every field below):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -178,31 +179,42 @@ class ReasoningSetting(_Frozen):
     note: str = ""
 
 
-class Estimate(_Frozen):
+# Estimate and CandidateReport are built for every profile on every request, so they are
+# slotted stdlib dataclasses (several times cheaper to build than models); pydantic still
+# validates and serializes them as fields of `Decision`, with extra keys forbidden.
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
     """One candidate priced under current load. Latencies include the queue wait."""
 
-    cost_usd: float = Field(description="expected: p50 answer + expected reasoning tokens")
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    cost_usd: float  # expected: p50 answer + expected reasoning tokens
     cost_usd_p90: float
-    latency_ms: float = Field(description="expected end-to-end")
+    latency_ms: float  # expected end-to-end
     latency_ms_p90: float
     queue_wait_ms: float
-    ttft_ms: float = Field(description="queue wait + time to first token")
+    ttft_ms: float  # queue wait + time to first token
     tpot_ms: float
-    spec_speedup: float = Field(description="effective speculative speed-up at current load")
-    output_tokens: int = Field(description="expected generated tokens, reasoning included")
+    spec_speedup: float  # effective speculative speed-up at current load
+    output_tokens: int  # expected generated tokens, reasoning included
     output_tokens_p90: int
     reasoning_tokens: int
-    max_tokens: int = Field(description="cap this candidate would be sent with")
+    max_tokens: int  # the cap this candidate would be sent with
 
 
-class CandidateReport(_Frozen):
+@dataclass(frozen=True, slots=True)
+class CandidateReport:
     """Every profile, whether it won, and why not."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
 
     profile: str
     family: str
     tier: QualityTier
     chosen: bool = False
-    stage: str = Field(description="last stage it was evaluated in")
+    stage: str = ""  # last stage it was evaluated in
     lost_because: tuple[str, ...] = ()
     detail: str = ""
     estimate: Estimate | None = None

@@ -18,7 +18,6 @@ from orchestrator.catalog.schema import DraftModelSpec, NgramSpec, Profile
 CPU_ENGINE_ENV_DEFAULTS: dict[str, str] = {
     "VLLM_CPU_OMP_THREADS_BIND": "nobind",  # replicas share cores; let the OS place threads
     "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",  # vLLM otherwise keeps a core idle
-    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # engine core in the replica process: less memory
     "TOKENIZERS_PARALLELISM": "false",
     "HF_HUB_OFFLINE": "1",
 }
@@ -73,8 +72,6 @@ def engine_kwargs(profile: Profile, model_location: str) -> dict[str, Any]:
     if spec:
         kwargs["speculative_config"] = spec
     kwargs.update(profile.engine_args)
-    if not profile.accelerator.is_gpu:
-        kwargs.setdefault("distributed_executor_backend", "uni")
     return kwargs
 
 

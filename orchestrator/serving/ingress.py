@@ -4,7 +4,8 @@ Built on ray.serve.llm's `OpenAiIngress` (its profile handles, model cards and h
 configuration); the endpoints are our own because the profile is chosen per request from the
 model family (not looked up by exact model id) and every response carries the decision.
 
-Invariants: every response (success or error) carries `X-Request-Id`; no exception escapes as
+Invariants: every response (success or error) carries `X-Request-Id` (set by Serve's proxy,
+the id we log and pass to the engine); no exception escapes as
 a bare 500 (see `errors.py`); a profile whose deployment is not HEALTHY is never chosen.
 """
 
@@ -52,11 +53,7 @@ def create_fastapi_app() -> FastAPI:
 
     @app.exception_handler(OrchestratorHTTPError)
     async def _orchestrator_error(request: Request, exc: OrchestratorHTTPError) -> JSONResponse:
-        resp = from_exception(exc)
-        rid = getattr(request.state, "request_id", None)
-        if rid:
-            resp.headers["X-Request-Id"] = rid
-        return resp
+        return from_exception(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -167,8 +164,7 @@ class OrchestratorIngress(OpenAiIngress):
 
     async def _serve(self, request: Request, endpoint: openai_io.Endpoint) -> Response:
         self._ensure_ready_task()
-        request_id = request.headers.get("x-request-id") or f"req-{uuid.uuid4().hex}"
-        request.state.request_id = request_id
+        request_id = _serve_request_id(request)
         body = openai_io.parse_json_body(await request.body())
         body.pop("orchestrator", None)  # caller targets: consumed by the router
         openai_io.check_common_fields(body, endpoint)
@@ -189,7 +185,7 @@ class OrchestratorIngress(OpenAiIngress):
 
             parsed = _sanitize_chat_completion_request(parsed)
 
-        headers = {"X-Request-Id": request_id, "X-Orchestrator-Profile": profile.name}
+        headers = {"X-Orchestrator-Profile": profile.name}
         handle = self._get_configured_serve_handle(profile.name)
         self._in_flight[profile.name] += 1
         released = False
@@ -262,6 +258,15 @@ class OrchestratorIngress(OpenAiIngress):
             code="engine_unavailable",
             headers={"Retry-After": "5"},
         )
+
+
+def _serve_request_id(request: Request) -> str:
+    """The id Serve's proxy gave this request (the caller's X-Request-Id if it sent one); the
+    proxy also returns it as the X-Request-Id response header."""
+    from ray.serve.context import _get_serve_request_context
+
+    rid = _get_serve_request_context().request_id
+    return rid or request.headers.get("x-request-id") or f"req-{uuid.uuid4().hex}"
 
 
 def _events(packet: Any) -> list[str]:

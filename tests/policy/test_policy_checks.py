@@ -13,7 +13,10 @@ KNOWN = "catalog profiles: gpt-oss-20b-mxfp4, llama8b-bf16-eagle3"
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ("defaults:\n  allowed_profiles: [llama8b-fp8-ngram, ghost]  # <-\n", "defaults.allowed_profiles[1]"),
+        (
+            "defaults:\n  allowed_profiles: [llama8b-fp8-ngram, ghost]  # <-\n",
+            "defaults.allowed_profiles[1]",
+        ),
         ("defaults:\n  denied_profiles:\n    - ghost  # <-\n", "defaults.denied_profiles[0]"),
         (
             "defaults:\n  classes:\n    reasoning:\n      allowed_profiles: [ghost]  # <-\n",
@@ -23,8 +26,14 @@ KNOWN = "catalog profiles: gpt-oss-20b-mxfp4, llama8b-bf16-eagle3"
             "tenants:\n  - name: a\n    api_keys: [{env: K}]\n    denied_profiles: [ghost]  # <-\n",
             "tenants[0].denied_profiles[0]",
         ),
-        ("pricing:\n  profiles:\n    ghost: {output_usd_per_1m: 1}  # <-\n", "pricing.profiles.ghost"),
-        ("autoscaling:\n  profiles:\n    ghost: {max_replicas: 1}  # <-\n", "autoscaling.profiles.ghost"),
+        (
+            "pricing:\n  profiles:\n    ghost: {output_usd_per_1m: 1}  # <-\n",
+            "pricing.profiles.ghost",
+        ),
+        (
+            "autoscaling:\n  profiles:\n    ghost: {max_replicas: 1}  # <-\n",
+            "autoscaling.profiles.ghost",
+        ),
     ],
 )
 def test_unknown_profile_names(tmp_path, gpu_catalog, body, field):
@@ -155,7 +164,9 @@ def test_no_eligible_profile(tmp_path, gpu_catalog):
 
 
 def test_quality_score_floor_excludes_unscored_profiles(tmp_path, local_catalog):
-    issue, line = only_issue(tmp_path, "defaults:\n  quality_floor: {min_score: 1}  # <-\n", local_catalog)
+    issue, line = only_issue(
+        tmp_path, "defaults:\n  quality_floor: {min_score: 1}  # <-\n", local_catalog
+    )
     assert issue.field == "defaults.quality_floor.min_score"
     assert "no profile is left" in issue.reason
 
@@ -209,7 +220,10 @@ def test_reference_request_override_changes_feasibility(tmp_path, gpu_catalog):
     reference_requests:
       reasoning: {input_tokens: 500, output_tokens: 2000}
     """
-    assert load(tmp_path, body, gpu_catalog).default_tenant.limits("reasoning").latency.e2e_p95_ms == 10000
+    assert (
+        load(tmp_path, body, gpu_catalog).default_tenant.limits("reasoning").latency.e2e_p95_ms
+        == 10000
+    )
 
 
 def test_max_tokens_shortens_the_reference_request(tmp_path, gpu_catalog):
@@ -264,11 +278,14 @@ def test_tenant_setting_beats_defaults_class_setting(tmp_path, gpu_catalog):
     issue, line = only_issue(tmp_path, body, gpu_catalog, resolve_secrets=False)
     assert (issue.field, issue.line) == ("tenants[0].latency.ttft_p95_ms", line)
     assert "long_context: best gpt-oss-20b-mxfp4 386 ms" in issue.reason
-    fixed = body.replace("  # <-", "") + """
+    fixed = (
+        body.replace("  # <-", "")
+        + """
         classes:
           long_context:
             latency: {ttft_p95_ms: 2000}
     """
+    )
     policy = load(tmp_path, fixed, gpu_catalog, resolve_secrets=False)
     assert policy.tenant("globex").limits("long_context").latency.ttft_p95_ms == 2000
 
@@ -286,7 +303,9 @@ def test_unreachable_default_tenant_is_not_checked_unless_written(tmp_path, gpu_
     """
     base = textwrap.dedent(base)
     load(tmp_path, base, gpu_catalog, resolve_secrets=False)
-    issues, _ = issues_of(tmp_path, base + "unknown_keys: default_tenant\n", gpu_catalog, resolve_secrets=False)
+    issues, _ = issues_of(
+        tmp_path, base + "unknown_keys: default_tenant\n", gpu_catalog, resolve_secrets=False
+    )
     assert [i.field for i in issues] == ["defaults.latency.ttft_p95_ms"]
     assert "tenant 'default' (all classes" not in issues[0].reason  # details per class
     assert "tenant 'default' (standard: best" in issues[0].reason

@@ -144,6 +144,9 @@ spec:
           valueFrom:
             fieldRef:
               fieldPath: metadata.namespace
+        {{- with $v.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       {{- with $v.tenantKeys.existingSecret }}
       envFrom:
         - secretRef:

@@ -1,0 +1,122 @@
+"""Ray Serve request router for profile deployments: prefix-cache affinity bounded by load.
+
+Thin adapter: the choice is `affinity.rank_replicas` (pure, tested without Ray); this class
+only feeds it the request's prompt, each replica's reported routing stats and this router's
+own in-flight counts, and returns one replica per rank so Serve tries them in order (it
+probes the first one's queue and moves on if that replica rejects).
+
+Attach it to a deployment (Ray 2.60):
+
+    from ray.serve.config import RequestRouterConfig
+    deployment.options(request_router_config=RequestRouterConfig(
+        request_router_class="orchestrator.routing.replica_router.PrefixAffinityRouter",
+        request_router_kwargs={"prefix_chars": 1024, "imbalance_threshold": 4,
+                               "kv_cache_high": 0.95},
+        request_routing_stats_period_s=1.0,   # default 10 s is too stale for load balancing
+        request_routing_stats_timeout_s=5.0,
+    ))
+
+and give the deployment class a `record_routing_stats(self) -> dict` (sync or async) that
+returns `affinity.ReplicaStats(...).to_dict()`: running, waiting, kv_cache_usage (0..1),
+ttft_ms, tpot_ms (all optional).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ray.serve.request_router import (
+    PendingRequest,
+    ReplicaID,
+    RequestRouter,
+    RunningReplica,
+)
+
+from orchestrator.routing.affinity import (
+    AffinityConfig,
+    ReplicaLoad,
+    ReplicaStats,
+    extract_prompt_text,
+    prefix_key,
+    rank_replicas,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class PrefixAffinityRouter(RequestRouter):
+    """Prefers the replica that likely holds the prompt prefix unless it is much busier."""
+
+    def initialize_state(
+        self,
+        prefix_chars: int = 1024,
+        imbalance_threshold: float = 4.0,
+        kv_cache_high: float = 0.95,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            raise TypeError(f"unknown PrefixAffinityRouter kwargs: {sorted(unknown)}")
+        self._config = AffinityConfig(
+            prefix_chars=int(prefix_chars),
+            imbalance_threshold=float(imbalance_threshold),
+            kv_cache_high=float(kv_cache_high),
+        )
+        self._in_flight: dict[str, int] = {}
+        self._routed: dict[str, str] = {}  # internal request id -> replica unique id
+        self.last_reason = ""
+
+    def _ensure_state(self) -> None:
+        # Serve calls initialize_state only when request_router_kwargs are given
+        if not hasattr(self, "_config"):
+            self.initialize_state()
+
+    async def choose_replicas(
+        self,
+        candidate_replicas: list[RunningReplica],
+        pending_request: PendingRequest | None = None,
+    ) -> list[list[RunningReplica]]:
+        self._ensure_state()
+        if not candidate_replicas:
+            return []
+        key = None
+        tiebreak = ""
+        if pending_request is not None:
+            # back off between full passes instead of spinning when every replica is full
+            pending_request.routing_context.should_backoff = True
+            text = extract_prompt_text(pending_request.args, pending_request.kwargs)
+            key = prefix_key(text, self._config.prefix_chars)
+            tiebreak = pending_request.metadata.internal_request_id
+        by_id = {r.replica_id.unique_id: r for r in candidate_replicas}
+        loads = [
+            ReplicaLoad(
+                replica_id=uid,
+                in_flight=self._in_flight.get(uid, 0),
+                stats=ReplicaStats.from_dict(r.routing_stats),
+                max_ongoing=r.max_ongoing_requests,
+            )
+            for uid, r in by_id.items()
+        ]
+        order, self.last_reason = rank_replicas(key, loads, self._config, tiebreak=tiebreak)
+        return [[by_id[uid]] for uid in order]
+
+    def on_request_routed(
+        self, pending_request: PendingRequest, replica_id: ReplicaID, result: Any
+    ) -> None:
+        self._ensure_state()
+        uid = replica_id.unique_id
+        self._in_flight[uid] = self._in_flight.get(uid, 0) + 1
+        self._routed[pending_request.metadata.internal_request_id] = uid
+
+    def on_request_completed(self, replica_id: ReplicaID, internal_request_id: str) -> None:
+        self._ensure_state()
+        uid = self._routed.pop(internal_request_id, None)
+        if uid is not None:
+            self._in_flight[uid] = max(0, self._in_flight.get(uid, 0) - 1)
+
+    def update_replicas(self, replicas: list[RunningReplica]) -> None:
+        super().update_replicas(replicas)
+        self._ensure_state()
+        live = {r.replica_id.unique_id for r in replicas}
+        self._in_flight = {uid: n for uid, n in self._in_flight.items() if uid in live}
+        self._routed = {rid: uid for rid, uid in self._routed.items() if uid in live}

@@ -1,0 +1,111 @@
+"""A real `orchestrator serve` (local Ray, real vLLM CPU engines) shared by the e2e tests.
+
+The server runs the embedded default catalog (two SmolLM2-135M profiles); it is started once
+per test session and stopped with SIGTERM at the end, which is itself checked by a test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+READY_TIMEOUT_S = float(os.environ.get("ORCHESTRATOR_E2E_READY_TIMEOUT", "900"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    proc: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+    state_dir: Path
+    descendants: set[int] = field(default_factory=set)
+
+    def log_tail(self, n: int = 60) -> str:
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(line[:400] for line in lines[-n:])
+
+    def snapshot_descendants(self) -> None:
+        try:
+            self.descendants |= {c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            pass
+
+
+def start_server(tmp: Path, extra_args: list[str] | None = None) -> RunningServer:
+    port = _free_port()
+    log_path = tmp / "serve.log"
+    env = dict(os.environ)
+    env["ORCHESTRATOR_STATE_DIR"] = str(tmp / "state")
+    env.pop("RAY_ADDRESS", None)
+    cmd = [sys.executable, "-m", "orchestrator", "serve", "--port", str(port), *(extra_args or [])]
+    proc = subprocess.Popen(
+        cmd, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+    server = RunningServer(proc, f"http://127.0.0.1:{port}", log_path, tmp / "state")
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"orchestrator serve exited with {proc.returncode}:\n{server.log_tail()}")
+        try:
+            r = httpx.get(f"{server.base_url}/healthz", timeout=5)
+            if r.status_code == 200 and all(r.json()["profiles"].values()):
+                server.snapshot_descendants()
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(3)
+    stop_server(server)
+    raise RuntimeError(f"server not ready after {READY_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
+
+
+def stop_server(server: RunningServer, timeout_s: float = 120) -> int:
+    """SIGTERM the serve command and wait; returns its exit code (kills the group on timeout)."""
+    server.snapshot_descendants()
+    if server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            server.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.proc.pid, signal.SIGKILL)
+            server.proc.wait()
+    return server.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    external = os.environ.get("ORCHESTRATOR_E2E_URL")  # develop against a server already up
+    if external:
+        yield RunningServer(subprocess.Popen(["true"]), external.rstrip("/"), Path("/dev/null"), Path("."))
+        return
+    srv = start_server(tmp_path_factory.mktemp("serve"))
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def client(server: RunningServer):
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{server.base_url}/v1", api_key="any-key", max_retries=0, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def family() -> str:
+    return "smollm2-135m-instruct"

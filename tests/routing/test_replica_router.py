@@ -1,0 +1,117 @@
+"""The Ray Serve adapter, driven with stand-in replicas (no Ray cluster is started)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytest.importorskip("ray.serve.request_router", reason="ray[serve] is not installed")
+
+from ray._private import auto_init_hook  # noqa: E402
+from ray.serve._private.common import (  # noqa: E402
+    DeploymentHandleSource,
+    DeploymentID,
+    ReplicaID,
+    RequestMetadata,
+)
+from ray.serve.request_router import PendingRequest  # noqa: E402
+
+from orchestrator.routing.affinity import prefix_key, rendezvous_order  # noqa: E402
+from orchestrator.routing.replica_router import PrefixAffinityRouter  # noqa: E402
+
+DEP = DeploymentID(name="profile-x", app_name="orchestrator")
+
+
+@pytest.fixture(autouse=True)
+def _no_ray_cluster(monkeypatch):
+    monkeypatch.setattr(auto_init_hook, "enable_auto_connect", False)
+
+
+class FakeReplica:
+    """Just what the router and its base class read from a RunningReplica."""
+
+    def __init__(self, uid: str, stats: dict | None = None, max_ongoing: int = 8):
+        self.replica_id = ReplicaID(unique_id=uid, deployment_id=DEP)
+        self.routing_stats = stats or {}
+        self.max_ongoing_requests = max_ongoing
+        self.node_id = "n"
+        self.availability_zone = None
+        self.multiplexed_model_ids: set[str] = set()
+
+    async def get_queue_len(self, *, deadline_s: float) -> int:
+        return 0
+
+
+def _pending(text: str, rid: str) -> PendingRequest:
+    body = {"messages": [{"role": "user", "content": text}]}
+    meta = RequestMetadata(request_id=rid, internal_request_id=rid)
+    return PendingRequest(args=[body], kwargs={}, metadata=meta)
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+async def _router(**kwargs) -> PrefixAffinityRouter:
+    router = PrefixAffinityRouter(deployment_id=DEP, handle_source=DeploymentHandleSource.UNKNOWN)
+    router.initialize_state(**kwargs)
+    return router
+
+
+def test_home_replica_first_then_moves_when_busy():
+    async def scenario():
+        router = await _router(imbalance_threshold=2)
+        reps = [FakeReplica(u) for u in ("u1", "u2", "u3")]
+        pr = _pending("summarise this document", "req-1")
+        key = prefix_key("user\nsummarise this document\n", 1024)
+        home = rendezvous_order(key, ["u1", "u2", "u3"])[0]
+        ranks = await router.choose_replicas(reps, pr)
+        assert [len(r) for r in ranks] == [1, 1, 1]
+        assert ranks[0][0].replica_id.unique_id == home and router.last_reason == "affinity"
+        assert pr.routing_context.should_backoff is True
+        # this router now has 3 requests in flight on the home replica
+        for i in range(3):
+            router.on_request_routed(_pending("x", f"f{i}"), ranks[0][0].replica_id, None)
+        ranks = await router.choose_replicas(reps, _pending("summarise this document", "req-2"))
+        assert ranks[0][0].replica_id.unique_id != home and router.last_reason == "imbalanced"
+        for i in range(3):
+            router.on_request_completed(ReplicaID(unique_id=home, deployment_id=DEP), f"f{i}")
+        router.on_request_completed(ReplicaID(unique_id=home, deployment_id=DEP), "unknown")
+        ranks = await router.choose_replicas(reps, _pending("summarise this document", "req-3"))
+        assert ranks[0][0].replica_id.unique_id == home
+
+    _run(scenario())
+
+
+def test_reported_stats_steer_the_choice():
+    async def scenario():
+        router = await _router(imbalance_threshold=4)
+        key = prefix_key("user\nhello\n", 1024)
+        home = rendezvous_order(key, ["u1", "u2"])[0]
+        other = "u2" if home == "u1" else "u1"
+        reps = [
+            FakeReplica(home, {"running": 8, "waiting": 4, "kv_cache_usage": 0.9}),
+            FakeReplica(other, {"running": 1}),
+        ]
+        ranks = await router.choose_replicas(reps, _pending("hello", "r"))
+        assert [r[0].replica_id.unique_id for r in ranks] == [other, home]
+
+    _run(scenario())
+
+
+def test_update_replicas_forgets_removed_ones_and_bad_kwargs_fail():
+    async def scenario():
+        router = await _router()
+        reps = [FakeReplica("u1"), FakeReplica("u2")]
+        router.update_replicas(reps)
+        router.on_request_routed(_pending("a", "q1"), reps[1].replica_id, None)
+        assert router._in_flight == {"u2": 1}
+        router.update_replicas([reps[0]])
+        await asyncio.sleep(0)  # let the base class's probe task run
+        assert router._in_flight == {} and router._routed == {}
+        assert await router.choose_replicas([], None) == []
+        with pytest.raises(TypeError, match="unknown"):
+            router.initialize_state(prefix_len=3)
+
+    _run(scenario())

@@ -1,0 +1,100 @@
+"""Profile -> vLLM engine arguments: checked against vLLM's and Ray Serve LLM's own config objects."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import pytest
+
+from orchestrator.catalog import load_catalog
+from orchestrator.paths import PROJECT_ROOT
+from orchestrator.serving.engine_config import (
+    deployment_name,
+    engine_kwargs,
+    llm_config_dict,
+    replica_env,
+)
+
+GPU = load_catalog(PROJECT_ROOT / "deployments" / "gpu-example.yaml")
+LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
+
+
+def _vllm_engine_arg_names() -> set[str]:
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    return {f.name for f in dataclasses.fields(AsyncEngineArgs)}
+
+
+@pytest.mark.parametrize("profile", GPU.profiles + LOCAL.profiles, ids=lambda p: p.name)
+def test_engine_kwargs_build_vllm_engine_args(profile):
+    """vLLM's own AsyncEngineArgs accepts every argument (it raises on unknown ones)."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    kwargs = engine_kwargs(profile, "/models/x")
+    unknown = set(kwargs) - _vllm_engine_arg_names()
+    assert not unknown, f"arguments vLLM does not know: {unknown}"
+    args = AsyncEngineArgs(model="/models/x", **kwargs)
+    assert args.max_model_len == profile.max_model_len
+    if profile.accelerator.is_gpu:
+        assert args.tensor_parallel_size == profile.accelerator.tensor_parallel_size
+
+
+@pytest.mark.parametrize("profile", GPU.profiles, ids=lambda p: p.name)
+def test_quantization_and_speculative_method_are_known_to_vllm(profile):
+    from vllm.config.speculative import SpeculativeMethod
+    from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
+
+    kwargs = engine_kwargs(profile, "/models/x")
+    if "quantization" in kwargs:
+        assert kwargs["quantization"] in QUANTIZATION_METHODS
+    spec = kwargs.get("speculative_config")
+    if spec:
+        assert spec["method"] in typing.get_args(SpeculativeMethod)
+        assert spec["num_speculative_tokens"] >= 1
+
+
+@pytest.mark.parametrize("profile", GPU.profiles + LOCAL.profiles, ids=lambda p: p.name)
+def test_llm_config_validates_with_ray_serve_llm(profile):
+    from ray.serve.llm import LLMConfig
+
+    config = LLMConfig.model_validate(llm_config_dict(profile, "/models/x"))
+    assert config.model_id == profile.name
+    auto = config.deployment_config["autoscaling_config"]
+    assert auto["min_replicas"] == profile.replicas.min
+    assert auto["max_replicas"] == profile.replicas.max
+    assert config.deployment_config["name"] == profile.name
+
+
+def test_cpu_profile_sets_threads_and_cpu_engine_env():
+    profile = LOCAL.profiles[0]
+    env = replica_env(profile)
+    assert env["OMP_NUM_THREADS"] == str(profile.accelerator.omp_threads)
+    assert env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == str(profile.accelerator.kv_cache_gb)
+    cfg = llm_config_dict(profile, "/m")
+    assert cfg["accelerator_config"] == {"kind": "cpu"}
+    assert "accelerator_type" not in cfg
+    assert cfg["placement_group_config"]["bundles"] == [{"CPU": profile.accelerator.cpus}]
+
+
+def test_gpu_profile_uses_accelerator_type_and_no_cpu_env():
+    profile = GPU.profile("qwen3-235b-fp8")
+    cfg = llm_config_dict(profile, "/m")
+    assert cfg["accelerator_type"] == "H200"
+    assert "OMP_NUM_THREADS" not in cfg["runtime_env"]["env_vars"]
+    assert cfg["engine_kwargs"]["tensor_parallel_size"] == 4
+
+
+def test_ngram_profile_maps_to_vllm_speculative_config():
+    kwargs = engine_kwargs(LOCAL.profile("smollm2-cpu-ngram"), "/m")
+    assert kwargs["speculative_config"] == {
+        "method": "ngram",
+        "num_speculative_tokens": 3,
+        "prompt_lookup_min": 2,
+        "prompt_lookup_max": 4,
+    }
+
+
+def test_deployment_name_is_prefixed_profile_name():
+    assert deployment_name("smollm2-cpu") == "profile:smollm2-cpu"
