@@ -92,7 +92,9 @@ def load_yaml_file(path: str | Path) -> LoadedYaml:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigIssue(str(p), 1, "<file>", f"cannot read: {exc.strerror}")]) from exc
+        raise ConfigError(
+            [ConfigIssue(str(p), 1, "<file>", f"cannot read: {exc.strerror}")]
+        ) from exc
     return parse_yaml_text(text, str(p))
 
 
@@ -111,10 +113,13 @@ def _data_loc(loc: Sequence[str | int], data: Any) -> list[str | int]:
     out: list[str | int] = []
     cursor = data
     for part in loc:
-        if isinstance(cursor, dict) and part in cursor:
-            cursor = cursor[part]
-            out.append(part)
-        elif isinstance(cursor, list) and isinstance(part, int) and 0 <= part < len(cursor):
+        if (
+            isinstance(cursor, dict)
+            and part in cursor
+            or isinstance(cursor, list)
+            and isinstance(part, int)
+            and 0 <= part < len(cursor)
+        ):
             cursor = cursor[part]
             out.append(part)
         elif isinstance(cursor, dict | list):

@@ -15,13 +15,17 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 def cache_dir() -> Path:
     """User cache root (ORCHESTRATOR_CACHE_DIR overrides); created on demand."""
-    root = Path(os.environ.get("ORCHESTRATOR_CACHE_DIR") or platformdirs.user_cache_dir("orchestrator"))
+    root = Path(
+        os.environ.get("ORCHESTRATOR_CACHE_DIR") or platformdirs.user_cache_dir("orchestrator")
+    )
     root.mkdir(parents=True, exist_ok=True)
     return root
 
 
 def state_dir() -> Path:
     """User state root for the usage ledger and learned calibration (ORCHESTRATOR_STATE_DIR)."""
-    root = Path(os.environ.get("ORCHESTRATOR_STATE_DIR") or platformdirs.user_state_dir("orchestrator"))
+    root = Path(
+        os.environ.get("ORCHESTRATOR_STATE_DIR") or platformdirs.user_state_dir("orchestrator")
+    )
     root.mkdir(parents=True, exist_ok=True)
     return root

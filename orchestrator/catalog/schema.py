@@ -17,11 +17,23 @@ API_VERSION = "orchestrator/v1"
 
 # vLLM's own method names; NVFP4 checkpoints load as "modelopt_fp4" or "compressed-tensors".
 Quantization = Literal[
-    "none", "fp8", "mxfp4", "mxfp8", "modelopt_fp4", "modelopt", "awq", "awq_marlin", "gptq",
-    "gptq_marlin", "compressed-tensors", "experts_int8",
+    "none",
+    "fp8",
+    "mxfp4",
+    "mxfp8",
+    "modelopt_fp4",
+    "modelopt",
+    "awq",
+    "awq_marlin",
+    "gptq",
+    "gptq_marlin",
+    "compressed-tensors",
+    "experts_int8",
 ]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
-AcceleratorType = Literal["cpu", "L4", "A10G", "L40S", "A100-40G", "A100-80G", "H100", "H200", "B200"]
+AcceleratorType = Literal[
+    "cpu", "L4", "A10G", "L40S", "A100-40G", "A100-80G", "H100", "H200", "B200"
+]
 QualityTier = Literal["small", "medium", "large", "frontier"]
 QUALITY_TIER_ORDER: dict[str, int] = {"small": 0, "medium": 1, "large": 2, "frontier": 3}
 ReasoningControl = Literal["none", "enable_thinking", "reasoning_effort"]
@@ -108,10 +120,14 @@ class Replicas(_Strict):
 class Performance(_Strict):
     """Capacity figures per replica (measured or estimated); the router and planner price with them."""
 
-    output_tokens_per_s: float = Field(gt=0, description="aggregate decode throughput at max_concurrency")
+    output_tokens_per_s: float = Field(
+        gt=0, description="aggregate decode throughput at max_concurrency"
+    )
     single_stream_tokens_per_s: float = Field(gt=0, description="decode speed of one request alone")
     prefill_tokens_per_s: float = Field(gt=0)
-    max_concurrency: int = Field(8, ge=1, description="requests in flight per replica at full speed")
+    max_concurrency: int = Field(
+        8, ge=1, description="requests in flight per replica at full speed"
+    )
     ttft_ms_base: float = Field(50.0, ge=0, description="TTFT overhead before prefill")
 
 
@@ -127,8 +143,15 @@ class Reasoning(_Strict):
 
 
 _RESERVED_ENGINE_ARGS = {
-    "model", "served_model_name", "dtype", "quantization", "max_model_len",
-    "tensor_parallel_size", "pipeline_parallel_size", "speculative_config", "tokenizer",
+    "model",
+    "served_model_name",
+    "dtype",
+    "quantization",
+    "max_model_len",
+    "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "speculative_config",
+    "tokenizer",
 }
 
 

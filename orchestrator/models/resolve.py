@@ -21,7 +21,7 @@ def is_packaged(model: str) -> bool:
 def resolve_model(model: str) -> str:
     """Return a path or hub id for vLLM; converts packaged models on first use."""
     if is_packaged(model):
-        return str(ensure_converted(model[len(PYPI_PREFIX):]))
+        return str(ensure_converted(model[len(PYPI_PREFIX) :]))
     path = Path(model).expanduser()
     if path.exists():
         return str(path.resolve())

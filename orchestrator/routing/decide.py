@@ -84,7 +84,7 @@ _SOFT_STATUS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Ctx:
     request: RouteRequest
     prediction: TokenBudget
@@ -120,18 +120,18 @@ class _Eval:
 
     def estimate(self) -> Estimate:
         return Estimate(
-            cost_usd=self.cost,
-            cost_usd_p90=self.cost_p90,
-            latency_ms=round(self.latency, 3),
-            latency_ms_p90=round(self.latency_p90, 3),
-            queue_wait_ms=round(self.queue_ms, 3),
-            ttft_ms=round(self.ttft, 3),
-            tpot_ms=round(self.tpot, 3),
-            spec_speedup=round(self.speedup, 4),
-            output_tokens=self.tokens,
-            output_tokens_p90=self.tokens_p90,
-            reasoning_tokens=self.reasoning.expected_tokens,
-            max_tokens=self.max_tokens,
+            self.cost,
+            self.cost_p90,
+            self.latency,
+            self.latency_p90,
+            self.queue_ms,
+            self.ttft,
+            self.tpot,
+            self.speedup,
+            self.tokens,
+            self.tokens_p90,
+            self.reasoning.expected_tokens,
+            self.max_tokens,
         )
 
 
@@ -305,7 +305,7 @@ def _meets_class(p: ProfileView, ctx: _Ctx) -> bool:
 # ---------------------------------------------------------------- pricing one profile
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Base:
     """The stage-independent part of a profile's price and speed for this request."""
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from orchestrator.routing.types import LiveState, ProfilePerformance, ProfilePrices, RoutingKnobs
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LoadPoint:
     """Per-replica load seen by a new request."""
 

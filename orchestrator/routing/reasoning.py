@@ -12,6 +12,8 @@ The remaining budget steps the level down while the reasoning tokens would cost 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from orchestrator.routing.types import (
     REASONING_LEVELS,
     ProfileView,
@@ -66,22 +68,19 @@ def setting_for(
 ) -> ReasoningSetting:
     """Map a wished level onto the profile; cap by policy and step down by remaining budget."""
     if not profile.reasoning_supported:
-        return ReasoningSetting(note="profile does not reason")
+        return _NO_REASONING
     control = profile.reasoning_control
     if control == "none":
         if not profile.reasoning_default_on:
-            return ReasoningSetting(note="profile reasoning cannot be enabled")
-        return _on(profile, None, prediction.reasoning_tokens, rules, "always reasons")
+            return _CANNOT_ENABLE
+        return _on(control, None, prediction.reasoning_tokens, rules, "always reasons")
     if control == "enable_thinking":
-        off = {"enable_thinking": False}
         if level == "off":
-            return ReasoningSetting(chat_template_kwargs=off, note="thinking off")
+            return _THINKING_OFF
         # no effort levels: the model thinks as long as it needs, up to the cap
         if not _affordable(profile, prediction.reasoning_tokens, rules, knobs):
-            return ReasoningSetting(
-                chat_template_kwargs=off, note="thinking off: remaining budget too small"
-            )
-        return _on(profile, None, prediction.reasoning_tokens, rules, "thinking on")
+            return _THINKING_OFF_BUDGET
+        return _on(control, None, prediction.reasoning_tokens, rules, "thinking on")
     # reasoning_effort: "off" is not available; walk down from the wished level to "low"
     start = max(1, REASONING_LEVELS.index(level))
     for idx in range(start, 0, -1):
@@ -93,7 +92,7 @@ def setting_for(
                 note += " (stepped down: remaining budget)"
             elif level == "off":
                 note += " (cannot be switched off)"
-            return _on(profile, effort, tokens, rules, note)
+            return _on(control, effort, tokens, rules, note)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -109,11 +108,18 @@ def _affordable(profile: ProfileView, tokens: int, rules: TenantRules, knobs: Ro
 
 
 def _on(
-    profile: ProfileView, effort: str | None, tokens: int, rules: TenantRules, note: str
+    control: str, effort: str | None, tokens: int, rules: TenantRules, note: str
 ) -> ReasoningSetting:
     cap = rules.max_reasoning_tokens
-    expected = tokens if cap is None else min(tokens, cap)
-    kwargs = {"enable_thinking": True} if profile.reasoning_control == "enable_thinking" else {}
+    return _setting_on(control, effort, tokens if cap is None else min(tokens, cap), cap, note)
+
+
+@lru_cache(maxsize=4096)
+def _setting_on(
+    control: str, effort: str | None, expected: int, cap: int | None, note: str
+) -> ReasoningSetting:
+    """Shared, immutable settings (built once per distinct value; callers must not mutate)."""
+    kwargs = {"enable_thinking": True} if control == "enable_thinking" else {}
     params = {"reasoning_effort": effort} if effort is not None else {}
     return ReasoningSetting(
         enabled=True,
@@ -124,3 +130,13 @@ def _on(
         request_params=params,
         note=note,
     )
+
+
+_NO_REASONING = ReasoningSetting(note="profile does not reason")
+_CANNOT_ENABLE = ReasoningSetting(note="profile reasoning cannot be enabled")
+_THINKING_OFF = ReasoningSetting(
+    chat_template_kwargs={"enable_thinking": False}, note="thinking off"
+)
+_THINKING_OFF_BUDGET = ReasoningSetting(
+    chat_template_kwargs={"enable_thinking": False}, note="thinking off: remaining budget too small"
+)

@@ -44,7 +44,10 @@ def speculative_config(profile: Profile) -> dict[str, Any] | None:
             "prompt_lookup_max": spec.prompt_lookup_max,
         }
     assert isinstance(spec, DraftModelSpec)
-    out: dict[str, Any] = {"method": spec.method, "num_speculative_tokens": spec.num_speculative_tokens}
+    out: dict[str, Any] = {
+        "method": spec.method,
+        "num_speculative_tokens": spec.num_speculative_tokens,
+    }
     if spec.model:
         out["model"] = spec.model
     if spec.draft_tensor_parallel_size:
@@ -58,7 +61,9 @@ def engine_kwargs(profile: Profile, model_location: str) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "dtype": profile.dtype,
         "max_model_len": profile.max_model_len,
-        "tensor_parallel_size": profile.accelerator.tensor_parallel_size if profile.accelerator.is_gpu else 1,
+        "tensor_parallel_size": profile.accelerator.tensor_parallel_size
+        if profile.accelerator.is_gpu
+        else 1,
     }
     if profile.accelerator.is_gpu and profile.accelerator.pipeline_parallel_size > 1:
         kwargs["pipeline_parallel_size"] = profile.accelerator.pipeline_parallel_size

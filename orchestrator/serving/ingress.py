@@ -130,23 +130,45 @@ class OrchestratorIngress(OpenAiIngress):
     async def list_models(self) -> JSONResponse:
         created = int(time.time())
         data = [
-            {"id": AUTO_MODEL, "object": "model", "created": created, "owned_by": "orchestrator",
-             "metadata": {"kind": "router", "profiles": [p.name for p in self._catalog.profiles]}}
+            {
+                "id": AUTO_MODEL,
+                "object": "model",
+                "created": created,
+                "owned_by": "orchestrator",
+                "metadata": {
+                    "kind": "router",
+                    "profiles": [p.name for p in self._catalog.profiles],
+                },
+            }
         ]
         for family in self._catalog.families:
             members = [p for p in self._catalog.profiles if p.served_model_name == family]
-            data.append({
-                "id": family, "object": "model", "created": created, "owned_by": "orchestrator",
-                "max_model_len": max(p.max_model_len for p in members),
-                "metadata": {"kind": "family", "profiles": [p.name for p in members]},
-            })
+            data.append(
+                {
+                    "id": family,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": "orchestrator",
+                    "max_model_len": max(p.max_model_len for p in members),
+                    "metadata": {"kind": "family", "profiles": [p.name for p in members]},
+                }
+            )
         for p in self._catalog.profiles:
-            data.append({
-                "id": p.name, "object": "model", "created": created, "owned_by": "orchestrator",
-                "root": p.served_model_name, "max_model_len": p.max_model_len,
-                "metadata": {"kind": "profile", "family": p.served_model_name,
-                             "ready": self._ready.get(p.name, False)},
-            })
+            data.append(
+                {
+                    "id": p.name,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": "orchestrator",
+                    "root": p.served_model_name,
+                    "max_model_len": p.max_model_len,
+                    "metadata": {
+                        "kind": "profile",
+                        "family": p.served_model_name,
+                        "ready": self._ready.get(p.name, False),
+                    },
+                }
+            )
         return JSONResponse({"object": "list", "data": data})
 
     @fastapi_app.post("/v1/chat/completions")

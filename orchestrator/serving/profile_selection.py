@@ -55,6 +55,10 @@ def least_loaded(
 
     def load(p: Profile) -> tuple[float, float, int]:
         capacity = p.performance.max_concurrency * max(p.replicas.min, 1)
-        return (in_flight.get(p.name, 0) / capacity, p.price_per_replica_hour_usd, candidates.index(p))
+        return (
+            in_flight.get(p.name, 0) / capacity,
+            p.price_per_replica_hour_usd,
+            candidates.index(p),
+        )
 
     return min(usable, key=load)

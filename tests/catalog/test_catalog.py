@@ -59,14 +59,52 @@ def test_good_minimal_profile_gets_defaults(tmp_path):
 @pytest.mark.parametrize(
     ("mutation", "line", "field", "reason"),
     [
-        (("    max_model_len: 4096", "    max_model_len: -1"), 7, "profiles[0].max_model_len", "greater than or equal"),
-        (("    served_model_name: fam", "    served_model_name: fam\n    colour: red"), 7, "profiles[0].colour", "unknown field"),
-        (("    model: /models/x", "    model: /models/x\n    quantization: int3"), 6, "profiles[0].quantization", "Input should be"),
+        (
+            ("    max_model_len: 4096", "    max_model_len: -1"),
+            7,
+            "profiles[0].max_model_len",
+            "greater than or equal",
+        ),
+        (
+            ("    served_model_name: fam", "    served_model_name: fam\n    colour: red"),
+            7,
+            "profiles[0].colour",
+            "unknown field",
+        ),
+        (
+            ("    model: /models/x", "    model: /models/x\n    quantization: int3"),
+            6,
+            "profiles[0].quantization",
+            "Input should be",
+        ),
         (("  - name: p1", "  - name: P_1"), 4, "profiles[0].name", "pattern"),
-        (("    price_per_replica_hour_usd: 1.0", "    price_per_replica_hour_usd: cheap"), 8, "profiles[0].price_per_replica_hour_usd", "valid number"),
-        (("    max_model_len: 4096", "    max_model_len: 4096\n    speculative: {method: eagle3}"), 8, "profiles[0].speculative", "drafter"),
-        (("    max_model_len: 4096", "    max_model_len: 4096\n    replicas: {min: 3, max: 2}"), 8, "profiles[0].replicas", "min must be <= max"),
-        (("    max_model_len: 4096", "    max_model_len: 4096\n    engine_args: {dtype: half}"), 8, "profiles[0].engine_args", "profile fields"),
+        (
+            ("    price_per_replica_hour_usd: 1.0", "    price_per_replica_hour_usd: cheap"),
+            8,
+            "profiles[0].price_per_replica_hour_usd",
+            "valid number",
+        ),
+        (
+            (
+                "    max_model_len: 4096",
+                "    max_model_len: 4096\n    speculative: {method: eagle3}",
+            ),
+            8,
+            "profiles[0].speculative",
+            "drafter",
+        ),
+        (
+            ("    max_model_len: 4096", "    max_model_len: 4096\n    replicas: {min: 3, max: 2}"),
+            8,
+            "profiles[0].replicas",
+            "min must be <= max",
+        ),
+        (
+            ("    max_model_len: 4096", "    max_model_len: 4096\n    engine_args: {dtype: half}"),
+            8,
+            "profiles[0].engine_args",
+            "profile fields",
+        ),
     ],
 )
 def test_bad_catalog_names_file_line_field_and_reason(tmp_path, mutation, line, field, reason):

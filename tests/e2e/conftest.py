@@ -6,6 +6,7 @@ per test session and stopped with SIGTERM at the end, which is itself checked by
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -42,10 +43,10 @@ class RunningServer:
         return "\n".join(line[:400] for line in lines[-n:])
 
     def snapshot_descendants(self) -> None:
-        try:
-            self.descendants |= {c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)}
-        except psutil.NoSuchProcess:
-            pass
+        with contextlib.suppress(psutil.NoSuchProcess):
+            self.descendants |= {
+                c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)
+            }
 
 
 def start_server(tmp: Path, extra_args: list[str] | None = None) -> RunningServer:
@@ -62,7 +63,9 @@ def start_server(tmp: Path, extra_args: list[str] | None = None) -> RunningServe
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"orchestrator serve exited with {proc.returncode}:\n{server.log_tail()}")
+            raise RuntimeError(
+                f"orchestrator serve exited with {proc.returncode}:\n{server.log_tail()}"
+            )
         try:
             r = httpx.get(f"{server.base_url}/healthz", timeout=5)
             if r.status_code == 200 and all(r.json()["profiles"].values()):
@@ -92,7 +95,9 @@ def stop_server(server: RunningServer, timeout_s: float = 120) -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     external = os.environ.get("ORCHESTRATOR_E2E_URL")  # develop against a server already up
     if external:
-        yield RunningServer(subprocess.Popen(["true"]), external.rstrip("/"), Path("/dev/null"), Path("."))
+        yield RunningServer(
+            subprocess.Popen(["true"]), external.rstrip("/"), Path("/dev/null"), Path(".")
+        )
         return
     srv = start_server(tmp_path_factory.mktemp("serve"))
     yield srv

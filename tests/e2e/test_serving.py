@@ -14,7 +14,9 @@ QUESTION = [{"role": "user", "content": "What is the capital of France? Answer i
 
 
 def test_chat_completion_gives_sensible_text(client, family):
-    resp = client.chat.completions.create(model=family, messages=QUESTION, max_tokens=40, temperature=0)
+    resp = client.chat.completions.create(
+        model=family, messages=QUESTION, max_tokens=40, temperature=0
+    )
     text = resp.choices[0].message.content
     assert "paris" in text.lower(), text
     assert resp.usage.completion_tokens > 0
@@ -37,7 +39,9 @@ def test_stream_deltas_join_to_full_text_and_last_chunk_has_usage(client, family
     assert chunks[-1].usage.completion_tokens > 0
     assert all(c.usage is None for c in chunks[:-1])
     # greedy decoding: the stream says exactly what the non-streamed answer says
-    plain = client.chat.completions.create(model=family, messages=QUESTION, max_tokens=40, temperature=0)
+    plain = client.chat.completions.create(
+        model=family, messages=QUESTION, max_tokens=40, temperature=0
+    )
     assert text == plain.choices[0].message.content
 
 
@@ -52,7 +56,9 @@ def test_stream_without_usage_request_has_no_usage_chunk(client, family):
 
 
 def test_text_completion(client, family):
-    resp = client.completions.create(model=family, prompt="The capital of France is", max_tokens=8, temperature=0)
+    resp = client.completions.create(
+        model=family, prompt="The capital of France is", max_tokens=8, temperature=0
+    )
     assert resp.choices[0].text.strip()
     assert resp.usage.completion_tokens > 0
 
@@ -148,7 +154,9 @@ def test_prompt_longer_than_max_model_len_is_400(client, family):
 
 
 def test_server_still_serves_after_bad_requests(client, family):
-    resp = client.chat.completions.create(model=family, messages=QUESTION, max_tokens=5, temperature=0)
+    resp = client.chat.completions.create(
+        model=family, messages=QUESTION, max_tokens=5, temperature=0
+    )
     assert resp.choices[0].message.content
 
 

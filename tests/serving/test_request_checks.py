@@ -55,7 +55,9 @@ def test_vllm_validation_error_names_field():
 
 
 def test_valid_chat_request_validates():
-    req = openai_io.validate_request({"model": "m", "messages": [{"role": "user", "content": "x"}]}, "chat")
+    req = openai_io.validate_request(
+        {"model": "m", "messages": [{"role": "user", "content": "x"}]}, "chat"
+    )
     assert req.model == "m"
 
 
@@ -74,11 +76,15 @@ def test_split_sse_batches():
 def test_candidates_by_family_profile_and_auto():
     fam = candidates_for_model("smollm2-135m-instruct", LOCAL)
     assert [p.name for p in fam] == ["smollm2-cpu", "smollm2-cpu-ngram"]
-    assert [p.name for p in candidates_for_model("smollm2-cpu-ngram", LOCAL)] == ["smollm2-cpu-ngram"]
+    assert [p.name for p in candidates_for_model("smollm2-cpu-ngram", LOCAL)] == [
+        "smollm2-cpu-ngram"
+    ]
     assert len(candidates_for_model("auto", GPU)) == len(GPU.profiles)
     assert len(candidates_for_model(None, GPU)) == len(GPU.profiles)
     assert {p.name for p in candidates_for_model("llama-3.1-8b-instruct", GPU)} == {
-        "llama8b-bf16-eagle3", "llama8b-fp8-ngram"}
+        "llama8b-bf16-eagle3",
+        "llama8b-fp8-ngram",
+    }
 
 
 def test_unknown_model_is_404_listing_models():
@@ -99,5 +105,7 @@ def test_least_loaded_skips_unready_and_balances():
 
 def test_error_body_shape_and_param_from_loc():
     body = error_body(404, "nope", "model")
-    assert body == {"error": {"message": "nope", "type": "not_found_error", "param": "model", "code": 404}}
+    assert body == {
+        "error": {"message": "nope", "type": "not_found_error", "param": "model", "code": 404}
+    }
     assert param_from_loc(("body", "messages", 0, "content")) == "messages[0].content"
