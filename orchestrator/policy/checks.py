@@ -146,7 +146,13 @@ def _check_scaling(
                 loc + ("scale_to_zero",),
                 f"the catalog keeps at least {cat.min} replica(s) of this profile (replicas.min)",
             )
-        if own.min_replicas == 0 and own.scale_to_zero is None and not auto.scale_to_zero:
+        disabled = own.max_replicas == 0
+        if (
+            own.min_replicas == 0
+            and own.scale_to_zero is None
+            and not auto.scale_to_zero
+            and not disabled
+        ):
             rep.add(loc + ("min_replicas",), "0 contradicts autoscaling.scale_to_zero: false")
     floor = sum(
         b.min_replicas * catalog.profile(n).price_per_replica_hour_usd for n, b in scaling.items()

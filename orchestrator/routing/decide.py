@@ -327,18 +327,17 @@ class _Base:
 def _base(p: ProfileView, ctx: _Ctx) -> _Base:
     req, perf, prices, knobs = ctx.request, p.performance, p.prices, ctx.knobs
     in_cost = est.input_cost_usd(prices, req.prompt_tokens, req.cached_prompt_share)
-    point = est.load_point(perf, p.live, knobs)
-    tpot = est.tpot_ms(perf, p.live, point)
     uncached = req.prompt_tokens * (1.0 - req.cached_prompt_share)
-    first = point.queue_wait_ms + est.ttft_ms(perf, p.live, point, uncached, knobs)
+    queue_ms, ttft, tpot, speedup = est.timing(perf, p.live, uncached, knobs)
+    first = queue_ms + ttft
     e2e = ctx.slo.e2e_p95_ms
     return _Base(
         profile=p,
         in_cost=in_cost,
         first_ms=first,
-        queue_ms=point.queue_wait_ms,
+        queue_ms=queue_ms,
         tpot=tpot,
-        speedup=est.spec_speedup(perf, point.utilization),
+        speedup=speedup,
         room=p.max_model_len - req.prompt_tokens,
         cap_lim=est.affordable_tokens(prices, in_cost, ctx.cost_cap),
         budget_lim=est.affordable_tokens(prices, in_cost, ctx.rules.remaining_budget_usd),

@@ -84,6 +84,43 @@ def ttft_ms(
     return max(modelled, live.recent_ttft_ms or 0.0)
 
 
+def timing(
+    perf: ProfilePerformance, live: LiveState, uncached_prompt_tokens: float, knobs: RoutingKnobs
+) -> tuple[float, float, float, float]:
+    """(queue wait ms, TTFT ms without the wait, TPOT ms, effective spec speed-up) in one pass.
+
+    The same model as `load_point`, `ttft_ms`, `tpot_ms` and `spec_speedup` together (the
+    tests hold them equal), flattened because `decide` calls it for every profile.
+    """
+    cap = perf.max_concurrency
+    running = live.replicas_running
+    ahead = (live.requests_in_flight + live.requests_queued) / (running if running > 0 else 1)
+    wait_ms = perf.cold_start_ms if running == 0 else 0.0
+    excess = ahead + 1 - cap
+    if excess > 0:
+        wait_ms += 1000.0 * excess * knobs.typical_request_output_tokens / perf.output_tokens_per_s
+    n = min(float(cap), ahead + 1)
+    s = perf.spec_expected_speedup
+    plain_single = perf.single_stream_tokens_per_s / s
+    if cap == 1:
+        util = 0.0
+        aggregate = plain_single
+    else:
+        util = min(1.0, max(0.0, (n - 1) / (cap - 1)))
+        aggregate = plain_single + (perf.output_tokens_per_s - plain_single) * (n - 1) / (cap - 1)
+    speedup = 1.0 + (s - 1.0) * (1.0 - util)
+    tpot = 1000.0 * n / (aggregate * speedup)
+    recent = live.recent_tpot_ms
+    if recent is not None and recent > tpot:
+        tpot = recent
+    prefill_ms = 1000.0 * uncached_prompt_tokens / perf.prefill_tokens_per_s
+    ttft = perf.ttft_ms_base + prefill_ms * (1.0 + knobs.prefill_load_slowdown * util)
+    recent = live.recent_ttft_ms
+    if recent is not None and recent > ttft:
+        ttft = recent
+    return wait_ms, ttft, tpot, speedup
+
+
 def input_cost_usd(prices: ProfilePrices, prompt_tokens: int, cached_share: float) -> float:
     cached = prompt_tokens * cached_share
     return (prompt_tokens - cached) * prices.input + cached * prices.cached_input

@@ -180,11 +180,12 @@ class ReasoningSetting(_Frozen):
 
 
 # Estimate and CandidateReport are built for every profile on every request, so they are
-# slotted stdlib dataclasses (several times cheaper to build than models); pydantic still
-# validates and serializes them as fields of `Decision`, with extra keys forbidden.
+# slotted stdlib dataclasses (several times cheaper to build than models, and not frozen for
+# the same reason: treat them as read-only); pydantic still validates and serializes them as
+# fields of `Decision`, with extra keys forbidden.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Estimate:
     """One candidate priced under current load. Latencies include the queue wait."""
 
@@ -204,7 +205,7 @@ class Estimate:
     max_tokens: int  # the cap this candidate would be sent with
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CandidateReport:
     """Every profile, whether it won, and why not."""
 

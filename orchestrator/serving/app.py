@@ -72,4 +72,5 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
         deployments,
         model_cards,
         catalog=catalog.model_dump(mode="json"),
+        policy_path=str(Path(app_args.policy).resolve()),
     )

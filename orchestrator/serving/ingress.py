@@ -27,6 +27,7 @@ from ray.serve.llm.ingress import OpenAiIngress
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.catalog.schema import Catalog, Profile
+from orchestrator.policy import PolicyWatcher, TenantPolicy
 from orchestrator.serving import openai_io
 from orchestrator.serving.engine_config import deployment_name
 from orchestrator.serving.errors import (
@@ -85,10 +86,14 @@ class OrchestratorIngress(OpenAiIngress):
         model_cards: dict[str, Any],
         *,
         catalog: dict[str, Any],
+        policy_path: str,
         lora_paths: dict[str, str] | None = None,
     ):
         super().__init__(llm_deployments, model_cards, lora_paths=lora_paths)
         self._catalog = Catalog.model_validate(catalog)
+        # the policy file is watched; a bad edit is reported and the last good policy stays
+        self._policy = PolicyWatcher(policy_path, self._catalog).start()
+        self._started_at = time.time()
         self._ready: dict[str, bool] = {p.name: False for p in self._catalog.profiles}
         self._in_flight: dict[str, int] = defaultdict(int)
         self._ready_task: asyncio.Task[None] | None = None
@@ -125,6 +130,28 @@ class OrchestratorIngress(OpenAiIngress):
         ok = any(ready.values())
         body = {"status": "ok" if ok else "starting", "profiles": ready}
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    @fastapi_app.get("/v1/orchestrator/status")
+    async def orchestrator_status(self) -> JSONResponse:
+        self._ensure_ready_task()
+        policy = self._policy.current
+        return JSONResponse(
+            {
+                "uptime_s": round(time.time() - self._started_at, 1),
+                "profiles": {
+                    p.name: {
+                        "ready": self._ready.get(p.name, False),
+                        "in_flight": self._in_flight.get(p.name, 0),
+                        "family": p.served_model_name,
+                    }
+                    for p in self._catalog.profiles
+                },
+                "policy": {
+                    "name": policy.spec.metadata.name if policy.spec.metadata else None,
+                    **self._policy.status().model_dump(mode="json"),
+                },
+            }
+        )
 
     @fastapi_app.get("/v1/models")
     async def list_models(self) -> JSONResponse:
@@ -187,6 +214,7 @@ class OrchestratorIngress(OpenAiIngress):
     async def _serve(self, request: Request, endpoint: openai_io.Endpoint) -> Response:
         self._ensure_ready_task()
         request_id = _serve_request_id(request)
+        tenant = self._authenticate(request)
         body = openai_io.parse_json_body(await request.body())
         body.pop("orchestrator", None)  # caller targets: consumed by the router
         openai_io.check_common_fields(body, endpoint)
@@ -236,6 +264,23 @@ class OrchestratorIngress(OpenAiIngress):
             return JSONResponse(payload, headers=headers)
         relay = self._relay_stream(first, gen, wants_usage, release, profile, requested_model)
         return StreamingResponse(relay, media_type="text/event-stream", headers=headers)
+
+    def _authenticate(self, request: Request) -> TenantPolicy:
+        """The tenant named by `Authorization: Bearer <key>`; 401 for a key the policy does
+        not know (with no keys in the policy, everyone is the default tenant)."""
+        header = request.headers.get("authorization") or ""
+        scheme, _, token = header.partition(" ")
+        key = token.strip() if scheme.lower() == "bearer" else None
+        tenant = self._policy.current.resolve_tenant(key or None)
+        if tenant is None:
+            raise OrchestratorHTTPError(
+                401,
+                "Incorrect API key provided."
+                if key
+                else "Missing API key: send Authorization: Bearer <key>.",
+                code="invalid_api_key",
+            )
+        return tenant
 
     async def _relay_stream(
         self,

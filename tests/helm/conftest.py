@@ -43,10 +43,6 @@ def render(helm: Any) -> Any:
     return _render
 
 
-def example_values(example: Example) -> dict[str, Any]:
-    return yaml.safe_load(example.path.read_text(encoding="utf-8")) or {}
-
-
 @pytest.fixture(params=EXAMPLES, ids=[e.name for e in EXAMPLES])
 def example(request: pytest.FixtureRequest) -> Example:
     return request.param

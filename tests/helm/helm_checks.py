@@ -130,6 +130,11 @@ def one(objs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
+def example_values(example: Any) -> dict[str, Any]:
+    """An example's values as `helm install -f` reads them."""
+    return yaml.safe_load(example.path.read_text(encoding="utf-8")) or {}
+
+
 def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 

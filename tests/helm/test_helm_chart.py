@@ -7,8 +7,7 @@ import json
 
 import pytest
 import yaml
-from conftest import example_values
-from helm_checks import by_kind, one, validate_all, validate_rayservice
+from helm_checks import by_kind, example_values, one, validate_all, validate_rayservice
 
 from orchestrator.deploy import load_inputs, render_rayservice
 from orchestrator.deploy.helm_render import CHART_DIR, lint_chart, render_notes

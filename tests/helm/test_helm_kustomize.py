@@ -3,8 +3,7 @@ rendered with that overlay's example values (the overlays are generated from the
 
 from __future__ import annotations
 
-from conftest import example_values
-from helm_checks import canonical, one, validate_all, validate_rayservice
+from helm_checks import canonical, example_values, one, validate_all, validate_rayservice
 
 from orchestrator.deploy.sync import K8S_DIR, for_kustomize
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import example_values
-from helm_checks import one
+from helm_checks import example_values, one
 
 from orchestrator.catalog import load_catalog
 from orchestrator.deploy import IMPORT_PATH, ServeAppArgs

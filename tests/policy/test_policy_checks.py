@@ -102,6 +102,18 @@ def test_scaling_against_catalog(tmp_path, gpu_catalog, body, field, reason):
     assert reason in issue.reason
 
 
+def test_disabling_a_profile_is_not_scaling_it_to_zero(tmp_path, gpu_catalog):
+    body = """
+    autoscaling:
+      scale_to_zero: false
+      profiles:
+        qwen3-235b-fp8: {min_replicas: 0, max_replicas: 0}
+    """
+    policy = load(tmp_path, body, gpu_catalog)
+    assert policy.scaling["qwen3-235b-fp8"].max_replicas == 0
+    assert "qwen3-235b-fp8" not in policy.default_tenant.eligible_profiles()
+
+
 def test_ceiling_counts_policy_minimums(tmp_path, gpu_catalog):
     # 1 eagle3 + 1 fp8 (catalog) + 2 gpt-oss (policy) = 3.9 + 1.8 + 7.8 = 13.5 $/h
     body = """

@@ -452,3 +452,22 @@ def test_estimate_arithmetic_matches_prices(gpu_views):
     assert math.isclose(d.estimate.cost_usd, expected, rel_tol=1e-12)
     e = d.estimate
     assert math.isclose(e.latency_ms, e.ttft_ms + 119 * e.tpot_ms, rel_tol=1e-3)
+
+
+def test_reject_status_comes_from_the_profile_that_got_furthest(gpu_views):
+    # llama profiles are not allowed; the allowed ones cannot hold the prompt -> 400, not 404
+    rules = TenantRules(allowed_profiles=("qwen3-8b-dflash", "gpt-oss-20b-mxfp4"))
+    d = decide(_req(prompt_tokens=100_000), EASY, rules, gpu_views)
+    assert d.rejection.status == 400 and d.rejection.code == "context_length_exceeded"
+    lost = {c.profile: c.lost_because for c in d.candidates}
+    assert lost["llama8b-fp8-ngram"] == ("not_allowed",)
+    assert lost["gpt-oss-20b-mxfp4"] == ("context_too_long",)
+
+
+def test_no_actions_routes_best_effort_within_hard_limits(gpu_views):
+    llama = _view(gpu_views, "llama8b-fp8-ngram")
+    cap = 200 * llama.prices.input + 100 * llama.prices.output
+    rules = TenantRules(cost_cap_usd=cap, on_breach=())
+    d = decide(_req(model="llama8b-fp8-ngram"), EASY, rules, gpu_views)
+    assert d.action == "route" and d.reason.startswith("best effort")
+    assert d.max_tokens == 100  # the hard cap still bounds the answer

@@ -113,3 +113,22 @@ def test_tiny_concurrency_does_not_divide_by_zero(cap):
     p = est.load_point(perf, LiveState(requests_in_flight=3), DEFAULT_KNOBS)
     assert est.stream_tokens_per_s(perf, p) > 0
     assert p.queue_wait_ms > 0
+
+
+@pytest.mark.parametrize(
+    "live",
+    [
+        LiveState(),
+        LiveState(requests_in_flight=30, requests_queued=2),
+        LiveState(replicas_running=2, requests_in_flight=200, requests_queued=50),
+        LiveState(replicas_running=0),
+        LiveState(requests_in_flight=5, recent_ttft_ms=999.0, recent_tpot_ms=77.0),
+    ],
+)
+def test_flat_timing_equals_the_composed_model(live):
+    point = est.load_point(PERF, live, DEFAULT_KNOBS)
+    wait, ttft, tpot, speedup = est.timing(PERF, live, 3000.0, DEFAULT_KNOBS)
+    assert math.isclose(wait, point.queue_wait_ms)
+    assert math.isclose(ttft, est.ttft_ms(PERF, live, point, 3000.0, DEFAULT_KNOBS))
+    assert math.isclose(tpot, est.tpot_ms(PERF, live, point))
+    assert math.isclose(speedup, est.spec_speedup(PERF, point.utilization))
