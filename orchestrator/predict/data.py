@@ -93,7 +93,9 @@ def _gsm8k(root: Path) -> Iterator[Example]:
     path = root / "routellm" / "gsm8k_responses.csv"
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
-        models = [c[: -len("_response")] for c in reader.fieldnames or [] if c.endswith("_response")]
+        models = [
+            c[: -len("_response")] for c in reader.fieldnames or [] if c.endswith("_response")
+        ]
         for i, row in enumerate(reader):
             for model in models:
                 yield Example(

@@ -28,8 +28,29 @@ _CUE_WINDOW_CHARS = 1500  # lexical cues are read at both ends of the last user 
 _NUMBER_WORDS = {
     w: i
     for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-        "fifteen sixteen seventeen eighteen nineteen twenty".split()
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
     )
 }
 _NUM = r"(\d{1,5}(?:,\d{3})?|" + "|".join(_NUMBER_WORDS) + r"|a few|several|a couple of)"
@@ -40,36 +61,72 @@ _UNIT_PATTERNS = {
     "req_items": r"(?:\w+[ -]){0,2}?(?:items?|examples?|ideas?|tips?|steps?|ways?|reasons?|"
     r"questions?|names?|points?|facts?|options?|things?|suggestions?|words? that)",
 }
-_REQ_RE = {
-    k: re.compile(r"\b" + _NUM + r"[ -](?:or more |to \d+ )?(?:" + v + r")\b")
-    for k, v in _UNIT_PATTERNS.items()
+# one scan finds every "<number> <unit>" request; the named group says which unit
+_REQ_RE = re.compile(
+    r"\b"
+    + _NUM
+    + r"[ -](?:or more |to \d+ )?(?:"
+    + "|".join(f"(?P<{k}>{v})" for k, v in _UNIT_PATTERNS.items())
+    + r")\b"
+)
+_HAS_NUMBER = re.compile(r"\d|\b(?:" + "|".join(_NUMBER_WORDS) + r"|a few|several|a couple)\b")
+# lexical cues: single words (set lookups over one word split) and phrases (substring counts)
+_CUES: dict[str, tuple[str, str]] = {
+    "cue_brief": (
+        "brief briefly short concise concisely tldr",
+        "one word|one sentence|single word|yes or no|in a few words|just say|just answer|"
+        "only answer|only respond|only output",
+    ),
+    "cue_long": (
+        "essay article blog report detailed comprehensive thorough elaborate long guide "
+        "tutorial outline plan",
+        "in detail|in depth|in-depth",
+    ),
+    "cue_creative": (
+        "story poem song lyrics script screenplay haiku limerick rap novel fiction dialogue "
+        "scene chapter",
+        "",
+    ),
+    "cue_code": (
+        "code function program script implement python javascript typescript java c++ rust "
+        "sql regex class api bash html css algorithm debug bug",
+        "",
+    ),
+    "cue_math": (
+        "calculate compute solve prove equation probability integral derivative sum percent "
+        "total average cost price",
+        "how many|how much",
+    ),
+    "cue_list": ("list ideas examples tips steps suggestions options recommendations bullet", ""),
+    "cue_rewrite": (
+        "rewrite rephrase paraphrase edit proofread correct improve polish convert format",
+        "fix the grammar",
+    ),
+    "cue_translate": ("translate translation", "in french|in spanish|in german|in chinese"),
+    "cue_summarize": ("summarize summarise summary tldr abstract", "key points|main points"),
+    "cue_explain": (
+        "explain describe why discuss compare analyze analyse",
+        "what is|what are|tell me about|difference between",
+    ),
+    "cue_letter": (
+        "email e-mail letter message speech toast tweet post ad slogan title headline caption",
+        "cover letter",
+    ),
+    "cue_classify": (
+        "classify categorize categorise choose select label rate identify extract",
+        "which one|which of|true or false|is it|determine whether",
+    ),
+    "cue_step": ("think reason justify", "step by step|step-by-step|show your work"),
 }
-_CUES = {
-    "cue_brief": r"\b(?:brief(?:ly)?|short|concise(?:ly)?|one word|one sentence|single word|"
-    r"yes or no|in a few words|tl;?dr|just (?:say|answer|give)|only (?:answer|respond|output|say))\b",
-    "cue_long": r"\b(?:essay|article|blog|report|detailed|in detail|comprehensive|thorough|"
-    r"elaborate|long|in depth|in-depth|guide|tutorial|outline|plan)\b",
-    "cue_creative": r"\b(?:story|poem|song|lyrics|script|screenplay|haiku|limerick|rap|novel|"
-    r"fiction|dialogue|scene|chapter)\b",
-    "cue_code": r"\b(?:code|function|program|script|implement|python|javascript|typescript|java|"
-    r"c\+\+|rust|sql|regex|class|api|bash|html|css|algorithm|debug|bug)\b",
-    "cue_math": r"\b(?:calculate|compute|solve|how many|how much|prove|equation|probability|"
-    r"integral|derivative|sum|percent|total|average|cost|price|\d+\s*[-+*/x^=]\s*\d+)\b",
-    "cue_list": r"\b(?:list|ideas|examples|tips|steps|suggestions|options|recommendations|"
-    r"bullet)\b",
-    "cue_rewrite": r"\b(?:rewrite|rephrase|paraphrase|edit|proofread|correct|fix the grammar|"
-    r"improve|polish|convert|format)\b",
-    "cue_translate": r"\b(?:translate|translation|in (?:french|spanish|german|chinese|japanese))\b",
-    "cue_summarize": r"\b(?:summari[sz]e|summary|tl;dr|key points|main points|abstract)\b",
-    "cue_explain": r"\b(?:explain|describe|why|what is|what are|tell me about|discuss|compare|"
-    r"difference between|analy[sz]e)\b",
-    "cue_letter": r"\b(?:email|e-mail|letter|message|cover letter|speech|toast|tweet|post|ad|"
-    r"slogan|title|headline|caption)\b",
-    "cue_classify": r"\b(?:classify|categori[sz]e|choose|select|which (?:one|of)|true or false|"
-    r"label|rate|identify|extract|is it|determine whether)\b",
-    "cue_step": r"\b(?:step by step|step-by-step|show your work|think|reason|justify)\b",
-}
-_CUE_RE = {k: re.compile(v) for k, v in _CUES.items()}
+_CUE_WORDS: dict[str, int] = {}
+_CUE_PHRASES: list[tuple[int, str]] = []
+for _i, (_words, _phrases) in enumerate(_CUES.values()):
+    for _w in _words.split():
+        _CUE_WORDS.setdefault(_w, _i)
+    _CUE_PHRASES.extend((_i, ph) for ph in _phrases.split("|") if ph)
+_WORD_RE = re.compile(r"[a-z][a-z+#-]*")
+_ARITHMETIC = re.compile(r"\d\s*[-+*/x^=]\s*\d")
+_MATH_INDEX = list(_CUES).index("cue_math")
 _WH_START = re.compile(r"^\s*(?:what|who|when|where|why|how|which)\b")
 _YESNO_START = re.compile(
     r"^\s*(?:is|are|was|were|do|does|did|can|could|should|would|will|has|have)\b"
@@ -129,6 +186,10 @@ class _LruCache:
                 self._data.move_to_end(key)
             return value
 
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
     def put(self, key: tuple[int, int, int], value: np.ndarray) -> None:
         with self._lock:
             self._data[key] = value
@@ -139,6 +200,11 @@ class _LruCache:
 
 _CACHE = _LruCache(2048)
 _MIN_CACHED_CHARS = 200
+
+
+def clear_token_cache() -> None:
+    """Forget cached tokenizations (benchmarks measure cold tokenization with it)."""
+    _CACHE.clear()
 
 
 def encode_text(tokenizer: Tokenizer, text: str) -> tuple[np.ndarray, int, bool]:
@@ -205,10 +271,12 @@ def _log1p(x: float) -> float:
     return math.log1p(max(0.0, x))
 
 
-def _requested(text: str, pattern: re.Pattern[str]) -> float:
-    """Largest quantity asked for with this unit ("a 2,000-word essay" -> 2000), 0 if none."""
-    best = 0
-    for m in pattern.finditer(text):
+def _requested(text: str) -> list[float]:
+    """Largest quantity asked for per unit ("a 2,000-word essay" -> words 2000), 0 if none."""
+    best = dict.fromkeys(_UNIT_PATTERNS, 0)
+    if not _HAS_NUMBER.search(text):
+        return [0.0] * len(best)
+    for m in _REQ_RE.finditer(text):
         raw = m.group(1)
         if raw in _NUMBER_WORDS:
             value = _NUMBER_WORDS[raw]
@@ -216,8 +284,32 @@ def _requested(text: str, pattern: re.Pattern[str]) -> float:
             value = 3
         else:
             value = int(raw.replace(",", ""))
-        best = max(best, value)
-    return float(best)
+        unit = m.lastgroup or "req_items"
+        best[unit] = max(best[unit], value)
+    return [float(v) for v in best.values()]
+
+
+def _cue_counts(text: str) -> list[float]:
+    """Per cue group: occurrences of its words and phrases (capped at 5)."""
+    counts = [0] * len(_CUES)
+    for word in _WORD_RE.findall(text):
+        group = _CUE_WORDS.get(word)
+        if group is not None:
+            counts[group] += 1
+    for group, phrase in _CUE_PHRASES:
+        if phrase in text:
+            counts[group] += text.count(phrase)
+    counts[_MATH_INDEX] += len(_ARITHMETIC.findall(text))
+    return [float(min(c, 5)) for c in counts]
+
+
+def _char_fractions(sample: str) -> tuple[float, float]:
+    """Share of ASCII digits and ASCII capitals in a text sample."""
+    raw = np.frombuffer(sample.encode("ascii", "ignore"), dtype=np.uint8)
+    n = max(1, len(sample))
+    digits = int(np.count_nonzero((raw >= 48) & (raw <= 57)))
+    upper = int(np.count_nonzero((raw >= 65) & (raw <= 90)))
+    return digits / n, upper / n
 
 
 def _cue_text(text: str) -> str:
@@ -229,7 +321,9 @@ def _cue_text(text: str) -> str:
 def dense_features(parsed: ParsedRequest, tok: TokenizedRequest) -> np.ndarray:
     """The feature vector (float32, order FEATURE_NAMES) of one request. Pure."""
     turns = parsed.turns
-    last_user_idx = max((i for i, t in enumerate(turns) if t.role == "user"), default=len(turns) - 1)
+    last_user_idx = max(
+        (i for i, t in enumerate(turns) if t.role == "user"), default=len(turns) - 1
+    )
     last_text = turns[last_user_idx].text
     last_tokens = tok.turn_tokens[last_user_idx] if tok.turn_tokens else 0
     system_tokens = sum(
@@ -241,7 +335,6 @@ def dense_features(parsed: ParsedRequest, tok: TokenizedRequest) -> np.ndarray:
     cue = _cue_text(last_text)
     n_chars = len(last_text)
     sample = last_text[:4000]
-    n_sample = max(1, len(sample))
     values: list[float] = [
         _log1p(tok.prompt_tokens),
         _log1p(last_tokens),
@@ -255,12 +348,11 @@ def dense_features(parsed: ParsedRequest, tok: TokenizedRequest) -> np.ndarray:
         n_chars / max(1, last_tokens),
         float(min(last_text.count("?"), 20)),
         float(min(last_text.count("```"), 20)),
-        sum(ch.isdigit() for ch in sample) / n_sample,
-        sum(ch.isupper() for ch in sample) / n_sample,
+        *_char_fractions(sample),
         _log1p(len(_LIST_LINE.findall(sample))),
         float(bool(_WH_START.match(cue))),
         float(bool(_YESNO_START.match(cue))),
     ]
-    values.extend(_log1p(_requested(cue, rx)) for rx in _REQ_RE.values())
-    values.extend(float(min(len(rx.findall(cue)), 5)) for rx in _CUE_RE.values())
+    values.extend(_log1p(v) for v in _requested(cue))
+    values.extend(_cue_counts(cue))
     return np.asarray(values, dtype=np.float32)

@@ -68,7 +68,9 @@ def _convert_gguf(gguf: Path) -> Tokenizer:
     except Exception as exc:  # noqa: BLE001 - fall back to transformers' own GGUF converter
         # AutoTokenizer also builds the model config, which imports vision utilities; a broken
         # optional dependency there must not stop us from reading the tokenizer itself.
-        log.info("AutoTokenizer could not load %s (%s); using the GGUF converter directly", gguf, exc)
+        log.info(
+            "AutoTokenizer could not load %s (%s); using the GGUF converter directly", gguf, exc
+        )
         from transformers.integrations.gguf import convert_gguf_tokenizer, get_gguf_tokenizer
 
         architecture, tokenizer_dict, _config = get_gguf_tokenizer(str(gguf))

@@ -21,6 +21,8 @@ import httpx
 import psutil
 import pytest
 
+from orchestrator.paths import DEFAULT_POLICY
+
 READY_TIMEOUT_S = float(os.environ.get("ORCHESTRATOR_E2E_READY_TIMEOUT", "900"))
 
 
@@ -36,6 +38,7 @@ class RunningServer:
     base_url: str
     log_path: Path
     state_dir: Path
+    policy_path: Path | None = None
     descendants: set[int] = field(default_factory=set)
 
     def log_tail(self, n: int = 60) -> str:
@@ -49,17 +52,36 @@ class RunningServer:
             }
 
 
+E2E_API_KEY = "sk-e2e-team-a-0123456789"  # given to the server as $ORCHESTRATOR_E2E_KEY
+
+
 def start_server(tmp: Path, extra_args: list[str] | None = None) -> RunningServer:
+    """Start `orchestrator serve` on the embedded default, with a private copy of the default
+    policy (tests rewrite it) and a private state directory (ledger, calibration)."""
     port = _free_port()
     log_path = tmp / "serve.log"
+    policy = tmp / "policy" / "policy.yaml"
+    policy.parent.mkdir(parents=True, exist_ok=True)
+    policy.write_text(DEFAULT_POLICY.read_text())
     env = dict(os.environ)
     env["ORCHESTRATOR_STATE_DIR"] = str(tmp / "state")
+    env["ORCHESTRATOR_E2E_KEY"] = E2E_API_KEY
     env.pop("RAY_ADDRESS", None)
-    cmd = [sys.executable, "-m", "orchestrator", "serve", "--port", str(port), *(extra_args or [])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "serve",
+        "--port",
+        str(port),
+        "--policy",
+        str(policy),
+    ]
+    cmd += extra_args or []
     proc = subprocess.Popen(
         cmd, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True
     )
-    server = RunningServer(proc, f"http://127.0.0.1:{port}", log_path, tmp / "state")
+    server = RunningServer(proc, f"http://127.0.0.1:{port}", log_path, tmp / "state", policy)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -1,0 +1,163 @@
+"""`orchestrator predictor train|eval` and `orchestrator predict`: the token-budget predictor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from orchestrator import paths
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    pred = subparsers.add_parser("predictor", help="train or evaluate the token-budget predictor")
+    sub = pred.add_subparsers(dest="predictor_command", metavar="ACTION", required=True)
+
+    train = sub.add_parser("train", help="rebuild the predictor artifact from the shared data")
+    train.add_argument("--data", type=Path, default=paths.SHARED_DATA, help="shared data folder")
+    train.add_argument(
+        "--from-traffic",
+        action="store_true",
+        help="refit from offline data plus the traffic recorded by the server",
+    )
+    train.add_argument("--out", type=Path, help="artifact folder to write")
+    train.add_argument("--heldout-out", type=Path, help="write the held-out split as JSONL")
+    train.add_argument("--all-data", action="store_true", help="no held-out split")
+    train.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
+    train.add_argument("--seed", type=int, default=7)
+    train.set_defaults(func=_train)
+
+    ev = sub.add_parser("eval", help="metrics of the predictor and the baselines on a JSONL file")
+    ev.add_argument(
+        "--data", type=Path, required=True, help='lines {"request": .., "output_tokens": N}'
+    )
+    ev.add_argument("--artifact", type=Path, help="artifact folder (default: the active one)")
+    ev.add_argument(
+        "--ignore-profile", action="store_true", help="ignore per-line profiles (no calibration)"
+    )
+    ev.add_argument(
+        "--online",
+        action="store_true",
+        help="learn each profile's calibration from the lines before it (prequential)",
+    )
+    ev.add_argument("--json", action="store_true", help="print metrics as JSON")
+    ev.set_defaults(func=_eval)
+
+    pr = subparsers.add_parser("predict", help="predict token budgets for OpenAI chat bodies")
+    pr.add_argument("--input", type=Path, required=True, help="JSONL, one request body per line")
+    pr.add_argument("--profile", help="profile name from the deployments file")
+    pr.add_argument("--deployments", type=Path, default=paths.DEFAULT_DEPLOYMENTS)
+    pr.add_argument("--output", type=Path, help="write here instead of stdout")
+    pr.set_defaults(func=_predict)
+
+
+def _err(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    from orchestrator.predict.artifact import DEFAULT_ARTIFACT_DIR, traffic_artifact_dir
+    from orchestrator.predict.data import data_available, load_examples
+    from orchestrator.predict.evaluate import format_table
+    from orchestrator.predict.store import PredictorStore
+    from orchestrator.predict.train import TrainConfig, train, write_heldout
+
+    if not data_available(args.data):
+        return _err(f"shared training data not found under {args.data}")
+    cfg = TrainConfig(seed=args.seed, all_data=args.all_data)
+    traffic: list[Any] = []
+    offsets: dict[str, float] = {}
+    if args.from_traffic:
+        from orchestrator.predict.predictor import Predictor
+
+        store = PredictorStore()
+        traffic = list(store.iter_records())
+        current = Predictor(store=store)
+        offsets = {r.profile: current.log_offset(r.profile) for r in traffic}
+        print(f"traffic records: {len(traffic)} from {store.path}")
+    started = time.perf_counter()
+    result = train(
+        cfg,
+        load_examples(args.data),
+        traffic=traffic,
+        traffic_offsets=offsets,
+        evaluate_heldout=not args.no_eval,
+    )
+    out = args.out or (traffic_artifact_dir() if args.from_traffic else DEFAULT_ARTIFACT_DIR)
+    result.artifact.save(out)
+    print(f"artifact written to {out} ({time.perf_counter() - started:.0f} s)")
+    if args.heldout_out:
+        write_heldout(result.heldout, result.sources, args.heldout_out)
+        print(f"held-out split ({len(result.heldout)} lines) written to {args.heldout_out}")
+    for mode in ("profile_aware", "profile_agnostic", "online_calibration"):
+        if mode in result.metrics:
+            print(f"\nheld-out, {mode.replace('_', ' ')}:")
+            print(format_table(result.metrics[mode]))
+    if "reasoning_auc" in result.metrics:
+        print(f"\nreasoning classifier AUC (weak labels): {result.metrics['reasoning_auc']:.3f}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from orchestrator.predict.evaluate import evaluate, format_table, read_eval_file
+    from orchestrator.predict.predictor import Predictor
+
+    try:
+        lines = read_eval_file(args.data)
+    except (OSError, ValueError) as exc:
+        return _err(str(exc))
+    if not lines:
+        return _err(f"{args.data}: no lines")
+    predictor = Predictor(args.artifact, store=None)
+    result = evaluate(lines, predictor, use_profile=not args.ignore_profile, online=args.online)
+    if args.json:
+        print(json.dumps(result, indent=1, sort_keys=True))
+    else:
+        print(f"{result['lines']} lines ({result['skipped']} skipped as invalid requests)")
+        print(format_table(result))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from orchestrator.catalog import load_catalog
+    from orchestrator.config_files import ConfigError
+    from orchestrator.predict.predictor import Predictor
+    from orchestrator.predict.request import PredictorInputError
+
+    profile = None
+    if args.profile:
+        try:
+            profile = load_catalog(args.deployments).profile(args.profile)
+        except ConfigError as exc:
+            return _err(str(exc))
+        except KeyError:
+            return _err(f"no profile {args.profile!r} in {args.deployments}")
+    try:
+        source = args.input.open(encoding="utf-8")
+    except OSError as exc:
+        return _err(str(exc))
+    predictor = Predictor.default()
+    sink = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
+    failures = 0
+    try:
+        with source:
+            for number, raw in enumerate(source, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    body = json.loads(raw)
+                    if isinstance(body, dict) and isinstance(body.get("request"), dict):
+                        body = body["request"]  # also accept eval-format lines
+                    line = predictor.predict(body, profile).public()
+                except (json.JSONDecodeError, PredictorInputError) as exc:
+                    failures += 1
+                    line = {"error": f"line {number}: {exc}"}
+                sink.write(json.dumps(line) + "\n")
+    finally:
+        if args.output:
+            sink.close()
+    return 1 if failures else 0

@@ -1,0 +1,122 @@
+"""The trained predictor on disk: a folder of LightGBM text models, lexical weights and meta.json.
+
+The shipped artifact lives in `orchestrator/predict/artifacts/default/` so `serve` needs no
+training and no data at start. `orchestrator predictor train` rebuilds it deterministically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator import paths
+from orchestrator.predict.schema import PredictorSettings
+
+ARTIFACT_FORMAT = 1
+DEFAULT_ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts" / "default"
+BOOSTERS = ("p50", "p90", "reasoning", "buckets")
+
+
+def feature_schema(names: tuple[str, ...] | list[str]) -> str:
+    """A short fingerprint of a feature order; traffic rows and artifacts must agree on it."""
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+class KnownModel(BaseModel):
+    """A training-data answering model's length factor, the prior for a matching profile."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    log_offset: float
+    p90_shift: float = 0.0
+    rows: int = Field(0, ge=0)
+
+
+class BaselineParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    constant_log_p50: float
+    constant_log_p90: float
+    length_coef: tuple[float, float]  # log1p(out) ~ a + b * log1p(prompt tokens)
+    length_p50_resid: float
+    length_p90_resid: float
+    bucket_edges: tuple[int, ...]  # 4 inner edges in tokens: 5 buckets
+    bucket_log_p50: tuple[float, ...]
+    bucket_log_p90: tuple[float, ...]
+
+
+class ArtifactMeta(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: int = ARTIFACT_FORMAT
+    feature_names: tuple[str, ...]
+    feature_schema: str
+    vocab_size: int
+    lexical_intercept: float
+    p50_shift: float = 0.0  # conformal correction of the p50 booster (log units)
+    p90_shift: float = 0.0  # conformal correction of the p90 booster (log units)
+    known_models: dict[str, KnownModel] = Field(default_factory=dict)
+    settings: PredictorSettings = PredictorSettings()
+    baselines: BaselineParams
+    training: dict[str, object] = Field(default_factory=dict)
+    heldout: dict[str, object] = Field(default_factory=dict)
+
+
+@dataclass
+class Artifact:
+    meta: ArtifactMeta
+    boosters: dict[str, lgb.Booster]
+    lexical_weights: np.ndarray  # float32, one per token id
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, booster in self.boosters.items():
+            booster.save_model(str(folder / f"{name}.lgb"))
+        np.savez_compressed(folder / "lexical.npz", weights=self.lexical_weights.astype(np.float32))
+        self.save_meta(folder)
+
+    def save_meta(self, folder: Path) -> None:
+        text = json.dumps(self.meta.model_dump(mode="json"), indent=1, sort_keys=True)
+        (folder / "meta.json").write_text(text + "\n", encoding="utf-8")
+
+
+def traffic_artifact_dir() -> Path:
+    """Where `predictor train --from-traffic` writes its refit (under state_dir())."""
+    return paths.state_dir() / "predictor" / "artifact"
+
+
+def active_artifact_dir() -> Path:
+    """The refit from traffic when one exists, else the shipped artifact."""
+    refit = traffic_artifact_dir()
+    return refit if (refit / "meta.json").is_file() else DEFAULT_ARTIFACT_DIR
+
+
+class ArtifactError(RuntimeError):
+    """The artifact folder is missing, incomplete, or from another feature layout."""
+
+
+def load_artifact(folder: Path | None = None) -> Artifact:
+    folder = Path(folder) if folder is not None else active_artifact_dir()
+    meta_path = folder / "meta.json"
+    if not meta_path.is_file():
+        raise ArtifactError(
+            f"no predictor artifact in {folder}; run `orchestrator predictor train`"
+        )
+    meta = ArtifactMeta.model_validate_json(meta_path.read_text(encoding="utf-8"))
+    if meta.format != ARTIFACT_FORMAT:
+        raise ArtifactError(f"artifact format {meta.format}, expected {ARTIFACT_FORMAT}")
+    boosters = {}
+    for name in BOOSTERS:
+        path = folder / f"{name}.lgb"
+        if not path.is_file():
+            raise ArtifactError(f"artifact {folder} lacks {path.name}")
+        boosters[name] = lgb.Booster(model_file=str(path))
+    with np.load(folder / "lexical.npz") as npz:
+        weights = npz["weights"].astype(np.float32)
+    return Artifact(meta=meta, boosters=boosters, lexical_weights=weights)

@@ -1,0 +1,1 @@
+"""Trained predictor artifacts (data only; a package so setuptools ships the files)."""

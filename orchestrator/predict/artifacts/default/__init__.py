@@ -1,0 +1,1 @@
+"""The shipped predictor artifact (see docs/predictor.md)."""

@@ -1,0 +1,90 @@
+"""Per-profile calibration learned online from served traffic. Pure maths, no I/O.
+
+Each profile's model answers at its own length. On top of the profile-free model's
+log-quantiles the predictor adds, per profile:
+- `log_offset`: a shrunken, exponentially-forgetting mean of log1p(actual) - base_log_p50
+  (a verbose model gets a positive offset). Prior: the artifact's offset for the same model
+  family when one was in the training data, else 0, worth `prior_weight` observations.
+- `p90_shift`: adaptive conformal inference (Gibbs & Candes, 2021): after each request the
+  shift grows by eta*0.9 on a miss (actual > p90) and shrinks by eta*0.1 on a hit, so the
+  long-run miss rate tends to 10% whatever the profile's spread.
+- `reasoning_log_ratio`: the same forgetting mean for log(thinking tokens / visible p50),
+  updated only when a request actually produced thinking tokens.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CalibrationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prior_weight: float = Field(20.0, ge=0, description="pseudo-observations behind the prior")
+    memory: float = Field(2000.0, gt=1, description="effective window of the forgetting mean")
+    p90_eta: float = Field(0.05, gt=0, description="ACI step size in log-token units")
+    max_abs_shift: float = Field(3.0, gt=0)
+
+
+class ProfileCalibration(BaseModel):
+    """One profile's learned correction. Invariant: weights >= 0, |shifts| <= max_abs_shift."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prior_offset: float = 0.0
+    residual_sum: float = 0.0  # forgetting sum of log residuals
+    weight: float = Field(0.0, ge=0)  # forgetting count behind residual_sum
+    p90_shift: float = 0.0
+    prior_reasoning_log_ratio: float = math.log(2.0)
+    reasoning_sum: float = 0.0
+    reasoning_weight: float = Field(0.0, ge=0)
+    observations: int = Field(0, ge=0)
+
+    def log_offset(self, config: CalibrationConfig) -> float:
+        """Posterior mean of the profile's log length factor."""
+        n0 = config.prior_weight
+        return (
+            (n0 * self.prior_offset + self.residual_sum) / (n0 + self.weight)
+            if (n0 + self.weight) > 0
+            else 0.0
+        )
+
+    def reasoning_log_ratio(self, config: CalibrationConfig) -> float:
+        n0 = config.prior_weight
+        total = n0 + self.reasoning_weight
+        if total <= 0:
+            return self.prior_reasoning_log_ratio
+        return (n0 * self.prior_reasoning_log_ratio + self.reasoning_sum) / total
+
+
+def observe(
+    cal: ProfileCalibration,
+    base_log_p50: float,
+    base_log_p90: float,
+    output_tokens: int,
+    reasoning_tokens: int,
+    config: CalibrationConfig,
+) -> ProfileCalibration:
+    """The calibration after one finished request (pure). Negative counts are clamped to 0."""
+    actual = math.log1p(max(0, int(output_tokens)))
+    keep = 1.0 - 1.0 / config.memory
+    offset = cal.log_offset(config)
+    predicted_p90 = base_log_p90 + offset + cal.p90_shift
+    miss = 1.0 if actual > predicted_p90 else 0.0
+    shift = cal.p90_shift + config.p90_eta * (miss - 0.1)
+    shift = max(-config.max_abs_shift, min(config.max_abs_shift, shift))
+    update: dict[str, float | int] = {
+        "residual_sum": keep * cal.residual_sum + (actual - base_log_p50),
+        "weight": keep * cal.weight + 1.0,
+        "p90_shift": shift,
+        "observations": cal.observations + 1,
+    }
+    if reasoning_tokens and reasoning_tokens > 0:
+        visible = base_log_p50 + offset
+        update["reasoning_sum"] = keep * cal.reasoning_sum + (
+            math.log1p(reasoning_tokens) - visible
+        )
+        update["reasoning_weight"] = keep * cal.reasoning_weight + 1.0
+    return cal.model_copy(update=update)

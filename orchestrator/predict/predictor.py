@@ -1,0 +1,362 @@
+"""The token-budget predictor: load the artifact once, predict per request, learn per profile.
+
+    predictor = Predictor.default()              # artifact + calibration store, loaded once
+    pred = predictor.predict(body, profile)      # Prediction; raises PredictorInputError (400)
+    ...request runs...
+    predictor.observe(profile, pred, usage.completion_tokens, reasoning_tokens)
+
+`predict` featurizes with the default (SmolLM2) tokenizer, which the model was trained with,
+and counts `prompt_tokens` with the profile's own tokenizer when it has one. Output tokens are
+predicted per choice as log-quantiles, shifted by the profile's calibration, capped by
+max_tokens and the context room, then multiplied by `n`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from orchestrator.predict import lexical
+from orchestrator.predict.artifact import Artifact, ArtifactError, feature_schema, load_artifact
+from orchestrator.predict.calibration import CalibrationConfig, ProfileCalibration, observe
+from orchestrator.predict.features import FEATURE_NAMES, dense_features, tokenize_request
+from orchestrator.predict.request import ParsedRequest, PredictorInputError, parse_request
+from orchestrator.predict.schema import Prediction, QueryClass, RequestFeatures
+from orchestrator.predict.store import PredictorStore, TrafficRecord
+from orchestrator.predict.tokenizer import (
+    is_default_spec,
+    load_default_tokenizer,
+    load_tokenizer,
+    tokenizer_spec,
+)
+
+if TYPE_CHECKING:
+    from orchestrator.catalog.schema import Profile
+
+log = logging.getLogger(__name__)
+
+_NAME_STOPWORDS = {"meta", "instruct", "turbo", "chat", "it", "hf", "v0", "preview", "latest"}
+_MAX_LOG = math.log1p(1_000_000)
+
+
+def normalize_model_name(name: str) -> str:
+    """'Meta-Llama-3.1-8B-Instruct-Turbo' and 'llama-3.1-8b-instruct' -> 'llama318b'."""
+    tail = name.rsplit("/", 1)[-1].lower()
+    parts = [p for p in re.split(r"[^a-z0-9]+", tail) if p and p not in _NAME_STOPWORDS]
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class _Featurized:
+    parsed: ParsedRequest
+    features: RequestFeatures
+    prompt_tokens_exact: bool
+
+
+class Predictor:
+    """Loads the artifact once; `predict` costs a tokenization plus three small tree ensembles.
+
+    Thread-safe. With a `store`, per-profile calibrations persist and every `observe` also
+    records the request's features for `orchestrator predictor train --from-traffic`.
+    """
+
+    def __init__(
+        self,
+        artifact: Artifact | Path | str | None = None,
+        store: PredictorStore | None = None,
+        *,
+        calibration: CalibrationConfig | None = None,
+        record_traffic: bool = True,
+        refresh_seconds: float = 30.0,
+    ) -> None:
+        self.artifact = (
+            artifact if isinstance(artifact, Artifact) else load_artifact(_as_path(artifact))
+        )
+        meta = self.artifact.meta
+        if tuple(meta.feature_names[:-1]) != FEATURE_NAMES:
+            raise ArtifactError("artifact was trained on another feature layout; retrain it")
+        self.meta = meta
+        self.settings = meta.settings
+        self.calibration_config = calibration or CalibrationConfig()
+        self.store = store
+        self.record_traffic = record_traffic
+        self.refresh_seconds = refresh_seconds
+        self._tokenizer = load_default_tokenizer()
+        self._b50 = self.artifact.boosters["p50"]
+        self._b90 = self.artifact.boosters["p90"]
+        self._breason = self.artifact.boosters["reasoning"]
+        self._known = {normalize_model_name(k): v for k, v in meta.known_models.items()}
+        self._lock = threading.Lock()
+        self._calibrations: dict[str, ProfileCalibration] = {}
+        self._loaded_at = 0.0
+        self._schema = feature_schema(FEATURE_NAMES)
+        self._refresh(force=True)
+
+    @classmethod
+    def default(cls) -> Predictor:
+        """The process-wide predictor: shipped artifact + the state_dir() calibration store."""
+        return _default_predictor()
+
+    # -- featurization -----------------------------------------------------------------------
+    def featurize(self, request: dict[str, Any]) -> _Featurized:
+        """Parse, tokenize (default tokenizer) and run the profile-free models once."""
+        parsed = parse_request(request)
+        tok = tokenize_request(parsed, self._tokenizer)
+        dense = dense_features(parsed, tok)
+        lex = lexical.score(
+            tok.lexical_ids, self.artifact.lexical_weights, self.meta.lexical_intercept
+        )
+        row = np.append(dense, np.float32(lex)).reshape(1, -1)
+        q50 = float(self._b50.predict(row, num_threads=1)[0]) + self.meta.p50_shift
+        q90 = float(self._b90.predict(row, num_threads=1)[0]) + self.meta.p90_shift
+        q50 = min(max(q50, 0.0), _MAX_LOG)
+        q90 = min(max(q90, q50), _MAX_LOG)
+        prob = float(self._breason.predict(row, num_threads=1)[0])
+        features = RequestFeatures.model_construct(  # trusted values: skip validation (latency)
+            vector=tuple(dense.tolist()),
+            lexical_ids=tuple(tok.lexical_ids.tolist()),
+            lexical_score=lex,
+            default_prompt_tokens=tok.prompt_tokens,
+            base_log_p50=q50,
+            base_log_p90=q90,
+            reasoning_probability=min(1.0, max(0.0, prob)),
+        )
+        return _Featurized(parsed, features, tok.exact)
+
+    # -- prediction --------------------------------------------------------------------------
+    def predict(
+        self,
+        request: dict[str, Any],
+        profile: Profile | None = None,
+        *,
+        calibration: str | None = None,
+    ) -> Prediction:
+        """Prediction for one request body on `profile` (None: an average training model).
+
+        `calibration` names the calibration to apply when it differs from the profile's name
+        (evaluation uses the answering model's name; default: the profile's).
+        """
+        return self.predict_featurized(self.featurize(request), profile, calibration=calibration)
+
+    def predict_many(
+        self, request: dict[str, Any], profiles: list[Profile]
+    ) -> dict[str, Prediction]:
+        """One featurization, a Prediction per candidate profile (keyed by profile name)."""
+        done = self.featurize(request)
+        return {p.name: self.predict_featurized(done, p) for p in profiles}
+
+    def predict_featurized(
+        self,
+        done: _Featurized,
+        profile: Profile | None = None,
+        *,
+        calibration: str | None = None,
+    ) -> Prediction:
+        parsed, f = done.parsed, done.features
+        prompt_tokens, exact = f.default_prompt_tokens, done.prompt_tokens_exact
+        spec = tokenizer_spec(profile)
+        if profile is not None and not is_default_spec(spec):
+            tok = load_tokenizer(spec)
+            if tok is not self._tokenizer:
+                counted = tokenize_request(parsed, tok)
+                prompt_tokens, exact = counted.prompt_tokens, counted.exact
+
+        key: Profile | str | None = calibration if calibration is not None else profile
+        cal = self.calibration_for(key) if key is not None else None
+        offset = cal.log_offset(self.calibration_config) if cal else 0.0
+        l50 = f.base_log_p50 + offset
+        l90 = max(f.base_log_p90 + offset + (cal.p90_shift if cal else 0.0), l50)
+        per50 = max(1, round(math.expm1(min(l50, _MAX_LOG))))
+        per90 = max(per50, round(math.expm1(min(l90, _MAX_LOG))))
+
+        ratio_log = (
+            cal.reasoning_log_ratio(self.calibration_config)
+            if cal
+            else math.log(self.settings.reasoning_prior_ratio)
+        )
+        think = math.expm1(min(l50 + ratio_log, _MAX_LOG))
+        if parsed.reasoning_effort is not None:
+            think *= self.settings.effort_multiplier.get(parsed.reasoning_effort, 1.0)
+        if parsed.reasoning_requested is False or (
+            profile is not None and not profile.reasoning.supported
+        ):
+            think = 0.0
+
+        cap = parsed.max_tokens
+        if profile is not None:
+            room = max(0, profile.max_model_len - prompt_tokens)
+            cap = room if cap is None else min(cap, room)
+        capped = cap is not None and per90 > cap
+        if cap is not None:
+            per50, per90, think = min(per50, cap), min(per90, cap), min(think, cap)
+
+        prob = f.reasoning_probability
+        return Prediction(
+            prompt_tokens=prompt_tokens,
+            prompt_tokens_exact=exact,
+            p50_tokens=per50 * parsed.n,
+            p90_tokens=per90 * parsed.n,
+            reasoning_probability=prob,
+            reasoning_tokens=round(think) * parsed.n,
+            query_class=self._classify(prompt_tokens, per50, prob, profile),
+            n=parsed.n,
+            max_tokens=cap,
+            capped=capped,
+            reasoning_requested=parsed.reasoning_requested,
+            profile=profile.name if profile is not None else None,
+            features=f,
+        )
+
+    def _classify(
+        self, prompt_tokens: int, p50: int, prob: float, profile: Profile | None
+    ) -> QueryClass:
+        s = self.settings
+        threshold = s.long_context_tokens
+        if profile is not None:
+            threshold = min(threshold, int(s.long_context_fraction * profile.max_model_len))
+        if prompt_tokens >= threshold:
+            return "long_context"
+        if prob >= s.reasoning_threshold:
+            return "reasoning"
+        if p50 >= s.long_form_tokens:
+            return "long_form"
+        return "standard"
+
+    # -- calibration -------------------------------------------------------------------------
+    def prior_for(self, profile: Profile | str) -> ProfileCalibration:
+        """The starting calibration: a training model's factor when the family matches."""
+        names = (
+            [profile] if isinstance(profile, str) else [profile.served_model_name, profile.model]
+        )
+        for name in names:
+            known = self._known.get(normalize_model_name(name))
+            if known is not None:
+                return ProfileCalibration(
+                    prior_offset=known.log_offset,
+                    p90_shift=known.p90_shift,
+                    prior_reasoning_log_ratio=math.log(self.settings.reasoning_prior_ratio),
+                )
+        return ProfileCalibration(
+            prior_reasoning_log_ratio=math.log(self.settings.reasoning_prior_ratio)
+        )
+
+    def calibration_for(self, profile: Profile | str) -> ProfileCalibration:
+        """The profile's current calibration (learned, else its prior)."""
+        name = profile if isinstance(profile, str) else profile.name
+        self._refresh()
+        with self._lock:
+            cal = self._calibrations.get(name)
+        return cal if cal is not None else self.prior_for(profile)
+
+    def log_offset(self, profile: Profile | str) -> float:
+        """The profile's current log length factor (what `observe` moves)."""
+        return self.calibration_for(profile).log_offset(self.calibration_config)
+
+    def observe(
+        self,
+        profile: Profile | str,
+        prediction: Prediction | RequestFeatures | dict[str, Any],
+        output_tokens: int,
+        reasoning_tokens: int = 0,
+    ) -> ProfileCalibration:
+        """Learn from one finished request: update and persist the profile's calibration, and
+        record the request's features and actual tokens as a traffic row.
+
+        `prediction` is what `predict` returned for this request (or its `.features`, or the
+        request body itself, which is then featurized again). `output_tokens` is the total
+        completion tokens over all choices (thinking tokens excluded when reported apart).
+        """
+        if (
+            isinstance(output_tokens, bool)
+            or not isinstance(output_tokens, int)
+            or output_tokens < 0
+        ):
+            raise ValueError(f"output_tokens must be an integer >= 0, got {output_tokens!r}")
+        if not isinstance(reasoning_tokens, int) or reasoning_tokens < 0:
+            raise ValueError(f"reasoning_tokens must be an integer >= 0, got {reasoning_tokens!r}")
+        n = 1
+        if isinstance(prediction, Prediction):
+            n = prediction.n
+            features = prediction.features
+            if features is None:
+                raise ValueError("this Prediction carries no features (was it deserialized?)")
+        elif isinstance(prediction, RequestFeatures):
+            features = prediction
+        else:
+            done = self.featurize(prediction)
+            features, n = done.features, done.parsed.n
+        name = profile if isinstance(profile, str) else profile.name
+        initial = self.prior_for(profile)
+        per_out, per_think = output_tokens // n, reasoning_tokens // n
+
+        def step(cal: ProfileCalibration) -> ProfileCalibration:
+            return observe(
+                cal,
+                features.base_log_p50,
+                features.base_log_p90,
+                per_out,
+                per_think,
+                self.calibration_config,
+            )
+
+        if self.store is not None:
+            new = self.store.update_calibration(name, initial, step)
+        else:
+            with self._lock:
+                new = step(self._calibrations.get(name, initial))
+        with self._lock:
+            self._calibrations[name] = new
+        if self.store is not None and self.record_traffic:
+            pred = prediction if isinstance(prediction, Prediction) else None
+            self.store.add_record(
+                TrafficRecord(
+                    profile=name,
+                    feature_schema=self._schema,
+                    features=np.asarray(features.vector, dtype=np.float32),
+                    lexical_ids=np.asarray(features.lexical_ids, dtype=np.int32),
+                    prompt_tokens=features.default_prompt_tokens,
+                    predicted_p50=pred.p50_tokens if pred else 0,
+                    predicted_p90=pred.p90_tokens if pred else 0,
+                    output_tokens=per_out,
+                    reasoning_tokens=per_think,
+                )
+            )
+        return new
+
+    def _refresh(self, force: bool = False) -> None:
+        """Re-read calibrations other processes wrote, at most every refresh_seconds."""
+        if self.store is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._loaded_at < self.refresh_seconds:
+            return
+        loaded = self.store.load_calibrations()
+        with self._lock:
+            self._calibrations.update(loaded)
+            self._loaded_at = now
+
+
+def _as_path(value: Path | str | None) -> Path | None:
+    return Path(value) if value is not None else None
+
+
+@lru_cache(maxsize=1)
+def _default_predictor() -> Predictor:
+    return Predictor(store=PredictorStore())
+
+
+def predict(request: dict[str, Any], profile: Profile | None = None) -> Prediction:
+    """Predict with the process-wide default predictor (see `Predictor.predict`)."""
+    return Predictor.default().predict(request, profile)
+
+
+__all__ = ["Predictor", "PredictorInputError", "normalize_model_name", "predict"]

@@ -1,0 +1,82 @@
+"""Hot reload under a running server: a valid policy edit is seen by the next request; a broken
+one is rejected, reported on the status endpoint, and the last good policy stays in force."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import E2E_API_KEY
+
+pytestmark = pytest.mark.e2e
+
+WITH_KEYS = """\
+apiVersion: orchestrator/v1
+kind: Policy
+metadata: {name: e2e-keys}
+unknown_keys: reject
+default_tenant:
+  name: default
+  cost_cap_usd: 0.05
+tenants:
+  - name: team-a
+    api_keys:
+      - env: ORCHESTRATOR_E2E_KEY
+"""
+
+CHAT = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4, "temperature": 0}
+
+
+def _status(base: str) -> dict:
+    return httpx.get(f"{base}/v1/orchestrator/status", timeout=10).json()["policy"]
+
+
+def _wait_for(predicate, base: str, timeout_s: float = 20) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = _status(base)
+        if predicate(status):
+            return status
+        time.sleep(0.5)
+    raise AssertionError(f"policy status never matched: {status}")
+
+
+def _chat(base: str, key: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.post(f"{base}/v1/chat/completions", json=CHAT, headers=headers, timeout=120)
+
+
+def test_policy_file_edits_are_hot_reloaded(server):
+    if server.policy_path is None:
+        pytest.skip("external server: its policy file is not ours to edit")
+    base = server.base_url
+    original = server.policy_path.read_text()
+    start = _status(base)
+    assert start["version"] and not start["last_error"]
+    assert _chat(base, None).status_code == 200  # default policy: no keys, everyone served
+    try:
+        # 1. a valid change: keys are now required
+        server.policy_path.write_text(WITH_KEYS)
+        keyed = _wait_for(lambda s: s["version"] != start["version"], base)
+        assert not keyed["last_error"]
+        unauthorized = _chat(base, None)
+        assert unauthorized.status_code == 401
+        assert unauthorized.json()["error"]["code"] == "invalid_api_key"
+        assert _chat(base, "sk-wrong").status_code == 401
+        assert _chat(base, E2E_API_KEY).status_code == 200
+
+        # 2. a broken change: rejected with file, line and field; the keyed policy stays
+        server.policy_path.write_text(WITH_KEYS.replace("cost_cap_usd: 0.05", "cost_cap_usd: lots"))
+        broken = _wait_for(lambda s: s["last_error"], base)
+        assert broken["version"] == keyed["version"]
+        error = broken["last_error"][0]
+        assert f"{server.policy_path}:6:" in error and "cost_cap_usd" in error
+        assert _chat(base, None).status_code == 401
+        assert _chat(base, E2E_API_KEY).status_code == 200
+    finally:
+        server.policy_path.write_text(original)
+    restored = _wait_for(lambda s: s["version"] == start["version"], base)
+    assert restored["version"] == start["version"]
+    assert _chat(base, None).status_code == 200
