@@ -544,13 +544,13 @@ def _soft_message(code: str, e: _Eval, estimate: Estimate, ctx: _Ctx) -> str:
     name = e.profile.name
     if code == "budget_exhausted":
         return (
-            f"tenant {ctx.rules.tenant!r} has ${ctx.rules.remaining_budget_usd:.6f} left; "
-            f"the cheapest option ({name}) needs ~${estimate.cost_usd_p90:.6f}"
+            f"tenant {ctx.rules.tenant!r} has ${ctx.rules.remaining_budget_usd:.3g} left; "
+            f"the cheapest option ({name}) needs ~${estimate.cost_usd_p90:.3g}"
         )
     if code == "cost_cap_exceeded":
-        return f"cost cap ${ctx.cost_cap} is below ~${estimate.cost_usd_p90:.6f} on {name}"
+        return f"cost cap ${ctx.cost_cap} is below ~${estimate.cost_usd_p90:.3g} on {name}"
     if code == "cost_target_unmet":
-        return f"cost target ${ctx.cost_target} is below ~${estimate.cost_usd_p90:.6f} on {name}"
+        return f"cost target ${ctx.cost_target} is below ~${estimate.cost_usd_p90:.3g} on {name}"
     if code == "context_length_exceeded":
         room = e.profile.max_model_len - ctx.request.prompt_tokens
         return f"the prompt leaves {room} tokens on {name}; the answer needs ~{estimate.output_tokens_p90}"

@@ -73,4 +73,5 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
         model_cards,
         catalog=catalog.model_dump(mode="json"),
         policy_path=str(Path(app_args.policy).resolve()),
+        ledger_path=app_args.ledger_path,
     )

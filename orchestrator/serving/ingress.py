@@ -15,20 +15,34 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from ray.llm._internal.serve.core.ingress.utils import _sanitize_chat_completion_request
 from ray.serve.handle import DeploymentHandle
 from ray.serve.llm.ingress import OpenAiIngress
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.catalog.schema import Catalog, Profile
-from orchestrator.policy import PolicyWatcher, TenantPolicy
-from orchestrator.serving import openai_io
+from orchestrator.ledger import UsageLedger, default_ledger_path
+from orchestrator.policy import Policy, PolicyWatcher, TenantPolicy
+from orchestrator.predict import Predictor, PredictorInputError
+from orchestrator.routing.decide import decide
+from orchestrator.routing.types import Decision, ProfileView
+from orchestrator.routing.views import with_live
+from orchestrator.serving import openai_io, route_inputs
+from orchestrator.serving.accounting import (
+    Accountant,
+    EngineUsage,
+    RequestTrace,
+    actual_cost_usd,
+    usage_record,
+)
 from orchestrator.serving.engine_config import deployment_name
 from orchestrator.serving.errors import (
     OrchestratorHTTPError,
@@ -36,11 +50,7 @@ from orchestrator.serving.errors import (
     from_exception,
     param_from_loc,
 )
-from orchestrator.serving.profile_selection import (
-    AUTO_MODEL,
-    candidates_for_model,
-    least_loaded,
-)
+from orchestrator.serving.profile_selection import AUTO_MODEL, candidates_for_model
 
 log = logging.getLogger("orchestrator.ingress")
 
@@ -87,6 +97,7 @@ class OrchestratorIngress(OpenAiIngress):
         *,
         catalog: dict[str, Any],
         policy_path: str,
+        ledger_path: str | None = None,
         lora_paths: dict[str, str] | None = None,
     ):
         super().__init__(llm_deployments, model_cards, lora_paths=lora_paths)
@@ -96,6 +107,13 @@ class OrchestratorIngress(OpenAiIngress):
         self._started_at = time.time()
         self._ready: dict[str, bool] = {p.name: False for p in self._catalog.profiles}
         self._in_flight: dict[str, int] = defaultdict(int)
+        self._reserved_usd: dict[str, float] = defaultdict(float)
+        self._predictor = Predictor.default()
+        self._ledger = UsageLedger(ledger_path or default_ledger_path())
+        self._accountant = Accountant(self._ledger, self._predictor)
+        self._decisions = DecisionStore()
+        self._views: dict[str, ProfileView] = {}
+        self._views_version: str | None = None
         self._ready_task: asyncio.Task[None] | None = None
 
     # ----- readiness -------------------------------------------------------------------
@@ -207,20 +225,50 @@ class OrchestratorIngress(OpenAiIngress):
         return await self._serve(request, "completions")
 
     # ----- request path ----------------------------------------------------------------
-    def _choose_profile(self, model: str | None) -> Profile:
-        candidates = candidates_for_model(model, self._catalog)
-        return least_loaded(candidates, self._ready, self._in_flight)
-
     async def _serve(self, request: Request, endpoint: openai_io.Endpoint) -> Response:
         self._ensure_ready_task()
         request_id = _serve_request_id(request)
-        tenant = self._authenticate(request)
+        policy = self._policy.current  # one policy for the whole request, even mid-reload
+        tenant = self._authenticate(request, policy)
         body = openai_io.parse_json_body(await request.body())
-        body.pop("orchestrator", None)  # caller targets: consumed by the router
+        targets = route_inputs.caller_targets(request.headers, body.pop("orchestrator", None))
         openai_io.check_common_fields(body, endpoint)
         requested_model = body.get("model")
-        profile = self._choose_profile(requested_model)
+        candidates = candidates_for_model(requested_model, self._catalog)
 
+        # predict -> price -> decide
+        try:
+            predictions = self._predictor.predict_many(body, candidates)
+        except PredictorInputError as exc:
+            raise OrchestratorHTTPError(400, str(exc)) from None
+        first_prediction = predictions[candidates[0].name]
+        query_class = first_prediction.query_class
+        budget = await self._budget_state(tenant)
+        rules = route_inputs.tenant_rules(
+            tenant, query_class, budget, tenant.eligible_profiles(query_class)
+        )
+        decision = decide(
+            route_inputs.route_request(body, first_prediction.prompt_tokens, targets),
+            route_inputs.token_budget(first_prediction),
+            rules,
+            self._views_now(policy),
+        )
+        self._decisions.put(request_id, tenant.name, decision)
+        headers = _decision_headers(decision)
+        if decision.profile is None:
+            rejection = decision.rejection
+            status = rejection.status if rejection else 503
+            if rejection and rejection.retry_after_s:
+                headers["Retry-After"] = str(rejection.retry_after_s)
+            elif status == 503:  # engines starting or down: worth a retry soon
+                headers["Retry-After"] = "5"
+            message = rejection.message if rejection else decision.reason
+            code = rejection.code if rejection else "no_profile"
+            return error_response(status, message, code=code, headers=headers)
+
+        profile = self._catalog.profile(decision.profile)
+        prediction = predictions.get(profile.name, first_prediction)
+        _apply_decision(body, decision, endpoint)
         stream = bool(body.get("stream"))
         wants_usage = openai_io.client_wants_stream_usage(body)
         body["model"] = profile.name
@@ -229,49 +277,120 @@ class OrchestratorIngress(OpenAiIngress):
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         parsed = openai_io.validate_request(body, endpoint)
         if endpoint == "chat":
-            from ray.llm._internal.serve.core.ingress.utils import (
-                _sanitize_chat_completion_request,
-            )
-
             parsed = _sanitize_chat_completion_request(parsed)
 
-        headers = {"X-Orchestrator-Profile": profile.name}
+        prices = policy.prices[profile.name]
+        trace = RequestTrace(
+            request_id=request_id,
+            tenant=tenant.name,
+            profile=profile.name,
+            predicted_p50=prediction.p50_tokens,
+            predicted_p90=prediction.p90_tokens,
+            estimated_cost_usd=decision.estimate.cost_usd if decision.estimate else None,
+            reserved_usd=prices.cost_usd(
+                prediction.prompt_tokens, decision.max_tokens or prediction.p90_tokens
+            ),
+        )
         handle = self._get_configured_serve_handle(profile.name)
-        self._in_flight[profile.name] += 1
-        released = False
+        self._begin(trace)
+        finished = False
 
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self._in_flight[profile.name] -= 1
+        async def finish(usage: dict[str, Any] | None, status: str = "ok") -> float:
+            nonlocal finished
+            if finished:
+                return 0.0
+            finished = True
+            self._end(trace)
+            engine_usage = EngineUsage.from_openai(usage)
+            cost = actual_cost_usd(prices, engine_usage)
+            await self._accountant.record(
+                usage_record(trace, engine_usage, cost, status), profile, prediction
+            )
+            return cost
 
         try:
             gen = getattr(handle, endpoint).remote(parsed, None)
             first = await gen.__anext__()
         except Exception as exc:
-            release()
+            await finish(None, "error")
             raise self._engine_failure(profile, exc) from None
         first_item = first[0] if isinstance(first, list) and first else first
         if _is_error(first_item):
-            release()
+            await finish(None, "error")
             status, message = _error_fields(first_item)
             return error_response(status, message, headers=headers)
         if not stream:
-            release()
+            trace.mark_first_token()
             payload = first_item.model_dump() if hasattr(first_item, "model_dump") else first_item
             payload["model"] = requested_model or profile.served_model_name
+            cost = await finish(payload.get("usage"))
+            if isinstance(payload.get("usage"), dict):
+                payload["usage"]["cost_usd"] = round(cost, 10)
             return JSONResponse(payload, headers=headers)
-        relay = self._relay_stream(first, gen, wants_usage, release, profile, requested_model)
+        relay = self._relay_stream(first, gen, wants_usage, finish, trace, profile, requested_model)
         return StreamingResponse(relay, media_type="text/event-stream", headers=headers)
 
-    def _authenticate(self, request: Request) -> TenantPolicy:
+    # ----- routing state ---------------------------------------------------------------
+    def _views_now(self, policy: Policy) -> list[ProfileView]:
+        """Router views priced by the policy in force, with this moment's load."""
+        if self._views_version != policy.version:
+            self._views = route_inputs.priced_views(self._catalog, policy)
+            self._views_version = policy.version
+        live = {
+            name: route_inputs.live_state(
+                self._ready.get(name, False),
+                self._in_flight.get(name, 0),
+                max(self._catalog.profile(name).replicas.min, 1),
+            )
+            for name in self._views
+        }
+        return with_live(self._views.values(), live)
+
+    async def _budget_state(self, tenant: TenantPolicy) -> route_inputs.BudgetState:
+        budgets = tenant.budgets
+        if not budgets or all(
+            v is None for v in (budgets.per_hour_usd, budgets.per_day_usd, budgets.per_month_usd)
+        ):
+            return route_inputs.BudgetState(None, None)
+        now = datetime.now(UTC)
+
+        def read() -> dict[str, tuple[float, int]]:
+            out = {}
+            for window in route_inputs.BUDGET_WINDOWS:
+                spend = self._ledger.spend(tenant.name, window, now=now)
+                out[window] = (spend.cost_usd, spend.retry_after_s(now))
+            return out
+
+        spent = await asyncio.to_thread(read)
+        return route_inputs.budget_state(budgets, spent, self._reserved_usd.get(tenant.name, 0.0))
+
+    def _begin(self, trace: RequestTrace) -> None:
+        self._in_flight[trace.profile] += 1
+        self._reserved_usd[trace.tenant] += trace.reserved_usd
+
+    def _end(self, trace: RequestTrace) -> None:
+        self._in_flight[trace.profile] -= 1
+        self._reserved_usd[trace.tenant] -= trace.reserved_usd
+
+    @fastapi_app.get("/v1/orchestrator/decisions/{request_id}")
+    async def get_decision(self, request_id: str, request: Request) -> JSONResponse:
+        tenant = self._authenticate(request, self._policy.current)
+        found = self._decisions.get(request_id)
+        if found is None or (found[0] != tenant.name and self._policy.current.defines_keys):
+            raise OrchestratorHTTPError(
+                404, f"no decision recorded for request '{request_id}'", code="decision_not_found"
+            )
+        return JSONResponse(
+            {"request_id": request_id, "tenant": found[0], **found[1].model_dump(mode="json")}
+        )
+
+    def _authenticate(self, request: Request, policy: Policy) -> TenantPolicy:
         """The tenant named by `Authorization: Bearer <key>`; 401 for a key the policy does
         not know (with no keys in the policy, everyone is the default tenant)."""
         header = request.headers.get("authorization") or ""
         scheme, _, token = header.partition(" ")
         key = token.strip() if scheme.lower() == "bearer" else None
-        tenant = self._policy.current.resolve_tenant(key or None)
+        tenant = policy.resolve_tenant(key or None)
         if tenant is None:
             raise OrchestratorHTTPError(
                 401,
@@ -287,14 +406,17 @@ class OrchestratorIngress(OpenAiIngress):
         first: Any,
         gen: Any,
         wants_usage: bool,
-        release: Any,
+        finish: Any,
+        trace: RequestTrace,
         profile: Profile,
         requested_model: str | None,
     ) -> AsyncIterator[str]:
-        """Relay engine SSE events; hide the usage-only chunk unless the client asked for it."""
+        """Relay engine SSE events. The usage-only chunk (always requested from the engine)
+        gets `usage.cost_usd` and is shown only when the client asked for usage."""
         shown_model = f'"model":"{requested_model or profile.served_model_name}"'
         engine_model = f'"model":"{profile.name}"'
         done_sent = False
+        status = "cancelled"
         try:
             pending: list[Any] = [first]
             while True:
@@ -304,18 +426,24 @@ class OrchestratorIngress(OpenAiIngress):
                             done_sent = True
                             yield event
                             continue
+                        trace.mark_first_token()
                         usage = openai_io.usage_from_sse(event)
-                        if usage is not None and '"choices":[]' in event and not wants_usage:
+                        if usage is not None and '"choices":[]' in event:
+                            cost = await finish(usage)
+                            if wants_usage:
+                                event = openai_io.add_cost_to_sse(event, cost)
+                                yield event.replace(engine_model, shown_model, 1)
                             continue
                         yield event.replace(engine_model, shown_model, 1)
                 try:
                     pending = [await gen.__anext__()]
                 except StopAsyncIteration:
                     break
+            status = "ok"
             if not done_sent:
                 yield "data: [DONE]\n\n"
         finally:
-            release()
+            await finish(None, status)  # no-op once the usage chunk was accounted
 
     def _engine_failure(self, profile: Profile, exc: Exception) -> OrchestratorHTTPError:
         log.warning("profile %s failed a request: %r", profile.name, exc)
@@ -325,6 +453,54 @@ class OrchestratorIngress(OpenAiIngress):
             code="engine_unavailable",
             headers={"Retry-After": "5"},
         )
+
+
+def _decision_headers(decision: Decision) -> dict[str, str]:
+    p50, p90 = decision.predicted_tokens
+    headers = {
+        "X-Orchestrator-Decision": decision.reason[:200],
+        "X-Orchestrator-Predicted-Tokens": f"{p50}/{p90}",
+    }
+    if decision.profile:
+        headers["X-Orchestrator-Profile"] = decision.profile
+    if decision.estimate is not None:
+        headers["X-Orchestrator-Estimated-Cost-USD"] = f"{decision.estimate.cost_usd:.8f}"
+    return headers
+
+
+def _apply_decision(body: dict[str, Any], decision: Decision, endpoint: str) -> None:
+    """Write the decision's token cap and reasoning setting into the engine request."""
+    if decision.max_tokens is not None:
+        body.pop("max_completion_tokens", None)
+        body["max_tokens"] = decision.max_tokens
+    reasoning = decision.reasoning
+    if reasoning is None or endpoint != "chat":
+        return
+    if reasoning.chat_template_kwargs:
+        body["chat_template_kwargs"] = {
+            **(body.get("chat_template_kwargs") or {}),
+            **dict(reasoning.chat_template_kwargs),
+        }
+    for key, value in reasoning.request_params.items():
+        body[key] = value
+
+
+class DecisionStore:
+    """The last `capacity` decisions by request id (per ingress replica), for the decisions
+    endpoint. Bounded: the oldest entry goes first."""
+
+    def __init__(self, capacity: int = 10_000):
+        self.capacity = capacity
+        self._items: OrderedDict[str, tuple[str, Decision]] = OrderedDict()
+
+    def put(self, request_id: str, tenant: str, decision: Decision) -> None:
+        self._items[request_id] = (tenant, decision)
+        self._items.move_to_end(request_id)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def get(self, request_id: str) -> tuple[str, Decision] | None:
+        return self._items.get(request_id)
 
 
 def _serve_request_id(request: Request) -> str:

@@ -26,6 +26,16 @@ tenants:
       - env: ORCHESTRATOR_E2E_KEY
 """
 
+SPENT_BUDGET = """\
+apiVersion: orchestrator/v1
+kind: Policy
+metadata: {name: e2e-spent}
+default_tenant:
+  name: default
+  budgets: {per_hour_usd: 0.000000001}
+  actions: {on_budget_exhausted: [reject]}
+"""
+
 CHAT = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4, "temperature": 0}
 
 
@@ -75,6 +85,15 @@ def test_policy_file_edits_are_hot_reloaded(server):
         assert f"{server.policy_path}:6:" in error and "cost_cap_usd" in error
         assert _chat(base, None).status_code == 401
         assert _chat(base, E2E_API_KEY).status_code == 200
+
+        # 3. a budget already spent (earlier requests cost more than this): 429 + Retry-After
+        server.policy_path.write_text(SPENT_BUDGET)
+        _wait_for(lambda s: s["version"] not in (keyed["version"], start["version"]), base)
+        spent = _chat(base, None)
+        assert spent.status_code == 429, spent.text
+        assert spent.json()["error"]["type"] == "rate_limit_error"
+        assert "budget" in spent.json()["error"]["message"].lower()
+        assert 1 <= int(spent.headers["retry-after"]) <= 3600
     finally:
         server.policy_path.write_text(original)
     restored = _wait_for(lambda s: s["version"] == start["version"], base)

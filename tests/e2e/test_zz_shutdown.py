@@ -46,3 +46,16 @@ def test_sigterm_stops_ray_and_engines_and_exits_cleanly(server):
             details.append(" ".join(psutil.Process(pid).cmdline())[:120])
     assert not leftover, f"processes left behind: {details}"
     assert "stopped" in server.log_tail(20)
+
+
+def test_usage_ledger_outlives_the_server(server):
+    """After the stop, the ledger file holds every served request, intact (restart-safe)."""
+    if server.policy_path is None:
+        pytest.skip("external server")
+    assert server.proc.poll() is not None, "runs after the SIGTERM test"
+    from orchestrator.ledger import UsageLedger
+
+    ledger = UsageLedger(server.state_dir / "usage.sqlite3", readonly=True)
+    assert ledger.integrity_ok()
+    assert ledger.count() >= 10  # the e2e modules before this one served more than that
+    assert all(r.cost_usd >= 0 for r in ledger.records())

@@ -8,7 +8,7 @@ from orchestrator.catalog import load_catalog
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.serving import openai_io
 from orchestrator.serving.errors import OrchestratorHTTPError, error_body, param_from_loc
-from orchestrator.serving.profile_selection import candidates_for_model, least_loaded
+from orchestrator.serving.profile_selection import candidates_for_model
 
 LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
 GPU = load_catalog(PROJECT_ROOT / "deployments" / "gpu-example.yaml")
@@ -91,16 +91,6 @@ def test_unknown_model_is_404_listing_models():
     err = _status(candidates_for_model, "gpt-9", LOCAL)
     assert err.status == 404 and err.code == "model_not_found"
     assert "smollm2-135m-instruct" in err.message
-
-
-def test_least_loaded_skips_unready_and_balances():
-    fam = candidates_for_model("smollm2-135m-instruct", LOCAL)
-    a, b = fam
-    assert least_loaded(fam, {a.name: True, b.name: True}, {}).name == a.name
-    assert least_loaded(fam, {a.name: True, b.name: True}, {a.name: 3}).name == b.name
-    assert least_loaded(fam, {a.name: False, b.name: True}, {b.name: 100}).name == b.name
-    err = _status(least_loaded, fam, {}, {})
-    assert err.status == 503 and err.headers["Retry-After"]
 
 
 def test_error_body_shape_and_param_from_loc():

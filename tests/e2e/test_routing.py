@@ -1,0 +1,166 @@
+"""The cost-aware router end to end: decisions, headers, cost, ledger, budgets, load.
+
+Uses real prompts from the shared data when present (skips those parts otherwise)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import sqlite3
+import time
+
+import httpx
+import pytest
+
+from orchestrator.paths import SHARED_DATA
+
+pytestmark = pytest.mark.e2e
+
+FAMILY = "smollm2-135m-instruct"
+PROFILES = {"smollm2-cpu", "smollm2-cpu-ngram"}
+
+
+def _post(server, body, headers=None, timeout=300):
+    return httpx.post(
+        f"{server.base_url}/v1/chat/completions", json=body, headers=headers or {}, timeout=timeout
+    )
+
+
+def _chat(content: str, **extra) -> dict:
+    return {
+        "model": FAMILY,
+        "messages": [{"role": "user", "content": content}],
+        "temperature": 0,
+        **extra,
+    }
+
+
+def test_response_says_what_was_decided_and_what_it_cost(server):
+    r = _post(server, _chat("Name a colour.", max_tokens=8))
+    assert r.status_code == 200, r.text
+    h = r.headers
+    assert h["x-orchestrator-profile"] in PROFILES
+    p50, p90 = (int(x) for x in h["x-orchestrator-predicted-tokens"].split("/"))
+    assert 0 < p50 <= p90 <= 8
+    assert float(h["x-orchestrator-estimated-cost-usd"]) > 0
+    assert h["x-orchestrator-decision"]
+    usage = r.json()["usage"]
+    assert usage["cost_usd"] > 0
+
+    decision = httpx.get(f"{server.base_url}/v1/orchestrator/decisions/{h['x-request-id']}").json()
+    assert decision["profile"] == h["x-orchestrator-profile"]
+    assert {c["profile"] for c in decision["candidates"]} == PROFILES
+    for c in decision["candidates"]:
+        assert c["estimate"]["cost_usd"] > 0 and c["estimate"]["latency_ms"] > 0
+
+
+def test_unknown_decision_is_404(server):
+    r = httpx.get(f"{server.base_url}/v1/orchestrator/decisions/no-such-request")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "decision_not_found"
+
+
+def test_streaming_carries_headers_and_cost_in_last_chunk(server):
+    body = _chat(
+        "Count to five.", max_tokens=16, stream=True, stream_options={"include_usage": True}
+    )
+    with httpx.stream(
+        "POST", f"{server.base_url}/v1/chat/completions", json=body, timeout=300
+    ) as r:
+        assert r.status_code == 200
+        assert r.headers["x-orchestrator-profile"] in PROFILES
+        assert "x-orchestrator-estimated-cost-usd" in r.headers
+        events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    last = json.loads(events[-2])
+    assert last["usage"]["cost_usd"] > 0 and last["choices"] == []
+
+
+def test_caller_cost_target_caps_tokens_as_the_policy_says(server):
+    # default policy: on_cost_cap [cap_tokens, reject]; a target this small affords a few tokens
+    free = _post(server, _chat("Write a long story about a dragon.", max_tokens=200))
+    assert free.status_code == 200
+    tiny = _post(
+        server,
+        _chat("Write a long story about a dragon.", max_tokens=200),
+        headers={"X-Cost-Target-USD": "0.00000002"},
+    )
+    if tiny.status_code == 200:
+        assert tiny.headers["x-orchestrator-decision"].startswith(("cap_tokens", "downgrade"))
+        assert tiny.json()["usage"]["completion_tokens"] < free.json()["usage"]["completion_tokens"]
+    else:
+        assert tiny.status_code == 402, tiny.text
+    impossible = _post(
+        server, _chat("Write a long story.", max_tokens=200), headers={"X-Cost-Target-USD": "0"}
+    )
+    assert impossible.status_code in (402, 200)
+    bad = _post(server, _chat("hi"), headers={"X-Cost-Target-USD": "cheap"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "X-Cost-Target-USD"
+
+
+def test_target_in_body_extension_is_honoured(server):
+    body = _chat("Write a long story about a dragon.", max_tokens=200)
+    body["orchestrator"] = {"cost_target_usd": 0.00000002}
+    r = _post(server, body)
+    assert r.status_code in (200, 402)
+    if r.status_code == 200:
+        assert r.json()["usage"]["completion_tokens"] < 200
+
+
+def test_burst_spreads_over_both_profiles(server):
+    def ask(i: int) -> str:
+        r = _post(server, _chat(f"Write two sentences about the number {i}.", max_tokens=48))
+        assert r.status_code == 200, r.text
+        return r.headers["x-orchestrator-profile"]
+
+    with cf.ThreadPoolExecutor(8) as pool:
+        chosen = list(pool.map(ask, range(8)))
+    assert set(chosen) == PROFILES, chosen  # live load moves traffic to the other profile
+
+
+def _shared_prompts(n: int) -> list[str]:
+    path = SHARED_DATA / "alpaca-eval" / "gpt4_1106_preview.json"
+    candidates = sorted((SHARED_DATA / "alpaca-eval").glob("*.json"))
+    if not candidates:
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    path = candidates[0]
+    rows = json.loads(path.read_text())
+    return [r["instruction"] for r in rows[:n]]
+
+
+def test_real_prompts_predictions_follow_the_ask(server):
+    """Short-answer vs long-form prompts: the predicted budget (and cost estimate) follows."""
+    short = _post(server, _chat("Is the sky blue? Answer yes or no."))
+    long = _post(
+        server, _chat("Write a detailed 1000-word essay on the history of the Roman Empire.")
+    )
+    assert short.status_code == long.status_code == 200
+    s50 = int(short.headers["x-orchestrator-predicted-tokens"].split("/")[0])
+    l50 = int(long.headers["x-orchestrator-predicted-tokens"].split("/")[0])
+    assert l50 > s50
+    assert float(long.headers["x-orchestrator-estimated-cost-usd"]) > float(
+        short.headers["x-orchestrator-estimated-cost-usd"]
+    )
+    for prompt in _shared_prompts(3):
+        r = _post(server, _chat(prompt, max_tokens=32))
+        assert r.status_code == 200 and r.headers["x-orchestrator-profile"] in PROFILES
+
+
+def test_ledger_holds_one_row_per_finished_request(server):
+    if server.policy_path is None:
+        pytest.skip("external server: its ledger is not ours to read")
+    ledger = server.state_dir / "usage.sqlite3"
+
+    def rows() -> set[str]:
+        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+            return {r[0] for r in db.execute("select request_id from usage")}
+
+    before = rows()
+    ids = []
+    for i in range(3):
+        r = _post(server, _chat(f"Say the number {i}.", max_tokens=6))
+        ids.append(r.headers["x-request-id"])
+    deadline = time.monotonic() + 10
+    while not set(ids) <= rows() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    after = rows()
+    assert set(ids) <= after and len(after - before) == 3
