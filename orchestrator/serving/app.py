@@ -33,12 +33,27 @@ class AppArgs(BaseModel):
 
 def build_profile_deployments(catalog: Catalog) -> dict[str, Any]:
     """One ray.serve.llm LLMServer deployment per profile, keyed by profile name."""
+    from ray.serve.config import RequestRouterConfig
     from ray.serve.llm import LLMConfig, build_llm_deployment
 
+    from orchestrator.serving.profile_server import ProfileServer
+
+    # replicas of a profile are chosen by prefix affinity (KV-cache reuse) unless loaded
+    router = RequestRouterConfig(
+        request_router_class="orchestrator.routing.replica_router:PrefixAffinityRouter",
+        request_router_kwargs={"prefix_chars": 1024, "imbalance_threshold": 4},
+        request_routing_stats_period_s=1.0,
+        request_routing_stats_timeout_s=5.0,
+    )
     deployments = {}
     for profile in catalog.profiles:
         config = LLMConfig.model_validate(llm_config_dict(profile, resolve_model(profile.model)))
-        deployments[profile.name] = build_llm_deployment(config, name_prefix=DEPLOYMENT_PREFIX)
+        deployments[profile.name] = build_llm_deployment(
+            config,
+            name_prefix=DEPLOYMENT_PREFIX,
+            deployment_cls=ProfileServer,
+            override_serve_options={"request_router_config": router},
+        )
     return deployments
 
 

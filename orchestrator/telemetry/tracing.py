@@ -171,8 +171,10 @@ def extract_context(headers: Mapping[str, str]) -> Context:
 
 def set_attributes(span: Span, attributes: Mapping[str, Any]) -> None:
     """Set the non-None attributes (OpenTelemetry rejects None values)."""
+    if not span.is_recording():  # tracing off: return before building anything
+        return
     clean = {k: v for k, v in attributes.items() if v is not None}
-    if clean and span.is_recording():
+    if clean:
         span.set_attributes(clean)
 
 

@@ -3,6 +3,7 @@ ingress request path that opens the request -> predict -> route -> engine spans.
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from opentelemetry.trace import Tracer
 
+from orchestrator.paths import PROJECT_ROOT
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.metrics import OrchestratorMetrics
 
@@ -67,7 +69,7 @@ def sample_metrics() -> Iterator[OrchestratorMetrics]:
     metrics.shutdown()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def record_sample_requests() -> Callable[..., None]:
     return record_sample
 
@@ -113,7 +115,7 @@ def simulate_request(
         return tracing.trace_id_hex(root) or ""
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def simulated_request() -> Callable[..., str]:
     return simulate_request
 
@@ -124,6 +126,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def port_factory() -> Callable[[], int]:
     return free_port
+
+
+DASHBOARD = PROJECT_ROOT / "helm" / "orchestrator" / "dashboards" / "orchestrator.json"
+
+
+def panel_queries(board: dict[str, Any]) -> list[tuple[str, str]]:
+    """(panel title, PromQL expr) for every target of every panel, rows' children included."""
+    out: list[tuple[str, str]] = []
+    for panel in board["panels"]:
+        for p in [panel, *panel.get("panels", [])]:
+            out += [(p["title"], t["expr"]) for t in p.get("targets", [])]
+    return out
+
+
+@pytest.fixture(scope="session")
+def dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD.read_text())
+
+
+@pytest.fixture(scope="session")
+def dashboard_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    return panel_queries(dashboard)

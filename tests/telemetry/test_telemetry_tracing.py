@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent import futures
@@ -318,3 +322,42 @@ def test_resource_env_overrides_the_default_service_name(monkeypatch) -> None:
     assert provider.resource.attributes["service.name"] == "llm-gateway"
     assert provider.resource.attributes["deployment.environment"] == "prod"
     provider.shutdown()
+
+
+CONFIGURE_SCRIPT = """
+import json, sys
+from opentelemetry import trace
+from orchestrator.telemetry import tracing
+provider = tracing.configure_tracing()
+assert provider is not None and tracing.configure_tracing() is provider
+assert trace.get_tracer_provider() is provider
+with tracing.request_span({"traceparent": sys.argv[1]}, "r") as span:
+    tracing.record_request_info(span, tenant="acme")
+provider.shutdown()
+"""
+
+
+def test_configure_tracing_installs_one_global_provider(tmp_path) -> None:
+    """In a fresh interpreter (the global provider can be set only once per process)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["OTEL_TRACES_EXPORTER"] = "console"
+    out = subprocess.run(
+        [sys.executable, "-c", CONFIGURE_SCRIPT, TRACEPARENT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    span = json.loads(out)  # the console exporter prints the span as JSON
+    assert span["name"] == "r"
+    assert span["context"]["trace_id"] == "0x" + CALLER_TRACE_ID
+    assert span["attributes"][tracing.ATTR_TENANT] == "acme"
+
+
+def test_configure_tracing_is_off_without_settings(monkeypatch) -> None:
+    for var in [v for v in os.environ if v.startswith("OTEL_")]:
+        monkeypatch.delenv(var)
+    before = trace.get_tracer_provider()
+    assert tracing.configure_tracing() is None
+    assert trace.get_tracer_provider() is before  # the global provider is left alone
