@@ -50,7 +50,9 @@ from orchestrator.serving.errors import (
     from_exception,
     param_from_loc,
 )
+from orchestrator.serving.observe import RequestObservation
 from orchestrator.serving.profile_selection import AUTO_MODEL, candidates_for_model
+from orchestrator.telemetry import OrchestratorMetrics, configure_tracing
 
 log = logging.getLogger("orchestrator.ingress")
 
@@ -112,6 +114,8 @@ class OrchestratorIngress(OpenAiIngress):
         self._ledger = UsageLedger(ledger_path or default_ledger_path())
         self._accountant = Accountant(self._ledger, self._predictor)
         self._decisions = DecisionStore()
+        configure_tracing()  # from OTEL_* env vars; without them spans cost next to nothing
+        self._metrics = OrchestratorMetrics()
         self._views: dict[str, ProfileView] = {}
         self._views_version: str | None = None
         self._ready_task: asyncio.Task[None] | None = None
@@ -148,6 +152,17 @@ class OrchestratorIngress(OpenAiIngress):
         ok = any(ready.values())
         body = {"status": "ok" if ok else "starting", "profiles": ready}
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    @fastapi_app.get("/metrics")
+    async def metrics(self, request: Request) -> Response:
+        self._export_gauges()
+        body, content_type = self._metrics.render_prometheus(request.headers.get("accept"))
+        return Response(body, headers={"Content-Type": content_type})
+
+    def _export_gauges(self) -> None:
+        for p in self._catalog.profiles:
+            target = max(p.replicas.min, 1 if p.replicas.max else 0)
+            self._metrics.set_replicas(p.name, target, 1 if self._ready.get(p.name) else 0)
 
     @fastapi_app.get("/v1/orchestrator/status")
     async def orchestrator_status(self) -> JSONResponse:
@@ -226,10 +241,32 @@ class OrchestratorIngress(OpenAiIngress):
 
     # ----- request path ----------------------------------------------------------------
     async def _serve(self, request: Request, endpoint: openai_io.Endpoint) -> Response:
+        """Trace + metrics around the request path; `obs.close` runs once per request."""
         self._ensure_ready_task()
         request_id = _serve_request_id(request)
+        obs = RequestObservation(self._metrics, request.headers, endpoint, request_id)
+        try:
+            response = await self._serve_routed(request, endpoint, request_id, obs)
+        except OrchestratorHTTPError as exc:
+            obs.close(exc.status)
+            raise
+        except Exception:
+            obs.close(500)
+            raise
+        if not isinstance(response, StreamingResponse) and response.status_code >= 400:
+            obs.close(response.status_code)
+        return response
+
+    async def _serve_routed(
+        self,
+        request: Request,
+        endpoint: openai_io.Endpoint,
+        request_id: str,
+        obs: RequestObservation,
+    ) -> Response:
         policy = self._policy.current  # one policy for the whole request, even mid-reload
         tenant = self._authenticate(request, policy)
+        obs.tenant_known(tenant.name)
         body = openai_io.parse_json_body(await request.body())
         targets = route_inputs.caller_targets(request.headers, body.pop("orchestrator", None))
         openai_io.check_common_fields(body, endpoint)
@@ -242,6 +279,7 @@ class OrchestratorIngress(OpenAiIngress):
         except PredictorInputError as exc:
             raise OrchestratorHTTPError(400, str(exc)) from None
         first_prediction = predictions[candidates[0].name]
+        obs.predicted(first_prediction)
         query_class = first_prediction.query_class
         budget = await self._budget_state(tenant)
         rules = route_inputs.tenant_rules(
@@ -254,6 +292,7 @@ class OrchestratorIngress(OpenAiIngress):
             self._views_now(policy),
         )
         self._decisions.put(request_id, tenant.name, decision)
+        obs.decided(decision)
         headers = _decision_headers(decision)
         if decision.profile is None:
             rejection = decision.rejection
@@ -303,11 +342,14 @@ class OrchestratorIngress(OpenAiIngress):
             self._end(trace)
             engine_usage = EngineUsage.from_openai(usage)
             cost = actual_cost_usd(prices, engine_usage)
+            if status != "error":  # errors are closed by _serve with their HTTP status
+                obs.close(200 if status == "ok" else 499, engine_usage, cost)
             await self._accountant.record(
                 usage_record(trace, engine_usage, cost, status), profile, prediction
             )
             return cost
 
+        obs.engine_started()
         try:
             gen = getattr(handle, endpoint).remote(parsed, None)
             first = await gen.__anext__()
@@ -321,13 +363,16 @@ class OrchestratorIngress(OpenAiIngress):
             return error_response(status, message, headers=headers)
         if not stream:
             trace.mark_first_token()
+            obs.first_token()
             payload = first_item.model_dump() if hasattr(first_item, "model_dump") else first_item
             payload["model"] = requested_model or profile.served_model_name
             cost = await finish(payload.get("usage"))
             if isinstance(payload.get("usage"), dict):
                 payload["usage"]["cost_usd"] = round(cost, 10)
             return JSONResponse(payload, headers=headers)
-        relay = self._relay_stream(first, gen, wants_usage, finish, trace, profile, requested_model)
+        relay = self._relay_stream(
+            first, gen, wants_usage, finish, trace, obs, profile, requested_model
+        )
         return StreamingResponse(relay, media_type="text/event-stream", headers=headers)
 
     # ----- routing state ---------------------------------------------------------------
@@ -408,6 +453,7 @@ class OrchestratorIngress(OpenAiIngress):
         wants_usage: bool,
         finish: Any,
         trace: RequestTrace,
+        obs: RequestObservation,
         profile: Profile,
         requested_model: str | None,
     ) -> AsyncIterator[str]:
@@ -427,6 +473,7 @@ class OrchestratorIngress(OpenAiIngress):
                             yield event
                             continue
                         trace.mark_first_token()
+                        obs.first_token()
                         usage = openai_io.usage_from_sse(event)
                         if usage is not None and '"choices":[]' in event:
                             cost = await finish(usage)
