@@ -182,6 +182,13 @@ def decide(
         if rank > furthest:
             furthest, furthest_detail = rank, detail
     steps = [f"filter: {len(survivors)} of {len(profiles)} profiles pass"]
+    if survivors and not any(b.meets_class for b in survivors):
+        # the class's wish is capped by what the tenant can have: the strongest survivors
+        # qualify (a quality difference we do not have is never a reason to refuse)
+        top = max(TIER_RANK[b.profile.quality_tier] for b in survivors)
+        for b in survivors:
+            b.meets_class = TIER_RANK[b.profile.quality_tier] == top
+        steps.append("class: no profile has the tier this class wants; the strongest qualify")
     if not survivors:
         if furthest < 0:
             status, code, msg = 503, "no_profiles", "no profiles are configured"

@@ -52,7 +52,12 @@ from orchestrator.serving.errors import (
 )
 from orchestrator.serving.observe import RequestObservation
 from orchestrator.serving.profile_selection import AUTO_MODEL, candidates_for_model
-from orchestrator.telemetry import OrchestratorMetrics, configure_tracing
+from orchestrator.telemetry import (
+    OrchestratorMetrics,
+    configure_json_logging,
+    configure_tracing,
+    request_id_scope,
+)
 
 log = logging.getLogger("orchestrator.ingress")
 
@@ -115,6 +120,9 @@ class OrchestratorIngress(OpenAiIngress):
         self._accountant = Accountant(self._ledger, self._predictor)
         self._decisions = DecisionStore()
         configure_tracing()  # from OTEL_* env vars; without them spans cost next to nothing
+        # our own loggers write JSON lines with request and trace ids (Ray's stay as they are)
+        configure_json_logging(logging.INFO, logger=logging.getLogger("orchestrator"))
+        logging.getLogger("orchestrator").propagate = False
         self._metrics = OrchestratorMetrics()
         self._views: dict[str, ProfileView] = {}
         self._views_version: str | None = None
@@ -246,7 +254,8 @@ class OrchestratorIngress(OpenAiIngress):
         request_id = _serve_request_id(request)
         obs = RequestObservation(self._metrics, request.headers, endpoint, request_id)
         try:
-            response = await self._serve_routed(request, endpoint, request_id, obs)
+            with request_id_scope(request_id):
+                response = await self._serve_routed(request, endpoint, request_id, obs)
         except OrchestratorHTTPError as exc:
             obs.close(exc.status)
             raise
@@ -293,6 +302,10 @@ class OrchestratorIngress(OpenAiIngress):
         )
         self._decisions.put(request_id, tenant.name, decision)
         obs.decided(decision)
+        log.info(
+            "decision",
+            extra={"tenant": tenant.name, "profile": decision.profile, "action": decision.action},
+        )
         headers = _decision_headers(decision)
         if decision.profile is None:
             rejection = decision.rejection

@@ -82,7 +82,7 @@ def test_policy_file_edits_are_hot_reloaded(server):
         broken = _wait_for(lambda s: s["last_error"], base)
         assert broken["version"] == keyed["version"]
         error = broken["last_error"][0]
-        assert f"{server.policy_path}:6:" in error and "cost_cap_usd" in error
+        assert f"{server.policy_path}:7:" in error and "cost_cap_usd" in error
         assert _chat(base, None).status_code == 401
         assert _chat(base, E2E_API_KEY).status_code == 200
 
@@ -94,8 +94,8 @@ def test_policy_file_edits_are_hot_reloaded(server):
         assert spent.json()["error"]["type"] == "rate_limit_error"
         assert "budget" in spent.json()["error"]["message"].lower()
         assert 1 <= int(spent.headers["retry-after"]) <= 3600
-    finally:
+    finally:  # restore, and wait until it is in force so later tests see the default policy
         server.policy_path.write_text(original)
-    restored = _wait_for(lambda s: s["version"] == start["version"], base)
+        restored = _wait_for(lambda s: s["version"] == start["version"], base)
     assert restored["version"] == start["version"]
     assert _chat(base, None).status_code == 200

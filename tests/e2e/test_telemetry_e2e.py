@@ -79,7 +79,7 @@ def test_real_prometheus_scrapes_cost_counters(server, tmp_path):
                 },
                 timeout=120,
             )
-            assert r.status_code == 200
+            assert r.status_code == 200, r.text
         query = urllib.parse.urlencode({"query": "sum(orchestrator_cost_usd_total)"})
         deadline = time.monotonic() + 60
         value = 0.0

@@ -471,3 +471,28 @@ def test_no_actions_routes_best_effort_within_hard_limits(gpu_views):
     d = decide(_req(model="llama8b-fp8-ngram"), EASY, rules, gpu_views)
     assert d.action == "route" and d.reason.startswith("best effort")
     assert d.max_tokens == 100  # the hard cap still bounds the answer
+
+
+def test_reasoning_class_with_only_small_profiles_routes_to_the_strongest_not_503():
+    """A class's tier wish never refuses a request when the tenant's choice has nothing
+    stronger: the strongest available profile serves it (the local catalog is all `small`)."""
+    from orchestrator.catalog import load_catalog
+    from orchestrator.paths import PROJECT_ROOT
+    from orchestrator.routing.decide import decide
+    from orchestrator.routing.types import RouteRequest, TenantRules, TokenBudget
+    from orchestrator.routing.views import catalog_views
+
+    views = catalog_views(load_catalog(PROJECT_ROOT / "deployments" / "local.yaml"))
+    decision = decide(
+        RouteRequest(model="auto", prompt_tokens=30),
+        TokenBudget(
+            p50_output_tokens=200,
+            p90_output_tokens=600,
+            reasoning_probability=0.9,
+            query_class="reasoning",
+        ),
+        TenantRules(on_breach=("cap_tokens", "reject")),
+        views,
+    )
+    assert decision.profile is not None, decision.reason
+    assert any("strongest qualify" in s for s in decision.steps)
