@@ -30,10 +30,15 @@ SPENT_BUDGET = """\
 apiVersion: orchestrator/v1
 kind: Policy
 metadata: {name: e2e-spent}
+unknown_keys: default_tenant
 default_tenant:
   name: default
-  budgets: {per_hour_usd: 0.000000001}
-  actions: {on_budget_exhausted: [reject]}
+tenants:
+  - name: team-a            # served twice above, so it has spent more than this
+    api_keys:
+      - env: ORCHESTRATOR_E2E_KEY
+    budgets: {per_hour_usd: 0.000000001}
+    actions: {on_budget_exhausted: [reject]}
 """
 
 CHAT = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4, "temperature": 0}
@@ -86,14 +91,15 @@ def test_policy_file_edits_are_hot_reloaded(server):
         assert _chat(base, None).status_code == 401
         assert _chat(base, E2E_API_KEY).status_code == 200
 
-        # 3. a budget already spent (earlier requests cost more than this): 429 + Retry-After
+        # 3. a tenant whose budget is already spent: 429 + Retry-After; others still served
         server.policy_path.write_text(SPENT_BUDGET)
         _wait_for(lambda s: s["version"] not in (keyed["version"], start["version"]), base)
-        spent = _chat(base, None)
+        spent = _chat(base, E2E_API_KEY)
         assert spent.status_code == 429, spent.text
         assert spent.json()["error"]["type"] == "rate_limit_error"
         assert "budget" in spent.json()["error"]["message"].lower()
         assert 1 <= int(spent.headers["retry-after"]) <= 3600
+        assert _chat(base, None).status_code == 200  # the default tenant has no budget
     finally:  # restore, and wait until it is in force so later tests see the default policy
         server.policy_path.write_text(original)
         restored = _wait_for(lambda s: s["version"] == start["version"], base)
