@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -48,14 +49,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 900) -> None:
+def wait_ready(
+    url: str,
+    proc: subprocess.Popen,
+    ready: Callable[[httpx.Response], bool] = lambda r: True,
+    timeout_s: float = 900,
+) -> None:
+    """Poll `url` until it answers 200 and `ready(response)` holds; fail if `proc` exits."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
             r = httpx.get(url, timeout=5)
-            if r.status_code == 200:
+            if r.status_code == 200 and ready(r):
                 return
         except httpx.HTTPError:
             pass
@@ -105,17 +112,10 @@ def run_orchestrator(profile_name: str, args: argparse.Namespace, log: Path) -> 
         cwd=ROOT,
     )
     try:
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:  # every profile ready, not just the ingress
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-                if r.status_code == 200 and all(r.json()["profiles"].values()):
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError("orchestrator serve exited")
-            time.sleep(3)
+        # every profile ready, not just the ingress
+        wait_ready(
+            f"http://127.0.0.1:{port}/healthz", proc, lambda r: all(r.json()["profiles"].values())
+        )
         return asyncio.run(
             load(
                 f"http://127.0.0.1:{port}/v1",

@@ -22,10 +22,11 @@ def cache_dir() -> Path:
     return root
 
 
+STATE_DIR_ENV = "ORCHESTRATOR_STATE_DIR"
+
+
 def state_dir() -> Path:
-    """User state root for the usage ledger and learned calibration (ORCHESTRATOR_STATE_DIR)."""
-    root = Path(
-        os.environ.get("ORCHESTRATOR_STATE_DIR") or platformdirs.user_state_dir("orchestrator")
-    )
+    """User state root for the usage ledger and learned calibration ($ORCHESTRATOR_STATE_DIR)."""
+    root = Path(os.environ.get(STATE_DIR_ENV) or platformdirs.user_state_dir("orchestrator"))
     root.mkdir(parents=True, exist_ok=True)
     return root

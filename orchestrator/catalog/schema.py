@@ -116,6 +116,12 @@ class Replicas(_Strict):
             raise ValueError("initial must lie between min and max")
         return self
 
+    @property
+    def start(self) -> int:
+        """Replicas deployed at start: `initial`, else `min` but at least one (a profile that
+        may scale to zero still starts warm; the autoscaler takes it down when idle)."""
+        return self.initial if self.initial is not None else max(self.min, 1)
+
 
 class Performance(_Strict):
     """Capacity figures per replica (measured or estimated); the router and planner price with them."""

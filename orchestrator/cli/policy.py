@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.cli.output import write_output
 from orchestrator.config_files import ConfigError, ConfigIssue
 from orchestrator.policy.diff import diff_policies, render_diff
 from orchestrator.policy.explain import explain_policy, render_text
@@ -129,10 +130,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _schema(args: argparse.Namespace) -> int:
     text = json.dumps(policy_json_schema(), indent=2) + "\n"
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    write_output(text, args.output)
     return 0
 
 

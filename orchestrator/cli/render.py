@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from orchestrator.cli.output import write_output
 from orchestrator.config_files import ConfigError
 from orchestrator.deploy import chart_values_fragment, dump_yaml, load_inputs, render_rayservice
 from orchestrator.deploy.names import CHART_NAME
@@ -33,10 +34,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         obj = render_rayservice(inputs, release=args.release, namespace=args.namespace)
         text = dump_yaml(obj)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    write_output(text, args.output)
     return 0
 
 

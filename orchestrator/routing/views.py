@@ -37,8 +37,10 @@ def profile_view(
     *,
     cold_start_ms: float = 120_000.0,
     cached_input_discount: float = DEFAULT_CACHED_INPUT_DISCOUNT,
+    prices: ProfilePrices | None = None,
 ) -> ProfileView:
-    """The router's view of one catalog profile; `live` defaults to `replicas.initial/min`."""
+    """The router's view of one catalog profile; `live` defaults to `replicas.initial/min`;
+    `prices` (e.g. the policy's) replace the catalog-derived `prices_for`."""
     perf = profile.performance
     if live is None:
         initial = profile.replicas.initial
@@ -52,7 +54,7 @@ def profile_view(
         reasoning_supported=profile.reasoning.supported,
         reasoning_control=profile.reasoning.control,
         reasoning_default_on=profile.reasoning.default_on,
-        prices=prices_for(profile, cached_input_discount),
+        prices=prices or prices_for(profile, cached_input_discount),
         performance=ProfilePerformance(
             single_stream_tokens_per_s=perf.single_stream_tokens_per_s,
             output_tokens_per_s=perf.output_tokens_per_s,

@@ -64,16 +64,18 @@ class RequestTrace:
         if self.first_token_at is None:
             self.first_token_at = datetime.now(UTC)
 
+    @property
+    def ttft_s(self) -> float | None:
+        if self.first_token_at is None:
+            return None
+        return (self.first_token_at - self.started_at).total_seconds()
+
 
 def usage_record(
     trace: RequestTrace, usage: EngineUsage, cost_usd: float, status: str = "ok"
 ) -> UsageRecord:
     finished = datetime.now(UTC)
-    ttft = (
-        (trace.first_token_at - trace.started_at).total_seconds() * 1000
-        if trace.first_token_at
-        else None
-    )
+    ttft = trace.ttft_s * 1000 if trace.ttft_s is not None else None
     return UsageRecord(
         request_id=trace.request_id,
         tenant=trace.tenant,

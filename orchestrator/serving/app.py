@@ -31,10 +31,20 @@ class AppArgs(BaseModel):
     ingress_num_cpus: float = Field(INGRESS_NUM_CPUS, ge=0)
 
 
-def build_profile_deployments(catalog: Catalog) -> dict[str, Any]:
+def build_llm_configs(catalog: Catalog) -> dict[str, Any]:
+    """The ray.serve.llm `LLMConfig` of every profile, keyed by profile name."""
+    from ray.serve.llm import LLMConfig
+
+    return {
+        p.name: LLMConfig.model_validate(llm_config_dict(p, resolve_model(p.model)))
+        for p in catalog.profiles
+    }
+
+
+def build_profile_deployments(configs: dict[str, Any]) -> dict[str, Any]:
     """One ray.serve.llm LLMServer deployment per profile, keyed by profile name."""
     from ray.serve.config import RequestRouterConfig
-    from ray.serve.llm import LLMConfig, build_llm_deployment
+    from ray.serve.llm import build_llm_deployment
 
     from orchestrator.serving.profile_server import ProfileServer
 
@@ -45,35 +55,29 @@ def build_profile_deployments(catalog: Catalog) -> dict[str, Any]:
         request_routing_stats_period_s=1.0,
         request_routing_stats_timeout_s=5.0,
     )
-    deployments = {}
-    for profile in catalog.profiles:
-        config = LLMConfig.model_validate(llm_config_dict(profile, resolve_model(profile.model)))
-        deployments[profile.name] = build_llm_deployment(
+    return {
+        name: build_llm_deployment(
             config,
             name_prefix=DEPLOYMENT_PREFIX,
             deployment_cls=ProfileServer,
             override_serve_options={"request_router_config": router},
         )
-    return deployments
+        for name, config in configs.items()
+    }
 
 
 def build_app(args: dict[str, Any] | None = None) -> Any:
     """Build the orchestrator Serve application from its args (see `AppArgs`)."""
     from ray import serve
     from ray.llm._internal.serve.core.configs.openai_api_models import to_model_metadata
-    from ray.serve.llm import LLMConfig
 
     from orchestrator.serving.ingress import OrchestratorIngress, fastapi_app
 
     app_args = AppArgs.model_validate(args or {})
     catalog = load_catalog(Path(app_args.deployments))
-    deployments = build_profile_deployments(catalog)
-    model_cards = {
-        p.name: to_model_metadata(
-            p.name, LLMConfig.model_validate(llm_config_dict(p, resolve_model(p.model)))
-        )
-        for p in catalog.profiles
-    }
+    configs = build_llm_configs(catalog)
+    deployments = build_profile_deployments(configs)
+    model_cards = {name: to_model_metadata(name, config) for name, config in configs.items()}
     ingress_cls = serve.ingress(fastapi_app)(OrchestratorIngress)
     ingress = serve.deployment(
         ingress_cls,
@@ -89,4 +93,5 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
         catalog=catalog.model_dump(mode="json"),
         policy_path=str(Path(app_args.policy).resolve()),
         ledger_path=app_args.ledger_path,
+        state_dir=app_args.state_dir,
     )

@@ -104,9 +104,7 @@ def llm_config_dict(profile: Profile, model_location: str) -> dict[str, Any]:
         "autoscaling_config": {
             "min_replicas": profile.replicas.min,
             "max_replicas": profile.replicas.max,
-            "initial_replicas": profile.replicas.initial
-            if profile.replicas.initial is not None
-            else max(profile.replicas.min, 1 if profile.replicas.max else 0),
+            "initial_replicas": profile.replicas.start,
             "target_ongoing_requests": max(1, profile.performance.max_concurrency // 2),
         },
         "max_ongoing_requests": max(profile.performance.max_concurrency * 4, 16),

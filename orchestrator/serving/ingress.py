@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections import OrderedDict, defaultdict
@@ -30,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.ledger import UsageLedger, default_ledger_path
+from orchestrator.paths import STATE_DIR_ENV
 from orchestrator.policy import Policy, PolicyWatcher, TenantPolicy
 from orchestrator.predict import Predictor, PredictorInputError
 from orchestrator.routing.decide import decide
@@ -105,9 +107,12 @@ class OrchestratorIngress(OpenAiIngress):
         catalog: dict[str, Any],
         policy_path: str,
         ledger_path: str | None = None,
+        state_dir: str | None = None,
         lora_paths: dict[str, str] | None = None,
     ):
         super().__init__(llm_deployments, model_cards, lora_paths=lora_paths)
+        if state_dir:  # calibration and the default ledger live there (paths.state_dir)
+            os.environ[STATE_DIR_ENV] = state_dir
         self._catalog = Catalog.model_validate(catalog)
         # the policy file is watched; a bad edit is reported and the last good policy stays
         self._policy = PolicyWatcher(policy_path, self._catalog).start()
@@ -169,8 +174,8 @@ class OrchestratorIngress(OpenAiIngress):
 
     def _export_gauges(self) -> None:
         for p in self._catalog.profiles:
-            target = max(p.replicas.min, 1 if p.replicas.max else 0)
-            self._metrics.set_replicas(p.name, target, 1 if self._ready.get(p.name) else 0)
+            running = p.replicas.start if self._ready.get(p.name) else 0
+            self._metrics.set_replicas(p.name, p.replicas.start, running)
 
     @fastapi_app.get("/v1/orchestrator/status")
     async def orchestrator_status(self) -> JSONResponse:
@@ -334,6 +339,7 @@ class OrchestratorIngress(OpenAiIngress):
         prices = policy.prices[profile.name]
         trace = RequestTrace(
             request_id=request_id,
+            started_at=obs.started_at,
             tenant=tenant.name,
             profile=profile.name,
             predicted_p50=prediction.p50_tokens,
@@ -356,7 +362,7 @@ class OrchestratorIngress(OpenAiIngress):
             engine_usage = EngineUsage.from_openai(usage)
             cost = actual_cost_usd(prices, engine_usage)
             if status != "error":  # errors are closed by _serve with their HTTP status
-                obs.close(200 if status == "ok" else 499, engine_usage, cost)
+                obs.close(200 if status == "ok" else 499, engine_usage, cost, trace.ttft_s)
             await self._accountant.record(
                 usage_record(trace, engine_usage, cost, status), profile, prediction
             )
@@ -376,7 +382,6 @@ class OrchestratorIngress(OpenAiIngress):
             return error_response(status, message, headers=headers)
         if not stream:
             trace.mark_first_token()
-            obs.first_token()
             payload = first_item.model_dump() if hasattr(first_item, "model_dump") else first_item
             payload["model"] = requested_model or profile.served_model_name
             cost = await finish(payload.get("usage"))
@@ -395,12 +400,10 @@ class OrchestratorIngress(OpenAiIngress):
             self._views = route_inputs.priced_views(self._catalog, policy)
             self._views_version = policy.version
         live = {
-            name: route_inputs.live_state(
-                self._ready.get(name, False),
-                self._in_flight.get(name, 0),
-                max(self._catalog.profile(name).replicas.min, 1),
+            p.name: route_inputs.live_state(
+                self._ready.get(p.name, False), self._in_flight.get(p.name, 0), p.replicas.start
             )
-            for name in self._views
+            for p in self._catalog.profiles
         }
         return with_live(self._views.values(), live)
 
@@ -486,7 +489,6 @@ class OrchestratorIngress(OpenAiIngress):
                             yield event
                             continue
                         trace.mark_first_token()
-                        obs.first_token()
                         usage = openai_io.usage_from_sse(event)
                         if usage is not None and '"choices":[]' in event:
                             cost = await finish(usage)

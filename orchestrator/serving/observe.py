@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.routing.types import Decision
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.metrics import OrchestratorMetrics
+
+
+def _reason_code(decision: Decision | None) -> str | None:
+    if decision is None:
+        return None
+    return decision.rejection.code if decision.rejection else decision.action
 
 
 def _seconds(ms: float | None) -> float | None:
@@ -30,6 +37,7 @@ class RequestObservation:
         self.metrics = metrics
         self.endpoint = endpoint
         self.started = time.perf_counter()
+        self.started_at = datetime.now(UTC)  # the request's start, also for its usage record
         self.span = tracing.start_request_span(
             headers, f"POST /v1/{'chat/completions' if endpoint == 'chat' else 'completions'}"
         )
@@ -37,7 +45,6 @@ class RequestObservation:
         self.tenant = "unknown"
         self.decision: Decision | None = None
         self.engine_span: Any = None
-        self.first_token_at: float | None = None
         self._closed = False
 
     # ----- stages ----------------------------------------------------------------------
@@ -74,20 +81,21 @@ class RequestObservation:
     def engine_started(self) -> None:
         self.engine_span = tracing.start_child_span(tracing.SPAN_ENGINE, parent=self.span)
 
-    def first_token(self) -> None:
-        if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
-
     # ----- end -------------------------------------------------------------------------
-    def close(self, status_code: int, usage: Any = None, cost_usd: float = 0.0) -> None:
+    def close(
+        self,
+        status_code: int,
+        usage: Any = None,
+        cost_usd: float = 0.0,
+        ttft: float | None = None,
+    ) -> None:
+        """`ttft` in seconds from the request's start (None when no token came)."""
         if self._closed:
             return
         self._closed = True
-        now = time.perf_counter()
-        e2e = now - self.started
-        ttft = self.first_token_at - self.started if self.first_token_at else None
+        e2e = time.perf_counter() - self.started
         output = usage.output_tokens if usage else 0
-        tpot = (now - self.first_token_at) / (output - 1) if ttft and output > 1 else None
+        tpot = (e2e - ttft) / (output - 1) if ttft is not None and output > 1 else None
         decision = self.decision
         if self.engine_span is not None:
             tracing.record_engine_result(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.catalog.schema import Catalog
-from orchestrator.policy import Policy, TenantPolicy
+from orchestrator.policy import Policy, TenantPolicy, TokenPrices
 from orchestrator.predict.schema import Prediction
 from orchestrator.routing.types import (
     LatencySLO,
@@ -189,22 +189,20 @@ def _breach_actions(actions: Sequence[str]) -> tuple[Any, ...]:
 
 def priced_views(catalog: Catalog, policy: Policy) -> dict[str, ProfileView]:
     """Router views of every profile with the policy's token prices (build once per policy)."""
-    views = {}
-    for profile in catalog.profiles:
-        view = profile_view(profile)
-        prices = policy.prices.get(profile.name)
-        if prices is not None:
-            view = view.model_copy(
-                update={
-                    "prices": ProfilePrices(
-                        input=prices.input_usd_per_token,
-                        cached_input=prices.cached_input_usd_per_token,
-                        output=prices.output_usd_per_token,
-                    )
-                }
-            )
-        views[profile.name] = view
-    return views
+    return {
+        p.name: profile_view(p, prices=_router_prices(policy.prices.get(p.name)))
+        for p in catalog.profiles
+    }
+
+
+def _router_prices(prices: TokenPrices | None) -> ProfilePrices | None:
+    if prices is None:
+        return None
+    return ProfilePrices(
+        input=prices.input_usd_per_token,
+        cached_input=prices.cached_input_usd_per_token,
+        output=prices.output_usd_per_token,
+    )
 
 
 def live_state(

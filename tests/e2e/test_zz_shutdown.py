@@ -26,7 +26,7 @@ def _alive(pids: set[int]) -> set[int]:
 
 
 def test_sigterm_stops_ray_and_engines_and_exits_cleanly(server):
-    if server.log_path == server.log_path.__class__("/dev/null"):
+    if server.policy_path is None:
         pytest.skip("external server (ORCHESTRATOR_E2E_URL): not ours to stop")
     server.snapshot_descendants()
     started = set(server.descendants)
