@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator import paths
 from orchestrator.predict.schema import PredictorSettings
 
-ARTIFACT_FORMAT = 1
+ARTIFACT_FORMAT = 2  # 2: phrase ridge added
 DEFAULT_ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts" / "default"
 BOOSTERS = ("p50", "p90", "reasoning", "buckets")
+log = logging.getLogger(__name__)
 
 
 def feature_schema(names: tuple[str, ...] | list[str]) -> str:
@@ -59,6 +61,8 @@ class ArtifactMeta(BaseModel):
     feature_schema: str
     vocab_size: int
     lexical_intercept: float
+    phrase_buckets: int
+    phrase_intercept: float
     p50_shift: float = 0.0  # conformal correction of the p50 booster (log units)
     p90_shift: float = 0.0  # conformal correction of the p90 booster (log units)
     known_models: dict[str, KnownModel] = Field(default_factory=dict)
@@ -73,12 +77,17 @@ class Artifact:
     meta: ArtifactMeta
     boosters: dict[str, lgb.Booster]
     lexical_weights: np.ndarray  # float32, one per token id
+    phrase_weights: np.ndarray  # float32, one per phrase slot
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for name, booster in self.boosters.items():
             booster.save_model(str(folder / f"{name}.lgb"))
-        np.savez_compressed(folder / "lexical.npz", weights=self.lexical_weights.astype(np.float32))
+        np.savez_compressed(
+            folder / "lexical.npz",
+            weights=self.lexical_weights.astype(np.float32),
+            phrase_weights=self.phrase_weights.astype(np.float32),
+        )
         self.save_meta(folder)
 
     def save_meta(self, folder: Path) -> None:
@@ -102,15 +111,36 @@ class ArtifactError(RuntimeError):
 
 
 def load_artifact(folder: Path | None = None) -> Artifact:
-    folder = Path(folder) if folder is not None else active_artifact_dir()
+    """The artifact in `folder`; by default the traffic refit, else the shipped one.
+
+    A default-chosen refit that cannot be loaded (e.g. written by an older version) is
+    skipped with a warning: the server starts on the shipped artifact instead of failing."""
+    if folder is None:
+        chosen = active_artifact_dir()
+        if chosen != DEFAULT_ARTIFACT_DIR:
+            try:
+                return _load(chosen)
+            except (ArtifactError, ValueError, OSError) as exc:
+                log.warning(
+                    "ignoring the predictor refit in %s (%s); using the shipped one", chosen, exc
+                )
+        return _load(DEFAULT_ARTIFACT_DIR)
+    return _load(Path(folder))
+
+
+def _load(folder: Path) -> Artifact:
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
         raise ArtifactError(
             f"no predictor artifact in {folder}; run `orchestrator predictor train`"
         )
-    meta = ArtifactMeta.model_validate_json(meta_path.read_text(encoding="utf-8"))
-    if meta.format != ARTIFACT_FORMAT:
-        raise ArtifactError(f"artifact format {meta.format}, expected {ARTIFACT_FORMAT}")
+    raw = json.loads(meta_path.read_text(encoding="utf-8"))
+    if raw.get("format") != ARTIFACT_FORMAT:
+        raise ArtifactError(
+            f"artifact {folder} has format {raw.get('format')}, this version reads "
+            f"{ARTIFACT_FORMAT}; retrain it with `orchestrator predictor train`"
+        )
+    meta = ArtifactMeta.model_validate(raw)
     boosters = {}
     for name in BOOSTERS:
         path = folder / f"{name}.lgb"
@@ -119,4 +149,5 @@ def load_artifact(folder: Path | None = None) -> Artifact:
         boosters[name] = lgb.Booster(model_file=str(path))
     with np.load(folder / "lexical.npz") as npz:
         weights = npz["weights"].astype(np.float32)
-    return Artifact(meta=meta, boosters=boosters, lexical_weights=weights)
+        phrases = npz["phrase_weights"].astype(np.float32)
+    return Artifact(meta=meta, boosters=boosters, lexical_weights=weights, phrase_weights=phrases)

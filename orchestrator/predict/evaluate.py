@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.predict import baselines, lexical
-from orchestrator.predict.features import clear_token_cache, dense_features, tokenize_request
+from orchestrator.predict import baselines
+from orchestrator.predict.features import clear_token_cache, tokenize_request
 from orchestrator.predict.metrics import summarize
 from orchestrator.predict.predictor import Predictor
 from orchestrator.predict.request import PredictorInputError, parse_request
@@ -108,11 +108,8 @@ def evaluate(
         start = time.perf_counter()
         parsed = parse_request(line.request)
         tok = tokenize_request(parsed, predictor._tokenizer)
-        dense = dense_features(parsed, tok)
-        lex = lexical.score(
-            tok.lexical_ids, predictor.artifact.lexical_weights, meta.lexical_intercept
-        )
-        b50, b90 = baselines.bucket_classifier(params, bucket_booster, np.append(dense, lex))
+        row = predictor.model_input(parsed, tok)[0]
+        b50, b90 = baselines.bucket_classifier(params, bucket_booster, row[0])
         bucket_s = time.perf_counter() - start
 
         actual.append(line.output_tokens)

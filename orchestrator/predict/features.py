@@ -16,7 +16,9 @@ from threading import Lock
 import numpy as np
 from tokenizers import Tokenizer
 
+from orchestrator.predict.phrases import phrase_ids
 from orchestrator.predict.request import ParsedRequest
+from orchestrator.predict.tokenizer import fast_encoder
 
 TEMPLATE_TOKENS_PER_TURN = 5  # "<|im_start|>role\n" ... "<|im_end|>\n" in ChatML-style templates
 GENERATION_PROMPT_TOKENS = 3
@@ -154,6 +156,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     *_UNIT_PATTERNS,
     *_CUES,
 )
+# what the boosters read: the dense features, then the two ridge scores
+MODEL_INPUTS: tuple[str, ...] = (*FEATURE_NAMES, "lexical_score", "phrase_score")
 
 
 @dataclass(frozen=True)
@@ -216,18 +220,15 @@ def encode_text(tokenizer: Tokenizer, text: str) -> tuple[np.ndarray, int, bool]
         hit = _CACHE.get(key)
         if hit is not None:
             return hit[1:], int(hit[0]), bool(len(text) <= MAX_EXACT_CHARS)
+    encode = fast_encoder(tokenizer)
     if len(text) <= MAX_EXACT_CHARS:
-        ids = np.asarray(tokenizer.encode_batch_fast([text], add_special_tokens=False)[0].ids)
+        ids = np.asarray(encode(text), dtype=np.int32)
         count, exact = len(ids), True
     else:
         half = MAX_EXACT_CHARS // 2
-        head, tail = tokenizer.encode_batch_fast(
-            [text[:half], text[-half:]], add_special_tokens=False
-        )
-        ids = np.asarray(head.ids + tail.ids)
+        ids = np.asarray(encode(text[:half]) + encode(text[-half:]), dtype=np.int32)
         count = int(round(len(ids) * len(text) / MAX_EXACT_CHARS))
         exact = False
-    ids = ids.astype(np.int32, copy=False)
     if len(text) >= _MIN_CACHED_CHARS:
         _CACHE.put(key, np.concatenate(([count], ids)).astype(np.int32))
     return ids, count, exact
@@ -318,12 +319,22 @@ def _cue_text(text: str) -> str:
     return (text[:_CUE_WINDOW_CHARS] + "\n" + text[-_CUE_WINDOW_CHARS:]).lower()
 
 
+def _last_user_index(parsed: ParsedRequest) -> int:
+    turns = parsed.turns
+    return max((i for i, t in enumerate(turns) if t.role == "user"), default=len(turns) - 1)
+
+
+def request_phrase_ids(parsed: ParsedRequest) -> np.ndarray:
+    """Hashed word and word-pair cues of the last user message (see `phrases`). Pure."""
+    if not parsed.turns:
+        return np.zeros(0, dtype=np.int32)
+    return phrase_ids(_cue_text(parsed.turns[_last_user_index(parsed)].text))
+
+
 def dense_features(parsed: ParsedRequest, tok: TokenizedRequest) -> np.ndarray:
     """The feature vector (float32, order FEATURE_NAMES) of one request. Pure."""
     turns = parsed.turns
-    last_user_idx = max(
-        (i for i, t in enumerate(turns) if t.role == "user"), default=len(turns) - 1
-    )
+    last_user_idx = _last_user_index(parsed)
     last_text = turns[last_user_idx].text
     last_tokens = tok.turn_tokens[last_user_idx] if tok.turn_tokens else 0
     system_tokens = sum(

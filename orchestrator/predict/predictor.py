@@ -28,7 +28,13 @@ import numpy as np
 from orchestrator.predict import lexical
 from orchestrator.predict.artifact import Artifact, ArtifactError, feature_schema, load_artifact
 from orchestrator.predict.calibration import CalibrationConfig, ProfileCalibration, observe
-from orchestrator.predict.features import FEATURE_NAMES, dense_features, tokenize_request
+from orchestrator.predict.features import (
+    MODEL_INPUTS,
+    TokenizedRequest,
+    dense_features,
+    request_phrase_ids,
+    tokenize_request,
+)
 from orchestrator.predict.request import ParsedRequest, PredictorInputError, parse_request
 from orchestrator.predict.schema import Prediction, QueryClass, RequestFeatures
 from orchestrator.predict.store import PredictorStore, TrafficRecord
@@ -82,7 +88,7 @@ class Predictor:
             artifact if isinstance(artifact, Artifact) else load_artifact(_as_path(artifact))
         )
         meta = self.artifact.meta
-        if tuple(meta.feature_names[:-1]) != FEATURE_NAMES:
+        if tuple(meta.feature_names) != MODEL_INPUTS:
             raise ArtifactError("artifact was trained on another feature layout; retrain it")
         self.meta = meta
         self.settings = meta.settings
@@ -98,7 +104,7 @@ class Predictor:
         self._lock = threading.Lock()
         self._calibrations: dict[str, ProfileCalibration] = {}
         self._loaded_at = 0.0
-        self._schema = feature_schema(FEATURE_NAMES)
+        self._schema = feature_schema(MODEL_INPUTS)
         self._refresh(force=True)
 
     @classmethod
@@ -107,15 +113,27 @@ class Predictor:
         return _default_predictor()
 
     # -- featurization -----------------------------------------------------------------------
-    def featurize(self, request: dict[str, Any]) -> _Featurized:
-        """Parse, tokenize (default tokenizer) and run the profile-free models once."""
-        parsed = parse_request(request)
-        tok = tokenize_request(parsed, self._tokenizer)
+    def model_input(
+        self, parsed: ParsedRequest, tok: TokenizedRequest
+    ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, float]:
+        """The boosters' input row (order MODEL_INPUTS) and what it was built from: dense
+        features, lexical score, phrase slots and phrase score."""
         dense = dense_features(parsed, tok)
         lex = lexical.score(
             tok.lexical_ids, self.artifact.lexical_weights, self.meta.lexical_intercept
         )
-        row = np.append(dense, np.float32(lex)).reshape(1, -1)
+        phrases = request_phrase_ids(parsed)
+        phrase = lexical.score(phrases, self.artifact.phrase_weights, self.meta.phrase_intercept)
+        row = np.empty((1, len(MODEL_INPUTS)), dtype=np.float32)
+        row[0, : len(dense)] = dense
+        row[0, -2:] = (lex, phrase)
+        return row, dense, lex, phrases, phrase
+
+    def featurize(self, request: dict[str, Any]) -> _Featurized:
+        """Parse, tokenize (default tokenizer) and run the profile-free models once."""
+        parsed = parse_request(request)
+        tok = tokenize_request(parsed, self._tokenizer)
+        row, dense, lex, phrases, phrase = self.model_input(parsed, tok)
         q50 = float(self._b50.predict(row, num_threads=1)[0]) + self.meta.p50_shift
         q90 = float(self._b90.predict(row, num_threads=1)[0]) + self.meta.p90_shift
         q50 = min(max(q50, 0.0), _MAX_LOG)
@@ -125,6 +143,8 @@ class Predictor:
             vector=tuple(dense.tolist()),
             lexical_ids=tuple(tok.lexical_ids.tolist()),
             lexical_score=lex,
+            phrase_ids=tuple(phrases.tolist()),
+            phrase_score=phrase,
             default_prompt_tokens=tok.prompt_tokens,
             base_log_p50=q50,
             base_log_p90=q90,
@@ -323,6 +343,7 @@ class Predictor:
                     feature_schema=self._schema,
                     features=np.asarray(features.vector, dtype=np.float32),
                     lexical_ids=np.asarray(features.lexical_ids, dtype=np.int32),
+                    phrase_ids=np.asarray(features.phrase_ids, dtype=np.int32),
                     prompt_tokens=features.default_prompt_tokens,
                     predicted_p50=pred.p50_tokens if pred else 0,
                     predicted_p90=pred.p90_tokens if pred else 0,

@@ -14,7 +14,9 @@ class RequestFeatures(BaseModel):
     """A request featurized once with the default tokenizer, plus the profile-free model output.
 
     The server keeps it (inside `Prediction.features`) until the request finishes and hands it
-    back to `Predictor.observe`. `vector` follows `features.FEATURE_NAMES`; `base_log_p50/p90`
+    back to `Predictor.observe`. `vector` follows `features.FEATURE_NAMES`; `lexical_ids` and
+    `phrase_ids` are what the two ridge models read (token ids, hashed word cues: no text);
+    `base_log_p50/p90`
     are log1p(tokens per choice) before any per-profile calibration or max_tokens cap.
     """
 
@@ -23,6 +25,8 @@ class RequestFeatures(BaseModel):
     vector: tuple[float, ...]
     lexical_ids: tuple[int, ...]
     lexical_score: float
+    phrase_ids: tuple[int, ...] = ()
+    phrase_score: float = 0.0
     default_prompt_tokens: int
     base_log_p50: float
     base_log_p90: float

@@ -4,7 +4,7 @@ Two tables:
 - `calibration(profile, state, updated)`: each profile's `ProfileCalibration` as JSON;
   updated in a write transaction (read-modify-write), so several server processes can share it.
 - `traffic(...)`: one row per finished request: the feature vector (float32), the lexical
-  token ids (no prompt text is stored), prompt tokens, the prediction and the actual output
+  token ids and hashed phrase slots (no prompt text is stored), prompt tokens, the prediction and the actual output
   and thinking tokens. `orchestrator predictor train --from-traffic` refits from it.
 WAL mode with synchronous=NORMAL: a commit costs no fsync.
 """
@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS traffic (
     feature_schema TEXT NOT NULL,
     features BLOB NOT NULL,
     lexical_ids BLOB NOT NULL,
+    phrase_ids BLOB NOT NULL DEFAULT x'',
     prompt_tokens INTEGER NOT NULL,
     predicted_p50 INTEGER NOT NULL,
     predicted_p90 INTEGER NOT NULL,
@@ -62,6 +63,7 @@ class TrafficRecord:
     output_tokens: int
     reasoning_tokens: int
     ts: float = 0.0
+    phrase_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
 
 
 class PredictorStore:
@@ -77,6 +79,11 @@ class PredictorStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(traffic)")}
+        if "phrase_ids" not in columns:  # a store written before the phrase model existed
+            self._conn.execute(
+                "ALTER TABLE traffic ADD COLUMN phrase_ids BLOB NOT NULL DEFAULT x''"
+            )
         self._conn.commit()
 
     def close(self) -> None:
@@ -130,14 +137,15 @@ class PredictorStore:
         with self._lock:
             self._conn.execute(
                 "INSERT INTO traffic(ts, profile, feature_schema, features, lexical_ids, "
-                "prompt_tokens, predicted_p50, predicted_p90, output_tokens, reasoning_tokens) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "phrase_ids, prompt_tokens, predicted_p50, predicted_p90, output_tokens, "
+                "reasoning_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.ts or time.time(),
                     record.profile,
                     record.feature_schema,
                     np.asarray(record.features, dtype=np.float32).tobytes(),
                     np.asarray(record.lexical_ids, dtype=np.int32).tobytes(),
+                    np.asarray(record.phrase_ids, dtype=np.int32).tobytes(),
                     int(record.prompt_tokens),
                     int(record.predicted_p50),
                     int(record.predicted_p90),
@@ -155,7 +163,7 @@ class PredictorStore:
         with self._lock:
             rows = self._conn.execute(
                 "SELECT profile, feature_schema, features, lexical_ids, prompt_tokens, "
-                "predicted_p50, predicted_p90, output_tokens, reasoning_tokens, ts "
+                "predicted_p50, predicted_p90, output_tokens, reasoning_tokens, ts, phrase_ids "
                 "FROM traffic ORDER BY id"
             ).fetchall()
         for r in rows:
@@ -170,4 +178,5 @@ class PredictorStore:
                 output_tokens=r[7],
                 reasoning_tokens=r[8],
                 ts=r[9],
+                phrase_ids=np.frombuffer(r[10], dtype=np.int32),
             )

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -190,3 +192,99 @@ def load_tokenizer(spec: str) -> Tokenizer:
 def resolves_to_default(spec: str) -> bool:
     """True when `spec` is counted with the default tokenizer (itself or the fallback)."""
     return load_tokenizer(spec) is load_default_tokenizer()
+
+
+# -- fast exact encoding -------------------------------------------------------------------------
+# A byte-level BPE tokenizer with the GPT-2 pre-tokenizer (SmolLM2's, and most Llama-3/Qwen-style
+# tokenizer.json files with that pre-tokenizer) gives the same ids through tiktoken's BPE, which
+# is ~3.5x faster on long prompts. The equivalence is checked on probe texts before it is used;
+# any other tokenizer (or a failed check) keeps the `tokenizers` path.
+
+_GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+_PROBES = (
+    "Hello, world! It's 2026; we'll see... 12345 + 678 = 13023?",
+    "def f(x):\n    return {'a': [1, 2.5e-3]}  # comment\n\n\n\tTabs\t\tand   spaces   ",
+    "Ünïcödé — 中文字符, русский текст, emoji 🙂🚀, and <|im_start|>user\nhi<|im_end|>",
+    " leading space, trailing space ",
+)
+_fast_lock = threading.Lock()
+_fast: dict[int, tuple[Tokenizer, Callable[[str], list[int]]]] = {}
+
+
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's printable-character alphabet for the 256 byte values, inverted."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
+    chars = printable[:]
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
+
+
+def _tiktoken_encoder(tok: Tokenizer) -> Callable[[str], list[int]] | None:
+    """A tiktoken encoder giving `tok`'s ids, or None when `tok` is not plain byte-level BPE."""
+    try:
+        import tiktoken
+    except ImportError:
+        return None
+    spec = json.loads(tok.to_str())
+    model, pre = spec.get("model") or {}, spec.get("pre_tokenizer") or {}
+    if (
+        model.get("type") != "BPE"
+        or model.get("dropout")
+        or model.get("byte_fallback")
+        or model.get("continuing_subword_prefix")
+        or model.get("end_of_word_suffix")
+        or spec.get("normalizer") is not None
+        or pre.get("type") != "ByteLevel"
+        or not pre.get("use_regex", True)
+        or pre.get("add_prefix_space")
+    ):
+        return None
+    decoder = _byte_decoder()
+    special = {t["content"]: t["id"] for t in spec.get("added_tokens", [])}
+    try:
+        ranks = {
+            bytes(decoder[ch] for ch in text): idx
+            for text, idx in model["vocab"].items()
+            if text not in special
+        }
+        enc = tiktoken.Encoding(
+            f"orchestrator-{id(tok)}",
+            pat_str=_GPT2_PATTERN,
+            mergeable_ranks=ranks,
+            special_tokens=special,
+        )
+    except (KeyError, ValueError) as exc:
+        log.info("tiktoken cannot mirror this tokenizer (%s); using tokenizers", exc)
+        return None
+
+    def encode(text: str) -> list[int]:
+        return enc.encode(text, allowed_special="all")
+
+    for probe in _PROBES:
+        if encode(probe) != tok.encode(probe, add_special_tokens=False).ids:
+            log.info("tiktoken ids differ from the tokenizer's on a probe; using tokenizers")
+            return None
+    return encode
+
+
+def fast_encoder(tok: Tokenizer) -> Callable[[str], list[int]]:
+    """`text -> ids` exactly as `tok.encode(text, add_special_tokens=False).ids`, fastest path."""
+    key = id(tok)
+    with _fast_lock:
+        hit = _fast.get(key)
+        if hit is not None and hit[0] is tok:
+            return hit[1]
+    fn = _tiktoken_encoder(tok)
+    if fn is None:
+
+        def fn(text: str) -> list[int]:
+            return tok.encode_batch_fast([text], add_special_tokens=False)[0].ids
+
+    with _fast_lock:
+        _fast[key] = (tok, fn)
+    return fn

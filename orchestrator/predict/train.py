@@ -9,8 +9,9 @@ Method (details in docs/predictor.md):
    training rows (alternating means). Models answering no prompt in common with another
    (o3-mini; traffic profiles) get 0 (traffic: the profile's learned calibration). The
    profile-free target is y - offset[model]; the offsets become the priors of matching profiles.
-4. A bag-of-token-ids ridge on the ask (out-of-fold by prompt) becomes one feature.
-5. LightGBM quantile regressions (alpha 0.5 and 0.9) on the dense features + ridge score;
+4. Two ridge models on the ask, each out-of-fold by prompt, become two features: one on the
+   set of token ids, one on hashed words, word pairs and openers (`phrases`).
+5. LightGBM quantile regressions (alpha 0.5 and 0.9) on the dense features + ridge scores;
    their out-of-fold residuals give conformal shifts (global, and per model for the priors).
 6. A LightGBM classifier for the weak "reasoning" label; baselines: constant, prompt-length
    regression, 5-bucket classifier.
@@ -42,7 +43,14 @@ from orchestrator.predict.artifact import (
 from orchestrator.predict.baselines import bucket_of
 from orchestrator.predict.data import Example, load_examples
 from orchestrator.predict.evaluate import EvalLine, evaluate
-from orchestrator.predict.features import FEATURE_NAMES, dense_features, tokenize_request
+from orchestrator.predict.features import (
+    FEATURE_NAMES,
+    MODEL_INPUTS,
+    dense_features,
+    request_phrase_ids,
+    tokenize_request,
+)
+from orchestrator.predict.phrases import PHRASE_BUCKETS
 from orchestrator.predict.request import parse_request
 from orchestrator.predict.schema import PredictorSettings
 from orchestrator.predict.store import TrafficRecord
@@ -50,7 +58,6 @@ from orchestrator.predict.tokenizer import load_default_tokenizer
 
 log = logging.getLogger(__name__)
 
-ALL_FEATURES = (*FEATURE_NAMES, "lexical_score")
 VOCAB_SIZE = 49152  # SmolLM2 tokenizer
 
 
@@ -60,10 +67,13 @@ class TrainConfig:
     test_percent: int = 20
     folds: int = 5
     lexical_damp: float = 1.0
-    rounds: int = 400
-    learning_rate: float = 0.05
-    num_leaves: int = 31
-    min_data_in_leaf: int = 20
+    phrase_damp: float = 0.5
+    # small trees with large leaves: rows of one prompt share their features, so a leaf of
+    # 200 rows spans ~10+ prompts (31 leaves of 20 rows memorised single prompts)
+    rounds: int = 800
+    learning_rate: float = 0.03
+    num_leaves: int = 7
+    min_data_in_leaf: int = 200
     threads: int = 2
     all_data: bool = False  # fit on every prompt (no held-out evaluation)
 
@@ -74,6 +84,7 @@ class Table:
 
     vectors: np.ndarray  # R x F dense features
     lexical_ids: list[np.ndarray]  # R
+    phrase_ids: list[np.ndarray]  # R
     groups: list[str]  # R
     reasoning: np.ndarray  # R weak labels (-1: unknown, traffic)
     requests: list[dict[str, Any] | None]  # R bodies (None for traffic)
@@ -106,6 +117,7 @@ def build_table(
     index: dict[tuple[str, int], int] = {}
     vectors: list[np.ndarray] = []
     lex_ids: list[np.ndarray] = []
+    phrase_sets: list[np.ndarray] = []
     groups: list[str] = []
     labels: list[int] = []
     bodies: list[dict[str, Any] | None] = []
@@ -119,6 +131,7 @@ def build_table(
             index[key] = len(vectors)
             vectors.append(dense_features(parsed, counted))
             lex_ids.append(counted.lexical_ids)
+            phrase_sets.append(request_phrase_ids(parsed))
             groups.append(ex.group)
             labels.append(ex.reasoning)
             bodies.append(body)
@@ -127,7 +140,7 @@ def build_table(
     tokens = [len(e.ids) for e in encoded]
     models = [ex.model for ex in examples]
     sources = [ex.source for ex in examples]
-    schema = feature_schema(FEATURE_NAMES)
+    schema = feature_schema(MODEL_INPUTS)
     fixed: dict[str, float] = {}
     for i, rec in enumerate(traffic):
         if rec.feature_schema != schema or len(rec.features) != len(FEATURE_NAMES):
@@ -135,6 +148,7 @@ def build_table(
         row_req.append(len(vectors))
         vectors.append(np.asarray(rec.features, dtype=np.float32))
         lex_ids.append(np.asarray(rec.lexical_ids, dtype=np.int32))
+        phrase_sets.append(np.asarray(rec.phrase_ids, dtype=np.int32))
         groups.append(f"traffic:{i}")
         labels.append(-1)
         bodies.append(None)
@@ -146,6 +160,7 @@ def build_table(
     return Table(
         vectors=np.stack(vectors).astype(np.float32),
         lexical_ids=lex_ids,
+        phrase_ids=phrase_sets,
         groups=groups,
         reasoning=np.asarray(labels),
         requests=bodies,
@@ -213,6 +228,32 @@ def _quantile_booster(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, alpha: flo
     return lgb.train(params, lgb.Dataset(x, y, free_raw_data=True), num_boost_round=cfg.rounds)
 
 
+def _oof_ridge(
+    id_sets: list[np.ndarray],
+    req_target: np.ndarray,
+    train_reqs: np.ndarray,
+    test_reqs: np.ndarray,
+    folds: np.ndarray,
+    cfg: TrainConfig,
+    width: int,
+    damp: float,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Ridge scores per request: out-of-fold on training requests (so the boosters never see a
+    score fitted on their own target), from the full fit on held-out ones; plus that fit."""
+    scores = np.zeros(len(id_sets))
+    for k in range(cfg.folds):
+        fit_reqs = train_reqs[folds[train_reqs] != k]
+        w, b = lexical.fit_ridge([id_sets[i] for i in fit_reqs], req_target[fit_reqs], width, damp)
+        for i in train_reqs[folds[train_reqs] == k]:
+            scores[i] = lexical.score(id_sets[i], w, b)
+    weights, intercept = lexical.fit_ridge(
+        [id_sets[i] for i in train_reqs], req_target[train_reqs], width, damp
+    )
+    for i in test_reqs:
+        scores[i] = lexical.score(id_sets[i], weights, intercept)
+    return scores, weights, intercept
+
+
 @dataclass
 class TrainResult:
     artifact: Artifact
@@ -254,34 +295,35 @@ def train(
     row_off = np.array([offsets.get(m, 0.0) for m in table.row_model])
     yt = y - row_off
 
-    # 4. lexical ridge, out of fold by prompt
+    # 4. the two ridge models, out of fold by prompt
     train_reqs = np.unique(table.row_request[tr])
     req_target = np.bincount(table.row_request[tr], yt[tr], minlength=n_req) / np.maximum(
         1, np.bincount(table.row_request[tr], minlength=n_req)
     )
     folds = np.array([_fold(g, cfg.seed, cfg.folds) for g in table.groups])
-    lex = np.zeros(n_req)
-    for k in range(cfg.folds):
-        fit_reqs = train_reqs[folds[train_reqs] != k]
-        held = train_reqs[folds[train_reqs] == k]
-        w, b = lexical.fit_ridge(
-            [table.lexical_ids[i] for i in fit_reqs],
-            req_target[fit_reqs],
-            VOCAB_SIZE,
-            cfg.lexical_damp,
-        )
-        for i in held:
-            lex[i] = lexical.score(table.lexical_ids[i], w, b)
-    weights, intercept = lexical.fit_ridge(
-        [table.lexical_ids[i] for i in train_reqs],
-        req_target[train_reqs],
+    test_reqs = np.where(req_test)[0]
+    lex, weights, intercept = _oof_ridge(
+        table.lexical_ids,
+        req_target,
+        train_reqs,
+        test_reqs,
+        folds,
+        cfg,
         VOCAB_SIZE,
         cfg.lexical_damp,
     )
-    for i in np.where(req_test)[0]:
-        lex[i] = lexical.score(table.lexical_ids[i], weights, intercept)
+    phrase, phrase_weights, phrase_intercept = _oof_ridge(
+        table.phrase_ids,
+        req_target,
+        train_reqs,
+        test_reqs,
+        folds,
+        cfg,
+        PHRASE_BUCKETS,
+        cfg.phrase_damp,
+    )
 
-    x_req = np.column_stack([table.vectors, lex]).astype(np.float32)
+    x_req = np.column_stack([table.vectors, lex, phrase]).astype(np.float32)
     x = x_req[table.row_request]
 
     # 5. quantile boosters + out-of-fold conformal shifts
@@ -351,10 +393,12 @@ def train(
         table.row_tokens.astype(np.int64).tobytes() + "\n".join(table.groups).encode()
     ).hexdigest()[:16]
     meta = ArtifactMeta(
-        feature_names=ALL_FEATURES,
-        feature_schema=feature_schema(FEATURE_NAMES),
+        feature_names=MODEL_INPUTS,
+        feature_schema=feature_schema(MODEL_INPUTS),
         vocab_size=VOCAB_SIZE,
         lexical_intercept=intercept,
+        phrase_buckets=PHRASE_BUCKETS,
+        phrase_intercept=phrase_intercept,
         p50_shift=p50_shift,
         p90_shift=p90_shift,
         known_models=known,
@@ -375,6 +419,7 @@ def train(
         meta=meta,
         boosters={"p50": b50, "p90": b90, "reasoning": breason, "buckets": bbuckets},
         lexical_weights=weights,
+        phrase_weights=phrase_weights,
     )
 
     pairs = [

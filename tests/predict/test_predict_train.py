@@ -76,6 +76,7 @@ def test_train_on_synthetic_data_with_traffic(tmp_path):
             feature_schema=probe._schema,
             features=np.asarray(feat.vector, dtype=np.float32),
             lexical_ids=np.asarray(feat.lexical_ids, dtype=np.int32),
+            phrase_ids=np.asarray(feat.phrase_ids, dtype=np.int32),
             prompt_tokens=feat.default_prompt_tokens,
             predicted_p50=10,
             predicted_p90=20,
@@ -83,7 +84,8 @@ def test_train_on_synthetic_data_with_traffic(tmp_path):
             reasoning_tokens=0,
         )
     ] * 5
-    cfg = TrainConfig(rounds=30, folds=3, threads=1, test_percent=25)
+    # a few hundred rows: leaves of 200 rows (the default, for 14k rows) could not split
+    cfg = TrainConfig(rounds=30, folds=3, threads=1, test_percent=25, min_data_in_leaf=10)
     result = train(
         cfg, examples, traffic=traffic, traffic_offsets={"smollm2-cpu": 0.1}, evaluate_heldout=False
     )
