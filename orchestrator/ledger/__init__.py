@@ -2,7 +2,8 @@
 
 `UsageLedger(path).append(UsageRecord(...))` is atomic and idempotent per request id; spend
 per tenant and window feeds budgets (`spend(tenant, "day").retry_after_s(now)` gives the 429
-Retry-After); `summary()` feeds `orchestrator usage`.
+Retry-After; `spend_windows(tenant, windows)` reads several windows with one query);
+`summary()` feeds `orchestrator usage`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -214,12 +214,53 @@ class UsageLedger:
         return float(cost), int(n)
 
     def spend(self, tenant: str, window: Window, *, now: datetime | None = None) -> WindowSpend:
-        """Spend in the calendar window holding `now` (default: the current time)."""
+        """Spend in the calendar window holding `now` (default: the current time).
+
+        One query per window; for several windows at once use `spend_windows`."""
         start, end = window_bounds(window, now or datetime.now(UTC))
         cost, n = self.spend_between(tenant, start, end)
         return WindowSpend(
             tenant=tenant, window=window, start=start, end=end, cost_usd=cost, requests=n
         )
+
+    def spend_windows(
+        self, tenant: str, windows: Iterable[Window], *, now: datetime | None = None
+    ) -> dict[Window, WindowSpend]:
+        """Spend in each calendar window holding `now`, read with one SQL statement.
+
+        Invariant: for every window `w` the result equals `spend(tenant, w, now=now)` (rows
+        finished in [start, end)); all windows come from one consistent snapshot. Budget checks
+        call this once per request instead of `spend` once per window."""
+        when = now or datetime.now(UTC)
+        bounds = {w: window_bounds(w, when) for w in dict.fromkeys(windows)}
+        if not bounds:
+            return {}
+        columns: list[str] = []
+        params: list[object] = []
+        for start, end in bounds.values():
+            # CASE without ELSE is NULL outside the window: SUM/COUNT skip exactly those rows
+            inside = "finished_at >= ? AND finished_at < ?"
+            columns.append(f"SUM(CASE WHEN {inside} THEN cost_usd END)")
+            columns.append(f"COUNT(CASE WHEN {inside} THEN 1 END)")
+            params += [_ts(start), _ts(end), _ts(start), _ts(end)]
+        lowest = min(start for start, _ in bounds.values())
+        highest = max(end for _, end in bounds.values())
+        row = self._query(
+            f"SELECT {', '.join(columns)} FROM usage "
+            "WHERE tenant = ? AND finished_at >= ? AND finished_at < ?",
+            (*params, tenant, _ts(lowest), _ts(highest)),
+        )[0]
+        return {
+            w: WindowSpend(
+                tenant=tenant,
+                window=w,
+                start=start,
+                end=end,
+                cost_usd=float(row[2 * i] or 0.0),
+                requests=int(row[2 * i + 1]),
+            )
+            for i, (w, (start, end)) in enumerate(bounds.items())
+        }
 
     def summary(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import sqlite3
 import subprocess
@@ -105,6 +106,73 @@ def test_spend_windows_and_retry_after(ledger):
     assert month.end == datetime(2026, 4, 1, tzinfo=UTC)
     assert month.retry_after_s(now) == 20 * 60
     assert ledger.spend("nobody", "day", now=now).cost_usd == 0.0
+
+
+def _generated_rows(rng: random.Random, nows: list[datetime]) -> list[UsageRecord]:
+    """Rows spread over ~3 months around T0, plus rows exactly on every window edge of `nows`
+    (a window's start is inside it, its end is not) and 1 microsecond either side."""
+    stamps = [T0 + timedelta(seconds=rng.uniform(-75 * 86400, 2 * 86400)) for _ in range(600)]
+    for now in nows:
+        for window in ("hour", "day", "month"):
+            for edge in window_bounds(window, now):
+                stamps += [edge, edge - timedelta(microseconds=1), edge + timedelta(microseconds=1)]
+    return [
+        UsageRecord(
+            request_id=f"gen-{i}",
+            tenant=rng.choice(["acme", "beta", "gamma"]),
+            profile="p1",
+            cost_usd=rng.choice([0.0, 1e-9, rng.uniform(0, 0.5), rng.uniform(0, 1e-5)]),
+            started_at=at - timedelta(seconds=1),
+            finished_at=at,
+        )
+        for i, at in enumerate(stamps)
+    ]
+
+
+def test_spend_windows_matches_the_per_window_queries(ledger):
+    rng = random.Random(20261123)
+    nows = [
+        T0,  # 2026-03-31 23:30: hour, day and month all end at the same instant
+        datetime(2026, 4, 1, tzinfo=UTC),  # exactly on a month (and day, hour) start
+        datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=UTC),  # last microsecond of a month
+        datetime(2026, 3, 15, 12, 0, tzinfo=UTC),
+        *(T0 - timedelta(seconds=rng.uniform(0, 60 * 86400)) for _ in range(12)),
+    ]
+    for row in _generated_rows(rng, nows):
+        ledger.append(row)
+    for now in nows:
+        for tenant in ("acme", "beta", "gamma", "nobody"):
+            together = ledger.spend_windows(tenant, ("hour", "day", "month"), now=now)
+            assert list(together) == ["hour", "day", "month"]
+            for window, got in together.items():
+                old = ledger.spend(tenant, window, now=now)
+                assert (got.start, got.end, got.requests) == (old.start, old.end, old.requests)
+                assert got.cost_usd == pytest.approx(old.cost_usd, rel=1e-12, abs=1e-15)
+                assert got.retry_after_s(now) == old.retry_after_s(now)
+    # the edges really were exercised: some windows hold rows, and not all the same ones
+    counts = {
+        w: s.requests
+        for w, s in ledger.spend_windows("acme", ("hour", "day", "month"), now=T0).items()
+    }
+    assert 0 < counts["hour"] < counts["day"] < counts["month"]
+
+
+def test_spend_windows_is_one_statement_for_any_set_of_windows(ledger):
+    ledger.append(rec(1, cost=1.0, at=T0))
+    statements: list[str] = []
+    ledger._conn.set_trace_callback(statements.append)
+    try:
+        spends = ledger.spend_windows("acme", ["month", "day", "hour", "day"], now=T0)
+        assert [s for s in statements if s.lstrip().upper().startswith("SELECT")] == statements
+        assert len(statements) == 1
+        assert list(spends) == ["month", "day", "hour"]  # caller's order, repeats dropped
+        assert {w: s.cost_usd for w, s in spends.items()} == {"month": 1.0, "day": 1.0, "hour": 1.0}
+        statements.clear()
+        assert ledger.spend_windows("acme", ["day"], now=T0)["day"].requests == 1
+        assert ledger.spend_windows("acme", [], now=T0) == {}
+        assert len(statements) == 1  # no windows: no query at all
+    finally:
+        ledger._conn.set_trace_callback(None)
 
 
 def test_window_bounds_calendar():
