@@ -1,20 +1,22 @@
 """After a request: what it really cost, and the durable record of it.
 
-`actual_cost_usd` and `usage_record` are pure; `Accountant` owns the I/O (ledger append,
-predictor calibration) and runs it off the event loop. Invariant: one ledger row per request
-id (the ledger ignores repeats), written only once the engine's usage is known, so a crash
-mid-request leaves no half record.
+`actual_cost_usd`, `usage_record` and `StreamTally` are pure; `Accountant` owns the I/O (ledger
+append, predictor calibration) and runs it off the event loop; `RequestSettlement` closes one
+routed request. Invariants: one ledger row per request id (the ledger ignores repeats),
+written once the request has ended (so a crash mid-request leaves no half record); a stream cut
+short is charged for the tokens it carried up to the cut (`StreamTally`), never for none.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.ledger import UsageLedger, UsageRecord
+from orchestrator.ledger import Status, UsageLedger, UsageRecord
 from orchestrator.policy import TokenPrices
 
 log = logging.getLogger("orchestrator.accounting")
@@ -114,7 +116,126 @@ class Accountant:
                 log.warning("predictor calibration update failed", exc_info=True)
 
     async def record(self, record: UsageRecord, profile: Any, prediction: Any) -> None:
+        """Write off the event loop. Shielded: a request cancelled while its row is being
+        written (a client gone mid-stream) still gets its row."""
         try:
-            await asyncio.to_thread(self._write, record, profile, prediction)
+            await asyncio.shield(asyncio.to_thread(self._write, record, profile, prediction))
         except Exception:
             log.exception("could not write usage record %s", record.request_id)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _carries_output(choice: Mapping[str, Any]) -> bool:
+    """Whether a stream choice holds generated output (text, reasoning, tool calls, token ids)
+    or ends the choice; vLLM's first chat chunk (role only, empty content) does not."""
+    if choice.get("finish_reason") or choice.get("text") or choice.get("token_ids"):
+        return True
+    delta = choice.get("delta")
+    if not isinstance(delta, dict):
+        return False
+    return any(delta.get(k) for k in ("content", "reasoning", "reasoning_content", "tool_calls"))
+
+
+@dataclass
+class StreamTally:
+    """What a relayed stream carried so far, to charge a stream that ends before its usage
+    chunk (client gone, engine failure).
+
+    Per choice index it keeps the engine's cumulative `completion_tokens` from per-chunk usage
+    (vLLM's `continuous_usage_stats`; exact) and the number of chunks that carried output (a
+    lower bound when usage is absent: a chunk holds one or more tokens, e.g. with speculative
+    decoding). Invariant: `usage()` counts, per choice, the larger of the two, so it never
+    reports fewer tokens than the client was sent.
+    """
+
+    usage_tokens: dict[int, int] = field(default_factory=dict)
+    reasoning_tokens: dict[int, int] = field(default_factory=dict)
+    output_chunks: dict[int, int] = field(default_factory=dict)
+    prompt_tokens: int | None = None
+
+    def add(self, chunk: Mapping[str, Any]) -> None:
+        """Count one parsed stream chunk (any shape; what is not understood is ignored)."""
+        choices = chunk.get("choices")
+        if not isinstance(choices, list) or not choices:
+            return  # the final usage-only chunk, errors: settled from their own usage
+        usage = chunk.get("usage")
+        usage = usage if isinstance(usage, dict) else None
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            index = _int(choice.get("index")) or 0
+            if _carries_output(choice):
+                self.output_chunks[index] = self.output_chunks.get(index, 0) + 1
+            if usage is None:
+                continue
+            completion = _int(usage.get("completion_tokens"))
+            if completion is not None:
+                self.usage_tokens[index] = max(self.usage_tokens.get(index, 0), completion)
+            details = usage.get("completion_tokens_details")
+            reasoning = _int(details.get("reasoning_tokens")) if isinstance(details, dict) else None
+            if reasoning is not None:
+                self.reasoning_tokens[index] = max(self.reasoning_tokens.get(index, 0), reasoning)
+        prompt = _int(usage.get("prompt_tokens")) if usage else None
+        if prompt is not None:
+            self.prompt_tokens = max(self.prompt_tokens or 0, prompt)
+
+    def usage(self, fallback_prompt_tokens: int) -> EngineUsage:
+        """Tokens so far; prompt tokens from the engine when it reported them, else
+        `fallback_prompt_tokens` (the prediction's count in the profile's tokenizer)."""
+        indices = self.usage_tokens.keys() | self.output_chunks.keys()
+        output = sum(
+            max(self.usage_tokens.get(i, 0), self.output_chunks.get(i, 0)) for i in indices
+        )
+        reasoning = min(sum(self.reasoning_tokens.values()), output)
+        prompt = self.prompt_tokens if self.prompt_tokens is not None else fallback_prompt_tokens
+        return EngineUsage(
+            prompt_tokens=max(prompt, 0), output_tokens=output, reasoning_tokens=reasoning
+        )
+
+
+class RequestSettlement:
+    """Ends one routed request exactly once: releases its in-flight reservation, prices what
+    the engine did, reports it (`observe`: metrics and trace) and writes its ledger row.
+
+    Invariant: only the first `settle` acts; later calls return the first call's cost, so a
+    stream's usage chunk and its clean-up can both call it safely.
+    """
+
+    def __init__(
+        self,
+        accountant: Accountant,
+        trace: RequestTrace,
+        prices: TokenPrices,
+        *,
+        profile: Any,
+        prediction: Any,
+        release: Callable[[], None],
+        observe: Callable[[Status, EngineUsage, float], None],
+    ):
+        self.accountant = accountant
+        self.trace = trace
+        self.prices = prices
+        self.profile = profile
+        self.prediction = prediction
+        self._release = release
+        self._observe = observe
+        self._cost: float | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self._cost is not None
+
+    async def settle(self, usage: EngineUsage, status: Status = "ok") -> float:
+        """Charge `usage` with `status`; returns the cost in USD."""
+        if self._cost is not None:
+            return self._cost
+        cost = self._cost = max(actual_cost_usd(self.prices, usage), 0.0)
+        self._release()
+        self._observe(status, usage, cost)
+        await self.accountant.record(
+            usage_record(self.trace, usage, cost, status), self.profile, self.prediction
+        )
+        return cost

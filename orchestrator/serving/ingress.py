@@ -4,9 +4,18 @@ Built on ray.serve.llm's `OpenAiIngress` (its profile handles, model cards and h
 configuration); the endpoints are our own because the profile is chosen per request from the
 model family (not looked up by exact model id) and every response carries the decision.
 
-Invariants: every response (success or error) carries `X-Request-Id` (set by Serve's proxy,
-the id we log and pass to the engine); no exception escapes as
-a bare 500 (see `errors.py`); a profile whose deployment is not HEALTHY is never chosen.
+Invariants:
+- every response (success or error) carries `X-Request-Id` exactly once: Serve's proxy sets it
+  (the caller's id, or a new one) and the ingress never does (the proxy appends its own to
+  whatever the app sends, so an app-set one would be sent twice); it is the id we log, store
+  decisions under and pass to the engine;
+- a body is validated completely (JSON, our field checks, vLLM's own request model) before
+  anything is predicted, priced, decided, reserved or recorded: an invalid body gets its 4xx
+  and leaves no decision, no reservation and no ledger row;
+- no exception escapes as a bare 500 (see `errors.py`); a profile whose deployment is not
+  HEALTHY is never chosen;
+- every routed request is settled exactly once (`RequestSettlement`), streams cut short
+  included (charged for the tokens they carried; see `relay.py`).
 """
 
 from __future__ import annotations
@@ -17,7 +26,6 @@ import os
 import time
 import uuid
 from collections import OrderedDict, defaultdict
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +38,7 @@ from ray.serve.llm.ingress import OpenAiIngress
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.catalog.schema import Catalog, Profile
-from orchestrator.ledger import UsageLedger, default_ledger_path
+from orchestrator.ledger import Status, UsageLedger, default_ledger_path
 from orchestrator.paths import STATE_DIR_ENV
 from orchestrator.policy import Policy, PolicyWatcher, TenantPolicy
 from orchestrator.predict import Predictor, PredictorInputError
@@ -41,9 +49,8 @@ from orchestrator.serving import openai_io, route_inputs
 from orchestrator.serving.accounting import (
     Accountant,
     EngineUsage,
+    RequestSettlement,
     RequestTrace,
-    actual_cost_usd,
-    usage_record,
 )
 from orchestrator.serving.engine_config import deployment_name
 from orchestrator.serving.errors import (
@@ -54,6 +61,7 @@ from orchestrator.serving.errors import (
 )
 from orchestrator.serving.observe import RequestObservation
 from orchestrator.serving.profile_selection import AUTO_MODEL, candidates_for_model
+from orchestrator.serving.relay import relay_stream
 from orchestrator.telemetry import (
     OrchestratorMetrics,
     configure_json_logging,
@@ -281,9 +289,12 @@ class OrchestratorIngress(OpenAiIngress):
         policy = self._policy.current  # one policy for the whole request, even mid-reload
         tenant = self._authenticate(request, policy)
         obs.tenant_known(tenant.name)
+
+        # validate everything first: an invalid body is never priced, decided or recorded
         body = openai_io.parse_json_body(await request.body())
         targets = route_inputs.caller_targets(request.headers, body.pop("orchestrator", None))
-        openai_io.check_common_fields(body, endpoint)
+        openai_io.check_common_fields(body, endpoint)  # clearer messages for the common cases
+        openai_io.validate_request(body, endpoint)  # vLLM's own request model: every field
         requested_model = body.get("model")
         candidates = candidates_for_model(requested_model, self._catalog)
 
@@ -328,10 +339,12 @@ class OrchestratorIngress(OpenAiIngress):
         _apply_decision(body, decision, endpoint)
         stream = bool(body.get("stream"))
         wants_usage = openai_io.client_wants_stream_usage(body)
+        wants_continuous_usage = openai_io.client_wants_continuous_usage(body)
         body["model"] = profile.name
         body["request_id"] = request_id
-        if stream:  # always account: ask the engine for usage, hide it unless asked
-            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        if stream:  # always account: usage per chunk and at the end, hidden unless asked
+            body["stream_options"] = openai_io.engine_stream_options(body.get("stream_options"))
+        # the engine request: the validated body plus the decision's own (valid) settings
         parsed = openai_io.validate_request(body, endpoint)
         if endpoint == "chat":
             parsed = _sanitize_chat_completion_request(parsed)
@@ -350,46 +363,51 @@ class OrchestratorIngress(OpenAiIngress):
             ),
         )
         handle = self._get_configured_serve_handle(profile.name)
-        self._begin(trace)
-        finished = False
 
-        async def finish(usage: dict[str, Any] | None, status: str = "ok") -> float:
-            nonlocal finished
-            if finished:
-                return 0.0
-            finished = True
-            self._end(trace)
-            engine_usage = EngineUsage.from_openai(usage)
-            cost = actual_cost_usd(prices, engine_usage)
+        def observe(status: Status, usage: EngineUsage, cost: float) -> None:
             if status != "error":  # errors are closed by _serve with their HTTP status
-                obs.close(200 if status == "ok" else 499, engine_usage, cost, trace.ttft_s)
-            await self._accountant.record(
-                usage_record(trace, engine_usage, cost, status), profile, prediction
-            )
-            return cost
+                obs.close(200 if status == "ok" else 499, usage, cost, trace.ttft_s)
 
+        settlement = RequestSettlement(
+            self._accountant,
+            trace,
+            prices,
+            profile=profile,
+            prediction=prediction,
+            release=lambda: self._end(trace),
+            observe=observe,
+        )
+        self._begin(trace)
         obs.engine_started()
         try:
             gen = getattr(handle, endpoint).remote(parsed, None)
             first = await gen.__anext__()
         except Exception as exc:
-            await finish(None, "error")
+            await settlement.settle(EngineUsage(), "error")
             raise self._engine_failure(profile, exc) from None
         first_item = first[0] if isinstance(first, list) and first else first
         if _is_error(first_item):
-            await finish(None, "error")
+            await settlement.settle(EngineUsage(), "error")
             status, message = _error_fields(first_item)
             return error_response(status, message, headers=headers)
         if not stream:
             trace.mark_first_token()
             payload = first_item.model_dump() if hasattr(first_item, "model_dump") else first_item
             payload["model"] = requested_model or profile.served_model_name
-            cost = await finish(payload.get("usage"))
+            cost = await settlement.settle(EngineUsage.from_openai(payload.get("usage")))
             if isinstance(payload.get("usage"), dict):
                 payload["usage"]["cost_usd"] = round(cost, 10)
             return JSONResponse(payload, headers=headers)
-        relay = self._relay_stream(
-            first, gen, wants_usage, finish, trace, obs, profile, requested_model
+        relay = relay_stream(
+            first,
+            gen,
+            settlement,
+            trace,
+            engine_model=profile.name,
+            shown_model=requested_model or profile.served_model_name,
+            wants_usage=wants_usage,
+            wants_continuous_usage=wants_continuous_usage,
+            prompt_tokens=prediction.prompt_tokens,
         )
         return StreamingResponse(relay, media_type="text/event-stream", headers=headers)
 
@@ -408,22 +426,18 @@ class OrchestratorIngress(OpenAiIngress):
         return with_live(self._views.values(), live)
 
     async def _budget_state(self, tenant: TenantPolicy) -> route_inputs.BudgetState:
-        budgets = tenant.budgets
-        if not budgets or all(
-            v is None for v in (budgets.per_hour_usd, budgets.per_day_usd, budgets.per_month_usd)
-        ):
+        """Remaining budget: one ledger query for every window the tenant has a limit on."""
+        limits = route_inputs.budget_limits(tenant.budgets)
+        if not limits:
             return route_inputs.BudgetState(None, None)
         now = datetime.now(UTC)
-
-        def read() -> dict[str, tuple[float, int]]:
-            out = {}
-            for window in route_inputs.BUDGET_WINDOWS:
-                spend = self._ledger.spend(tenant.name, window, now=now)
-                out[window] = (spend.cost_usd, spend.retry_after_s(now))
-            return out
-
-        spent = await asyncio.to_thread(read)
-        return route_inputs.budget_state(budgets, spent, self._reserved_usd.get(tenant.name, 0.0))
+        spends = await asyncio.to_thread(
+            self._ledger.spend_windows, tenant.name, list(limits), now=now
+        )
+        spent = {w: (s.cost_usd, s.retry_after_s(now)) for w, s in spends.items()}
+        return route_inputs.budget_state(
+            tenant.budgets, spent, self._reserved_usd.get(tenant.name, 0.0)
+        )
 
     def _begin(self, trace: RequestTrace) -> None:
         self._in_flight[trace.profile] += 1
@@ -461,51 +475,6 @@ class OrchestratorIngress(OpenAiIngress):
                 code="invalid_api_key",
             )
         return tenant
-
-    async def _relay_stream(
-        self,
-        first: Any,
-        gen: Any,
-        wants_usage: bool,
-        finish: Any,
-        trace: RequestTrace,
-        obs: RequestObservation,
-        profile: Profile,
-        requested_model: str | None,
-    ) -> AsyncIterator[str]:
-        """Relay engine SSE events. The usage-only chunk (always requested from the engine)
-        gets `usage.cost_usd` and is shown only when the client asked for usage."""
-        shown_model = f'"model":"{requested_model or profile.served_model_name}"'
-        engine_model = f'"model":"{profile.name}"'
-        done_sent = False
-        status = "cancelled"
-        try:
-            pending: list[Any] = [first]
-            while True:
-                for packet in pending:
-                    for event in _events(packet):
-                        if event.startswith("data: [DONE]"):
-                            done_sent = True
-                            yield event
-                            continue
-                        trace.mark_first_token()
-                        usage = openai_io.usage_from_sse(event)
-                        if usage is not None and '"choices":[]' in event:
-                            cost = await finish(usage)
-                            if wants_usage:
-                                event = openai_io.add_cost_to_sse(event, cost)
-                                yield event.replace(engine_model, shown_model, 1)
-                            continue
-                        yield event.replace(engine_model, shown_model, 1)
-                try:
-                    pending = [await gen.__anext__()]
-                except StopAsyncIteration:
-                    break
-            status = "ok"
-            if not done_sent:
-                yield "data: [DONE]\n\n"
-        finally:
-            await finish(None, status)  # no-op once the usage chunk was accounted
 
     def _engine_failure(self, profile: Profile, exc: Exception) -> OrchestratorHTTPError:
         log.warning("profile %s failed a request: %r", profile.name, exc)
@@ -572,19 +541,6 @@ def _serve_request_id(request: Request) -> str:
 
     rid = _get_serve_request_context().request_id
     return rid or request.headers.get("x-request-id") or f"req-{uuid.uuid4().hex}"
-
-
-def _events(packet: Any) -> list[str]:
-    if isinstance(packet, list):
-        out: list[str] = []
-        for item in packet:
-            out.extend(_events(item))
-        return out
-    if isinstance(packet, str):
-        return openai_io.split_sse(packet)
-    if hasattr(packet, "model_dump_json"):
-        return [f"data: {packet.model_dump_json()}\n\n"]
-    return [f"data: {packet}\n\n"]
 
 
 def _is_error(item: Any) -> bool:

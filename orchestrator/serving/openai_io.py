@@ -64,8 +64,22 @@ def check_common_fields(body: dict[str, Any], endpoint: Endpoint) -> None:
             raise OrchestratorHTTPError(400, "'prompt' is required", param="prompt")
 
 
+def _vllm_client_errors() -> tuple[type[Exception], ...]:
+    """vLLM's request errors (4xx). Its request models raise them from validators; they are
+    not `ValueError`s, so pydantic lets them through instead of wrapping them."""
+    try:
+        from vllm.exceptions import VLLMClientError
+    except ImportError:  # another engine behind ray.serve.llm
+        return ()
+    return (VLLMClientError,)
+
+
 def validate_request(body: dict[str, Any], endpoint: Endpoint) -> Any:
-    """Build vLLM's request model (via ray.serve.llm) from a checked body."""
+    """Build vLLM's request model from a body: `ray.serve.llm.openai_api_models`'
+    `ChatCompletionRequest` / `CompletionRequest`, thin subclasses of vLLM's own
+    (`vllm.entrypoints.openai.chat_completion.protocol.ChatCompletionRequest`,
+    `vllm.entrypoints.openai.completion.protocol.CompletionRequest` in vLLM 0.32), i.e. what
+    the profile engines accept. Any failure is a 400 naming the field (`param`)."""
     from ray.serve.llm.openai_api_models import ChatCompletionRequest, CompletionRequest
 
     model_cls = ChatCompletionRequest if endpoint == "chat" else CompletionRequest
@@ -75,6 +89,12 @@ def validate_request(body: dict[str, Any], endpoint: Endpoint) -> Any:
         err = exc.errors(include_url=False)[0]
         param = param_from_loc(err["loc"])
         raise OrchestratorHTTPError(400, f"invalid '{param}': {err['msg']}", param=param) from None
+    except _vllm_client_errors() as exc:
+        param = getattr(exc, "parameter", None)
+        message = str(exc.args[0]) if exc.args else str(exc)
+        if param and param not in message:
+            message = f"invalid '{param}': {message}"
+        raise OrchestratorHTTPError(400, message, param=param) from None
 
 
 def client_wants_stream_usage(body: dict[str, Any]) -> bool:
@@ -82,26 +102,41 @@ def client_wants_stream_usage(body: dict[str, Any]) -> bool:
     return bool(isinstance(options, dict) and options.get("include_usage"))
 
 
-def usage_from_sse(event: str) -> dict[str, Any] | None:
-    """The `usage` object of one SSE `data:` event, if it carries one (cheap pre-check)."""
-    if '"usage":{' not in event and '"usage": {' not in event:
-        return None
+def client_wants_continuous_usage(body: dict[str, Any]) -> bool:
+    """Usage on every chunk, as vLLM gives it: only with `include_usage` too."""
+    options = body.get("stream_options") or {}
+    return bool(
+        isinstance(options, dict)
+        and options.get("include_usage")
+        and options.get("continuous_usage_stats")
+    )
+
+
+def engine_stream_options(options: Any) -> dict[str, Any]:
+    """The client's `stream_options` with usage forced on, final and per chunk, so the ingress
+    can always account, even for a stream cut short (the relay hides what was not asked for)."""
+    base = options if isinstance(options, dict) else {}
+    return {**base, "include_usage": True, "continuous_usage_stats": True}
+
+
+def sse_json(event: str) -> dict[str, Any] | None:
+    """The JSON object of one `data:` event; None for `[DONE]`, comments and anything else."""
     payload = event.strip()
     if not payload.startswith("data:"):
         return None
+    payload = payload[5:].strip()
+    if not payload.startswith("{"):
+        return None
     try:
-        data = json.loads(payload[5:].strip())
+        data = json.loads(payload)
     except json.JSONDecodeError:
         return None
-    usage = data.get("usage") if isinstance(data, dict) else None
-    return usage if isinstance(usage, dict) else None
+    return data if isinstance(data, dict) else None
 
 
-def add_cost_to_sse(event: str, cost_usd: float) -> str:
-    """Rewrite a usage-carrying SSE event with `usage.cost_usd` set."""
-    data = json.loads(event.strip()[5:].strip())
-    data["usage"]["cost_usd"] = round(cost_usd, 10)
-    return f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
+def sse_event(data: dict[str, Any]) -> str:
+    """One `data:` event for a JSON object (compact, UTF-8 kept as is)."""
+    return f"data: {json.dumps(data, separators=(',', ':'), ensure_ascii=False)}\n\n"
 
 
 def split_sse(packet: str) -> list[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.catalog.schema import Catalog
+from orchestrator.ledger import Window
 from orchestrator.policy import Policy, TenantPolicy, TokenPrices
 from orchestrator.predict.schema import Prediction
 from orchestrator.routing.types import (
@@ -32,7 +33,7 @@ from orchestrator.serving.errors import OrchestratorHTTPError
 
 COST_HEADER = "x-cost-target-usd"
 SLO_HEADER = "x-latency-slo-ms"
-BUDGET_WINDOWS = ("hour", "day", "month")
+BUDGET_WINDOWS: tuple[Window, ...] = ("hour", "day", "month")
 
 
 @dataclass(frozen=True)
@@ -133,23 +134,27 @@ class BudgetState:
     retry_after_s: int | None
 
 
+def budget_limits(budgets: Any) -> dict[Window, float]:
+    """The tenant's budget limit (USD) per window that has one, in `BUDGET_WINDOWS` order."""
+    if budgets is None:
+        return {}
+    limits: dict[Window, float | None] = {
+        "hour": budgets.per_hour_usd,
+        "day": budgets.per_day_usd,
+        "month": budgets.per_month_usd,
+    }
+    return {w: limit for w in BUDGET_WINDOWS if (limit := limits[w]) is not None}
+
+
 def budget_state(
     budgets: Any,
     spent: Mapping[str, tuple[float, int]],
     in_flight_reserved_usd: float,
 ) -> BudgetState:
     """`spent[window] = (usd, seconds to window end)`; windows without a limit are skipped."""
-    limits = {
-        "hour": budgets.per_hour_usd,
-        "day": budgets.per_day_usd,
-        "month": budgets.per_month_usd,
-    }
     remaining: float | None = None
     retry: int | None = None
-    for window in BUDGET_WINDOWS:
-        limit = limits[window]
-        if limit is None:
-            continue
+    for window, limit in budget_limits(budgets).items():
         usd, reset_s = spent.get(window, (0.0, 0))
         left = limit - usd - in_flight_reserved_usd
         if remaining is None or left < remaining:

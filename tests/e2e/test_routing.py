@@ -175,3 +175,62 @@ def test_ledger_holds_one_row_per_finished_request(server):
         time.sleep(0.2)
     after = rows()
     assert set(ids) <= after and len(after - before) == 3
+
+
+def _ledger_row(server, request_id: str, timeout_s: float = 30) -> dict | None:
+    """The ledger row of `request_id` once written (the ingress writes it when the request
+    ends), read-only from the server's own ledger file."""
+    ledger = server.state_dir / "usage.sqlite3"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("select * from usage where request_id = ?", (request_id,)).fetchone()
+        if row is not None:
+            return dict(row)
+        time.sleep(0.2)
+    return None
+
+
+def test_invalid_body_leaves_no_decision_and_no_ledger_row(server):
+    if server.policy_path is None:
+        pytest.skip("external server: its ledger is not ours to read")
+    rid = f"e2e-invalid-{time.time_ns()}"
+    r = _post(server, _chat("hi", temperature="hot"), headers={"X-Request-Id": rid})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "temperature"
+    assert r.headers.get_list("x-request-id") == [rid]
+    decision = httpx.get(f"{server.base_url}/v1/orchestrator/decisions/{rid}")
+    assert decision.status_code == 404  # never priced, so nothing was decided
+    assert _ledger_row(server, rid, timeout_s=1) is None
+
+
+def test_stream_cut_short_is_charged_for_the_tokens_it_carried(server):
+    """A client that goes away mid-stream: the row says `cancelled` and charges the prompt and
+    the tokens generated up to the disconnect (`ignore_eos` makes the answer long for sure)."""
+    if server.policy_path is None:
+        pytest.skip("external server: its ledger is not ours to read")
+    rid = f"e2e-cut-{time.time_ns()}"
+    body = _chat(STORY, max_tokens=400, stream=True, ignore_eos=True)
+    received = 0
+    with httpx.stream(
+        "POST",
+        f"{server.base_url}/v1/chat/completions",
+        json=body,
+        headers={"X-Request-Id": rid},
+        timeout=300,
+    ) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            chunk = json.loads(line[6:])
+            assert "usage" not in chunk  # per-chunk usage is the ingress's, not shown
+            if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                received += 1
+                if received == 5:
+                    break  # leaving the block closes the connection mid-stream
+    row = _ledger_row(server, rid)
+    assert row is not None, "no ledger row for the cut-short stream"
+    assert row["status"] == "cancelled", row
+    assert received <= row["output_tokens"] < 400, row
+    assert row["prompt_tokens"] > 0 and row["cost_usd"] > 0, row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import time
 
 import httpx
 import openai
@@ -158,6 +159,23 @@ def test_server_still_serves_after_bad_requests(client, family):
         model=family, messages=QUESTION, max_tokens=5, temperature=0
     )
     assert resp.choices[0].message.content
+
+
+def test_every_response_carries_exactly_one_request_id(server, family):
+    """Serve's proxy sets X-Request-Id (and appends it to whatever the app sends): the ingress
+    must not set its own, on answers, streams and errors alike."""
+    url = f"{server.base_url}/v1/chat/completions"
+    body = {"model": family, "messages": QUESTION, "max_tokens": 4}
+    answer = httpx.post(url, json=body, timeout=120)
+    error = httpx.post(url, json={"model": family, "messages": 5}, timeout=30)
+    with httpx.stream("POST", url, json={**body, "stream": True}, timeout=120) as stream:
+        stream.read()
+    assert (answer.status_code, error.status_code, stream.status_code) == (200, 400, 200)
+    for r in (answer, error, stream):
+        assert len(r.headers.get_list("x-request-id")) == 1, r.headers.raw
+    rid = f"e2e-own-{time.time_ns()}"
+    own = httpx.post(url, json=body, headers={"X-Request-Id": rid}, timeout=120)
+    assert own.headers.get_list("x-request-id") == [rid]
 
 
 def test_healthz_reports_every_profile_ready(server):

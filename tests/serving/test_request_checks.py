@@ -54,6 +54,20 @@ def test_vllm_validation_error_names_field():
     assert err.status == 400 and err.param == "temperature"
 
 
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"stream_options": {"include_usage": True}}, "stream_options"),  # without stream
+        ({"top_logprobs": 3}, "top_logprobs"),  # without logprobs
+    ],
+)
+def test_vllm_own_validation_errors_are_400_naming_field(body, param):
+    """vLLM raises VLLMValidationError (not a ValueError) from its validators."""
+    full = {"model": "m", "messages": [{"role": "user", "content": "x"}], **body}
+    err = _status(openai_io.validate_request, full, "chat")
+    assert err.status == 400 and err.param == param and param in err.message
+
+
 def test_valid_chat_request_validates():
     req = openai_io.validate_request(
         {"model": "m", "messages": [{"role": "user", "content": "x"}]}, "chat"
@@ -61,12 +75,34 @@ def test_valid_chat_request_validates():
     assert req.model == "m"
 
 
-def test_stream_usage_rewrite_adds_cost():
+def test_sse_json_reads_data_events_and_sse_event_writes_them():
     event = 'data: {"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5}}\n\n'
-    assert openai_io.usage_from_sse(event) == {"prompt_tokens": 3, "completion_tokens": 5}
-    assert openai_io.usage_from_sse('data: {"id":"x","choices":[{}],"usage":null}\n\n') is None
-    rewritten = openai_io.add_cost_to_sse(event, 0.0012)
-    assert '"cost_usd":0.0012' in rewritten and rewritten.endswith("\n\n")
+    data = openai_io.sse_json(event)
+    assert data == {"id": "x", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5}}
+    for other in ("data: [DONE]\n\n", ": keep-alive\n\n", "data: {not json\n\n", "data: [1]\n\n"):
+        assert openai_io.sse_json(other) is None
+    data["usage"]["cost_usd"] = 0.0012
+    data["note"] = "café"
+    written = openai_io.sse_event(data)
+    assert written.startswith("data: {") and written.endswith("}\n\n")
+    assert '"cost_usd":0.0012' in written and "café" in written
+    assert openai_io.sse_json(written) == data
+
+
+def test_engine_stream_options_force_usage_and_keep_the_clients_own():
+    assert openai_io.engine_stream_options(None) == {
+        "include_usage": True,
+        "continuous_usage_stats": True,
+    }
+    forced = openai_io.engine_stream_options({"include_usage": False, "other": 1})
+    assert forced == {"include_usage": True, "continuous_usage_stats": True, "other": 1}
+    asked = {"stream_options": {"include_usage": True, "continuous_usage_stats": True}}
+    assert openai_io.client_wants_continuous_usage(asked)
+    # vLLM gives per-chunk usage only together with include_usage
+    assert not openai_io.client_wants_continuous_usage(
+        {"stream_options": {"continuous_usage_stats": True}}
+    )
+    assert not openai_io.client_wants_continuous_usage({"stream_options": "yes"})
 
 
 def test_split_sse_batches():

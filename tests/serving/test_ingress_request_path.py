@@ -1,0 +1,295 @@
+"""The ingress request path without Ray: a bare `OrchestratorIngress` with a fake predictor
+and a fake profile engine, the real policy, router, ledger and metrics.
+
+Checks the order of the stages (an invalid body is refused before anything is predicted,
+priced, decided or recorded), what a cut-short stream is charged, and that the ingress never
+sets `X-Request-Id` itself (Serve's proxy does; a second one would be sent twice)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from fastapi.responses import JSONResponse, StreamingResponse
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.requests import Request
+
+from orchestrator.catalog import load_catalog
+from orchestrator.ledger import UsageLedger
+from orchestrator.paths import PROJECT_ROOT
+from orchestrator.policy import load_policy_text
+from orchestrator.serving import ingress as ingress_module
+from orchestrator.serving import openai_io
+from orchestrator.serving.accounting import Accountant
+from orchestrator.serving.errors import OrchestratorHTTPError
+from orchestrator.serving.ingress import DecisionStore, OrchestratorIngress
+from orchestrator.telemetry.metrics import INSTANCE_LABEL, OrchestratorMetrics
+
+LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
+POLICY_TEXT = """\
+apiVersion: orchestrator/v1
+kind: Policy
+default_tenant:
+  name: default
+  cost_cap_usd: 0.05
+  max_tokens: 512
+  budgets: {per_hour_usd: 1.0, per_day_usd: 5.0, per_month_usd: 500.0}
+"""
+FAMILY = "smollm2-135m-instruct"
+MESSAGES = [{"role": "user", "content": "Name a colour."}]
+
+
+@dataclass(frozen=True)
+class FakePrediction:
+    prompt_tokens: int = 11
+    p50_tokens: int = 8
+    p90_tokens: int = 16
+    reasoning_probability: float = 0.0
+    reasoning_tokens: int = 0
+    query_class: str = "standard"
+
+
+class FakePredictor:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.observed: list[Any] = []
+
+    def predict_many(self, body: dict[str, Any], profiles: list[Any]) -> dict[str, Any]:
+        self.calls.append(body)
+        return {p.name: FakePrediction() for p in profiles}
+
+    def observe(self, profile: Any, prediction: Any, output: int, reasoning: int = 0) -> None:
+        self.observed.append((profile, output))
+
+
+class FakeHandle:
+    """`handle.chat.remote(request, None)` / `handle.completions.remote(...)` of a profile."""
+
+    def __init__(self, streams: list[Any]):
+        self.streams = streams
+        self.requests: list[Any] = []
+        self.chat = SimpleNamespace(remote=self._remote)
+        self.completions = SimpleNamespace(remote=self._remote)
+
+    def _remote(self, request: Any, raw_request_info: Any) -> Any:
+        self.requests.append(request)
+        return self.streams.pop(0)
+
+
+@pytest.fixture
+def ingress(tmp_path, monkeypatch):
+    """A bare ingress (no Ray, no policy watcher thread, no engines); every profile ready."""
+    policy = load_policy_text(POLICY_TEXT, "policy.yaml", LOCAL)
+    ing = OrchestratorIngress.__new__(OrchestratorIngress)
+    ing._catalog = LOCAL
+    ing._policy = SimpleNamespace(current=policy)
+    ing._ready = {p.name: True for p in LOCAL.profiles}
+    ing._in_flight = defaultdict(int)
+    ing._reserved_usd = defaultdict(float)
+    ing._predictor = FakePredictor()
+    ing._ledger = UsageLedger(tmp_path / "usage.sqlite3", synchronous="NORMAL")
+    ing._accountant = Accountant(ing._ledger, ing._predictor)
+    ing._decisions = DecisionStore()
+    ing._metrics = OrchestratorMetrics(instance_id="test-0")
+    ing._views = {}
+    ing._views_version = None
+    ing._ensure_ready_task = lambda: None
+    ing.handle = FakeHandle([])
+    ing._get_configured_serve_handle = lambda name: ing.handle
+    ing.decide_calls = []
+    real_decide = ingress_module.decide
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        ing.decide_calls.append(args)
+        return real_decide(*args, **kwargs)
+
+    monkeypatch.setattr(ingress_module, "decide", spy)
+    yield ing
+    ing._ledger.close()
+
+
+def _request(body: Any, path: str = "/v1/chat/completions", headers: dict | None = None):
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    hdrs = [(b"content-type", b"application/json")]
+    hdrs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "headers": hdrs,
+        "query_string": b"",
+    }
+    return Request(scope, receive)
+
+
+def _nothing_happened(ing: OrchestratorIngress) -> None:
+    assert ing._predictor.calls == [], "the predictor ran for an invalid body"
+    assert ing.decide_calls == [], "decide ran for an invalid body"
+    assert ing._decisions._items == {}, "a decision was stored for an invalid body"
+    assert ing._ledger.count() == 0, "a ledger row was written for an invalid body"
+    assert not any(ing._reserved_usd.values()) and not any(ing._in_flight.values())
+    assert ing.handle.requests == [], "an engine was called for an invalid body"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "param"),
+    [
+        ("chat", {"model": FAMILY, "messages": MESSAGES, "temperature": "hot"}, "temperature"),
+        ("chat", {"model": FAMILY, "messages": MESSAGES, "max_tokens": "x"}, "max_tokens"),
+        ("chat", {"model": FAMILY, "messages": 5}, "messages"),
+        ("chat", {"model": FAMILY, "messages": MESSAGES, "top_p": [1]}, "top_p"),
+        ("chat", {"model": FAMILY, "messages": MESSAGES, "stop": 7}, "stop"),
+        ("chat", {"model": FAMILY, "messages": MESSAGES, "stream": "often"}, "stream"),
+        ("chat", {"model": FAMILY, "messages": [{"role": "user", "content": 3}]}, "messages"),
+        ("completions", {"model": FAMILY, "prompt": "hi", "temperature": "hot"}, "temperature"),
+        ("completions", {"model": FAMILY, "prompt": "hi", "n": "two"}, "n"),
+    ],
+)
+async def test_invalid_body_is_refused_before_anything_is_priced(ingress, endpoint, body, param):
+    with pytest.raises(OrchestratorHTTPError) as err:
+        await ingress._serve(_request(body), endpoint)
+    assert err.value.status == 400
+    assert err.value.param is not None and err.value.param.startswith(param), err.value.param
+    assert param in err.value.message
+    _nothing_happened(ingress)
+
+
+async def test_stream_options_without_stream_is_refused_before_pricing(ingress):
+    body = {"model": FAMILY, "messages": MESSAGES, "stream_options": {"include_usage": True}}
+    with pytest.raises(OrchestratorHTTPError) as err:
+        await ingress._serve(_request(body), "chat")
+    assert err.value.status == 400 and err.value.param == "stream_options"
+    _nothing_happened(ingress)
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[1]", b""])
+async def test_unparseable_body_is_refused_before_anything(ingress, raw):
+    with pytest.raises(OrchestratorHTTPError) as err:
+        await ingress._serve(_request(raw), "chat")
+    assert err.value.status == 400
+    _nothing_happened(ingress)
+
+
+@pytest.fixture
+def chat_completion(engine_stream):
+    def make() -> Any:
+        payload = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "smollm2-cpu",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Blue."},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
+        }
+        return engine_stream([SimpleNamespace(model_dump=lambda: json.loads(json.dumps(payload)))])
+
+    return make
+
+
+async def test_valid_body_is_predicted_decided_and_served(ingress, chat_completion):
+    """The positive control for the tests above: the same ingress does price a valid body."""
+    ingress.handle.streams.append(chat_completion())
+    response = await ingress._serve(
+        _request({"model": FAMILY, "messages": MESSAGES, "temperature": 0.5}), "chat"
+    )
+    assert isinstance(response, JSONResponse) and response.status_code == 200
+    assert len(ingress._predictor.calls) == 1 and len(ingress.decide_calls) == 1
+    assert len(ingress._decisions._items) == 1
+    assert ingress._ledger.count() == 1
+    engine_request = ingress.handle.requests[0]
+    assert engine_request.temperature == 0.5 and engine_request.max_tokens is not None
+    assert "x-request-id" not in response.headers
+    assert response.headers["x-orchestrator-profile"] in {p.name for p in LOCAL.profiles}
+
+
+async def test_rejection_and_error_responses_carry_no_request_id_of_ours(ingress):
+    """Serve's proxy appends X-Request-Id to every response; one set by the app would make two.
+    A budget rejection (decision made, no engine) and a 4xx error are built by the ingress."""
+    for p in LOCAL.profiles:
+        ingress._ready[p.name] = False  # nothing healthy: the router refuses with 503
+    response = await ingress._serve(_request({"model": FAMILY, "messages": MESSAGES}), "chat")
+    assert response.status_code == 503
+    assert "x-request-id" not in response.headers
+    assert response.headers["retry-after"]
+
+    with pytest.raises(OrchestratorHTTPError) as err:
+        await ingress._serve(_request({"model": FAMILY, "messages": 5}), "chat")
+    assert not any(k.lower() == "x-request-id" for k in err.value.headers)
+
+
+def _scrape(metrics: OrchestratorMetrics) -> dict[tuple[str, frozenset], float]:
+    body, _ = metrics.render_prometheus()
+    return {
+        (s.name, frozenset((k, v) for k, v in s.labels.items() if k != INSTANCE_LABEL)): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+
+
+async def test_disconnected_stream_is_charged_in_ledger_and_metrics(ingress, chunk, engine_stream):
+    packets = [chunk(role="assistant", content="", completion_tokens=0, prompt_tokens=11)]
+    packets += [chunk(content=f"t{i}", completion_tokens=i + 1, prompt_tokens=11) for i in range(9)]
+    stream = engine_stream(packets, hang=True)
+    ingress.handle.streams.append(stream)
+    body = {"model": FAMILY, "messages": MESSAGES, "stream": True, "max_tokens": 100}
+    request = _request(body, headers={"x-request-id": "rid-cut-short"})
+    response = await ingress._serve(request, "chat")
+    assert isinstance(response, StreamingResponse)
+    assert "x-request-id" not in response.headers
+    engine_request = ingress.handle.requests[0]
+    assert engine_request.stream_options.include_usage
+    assert engine_request.stream_options.continuous_usage_stats
+
+    relay = response.body_iterator
+    events = [await relay.__anext__() for _ in range(7)]  # role + 6 tokens
+    assert all("usage" not in openai_io.sse_json(e) for e in events)  # the client did not ask
+    await relay.aclose()  # the client went away
+
+    row = ingress._ledger.get("rid-cut-short")
+    prices = ingress._policy.current.prices[row.profile]
+    assert row.status == "cancelled"
+    assert (row.prompt_tokens, row.output_tokens) == (11, 6)
+    assert row.cost_usd == pytest.approx(prices.cost_usd(11, 6)) and row.cost_usd > 0
+    assert stream.cancelled
+    assert not any(ingress._reserved_usd.values()) and not any(ingress._in_flight.values())
+    assert ingress._predictor.observed == []  # a truncated answer teaches calibration nothing
+
+    samples = _scrape(ingress._metrics)
+    labels = {"tenant": "default", "profile": row.profile}
+    cost = samples[("orchestrator_cost_usd_total", frozenset(labels.items()))]
+    assert cost == pytest.approx(row.cost_usd)
+    output = samples[("orchestrator_tokens_total", frozenset({**labels, "kind": "output"}.items()))]
+    assert output == 6
+    cancelled = {**labels, "endpoint": "chat", "status_code": "499"}
+    assert samples[("orchestrator_requests_total", frozenset(cancelled.items()))] == 1
+
+
+async def test_budget_is_read_with_one_query(ingress):
+    statements: list[str] = []
+    ingress._ledger._conn.set_trace_callback(statements.append)
+    try:
+        tenant = ingress._policy.current.resolve_tenant(None)
+        state = await ingress._budget_state(tenant)
+    finally:
+        ingress._ledger._conn.set_trace_callback(None)
+    assert len(statements) == 1 and statements[0].lstrip().startswith("SELECT")
+    assert state.remaining_usd == pytest.approx(1.0)  # the tightest window: the hour's $1

@@ -1,0 +1,272 @@
+"""The stream relay and its accounting, with a fake engine stream (the real engine is in e2e):
+what a client sees, and what is charged when the stream ends early or runs to the end."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from orchestrator.catalog import load_catalog
+from orchestrator.ledger import UsageLedger
+from orchestrator.paths import PROJECT_ROOT
+from orchestrator.policy import load_policy_text
+from orchestrator.serving import openai_io
+from orchestrator.serving.accounting import (
+    Accountant,
+    EngineUsage,
+    RequestSettlement,
+    RequestTrace,
+    StreamTally,
+)
+from orchestrator.serving.relay import relay_stream
+
+LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
+POLICY = load_policy_text(
+    "apiVersion: orchestrator/v1\nkind: Policy\ndefault_tenant: {name: default}\n",
+    "policy.yaml",
+    LOCAL,
+)
+PRICES = POLICY.prices["smollm2-cpu"]
+PREDICTED_PROMPT_TOKENS = 30
+
+
+class Harness:
+    """One relayed request: its settlement writes to a real ledger; what it reports to the
+    metrics and whether its reservation was released are recorded."""
+
+    def __init__(self, tmp_path, request_id: str = "req-1"):
+        self.ledger = UsageLedger(tmp_path / "usage.sqlite3", synchronous="NORMAL")
+        self.trace = RequestTrace(request_id=request_id, tenant="default", profile="smollm2-cpu")
+        self.observed: list[tuple[str, EngineUsage, float]] = []
+        self.released = 0
+        self.settlement = RequestSettlement(
+            Accountant(self.ledger, None),
+            self.trace,
+            PRICES,
+            profile=LOCAL.profile("smollm2-cpu"),
+            prediction=None,
+            release=self._release,
+            observe=lambda status, usage, cost: self.observed.append((status, usage, cost)),
+        )
+
+    def _release(self) -> None:
+        self.released += 1
+
+    def relay(self, stream, *, wants_usage: bool = False, wants_continuous: bool = False):
+        first = stream.packets.pop(0)
+        return relay_stream(
+            first,
+            stream,
+            self.settlement,
+            self.trace,
+            engine_model="smollm2-cpu",
+            shown_model="smollm2-135m-instruct",
+            wants_usage=wants_usage,
+            wants_continuous_usage=wants_continuous,
+            prompt_tokens=PREDICTED_PROMPT_TOKENS,
+        )
+
+    def row(self):
+        return self.ledger.get(self.trace.request_id)
+
+
+@pytest.fixture
+def harness(tmp_path):
+    h = Harness(tmp_path)
+    yield h
+    h.ledger.close()
+
+
+def _engine_packets(chunk, final_usage, n_tokens: int = 6) -> list:
+    """Role chunk, `n_tokens` one-token chunks with per-chunk usage, final usage, [DONE]; the
+    middle ones batched in a list as Serve may deliver them."""
+    tokens = [chunk(content=f"t{i}", completion_tokens=i + 1) for i in range(n_tokens)]
+    return [
+        chunk(role="assistant", content="", completion_tokens=0),
+        tokens[0],
+        tokens[1:3],
+        *tokens[3:],
+        final_usage(12, n_tokens),
+        "data: [DONE]\n\n",
+    ]
+
+
+async def test_client_disconnect_is_charged_for_the_tokens_it_was_sent(
+    harness, chunk, final_usage, engine_stream
+):
+    stream = engine_stream(_engine_packets(chunk, final_usage, n_tokens=40), hang=True)
+    relay = harness.relay(stream)
+    received = [await relay.__anext__() for _ in range(5)]  # role + 4 tokens
+    await relay.aclose()  # what Starlette does when the client goes away
+
+    assert [openai_io.sse_json(e)["choices"][0]["delta"]["content"] for e in received] == [
+        "",
+        "t0",
+        "t1",
+        "t2",
+        "t3",
+    ]
+    row = harness.row()
+    assert row.status == "cancelled"
+    assert (row.prompt_tokens, row.output_tokens) == (12, 4)  # engine's own counts
+    assert row.cost_usd == pytest.approx(PRICES.cost_usd(12, 4)) and row.cost_usd > 0
+    assert stream.cancelled, "the engine request must be cancelled"
+    assert harness.released == 1
+    [(status, usage, cost)] = harness.observed  # the metrics see the same charge
+    assert status == "cancelled" and usage.output_tokens == 4 and cost == row.cost_usd
+
+
+async def test_cancelled_while_waiting_for_the_engine_is_charged_too(harness, chunk, engine_stream):
+    packets = [chunk(role="assistant", content="", completion_tokens=0)]
+    packets += [chunk(content="ab", completion_tokens=3 * (i + 1)) for i in range(3)]
+    stream = engine_stream(packets, hang=True)  # speculative decoding: 3 tokens per chunk
+    relay = harness.relay(stream)
+    seen: list[str] = []
+
+    async def consume() -> None:
+        async for event in relay:
+            seen.append(event)
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(stream.waiting.wait(), 5)  # the relay now awaits the engine
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert len(seen) == 4
+    row = harness.row()
+    assert row.status == "cancelled" and row.output_tokens == 9 and row.prompt_tokens == 12
+    assert row.cost_usd == pytest.approx(PRICES.cost_usd(12, 9))
+    assert stream.cancelled
+
+
+async def test_without_per_chunk_usage_output_chunks_are_counted_and_prompt_is_predicted(
+    harness, chunk, engine_stream
+):
+    packets = [chunk(role="assistant", content="")]
+    packets += [chunk(content=f"w{i}") for i in range(5)]
+    stream = engine_stream(packets, fail_with=RuntimeError("engine died"))
+    relay = harness.relay(stream)
+    with pytest.raises(RuntimeError, match="engine died"):
+        async for _ in relay:
+            pass
+    row = harness.row()
+    assert row.status == "cancelled"
+    assert (row.prompt_tokens, row.output_tokens) == (PREDICTED_PROMPT_TOKENS, 5)
+    assert row.cost_usd == pytest.approx(PRICES.cost_usd(PREDICTED_PROMPT_TOKENS, 5))
+
+
+async def test_complete_stream_is_settled_once_from_the_final_usage(
+    harness, chunk, final_usage, engine_stream
+):
+    stream = engine_stream(_engine_packets(chunk, final_usage, n_tokens=6))
+    events = [e async for e in harness.relay(stream)]
+
+    row = harness.row()
+    assert row.status == "ok" and (row.prompt_tokens, row.output_tokens) == (12, 6)
+    assert harness.released == 1 and len(harness.observed) == 1
+    assert not stream.cancelled
+    # the client asked for no usage: none on any chunk (per-chunk usage was ours), no usage
+    # chunk; every chunk names the model the client asked for; [DONE] once, at the end
+    assert events[-1] == "data: [DONE]\n\n" and events.count("data: [DONE]\n\n") == 1
+    data = [openai_io.sse_json(e) for e in events[:-1]]
+    assert len(data) == 7 and all("usage" not in d and d["choices"] for d in data)
+    assert {d["model"] for d in data} == {"smollm2-135m-instruct"}
+    text = "".join(d["choices"][0]["delta"]["content"] for d in data)
+    assert text == "t0t1t2t3t4t5"
+
+
+async def test_usage_shown_as_asked_with_cost_on_the_final_chunk(
+    tmp_path, chunk, final_usage, engine_stream
+):
+    only_final = Harness(tmp_path / "a")
+    events = [
+        e
+        async for e in only_final.relay(
+            engine_stream(_engine_packets(chunk, final_usage)), wants_usage=True
+        )
+    ]
+    data = [openai_io.sse_json(e) for e in events[:-1]]
+    assert [("usage" in d) for d in data] == [False] * 7 + [True]
+    assert data[-1]["choices"] == [] and data[-1]["model"] == "smollm2-135m-instruct"
+    assert data[-1]["usage"]["cost_usd"] == pytest.approx(only_final.row().cost_usd, abs=1e-10)
+
+    continuous = Harness(tmp_path / "b")
+    events = [
+        e
+        async for e in continuous.relay(
+            engine_stream(_engine_packets(chunk, final_usage)),
+            wants_usage=True,
+            wants_continuous=True,
+        )
+    ]
+    data = [openai_io.sse_json(e) for e in events[:-1]]
+    assert all("usage" in d for d in data)
+    assert [d["usage"]["completion_tokens"] for d in data[1:-1]] == [1, 2, 3, 4, 5, 6]
+    only_final.ledger.close()
+    continuous.ledger.close()
+
+
+async def test_disconnect_after_the_usage_chunk_keeps_the_ok_record(
+    harness, chunk, final_usage, engine_stream
+):
+    packets = _engine_packets(chunk, final_usage, n_tokens=2)[:-1]  # no [DONE] yet
+    stream = engine_stream(packets, hang=True)
+    relay = harness.relay(stream, wants_usage=True)
+    for _ in range(4):  # role, t0, t1, the usage chunk
+        await relay.__anext__()
+    await relay.aclose()
+    row = harness.row()
+    assert row.status == "ok" and row.output_tokens == 2
+    assert not stream.cancelled and len(harness.observed) == 1
+
+
+def test_tally_takes_the_larger_count_per_choice_and_sums_choices(chunk):
+    tally = StreamTally()
+    assert tally.usage(7) == EngineUsage(prompt_tokens=7)  # nothing seen: the prediction's
+    for event in (
+        chunk(0, "", role="assistant", completion_tokens=0, prompt_tokens=20),
+        chunk(1, "", role="assistant", completion_tokens=0, prompt_tokens=20),
+        chunk(0, "abc", completion_tokens=4, prompt_tokens=20),  # 4 tokens in one chunk
+        chunk(1, "x", completion_tokens=1, prompt_tokens=20),
+        chunk(1, "y", completion_tokens=2, prompt_tokens=20),
+        chunk(1, "z"),  # a chunk without usage still counts as at least one token
+        chunk(1, "w"),
+        chunk(0, None, finish_reason="length"),
+        'data: {"error": {"message": "boom"}}\n\n',
+        "data: [DONE]\n\n",
+    ):
+        data = openai_io.sse_json(event)
+        if data is not None:
+            tally.add(data)
+    usage = tally.usage(7)
+    # choice 0: usage says 4, 2 chunks carried output; choice 1: usage 2, 4 chunks
+    assert usage == EngineUsage(prompt_tokens=20, output_tokens=4 + 4)
+
+
+def test_tally_reads_reasoning_tokens_and_completion_text():
+    tally = StreamTally()
+    tally.add(
+        {
+            "choices": [{"index": 0, "delta": {"reasoning": "hmm"}}],
+            "usage": {
+                "prompt_tokens": 5,
+                "completion_tokens": 3,
+                "completion_tokens_details": {"reasoning_tokens": 3},
+            },
+        }
+    )
+    tally.add({"choices": [{"index": 0, "text": "hello"}]})  # /v1/completions shape
+    tally.add({"choices": [{"index": 0, "text": ""}]})  # empty text: no output
+    assert tally.usage(0) == EngineUsage(prompt_tokens=5, output_tokens=3, reasoning_tokens=3)
+
+
+async def test_settlement_acts_once(harness):
+    first = await harness.settlement.settle(EngineUsage(10, 0, 5, 0))
+    again = await harness.settlement.settle(EngineUsage(99, 0, 99, 0), "cancelled")
+    assert first == again == pytest.approx(PRICES.cost_usd(10, 5))
+    assert harness.released == 1 and len(harness.observed) == 1
+    assert harness.row().status == "ok" and harness.ledger.count() == 1
+    assert datetime.now(UTC) >= harness.row().finished_at
