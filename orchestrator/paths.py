@@ -1,15 +1,38 @@
-"""Where the project's default files and the user's caches live."""
+"""Where the project's default files and the user's caches live.
+
+The default catalog and policy are read from the source tree when the package runs from one
+(an editable install, a checkout); a regular install (wheel, container image) carries them
+as data files under `<prefix>/share/orchestrator/`. ORCHESTRATOR_HOME overrides both.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import platformdirs
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DEPLOYMENTS = PROJECT_ROOT / "deployments" / "local.yaml"
-DEFAULT_POLICY = PROJECT_ROOT / "policies" / "default.yaml"
+HOME_ENV = "ORCHESTRATOR_HOME"
+
+
+def defaults_root(source_root: Path = PROJECT_ROOT, prefix: Path = Path(sys.prefix)) -> Path:
+    """The folder holding `deployments/` and `policies/`: $ORCHESTRATOR_HOME, else the source
+    tree when it has them, else the installed data files, else the source tree (so a missing
+    file is reported at its expected path)."""
+    override = os.environ.get(HOME_ENV)
+    if override:
+        return Path(override)
+    if (source_root / "deployments").is_dir():
+        return source_root
+    installed = prefix / "share" / "orchestrator"
+    return installed if (installed / "deployments").is_dir() else source_root
+
+
+DEFAULTS_ROOT = defaults_root()
+DEFAULT_DEPLOYMENTS = DEFAULTS_ROOT / "deployments" / "local.yaml"
+DEFAULT_POLICY = DEFAULTS_ROOT / "policies" / "default.yaml"
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 
