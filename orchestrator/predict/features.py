@@ -319,22 +319,17 @@ def _cue_text(text: str) -> str:
     return (text[:_CUE_WINDOW_CHARS] + "\n" + text[-_CUE_WINDOW_CHARS:]).lower()
 
 
-def _last_user_index(parsed: ParsedRequest) -> int:
-    turns = parsed.turns
-    return max((i for i, t in enumerate(turns) if t.role == "user"), default=len(turns) - 1)
-
-
 def request_phrase_ids(parsed: ParsedRequest) -> np.ndarray:
     """Hashed word and word-pair cues of the last user message (see `phrases`). Pure."""
-    if not parsed.turns:
-        return np.zeros(0, dtype=np.int32)
-    return phrase_ids(_cue_text(parsed.turns[_last_user_index(parsed)].text))
+    return phrase_ids(_cue_text(parsed.last_user_text))
 
 
 def dense_features(parsed: ParsedRequest, tok: TokenizedRequest) -> np.ndarray:
     """The feature vector (float32, order FEATURE_NAMES) of one request. Pure."""
     turns = parsed.turns
-    last_user_idx = _last_user_index(parsed)
+    last_user_idx = max(
+        (i for i, t in enumerate(turns) if t.role == "user"), default=len(turns) - 1
+    )
     last_text = turns[last_user_idx].text
     last_tokens = tok.turn_tokens[last_user_idx] if tok.turn_tokens else 0
     system_tokens = sum(

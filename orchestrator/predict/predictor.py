@@ -35,6 +35,7 @@ from orchestrator.predict.features import (
     request_phrase_ids,
     tokenize_request,
 )
+from orchestrator.predict.phrases import PHRASE_BUCKETS
 from orchestrator.predict.request import ParsedRequest, PredictorInputError, parse_request
 from orchestrator.predict.schema import Prediction, QueryClass, RequestFeatures
 from orchestrator.predict.store import PredictorStore, TrafficRecord
@@ -90,6 +91,8 @@ class Predictor:
         meta = self.artifact.meta
         if tuple(meta.feature_names) != MODEL_INPUTS:
             raise ArtifactError("artifact was trained on another feature layout; retrain it")
+        if meta.phrase_buckets != PHRASE_BUCKETS:
+            raise ArtifactError("artifact was trained with another phrase hashing; retrain it")
         self.meta = meta
         self.settings = meta.settings
         self.calibration_config = calibration or CalibrationConfig()
@@ -115,36 +118,37 @@ class Predictor:
     # -- featurization -----------------------------------------------------------------------
     def model_input(
         self, parsed: ParsedRequest, tok: TokenizedRequest
-    ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, float]:
-        """The boosters' input row (order MODEL_INPUTS) and what it was built from: dense
-        features, lexical score, phrase slots and phrase score."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The boosters' input row (1 x MODEL_INPUTS, float32: the dense features, then the
+        lexical and phrase ridge scores) and the phrase slots the phrase ridge read."""
         dense = dense_features(parsed, tok)
-        lex = lexical.score(
+        phrases = request_phrase_ids(parsed)
+        row = np.empty((1, len(MODEL_INPUTS)), dtype=np.float32)
+        row[0, :-2] = dense
+        row[0, -2] = lexical.score(
             tok.lexical_ids, self.artifact.lexical_weights, self.meta.lexical_intercept
         )
-        phrases = request_phrase_ids(parsed)
-        phrase = lexical.score(phrases, self.artifact.phrase_weights, self.meta.phrase_intercept)
-        row = np.empty((1, len(MODEL_INPUTS)), dtype=np.float32)
-        row[0, : len(dense)] = dense
-        row[0, -2:] = (lex, phrase)
-        return row, dense, lex, phrases, phrase
+        row[0, -1] = lexical.score(
+            phrases, self.artifact.phrase_weights, self.meta.phrase_intercept
+        )
+        return row, phrases
 
     def featurize(self, request: dict[str, Any]) -> _Featurized:
         """Parse, tokenize (default tokenizer) and run the profile-free models once."""
         parsed = parse_request(request)
         tok = tokenize_request(parsed, self._tokenizer)
-        row, dense, lex, phrases, phrase = self.model_input(parsed, tok)
+        row, phrases = self.model_input(parsed, tok)
         q50 = float(self._b50.predict(row, num_threads=1)[0]) + self.meta.p50_shift
         q90 = float(self._b90.predict(row, num_threads=1)[0]) + self.meta.p90_shift
         q50 = min(max(q50, 0.0), _MAX_LOG)
         q90 = min(max(q90, q50), _MAX_LOG)
         prob = float(self._breason.predict(row, num_threads=1)[0])
         features = RequestFeatures.model_construct(  # trusted values: skip validation (latency)
-            vector=tuple(dense.tolist()),
+            vector=tuple(row[0, :-2].tolist()),
             lexical_ids=tuple(tok.lexical_ids.tolist()),
-            lexical_score=lex,
+            lexical_score=float(row[0, -2]),
             phrase_ids=tuple(phrases.tolist()),
-            phrase_score=phrase,
+            phrase_score=float(row[0, -1]),
             default_prompt_tokens=tok.prompt_tokens,
             base_log_p50=q50,
             base_log_p90=q90,

@@ -16,8 +16,8 @@ class RequestFeatures(BaseModel):
     The server keeps it (inside `Prediction.features`) until the request finishes and hands it
     back to `Predictor.observe`. `vector` follows `features.FEATURE_NAMES`; `lexical_ids` and
     `phrase_ids` are what the two ridge models read (token ids, hashed word cues: no text);
-    `base_log_p50/p90`
-    are log1p(tokens per choice) before any per-profile calibration or max_tokens cap.
+    `base_log_p50/p90` are log1p(tokens per choice) before any per-profile calibration or
+    max_tokens cap.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

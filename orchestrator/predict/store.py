@@ -4,8 +4,8 @@ Two tables:
 - `calibration(profile, state, updated)`: each profile's `ProfileCalibration` as JSON;
   updated in a write transaction (read-modify-write), so several server processes can share it.
 - `traffic(...)`: one row per finished request: the feature vector (float32), the lexical
-  token ids and hashed phrase slots (no prompt text is stored), prompt tokens, the prediction and the actual output
-  and thinking tokens. `orchestrator predictor train --from-traffic` refits from it.
+  token ids and hashed phrase slots (no prompt text is stored), prompt tokens, the prediction
+  and the actual output and thinking tokens. `orchestrator predictor train --from-traffic` refits from it.
 WAL mode with synchronous=NORMAL: a commit costs no fsync.
 """
 

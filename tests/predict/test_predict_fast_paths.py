@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -14,10 +15,12 @@ from orchestrator.paths import SHARED_DATA
 from orchestrator.predict import tokenizer as tokenizer_mod
 from orchestrator.predict.artifact import (
     DEFAULT_ARTIFACT_DIR,
+    ArtifactError,
     load_artifact,
     traffic_artifact_dir,
 )
 from orchestrator.predict.phrases import PHRASE_BUCKETS, phrase_ids
+from orchestrator.predict.predictor import Predictor
 from orchestrator.predict.store import PredictorStore
 from orchestrator.predict.tokenizer import fast_encoder, load_default_tokenizer
 
@@ -121,3 +124,11 @@ def test_incompatible_refit_falls_back_to_the_shipped_artifact(caplog):
     assert "ignoring the predictor refit" in caplog.text
     shipped = load_artifact(DEFAULT_ARTIFACT_DIR)
     assert loaded.meta == shipped.meta
+
+
+def test_artifact_hashed_another_way_is_refused(artifact):
+    other = dataclasses.replace(
+        artifact, meta=artifact.meta.model_copy(update={"phrase_buckets": PHRASE_BUCKETS // 2})
+    )
+    with pytest.raises(ArtifactError, match="phrase hashing"):
+        Predictor(other, store=None)
