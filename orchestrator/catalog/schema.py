@@ -158,6 +158,9 @@ _RESERVED_ENGINE_ARGS = {
     "pipeline_parallel_size",
     "speculative_config",
     "tokenizer",
+    "tool_call_parser",
+    "enable_auto_tool_choice",
+    "reasoning_parser",
 }
 
 
@@ -182,6 +185,18 @@ class Profile(_Strict):
     performance: Performance
     quality: Quality = Quality()
     reasoning: Reasoning = Reasoning()
+    tool_call_parser: str | None = Field(
+        None,
+        min_length=1,
+        description="vLLM tool parser (e.g. hermes, llama3_json, openai); enables auto tool "
+        "choice, so requests with `tools` may be routed here",
+    )
+    reasoning_parser: str | None = Field(
+        None,
+        min_length=1,
+        description="vLLM reasoning parser (e.g. deepseek_r1, qwen3, openai_gptoss); the "
+        "thinking comes back as `reasoning_content`, apart from the answer",
+    )
     engine_args: dict[str, Any] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict, description="extra env vars for the replica")
 
