@@ -14,7 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.models import resolve_model
 from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
-from orchestrator.serving.engine_config import DEPLOYMENT_PREFIX, llm_config_dict
+from orchestrator.serving.engine_config import (
+    DEPLOYMENT_PREFIX,
+    llm_config_dict,
+    unknown_parsers,
+)
 
 INGRESS_NUM_CPUS = 0.25
 
@@ -35,6 +39,9 @@ def build_llm_configs(catalog: Catalog) -> dict[str, Any]:
     """The ray.serve.llm `LLMConfig` of every profile, keyed by profile name."""
     from ray.serve.llm import LLMConfig
 
+    problems = [msg for p in catalog.profiles for msg in unknown_parsers(p)]
+    if problems:  # before any engine starts, rather than as a replica crash loop
+        raise ValueError("; ".join(problems))
     return {
         p.name: LLMConfig.model_validate(llm_config_dict(p, resolve_model(p.model)))
         for p in catalog.profiles

@@ -76,6 +76,12 @@ def engine_kwargs(profile: Profile, model_location: str) -> dict[str, Any]:
     spec = speculative_config(profile)
     if spec:
         kwargs["speculative_config"] = spec
+    # vLLM frontend arguments; ray.serve.llm hands them to the engine's OpenAI layer
+    if profile.tool_call_parser:
+        kwargs["enable_auto_tool_choice"] = True
+        kwargs["tool_call_parser"] = profile.tool_call_parser
+    if profile.reasoning_parser:
+        kwargs["reasoning_parser"] = profile.reasoning_parser
     kwargs.update(profile.engine_args)
     return kwargs
 
@@ -128,3 +134,33 @@ def llm_config_dict(profile: Profile, model_location: str) -> dict[str, Any]:
         deployment_config["ray_actor_options"] = {"num_cpus": 0}
         config["placement_group_config"] = {"bundles": [{"CPU": acc.cpus}], "strategy": "PACK"}
     return config
+
+
+def _registered(kind: str) -> set[str] | None:
+    """Names in vLLM's tool or reasoning parser registry; None when vLLM is not importable."""
+    try:
+        if kind == "tool_call_parser":
+            try:
+                from vllm.tool_parsers import ToolParserManager as manager
+            except ImportError:  # vLLM < 0.12 kept them under the OpenAI entrypoint
+                from vllm.entrypoints.openai.tool_parsers import ToolParserManager as manager
+        else:
+            from vllm.reasoning import ReasoningParserManager as manager
+    except ImportError:
+        return None
+    return set(manager.list_registered())
+
+
+def unknown_parsers(profile: Profile) -> list[str]:
+    """One message per parser name of the profile that vLLM does not know (empty when vLLM
+    is not installed: the engine then reports it when it starts)."""
+    problems: list[str] = []
+    for field in ("tool_call_parser", "reasoning_parser"):
+        name = getattr(profile, field)
+        known = _registered(field) if name else None
+        if name and known is not None and name not in known:
+            problems.append(
+                f"profile {profile.name!r}: {field} {name!r} is not one of vLLM's: "
+                + ", ".join(sorted(known))
+            )
+    return problems

@@ -26,15 +26,27 @@ def _vllm_engine_arg_names() -> set[str]:
     return {f.name for f in dataclasses.fields(AsyncEngineArgs)}
 
 
+def _vllm_frontend_arg_names() -> set[str]:
+    from vllm.entrypoints.launchers.cli_args import FrontendArgs
+
+    return {f.name for f in dataclasses.fields(FrontendArgs)}
+
+
 @pytest.mark.parametrize("profile", GPU.profiles + LOCAL.profiles, ids=lambda p: p.name)
 def test_engine_kwargs_build_vllm_engine_args(profile):
-    """vLLM's own AsyncEngineArgs accepts every argument (it raises on unknown ones)."""
+    """vLLM's own AsyncEngineArgs (and FrontendArgs, the OpenAI layer's, which ray.serve.llm
+    splits off the same `engine_kwargs`) accept every argument; they raise on unknown ones."""
     from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.entrypoints.launchers.cli_args import FrontendArgs
 
     kwargs = engine_kwargs(profile, "/models/x")
-    unknown = set(kwargs) - _vllm_engine_arg_names()
+    frontend_names = _vllm_frontend_arg_names()
+    frontend = {k: v for k, v in kwargs.items() if k in frontend_names}
+    engine = {k: v for k, v in kwargs.items() if k not in frontend_names}
+    unknown = set(engine) - _vllm_engine_arg_names()
     assert not unknown, f"arguments vLLM does not know: {unknown}"
-    args = AsyncEngineArgs(model="/models/x", **kwargs)
+    FrontendArgs(**frontend)
+    args = AsyncEngineArgs(model="/models/x", **engine)
     assert args.max_model_len == profile.max_model_len
     if profile.accelerator.is_gpu:
         assert args.tensor_parallel_size == profile.accelerator.tensor_parallel_size
@@ -98,3 +110,54 @@ def test_ngram_profile_maps_to_vllm_speculative_config():
 
 def test_deployment_name_is_prefixed_profile_name():
     assert deployment_name("smollm2-cpu") == "profile:smollm2-cpu"
+
+
+def _with(profile, **update):
+    return profile.model_copy(update=update)
+
+
+def test_tool_call_parser_enables_auto_tool_choice_in_the_frontend_args():
+    """The profile's parsers reach vLLM's OpenAI layer: ray.serve.llm's own split of
+    `engine_kwargs` puts them in the FrontendArgs that `init_app_state` builds the chat
+    serving object from."""
+    from ray.serve.llm import LLMConfig
+
+    profile = _with(LOCAL.profiles[0], tool_call_parser="hermes", reasoning_parser="deepseek_r1")
+    config = LLMConfig.model_validate(llm_config_dict(profile, "/models/x"))
+    engine_config = config.get_engine_config()
+    assert engine_config.frontend_kwargs["enable_auto_tool_choice"] is True
+    assert engine_config.frontend_kwargs["tool_call_parser"] == "hermes"
+    merged = {**engine_config.frontend_kwargs, **engine_config.engine_kwargs}
+    assert merged["reasoning_parser"] == "deepseek_r1"
+    plain = engine_kwargs(LOCAL.profiles[0], "/m")
+    assert not {"enable_auto_tool_choice", "tool_call_parser", "reasoning_parser"} & set(plain)
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [p for p in GPU.profiles + LOCAL.profiles if p.tool_call_parser or p.reasoning_parser],
+    ids=lambda p: p.name,
+)
+def test_catalog_parsers_are_registered_in_vllm(profile):
+    from orchestrator.serving.engine_config import unknown_parsers
+
+    assert unknown_parsers(profile) == []
+
+
+def test_unknown_parser_is_reported_by_name():
+    from orchestrator.serving.engine_config import unknown_parsers
+
+    profile = _with(LOCAL.profiles[0], tool_call_parser="nope", reasoning_parser="nada")
+    problems = unknown_parsers(profile)
+    assert len(problems) == 2
+    assert "tool_call_parser 'nope'" in problems[0] and "hermes" in problems[0]
+    assert "reasoning_parser 'nada'" in problems[1]
+
+
+def test_parsers_cannot_be_set_through_engine_args():
+    from pydantic import ValidationError
+
+    data = LOCAL.profiles[0].model_dump()
+    data["engine_args"] = {"tool_call_parser": "hermes"}
+    with pytest.raises(ValidationError, match="tool_call_parser"):
+        type(LOCAL.profiles[0]).model_validate(data)
