@@ -5,8 +5,9 @@ Algorithm (docs/routing.md has the long form):
 2. Hard filters, in this order (the first that fails is the profile's reason): family,
    tenant allowance, tenant quality floor, context (the prompt leaves fewer than
    `min_useful_tokens`), reasoning the tenant forbids but the profile cannot switch off,
-   health. When no profile survives, the reason of the profile that got furthest picks the
-   status: 404 model, 503 floor/health, 400 context/reasoning.
+   `tools` the model would choose itself without a tool parser, health. When no profile
+   survives, the reason of the profile that got furthest picks the status: 404 model,
+   503 floor/health, 400 context/reasoning/tools.
 3. Stage "route": each survivor is priced with the wished reasoning; it fails softly on the
    quality its predicted class needs, TTFT/TPOT/e2e SLO, room for the predicted p90 output,
    the cost target, the hard cost cap and the remaining budget. The cheapest clean one wins.
@@ -53,6 +54,7 @@ HARD_ORDER = (
     "below_quality_floor",
     "context_too_long",
     "reasoning_not_allowed",
+    "tools_unsupported",
     "unhealthy",
 )
 _HARD_STATUS = {
@@ -61,6 +63,7 @@ _HARD_STATUS = {
     "below_quality_floor": (503, "no_profile_meets_quality_floor"),
     "context_too_long": (400, "context_length_exceeded"),
     "reasoning_not_allowed": (400, "reasoning_not_allowed"),
+    "tools_unsupported": (400, "tool_calling_unsupported"),
     "unhealthy": (503, "no_healthy_profile"),
 }
 # soft failures that a lower max_tokens can cure
@@ -280,6 +283,8 @@ def _hard_failure(p: ProfileView, ctx: _Ctx) -> tuple[str, str] | None:
         )
     if not ctx.rules.reasoning_allowed and cannot_turn_off(p):
         return "reasoning_not_allowed", "always reasons; tenant disallows reasoning"
+    if ctx.request.needs_tool_parser and not p.tool_calling:
+        return "tools_unsupported", "no tool_call_parser in its catalog entry"
     if not p.live.healthy:
         return "unhealthy", "no healthy replica"
     return None
@@ -291,6 +296,12 @@ def _hard_message(code: str, detail: str, ctx: _Ctx) -> str:
         return f"model {model!r} does not exist or tenant {ctx.rules.tenant!r} may not use it"
     if code == "context_too_long":
         return f"prompt too long for every profile serving {model!r} ({detail})"
+    if code == "tools_unsupported":
+        return (
+            f"no profile serving {model!r} can choose tool calls itself: `tools` with "
+            "tool_choice 'auto' needs a profile with `tool_call_parser` set in the catalog; "
+            "tool_choice 'required', a named function or 'none' work on every profile"
+        )
     return f"no profile can serve {model!r}: {detail}"
 
 

@@ -47,6 +47,9 @@ class RouteRequest(_Frozen):
     latency_slo_ms: float | None = Field(None, gt=0, description="caller's end-to-end SLO")
     cached_prompt_share: float = Field(0.0, ge=0, le=1, description="expected prefix-cache hits")
     wants_reasoning: bool | None = Field(None, description="explicit caller setting, if any")
+    needs_tool_parser: bool = Field(
+        False, description="`tools` the model may call on its own (tool_choice auto)"
+    )
 
 
 class TokenBudget(_Frozen):
@@ -138,6 +141,7 @@ class ProfileView(_Frozen):
     reasoning_supported: bool = False
     reasoning_control: ReasoningControl = "none"
     reasoning_default_on: bool = False
+    tool_calling: bool = Field(False, description="has a tool_call_parser (auto tool choice)")
     prices: ProfilePrices
     performance: ProfilePerformance
     live: LiveState = LiveState()

@@ -54,6 +54,7 @@ def profile_view(
         reasoning_supported=profile.reasoning.supported,
         reasoning_control=profile.reasoning.control,
         reasoning_default_on=profile.reasoning.default_on,
+        tool_calling=profile.tool_call_parser is not None,
         prices=prices or prices_for(profile, cached_input_discount),
         performance=ProfilePerformance(
             single_stream_tokens_per_s=perf.single_stream_tokens_per_s,

@@ -103,6 +103,16 @@ def wants_reasoning(body: Mapping[str, Any]) -> bool | None:
     return None
 
 
+def needs_tool_parser(body: Mapping[str, Any]) -> bool:
+    """`tools` the model may call on its own: tool_choice absent or "auto" (vLLM's default
+    with tools). "none", "required" and a named function need no parser: vLLM serves the last
+    two with structured output."""
+    if not body.get("tools"):
+        return False
+    choice = body.get("tool_choice")
+    return choice is None or choice == "auto"
+
+
 def route_request(
     body: Mapping[str, Any], prompt_tokens: int, targets: CallerTargets
 ) -> RouteRequest:
@@ -113,6 +123,7 @@ def route_request(
         cost_target_usd=targets.cost_target_usd,
         latency_slo_ms=targets.latency_slo_ms,
         wants_reasoning=wants_reasoning(body),
+        needs_tool_parser=needs_tool_parser(body),
     )
 
 

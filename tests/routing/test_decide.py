@@ -496,3 +496,32 @@ def test_reasoning_class_with_only_small_profiles_routes_to_the_strongest_not_50
     )
     assert decision.profile is not None, decision.reason
     assert any("strongest qualify" in s for s in decision.steps)
+
+
+# ---------------------------------------------------------------- tool calling (a hard filter)
+
+
+def test_tools_go_only_to_profiles_with_a_tool_parser(gpu_views):
+    views = [v.model_copy(update={"tool_calling": v.name == "qwen3-235b-fp8"}) for v in gpu_views]
+    d = decide(_req(needs_tool_parser=True), EASY, OPEN, views)
+    assert d.profile == "qwen3-235b-fp8"  # the dearest, but the only one that can
+    assert _by_name(d)["llama8b-fp8-ngram"].lost_because == ("tools_unsupported",)
+    assert decide(_req(), EASY, OPEN, views).profile == "llama8b-fp8-ngram"
+
+
+def test_tools_without_any_tool_parser_is_a_400_naming_the_profile_setting(local_views):
+    assert not any(v.tool_calling for v in local_views)
+    d = decide(_req(needs_tool_parser=True), EASY, OPEN, local_views)
+    assert d.action == "reject" and d.profile is None
+    assert d.rejection.status == 400
+    assert d.rejection.code == "tool_calling_unsupported"
+    assert "tool_call_parser" in d.rejection.message
+
+
+def test_tool_capable_but_unhealthy_profile_is_a_503_not_a_400(local_views):
+    views = [
+        v.model_copy(update={"tool_calling": True, "live": LiveState(healthy=False)})
+        for v in local_views
+    ]
+    d = decide(_req(needs_tool_parser=True), EASY, OPEN, views)
+    assert d.rejection.status == 503

@@ -167,3 +167,26 @@ async def test_accountant_writes_one_row_per_request_and_calibrates(tmp_path):
     assert row.output_tokens == 8 and row.cost_usd == pytest.approx(0.0001)
     assert row.latency_ms >= 1000 and row.ttft_ms is not None
     assert observed[0] == ("smollm2-cpu", 8)
+
+
+@pytest.mark.parametrize(
+    ("body", "needs"),
+    [
+        ({}, False),
+        ({"tools": []}, False),
+        ({"tools": [{"type": "function"}]}, True),  # vLLM's default tool_choice is auto
+        ({"tools": [{"type": "function"}], "tool_choice": "auto"}, True),
+        ({"tools": [{"type": "function"}], "tool_choice": "none"}, False),
+        ({"tools": [{"type": "function"}], "tool_choice": "required"}, False),
+        (
+            {"tools": [{"type": "function"}], "tool_choice": {"type": "function", "function": {}}},
+            False,
+        ),
+    ],
+)
+def test_only_auto_tool_choice_needs_a_tool_parser(body, needs):
+    assert route_inputs.needs_tool_parser(body) is needs
+    assert (
+        route_inputs.route_request(body, 10, route_inputs.CallerTargets()).needs_tool_parser
+        is needs
+    )
