@@ -107,6 +107,11 @@ class Replicas(_Strict):
     min: int = Field(1, ge=0)
     max: int = Field(1, ge=1)
     initial: int | None = Field(None, ge=0)
+    startup_s: float = Field(
+        120.0,
+        ge=0,
+        description="seconds a new replica takes to serve (the planner forecasts this far ahead)",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Replicas:

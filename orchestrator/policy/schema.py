@@ -259,6 +259,28 @@ class AutoscalingSpec(_Strict):
         None, gt=0, description="ceiling on the whole cluster's replica cost"
     )
     profiles: dict[str, ProfileScaling] = Field(default_factory=dict)
+    interval_s: float = Field(
+        10.0, gt=0, le=600, description="the controller plans every this many seconds"
+    )
+    scale_up_delay_s: float = Field(
+        0.0, ge=0, description="a higher target must persist this long before it is applied"
+    )
+    scale_down_delay_s: float = Field(
+        120.0, ge=0, description="a lower target must persist this long before it is applied"
+    )
+    scale_down_margin: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="a scale-down must still fit the forecast with this much extra load "
+        "(the N -> N-1 check: no scale-down that would re-trigger a scale-up)",
+    )
+    max_drain_s: float = Field(
+        600.0,
+        gt=0,
+        description="cap on a draining replica's graceful shutdown (else: its longest "
+        "generation at single-stream speed)",
+    )
 
 
 # --- the document ----------------------------------------------------------------------------
