@@ -61,10 +61,10 @@ def _err(message: str) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from orchestrator.predict.artifact import DEFAULT_ARTIFACT_DIR, traffic_artifact_dir
-    from orchestrator.predict.data import data_available, load_examples
-    from orchestrator.predict.evaluate import format_table
+    from orchestrator.predict.offline.data import data_available, load_examples
+    from orchestrator.predict.offline.evaluate import format_table
     from orchestrator.predict.store import PredictorStore
-    from orchestrator.predict.train import TrainConfig, train, write_heldout
+    from orchestrator.predict.offline.train import TrainConfig, train, write_heldout
 
     if not data_available(args.data):
         return _err(f"shared training data not found under {args.data}")
@@ -103,7 +103,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from orchestrator.predict.evaluate import evaluate, format_table, read_eval_file
+    from orchestrator.predict.offline.evaluate import evaluate, format_table, read_eval_file
     from orchestrator.predict.predictor import Predictor
 
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from orchestrator.predict.baselines import bucket_of
-from orchestrator.predict.metrics import summarize
+from orchestrator.predict.offline.baselines import bucket_of
+from orchestrator.predict.offline.metrics import summarize
 
 EDGES = (10, 100, 300, 1000)
 

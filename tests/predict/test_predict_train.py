@@ -7,10 +7,10 @@ import pytest
 
 from orchestrator.paths import SHARED_DATA
 from orchestrator.predict import Predictor
-from orchestrator.predict.data import Example, data_available, load_examples
+from orchestrator.predict.offline.data import SOURCES, Example, data_available, load_examples
 from orchestrator.predict.lexical import fit_ridge, score
 from orchestrator.predict.store import TrafficRecord
-from orchestrator.predict.train import TrainConfig, fixed_effects, train
+from orchestrator.predict.offline.train import TrainConfig, fixed_effects, train
 
 
 def test_fixed_effects_recover_model_factors():
@@ -106,7 +106,9 @@ def test_train_on_synthetic_data_with_traffic(tmp_path):
 def test_shared_data_loads_with_prompt_groups():
     examples = load_examples(SHARED_DATA)
     sources = {e.source for e in examples}
-    assert sources == {"alpaca_eval", "arena_hard", "gsm8k", "mt_bench"}
+    assert sources == set(SOURCES)
+    v01 = [e for e in examples if e.source == "arena_hard_v01"]
+    assert len(v01) == 1500 and len({e.model for e in v01}) == 3 and all(e.answer for e in v01)
     alpaca_groups = {e.group for e in examples if e.source == "alpaca_eval"}
     assert len(alpaca_groups) == 805
     two_turn = [e for e in examples if len(e.messages) == 3]

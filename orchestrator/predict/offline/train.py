@@ -40,9 +40,9 @@ from orchestrator.predict.artifact import (
     KnownModel,
     feature_schema,
 )
-from orchestrator.predict.baselines import bucket_of
-from orchestrator.predict.data import Example, load_examples
-from orchestrator.predict.evaluate import EvalLine, evaluate
+from orchestrator.predict.offline.baselines import bucket_of
+from orchestrator.predict.offline.data import Example, load_examples
+from orchestrator.predict.offline.evaluate import EvalLine, evaluate
 from orchestrator.predict.features import (
     FEATURE_NAMES,
     MODEL_INPUTS,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
-from orchestrator.predict.baselines import bucket_of
+from orchestrator.predict.offline.baselines import bucket_of
 
 
 def _finite(value: float) -> float:

@@ -1,7 +1,8 @@
 """Read the shared training data into (request, answering model, answer) examples.
 
-Sources under `SHARED_DATA` (see its README): alpaca_eval answers of 17 models to 805
-instructions; arena-hard v2 prompts with o3-mini answers; RouteLLM GSM8K (Mixtral and
+Sources under `SHARED_DATA` (see its README), one name each (`SOURCES`): alpaca_eval answers
+of 17 models to 805 instructions; arena-hard v2 prompts with o3-mini answers; arena-hard v0.1
+(500 Chatbot Arena prompts answered by three GPT models); RouteLLM GSM8K (Mixtral and
 GPT-4-1106 answers) and MT-Bench (both turns of both models, read from the judge prompts).
 Each example carries a `group` (the prompt's identity) so splits can be made by prompt.
 `reasoning` is a weak label from the source's own category (math, coding, reasoning).
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from orchestrator.paths import SHARED_DATA
 
+SOURCES = ("alpaca_eval", "arena_hard", "arena_hard_v01", "gsm8k", "mt_bench")
 _REASONING_MT_BENCH = {"math", "reasoning", "coding"}
 _REASONING_ARENA = {"math", "coding"}
 # one name per answering model across sources
@@ -37,7 +39,7 @@ class Example:
     model: str
     messages: tuple[tuple[str, str], ...]  # (role, text)
     answer: str
-    reasoning: int  # weak label: 1 if the source files the prompt under math/coding/reasoning
+    reasoning: int  # weak label: 1 math/coding/reasoning, 0 other, -1 unknown (no category)
 
     def request(self) -> dict:
         """The OpenAI chat body this example stands for."""
@@ -86,6 +88,34 @@ def _arena(root: Path) -> Iterator[Example]:
                     messages=(("user", q["prompt"]),),
                     answer=answer,
                     reasoning=int(q["subcategory"] in _REASONING_ARENA),
+                )
+
+
+def _arena_v01(root: Path) -> Iterator[Example]:
+    folder = root / "arena-hard-v0.1"
+    if not folder.is_dir():
+        return
+    prompts = {}
+    with (folder / "question.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            q = json.loads(line)
+            prompts[q["uid"]] = q["prompt"]
+    for path in sorted(folder.glob("answer_*.jsonl")):
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                a = json.loads(line)
+                prompt = prompts.get(a["uid"])
+                if prompt is None:
+                    continue
+                content = a["messages"][1]["content"]
+                answer = content.get("answer", "") if isinstance(content, dict) else str(content)
+                yield Example(
+                    group=f"arena01:{a['uid']}",
+                    source="arena_hard_v01",
+                    model=_model_name(a["model"]),
+                    messages=(("user", prompt),),
+                    answer=answer or "",
+                    reasoning=-1,  # no category: not a weak label either way
                 )
 
 
@@ -156,6 +186,6 @@ def load_examples(root: Path = SHARED_DATA) -> list[Example]:
     if not data_available(root):
         raise FileNotFoundError(f"shared training data not found under {root}")
     out: list[Example] = []
-    for reader in (_alpaca, _arena, _gsm8k, _mt_bench):
+    for reader in (_alpaca, _arena, _arena_v01, _gsm8k, _mt_bench):
         out.extend(reader(root))
     return out
