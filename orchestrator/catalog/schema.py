@@ -4,11 +4,14 @@ Invariants (enforced by validation):
 - profile names are unique, lowercase DNS labels (they become Serve deployment names);
 - `replicas.min <= replicas.initial <= replicas.max`;
 - `accelerator.tensor_parallel_size` divides evenly into `accelerator.count` (pipeline = count/tp);
-- `engine_args` never overrides a field the profile models explicitly (model, dtype, ...).
+- `engine_args` never overrides a field the profile models explicitly (model, dtype, ...);
+- `placement.node_labels` are Kubernetes-style label keys/values that a node can carry with
+  `ray start --labels` (Ray's own `ray.io/` keys are refused: Ray sets those itself).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -103,6 +106,41 @@ class Accelerator(_Strict):
         return 1 if not self.is_gpu else self.count // self.tensor_parallel_size
 
 
+# The node label every orchestrator node type carries (`ray start --labels`); its value is the
+# node type's name, which is also the Helm chart's worker group name.
+NODE_TYPE_LABEL = "orchestrator.io/node-type"
+_LABEL_NAME = r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY_RE = re.compile(rf"^([a-z0-9]([a-z0-9.-]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}$")
+_LABEL_VALUE_RE = re.compile(rf"^({_LABEL_NAME})?$")
+
+
+class Placement(_Strict):
+    """Where a replica may run, beyond its accelerator type: every label here must be on the
+    node (Ray label selector, exact values). Unset = any node with the right accelerator."""
+
+    node_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description=f"node labels required, e.g. {{{NODE_TYPE_LABEL}: cpu-large}}",
+    )
+
+    @field_validator("node_labels")
+    @classmethod
+    def _label_syntax(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            if not _LABEL_KEY_RE.match(key) or len(key) > 317:
+                raise ValueError(f"node label key {key!r} is not a valid label key")
+            if key.startswith("ray.io/"):
+                raise ValueError(f"node label key {key!r}: the ray.io/ prefix is Ray's own")
+            if not _LABEL_VALUE_RE.match(value):
+                raise ValueError(f"node label {key!r}: value {value!r} is not a valid label value")
+        return v
+
+    @property
+    def node_type(self) -> str | None:
+        """The node type this profile is pinned to (its `orchestrator.io/node-type` label)."""
+        return self.node_labels.get(NODE_TYPE_LABEL)
+
+
 class Replicas(_Strict):
     min: int = Field(1, ge=0)
     max: int = Field(1, ge=1)
@@ -185,6 +223,7 @@ class Profile(_Strict):
     max_model_len: int = Field(ge=16)
     max_num_seqs: int | None = Field(None, ge=1)
     accelerator: Accelerator = Accelerator()
+    placement: Placement = Placement()
     price_per_replica_hour_usd: float = Field(ge=0)
     replicas: Replicas = Replicas()
     performance: Performance

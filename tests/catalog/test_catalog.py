@@ -136,3 +136,24 @@ def test_yaml_syntax_error_has_line(tmp_path):
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_catalog(tmp_path / "nope.yaml")
+
+
+def test_placement_node_labels_are_checked_like_ray_does(tmp_path):
+    """Valid Kubernetes-style labels pass (and Ray's own validator agrees); Ray's reserved
+    `ray.io/` keys and malformed keys or values are refused with the field named."""
+    from ray._private.label_utils import validate_node_label_syntax
+
+    good = {"orchestrator.io/node-type": "cpu-large", "zone": "eu_1.a", "x": ""}
+    text = GOOD_PROFILE + "    placement:\n      node_labels:\n"
+    catalog = load_catalog(
+        _write(tmp_path, text + "".join(f'        {k}: "{v}"\n' for k, v in good.items()))
+    )
+    placement = catalog.profiles[0].placement
+    assert placement.node_labels == good and placement.node_type == "cpu-large"
+    validate_node_label_syntax(good)  # raises on what Ray would refuse at `ray start --labels`
+    assert load_catalog(_write(tmp_path, GOOD_PROFILE)).profiles[0].placement.node_type is None
+    for key, value in [("ray.io/node-type", "a"), ("bad key", "a"), ("k", "-a"), ("k", "a" * 64)]:
+        path = _write(tmp_path, text + f'        "{key}": "{value}"\n')
+        with pytest.raises(ConfigError) as err:
+            load_catalog(path)
+        assert "node_labels" in str(err.value), str(err.value)
