@@ -36,7 +36,11 @@ def phrase_ids(cue_text: str) -> np.ndarray:
     words = _WORD.findall(cue_text)
     if not words:
         return np.zeros(0, dtype=np.int32)
-    h = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words))
+    h = np.fromiter(
+        (zlib.crc32(w.encode("utf-8", "surrogatepass")) for w in words),
+        dtype=np.uint64,
+        count=len(words),
+    )
     with np.errstate(over="ignore"):
         cues = np.concatenate(
             (

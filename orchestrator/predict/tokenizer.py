@@ -16,6 +16,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -199,6 +200,12 @@ def resolves_to_default(spec: str) -> bool:
 # tokenizer.json files with that pre-tokenizer) gives the same ids through tiktoken's BPE, which
 # is ~3.5x faster on long prompts. The equivalence is checked on probe texts before it is used;
 # any other tokenizer (or a failed check) keeps the `tokenizers` path.
+#
+# Totality: every Python string gets ids, never an exception. A vocabulary may lack some
+# single-byte tokens (SmolLM2's lacks e.g. 0x04, 0x13 and the UTF-8 lead bytes 0xF1/0xF2 of
+# U+40000..U+BFFFF); `tokenizers` silently drops such bytes while tiktoken panics, so a text
+# holding one is encoded by `tokenizers` itself (exact by construction). Lone UTF-16
+# surrogates (valid in JSON, not in UTF-8) are counted as U+FFFD, as both libraries refuse them.
 
 _GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 _PROBES = (
@@ -222,6 +229,32 @@ def _byte_decoder() -> dict[str, int]:
             chars.append(256 + extra)
             extra += 1
     return {chr(c): b for b, c in zip(printable, chars, strict=True)}
+
+
+def scrub_surrogates(text: str) -> str:
+    """`text` with lone surrogates replaced by U+FFFD (unchanged when it has none)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+def _exact_encoder(tok: Tokenizer) -> Callable[[str], list[int]]:
+    """`tokenizers`' own encoding, total over Python strings."""
+
+    def encode(text: str) -> list[int]:
+        return tok.encode_batch_fast([scrub_surrogates(text)], add_special_tokens=False)[0].ids
+
+    return encode
+
+
+def _unmapped_bytes(ranks: dict[bytes, int]) -> re.Pattern[bytes] | None:
+    """A pattern matching the bytes with no single-byte token (None when all 256 have one)."""
+    missing = [b for b in range(256) if bytes([b]) not in ranks]
+    if not missing:
+        return None
+    return re.compile(b"[" + b"".join(re.escape(bytes([b])) for b in missing) + b"]")
 
 
 def _tiktoken_encoder(tok: Tokenizer) -> Callable[[str], list[int]] | None:
@@ -262,7 +295,16 @@ def _tiktoken_encoder(tok: Tokenizer) -> Callable[[str], list[int]] | None:
         log.info("tiktoken cannot mirror this tokenizer (%s); using tokenizers", exc)
         return None
 
+    unmapped = _unmapped_bytes(ranks)
+    exact = _exact_encoder(tok)
+
     def encode(text: str) -> list[int]:
+        try:
+            raw = text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates
+            return exact(text)
+        if unmapped is not None and unmapped.search(raw) is not None:
+            return exact(text)  # tiktoken would panic on a byte without a token
         return enc.encode(text, allowed_special="all")
 
     for probe in _PROBES:
@@ -273,17 +315,15 @@ def _tiktoken_encoder(tok: Tokenizer) -> Callable[[str], list[int]] | None:
 
 
 def fast_encoder(tok: Tokenizer) -> Callable[[str], list[int]]:
-    """`text -> ids` exactly as `tok.encode(text, add_special_tokens=False).ids`, fastest path."""
+    """`text -> ids` exactly as `tok.encode(text, add_special_tokens=False).ids`, fastest path.
+
+    Total: any `str` (control characters, every plane, lone surrogates) gets ids."""
     key = id(tok)
     with _fast_lock:
         hit = _fast.get(key)
         if hit is not None and hit[0] is tok:
             return hit[1]
-    fn = _tiktoken_encoder(tok)
-    if fn is None:
-
-        def fn(text: str) -> list[int]:
-            return tok.encode_batch_fast([text], add_special_tokens=False)[0].ids
+    fn = _tiktoken_encoder(tok) or _exact_encoder(tok)
 
     with _fast_lock:
         _fast[key] = (tok, fn)
