@@ -5,7 +5,7 @@ Algorithm (docs/routing.md has the long form):
 2. Hard filters, in this order (the first that fails is the profile's reason): family,
    tenant allowance, tenant quality floor, context (the prompt leaves fewer than
    `min_useful_tokens`), reasoning the tenant forbids but the profile cannot switch off,
-   `tools` the model would choose itself without a tool parser, health. When no profile
+   `tools` (unless tool_choice is "none") without a tool parser, health. When no profile
    survives, the reason of the profile that got furthest picks the status: 404 model,
    503 floor/health, 400 context/reasoning/tools.
 3. Stage "route": each survivor is priced with the wished reasoning; it fails softly on the
@@ -298,9 +298,8 @@ def _hard_message(code: str, detail: str, ctx: _Ctx) -> str:
         return f"prompt too long for every profile serving {model!r} ({detail})"
     if code == "tools_unsupported":
         return (
-            f"no profile serving {model!r} can choose tool calls itself: `tools` with "
-            "tool_choice 'auto' needs a profile with `tool_call_parser` set in the catalog; "
-            "tool_choice 'required', a named function or 'none' work on every profile"
+            f"no profile serving {model!r} can call tools: `tools` need a profile with "
+            "`tool_call_parser` set in the catalog (only tool_choice 'none' works without one)"
         )
     return f"no profile can serve {model!r}: {detail}"
 

@@ -48,7 +48,7 @@ class RouteRequest(_Frozen):
     cached_prompt_share: float = Field(0.0, ge=0, le=1, description="expected prefix-cache hits")
     wants_reasoning: bool | None = Field(None, description="explicit caller setting, if any")
     needs_tool_parser: bool = Field(
-        False, description="`tools` the model may call on its own (tool_choice auto)"
+        False, description="`tools` with any tool_choice but none: needs the engine's parser"
     )
 
 

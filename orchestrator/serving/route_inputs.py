@@ -104,13 +104,10 @@ def wants_reasoning(body: Mapping[str, Any]) -> bool | None:
 
 
 def needs_tool_parser(body: Mapping[str, Any]) -> bool:
-    """`tools` the model may call on its own: tool_choice absent or "auto" (vLLM's default
-    with tools). "none", "required" and a named function need no parser: vLLM serves the last
-    two with structured output."""
-    if not body.get("tools"):
-        return False
-    choice = body.get("tool_choice")
-    return choice is None or choice == "auto"
+    """`tools` the model may be made to call: any tool_choice but "none" ("auto", vLLM's
+    default with tools, "required" and a named function all need the engine's tool parser in
+    vLLM 0.32: `OnlineRenderer` refuses them without one)."""
+    return bool(body.get("tools")) and body.get("tool_choice") != "none"
 
 
 def route_request(

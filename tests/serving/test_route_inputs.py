@@ -177,14 +177,14 @@ async def test_accountant_writes_one_row_per_request_and_calibrates(tmp_path):
         ({"tools": [{"type": "function"}]}, True),  # vLLM's default tool_choice is auto
         ({"tools": [{"type": "function"}], "tool_choice": "auto"}, True),
         ({"tools": [{"type": "function"}], "tool_choice": "none"}, False),
-        ({"tools": [{"type": "function"}], "tool_choice": "required"}, False),
+        ({"tools": [{"type": "function"}], "tool_choice": "required"}, True),
         (
             {"tools": [{"type": "function"}], "tool_choice": {"type": "function", "function": {}}},
-            False,
+            True,
         ),
     ],
 )
-def test_only_auto_tool_choice_needs_a_tool_parser(body, needs):
+def test_every_tool_choice_but_none_needs_a_tool_parser(body, needs):
     assert route_inputs.needs_tool_parser(body) is needs
     assert (
         route_inputs.route_request(body, 10, route_inputs.CallerTargets()).needs_tool_parser
