@@ -17,12 +17,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from orchestrator.policy.schema import (
+    BUILTIN_BOUNDS,
     Actions,
     Budgets,
+    Failover,
     LatencySLO,
     Limits,
     QualityFloor,
     ReasoningLimits,
+    RequestBounds,
     _Strict,
 )
 
@@ -111,7 +114,9 @@ def merge_layers(layers: Sequence[Layer]) -> Merged:
     return merged
 
 
-_TENANT_ONLY = frozenset({"budgets", "classes", "name", "description", "api_keys"})
+_TENANT_ONLY = frozenset(
+    {"budgets", "requests", "priority", "failover", "classes", "name", "description", "api_keys"}
+)
 _NESTED = ("latency", "quality_floor", "actions", "reasoning")
 
 
@@ -136,6 +141,34 @@ def effective_budgets(layers: Sequence[Layer]) -> tuple[Budgets, Merged]:
     ]
     merged = merge_layers(only_budgets)
     return Budgets.model_validate(merged.nested().get("budgets") or {}), merged
+
+
+def tenant_field(layers: Sequence[Layer], name: str) -> tuple[Any, Merged]:
+    """Merge one tenant-only field (`requests`, `priority`, `failover`) of tenant-shaped
+    layers, field by field for blocks; the merged value is None when no layer sets it."""
+    only = [
+        Layer(lay.model, lay.loc, frozenset(type(lay.model).model_fields) - {name})
+        for lay in layers
+        if lay.model is not None
+    ]
+    merged = merge_layers(only)
+    return merged.nested().get(name), merged
+
+
+def effective_tenant_settings(
+    layers: Sequence[Layer],
+) -> tuple[RequestBounds, int, Failover]:
+    """Request bounds (built-in values where unset), shedding priority and failover rules."""
+    bounds, _ = tenant_field(layers, "requests")
+    priority, _ = tenant_field(layers, "priority")
+    failover, _ = tenant_field(layers, "failover")
+    filled = {**BUILTIN_BOUNDS.model_dump(), **{k: v for k, v in (bounds or {}).items() if v}}
+    rules = {k: v for k, v in (failover or {}).items() if v is not None}
+    return (
+        RequestBounds.model_validate(filled),
+        int(priority or 0),
+        Failover.model_validate({"retry": True, "migrate_streams": True, **rules}),
+    )
 
 
 BUILTIN = Limits(

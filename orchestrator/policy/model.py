@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from orchestrator.catalog.schema import Catalog
 from orchestrator.policy.limits import EffectiveLimits
 from orchestrator.policy.pricing import HOURS_PER_MONTH, TokenPrices
-from orchestrator.policy.schema import Budgets, KeyRef, PolicySpec, RequestClass
+from orchestrator.policy.schema import (
+    BUILTIN_BOUNDS,
+    Budgets,
+    Failover,
+    KeyRef,
+    PolicySpec,
+    RequestBounds,
+    RequestClass,
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,9 @@ class TenantPolicy:
     eligible: Mapping[RequestClass, tuple[str, ...]]
     key_refs: tuple[KeyRef, ...] = ()
     description: str | None = None
+    bounds: RequestBounds = BUILTIN_BOUNDS  # every field set (built-in values where unset)
+    priority: int = 0  # overload shedding: lower priorities are refused first
+    failover: Failover = Failover(retry=True, migrate_streams=True)  # both fields set
 
     def limits(self, request_class: RequestClass = "standard") -> EffectiveLimits:
         """Effective limits for a request class (unknown classes get `standard`)."""

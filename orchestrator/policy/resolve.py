@@ -18,6 +18,7 @@ from orchestrator.policy.limits import (
     Merged,
     effective_budgets,
     effective_limits,
+    effective_tenant_settings,
 )
 from orchestrator.policy.model import ScalingBounds, TenantPolicy
 from orchestrator.policy.schema import (
@@ -115,6 +116,9 @@ def resolve_tenant(
     budgets, budgets_merged = effective_budgets(
         [Layer(spec.defaults, ("defaults",)), Layer(block, loc)]
     )
+    bounds, priority, failover = effective_tenant_settings(
+        [Layer(spec.defaults, ("defaults",)), Layer(block, loc)]
+    )
     tenant = TenantPolicy(
         name=getattr(block, "name", "default"),
         is_default=is_default,
@@ -123,6 +127,9 @@ def resolve_tenant(
         eligible=eligible,
         key_refs=tuple(getattr(block, "api_keys", ()) or ()),
         description=getattr(block, "description", None),
+        bounds=bounds,
+        priority=priority,
+        failover=failover,
     )
     return ResolvedTenant(tenant, merges, budgets_merged, loc)
 

@@ -139,10 +139,64 @@ class Budgets(_Strict):
     per_month_usd: float | None = Field(None, gt=0)
 
 
+class RequestBounds(_Strict):
+    """Hard bounds on one request, checked before it is predicted, priced or run: a request
+    over a bound is refused with 400 naming the bound (429 for `max_concurrent_requests`).
+    Unset fields inherit (defaults -> tenant); the built-in values are in `BUILTIN_BOUNDS`."""
+
+    max_n: int | None = Field(None, ge=1, description="most choices (`n`) per request")
+    max_best_of: int | None = Field(None, ge=1, description="largest `best_of` accepted")
+    max_prompt_tokens: int | None = Field(
+        None, ge=1, description="most prompt tokens (counted with the profile's tokenizer)"
+    )
+    max_output_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="most tokens a request may ask to generate: max_tokens times its choices",
+    )
+    max_concurrent_requests: int | None = Field(
+        None, ge=1, description="requests of one tenant in flight at once; more get 429"
+    )
+
+
+BUILTIN_BOUNDS = RequestBounds(
+    max_n=8,
+    max_best_of=8,
+    max_prompt_tokens=131_072,
+    max_output_tokens=65_536,
+    max_concurrent_requests=256,
+)
+
+
+class Failover(_Strict):
+    """What the ingress may do when a profile's engine fails under a request (unset fields
+    inherit; built-in: both allowed)."""
+
+    retry: bool | None = Field(
+        None, description="retry once on another eligible profile if it fails before any output"
+    )
+    migrate_streams: bool | None = Field(
+        None,
+        description="continue a stream whose engine died on another replica or profile of the "
+        "same model (else the stream ends with an error event)",
+    )
+
+
 class TenantDefaults(Limits):
-    """Limits plus the per-tenant parts: budgets and per-request-class overrides."""
+    """Limits plus the per-tenant parts: budgets, request bounds, shedding priority, failover
+    and per-request-class overrides."""
 
     budgets: Budgets | None = None
+    requests: RequestBounds | None = Field(
+        None, description="hard per-request bounds, checked before anything runs"
+    )
+    priority: int | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="overload shedding order: lower priorities are refused first (default 0)",
+    )
+    failover: Failover | None = None
     classes: dict[RequestClass, Limits] = Field(
         default_factory=dict, description="overrides per request class"
     )
