@@ -1,0 +1,172 @@
+"""`orchestrator simulate`: replay a trace against the catalog under ours, the oracle and the
+baselines, in virtual time (no Ray, no engine). Exit codes: 0 ok, 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="replay a trace on a simulated cluster: ours vs baselines vs oracle",
+        description="Discrete-event simulation of the catalog's replicas under each policy, "
+        "with the product's own predictor, router and controller (docs/benchmark.md).",
+    )
+    p.add_argument(
+        "--trace",
+        required=True,
+        help="Azure trace CSV, JSONL of requests, or a usage ledger (SQLite)",
+    )
+    p.add_argument("--deployments", default=str(DEFAULT_DEPLOYMENTS), help="profile catalog file")
+    p.add_argument("--policy", default=str(DEFAULT_POLICY), help="policy file")
+    p.add_argument(
+        "--baselines",
+        default="all",
+        help="comma-separated baselines besides ours and the oracle "
+        "(static,queue,round-robin,routellm,dynamo), 'all' or 'none'",
+    )
+    p.add_argument("--rate-scale", type=float, default=1.0, help="multiply the arrival rate")
+    p.add_argument("--duration", type=float, default=None, help="replay only the first S seconds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--tenants",
+        default=None,
+        help="traffic share per tenant, e.g. 'premium=0.3,free=0.7' (default uniform)",
+    )
+    p.add_argument(
+        "--queue-timeout",
+        type=float,
+        default=600.0,
+        help="seconds a request may wait for a replica before it is dropped",
+    )
+    p.add_argument("--report", default=None, help="write report.md, result.json and PNGs here")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (quiet)")
+    p.set_defaults(func=run)
+
+
+def _policies(text: str) -> list[str]:
+    from orchestrator.simulate import BASELINES
+
+    if text == "all":
+        chosen = list(BASELINES)
+    elif text in ("", "none"):
+        chosen = []
+    else:
+        chosen = [b.strip() for b in text.split(",") if b.strip()]
+        bad = [b for b in chosen if b not in BASELINES]
+        if bad:
+            raise ValueError(
+                f"unknown baseline(s) {', '.join(bad)}; choose from {', '.join(BASELINES)}"
+            )
+    return ["ours", "oracle", *chosen]
+
+
+def _weights(text: str | None) -> dict[str, float] | None:
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--tenants: expected NAME=SHARE, got {part!r}") from None
+        if out[name.strip()] < 0:
+            raise ValueError(f"--tenants: share of {name!r} must be >= 0")
+    if sum(out.values()) <= 0:
+        raise ValueError("--tenants: shares must add up to more than 0")
+    return out
+
+
+class _Bar:
+    """A rich progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress = None
+        self.tasks: dict[str, Any] = {}
+        if enabled:
+            from rich.progress import Progress
+
+            self.progress = Progress(transient=False)
+            self.progress.start()
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        if self.progress is None:
+            return
+        if name not in self.tasks:
+            self.tasks[name] = self.progress.add_task(f"{name:<12}", total=total)
+        self.progress.update(self.tasks[name], completed=done)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            for task in self.tasks.values():
+                self.progress.update(task, completed=self.progress.tasks[task].total)
+            self.progress.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    from orchestrator.catalog import load_catalog
+    from orchestrator.config_files import ConfigError
+    from orchestrator.policy import load_policy
+    from orchestrator.simulate import load_traffic, rescale, simulate
+    from orchestrator.simulate.prompts import PromptDataMissing
+
+    def fail(msg: str) -> int:
+        print(f"orchestrator simulate: {msg}", file=sys.stderr)
+        return 2
+
+    try:
+        policies = _policies(args.baselines)
+        weights = _weights(args.tenants)
+        if args.rate_scale <= 0:
+            raise ValueError("--rate-scale must be > 0")
+        if args.duration is not None and args.duration <= 0:
+            raise ValueError("--duration must be > 0")
+        catalog = load_catalog(args.deployments)
+        policy = load_policy(args.policy, catalog, resolve_secrets=False)
+        requests = load_traffic(args.trace, seed=args.seed)
+    except (ValueError, ConfigError, OSError, PromptDataMissing) as exc:
+        return fail(str(exc))
+    requests = rescale(
+        requests, rate_scale=args.rate_scale, duration_s=args.duration, seed=args.seed
+    )
+    if not requests:
+        return fail("the trace holds no request in the chosen window")
+    bar = _Bar(enabled=not args.json and sys.stderr.isatty())
+    try:
+        result = simulate(
+            catalog,
+            policy,
+            requests,
+            policies=policies,
+            seed=args.seed,
+            tenant_weights=weights,
+            progress=bar,
+            queue_timeout_s=args.queue_timeout,
+        )
+    except ValueError as exc:
+        return fail(str(exc))
+    finally:
+        bar.stop()
+    if args.report:
+        from orchestrator.simulate.report import write_report
+
+        files = write_report(result, args.report)
+        if not args.json:
+            print(f"report: {', '.join(str(f) for f in files)}", file=sys.stderr)
+    if args.json:
+        json.dump(result.to_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        from orchestrator.simulate.report import markdown_table
+
+        sys.stdout.write(markdown_table(result))
+        for note in result.notes:
+            print(f"- {note}")
+    return 0

@@ -1,0 +1,137 @@
+"""Replica controllers, called every cluster tick (10 s of virtual time by default).
+
+- `StaticController`: fixed replicas, never changes (returns None on every tick).
+- `QueueLengthController`: Ray Serve's default autoscaling policy with its defaults
+  (ray 2.60 `AutoscalingConfig`): the mean ongoing requests over a 30 s look-back divided by
+  `target_ongoing_requests`, applied after the wish held for 30 s (up) or 600 s (down); a
+  profile at zero replicas with requests waiting scales up at once (Serve's cold-start path).
+- `DynamoSLAController`: Dynamo's SLA planner in aggregated mode with its constant load
+  predictor: every adjustment interval (180 s), replicas = rate x output tokens / throughput per
+  replica at the TPOT SLO + rate x prompt tokens / prefill rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+
+from orchestrator.simulate.cluster import Cluster
+
+
+class StaticController:
+    def __init__(self, replicas: Sequence[int]) -> None:
+        self.replicas = list(replicas)
+
+    def initial(self, cluster: Cluster) -> list[int]:
+        return list(self.replicas)
+
+    def tick(self, cluster: Cluster, now: float) -> list[int] | None:
+        return None
+
+
+class QueueLengthController:
+    """Ray Serve's `replica_queue_length_autoscaling_policy` per pool (in virtual time)."""
+
+    def __init__(
+        self,
+        initial: Sequence[int],
+        target_ongoing: Sequence[float],
+        *,
+        look_back_s: float = 30.0,
+        upscale_delay_s: float = 30.0,
+        downscale_delay_s: float = 600.0,
+        tick_s: float = 10.0,
+    ) -> None:
+        self._initial = list(initial)
+        self.target_ongoing = list(target_ongoing)
+        self.upscale_delay_s = upscale_delay_s
+        self.downscale_delay_s = downscale_delay_s
+        self.samples = [deque(maxlen=max(1, round(look_back_s / tick_s))) for _ in initial]
+        self.wish = [(0, 0.0)] * len(initial)  # (direction, since)
+        self.decisions: list[tuple[float, int, int]] = []  # (t, pool, new target) for tests
+
+    def initial(self, cluster: Cluster) -> list[int]:
+        return list(self._initial)
+
+    def desired(self, i: int) -> int:
+        s = self.samples[i]
+        return math.ceil(sum(s) / len(s) / self.target_ongoing[i]) if s else 0
+
+    def tick(self, cluster: Cluster, now: float) -> list[int] | None:
+        out = []
+        for i, pool in enumerate(cluster.pools):
+            self.samples[i].append(pool.ongoing)
+            current = pool.target
+            want = max(pool.min_replicas, min(pool.max_replicas, self.desired(i)))
+            if current == 0 and want > 0:  # cold start: no delay
+                self.wish[i] = (0, now)
+                self.decisions.append((now, i, want))
+                out.append(want)
+                continue
+            direction = (want > current) - (want < current)
+            if direction == 0:
+                self.wish[i] = (0, now)
+                out.append(current)
+                continue
+            if self.wish[i][0] != direction:
+                self.wish[i] = (direction, now)
+            delay = self.upscale_delay_s if direction > 0 else self.downscale_delay_s
+            if now - self.wish[i][1] + 1e-9 >= delay:
+                self.wish[i] = (0, now)
+                self.decisions.append((now, i, want))
+                out.append(want)
+            else:
+                out.append(current)
+        return out
+
+
+class DynamoSLAController:
+    """Dynamo-style SLA planner on the pools given (others stay as they are)."""
+
+    def __init__(
+        self,
+        initial: Sequence[int],
+        tpot_slo_ms: float | None,
+        *,
+        interval_s: float = 180.0,
+    ) -> None:
+        self._initial = list(initial)
+        self.tpot_slo_ms = tpot_slo_ms
+        self.interval_s = interval_s
+        self.next_s = interval_s
+        self.acc = [[0, 0, 0] for _ in initial]  # arrivals, output tokens, prompt tokens
+        self.since = 0.0
+
+    def initial(self, cluster: Cluster) -> list[int]:
+        return list(self._initial)
+
+    def replicas_for(self, cluster: Cluster, i: int, rate: float, osl: float, isl: float) -> int:
+        spec = cluster.pools[i].spec
+        decode = spec.throughput_at(spec.slo_batch(self.tpot_slo_ms))
+        busy = rate * osl / decode + rate * isl / spec.perf.prefill_tokens_per_s
+        return math.ceil(busy) if busy > 0 else 0
+
+    def tick(self, cluster: Cluster, now: float) -> list[int] | None:
+        for a, pool in zip(self.acc, cluster.pools, strict=True):
+            a[0] += pool.arrivals
+            a[1] += pool.arrived_tokens
+            a[2] += pool.arrived_prompt_tokens
+        if now + 1e-9 < self.next_s:
+            return None
+        span = max(now - self.since, 1e-9)
+        out = []
+        for i, (n, out_tok, in_tok) in enumerate(self.acc):
+            pool = cluster.pools[i]
+            if pool.max_replicas == 0:
+                out.append(0)
+                continue
+            rate = n / span
+            want = self.replicas_for(
+                cluster, i, rate, out_tok / n if n else 0, in_tok / n if n else 0
+            )
+            out.append(max(1, want) if self._initial[i] > 0 else want)
+        self.acc = [[0, 0, 0] for _ in self.acc]
+        self.since = now
+        self.next_s = now + self.interval_s
+        return out

@@ -1,0 +1,110 @@
+"""Per-policy metrics from an `Outcome` (pure numpy).
+
+Definitions:
+- SLO attainment: share of ALL requests (rejected ones count as misses) whose TTFT, TPOT and
+  end-to-end latency each meet the p95 targets of their tenant for their request class (the
+  class the predictor gives; the same for every policy);
+- quality: share of all requests served on a profile whose tier is at least the tier their
+  difficulty needs (`SimRequest.tier`); truncated answers count as served;
+- TPOT = (e2e - TTFT) / (tokens - 1); cost = replica-hours x $/hour, start-up and drain included.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from orchestrator.simulate.cluster import Outcome
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Per-request thresholds and needs, shared by every policy (inf = no target)."""
+
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
+    e2e_s: np.ndarray
+    need_rank: np.ndarray
+    tenants: np.ndarray  # tenant name per request
+    output_tokens: np.ndarray  # truth
+    predicted_p50: np.ndarray
+    predicted_p90: np.ndarray
+
+
+def tpot_s(out: Outcome) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        steps = np.maximum(out.tokens - 1, 1)
+        return np.where(out.tokens > 1, (out.e2e_s - out.ttft_s) / steps, 0.0)
+
+
+def _pcts(values: np.ndarray) -> dict[str, float | None]:
+    v = values[np.isfinite(values)]
+    if not len(v):
+        return {"p50": None, "p95": None, "p99": None}
+    p = np.percentile(v, [50, 95, 99])
+    return {"p50": float(p[0]), "p95": float(p[1]), "p99": float(p[2])}
+
+
+def prediction_error(t: Targets) -> dict[str, float]:
+    """Median relative error of p50 and the share of true lengths at or under p90."""
+    truth = np.maximum(t.output_tokens, 1)
+    rel = np.abs(t.predicted_p50 - truth) / truth
+    return {
+        "p50_median_relative_error": float(np.median(rel)),
+        "p90_coverage": float(np.mean(truth <= t.predicted_p90)),
+    }
+
+
+def summarize(
+    out: Outcome, t: Targets, profile_names: list[str], tier_ranks: np.ndarray
+) -> dict[str, Any]:
+    n = len(out.profile)
+    served = out.profile >= 0
+    tp = tpot_s(out)
+    ok = served & (out.ttft_s <= t.ttft_s) & (tp <= t.tpot_s) & (out.e2e_s <= t.e2e_s)
+    quality = served & (tier_ranks[np.maximum(out.profile, 0)] >= t.need_rank)
+    cost = float(out.replica_cost.sum())
+    tokens = int(out.tokens[served].sum())
+    per_tenant = {}
+    for name in sorted(set(t.tenants.tolist())):
+        m = t.tenants == name
+        per_tenant[name] = {
+            "requests": int(m.sum()),
+            "slo_attainment": float(ok[m].mean()) if m.any() else None,
+        }
+    reasons = Counter(r for r in out.reject_reason if r is not None)
+    return {
+        "cost_usd": cost,
+        "cost_per_million_output_tokens": cost / tokens * 1e6 if tokens else None,
+        "slo_attainment": float(ok.mean()) if n else None,
+        "slo_attainment_per_tenant": per_tenant,
+        "quality": float(quality.mean()) if n else None,
+        "requests": n,
+        "served": int(served.sum()),
+        "rejected": int(n - served.sum()),
+        "rejected_by_reason": dict(sorted(reasons.items())),
+        "truncated": int(out.truncated.sum()),
+        "output_tokens": tokens,
+        "ttft_ms": {
+            k: (v * 1000 if v is not None else None) for k, v in _pcts(out.ttft_s[served]).items()
+        },
+        "tpot_ms": {k: (v * 1000 if v is not None else None) for k, v in _pcts(tp[served]).items()},
+        "e2e_ms": {
+            k: (v * 1000 if v is not None else None) for k, v in _pcts(out.e2e_s[served]).items()
+        },
+        "replica_hours": {
+            name: float(h)
+            for name, h in zip(profile_names, out.replica_hours, strict=True)
+            if h > 0
+        },
+        "served_by_profile": {
+            name: int((out.profile == i).sum())
+            for i, name in enumerate(profile_names)
+            if (out.profile == i).any()
+        },
+        "served_twice": out.served_twice,
+        "simulated_s": out.end_s,
+    }

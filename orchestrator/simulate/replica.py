@@ -1,0 +1,168 @@
+"""The per-request replica model: one vLLM replica of a profile in virtual time.
+
+Shape (docs/benchmark.md, "Replica model", says why):
+- a replica admits up to `max_concurrency` requests (the KV capacity the catalog states); the
+  rest wait in its FIFO queue, as in vLLM's scheduler;
+- an admitted request is prefilled first: its prefill compute (prompt / prefill rate) queues
+  behind the replica's earlier prefills, and its first token comes the shared model's TTFT
+  (`orchestrator.routing.estimate.ttft_ms`: base + prefill slowed by the batch's load) after
+  its prefill starts;
+- after that it decodes in processor sharing with the other decoding requests: with n of them,
+  each makes `stream_tokens_per_s(n)` tokens per second, the shared model's per-stream speed
+  (aggregate rising from the single-stream to the full-batch figure, speculative speed-up
+  fading with load). Rates are tabulated per n once per profile, never re-derived here;
+- a decode progress counter V (tokens per stream since the replica started) turns PS into
+  O(log n) per event: a request finishes when V reaches its start V plus its tokens.
+Billing: from the scale-up decision (the GPU is paid while the engine loads) until the
+replica is stopped; a draining replica takes no new request and stops when its last ends.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass, field
+
+from orchestrator.catalog.schema import Profile
+from orchestrator.routing import estimate as est
+from orchestrator.routing.types import DEFAULT_KNOBS, LiveState, ProfilePerformance, RoutingKnobs
+from orchestrator.routing.views import profile_view
+
+DEFAULT_STARTUP_S = 120.0
+_IDLE = LiveState()
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """What the model needs of one profile, tabulated from the shared latency model."""
+
+    name: str
+    price_per_hour: float
+    cap: int
+    startup_s: float
+    perf: ProfilePerformance
+    rate: tuple[float, ...]  # rate[n] = tokens/s per stream with n decoding (rate[0] unused)
+    knobs: RoutingKnobs
+    points: tuple[est.LoadPoint, ...]  # points[b] = load seen by a request joining b others
+
+    @classmethod
+    def of(cls, profile: Profile, knobs: RoutingKnobs = DEFAULT_KNOBS) -> ReplicaSpec:
+        startup = getattr(profile.replicas, "startup_s", None)
+        startup_s = float(startup) if startup is not None else DEFAULT_STARTUP_S
+        perf = profile_view(profile, cold_start_ms=1000.0 * startup_s).performance
+        cap = perf.max_concurrency
+        points = tuple(
+            est.load_point(perf, LiveState(replicas_running=1, requests_in_flight=b), knobs)
+            for b in range(cap)
+        )
+        rate = (0.0, *(est.stream_tokens_per_s(perf, points[n - 1]) for n in range(1, cap + 1)))
+        return cls(
+            profile.name,
+            profile.price_per_replica_hour_usd,
+            cap,
+            startup_s,
+            perf,
+            rate,
+            knobs,
+            points,
+        )
+
+    def prefill_s(self, prompt_tokens: int, batch: int) -> float:
+        """Prefill time (TTFT without queueing) with `batch` requests already admitted."""
+        point = self.points[min(batch, self.cap - 1)]
+        return est.ttft_ms(self.perf, _IDLE, point, prompt_tokens, self.knobs) / 1000.0
+
+    def slo_batch(self, tpot_ms: float | None) -> int:
+        """Largest batch whose per-stream TPOT meets `tpot_ms` (at least 1)."""
+        if tpot_ms is None:
+            return self.cap
+        best = 1
+        for n in range(1, self.cap + 1):
+            if 1000.0 / self.rate[n] <= tpot_ms:
+                best = n
+        return best
+
+    def throughput_at(self, n: int) -> float:
+        """Aggregate output tokens/s of a replica decoding `n` streams."""
+        n = max(1, min(n, self.cap))
+        return n * self.rate[n]
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    """A request while on a replica."""
+
+    rid: int
+    prompt_tokens: int
+    tokens: int  # tokens to generate (>= 1)
+    arrival_s: float
+    first_s: float = -1.0
+    v_end: float = 0.0
+
+
+STARTING, READY, DRAINING, STOPPED = "starting", "ready", "draining", "stopped"
+
+
+@dataclass(slots=True, eq=False)
+class Replica:
+    spec: ReplicaSpec
+    rid: int
+    started_s: float  # billing starts
+    ready_s: float
+    state: str = STARTING
+    stopped_s: float = -1.0
+    waiting: deque = field(default_factory=deque)  # Jobs over the KV capacity
+    admitted: int = 0  # prefilling + decoding
+    prefill_free_s: float = 0.0
+    decoding: list = field(default_factory=list)  # heap of (v_end, seq, Job)
+    v: float = 0.0  # decode progress per stream
+    v_at: float = 0.0  # time v was last advanced
+    version: int = 0  # bumps when the next-finish time changes (stale events are skipped)
+    served: int = 0
+
+    @property
+    def load(self) -> int:
+        return self.admitted + len(self.waiting)
+
+    def advance(self, now: float) -> None:
+        n = len(self.decoding)
+        if n:
+            self.v += self.spec.rate[n] * (now - self.v_at)
+        self.v_at = now
+
+    def next_finish_s(self) -> float | None:
+        if not self.decoding:
+            return None
+        v_end = self.decoding[0][0]
+        return self.v_at + max(0.0, v_end - self.v) / self.spec.rate[len(self.decoding)]
+
+    def admit(self, job: Job, now: float) -> float:
+        """Start the job's prefill; returns its first-token time.
+
+        The prefill compute (prompt / prefill rate) holds the replica's prefill stage, so
+        prefills queue behind each other; the first token comes after the shared model's TTFT
+        (base overhead + prefill slowed by the batch's load) counted from the stage's start.
+        """
+        start = max(now, self.prefill_free_s)
+        self.prefill_free_s = start + job.prompt_tokens / self.spec.perf.prefill_tokens_per_s
+        first = start + self.spec.prefill_s(job.prompt_tokens, self.admitted)
+        self.admitted += 1
+        return first
+
+    def start_decoding(self, job: Job, now: float, seq: int) -> None:
+        self.advance(now)
+        job.v_end = self.v + max(0, job.tokens - 1)
+        heapq.heappush(self.decoding, (job.v_end, seq, job))
+        self.version += 1
+
+    def pop_finished(self, now: float) -> Job:
+        self.advance(now)
+        _, _, job = heapq.heappop(self.decoding)
+        self.admitted -= 1
+        self.served += 1
+        self.version += 1
+        return job
+
+    def cost_usd(self, end_s: float) -> float:
+        stop = self.stopped_s if self.stopped_s >= 0 else end_s
+        return max(0.0, stop - self.started_s) / 3600.0 * self.spec.price_per_hour

@@ -1,0 +1,292 @@
+"""Run every policy over the same catalog and traffic: `simulate(...) -> SimResult`.
+
+The predictor runs once per distinct request body, before any policy (its output does not
+depend on the policy); every policy then replays the same requests on a fresh cluster.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from orchestrator.catalog.schema import QUALITY_TIER_ORDER, Catalog
+from orchestrator.policy import Policy
+from orchestrator.predict import Predictor
+from orchestrator.serving import route_inputs
+from orchestrator.serving.profile_selection import candidates_for_model
+from orchestrator.simulate import controllers as ctl
+from orchestrator.simulate import policies as pol
+from orchestrator.simulate.cluster import Cluster, Outcome
+from orchestrator.simulate.metrics import Targets, prediction_error, summarize
+from orchestrator.simulate.replica import ReplicaSpec
+from orchestrator.simulate.traffic import SimRequest
+
+BASELINES: tuple[str, ...] = ("static", "queue", "round-robin", "routellm", "dynamo")
+ALL_POLICIES: tuple[str, ...] = ("ours", "oracle", *BASELINES)
+DESCRIPTIONS = {
+    "ours": "predictor + decide + controller",
+    "oracle": "decide + controller fed the true length and needed tier",
+    "static": "strong profile, sized for the peak minute, never rescaled",
+    "queue": "Ray Serve default queue-length autoscaling, strong profile",
+    "round-robin": "round-robin over profiles, queue-length autoscaling",
+    "routellm": "difficulty threshold weak/strong (80% accurate), queue-length autoscaling",
+    "dynamo": "Dynamo-style SLA planner (throughput at the TPOT SLO), strong profile",
+}
+ROUTELLM_ACCURACY = 0.8
+
+
+@dataclass
+class PolicyRun:
+    name: str
+    description: str
+    outcome: Outcome
+    metrics: dict[str, Any]
+    wall_s: float
+
+
+@dataclass
+class SimResult:
+    policies: dict[str, PolicyRun]
+    profiles: list[str]
+    targets: Targets
+    requests: list[SimRequest]
+    prediction: dict[str, float]
+    wall_s: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policies": {
+                name: {
+                    "description": run.description,
+                    "wall_s": round(run.wall_s, 3),
+                    **run.metrics,
+                }
+                for name, run in self.policies.items()
+            },
+            "profiles": self.profiles,
+            "requests": len(self.requests),
+            "prediction_error": self.prediction,
+            "wall_s": {k: round(v, 3) for k, v in self.wall_s.items()},
+            "notes": self.notes,
+        }
+
+
+def prepare(
+    catalog: Catalog, requests: Sequence[SimRequest], predictor: Predictor | None = None
+) -> pol.Prepared:
+    """The product's prediction for every request, once per distinct body (shared by policies)."""
+    predictor = predictor or Predictor(store=None)
+    cache: dict[Any, tuple] = {}
+    predictions, budgets = [], []
+    for req in requests:
+        key = req.body_key if req.body_key is not None else id(req.body)
+        hit = cache.get(key)
+        if hit is None:
+            first = candidates_for_model(req.body.get("model"), catalog)[0]
+            pred = predictor.predict_featurized(predictor.featurize(req.body), first)
+            hit = cache[key] = (pred, route_inputs.token_budget(pred))
+        if req.prompt_tokens < 0:
+            req.prompt_tokens = hit[0].prompt_tokens
+        predictions.append(hit[0])
+        budgets.append(hit[1])
+    return pol.Prepared(predictions, budgets)
+
+
+def assign_tenants(
+    requests: Sequence[SimRequest], policy: Policy, weights: Mapping[str, float] | None, seed: int
+) -> None:
+    """Give requests without a tenant one of the policy's tenants (by weight, else uniformly)."""
+    names = [t.name for t in policy.reachable_tenants()]
+    if weights:
+        unknown = sorted(set(weights) - set(names))
+        if unknown:
+            raise ValueError(
+                f"unknown tenant(s) {', '.join(unknown)}; policy has {', '.join(names)}"
+            )
+        names = list(weights)
+    if len(names) <= 1 and not weights:
+        return
+    p = np.array([weights[n] for n in names] if weights else [1.0] * len(names), dtype=float)
+    p /= p.sum()
+    rng = np.random.default_rng([seed, 3])
+    pick = rng.choice(len(names), size=len(requests), p=p)
+    for req, k in zip(requests, pick, strict=True):
+        if req.tenant == "default":
+            req.tenant = names[k]
+
+
+def targets_for(requests: Sequence[SimRequest], policy: Policy, prepared: pol.Prepared) -> Targets:
+    n = len(requests)
+    lim = np.full((3, n), np.inf)
+    cache: dict[tuple[str, str], tuple[float, float, float]] = {}
+    for i, req in enumerate(requests):
+        key = (req.tenant, prepared.budgets[i].query_class)
+        got = cache.get(key)
+        if got is None:
+            lat = pol.tenant_of(policy, req.tenant).limits(key[1]).latency  # type: ignore[arg-type]
+            got = cache[key] = tuple(
+                v / 1000.0 if v is not None else np.inf
+                for v in (lat.ttft_p95_ms, lat.tpot_p95_ms, lat.e2e_p95_ms)
+            )
+        lim[:, i] = got
+    return Targets(
+        ttft_s=lim[0],
+        tpot_s=lim[1],
+        e2e_s=lim[2],
+        need_rank=np.array([QUALITY_TIER_ORDER.get(r.tier, 0) for r in requests]),
+        tenants=np.array([r.tenant for r in requests]),
+        output_tokens=np.array([r.output_tokens for r in requests]),
+        predicted_p50=np.array([b.p50_output_tokens for b in prepared.budgets]),
+        predicted_p90=np.array([b.p90_output_tokens for b in prepared.budgets]),
+    )
+
+
+def peak_replicas(
+    requests: Sequence[SimRequest], spec: ReplicaSpec, tpot_ms: float | None, window_s: float = 60.0
+) -> int:
+    """Replicas of `spec` the busiest `window_s` of the trace needs at the TPOT SLO (hindsight)."""
+    if not requests:
+        return 1
+    buckets: dict[int, list[int]] = {}
+    for r in requests:
+        b = buckets.setdefault(int(r.arrival_s // window_s), [0, 0, 0])
+        b[0] += 1
+        b[1] += r.output_tokens
+        b[2] += r.prompt_tokens
+    decode = spec.throughput_at(spec.slo_batch(tpot_ms))
+    need = max(
+        (n / window_s) * (o / n) / decode
+        + (n / window_s) * (p / n) / spec.perf.prefill_tokens_per_s
+        for n, o, p in buckets.values()
+    )
+    return max(1, math.ceil(need))
+
+
+class _Setup:
+    """Everything one policy needs: pools' bounds, a router, a controller."""
+
+    def __init__(self, bounds, router, controller) -> None:
+        self.bounds, self.router, self.controller = bounds, router, controller
+
+
+def _setups(
+    names: Sequence[str],
+    catalog: Catalog,
+    policy: Policy,
+    requests: Sequence[SimRequest],
+    prepared: pol.Prepared,
+    specs: list[ReplicaSpec],
+    seed: int,
+    notes: list[str],
+) -> dict[str, _Setup]:
+    profiles = list(catalog.profiles)
+    index = {p.name: i for i, p in enumerate(profiles)}
+    slo = pol.tightest_slo(policy)
+    target_ongoing = [s.slo_batch(slo["tpot"]) for s in specs]
+    strong = pol.strong_profile(catalog)
+    weak = pol.weak_profile(catalog)
+    si, wi = index[strong.name], index[weak.name]
+    n_peak = peak_replicas(requests, specs[si], slo["tpot"])
+    own = [
+        (policy.scaling[p.name].min_replicas, policy.scaling[p.name].max_replicas) for p in profiles
+    ]
+    own_start = [
+        max(lo, min(hi, p.replicas.start)) for p, (lo, hi) in zip(profiles, own, strict=True)
+    ]
+
+    def only(used: Sequence[int], start: int = 1) -> tuple[list[tuple[int, int]], list[int]]:
+        bounds = [
+            (max(1, own[i][0]), max(own[i][1], n_peak)) if i in used else (0, 0)
+            for i in range(len(profiles))
+        ]
+        return bounds, [start if i in used else 0 for i in range(len(profiles))]
+
+    out: dict[str, _Setup] = {}
+    for name in names:
+        if name in ("ours", "oracle"):
+            router = pol.DecideRouter(catalog, policy, prepared, oracle=name == "oracle")
+            controller = ctl.QueueLengthController(own_start, target_ongoing)
+            out[name] = _Setup(own, router, controller)
+        elif name == "static":
+            bounds = [(n_peak, n_peak) if i == si else (0, 0) for i in range(len(profiles))]
+            out[name] = _Setup(
+                bounds, pol.FixedRouter(si, strong), ctl.StaticController([b[0] for b in bounds])
+            )
+        elif name == "queue":
+            bounds, start = only([si])
+            out[name] = _Setup(
+                bounds,
+                pol.FixedRouter(si, strong),
+                ctl.QueueLengthController(start, target_ongoing),
+            )
+        elif name == "round-robin":
+            used = [i for i in range(len(profiles)) if own[i][1] > 0]
+            bounds, start = only(used)
+            router = pol.RoundRobinRouter(used, [profiles[i] for i in used])
+            out[name] = _Setup(bounds, router, ctl.QueueLengthController(start, target_ongoing))
+        elif name == "routellm":
+            bounds, start = only([wi, si])
+            rng = np.random.default_rng([seed, 5])
+            weak_rank = QUALITY_TIER_ORDER[weak.quality.tier]
+            truly_hard = np.array([QUALITY_TIER_ORDER.get(r.tier, 0) > weak_rank for r in requests])
+            flip = rng.random(len(requests)) >= ROUTELLM_ACCURACY
+            router = pol.ThresholdRouter(
+                pol.FixedRouter(wi, weak), pol.FixedRouter(si, strong), truly_hard ^ flip
+            )
+            out[name] = _Setup(bounds, router, ctl.QueueLengthController(start, target_ongoing))
+        elif name == "dynamo":
+            bounds, start = only([si])
+            out[name] = _Setup(
+                bounds, pol.FixedRouter(si, strong), ctl.DynamoSLAController(start, slo["tpot"])
+            )
+        else:
+            raise ValueError(f"unknown policy {name!r}; choose from {', '.join(ALL_POLICIES)}")
+    notes.append(
+        f"strong profile {strong.name} (static: {n_peak} replicas for the peak minute); "
+        f"weak profile {weak.name}; queue-length target_ongoing_requests = the largest batch "
+        f"meeting TPOT {slo['tpot']} ms"
+    )
+    return out
+
+
+def simulate(
+    catalog: Catalog,
+    policy: Policy,
+    requests: list[SimRequest],
+    *,
+    policies: Sequence[str] = ALL_POLICIES,
+    seed: int = 0,
+    tenant_weights: Mapping[str, float] | None = None,
+    predictor: Predictor | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    queue_timeout_s: float = 600.0,
+) -> SimResult:
+    """Replay `requests` under each named policy (see `ALL_POLICIES`); deterministic per seed."""
+    wall: dict[str, float] = {}
+    t0 = time.perf_counter()
+    assign_tenants(requests, policy, tenant_weights, seed)
+    prepared = prepare(catalog, requests, predictor)
+    wall["predict"] = time.perf_counter() - t0
+    targets = targets_for(requests, policy, prepared)
+    specs = [ReplicaSpec.of(p) for p in catalog.profiles]
+    names = [p.name for p in catalog.profiles]
+    ranks = np.array([QUALITY_TIER_ORDER[p.quality.tier] for p in catalog.profiles])
+    notes: list[str] = []
+    setups = _setups(policies, catalog, policy, requests, prepared, specs, seed, notes)
+    runs: dict[str, PolicyRun] = {}
+    for name, setup in setups.items():
+        t1 = time.perf_counter()
+        cluster = Cluster(specs, setup.bounds, seed=seed, queue_timeout_s=queue_timeout_s)
+        report = (lambda i, name=name: progress(name, i, len(requests))) if progress else None
+        outcome = cluster.run(requests, setup.router, setup.controller, progress=report)
+        metrics = summarize(outcome, targets, names, ranks)
+        runs[name] = PolicyRun(name, DESCRIPTIONS[name], outcome, metrics, time.perf_counter() - t1)
+        wall[name] = runs[name].wall_s
+    wall["total"] = time.perf_counter() - t0
+    return SimResult(runs, names, targets, requests, prediction_error(targets), wall, notes)

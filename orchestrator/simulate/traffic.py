@@ -1,0 +1,201 @@
+"""Traffic for the simulator: requests with arrival times, real text and true sizes.
+
+Sources (`load_traffic` picks by file content):
+- Azure LLM inference trace CSV (`TIMESTAMP,ContextTokens,GeneratedTokens`): each request
+  gets a real prompt of similar length from the shared prompt sets (`prompts.PromptPool`);
+- JSONL, one request per line: `arrival_s`, `messages` (or `prompt`), `output_tokens`, and
+  optionally `prompt_tokens` (else the text's count), `tenant`, `tier` (needed quality);
+- a usage ledger (SQLite, `orchestrator serve --ledger`): started_at, tenant, prompt and
+  output tokens of every finished request; text as for Azure.
+
+Invariants: requests are sorted by `arrival_s`, which starts at 0; `rid` is the index;
+`output_tokens >= 1`. Rate scaling keeps the trace's shape: x2.5 emits each request 2 or 3
+times (spread over the gap to the next arrival), x0.5 keeps every other one on average.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orchestrator.simulate.prompts import PromptPool
+
+
+@dataclass(slots=True)
+class SimRequest:
+    """One request of the replayed traffic (all policies see the same list)."""
+
+    rid: int
+    arrival_s: float
+    body: dict[str, Any]  # what the predictor reads (OpenAI chat body)
+    prompt_tokens: int  # true prompt length (prefill work)
+    output_tokens: int  # true generated tokens
+    tenant: str = "default"
+    tier: str = "small"  # quality tier the request's difficulty needs
+    body_key: Any = None  # requests sharing a body share its prediction
+
+
+def _parse_ts(text: str) -> float:
+    text = text.strip()
+    if "." in text:  # the trace has 7 fractional digits; datetime takes 6
+        head, frac = text.split(".", 1)
+        text = f"{head}.{frac[:6]}"
+    return datetime.fromisoformat(text).timestamp()
+
+
+def _finish(rows: list[SimRequest]) -> list[SimRequest]:
+    rows.sort(key=lambda r: r.arrival_s)
+    t0 = rows[0].arrival_s if rows else 0.0
+    for i, r in enumerate(rows):
+        r.rid = i
+        r.arrival_s -= t0
+    return rows
+
+
+def load_azure(path: Path, pool: PromptPool, *, seed: int = 0) -> list[SimRequest]:
+    rng = np.random.default_rng(seed)
+    rows: list[SimRequest] = []
+    with Path(path).open(encoding="utf-8") as f:
+        for rec in csv.DictReader(f):
+            ctx, out = int(rec["ContextTokens"]), int(rec["GeneratedTokens"])
+            body = pool.body_for(ctx, rng)
+            rows.append(
+                SimRequest(
+                    0,
+                    _parse_ts(rec["TIMESTAMP"]),
+                    body.body,
+                    max(ctx, 1),
+                    max(out, 1),
+                    tier=body.tier,
+                    body_key=body.key,
+                )
+            )
+    return _finish(rows)
+
+
+def load_jsonl(path: Path) -> list[SimRequest]:
+    rows: list[SimRequest] = []
+    with Path(path).open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            d = json.loads(line)
+            try:
+                if "messages" in d:
+                    body = {"model": d.get("model", "auto"), "messages": d["messages"]}
+                else:
+                    body = {
+                        "model": d.get("model", "auto"),
+                        "messages": [{"role": "user", "content": d["prompt"]}],
+                    }
+                out = int(d["output_tokens"])
+                arrival = float(d["arrival_s"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"{path}:{n}: needs arrival_s, messages|prompt, output_tokens ({exc})"
+                ) from None
+            prompt_tokens = d.get("prompt_tokens")
+            rows.append(
+                SimRequest(
+                    0,
+                    arrival,
+                    body,
+                    int(prompt_tokens) if prompt_tokens else -1,
+                    max(out, 1),
+                    tenant=d.get("tenant", "default"),
+                    tier=d.get("tier", "small"),
+                    body_key=("jsonl", n),
+                )
+            )
+    return _finish(rows)
+
+
+def load_ledger(path: Path, pool: PromptPool, *, seed: int = 0) -> list[SimRequest]:
+    """Replay a running orchestrator's own traffic (finished requests of its usage ledger)."""
+    from orchestrator.ledger.store import UsageLedger
+
+    rng = np.random.default_rng(seed)
+    ledger = UsageLedger(path, readonly=True)
+    try:
+        records = ledger.records()
+    finally:
+        ledger.close()
+    rows = []
+    for r in records:
+        if r.status == "rejected" or r.output_tokens < 1:
+            continue
+        body = pool.body_for(r.prompt_tokens, rng)
+        rows.append(
+            SimRequest(
+                0,
+                r.started_at.timestamp(),
+                body.body,
+                max(r.prompt_tokens, 1),
+                r.output_tokens,
+                tenant=r.tenant,
+                tier=body.tier,
+                body_key=body.key,
+            )
+        )
+    return _finish(rows)
+
+
+def sniff(path: Path) -> str:
+    """'azure', 'jsonl' or 'ledger' from the file's first bytes."""
+    with Path(path).open("rb") as f:
+        head = f.read(64)
+    if head.startswith(b"SQLite format 3"):
+        return "ledger"
+    if head.lstrip().startswith(b"{"):
+        return "jsonl"
+    if head.upper().startswith(b"TIMESTAMP"):
+        return "azure"
+    raise ValueError(f"{path}: not an Azure trace CSV, a JSONL of requests or a usage ledger")
+
+
+def load_traffic(path: Path, pool_factory: Any = None, *, seed: int = 0) -> list[SimRequest]:
+    """Load any supported source; `pool_factory()` gives the PromptPool when one is needed."""
+    kind = sniff(path)
+    if kind == "jsonl":
+        return load_jsonl(path)
+    pool = pool_factory() if pool_factory is not None else PromptPool(seed=seed)
+    try:
+        return (
+            load_azure(path, pool, seed=seed)
+            if kind == "azure"
+            else load_ledger(path, pool, seed=seed)
+        )
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"{path}: unreadable ledger ({exc})") from None
+
+
+def rescale(
+    requests: list[SimRequest],
+    *,
+    rate_scale: float = 1.0,
+    duration_s: float | None = None,
+    seed: int = 0,
+) -> list[SimRequest]:
+    """Cut to the first `duration_s` seconds, then multiply the arrival rate by `rate_scale`."""
+    if rate_scale <= 0:
+        raise ValueError("rate_scale must be > 0")
+    rows = [r for r in requests if duration_s is None or r.arrival_s < duration_s]
+    if rate_scale == 1.0:
+        return [replace(r) for r in rows]
+    rng = np.random.default_rng([seed, 7])
+    out: list[SimRequest] = []
+    end = rows[-1].arrival_s if rows else 0.0
+    for i, r in enumerate(rows):
+        gap = (rows[i + 1].arrival_s if i + 1 < len(rows) else end + 1.0) - r.arrival_s
+        copies = int(rate_scale) + (1 if rng.random() < rate_scale - int(rate_scale) else 0)
+        for c in range(copies):
+            at = r.arrival_s + (gap * rng.random() if c else 0.0)
+            out.append(replace(r, arrival_s=at))
+    return _finish(out)

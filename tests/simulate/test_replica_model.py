@@ -1,0 +1,68 @@
+"""The replica model against the shared latency model, on a one-profile cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.routing import estimate as est
+from orchestrator.routing.types import LiveState
+from orchestrator.simulate.cluster import Cluster, Routed
+from orchestrator.simulate.controllers import StaticController
+from orchestrator.simulate.replica import ReplicaSpec
+from orchestrator.simulate.traffic import SimRequest
+
+
+class _To0:
+    def route(self, req, cluster, now):
+        return Routed(0, req.output_tokens)
+
+
+def _req(rid: int, at: float, prompt: int = 1000, out: int = 101) -> SimRequest:
+    return SimRequest(rid, at, {}, prompt, out)
+
+
+def _run(catalog, reqs, replicas=1):
+    spec = ReplicaSpec.of(catalog.profiles[0])
+    cluster = Cluster([spec], [(replicas, replicas)])
+    return spec, cluster.run(reqs, _To0(), StaticController([replicas]))
+
+
+def test_rates_come_from_the_shared_latency_model(catalog):
+    p = catalog.profiles[0]
+    spec = ReplicaSpec.of(p)
+    for n in (1, 2, spec.cap // 2, spec.cap):
+        live = LiveState(replicas_running=1, requests_in_flight=n - 1)
+        point = est.load_point(spec.perf, live, spec.knobs)
+        assert spec.rate[n] == pytest.approx(est.stream_tokens_per_s(spec.perf, point))
+        assert est.tpot_ms(spec.perf, live, point) == pytest.approx(1000 / spec.rate[n])
+
+
+def test_one_request_alone_takes_the_modelled_ttft_and_tpot(catalog):
+    spec, out = _run(catalog, [_req(0, 0.0)])
+    point = est.load_point(spec.perf, LiveState(replicas_running=1), spec.knobs)
+    ttft = est.ttft_ms(spec.perf, LiveState(), point, 1000, spec.knobs) / 1000
+    assert out.ttft_s[0] == pytest.approx(ttft)
+    assert out.e2e_s[0] == pytest.approx(ttft + 100 / spec.rate[1])
+
+
+def test_two_streams_share_the_replica(catalog):
+    spec, out = _run(catalog, [_req(0, 0.0, prompt=10), _req(1, 0.0, prompt=10)])
+    # both decode together at rate[2] (slower per stream than alone)
+    assert spec.rate[2] < spec.rate[1]
+    assert out.e2e_s[1] - out.ttft_s[1] == pytest.approx(100 / spec.rate[2], rel=1e-3)
+
+
+def test_batch_is_bounded_by_kv_capacity(catalog):
+    spec = ReplicaSpec.of(catalog.profiles[0])
+    n = spec.cap + 5
+    _, out = _run(catalog, [_req(i, 0.0, prompt=10) for i in range(n)])
+    # the last five wait for a slot: their first token comes after the first finish
+    first_finish = out.e2e_s[: spec.cap].min()
+    assert (out.ttft_s[spec.cap :] >= first_finish).all()
+    assert (out.ttft_s[: spec.cap] < first_finish).all()
+
+
+def test_replica_is_billed_while_it_runs(catalog):
+    spec, out = _run(catalog, [_req(0, 0.0), _req(1, 3600.0)], replicas=2)
+    assert out.replica_hours[0] == pytest.approx(2 * out.end_s / 3600)
+    assert out.replica_cost[0] == pytest.approx(out.replica_hours[0] * spec.price_per_hour)
