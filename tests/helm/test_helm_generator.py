@@ -121,8 +121,10 @@ def test_cli_render_chart_values_round_trip(capsys) -> None:
     assert fragment["catalog"]["content"] == gpu.read_text()
     assert fragment["policy"]["content"] == premium.read_text()
     assert [g["groupName"] for g in fragment["generated"]["gpuWorkerGroups"]] == [
+        "gpu-b200",
         "gpu-h100",
         "gpu-h200",
+        "gpu-l4",
         "gpu-l40s",
     ]
     # premium.yaml names API keys but no tenantKeys secret was given

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 from policy_helpers import issues_of, load, marked_line, only_issue
 
-KNOWN = "catalog profiles: gpt-oss-20b-mxfp4, llama8b-bf16-eagle3"
+KNOWN = "catalog profiles: deepseek-r1-nvfp4-mtp, gpt-oss-20b-mxfp4"
 
 
 @pytest.mark.parametrize(
@@ -167,7 +167,7 @@ def test_no_eligible_profile(tmp_path, gpu_catalog):
     body = """
     defaults:
       quality_floor: {min_tier: frontier}  # <-
-      denied_profiles: [qwen3-235b-fp8]
+      denied_profiles: [qwen3-235b-fp8, deepseek-r1-nvfp4-mtp]
     """
     issues, text = issues_of(tmp_path, body, gpu_catalog)
     [issue] = issues

@@ -85,23 +85,30 @@ def test_lists_are_replaced_not_merged(tmp_path, gpu_catalog):
 def test_eligibility_applies_denied_floor_and_disabled_profiles(tmp_path, gpu_catalog):
     body = """
     defaults:
-      denied_profiles: [llama8b-bf16-eagle3]
-      quality_floor: {min_score: 25}
+      denied_profiles: [llama8b-bf16-eagle3, qwen3-8b-awq]
+      quality_floor: {min_score: 30}
     autoscaling:
       profiles:
         qwen3-235b-fp8: {max_replicas: 0}
+        llama70b-gptq-draft: {max_replicas: 0}
     """
     t = load(tmp_path, body, gpu_catalog).default_tenant
-    # fp8-ngram scores 24 (< 25), eagle3 denied, 235b disabled
-    assert t.eligible_profiles() == ("gpt-oss-20b-mxfp4", "qwen3-8b-dflash")
-    assert t.all_eligible_profiles() == ("gpt-oss-20b-mxfp4", "qwen3-8b-dflash")
+    # fp8-ngram scores 24 (< 30), eagle3 and awq denied, 235b and 70b disabled
+    expected = ("deepseek-r1-nvfp4-mtp", "gpt-oss-20b-mxfp4", "qwen3-8b-dflash")
+    assert tuple(sorted(t.eligible_profiles())) == expected
+    assert tuple(sorted(t.all_eligible_profiles())) == expected
 
 
 def test_tier_floor(tmp_path, gpu_catalog):
     t = load(
         tmp_path, "defaults:\n  quality_floor: {min_tier: large}\n", gpu_catalog
     ).default_tenant
-    assert t.eligible_profiles() == ("gpt-oss-20b-mxfp4", "qwen3-235b-fp8")
+    assert sorted(t.eligible_profiles()) == [
+        "deepseek-r1-nvfp4-mtp",
+        "gpt-oss-20b-mxfp4",
+        "llama70b-gptq-draft",
+        "qwen3-235b-fp8",
+    ]
 
 
 def test_budgets_merge_defaults_and_tenant(tmp_path, gpu_catalog):

@@ -61,7 +61,10 @@ def test_easy_query_goes_to_cheapest_plain_profile(gpu_views):
 
 
 def test_hard_reasoning_query_goes_to_strong_reasoning_profile(gpu_views):
-    d = decide(_req(), HARD, OPEN, gpu_views)
+    # the whole catalog: a large model answering without 3000 reasoning tokens costs least
+    assert decide(_req(), HARD, OPEN, gpu_views).profile == "llama70b-gptq-draft"
+    reasoners = tuple(v.name for v in gpu_views if v.name != "llama70b-gptq-draft")
+    d = decide(_req(), HARD, TenantRules(allowed_profiles=reasoners), gpu_views)
     assert d.profile == "gpt-oss-20b-mxfp4"  # large tier that reasons, cheapest such
     assert d.reasoning.enabled and d.reasoning.effort == "high"
     assert d.reasoning.request_params == {"reasoning_effort": "high"}
@@ -86,8 +89,9 @@ def test_reasoning_class_without_reasoning_needs_large_tier(gpu_views):
     # tenant forbids reasoning: gpt-oss cannot switch it off, qwen3-8b counts as plain medium
     rules = TenantRules(reasoning_allowed=False)
     d = decide(_req(), HARD, rules, gpu_views)
-    assert d.profile == "qwen3-235b-fp8"
+    assert d.profile == "llama70b-gptq-draft"  # the cheapest large tier without reasoning
     cands = _by_name(d)
+    assert cands["qwen3-235b-fp8"].lost_because == ("not_best",)
     assert cands["gpt-oss-20b-mxfp4"].lost_because == ("reasoning_not_allowed",)
     assert cands["qwen3-8b-dflash"].lost_because == ("below_class_quality",)
     assert not d.reasoning.enabled
@@ -250,8 +254,8 @@ def test_actions_follow_policy_order(gpu_views):
         gpu_views,
     )
     # keeping the quality the class needs: gpt-oss' and qwen3-8b's 3000 reasoning tokens leave
-    # no answer within the target, so the frontier model answers, truncated
-    assert capped.action == "cap_tokens" and capped.profile == "qwen3-235b-fp8"
+    # no answer within the target, so the large model without reasoning answers, truncated
+    assert capped.action == "cap_tokens" and capped.profile == "llama70b-gptq-draft"
     assert capped.max_tokens < 1500
     assert _by_name(capped)["gpt-oss-20b-mxfp4"].lost_because == ("cap_below_minimum",)
     assert downgraded.action == "downgrade" and downgraded.profile == "llama8b-fp8-ngram"
