@@ -317,7 +317,7 @@ class AutoscalingSpec(_Strict):
         10.0, gt=0, le=600, description="the controller plans every this many seconds"
     )
     scale_up_delay_s: float = Field(
-        0.0, ge=0, description="a higher target must persist this long before it is applied"
+        30.0, ge=0, description="a higher target must persist this long before it is applied"
     )
     scale_down_delay_s: float = Field(
         120.0, ge=0, description="a lower target must persist this long before it is applied"

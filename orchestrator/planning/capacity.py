@@ -1,0 +1,111 @@
+"""Capacity of one replica at the SLO, from the catalog figures through the shared latency model.
+
+Model (Dynamo's SLA planner idea: replicas = demand / per-replica rate at the SLO; the rate at
+the SLO comes from a load curve, here the router's own latency model, so the planner and the
+router never disagree about what a replica can do):
+
+- decode: the largest per-replica concurrency n in [1, max_concurrency] whose modelled TPOT and
+  TTFT (for the family's mean prompt) meet the profile's planning SLO; the decode capacity is
+  n / TPOT(n) output tokens per second. If even n = 1 misses, the capacity is that of n = 1 and
+  the profile is flagged `meets_slo = False` (more replicas cannot fix a per-stream speed);
+- prefill: `prefill_tokens_per_s`;
+- a replica's load is the time-share in/prefill + out/decode (<= 1 per replica);
+- online correction: `delivery` = delivered / modelled per-stream speed at the observed batch,
+  an EWMA of TPOT samples; the capacity is multiplied by it, so a profile that under-delivers
+  its catalog figure is given more replicas.
+
+The planning SLO of a profile is the tightest TTFT and TPOT objective of any tenant and
+request class that may use it (e2e objectives depend on each request's length and are the
+router's to meet by capping tokens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.catalog.schema import Profile
+from orchestrator.policy.model import Policy
+from orchestrator.policy.schema import REQUEST_CLASSES, LatencySLO
+from orchestrator.routing.estimate import timing
+from orchestrator.routing.types import DEFAULT_KNOBS, LiveState, ProfilePerformance
+from orchestrator.routing.views import profile_view
+
+
+@dataclass(frozen=True)
+class ReplicaCapacity:
+    output_tps: float  # decode tokens/s per replica at the SLO (catalog model, no correction)
+    prefill_tps: float
+    concurrency: int  # streams per replica at that point
+    tpot_ms: float  # modelled TPOT there
+    ttft_ms: float  # modelled TTFT there
+    meets_slo: bool  # False: even one stream alone misses the SLO
+    bound_by: str  # "tpot" | "ttft" | "max_concurrency"
+
+
+def performance(profile: Profile) -> ProfilePerformance:
+    """The shared latency model's view of the profile's catalog figures."""
+    return profile_view(profile).performance
+
+
+def modelled_latency(
+    perf: ProfilePerformance, streams_per_replica: float, prompt_tokens: float
+) -> tuple[float, float]:
+    """(TTFT ms, TPOT ms) of a replica with `streams_per_replica` requests decoding."""
+    live = LiveState(replicas_running=1, requests_in_flight=max(0, round(streams_per_replica) - 1))
+    _, ttft, tpot, _ = timing(perf, live, prompt_tokens, DEFAULT_KNOBS)
+    return ttft, tpot
+
+
+def replica_capacity(profile: Profile, slo: LatencySLO, prompt_tokens: float) -> ReplicaCapacity:
+    """Per-replica decode capacity at the SLO (see the module docstring)."""
+    perf = performance(profile)
+
+    def fits(ttft: float, tpot: float) -> bool:
+        return (slo.tpot_p95_ms is None or tpot <= slo.tpot_p95_ms) and (
+            slo.ttft_p95_ms is None or ttft <= slo.ttft_p95_ms
+        )
+
+    best: tuple[int, float, float] | None = None
+    bound = "max_concurrency"
+    for n in range(1, perf.max_concurrency + 1):  # the load curve, evaluated point by point
+        ttft, tpot = modelled_latency(perf, n, prompt_tokens)
+        if not fits(ttft, tpot):
+            too_slow = slo.tpot_p95_ms is not None and tpot > slo.tpot_p95_ms
+            bound = "tpot" if too_slow else "ttft"
+            break
+        best = (n, ttft, tpot)
+    meets = best is not None
+    if best is None:
+        ttft, tpot = modelled_latency(perf, 1, prompt_tokens)
+        best = (1, ttft, tpot)
+    n, ttft, tpot = best
+    return ReplicaCapacity(
+        output_tps=1000.0 * n / tpot,
+        prefill_tps=perf.prefill_tokens_per_s,
+        concurrency=n,
+        tpot_ms=tpot,
+        ttft_ms=ttft,
+        meets_slo=meets,
+        bound_by=bound,
+    )
+
+
+def planning_slo(policy: Policy, profile: str) -> LatencySLO:
+    """Tightest TTFT / TPOT objective of any reachable tenant and class that may use `profile`."""
+    ttft: float | None = None
+    tpot: float | None = None
+    for tenant in policy.reachable_tenants():
+        for rc in REQUEST_CLASSES:
+            if profile not in tenant.eligible_profiles(rc):
+                continue
+            lat = tenant.limits(rc).latency
+            if lat.ttft_p95_ms is not None:
+                ttft = lat.ttft_p95_ms if ttft is None else min(ttft, lat.ttft_p95_ms)
+            if lat.tpot_p95_ms is not None:
+                tpot = lat.tpot_p95_ms if tpot is None else min(tpot, lat.tpot_p95_ms)
+    return LatencySLO(ttft_p95_ms=ttft, tpot_p95_ms=tpot)
+
+
+def serves_anyone(policy: Policy, profile: str) -> bool:
+    """Some reachable tenant may be routed to `profile` for some request class."""
+    return any(profile in t.all_eligible_profiles() for t in policy.reachable_tenants())

@@ -1,0 +1,525 @@
+"""`plan`: one controller tick, from an Observation to replica targets (pure).
+
+Steps (docs/controller.md):
+1. demand: per model family, the observed routed load (requests/s, input and predicted output
+   tokens/s) updates a damped-trend Holt filter; the load planned for is the larger of the
+   level now and the forecast one replica start-up (`replicas.startup_s`) ahead; an idle
+   family (no arrivals, nothing running or waiting) plans for zero;
+2. capacity: per profile, the decode rate per replica at its planning SLO (capacity.py),
+   times its delivery factor (measured / modelled speed, EWMA);
+3. pressure: a measured SLO breach under load, a queue beyond `waiting_pressure_per_replica`,
+   or requests for a profile with no replica lift that profile's floor to one above its
+   target (unless replicas are already starting);
+4. ideal: the cheapest mix for that load (mix.py; bounds, $/hour ceiling, resources);
+5. hysteresis: a higher target applies after `scale_up_delay_s` (at once under pressure); a
+   lower one after `scale_down_delay_s`, and only if the smaller set still serves the
+   forecast load plus `scale_down_margin` (else one step, N -> N-1, if that fits; else hold).
+   A ceiling or resource limit the held set would break is applied at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from orchestrator.catalog.schema import Profile
+from orchestrator.planning.capacity import (
+    ReplicaCapacity,
+    modelled_latency,
+    performance,
+    planning_slo,
+    replica_capacity,
+    serves_anyone,
+)
+from orchestrator.planning.forecast import holt_update, planning_demand
+from orchestrator.planning.mix import MixProblem, MixProfile, MixResult, solve_mix, unserved_with
+from orchestrator.planning.types import (
+    FamilyState,
+    Limit,
+    Observation,
+    PlannerKnobs,
+    PlanState,
+    ProfileObservation,
+    ProfileState,
+    ProfileTarget,
+    ScalingDecision,
+)
+from orchestrator.policy.model import Policy
+from orchestrator.policy.schema import LatencySLO
+
+_IDLE = ProfileObservation()
+
+
+@dataclass(frozen=True)
+class _Demand:
+    rps: float
+    input_tps: float
+    output_tps: float
+    horizon_s: float
+    idle: bool
+
+    @property
+    def prompt_tokens(self) -> float:
+        return self.input_tps / self.rps if self.rps > 0 else 0.0
+
+
+@dataclass
+class _Row:
+    """Working data of one profile during a tick."""
+
+    profile: Profile
+    obs: ProfileObservation
+    slo: LatencySLO
+    cap: ReplicaCapacity
+    delivery: float
+    lo: int
+    hi: int
+    headroom: float
+    serves: bool
+    current: int
+    above_since_s: float | None = None
+    below_since_s: float | None = None
+    need: float = 0.0
+    pressure: str = ""
+    floor: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+    @property
+    def family(self) -> str:
+        return self.profile.served_model_name
+
+    @property
+    def decode_tps(self) -> float:
+        return self.cap.output_tps * self.delivery
+
+    @property
+    def price(self) -> float:
+        return self.profile.price_per_replica_hour_usd
+
+
+def plan(
+    observation: Observation,
+    policy: Policy,
+    state: PlanState | None = None,
+    knobs: PlannerKnobs | None = None,
+) -> tuple[ScalingDecision, PlanState]:
+    """One planning tick. `policy` is a loaded Policy (its `catalog` is the catalog planned
+    for); `state` is the previous tick's (None or empty after a restart)."""
+    knobs = knobs or PlannerKnobs()
+    state = state or PlanState()
+    now = observation.now_s
+    auto = policy.spec.autoscaling
+    catalog = policy.catalog
+    obs = {p.name: observation.profiles.get(p.name, _IDLE) for p in catalog.profiles}
+
+    families, demand = _forecast(policy, obs, state, now, knobs)
+    rows = {p.name: _row(p, obs[p.name], policy, state, demand, knobs) for p in catalog.profiles}
+    for r in rows.values():
+        d = demand[r.family]
+        if r.serves and not d.idle and (d.input_tps > 0 or d.output_tps > 0):
+            work = d.input_tps / r.cap.prefill_tps + d.output_tps / r.decode_tps
+            r.need = work * (1.0 + r.headroom)
+        r.pressure = _pressure(r, knobs)
+        r.floor = r.lo
+        if r.pressure:
+            step = 0 if r.obs.replicas_starting > 0 and r.current > r.obs.replicas_ready else 1
+            r.floor = min(r.hi, max(r.lo, r.current + step, 1))
+
+    ceiling = auto.max_cost_per_hour_usd
+    problem = _problem(rows, ceiling, observation.resources_available, use_floor=True)
+    floor_cost = sum(r.floor * r.price for r in rows.values())
+    if ceiling is not None and floor_cost > ceiling + 1e-9:
+        problem = _problem(rows, ceiling, observation.resources_available, use_floor=False)
+    ideal = solve_mix(problem, use_solver=knobs.use_solver, time_limit_s=knobs.solver_time_limit_s)
+    uncapped = None
+    if ceiling is not None:
+        free = _problem(rows, None, observation.resources_available, use_floor=False)
+        uncapped = solve_mix(free, use_solver=knobs.use_solver)
+
+    def solve(p: MixProblem) -> MixResult:
+        return solve_mix(p, use_solver=knobs.use_solver, time_limit_s=knobs.solver_time_limit_s)
+
+    targets, timers, limits = _hysteresis(rows, ideal, problem, auto, now, solve)
+    decision_targets: dict[str, ProfileTarget] = {}
+    new_profiles: dict[str, ProfileState] = {}
+    for name, r in rows.items():
+        lim = list(limits[name])
+        want = uncapped.replicas[name] if uncapped is not None else ideal.replicas[name]
+        if uncapped is not None and targets[name] < want and ideal.replicas[name] < want:
+            lim.append("cost_ceiling")
+        if targets[name] == r.hi and (r.need > r.hi or ideal.replicas[name] == r.hi) and r.need:
+            lim.append("max_replicas")
+        if targets[name] == r.lo and ideal.replicas[name] == r.lo and r.lo > 0:
+            lim.append("min_replicas")
+        if not r.cap.meets_slo:
+            lim.append("slo_infeasible")
+        reason = _reason(r, targets[name], ideal, demand[r.family], tuple(lim), now, timers[name],
+                         auto, rows)  # fmt: skip
+        share = ideal.share.get(name, 0.0)
+        decision_targets[name] = ProfileTarget(
+            profile=name,
+            family=r.family,
+            current=r.current,
+            target=targets[name],
+            ideal=ideal.replicas[name],
+            min_replicas=r.lo,
+            max_replicas=r.hi,
+            capacity_output_tps=r.decode_tps,
+            delivery=r.delivery,
+            assigned_output_tps=share * demand[r.family].output_tps,
+            utilisation=_utilisation(r),
+            pressure=bool(r.pressure),
+            limited_by=tuple(dict.fromkeys(lim)),
+            reason=reason,
+        )
+        new_profiles[name] = ProfileState(
+            target=targets[name],
+            above_since_s=timers[name][0],
+            below_since_s=timers[name][1],
+            delivery=r.delivery,
+            reason=reason,
+        )
+    cost = sum(rows[n].price * t for n, t in targets.items())
+    binding = any("cost_ceiling" in t.limited_by for t in decision_targets.values())
+    unserved = {f: round(s, 6) for f, s in ideal.unserved.items()}
+    alerts = []
+    if binding:
+        short = ", ".join(f"{f} {s:.0%} short" for f, s in unserved.items() if s > 1e-6)
+        alerts.append(
+            f"spend ceiling ${ceiling:,.2f}/hour binds: targets cost ${cost:,.2f}/hour"
+            + (f"; forecast load not covered: {short}" if short else "")
+        )
+    decision = ScalingDecision(
+        now_s=now,
+        targets=decision_targets,
+        cost_per_hour_usd=cost,
+        ceiling_usd_per_hour=ceiling,
+        ceiling_binding=binding,
+        unserved_share=unserved,
+        prefer_cheaper=binding,
+        solver=ideal.method,
+        alerts=tuple(alerts),
+    )
+    return decision, PlanState(families=families, profiles=new_profiles, last_now_s=now)
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _forecast(
+    policy: Policy,
+    obs: dict[str, ProfileObservation],
+    state: PlanState,
+    now: float,
+    knobs: PlannerKnobs,
+) -> tuple[dict[str, FamilyState], dict[str, _Demand]]:
+    families: dict[str, FamilyState] = {}
+    demand: dict[str, _Demand] = {}
+    for fam in policy.catalog.families:
+        members = [p for p in policy.catalog.profiles if p.served_model_name == fam]
+        o = [obs[p.name] for p in members]
+        rps = sum(x.arrival_rate_rps for x in o)
+        tin = sum(x.input_tokens_per_s for x in o)
+        tout = sum(x.output_tokens_per_s for x in o)
+        busy = sum(x.requests_running + x.requests_waiting for x in o)
+        prev = state.families.get(fam, FamilyState())
+        fs = FamilyState(
+            input_tps=holt_update(prev.input_tps, tin, now, knobs),
+            output_tps=holt_update(prev.output_tps, tout, now, knobs),
+            rps=holt_update(prev.rps, rps, now, knobs),
+        )
+        families[fam] = fs
+        horizon = max(p.replicas.startup_s for p in members)
+        idle = rps <= 0 and busy <= 0
+        demand[fam] = _Demand(
+            rps=0.0 if idle else planning_demand(fs.rps, horizon, knobs),
+            input_tps=0.0 if idle else planning_demand(fs.input_tps, horizon, knobs),
+            output_tps=0.0 if idle else planning_demand(fs.output_tps, horizon, knobs),
+            horizon_s=horizon,
+            idle=idle,
+        )
+    return families, demand
+
+
+def _row(
+    p: Profile,
+    o: ProfileObservation,
+    policy: Policy,
+    state: PlanState,
+    demand: dict[str, _Demand],
+    knobs: PlannerKnobs,
+) -> _Row:
+    bounds = policy.scaling[p.name]
+    slo = planning_slo(policy, p.name)
+    d = demand[p.served_model_name]
+    prompt = d.prompt_tokens or policy.spec.reference_request("standard").input_tokens
+    cap = replica_capacity(p, slo, prompt)
+    prev = state.profiles.get(p.name)
+    delivery = prev.delivery if prev is not None else 1.0
+    delivery = _update_delivery(p, o, delivery, prompt, knobs)
+    current = prev.target if prev is not None else o.replicas_current
+    return _Row(
+        profile=p,
+        obs=o,
+        slo=slo,
+        cap=cap,
+        delivery=delivery,
+        lo=bounds.min_replicas,
+        hi=bounds.max_replicas,
+        headroom=bounds.headroom,
+        serves=serves_anyone(policy, p.name) and bounds.max_replicas > 0,
+        current=current,
+        above_since_s=prev.above_since_s if prev is not None else None,
+        below_since_s=prev.below_since_s if prev is not None else None,
+    )
+
+
+def _update_delivery(
+    p: Profile, o: ProfileObservation, delivery: float, prompt: float, knobs: PlannerKnobs
+) -> float:
+    """EWMA of modelled / measured TPOT at the observed batch (needs >= 1 stream per replica)."""
+    if o.replicas_ready <= 0 or o.tpot_ms.p50 is None or o.tpot_ms.p50 <= 0:
+        return delivery
+    per_replica = o.requests_running / o.replicas_ready
+    if per_replica < 1.0:
+        return delivery
+    perf = performance(p)
+    n = min(per_replica, perf.max_concurrency)
+    _, modelled = modelled_latency(perf, n, prompt)
+    sample = modelled / o.tpot_ms.p50
+    new = delivery + knobs.delivery_weight * (sample - delivery)
+    return min(knobs.delivery_max, max(knobs.delivery_min, new))
+
+
+def _measured(p: object) -> tuple[str, float] | None:
+    for label in ("p95", "p90", "p50"):
+        v = getattr(p, label)
+        if v is not None:
+            return label, v
+    return None
+
+
+def _pressure(r: _Row, knobs: PlannerKnobs) -> str:
+    """Why this profile needs a replica now, or ''."""
+    o = r.obs
+    if r.hi <= 0:
+        return ""
+    if o.replicas_ready <= 0 and o.replicas_starting <= 0 and r.current <= 0:
+        if o.requests_waiting > 0 or o.arrival_rate_rps > 0:
+            if o.requests_waiting:
+                return f"{o.requests_waiting:g} requests waiting and no replica (cold start)"
+            return f"{o.arrival_rate_rps:.2g} req/s and no replica (cold start)"
+        return ""
+    if o.replicas_ready <= 0:
+        return ""
+    loaded = o.requests_running >= o.replicas_ready or o.requests_waiting > 0
+    per = o.requests_waiting / o.replicas_ready
+    if knobs.waiting_pressure_per_replica > 0 and per > knobs.waiting_pressure_per_replica:
+        return f"{o.requests_waiting:g} requests waiting on {o.replicas_ready} replica(s)"
+    if not loaded:
+        return ""
+    rate = f"at {_tps(o.output_tokens_per_s)} tok/s"
+    for what, measured, slo in (
+        ("TPOT", o.tpot_ms, r.slo.tpot_p95_ms),
+        ("TTFT", o.ttft_ms, r.slo.ttft_p95_ms),
+    ):
+        got = _measured(measured)
+        if slo is not None and got is not None and got[1] > slo:
+            return f"{what} {got[0]} {got[1]:.0f} ms > SLO {slo:.0f} ms {rate}"
+    return ""
+
+
+def _problem(
+    rows: dict[str, _Row], ceiling: float | None, available: dict[str, float], *, use_floor: bool
+) -> MixProblem:
+    return MixProblem(
+        profiles=tuple(
+            MixProfile(
+                name=r.name,
+                family=r.family,
+                price_per_hour=r.price,
+                lo=r.floor if use_floor else r.lo,
+                hi=max(r.hi, r.floor if use_floor else r.lo),
+                need=r.need,
+                serves=r.serves,
+                units=_units(r.profile),
+            )
+            for r in rows.values()
+        ),
+        ceiling_per_hour=ceiling,
+        available=available,
+    )
+
+
+def _units(p: Profile) -> dict[str, float]:
+    acc = p.accelerator
+    return {acc.type: float(acc.count)} if acc.is_gpu else {"CPU": acc.cpus}
+
+
+def _scaled(problem: MixProblem, factor: float) -> MixProblem:
+    """The same problem with every profile's need multiplied by `factor`."""
+    return MixProblem(
+        profiles=tuple(replace(p, need=p.need * factor) for p in problem.profiles),
+        ceiling_per_hour=problem.ceiling_per_hour,
+        available=problem.available,
+    )
+
+
+def _hysteresis(
+    rows: dict[str, _Row],
+    ideal: MixResult,
+    problem: MixProblem,
+    auto: object,
+    now: float,
+    solve: Callable[[MixProblem], MixResult],
+) -> tuple[dict[str, int], dict[str, tuple[float | None, float | None]], dict[str, list[Limit]]]:
+    """Targets after the up/down delays and the N -> N-1 check (see the module docstring)."""
+    up_delay = auto.scale_up_delay_s  # type: ignore[attr-defined]
+    down_delay = auto.scale_down_delay_s  # type: ignore[attr-defined]
+    margin = auto.scale_down_margin  # type: ignore[attr-defined]
+    targets: dict[str, int] = {}
+    timers: dict[str, tuple[float | None, float | None]] = {}
+    limits: dict[str, list[Limit]] = {n: [] for n in rows}
+    downs: list[str] = []
+    for name, r in rows.items():
+        cur = min(max(r.current, r.lo), r.hi)  # bounds changed (policy reload): apply at once
+        want = ideal.replicas[name]
+        prev = (r.above_since_s, r.below_since_s)
+        if want > cur:
+            since = prev[0] if prev[0] is not None else now
+            timers[name] = (since, None)
+            if r.pressure or now - since >= up_delay:
+                targets[name] = want
+            else:
+                targets[name] = cur
+                limits[name].append("up_delay")
+        elif want < cur:
+            since = prev[1] if prev[1] is not None else now
+            timers[name] = (None, since)
+            targets[name] = cur
+            if now - since >= down_delay:
+                downs.append(name)
+            else:
+                limits[name].append("down_delay")
+        else:
+            timers[name] = (None, None)
+            targets[name] = cur
+    # N -> N-1: a scale-down goes no lower than the cheapest mix for the forecast + margin
+    # (so it cannot re-trigger a scale-up), and must not leave load the ideal mix serves
+    # unserved; failing that, one step down if that still serves the forecast + margin
+    if downs:
+        strict_problem = _scaled(problem, 1.0 + margin)
+        strict = solve(strict_problem)
+        allowed = {
+            f: s if ideal.unserved.get(f, 0.0) > 1e-9 else 0.0
+            for f, s in unserved_with(strict_problem, ideal.replicas).items()
+        }
+        for name in sorted(downs, key=lambda n: -rows[n].price):
+            cur = targets[name]
+            floor = max(ideal.replicas[name], strict.replicas[name])
+            for candidate, check, within in (
+                (floor, problem, ideal.unserved),
+                (cur - 1, strict_problem, allowed),
+            ):
+                if candidate >= cur:
+                    continue
+                lost = unserved_with(check, {**targets, name: candidate})
+                if all(lost[f] <= within.get(f, 0.0) + 1e-9 for f in lost):
+                    targets[name] = candidate
+                    if candidate == ideal.replicas[name]:
+                        timers[name] = (None, None)
+                    break
+            else:
+                limits[name].append("n_minus_1")
+    # hard limits the held set breaks apply at once: take the ideal mix
+    cost = sum(rows[n].price * t for n, t in targets.items())
+    over_cost = problem.ceiling_per_hour is not None and cost > problem.ceiling_per_hour + 1e-9
+    over_res = any(
+        sum(p.units.get(res, 0.0) * targets[p.name] for p in problem.profiles) > avail + 1e-9
+        for res, avail in problem.available.items()
+    )
+    if over_cost or over_res:
+        for name in rows:
+            if targets[name] > ideal.replicas[name]:
+                targets[name] = ideal.replicas[name]
+                timers[name] = (None, None)
+                limits[name] = [x for x in limits[name] if x not in ("down_delay", "n_minus_1")]
+                limits[name].append("cost_ceiling" if over_cost else "resources")
+    return targets, timers, limits
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def _utilisation(r: _Row) -> float:
+    o = r.obs
+    if o.replicas_ready <= 0:
+        return 0.0
+    work = o.input_tokens_per_s / r.cap.prefill_tps + o.output_tokens_per_s / r.decode_tps
+    return work / o.replicas_ready
+
+
+def _tps(v: float) -> str:
+    return f"{v / 1000:.1f}k" if v >= 1000 else f"{v:.0f}"
+
+
+def _reason(
+    r: _Row,
+    target: int,
+    ideal: MixResult,
+    d: _Demand,
+    limits: tuple[Limit, ...],
+    now: float,
+    timers: tuple[float | None, float | None],
+    auto: object,
+    rows: dict[str, _Row],
+) -> str:
+    cur = r.current
+    arrow = f"{cur} -> {target}" if target != cur else f"hold {target}"
+    if r.hi <= 0:
+        return "disabled (max_replicas 0)"
+    if r.pressure and target > cur:
+        return f"{r.pressure}; {arrow}"
+    short = ideal.unserved.get(r.family, 0.0)  # the ceiling's cut shows as the full need
+    load = (
+        f"forecast {_tps(d.output_tps)} out tok/s in {d.horizon_s:.0f} s needs "
+        f"{(ideal.share.get(r.name, 0.0) + short) * r.need:.1f} replicas at "
+        f"{_tps(r.decode_tps)} tok/s each (+{r.headroom:.0%} headroom)"
+    )
+    if d.idle:
+        load = "idle: no requests"
+    elif r.need <= 0:
+        load = "no load for this profile"
+    elif ideal.share.get(r.name, 0.0) <= 1e-9:
+        cheaper = [
+            o.name for o in rows.values() if o.family == r.family and ideal.share.get(o.name, 0) > 0
+        ]
+        load = f"{', '.join(cheaper) or 'nothing'} serves the family's load more cheaply"
+    notes = []
+    if "up_delay" in limits and timers[0] is not None:
+        notes.append(f"up delay {now - timers[0]:.0f}/{auto.scale_up_delay_s:.0f} s")  # type: ignore[attr-defined]
+    if "down_delay" in limits and timers[1] is not None:
+        notes.append(
+            f"{ideal.replicas[r.name]} would do; down delay "
+            f"{now - timers[1]:.0f}/{auto.scale_down_delay_s:.0f} s"  # type: ignore[attr-defined]
+        )
+    if "n_minus_1" in limits:
+        notes.append(
+            f"{target - 1} would not serve the forecast +{auto.scale_down_margin:.0%} "  # type: ignore[attr-defined]
+            "(N -> N-1 check)"
+        )
+    if "cost_ceiling" in limits:
+        notes.append("capped by the $/hour ceiling")
+    if "resources" in limits:
+        notes.append("capped by available accelerators")
+    if "max_replicas" in limits:
+        notes.append(f"at max_replicas {r.hi}")
+    if "slo_infeasible" in limits:
+        notes.append("even one stream misses the SLO")
+    if target == 0 and cur > 0:
+        notes.append("scale to zero")
+    tail = f" ({'; '.join(notes)})" if notes else ""
+    return f"{load}; {arrow}{tail}"

@@ -1,0 +1,169 @@
+"""Typed inputs, state and outputs of the planning core (`plan`).
+
+Invariants:
+- every model is frozen and forbids unknown fields; `PlanState` and `ScalingDecision` are
+  JSON-serialisable with `model_dump(mode="json")`;
+- time only ever comes in as `Observation.now_s` (seconds on any monotonic clock: wall time in
+  the server, virtual time in the simulator); the core never reads a clock;
+- rates are per second and cover ALL replicas of a profile; latencies are milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Percentiles(_Frozen):
+    """Measured latency percentiles over the last window (None = not measured)."""
+
+    p50: float | None = Field(None, ge=0)
+    p90: float | None = Field(None, ge=0)
+    p95: float | None = Field(None, ge=0)
+
+
+class ProfileObservation(_Frozen):
+    """What the controller sees of one profile over the last window."""
+
+    arrival_rate_rps: float = Field(0.0, ge=0, description="requests routed here per second")
+    input_tokens_per_s: float = Field(0.0, ge=0, description="prompt tokens routed here / s")
+    output_tokens_per_s: float = Field(
+        0.0, ge=0, description="predicted output tokens routed here / s (router's decisions)"
+    )
+    requests_running: float = Field(0.0, ge=0, description="decoding now, all replicas")
+    requests_waiting: float = Field(0.0, ge=0, description="queued (engine + Serve handles)")
+    kv_cache_usage: float | None = Field(None, ge=0, le=1, description="mean over replicas")
+    ttft_ms: Percentiles = Percentiles()
+    tpot_ms: Percentiles = Percentiles()
+    replicas_current: int = Field(0, ge=0, description="replicas that exist (any state)")
+    replicas_ready: int = Field(0, ge=0, description="replicas serving")
+    replicas_starting: int = Field(0, ge=0, description="replicas not serving yet")
+    spend_usd_per_hour: float = Field(0.0, ge=0, description="token spend rate (ledger)")
+
+
+class Observation(_Frozen):
+    """One planning tick's input."""
+
+    now_s: float = Field(description="seconds on the caller's monotonic clock")
+    profiles: dict[str, ProfileObservation] = Field(
+        default_factory=dict, description="per profile name; a missing profile = idle, 0 replicas"
+    )
+    resources_available: dict[str, float] = Field(
+        default_factory=dict,
+        description="units replicas may use in total, by resource: an accelerator type "
+        "(e.g. 'H100': 16) or 'CPU'; a resource not listed is unlimited",
+    )
+
+
+class PlannerKnobs(_Frozen):
+    """Internal tunables (the user-facing ones live in the policy's `autoscaling` section)."""
+
+    level_time_s: float = Field(30.0, gt=0, description="Holt level smoothing time constant")
+    trend_time_s: float = Field(200.0, gt=0, description="Holt trend smoothing time constant")
+    trend_damping_s: float = Field(
+        300.0, gt=0, description="a trend is extrapolated at most ~this far (damped trend)"
+    )
+    delivery_weight: float = Field(
+        0.2, gt=0, le=1, description="EWMA weight of one delivered-speed sample"
+    )
+    delivery_min: float = Field(0.25, gt=0, description="lowest delivery factor")
+    delivery_max: float = Field(1.5, gt=0, description="highest delivery factor")
+    waiting_pressure_per_replica: float = Field(
+        1.0, ge=0, description="queued requests per ready replica that count as pressure"
+    )
+    solver_time_limit_s: float = Field(2.0, gt=0)
+    use_solver: bool = Field(True, description="False = greedy only (for tests)")
+
+
+class HoltState(_Frozen):
+    """Damped-trend Holt filter of one demand series (units per second, slope per second)."""
+
+    level: float = 0.0
+    slope: float = 0.0
+    t_s: float | None = None
+
+
+class FamilyState(_Frozen):
+    input_tps: HoltState = HoltState()
+    output_tps: HoltState = HoltState()
+    rps: HoltState = HoltState()
+
+
+class ProfileState(_Frozen):
+    target: int = Field(ge=0)
+    above_since_s: float | None = None  # the ideal target has been above `target` since
+    below_since_s: float | None = None  # ... below `target` since
+    delivery: float = Field(1.0, gt=0, description="delivered / modelled decode speed (EWMA)")
+    reason: str = ""
+
+
+class PlanState(_Frozen):
+    """Everything `plan` carries from one tick to the next. An empty state is a valid start
+    (a restarted controller): targets then start from the observed current replicas."""
+
+    families: dict[str, FamilyState] = Field(default_factory=dict)
+    profiles: dict[str, ProfileState] = Field(default_factory=dict)
+    last_now_s: float | None = None
+
+
+Limit = Literal[
+    "min_replicas",
+    "max_replicas",
+    "cost_ceiling",
+    "resources",
+    "up_delay",
+    "down_delay",
+    "n_minus_1",
+    "slo_infeasible",
+]
+
+
+class ProfileTarget(_Frozen):
+    """The controller's decision for one profile."""
+
+    profile: str
+    family: str
+    current: int = Field(ge=0, description="the previous target (or observed replicas)")
+    target: int = Field(ge=0)
+    ideal: int = Field(ge=0, description="cheapest mix for the forecast, before hysteresis")
+    min_replicas: int = Field(ge=0)
+    max_replicas: int = Field(ge=0)
+    capacity_output_tps: float = Field(
+        ge=0, description="per replica, at the SLO, delivery-corrected"
+    )
+    delivery: float = Field(gt=0)
+    assigned_output_tps: float = Field(ge=0, description="forecast load the mix gives it")
+    utilisation: float = Field(ge=0, description="observed load / capacity of ready replicas")
+    pressure: bool = False
+    limited_by: tuple[Limit, ...] = ()
+    reason: str
+
+
+class ScalingDecision(_Frozen):
+    """The output of one tick: a target per profile, with reasons."""
+
+    now_s: float
+    targets: dict[str, ProfileTarget]
+    cost_per_hour_usd: float = Field(ge=0, description="replica cost at the targets")
+    ceiling_usd_per_hour: float | None = None
+    ceiling_binding: bool = Field(False, description="the ceiling stopped a needed replica")
+    unserved_share: dict[str, float] = Field(
+        default_factory=dict, description="per family: share of forecast load not covered"
+    )
+    prefer_cheaper: bool = Field(
+        False, description="router hint: prefer cheaper profiles (the ceiling binds)"
+    )
+    solver: Literal["highs", "greedy", "exact"] = Field(
+        "highs",
+        description="highs = the MILP; exact = closed form (one profile per family, nothing "
+        "cut); greedy = the fallback",
+    )
+    alerts: tuple[str, ...] = ()
+
+    def target_of(self, profile: str) -> int:
+        return self.targets[profile].target
