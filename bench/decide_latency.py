@@ -20,10 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestrator.catalog import load_catalog  # noqa: E402
+from orchestrator.concepts import LatencySLO  # noqa: E402
 from orchestrator.paths import PROJECT_ROOT  # noqa: E402
+from orchestrator.replica_model import LiveState  # noqa: E402
 from orchestrator.routing import (  # noqa: E402
-    LatencySLO,
-    LiveState,
     RouteRequest,
     TenantRules,
     TokenBudget,
@@ -49,9 +49,7 @@ def twenty_profiles(rng: random.Random):
                 update={
                     "name": f"{prof.name}-v{variant}",
                     "max_model_len": prof.max_model_len // (1 + variant % 2),
-                    "prices": view.prices.model_copy(
-                        update={k: v * scale for k, v in view.prices.model_dump().items()}
-                    ),
+                    "prices": view.prices.scaled(scale),
                 }
             )
             views.append(view)
@@ -64,8 +62,8 @@ def workload(rng: random.Random, n: int):
         TenantRules(),
         TenantRules(cost_target_usd=2e-4, slo=LatencySLO(e2e_p95_ms=20_000)),
         TenantRules(quality_floor="large", remaining_budget_usd=5.0, max_reasoning_tokens=2000),
-        TenantRules(cost_cap_usd=1e-5, on_breach=("cap_tokens", "reject")),
-        TenantRules(slo=LatencySLO(ttft_p95_ms=300.0), on_breach=("downgrade", "reject")),
+        TenantRules(cost_cap_usd=1e-5, on_cost_cap=("cap_tokens", "reject")),
+        TenantRules(slo=LatencySLO(ttft_p95_ms=300.0), on_cost_cap=("downgrade", "reject")),
     ]
     out = []
     for _ in range(n):

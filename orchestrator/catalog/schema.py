@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.concepts import QualityTier, ReasoningControl
+
 API_VERSION = "orchestrator/v1"
 
 # vLLM's own method names; NVFP4 checkpoints load as "modelopt_fp4" or "compressed-tensors".
@@ -37,9 +39,6 @@ Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 AcceleratorType = Literal[
     "cpu", "L4", "A10G", "L40S", "A100-40G", "A100-80G", "H100", "H200", "B200"
 ]
-QualityTier = Literal["small", "medium", "large", "frontier"]
-QUALITY_TIER_ORDER: dict[str, int] = {"small": 0, "medium": 1, "large": 2, "frontier": 3}
-ReasoningControl = Literal["none", "enable_thinking", "reasoning_effort"]
 
 
 class _Strict(BaseModel):

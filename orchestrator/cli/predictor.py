@@ -63,8 +63,8 @@ def _train(args: argparse.Namespace) -> int:
     from orchestrator.predict.artifact import DEFAULT_ARTIFACT_DIR, traffic_artifact_dir
     from orchestrator.predict.offline.data import data_available, load_examples
     from orchestrator.predict.offline.evaluate import format_table
-    from orchestrator.predict.store import PredictorStore
     from orchestrator.predict.offline.train import TrainConfig, train, write_heldout
+    from orchestrator.predict.store import PredictorStore
 
     if not data_available(args.data):
         return _err(f"shared training data not found under {args.data}")

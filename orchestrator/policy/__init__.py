@@ -11,20 +11,16 @@ from orchestrator.policy.loader import (
     load_policy_text,
 )
 from orchestrator.policy.model import Policy, ScalingBounds, TenantPolicy
-from orchestrator.policy.pricing import TokenPrices, token_prices
-from orchestrator.policy.schema import REQUEST_CLASSES, PolicySpec, RequestClass, policy_json_schema
+from orchestrator.policy.schema import PolicySpec, policy_json_schema
 from orchestrator.policy.watch import PolicyWatcher, WatchStatus
 
 __all__ = [
-    "REQUEST_CLASSES",
     "EffectiveLimits",
     "Policy",
     "PolicySpec",
     "PolicyWatcher",
-    "RequestClass",
     "ScalingBounds",
     "TenantPolicy",
-    "TokenPrices",
     "WatchStatus",
     "catalog_path_for",
     "default_policy",
@@ -32,5 +28,4 @@ __all__ = [
     "load_policy_for_cli",
     "load_policy_text",
     "policy_json_schema",
-    "token_prices",
 ]

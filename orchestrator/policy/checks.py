@@ -17,13 +17,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from orchestrator.catalog.schema import Catalog
+from orchestrator.concepts import QUERY_CLASSES
 from orchestrator.config_files import ConfigIssue, LoadedYaml
-from orchestrator.policy.latency import estimate_latency
 from orchestrator.policy.limits import Loc, Merged
 from orchestrator.policy.model import ScalingBounds
-from orchestrator.policy.pricing import HOURS_PER_DAY, HOURS_PER_MONTH
 from orchestrator.policy.resolve import ResolvedTenant
-from orchestrator.policy.schema import REQUEST_CLASSES, PolicySpec, TenantDefaults
+from orchestrator.policy.schema import PolicySpec, TenantDefaults
+from orchestrator.pricing import HOURS_PER_DAY, HOURS_PER_MONTH
+from orchestrator.replica_model import performance_of, request_latency
 
 SLO_FIELDS = ("ttft_p95_ms", "tpot_p95_ms", "e2e_p95_ms")
 PERIODS = (
@@ -64,7 +65,7 @@ class _Reporter:
     def _affects(tenants: dict[str, list[str]]) -> str:
         parts = []
         for tenant, entries in tenants.items():
-            if len(entries) == len(REQUEST_CLASSES) and all(e in REQUEST_CLASSES for e in entries):
+            if len(entries) == len(QUERY_CLASSES) and all(e in QUERY_CLASSES for e in entries):
                 parts.append(f"tenant {tenant!r} (all classes)")
             else:
                 parts.append(f"tenant {tenant!r} ({', '.join(entries)})")
@@ -221,7 +222,7 @@ def _check_tenant(spec: PolicySpec, catalog: Catalog, rt: ResolvedTenant, rep: _
             continue
         ref = spec.reference_request(rc)
         n_in, n_out = ref.input_tokens, min(ref.output_tokens, lim.max_tokens or ref.output_tokens)
-        estimates = {p.name: estimate_latency(p, n_in, n_out) for p in eligible}
+        estimates = {p.name: request_latency(performance_of(p), n_in, n_out) for p in eligible}
         set_fields = [f for f in SLO_FIELDS if getattr(lim.latency, f) is not None]
         failing = []
         for f in set_fields:

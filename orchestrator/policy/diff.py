@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from orchestrator.concepts import QUERY_CLASSES
 from orchestrator.policy.model import Policy
-from orchestrator.policy.schema import REQUEST_CLASSES
 
 ALL_CLASSES = "all classes"
 _MISSING = object()
@@ -59,7 +59,7 @@ def flatten(policy: Policy) -> dict[str, dict[tuple[str, str], Any]]:
     reachable = {t.name for t in policy.reachable_tenants()}
     out: dict[str, dict[tuple[str, str], Any]] = {}
     out["policy"] = {("", "unknown_keys"): policy.spec.unknown_keys}
-    for rc in REQUEST_CLASSES:
+    for rc in QUERY_CLASSES:
         ref = policy.spec.reference_request(rc)
         out["policy"][(rc, "reference_request")] = (ref.input_tokens, ref.output_tokens)
     for t in policy.tenants.values():
@@ -70,7 +70,7 @@ def flatten(policy: Policy) -> dict[str, dict[tuple[str, str], Any]]:
         budgets: dict[str, Any] = {}
         _leaves(t.budgets, "budgets", budgets)
         fields.update({("", k): v for k, v in budgets.items()})
-        for rc in REQUEST_CLASSES:
+        for rc in QUERY_CLASSES:
             limits: dict[str, Any] = {}
             _leaves(t.limits(rc), "", limits)
             fields.update({(rc, k): v for k, v in limits.items()})
@@ -100,18 +100,18 @@ def _rollup(subject: str, changes: list[Change]) -> list[Change]:
     """Merge per-class changes that are identical: scope becomes "all classes" or a list."""
     groups: dict[tuple[str, str, str], list[str]] = {}
     for c in changes:
-        if c.scope in REQUEST_CLASSES:
+        if c.scope in QUERY_CLASSES:
             groups.setdefault((c.field, repr(c.old), repr(c.new)), []).append(c.scope)
     out = []
     done: set[tuple[str, str, str]] = set()
     for c in changes:
         key = (c.field, repr(c.old), repr(c.new))
-        if c.scope not in REQUEST_CLASSES:
+        if c.scope not in QUERY_CLASSES:
             out.append(c)
         elif key not in done:
             done.add(key)
             scopes = groups[key]
-            scope = ALL_CLASSES if len(scopes) == len(REQUEST_CLASSES) else ", ".join(scopes)
+            scope = ALL_CLASSES if len(scopes) == len(QUERY_CLASSES) else ", ".join(scopes)
             out.append(Change(subject, scope, c.field, c.old, c.new))
     return out
 

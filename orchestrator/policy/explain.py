@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from orchestrator.policy.latency import LatencyEstimate, estimate_latency
+from orchestrator.concepts import QUERY_CLASSES, QueryClass
 from orchestrator.policy.limits import EffectiveLimits
 from orchestrator.policy.model import Policy, TenantPolicy
-from orchestrator.policy.pricing import HOURS_PER_MONTH
-from orchestrator.policy.schema import REQUEST_CLASSES, RequestClass
+from orchestrator.pricing import HOURS_PER_MONTH
+from orchestrator.replica_model import RequestLatency, performance_of, request_latency
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,8 @@ class ProfileOption:
     input_usd_per_1k: float
     price_source: str
     request_cost_usd: float
-    idle: LatencyEstimate
-    loaded: LatencyEstimate
+    idle: RequestLatency
+    loaded: RequestLatency
     meets_slo_idle: bool
     meets_slo_loaded: bool
     within_cost_cap: bool
@@ -33,7 +33,7 @@ class ProfileOption:
 
 @dataclass(frozen=True)
 class ClassExplanation:
-    request_class: RequestClass
+    request_class: QueryClass
     input_tokens: int
     output_tokens: int
     limits: EffectiveLimits
@@ -69,7 +69,7 @@ class PolicyExplanation:
         return asdict(self)
 
 
-def _class(policy: Policy, tenant: TenantPolicy, rc: RequestClass) -> ClassExplanation:
+def _class(policy: Policy, tenant: TenantPolicy, rc: QueryClass) -> ClassExplanation:
     lim = tenant.limits(rc)
     ref = policy.spec.reference_request(rc)
     n_in, n_out = ref.input_tokens, min(ref.output_tokens, lim.max_tokens or ref.output_tokens)
@@ -78,8 +78,9 @@ def _class(policy: Policy, tenant: TenantPolicy, rc: RequestClass) -> ClassExpla
         profile = policy.catalog.profile(name)
         prices = policy.prices[name]
         cost = prices.cost_usd(n_in, n_out)
-        idle = estimate_latency(profile, n_in, n_out)
-        loaded = estimate_latency(profile, n_in, n_out, loaded=True)
+        perf = performance_of(profile)
+        idle = request_latency(perf, n_in, n_out, 1)
+        loaded = request_latency(perf, n_in, n_out, perf.max_concurrency)
         options.append(
             ProfileOption(
                 profile=name,
@@ -140,7 +141,7 @@ def explain_policy(policy: Policy) -> PolicyExplanation:
                 budgets=t.budgets.model_dump(),
                 always_on=always_on,
                 min_replicas_usd_per_month=policy.min_replicas_cost_per_month(tuple(always_on)),
-                classes=[_class(policy, t, rc) for rc in REQUEST_CLASSES]
+                classes=[_class(policy, t, rc) for rc in QUERY_CLASSES]
                 if t.name in reachable
                 else [],
             )

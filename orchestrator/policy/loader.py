@@ -21,10 +21,10 @@ from orchestrator.config_files import (
 from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
 from orchestrator.policy.checks import check_policy
 from orchestrator.policy.model import Policy
-from orchestrator.policy.pricing import token_prices
 from orchestrator.policy.resolve import resolve_tenants, scaling_bounds
 from orchestrator.policy.schema import PolicySpec
 from orchestrator.policy.secrets import resolve_keys
+from orchestrator.pricing import token_prices
 
 
 def content_version(text: str) -> str:

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from orchestrator.catalog.schema import Catalog
+from orchestrator.concepts import QueryClass
 from orchestrator.policy.limits import EffectiveLimits
-from orchestrator.policy.pricing import HOURS_PER_MONTH, TokenPrices
 from orchestrator.policy.schema import (
     BUILTIN_BOUNDS,
     Budgets,
@@ -23,8 +23,8 @@ from orchestrator.policy.schema import (
     KeyRef,
     PolicySpec,
     RequestBounds,
-    RequestClass,
 )
+from orchestrator.pricing import HOURS_PER_MONTH, TokenPrices
 
 
 @dataclass(frozen=True)
@@ -45,19 +45,19 @@ class TenantPolicy:
     name: str
     is_default: bool
     budgets: Budgets
-    classes: Mapping[RequestClass, EffectiveLimits]
-    eligible: Mapping[RequestClass, tuple[str, ...]]
+    classes: Mapping[QueryClass, EffectiveLimits]
+    eligible: Mapping[QueryClass, tuple[str, ...]]
     key_refs: tuple[KeyRef, ...] = ()
     description: str | None = None
     bounds: RequestBounds = BUILTIN_BOUNDS  # every field set (built-in values where unset)
     priority: int = 0  # overload shedding: lower priorities are refused first
     failover: Failover = Failover(retry=True, migrate_streams=True)  # both fields set
 
-    def limits(self, request_class: RequestClass = "standard") -> EffectiveLimits:
+    def limits(self, request_class: QueryClass = "standard") -> EffectiveLimits:
         """Effective limits for a request class (unknown classes get `standard`)."""
         return self.classes.get(request_class) or self.classes["standard"]
 
-    def eligible_profiles(self, request_class: RequestClass = "standard") -> tuple[str, ...]:
+    def eligible_profiles(self, request_class: QueryClass = "standard") -> tuple[str, ...]:
         """Profiles this tenant may use for the class (before family / context-length filters)."""
         found = self.eligible.get(request_class)
         return found if found is not None else self.eligible["standard"]

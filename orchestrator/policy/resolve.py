@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.catalog.schema import QUALITY_TIER_ORDER, Catalog, Profile
+from orchestrator.catalog.schema import Catalog, Profile
+from orchestrator.concepts import QUERY_CLASSES, TIER_RANK, QueryClass
 from orchestrator.policy.limits import (
     BUILTIN,
     EffectiveLimits,
@@ -21,20 +22,12 @@ from orchestrator.policy.limits import (
     effective_tenant_settings,
 )
 from orchestrator.policy.model import ScalingBounds, TenantPolicy
-from orchestrator.policy.schema import (
-    REQUEST_CLASSES,
-    PolicySpec,
-    QualityFloor,
-    RequestClass,
-    TenantDefaults,
-)
+from orchestrator.policy.schema import PolicySpec, QualityFloor, TenantDefaults
 
 
 def meets_quality_floor(profile: Profile, floor: QualityFloor) -> bool:
     """Tier at least min_tier and, when min_score is set, a score at least min_score."""
-    if floor.min_tier is not None and (
-        QUALITY_TIER_ORDER[profile.quality.tier] < QUALITY_TIER_ORDER[floor.min_tier]
-    ):
+    if floor.min_tier is not None and (TIER_RANK[profile.quality.tier] < TIER_RANK[floor.min_tier]):
         return False
     if floor.min_score is not None:
         return profile.quality.score is not None and profile.quality.score >= floor.min_score
@@ -81,12 +74,12 @@ def scaling_bounds(spec: PolicySpec, catalog: Catalog) -> dict[str, ScalingBound
 @dataclass(frozen=True)
 class ResolvedTenant:
     tenant: TenantPolicy
-    limits_merged: dict[RequestClass, Merged]
+    limits_merged: dict[QueryClass, Merged]
     budgets_merged: Merged
     loc: Loc
 
 
-def _class_layer(block: TenantDefaults, loc: Loc, rc: RequestClass) -> Layer:
+def _class_layer(block: TenantDefaults, loc: Loc, rc: QueryClass) -> Layer:
     return Layer(block.classes.get(rc), loc + ("classes", rc))
 
 
@@ -100,10 +93,10 @@ def resolve_tenant(
     is_default: bool,
 ) -> ResolvedTenant:
     """Effective limits of one tenant block for every request class."""
-    classes: dict[RequestClass, EffectiveLimits] = {}
-    merges: dict[RequestClass, Merged] = {}
-    eligible: dict[RequestClass, tuple[str, ...]] = {}
-    for rc in REQUEST_CLASSES:
+    classes: dict[QueryClass, EffectiveLimits] = {}
+    merges: dict[QueryClass, Merged] = {}
+    eligible: dict[QueryClass, tuple[str, ...]] = {}
+    for rc in QUERY_CLASSES:
         layers = [
             Layer(BUILTIN, None),
             Layer(spec.defaults, ("defaults",)),

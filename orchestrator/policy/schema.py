@@ -17,14 +17,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from orchestrator.catalog.schema import QualityTier
+from orchestrator.concepts import Action, LatencySLO, QualityTier, QueryClass
 
 API_VERSION = "orchestrator/v1"
 KIND = "Policy"
 
-RequestClass = Literal["standard", "long_form", "reasoning", "long_context"]
-REQUEST_CLASSES: tuple[RequestClass, ...] = ("standard", "long_form", "reasoning", "long_context")
-Action = Literal["downgrade", "cap_tokens", "reject"]
 UnknownKeys = Literal["reject", "default_tenant"]
 
 _NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
@@ -40,14 +37,6 @@ class _Strict(BaseModel):
 
 
 # --- per tenant / per request class limits ---------------------------------------------------
-
-
-class LatencySLO(_Strict):
-    """Latency objectives at the 95th percentile, in milliseconds (unset = no objective)."""
-
-    ttft_p95_ms: float | None = Field(None, gt=0, description="time to first token, p95")
-    tpot_p95_ms: float | None = Field(None, gt=0, description="time per output token, p95")
-    e2e_p95_ms: float | None = Field(None, gt=0, description="end-to-end request latency, p95")
 
 
 class QualityFloor(_Strict):
@@ -197,7 +186,7 @@ class TenantDefaults(Limits):
         description="overload shedding order: lower priorities are refused first (default 0)",
     )
     failover: Failover | None = None
-    classes: dict[RequestClass, Limits] = Field(
+    classes: dict[QueryClass, Limits] = Field(
         default_factory=dict, description="overrides per request class"
     )
 
@@ -382,11 +371,11 @@ class PolicySpec(_Strict):
     )
     default_tenant: DefaultTenantSpec = Field(default_factory=DefaultTenantSpec)
     tenants: list[TenantSpec] = Field(default_factory=list)
-    reference_requests: dict[RequestClass, ReferenceRequest] = Field(default_factory=dict)
+    reference_requests: dict[QueryClass, ReferenceRequest] = Field(default_factory=dict)
     pricing: PricingSpec = Field(default_factory=PricingSpec)
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
 
-    def reference_request(self, request_class: RequestClass) -> ReferenceRequest:
+    def reference_request(self, request_class: QueryClass) -> ReferenceRequest:
         """The typical request of a class (this file's override, else the built-in one)."""
         found = self.reference_requests.get(request_class)
         return found if found is not None else DEFAULT_REFERENCE_REQUESTS[request_class]

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-QueryClass = Literal["standard", "long_form", "reasoning", "long_context"]
-QUERY_CLASSES: tuple[str, ...] = ("standard", "long_form", "reasoning", "long_context")
+from orchestrator.concepts import QUERY_CLASSES, QueryClass  # noqa: F401 (one home: concepts)
 
 
 class RequestFeatures(BaseModel):

@@ -4,21 +4,24 @@ Algorithm (docs/routing.md has the long form):
 1. A spent budget rejects at once (429 + Retry-After).
 2. Hard filters, in this order (the first that fails is the profile's reason): family,
    tenant allowance, tenant quality floor, context (the prompt leaves fewer than
-   `min_useful_tokens`), reasoning the tenant forbids but the profile cannot switch off,
+   the tenant's `cap_tokens_floor`), reasoning the tenant forbids but the profile cannot switch off,
    `tools` (unless tool_choice is "none") without a tool parser, health. When no profile
    survives, the reason of the profile that got furthest picks the status: 404 model,
    503 floor/health, 400 context/reasoning/tools.
 3. Stage "route": each survivor is priced with the wished reasoning; it fails softly on the
    quality its predicted class needs, TTFT/TPOT/e2e SLO, room for the predicted p90 output,
    the cost target, the hard cost cap and the remaining budget. The cheapest clean one wins.
-4. Otherwise the tenant's actions run in order, each keeping the previous ones' effect:
-   `downgrade` drops the class need (never the tenant floor) and turns reasoning to its
-   minimum; `cap_tokens` lowers max_tokens to what cost target, cap, budget, context and e2e
-   SLO allow (at least `min_useful_tokens` of answer), preferring the least truncation;
+4. Otherwise the tenant's actions run in order, each keeping the previous ones' effect. The
+   list is `on_budget_exhausted` when the remaining budget cannot pay for the request on any
+   surviving profile, else `on_cost_cap` (cost cap or target, SLO, class quality); each list
+   runs at most once. `downgrade` drops the class need (never the tenant floor) and turns
+   reasoning to its minimum; `cap_tokens` lowers max_tokens to what cost target, cap, budget,
+   context and e2e SLO allow (at least `cap_tokens_floor` of answer), preferring the least
+   truncation;
    `reject` refuses with 402 (cost), 429 (budget), 400 (context) or 503 (SLO / quality).
 5. With the actions exhausted and no `reject`, the least-failing candidate is routed anyway
    ("best effort"); hard cost cap and budget still bound its max_tokens, and a candidate
-   they cannot pay `min_useful_tokens` for is never routed.
+   they cannot pay `cap_tokens_floor` answer tokens for is never routed.
 max_tokens is always min(caller, policy cap, context room, what the cost cap and remaining
 budget afford, and what the cost target affords unless routed best effort).
 """
@@ -28,15 +31,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from orchestrator.routing import estimate as est
+from orchestrator import pricing, replica_model
+from orchestrator.concepts import TIER_RANK, Action, LatencySLO
 from orchestrator.routing.reasoning import cannot_turn_off, setting_for, wanted_level
 from orchestrator.routing.types import (
     DEFAULT_KNOBS,
-    TIER_RANK,
     CandidateReport,
     Decision,
     Estimate,
-    LatencySLO,
     ProfileView,
     ReasoningLevel,
     ReasoningSetting,
@@ -203,7 +205,10 @@ def decide(
     relax = False
     cap = False
     stage = "route"
-    pending = list(rules.on_breach)
+    pending: dict[str, list[Action]] = {
+        "on_cost_cap": list(rules.on_cost_cap),
+        "on_budget_exhausted": list(rules.on_budget_exhausted),
+    }
     while True:
         evals = [_evaluate(b, ctx, relax=relax, cap=cap) for b in survivors]
         chosen = _choose(evals, cap=cap)
@@ -211,9 +216,11 @@ def decide(
             steps.append(f"{stage}: {chosen.profile.name} chosen")
             return _routed(base, reports, evals, chosen, stage, ctx, steps, best_effort=False)
         steps.append(f"{stage}: no candidate fits")
-        if not pending:
+        trigger = "on_budget_exhausted" if _budget_binds(evals) else "on_cost_cap"
+        if not pending[trigger]:
             break
-        action = pending.pop(0)
+        action = pending[trigger].pop(0)
+        steps.append(f"{trigger}: {action}")
         stage = action
         if action == "reject":
             return _soft_reject(base, reports, evals, stage, ctx, steps)
@@ -262,7 +269,7 @@ def _context(
         cost_target=target,
         cost_cap=rules.cost_cap_usd,
         slo=slo,
-        bound=est.UNLIMITED_TOKENS if bound is None else int(bound),
+        bound=pricing.UNLIMITED_TOKENS if bound is None else int(bound),
         wished=wished,
     )
 
@@ -276,7 +283,7 @@ def _hard_failure(p: ProfileView, ctx: _Ctx) -> tuple[str, str] | None:
         return "not_allowed", f"tenant {ctx.rules.tenant!r} may not use it"
     if TIER_RANK[p.quality_tier] < TIER_RANK[ctx.rules.quality_floor]:
         return "below_quality_floor", f"tier {p.quality_tier} < floor {ctx.rules.quality_floor}"
-    if ctx.request.prompt_tokens + ctx.knobs.min_useful_tokens > p.max_model_len:
+    if ctx.request.prompt_tokens + ctx.rules.cap_tokens_floor > p.max_model_len:
         return (
             "context_too_long",
             f"prompt {ctx.request.prompt_tokens} tokens, max_model_len {p.max_model_len}",
@@ -343,10 +350,17 @@ class _Base:
 
 def _base(p: ProfileView, ctx: _Ctx) -> _Base:
     req, perf, prices, knobs = ctx.request, p.performance, p.prices, ctx.knobs
-    in_cost = est.input_cost_usd(prices, req.prompt_tokens, req.cached_prompt_share)
+    in_cost = pricing.input_cost_usd(prices, req.prompt_tokens, req.cached_prompt_share)
     uncached = req.prompt_tokens * (1.0 - req.cached_prompt_share)
-    queue_ms, ttft, tpot, speedup = est.timing(perf, p.live, uncached, knobs)
-    first = queue_ms + ttft
+    t = replica_model.timing(
+        perf,
+        p.live,
+        uncached,
+        prefill_load_slowdown=knobs.prefill_load_slowdown,
+        typical_request_output_tokens=knobs.typical_request_output_tokens,
+    )
+    queue_ms, tpot, speedup = t.queue_wait_ms, t.tpot_ms, t.spec_speedup
+    first = queue_ms + t.ttft_ms
     e2e = ctx.slo.e2e_p95_ms
     return _Base(
         profile=p,
@@ -356,10 +370,12 @@ def _base(p: ProfileView, ctx: _Ctx) -> _Base:
         tpot=tpot,
         speedup=speedup,
         room=p.max_model_len - req.prompt_tokens,
-        cap_lim=est.affordable_tokens(prices, in_cost, ctx.cost_cap),
-        budget_lim=est.affordable_tokens(prices, in_cost, ctx.rules.remaining_budget_usd),
-        target_lim=est.affordable_tokens(prices, in_cost, ctx.cost_target),
-        slo_lim=est.UNLIMITED_TOKENS if e2e is None else est.tokens_within_ms(e2e, first, tpot),
+        cap_lim=pricing.affordable_tokens(prices, in_cost, ctx.cost_cap),
+        budget_lim=pricing.affordable_tokens(prices, in_cost, ctx.rules.remaining_budget_usd),
+        target_lim=pricing.affordable_tokens(prices, in_cost, ctx.cost_target),
+        slo_lim=pricing.UNLIMITED_TOKENS
+        if e2e is None
+        else replica_model.tokens_within_ms(e2e, first, tpot),
         meets_class=_meets_class(p, ctx),
         reasoning={},
     )
@@ -377,7 +393,7 @@ def _evaluate(b: _Base, ctx: _Ctx, *, relax: bool, cap: bool) -> _Eval:
     first, tpot, room = b.first_ms, b.tpot, b.room
     cap_lim, budget_lim, target_lim, slo_lim = b.cap_lim, b.budget_lim, b.target_lim, b.slo_lim
     need = min(ctx.prediction.p90_output_tokens + r, ctx.bound)
-    floor = r + ctx.knobs.min_useful_tokens
+    floor = r + ctx.rules.cap_tokens_floor
 
     failures: list[str] = []
     if not relax and not b.meets_class:
@@ -420,8 +436,8 @@ def _evaluate(b: _Base, ctx: _Ctx, *, relax: bool, cap: bool) -> _Eval:
         failures=failures,
         max_tokens=max_tokens,
         answer_room=max_tokens - r,
-        cost=b.in_cost + tokens * p.prices.output,
-        cost_p90=b.in_cost + tokens_p90 * p.prices.output,
+        cost=b.in_cost + tokens * p.prices.output_usd_per_token,
+        cost_p90=b.in_cost + tokens_p90 * p.prices.output_usd_per_token,
         latency=first + max(0, tokens - 1) * tpot,
         latency_p90=first + max(0, tokens_p90 - 1) * tpot,
         queue_ms=b.queue_ms,
@@ -435,6 +451,13 @@ def _evaluate(b: _Base, ctx: _Ctx, *, relax: bool, cap: bool) -> _Eval:
 
 
 # ---------------------------------------------------------------- choosing
+
+_BUDGET_FAILURES = frozenset({"over_budget", "budget_below_minimum"})
+
+
+def _budget_binds(evals: list[_Eval]) -> bool:
+    """The remaining budget cannot pay for the request on any candidate."""
+    return bool(evals) and all(_BUDGET_FAILURES.intersection(e.causes) for e in evals)
 
 
 def _choose(evals: list[_Eval], *, cap: bool) -> _Eval | None:

@@ -103,7 +103,8 @@ def _affordable(profile: ProfileView, tokens: int, rules: TenantRules, knobs: Ro
     if cap is not None:
         tokens = min(tokens, cap)
     return (
-        tokens * profile.prices.output <= knobs.reasoning_budget_share * rules.remaining_budget_usd
+        tokens * profile.prices.output_usd_per_token
+        <= knobs.reasoning_budget_share * rules.remaining_budget_usd
     )
 
 

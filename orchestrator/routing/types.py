@@ -19,12 +19,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-QualityTier = Literal["small", "medium", "large", "frontier"]
-TIER_RANK: dict[str, int] = {"small": 0, "medium": 1, "large": 2, "frontier": 3}
-QueryClass = Literal["standard", "long_form", "reasoning", "long_context"]
-ReasoningControl = Literal["none", "enable_thinking", "reasoning_effort"]
-BreachAction = Literal["downgrade", "cap_tokens", "reject"]
-Action = Literal["route", "downgrade", "cap_tokens", "reject"]
+from orchestrator.concepts import (
+    Action,
+    DecisionAction,
+    LatencySLO,
+    QualityTier,
+    QueryClass,
+    ReasoningControl,
+)
+from orchestrator.pricing import TokenPrices
+from orchestrator.replica_model import (
+    PREFILL_LOAD_SLOWDOWN,
+    TYPICAL_REQUEST_OUTPUT_TOKENS,
+    LiveState,
+    ReplicaPerformance,
+)
+
 Effort = Literal["low", "medium", "high"]
 ReasoningLevel = Literal["off", "low", "medium", "high"]
 REASONING_LEVELS: tuple[ReasoningLevel, ...] = ("off", "low", "medium", "high")
@@ -68,14 +78,6 @@ class TokenBudget(_Frozen):
         return self
 
 
-class LatencySLO(_Frozen):
-    """p95 targets; None means no target."""
-
-    ttft_p95_ms: float | None = Field(None, gt=0)
-    tpot_p95_ms: float | None = Field(None, gt=0)
-    e2e_p95_ms: float | None = Field(None, gt=0)
-
-
 class TenantRules(_Frozen):
     """The tenant's slice of the policy, with its live remaining budget."""
 
@@ -85,7 +87,9 @@ class TenantRules(_Frozen):
     cost_cap_usd: float | None = Field(None, ge=0, description="per-request hard cap")
     slo: LatencySLO = LatencySLO()
     quality_floor: QualityTier = "small"
-    on_breach: tuple[BreachAction, ...] = ("downgrade", "cap_tokens", "reject")
+    on_cost_cap: tuple[Action, ...] = ("downgrade", "cap_tokens", "reject")
+    on_budget_exhausted: tuple[Action, ...] = ("reject",)
+    cap_tokens_floor: int = Field(16, ge=1, description="cap_tokens never goes below this")
     reasoning_allowed: bool = True
     max_reasoning_tokens: int | None = Field(None, ge=0)
     max_tokens_cap: int | None = Field(None, ge=1)
@@ -93,42 +97,6 @@ class TenantRules(_Frozen):
     budget_retry_after_s: int | None = Field(
         None, ge=0, description="seconds to the next budget window (429 Retry-After)"
     )
-
-
-class ProfilePrices(_Frozen):
-    """USD per token."""
-
-    input: float = Field(ge=0)
-    cached_input: float = Field(ge=0)
-    output: float = Field(ge=0)
-
-
-class ProfilePerformance(_Frozen):
-    """Per-replica capacity figures.
-
-    `single_stream_tokens_per_s` is the speed of one request alone as a benchmark measures it,
-    i.e. WITH speculative decoding when the profile has it; `spec_expected_speedup` (1.0 = no
-    speculation) lets the estimator recover the plain speed and fade the gain under load.
-    """
-
-    single_stream_tokens_per_s: float = Field(gt=0)
-    output_tokens_per_s: float = Field(gt=0, description="aggregate at max_concurrency")
-    prefill_tokens_per_s: float = Field(gt=0)
-    max_concurrency: int = Field(ge=1)
-    ttft_ms_base: float = Field(0.0, ge=0)
-    spec_expected_speedup: float = Field(1.0, gt=0)
-    cold_start_ms: float = Field(120_000.0, ge=0, description="wait when no replica runs")
-
-
-class LiveState(_Frozen):
-    """What the serving layer knows about the profile right now (all replicas together)."""
-
-    replicas_running: int = Field(1, ge=0)
-    requests_queued: int = Field(0, ge=0)
-    requests_in_flight: int = Field(0, ge=0)
-    recent_ttft_ms: float | None = Field(None, ge=0, description="recent p50-ish, fresh only")
-    recent_tpot_ms: float | None = Field(None, ge=0, description="recent p50-ish, fresh only")
-    healthy: bool = True
 
 
 class ProfileView(_Frozen):
@@ -142,15 +110,14 @@ class ProfileView(_Frozen):
     reasoning_control: ReasoningControl = "none"
     reasoning_default_on: bool = False
     tool_calling: bool = Field(False, description="has a tool_call_parser (auto tool choice)")
-    prices: ProfilePrices
-    performance: ProfilePerformance
+    prices: TokenPrices
+    performance: ReplicaPerformance
     live: LiveState = LiveState()
 
 
 class RoutingKnobs(_Frozen):
     """Tunables of the decision; defaults are documented in docs/routing.md."""
 
-    min_useful_tokens: int = Field(16, ge=1, description="smallest cap worth routing")
     reasoning_on_probability: float = Field(0.5, ge=0, le=1)
     reasoning_high_probability: float = Field(0.8, ge=0, le=1)
     effort_token_share: dict[str, float] = Field(
@@ -161,8 +128,12 @@ class RoutingKnobs(_Frozen):
     )
     reasoning_class_tier_capable: QualityTier = "medium"
     reasoning_class_tier_plain: QualityTier = "large"
-    typical_request_output_tokens: int = Field(256, ge=1, description="for queue drain time")
-    prefill_load_slowdown: float = Field(1.0, ge=0, description="prefill x (1 + this*load)")
+    typical_request_output_tokens: int = Field(
+        TYPICAL_REQUEST_OUTPUT_TOKENS, ge=1, description="for queue drain time"
+    )
+    prefill_load_slowdown: float = Field(
+        PREFILL_LOAD_SLOWDOWN, ge=0, description="prefill x (1 + this*load)"
+    )
 
 
 DEFAULT_KNOBS = RoutingKnobs()
@@ -235,7 +206,7 @@ class Rejection(_Frozen):
 class Decision(_Frozen):
     """The outcome of `decide`. `profile` is None exactly when `action == "reject"`."""
 
-    action: Action
+    action: DecisionAction
     profile: str | None
     reason: str = Field(description="short, ASCII; for the X-Orchestrator-Decision header")
     max_tokens: int | None = None

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.ledger import Status, UsageLedger, UsageRecord
-from orchestrator.policy import TokenPrices
+from orchestrator.pricing import TokenPrices
 
 log = logging.getLogger("orchestrator.accounting")
 

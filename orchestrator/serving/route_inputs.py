@@ -17,12 +17,10 @@ from typing import Any
 
 from orchestrator.catalog.schema import Catalog
 from orchestrator.ledger import Window
-from orchestrator.policy import Policy, TenantPolicy, TokenPrices
+from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.predict.schema import Prediction
+from orchestrator.replica_model import LiveState
 from orchestrator.routing.types import (
-    LatencySLO,
-    LiveState,
-    ProfilePrices,
     ProfileView,
     RouteRequest,
     TenantRules,
@@ -180,13 +178,11 @@ def tenant_rules(
         allowed_profiles=tuple(eligible),
         cost_target_usd=limits.cost_target_usd,
         cost_cap_usd=limits.cost_cap_usd,
-        slo=LatencySLO(
-            ttft_p95_ms=limits.latency.ttft_p95_ms,
-            tpot_p95_ms=limits.latency.tpot_p95_ms,
-            e2e_p95_ms=limits.latency.e2e_p95_ms,
-        ),
+        slo=limits.latency,
         quality_floor=floor,
-        on_breach=_breach_actions(limits.actions.on_cost_cap),
+        on_cost_cap=tuple(limits.actions.on_cost_cap),
+        on_budget_exhausted=tuple(limits.actions.on_budget_exhausted),
+        cap_tokens_floor=limits.actions.cap_tokens_floor,
         reasoning_allowed=limits.reasoning.allowed,
         max_reasoning_tokens=limits.reasoning.max_reasoning_tokens,
         max_tokens_cap=limits.max_tokens,
@@ -195,27 +191,9 @@ def tenant_rules(
     )
 
 
-def _breach_actions(actions: Sequence[str]) -> tuple[Any, ...]:
-    out = tuple(dict.fromkeys(actions))
-    return out if out else ("reject",)
-
-
 def priced_views(catalog: Catalog, policy: Policy) -> dict[str, ProfileView]:
     """Router views of every profile with the policy's token prices (build once per policy)."""
-    return {
-        p.name: profile_view(p, prices=_router_prices(policy.prices.get(p.name)))
-        for p in catalog.profiles
-    }
-
-
-def _router_prices(prices: TokenPrices | None) -> ProfilePrices | None:
-    if prices is None:
-        return None
-    return ProfilePrices(
-        input=prices.input_usd_per_token,
-        cached_input=prices.cached_input_usd_per_token,
-        output=prices.output_usd_per_token,
-    )
+    return {p.name: profile_view(p, prices=policy.prices.get(p.name)) for p in catalog.profiles}
 
 
 def live_state(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from policy_helpers import load
 
-from orchestrator.policy import REQUEST_CLASSES
+from orchestrator.concepts import QUERY_CLASSES
 
 LAYERED = """
 defaults:
@@ -65,8 +65,8 @@ def test_precedence_chain(tmp_path, gpu_catalog):
 def test_every_tenant_has_every_class(tmp_path, gpu_catalog):
     policy = load(tmp_path, LAYERED, gpu_catalog, resolve_secrets=False)
     for tenant in policy.tenants.values():
-        assert set(tenant.classes) == set(REQUEST_CLASSES)
-        assert set(tenant.eligible) == set(REQUEST_CLASSES)
+        assert set(tenant.classes) == set(QUERY_CLASSES)
+        assert set(tenant.eligible) == set(QUERY_CLASSES)
 
 
 def test_lists_are_replaced_not_merged(tmp_path, gpu_catalog):

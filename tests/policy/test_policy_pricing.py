@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from policy_helpers import load
 
-from orchestrator.policy import token_prices
 from orchestrator.policy.schema import PricingSpec, ProfilePrice
+from orchestrator.pricing import token_prices
 
 
 def test_derived_prices_follow_the_documented_formula(gpu_catalog):

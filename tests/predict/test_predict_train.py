@@ -7,10 +7,10 @@ import pytest
 
 from orchestrator.paths import SHARED_DATA
 from orchestrator.predict import Predictor
-from orchestrator.predict.offline.data import SOURCES, Example, data_available, load_examples
 from orchestrator.predict.lexical import fit_ridge, score
-from orchestrator.predict.store import TrafficRecord
+from orchestrator.predict.offline.data import SOURCES, Example, data_available, load_examples
 from orchestrator.predict.offline.train import TrainConfig, fixed_effects, train
+from orchestrator.predict.store import TrafficRecord
 
 
 def test_fixed_effects_recover_model_factors():

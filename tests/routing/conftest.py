@@ -6,7 +6,8 @@ import pytest
 
 from orchestrator.catalog import load_catalog
 from orchestrator.paths import PROJECT_ROOT
-from orchestrator.routing import LiveState, ProfileView, catalog_views
+from orchestrator.replica_model import LiveState
+from orchestrator.routing import ProfileView, catalog_views
 
 GPU = PROJECT_ROOT / "deployments" / "gpu-example.yaml"
 LOCAL = PROJECT_ROOT / "deployments" / "local.yaml"

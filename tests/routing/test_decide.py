@@ -6,10 +6,10 @@ import math
 
 import pytest
 
+from orchestrator.concepts import LatencySLO
+from orchestrator.replica_model import LiveState
 from orchestrator.routing import (
     Decision,
-    LatencySLO,
-    LiveState,
     RouteRequest,
     TenantRules,
     TokenBudget,
@@ -141,7 +141,7 @@ def test_prompt_that_leaves_too_little_room_is_capped(local_views):
     assert d.action == "cap_tokens"
     assert d.max_tokens == 2048 - 1900
     assert "context_short_for_output" in _by_name(d)[d.profile].detail
-    d = decide(_req(prompt_tokens=1900), EASY, TenantRules(on_breach=("reject",)), local_views)
+    d = decide(_req(prompt_tokens=1900), EASY, TenantRules(on_cost_cap=("reject",)), local_views)
     assert d.rejection.status == 400 and d.rejection.code == "context_length_exceeded"
 
 
@@ -175,8 +175,10 @@ def test_spent_budget_is_429_with_retry_after(gpu_views):
 
 def test_remaining_budget_bounds_max_tokens(gpu_views):
     cheap = _view(gpu_views, "llama8b-fp8-ngram")
-    in_cost = 200 * cheap.prices.input
-    remaining = in_cost + 1000 * cheap.prices.output  # affords 1000 tokens, > p90 of 300
+    in_cost = 200 * cheap.prices.input_usd_per_token
+    remaining = (
+        in_cost + 1000 * cheap.prices.output_usd_per_token
+    )  # affords 1000 tokens, > p90 of 300
     d = decide(
         _req(model="llama8b-fp8-ngram"),
         EASY,
@@ -184,7 +186,7 @@ def test_remaining_budget_bounds_max_tokens(gpu_views):
         gpu_views,
     )
     assert d.action == "route" and d.max_tokens == 1000
-    assert in_cost + d.max_tokens * cheap.prices.output <= remaining + 1e-15
+    assert in_cost + d.max_tokens * cheap.prices.output_usd_per_token <= remaining + 1e-15
 
 
 def test_budget_smaller_than_any_answer_is_429(gpu_views):
@@ -200,8 +202,8 @@ def test_downgrade_when_strong_profiles_break_the_cost_target(gpu_views):
     gpt = _view(gpu_views, "gpt-oss-20b-mxfp4")
     llama = _view(gpu_views, "llama8b-fp8-ngram")
     # enough for 1500 answer tokens on llama, not for gpt-oss' 3000 reasoning tokens on top
-    target = 200 * llama.prices.input + 1600 * llama.prices.output
-    assert target < 200 * gpt.prices.input + 4500 * gpt.prices.output
+    target = 200 * llama.prices.input_usd_per_token + 1600 * llama.prices.output_usd_per_token
+    assert target < 200 * gpt.prices.input_usd_per_token + 4500 * gpt.prices.output_usd_per_token
     d = decide(_req(cost_target_usd=target), HARD, OPEN, gpu_views)
     assert d.action == "downgrade"
     assert d.profile == "llama8b-fp8-ngram"
@@ -211,9 +213,9 @@ def test_downgrade_when_strong_profiles_break_the_cost_target(gpu_views):
 
 def test_cap_tokens_to_what_the_target_affords(gpu_views):
     llama = _view(gpu_views, "llama8b-fp8-ngram")
-    in_cost = 200 * llama.prices.input
-    target = in_cost + 100 * llama.prices.output  # 100 tokens; EASY p90 is 300
-    rules = TenantRules(on_breach=("cap_tokens", "reject"))
+    in_cost = 200 * llama.prices.input_usd_per_token
+    target = in_cost + 100 * llama.prices.output_usd_per_token  # 100 tokens; EASY p90 is 300
+    rules = TenantRules(on_cost_cap=("cap_tokens", "reject"))
     d = decide(_req(model="llama8b-fp8-ngram", cost_target_usd=target), EASY, rules, gpu_views)
     assert d.action == "cap_tokens"
     assert d.max_tokens == 100
@@ -223,7 +225,7 @@ def test_cap_tokens_to_what_the_target_affords(gpu_views):
 def test_cap_prefers_least_truncation(gpu_views):
     # with one cost target for all, the cheaper-per-token profile affords more tokens
     target = 2e-5
-    rules = TenantRules(on_breach=("cap_tokens",))
+    rules = TenantRules(on_cost_cap=("cap_tokens",))
     d = decide(_req(model="llama-3.1-8b-instruct", cost_target_usd=target), EASY, rules, gpu_views)
     assert d.action == "cap_tokens"
     caps = {c.profile: c.estimate.max_tokens for c in d.candidates if c.estimate}
@@ -231,7 +233,7 @@ def test_cap_prefers_least_truncation(gpu_views):
 
 
 def test_reject_first_when_policy_says_so(gpu_views):
-    rules = TenantRules(on_breach=("reject", "cap_tokens"))
+    rules = TenantRules(on_cost_cap=("reject", "cap_tokens"))
     d = decide(_req(cost_target_usd=1e-6), EASY, rules, gpu_views)
     assert d.action == "reject"
     assert d.rejection.status == 402 and d.rejection.code == "cost_target_unmet"
@@ -240,17 +242,17 @@ def test_reject_first_when_policy_says_so(gpu_views):
 
 def test_actions_follow_policy_order(gpu_views):
     llama = _view(gpu_views, "llama8b-fp8-ngram")
-    target = 200 * llama.prices.input + 1600 * llama.prices.output
+    target = 200 * llama.prices.input_usd_per_token + 1600 * llama.prices.output_usd_per_token
     capped = decide(
         _req(cost_target_usd=target),
         HARD,
-        TenantRules(on_breach=("cap_tokens", "downgrade")),
+        TenantRules(on_cost_cap=("cap_tokens", "downgrade")),
         gpu_views,
     )
     downgraded = decide(
         _req(cost_target_usd=target),
         HARD,
-        TenantRules(on_breach=("downgrade", "cap_tokens")),
+        TenantRules(on_cost_cap=("downgrade", "cap_tokens")),
         gpu_views,
     )
     # keeping the quality the class needs: gpt-oss' and qwen3-8b's 3000 reasoning tokens leave
@@ -262,15 +264,15 @@ def test_actions_follow_policy_order(gpu_views):
 
 
 def test_hard_cost_cap_overrides_caller_target(gpu_views):
-    rules = TenantRules(cost_cap_usd=1e-5)
+    rules = TenantRules(cost_cap_usd=2e-5)
     d = decide(_req(cost_target_usd=1.0), EASY, rules, gpu_views)
-    assert d.cost_target_usd == 1e-5  # caller's target capped by the tenant's cap
+    assert d.cost_target_usd == 2e-5  # caller's target capped by the tenant's cap
     assert d.action == "cap_tokens"
-    assert d.estimate.cost_usd_p90 <= 1e-5 * (1 + 1e-9)
+    assert d.estimate.cost_usd_p90 <= 2e-5 * (1 + 1e-9)
 
 
 def test_cost_cap_below_minimum_is_402_even_without_reject(gpu_views):
-    rules = TenantRules(cost_cap_usd=1e-9, on_breach=("downgrade",))
+    rules = TenantRules(cost_cap_usd=1e-9, on_cost_cap=("downgrade",))
     d = decide(_req(), EASY, rules, gpu_views)
     assert d.action == "reject"
     assert d.rejection.status == 402 and d.rejection.code == "cost_cap_exceeded"
@@ -278,8 +280,8 @@ def test_cost_cap_below_minimum_is_402_even_without_reject(gpu_views):
 
 def test_max_tokens_is_min_of_caller_policy_and_target(gpu_views):
     llama = _view(gpu_views, "llama8b-fp8-ngram")
-    in_cost = 200 * llama.prices.input
-    target = in_cost + 5000 * llama.prices.output
+    in_cost = 200 * llama.prices.input_usd_per_token
+    target = in_cost + 5000 * llama.prices.output_usd_per_token
     req = _req(model="llama8b-fp8-ngram", max_tokens=4000, cost_target_usd=target)
     assert decide(req, EASY, OPEN, gpu_views).max_tokens == 4000
     assert decide(req, EASY, TenantRules(max_tokens_cap=3000), gpu_views).max_tokens == 3000
@@ -325,7 +327,7 @@ def test_e2e_slo_is_met_by_capping(gpu_views):
 
 
 def test_best_effort_when_actions_run_out(gpu_views):
-    rules = TenantRules(slo=LatencySLO(ttft_p95_ms=1.0), on_breach=("downgrade",))
+    rules = TenantRules(slo=LatencySLO(ttft_p95_ms=1.0), on_cost_cap=("downgrade",))
     d = decide(_req(), EASY, rules, gpu_views)
     assert d.action == "route"
     assert d.reason.startswith("best effort")
@@ -406,8 +408,8 @@ def test_reasoning_token_cap_bounds_estimates(gpu_views):
 def test_effort_steps_down_when_budget_is_low(gpu_views):
     gpt = _view(gpu_views, "gpt-oss-20b-mxfp4")
     # high effort (3000 tokens) would cost more than 2% of this budget; low (750) would not
-    remaining = 750 * gpt.prices.output / 0.02 * 1.01
-    assert 3000 * gpt.prices.output > 0.02 * remaining
+    remaining = 750 * gpt.prices.output_usd_per_token / 0.02 * 1.01
+    assert 3000 * gpt.prices.output_usd_per_token > 0.02 * remaining
     d = decide(
         _req(model="gpt-oss-20b"), HARD, TenantRules(remaining_budget_usd=remaining), gpu_views
     )
@@ -452,7 +454,11 @@ def test_estimate_arithmetic_matches_prices(gpu_views):
         gpu_views,
     )
     v = _view(gpu_views, "llama8b-fp8-ngram")
-    expected = 500 * v.prices.input + 500 * v.prices.cached_input + 120 * v.prices.output
+    expected = (
+        500 * v.prices.input_usd_per_token
+        + 500 * v.prices.cached_input_usd_per_token
+        + 120 * v.prices.output_usd_per_token
+    )
     assert math.isclose(d.estimate.cost_usd, expected, rel_tol=1e-12)
     e = d.estimate
     assert math.isclose(e.latency_ms, e.ttft_ms + 119 * e.tpot_ms, rel_tol=1e-3)
@@ -470,8 +476,8 @@ def test_reject_status_comes_from_the_profile_that_got_furthest(gpu_views):
 
 def test_no_actions_routes_best_effort_within_hard_limits(gpu_views):
     llama = _view(gpu_views, "llama8b-fp8-ngram")
-    cap = 200 * llama.prices.input + 100 * llama.prices.output
-    rules = TenantRules(cost_cap_usd=cap, on_breach=())
+    cap = 200 * llama.prices.input_usd_per_token + 100 * llama.prices.output_usd_per_token
+    rules = TenantRules(cost_cap_usd=cap, on_cost_cap=())
     d = decide(_req(model="llama8b-fp8-ngram"), EASY, rules, gpu_views)
     assert d.action == "route" and d.reason.startswith("best effort")
     assert d.max_tokens == 100  # the hard cap still bounds the answer
@@ -495,7 +501,7 @@ def test_reasoning_class_with_only_small_profiles_routes_to_the_strongest_not_50
             reasoning_probability=0.9,
             query_class="reasoning",
         ),
-        TenantRules(on_breach=("cap_tokens", "reject")),
+        TenantRules(on_cost_cap=("cap_tokens", "reject")),
         views,
     )
     assert decision.profile is not None, decision.reason
@@ -529,3 +535,68 @@ def test_tool_capable_but_unhealthy_profile_is_a_503_not_a_400(local_views):
     ]
     d = decide(_req(needs_tool_parser=True), EASY, OPEN, views)
     assert d.rejection.status == 503
+
+
+# ---------------------------------------------------------------- budget actions and floor
+
+
+def _budget_for(view, tokens: int) -> float:
+    return 200 * view.prices.input_usd_per_token + tokens * view.prices.output_usd_per_token
+
+
+def test_budget_short_for_the_answer_follows_on_budget_exhausted(gpu_views):
+    gpt = _view(gpu_views, "gpt-oss-20b-mxfp4")
+    req = _req(model="gpt-oss-20b-mxfp4")
+
+    def run(actions):
+        rules = TenantRules(
+            remaining_budget_usd=_budget_for(gpt, 1000), on_budget_exhausted=actions
+        )
+        return decide(req, HARD, rules, gpu_views)
+
+    rejected = run(("reject",))  # the default: on_cost_cap's cap_tokens is not used
+    assert rejected.action == "reject" and rejected.rejection.status == 429
+    assert "on_budget_exhausted: reject" in rejected.steps
+    capped = run(("cap_tokens", "reject"))
+    assert capped.action == "cap_tokens" and capped.max_tokens == 1000
+    assert "on_budget_exhausted: cap_tokens" in capped.steps
+    tried = run(("downgrade", "reject"))  # downgrade tried first, cannot make it fit
+    assert tried.steps.index("on_budget_exhausted: downgrade") < tried.steps.index(
+        "on_budget_exhausted: reject"
+    )
+    assert tried.rejection.status == 429
+
+
+def test_cap_tokens_floor_bounds_capping(gpu_views):
+    llama = _view(gpu_views, "llama8b-fp8-ngram")
+    req = _req(model="llama8b-fp8-ngram")
+    for floor, affordable, routed in ((16, 100, True), (150, 100, False), (90, 100, True)):
+        rules = TenantRules(
+            remaining_budget_usd=_budget_for(llama, affordable),
+            on_budget_exhausted=("cap_tokens", "reject"),
+            cap_tokens_floor=floor,
+        )
+        d = decide(req, EASY, rules, gpu_views)
+        if routed:
+            assert d.action == "cap_tokens" and d.max_tokens == affordable >= floor
+        else:
+            assert d.action == "reject" and d.rejection.status == 429
+
+
+def test_cap_tokens_floor_is_the_context_minimum(local_views):
+    view = local_views[0]
+    prompt = view.max_model_len - 20
+    d = decide(
+        _req(model=view.name, prompt_tokens=prompt),
+        EASY,
+        TenantRules(cap_tokens_floor=21),
+        local_views,
+    )
+    assert d.action == "reject" and d.rejection.code == "context_length_exceeded"
+    d = decide(
+        _req(model=view.name, prompt_tokens=prompt),
+        EASY,
+        TenantRules(cap_tokens_floor=20),
+        local_views,
+    )
+    assert _by_name(d)[view.name].lost_because != ("context_too_long",)

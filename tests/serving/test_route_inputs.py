@@ -90,7 +90,7 @@ def test_budget_state_takes_tightest_window_and_in_flight():
 def test_priced_views_use_policy_prices(policy):
     views = route_inputs.priced_views(LOCAL, policy)
     for p in LOCAL.profiles:
-        assert views[p.name].prices.output == pytest.approx(
+        assert views[p.name].prices.output_usd_per_token == pytest.approx(
             policy.prices[p.name].output_usd_per_token
         )
 

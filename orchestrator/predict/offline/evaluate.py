@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.predict.offline import baselines
 from orchestrator.predict.features import clear_token_cache, tokenize_request
+from orchestrator.predict.offline import baselines
 from orchestrator.predict.offline.metrics import summarize
 from orchestrator.predict.predictor import Predictor
 from orchestrator.predict.request import PredictorInputError, parse_request

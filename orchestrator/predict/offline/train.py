@@ -40,9 +40,6 @@ from orchestrator.predict.artifact import (
     KnownModel,
     feature_schema,
 )
-from orchestrator.predict.offline.baselines import bucket_of
-from orchestrator.predict.offline.data import Example, load_examples
-from orchestrator.predict.offline.evaluate import EvalLine, evaluate
 from orchestrator.predict.features import (
     FEATURE_NAMES,
     MODEL_INPUTS,
@@ -50,6 +47,9 @@ from orchestrator.predict.features import (
     request_phrase_ids,
     tokenize_request,
 )
+from orchestrator.predict.offline.baselines import bucket_of
+from orchestrator.predict.offline.data import Example, load_examples
+from orchestrator.predict.offline.evaluate import EvalLine, evaluate
 from orchestrator.predict.phrases import PHRASE_BUCKETS
 from orchestrator.predict.request import parse_request
 from orchestrator.predict.schema import PredictorSettings

@@ -1,4 +1,9 @@
-"""Token prices per profile: explicit prices from the policy win, the rest is derived.
+"""Token prices per profile, and the cost arithmetic on them: the one price model.
+
+The server (router views, reservations, settlement), the policy tools, the tests, bench/ and
+the simulator all price with `token_prices`; nothing else derives a price.
+
+Explicit prices from the policy win, the rest is derived.
 
 Derivation from the catalog (u = pricing.utilization, the fraction of a replica's capacity
 that paying traffic is assumed to use; performance figures are the profile's own, so any
@@ -16,27 +21,29 @@ won. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
 
-from orchestrator.catalog.schema import Profile
-from orchestrator.policy.schema import PolicySpec, PricingSpec, ProfilePrice
+if TYPE_CHECKING:
+    from orchestrator.catalog.schema import Profile
+    from orchestrator.policy.schema import PricingSpec
 
 PriceSource = Literal["explicit", "derived"]
 PER_1M = 1_000_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TokenPrices:
     """USD per token for one profile, and where each price came from."""
 
-    profile: str
     input_usd_per_token: float
     cached_input_usd_per_token: float
     output_usd_per_token: float
-    input_source: PriceSource
-    cached_input_source: PriceSource
-    output_source: PriceSource
+    profile: str = ""
+    input_source: PriceSource = "explicit"
+    cached_input_source: PriceSource = "explicit"
+    output_source: PriceSource = "explicit"
 
     @property
     def input_usd_per_1m(self) -> float:
@@ -49,6 +56,15 @@ class TokenPrices:
     @property
     def output_usd_per_1m(self) -> float:
         return self.output_usd_per_token * PER_1M
+
+    def scaled(self, factor: float) -> TokenPrices:
+        """Every price times `factor` (sources kept)."""
+        return replace(
+            self,
+            input_usd_per_token=self.input_usd_per_token * factor,
+            cached_input_usd_per_token=self.cached_input_usd_per_token * factor,
+            output_usd_per_token=self.output_usd_per_token * factor,
+        )
 
     def cost_usd(
         self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0
@@ -65,6 +81,8 @@ class TokenPrices:
 
 
 def _pricing_of(policy: object) -> PricingSpec:
+    from orchestrator.policy.schema import PolicySpec, PricingSpec  # policy imports this module
+
     if policy is None:
         return PricingSpec()
     if isinstance(policy, PricingSpec):
@@ -92,10 +110,11 @@ def token_prices(profile: Profile, policy: object = None) -> TokenPrices:
             return value_per_1m / PER_1M, "explicit"
         return derived, "derived"
 
-    given = explicit or ProfilePrice()
-    out, out_src = pick(given.output_usd_per_1m, derived_out)
-    inp, in_src = pick(given.input_usd_per_1m, derived_in)
-    cached, cached_src = pick(given.cached_input_usd_per_1m, inp * pricing.cached_input_ratio)
+    out, out_src = pick(explicit and explicit.output_usd_per_1m, derived_out)
+    inp, in_src = pick(explicit and explicit.input_usd_per_1m, derived_in)
+    cached, cached_src = pick(
+        explicit and explicit.cached_input_usd_per_1m, inp * pricing.cached_input_ratio
+    )
     return TokenPrices(
         profile=profile.name,
         input_usd_per_token=inp,
@@ -114,3 +133,27 @@ def replica_cost_per_hour(profile: Profile, replicas: int) -> float:
 
 HOURS_PER_DAY = 24
 HOURS_PER_MONTH = 730  # 365 * 24 / 12, the usual cloud-billing month
+
+UNLIMITED_TOKENS = 1 << 40
+
+
+def input_cost_usd(prices: TokenPrices, prompt_tokens: int, cached_share: float) -> float:
+    """Cost of a prompt of which `cached_share` is expected to hit the prefix cache."""
+    cached = prompt_tokens * cached_share
+    return (prompt_tokens - cached) * prices.input_usd_per_token + (
+        cached * prices.cached_input_usd_per_token
+    )
+
+
+def affordable_tokens(prices: TokenPrices, input_cost: float, limit_usd: float | None) -> int:
+    """Most generated tokens a USD limit pays for after the prompt (`UNLIMITED_TOKENS` if
+    unlimited, -1 if the prompt alone is over the limit)."""
+    if limit_usd is None:
+        return UNLIMITED_TOKENS
+    left = limit_usd - input_cost
+    if left < 0:
+        return -1
+    if prices.output_usd_per_token <= 0:
+        return UNLIMITED_TOKENS
+    # a tiny epsilon keeps exact fits (limit == cost) from rounding one token short
+    return min(UNLIMITED_TOKENS, math.floor(left / prices.output_usd_per_token * (1 + 1e-9)))
