@@ -23,11 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from orchestrator.catalog.schema import QUALITY_TIER_ORDER, Catalog, Profile
+from orchestrator.catalog.schema import Catalog, Profile
+from orchestrator.concepts import TIER_RANK
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.predict.schema import Prediction
+from orchestrator.replica_model import LiveState
 from orchestrator.routing.decide import decide
-from orchestrator.routing.types import LiveState, ProfileView, TokenBudget
+from orchestrator.routing.types import ProfileView, TokenBudget
 from orchestrator.routing.views import with_live
 from orchestrator.serving import route_inputs
 from orchestrator.simulate.cluster import Cluster, Rejected, Routed
@@ -207,21 +209,17 @@ class DecideRouter:
     def _with_need(self, rules, tier: str):
         """The oracle's quality floor: the request's needed tier, within what the tenant may use."""
         allowed = rules.allowed_profiles or tuple(self.names)
-        top = max(
-            (QUALITY_TIER_ORDER[self.views[self.index[n]].quality_tier] for n in allowed), default=0
-        )
-        floor = max(
-            QUALITY_TIER_ORDER[rules.quality_floor], min(QUALITY_TIER_ORDER.get(tier, 0), top)
-        )
-        name = next(k for k, v in QUALITY_TIER_ORDER.items() if v == floor)
+        top = max((TIER_RANK[self.views[self.index[n]].quality_tier] for n in allowed), default=0)
+        floor = max(TIER_RANK[rules.quality_floor], min(TIER_RANK.get(tier, 0), top))
+        name = next(k for k, v in TIER_RANK.items() if v == floor)
         return rules.model_copy(update={"quality_floor": name})
 
 
 def strong_profile(catalog: Catalog) -> Profile:
     """The highest quality tier; among those, the cheapest per output token at full load."""
-    top = max(QUALITY_TIER_ORDER[p.quality.tier] for p in catalog.profiles)
+    top = max(TIER_RANK[p.quality.tier] for p in catalog.profiles)
     return min(
-        (p for p in catalog.profiles if QUALITY_TIER_ORDER[p.quality.tier] == top),
+        (p for p in catalog.profiles if TIER_RANK[p.quality.tier] == top),
         key=lambda p: (p.price_per_replica_hour_usd / p.performance.output_tokens_per_s, p.name),
     )
 

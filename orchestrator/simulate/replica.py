@@ -5,7 +5,7 @@ Shape (docs/benchmark.md, "Replica model", says why):
   rest wait in its FIFO queue, as in vLLM's scheduler;
 - an admitted request is prefilled first: its prefill compute (prompt / prefill rate) queues
   behind the replica's earlier prefills, and its first token comes the shared model's TTFT
-  (`orchestrator.routing.estimate.ttft_ms`: base + prefill slowed by the batch's load) after
+  (`orchestrator.replica_model.ttft_ms`: base + prefill slowed by the batch's load) after
   its prefill starts;
 - after that it decodes in processor sharing with the other decoding requests: with n of them,
   each makes `stream_tokens_per_s(n)` tokens per second, the shared model's per-stream speed
@@ -23,13 +23,12 @@ import heapq
 from collections import deque
 from dataclasses import dataclass, field
 
+from orchestrator import replica_model as est
 from orchestrator.catalog.schema import Profile
-from orchestrator.routing import estimate as est
-from orchestrator.routing.types import DEFAULT_KNOBS, LiveState, ProfilePerformance, RoutingKnobs
-from orchestrator.routing.views import profile_view
+from orchestrator.replica_model import ReplicaPerformance, performance_of
+from orchestrator.routing.types import DEFAULT_KNOBS, RoutingKnobs
 
 DEFAULT_STARTUP_S = 120.0
-_IDLE = LiveState()
 
 
 @dataclass(frozen=True)
@@ -40,22 +39,17 @@ class ReplicaSpec:
     price_per_hour: float
     cap: int
     startup_s: float
-    perf: ProfilePerformance
+    perf: ReplicaPerformance
     rate: tuple[float, ...]  # rate[n] = tokens/s per stream with n decoding (rate[0] unused)
     knobs: RoutingKnobs
-    points: tuple[est.LoadPoint, ...]  # points[b] = load seen by a request joining b others
 
     @classmethod
     def of(cls, profile: Profile, knobs: RoutingKnobs = DEFAULT_KNOBS) -> ReplicaSpec:
         startup = getattr(profile.replicas, "startup_s", None)
         startup_s = float(startup) if startup is not None else DEFAULT_STARTUP_S
-        perf = profile_view(profile, cold_start_ms=1000.0 * startup_s).performance
+        perf = performance_of(profile, cold_start_ms=1000.0 * startup_s)
         cap = perf.max_concurrency
-        points = tuple(
-            est.load_point(perf, LiveState(replicas_running=1, requests_in_flight=b), knobs)
-            for b in range(cap)
-        )
-        rate = (0.0, *(est.stream_tokens_per_s(perf, points[n - 1]) for n in range(1, cap + 1)))
+        rate = (0.0, *(est.stream_tokens_per_s(perf, n) for n in range(1, cap + 1)))
         return cls(
             profile.name,
             profile.price_per_replica_hour_usd,
@@ -64,13 +58,13 @@ class ReplicaSpec:
             perf,
             rate,
             knobs,
-            points,
         )
 
     def prefill_s(self, prompt_tokens: int, batch: int) -> float:
         """Prefill time (TTFT without queueing) with `batch` requests already admitted."""
-        point = self.points[min(batch, self.cap - 1)]
-        return est.ttft_ms(self.perf, _IDLE, point, prompt_tokens, self.knobs) / 1000.0
+        n = min(batch, self.cap - 1) + 1
+        slowdown = self.knobs.prefill_load_slowdown
+        return est.ttft_ms(self.perf, prompt_tokens, n, prefill_load_slowdown=slowdown) / 1000.0
 
     def slo_batch(self, tpot_ms: float | None) -> int:
         """Largest batch whose per-stream TPOT meets `tpot_ms` (at least 1)."""

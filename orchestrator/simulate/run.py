@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.catalog.schema import QUALITY_TIER_ORDER, Catalog
+from orchestrator.catalog.schema import Catalog
+from orchestrator.concepts import TIER_RANK
 from orchestrator.policy import Policy
 from orchestrator.predict import Predictor
 from orchestrator.serving import route_inputs
@@ -139,7 +140,7 @@ def targets_for(requests: Sequence[SimRequest], policy: Policy, prepared: pol.Pr
         ttft_s=lim[0],
         tpot_s=lim[1],
         e2e_s=lim[2],
-        need_rank=np.array([QUALITY_TIER_ORDER.get(r.tier, 0) for r in requests]),
+        need_rank=np.array([TIER_RANK.get(r.tier, 0) for r in requests]),
         tenants=np.array([r.tenant for r in requests]),
         output_tokens=np.array([r.output_tokens for r in requests]),
         predicted_p50=np.array([b.p50_output_tokens for b in prepared.budgets]),
@@ -233,8 +234,8 @@ def _setups(
         elif name == "routellm":
             bounds, start = only([wi, si])
             rng = np.random.default_rng([seed, 5])
-            weak_rank = QUALITY_TIER_ORDER[weak.quality.tier]
-            truly_hard = np.array([QUALITY_TIER_ORDER.get(r.tier, 0) > weak_rank for r in requests])
+            weak_rank = TIER_RANK[weak.quality.tier]
+            truly_hard = np.array([TIER_RANK.get(r.tier, 0) > weak_rank for r in requests])
             flip = rng.random(len(requests)) >= ROUTELLM_ACCURACY
             router = pol.ThresholdRouter(
                 pol.FixedRouter(wi, weak), pol.FixedRouter(si, strong), truly_hard ^ flip
@@ -276,7 +277,7 @@ def simulate(
     targets = targets_for(requests, policy, prepared)
     specs = [ReplicaSpec.of(p) for p in catalog.profiles]
     names = [p.name for p in catalog.profiles]
-    ranks = np.array([QUALITY_TIER_ORDER[p.quality.tier] for p in catalog.profiles])
+    ranks = np.array([TIER_RANK[p.quality.tier] for p in catalog.profiles])
     notes: list[str] = []
     setups = _setups(policies, catalog, policy, requests, prepared, specs, seed, notes)
     runs: dict[str, PolicyRun] = {}

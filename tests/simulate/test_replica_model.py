@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.routing import estimate as est
-from orchestrator.routing.types import LiveState
+from orchestrator import replica_model as est
 from orchestrator.simulate.cluster import Cluster, Routed
 from orchestrator.simulate.controllers import StaticController
 from orchestrator.simulate.replica import ReplicaSpec
@@ -31,16 +30,13 @@ def test_rates_come_from_the_shared_latency_model(catalog):
     p = catalog.profiles[0]
     spec = ReplicaSpec.of(p)
     for n in (1, 2, spec.cap // 2, spec.cap):
-        live = LiveState(replicas_running=1, requests_in_flight=n - 1)
-        point = est.load_point(spec.perf, live, spec.knobs)
-        assert spec.rate[n] == pytest.approx(est.stream_tokens_per_s(spec.perf, point))
-        assert est.tpot_ms(spec.perf, live, point) == pytest.approx(1000 / spec.rate[n])
+        assert spec.rate[n] == pytest.approx(est.stream_tokens_per_s(spec.perf, n))
+        assert est.tpot_ms(spec.perf, n) == pytest.approx(1000 / spec.rate[n])
 
 
 def test_one_request_alone_takes_the_modelled_ttft_and_tpot(catalog):
     spec, out = _run(catalog, [_req(0, 0.0)])
-    point = est.load_point(spec.perf, LiveState(replicas_running=1), spec.knobs)
-    ttft = est.ttft_ms(spec.perf, LiveState(), point, 1000, spec.knobs) / 1000
+    ttft = est.ttft_ms(spec.perf, 1000, 1) / 1000
     assert out.ttft_s[0] == pytest.approx(ttft)
     assert out.e2e_s[0] == pytest.approx(ttft + 100 / spec.rate[1])
 

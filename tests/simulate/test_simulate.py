@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import orchestrator.predict
-import orchestrator.routing.estimate
+import orchestrator.replica_model
 import orchestrator.serving.route_inputs
 from orchestrator.simulate import ALL_POLICIES, simulate
 from orchestrator.simulate import policies as sim_policies
@@ -110,4 +110,4 @@ def test_uses_the_products_own_functions():
     assert sim_policies.route_inputs is orchestrator.serving.route_inputs
     assert sim_run.route_inputs is orchestrator.serving.route_inputs
     assert sim_run.Predictor is orchestrator.predict.Predictor
-    assert sim_replica.est is orchestrator.routing.estimate
+    assert sim_replica.est is orchestrator.replica_model
