@@ -14,10 +14,9 @@ from orchestrator.deploy.sync import EXAMPLES, Example
 
 @pytest.fixture(scope="session")
 def helm() -> Any:
-    """The Helm SDK (PyPI helm-python-sdk); skips when it is not installed."""
-    module = pytest.importorskip(
-        "helm_python", reason="rendering the chart needs `pip install helm-python-sdk`"
-    )
+    """The Helm SDK (PyPI helm-python-sdk, a dev dependency: missing it fails, never skips)."""
+    import helm_python as module
+
     module.disable_logging()
     return module
 
@@ -50,10 +49,12 @@ def example(request: pytest.FixtureRequest) -> Example:
 
 @pytest.fixture(scope="session")
 def kustomize() -> Any:
-    """kustomize(dir) -> objects, via `kubectl kustomize`; skips when kubectl is absent."""
+    """kustomize(dir) -> objects, via `kubectl kustomize` (./install.sh installs kubectl)."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        pytest.skip("kubectl is not installed (Debian: apt-get install kubernetes-client)")
+        pytest.fail(
+            "kubectl is not installed: run ./install.sh (or apt-get install kubernetes-client)"
+        )
 
     def _build(path: str) -> list[dict[str, Any]]:
         out = subprocess.run(

@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-pytest.importorskip("ray.serve.request_router", reason="ray[serve] is not installed")
-
-from ray._private import auto_init_hook  # noqa: E402
-from ray.serve._private.common import (  # noqa: E402
+from ray._private import auto_init_hook
+from ray.serve._private.common import (
     DeploymentHandleSource,
     DeploymentID,
     ReplicaID,

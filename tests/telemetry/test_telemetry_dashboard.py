@@ -142,10 +142,6 @@ def _lost_keys(ours: Any, theirs: Any, path: str = "") -> list[str]:
 
 def test_loads_with_the_grafana_foundation_sdk(dashboard) -> None:
     """Grafana's own typed models read every key we wrote (a misspelled key would be lost)."""
-    pytest.importorskip(
-        "grafana_foundation_sdk",
-        reason="typed load check needs `pip install grafana-foundation-sdk`",
-    )
     from grafana_foundation_sdk.cog.encoder import JSONEncoder
     from grafana_foundation_sdk.models.dashboard import Dashboard
 

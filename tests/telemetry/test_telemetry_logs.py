@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from orchestrator.telemetry import tracing
-from orchestrator.telemetry.logs import configure_json_logging, request_id_scope
+from orchestrator.telemetry.logs import JsonFormatter, configure_json_logging, request_id_scope
 
 
 @pytest.fixture
@@ -21,9 +21,18 @@ def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
     logger.propagate = False
     stream = io.StringIO()
     configure_json_logging("DEBUG", stream=stream, logger=logger)
+    before = set(logger.handlers)
     yield logger, stream
-    for h in list(logger.handlers):
+    # remove only what the test added: pytest (>= 9) or a host may attach handlers of their own
+    for h in set(logger.handlers) - before:
         logger.removeHandler(h)
+    for h in json_handlers(logger):
+        logger.removeHandler(h)
+
+
+def json_handlers(logger: logging.Logger) -> list[logging.Handler]:
+    """Handlers that write our JSON lines (whatever else pytest or a host attached)."""
+    return [h for h in logger.handlers if isinstance(h.formatter, JsonFormatter)]
 
 
 def lines(stream: io.StringIO) -> list[dict]:
@@ -89,9 +98,11 @@ def test_configuring_twice_keeps_one_json_handler(captured) -> None:
     logger, stream = captured
     other = logging.StreamHandler(io.StringIO())
     logger.addHandler(other)
+    foreign = [h for h in logger.handlers if not isinstance(h.formatter, JsonFormatter)]
     configure_json_logging("INFO", stream=stream, logger=logger)
-    marked = [h for h in logger.handlers if h is not other]
-    assert len(marked) == 1 and other in logger.handlers
+    assert len(json_handlers(logger)) == 1
+    assert other in logger.handlers
+    assert all(h in logger.handlers for h in foreign)  # foreign handlers are kept
     logger.debug("hidden")
     logger.info("shown")
     assert [line["message"] for line in lines(stream)] == ["shown"]
