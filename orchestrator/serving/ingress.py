@@ -27,7 +27,7 @@ import time
 import uuid
 from collections import OrderedDict, defaultdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -45,7 +45,7 @@ from orchestrator.predict import Predictor, PredictorInputError
 from orchestrator.routing.decide import decide
 from orchestrator.routing.types import Decision, ProfileView
 from orchestrator.routing.views import with_live
-from orchestrator.serving import openai_io, route_inputs
+from orchestrator.serving import api_docs, openai_io, responses_api, route_inputs
 from orchestrator.serving.accounting import (
     Accountant,
     EngineUsage,
@@ -73,11 +73,19 @@ log = logging.getLogger("orchestrator.ingress")
 
 APP_NAME = "orchestrator"
 READINESS_REFRESH_S = 1.0
+ApiEndpoint = openai_io.Endpoint | Literal["responses"]
 
 
 def create_fastapi_app() -> FastAPI:
     """FastAPI app whose error handlers speak OpenAI error JSON (never FastAPI's 422 shape)."""
-    app = FastAPI(title="orchestrator", version="0.1.0")
+    # no /docs or /redoc: the server answers only routes its OpenAPI document lists
+    app = FastAPI(
+        title="orchestrator",
+        version=api_docs.ORCHESTRATOR_VERSION,
+        docs_url=None,
+        redoc_url=None,
+    )
+    api_docs.install(app)
 
     @app.exception_handler(OrchestratorHTTPError)
     async def _orchestrator_error(request: Request, exc: OrchestratorHTTPError) -> JSONResponse:
@@ -91,7 +99,8 @@ def create_fastapi_app() -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail))
+        # keeps Starlette's headers: a 405 names the methods the path takes in `Allow`
+        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -132,6 +141,7 @@ class OrchestratorIngress(OpenAiIngress):
         self._ledger = UsageLedger(ledger_path or default_ledger_path())
         self._accountant = Accountant(self._ledger, self._predictor)
         self._decisions = DecisionStore()
+        self._responses = responses_api.ResponseStore()
         configure_tracing()  # from OTEL_* env vars; without them spans cost next to nothing
         # our own loggers write JSON lines with request and trace ids (Ray's stay as they are)
         configure_json_logging(logging.INFO, logger=logging.getLogger("orchestrator"))
@@ -166,13 +176,19 @@ class OrchestratorIngress(OpenAiIngress):
         self._ensure_ready_task()
 
     # ----- endpoints -------------------------------------------------------------------
+    @fastapi_app.get("/health")
     @fastapi_app.get("/healthz")
     async def healthz(self) -> JSONResponse:
+        """200 while at least one profile has a running replica, 503 otherwise."""
         self._ensure_ready_task()
         ready = dict(self._ready)
         ok = any(ready.values())
         body = {"status": "ok" if ok else "starting", "profiles": ready}
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    @fastapi_app.get("/version")
+    async def version(self) -> JSONResponse:
+        return JSONResponse(api_docs.version_info().model_dump())
 
     @fastapi_app.get("/metrics")
     async def metrics(self, request: Request) -> Response:
@@ -260,8 +276,13 @@ class OrchestratorIngress(OpenAiIngress):
     async def text_completions(self, request: Request) -> Response:
         return await self._serve(request, "completions")
 
+    @fastapi_app.post("/v1/responses")
+    async def responses(self, request: Request) -> Response:
+        """OpenAI's Responses API, translated to chat (`responses_api`) and routed as chat."""
+        return await self._serve(request, "responses")
+
     # ----- request path ----------------------------------------------------------------
-    async def _serve(self, request: Request, endpoint: openai_io.Endpoint) -> Response:
+    async def _serve(self, request: Request, endpoint: ApiEndpoint) -> Response:
         """Trace + metrics around the request path; `obs.close` runs once per request."""
         self._ensure_ready_task()
         request_id = _serve_request_id(request)
@@ -282,7 +303,7 @@ class OrchestratorIngress(OpenAiIngress):
     async def _serve_routed(
         self,
         request: Request,
-        endpoint: openai_io.Endpoint,
+        endpoint: ApiEndpoint,
         request_id: str,
         obs: RequestObservation,
     ) -> Response:
@@ -293,6 +314,11 @@ class OrchestratorIngress(OpenAiIngress):
         # validate everything first: an invalid body is never priced, decided or recorded
         body = openai_io.parse_json_body(await request.body())
         targets = route_inputs.caller_targets(request.headers, body.pop("orchestrator", None))
+        exchange: responses_api.Exchange | None = None
+        if endpoint == "responses":  # from here on, a chat request like any other
+            exchange = responses_api.Exchange.open(body, tenant.name, self._responses)
+            body = exchange.chat_body()
+            endpoint = "chat"
         openai_io.check_common_fields(body, endpoint)  # clearer messages for the common cases
         openai_io.validate_request(body, endpoint)  # vLLM's own request model: every field
         requested_model = body.get("model")
@@ -397,6 +423,9 @@ class OrchestratorIngress(OpenAiIngress):
             cost = await settlement.settle(EngineUsage.from_openai(payload.get("usage")))
             if isinstance(payload.get("usage"), dict):
                 payload["usage"]["cost_usd"] = round(cost, 10)
+            if exchange is not None:
+                response = exchange.from_chat(payload, self._responses)
+                return JSONResponse(response.model_dump(mode="json"), headers=headers)
             return JSONResponse(payload, headers=headers)
         relay = relay_stream(
             first,
@@ -405,10 +434,13 @@ class OrchestratorIngress(OpenAiIngress):
             trace,
             engine_model=profile.name,
             shown_model=requested_model or profile.served_model_name,
-            wants_usage=wants_usage,
-            wants_continuous_usage=wants_continuous_usage,
+            wants_usage=wants_usage or exchange is not None,  # Responses always end with usage
+            wants_continuous_usage=wants_continuous_usage and exchange is None,
             prompt_tokens=prediction.prompt_tokens,
         )
+        if exchange is not None:
+            shown = requested_model or profile.served_model_name
+            relay = responses_api.ResponseStreamer(exchange, self._responses, shown).relay(relay)
         return StreamingResponse(relay, media_type="text/event-stream", headers=headers)
 
     # ----- routing state ---------------------------------------------------------------

@@ -26,6 +26,9 @@ def _seconds(ms: float | None) -> float | None:
     return ms / 1000.0 if ms is not None else None
 
 
+_PATHS = {"chat": "chat/completions", "completions": "completions", "responses": "responses"}
+
+
 class RequestObservation:
     def __init__(
         self,
@@ -39,7 +42,7 @@ class RequestObservation:
         self.started = time.perf_counter()
         self.started_at = datetime.now(UTC)  # the request's start, also for its usage record
         self.span = tracing.start_request_span(
-            headers, f"POST /v1/{'chat/completions' if endpoint == 'chat' else 'completions'}"
+            headers, f"POST /v1/{_PATHS.get(endpoint, endpoint)}"
         )
         self.request_id = request_id
         self.tenant = "unknown"
