@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # module name -> registers one or more sub-commands on the top-level parser
-_COMMAND_MODULES = ("serve", "policy", "predictor", "render", "usage", "simulate")
+_COMMAND_MODULES = ("serve", "policy", "predictor", "render", "usage", "simulate", "plan", "status")
 
 
 def build_parser() -> argparse.ArgumentParser:

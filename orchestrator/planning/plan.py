@@ -171,6 +171,7 @@ def plan(
             delivery=r.delivery,
             assigned_output_tps=share * demand[r.family].output_tps,
             utilisation=_utilisation(r),
+            cost_per_hour_usd=targets[name] * r.price,
             pressure=bool(r.pressure),
             limited_by=tuple(dict.fromkeys(lim)),
             reason=reason,
@@ -183,11 +184,15 @@ def plan(
             reason=reason,
         )
     cost = sum(rows[n].price * t for n, t in targets.items())
-    binding = any("cost_ceiling" in t.limited_by for t in decision_targets.values())
+    # the ceiling binds when the cheapest mix without it would cost more than it allows
+    binding = uncapped is not None and uncapped.cost_per_hour > (ceiling or 0.0) + 1e-9
     unserved = {f: round(s, 6) for f, s in ideal.unserved.items()}
     alerts = []
     if binding:
-        short = ", ".join(f"{f} {s:.0%} short" for f, s in unserved.items() if s > 1e-6)
+        base = uncapped.unserved if uncapped is not None else {}
+        short = ", ".join(
+            f"{f} {s:.0%} short" for f, s in unserved.items() if s > base.get(f, 0.0) + 1e-6
+        )
         alerts.append(
             f"spend ceiling ${ceiling:,.2f}/hour binds: targets cost ${cost:,.2f}/hour"
             + (f"; forecast load not covered: {short}" if short else "")
@@ -200,6 +205,7 @@ def plan(
         ceiling_binding=binding,
         unserved_share=unserved,
         prefer_cheaper=binding,
+        spend_usd_per_hour=sum(o.spend_usd_per_hour for o in obs.values()),
         solver=ideal.method,
         alerts=tuple(alerts),
     )
@@ -319,6 +325,12 @@ def _pressure(r: _Row, knobs: PlannerKnobs) -> str:
     per = o.requests_waiting / o.replicas_ready
     if knobs.waiting_pressure_per_replica > 0 and per > knobs.waiting_pressure_per_replica:
         return f"{o.requests_waiting:g} requests waiting on {o.replicas_ready} replica(s)"
+    if (
+        o.kv_cache_usage is not None
+        and o.kv_cache_usage >= knobs.kv_pressure_usage
+        and o.requests_waiting > 0
+    ):
+        return f"KV cache {o.kv_cache_usage:.0%} full, {o.requests_waiting:g} requests waiting"
     if not loaded:
         return ""
     rate = f"at {_tps(o.output_tokens_per_s)} tok/s"
@@ -497,7 +509,7 @@ def _reason(
         cheaper = [
             o.name for o in rows.values() if o.family == r.family and ideal.share.get(o.name, 0) > 0
         ]
-        load = f"{', '.join(cheaper) or 'nothing'} serves the family's load more cheaply"
+        load = f"the family's load goes to {', '.join(cheaper) or 'nothing'} (cheaper at the SLO)"
     notes = []
     if "up_delay" in limits and timers[0] is not None:
         notes.append(f"up delay {now - timers[0]:.0f}/{auto.scale_up_delay_s:.0f} s")  # type: ignore[attr-defined]

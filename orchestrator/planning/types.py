@@ -76,6 +76,9 @@ class PlannerKnobs(_Frozen):
     waiting_pressure_per_replica: float = Field(
         1.0, ge=0, description="queued requests per ready replica that count as pressure"
     )
+    kv_pressure_usage: float = Field(
+        0.95, gt=0, le=1, description="KV-cache use that, with requests waiting, is pressure"
+    )
     solver_time_limit_s: float = Field(2.0, gt=0)
     use_solver: bool = Field(True, description="False = greedy only (for tests)")
 
@@ -139,6 +142,7 @@ class ProfileTarget(_Frozen):
     delivery: float = Field(gt=0)
     assigned_output_tps: float = Field(ge=0, description="forecast load the mix gives it")
     utilisation: float = Field(ge=0, description="observed load / capacity of ready replicas")
+    cost_per_hour_usd: float = Field(ge=0, description="target x $/replica-hour")
     pressure: bool = False
     limited_by: tuple[Limit, ...] = ()
     reason: str
@@ -158,6 +162,7 @@ class ScalingDecision(_Frozen):
     prefer_cheaper: bool = Field(
         False, description="router hint: prefer cheaper profiles (the ceiling binds)"
     )
+    spend_usd_per_hour: float = Field(0.0, ge=0, description="observed token spend (ledger)")
     solver: Literal["highs", "greedy", "exact"] = Field(
         "highs",
         description="highs = the MILP; exact = closed form (one profile per family, nothing "
