@@ -24,11 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.catalog.schema import Profile
+from orchestrator.concepts import QUERY_CLASSES, LatencySLO
 from orchestrator.policy.model import Policy
-from orchestrator.policy.schema import REQUEST_CLASSES, LatencySLO
-from orchestrator.routing.estimate import timing
-from orchestrator.routing.types import DEFAULT_KNOBS, LiveState, ProfilePerformance
-from orchestrator.routing.views import profile_view
+from orchestrator.replica_model import LiveState, ReplicaPerformance, performance_of, timing
 
 
 @dataclass(frozen=True)
@@ -42,18 +40,18 @@ class ReplicaCapacity:
     bound_by: str  # "tpot" | "ttft" | "max_concurrency"
 
 
-def performance(profile: Profile) -> ProfilePerformance:
+def performance(profile: Profile) -> ReplicaPerformance:
     """The shared latency model's view of the profile's catalog figures."""
-    return profile_view(profile).performance
+    return performance_of(profile)
 
 
 def modelled_latency(
-    perf: ProfilePerformance, streams_per_replica: float, prompt_tokens: float
+    perf: ReplicaPerformance, streams_per_replica: float, prompt_tokens: float
 ) -> tuple[float, float]:
     """(TTFT ms, TPOT ms) of a replica with `streams_per_replica` requests decoding."""
     live = LiveState(replicas_running=1, requests_in_flight=max(0, round(streams_per_replica) - 1))
-    _, ttft, tpot, _ = timing(perf, live, prompt_tokens, DEFAULT_KNOBS)
-    return ttft, tpot
+    t = timing(perf, live, prompt_tokens)
+    return t.ttft_ms, t.tpot_ms
 
 
 def replica_capacity(profile: Profile, slo: LatencySLO, prompt_tokens: float) -> ReplicaCapacity:
@@ -95,7 +93,7 @@ def planning_slo(policy: Policy, profile: str) -> LatencySLO:
     ttft: float | None = None
     tpot: float | None = None
     for tenant in policy.reachable_tenants():
-        for rc in REQUEST_CLASSES:
+        for rc in QUERY_CLASSES:
             if profile not in tenant.eligible_profiles(rc):
                 continue
             lat = tenant.limits(rc).latency

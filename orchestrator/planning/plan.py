@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from orchestrator.catalog.schema import Profile
+from orchestrator.concepts import LatencySLO
 from orchestrator.planning.capacity import (
     ReplicaCapacity,
     modelled_latency,
@@ -45,7 +46,6 @@ from orchestrator.planning.types import (
     ScalingDecision,
 )
 from orchestrator.policy.model import Policy
-from orchestrator.policy.schema import LatencySLO
 
 _IDLE = ProfileObservation()
 

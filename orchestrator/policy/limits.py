@@ -16,12 +16,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from orchestrator.concepts import LatencySLO
 from orchestrator.policy.schema import (
     BUILTIN_BOUNDS,
     Actions,
     Budgets,
     Failover,
-    LatencySLO,
     Limits,
     QualityFloor,
     ReasoningLimits,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from planning_helpers import catalog, policy, profile
 
+from orchestrator.concepts import LatencySLO
 from orchestrator.planning.capacity import planning_slo, replica_capacity
 from orchestrator.planning.forecast import holt_forecast, holt_update, planning_demand
 from orchestrator.planning.types import HoltState, PlannerKnobs
-from orchestrator.policy.schema import LatencySLO
 
 K = PlannerKnobs()
 
