@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from orchestrator.catalog.schema import Profile
 from orchestrator.concepts import QUERY_CLASSES, LatencySLO
 from orchestrator.policy.model import Policy
-from orchestrator.replica_model import LiveState, ReplicaPerformance, performance_of, timing
+from orchestrator.replica_model import (
+    ReplicaPerformance,
+    capacity_at_slo,
+    performance_of,
+    request_latency,
+    tpot_ms,
+)
 
 
 @dataclass(frozen=True)
@@ -41,48 +47,37 @@ class ReplicaCapacity:
 
 
 def performance(profile: Profile) -> ReplicaPerformance:
-    """The shared latency model's view of the profile's catalog figures."""
+    """The replica model's view of the profile's catalog figures."""
     return performance_of(profile)
 
 
-def modelled_latency(
-    perf: ReplicaPerformance, streams_per_replica: float, prompt_tokens: float
-) -> tuple[float, float]:
-    """(TTFT ms, TPOT ms) of a replica with `streams_per_replica` requests decoding."""
-    live = LiveState(replicas_running=1, requests_in_flight=max(0, round(streams_per_replica) - 1))
-    t = timing(perf, live, prompt_tokens)
-    return t.ttft_ms, t.tpot_ms
+def modelled_tpot_ms(perf: ReplicaPerformance, streams_per_replica: float) -> float:
+    """TPOT of a replica with `streams_per_replica` requests decoding (the replica model)."""
+    return tpot_ms(perf, streams_per_replica)
 
 
-def replica_capacity(profile: Profile, slo: LatencySLO, prompt_tokens: float) -> ReplicaCapacity:
-    """Per-replica decode capacity at the SLO (see the module docstring)."""
+def replica_capacity(
+    profile: Profile, slo: LatencySLO, prompt_tokens: float, output_tokens: int = 256
+) -> ReplicaCapacity:
+    """Per-replica decode capacity at the TTFT/TPOT SLO (the replica model's capacity_at_slo;
+    e2e objectives are left to the router)."""
     perf = performance(profile)
-
-    def fits(ttft: float, tpot: float) -> bool:
-        return (slo.tpot_p95_ms is None or tpot <= slo.tpot_p95_ms) and (
-            slo.ttft_p95_ms is None or ttft <= slo.ttft_p95_ms
-        )
-
-    best: tuple[int, float, float] | None = None
+    slo = LatencySLO(ttft_p95_ms=slo.ttft_p95_ms, tpot_p95_ms=slo.tpot_p95_ms)
+    cap = capacity_at_slo(perf, slo, prompt_tokens, output_tokens)
+    meets = cap.concurrency > 0
+    n = max(cap.concurrency, 1)
+    lat = cap.latency
     bound = "max_concurrency"
-    for n in range(1, perf.max_concurrency + 1):  # the load curve, evaluated point by point
-        ttft, tpot = modelled_latency(perf, n, prompt_tokens)
-        if not fits(ttft, tpot):
-            too_slow = slo.tpot_p95_ms is not None and tpot > slo.tpot_p95_ms
-            bound = "tpot" if too_slow else "ttft"
-            break
-        best = (n, ttft, tpot)
-    meets = best is not None
-    if best is None:
-        ttft, tpot = modelled_latency(perf, 1, prompt_tokens)
-        best = (1, ttft, tpot)
-    n, ttft, tpot = best
+    if n < perf.max_concurrency or not meets:
+        beyond = request_latency(perf, prompt_tokens, output_tokens, n + 1 if meets else 1)
+        missed = beyond.misses(slo)
+        bound = "tpot" if "tpot_p95_ms" in missed else "ttft"
     return ReplicaCapacity(
-        output_tps=1000.0 * n / tpot,
+        output_tps=1000.0 * n / lat.tpot_ms,
         prefill_tps=perf.prefill_tokens_per_s,
         concurrency=n,
-        tpot_ms=tpot,
-        ttft_ms=ttft,
+        tpot_ms=lat.tpot_ms,
+        ttft_ms=lat.ttft_ms,
         meets_slo=meets,
         bound_by=bound,
     )

@@ -26,7 +26,7 @@ from orchestrator.catalog.schema import Profile
 from orchestrator.concepts import LatencySLO
 from orchestrator.planning.capacity import (
     ReplicaCapacity,
-    modelled_latency,
+    modelled_tpot_ms,
     performance,
     planning_slo,
     replica_capacity,
@@ -61,6 +61,10 @@ class _Demand:
     @property
     def prompt_tokens(self) -> float:
         return self.input_tps / self.rps if self.rps > 0 else 0.0
+
+    @property
+    def output_per_request(self) -> float:
+        return self.output_tps / self.rps if self.rps > 0 else 256.0
 
 
 @dataclass
@@ -262,10 +266,10 @@ def _row(
     slo = planning_slo(policy, p.name)
     d = demand[p.served_model_name]
     prompt = d.prompt_tokens or policy.spec.reference_request("standard").input_tokens
-    cap = replica_capacity(p, slo, prompt)
+    cap = replica_capacity(p, slo, prompt, max(1, round(d.output_per_request)))
     prev = state.profiles.get(p.name)
     delivery = prev.delivery if prev is not None else 1.0
-    delivery = _update_delivery(p, o, delivery, prompt, knobs)
+    delivery = _update_delivery(p, o, delivery, knobs)
     current = prev.target if prev is not None else o.replicas_current
     return _Row(
         profile=p,
@@ -284,7 +288,7 @@ def _row(
 
 
 def _update_delivery(
-    p: Profile, o: ProfileObservation, delivery: float, prompt: float, knobs: PlannerKnobs
+    p: Profile, o: ProfileObservation, delivery: float, knobs: PlannerKnobs
 ) -> float:
     """EWMA of modelled / measured TPOT at the observed batch (needs >= 1 stream per replica)."""
     if o.replicas_ready <= 0 or o.tpot_ms.p50 is None or o.tpot_ms.p50 <= 0:
@@ -293,9 +297,7 @@ def _update_delivery(
     if per_replica < 1.0:
         return delivery
     perf = performance(p)
-    n = min(per_replica, perf.max_concurrency)
-    _, modelled = modelled_latency(perf, n, prompt)
-    sample = modelled / o.tpot_ms.p50
+    sample = modelled_tpot_ms(perf, min(per_replica, perf.max_concurrency)) / o.tpot_ms.p50
     new = delivery + knobs.delivery_weight * (sample - delivery)
     return min(knobs.delivery_max, max(knobs.delivery_min, new))
 
