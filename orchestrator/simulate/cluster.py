@@ -71,6 +71,8 @@ class Pool:
     arrived_tokens: int = 0  # their true output tokens
     arrived_prompt_tokens: int = 0
     predicted_tokens: float = 0.0  # their predicted tokens (set by the router)
+    window_ttft_ms: list = field(default_factory=list)  # finished since the controller read them
+    window_tpot_ms: list = field(default_factory=list)
     in_flight: int = 0  # admitted + waiting on replicas
     ready: int = 0
     starting: int = 0
@@ -296,6 +298,10 @@ class Cluster:
                 out.ttft_s[rid] = job.first_s - job.arrival_s
                 out.e2e_s[rid] = t - job.arrival_s
                 out.tokens[rid] = job.tokens
+                if len(pool.window_ttft_ms) < 4096:  # a sample is enough for percentiles
+                    pool.window_ttft_ms.append(1000.0 * (job.first_s - job.arrival_s))
+                    if job.tokens > 1:
+                        pool.window_tpot_ms.append(1000.0 * (t - job.first_s) / (job.tokens - 1))
                 live -= 1
                 finished += 1
                 while r.waiting and r.admitted < r.spec.cap:

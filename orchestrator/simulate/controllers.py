@@ -135,3 +135,76 @@ class DynamoSLAController:
         self.since = now
         self.next_s = now + self.interval_s
         return out
+
+
+class PlannerController:
+    """Ours: the product's planning core (`orchestrator.planning.plan`), called every
+    `autoscaling.interval_s` of the policy with an Observation built from the cluster's state,
+    exactly the typed input the server's controller builds from live metrics."""
+
+    def __init__(self, policy, initial: Sequence[int], *, tick_s: float = 10.0) -> None:
+        from orchestrator import planning
+
+        self.planning = planning
+        self.policy = policy
+        self._initial = list(initial)
+        self.interval_s = max(tick_s, float(getattr(policy.spec.autoscaling, "interval_s", tick_s)))
+        self.next_s = 0.0
+        self.since = 0.0
+        self.state = None
+        self.acc: list[list[float]] = []
+        self.decisions: list = []
+
+    def initial(self, cluster: Cluster) -> list[int]:
+        self.acc = [[0.0, 0.0, 0.0] for _ in cluster.pools]
+        return list(self._initial)
+
+    def observation(self, cluster: Cluster, now: float):
+        span = max(now - self.since, 1e-9)
+        profiles = {}
+        for pool, (n, in_tok, out_tok) in zip(cluster.pools, self.acc, strict=True):
+            running = sum(r.admitted for r in pool.active)
+            profiles[pool.name] = self.planning.ProfileObservation(
+                arrival_rate_rps=n / span,
+                input_tokens_per_s=in_tok / span,
+                output_tokens_per_s=out_tok / span,
+                requests_running=running,
+                requests_waiting=pool.ongoing - running,
+                ttft_ms=_percentiles(pool.window_ttft_ms),
+                tpot_ms=_percentiles(pool.window_tpot_ms),
+                replicas_current=pool.target + pool.draining,
+                replicas_ready=pool.ready,
+                replicas_starting=pool.starting,
+            )
+            pool.window_ttft_ms.clear()
+            pool.window_tpot_ms.clear()
+        return self.planning.Observation(now_s=now, profiles=profiles)
+
+    def tick(self, cluster: Cluster, now: float) -> list[int] | None:
+        for a, pool in zip(self.acc, cluster.pools, strict=True):
+            a[0] += pool.arrivals
+            a[1] += pool.arrived_prompt_tokens
+            a[2] += pool.predicted_tokens
+        if now + 1e-9 < self.next_s:
+            return None
+        decision, self.state = self.planning.plan(
+            self.observation(cluster, now), self.policy, self.state
+        )
+        self.decisions.append(decision)
+        self.acc = [[0.0, 0.0, 0.0] for _ in self.acc]
+        self.since = now
+        self.next_s = now + self.interval_s
+        return [decision.target_of(p.name) for p in cluster.pools]
+
+
+def _percentiles(values: list[float]):
+    from orchestrator.planning import Percentiles
+
+    if not values:
+        return Percentiles()
+    s = sorted(values)
+
+    def q(p: float) -> float:
+        return s[min(len(s) - 1, int(p * len(s)))]
+
+    return Percentiles(p50=q(0.5), p90=q(0.9), p95=q(0.95))
