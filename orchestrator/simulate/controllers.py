@@ -7,7 +7,8 @@
   profile at zero replicas with requests waiting scales up at once (Serve's cold-start path).
 - `DynamoSLAController`: Dynamo's SLA planner in aggregated mode with its constant load
   predictor: every adjustment interval (180 s), replicas = rate x output tokens / throughput per
-  replica at the TPOT SLO + rate x prompt tokens / prefill rate.
+  replica at the TTFT/TPOT SLO (the shared `capacity_at_slo`) + rate x prompt tokens / prefill
+  rate.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
+from orchestrator.concepts import LatencySLO
 from orchestrator.simulate.cluster import Cluster
 
 
@@ -92,12 +94,12 @@ class DynamoSLAController:
     def __init__(
         self,
         initial: Sequence[int],
-        tpot_slo_ms: float | None,
+        slo: LatencySLO,
         *,
         interval_s: float = 180.0,
     ) -> None:
         self._initial = list(initial)
-        self.tpot_slo_ms = tpot_slo_ms
+        self.slo = slo
         self.interval_s = interval_s
         self.next_s = interval_s
         self.acc = [[0, 0, 0] for _ in initial]  # arrivals, output tokens, prompt tokens
@@ -108,7 +110,7 @@ class DynamoSLAController:
 
     def replicas_for(self, cluster: Cluster, i: int, rate: float, osl: float, isl: float) -> int:
         spec = cluster.pools[i].spec
-        decode = spec.throughput_at(spec.slo_batch(self.tpot_slo_ms))
+        _, decode = spec.capacity(self.slo, isl, osl)
         busy = rate * osl / decode + rate * isl / spec.perf.prefill_tokens_per_s
         return math.ceil(busy) if busy > 0 else 0
 

@@ -18,13 +18,13 @@ Baselines (docs/benchmark.md states each one's source):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from orchestrator.catalog.schema import Catalog, Profile
-from orchestrator.concepts import TIER_RANK
+from orchestrator.concepts import TIER_RANK, LatencySLO
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.predict.schema import Prediction
 from orchestrator.replica_model import LiveState
@@ -232,16 +232,15 @@ def weak_profile(catalog: Catalog) -> Profile:
     )
 
 
-def tightest_slo(policy: Policy) -> Mapping[str, float | None]:
-    """The tightest standard-class p95 targets over the tenants traffic can belong to."""
-    out: dict[str, float | None] = {"ttft": None, "tpot": None, "e2e": None}
+def tightest_slo(policy: Policy) -> LatencySLO:
+    """The tightest standard-class TTFT and TPOT p95 targets of the tenants traffic can belong
+    to (e2e targets depend on each request's length: a capacity plan cannot use them)."""
+    ttft: float | None = None
+    tpot: float | None = None
     for t in policy.reachable_tenants():
         lat = t.limits("standard").latency
-        for key, value in (
-            ("ttft", lat.ttft_p95_ms),
-            ("tpot", lat.tpot_p95_ms),
-            ("e2e", lat.e2e_p95_ms),
-        ):
-            if value is not None and (out[key] is None or value < out[key]):
-                out[key] = value
-    return out
+        if lat.ttft_p95_ms is not None:
+            ttft = lat.ttft_p95_ms if ttft is None else min(ttft, lat.ttft_p95_ms)
+        if lat.tpot_p95_ms is not None:
+            tpot = lat.tpot_p95_ms if tpot is None else min(tpot, lat.tpot_p95_ms)
+    return LatencySLO(ttft_p95_ms=ttft, tpot_p95_ms=tpot)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from orchestrator import replica_model as est
 from orchestrator.catalog.schema import Profile
+from orchestrator.concepts import LatencySLO
 from orchestrator.replica_model import ReplicaPerformance, performance_of
 from orchestrator.routing.types import DEFAULT_KNOBS, RoutingKnobs
 
@@ -66,20 +67,21 @@ class ReplicaSpec:
         slowdown = self.knobs.prefill_load_slowdown
         return est.ttft_ms(self.perf, prompt_tokens, n, prefill_load_slowdown=slowdown) / 1000.0
 
-    def slo_batch(self, tpot_ms: float | None) -> int:
-        """Largest batch whose per-stream TPOT meets `tpot_ms` (at least 1)."""
-        if tpot_ms is None:
-            return self.cap
-        best = 1
-        for n in range(1, self.cap + 1):
-            if 1000.0 / self.rate[n] <= tpot_ms:
-                best = n
-        return best
-
-    def throughput_at(self, n: int) -> float:
-        """Aggregate output tokens/s of a replica decoding `n` streams."""
-        n = max(1, min(n, self.cap))
-        return n * self.rate[n]
+    def capacity(
+        self, slo: LatencySLO, prompt_tokens: float, output_tokens: float
+    ) -> tuple[int, float]:
+        """(streams, output tokens/s) one replica carries while a request of this size meets
+        the TTFT/TPOT of `slo`: the shared model's `capacity_at_slo` (at least one stream)."""
+        cap = est.capacity_at_slo(
+            self.perf,
+            slo,
+            prompt_tokens,
+            max(1, round(output_tokens)),
+            prefill_load_slowdown=self.knobs.prefill_load_slowdown,
+        )
+        if cap.concurrency == 0:  # not even alone: one stream is what a replica gives
+            return 1, est.aggregate_tokens_per_s(self.perf, 1)
+        return cap.concurrency, cap.output_tokens_per_s
 
 
 @dataclass(slots=True, eq=False)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from orchestrator.catalog.schema import Catalog
-from orchestrator.concepts import TIER_RANK
+from orchestrator.concepts import TIER_RANK, LatencySLO
 from orchestrator.policy import Policy
 from orchestrator.predict import Predictor
 from orchestrator.serving import route_inputs
@@ -169,10 +169,19 @@ def targets_for(requests: Sequence[SimRequest], policy: Policy, prepared: pol.Pr
     )
 
 
+def mean_sizes(requests: Sequence[SimRequest]) -> tuple[float, float]:
+    """(mean prompt tokens, mean output tokens) of the traffic."""
+    if not requests:
+        return 1.0, 1.0
+    n = len(requests)
+    return sum(r.prompt_tokens for r in requests) / n, sum(r.output_tokens for r in requests) / n
+
+
 def peak_replicas(
-    requests: Sequence[SimRequest], spec: ReplicaSpec, tpot_ms: float | None, window_s: float = 60.0
+    requests: Sequence[SimRequest], spec: ReplicaSpec, slo: LatencySLO, window_s: float = 60.0
 ) -> int:
-    """Replicas of `spec` the busiest `window_s` of the trace needs at the TPOT SLO (hindsight)."""
+    """Replicas of `spec` the busiest `window_s` of the trace needs at the SLO (hindsight):
+    decode time share at the SLO's capacity plus prefill time share, as Dynamo sizes."""
     if not requests:
         return 1
     buckets: dict[int, list[int]] = {}
@@ -181,12 +190,9 @@ def peak_replicas(
         b[0] += 1
         b[1] += r.output_tokens
         b[2] += r.prompt_tokens
-    decode = spec.throughput_at(spec.slo_batch(tpot_ms))
-    need = max(
-        (n / window_s) * (o / n) / decode
-        + (n / window_s) * (p / n) / spec.perf.prefill_tokens_per_s
-        for n, o, p in buckets.values()
-    )
+    _, decode = spec.capacity(slo, *mean_sizes(requests))
+    prefill = spec.perf.prefill_tokens_per_s
+    need = max(o / window_s / decode + p / window_s / prefill for _, o, p in buckets.values())
     return max(1, math.ceil(need))
 
 
@@ -221,11 +227,12 @@ def _setups(
     profiles = list(catalog.profiles)
     index = {p.name: i for i, p in enumerate(profiles)}
     slo = pol.tightest_slo(policy)
-    target_ongoing = [s.slo_batch(slo["tpot"]) for s in specs]
+    sizes = mean_sizes(requests)
+    target_ongoing = [s.capacity(slo, *sizes)[0] for s in specs]
     strong = pol.strong_profile(catalog)
     weak = pol.weak_profile(catalog)
     si, wi = index[strong.name], index[weak.name]
-    n_peak = peak_replicas(requests, specs[si], slo["tpot"])
+    n_peak = peak_replicas(requests, specs[si], slo)
     own = [
         (policy.scaling[p.name].min_replicas, policy.scaling[p.name].max_replicas) for p in profiles
     ]
@@ -277,14 +284,14 @@ def _setups(
         elif name == "dynamo":
             bounds, start = only([si])
             out[name] = _Setup(
-                bounds, pol.FixedRouter(si, strong), ctl.DynamoSLAController(start, slo["tpot"])
+                bounds, pol.FixedRouter(si, strong), ctl.DynamoSLAController(start, slo)
             )
         else:
             raise ValueError(f"unknown policy {name!r}; choose from {', '.join(ALL_POLICIES)}")
     notes.append(
         f"strong profile {strong.name} (static: {n_peak} replicas for the peak minute); "
         f"weak profile {weak.name}; queue-length target_ongoing_requests = the largest batch "
-        f"meeting TPOT {slo['tpot']} ms"
+        f"meeting TTFT {slo.ttft_p95_ms} / TPOT {slo.tpot_p95_ms} ms for the mean request"
     )
     return out
 

@@ -111,3 +111,13 @@ def test_uses_the_products_own_functions():
     assert sim_run.route_inputs is orchestrator.serving.route_inputs
     assert sim_run.Predictor is orchestrator.predict.Predictor
     assert sim_replica.est is orchestrator.replica_model
+
+
+def test_ours_scales_with_the_products_planner(catalog, policy):
+    planning = pytest.importorskip("orchestrator.planning", reason="planner not landed yet")
+    from orchestrator.simulate import controllers as ctl
+
+    notes: list[str] = []
+    controller = sim_run._our_controller(policy, [1] * len(catalog.profiles), [8] * 8, notes)
+    assert isinstance(controller, ctl.PlannerController) and not notes
+    assert controller.planning.plan is planning.plan
