@@ -1,8 +1,8 @@
 """`orchestrator serve`: start (or join) Ray, deploy the app, serve until SIGTERM / Ctrl-C.
 
 Invariant: on SIGTERM or SIGINT everything this command started (Serve app, engines, the local
-Ray cluster) is shut down before it exits; a joined cluster (`RAY_ADDRESS`) is left running,
-only our application is deleted from it.
+Ray cluster) is shut down before it exits; a joined cluster (`--address` / `RAY_ADDRESS`) is
+left running, only our application is deleted from it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,42 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--ready-timeout", type=float, default=900.0, help="seconds to wait for all engines"
     )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="join this running Ray cluster (host:port of its GCS, or 'auto') instead of "
+        "starting one; default $RAY_ADDRESS",
+    )
+    p.add_argument(
+        "--proxy-location",
+        choices=("HeadOnly", "EveryNode"),
+        default="HeadOnly",
+        help="where Serve runs HTTP proxies (EveryNode needs one --port per host)",
+    )
+    p.add_argument(
+        "--ingress-node-label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="pin the ingress to nodes carrying this Ray node label (repeatable)",
+    )
     p.set_defaults(func=run)
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """`KEY=VALUE` strings as a dict (ValueError naming the bad item)."""
+    labels: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--ingress-node-label {item!r}: expected KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
+def ray_address(args: argparse.Namespace) -> str | None:
+    """The cluster to join: --address, else $RAY_ADDRESS; None = start a local one."""
+    return args.address or os.environ.get("RAY_ADDRESS") or None
 
 
 def _say(msg: str) -> None:
@@ -75,6 +110,7 @@ def _wait_until_running(app_name: str, timeout_s: float, stop: threading.Event) 
 def run(args: argparse.Namespace) -> int:
     try:
         _validate_inputs(args)
+        ingress_labels = parse_labels(args.ingress_node_label)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
@@ -95,10 +131,11 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.serving.app import build_app
     from orchestrator.serving.ingress import APP_NAME
 
-    joined = bool(os.environ.get("RAY_ADDRESS"))
-    _say("joining Ray at $RAY_ADDRESS" if joined else "starting a local Ray cluster")
+    address = ray_address(args)
+    joined = address is not None
+    _say(f"joining the Ray cluster at {address}" if joined else "starting a local Ray cluster")
     ray.init(
-        address=os.environ.get("RAY_ADDRESS") or "local",
+        address=address or "local",
         include_dashboard=False,
         log_to_driver=True,
         namespace="orchestrator",
@@ -108,8 +145,13 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     exit_code = 0
     try:
-        serve.start(http_options={"host": args.host, "port": args.port})
-        app_args = {"deployments": args.deployments, "policy": args.policy}
+        serve.start(
+            proxy_location=args.proxy_location,
+            http_options={"host": args.host, "port": args.port},
+        )
+        app_args: dict[str, Any] = {"deployments": args.deployments, "policy": args.policy}
+        if ingress_labels:
+            app_args["ingress_node_labels"] = ingress_labels
         if args.ledger:
             app_args["ledger_path"] = args.ledger
         # deploy without waiting (serve.run would block, unresponsive to signals, until every

@@ -17,6 +17,7 @@ from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
 from orchestrator.serving.engine_config import (
     DEPLOYMENT_PREFIX,
     llm_config_dict,
+    serve_placement_options,
     unknown_parsers,
 )
 
@@ -33,6 +34,18 @@ class AppArgs(BaseModel):
     ledger_path: str | None = Field(None, description="SQLite usage ledger path")
     state_dir: str | None = Field(None, description="directory for learned state (calibration)")
     ingress_num_cpus: float = Field(INGRESS_NUM_CPUS, ge=0)
+    ingress_node_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="node labels the ingress replica's node must carry (Ray label selector)",
+    )
+
+
+def ingress_actor_options(app_args: AppArgs) -> dict[str, Any]:
+    """Ray actor options of the ingress replica: its CPUs, and its node labels when pinned."""
+    options: dict[str, Any] = {"num_cpus": app_args.ingress_num_cpus}
+    if app_args.ingress_node_labels:
+        options["label_selector"] = dict(app_args.ingress_node_labels)
+    return options
 
 
 def build_llm_configs(catalog: Catalog) -> dict[str, Any]:
@@ -48,8 +61,9 @@ def build_llm_configs(catalog: Catalog) -> dict[str, Any]:
     }
 
 
-def build_profile_deployments(configs: dict[str, Any]) -> dict[str, Any]:
-    """One ray.serve.llm LLMServer deployment per profile, keyed by profile name."""
+def build_profile_deployments(configs: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
+    """One ray.serve.llm LLMServer deployment per profile, keyed by profile name, pinned to the
+    nodes its `placement` names."""
     from ray.serve.config import RequestRouterConfig
     from ray.serve.llm import build_llm_deployment
 
@@ -67,7 +81,10 @@ def build_profile_deployments(configs: dict[str, Any]) -> dict[str, Any]:
             config,
             name_prefix=DEPLOYMENT_PREFIX,
             deployment_cls=ProfileServer,
-            override_serve_options={"request_router_config": router},
+            override_serve_options={
+                "request_router_config": router,
+                **serve_placement_options(catalog.profile(name)),
+            },
         )
         for name, config in configs.items()
     }
@@ -83,7 +100,7 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
     app_args = AppArgs.model_validate(args or {})
     catalog = load_catalog(Path(app_args.deployments))
     configs = build_llm_configs(catalog)
-    deployments = build_profile_deployments(configs)
+    deployments = build_profile_deployments(configs, catalog)
     model_cards = {name: to_model_metadata(name, config) for name, config in configs.items()}
     ingress_cls = serve.ingress(fastapi_app)(OrchestratorIngress)
     ingress = serve.deployment(
@@ -91,7 +108,7 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
         name="ingress",
         num_replicas=1,
         max_ongoing_requests=1000,
-        ray_actor_options={"num_cpus": app_args.ingress_num_cpus},
+        ray_actor_options=ingress_actor_options(app_args),
         graceful_shutdown_timeout_s=60,
     )
     return ingress.bind(

@@ -125,15 +125,37 @@ def llm_config_dict(profile: Profile, model_location: str) -> dict[str, Any]:
         "runtime_env": {"env_vars": replica_env(profile)},
         "log_engine_metrics": False,
     }
+    strategy = placement_strategy(profile)
     if acc.is_gpu:
-        config["accelerator_type"] = acc.type
+        config["accelerator_type"] = acc.type  # each bundle asks for `accelerator_type:<type>`
+        if strategy != "PACK":
+            config["placement_group_config"] = {
+                "bundle_per_worker": {"GPU": 1},
+                "strategy": strategy,
+            }
     else:
         config["accelerator_config"] = {"kind": "cpu"}
         # Ray Serve LLM adds the replica actor's CPUs to the engine's first placement bundle;
         # the engine runs in-process on CPU, so the whole reservation sits in that bundle.
         deployment_config["ray_actor_options"] = {"num_cpus": 0}
-        config["placement_group_config"] = {"bundles": [{"CPU": acc.cpus}], "strategy": "PACK"}
+        config["placement_group_config"] = {"bundles": [{"CPU": acc.cpus}], "strategy": strategy}
     return config
+
+
+def placement_strategy(profile: Profile) -> str:
+    """Placement-group strategy of a replica: STRICT_PACK (one node) when the profile is pinned
+    by node labels (Serve's scheduler takes bundle label selectors only with STRICT_PACK, and a
+    replica is meant to sit on one node of its type), else Ray Serve LLM's default PACK."""
+    return "STRICT_PACK" if profile.placement.node_labels else "PACK"
+
+
+def serve_placement_options(profile: Profile) -> dict[str, Any]:
+    """Serve deployment options pinning every placement bundle of a replica to nodes carrying
+    the profile's `placement.node_labels` (empty when the profile is not pinned)."""
+    labels = profile.placement.node_labels
+    if not labels:
+        return {}
+    return {"placement_group_bundle_label_selector": [dict(labels)]}
 
 
 def _registered(kind: str) -> set[str] | None:
