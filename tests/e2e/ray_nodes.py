@@ -1,0 +1,127 @@
+"""Real Ray nodes on this machine, each a `ray start --block` process in its own session.
+
+Each node is one process tree (`ray start` -> GCS/raylet/agents -> workers -> engines); `kill`
+SIGKILLs every process of the tree that was ever seen (snapshots are taken as the tree grows),
+so a node "dies" the way a lost machine does, and nothing it started outlives the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RayNode:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    seen: set[int] = field(default_factory=set)
+
+    def snapshot(self) -> set[int]:
+        """Remember every process of the tree now (workers come and go)."""
+        with contextlib.suppress(psutil.NoSuchProcess):
+            self.seen |= {self.proc.pid}
+            self.seen |= {c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)}
+        return self.seen
+
+    def kill(self) -> None:
+        """SIGKILL every process this node started (raylet, agents, workers, engines)."""
+        self.snapshot()
+        procs = []
+        for pid in self.seen:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                procs.append(psutil.Process(pid))
+        for p in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.send_signal(signal.SIGKILL)
+        psutil.wait_procs(procs, timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def log_tail(self, n: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+
+def auth_env(tmp: Path) -> dict[str, str]:
+    """Token authentication (Ray's default for `ray start --head`) with a token of our own, so
+    no process reads or writes the shared ~/.ray/auth_token; every node and driver needs it
+    (in its environment before `import ray`: Ray reads the mode once, at import)."""
+    token = tmp / "ray-auth-token"
+    if not token.exists():
+        token.write_text(secrets.token_hex(32))  # what `ray get-auth-token --generate` writes
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+
+
+def start_node(
+    name: str,
+    tmp: Path,
+    *,
+    num_cpus: int,
+    labels: dict[str, str],
+    head_port: int | None = None,
+    address: str | None = None,
+    env: dict[str, str] | None = None,
+) -> RayNode:
+    """Start a head (`head_port`) or a worker joining `address`; returns once it is up."""
+    log_path = tmp / f"ray-{name}.log"
+    cmd = [
+        "ray",
+        "start",
+        "--block",
+        f"--num-cpus={num_cpus}",
+        "--labels=" + ",".join(f"{k}={v}" for k, v in labels.items()),
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+        "--disable-usage-stats",
+    ]
+    if head_port is not None:
+        cmd += ["--head", f"--port={head_port}", "--include-dashboard=false"]
+        cmd += [f"--ray-client-server-port={free_port()}", "--node-ip-address=127.0.0.1"]
+    else:
+        assert address is not None
+        cmd += [f"--address={address}", "--node-ip-address=127.0.0.1"]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **auth_env(tmp), **(env or {})},
+        start_new_session=True,
+    )
+    node = RayNode(name, proc, log_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ray start ({name}) exited {proc.returncode}:\n{node.log_tail()}")
+        names = {_name(pid) for pid in node.snapshot()}
+        if any("raylet" in n for n in names):
+            time.sleep(2)  # the raylet registers with the GCS shortly after it starts
+            return node
+        time.sleep(0.5)
+    node.kill()
+    raise RuntimeError(f"ray start ({name}) did not bring up a raylet:\n{node.log_tail()}")
+
+
+def _name(pid: int) -> str:
+    try:
+        return psutil.Process(pid).name()
+    except psutil.NoSuchProcess:
+        return ""
