@@ -15,7 +15,6 @@ Invariants:
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -370,14 +369,25 @@ def build_openapi(
     }
 
 
+class _CachedOpenAPI:
+    """The app's `openapi()`: built once, on first call. A module-level class, not a closure,
+    because Serve pickles the FastAPI app (with this attribute) to ship it to the replica."""
+
+    def __init__(self, app: Any, ops: Callable[[], dict[tuple[str, str], Operation]]):
+        self._app = app
+        self._ops = ops
+        self._doc: dict[str, Any] | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        if self._doc is None:
+            app = self._app
+            self._doc = build_openapi(app.title, app.version, app.routes, self._ops())
+        return self._doc
+
+
 def install(app: Any, ops: Callable[[], dict[tuple[str, str], Operation]] = operations) -> None:
     """Serve the typed document at the app's /openapi.json (built once, on first request)."""
-
-    @functools.cache
-    def openapi() -> dict[str, Any]:
-        return build_openapi(app.title, app.version, app.routes, ops())
-
-    app.openapi = openapi
+    app.openapi = _CachedOpenAPI(app, ops)
 
 
 def version_info() -> VersionInfo:
