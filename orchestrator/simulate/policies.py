@@ -4,7 +4,8 @@ Ours and the oracle call the product's own functions, never copies: the request 
 the server (`orchestrator.serving.route_inputs`), the decision core
 (`orchestrator.routing.decide.decide`) and, for scaling, the planning core
 (`orchestrator.planning`, see `controllers.py`). The oracle differs only in its inputs: the true
-output length as the token budget and the request's needed tier as its quality floor.
+output length as the token budget and the true class (a request whose difficulty needs more
+than a medium model is a `reasoning` request, the class the router sends to stronger tiers).
 
 Baselines (docs/benchmark.md states each one's source):
 - `static`: the strong profile, replicas for the trace's peak minute, never rescaled;
@@ -26,7 +27,6 @@ import numpy as np
 from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.concepts import TIER_RANK, LatencySLO
 from orchestrator.policy import Policy, TenantPolicy
-from orchestrator.predict.schema import Prediction
 from orchestrator.replica_model import LiveState
 from orchestrator.routing.decide import decide
 from orchestrator.routing.types import ProfileView, TokenBudget
@@ -87,8 +87,7 @@ class ThresholdRouter:
 class Prepared:
     """Per-request inputs shared by every policy (predicted once)."""
 
-    predictions: list[Prediction]  # the first candidate's prediction, as the ingress uses
-    budgets: list[TokenBudget]
+    budgets: list[TokenBudget]  # from the first candidate's prediction, as the ingress uses
 
 
 class DecideRouter:
@@ -151,17 +150,25 @@ class DecideRouter:
         return route_inputs.budget_state(tenant.budgets, spent, 0.0)
 
     def _token_budget(self, req: SimRequest) -> TokenBudget:
+        """Ours: the predictor's budget. The oracle: the truth in the same shape, i.e. the true
+        length as p50 and p90, and the class the truth gives: `reasoning` when the request
+        needs more than a medium model (its difficulty), else `long_form` / `standard` by its
+        true length (`long_context` stays: it depends on the prompt only)."""
         tb = self.prepared.budgets[req.rid]
         if not self.oracle:
             return tb
         cls = tb.query_class
-        if cls in ("standard", "long_form"):
-            cls = "long_form" if req.output_tokens >= self.long_form_tokens else "standard"
+        hard = TIER_RANK.get(req.tier, 0) > TIER_RANK["medium"]
+        if cls != "long_context":
+            if hard:
+                cls = "reasoning"
+            else:
+                cls = "long_form" if req.output_tokens >= self.long_form_tokens else "standard"
         return TokenBudget(
             p50_output_tokens=req.output_tokens,
             p90_output_tokens=req.output_tokens,
-            reasoning_probability=tb.reasoning_probability,
-            reasoning_tokens=tb.reasoning_tokens,
+            reasoning_probability=1.0 if hard else 0.0,
+            reasoning_tokens=tb.reasoning_tokens if hard else 0,
             query_class=cls,
         )
 
@@ -169,19 +176,12 @@ class DecideRouter:
         tenant = tenant_of(self.policy, req.tenant)
         tb = self._token_budget(req)
         budget = self._budget(tenant, now)
-        rkey = (
-            tenant.name,
-            tb.query_class,
-            budget.remaining_usd,
-            req.tier if self.oracle else None,
-        )
+        rkey = (tenant.name, tb.query_class, budget.remaining_usd)
         rules = self._rules.get(rkey)
         if rules is None:
             rules = route_inputs.tenant_rules(
                 tenant, tb.query_class, budget, tenant.eligible_profiles(tb.query_class)
             )
-            if self.oracle:
-                rules = self._with_need(rules, req.tier)
             if budget.remaining_usd is None:
                 self._rules[rkey] = rules
         request = route_inputs.route_request(req.body, req.prompt_tokens, NO_TARGETS)
@@ -205,14 +205,6 @@ class DecideRouter:
             decision.estimate.output_tokens if decision.estimate else tokens
         )
         return Routed(idx, tokens, truncated)
-
-    def _with_need(self, rules, tier: str):
-        """The oracle's quality floor: the request's needed tier, within what the tenant may use."""
-        allowed = rules.allowed_profiles or tuple(self.names)
-        top = max((TIER_RANK[self.views[self.index[n]].quality_tier] for n in allowed), default=0)
-        floor = max(TIER_RANK[rules.quality_floor], min(TIER_RANK.get(tier, 0), top))
-        name = next(k for k, v in TIER_RANK.items() if v == floor)
-        return rules.model_copy(update={"quality_floor": name})
 
 
 def strong_profile(catalog: Catalog) -> Profile:

@@ -2,9 +2,9 @@
 
 The pool holds the real prompts in ../shared/data, each with its token count (default
 tokenizer) and the quality tier its difficulty needs. A request of C context tokens gets a
-body built from them: a final user question drawn from the pool and, when the question alone is
-much shorter than C, earlier conversation turns (a real instruction and a real model's answer)
-in front, as a conversation service sends. Bodies are made per (length bucket, variant), so a
+body built from them: a final user question drawn uniformly from the prompts no longer than C
+and, until the body reaches 80 % of C, earlier conversation turns (a real AlpacaEval
+instruction and Llama-3.1-8B's real answer) in front, as a conversation service sends. Bodies are made per (length bucket, variant), so a
 trace of any size featurizes at most `buckets * variants` distinct bodies.
 
 Difficulty labels (the tier a request needs to be answered well):
@@ -149,14 +149,10 @@ class PromptPool:
         return found
 
     def _build(self, target: int, rng: np.random.Generator, key: int) -> Body:
-        # the final question: a random prompt no longer than the target when one exists,
-        # preferring lengths near it (the last 25 % of prompts that fit)
+        # the final question: any prompt no longer than the target (uniformly, so the sources
+        # keep their shares at every length), else the shortest one
         fit = int(np.searchsorted(self._lens, target, side="right"))
-        if fit == 0:
-            idx = int(self._by_len[0])
-        else:
-            lo = max(0, fit - max(8, fit // 4))
-            idx = int(self._by_len[int(rng.integers(lo, fit))])
+        idx = int(self._by_len[int(rng.integers(fit))]) if fit else int(self._by_len[0])
         last = self.prompts[idx]
         total = last.tokens
         messages: list[dict[str, str]] = []

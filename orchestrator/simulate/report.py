@@ -61,6 +61,8 @@ def markdown(result: SimResult) -> str:
         "",
         "Wall time (s): " + ", ".join(f"{k} {v:.2f}" for k, v in result.wall_s.items()),
         "",
+        "CPU time (s): " + ", ".join(f"{k} {v:.2f}" for k, v in result.cpu_s.items()),
+        "",
         *[f"- {n}" for n in result.notes],
         "",
     ]
