@@ -1,19 +1,32 @@
-"""Output tokens/s through orchestrator vs. vLLM's own OpenAI server: same model, same engine
-settings, same concurrency, measured one after the other in one run. Prints the ratio.
+"""Output tokens/s through orchestrator vs. the same vLLM engine served by vLLM's own server.
 
-    python bench/serving_throughput.py [--concurrency 8] [--max-tokens 128] [--rounds 3]
+    flock /tmp/orchestrator-ray.lock python bench/serving_throughput.py [--pairs 4]
 
-Not a test: it needs ~6 minutes and the whole machine (run it with nothing else busy).
+Fairness (a router cannot make the engine faster, so any gap must come from the setup):
+- one profile only: orchestrator serves a one-profile copy of the catalog (no second engine
+  sharing the cores), vLLM's server runs the same profile;
+- the same engine: vLLM's server gets exactly `engine_kwargs(profile)` plus what Ray Serve LLM
+  adds on a CPU replica (`distributed_executor_backend=mp`, `enable_log_requests=False`), the
+  same resolved model files, and the replica's environment (`replica_env`: OMP threads,
+  KV cache size, thread binding);
+- the same warm-up (one full round each before measuring), the same requests (chat, fixed
+  prompts, temperature 0, ignore_eos, max_tokens);
+- both servers stay up and are measured alternately (ABBA order per pair) so machine load
+  drifts hit both sides alike; the ratio is reported per pair with its spread.
+
+Not a test: needs ~10 minutes and the machine lock; prints the machine and its load average.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import yaml
 from openai import AsyncOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +56,10 @@ PROMPTS = [
     "Give advice to someone starting their first job.",
 ]
 
+# What ray.serve.llm's VLLMEngineConfig adds to engine_kwargs on a CPU replica (ray 2.60,
+# ray/llm/_internal/serve/engines/vllm/vllm_models.py: get_initialization_kwargs).
+SERVE_LLM_CPU_DEFAULTS = {"distributed_executor_backend": "mp", "enable_log_requests": False}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -53,7 +71,7 @@ def wait_ready(
     url: str,
     proc: subprocess.Popen,
     ready: Callable[[httpx.Response], bool] = lambda r: True,
-    timeout_s: float = 900,
+    timeout_s: float = 1200,
 ) -> None:
     """Poll `url` until it answers 200 and `ready(response)` holds; fail if `proc` exits."""
     deadline = time.monotonic() + timeout_s
@@ -71,8 +89,9 @@ def wait_ready(
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (it was started in its own session), then SIGKILL."""
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
@@ -80,8 +99,11 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-async def load(base_url: str, model: str, concurrency: int, max_tokens: int, rounds: int) -> dict:
-    client = AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0, timeout=600)
+async def load(
+    base_url: str, model: str, concurrency: int, max_tokens: int, rounds: int
+) -> dict[str, float]:
+    """`rounds` rounds of `concurrency` chat requests at once; output tokens per second."""
+    client = AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0, timeout=900)
 
     async def one(i: int) -> int:
         r = await client.chat.completions.create(
@@ -93,105 +115,183 @@ async def load(base_url: str, model: str, concurrency: int, max_tokens: int, rou
         )
         return r.usage.completion_tokens
 
-    await asyncio.gather(*(one(i) for i in range(concurrency)))  # warm-up round
     started = time.perf_counter()
     tokens = 0
     for _ in range(rounds):
         tokens += sum(await asyncio.gather(*(one(i) for i in range(concurrency))))
     elapsed = time.perf_counter() - started
+    await client.close()
     return {"tokens": tokens, "seconds": elapsed, "tok_s": tokens / elapsed}
 
 
-def run_orchestrator(profile_name: str, args: argparse.Namespace, log: Path) -> dict:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "serve", "--port", str(port)],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        cwd=ROOT,
-    )
-    try:
-        # every profile ready, not just the ingress
-        wait_ready(
-            f"http://127.0.0.1:{port}/healthz", proc, lambda r: all(r.json()["profiles"].values())
-        )
-        return asyncio.run(
-            load(
-                f"http://127.0.0.1:{port}/v1",
-                profile_name,
-                args.concurrency,
-                args.max_tokens,
-                args.rounds,
-            )
-        )
-    finally:
-        stop(proc)
-
-
-def run_vllm(profile_name: str, args: argparse.Namespace, log: Path) -> dict:
-    profile = load_catalog(ROOT / "deployments" / "local.yaml").profile(profile_name)
-    model_dir = resolve_model(profile.model)
-    kwargs = engine_kwargs(profile, model_dir)
+def vllm_cli(profile_name: str, model_dir: str, kwargs: dict) -> list[str]:
+    """vLLM server flags for `kwargs` (AsyncEngineArgs field names)."""
     cli = ["--model", model_dir, "--served-model-name", profile_name]
     for key, value in kwargs.items():
         flag = "--" + key.replace("_", "-")
         if value is True:
             cli.append(flag)
+        elif value is False:
+            cli.append("--no-" + key.replace("_", "-"))
         elif isinstance(value, dict):
-            import json
-
             cli += [flag, json.dumps(value)]
         else:
             cli += [flag, str(value)]
+    return cli
+
+
+def start_vllm(profile, log: Path) -> tuple[subprocess.Popen, str]:
+    model_dir = resolve_model(profile.model)
+    kwargs = {**engine_kwargs(profile, model_dir), **SERVE_LLM_CPU_DEFAULTS}
+    if profile.accelerator.is_gpu:
+        kwargs.pop("distributed_executor_backend")
     port = free_port()
-    env = {**os.environ, **replica_env(profile)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--port", str(port), *cli],
+        [
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--port",
+            str(port),
+            *vllm_cli(profile.name, model_dir, kwargs),
+        ],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
-        env=env,
+        env={**os.environ, **replica_env(profile)},
         start_new_session=True,
     )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def start_orchestrator(profile, workdir: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    catalog = {
+        "apiVersion": "orchestrator/v1",
+        "kind": "Catalog",
+        "profiles": [profile.model_dump(mode="json", exclude_none=True)],
+    }
+    path = workdir / "one-profile.yaml"
+    path.write_text(yaml.safe_dump(catalog, sort_keys=False))
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "serve",
+            "--deployments",
+            str(path),
+            "--port",
+            str(port),
+            "--ledger",
+            str(workdir / "usage.sqlite3"),
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=ROOT,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def load_average() -> str:
     try:
-        wait_ready(f"http://127.0.0.1:{port}/v1/models", proc)
-        return asyncio.run(
-            load(
-                f"http://127.0.0.1:{port}/v1",
-                profile_name,
-                args.concurrency,
-                args.max_tokens,
-                args.rounds,
-            )
-        )
-    finally:
-        stop(proc)
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def plot(pairs: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    xs = range(1, len(pairs) + 1)
+    ax.plot(xs, [p["vllm"] for p in pairs], "o-", label="vLLM server (same engine)")
+    ax.plot(xs, [p["orchestrator"] for p in pairs], "s-", label="orchestrator")
+    ax.set_xlabel("pair (alternating runs)")
+    ax.set_ylabel("output tok/s")
+    ax.set_title(title, fontsize=9)
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--deployments", type=Path, default=ROOT / "deployments" / "local.yaml")
     parser.add_argument("--profile", default="smollm2-cpu")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per measurement")
+    parser.add_argument("--pairs", type=int, default=4, help="alternating measurement pairs")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--plot", type=Path, default=None, help="draw the pairs (PNG)")
     args = parser.parse_args()
-    logs = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    profile = load_catalog(args.deployments).profile(args.profile)
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}; logs in {logs}"
+        f"python {platform.python_version()}; load average {load_average()}; logs in {work}",
+        flush=True,
     )
-    direct = run_vllm(args.profile, args, logs / "vllm.log")
+    direct, direct_url = start_vllm(profile, work / "vllm.log")
+    ours, ours_url = start_orchestrator(profile, work, work / "orchestrator.log")
+    try:
+        wait_ready(f"{direct_url}/v1/models", direct)
+        wait_ready(f"{ours_url}/healthz", ours, lambda r: all(r.json()["profiles"].values()))
+        sides = {"vllm": f"{direct_url}/v1", "orchestrator": f"{ours_url}/v1"}
+
+        def measure(side: str, rounds: int) -> dict[str, float]:
+            return asyncio.run(
+                load(sides[side], profile.name, args.concurrency, args.max_tokens, rounds)
+            )
+
+        for side in sides:  # warm-up: one full round each
+            measure(side, 1)
+        pairs = []
+        for i in range(args.pairs):
+            order = ("vllm", "orchestrator") if i % 2 == 0 else ("orchestrator", "vllm")
+            pair = {}
+            for side in order:
+                r = measure(side, args.rounds)
+                pair[side] = r["tok_s"]
+                print(
+                    f"pair {i + 1} {side:12s}: {r['tok_s']:7.1f} output tok/s "
+                    f"({int(r['tokens'])} tokens in {r['seconds']:.1f} s)",
+                    flush=True,
+                )
+            pair["ratio"] = pair["orchestrator"] / pair["vllm"]
+            pairs.append(pair)
+    finally:
+        stop(ours)
+        stop(direct)
+    ratios = [p["ratio"] for p in pairs]
+    summary = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "load_average_end": load_average(),
+        "profile": profile.name,
+        "concurrency": args.concurrency,
+        "max_tokens": args.max_tokens,
+        "pairs": pairs,
+        "vllm_median_tok_s": statistics.median(p["vllm"] for p in pairs),
+        "orchestrator_median_tok_s": statistics.median(p["orchestrator"] for p in pairs),
+        "ratio_median": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+    }
     print(
-        f"vLLM direct     : {direct['tok_s']:7.1f} output tok/s ({direct['tokens']} tokens in {direct['seconds']:.1f} s)"
+        f"ratio orchestrator / vLLM: median {summary['ratio_median']:.3f} "
+        f"(min {summary['ratio_min']:.3f}, max {summary['ratio_max']:.3f}, {len(pairs)} pairs); "
+        f"medians {summary['orchestrator_median_tok_s']:.1f} vs "
+        f"{summary['vllm_median_tok_s']:.1f} tok/s; load average {summary['load_average_end']}"
     )
-    ours = run_orchestrator(args.profile, args, logs / "orchestrator.log")
-    print(
-        f"orchestrator    : {ours['tok_s']:7.1f} output tok/s ({ours['tokens']} tokens in {ours['seconds']:.1f} s)"
-    )
-    print(
-        f"ratio orchestrator / vLLM = {ours['tok_s'] / direct['tok_s']:.3f} "
-        f"(concurrency {args.concurrency}, max_tokens {args.max_tokens}, profile {args.profile})"
-    )
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2))
+    if args.plot:
+        plot(pairs, args.plot, f"{profile.name}, concurrency {args.concurrency}")
 
 
 if __name__ == "__main__":

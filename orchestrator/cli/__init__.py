@@ -7,7 +7,17 @@ import importlib
 import sys
 
 # module name -> registers one or more sub-commands on the top-level parser
-_COMMAND_MODULES = ("serve", "policy", "predictor", "render", "usage", "simulate", "plan", "status")
+_COMMAND_MODULES = (
+    "serve",
+    "policy",
+    "predictor",
+    "render",
+    "usage",
+    "simulate",
+    "plan",
+    "status",
+    "profile",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
