@@ -85,6 +85,7 @@ class ProfileEngine:
     def __init__(self, profile: Profile, engine, tokenizer) -> None:
         self.profile = profile
         self.engine = engine
+        self.tokenizer = tokenizer
         self.prompts = PromptSource(tokenizer)
 
     @classmethod
