@@ -129,7 +129,7 @@ def test_tool_call_parser_enables_auto_tool_choice_in_the_frontend_args():
     assert engine_config.frontend_kwargs["tool_call_parser"] == "hermes"
     merged = {**engine_config.frontend_kwargs, **engine_config.engine_kwargs}
     assert merged["reasoning_parser"] == "deepseek_r1"
-    plain = engine_kwargs(LOCAL.profiles[0], "/m")
+    plain = engine_kwargs(LOCAL.profile("smollm2-cpu-ngram"), "/m")
     assert not {"enable_auto_tool_choice", "tool_call_parser", "reasoning_parser"} & set(plain)
 
 

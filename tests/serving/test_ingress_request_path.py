@@ -27,6 +27,7 @@ from orchestrator.serving import openai_io
 from orchestrator.serving.accounting import Accountant
 from orchestrator.serving.errors import OrchestratorHTTPError
 from orchestrator.serving.ingress import DecisionStore, OrchestratorIngress
+from orchestrator.serving.responses_api import ResponseStore
 from orchestrator.telemetry.metrics import INSTANCE_LABEL, OrchestratorMetrics
 
 LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
@@ -94,6 +95,7 @@ def ingress(tmp_path, monkeypatch):
     ing._ledger = UsageLedger(tmp_path / "usage.sqlite3", synchronous="NORMAL")
     ing._accountant = Accountant(ing._ledger, ing._predictor)
     ing._decisions = DecisionStore()
+    ing._responses = ResponseStore()
     ing._metrics = OrchestratorMetrics(instance_id="test-0")
     ing._views = {}
     ing._views_version = None
@@ -293,3 +295,36 @@ async def test_budget_is_read_with_one_query(ingress):
         ingress._ledger._conn.set_trace_callback(None)
     assert len(statements) == 1 and statements[0].lstrip().startswith("SELECT")
     assert state.remaining_usd == pytest.approx(1.0)  # the tightest window: the hour's $1
+
+
+async def test_responses_request_is_served_through_the_chat_path(ingress, chat_completion):
+    ingress.handle.streams.append(chat_completion())
+    body = {"model": FAMILY, "input": "Name a colour.", "instructions": "Be brief."}
+    response = await ingress._serve(_request(body, "/v1/responses"), "responses")
+    assert isinstance(response, JSONResponse) and response.status_code == 200
+    data = json.loads(response.body)
+    assert data["object"] == "response" and data["output"][0]["content"][0]["text"] == "Blue."
+    assert data["usage"]["output_tokens"] == 3 and data["usage"]["cost_usd"] > 0
+    assert data["model"] == FAMILY
+    engine_request = ingress.handle.requests[0]  # vLLM's chat request, built from the input
+    assert [m["role"] for m in engine_request.messages] == ["system", "user"]
+    assert ingress._ledger.count() == 1 and len(ingress.decide_calls) == 1
+    assert response.headers["x-orchestrator-profile"] in {p.name for p in LOCAL.profiles}
+
+
+async def test_invalid_responses_body_is_refused_before_anything_is_priced(ingress):
+    body = {"model": FAMILY, "input": "hi", "background": True}
+    with pytest.raises(OrchestratorHTTPError) as err:
+        await ingress._serve(_request(body, "/v1/responses"), "responses")
+    assert err.value.status == 400 and err.value.param == "background"
+    _nothing_happened(ingress)
+
+
+async def test_tools_pinned_to_a_profile_without_parser_is_a_400_before_the_engine(ingress):
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    body = {"model": "smollm2-cpu-ngram", "messages": MESSAGES, "tools": [tool]}
+    response = await ingress._serve(_request(body), "chat")
+    assert response.status_code == 400
+    error = json.loads(response.body)["error"]
+    assert error["code"] == "tool_calling_unsupported" and "tool_call_parser" in error["message"]
+    assert ingress.handle.requests == []

@@ -270,3 +270,64 @@ async def test_settlement_acts_once(harness):
     assert harness.released == 1 and len(harness.observed) == 1
     assert harness.row().status == "ok" and harness.ledger.count() == 1
     assert datetime.now(UTC) >= harness.row().finished_at
+
+
+def _raw_chunk(delta, *, finish=None, completion_tokens=None):
+    data = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "smollm2-cpu",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    if completion_tokens is not None:
+        data["usage"] = {"prompt_tokens": 12, "completion_tokens": completion_tokens}
+    return openai_io.sse_event(data)
+
+
+async def test_reasoning_and_tool_call_deltas_relay_as_sent_and_are_priced_as_output(
+    harness, engine_stream
+):
+    """What a profile with reasoning_parser and tool_call_parser streams: `reasoning` deltas,
+    then tool-call deltas; relayed as vLLM sent them, reasoning tokens charged as output."""
+    deltas = [
+        {"role": "assistant", "content": ""},
+        {"reasoning": "The user wants"},
+        {"reasoning": " weather."},
+        {
+            "tool_calls": [
+                {
+                    "index": 0,
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": ""},
+                }
+            ]
+        },
+        {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": "Oslo"}'}}]},
+    ]
+    packets = [_raw_chunk(d, completion_tokens=i) for i, d in enumerate(deltas)]
+    packets[-1] = _raw_chunk(deltas[-1], finish="tool_calls", completion_tokens=9)
+    final = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "smollm2-cpu",
+        "choices": [],
+        "usage": {
+            "prompt_tokens": 12,
+            "completion_tokens": 9,
+            "total_tokens": 21,
+            "completion_tokens_details": {"reasoning_tokens": 5},
+        },
+    }
+    packets += [openai_io.sse_event(final), "data: [DONE]\n\n"]
+    events = [e async for e in harness.relay(engine_stream(packets), wants_usage=True)]
+    chunks = [openai_io.sse_json(e) for e in events[:-1]]
+    assert [c["choices"][0]["delta"] for c in chunks[:-1]] == deltas
+    assert all(c["model"] == "smollm2-135m-instruct" for c in chunks)
+    usage = chunks[-1]["usage"]
+    expected = 12 * PRICES.input_usd_per_token + 9 * PRICES.output_usd_per_token
+    assert usage["cost_usd"] == pytest.approx(expected, rel=1e-6)
+    row = harness.row()
+    assert (row.output_tokens, row.reasoning_tokens) == (9, 5)
