@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Status = Literal["ok", "error", "cancelled", "rejected"]
+Status = Literal["ok", "migrated", "error", "cancelled", "rejected"]
 Window = Literal["hour", "day", "month"]
 
 

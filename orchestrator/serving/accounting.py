@@ -43,6 +43,14 @@ class EngineUsage:
         output = int(usage.get("completion_tokens") or 0)
         return cls(prompt, min(cached, prompt), output, min(reasoning, output))
 
+    def __add__(self, other: EngineUsage) -> EngineUsage:
+        return EngineUsage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.output_tokens + other.output_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+        )
+
 
 def actual_cost_usd(prices: TokenPrices, usage: EngineUsage) -> float:
     return prices.cost_usd(usage.prompt_tokens, usage.output_tokens, usage.cached_tokens)
@@ -201,7 +209,9 @@ class RequestSettlement:
     the engine did, reports it (`observe`: metrics and trace) and writes its ledger row.
 
     Invariant: only the first `settle` acts; later calls return the first call's cost, so a
-    stream's usage chunk and its clean-up can both call it safely.
+    stream's usage chunk and its clean-up can both call it safely. A stream carried to another
+    engine (`migrate`) is still one row: every leg's tokens are summed and each leg is priced
+    with its own profile's prices; a migrated stream that completes is `migrated`, never `ok`.
     """
 
     def __init__(
@@ -223,16 +233,32 @@ class RequestSettlement:
         self._release = release
         self._observe = observe
         self._cost: float | None = None
+        self._legs: list[tuple[EngineUsage, TokenPrices]] = []
 
     @property
     def settled(self) -> bool:
         return self._cost is not None
 
+    @property
+    def migrated(self) -> bool:
+        return bool(self._legs)
+
+    def migrate(self, done: EngineUsage, next_prices: TokenPrices) -> None:
+        """The engine failed after `done`; the rest runs on a profile with `next_prices`."""
+        self._legs.append((done, self.prices))
+        self.prices = next_prices
+
     async def settle(self, usage: EngineUsage, status: Status = "ok") -> float:
-        """Charge `usage` with `status`; returns the cost in USD."""
+        """Charge `usage` (the current leg's) with `status`; returns the cost in USD."""
         if self._cost is not None:
             return self._cost
-        cost = self._cost = max(actual_cost_usd(self.prices, usage), 0.0)
+        cost = max(actual_cost_usd(self.prices, usage), 0.0)
+        for leg, prices in self._legs:
+            cost += max(actual_cost_usd(prices, leg), 0.0)
+            usage = usage + leg
+        if self._legs and status == "ok":
+            status = "migrated"
+        self._cost = cost
         self._release()
         self._observe(status, usage, cost)
         await self.accountant.record(

@@ -45,7 +45,16 @@ from orchestrator.predict import Predictor, PredictorInputError
 from orchestrator.routing.decide import decide
 from orchestrator.routing.types import Decision, ProfileView
 from orchestrator.routing.views import with_live
-from orchestrator.serving import api_docs, openai_io, responses_api, route_inputs
+from orchestrator.serving import (
+    admission,
+    api_docs,
+    bounds,
+    client_fields,
+    openai_io,
+    responses_api,
+    route_inputs,
+)
+from orchestrator.serving import failover as fo
 from orchestrator.serving.accounting import (
     Accountant,
     EngineUsage,
@@ -61,7 +70,7 @@ from orchestrator.serving.errors import (
 )
 from orchestrator.serving.observe import RequestObservation
 from orchestrator.serving.profile_selection import AUTO_MODEL, candidates_for_model
-from orchestrator.serving.relay import relay_stream
+from orchestrator.serving.relay import Continuation, StreamFailover, relay_stream
 from orchestrator.telemetry import (
     OrchestratorMetrics,
     configure_json_logging,
@@ -136,6 +145,8 @@ class OrchestratorIngress(OpenAiIngress):
         self._started_at = time.time()
         self._ready: dict[str, bool] = {p.name: False for p in self._catalog.profiles}
         self._in_flight: dict[str, int] = defaultdict(int)
+        self._tenant_in_flight: dict[str, int] = defaultdict(int)
+        self._health = fo.ProfileHealth()  # profiles seen failing, until healthy again
         self._reserved_usd: dict[str, float] = defaultdict(float)
         self._predictor = Predictor.default()
         self._ledger = UsageLedger(ledger_path or default_ledger_path())
@@ -166,7 +177,27 @@ class OrchestratorIngress(OpenAiIngress):
                         self._ready[name] = bool(running)
             except Exception:  # the controller may be restarting; keep the last view
                 log.warning("could not refresh deployment readiness", exc_info=True)
+            await self._probe_down_profiles()
             await asyncio.sleep(READINESS_REFRESH_S)
+
+    async def _probe_down_profiles(self) -> None:
+        """A profile marked down comes back once its deployment passes a health check."""
+        for name in self._health.probe_due():
+            try:
+                handle = self._get_configured_serve_handle(name)
+                await asyncio.wait_for(handle.check_health.remote(), timeout=2.0)
+            except Exception:  # still dead, or its replica is being replaced
+                continue
+            self._health.mark_up(name)
+            log.info("profile healthy again", extra={"profile": name})
+
+    def _profile_ready(self, name: str) -> bool:
+        return self._ready.get(name, False) and not self._health.is_down(name)
+
+    def _engine_down(self, profile: str, reason: str) -> None:
+        """Take a profile out of routing at once (not after Ray's health check)."""
+        if self._health.mark_down(profile, reason):
+            log.warning("profile marked down", extra={"profile": profile, "reason": reason})
 
     def _ensure_ready_task(self) -> None:
         if self._ready_task is None or self._ready_task.done():
@@ -181,9 +212,11 @@ class OrchestratorIngress(OpenAiIngress):
     async def healthz(self) -> JSONResponse:
         """200 while at least one profile has a running replica, 503 otherwise."""
         self._ensure_ready_task()
-        ready = dict(self._ready)
+        ready = {name: self._profile_ready(name) for name in self._ready}
         ok = any(ready.values())
         body = {"status": "ok" if ok else "starting", "profiles": ready}
+        if self._health.down():
+            body["down"] = self._health.down()
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @fastapi_app.get("/version")
@@ -198,7 +231,7 @@ class OrchestratorIngress(OpenAiIngress):
 
     def _export_gauges(self) -> None:
         for p in self._catalog.profiles:
-            running = p.replicas.start if self._ready.get(p.name) else 0
+            running = p.replicas.start if self._profile_ready(p.name) else 0
             self._metrics.set_replicas(p.name, p.replicas.start, running)
 
     @fastapi_app.get("/v1/orchestrator/status")
@@ -210,8 +243,9 @@ class OrchestratorIngress(OpenAiIngress):
                 "uptime_s": round(time.time() - self._started_at, 1),
                 "profiles": {
                     p.name: {
-                        "ready": self._ready.get(p.name, False),
+                        "ready": self._profile_ready(p.name),
                         "in_flight": self._in_flight.get(p.name, 0),
+                        "down": self._health.down().get(p.name),
                         "family": p.served_model_name,
                     }
                     for p in self._catalog.profiles
@@ -262,7 +296,7 @@ class OrchestratorIngress(OpenAiIngress):
                     "metadata": {
                         "kind": "profile",
                         "family": p.served_model_name,
-                        "ready": self._ready.get(p.name, False),
+                        "ready": self._profile_ready(p.name),
                     },
                 }
             )
@@ -320,9 +354,12 @@ class OrchestratorIngress(OpenAiIngress):
             body = exchange.chat_body()
             endpoint = "chat"
         openai_io.check_common_fields(body, endpoint)  # clearer messages for the common cases
-        openai_io.validate_request(body, endpoint)  # vLLM's own request model: every field
+        bounds.check_body_bounds(body, tenant.bounds)  # the policy's per-request bounds
         requested_model = body.get("model")
         candidates = candidates_for_model(requested_model, self._catalog)
+        if endpoint == "completions" and client_fields.empty_prompt(body.get("prompt")):
+            body["prompt"] = client_fields.document_start_ids(candidates[0])
+        openai_io.validate_request(body, endpoint)  # vLLM's own request model: every field
 
         # predict -> price -> decide
         try:
@@ -330,6 +367,11 @@ class OrchestratorIngress(OpenAiIngress):
         except PredictorInputError as exc:
             raise OrchestratorHTTPError(400, str(exc)) from None
         first_prediction = predictions[candidates[0].name]
+        bounds.check_prompt_bound(body, tenant.bounds, first_prediction.prompt_tokens)
+        bounds.check_concurrency(
+            tenant.name, tenant.bounds, self._tenant_in_flight.get(tenant.name, 0)
+        )
+        self._check_overload(policy, tenant, candidates, first_prediction.query_class)
         obs.predicted(first_prediction)
         query_class = first_prediction.query_class
         budget = await self._budget_state(tenant)
@@ -370,6 +412,10 @@ class OrchestratorIngress(OpenAiIngress):
         body["request_id"] = request_id
         if stream:  # always account: usage per chunk and at the end, hidden unless asked
             body["stream_options"] = openai_io.engine_stream_options(body.get("stream_options"))
+        shows_token_ids = bool(body.get("return_token_ids"))
+        migratable = stream and tenant.failover.migrate_streams and fo.migratable(body)
+        if migratable:  # token ids let a stream cut short continue token-exactly elsewhere
+            body["return_token_ids"] = True
         # the engine request: the validated body plus the decision's own (valid) settings
         parsed = openai_io.validate_request(body, endpoint)
         if endpoint == "chat":
@@ -392,7 +438,7 @@ class OrchestratorIngress(OpenAiIngress):
 
         def observe(status: Status, usage: EngineUsage, cost: float) -> None:
             if status != "error":  # errors are closed by _serve with their HTTP status
-                obs.close(200 if status == "ok" else 499, usage, cost, trace.ttft_s)
+                obs.close(200 if status in ("ok", "migrated") else 499, usage, cost, trace.ttft_s)
 
         settlement = RequestSettlement(
             self._accountant,
@@ -405,13 +451,53 @@ class OrchestratorIngress(OpenAiIngress):
         )
         self._begin(trace)
         obs.engine_started()
-        try:
-            gen = getattr(handle, endpoint).remote(parsed, None)
-            first = await gen.__anext__()
-        except Exception as exc:
-            await settlement.settle(EngineUsage(), "error")
-            raise self._engine_failure(profile, exc) from None
-        first_item = first[0] if isinstance(first, list) and first else first
+        retried = False
+        while True:
+            failure: Any = None
+            try:
+                gen = getattr(handle, endpoint).remote(parsed, None)
+                first = await gen.__anext__()
+                first_item = first[0] if isinstance(first, list) and first else first
+                if _is_error(first_item) and fo.engine_failed(_error_payload(first_item)):
+                    failure = first_item
+            except Exception as exc:
+                failure = exc
+            if failure is None:
+                break
+            # the engine failed before any output: mark its profile down at once and retry
+            # once on another eligible profile (unless the tenant's policy forbids it)
+            self._engine_down(profile.name, _failure_text(failure))
+            retry = None
+            if not retried and tenant.failover.retry:
+                asked = {**body, "model": requested_model}  # not the profile it was sent to
+                retry = decide(
+                    route_inputs.route_request(asked, first_prediction.prompt_tokens, targets),
+                    route_inputs.token_budget(first_prediction),
+                    rules,
+                    self._views_now(policy),
+                )
+            if retry is None or retry.profile is None or retry.profile == profile.name:
+                await settlement.settle(EngineUsage(), "error")
+                raise self._engine_failure(profile, failure) from None
+            retried = True
+            self._end(trace)
+            profile = self._catalog.profile(retry.profile)
+            prediction = predictions.get(profile.name, first_prediction)
+            _apply_decision(body, retry, endpoint)
+            body["model"] = profile.name
+            parsed = openai_io.validate_request(body, endpoint)
+            if endpoint == "chat":
+                parsed = _sanitize_chat_completion_request(parsed)
+            prices = policy.prices[profile.name]
+            trace.profile = profile.name
+            settlement.prices, settlement.profile = prices, profile
+            settlement.prediction = prediction
+            headers = _decision_headers(retry)
+            headers["X-Orchestrator-Retried-From"] = self._catalog.profile(decision.profile).name
+            self._decisions.put(request_id, tenant.name, retry)
+            self._begin(trace)
+            handle = self._get_configured_serve_handle(profile.name)
+            log.info("retrying on another profile", extra={"profile": profile.name})
         if _is_error(first_item):
             await settlement.settle(EngineUsage(), "error")
             status, message = _error_fields(first_item)
@@ -437,11 +523,86 @@ class OrchestratorIngress(OpenAiIngress):
             wants_usage=wants_usage or exchange is not None,  # Responses always end with usage
             wants_continuous_usage=wants_continuous_usage and exchange is None,
             prompt_tokens=prediction.prompt_tokens,
+            failover=StreamFailover(
+                endpoint=endpoint,
+                migratable=migratable,
+                start=lambda progress, failed: self._continue_stream(
+                    policy, tenant, profile, body, progress, failed, request_id
+                ),
+                on_failure=self._engine_down,
+                show_token_ids=shows_token_ids,
+            ),
         )
         if exchange is not None:
             shown = requested_model or profile.served_model_name
             relay = responses_api.ResponseStreamer(exchange, self._responses, shown).relay(relay)
         return StreamingResponse(relay, media_type="text/event-stream", headers=headers)
+
+    async def _continue_stream(
+        self,
+        policy: Policy,
+        tenant: TenantPolicy,
+        failed_profile: Profile,
+        engine_body: dict[str, Any],
+        progress: fo.StreamProgress,
+        failed: list[str],
+        request_id: str,
+    ) -> Continuation | None:
+        """Start the rest of a cut stream on the least busy healthy profile of the same model
+        that the tenant may use (None when there is none or it fails at once)."""
+        allowed = set(tenant.all_eligible_profiles())
+        targets = fo.other_profiles(
+            failed_profile.served_model_name,
+            failed,
+            [p for p in self._catalog.profiles if p.name in allowed],
+            lambda name: not self._profile_ready(name),
+        )
+        for target in sorted(targets, key=lambda p: self._in_flight.get(p.name, 0)):
+            cont = fo.continuation_body(
+                engine_body,
+                progress,
+                target_profile=target.name,
+                max_model_len=target.max_model_len,
+                request_id=f"{request_id}-migrated-{len(failed)}",
+            )
+            if cont is None:
+                return None
+            parsed = openai_io.validate_request(cont, "completions")
+            handle = self._get_configured_serve_handle(target.name)
+            try:
+                gen = handle.completions.remote(parsed, None)
+                first = await gen.__anext__()
+            except Exception as exc:  # this one is down too: try the next
+                self._engine_down(target.name, _failure_text(exc))
+                continue
+            first_item = first[0] if isinstance(first, list) and first else first
+            if _is_error(first_item):
+                self._engine_down(target.name, _failure_text(first_item))
+                continue
+            return Continuation(first, gen, target.name, policy.prices[target.name])
+        return None
+
+    def _check_overload(
+        self, policy: Policy, tenant: TenantPolicy, candidates: list[Profile], query_class: str
+    ) -> None:
+        """429 + Retry-After when every eligible replica is saturated (see admission.py)."""
+        eligible = set(tenant.eligible_profiles(query_class))  # type: ignore[arg-type]
+        loads = [
+            admission.ProfileLoad(
+                name=p.name,
+                running_replicas=p.replicas.start if self._profile_ready(p.name) else 0,
+                max_concurrency=p.performance.max_concurrency,
+                output_tokens_per_s=p.performance.output_tokens_per_s,
+                in_flight=self._in_flight.get(p.name, 0),
+            )
+            for p in candidates
+            if p.name in eligible
+        ]
+        admission.check_overload(
+            loads,
+            priority=tenant.priority,
+            priorities=[t.priority for t in policy.reachable_tenants()],
+        )
 
     # ----- routing state ---------------------------------------------------------------
     def _views_now(self, policy: Policy) -> list[ProfileView]:
@@ -451,7 +612,7 @@ class OrchestratorIngress(OpenAiIngress):
             self._views_version = policy.version
         live = {
             p.name: route_inputs.live_state(
-                self._ready.get(p.name, False), self._in_flight.get(p.name, 0), p.replicas.start
+                self._profile_ready(p.name), self._in_flight.get(p.name, 0), p.replicas.start
             )
             for p in self._catalog.profiles
         }
@@ -473,10 +634,12 @@ class OrchestratorIngress(OpenAiIngress):
 
     def _begin(self, trace: RequestTrace) -> None:
         self._in_flight[trace.profile] += 1
+        self._tenant_in_flight[trace.tenant] += 1
         self._reserved_usd[trace.tenant] += trace.reserved_usd
 
     def _end(self, trace: RequestTrace) -> None:
         self._in_flight[trace.profile] -= 1
+        self._tenant_in_flight[trace.tenant] -= 1
         self._reserved_usd[trace.tenant] -= trace.reserved_usd
 
     @fastapi_app.get("/v1/orchestrator/decisions/{request_id}")
@@ -508,11 +671,11 @@ class OrchestratorIngress(OpenAiIngress):
             )
         return tenant
 
-    def _engine_failure(self, profile: Profile, exc: Exception) -> OrchestratorHTTPError:
-        log.warning("profile %s failed a request: %r", profile.name, exc)
+    def _engine_failure(self, profile: Profile, failure: Any) -> OrchestratorHTTPError:
+        log.warning("profile %s failed a request: %s", profile.name, _failure_text(failure))
         return OrchestratorHTTPError(
             503,
-            f"the engine for profile '{profile.name}' is unavailable: {type(exc).__name__}",
+            f"the engine for profile '{profile.name}' is unavailable: {_failure_text(failure)}",
             code="engine_unavailable",
             headers={"Retry-After": "5"},
         )
@@ -573,6 +736,25 @@ def _serve_request_id(request: Request) -> str:
 
     rid = _get_serve_request_context().request_id
     return rid or request.headers.get("x-request-id") or f"req-{uuid.uuid4().hex}"
+
+
+def _error_payload(item: Any) -> Any:
+    """An error item as `engine_failed` reads it (the item, or its SSE event's JSON)."""
+    if isinstance(item, str):
+        return openai_io.sse_json(openai_io.split_sse(item)[0]) if item.strip() else None
+    return item
+
+
+def _failure_text(failure: Any) -> str:
+    if isinstance(failure, BaseException):
+        return f"{type(failure).__name__}"
+    payload = _error_payload(failure)
+    err = getattr(payload, "error", None)
+    if err is not None:
+        return str(getattr(err, "message", "engine error"))[:200]
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        return str(payload["error"].get("message", "engine error"))[:200]
+    return "engine error"
 
 
 def _is_error(item: Any) -> bool:

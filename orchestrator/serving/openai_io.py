@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from orchestrator.serving.errors import OrchestratorHTTPError, param_from_loc
+from orchestrator.serving import client_fields
+from orchestrator.serving.errors import OrchestratorHTTPError
 
 Endpoint = Literal["chat", "completions"]
 
@@ -53,15 +54,15 @@ def check_common_fields(body: dict[str, Any], endpoint: Endpoint) -> None:
             raise OrchestratorHTTPError(
                 400, "'messages' must be a non-empty array of messages", param="messages"
             )
-        for i, m in enumerate(messages):
-            if not isinstance(m, dict) or "role" not in m:
-                raise OrchestratorHTTPError(
-                    400, f"messages[{i}] must be an object with a 'role'", param=f"messages[{i}]"
-                )
+        client_fields.check_messages(messages)
     else:
         prompt = body.get("prompt")
-        if prompt is None or prompt == "" or prompt == []:
+        if prompt is None:
             raise OrchestratorHTTPError(400, "'prompt' is required", param="prompt")
+        if prompt == [] or prompt == [[]]:
+            raise OrchestratorHTTPError(
+                400, "'prompt' is an empty array: send at least one prompt", param="prompt"
+            )
 
 
 def _vllm_client_errors() -> tuple[type[Exception], ...]:
@@ -86,9 +87,7 @@ def validate_request(body: dict[str, Any], endpoint: Endpoint) -> Any:
     try:
         return model_cls.model_validate(body)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        param = param_from_loc(err["loc"])
-        raise OrchestratorHTTPError(400, f"invalid '{param}': {err['msg']}", param=param) from None
+        raise client_fields.validation_error(exc.errors(include_url=False), body) from None
     except _vllm_client_errors() as exc:
         param = getattr(exc, "parameter", None)
         message = str(exc.args[0]) if exc.args else str(exc)

@@ -11,17 +11,23 @@ Invariants:
 - a stream cut short cancels its engine request, so the engine stops generating tokens that
   nobody receives and nobody is charged for;
 - every relayed event is one complete `data: ...\\n\\n` event; `[DONE]` ends every stream that
-  ran to completion.
+  ran to completion;
+- an engine that fails mid-stream (an exception, or an error event) is never relayed as is:
+  the stream is carried to another engine (`StreamFailover`, see `failover.py`) and settled
+  as `migrated` once complete, or it ends with one OpenAI-style error event and is settled as
+  `error`; every leg's tokens are charged.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.ledger import Status
+from orchestrator.serving import failover as fo
 from orchestrator.serving import openai_io
 from orchestrator.serving.accounting import (
     EngineUsage,
@@ -59,6 +65,51 @@ def _cancel(gen: Any) -> None:
         cancel()
 
 
+@dataclass
+class Continuation:
+    """A stream's continuation on another engine: its first packet, the rest, the profile it
+    runs on and that profile's prices."""
+
+    first: Any
+    gen: Any
+    profile: str
+    prices: Any
+
+
+@dataclass
+class StreamFailover:
+    """How a relay may carry its stream across when the engine fails.
+
+    `start(progress, failed_profiles)` starts the continuation (None when no other engine can
+    take it); `on_failure(profile, reason)` reports the failed engine (marks it down);
+    `endpoint` is the original's; `attempts` bounds the migrations of one stream."""
+
+    endpoint: str
+    migratable: bool
+    start: Callable[[fo.StreamProgress, list[str]], Awaitable[Continuation | None]]
+    on_failure: Callable[[str, str], None]
+    show_token_ids: bool = False
+    attempts: int = 1
+
+
+def _failure_reason(item: Any) -> str:
+    if isinstance(item, BaseException):
+        return f"{type(item).__name__}: {item}"[:300]
+    err = item.get("error") if isinstance(item, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("message") or err.get("type") or "engine error")[:300]
+    return "engine error"
+
+
+def _strip_token_ids(chunk: dict[str, Any]) -> None:
+    """Drop the token ids the ingress asked for (for migration) but the client did not."""
+    chunk.pop("prompt_token_ids", None)
+    for choice in chunk.get("choices") or []:
+        if isinstance(choice, dict):
+            choice.pop("token_ids", None)
+            choice.pop("prompt_token_ids", None)
+
+
 async def relay_stream(
     first: Any,
     gen: Any,
@@ -70,34 +121,59 @@ async def relay_stream(
     wants_usage: bool,
     wants_continuous_usage: bool,
     prompt_tokens: int,
+    failover: StreamFailover | None = None,
 ) -> AsyncIterator[str]:
     """Relay `first` and then the rest of `gen` (an async iterator of stream packets).
 
     `wants_usage` / `wants_continuous_usage`: what the client's own `stream_options` asked
-    for; `prompt_tokens`: what to charge for the prompt if the engine never said.
+    for; `prompt_tokens`: what to charge for the prompt if the engine never said;
+    `failover`: how to carry the stream across when its engine fails (None: end it with an
+    error event).
     """
     engine_model_json = f'"model":"{engine_model}"'
     shown_model_json = f'"model":"{shown_model}"'
     tally = StreamTally()
+    progress = fo.StreamProgress()
+    rewriter: fo.ChunkRewriter | None = None
+    failed: list[str] = [trace.profile]
+    current = trace.profile
+    stream_id: str | None = None
+    created: int | None = None
     status: Status = "cancelled"
-    done_sent = False
     try:
         packet = first
         while True:
+            failure: Any = None
             for event in sse_events(packet):
                 if event.startswith("data: [DONE]"):
-                    done_sent = True
-                    yield event
-                    continue
-                trace.mark_first_token()
+                    continue  # ours is sent once, at the very end
                 chunk = openai_io.sse_json(event)
                 if chunk is None:  # not JSON we understand: relay as it came
+                    trace.mark_first_token()
                     yield event.replace(engine_model_json, shown_model_json, 1)
                     continue
+                if "error" in chunk and not chunk.get("choices"):
+                    failure = chunk  # the engine ended the stream with an error
+                    break
+                trace.mark_first_token()
+                if rewriter is not None:
+                    chunk = rewriter.rewrite(chunk)
+                else:
+                    stream_id = stream_id or chunk.get("id")
+                    created = created or chunk.get("created")
+                progress.add(chunk)
+                if failover is None or not failover.show_token_ids:
+                    _strip_token_ids(chunk)
                 tally.add(chunk)
                 usage = chunk.get("usage")
                 if chunk.get("choices") == [] and isinstance(usage, dict):  # final usage chunk
-                    cost = await settlement.settle(EngineUsage.from_openai(usage))
+                    leg = EngineUsage.from_openai(usage)
+                    if rewriter is not None:  # this leg's own tokens: prompt + prior output
+                        leg = EngineUsage(
+                            prompt_tokens=rewriter.prompt_tokens + rewriter.prior_output,
+                            output_tokens=leg.output_tokens - rewriter.prior_output,
+                        )
+                    cost = await settlement.settle(leg)
                     if wants_usage:
                         usage["cost_usd"] = round(cost, 10)
                         chunk["model"] = shown_model
@@ -105,24 +181,78 @@ async def relay_stream(
                     continue
                 if usage is not None and not wants_continuous_usage:
                     del chunk["usage"]  # per-chunk usage was our request, not the client's
-                    chunk["model"] = shown_model
-                    yield openai_io.sse_event(chunk)
+                chunk["model"] = shown_model
+                yield openai_io.sse_event(chunk)
+            if failure is None:
+                try:
+                    packet = await gen.__anext__()
                     continue
-                yield event.replace(engine_model_json, shown_model_json, 1)
-            try:
-                packet = await gen.__anext__()
-            except StopAsyncIteration:
-                break
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:  # the engine (or its replica) failed
+                    failure = exc
+            # the engine failed mid-stream: carry the stream across, or end it with an error
+            reason = _failure_reason(failure)
+            log.warning(
+                "engine failed mid-stream",
+                extra={"request_id": trace.request_id, "profile": current, "reason": reason},
+            )
+            if failover is not None:
+                failover.on_failure(current, reason)
+            cont = None
+            if (
+                failover is not None
+                and failover.migratable
+                and len(failed) <= failover.attempts
+                and not progress.finished
+            ):
+                with contextlib.suppress(Exception):
+                    cont = await failover.start(progress, list(failed))
+            if cont is None:
+                status = "error"
+                yield fo.error_event(
+                    f"the engine for profile '{current}' failed mid-stream and the stream "
+                    f"could not be continued elsewhere: {reason}"
+                )
+                return
+            done = tally.usage(prompt_tokens)
+            if rewriter is not None:
+                done = EngineUsage(
+                    prompt_tokens=rewriter.prompt_tokens + rewriter.prior_output,
+                    output_tokens=done.output_tokens - rewriter.prior_output,
+                )
+            settlement.migrate(done, cont.prices)
+            log.info(
+                "stream migrated",
+                extra={"request_id": trace.request_id, "from": current, "to": cont.profile},
+            )
+            rewriter = fo.ChunkRewriter(
+                endpoint=failover.endpoint,
+                stream_id=stream_id,
+                created=created,
+                prior_output=len(progress.generated_token_ids),
+                prompt_tokens=len(progress.prompt_token_ids or ()) or prompt_tokens,
+                show_token_ids=failover.show_token_ids,
+            )
+            _cancel(gen)
+            current, gen, packet = cont.profile, cont.gen, cont.first
+            failed.append(current)
+            engine_model_json = f'"model":"{current}"'
         status = "ok"
-        if not done_sent:
-            yield DONE_EVENT
+        yield DONE_EVENT
     finally:
         # a stream cut short (client gone: GeneratorExit at a yield, or CancelledError while
         # waiting for the engine; or an engine error) is charged for what it carried
-        if status != "ok" and not settlement.settled:
+        if status == "cancelled" and not settlement.settled:
             _cancel(gen)
             log.info(
                 "stream ended early",
                 extra={"request_id": trace.request_id, "profile": trace.profile},
             )
-        await settlement.settle(tally.usage(prompt_tokens), status)
+        usage = tally.usage(prompt_tokens)
+        if rewriter is not None:  # the last leg's own tokens (earlier legs are in settlement)
+            usage = EngineUsage(
+                prompt_tokens=rewriter.prompt_tokens + rewriter.prior_output,
+                output_tokens=max(usage.output_tokens - rewriter.prior_output, 0),
+            )
+        await settlement.settle(usage, status)

@@ -26,6 +26,7 @@ from orchestrator.serving import ingress as ingress_module
 from orchestrator.serving import openai_io
 from orchestrator.serving.accounting import Accountant
 from orchestrator.serving.errors import OrchestratorHTTPError
+from orchestrator.serving.failover import ProfileHealth
 from orchestrator.serving.ingress import DecisionStore, OrchestratorIngress
 from orchestrator.serving.responses_api import ResponseStore
 from orchestrator.telemetry.metrics import INSTANCE_LABEL, OrchestratorMetrics
@@ -90,6 +91,8 @@ def ingress(tmp_path, monkeypatch):
     ing._policy = SimpleNamespace(current=policy)
     ing._ready = {p.name: True for p in LOCAL.profiles}
     ing._in_flight = defaultdict(int)
+    ing._tenant_in_flight = defaultdict(int)
+    ing._health = ProfileHealth()
     ing._reserved_usd = defaultdict(float)
     ing._predictor = FakePredictor()
     ing._ledger = UsageLedger(tmp_path / "usage.sqlite3", synchronous="NORMAL")

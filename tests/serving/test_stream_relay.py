@@ -148,12 +148,11 @@ async def test_without_per_chunk_usage_output_chunks_are_counted_and_prompt_is_p
     packets = [chunk(role="assistant", content="")]
     packets += [chunk(content=f"w{i}") for i in range(5)]
     stream = engine_stream(packets, fail_with=RuntimeError("engine died"))
-    relay = harness.relay(stream)
-    with pytest.raises(RuntimeError, match="engine died"):
-        async for _ in relay:
-            pass
+    events = [e async for e in harness.relay(stream)]
+    # no failover given: the stream ends with one OpenAI-style error event (issue 15)
+    assert "engine died" in openai_io.sse_json(events[-1])["error"]["message"]
     row = harness.row()
-    assert row.status == "cancelled"
+    assert row.status == "error"
     assert (row.prompt_tokens, row.output_tokens) == (PREDICTED_PROMPT_TOKENS, 5)
     assert row.cost_usd == pytest.approx(PRICES.cost_usd(PREDICTED_PROMPT_TOKENS, 5))
 

@@ -1,0 +1,75 @@
+"""Overload shedding: refuse at once (429 + Retry-After) instead of queueing without bound.
+
+Pure. A family's capacity is the sum over its eligible, running profiles of
+`performance.max_concurrency x running replicas` (the catalog's figure for requests a replica
+serves at once). Requests beyond capacity wait in the engines' queues; how many may wait
+depends on the tenant's priority: the lowest priority present in the policy may queue
+`queue_factor x capacity` (default 0.5x), the highest `2 x queue_factor x capacity`, others in
+between by rank. So under overload the lowest priorities are refused first and the highest
+last. Retry-After is the time the excess takes to drain at the family's aggregate decode
+speed (at least 1 s).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from orchestrator.serving.errors import OrchestratorHTTPError
+
+QUEUE_FACTOR = 0.5
+TYPICAL_OUTPUT_TOKENS = 256
+
+
+@dataclass(frozen=True)
+class ProfileLoad:
+    """One eligible profile's live load."""
+
+    name: str
+    running_replicas: int
+    max_concurrency: int  # per replica (catalog performance.max_concurrency)
+    output_tokens_per_s: float  # per replica, aggregate at max_concurrency
+    in_flight: int
+
+    @property
+    def capacity(self) -> int:
+        return self.running_replicas * self.max_concurrency
+
+
+def priority_share(priority: int, priorities: Iterable[int]) -> float:
+    """1.0 for the lowest priority present, 2.0 for the highest, linear by rank between."""
+    levels = sorted(set(priorities) | {priority})
+    if len(levels) == 1:
+        return 1.0
+    return 1.0 + levels.index(priority) / (len(levels) - 1)
+
+
+def check_overload(
+    loads: Sequence[ProfileLoad],
+    *,
+    priority: int,
+    priorities: Iterable[int],
+    queue_factor: float = QUEUE_FACTOR,
+    typical_output_tokens: int = TYPICAL_OUTPUT_TOKENS,
+) -> None:
+    """Raise a 429 with Retry-After when the request would queue beyond what its tenant's
+    priority allows. Profiles with no running replica are left to the router (503 there)."""
+    running = [p for p in loads if p.capacity > 0]
+    if not running:
+        return
+    capacity = sum(p.capacity for p in running)
+    in_flight = sum(p.in_flight for p in running)
+    allowed_queue = math.ceil(capacity * queue_factor * priority_share(priority, priorities))
+    if in_flight < capacity + allowed_queue:
+        return
+    excess = in_flight + 1 - capacity
+    rate = sum(p.output_tokens_per_s * p.running_replicas for p in running)
+    retry_after = max(1, math.ceil(excess * typical_output_tokens / max(rate, 1e-9)))
+    raise OrchestratorHTTPError(
+        429,
+        f"all {capacity} request slots of the eligible profiles are busy and {in_flight - capacity}"
+        " requests are already waiting; retry later",
+        code="server_overloaded",
+        headers={"Retry-After": str(retry_after)},
+    )

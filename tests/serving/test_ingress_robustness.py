@@ -1,0 +1,250 @@
+"""The ingress under bad input, a failing engine and overload (issue 15), without Ray.
+
+Uses the bare ingress of `test_ingress_request_path` (real policy, router, ledger, metrics;
+fake predictor and engines) and, for the property test, the real predictor."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from fastapi.responses import JSONResponse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orchestrator.policy import load_policy_text
+from orchestrator.predict import Predictor
+from orchestrator.serving.errors import OrchestratorHTTPError
+from tests.serving import test_ingress_request_path as base
+from tests.serving.test_ingress_request_path import (
+    FAMILY,
+    LOCAL,
+    MESSAGES,
+    POLICY_TEXT,
+    FakeHandle,
+    _request,
+)
+
+
+@pytest.fixture
+def ingress(tmp_path, monkeypatch):
+    """The bare ingress of the request-path tests (no Ray, fake predictor and engine)."""
+    yield from base.ingress.__wrapped__(tmp_path, monkeypatch)
+
+
+def _completion(engine_stream, text: str = "Blue.") -> Any:
+    payload = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "smollm2-cpu",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
+    }
+    return engine_stream([SimpleNamespace(model_dump=lambda: json.loads(json.dumps(payload)))])
+
+
+def _with_policy(ing, text: str) -> None:
+    ing._policy = SimpleNamespace(current=load_policy_text(text, "policy.yaml", LOCAL))
+    ing._views_version = None
+
+
+# ------------------------------------------------------------------ client field names
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "words"),
+    [
+        ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content", "string"),
+        (
+            {"messages": [{"role": "developer", "content": {"a": 1}}]},
+            "messages[0].content",
+            "array",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
+            "messages[0].content[0].text",
+            "string",
+        ),
+        ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role", "user"),
+        ({"messages": [{"role": "user"}]}, "messages[0].content", "required"),
+        ({"messages": MESSAGES, "tools": [{"type": "function"}]}, "tools[0].function", "required"),
+    ],
+)
+async def test_errors_name_the_field_as_sent_never_internal_types(ingress, body, param, words):
+    with pytest.raises(OrchestratorHTTPError) as err:
+        await ingress._serve(_request({"model": FAMILY, **body}), "chat")
+    assert err.value.status == 400 and err.value.param == param
+    assert words in err.value.message
+    assert "Param" not in err.value.message and "str]" not in err.value.message
+
+
+async def test_empty_prompt_is_answered_from_the_start_of_document_token(ingress, engine_stream):
+    ingress.handle.streams.append(_completion(engine_stream))
+    response = await ingress._serve(_request({"model": FAMILY, "prompt": ""}), "completions")
+    assert response.status_code == 200
+    sent = ingress.handle.requests[0].prompt
+    assert sent == [0]  # SmolLM2's <|endoftext|>
+
+
+# ------------------------------------------------------------------ request bounds
+
+BOUNDED = POLICY_TEXT + "  requests: {max_n: 2, max_output_tokens: 100, max_prompt_tokens: 8}\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "bound"),
+    [
+        ({"n": 3}, "n", "max_n"),
+        ({"n": 2, "max_tokens": 60}, "max_tokens", "max_output_tokens"),
+        ({"best_of": 9}, "best_of", "max_best_of"),
+    ],
+)
+async def test_over_a_bound_is_400_naming_it_before_anything_runs(ingress, extra, param, bound):
+    _with_policy(ingress, BOUNDED)
+    with pytest.raises(OrchestratorHTTPError) as err:
+        await ingress._serve(_request({"model": FAMILY, "messages": MESSAGES, **extra}), "chat")
+    assert err.value.status == 400 and err.value.param == param
+    assert f"requests.{bound}" in err.value.message
+    assert ingress._predictor.calls == [] and ingress.handle.requests == []
+
+
+async def test_prompt_over_max_prompt_tokens_is_400(ingress):
+    _with_policy(ingress, BOUNDED)  # the fake predictor counts 11 prompt tokens
+    with pytest.raises(OrchestratorHTTPError) as err:
+        await ingress._serve(_request({"model": FAMILY, "messages": MESSAGES}), "chat")
+    assert err.value.status == 400 and "requests.max_prompt_tokens" in err.value.message
+    assert ingress.handle.requests == []
+
+
+async def test_tenant_over_max_concurrent_requests_is_429_with_retry_after(ingress):
+    _with_policy(ingress, POLICY_TEXT + "  requests: {max_concurrent_requests: 2}\n")
+    ingress._tenant_in_flight["default"] = 2
+    with pytest.raises(OrchestratorHTTPError) as err:
+        await ingress._serve(_request({"model": FAMILY, "messages": MESSAGES}), "chat")
+    assert err.value.status == 429 and err.value.headers["Retry-After"]
+    assert "requests.max_concurrent_requests" in err.value.message
+
+
+# ------------------------------------------------------------------ engine failure
+
+
+class FailingStream:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+    async def __anext__(self) -> Any:
+        raise self.exc
+
+    def cancel(self) -> None:
+        pass
+
+
+async def test_engine_death_before_first_byte_marks_down_and_retries_elsewhere(
+    ingress, engine_stream
+):
+    handles = {p.name: FakeHandle([]) for p in LOCAL.profiles}
+    ingress._get_configured_serve_handle = lambda name: handles[name]
+    calls: list[str] = []
+
+    def engine(name: str):
+        def remote(request: Any, raw: Any) -> Any:
+            calls.append(name)
+            handles[name].requests.append(request)
+            if len(calls) == 1:  # whichever profile is chosen first dies before any output
+                return FailingStream(RuntimeError("EngineDeadError"))
+            return _completion(engine_stream)
+
+        return SimpleNamespace(remote=remote)
+
+    for name, h in handles.items():
+        h.chat = engine(name)
+    body = {"model": FAMILY, "messages": MESSAGES}
+    response = await ingress._serve(_request(body, headers={"x-request-id": "rid-1"}), "chat")
+    assert isinstance(response, JSONResponse) and response.status_code == 200
+    served = response.headers["x-orchestrator-profile"]
+    first_choice = calls[0]
+    assert served != first_choice and calls == [first_choice, served]
+    assert response.headers["x-orchestrator-retried-from"] == first_choice
+    assert ingress._health.is_down(first_choice)
+    status = json.loads((await ingress.healthz()).body)
+    assert status["profiles"][first_choice] is False and first_choice in status["down"]
+    row = ingress._ledger.get("rid-1")
+    assert row.status == "ok" and row.profile == served
+    assert not any(ingress._in_flight.values()) and not any(ingress._tenant_in_flight.values())
+
+    # the next request goes straight to the healthy profile
+    again = await ingress._serve(_request(body), "chat")
+    assert again.headers["x-orchestrator-profile"] == served
+
+
+async def test_policy_may_forbid_the_retry(ingress):
+    _with_policy(ingress, POLICY_TEXT + "  failover: {retry: false}\n")
+    ingress.handle.streams.append(FailingStream(RuntimeError("EngineDeadError")))
+    with pytest.raises(OrchestratorHTTPError) as err:
+        await ingress._serve(_request({"model": FAMILY, "messages": MESSAGES}), "chat")
+    assert err.value.status == 503 and err.value.headers["Retry-After"]
+    assert len(ingress.handle.requests) == 1
+
+
+# ------------------------------------------------------------------ overload
+
+
+async def test_saturated_replicas_shed_with_429_and_retry_after(ingress, engine_stream):
+    for p in LOCAL.profiles:  # 8 slots each, half again may queue: 24 in flight is full
+        ingress._in_flight[p.name] = 12
+    with pytest.raises(OrchestratorHTTPError) as err:
+        await ingress._serve(_request({"model": FAMILY, "messages": MESSAGES}), "chat")
+    assert err.value.status == 429 and int(err.value.headers["Retry-After"]) >= 1
+    assert err.value.code == "server_overloaded"
+    ingress._in_flight[LOCAL.profiles[0].name] = 11  # one slot left in the queue
+    ingress.handle.streams.append(_completion(engine_stream))
+    response = await ingress._serve(_request({"model": FAMILY, "messages": MESSAGES}), "chat")
+    assert response.status_code == 200
+
+
+# ------------------------------------------------------------------ property test
+
+ANY_TEXT = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=40)
+CONTENT = ANY_TEXT | st.lists(
+    st.fixed_dictionaries({"type": st.just("text"), "text": ANY_TEXT}), max_size=2
+)
+
+
+@pytest.fixture(scope="module")
+def real_predictor():
+    return Predictor.default()
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    system=ANY_TEXT,
+    content=CONTENT,
+    prompt=ANY_TEXT,
+    chat=st.booleans(),
+)
+async def test_any_text_is_parsed_and_planned_never_a_500(
+    ingress, real_predictor, engine_stream, system, content, prompt, chat
+):
+    ingress._predictor = real_predictor
+    ingress.handle.streams[:] = [_completion(engine_stream)]
+    if chat:
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": content}]
+        body, endpoint = {"model": FAMILY, "messages": messages, "max_tokens": 4}, "chat"
+    else:
+        body, endpoint = {"model": FAMILY, "prompt": prompt, "max_tokens": 4}, "completions"
+    raw = json.dumps(body).encode()  # lone surrogates travel as \\udxxx escapes, as in JSON
+    try:
+        response = await ingress._serve(_request(raw, path=f"/v1/{endpoint}"), endpoint)
+    except OrchestratorHTTPError as exc:
+        assert 400 <= exc.status < 500, exc.message
+        return
+    assert response.status_code < 500
