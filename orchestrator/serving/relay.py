@@ -110,6 +110,19 @@ def _strip_token_ids(chunk: dict[str, Any]) -> None:
             choice.pop("prompt_token_ids", None)
 
 
+def _carries_nothing(chunk: dict[str, Any]) -> bool:
+    """A chunk with choices that hold nothing for the client (no delta, text, finish, usage)."""
+    choices = chunk.get("choices")
+    if not choices or "usage" in chunk:
+        return False
+    for c in choices:
+        if not isinstance(c, dict) or c.get("finish_reason") or c.get("logprobs"):
+            return False
+        if c.get("delta") or c.get("text") or c.get("token_ids"):
+            return False
+    return True
+
+
 async def relay_stream(
     first: Any,
     gen: Any,
@@ -181,6 +194,8 @@ async def relay_stream(
                     continue
                 if usage is not None and not wants_continuous_usage:
                     del chunk["usage"]  # per-chunk usage was our request, not the client's
+                if _carries_nothing(chunk):
+                    continue  # a chunk sent only for its token ids (stripped above)
                 chunk["model"] = shown_model
                 yield openai_io.sse_event(chunk)
             if failure is None:

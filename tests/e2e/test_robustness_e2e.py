@@ -1,0 +1,192 @@
+"""Issue 15 end to end on the embedded default (two profiles serving the same model):
+an engine killed mid-stream, and overload.
+
+The chaos test kills the vLLM engine process of one profile while it streams: the client's
+stream must complete with the text a clean greedy run gives, the next requests go to the other
+profile, the ledger holds one `migrated` row charging both engines, and the killed profile
+serves again once Ray has replaced its replica. The overload test sends 4x the catalog's
+concurrency for a few seconds: no 5xx, every refusal carries Retry-After, every answered
+request is in the ledger once.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import re
+import signal
+import sqlite3
+import threading
+import time
+
+import httpx
+import psutil
+import pytest
+
+from orchestrator.catalog import load_catalog
+from orchestrator.paths import PROJECT_ROOT
+from orchestrator.serving.engine_config import deployment_name
+
+pytestmark = pytest.mark.e2e
+
+LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
+VICTIM, SURVIVOR = LOCAL.profiles[0].name, LOCAL.profiles[1].name
+STORY = [{"role": "user", "content": "Tell a long story about a dragon who learns to bake."}]
+MAX_TOKENS = 120
+RESTART_TIMEOUT_S = 420
+
+
+def _engine_pid(profile: str) -> int:
+    """The vLLM engine-core process under the Serve replica actor of `profile`."""
+    title = re.compile(rf"ServeReplica:[^:\s]+:{re.escape(deployment_name(profile))}(?![\w-])")
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(proc.info.get("cmdline") or [])
+        if not title.search(cmd):
+            continue
+        for child in proc.children(recursive=True):
+            try:
+                if "EngineCore" in child.name() or "EngineCore" in " ".join(child.cmdline()):
+                    return child.pid
+            except psutil.Error:
+                continue
+    raise AssertionError(f"no engine process found for profile {profile}")
+
+
+def _stream(server, body: dict, rid: str, *, on_chunk=None) -> tuple[str, dict, list[dict]]:
+    """Stream a chat completion; returns (text, response headers, parsed chunks)."""
+    text, chunks = "", []
+    with httpx.stream(
+        "POST",
+        f"{server.base_url}/v1/chat/completions",
+        json={**body, "stream": True, "stream_options": {"include_usage": True}},
+        headers={"X-Request-Id": rid},
+        timeout=300,
+    ) as r:
+        assert r.status_code == 200, r.read()
+        headers = dict(r.headers)
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            chunks.append(chunk)
+            for c in chunk.get("choices") or []:
+                text += (c.get("delta") or {}).get("content") or ""
+            if on_chunk is not None:
+                on_chunk(len(chunks))
+    return text, headers, chunks
+
+
+def _ledger_rows(server, ids: list[str]) -> list[dict]:
+    ledger = server.state_dir / "usage.sqlite3"
+    marks = ",".join("?" * len(ids))
+    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+        db.row_factory = sqlite3.Row
+        rows = db.execute(f"select * from usage where request_id in ({marks})", ids).fetchall()
+    return [dict(r) for r in rows]
+
+
+def _wait_rows(server, ids: list[str], timeout_s: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    rows = _ledger_rows(server, ids)
+    while len({r["request_id"] for r in rows}) < len(set(ids)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        rows = _ledger_rows(server, ids)
+    return rows
+
+
+def _ask(server, model: str, rid: str | None = None) -> httpx.Response:
+    return httpx.post(
+        f"{server.base_url}/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4},
+        headers={"X-Request-Id": rid} if rid else {},
+        timeout=120,
+    )
+
+
+def test_engine_killed_mid_stream_is_migrated_token_exactly(server, family):
+    if server.policy_path is None:
+        pytest.skip("external server: not ours to kill")
+    body = {"model": VICTIM, "messages": STORY, "max_tokens": MAX_TOKENS, "temperature": 0}
+    clean, _, clean_chunks = _stream(server, body, f"e2e-clean-{time.time_ns()}")
+
+    pid = _engine_pid(VICTIM)
+    killed = threading.Event()
+
+    def kill_after(n: int) -> None:
+        if n == 15 and not killed.is_set():
+            killed.set()
+            psutil.Process(pid).send_signal(signal.SIGKILL)
+
+    rid = f"e2e-chaos-{time.time_ns()}"
+    text, headers, chunks = _stream(server, body, rid, on_chunk=kill_after)
+    ended = time.monotonic()
+    assert killed.is_set(), "the stream ended before the engine could be killed"
+    assert headers["x-orchestrator-profile"] == VICTIM
+    assert text == clean  # no gap, no repeat: the other engine went on from the same tokens
+    assert all("error" not in c for c in chunks)
+    usage, clean_usage = chunks[-1]["usage"], clean_chunks[-1]["usage"]
+    assert usage["prompt_tokens"] == clean_usage["prompt_tokens"]  # the client's own prompt
+    assert usage["completion_tokens"] == clean_usage["completion_tokens"]
+
+    # within 2 s: the dead profile is shown down and new requests go to the other profile
+    health = httpx.get(f"{server.base_url}/healthz", timeout=10).json()
+    assert health["profiles"][VICTIM] is False and VICTIM in health["down"]
+    served = [_ask(server, family) for _ in range(3)]
+    assert time.monotonic() - ended < 2 + 3 * 5  # each short request takes well under 5 s
+    assert all(r.status_code == 200 for r in served), [r.text for r in served]
+    assert {r.headers["x-orchestrator-profile"] for r in served} == {SURVIVOR}
+
+    # one ledger row, migrated, charging both engines (the re-sent prompt included)
+    rows = _wait_rows(server, [rid])
+    assert len(rows) == 1 and rows[0]["status"] == "migrated"
+    assert rows[0]["output_tokens"] >= usage["completion_tokens"]
+    assert rows[0]["prompt_tokens"] > usage["prompt_tokens"] + 15  # both legs' prompts
+
+    # the profile returns once Ray has replaced its replica and it passes a health check
+    deadline = time.monotonic() + RESTART_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if httpx.get(f"{server.base_url}/healthz", timeout=10).json()["profiles"][VICTIM]:
+            break
+        time.sleep(2)
+    again = _ask(server, VICTIM)
+    assert again.status_code == 200 and again.headers["x-orchestrator-profile"] == VICTIM
+
+
+def test_overload_is_shed_with_retry_after_and_no_5xx(server, family):
+    if server.policy_path is None:
+        pytest.skip("external server: its ledger is not ours to read")
+    concurrency = 4 * sum(p.performance.max_concurrency for p in LOCAL.profiles)
+    stop_at = time.monotonic() + 12
+    body = {"model": family, "messages": [{"role": "user", "content": "Count to five."}]}
+
+    def client(worker: int) -> list[tuple[str, int, str | None]]:
+        out = []
+        with httpx.Client(timeout=120) as http:
+            i = 0
+            while time.monotonic() < stop_at:
+                rid = f"e2e-overload-{worker}-{i}-{time.time_ns()}"
+                r = http.post(
+                    f"{server.base_url}/v1/chat/completions",
+                    json={**body, "max_tokens": 6},
+                    headers={"X-Request-Id": rid},
+                )
+                out.append((rid, r.status_code, r.headers.get("retry-after")))
+                if r.status_code == 429:
+                    time.sleep(0.2)
+                i += 1
+        return out
+
+    with cf.ThreadPoolExecutor(concurrency) as pool:
+        results = [
+            x for f in [pool.submit(client, w) for w in range(concurrency)] for x in f.result()
+        ]
+    codes = [code for _, code, _ in results]
+    assert not [c for c in codes if c >= 500], codes
+    refused = [(rid, ra) for rid, code, ra in results if code == 429]
+    assert refused, "4x the catalog's concurrency was never refused"
+    assert all(ra and int(ra) >= 1 for _, ra in refused)
+    served = [rid for rid, code, _ in results if code == 200]
+    assert served
+    rows = _wait_rows(server, served)
+    assert sorted(r["request_id"] for r in rows) == sorted(served)  # each exactly once
+    assert all(r["status"] == "ok" for r in rows)
