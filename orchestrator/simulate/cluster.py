@@ -65,6 +65,7 @@ class Pool:
     min_replicas: int
     max_replicas: int
     active: list = field(default_factory=list)  # starting, ready and draining replicas
+    serving: list = field(default_factory=list)  # the ready ones (dispatch picks from these)
     retired: list = field(default_factory=list)  # stopped replicas (kept for billing)
     pending: deque = field(default_factory=deque)  # jobs waiting for a ready replica
     arrivals: int = 0  # routed here since the last controller tick
@@ -156,7 +157,8 @@ class Cluster:
                 pool.starting -= 1
                 self._stop(pool, r, now)
                 continue
-            r = min((x for x in pool.active if x.state == READY), key=lambda x: x.load)
+            r = min(pool.serving, key=lambda x: x.load)
+            pool.serving.remove(r)
             pool.ready -= 1
             if r.load == 0:
                 self._stop(pool, r, now)
@@ -170,6 +172,7 @@ class Cluster:
             self._replica_ids += 1
             r = Replica(pool.spec, self._replica_ids, 0.0, 0.0, state=READY)
             pool.active.append(r)
+            pool.serving.append(r)
             pool.ready += 1
 
     def _stop(self, pool: Pool, r: Replica, now: float) -> None:
@@ -184,7 +187,7 @@ class Cluster:
     # ------------------------------------------------------------------ dispatch
     def _pick(self, pool: Pool) -> Replica | None:
         """Serve's default request router: the less loaded of two random ready replicas."""
-        ready = [r for r in pool.active if r.state == READY] if pool.ready else []
+        ready = pool.serving
         if not ready:
             return None
         if len(ready) == 1:
@@ -316,6 +319,7 @@ class Cluster:
                 if r.state != STARTING:
                     continue  # cancelled before it was ready
                 r.state = READY
+                pool.serving.append(r)
                 pool.starting -= 1
                 pool.ready += 1
                 r.v_at = t

@@ -3,7 +3,7 @@
 The pool holds the real prompts in ../shared/data, each with its token count (default
 tokenizer) and the quality tier its difficulty needs. A request of C context tokens gets a
 body built from them: a final user question drawn uniformly from the prompts no longer than C
-and, until the body reaches 80 % of C, earlier conversation turns (a real AlpacaEval
+and, until the body reaches 80 % of C, earlier conversation turns that fit in the rest (a real AlpacaEval
 instruction and Llama-3.1-8B's real answer) in front, as a conversation service sends. Bodies are made per (length bucket, variant), so a
 trace of any size featurizes at most `buckets * variants` distinct bodies.
 
@@ -124,6 +124,8 @@ class PromptPool:
             Turn(q, a, len(e.ids) + 2 * _TEMPLATE_TOKENS)
             for (q, a), e in zip(pairs, enc, strict=True)
         ]
+        self._turn_order = np.argsort([t.tokens for t in self.history], kind="stable")
+        self._turn_lens = np.array([self.history[i].tokens for i in self._turn_order])
         self._by_len = np.array(
             sorted(range(len(self.prompts)), key=lambda i: self.prompts[i].tokens)
         )
@@ -157,7 +159,10 @@ class PromptPool:
         total = last.tokens
         messages: list[dict[str, str]] = []
         while total < 0.8 * target:
-            turn = self.history[int(rng.integers(len(self.history)))]
+            room = int(np.searchsorted(self._turn_lens, target - total, side="right"))
+            if room == 0:  # no earlier turn fits the rest
+                break
+            turn = self.history[int(self._turn_order[int(rng.integers(room))])]
             messages += [
                 {"role": "user", "content": turn.question},
                 {"role": "assistant", "content": turn.answer},

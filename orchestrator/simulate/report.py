@@ -83,15 +83,15 @@ def write_report(result: SimResult, folder: str | Path) -> list[Path]:
     files[1].write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    points: dict[tuple[float, float], list[str]] = {}  # policies on the same point share a label
     for name, run in result.policies.items():
         m = run.metrics
-        ax.scatter(m["slo_attainment"] * 100, m["cost_usd"], s=40)
+        key = (round(m["slo_attainment"] * 100, 3), round(m["cost_usd"], 2))
+        points.setdefault(key, []).append(name)
+    for (slo, cost), names in points.items():
+        ax.scatter(slo, cost, s=40)
         ax.annotate(
-            name,
-            (m["slo_attainment"] * 100, m["cost_usd"]),
-            fontsize=8,
-            xytext=(4, 4),
-            textcoords="offset points",
+            ", ".join(names), (slo, cost), fontsize=8, xytext=(4, 4), textcoords="offset points"
         )
     ax.set_xlabel("SLO attainment (%)")
     ax.set_ylabel("cost (USD)")

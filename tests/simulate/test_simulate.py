@@ -121,3 +121,36 @@ def test_ours_scales_with_the_products_planner(catalog, policy):
     controller = sim_run._our_controller(policy, [1] * len(catalog.profiles), [8] * 8, notes)
     assert isinstance(controller, ctl.PlannerController) and not notes
     assert controller.planning.plan is planning.plan
+
+
+def test_dynamo_planner_sizes_for_the_observed_rate(catalog):
+    from orchestrator.concepts import LatencySLO
+    from orchestrator.simulate.controllers import DynamoSLAController
+    from orchestrator.simulate.replica import ReplicaSpec
+
+    spec = ReplicaSpec.of(catalog.profiles[0])
+    cluster = Cluster([spec], [(1, 50)])
+    slo = LatencySLO(ttft_p95_ms=1000, tpot_p95_ms=50)
+    ctl = DynamoSLAController([1], slo, interval_s=60.0)
+    pool = cluster.pools[0]
+    _, per_replica = spec.capacity(slo, 500, 200)
+    for t in range(10, 70, 10):  # 6 ticks: 10 req/s of 500 in / 200 out
+        pool.arrivals, pool.arrived_tokens, pool.arrived_prompt_tokens = 100, 20000, 50000
+        out = ctl.tick(cluster, float(t))
+    want = 10 * 200 / per_replica + 10 * 500 / spec.perf.prefill_tokens_per_s
+    assert out == [max(1, -int(-want // 1))]
+
+
+def test_overload_ends_in_timeouts_not_lost_requests(catalog, policy, predictor):
+    # static at one replica of the strong profile, far beyond its capacity: long waits, then
+    # queue timeouts; every request is still accounted for exactly once
+    from orchestrator.simulate import run as r
+
+    reqs = make_requests(n=3000, rate=80.0, seed=5)
+    res = simulate(
+        catalog, policy, reqs, predictor=predictor, policies=("queue",), queue_timeout_s=20.0
+    )
+    out = res.policies["queue"].outcome
+    assert out.served_twice == 0
+    assert ((out.profile >= 0) ^ np.array([x is not None for x in out.reject_reason])).all()
+    assert r.DESCRIPTIONS["queue"]
