@@ -370,15 +370,24 @@ def _base(p: ProfileView, ctx: _Ctx) -> _Base:
         tpot=tpot,
         speedup=speedup,
         room=p.max_model_len - req.prompt_tokens,
-        cap_lim=pricing.affordable_tokens(prices, in_cost, ctx.cost_cap),
-        budget_lim=pricing.affordable_tokens(prices, in_cost, ctx.rules.remaining_budget_usd),
-        target_lim=pricing.affordable_tokens(prices, in_cost, ctx.cost_target),
+        cap_lim=_per_choice(pricing.affordable_tokens(prices, in_cost, ctx.cost_cap), req),
+        budget_lim=_per_choice(
+            pricing.affordable_tokens(prices, in_cost, ctx.rules.remaining_budget_usd), req
+        ),
+        target_lim=_per_choice(pricing.affordable_tokens(prices, in_cost, ctx.cost_target), req),
         slo_lim=pricing.UNLIMITED_TOKENS
         if e2e is None
         else replica_model.tokens_within_ms(e2e, first, tpot),
         meets_class=_meets_class(p, ctx),
         reasoning={},
     )
+
+
+def _per_choice(affordable: int, req: RouteRequest) -> int:
+    """Output tokens per choice that a total affordable count pays for (n choices share it)."""
+    if affordable < 0 or affordable >= pricing.UNLIMITED_TOKENS or req.choices == 1:
+        return affordable
+    return affordable // req.choices
 
 
 def _evaluate(b: _Base, ctx: _Ctx, *, relax: bool, cap: bool) -> _Eval:
@@ -436,8 +445,8 @@ def _evaluate(b: _Base, ctx: _Ctx, *, relax: bool, cap: bool) -> _Eval:
         failures=failures,
         max_tokens=max_tokens,
         answer_room=max_tokens - r,
-        cost=b.in_cost + tokens * p.prices.output_usd_per_token,
-        cost_p90=b.in_cost + tokens_p90 * p.prices.output_usd_per_token,
+        cost=b.in_cost + ctx.request.choices * tokens * p.prices.output_usd_per_token,
+        cost_p90=b.in_cost + ctx.request.choices * tokens_p90 * p.prices.output_usd_per_token,
         latency=first + max(0, tokens - 1) * tpot,
         latency_p90=first + max(0, tokens_p90 - 1) * tpot,
         queue_ms=b.queue_ms,

@@ -60,6 +60,9 @@ class RouteRequest(_Frozen):
     needs_tool_parser: bool = Field(
         False, description="`tools` with any tool_choice but none: needs the engine's parser"
     )
+    choices: int = Field(
+        1, ge=1, description="sequences generated (`n`): token figures are per choice, cost is all"
+    )
 
 
 class TokenBudget(_Frozen):

@@ -430,8 +430,11 @@ class OrchestratorIngress(OpenAiIngress):
             predicted_p50=prediction.p50_tokens,
             predicted_p90=prediction.p90_tokens,
             estimated_cost_usd=decision.estimate.cost_usd if decision.estimate else None,
-            reserved_usd=prices.cost_usd(
-                prediction.prompt_tokens, decision.max_tokens or prediction.p90_tokens
+            reserved_usd=prices.cost_usd(  # the most it can cost: every choice at max_tokens
+                prediction.prompt_tokens,
+                decision.max_tokens * bounds.choices(body)
+                if decision.max_tokens
+                else prediction.p90_tokens,
             ),
         )
         handle = self._get_configured_serve_handle(profile.name)

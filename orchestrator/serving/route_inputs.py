@@ -119,15 +119,28 @@ def route_request(
         latency_slo_ms=targets.latency_slo_ms,
         wants_reasoning=wants_reasoning(body),
         needs_tool_parser=needs_tool_parser(body),
+        choices=_choices(body),
     )
 
 
+def _choices(body: Mapping[str, Any]) -> int:
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else 1
+
+
 def token_budget(prediction: Prediction) -> TokenBudget:
+    """The router's token budget: PER CHOICE (the prediction counts all `n` choices; the router
+    caps max_tokens per choice and prices `RouteRequest.choices` of them)."""
+    n = max(getattr(prediction, "n", 1) or 1, 1)
+
+    def per(tokens: int) -> int:
+        return -(-tokens // n)
+
     return TokenBudget(
-        p50_output_tokens=prediction.p50_tokens,
-        p90_output_tokens=max(prediction.p90_tokens, prediction.p50_tokens),
+        p50_output_tokens=per(prediction.p50_tokens),
+        p90_output_tokens=per(max(prediction.p90_tokens, prediction.p50_tokens)),
         reasoning_probability=prediction.reasoning_probability,
-        reasoning_tokens=prediction.reasoning_tokens,
+        reasoning_tokens=per(prediction.reasoning_tokens),
         query_class=prediction.query_class,
     )
 
