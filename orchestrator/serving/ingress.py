@@ -184,7 +184,7 @@ class OrchestratorIngress(OpenAiIngress):
         """A profile marked down comes back once its deployment passes a health check."""
         for name in self._health.probe_due():
             try:
-                handle = self._get_configured_serve_handle(name)
+                handle = self._get_configured_serve_handle(name).options(stream=False)
                 await asyncio.wait_for(handle.check_health.remote(), timeout=2.0)
             except Exception:  # still dead, or its replica is being replaced
                 continue
