@@ -1,5 +1,6 @@
 """The profile replica: ray.serve.llm's `LLMServer` plus the load figures our replica router
-reads through Serve's `record_routing_stats` hook.
+reads through Serve's `record_routing_stats` hook, and the controller's custom autoscaling
+metrics (`record_autoscaling_stats`: streams running, TTFT/TPOT percentiles of recent streams).
 
 Invariant: `running` counts the requests this replica is serving right now (incremented when
 a chat / completion stream starts, decremented when it ends for any reason), and `ttft_ms` is
@@ -14,6 +15,7 @@ from typing import Any
 
 from ray.serve.llm import LLMServer
 
+from orchestrator.control.meters import LatencyMeter
 from orchestrator.routing.affinity import ReplicaStats
 
 TTFT_EMA_WEIGHT = 0.2
@@ -24,23 +26,34 @@ class ProfileServer(LLMServer):
 
     _running = 0
     _ttft_ema_ms: float | None = None
+    _latency: LatencyMeter | None = None
+
+    def _meter(self) -> LatencyMeter:
+        if self._latency is None:
+            self._latency = LatencyMeter()
+        return self._latency
 
     async def _tracked(self, stream: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
         self._running += 1
         started = time.perf_counter()
-        first = True
+        first_at = last_at = 0.0
+        items = 0
         try:
             async for item in stream:
-                if first:
-                    first = False
-                    ttft = (time.perf_counter() - started) * 1000
+                last_at = time.perf_counter()
+                items += 1
+                if items == 1:
+                    first_at = last_at
+                    ttft = (last_at - started) * 1000
                     prev = self._ttft_ema_ms
                     self._ttft_ema_ms = (
                         ttft if prev is None else prev + TTFT_EMA_WEIGHT * (ttft - prev)
                     )
+                    self._meter().first_token(ttft, time.monotonic())
                 yield item
         finally:
             self._running -= 1
+            self._meter().stream_done(first_at, last_at, items, time.monotonic())
 
     async def chat(self, request: Any, raw_request_info: Any = None) -> AsyncGenerator[Any, None]:
         return self._tracked(await super().chat(request, raw_request_info))
@@ -54,3 +67,7 @@ class ProfileServer(LLMServer):
         stats = await super().record_routing_stats()
         ours = ReplicaStats(running=self._running, ttft_ms=self._ttft_ema_ms).to_dict()
         return {**(stats or {}), **ours}
+
+    async def record_autoscaling_stats(self) -> dict[str, float]:
+        """Custom metrics for the controller (orchestrator.control.serve_policy)."""
+        return {"running": float(self._running), **self._meter().export(time.monotonic())}

@@ -1,0 +1,107 @@
+"""Windowed rates and percentiles for the controller's observations (pure; time is passed in).
+
+`DemandMeter` (ingress): requests admitted per profile with their prompt tokens and predicted
+output tokens; `LatencyMeter` (profile replica): TTFT and TPOT of recent streams. Both export a
+flat `{name: number}` dict, the only shape Serve accepts from `record_autoscaling_stats`.
+Invariant: samples older than the window are dropped on every read and write.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+DEMAND_PREFIX = "demand"
+
+
+def demand_key(profile: str, what: str) -> str:
+    """Metric name of one demand figure ('rps', 'in_tps', 'out_tps') of a profile."""
+    return f"{DEMAND_PREFIX}:{profile}:{what}"
+
+
+def parse_demand_key(key: str) -> tuple[str, str] | None:
+    parts = key.split(":")
+    if len(parts) != 3 or parts[0] != DEMAND_PREFIX:
+        return None
+    return parts[1], parts[2]
+
+
+@dataclass
+class DemandMeter:
+    window_s: float = 30.0
+    _events: dict[str, deque[tuple[float, float, float]]] = field(default_factory=dict)
+    _spend: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
+
+    def spent(self, profile: str, usd: float, now: float) -> None:
+        """A settled request's cost (what the ledger recorded)."""
+        q = self._spend.setdefault(profile, deque())
+        q.append((now, usd))
+        while q and q[0][0] < now - self.window_s:
+            q.popleft()
+
+    def add(self, profile: str, prompt_tokens: float, output_tokens: float, now: float) -> None:
+        q = self._events.setdefault(profile, deque())
+        q.append((now, float(prompt_tokens), float(output_tokens)))
+        self._trim(q, now)
+
+    def _trim(self, q: deque[tuple[float, float, float]], now: float) -> None:
+        while q and q[0][0] < now - self.window_s:
+            q.popleft()
+
+    def rates(self, now: float) -> dict[str, tuple[float, float, float]]:
+        """Per profile: (requests/s, prompt tokens/s, predicted output tokens/s)."""
+        out = {}
+        for profile, q in self._events.items():
+            self._trim(q, now)
+            n = len(q)
+            out[profile] = (
+                n / self.window_s,
+                sum(e[1] for e in q) / self.window_s,
+                sum(e[2] for e in q) / self.window_s,
+            )
+        return out
+
+    def export(self, now: float) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for profile, (rps, tin, tout) in self.rates(now).items():
+            out[demand_key(profile, "rps")] = rps
+            out[demand_key(profile, "in_tps")] = tin
+            out[demand_key(profile, "out_tps")] = tout
+        for profile, q in self._spend.items():
+            while q and q[0][0] < now - self.window_s:
+                q.popleft()
+            out[demand_key(profile, "usd_h")] = sum(u for _, u in q) / self.window_s * 3600.0
+        return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in [0, 100]) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100.0 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class LatencyMeter:
+    window_s: float = 60.0
+    _ttft: deque[tuple[float, float]] = field(default_factory=deque)
+    _tpot: deque[tuple[float, float]] = field(default_factory=deque)
+
+    def first_token(self, ttft_ms: float, now: float) -> None:
+        self._ttft.append((now, ttft_ms))
+
+    def stream_done(self, first_at: float, last_at: float, items: int, now: float) -> None:
+        """A stream that yielded `items` items, the first at `first_at`, the last at `last_at`."""
+        if items >= 2 and last_at > first_at:
+            self._tpot.append((now, 1000.0 * (last_at - first_at) / (items - 1)))
+
+    def export(self, now: float) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, q in (("ttft", self._ttft), ("tpot", self._tpot)):
+            while q and q[0][0] < now - self.window_s:
+                q.popleft()
+            if q:
+                values = [v for _, v in q]
+                out[f"{name}_p50_ms"] = percentile(values, 50)
+                out[f"{name}_p95_ms"] = percentile(values, 95)
+        return out

@@ -1,0 +1,123 @@
+"""Ray Serve autoscaling policy classes that apply the planner's targets (edge: Serve API).
+
+Serve (2.60) runs a deployment's `AutoscalingConfig.policy` in its controller every control
+loop: a class given as `policy_function` is instantiated once with `policy_kwargs` and called
+with an `AutoscalingContext`; it returns (replicas, policy_state). Serve then applies its own
+scaling factors, delays and min/max bounds; `autoscaling_config` below sets the factors to 1
+and the delays to 0 so the planner's hysteresis is what governs (the bounds stay the
+catalog's: the policy's narrower ones are the planner's to apply, and follow hot reloads).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.control.hub import hub_for
+
+PROFILE_POLICY = "orchestrator.control.serve_policy:ProfileAutoscaler"
+INGRESS_POLICY = "orchestrator.control.serve_policy:IngressAutoscaler"
+
+
+class ProfileAutoscaler:
+    """One profile deployment's policy: file the context, plan when due, return the target."""
+
+    def __init__(self, deployments: str, policy: str, profile: str):
+        self._hub = hub_for(deployments, policy)
+        self._profile = profile
+
+    def __call__(self, ctx: Any) -> tuple[int, dict[str, Any]]:
+        self._hub.file_profile(self._profile, ctx)
+        self._hub.tick(ctx.current_time)
+        target = self._hub.target(self._profile)
+        if target is None:  # no plan yet: keep what Serve has
+            target = ctx.target_num_replicas
+        return target, ctx.policy_state
+
+
+class IngressAutoscaler:
+    """The ingress deployment's policy: its context carries the predicted demand per profile
+    (custom metrics); file it and keep the ingress at its configured replicas."""
+
+    def __init__(self, deployments: str, policy: str):
+        self._hub = hub_for(deployments, policy)
+
+    def __call__(self, ctx: Any) -> tuple[int, dict[str, Any]]:
+        self._hub.file_ingress(ctx)
+        self._hub.tick(ctx.current_time)
+        return ctx.target_num_replicas, ctx.policy_state
+
+
+def autoscaling_config(
+    *,
+    policy_function: str,
+    policy_kwargs: dict[str, Any],
+    min_replicas: int,
+    max_replicas: int,
+    initial_replicas: int | None = None,
+    look_back_period_s: float = 15.0,
+) -> dict[str, Any]:
+    """A Serve `autoscaling_config` whose own factors and delays are neutral."""
+    cfg: dict[str, Any] = {
+        "min_replicas": min_replicas,
+        "max_replicas": max(1, max_replicas),
+        "upscale_delay_s": 0.0,
+        "downscale_delay_s": 0.0,
+        "downscale_to_zero_delay_s": 0.0,
+        "upscaling_factor": 1.0,
+        "downscaling_factor": 1.0,
+        "look_back_period_s": look_back_period_s,
+        "policy": {"policy_function": policy_function, "policy_kwargs": policy_kwargs},
+    }
+    if initial_replicas is not None:
+        cfg["initial_replicas"] = initial_replicas
+    return cfg
+
+
+DRAIN_MARGIN_S = 5.0
+
+
+def drain_timeout_s(profile: Any, policy: Any) -> float:
+    """graceful_shutdown_timeout_s of a profile's replicas: its longest generation (the largest
+    max_tokens any tenant may ask for there, else max_model_len) at single-stream speed, plus
+    the first-token time and a margin, capped by the policy's `autoscaling.max_drain_s`."""
+    longest = profile.max_model_len
+    caps = []
+    for tenant in policy.reachable_tenants():
+        for rc in ("standard", "long_form", "reasoning", "long_context"):
+            if profile.name in tenant.eligible_profiles(rc):
+                caps.append(tenant.limits(rc).max_tokens)
+    if caps and all(c is not None for c in caps):
+        longest = min(longest, max(caps))
+    perf = profile.performance
+    seconds = perf.ttft_ms_base / 1000.0 + longest / perf.single_stream_tokens_per_s
+    return round(min(policy.spec.autoscaling.max_drain_s, seconds + DRAIN_MARGIN_S), 1)
+
+
+def profile_serve_options(
+    profile: Any, policy: Any, deployments_path: str, policy_path: str
+) -> dict[str, Any]:
+    """Serve deployment options of a profile under the controller."""
+    return {
+        "autoscaling_config": autoscaling_config(
+            policy_function=PROFILE_POLICY,
+            policy_kwargs={
+                "deployments": deployments_path,
+                "policy": policy_path,
+                "profile": profile.name,
+            },
+            min_replicas=profile.replicas.min,
+            max_replicas=profile.replicas.max,
+            initial_replicas=profile.replicas.start,
+        ),
+        "graceful_shutdown_timeout_s": drain_timeout_s(profile, policy),
+    }
+
+
+def ingress_autoscaling_config(deployments_path: str, policy_path: str) -> dict[str, Any]:
+    """The ingress stays at one replica; its policy only carries the demand to the planner."""
+    return autoscaling_config(
+        policy_function=INGRESS_POLICY,
+        policy_kwargs={"deployments": deployments_path, "policy": policy_path},
+        min_replicas=1,
+        max_replicas=1,
+    )
