@@ -38,6 +38,8 @@ from ray.serve.llm.ingress import OpenAiIngress
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.catalog.schema import Catalog, Profile
+from orchestrator.control.meters import DemandMeter
+from orchestrator.control.status import read_status
 from orchestrator.ledger import Status, UsageLedger, default_ledger_path
 from orchestrator.paths import STATE_DIR_ENV
 from orchestrator.policy import Policy, PolicyWatcher, TenantPolicy
@@ -82,6 +84,8 @@ log = logging.getLogger("orchestrator.ingress")
 
 APP_NAME = "orchestrator"
 READINESS_REFRESH_S = 1.0
+RECENT_TTFT_WEIGHT = 0.2
+RECENT_TTFT_MAX_AGE_S = 60.0
 ApiEndpoint = openai_io.Endpoint | Literal["responses"]
 
 
@@ -147,6 +151,12 @@ class OrchestratorIngress(OpenAiIngress):
         self._in_flight: dict[str, int] = defaultdict(int)
         self._tenant_in_flight: dict[str, int] = defaultdict(int)
         self._health = fo.ProfileHealth()  # profiles seen failing, until healthy again
+        # controller feedback (issue 13): replicas Serve runs, recent TTFT, predicted demand
+        self._running: dict[str, int] = {p.name: 0 for p in self._catalog.profiles}
+        self._starting: dict[str, int] = {p.name: 0 for p in self._catalog.profiles}
+        self._recent_ttft: dict[str, tuple[float, float]] = {}  # profile -> (ms, at)
+        self._demand = DemandMeter()
+        self._controller: dict[str, Any] | None = None
         self._reserved_usd: dict[str, float] = defaultdict(float)
         self._predictor = Predictor.default()
         self._ledger = UsageLedger(ledger_path or default_ledger_path())
@@ -173,8 +183,10 @@ class OrchestratorIngress(OpenAiIngress):
                 if app is not None:
                     for name in self._ready:
                         dep = app.deployments.get(deployment_name(name))
-                        running = dep is not None and dep.replica_states.get("RUNNING", 0) > 0
-                        self._ready[name] = bool(running)
+                        states = dep.replica_states if dep is not None else {}
+                        self._running[name] = int(states.get("RUNNING", 0))
+                        self._starting[name] = int(states.get("STARTING", 0))
+                        self._ready[name] = self._running[name] > 0
             except Exception:  # the controller may be restarting; keep the last view
                 log.warning("could not refresh deployment readiness", exc_info=True)
             await self._probe_down_profiles()
@@ -230,14 +242,37 @@ class OrchestratorIngress(OpenAiIngress):
         return Response(body, headers={"Content-Type": content_type})
 
     def _export_gauges(self) -> None:
+        targets = (self._controller or {}).get("targets", {})
         for p in self._catalog.profiles:
-            running = p.replicas.start if self._profile_ready(p.name) else 0
-            self._metrics.set_replicas(p.name, p.replicas.start, running)
+            target = targets.get(p.name, {}).get("target", p.replicas.start)
+            self._metrics.set_replicas(p.name, target, self._running.get(p.name, 0))
+        if self._controller is not None:
+            self._metrics.set_controller(
+                self._controller.get("cost_per_hour_usd", 0.0),
+                bool(self._controller.get("ceiling_binding")),
+            )
+
+    async def _refresh_controller(self) -> dict[str, Any] | None:
+        """The controller's last decision (published by the planner in the Serve controller)."""
+        try:
+            found = await asyncio.wait_for(read_status(), timeout=2.0)
+        except Exception:
+            log.warning("could not read the controller status", exc_info=True)
+            found = None
+        if found is not None:
+            self._controller = found
+        return self._controller
+
+    async def record_autoscaling_stats(self) -> dict[str, float]:
+        """Predicted demand and spend per profile, for the controller (Serve custom metrics)."""
+        return self._demand.export(time.monotonic())
 
     @fastapi_app.get("/v1/orchestrator/status")
     async def orchestrator_status(self) -> JSONResponse:
         self._ensure_ready_task()
         policy = self._policy.current
+        controller = await self._refresh_controller()
+        targets = (controller or {}).get("targets", {})
         return JSONResponse(
             {
                 "uptime_s": round(time.time() - self._started_at, 1),
@@ -247,9 +282,14 @@ class OrchestratorIngress(OpenAiIngress):
                         "in_flight": self._in_flight.get(p.name, 0),
                         "down": self._health.down().get(p.name),
                         "family": p.served_model_name,
+                        "replicas_running": self._running.get(p.name, 0),
+                        "replicas_starting": self._starting.get(p.name, 0),
+                        "replicas_target": targets.get(p.name, {}).get("target"),
+                        "reason": targets.get(p.name, {}).get("reason"),
                     }
                     for p in self._catalog.profiles
                 },
+                "controller": controller,
                 "policy": {
                     "name": policy.spec.metadata.name if policy.spec.metadata else None,
                     **self._policy.status().model_dump(mode="json"),
@@ -440,6 +480,7 @@ class OrchestratorIngress(OpenAiIngress):
         handle = self._get_configured_serve_handle(profile.name)
 
         def observe(status: Status, usage: EngineUsage, cost: float) -> None:
+            self._observed(profile.name, trace.ttft_s if status == "ok" else None, cost)
             if status != "error":  # errors are closed by _serve with their HTTP status
                 obs.close(200 if status in ("ok", "migrated") else 499, usage, cost, trace.ttft_s)
 
@@ -452,6 +493,10 @@ class OrchestratorIngress(OpenAiIngress):
             release=lambda: self._end(trace),
             observe=observe,
         )
+        expected_out = (
+            decision.estimate.output_tokens if decision.estimate else prediction.p50_tokens
+        )
+        self._demand.add(profile.name, prediction.prompt_tokens, expected_out, time.monotonic())
         self._begin(trace)
         obs.engine_started()
         retried = False
@@ -593,7 +638,9 @@ class OrchestratorIngress(OpenAiIngress):
         loads = [
             admission.ProfileLoad(
                 name=p.name,
-                running_replicas=p.replicas.start if self._profile_ready(p.name) else 0,
+                running_replicas=(
+                    max(1, self._running.get(p.name, 0)) if self._profile_ready(p.name) else 0
+                ),
                 max_concurrency=p.performance.max_concurrency,
                 output_tokens_per_s=p.performance.output_tokens_per_s,
                 in_flight=self._in_flight.get(p.name, 0),
@@ -613,13 +660,34 @@ class OrchestratorIngress(OpenAiIngress):
         if self._views_version != policy.version:
             self._views = route_inputs.priced_views(self._catalog, policy)
             self._views_version = policy.version
+        now = time.monotonic()
         live = {
             p.name: route_inputs.live_state(
-                self._profile_ready(p.name), self._in_flight.get(p.name, 0), p.replicas.start
+                self._profile_ready(p.name),
+                self._in_flight.get(p.name, 0),
+                self._running.get(p.name, 0),
+                self._fresh_ttft(p.name, now),
+                batch=p.max_num_seqs or p.performance.max_concurrency,
             )
             for p in self._catalog.profiles
         }
         return with_live(self._views.values(), live)
+
+    def _fresh_ttft(self, profile: str, now: float) -> float | None:
+        found = self._recent_ttft.get(profile)
+        if found is None or now - found[1] > RECENT_TTFT_MAX_AGE_S:
+            return None
+        return found[0]
+
+    def _observed(self, profile: str, ttft_s: float | None, cost_usd: float) -> None:
+        """A settled request: its TTFT feeds the router's live state, its cost the spend rate."""
+        now = time.monotonic()
+        self._demand.spent(profile, cost_usd, now)
+        if ttft_s is not None:
+            ms = ttft_s * 1000.0
+            prev = self._fresh_ttft(profile, now)
+            ema = ms if prev is None else prev + RECENT_TTFT_WEIGHT * (ms - prev)
+            self._recent_ttft[profile] = (ema, now)
 
     async def _budget_state(self, tenant: TenantPolicy) -> route_inputs.BudgetState:
         """Remaining budget: one ledger query for every window the tenant has a limit on."""

@@ -210,11 +210,23 @@ def priced_views(catalog: Catalog, policy: Policy) -> dict[str, ProfileView]:
 
 
 def live_state(
-    ready: bool, in_flight: int, replicas: int, recent_ttft_ms: float | None = None
+    ready: bool,
+    in_flight: int,
+    replicas: int,
+    recent_ttft_ms: float | None = None,
+    *,
+    batch: int | None = None,
 ) -> LiveState:
+    """A profile's live load. With `batch` (requests a replica decodes at once), requests in
+    flight beyond running replicas x batch count as queued."""
+    running = replicas if ready else 0
+    queued = 0
+    if batch is not None:
+        queued = max(0, in_flight - running * batch)
     return LiveState(
-        replicas_running=replicas if ready else 0,
-        requests_in_flight=in_flight,
+        replicas_running=running,
+        requests_in_flight=in_flight - queued,
+        requests_queued=queued,
         recent_ttft_ms=recent_ttft_ms,
         healthy=ready,
     )

@@ -49,6 +49,8 @@ BUDGET_REMAINING = "orchestrator_budget_remaining_usd"
 SPEND_RATE = "orchestrator_spend_rate_usd_per_hour"
 REPLICAS_TARGET = "orchestrator_replicas_target"
 REPLICAS_CURRENT = "orchestrator_replicas_current"
+REPLICA_COST = "orchestrator_replica_cost_usd_per_hour"
+CEILING_BINDING = "orchestrator_spend_ceiling_binding"
 
 METRIC_NAMES: dict[str, str] = {
     REQUESTS: "counter",
@@ -65,6 +67,8 @@ METRIC_NAMES: dict[str, str] = {
     BUDGET_REMAINING: "gauge",
     SPEND_RATE: "gauge",
     REPLICAS_TARGET: "gauge",
+    REPLICA_COST: "gauge",
+    CEILING_BINDING: "gauge",
     REPLICAS_CURRENT: "gauge",
 }
 
@@ -196,6 +200,14 @@ class OrchestratorMetrics:
         self._replicas_current = meter.create_gauge(
             REPLICAS_CURRENT, unit="{replica}", description="Running replicas per profile"
         )
+        self._replica_cost = meter.create_gauge(
+            REPLICA_COST, unit="{USD}/h", description="Replica cost at the controller's targets"
+        )
+        self._ceiling_binding = meter.create_gauge(
+            CEILING_BINDING,
+            unit="1",
+            description="1 while autoscaling.max_cost_per_hour_usd holds replicas back",
+        )
 
     # ----- per request ----------------------------------------------------------------
     def record_request(
@@ -281,6 +293,10 @@ class OrchestratorMetrics:
 
     def set_spend_rate(self, tenant: str, usd_per_hour: float) -> None:
         self._spend_rate.set(usd_per_hour, {"tenant": tenant})
+
+    def set_controller(self, cost_usd_per_hour: float, ceiling_binding: bool) -> None:
+        self._replica_cost.set(cost_usd_per_hour)
+        self._ceiling_binding.set(1 if ceiling_binding else 0)
 
     def set_replicas(self, profile: str, target: int, current: int) -> None:
         self._replicas_target.set(target, {"profile": profile})

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.requests import Request
 
 from orchestrator.catalog import load_catalog
+from orchestrator.control.meters import DemandMeter
 from orchestrator.ledger import UsageLedger
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.policy import load_policy_text
@@ -90,6 +91,11 @@ def ingress(tmp_path, monkeypatch):
     ing._catalog = LOCAL
     ing._policy = SimpleNamespace(current=policy)
     ing._ready = {p.name: True for p in LOCAL.profiles}
+    ing._running = {p.name: 1 for p in LOCAL.profiles}
+    ing._starting = {p.name: 0 for p in LOCAL.profiles}
+    ing._recent_ttft = {}
+    ing._demand = DemandMeter()
+    ing._controller = None
     ing._in_flight = defaultdict(int)
     ing._tenant_in_flight = defaultdict(int)
     ing._health = ProfileHealth()

@@ -1,0 +1,171 @@
+"""The controller's Serve edge without a cluster: Ray's own AutoscalingContext / AutoscalingConfig
+objects drive our policy classes, the hub and the observation mapping."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from ray.serve._private.common import DeploymentID, ReplicaID
+from ray.serve.autoscaling_policy import _apply_autoscaling_config
+from ray.serve.config import AutoscalingConfig, AutoscalingContext
+
+from orchestrator.catalog import load_catalog
+from orchestrator.control import hub as hub_module
+from orchestrator.control.meters import DemandMeter, LatencyMeter, demand_key, percentile
+from orchestrator.control.observe import demand_from_ingress, profile_observation
+from orchestrator.control.serve_policy import (
+    IngressAutoscaler,
+    ProfileAutoscaler,
+    drain_timeout_s,
+    ingress_autoscaling_config,
+    profile_serve_options,
+)
+from orchestrator.paths import PROJECT_ROOT
+from orchestrator.policy.loader import load_policy
+
+LOCAL = PROJECT_ROOT / "deployments" / "local.yaml"
+
+
+def context(name, *, ready, target, metrics=None, queued=0.0, now=0.0, config=None, state=None):
+    dep = DeploymentID(name=name, app_name="orchestrator")
+    replicas = [ReplicaID(unique_id=f"{name}-{i}", deployment_id=dep) for i in range(ready)]
+    per_replica = {
+        key: {replicas[i]: v for i, v in enumerate(values)}
+        for key, values in (metrics or {}).items()
+    }
+    return AutoscalingContext(
+        deployment_id=dep,
+        deployment_name=name,
+        app_name="orchestrator",
+        current_num_replicas=ready,
+        target_num_replicas=target,
+        running_replicas=replicas,
+        total_num_requests=0.0,
+        total_queued_requests=queued,
+        aggregated_metrics=per_replica,
+        raw_metrics={},
+        capacity_adjusted_min_replicas=0,
+        capacity_adjusted_max_replicas=10,
+        policy_state=state or {},
+        last_scale_up_time=None,
+        last_scale_down_time=None,
+        current_time=now,
+        config=config,
+    )
+
+
+def catalog_file(tmp_path, max_replicas=3):
+    text = LOCAL.read_text().replace(
+        "replicas: {min: 1, max: 1}", f"replicas: {{min: 1, max: {max_replicas}, startup_s: 30}}"
+    )
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text)
+    return path
+
+
+def policy_file(tmp_path, body=""):
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "apiVersion: orchestrator/v1\nkind: Policy\n" + textwrap.dedent(body).lstrip("\n")
+    )
+    return path
+
+
+def test_meters_export_rates_and_percentiles():
+    meter = DemandMeter(window_s=10.0)
+    for i in range(20):
+        meter.add("a", 100, 50, now=float(i))
+    meter.spent("a", 0.01, now=19.0)
+    out = meter.export(now=19.0)
+    assert out[demand_key("a", "rps")] == pytest.approx(1.1)  # 11 arrivals in the last 10 s
+    assert out[demand_key("a", "out_tps")] == pytest.approx(55.0)
+    assert out[demand_key("a", "usd_h")] == pytest.approx(0.01 / 10 * 3600)
+    lat = LatencyMeter(window_s=60)
+    for ms in (10, 20, 30, 40, 500):
+        lat.first_token(ms, now=1.0)
+    lat.stream_done(first_at=0.0, last_at=1.0, items=11, now=1.0)
+    exported = lat.export(now=2.0)
+    assert exported["ttft_p50_ms"] == 30 and exported["ttft_p95_ms"] == 500
+    assert exported["tpot_p50_ms"] == pytest.approx(100.0)
+    assert lat.export(now=100.0) == {}
+    assert percentile([5.0], 95) == 5.0
+
+
+def test_context_becomes_an_observation():
+    prof = load_catalog(LOCAL).profiles[0]  # max_num_seqs 16
+    ctx = context(
+        prof.name,
+        ready=2,
+        target=3,
+        queued=2.0,
+        metrics={"running": [20.0, 4.0], "tpot_p50_ms": [40.0, 60.0], "tpot_p95_ms": [90.0, 70.0]},
+    )
+    ingress = context("ingress", ready=1, target=1, metrics={
+        demand_key(prof.name, "rps"): [2.0], demand_key(prof.name, "out_tps"): [300.0],
+        demand_key(prof.name, "in_tps"): [800.0], "unrelated": [1.0]})  # fmt: skip
+    demand = demand_from_ingress(ingress)
+    o = profile_observation(ctx, prof, demand[prof.name])
+    assert o.replicas_ready == 2 and o.replicas_current == 3 and o.replicas_starting == 1
+    assert o.requests_running == 20.0  # 16 + 4 decoding
+    assert o.requests_waiting == 6.0  # 4 beyond the batch + 2 queued at handles
+    assert o.tpot_ms.p50 == 50.0 and o.tpot_ms.p95 == 90.0
+    assert o.arrival_rate_rps == 2.0 and o.output_tokens_per_s == 300.0
+
+
+def test_serve_config_is_valid_and_neutral(tmp_path):
+    cat_path = catalog_file(tmp_path)
+    pol_path = policy_file(tmp_path, "autoscaling: {scale_up_delay_s: 0}")
+    catalog = load_catalog(cat_path)
+    policy = load_policy(pol_path, catalog, resolve_secrets=False)
+    prof = catalog.profiles[0]
+    opts = profile_serve_options(prof, policy, str(cat_path), str(pol_path))
+    cfg = AutoscalingConfig.model_validate(opts["autoscaling_config"])  # Ray's own validation
+    assert (cfg.min_replicas, cfg.max_replicas) == (1, 3)
+    assert cfg.upscale_delay_s == cfg.downscale_delay_s == 0
+    AutoscalingConfig.model_validate(ingress_autoscaling_config(str(cat_path), str(pol_path)))
+    # Serve's wrapper around our policy returns our target unchanged (factors 1, delays 0)
+    hub_module._HUBS.clear()
+    instance = cfg.policy.get_policy()(**cfg.policy.policy_kwargs)
+    wrapped = _apply_autoscaling_config(instance)
+    hub = hub_module.hub_for(str(cat_path), str(pol_path))
+    ing = IngressAutoscaler(str(cat_path), str(pol_path))
+    other = ProfileAutoscaler(str(cat_path), str(pol_path), catalog.profiles[1].name)
+    heavy = {demand_key(prof.name, "rps"): [1.0], demand_key(prof.name, "out_tps"): [250.0],
+             demand_key(prof.name, "in_tps"): [100.0]}  # fmt: skip
+    ing(context("ingress", ready=1, target=1, metrics=heavy, now=100.0))
+    other(context(catalog.profiles[1].name, ready=1, target=1, now=100.0))
+    target, _ = wrapped(context(prof.name, ready=1, target=1, now=100.0, config=cfg))
+    # 250 tok/s on 90 tok/s replicas (+20 %): 4 replicas over the family's two profiles
+    decided = hub.decision.targets
+    assert target == decided[prof.name].target  # Serve applied ours unchanged
+    assert sum(t.target for t in decided.values()) == 4
+    assert all(t.reason.startswith("forecast") for t in decided.values())
+
+
+def test_restart_rederives_targets_from_serve(tmp_path):
+    cat_path = catalog_file(tmp_path)
+    pol_path = policy_file(tmp_path)
+    catalog = load_catalog(cat_path)
+    hub_module._HUBS.clear()
+    names = [p.name for p in catalog.profiles]
+    policies = [ProfileAutoscaler(str(cat_path), str(pol_path), n) for n in names]
+    load = {"running": [8.0, 8.0], "tpot_p50_ms": [60.0, 60.0]}
+    # a controller that restarted: no state, Serve says 2 replicas of the first profile run
+    ing = IngressAutoscaler(str(cat_path), str(pol_path))
+    ing(context("ingress", ready=1, target=1, now=5.0, metrics={
+        demand_key(names[0], "rps"): [0.6], demand_key(names[0], "out_tps"): [150.0],
+        demand_key(names[0], "in_tps"): [60.0]}))  # fmt: skip
+    policies[1](context(names[1], ready=1, target=1, now=5.0))
+    first, _ = policies[0](context(names[0], ready=2, target=2, now=5.0, metrics=load))
+    assert first == 2  # kept: 150 tok/s needs 2 replicas of 90 tok/s
+    assert policies[1](context(names[1], ready=1, target=1, now=5.0))[0] == 1
+
+
+def test_drain_timeout_follows_the_longest_generation(tmp_path):
+    catalog = load_catalog(catalog_file(tmp_path))
+    prof = catalog.profiles[0]  # 17 tok/s alone, max_model_len 2048
+    capped = load_policy(policy_file(tmp_path, "defaults: {max_tokens: 170}"), catalog)
+    assert drain_timeout_s(prof, capped) == pytest.approx(0.06 + 10 + 5, abs=0.1)
+    uncapped = load_policy(policy_file(tmp_path, "autoscaling: {max_drain_s: 30}"), catalog)
+    assert drain_timeout_s(prof, uncapped) == 30.0
