@@ -32,6 +32,12 @@ def register(sub: Any) -> None:
         "(static,queue,round-robin,routellm,dynamo), 'all' or 'none'",
     )
     p.add_argument("--rate-scale", type=float, default=1.0, help="multiply the arrival rate")
+    p.add_argument(
+        "--fixed-limits",
+        action="store_true",
+        help="with --rate-scale > 1, keep replica maxima, cost ceiling and budgets as written "
+        "(default: multiplied by the rate scale)",
+    )
     p.add_argument("--duration", type=float, default=None, help="replay only the first S seconds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -138,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if not requests:
         return fail("the trace holds no request in the chosen window")
+    scaled = args.rate_scale > 1 and not args.fixed_limits
+    if scaled:
+        from orchestrator.simulate.limits import scale_limits
+
+        catalog, policy = scale_limits(catalog, policy, args.rate_scale)
     bar = _Bar(enabled=not args.json and sys.stderr.isatty())
     try:
         result = simulate(
@@ -154,6 +165,10 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     finally:
         bar.stop()
+    if scaled:
+        result.notes.append(
+            f"replica maxima, cost ceiling and budgets x{args.rate_scale:g} with the rate"
+        )
     if args.report:
         from orchestrator.simulate.report import write_report
 

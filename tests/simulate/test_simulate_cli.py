@@ -88,3 +88,13 @@ def test_jsonl_loader_and_rate_scaling(tmp_path):
     assert len(rescale(reqs, rate_scale=3.0)) == 120
     half = rescale(reqs, duration_s=reqs[20].arrival_s)
     assert len(half) == 20
+
+
+def test_limits_scale_with_the_rate(catalog, policy):
+    from orchestrator.simulate.limits import scale_limits
+
+    cat, pol = scale_limits(catalog, policy, 10)
+    for p in catalog.profiles:
+        assert cat.profile(p.name).replicas.max == p.replicas.max * 10
+        assert pol.scaling[p.name].min_replicas == policy.scaling[p.name].min_replicas
+    assert scale_limits(catalog, policy, 1.0) == (catalog, policy)
