@@ -65,11 +65,14 @@ async def _sweep(
 
 
 def machine() -> str:
+    """CPU, cores and the load average: a shared machine's load changes the figures."""
     import os
 
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
-    )
+    try:
+        load = "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        load = "load average n/a"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {load}"
 
 
 def performance_yaml(profile: Profile, report: FitReport) -> str:
