@@ -1,0 +1,53 @@
+"""Overload shedding (issue 15): refusals come at once with Retry-After, lowest priority first."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.serving.admission import ProfileLoad, check_overload, priority_share
+from orchestrator.serving.errors import OrchestratorHTTPError
+
+
+def _loads(in_flight: int) -> list[ProfileLoad]:
+    # two profiles, 8 slots each: capacity 16
+    half = in_flight // 2
+    return [
+        ProfileLoad("a", 1, 8, 90.0, half),
+        ProfileLoad("b", 1, 8, 90.0, in_flight - half),
+    ]
+
+
+def test_priority_share_orders_tenants():
+    assert priority_share(0, [0]) == 1.0
+    assert priority_share(0, [0, 5, 10]) == 1.0
+    assert priority_share(5, [0, 5, 10]) == 1.5
+    assert priority_share(10, [0, 5, 10]) == 2.0
+
+
+@pytest.mark.parametrize(("in_flight", "refused"), [(16, False), (23, False), (24, True)])
+def test_one_priority_queues_half_the_capacity(in_flight, refused):
+    if refused:
+        with pytest.raises(OrchestratorHTTPError) as err:
+            check_overload(_loads(in_flight), priority=0, priorities=[0])
+        assert err.value.status == 429 and int(err.value.headers["Retry-After"]) >= 1
+    else:
+        check_overload(_loads(in_flight), priority=0, priorities=[0])
+
+
+def test_low_priority_is_shed_before_high_priority():
+    loads = _loads(28)  # 16 running, 12 waiting
+    with pytest.raises(OrchestratorHTTPError):
+        check_overload(loads, priority=0, priorities=[0, 10])  # may queue 8
+    check_overload(loads, priority=10, priorities=[0, 10])  # may queue 16
+    with pytest.raises(OrchestratorHTTPError):
+        check_overload(_loads(32), priority=10, priorities=[0, 10])
+
+
+def test_retry_after_grows_with_the_queue_and_nothing_running_is_left_to_the_router():
+    def retry_after(in_flight: int) -> int:
+        with pytest.raises(OrchestratorHTTPError) as err:
+            check_overload(_loads(in_flight), priority=0, priorities=[0])
+        return int(err.value.headers["Retry-After"])
+
+    assert retry_after(60) > retry_after(24)
+    check_overload([ProfileLoad("a", 0, 8, 90.0, 100)], priority=0, priorities=[0])
