@@ -128,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
+    from orchestrator.raycompat.deploy import deploy_nonblocking
     from orchestrator.serving.app import build_app
     from orchestrator.serving.ingress import APP_NAME
 
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             app_args["ledger_path"] = args.ledger
         # deploy without waiting (serve.run would block, unresponsive to signals, until every
         # engine is up); readiness is polled below with progress messages
-        serve._run(build_app(app_args), name=APP_NAME, route_prefix="/", _blocking=False)
+        deploy_nonblocking(build_app(app_args), name=APP_NAME, route_prefix="/")
         _say("deploying profiles (first start of a CPU engine takes about a minute)")
         if _wait_until_running(APP_NAME, args.ready_timeout, stop):
             _say(f"ready: OpenAI API at http://{args.host}:{args.port}/v1")

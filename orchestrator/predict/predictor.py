@@ -133,9 +133,10 @@ class Predictor:
         )
         return row, phrases
 
-    def featurize(self, request: dict[str, Any]) -> _Featurized:
-        """Parse, tokenize (default tokenizer) and run the profile-free models once."""
-        parsed = parse_request(request)
+    def featurize(self, request: dict[str, Any] | ParsedRequest) -> _Featurized:
+        """Parse (unless given parsed), tokenize (default tokenizer) and run the profile-free
+        models once."""
+        parsed = request if isinstance(request, ParsedRequest) else parse_request(request)
         tok = tokenize_request(parsed, self._tokenizer)
         row, phrases = self.model_input(parsed, tok)
         q50 = float(self._b50.predict(row, num_threads=1)[0]) + self.meta.p50_shift
@@ -172,7 +173,7 @@ class Predictor:
         return self.predict_featurized(self.featurize(request), profile, calibration=calibration)
 
     def predict_many(
-        self, request: dict[str, Any], profiles: list[Profile]
+        self, request: dict[str, Any] | ParsedRequest, profiles: list[Profile]
     ) -> dict[str, Prediction]:
         """One featurization, a Prediction per candidate profile (keyed by profile name)."""
         done = self.featurize(request)

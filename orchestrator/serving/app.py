@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.models import resolve_model
 from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
+from orchestrator.raycompat.model_cards import model_card
 from orchestrator.serving.engine_config import (
     DEPLOYMENT_PREFIX,
     llm_config_dict,
@@ -93,7 +94,6 @@ def build_profile_deployments(configs: dict[str, Any], catalog: Catalog) -> dict
 def build_app(args: dict[str, Any] | None = None) -> Any:
     """Build the orchestrator Serve application from its args (see `AppArgs`)."""
     from ray import serve
-    from ray.llm._internal.serve.core.configs.openai_api_models import to_model_metadata
 
     from orchestrator.serving.ingress import OrchestratorIngress, fastapi_app
 
@@ -101,7 +101,7 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
     catalog = load_catalog(Path(app_args.deployments))
     configs = build_llm_configs(catalog)
     deployments = build_profile_deployments(configs, catalog)
-    model_cards = {name: to_model_metadata(name, config) for name, config in configs.items()}
+    model_cards = {name: model_card(name, config) for name, config in configs.items()}
     ingress_cls = serve.ingress(fastapi_app)(OrchestratorIngress)
     ingress = serve.deployment(
         ingress_cls,

@@ -7,9 +7,9 @@ Invariants: a body that fails here never reaches an engine; every failure is an
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from orchestrator.serving import client_fields
 from orchestrator.serving.errors import OrchestratorHTTPError
@@ -116,6 +116,20 @@ def engine_stream_options(options: Any) -> dict[str, Any]:
     can always account, even for a stream cut short (the relay hides what was not asked for)."""
     base = options if isinstance(options, dict) else {}
     return {**base, "include_usage": True, "continuous_usage_stats": True}
+
+
+def engine_stream_options_model(request: Any) -> Any:
+    """`engine_stream_options` as the request model's own `stream_options` type (vLLM's
+    `StreamOptions`), for `request.model_copy(update=...)`."""
+    field = type(request).model_fields["stream_options"]
+    options_cls = next(
+        arg
+        for arg in (*get_args(field.annotation), field.annotation)
+        if isinstance(arg, type) and issubclass(arg, BaseModel)
+    )
+    current = request.stream_options
+    base = current.model_dump(exclude_unset=True) if current is not None else {}
+    return options_cls(**engine_stream_options(base))
 
 
 def sse_json(event: str) -> dict[str, Any] | None:

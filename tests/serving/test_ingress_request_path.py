@@ -1,5 +1,5 @@
-"""The ingress request path without Ray: a bare `OrchestratorIngress` with a fake predictor
-and a fake profile engine, the real policy, router, ledger and metrics.
+"""The request path without Ray: a `RequestExecutor` built with a fake predictor and a fake
+profile engine, the real policy, router, ledger and metrics.
 
 Checks the order of the stages (an invalid body is refused before anything is predicted,
 priced, decided or recorded), what a cut-short stream is charged, and that the ingress never
@@ -8,7 +8,6 @@ sets `X-Request-Id` itself (Serve's proxy does; a second one would be sent twice
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -16,20 +15,15 @@ from typing import Any
 import pytest
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client.parser import text_string_to_metric_families
-from starlette.requests import Request
 
 from orchestrator.catalog import load_catalog
-from orchestrator.control.meters import DemandMeter
 from orchestrator.ledger import UsageLedger
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.policy import load_policy_text
-from orchestrator.serving import ingress as ingress_module
 from orchestrator.serving import openai_io
-from orchestrator.serving.accounting import Accountant
+from orchestrator.serving import plan as plan_module
 from orchestrator.serving.errors import OrchestratorHTTPError
-from orchestrator.serving.failover import ProfileHealth
-from orchestrator.serving.ingress import DecisionStore, OrchestratorIngress
-from orchestrator.serving.responses_api import ResponseStore
+from orchestrator.serving.executor import RequestExecutor
 from orchestrator.telemetry.metrics import INSTANCE_LABEL, OrchestratorMetrics
 
 LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
@@ -85,73 +79,45 @@ class FakeHandle:
 
 @pytest.fixture
 def ingress(tmp_path, monkeypatch):
-    """A bare ingress (no Ray, no policy watcher thread, no engines); every profile ready."""
+    """The request path's executor, built directly with its collaborators: the real policy,
+    router, ledger and metrics; a fake predictor and engine handle; every profile ready."""
     policy = load_policy_text(POLICY_TEXT, "policy.yaml", LOCAL)
-    ing = OrchestratorIngress.__new__(OrchestratorIngress)
-    ing._catalog = LOCAL
-    ing._policy = SimpleNamespace(current=policy)
-    ing._ready = {p.name: True for p in LOCAL.profiles}
-    ing._running = {p.name: 1 for p in LOCAL.profiles}
-    ing._starting = {p.name: 0 for p in LOCAL.profiles}
-    ing._recent_ttft = {}
-    ing._demand = DemandMeter()
-    ing._controller = None
-    ing._in_flight = defaultdict(int)
-    ing._tenant_in_flight = defaultdict(int)
-    ing._health = ProfileHealth()
-    ing._reserved_usd = defaultdict(float)
-    ing._predictor = FakePredictor()
-    ing._ledger = UsageLedger(tmp_path / "usage.sqlite3", synchronous="NORMAL")
-    ing._accountant = Accountant(ing._ledger, ing._predictor)
-    ing._decisions = DecisionStore()
-    ing._responses = ResponseStore()
-    ing._metrics = OrchestratorMetrics(instance_id="test-0")
-    ing._views = {}
-    ing._views_version = None
-    ing._ensure_ready_task = lambda: None
-    ing.handle = FakeHandle([])
-    ing._get_configured_serve_handle = lambda name: ing.handle
-    ing.decide_calls = []
-    real_decide = ingress_module.decide
+    handle = FakeHandle([])
+    ex = RequestExecutor(
+        catalog=LOCAL,
+        policy_source=SimpleNamespace(current=policy),
+        predictor=FakePredictor(),
+        ledger=UsageLedger(tmp_path / "usage.sqlite3", synchronous="NORMAL"),
+        metrics=OrchestratorMetrics(instance_id="test-0"),
+        handles=lambda name: handle,
+        ready={p.name: True for p in LOCAL.profiles},
+        running={p.name: 1 for p in LOCAL.profiles},
+    )
+    ex.handle = handle
+    ex.decide_calls = []
+    real_decide = plan_module.decide
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        ing.decide_calls.append(args)
+        ex.decide_calls.append(args)
         return real_decide(*args, **kwargs)
 
-    monkeypatch.setattr(ingress_module, "decide", spy)
-    yield ing
-    ing._ledger.close()
+    monkeypatch.setattr(plan_module, "decide", spy)
+    yield ex
+    ex.ledger.close()
 
 
-def _request(body: Any, path: str = "/v1/chat/completions", headers: dict | None = None):
+async def _serve(ex: RequestExecutor, body: Any, endpoint: str, headers: dict | None = None):
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    hdrs = [(b"content-type", b"application/json")]
-    hdrs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": path,
-        "headers": hdrs,
-        "query_string": b"",
-    }
-    return Request(scope, receive)
+    hdrs = {k.lower(): v for k, v in (headers or {}).items()}
+    return await ex.serve(hdrs, raw, endpoint, hdrs.get("x-request-id") or "req-test")
 
 
-def _nothing_happened(ing: OrchestratorIngress) -> None:
-    assert ing._predictor.calls == [], "the predictor ran for an invalid body"
+def _nothing_happened(ing: RequestExecutor) -> None:
+    assert ing.predictor.calls == [], "the predictor ran for an invalid body"
     assert ing.decide_calls == [], "decide ran for an invalid body"
-    assert ing._decisions._items == {}, "a decision was stored for an invalid body"
-    assert ing._ledger.count() == 0, "a ledger row was written for an invalid body"
-    assert not any(ing._reserved_usd.values()) and not any(ing._in_flight.values())
+    assert ing.decisions._items == {}, "a decision was stored for an invalid body"
+    assert ing.ledger.count() == 0, "a ledger row was written for an invalid body"
+    assert not any(ing.reserved_usd.values()) and not any(ing.in_flight.values())
     assert ing.handle.requests == [], "an engine was called for an invalid body"
 
 
@@ -171,7 +137,7 @@ def _nothing_happened(ing: OrchestratorIngress) -> None:
 )
 async def test_invalid_body_is_refused_before_anything_is_priced(ingress, endpoint, body, param):
     with pytest.raises(OrchestratorHTTPError) as err:
-        await ingress._serve(_request(body), endpoint)
+        await _serve(ingress, body, endpoint)
     assert err.value.status == 400
     assert err.value.param is not None and err.value.param.startswith(param), err.value.param
     assert param in err.value.message
@@ -181,7 +147,7 @@ async def test_invalid_body_is_refused_before_anything_is_priced(ingress, endpoi
 async def test_stream_options_without_stream_is_refused_before_pricing(ingress):
     body = {"model": FAMILY, "messages": MESSAGES, "stream_options": {"include_usage": True}}
     with pytest.raises(OrchestratorHTTPError) as err:
-        await ingress._serve(_request(body), "chat")
+        await _serve(ingress, body, "chat")
     assert err.value.status == 400 and err.value.param == "stream_options"
     _nothing_happened(ingress)
 
@@ -189,7 +155,7 @@ async def test_stream_options_without_stream_is_refused_before_pricing(ingress):
 @pytest.mark.parametrize("raw", [b"{not json", b"[1]", b""])
 async def test_unparseable_body_is_refused_before_anything(ingress, raw):
     with pytest.raises(OrchestratorHTTPError) as err:
-        await ingress._serve(_request(raw), "chat")
+        await _serve(ingress, raw, "chat")
     assert err.value.status == 400
     _nothing_happened(ingress)
 
@@ -219,13 +185,13 @@ def chat_completion(engine_stream):
 async def test_valid_body_is_predicted_decided_and_served(ingress, chat_completion):
     """The positive control for the tests above: the same ingress does price a valid body."""
     ingress.handle.streams.append(chat_completion())
-    response = await ingress._serve(
-        _request({"model": FAMILY, "messages": MESSAGES, "temperature": 0.5}), "chat"
+    response = await _serve(
+        ingress, {"model": FAMILY, "messages": MESSAGES, "temperature": 0.5}, "chat"
     )
     assert isinstance(response, JSONResponse) and response.status_code == 200
-    assert len(ingress._predictor.calls) == 1 and len(ingress.decide_calls) == 1
-    assert len(ingress._decisions._items) == 1
-    assert ingress._ledger.count() == 1
+    assert len(ingress.predictor.calls) == 1 and len(ingress.decide_calls) == 1
+    assert len(ingress.decisions._items) == 1
+    assert ingress.ledger.count() == 1
     engine_request = ingress.handle.requests[0]
     assert engine_request.temperature == 0.5 and engine_request.max_tokens is not None
     assert "x-request-id" not in response.headers
@@ -236,14 +202,14 @@ async def test_rejection_and_error_responses_carry_no_request_id_of_ours(ingress
     """Serve's proxy appends X-Request-Id to every response; one set by the app would make two.
     A budget rejection (decision made, no engine) and a 4xx error are built by the ingress."""
     for p in LOCAL.profiles:
-        ingress._ready[p.name] = False  # nothing healthy: the router refuses with 503
-    response = await ingress._serve(_request({"model": FAMILY, "messages": MESSAGES}), "chat")
+        ingress.ready[p.name] = False  # nothing healthy: the router refuses with 503
+    response = await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
     assert response.status_code == 503
     assert "x-request-id" not in response.headers
     assert response.headers["retry-after"]
 
     with pytest.raises(OrchestratorHTTPError) as err:
-        await ingress._serve(_request({"model": FAMILY, "messages": 5}), "chat")
+        await _serve(ingress, {"model": FAMILY, "messages": 5}, "chat")
     assert not any(k.lower() == "x-request-id" for k in err.value.headers)
 
 
@@ -262,8 +228,7 @@ async def test_disconnected_stream_is_charged_in_ledger_and_metrics(ingress, chu
     stream = engine_stream(packets, hang=True)
     ingress.handle.streams.append(stream)
     body = {"model": FAMILY, "messages": MESSAGES, "stream": True, "max_tokens": 100}
-    request = _request(body, headers={"x-request-id": "rid-cut-short"})
-    response = await ingress._serve(request, "chat")
+    response = await _serve(ingress, body, "chat", {"x-request-id": "rid-cut-short"})
     assert isinstance(response, StreamingResponse)
     assert "x-request-id" not in response.headers
     engine_request = ingress.handle.requests[0]
@@ -275,16 +240,16 @@ async def test_disconnected_stream_is_charged_in_ledger_and_metrics(ingress, chu
     assert all("usage" not in openai_io.sse_json(e) for e in events)  # the client did not ask
     await relay.aclose()  # the client went away
 
-    row = ingress._ledger.get("rid-cut-short")
-    prices = ingress._policy.current.prices[row.profile]
+    row = ingress.ledger.get("rid-cut-short")
+    prices = ingress.policy_source.current.prices[row.profile]
     assert row.status == "cancelled"
     assert (row.prompt_tokens, row.output_tokens) == (11, 6)
     assert row.cost_usd == pytest.approx(prices.cost_usd(11, 6)) and row.cost_usd > 0
     assert stream.cancelled
-    assert not any(ingress._reserved_usd.values()) and not any(ingress._in_flight.values())
-    assert ingress._predictor.observed == []  # a truncated answer teaches calibration nothing
+    assert not any(ingress.reserved_usd.values()) and not any(ingress.in_flight.values())
+    assert ingress.predictor.observed == []  # a truncated answer teaches calibration nothing
 
-    samples = _scrape(ingress._metrics)
+    samples = _scrape(ingress.metrics)
     labels = {"tenant": "default", "profile": row.profile}
     cost = samples[("orchestrator_cost_usd_total", frozenset(labels.items()))]
     assert cost == pytest.approx(row.cost_usd)
@@ -296,12 +261,12 @@ async def test_disconnected_stream_is_charged_in_ledger_and_metrics(ingress, chu
 
 async def test_budget_is_read_with_one_query(ingress):
     statements: list[str] = []
-    ingress._ledger._conn.set_trace_callback(statements.append)
+    ingress.ledger._conn.set_trace_callback(statements.append)
     try:
-        tenant = ingress._policy.current.resolve_tenant(None)
-        state = await ingress._budget_state(tenant)
+        tenant = ingress.policy_source.current.resolve_tenant(None)
+        state = await ingress.budget_state(tenant)
     finally:
-        ingress._ledger._conn.set_trace_callback(None)
+        ingress.ledger._conn.set_trace_callback(None)
     assert len(statements) == 1 and statements[0].lstrip().startswith("SELECT")
     assert state.remaining_usd == pytest.approx(1.0)  # the tightest window: the hour's $1
 
@@ -309,7 +274,7 @@ async def test_budget_is_read_with_one_query(ingress):
 async def test_responses_request_is_served_through_the_chat_path(ingress, chat_completion):
     ingress.handle.streams.append(chat_completion())
     body = {"model": FAMILY, "input": "Name a colour.", "instructions": "Be brief."}
-    response = await ingress._serve(_request(body, "/v1/responses"), "responses")
+    response = await _serve(ingress, body, "responses")
     assert isinstance(response, JSONResponse) and response.status_code == 200
     data = json.loads(response.body)
     assert data["object"] == "response" and data["output"][0]["content"][0]["text"] == "Blue."
@@ -317,14 +282,14 @@ async def test_responses_request_is_served_through_the_chat_path(ingress, chat_c
     assert data["model"] == FAMILY
     engine_request = ingress.handle.requests[0]  # vLLM's chat request, built from the input
     assert [m["role"] for m in engine_request.messages] == ["system", "user"]
-    assert ingress._ledger.count() == 1 and len(ingress.decide_calls) == 1
+    assert ingress.ledger.count() == 1 and len(ingress.decide_calls) == 1
     assert response.headers["x-orchestrator-profile"] in {p.name for p in LOCAL.profiles}
 
 
 async def test_invalid_responses_body_is_refused_before_anything_is_priced(ingress):
     body = {"model": FAMILY, "input": "hi", "background": True}
     with pytest.raises(OrchestratorHTTPError) as err:
-        await ingress._serve(_request(body, "/v1/responses"), "responses")
+        await _serve(ingress, body, "responses")
     assert err.value.status == 400 and err.value.param == "background"
     _nothing_happened(ingress)
 
@@ -332,7 +297,7 @@ async def test_invalid_responses_body_is_refused_before_anything_is_priced(ingre
 async def test_tools_pinned_to_a_profile_without_parser_is_a_400_before_the_engine(ingress):
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
     body = {"model": "smollm2-cpu-ngram", "messages": MESSAGES, "tools": [tool]}
-    response = await ingress._serve(_request(body), "chat")
+    response = await _serve(ingress, body, "chat")
     assert response.status_code == 400
     error = json.loads(response.body)["error"]
     assert error["code"] == "tool_calling_unsupported" and "tool_call_parser" in error["message"]

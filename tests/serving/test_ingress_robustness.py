@@ -1,7 +1,7 @@
 """The ingress under bad input, a failing engine and overload (issue 15), without Ray.
 
-Uses the bare ingress of `test_ingress_request_path` (real policy, router, ledger, metrics;
-fake predictor and engines) and, for the property test, the real predictor."""
+Uses the request executor of `test_ingress_request_path` (real policy, router, ledger,
+metrics; fake predictor and engines) and, for the property test, the real predictor."""
 
 from __future__ import annotations
 
@@ -24,13 +24,13 @@ from tests.serving.test_ingress_request_path import (
     MESSAGES,
     POLICY_TEXT,
     FakeHandle,
-    _request,
+    _serve,
 )
 
 
 @pytest.fixture
 def ingress(tmp_path, monkeypatch):
-    """The bare ingress of the request-path tests (no Ray, fake predictor and engine)."""
+    """The request executor of the request-path tests (no Ray, fake predictor and engine)."""
     yield from base.ingress.__wrapped__(tmp_path, monkeypatch)
 
 
@@ -49,7 +49,7 @@ def _completion(engine_stream, text: str = "Blue.") -> Any:
 
 
 def _with_policy(ing, text: str) -> None:
-    ing._policy = SimpleNamespace(current=load_policy_text(text, "policy.yaml", LOCAL))
+    ing.policy_source = SimpleNamespace(current=load_policy_text(text, "policy.yaml", LOCAL))
     ing._views_version = None
 
 
@@ -77,7 +77,7 @@ def _with_policy(ing, text: str) -> None:
 )
 async def test_errors_name_the_field_as_sent_never_internal_types(ingress, body, param, words):
     with pytest.raises(OrchestratorHTTPError) as err:
-        await ingress._serve(_request({"model": FAMILY, **body}), "chat")
+        await _serve(ingress, {"model": FAMILY, **body}, "chat")
     assert err.value.status == 400 and err.value.param == param
     assert words in err.value.message
     assert "Param" not in err.value.message and "str]" not in err.value.message
@@ -85,7 +85,7 @@ async def test_errors_name_the_field_as_sent_never_internal_types(ingress, body,
 
 async def test_empty_prompt_is_answered_from_the_start_of_document_token(ingress, engine_stream):
     ingress.handle.streams.append(_completion(engine_stream))
-    response = await ingress._serve(_request({"model": FAMILY, "prompt": ""}), "completions")
+    response = await _serve(ingress, {"model": FAMILY, "prompt": ""}, "completions")
     assert response.status_code == 200
     sent = ingress.handle.requests[0].prompt
     assert sent == [0]  # SmolLM2's <|endoftext|>
@@ -107,25 +107,25 @@ BOUNDED = POLICY_TEXT + "  requests: {max_n: 2, max_output_tokens: 100, max_prom
 async def test_over_a_bound_is_400_naming_it_before_anything_runs(ingress, extra, param, bound):
     _with_policy(ingress, BOUNDED)
     with pytest.raises(OrchestratorHTTPError) as err:
-        await ingress._serve(_request({"model": FAMILY, "messages": MESSAGES, **extra}), "chat")
+        await _serve(ingress, {"model": FAMILY, "messages": MESSAGES, **extra}, "chat")
     assert err.value.status == 400 and err.value.param == param
     assert f"requests.{bound}" in err.value.message
-    assert ingress._predictor.calls == [] and ingress.handle.requests == []
+    assert ingress.predictor.calls == [] and ingress.handle.requests == []
 
 
 async def test_prompt_over_max_prompt_tokens_is_400(ingress):
     _with_policy(ingress, BOUNDED)  # the fake predictor counts 11 prompt tokens
     with pytest.raises(OrchestratorHTTPError) as err:
-        await ingress._serve(_request({"model": FAMILY, "messages": MESSAGES}), "chat")
+        await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
     assert err.value.status == 400 and "requests.max_prompt_tokens" in err.value.message
     assert ingress.handle.requests == []
 
 
 async def test_tenant_over_max_concurrent_requests_is_429_with_retry_after(ingress):
     _with_policy(ingress, POLICY_TEXT + "  requests: {max_concurrent_requests: 2}\n")
-    ingress._tenant_in_flight["default"] = 2
+    ingress.tenant_in_flight["default"] = 2
     with pytest.raises(OrchestratorHTTPError) as err:
-        await ingress._serve(_request({"model": FAMILY, "messages": MESSAGES}), "chat")
+        await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
     assert err.value.status == 429 and err.value.headers["Retry-After"]
     assert "requests.max_concurrent_requests" in err.value.message
 
@@ -148,7 +148,7 @@ async def test_engine_death_before_first_byte_marks_down_and_retries_elsewhere(
     ingress, engine_stream
 ):
     handles = {p.name: FakeHandle([]) for p in LOCAL.profiles}
-    ingress._get_configured_serve_handle = lambda name: handles[name]
+    ingress.handles = lambda name: handles[name]
     calls: list[str] = []
 
     def engine(name: str):
@@ -164,21 +164,20 @@ async def test_engine_death_before_first_byte_marks_down_and_retries_elsewhere(
     for name, h in handles.items():
         h.chat = engine(name)
     body = {"model": FAMILY, "messages": MESSAGES}
-    response = await ingress._serve(_request(body, headers={"x-request-id": "rid-1"}), "chat")
+    response = await _serve(ingress, body, "chat", {"x-request-id": "rid-1"})
     assert isinstance(response, JSONResponse) and response.status_code == 200
     served = response.headers["x-orchestrator-profile"]
     first_choice = calls[0]
     assert served != first_choice and calls == [first_choice, served]
     assert response.headers["x-orchestrator-retried-from"] == first_choice
-    assert ingress._health.is_down(first_choice)
-    status = json.loads((await ingress.healthz()).body)
-    assert status["profiles"][first_choice] is False and first_choice in status["down"]
-    row = ingress._ledger.get("rid-1")
+    assert ingress.health.is_down(first_choice)
+    assert not ingress.profile_ready(first_choice) and first_choice in ingress.health.down()
+    row = ingress.ledger.get("rid-1")
     assert row.status == "ok" and row.profile == served
-    assert not any(ingress._in_flight.values()) and not any(ingress._tenant_in_flight.values())
+    assert not any(ingress.in_flight.values()) and not any(ingress.tenant_in_flight.values())
 
     # the next request goes straight to the healthy profile
-    again = await ingress._serve(_request(body), "chat")
+    again = await _serve(ingress, body, "chat")
     assert again.headers["x-orchestrator-profile"] == served
 
 
@@ -186,7 +185,7 @@ async def test_policy_may_forbid_the_retry(ingress):
     _with_policy(ingress, POLICY_TEXT + "  failover: {retry: false}\n")
     ingress.handle.streams.append(FailingStream(RuntimeError("EngineDeadError")))
     with pytest.raises(OrchestratorHTTPError) as err:
-        await ingress._serve(_request({"model": FAMILY, "messages": MESSAGES}), "chat")
+        await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
     assert err.value.status == 503 and err.value.headers["Retry-After"]
     assert len(ingress.handle.requests) == 1
 
@@ -196,14 +195,14 @@ async def test_policy_may_forbid_the_retry(ingress):
 
 async def test_saturated_replicas_shed_with_429_and_retry_after(ingress, engine_stream):
     for p in LOCAL.profiles:  # 8 slots each, half again may queue: 24 in flight is full
-        ingress._in_flight[p.name] = 12
+        ingress.in_flight[p.name] = 12
     with pytest.raises(OrchestratorHTTPError) as err:
-        await ingress._serve(_request({"model": FAMILY, "messages": MESSAGES}), "chat")
+        await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
     assert err.value.status == 429 and int(err.value.headers["Retry-After"]) >= 1
     assert err.value.code == "server_overloaded"
-    ingress._in_flight[LOCAL.profiles[0].name] = 11  # one slot left in the queue
+    ingress.in_flight[LOCAL.profiles[0].name] = 11  # one slot left in the queue
     ingress.handle.streams.append(_completion(engine_stream))
-    response = await ingress._serve(_request({"model": FAMILY, "messages": MESSAGES}), "chat")
+    response = await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
     assert response.status_code == 200
 
 
@@ -234,7 +233,7 @@ def real_predictor():
 async def test_any_text_is_parsed_and_planned_never_a_500(
     ingress, real_predictor, engine_stream, system, content, prompt, chat
 ):
-    ingress._predictor = real_predictor
+    ingress.predictor = real_predictor
     ingress.handle.streams[:] = [_completion(engine_stream)]
     if chat:
         messages = [{"role": "system", "content": system}, {"role": "user", "content": content}]
@@ -243,7 +242,7 @@ async def test_any_text_is_parsed_and_planned_never_a_500(
         body, endpoint = {"model": FAMILY, "prompt": prompt, "max_tokens": 4}, "completions"
     raw = json.dumps(body).encode()  # lone surrogates travel as \\udxxx escapes, as in JSON
     try:
-        response = await ingress._serve(_request(raw, path=f"/v1/{endpoint}"), endpoint)
+        response = await _serve(ingress, raw, endpoint)
     except OrchestratorHTTPError as exc:
         assert 400 <= exc.status < 500, exc.message
         return
