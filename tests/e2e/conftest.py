@@ -113,6 +113,12 @@ def stop_server(server: RunningServer, timeout_s: float = 120) -> int:
     return server.proc.returncode
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `stops_server` run after every other test, whatever their file names or
+    the order the files were given in: they stop the session's shared server."""
+    items.sort(key=lambda item: item.get_closest_marker("stops_server") is not None)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     external = os.environ.get("ORCHESTRATOR_E2E_URL")  # develop against a server already up

@@ -226,25 +226,34 @@ def test_e2e_slo_uses_reference_request_of_the_class(tmp_path, gpu_catalog):
 
 
 def test_reference_request_override_changes_feasibility(tmp_path, gpu_catalog):
-    body = """
+    slo = """
     defaults:
-      latency: {e2e_p95_ms: 10000}
+      latency: {e2e_p95_ms: 10000}  # <-
+    """
+    issue, _line = only_issue(tmp_path, slo, gpu_catalog)  # control: 4000 tokens miss it
+    assert "reasoning" in issue.reason
+    shorter = slo + """
     reference_requests:
       reasoning: {input_tokens: 500, output_tokens: 2000}
     """
-    assert (
-        load(tmp_path, body, gpu_catalog).default_tenant.limits("reasoning").latency.e2e_p95_ms
-        == 10000
-    )
+    policy = load(tmp_path, shorter, gpu_catalog)  # 2000 tokens on dflash: ~6.1 s, no issue
+    assert policy.spec.reference_request("reasoning").output_tokens == 2000
 
 
 def test_max_tokens_shortens_the_reference_request(tmp_path, gpu_catalog):
-    body = """
+    slo = """
+    defaults:
+      latency: {e2e_p95_ms: 10000}  # <-
+    """
+    issue, _line = only_issue(tmp_path, slo, gpu_catalog)  # control: 4000 tokens miss it
+    assert "reasoning" in issue.reason
+    capped = """
     defaults:
       max_tokens: 2000
       latency: {e2e_p95_ms: 10000}
     """
-    load(tmp_path, body, gpu_catalog)  # 2000 tokens on dflash: ~6.1 s
+    policy = load(tmp_path, capped, gpu_catalog)  # 2000 tokens on dflash: ~6.1 s, no issue
+    assert policy.default_tenant.limits("reasoning").max_tokens == 2000
 
 
 def test_slo_fields_met_separately_but_not_together(tmp_path, gpu_catalog):

@@ -1,4 +1,5 @@
-"""Runs last among the e2e tests (file order): SIGTERM stops everything `serve` started."""
+"""SIGTERM stops everything `serve` started. Marked `stops_server`: the e2e conftest runs it
+after every other test of the session, whatever the file order."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from tests.e2e.conftest import stop_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.stops_server]
 
 
 def _alive(pids: set[int]) -> set[int]:

@@ -1,0 +1,58 @@
+"""Pins the behaviour of each private Ray API we rely on (orchestrator/raycompat/).
+
+A Ray upgrade that changes one of them fails here, by name, instead of somewhere in the server.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+
+from orchestrator.raycompat import chat_request, deploy, model_cards, request_context
+from orchestrator.serving import openai_io
+
+
+def test_request_id_is_none_outside_a_serve_request():
+    from ray.serve.context import _get_serve_request_context
+
+    assert _get_serve_request_context().request_id == ""  # what the adapter maps to None
+    assert request_context.serve_request_id() is None
+
+
+def test_request_id_is_read_from_the_serve_request_context():
+    from ray.serve import context
+
+    token = context._serve_request_context.set(context._RequestContext(request_id="rid-7"))
+    try:
+        assert request_context.serve_request_id() == "rid-7"
+    finally:
+        context._serve_request_context.reset(token)
+
+
+def test_sanitized_chat_request_is_picklable_and_keeps_its_content():
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+    }
+    request = openai_io.validate_request(body, "chat")
+    clean = chat_request.sanitize_chat_request(request)
+    restored = pickle.loads(pickle.dumps(clean))
+    content = restored.messages[0]["content"]
+    assert isinstance(content, list) and content[0]["text"] == "hi"
+
+
+def test_model_card_is_listed_under_the_given_id():
+    from ray.serve.llm import LLMConfig
+
+    config = LLMConfig(model_loading_config={"model_id": "m", "model_source": "/nowhere"})
+    card = model_cards.model_card("profile-a", config)
+    assert card.id == "profile-a"
+
+
+def test_nonblocking_deploy_is_available():
+    from ray import serve
+
+    params = inspect.signature(serve._run).parameters
+    assert "_blocking" in params and params["_blocking"].default is True
+    assert {"name", "route_prefix"} <= set(params)
+    assert callable(deploy.deploy_nonblocking)
