@@ -37,7 +37,8 @@ RESTART_TIMEOUT_S = 420
 
 
 def _engine_pid(profile: str) -> int:
-    """The vLLM engine-core process under the Serve replica actor of `profile`."""
+    """The vLLM engine-core process under the Serve replica actor of `profile` (the replica
+    process itself when the engine runs in it)."""
     title = re.compile(rf"ServeReplica:[^:\s]+:{re.escape(deployment_name(profile))}(?![\w-])")
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(proc.info.get("cmdline") or [])
@@ -49,7 +50,8 @@ def _engine_pid(profile: str) -> int:
                     return child.pid
             except psutil.Error:
                 continue
-    raise AssertionError(f"no engine process found for profile {profile}")
+        return proc.pid
+    raise AssertionError(f"no replica process found for profile {profile}")
 
 
 def _stream(server, body: dict, rid: str, *, on_chunk=None) -> tuple[str, dict, list[dict]]:
