@@ -163,7 +163,7 @@ def test_overload_is_shed_with_retry_after_and_no_5xx(server, family):
 
     def client(worker: int) -> list[tuple[str, int, str | None]]:
         out = []
-        with httpx.Client(timeout=120) as http:
+        with httpx.Client(timeout=300) as http:
             i = 0
             while time.monotonic() < stop_at:
                 rid = f"e2e-overload-{worker}-{i}-{time.time_ns()}"
