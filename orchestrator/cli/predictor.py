@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -28,12 +29,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--all-data", action="store_true", help="no held-out split")
     train.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
     train.add_argument("--seed", type=int, default=7)
+    train.add_argument(
+        "--no-loso",
+        action="store_true",
+        help="skip the leave-one-source-out evaluation (the headline; a few minutes)",
+    )
     train.set_defaults(func=_train)
 
-    ev = sub.add_parser("eval", help="metrics of the predictor and the baselines on a JSONL file")
-    ev.add_argument(
-        "--data", type=Path, required=True, help='lines {"request": .., "output_tokens": N}'
+    learn = sub.add_parser(
+        "learn", help="fold labelled requests into the traffic store (calibration at once)"
     )
+    learn.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help='lines {"request": <chat body>, "output_tokens": N} (optional "profile")',
+    )
+    learn.add_argument("--profile", help="profile the lines were served by (default: 'default')")
+    learn.set_defaults(func=_learn)
+
+    ev = sub.add_parser("eval", help="metrics of the predictor and the baselines on a JSONL file")
+    ev.add_argument("--data", type=Path, help='lines {"request": .., "output_tokens": N}')
+    ev.add_argument(
+        "--loso",
+        action="store_true",
+        help="leave-one-source-out on the shared data (the headline; a few minutes)",
+    )
+    ev.add_argument(
+        "--curve",
+        action="store_true",
+        help="with --loso: learning curve after 0/100/300/1000 labelled rows of each source",
+    )
+    ev.add_argument("--shared", type=Path, default=paths.SHARED_DATA, help="shared data folder")
     ev.add_argument("--artifact", type=Path, help="artifact folder (default: the active one)")
     ev.add_argument(
         "--ignore-profile", action="store_true", help="ignore per-line profiles (no calibration)"
@@ -59,10 +86,54 @@ def _err(message: str) -> int:
     return 2
 
 
+def _print_loso(result: dict[str, Any]) -> None:
+    from orchestrator.predict.offline.loso import format_loso
+
+    print(format_loso(result))
+
+
+def _run_loso(root: Path, seed: int, curve: bool) -> dict[str, Any]:
+    """The leave-one-source-out result, cached by data, feature code and configuration
+    (`predictor train` reuses what `predictor eval --loso` computed)."""
+    import hashlib
+    import pickle
+
+    from orchestrator.predict.offline.fit import TrainConfig
+    from orchestrator.predict.offline.loso import CURVE, LosoConfig, loso
+    from orchestrator.predict.offline.table import cached_table, table_cache_key
+
+    cfg = LosoConfig(train=TrainConfig(seed=seed), curve=CURVE if curve else ())
+    key = hashlib.sha256(f"{table_cache_key(root)}:{cfg!r}".encode()).hexdigest()[:16]
+    folder = paths.cache_dir() / "predictor"
+    cached = [folder / f"loso-{key}.pkl"]
+    if not curve:  # a run with the curve holds the same per-source figures
+        with_curve = LosoConfig(train=cfg.train, curve=CURVE)
+        k2 = hashlib.sha256(f"{table_cache_key(root)}:{with_curve!r}".encode()).hexdigest()[:16]
+        cached.append(folder / f"loso-{k2}.pkl")
+    for path in cached:
+        if path.is_file():
+            print(f"leave-one-source-out: cached result {path}", file=sys.stderr)
+            with path.open("rb") as fh:
+                return pickle.load(fh)
+    print(
+        "leave-one-source-out: each source scored by a model fitted on the others",
+        file=sys.stderr,
+    )
+    result = loso(
+        cached_table(root), cfg, progress=lambda line: print(line, file=sys.stderr, flush=True)
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    with cached[0].open("wb") as fh:
+        pickle.dump(result, fh)
+    return result
+
+
 def _train(args: argparse.Namespace) -> int:
     from orchestrator.predict.artifact import DEFAULT_ARTIFACT_DIR, traffic_artifact_dir
-    from orchestrator.predict.offline.data import data_available, load_examples
+    from orchestrator.predict.offline.data import data_available
     from orchestrator.predict.offline.evaluate import format_table
+    from orchestrator.predict.offline.loso import loso_summary
+    from orchestrator.predict.offline.table import cached_table
     from orchestrator.predict.offline.train import TrainConfig, train, write_heldout
     from orchestrator.predict.store import PredictorStore
 
@@ -71,6 +142,7 @@ def _train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(seed=args.seed, all_data=args.all_data)
     traffic: list[Any] = []
     offsets: dict[str, float] = {}
+    store = None
     if args.from_traffic:
         from orchestrator.predict.predictor import Predictor
 
@@ -78,27 +150,68 @@ def _train(args: argparse.Namespace) -> int:
         traffic = list(store.iter_records())
         current = Predictor(store=store)
         offsets = {r.profile: current.log_offset(r.profile) for r in traffic}
-        print(f"traffic records: {len(traffic)} from {store.path}")
+        print(f"traffic records: {len(traffic)} from {store.path} (weight {cfg.traffic_weight}x)")
     started = time.perf_counter()
+    extra: dict[str, Any] = {}
+    loso_result = None
+    if not args.no_loso:
+        loso_result = _run_loso(args.data, args.seed, curve=False)
+        extra["loso"] = loso_summary(loso_result)
     result = train(
         cfg,
-        load_examples(args.data),
+        table=cached_table(args.data),
         traffic=traffic,
         traffic_offsets=offsets,
         evaluate_heldout=not args.no_eval,
+        extra_meta=extra,
     )
     out = args.out or (traffic_artifact_dir() if args.from_traffic else DEFAULT_ARTIFACT_DIR)
     result.artifact.save(out)
     print(f"artifact written to {out} ({time.perf_counter() - started:.0f} s)")
+    if store is not None:
+        from orchestrator.predict.offline.learn import replay_calibrations
+        from orchestrator.predict.predictor import Predictor
+
+        replayed = replay_calibrations(Predictor(out, store=store), store)
+        print(f"calibrations replayed against the refit: {replayed}")
     if args.heldout_out:
         write_heldout(result.heldout, result.sources, args.heldout_out)
         print(f"held-out split ({len(result.heldout)} lines) written to {args.heldout_out}")
+    if loso_result is not None:
+        print()
+        _print_loso(loso_result)
     for mode in ("profile_aware", "profile_agnostic", "online_calibration"):
         if mode in result.metrics:
-            print(f"\nheld-out, {mode.replace('_', ' ')}:")
+            print(f"\nin-distribution held-out prompts, {mode.replace('_', ' ')}:")
             print(format_table(result.metrics[mode]))
     if "reasoning_auc" in result.metrics:
         print(f"\nreasoning classifier AUC (weak labels): {result.metrics['reasoning_auc']:.3f}")
+    return 0
+
+
+def _learn(args: argparse.Namespace) -> int:
+    from orchestrator.predict.offline.learn import LearnInputError, learn_file
+    from orchestrator.predict.predictor import Predictor
+
+    predictor = Predictor.default()
+    try:
+        report = learn_file(predictor, args.data, args.profile)
+    except LearnInputError as exc:
+        for line in exc.errors:
+            print(f"error: {args.data}: {line}", file=sys.stderr)
+        print("error: nothing learned (the file is taken whole or not at all)", file=sys.stderr)
+        return 2
+    cfg = predictor.calibration_config
+    store = predictor.store.path if predictor.store is not None else "memory"
+    print(f"learned {report.lines} labelled requests into {store}")
+    for name, count in report.profiles.items():
+        b, a = report.before[name], report.after[name]
+        print(
+            f"  {name}: {count} lines; length factor x{math.exp(b.log_offset(cfg)):.2f} -> "
+            f"x{math.exp(a.log_offset(cfg)):.2f}, p90 shift {b.p90_shift:+.3f} -> "
+            f"{a.p90_shift:+.3f} ({a.observations} observations)"
+        )
+    print("refit with them: orchestrator predictor train --from-traffic")
     return 0
 
 
@@ -106,6 +219,20 @@ def _eval(args: argparse.Namespace) -> int:
     from orchestrator.predict.offline.evaluate import evaluate, format_table, read_eval_file
     from orchestrator.predict.predictor import Predictor
 
+    if args.loso:
+        from orchestrator.predict.offline.data import data_available
+
+        if not data_available(args.shared):
+            return _err(f"shared data not found under {args.shared}")
+        result = _run_loso(args.shared, 7, curve=args.curve)
+        if args.json:
+            print(json.dumps(result, indent=1, sort_keys=True))
+        else:
+            _print_loso(result)
+        if args.data is None:
+            return 0
+    if args.data is None:
+        return _err("give --data FILE and/or --loso")
     try:
         lines = read_eval_file(args.data)
     except (OSError, ValueError) as exc:

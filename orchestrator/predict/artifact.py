@@ -6,6 +6,7 @@ training and no data at start. `orchestrator predictor train` rebuilds it determ
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
@@ -14,12 +15,12 @@ from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator import paths
 from orchestrator.predict.schema import PredictorSettings
 
-ARTIFACT_FORMAT = 2  # 2: phrase ridge added
+ARTIFACT_FORMAT = 3  # 2: phrase ridge added; 3: task features, per-class p90 shifts
 DEFAULT_ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts" / "default"
 BOOSTERS = ("p50", "p90", "reasoning", "buckets")
 log = logging.getLogger(__name__)
@@ -65,11 +66,31 @@ class ArtifactMeta(BaseModel):
     phrase_intercept: float
     p50_shift: float = 0.0  # conformal correction of the p50 booster (log units)
     p90_shift: float = 0.0  # conformal correction of the p90 booster (log units)
+    # per predicted-length class (Mondrian CQR): class k holds shifted log p50 between
+    # edges[k-1] and edges[k]; its p90 shift replaces p90_shift. Invariant: one more shift
+    # than edges (or both empty).
+    p90_class_edges: tuple[float, ...] = ()
+    p90_class_shifts: tuple[float, ...] = ()
     known_models: dict[str, KnownModel] = Field(default_factory=dict)
     settings: PredictorSettings = PredictorSettings()
     baselines: BaselineParams
     training: dict[str, object] = Field(default_factory=dict)
     heldout: dict[str, object] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _classes_match(self) -> ArtifactMeta:
+        edges, shifts = self.p90_class_edges, self.p90_class_shifts
+        if (edges or shifts) and len(shifts) != len(edges) + 1:
+            raise ValueError("p90_class_shifts must have one more entry than p90_class_edges")
+        if list(edges) != sorted(edges):
+            raise ValueError("p90_class_edges must be sorted")
+        return self
+
+    def p90_shift_for(self, log_p50: float) -> float:
+        """The conformal p90 shift of the class a (shifted) log p50 falls in."""
+        if not self.p90_class_shifts:
+            return self.p90_shift
+        return self.p90_class_shifts[bisect.bisect_right(self.p90_class_edges, log_p50)]
 
 
 @dataclass

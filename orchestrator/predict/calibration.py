@@ -7,7 +7,9 @@ log-quantiles the predictor adds, per profile:
   family when one was in the training data, else 0, worth `prior_weight` observations.
 - `p90_shift`: adaptive conformal inference (Gibbs & Candes, 2021): after each request the
   shift grows by eta*0.9 on a miss (actual > p90) and shrinks by eta*0.1 on a hit, so the
-  long-run miss rate tends to 10% whatever the profile's spread.
+  long-run miss rate tends to 10% whatever the profile's spread. The step starts larger
+  (`p90_eta_start / sqrt(1 + observations)`, floored at `p90_eta`) so a new workload's
+  coverage settles within its first hundred requests.
 - `reasoning_log_ratio`: the same forgetting mean for log(thinking tokens / visible p50),
   updated only when a request actually produced thinking tokens.
 """
@@ -25,6 +27,9 @@ class CalibrationConfig(BaseModel):
     prior_weight: float = Field(20.0, ge=0, description="pseudo-observations behind the prior")
     memory: float = Field(2000.0, gt=1, description="effective window of the forgetting mean")
     p90_eta: float = Field(0.05, gt=0, description="ACI step size in log-token units")
+    p90_eta_start: float = Field(
+        0.3, ge=0, description="first ACI step; decays as 1/sqrt(1 + observations) to p90_eta"
+    )
     max_abs_shift: float = Field(3.0, gt=0)
 
 
@@ -73,7 +78,8 @@ def observe(
     offset = cal.log_offset(config)
     predicted_p90 = base_log_p90 + offset + cal.p90_shift
     miss = 1.0 if actual > predicted_p90 else 0.0
-    shift = cal.p90_shift + config.p90_eta * (miss - 0.1)
+    eta = max(config.p90_eta, config.p90_eta_start / math.sqrt(1.0 + cal.observations))
+    shift = cal.p90_shift + eta * (miss - 0.1)
     shift = max(-config.max_abs_shift, min(config.max_abs_shift, shift))
     update: dict[str, float | int] = {
         "residual_sum": keep * cal.residual_sum + (actual - base_log_p50),

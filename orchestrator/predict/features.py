@@ -77,12 +77,15 @@ _CUES: dict[str, tuple[str, str]] = {
     "cue_brief": (
         "brief briefly short concise concisely tldr",
         "one word|one sentence|single word|yes or no|in a few words|just say|just answer|"
-        "only answer|only respond|only output",
+        "only answer|only respond|only output|in a sentence|one line|one-line|short answer|"
+        "keep it short|be concise|no explanation|without explanation|only the|just the|"
+        "one paragraph|a few sentences|two sentences|tl;dr",
     ),
     "cue_long": (
         "essay article blog report detailed comprehensive thorough elaborate long guide "
         "tutorial outline plan",
-        "in detail|in depth|in-depth",
+        "in detail|in depth|in-depth|write a full|full code|complete code|full implementation|"
+        "entire|as much detail|step-by-step guide|comprehensive",
     ),
     "cue_creative": (
         "story poem song lyrics script screenplay haiku limerick rap novel fiction dialogue "
@@ -134,6 +137,32 @@ _YESNO_START = re.compile(
     r"^\s*(?:is|are|was|were|do|does|did|can|could|should|would|will|has|have)\b"
 )
 _LIST_LINE = re.compile(r"^\s*(?:[-*\u2022]|\d{1,3}[.)])\s", re.MULTILINE)
+# the task verb of the question part: what the answer's length follows
+_TRANSFORM = re.compile(
+    r"\b(?:rewrite|re-write|rephrase|paraphrase|translate|proofread|correct|convert|reformat|"
+    r"edit|fix|improve|polish|simplify|refactor|optimi[sz]e|modify|change)\b"
+)
+_SUMMARY = re.compile(
+    r"\b(?:summari[sz]e|summary|tl;?dr|key points|main points|condense|shorten)\b"
+)
+_LONG_TASK = re.compile(
+    r"\b(?:write|explain|implement|create|design|generate|develop|build|describe|draft|"
+    r"compose|elaborate|outline|plan|discuss)\b"
+)
+_SHORT_TASK = re.compile(
+    r"\b(?:classify|categori[sz]e|extract|identify|choose|select|pick|label|rate|score|"
+    r"answer with|true or false|yes or no|which one|how many|what is the)\b"
+)
+_CODE_LINE = re.compile(
+    r"[;{}]\s*$|^(?: {4,}|\t)\S|^\s*(?:def|class|import|from|return|if|for|while|#include|public|"
+    r"private|function|const|let|var|select|insert|update|create table)\b|=>|</?[a-z]+[ >]"
+)
+_LOG_LINE = re.compile(
+    r"\d{2}:\d{2}:\d{2}|\b(?:error|warn|warning|info|debug|traceback|exception)\b[:\]]"
+)
+_PARAGRAPH = re.compile(r"\n\s*\n")
+# tokens a requested quantity usually stands for (words, sentences, paragraphs, items)
+_UNIT_TOKENS = (1.35, 25.0, 110.0, 35.0)
 
 FEATURE_NAMES: tuple[str, ...] = (
     "log_prompt_tokens",
@@ -155,6 +184,18 @@ FEATURE_NAMES: tuple[str, ...] = (
     "starts_yesno",
     *_UNIT_PATTERNS,
     *_CUES,
+    "log_requested_tokens",
+    "log_last_assistant_tokens",
+    "pasted_fraction",
+    "log_pasted_tokens",
+    "log_question_tokens",
+    "code_line_fraction",
+    "task_transform_follow",
+    "task_summary_follow",
+    "task_long",
+    "task_short",
+    "non_latin_fraction",
+    "cjk_fraction",
 )
 # what the boosters read: the dense features, then the two ridge scores
 MODEL_INPUTS: tuple[str, ...] = (*FEATURE_NAMES, "lexical_score", "phrase_score")
@@ -324,6 +365,78 @@ def request_phrase_ids(parsed: ParsedRequest) -> np.ndarray:
     return phrase_ids(_cue_text(parsed.last_user_text))
 
 
+def _split_question(sample: str) -> tuple[str, int]:
+    """The question part of an ask and the characters of pasted material (code, logs, a text
+    after "...:" or in its own paragraphs). Heuristic, on a bounded sample."""
+    lines = sample.split("\n")
+    code_chars = 0
+    in_fence = False
+    for line in lines:
+        fence = line.lstrip().startswith("```")
+        if fence or in_fence or _CODE_LINE.search(line) or _LOG_LINE.search(line.lower()):
+            code_chars += len(line) + 1
+        if fence:
+            in_fence = not in_fence
+    question, pasted = sample, 0
+    paragraphs = _PARAGRAPH.split(sample.strip())
+    if len(paragraphs) >= 2 and len(sample) > 300:
+        first, last = paragraphs[0], paragraphs[-1]
+        question = first if len(first) <= len(last) else last
+        pasted = len(sample) - len(question)
+    else:
+        for i, line in enumerate(lines[:3]):
+            if line.rstrip().endswith(":") and i + 1 < len(lines):
+                question = "\n".join(lines[: i + 1])
+                pasted = len(sample) - len(question)
+                break
+    pasted = max(pasted, min(code_chars, len(sample)))
+    if pasted >= len(sample) - 10:
+        question = sample[:300]
+    return question.lower(), pasted
+
+
+def _script_fractions(sample: str) -> tuple[float, float]:
+    """Share of characters outside Latin scripts, and of CJK (Chinese, Japanese, Korean)."""
+    if sample.isascii():
+        return 0.0, 0.0
+    codes = np.frombuffer(sample.encode("utf-32-le"), dtype=np.uint32)
+    n = max(1, len(codes))
+    non_latin = int(np.count_nonzero(codes > 0x24F))
+    cjk = int(
+        np.count_nonzero(
+            ((codes >= 0x3040) & (codes <= 0x9FFF)) | ((codes >= 0xAC00) & (codes <= 0xD7AF))
+        )
+    )
+    return non_latin / n, cjk / n
+
+
+def _task_features(
+    sample: str, last_tokens: int, n_chars: int, requested: list[float]
+) -> list[float]:
+    """Requested length, pasted-material share and the task verb of the question part."""
+    question, pasted_chars = _split_question(sample)
+    fraction = pasted_chars / max(1, len(sample))
+    pasted_tokens = fraction * last_tokens
+    question_tokens = (1.0 - fraction) * last_tokens
+    lines = sample.count("\n") + 1
+    code_lines = sum(1 for line in sample.split("\n") if _CODE_LINE.search(line))
+    asked = sum(v * t for v, t in zip(requested, _UNIT_TOKENS, strict=True))
+    q = question[:_CUE_WINDOW_CHARS]
+    follow = _log1p(pasted_tokens)
+    return [
+        _log1p(asked),
+        fraction,
+        follow,
+        _log1p(question_tokens),
+        code_lines / lines,
+        follow if _TRANSFORM.search(q) else 0.0,
+        follow if _SUMMARY.search(q) else 0.0,
+        float(min(len(_LONG_TASK.findall(q)), 5)),
+        float(min(len(_SHORT_TASK.findall(q)), 5)),
+        *_script_fractions(sample[:2000]),
+    ]
+
+
 def dense_features(parsed: ParsedRequest, tok: TokenizedRequest) -> np.ndarray:
     """The feature vector (float32, order FEATURE_NAMES) of one request. Pure."""
     turns = parsed.turns
@@ -359,6 +472,11 @@ def dense_features(parsed: ParsedRequest, tok: TokenizedRequest) -> np.ndarray:
         float(bool(_WH_START.match(cue))),
         float(bool(_YESNO_START.match(cue))),
     ]
-    values.extend(_log1p(v) for v in _requested(cue))
+    requested = _requested(cue)
+    values.extend(_log1p(v) for v in requested)
     values.extend(_cue_counts(cue))
+    task = _task_features(sample, last_tokens, n_chars, requested)
+    values.append(task[0])
+    values.append(_log1p(prev_assistant[-1]) if prev_assistant else 0.0)
+    values.extend(task[1:])
     return np.asarray(values, dtype=np.float32)

@@ -31,13 +31,24 @@ def design_matrix(id_sets: Sequence[np.ndarray], vocab_size: int) -> sp.csr_matr
 
 
 def fit_ridge(
-    id_sets: Sequence[np.ndarray], targets: np.ndarray, vocab_size: int, damp: float
+    id_sets: Sequence[np.ndarray],
+    targets: np.ndarray,
+    vocab_size: int,
+    damp: float,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Weights (float32, one per id) and intercept minimising squared error + damp^2 |w|^2."""
+    """Weights (float32, one per id) and intercept minimising weighted squared error +
+    damp^2 |w|^2 (`sample_weight`: one non-negative weight per id set, default 1)."""
     targets = np.asarray(targets, dtype=np.float64)
-    intercept = float(targets.mean()) if len(targets) else 0.0
-    matrix = design_matrix(id_sets, vocab_size)
-    weights = lsqr(matrix, targets - intercept, damp=damp, atol=1e-8, btol=1e-8, iter_lim=2000)[0]
+    if sample_weight is None:
+        sample_weight = np.ones(len(targets))
+    sw = np.asarray(sample_weight, dtype=np.float64)
+    intercept = float(np.average(targets, weights=sw)) if len(targets) and sw.sum() > 0 else 0.0
+    root = np.sqrt(sw)
+    matrix = sp.diags(root) @ design_matrix(id_sets, vocab_size)
+    weights = lsqr(
+        matrix, root * (targets - intercept), damp=damp, atol=1e-8, btol=1e-8, iter_lim=2000
+    )[0]
     return weights.astype(np.float32), intercept
 
 

@@ -123,15 +123,29 @@ class Predictor:
         lexical and phrase ridge scores) and the phrase slots the phrase ridge read."""
         dense = dense_features(parsed, tok)
         phrases = request_phrase_ids(parsed)
+        row = self.row_from_parts(dense, tok.lexical_ids, phrases)
+        return row, phrases
+
+    def base_quantiles(self, row: np.ndarray) -> tuple[float, float]:
+        """Profile-free calibrated log1p (p50, p90) of one booster input row (1 x inputs)."""
+        q50 = float(self._b50.predict(row, num_threads=1)[0]) + self.meta.p50_shift
+        q50 = min(max(q50, 0.0), _MAX_LOG)
+        q90 = float(self._b90.predict(row, num_threads=1)[0]) + self.meta.p90_shift_for(q50)
+        return q50, min(max(q90, q50), _MAX_LOG)
+
+    def row_from_parts(
+        self, vector: np.ndarray, lexical_ids: np.ndarray, phrase_ids: np.ndarray
+    ) -> np.ndarray:
+        """The booster input row from stored parts (a traffic record: no text needed)."""
         row = np.empty((1, len(MODEL_INPUTS)), dtype=np.float32)
-        row[0, :-2] = dense
+        row[0, :-2] = vector
         row[0, -2] = lexical.score(
-            tok.lexical_ids, self.artifact.lexical_weights, self.meta.lexical_intercept
+            lexical_ids, self.artifact.lexical_weights, self.meta.lexical_intercept
         )
         row[0, -1] = lexical.score(
-            phrases, self.artifact.phrase_weights, self.meta.phrase_intercept
+            phrase_ids, self.artifact.phrase_weights, self.meta.phrase_intercept
         )
-        return row, phrases
+        return row
 
     def featurize(self, request: dict[str, Any] | ParsedRequest) -> _Featurized:
         """Parse (unless given parsed), tokenize (default tokenizer) and run the profile-free
@@ -139,10 +153,7 @@ class Predictor:
         parsed = request if isinstance(request, ParsedRequest) else parse_request(request)
         tok = tokenize_request(parsed, self._tokenizer)
         row, phrases = self.model_input(parsed, tok)
-        q50 = float(self._b50.predict(row, num_threads=1)[0]) + self.meta.p50_shift
-        q90 = float(self._b90.predict(row, num_threads=1)[0]) + self.meta.p90_shift
-        q50 = min(max(q50, 0.0), _MAX_LOG)
-        q90 = min(max(q90, q50), _MAX_LOG)
+        q50, q90 = self.base_quantiles(row)
         prob = float(self._breason.predict(row, num_threads=1)[0])
         features = RequestFeatures.model_construct(  # trusted values: skip validation (latency)
             vector=tuple(row[0, :-2].tolist()),
@@ -357,6 +368,54 @@ class Predictor:
                 )
             )
         return new
+
+    def observe_batch(
+        self,
+        items: list[tuple[Profile | str, RequestFeatures, int, int]],
+    ) -> dict[str, ProfileCalibration]:
+        """Learn from many finished requests at once, all or nothing: (profile, features,
+        output tokens per choice, thinking tokens per choice), in order. With a store: one
+        transaction (calibrations and traffic records); without: in memory only."""
+        batch = []
+        for profile, features, output_tokens, reasoning_tokens in items:
+            name = profile if isinstance(profile, str) else profile.name
+
+            def step(
+                cal: ProfileCalibration,
+                f: RequestFeatures = features,
+                out: int = output_tokens,
+                think: int = reasoning_tokens,
+            ) -> ProfileCalibration:
+                return observe(
+                    cal, f.base_log_p50, f.base_log_p90, out, think, self.calibration_config
+                )
+
+            record = TrafficRecord(
+                profile=name,
+                feature_schema=self._schema,
+                features=np.asarray(features.vector, dtype=np.float32),
+                lexical_ids=np.asarray(features.lexical_ids, dtype=np.int32),
+                phrase_ids=np.asarray(features.phrase_ids, dtype=np.int32),
+                prompt_tokens=features.default_prompt_tokens,
+                predicted_p50=max(1, round(math.expm1(features.base_log_p50))),
+                predicted_p90=max(1, round(math.expm1(features.base_log_p90))),
+                output_tokens=output_tokens,
+                reasoning_tokens=reasoning_tokens,
+            )
+            batch.append((record, self.prior_for(profile), step))
+        if self.store is not None:
+            states = self.store.learn_batch(batch)
+        else:
+            states = {}
+            with self._lock:
+                for record, initial, step in batch:
+                    current = states.get(record.profile) or self._calibrations.get(
+                        record.profile, initial
+                    )
+                    states[record.profile] = step(current)
+        with self._lock:
+            self._calibrations.update(states)
+        return states
 
     def _refresh(self, force: bool = False) -> None:
         """Re-read calibrations other processes wrote, at most every refresh_seconds."""

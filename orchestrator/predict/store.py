@@ -47,6 +47,9 @@ CREATE INDEX IF NOT EXISTS traffic_profile ON traffic(profile);
 """
 
 
+StepFn = Callable[[ProfileCalibration], ProfileCalibration]
+
+
 def default_store_path() -> Path:
     return paths.state_dir() / "predictor" / "predictor.sqlite"
 
@@ -133,27 +136,89 @@ class PredictorStore:
             self._conn.commit()
 
     # -- traffic -----------------------------------------------------------------------------
+    _INSERT = (
+        "INSERT INTO traffic(ts, profile, feature_schema, features, lexical_ids, "
+        "phrase_ids, prompt_tokens, predicted_p50, predicted_p90, output_tokens, "
+        "reasoning_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+    @staticmethod
+    def _record_values(record: TrafficRecord) -> tuple:
+        return (
+            record.ts or time.time(),
+            record.profile,
+            record.feature_schema,
+            np.asarray(record.features, dtype=np.float32).tobytes(),
+            np.asarray(record.lexical_ids, dtype=np.int32).tobytes(),
+            np.asarray(record.phrase_ids, dtype=np.int32).tobytes(),
+            int(record.prompt_tokens),
+            int(record.predicted_p50),
+            int(record.predicted_p90),
+            int(record.output_tokens),
+            int(record.reasoning_tokens),
+        )
+
     def add_record(self, record: TrafficRecord) -> None:
         with self._lock:
-            self._conn.execute(
-                "INSERT INTO traffic(ts, profile, feature_schema, features, lexical_ids, "
-                "phrase_ids, prompt_tokens, predicted_p50, predicted_p90, output_tokens, "
-                "reasoning_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.ts or time.time(),
-                    record.profile,
-                    record.feature_schema,
-                    np.asarray(record.features, dtype=np.float32).tobytes(),
-                    np.asarray(record.lexical_ids, dtype=np.int32).tobytes(),
-                    np.asarray(record.phrase_ids, dtype=np.int32).tobytes(),
-                    int(record.prompt_tokens),
-                    int(record.predicted_p50),
-                    int(record.predicted_p90),
-                    int(record.output_tokens),
-                    int(record.reasoning_tokens),
-                ),
-            )
+            self._conn.execute(self._INSERT, self._record_values(record))
             self._conn.commit()
+
+    def learn_batch(
+        self,
+        items: list[tuple[TrafficRecord, ProfileCalibration, StepFn]],
+    ) -> dict[str, ProfileCalibration]:
+        """Fold labelled requests in, all or nothing: for each (record, initial calibration,
+        step) in order, apply `step` to the profile's current state (stored, else `initial`)
+        and insert the record; one write transaction, rolled back on any error. Returns the
+        new state of every profile touched."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                states: dict[str, ProfileCalibration] = {}
+                for record, initial, step in items:
+                    name = record.profile
+                    if name not in states:
+                        row = conn.execute(
+                            "SELECT state FROM calibration WHERE profile = ?", (name,)
+                        ).fetchone()
+                        states[name] = (
+                            ProfileCalibration.model_validate_json(row[0]) if row else initial
+                        )
+                    states[name] = step(states[name])
+                    conn.execute(self._INSERT, self._record_values(record))
+                now = time.time()
+                for name, state in states.items():
+                    conn.execute(
+                        "INSERT INTO calibration(profile, state, updated) VALUES (?, ?, ?) "
+                        "ON CONFLICT(profile) DO UPDATE SET state = excluded.state, "
+                        "updated = excluded.updated",
+                        (name, state.model_dump_json(), now),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return states
+
+    def replace_calibrations(self, states: dict[str, ProfileCalibration]) -> None:
+        """Set these profiles' states in one transaction (a refit's replayed calibrations)."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                now = time.time()
+                for name, state in states.items():
+                    conn.execute(
+                        "INSERT INTO calibration(profile, state, updated) VALUES (?, ?, ?) "
+                        "ON CONFLICT(profile) DO UPDATE SET state = excluded.state, "
+                        "updated = excluded.updated",
+                        (name, state.model_dump_json(), now),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def count_records(self) -> int:
         with self._lock:

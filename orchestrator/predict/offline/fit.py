@@ -1,0 +1,338 @@
+"""The predictor's core fit on a table, shared by `train` (the shipped artifact) and the
+leave-one-source-out evaluation, so what is evaluated is what ships.
+
+Steps, on the rows selected for training:
+1. answering-model factors: y ~ request + model (alternating means), y = log1p(tokens);
+2. two ridge models (token ids, hashed phrases) on per-request mean targets, stacked
+   out-of-fold; the folds are the training *sources* when there are several (a source never
+   scores itself, so the boosters learn how far a ridge score carries to unseen traffic),
+   else prompt-hash folds;
+3. LightGBM quantile boosters (alpha 0.5, 0.9) on the dense features + the two scores;
+4. conformalised quantile regression: out-of-fold (same folds) residuals give the p50 shift and
+   one p90 shift per predicted-length class (Mondrian), each source weighted equally.
+Row weights: each source's rows can be down-weighted toward equal source mass
+(`source_balance`), and traffic rows count `traffic_weight` times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from orchestrator.predict import lexical
+from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
+from orchestrator.predict.phrases import PHRASE_BUCKETS
+
+VOCAB_SIZE = 49152  # SmolLM2 tokenizer
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 7
+    test_percent: int = 20
+    folds: int = 5  # prompt folds, used when the training rows hold a single source
+    lexical_damp: float = 1.0
+    phrase_damp: float = 0.5
+    # small trees with large leaves: rows of one prompt share their features (alpaca_eval has
+    # 17 answers per prompt), and on a left-out source 4 leaves of >= 400 rows transfer
+    # better than 7 of 200 (chosen by the leave-one-source-out mean)
+    rounds: int = 150
+    learning_rate: float = 0.1
+    num_leaves: int = 4
+    min_data_in_leaf: int = 400
+    threads: int = 2
+    all_data: bool = False  # fit on every prompt (no held-out evaluation)
+    stack_folds: str = "source"  # "source" | "prompt": how ridge scores are made out-of-fold
+    source_balance: float = 0.5  # row weight ~ rows_of_source ** -source_balance
+    conformal_classes: int = 3  # Mondrian p90 classes by predicted length
+    traffic_weight: float = 5.0  # a deployment's own traffic counts this many times
+    # learn within-source contrasts only: each source's mean level (its answering models'
+    # style, its task mix) is removed and the mean of the levels added back; a deployment's
+    # own level is what the online calibration offset learns
+    source_levels: bool = True
+
+
+def fixed_effects(
+    y: np.ndarray,
+    row_request: np.ndarray,
+    row_model: np.ndarray,
+    anchor_models: set[str],
+    fixed: dict[str, float],
+    iterations: int = 60,
+) -> dict[str, float]:
+    """Per-model log offsets from y ~ request + model (alternating means).
+
+    Only models that share a request with another model are identified; the rest take
+    `fixed` (default 0). Offsets are centred so anchor models average 0."""
+    names, model_idx = np.unique(row_model, return_inverse=True)
+    req_ids, req_idx = np.unique(row_request, return_inverse=True)
+    models_per_req = np.zeros(len(req_ids))
+    pairs = np.unique(np.stack([req_idx, model_idx]), axis=1)
+    np.add.at(models_per_req, pairs[0], 1)
+    shared = np.zeros(len(names), dtype=bool)
+    shared[np.unique(model_idx[models_per_req[req_idx] > 1])] = True
+    b = np.array([0.0 if shared[i] else fixed.get(n, 0.0) for i, n in enumerate(names)])
+    req_count = np.bincount(req_idx)
+    model_count = np.bincount(model_idx)
+    for _ in range(iterations):
+        a = np.bincount(req_idx, y - b[model_idx]) / req_count
+        fresh = np.bincount(model_idx, y - a[req_idx]) / model_count
+        b = np.where(shared, fresh, b)
+    anchors = np.array([n in anchor_models and shared[i] for i, n in enumerate(names)])
+    if anchors.any():
+        b = np.where(shared, b - b[anchors].mean(), b)
+    return {str(n): float(v) for n, v in zip(names, b, strict=True)}
+
+
+def lgb_params(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
+    params = {
+        "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves,
+        "min_data_in_leaf": cfg.min_data_in_leaf,
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "lambda_l2": 1.0,
+        "seed": cfg.seed,
+        "num_threads": cfg.threads,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbose": -1,
+    }
+    params.update(extra)
+    return params
+
+
+def quantile_booster(
+    cfg: TrainConfig, x: np.ndarray, y: np.ndarray, alpha: float, weight: np.ndarray | None
+) -> lgb.Booster:
+    params = lgb_params(cfg, objective="quantile", alpha=alpha)
+    data = lgb.Dataset(x, y, weight=weight, free_raw_data=True)
+    return lgb.train(params, data, num_boost_round=cfg.rounds)
+
+
+def weighted_quantile(values: np.ndarray, q: float, weight: np.ndarray | None = None) -> float:
+    """The q-quantile of `values` under non-negative weights (the smallest v with F(v) >= q)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        return 0.0
+    if weight is None:
+        return float(np.quantile(values, q))
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(np.asarray(weight, dtype=np.float64)[order])
+    if cum[-1] <= 0:
+        return float(np.quantile(values, q))
+    k = int(np.searchsorted(cum, q * cum[-1], side="left"))
+    return float(values[order][min(k, len(values) - 1)])
+
+
+def prompt_fold(group: str, seed: int, folds: int) -> int:
+    return int(hashlib.sha256(f"fold:{seed}:{group}".encode()).hexdigest()[:8], 16) % folds
+
+
+@dataclass
+class Fitted:
+    """A core fit. `x_req` is every request's booster input (out-of-fold ridge scores on the
+    training requests, full-fit scores elsewhere); `oof50/oof90` are out-of-fold booster
+    outputs on training rows (NaN elsewhere)."""
+
+    offsets: dict[str, float]
+    lexical: tuple[np.ndarray, float]
+    phrase: tuple[np.ndarray, float]
+    x_req: np.ndarray
+    b50: lgb.Booster
+    b90: lgb.Booster
+    p50_shift: float
+    class_edges: tuple[float, ...]  # inner edges on the shifted log p50
+    class_shifts: tuple[float, ...]  # one p90 shift per class
+    oof50: np.ndarray
+    oof90: np.ndarray
+    row_weight: np.ndarray
+    folds: np.ndarray  # per request, -1 when not training
+    source_levels: dict[str, float]
+    target: np.ndarray  # per row: the profile-free training target (NaN off training rows)
+
+    def class_of(self, log_p50: np.ndarray) -> np.ndarray:
+        return np.searchsorted(np.asarray(self.class_edges), log_p50, side="right")
+
+    def predict_requests(self, reqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Profile-free calibrated log1p quantiles (p50, p90) of requests, as the runtime does."""
+        x = self.x_req[reqs]
+        q50 = np.clip(self.b50.predict(x, num_threads=1) + self.p50_shift, 0.0, None)
+        shifts = np.asarray(self.class_shifts)[self.class_of(q50)]
+        q90 = np.maximum(self.b90.predict(x, num_threads=1) + shifts, q50)
+        return q50, q90
+
+
+def row_weights(table: Table, train_rows: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """Training weight per row: sources toward equal mass, traffic counted `traffic_weight`x.
+    Normalised to mean 1 over training rows (0 elsewhere)."""
+    w = np.zeros(len(train_rows))
+    sources, counts = np.unique(table.row_source[train_rows], return_counts=True)
+    for src, n in zip(sources, counts, strict=True):
+        sel = train_rows & (table.row_source == src)
+        w[sel] = float(n) ** -cfg.source_balance
+        if src == TRAFFIC_SOURCE:
+            offline = train_rows & (table.row_source != TRAFFIC_SOURCE)
+            typical = w[offline].mean() if offline.any() else 1.0
+            w[sel] = typical * cfg.traffic_weight
+    if train_rows.any():
+        w[train_rows] /= w[train_rows].mean()
+    return w
+
+
+def request_folds(table: Table, train_rows: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """Fold of each training request: its source's index when training spans several sources
+    and `stack_folds == "source"`, else a prompt-hash fold; -1 for non-training requests."""
+    req_src = table.request_source
+    reqs = np.unique(table.row_request[train_rows])
+    folds = np.full(len(table.groups), -1, dtype=np.int64)
+    sources = sorted(set(req_src[reqs]))
+    if cfg.stack_folds == "source" and len(sources) > 1:
+        index = {s: i for i, s in enumerate(sources)}
+        folds[reqs] = [index[s] for s in req_src[reqs]]
+    else:
+        folds[reqs] = [prompt_fold(table.groups[i], cfg.seed, cfg.folds) for i in reqs]
+    return folds
+
+
+def _ridge_scores(
+    id_sets: list[np.ndarray],
+    req_target: np.ndarray,
+    req_weight: np.ndarray,
+    folds: np.ndarray,
+    width: int,
+    damp: float,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Out-of-fold ridge scores on training requests (folds >= 0), full-fit scores on the rest,
+    and the full fit."""
+    train_reqs = np.where(folds >= 0)[0]
+    scores = np.zeros(len(id_sets))
+
+    def fit(reqs: np.ndarray) -> tuple[np.ndarray, float]:
+        return lexical.fit_ridge(
+            [id_sets[i] for i in reqs], req_target[reqs], width, damp, req_weight[reqs]
+        )
+
+    for k in np.unique(folds[train_reqs]):
+        w, b = fit(train_reqs[folds[train_reqs] != k])
+        for i in train_reqs[folds[train_reqs] == k]:
+            scores[i] = lexical.score(id_sets[i], w, b)
+    weights, intercept = fit(train_reqs)
+    for i in np.where(folds < 0)[0]:
+        scores[i] = lexical.score(id_sets[i], weights, intercept)
+    return scores, weights, intercept
+
+
+def fit_core(
+    table: Table,
+    train_rows: np.ndarray,
+    cfg: TrainConfig,
+    conformal_from: Fitted | None = None,
+) -> Fitted:
+    """Fit factors, ridges, boosters and the conformal shifts on `train_rows` (bool, N).
+
+    `conformal_from`: reuse that fit's p50 shift and p90 classes instead of refitting the
+    out-of-fold boosters (a quick refit; the learning curve uses it)."""
+    y = table.row_y
+    tr = np.asarray(train_rows, dtype=bool)
+    anchors = set(table.row_model[tr & (table.row_source == "alpaca_eval")])
+    offsets = fixed_effects(
+        y[tr], table.row_request[tr], table.row_model[tr], anchors, table.fixed_offsets
+    )
+    row_off = np.array([offsets.get(m, 0.0) for m in table.row_model])
+    yt = y - row_off
+    w = row_weights(table, tr, cfg)
+    levels: dict[str, float] = {}
+    if cfg.source_levels:
+        for src in sorted(set(table.row_source[tr])):
+            sel = tr & (table.row_source == src)
+            levels[src] = float(np.average(yt[sel], weights=w[sel]))
+        grand = float(np.mean(list(levels.values())))
+        for src, level in levels.items():
+            yt = np.where(table.row_source == src, yt - level + grand, yt)
+
+    n_req = len(table.groups)
+    rr = table.row_request
+    wsum = np.bincount(rr[tr], w[tr], minlength=n_req)
+    req_target = np.bincount(rr[tr], w[tr] * yt[tr], minlength=n_req) / np.maximum(wsum, 1e-12)
+    req_rows = np.maximum(np.bincount(rr[tr], minlength=n_req), 1)
+    req_weight = wsum / req_rows  # mean row weight: a prompt counts once per its source weight
+    folds = request_folds(table, tr, cfg)
+    lex, lw, lb = _ridge_scores(
+        table.lexical_ids, req_target, req_weight, folds, VOCAB_SIZE, cfg.lexical_damp
+    )
+    phr, pw, pb = _ridge_scores(
+        table.phrase_ids, req_target, req_weight, folds, PHRASE_BUCKETS, cfg.phrase_damp
+    )
+    x_req = np.column_stack([table.vectors, lex, phr]).astype(np.float32)
+    x = x_req[rr]
+    b50 = quantile_booster(cfg, x[tr], yt[tr], 0.5, w[tr])
+    b90 = quantile_booster(cfg, x[tr], yt[tr], 0.9, w[tr])
+
+    row_fold = folds[rr]
+    oof50 = np.full(len(y), np.nan)
+    oof90 = np.full(len(y), np.nan)
+    if conformal_from is not None:
+        c = conformal_from
+        return Fitted(
+            offsets=offsets,
+            lexical=(lw, lb),
+            phrase=(pw, pb),
+            x_req=x_req,
+            b50=b50,
+            b90=b90,
+            p50_shift=c.p50_shift,
+            class_edges=c.class_edges,
+            class_shifts=c.class_shifts,
+            oof50=oof50,
+            oof90=oof90,
+            row_weight=w,
+            folds=folds,
+            source_levels=levels,
+            target=np.where(tr, yt, np.nan),
+        )
+    for k in np.unique(row_fold[tr]):
+        fit = tr & (row_fold != k)
+        held = tr & (row_fold == k)
+        oof50[held] = quantile_booster(cfg, x[fit], yt[fit], 0.5, w[fit]).predict(x[held])
+        oof90[held] = quantile_booster(cfg, x[fit], yt[fit], 0.9, w[fit]).predict(x[held])
+    # conformal weights: each fold (source) counts equally, whatever its size
+    cw = np.zeros(len(y))
+    for k in np.unique(row_fold[tr]):
+        sel = tr & (row_fold == k)
+        cw[sel] = 1.0 / sel.sum()
+    p50_shift = weighted_quantile(yt[tr] - oof50[tr], 0.5, cw[tr])
+    pred50 = np.clip(oof50 + p50_shift, 0.0, None)
+    n_classes = max(1, cfg.conformal_classes)
+    edges = tuple(
+        weighted_quantile(pred50[tr], q, cw[tr]) for q in np.arange(1, n_classes) / n_classes
+    )
+    cls = np.searchsorted(np.asarray(edges), pred50, side="right")
+    resid90 = yt - oof90
+    shifts = []
+    for c in range(n_classes):
+        sel = tr & (cls == c)
+        sel = sel if sel.sum() >= 30 else tr
+        shifts.append(weighted_quantile(resid90[sel], 0.9, cw[sel]))
+    return Fitted(
+        offsets=offsets,
+        lexical=(lw, lb),
+        phrase=(pw, pb),
+        x_req=x_req,
+        b50=b50,
+        b90=b90,
+        p50_shift=p50_shift,
+        class_edges=edges,
+        class_shifts=tuple(shifts),
+        oof50=oof50,
+        oof90=oof90,
+        row_weight=w,
+        folds=folds,
+        source_levels=levels,
+        target=np.where(tr, yt, np.nan),
+    )
