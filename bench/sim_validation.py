@@ -5,13 +5,14 @@
 1. Start the profile's real vLLM engine in-process (the engine directly: its catalog engine
    arguments and replica environment, no Ray/HTTP; `orchestrator.profiling.engine`).
 2. Measure its figures with a short sweep (`orchestrator profile measure`'s fit), so the
-   simulated replica is calibrated on the same machine state as the load that follows.
+   simulated replica is calibrated on the same machine state as the load that follows; the
+   same sweep runs again after the load, so drift in a shared machine's speed shows.
 3. Send a small recorded load: Poisson arrivals, real prompts (alpaca-eval instructions in
    ../shared/data, else the repo docs), output lengths drawn per request and enforced with
    ignore_eos; record each request's arrival, prompt/output tokens, TTFT, TPOT, end-to-end.
 4. Replay the same requests (same arrivals, prompts, sizes) through the simulator
    (`orchestrator.simulate.replay`, policy "ours" on a one-profile, one-replica catalog) twice:
-   with the measured figures and with the catalog's figures.
+   with the figures measured before the load, after it, and with the catalog's figures.
 5. Report the error in mean TTFT, mean TPOT and throughput (output tokens / makespan).
 
 Writes the recorded load as JSONL (`--record`), the summary as JSON (`--json`), and a plot of
@@ -27,6 +28,7 @@ import os
 import platform
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.catalog import load_catalog  # noqa: E402
-from orchestrator.catalog.schema import Catalog, Profile  # noqa: E402
+from orchestrator.catalog.schema import Catalog, Performance, Profile  # noqa: E402
 from orchestrator.paths import SHARED_DATA  # noqa: E402
 from orchestrator.policy import default_policy  # noqa: E402
 from orchestrator.profiling import fit_performance, sweep_plan  # noqa: E402
@@ -122,13 +124,13 @@ def simulate(catalog: Catalog, recorded: list[dict]) -> dict[str, np.ndarray]:
     return {"ttft_s": out.ttft_s, "e2e_s": out.e2e_s, "tpot_s": tpot_s(out), "tokens": out.tokens}
 
 
-def summary(arrivals: np.ndarray, ttft, e2e, tpot, tokens) -> dict[str, float]:
-    finish = arrivals + e2e
+def summary(arrivals: np.ndarray, ttft_s, e2e_s, tpot_s, tokens) -> dict[str, float]:
+    finish = arrivals + e2e_s
     return {
-        "ttft_mean_s": float(np.mean(ttft)),
-        "ttft_p50_s": float(np.median(ttft)),
-        "tpot_mean_s": float(np.mean(tpot[tokens > 1])),
-        "e2e_mean_s": float(np.mean(e2e)),
+        "ttft_mean_s": float(np.mean(ttft_s)),
+        "ttft_p50_s": float(np.median(ttft_s)),
+        "tpot_mean_s": float(np.mean(tpot_s[tokens > 1])),
+        "e2e_mean_s": float(np.mean(e2e_s)),
         "throughput_tok_s": float(np.sum(tokens) / (np.max(finish) - np.min(arrivals))),
     }
 
@@ -168,15 +170,34 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick-sweep", action="store_true", help="tiny calibration sweep")
     parser.add_argument("--record", type=Path, default=None, help="write the load (JSONL)")
+    parser.add_argument(
+        "--from-record", type=Path, default=None, help="analyse a recorded load (no engine)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args()
     profile = load_catalog(args.deployments).profile(args.profile)
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}; engine in-process",
-        flush=True,
+    if args.from_record:
+        lines = args.from_record.read_text().splitlines()
+        head, recorded = json.loads(lines[0]), [json.loads(x) for x in lines[1:]]
+        measured = Performance.model_validate(head["measured_performance"])
+        after = head.get("measured_after")
+        measured_after = Performance.model_validate(after) if after else None
+        machine = head.get("machine", "")
+    else:
+        measured, measured_after, recorded, machine = record(profile, args)
+    analyse(profile, measured, measured_after, recorded, machine, args)
+
+
+def record(
+    profile: Profile, args: argparse.Namespace
+) -> tuple[Performance, Performance, list[dict], str]:
+    """Calibrate and send the load on the real engine; write the record before any analysis."""
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+        + " ".join(f"{x:.1f}" for x in os.getloadavg())
     )
+    print(f"machine: {machine}; engine in-process", flush=True)
     with profile_environment(profile):
         engine = ProfileEngine.start(profile)
         try:
@@ -194,32 +215,57 @@ def main() -> None:
                     tokenizer, args.requests, args.rate, (args.out_min, args.out_max), args.seed
                 )
                 print(f"[load] {len(load)} requests at {args.rate}/s ...", flush=True)
-                return results, await run_load(engine, load)
+                recorded = await run_load(engine, load)
+                after = []  # the same sweep again: how far the machine drifted meanwhile
+                for i, step in enumerate(steps, 1):
+                    res = await engine.run_step(step)
+                    after.append(res)
+                    print(f"[after {i}/{len(steps)}] {step.label()}: {describe(res)}", flush=True)
+                return results, recorded, after
 
-            results, recorded = asyncio.run(session())
+            results, recorded, after = asyncio.run(session())
         finally:
             engine.shutdown()
     measured = fit_performance(results).performance
-    print(f"measured figures: {measured.model_dump()}", flush=True)
-    if args.record:
-        with args.record.open("w") as f:
-            for r in recorded:
-                f.write(json.dumps(r) + "\n")
+    measured_after = fit_performance(after).performance
+    print(f"measured figures: before {measured.model_dump()}", flush=True)
+    print(f"                  after  {measured_after.model_dump()}", flush=True)
+    path = args.record or Path(tempfile.mkstemp(prefix="sim-validation-", suffix=".jsonl")[1])
+    head = {"profile": profile.name, "machine": machine, "rate_per_s": args.rate}
+    head["measured_performance"] = measured.model_dump()
+    head["measured_after"] = measured_after.model_dump()
+    with path.open("w") as f:
+        f.write(json.dumps(head) + "\n")
+        for r in recorded:
+            f.write(json.dumps(r) + "\n")
+    print(f"recorded load: {path}", flush=True)
+    return measured, measured_after, recorded, machine
+
+
+def analyse(
+    profile: Profile,
+    measured: Performance,
+    measured_after: Performance | None,
+    recorded: list[dict],
+    machine: str,
+    args: argparse.Namespace,
+) -> None:
     arrivals = np.array([r["arrival_s"] for r in recorded])
     real_arrays = {k: np.array([r[k] for r in recorded]) for k in ("ttft_s", "e2e_s", "tpot_s")} | {
         "tokens": np.array([r["output_tokens"] for r in recorded])
     }
     real = summary(arrivals, **real_arrays)
-    sims = {
-        "measured": simulate(one_replica_catalog(profile, measured), recorded),
-        "catalog": simulate(one_replica_catalog(profile), recorded),
-    }
+    sims = {"measured": simulate(one_replica_catalog(profile, measured), recorded)}
+    if measured_after is not None:
+        sims["after"] = simulate(one_replica_catalog(profile, measured_after), recorded)
+    sims["catalog"] = simulate(one_replica_catalog(profile), recorded)
     report = {
         "profile": profile.name,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine,
         "requests": len(recorded),
         "rate_per_s": args.rate,
         "measured_performance": measured.model_dump(),
+        "measured_after": measured_after.model_dump() if measured_after else None,
         "catalog_performance": profile.performance.model_dump(),
         "real": real,
     }
