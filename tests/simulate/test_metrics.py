@@ -1,0 +1,58 @@
+"""Metric definitions on a hand-made outcome."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from orchestrator.simulate.cluster import Outcome
+from orchestrator.simulate.metrics import Targets, prediction_error, summarize
+
+
+def _outcome() -> Outcome:
+    return Outcome(
+        profile=np.array([0, 1, -1, 1], dtype=np.int16),
+        ttft_s=np.array([0.1, 0.3, np.nan, 0.1]),
+        e2e_s=np.array([1.1, 2.3, np.nan, 5.1]),
+        tokens=np.array([11, 21, 0, 11]),
+        truncated=np.array([False, False, False, True]),
+        reject_reason=[None, None, "latency_slo_unmeetable", None],
+        replica_cost=np.array([2.0, 4.0]),
+        replica_hours=np.array([1.0, 0.5]),
+    )
+
+
+def _targets() -> Targets:
+    inf = np.inf
+    return Targets(
+        ttft_s=np.array([0.2, 0.2, 0.2, inf]),
+        tpot_s=np.array([0.2, 0.2, 0.2, 0.2]),
+        e2e_s=np.array([inf, inf, inf, 4.0]),
+        need_rank=np.array([0, 2, 0, 3]),
+        tenants=np.array(["a", "a", "b", "b"]),
+        output_tokens=np.array([10, 20, 30, 40]),
+        predicted_p50=np.array([10, 10, 30, 20]),
+        predicted_p90=np.array([20, 20, 40, 30]),
+    )
+
+
+def test_summary():
+    m = summarize(_outcome(), _targets(), ["small", "big"], np.array([0, 2]))
+    # request 0 meets all; 1 misses TTFT; 2 rejected (a miss); 3 misses e2e
+    assert m["slo_attainment"] == pytest.approx(0.25)
+    assert m["slo_attainment_per_tenant"]["a"]["slo_attainment"] == pytest.approx(0.5)
+    # quality: 0 (needs 0, tier 0) yes; 1 (needs 2, tier 2) yes; 2 rejected; 3 (needs 3) no
+    assert m["quality"] == pytest.approx(0.5)
+    assert m["cost_usd"] == 6.0
+    assert m["output_tokens"] == 43
+    assert m["cost_per_million_output_tokens"] == pytest.approx(6.0 / 43 * 1e6)
+    assert m["rejected"] == 1 and m["rejected_by_reason"] == {"latency_slo_unmeetable": 1}
+    assert m["tpot_ms"]["p50"] == pytest.approx(100.0)  # (1.1-0.1)/10, (2.3-0.3)/20, 5/10
+    assert m["truncated"] == 1
+    assert m["replica_hours"] == {"small": 1.0, "big": 0.5}
+
+
+def test_prediction_error():
+    e = prediction_error(_targets())
+    assert e["p90_coverage"] == pytest.approx(0.75)  # only the last (40 > 30) misses
+    assert e["p50_median_relative_error"] == pytest.approx(0.25)  # median of 0, .5, 0, .5
