@@ -62,6 +62,7 @@ def main() -> int:
     ap.add_argument("--rate-scale", type=float, default=1.0)
     ap.add_argument("--duration", type=float, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--warmup", type=float, default=0.0, help="seconds simulated, not measured")
     ap.add_argument("--report", default=None)
     args = ap.parse_args()
     if not TRACE.is_file():
@@ -80,7 +81,7 @@ def main() -> int:
     )
     catalog, policy = scale_limits(catalog, policy, args.rate_scale)
     load_cpu = time.process_time() - c0
-    result = simulate(catalog, policy, requests, seed=args.seed)
+    result = simulate(catalog, policy, requests, seed=args.seed, warmup_s=args.warmup)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(markdown_table(result))

@@ -41,6 +41,12 @@ def register(sub: Any) -> None:
     p.add_argument("--duration", type=float, default=None, help="replay only the first S seconds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--warmup",
+        type=float,
+        default=0.0,
+        help="simulate the first S seconds without measuring or billing them",
+    )
+    p.add_argument(
         "--tenants",
         default=None,
         help="traffic share per tenant, e.g. 'premium=0.3,free=0.7' (default uniform)",
@@ -132,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
         weights = _weights(args.tenants)
         if args.rate_scale <= 0:
             raise ValueError("--rate-scale must be > 0")
+        if args.warmup < 0 or (args.duration is not None and args.warmup >= args.duration):
+            raise ValueError("--warmup must be >= 0 and shorter than --duration")
         if args.duration is not None and args.duration <= 0:
             raise ValueError("--duration must be > 0")
         catalog = load_catalog(args.deployments)
@@ -160,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
             tenant_weights=weights,
             progress=bar,
             queue_timeout_s=args.queue_timeout,
+            warmup_s=args.warmup,
         )
     except ValueError as exc:
         return fail(str(exc))

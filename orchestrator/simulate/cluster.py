@@ -186,15 +186,22 @@ class Cluster:
 
     # ------------------------------------------------------------------ dispatch
     def _pick(self, pool: Pool) -> Replica | None:
-        """Serve's default request router: the less loaded of two random ready replicas."""
+        """Serve's default request router: the less loaded of two random ready replicas, among
+        those under `max_ongoing_requests` (None: every ready replica is full)."""
         ready = pool.serving
         if not ready:
             return None
+        limit = pool.spec.max_ongoing
         if len(ready) == 1:
-            return ready[0]
+            r = ready[0]
+            return r if r.load < limit else None
         i, j = self.rng.integers(len(ready), size=2)
         a, b = ready[i], ready[j]
-        return a if a.load <= b.load else b
+        r = a if a.load <= b.load else b
+        if r.load < limit:
+            return r
+        r = min(ready, key=lambda x: x.load)
+        return r if r.load < limit else None
 
     def _place(self, pool: Pool, r: Replica, job: Job, now: float) -> None:
         pool.in_flight += 1
@@ -204,7 +211,8 @@ class Cluster:
             r.waiting.append(job)
 
     def dispatch(self, pool: Pool, job: Job, now: float) -> None:
-        r = self._pick(pool)
+        """To a replica with room, else Serve's queue (FIFO: behind any request already there)."""
+        r = self._pick(pool) if not pool.pending else None
         if r is None:
             pool.pending.append(job)
         else:
@@ -227,7 +235,9 @@ class Cluster:
         *,
         progress: Callable[[int], None] | None = None,
         tick_s: float = 10.0,
+        billed_from_s: float = 0.0,
     ) -> Outcome:
+        """Replay `requests`; replica time before `billed_from_s` (a warm-up) is not counted."""
         n = len(requests)
         out = Outcome(
             profile=np.full(n, -1, dtype=np.int16),
@@ -244,6 +254,8 @@ class Cluster:
                 out.served_twice += 1
             done[rid] = True
             out.reject_reason[rid] = reason
+            out.profile[rid] = -1  # routed, then dropped before a replica took it
+            out.truncated[rid] = False
 
         for pool, k in zip(self.pools, controller.initial(self), strict=True):
             self.start_warm(pool, max(pool.min_replicas, min(pool.max_replicas, k)))
@@ -310,6 +322,8 @@ class Cluster:
                 while r.waiting and r.admitted < r.spec.cap:
                     nxt = r.waiting.popleft()
                     self._push(r.admit(nxt, t), _FIRST, r, nxt)
+                if pool.pending and r.state == READY:  # a slot freed: Serve's queue moves
+                    self._drain_pending(pool, t)
                 if r.state == DRAINING and r.load == 0:
                     self._stop(pool, r, t)
                 else:
@@ -349,18 +363,12 @@ class Cluster:
             while pool.pending:
                 finish_reject(pool.pending.popleft().rid, "no_replica")
         out.end_s = end
+        hours = [
+            sum(r.hours(billed_from_s, end) for r in (*p.active, *p.retired)) for p in self.pools
+        ]
+        out.replica_hours = np.array(hours)
         out.replica_cost = np.array(
-            [sum(r.cost_usd(end) for r in (*p.active, *p.retired)) for p in self.pools]
-        )
-        out.replica_hours = np.array(
-            [
-                sum(
-                    max(0.0, (r.stopped_s if r.stopped_s >= 0 else end) - r.started_s)
-                    for r in (*p.active, *p.retired)
-                )
-                / 3600.0
-                for p in self.pools
-            ]
+            [h * p.spec.price_per_hour for h, p in zip(hours, self.pools, strict=True)]
         )
         missing = np.flatnonzero(~done)
         for rid in missing:  # must not happen; kept visible rather than silent

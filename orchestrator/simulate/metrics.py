@@ -34,6 +34,25 @@ class Targets:
     predicted_p90: np.ndarray
 
 
+def measured_only(out: Outcome, t: Targets, mask: np.ndarray) -> tuple[Outcome, Targets]:
+    """The requests of `mask` only (a warm-up excluded); costs are the cluster's, unchanged."""
+    sub = Outcome(
+        profile=out.profile[mask],
+        ttft_s=out.ttft_s[mask],
+        e2e_s=out.e2e_s[mask],
+        tokens=out.tokens[mask],
+        truncated=out.truncated[mask],
+        reject_reason=[r for r, m in zip(out.reject_reason, mask, strict=True) if m],
+        served_twice=out.served_twice,
+        timeline=out.timeline,
+        replica_cost=out.replica_cost,
+        replica_hours=out.replica_hours,
+        end_s=out.end_s,
+    )
+    fields = {k: getattr(t, k)[mask] for k in t.__dataclass_fields__}
+    return sub, Targets(**fields)
+
+
 def tpot_s(out: Outcome) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         steps = np.maximum(out.tokens - 1, 1)

@@ -32,6 +32,13 @@ from orchestrator.routing.types import DEFAULT_KNOBS, RoutingKnobs
 DEFAULT_STARTUP_S = 120.0
 
 
+def serve_max_ongoing(profile: Profile) -> int:
+    """The `max_ongoing_requests` the product deploys the profile with (one source)."""
+    from orchestrator.serving.engine_config import llm_config_dict
+
+    return int(llm_config_dict(profile, profile.model)["deployment_config"]["max_ongoing_requests"])
+
+
 @dataclass(frozen=True)
 class ReplicaSpec:
     """What the model needs of one profile, tabulated from the shared latency model."""
@@ -43,6 +50,7 @@ class ReplicaSpec:
     perf: ReplicaPerformance
     rate: tuple[float, ...]  # rate[n] = tokens/s per stream with n decoding (rate[0] unused)
     knobs: RoutingKnobs
+    max_ongoing: int  # Serve's max_ongoing_requests per replica (more wait in Serve's queue)
 
     @classmethod
     def of(cls, profile: Profile, knobs: RoutingKnobs = DEFAULT_KNOBS) -> ReplicaSpec:
@@ -59,6 +67,7 @@ class ReplicaSpec:
             perf,
             rate,
             knobs,
+            serve_max_ongoing(profile),
         )
 
     def prefill_s(self, prompt_tokens: int, batch: int) -> float:
@@ -159,6 +168,7 @@ class Replica:
         self.version += 1
         return job
 
-    def cost_usd(self, end_s: float) -> float:
+    def hours(self, from_s: float, end_s: float) -> float:
+        """Billed hours within [from_s, end_s]: from the scale-up decision to the stop."""
         stop = self.stopped_s if self.stopped_s >= 0 else end_s
-        return max(0.0, stop - self.started_s) / 3600.0 * self.spec.price_per_hour
+        return max(0.0, stop - max(self.started_s, from_s)) / 3600.0

@@ -24,7 +24,7 @@ from orchestrator.serving.profile_selection import candidates_for_model
 from orchestrator.simulate import controllers as ctl
 from orchestrator.simulate import policies as pol
 from orchestrator.simulate.cluster import Cluster, Outcome
-from orchestrator.simulate.metrics import Targets, prediction_error, summarize
+from orchestrator.simulate.metrics import Targets, measured_only, prediction_error, summarize
 from orchestrator.simulate.replica import ReplicaSpec
 from orchestrator.simulate.traffic import SimRequest
 
@@ -320,8 +320,12 @@ def simulate(
     progress: Callable[[str, int, int], None] | None = None,
     queue_timeout_s: float = 600.0,
     feedback_lag_s: float | None = 30.0,
+    warmup_s: float = 0.0,
 ) -> SimResult:
-    """Replay `requests` under each named policy (see `ALL_POLICIES`); deterministic per seed."""
+    """Replay `requests` under each named policy (see `ALL_POLICIES`); deterministic per seed.
+
+    With `warmup_s`, requests arriving earlier and replica time before it are simulated but
+    left out of the metrics (the cluster reaches the load's scale first)."""
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
     t0, c0 = time.perf_counter(), time.process_time()
@@ -335,16 +339,27 @@ def simulate(
     ranks = np.array([TIER_RANK[p.quality.tier] for p in catalog.profiles])
     notes: list[str] = []
     setups = _setups(policies, catalog, policy, requests, prepared, specs, seed, notes)
+    measured = np.array([r.arrival_s >= warmup_s for r in requests])
+    if warmup_s > 0:
+        notes.append(f"warm-up: the first {warmup_s:g} s are simulated but not measured or billed")
     runs: dict[str, PolicyRun] = {}
     for name, setup in setups.items():
         t1, c1 = time.perf_counter(), time.process_time()
         cluster = Cluster(specs, setup.bounds, seed=seed, queue_timeout_s=queue_timeout_s)
         report = (lambda i, name=name: progress(name, i, len(requests))) if progress else None
-        outcome = cluster.run(requests, setup.router, setup.controller, progress=report)
-        metrics = summarize(outcome, targets, names, ranks)
+        outcome = cluster.run(
+            requests, setup.router, setup.controller, progress=report, billed_from_s=warmup_s
+        )
+        if warmup_s > 0:
+            metrics = summarize(*measured_only(outcome, targets, measured), names, ranks)
+        else:
+            metrics = summarize(outcome, targets, names, ranks)
         runs[name] = PolicyRun(name, DESCRIPTIONS[name], outcome, metrics, time.perf_counter() - t1)
         wall[name] = runs[name].wall_s
         cpu[name] = time.process_time() - c1
     wall["total"] = time.perf_counter() - t0
     cpu["total"] = time.process_time() - c0
-    return SimResult(runs, names, targets, requests, prediction_error(targets), wall, notes, cpu)
+    judged = (
+        measured_only(runs[next(iter(runs))].outcome, targets, measured)[1] if runs else targets
+    )
+    return SimResult(runs, names, targets, requests, prediction_error(judged), wall, notes, cpu)

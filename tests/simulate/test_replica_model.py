@@ -62,3 +62,30 @@ def test_replica_is_billed_while_it_runs(catalog):
     spec, out = _run(catalog, [_req(0, 0.0), _req(1, 3600.0)], replicas=2)
     assert out.replica_hours[0] == pytest.approx(2 * out.end_s / 3600)
     assert out.replica_cost[0] == pytest.approx(out.replica_hours[0] * spec.price_per_hour)
+
+
+def test_serve_queue_holds_requests_over_max_ongoing(catalog):
+    import dataclasses
+
+    spec = dataclasses.replace(ReplicaSpec.of(catalog.profiles[0]), max_ongoing=2)
+    cluster = Cluster([spec], [(1, 1)])
+    out = cluster.run([_req(i, 0.0, prompt=10) for i in range(4)], _To0(), StaticController([1]))
+    first_finish = out.e2e_s[:2].min()
+    assert (out.ttft_s[2:] >= first_finish).all()  # waited in Serve's queue, not the engine's
+
+
+def test_max_ongoing_is_the_products_setting(catalog):
+    from orchestrator.serving.engine_config import llm_config_dict
+
+    p = catalog.profiles[0]
+    want = llm_config_dict(p, p.model)["deployment_config"]["max_ongoing_requests"]
+    assert ReplicaSpec.of(p).max_ongoing == want
+
+
+def test_warmup_is_neither_measured_nor_billed(catalog):
+    spec, out = _run(catalog, [_req(0, 0.0), _req(1, 100.0)])
+    cluster = Cluster([spec], [(1, 1)])
+    late = cluster.run(
+        [_req(0, 0.0), _req(1, 100.0)], _To0(), StaticController([1]), billed_from_s=50.0
+    )
+    assert late.replica_hours[0] == pytest.approx(out.replica_hours[0] - 50.0 / 3600)
