@@ -373,7 +373,11 @@ class PolicySpec(_Strict):
     tenants: list[TenantSpec] = Field(default_factory=list)
     reference_requests: dict[QueryClass, ReferenceRequest] = Field(default_factory=dict)
     pricing: PricingSpec = Field(default_factory=PricingSpec)
-    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
+    autoscaling: AutoscalingSpec = Field(
+        default_factory=AutoscalingSpec,
+        description="read by the controller (orchestrator/control: the planner runs in the Ray "
+        "Serve controller process as the profiles' autoscaling policy), not by the ingress",
+    )
 
     def reference_request(self, request_class: QueryClass) -> ReferenceRequest:
         """The typical request of a class (this file's override, else the built-in one)."""

@@ -232,10 +232,13 @@ def test_reference_request_override_changes_feasibility(tmp_path, gpu_catalog):
     """
     issue, _line = only_issue(tmp_path, slo, gpu_catalog)  # control: 4000 tokens miss it
     assert "reasoning" in issue.reason
-    shorter = slo + """
+    shorter = (
+        slo
+        + """
     reference_requests:
       reasoning: {input_tokens: 500, output_tokens: 2000}
     """
+    )
     policy = load(tmp_path, shorter, gpu_catalog)  # 2000 tokens on dflash: ~6.1 s, no issue
     assert policy.spec.reference_request("reasoning").output_tokens == 2000
 

@@ -1,0 +1,253 @@
+"""Each per-tenant policy field, written in a policy file, changes what the request path does.
+
+Policy text -> `RequestExecutor` (real policy loader, router, ledger; fake predictor and
+engine) -> the response, the decision or the engine request. One case per field; the schema
+walk (`tests/policy/test_policy_fields_used.py`) requires every field to name its case.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from orchestrator.ledger import UsageRecord
+from orchestrator.policy import load_policy_text
+from orchestrator.pricing import token_prices
+from orchestrator.serving.errors import OrchestratorHTTPError
+from tests.serving import test_ingress_request_path as base
+from tests.serving.test_ingress_request_path import FAMILY, LOCAL, MESSAGES, _serve
+
+HEADER = """\
+apiVersion: orchestrator/v1
+kind: Policy
+default_tenant:
+  name: default
+"""
+
+
+@pytest.fixture
+def ingress(tmp_path, monkeypatch):
+    yield from base.ingress.__wrapped__(tmp_path, monkeypatch)
+
+
+def _completion(engine_stream) -> Any:
+    payload = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "smollm2-cpu",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Blue."},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
+    }
+    return engine_stream([SimpleNamespace(model_dump=lambda: json.loads(json.dumps(payload)))])
+
+
+def _spent(usd: float) -> Callable[[Any], None]:
+    """Setup: the tenant already spent `usd` in this hour (one ledger row)."""
+
+    def setup(ex: Any) -> None:
+        now = datetime.now(UTC)
+        ex.ledger.append(
+            UsageRecord(
+                request_id="earlier",
+                tenant="default",
+                profile="smollm2-cpu",
+                prompt_tokens=1,
+                cached_tokens=0,
+                output_tokens=1,
+                reasoning_tokens=0,
+                cost_usd=usd,
+                latency_ms=1.0,
+                status="ok",
+                started_at=now,
+                finished_at=now,
+            )
+        )
+
+    return setup
+
+
+async def _run(ex: Any, policy_lines: str, engine_stream, setup=None, **body: Any):
+    text = HEADER + "".join(f"  {line}\n" for line in policy_lines.splitlines())
+    if "latency" in policy_lines:  # the load-time check uses the reference requests
+        text += TINY_REFERENCE + "\n"
+    ex.policy_source = SimpleNamespace(current=load_policy_text(text, "policy.yaml", LOCAL))
+    if setup is not None:
+        setup(ex)
+    ex.handle.streams.append(_completion(engine_stream))
+    try:
+        response = await _serve(ex, {"model": FAMILY, "messages": MESSAGES, **body}, "chat")
+    except OrchestratorHTTPError as exc:
+        return exc.status, exc.code, None
+    payload = json.loads(response.body)
+    code = payload.get("error", {}).get("code") if response.status_code >= 400 else None
+    return response.status_code, code, response
+
+
+def _profile(resp) -> str:
+    return resp.headers["x-orchestrator-profile"]
+
+
+def _sent(ex) -> Any:
+    return ex.handle.requests[-1]
+
+
+PRICES = token_prices(LOCAL.profile("smollm2-cpu"))  # both local profiles price the same
+PROMPT_COST = 11 * PRICES.input_usd_per_token  # the fake predictor's 11 prompt tokens
+
+
+def _affords(tokens: int) -> float:
+    """USD that pays the prompt and `tokens` generated tokens."""
+    return PROMPT_COST + tokens * PRICES.output_usd_per_token
+
+
+def _busy(ex: Any) -> None:
+    """Setup: both profiles busy (10 in flight on 8 slots): queue wait, full-batch TPOT."""
+    for p in LOCAL.profiles:
+        ex.in_flight[p.name] = 10
+
+
+_TINY = ", ".join(
+    f"{c}: {{input_tokens: 1, output_tokens: 1}}"
+    for c in ("standard", "long_form", "reasoning", "long_context")
+)
+TINY_REFERENCE = f"reference_requests: {{{_TINY}}}"
+HOUR_BUDGET = 0.1  # the least the load-time check accepts is the $0.08/h of min replicas
+
+# field -> (policy lines, request body fields, setup, check(status, code, response, executor)).
+# Values pass the load-time checks (SLO met idle for the class's reference request, budgets
+# above the cost of the minimum replicas) and still bind this request.
+CASES: dict[str, tuple[str, dict[str, Any], Any, Callable[..., bool]]] = {
+    "cost_target_usd": (
+        "cost_target_usd: 0.000000001\nactions: {on_cost_cap: [reject]}",
+        {},
+        None,
+        lambda s, c, r, ex: (s, c) == (402, "cost_target_unmet"),
+    ),
+    "cost_cap_usd": (
+        "cost_cap_usd: 0.000000001\nactions: {on_cost_cap: [reject]}",
+        {},
+        None,
+        lambda s, c, r, ex: (s, c) == (402, "cost_cap_exceeded"),
+    ),
+    "latency.ttft_p95_ms": (  # 61 ms idle for the (1-token) reference request; ~8.5 s queued here
+        "latency: {ttft_p95_ms: 2000}\nactions: {on_cost_cap: [reject]}",
+        {},
+        _busy,
+        lambda s, c, r, ex: (s, c) == (503, "latency_slo_unmeetable"),
+    ),
+    "latency.tpot_p95_ms": (  # 50-59 ms alone; 89 ms at full batch
+        "latency: {tpot_p95_ms: 70}\nactions: {on_cost_cap: [reject]}",
+        {},
+        _busy,
+        lambda s, c, r, ex: (s, c) == (503, "latency_slo_unmeetable"),
+    ),
+    "latency.e2e_p95_ms": (  # 61 ms for a 1-token reference; ~0.8 s for 16 tokens
+        "latency: {e2e_p95_ms: 200}\nactions: {on_cost_cap: [reject]}",
+        {},
+        None,
+        lambda s, c, r, ex: (s, c) == (503, "latency_slo_unmeetable"),
+    ),
+    "actions.on_cost_cap": (  # a cap that pays 10 tokens; capping allowed: served, capped
+        f"cost_cap_usd: {_affords(10)!r}\n"
+        "actions: {on_cost_cap: [cap_tokens, reject], cap_tokens_floor: 1}",
+        {"max_tokens": 200},
+        None,
+        lambda s, c, r, ex: s == 200 and _sent(ex).max_tokens == 10,
+    ),
+    "actions.on_budget_exhausted": (  # 10 tokens of budget left: capped instead of a 429
+        f"budgets: {{per_hour_usd: {HOUR_BUDGET}}}\n"
+        "actions: {on_budget_exhausted: [cap_tokens, reject], cap_tokens_floor: 1}",
+        {"max_tokens": 200},
+        _spent(HOUR_BUDGET - _affords(10)),
+        lambda s, c, r, ex: s == 200 and _sent(ex).max_tokens == 10,
+    ),
+    "actions.cap_tokens_floor": (  # the same, but the floor is above what the budget affords
+        f"budgets: {{per_hour_usd: {HOUR_BUDGET}}}\n"
+        "actions: {on_budget_exhausted: [cap_tokens, reject], cap_tokens_floor: 12}",
+        {"max_tokens": 200},
+        _spent(HOUR_BUDGET - _affords(10)),
+        lambda s, c, r, ex: (s, c) == (429, "budget_exhausted"),
+    ),
+    "max_tokens": (
+        "max_tokens: 5",
+        {"max_tokens": 100},
+        None,
+        lambda s, c, r, ex: _sent(ex).max_tokens == 5,
+    ),
+    "allowed_profiles": (
+        "allowed_profiles: [smollm2-cpu-ngram]",
+        {},
+        None,
+        lambda s, c, r, ex: _profile(r) == "smollm2-cpu-ngram",
+    ),
+    "denied_profiles": (
+        "denied_profiles: [smollm2-cpu-ngram]",
+        {},
+        None,
+        lambda s, c, r, ex: _profile(r) == "smollm2-cpu",
+    ),
+    "budgets.per_hour_usd": (
+        f"budgets: {{per_hour_usd: {HOUR_BUDGET}}}",
+        {},
+        _spent(2 * HOUR_BUDGET),
+        lambda s, c, r, ex: (s, c) == (429, "budget_exhausted"),
+    ),
+    "budgets.per_day_usd": (
+        "budgets: {per_day_usd: 2.0}",
+        {},
+        _spent(2.5),
+        lambda s, c, r, ex: (s, c) == (429, "budget_exhausted"),
+    ),
+    "budgets.per_month_usd": (
+        "budgets: {per_month_usd: 60.0}",
+        {},
+        _spent(61.0),
+        lambda s, c, r, ex: (s, c) == (429, "budget_exhausted"),
+    ),
+    "classes": (  # the predicted class is `standard`: its override applies
+        "max_tokens: 50\nclasses: {standard: {max_tokens: 7}, long_form: {max_tokens: 9}}",
+        {},
+        None,
+        lambda s, c, r, ex: _sent(ex).max_tokens == 7,
+    ),
+}
+
+
+@pytest.mark.parametrize("field", sorted(CASES))
+async def test_policy_field_changes_the_request_path(ingress, engine_stream, field):
+    lines, body, setup, check = CASES[field]
+    status, code, response = await _run(ingress, lines, engine_stream, setup, **body)
+    assert check(status, code, response, ingress), (field, status, code)
+
+
+async def test_control_without_the_fields_the_request_is_served_uncapped(ingress, engine_stream):
+    """The positive control: the bare policy serves the same request, max_tokens as asked."""
+    status, code, response = await _run(ingress, "", engine_stream, None, max_tokens=200)
+    assert status == 200 and _sent(ingress).max_tokens == 200
+
+
+@pytest.mark.parametrize("migrate", [True, False])
+async def test_migrate_streams_false_asks_no_token_ids(ingress, engine_stream, chunk, migrate):
+    """A stream may migrate only with the engine's token ids: asked for unless the tenant's
+    `failover.migrate_streams` is false."""
+    lines = "" if migrate else "failover: {migrate_streams: false}"
+    text = HEADER + (f"  {lines}\n" if lines else "")
+    ingress.policy_source = SimpleNamespace(current=load_policy_text(text, "policy.yaml", LOCAL))
+    ingress.handle.streams.append(engine_stream([chunk(content="Blue", completion_tokens=1)]))
+    body = {"model": FAMILY, "messages": MESSAGES, "stream": True}
+    response = await _serve(ingress, body, "chat")
+    assert response.status_code == 200
+    assert bool(getattr(_sent(ingress), "return_token_ids", False)) is migrate
+    await response.body_iterator.aclose()
