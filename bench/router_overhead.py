@@ -78,7 +78,7 @@ def main() -> None:
     def routed(raw: bytes) -> None:
         body = openai_io.parse_json_body(raw)
         targets = route_inputs.caller_targets({}, body.pop("orchestrator", None))
-        incoming = parse_incoming(body, "chat", tenant, targets)
+        incoming = parse_incoming(body, "chat", tenant, targets, catalog)
         live = {n: route_inputs.live_state(True, 0, 1) for n in views}
         state = PlanState(
             policy=policy,

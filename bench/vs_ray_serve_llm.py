@@ -1,0 +1,268 @@
+"""Orchestrator beside plain Ray Serve LLM on the same profile: TTFT and output tokens/s.
+
+    flock /tmp/orchestrator-ray.lock python bench/vs_ray_serve_llm.py [--requests 30]
+
+The plain side is `ray.serve.llm.build_openai_app` on exactly the `LLMConfig` orchestrator
+builds for the profile (`serving.app.build_llm_configs` of a one-profile catalog); the
+orchestrator side is `orchestrator serve` on the same one-profile catalog. Both run at once
+(each its own local Ray), so machine load hits both; for each concurrency (1 and 4) the sides
+are measured alternately in halves (A B B A), each side `--requests` streamed chat requests of
+~128 prompt tokens and 32 output tokens (temperature 0, ignore_eos). Reported per side and
+concurrency: TTFT median and p95 (first content chunk, client side), output tokens/s (all
+output tokens over the wall time), and the orchestrator/plain ratios with the goals (TTFT
+within 10 %, tok/s within 5 %). Prints the machine and load average; `--plot` draws a PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from serving_throughput import free_port, load_average, stop, wait_ready  # noqa: E402
+
+from orchestrator.catalog import load_catalog  # noqa: E402
+
+PROMPT = (
+    "You are given a list of facts about rivers, mountains and cities of Europe. "
+    "Read them carefully and then answer the question at the end in one short sentence. "
+) * 4 + "Question: which is the longest river in Europe?"
+
+PLAIN_SERVER = """
+import sys, time
+import ray
+from ray import serve
+from ray.serve.llm import build_openai_app
+from orchestrator.catalog import load_catalog
+from orchestrator.serving.app import build_llm_configs
+catalog = load_catalog(sys.argv[1])
+configs = build_llm_configs(catalog)
+ray.init()
+serve.start(http_options={"host": "127.0.0.1", "port": int(sys.argv[2])})
+serve.run(build_openai_app({"llm_configs": list(configs.values())}), name="plain",
+          route_prefix="/")
+print("plain Ray Serve LLM ready", flush=True)
+while True:
+    time.sleep(60)
+"""
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run_batch(base: str, model: str, concurrency: int, n: int) -> dict:
+    """`n` streamed chat requests, `concurrency` at a time; TTFTs and output tokens/s."""
+    ttfts: list[float] = []
+    tokens = 0
+    queue = list(range(n))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal tokens
+        while queue:
+            queue.pop()
+            body = {
+                "model": model,
+                "messages": [{"role": "user", "content": PROMPT}],
+                "max_tokens": 32,
+                "temperature": 0,
+                "ignore_eos": True,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+            start = time.perf_counter()
+            first = None
+            async with client.stream("POST", f"{base}/v1/chat/completions", json=body) as r:
+                assert r.status_code == 200, await r.aread()
+                async for line in r.aiter_lines():
+                    if not line.startswith("data: {"):
+                        continue
+                    chunk = json.loads(line[6:])
+                    choices = chunk.get("choices") or []
+                    if first is None and any(
+                        (c.get("delta") or {}).get("content") for c in choices
+                    ):
+                        first = time.perf_counter() - start
+                    if chunk.get("usage"):
+                        tokens += chunk["usage"]["completion_tokens"]
+            ttfts.append(first if first is not None else time.perf_counter() - start)
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=600) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    wall = time.perf_counter() - started
+    return {"ttft_s": ttfts, "tokens": tokens, "wall_s": wall}
+
+
+def merge(parts: list[dict]) -> dict:
+    ttfts = [t for p in parts for t in p["ttft_s"]]
+    tokens = sum(p["tokens"] for p in parts)
+    wall = sum(p["wall_s"] for p in parts)
+    return {
+        "ttft_median_ms": 1000 * statistics.median(ttfts),
+        "ttft_p95_ms": 1000 * pct(ttfts, 0.95),
+        "ttft_mean_ms": 1000 * statistics.fmean(ttfts),
+        "output_tok_s": tokens / wall,
+        "requests": len(ttfts),
+    }
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
+    for ax, key, label in zip(
+        axes,
+        ("ttft_median_ms", "ttft_p95_ms", "output_tok_s"),
+        ("TTFT median (ms)", "TTFT p95 (ms)", "output tok/s"),
+        strict=True,
+    ):
+        xs = range(len(results))
+        conc = list(results)
+        ax.bar([x - 0.2 for x in xs], [results[c]["plain"][key] for c in conc], 0.4, label="plain")
+        ax.bar(
+            [x + 0.2 for x in xs],
+            [results[c]["orchestrator"][key] for c in conc],
+            0.4,
+            label="orchestrator",
+        )
+        ax.set_xticks(list(xs), [f"c={c}" for c in conc])
+        ax.set_title(label, fontsize=9)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--deployments", type=Path, default=ROOT / "deployments" / "local.yaml")
+    parser.add_argument("--profile", default="smollm2-cpu")
+    parser.add_argument("--requests", type=int, default=30, help="per side and concurrency")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--plot", type=Path, default=None)
+    args = parser.parse_args()
+    profile = load_catalog(args.deployments).profile(args.profile)
+    work = Path(tempfile.mkdtemp(prefix="bench-vs-serve-llm-"))
+    catalog = work / "one-profile.yaml"
+    catalog.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "orchestrator/v1",
+                "kind": "Catalog",
+                "profiles": [profile.model_dump(mode="json", exclude_none=True)],
+            },
+            sort_keys=False,
+        )
+    )
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}; load average {load_average()}; logs in {work}",
+        flush=True,
+    )
+    plain_port, ours_port = free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"}
+    plain = subprocess.Popen(
+        [sys.executable, "-c", PLAIN_SERVER, str(catalog), str(plain_port)],
+        stdout=(work / "plain.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
+    ours = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "serve",
+            "--deployments",
+            str(catalog),
+            "--port",
+            str(ours_port),
+            "--ledger",
+            str(work / "usage.sqlite3"),
+        ],
+        stdout=(work / "orchestrator.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=ROOT,
+        env=env,
+    )
+    sides = {
+        "plain": f"http://127.0.0.1:{plain_port}",
+        "orchestrator": f"http://127.0.0.1:{ours_port}",
+    }
+    results: dict = {}
+    try:
+        wait_ready(f"{sides['plain']}/v1/models", plain)
+        wait_ready(
+            f"{sides['orchestrator']}/healthz", ours, lambda r: all(r.json()["profiles"].values())
+        )
+        print("both ready; warming up", flush=True)
+        for base in sides.values():
+            asyncio.run(run_batch(base, profile.name, 2, 4))
+        half = max(1, args.requests // 2)
+        for conc in (1, 4):
+            parts: dict[str, list[dict]] = {"plain": [], "orchestrator": []}
+            for side in ("plain", "orchestrator", "orchestrator", "plain"):  # A B B A
+                parts[side].append(asyncio.run(run_batch(sides[side], profile.name, conc, half)))
+                print(f"c={conc} {side}: {half} requests done", flush=True)
+            results[conc] = {side: merge(p) for side, p in parts.items()}
+    finally:
+        stop(ours)
+        stop(plain)
+    print(
+        f"\nprofile {profile.name}; {args.requests} requests per side and concurrency; "
+        f"load average at the end {load_average()}"
+    )
+    print(f"{'':14s}{'TTFT p50 ms':>12s}{'TTFT p95 ms':>12s}{'TTFT mean':>11s}{'out tok/s':>11s}")
+    for conc, r in results.items():
+        for side in ("plain", "orchestrator"):
+            m = r[side]
+            print(
+                f"c={conc} {side:10s}{m['ttft_median_ms']:12.0f}{m['ttft_p95_ms']:12.0f}"
+                f"{m['ttft_mean_ms']:11.0f}{m['output_tok_s']:11.1f}"
+            )
+        o, p = r["orchestrator"], r["plain"]
+        ratios = {
+            "ttft_median": o["ttft_median_ms"] / p["ttft_median_ms"],
+            "ttft_p95": o["ttft_p95_ms"] / p["ttft_p95_ms"],
+            "output_tok_s": o["output_tok_s"] / p["output_tok_s"],
+        }
+        r["ratios"] = ratios
+        ok = (
+            ratios["ttft_median"] <= 1.10
+            and ratios["ttft_p95"] <= 1.10
+            and ratios["output_tok_s"] >= 0.95
+        )
+        print(
+            f"c={conc} ratio orchestrator/plain: TTFT p50 {ratios['ttft_median']:.2f}, "
+            f"p95 {ratios['ttft_p95']:.2f}, tok/s {ratios['output_tok_s']:.2f} -> "
+            f"{'within' if ok else 'OUTSIDE'} the goals (TTFT <= 1.10, tok/s >= 0.95)"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    if args.plot:
+        plot(results, args.plot)
+
+
+if __name__ == "__main__":
+    main()
