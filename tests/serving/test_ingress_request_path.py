@@ -302,3 +302,27 @@ async def test_tools_pinned_to_a_profile_without_parser_is_a_400_before_the_engi
     error = json.loads(response.body)["error"]
     assert error["code"] == "tool_calling_unsupported" and "tool_call_parser" in error["message"]
     assert ingress.handle.requests == []
+
+
+async def test_the_body_is_validated_once_and_the_decision_copied_in(
+    ingress, chat_completion, monkeypatch
+):
+    """vLLM's request model is built once per request (parse); the decision is applied with
+    `model_copy`, never by validating the body a second time."""
+    calls: list[str] = []
+    real = openai_io.validate_request
+
+    def counting(body: Any, endpoint: Any) -> Any:
+        calls.append(endpoint)
+        return real(body, endpoint)
+
+    monkeypatch.setattr(openai_io, "validate_request", counting)
+    ingress.handle.streams.append(chat_completion())
+    body = {"model": FAMILY, "messages": MESSAGES, "max_completion_tokens": 900}
+    response = await _serve(ingress, body, "chat", {"x-request-id": "rid-once"})
+    assert response.status_code == 200
+    assert calls == ["chat"]
+    sent = ingress.handle.requests[0]
+    assert sent.model == response.headers["x-orchestrator-profile"]
+    assert sent.request_id == "rid-once"
+    assert sent.max_tokens == sent.max_completion_tokens == 512  # the policy's max_tokens
