@@ -217,11 +217,12 @@ def solve_mix_greedy(problem: MixProblem) -> MixResult:
 
 
 def greedy_is_exact(problem: MixProblem, result: MixResult) -> bool:
-    """True when the greedy mix is provably optimal: every family with load has one profile
-    that can serve it and nothing was left unserved (then each x_p = max(lo, ceil(need)) is
+    """True when the greedy mix is provably optimal: every bound is fixed (min == max), or
+    every family with load has one profile that can serve it and nothing was left unserved (then each x_p = max(lo, ceil(need)) is
     the least any feasible mix can have, and prices are >= 0)."""
+    fixed = all(p.lo == p.hi for p in problem.profiles)  # nothing to decide at all
     one_server = all(len(problem.servers(f)) == 1 for f in problem.families_with_load())
-    return one_server and all(s <= EPS for s in result.unserved.values())
+    return fixed or (one_server and all(s <= EPS for s in result.unserved.values()))
 
 
 def solve_mix(

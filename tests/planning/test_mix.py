@@ -105,6 +105,12 @@ def test_single_profile_families_skip_the_solver():
     assert res.method == "exact" and res.replicas == {"a": 3, "b": 1}
 
 
+def test_fixed_bounds_skip_the_solver():
+    problem = MixProblem((p("a", 2.4, lo=1, hi=1), p("b", 1.0, lo=1, hi=1)))
+    res = solve_mix(problem)
+    assert res.method == "exact" and res.replicas == {"a": 1, "b": 1}
+
+
 def test_greedy_is_the_fallback_without_the_solver():
     problem = SMALL_CASES["cheaper per load wins"]
     assert solve_mix(problem, use_solver=False).method == "greedy"
