@@ -10,9 +10,12 @@ catalog's: the policy's narrower ones are the planner's to apply, and follow hot
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from orchestrator.control.hub import hub_for
+
+log = logging.getLogger("orchestrator.controller")
 
 PROFILE_POLICY = "orchestrator.control.serve_policy:ProfileAutoscaler"
 INGRESS_POLICY = "orchestrator.control.serve_policy:IngressAutoscaler"
@@ -26,9 +29,13 @@ class ProfileAutoscaler:
         self._profile = profile
 
     def __call__(self, ctx: Any) -> tuple[int, dict[str, Any]]:
-        self._hub.file_profile(self._profile, ctx)
-        self._hub.tick(ctx.current_time)
-        target = self._hub.target(self._profile)
+        target = None
+        try:
+            self._hub.file_profile(self._profile, ctx)
+            self._hub.tick(ctx.current_time)
+            target = self._hub.target(self._profile)
+        except Exception:  # never break Serve's control loop: hold the current target
+            log.exception("controller tick failed; holding %s", self._profile)
         if target is None:  # no plan yet: keep what Serve has
             target = ctx.target_num_replicas
         return target, ctx.policy_state
@@ -42,8 +49,11 @@ class IngressAutoscaler:
         self._hub = hub_for(deployments, policy)
 
     def __call__(self, ctx: Any) -> tuple[int, dict[str, Any]]:
-        self._hub.file_ingress(ctx)
-        self._hub.tick(ctx.current_time)
+        try:
+            self._hub.file_ingress(ctx)
+            self._hub.tick(ctx.current_time)
+        except Exception:  # never break Serve's control loop
+            log.exception("controller tick failed (ingress context)")
         return ctx.target_num_replicas, ctx.policy_state
 
 
