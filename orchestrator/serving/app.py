@@ -12,8 +12,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.control.serve_policy import ingress_autoscaling_config, profile_serve_options
 from orchestrator.models import resolve_model
 from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
+from orchestrator.policy.loader import load_policy
 from orchestrator.raycompat.model_cards import model_card
 from orchestrator.serving.engine_config import (
     DEPLOYMENT_PREFIX,
@@ -62,9 +64,12 @@ def build_llm_configs(catalog: Catalog) -> dict[str, Any]:
     }
 
 
-def build_profile_deployments(configs: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
+def build_profile_deployments(
+    configs: dict[str, Any], catalog: Catalog, controller: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """One ray.serve.llm LLMServer deployment per profile, keyed by profile name, pinned to the
-    nodes its `placement` names."""
+    nodes its `placement` names; `controller` adds each profile's autoscaling options (the
+    planner's Serve policy, drain timeout; see orchestrator.control.serve_policy)."""
     from ray.serve.config import RequestRouterConfig
     from ray.serve.llm import build_llm_deployment
 
@@ -85,6 +90,7 @@ def build_profile_deployments(configs: dict[str, Any], catalog: Catalog) -> dict
             override_serve_options={
                 "request_router_config": router,
                 **serve_placement_options(catalog.profile(name)),
+                **(controller or {}).get(name, {}),
             },
         )
         for name, config in configs.items()
@@ -100,13 +106,21 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
     app_args = AppArgs.model_validate(args or {})
     catalog = load_catalog(Path(app_args.deployments))
     configs = build_llm_configs(catalog)
-    deployments = build_profile_deployments(configs, catalog)
+    # the controller (issue 13): Serve runs the planner through these autoscaling policies
+    deployments_path = str(Path(app_args.deployments).resolve())
+    policy_path = str(Path(app_args.policy).resolve())
+    policy = load_policy(policy_path, catalog, resolve_secrets=False)
+    controller = {
+        p.name: profile_serve_options(p, policy, deployments_path, policy_path)
+        for p in catalog.profiles
+    }
+    deployments = build_profile_deployments(configs, catalog, controller)
     model_cards = {name: model_card(name, config) for name, config in configs.items()}
     ingress_cls = serve.ingress(fastapi_app)(OrchestratorIngress)
     ingress = serve.deployment(
         ingress_cls,
         name="ingress",
-        num_replicas=1,
+        autoscaling_config=ingress_autoscaling_config(deployments_path, policy_path),
         max_ongoing_requests=1000,
         ray_actor_options=ingress_actor_options(app_args),
         graceful_shutdown_timeout_s=60,
@@ -115,7 +129,7 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
         deployments,
         model_cards,
         catalog=catalog.model_dump(mode="json"),
-        policy_path=str(Path(app_args.policy).resolve()),
+        policy_path=policy_path,
         ledger_path=app_args.ledger_path,
         state_dir=app_args.state_dir,
     )
