@@ -230,6 +230,42 @@ def _as_traffic(table: Table, rows: np.ndarray, offsets: dict[str, float]) -> Ta
     )
 
 
+def score_split(
+    table: Table,
+    tr: np.ndarray,
+    rows: np.ndarray,
+    cfg: TrainConfig,
+    cal_cfg: CalibrationConfig,
+) -> tuple[dict[str, Any], Fitted, Callable[[str], KnownPrior], Baselines]:
+    """Fit on `tr`, score `rows`: metrics per method (answering model's prior as profile
+    calibration) and the model with online calibration (rows in seeded shuffled order)."""
+    fitted = fit_core(table, tr, cfg)
+    base = fit_baselines(fitted, table, tr, cfg)
+    prior = _prior_lookup(known_priors(fitted, table, tr))
+    models = table.row_model[rows]
+    actual = table.row_tokens[rows]
+    preds = predict_methods(fitted, base, table, rows)
+    entry: dict[str, Any] = {"rows": len(rows), "offline": {}, "online": {}}
+    for method, (l50, l90) in preds.items():
+        if method == "model":
+            s50, s90 = _static(l50, l90, models, prior, cal_cfg)
+        else:  # baselines get the model's factor, no p90 prior shift
+            off = np.array([prior(str(m)).log_offset for m in models])
+            s50, s90 = l50 + off, l90 + off
+        entry["offline"][method] = _metrics(actual, s50, s90, base.edges)
+    order = np.random.default_rng(cfg.seed).permutation(len(rows))
+    o50, o90, _ = _online(
+        preds["model"][0][order],
+        preds["model"][1][order],
+        models[order],
+        actual[order],
+        prior,
+        cal_cfg,
+    )
+    entry["online"]["model"] = _metrics(actual[order], o50, o90, base.edges)
+    return entry, fitted, prior, base
+
+
 def loso(
     table: Table, cfg: LosoConfig = LosoConfig(), progress: Callable[[str], None] = print
 ) -> dict[str, Any]:
@@ -242,30 +278,7 @@ def loso(
         started = time.perf_counter()
         tr = (table.row_source != src) & (table.row_source != TRAFFIC_SOURCE)
         rows = np.where(table.row_source == src)[0]
-        fitted = fit_core(table, tr, cfg.train)
-        base = fit_baselines(fitted, table, tr, cfg.train)
-        prior = _prior_lookup(known_priors(fitted, table, tr))
-        models = table.row_model[rows]
-        actual = table.row_tokens[rows]
-        preds = predict_methods(fitted, base, table, rows)
-        entry: dict[str, Any] = {"rows": len(rows), "offline": {}, "online": {}}
-        for method, (l50, l90) in preds.items():
-            if method == "model":
-                s50, s90 = _static(l50, l90, models, prior, cal_cfg)
-            else:  # baselines get the model's factor, no p90 prior shift
-                off = np.array([prior(str(m)).log_offset for m in models])
-                s50, s90 = l50 + off, l90 + off
-            entry["offline"][method] = _metrics(actual, s50, s90, base.edges)
-        order = np.random.default_rng(cfg.train.seed).permutation(len(rows))
-        o50, o90, _ = _online(
-            preds["model"][0][order],
-            preds["model"][1][order],
-            models[order],
-            actual[order],
-            prior,
-            cal_cfg,
-        )
-        entry["online"]["model"] = _metrics(actual[order], o50, o90, base.edges)
+        entry, fitted, prior, base = score_split(table, tr, rows, cfg.train, cal_cfg)
         if cfg.curve:
             entry["curve"] = _learning_curve(
                 table, src, rows, fitted, prior, cfg, cal_cfg, base.edges
