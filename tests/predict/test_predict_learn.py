@@ -128,8 +128,8 @@ def test_refit_after_learn_is_byte_identical(tmp_path, artifact):
     store, pred = _traffic_store(tmp_path, artifact)
     records = list(store.iter_records())
     assert len(records) == len(ASKS)
-    cfg = TrainConfig(rounds=15, folds=2, threads=1, min_data_in_leaf=10, all_data=True)
-    examples = synthetic_examples(("alpaca_eval", "gsm8k"), prompts=60)
+    cfg = TrainConfig(rounds=10, folds=2, threads=1, min_data_in_leaf=10, all_data=True)
+    examples = synthetic_examples(("alpaca_eval", "gsm8k"), prompts=40)
     digests = []
     for k in range(2):
         result = train(cfg, examples, traffic=records, evaluate_heldout=False)

@@ -15,13 +15,13 @@ from orchestrator.predict.offline.fit import (
 from orchestrator.predict.offline.loso import METHODS, LosoConfig, format_loso, loso
 from orchestrator.predict.offline.table import featurize_examples
 
-CFG = TrainConfig(rounds=20, threads=1, min_data_in_leaf=10, conformal_classes=2)
+CFG = TrainConfig(rounds=10, threads=1, min_data_in_leaf=10, conformal_classes=2)
 SOURCES = ("alpaca_eval", "gsm8k", "mt_bench")
 
 
 @pytest.fixture(scope="module")
 def table():
-    return featurize_examples(synthetic_examples(SOURCES, prompts=90))
+    return featurize_examples(synthetic_examples(SOURCES, prompts=60))
 
 
 def test_stacking_folds_are_the_training_sources(table):
