@@ -115,8 +115,15 @@ def stop_server(server: RunningServer, timeout_s: float = 120) -> int:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `stops_server` run after every other test, whatever their file names or
-    the order the files were given in: they stop the session's shared server."""
-    items.sort(key=lambda item: item.get_closest_marker("stops_server") is not None)
+    the order the files were given in: they stop the session's shared server. Tests marked
+    `own_server` (they start a server of their own) run after those, so two servers never run
+    at once."""
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("own_server") is not None,
+            item.get_closest_marker("stops_server") is not None,
+        )
+    )
 
 
 @pytest.fixture(scope="session")

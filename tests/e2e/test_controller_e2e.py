@@ -17,7 +17,7 @@ import pytest
 from orchestrator.paths import DEFAULT_DEPLOYMENTS
 from tests.e2e.conftest import start_server, stop_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_server]
 
 PROFILE = "smollm2-cpu"
 POLICY = """\
