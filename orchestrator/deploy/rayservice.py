@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator.catalog.schema import NODE_TYPE_LABEL
 from orchestrator.deploy import names
 from orchestrator.deploy.serve_args import (
     CACHE_DIR,
@@ -35,6 +36,7 @@ from orchestrator.deploy.serve_args import (
     mounted_args,
 )
 from orchestrator.deploy.values import ChartValues, GeneratedValues, GeneratedWorkerGroup
+from orchestrator.deploy.workers import CPU_GROUP, HEAD_NODE_TYPE, ray_labels
 
 CATALOG_SHA_ANNOTATION = "orchestrator.io/catalog-sha256"
 Obj = dict[str, Any]
@@ -192,7 +194,7 @@ def _gpu_group(values: ChartValues, release: str, g: GeneratedWorkerGroup) -> Ob
         "replicas": g.minReplicas,
         "minReplicas": g.minReplicas,
         "maxReplicas": g.maxReplicas,
-        "rayStartParams": dict(gw.rayStartParams),
+        "rayStartParams": {**gw.rayStartParams, "labels": ray_labels(g.nodeLabels)},
         "template": _pod_template(
             values,
             release,
@@ -206,14 +208,15 @@ def _gpu_group(values: ChartValues, release: str, g: GeneratedWorkerGroup) -> Ob
     }
 
 
-def _cpu_group(values: ChartValues, release: str) -> Obj:
+def _cpu_group(values: ChartValues, release: str, generated: GeneratedValues) -> Obj:
     cw = values.cpuWorkers
+    labels = generated.cpuNodeLabels or {NODE_TYPE_LABEL: CPU_GROUP}
     return {
-        "groupName": "cpu",
+        "groupName": CPU_GROUP,
         "replicas": cw.replicas,
         "minReplicas": cw.minReplicas,
         "maxReplicas": cw.maxReplicas,
-        "rayStartParams": dict(cw.rayStartParams),
+        "rayStartParams": {**cw.rayStartParams, "labels": ray_labels(labels)},
         "template": _pod_template(
             values,
             release,
@@ -247,7 +250,10 @@ def build_rayservice(
             "securityContext": values.containerSecurityContext,
         }
     cluster["headGroupSpec"] = {
-        "rayStartParams": dict(head.rayStartParams),
+        "rayStartParams": {
+            **head.rayStartParams,
+            "labels": ray_labels({NODE_TYPE_LABEL: HEAD_NODE_TYPE}),
+        },
         "template": _pod_template(
             values,
             release,
@@ -262,7 +268,7 @@ def build_rayservice(
     }
     groups: list[Obj] = []
     if values.cpuWorkers.enabled:
-        groups.append(_cpu_group(values, release))
+        groups.append(_cpu_group(values, release, generated))
     groups += [_gpu_group(values, release, g) for g in generated.gpuWorkerGroups]
     cluster["workerGroupSpecs"] = groups
     metadata: Obj = {"name": names.fullname(release, values)}

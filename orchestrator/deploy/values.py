@@ -245,7 +245,7 @@ class MetricsValues(_Values):
 
 
 class GeneratedWorkerGroup(_Values):
-    """One GPU worker group: the pods for one accelerator type of the catalog."""
+    """One GPU worker group: the pods of one node type (by default one per accelerator type)."""
 
     groupName: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
     acceleratorType: str
@@ -254,6 +254,9 @@ class GeneratedWorkerGroup(_Values):
     minReplicas: int = Field(ge=0)
     maxReplicas: int = Field(ge=0)
     profiles: list[str]
+    nodeLabels: dict[str, str] = Field(
+        default_factory=dict, description="Ray node labels the group's pods start with"
+    )
 
 
 class GeneratedValues(_Values):
@@ -261,6 +264,9 @@ class GeneratedValues(_Values):
 
     catalogSha256: str = Field("", pattern=r"^([0-9a-f]{64})?$")
     cpuProfiles: list[str] = Field(default_factory=list)
+    cpuNodeLabels: dict[str, str] = Field(
+        default_factory=dict, description="Ray node labels the `cpu` group's pods start with"
+    )
     gpuWorkerGroups: list[GeneratedWorkerGroup] = Field(default_factory=list)
 
 

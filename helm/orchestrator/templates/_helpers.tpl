@@ -214,3 +214,13 @@ spec:
       emptyDir: {}
     {{- end }}
 {{- end }}
+
+{{/* `ray start --labels` value of a label map: k=v pairs sorted by key, comma-separated
+     (orchestrator.deploy.workers.ray_labels) */}}
+{{- define "orchestrator.rayLabels" -}}
+{{- $pairs := list -}}
+{{- range $k, $v := . -}}
+{{- $pairs = append $pairs (printf "%s=%s" $k $v) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
