@@ -61,6 +61,7 @@ from orchestrator.serving.plan import (
     plan,
     replan,
 )
+from orchestrator.serving.profile_selection import candidates_for_model
 from orchestrator.serving.relay import Continuation, StreamFailover, relay_stream
 from orchestrator.telemetry import OrchestratorMetrics, request_id_scope
 
@@ -101,6 +102,7 @@ class RequestExecutor:
         offload: Offload = asyncio.to_thread,
         decisions: DecisionStore | None = None,
         responses: responses_api.ResponseStore | None = None,
+        placement_note: Callable[[str, list[str]], str] | None = None,
     ):
         self.catalog = catalog
         self.policy_source = policy_source
@@ -124,6 +126,8 @@ class RequestExecutor:
         self.tenant_in_flight: dict[str, int] = defaultdict(int)
         self.reserved_usd: dict[str, float] = defaultdict(float)
         self.health = fo.ProfileHealth()  # profiles seen failing, until healthy again
+        # (503 message, candidate profiles) -> the message plus why the cluster cannot host them
+        self.placement_note = placement_note
         self._views: dict[str, ProfileView] = {}
         self._views_version: str | None = None
 
@@ -180,8 +184,12 @@ class RequestExecutor:
             },
         )
         if isinstance(outcome, Rejected):
+            message = outcome.message
+            if outcome.status == 503 and self.placement_note is not None:
+                names = [p.name for p in candidates_for_model(incoming.model, self.catalog)]
+                message = self.placement_note(message, names)
             return error_response(
-                outcome.status, outcome.message, code=outcome.code, headers=outcome.headers
+                outcome.status, message, code=outcome.code, headers=outcome.headers
             )
         return await self.execute(outcome, request_id, obs, exchange)
 

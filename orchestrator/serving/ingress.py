@@ -36,6 +36,7 @@ from ray.serve.llm.ingress import OpenAiIngress
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator.catalog.schema import Catalog
+from orchestrator.cluster.monitor import PlacementMonitor
 from orchestrator.control.status import read_status
 from orchestrator.ledger import UsageLedger, default_ledger_path
 from orchestrator.paths import STATE_DIR_ENV
@@ -128,6 +129,7 @@ class OrchestratorIngress(OpenAiIngress):
         configure_json_logging(logging.INFO, logger=logging.getLogger("orchestrator"))
         logging.getLogger("orchestrator").propagate = False
         self._metrics = OrchestratorMetrics()
+        self._placement = PlacementMonitor(self._catalog, APP_NAME)
         self._executor = RequestExecutor(
             catalog=self._catalog,
             policy_source=self._policy,
@@ -137,6 +139,7 @@ class OrchestratorIngress(OpenAiIngress):
             handles=self._get_configured_serve_handle,
             ready=self._ready,
             running=self._running,
+            placement_note=self._placement.explain,
         )
         self._ready_task: asyncio.Task[None] | None = None
 
@@ -154,7 +157,11 @@ class OrchestratorIngress(OpenAiIngress):
                         states = dep.replica_states if dep is not None else {}
                         self._running[name] = int(states.get("RUNNING", 0))
                         self._starting[name] = int(states.get("STARTING", 0))
-                        self._ready[name] = self._running[name] > 0
+                        # a replica on a node that died is not ready even before Serve notices
+                        self._ready[name] = self._running[name] > 0 and not (
+                            self._placement.unplaceable(name)
+                        )
+                await self._placement.refresh()
             except Exception:  # the controller may be restarting; keep the last view
                 log.warning("could not refresh deployment readiness", exc_info=True)
             await self._executor.probe_down_profiles()
@@ -229,6 +236,7 @@ class OrchestratorIngress(OpenAiIngress):
                 "profiles": {
                     p.name: {
                         "ready": self._executor.profile_ready(p.name),
+                        "placement": self._placement.report[p.name].model_dump(),
                         "in_flight": self._executor.in_flight.get(p.name, 0),
                         "down": self._executor.health.down().get(p.name),
                         "family": p.served_model_name,

@@ -1,0 +1,37 @@
+"""The request path with a cluster that cannot host a profile: routing skips it, and a request
+only it could serve gets a 503 naming the profile and the reason (with Retry-After)."""
+
+from __future__ import annotations
+
+import json
+
+from orchestrator.catalog.schema import NODE_TYPE_LABEL
+from orchestrator.cluster import ProfilePlacement
+from orchestrator.cluster.monitor import PlacementMonitor
+from tests.serving.test_ingress_request_path import (  # noqa: F401 (fixture)
+    LOCAL,
+    MESSAGES,
+    _serve,
+    ingress,
+)
+
+REASON = f"unplaceable: no node with label {NODE_TYPE_LABEL}=cpu-b"
+
+
+async def test_unplaceable_profile_gets_a_503_naming_why(ingress):  # noqa: F811
+    monitor = PlacementMonitor(LOCAL, "orchestrator")
+    monitor.report["smollm2-cpu-ngram"] = ProfilePlacement(state="unplaceable", reason=REASON)
+    ingress.placement_note = monitor.explain
+    ingress.ready["smollm2-cpu-ngram"] = False  # what the ingress's refresh loop sets for it
+
+    body = {"model": "smollm2-cpu-ngram", "messages": MESSAGES}
+    response = await _serve(ingress, body, "chat")
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0
+    error = json.loads(response.body)["error"]
+    assert f"smollm2-cpu-ngram: {REASON}" in error["message"]
+    assert ingress.handle.requests == []  # no engine was called
+    assert ingress.ledger.count() == 0
+
+    # the family is still served by the other profile
+    assert monitor.explain("x", ["smollm2-cpu"]) == "x"
