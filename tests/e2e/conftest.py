@@ -55,15 +55,18 @@ class RunningServer:
 E2E_API_KEY = "sk-e2e-team-a-0123456789"  # given to the server as $ORCHESTRATOR_E2E_KEY
 
 
-def start_server(tmp: Path, extra_args: list[str] | None = None) -> RunningServer:
+def start_server(
+    tmp: Path, extra_args: list[str] | None = None, env: dict[str, str] | None = None
+) -> RunningServer:
     """Start `orchestrator serve` on the embedded default, with a private copy of the default
-    policy (tests rewrite it) and a private state directory (ledger, calibration)."""
+    policy (tests rewrite it) and a private state directory (ledger, calibration); `env` adds
+    to the server's environment."""
     port = _free_port()
     log_path = tmp / "serve.log"
     policy = tmp / "policy" / "policy.yaml"
     policy.parent.mkdir(parents=True, exist_ok=True)
     policy.write_text(DEFAULT_POLICY.read_text())
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     env["ORCHESTRATOR_STATE_DIR"] = str(tmp / "state")
     env["ORCHESTRATOR_E2E_KEY"] = E2E_API_KEY
     env.pop("RAY_ADDRESS", None)

@@ -78,6 +78,7 @@ def start_node(
     head_port: int | None = None,
     address: str | None = None,
     env: dict[str, str] | None = None,
+    object_store_bytes: int | None = None,
 ) -> RayNode:
     """Start a head (`head_port`) or a worker joining `address`; returns once it is up."""
     log_path = tmp / f"ray-{name}.log"
@@ -93,6 +94,8 @@ def start_node(
         f"--metrics-export-port={free_port()}",
         "--disable-usage-stats",
     ]
+    if object_store_bytes:
+        cmd.append(f"--object-store-memory={object_store_bytes}")
     if head_port is not None:
         cmd += ["--head", f"--port={head_port}", "--include-dashboard=false"]
         cmd += [f"--ray-client-server-port={free_port()}", "--node-ip-address=127.0.0.1"]
