@@ -47,6 +47,14 @@ def _ms(p: dict[str, Any] | None) -> str:
     return "-" if v is None else f"{v:.0f}"
 
 
+def _reason(p: dict[str, Any]) -> str:
+    """The controller's reason, unless the cluster cannot host the profile (that comes first)."""
+    placement = p.get("placement") or {}
+    if placement.get("state") == "unplaceable":
+        return str(placement.get("reason"))
+    return p.get("reason") or "(no plan yet)"
+
+
 def render(doc: dict[str, Any]) -> str:
     """The status document as a table (one line per profile) plus the controller summary."""
     ctl = doc.get("controller") or {}
@@ -65,7 +73,7 @@ def render(doc: dict[str, Any]) -> str:
                 _ms(o.get("ttft_ms")),
                 _ms(o.get("tpot_ms")),
                 f"{o.get('spend_usd_per_hour', 0.0):.4f}",
-                p.get("reason") or "(no plan yet)",
+                _reason(p),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(7)]

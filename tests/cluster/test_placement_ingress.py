@@ -35,3 +35,21 @@ async def test_unplaceable_profile_gets_a_503_naming_why(ingress):  # noqa: F811
 
     # the family is still served by the other profile
     assert monitor.explain("x", ["smollm2-cpu"]) == "x"
+
+
+def test_orchestrator_status_cli_shows_the_unplaceable_reason():
+    from orchestrator.cli.status import render
+
+    doc = {
+        "profiles": {
+            "smollm2-cpu": {"replicas_running": 1, "placement": {"state": "placed"}},
+            "smollm2-cpu-ngram": {
+                "replicas_running": 0,
+                "reason": "planner: keep 1",
+                "placement": {"state": "unplaceable", "nodes": [], "reason": REASON},
+            },
+        }
+    }
+    lines = render(doc).splitlines()
+    assert lines[2].startswith("smollm2-cpu-ngram") and lines[2].endswith(REASON)
+    assert lines[1].endswith("(no plan yet)")
