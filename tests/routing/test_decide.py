@@ -520,8 +520,8 @@ def test_tools_go_only_to_profiles_with_a_tool_parser(gpu_views):
 
 
 def test_tools_without_any_tool_parser_is_a_400_naming_the_profile_setting(local_views):
-    assert not any(v.tool_calling for v in local_views)
-    d = decide(_req(needs_tool_parser=True), EASY, OPEN, local_views)
+    views = [v.model_copy(update={"tool_calling": False}) for v in local_views]
+    d = decide(_req(needs_tool_parser=True), EASY, OPEN, views)
     assert d.action == "reject" and d.profile is None
     assert d.rejection.status == 400
     assert d.rejection.code == "tool_calling_unsupported"
@@ -600,3 +600,12 @@ def test_cap_tokens_floor_is_the_context_minimum(local_views):
         local_views,
     )
     assert _by_name(d)[view.name].lost_because != ("context_too_long",)
+
+
+def test_embedded_catalog_routes_tools_to_its_profile_with_a_parser(local_views):
+    d = decide(_req(needs_tool_parser=True), EASY, OPEN, local_views)
+    assert d.profile == "smollm2-cpu"
+    pinned = decide(
+        _req(model="smollm2-cpu-ngram", needs_tool_parser=True), EASY, OPEN, local_views
+    )
+    assert pinned.rejection is not None and pinned.rejection.status == 400
