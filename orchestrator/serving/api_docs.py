@@ -288,6 +288,26 @@ def _schema_ref(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
+# what `openai_io.check_common_fields` refuses beyond vLLM's own models, as schema constraints
+_OUR_CHECKS: dict[str, dict[str, dict[str, Any]]] = {
+    "ChatCompletionRequest": {
+        "messages": {"minItems": 1},
+        "max_tokens": {"minimum": 1},
+        "max_completion_tokens": {"minimum": 1},
+        "n": {"minimum": 1},
+    },
+    "CompletionRequest": {"max_tokens": {"minimum": 1}, "n": {"minimum": 1}},
+}
+
+
+def _tighten(prop: dict[str, Any], constraints: dict[str, Any]) -> None:
+    """Add `constraints` to the non-null branches of a property schema (or to it)."""
+    branches = prop.get("anyOf") or [prop]
+    for branch in branches:
+        if branch.get("type") in ("integer", "number", "array", "string"):
+            branch.update(constraints)
+
+
 def _components(models: list[type[BaseModel]], requests: set[type[BaseModel]]) -> dict:
     """JSON schemas of all models, request models in validation mode, the rest as serialized."""
     pairs = [(m, "validation" if m in requests else "serialization") for m in models]
@@ -297,6 +317,9 @@ def _components(models: list[type[BaseModel]], requests: set[type[BaseModel]]) -
         body = schemas.get(model.__name__)
         if body is not None and "properties" in body:
             body["properties"]["orchestrator"] = _schema_ref(OrchestratorOptions)
+            for name, constraints in _OUR_CHECKS.get(model.__name__, {}).items():
+                if name in body["properties"]:
+                    _tighten(body["properties"][name], constraints)
     return schemas
 
 

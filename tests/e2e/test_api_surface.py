@@ -177,6 +177,19 @@ SCHEMATHESIS_CHECKS = (
 )
 
 
+def junit_problems(report: Path) -> tuple[int, list[str]]:
+    """(test cases run, the failures and errors among them) of a schemathesis JUnit report."""
+    import xml.etree.ElementTree as ET
+
+    cases = ET.parse(report).getroot().iter("testcase")
+    total, problems = 0, []
+    for case in cases:
+        total += 1
+        for bad in [*case.iter("failure"), *case.iter("error")]:
+            problems.append(f"{case.get('name')}: {(bad.text or bad.get('message') or '')[:600]}")
+    return total, problems
+
+
 def _schemathesis(server, tmp_path, name: str, *args: str) -> str:
     report = tmp_path / f"{name}.xml"
     cmd = [
@@ -200,7 +213,9 @@ def _schemathesis(server, tmp_path, name: str, *args: str) -> str:
     ]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=420)
     out = run.stdout[-6000:] + run.stderr[-2000:]
-    assert run.returncode == 0, out
+    total, problems = junit_problems(report)
+    assert not problems, "\n".join(problems)
+    assert run.returncode == 0 and total > 0, out
     return run.stdout
 
 
@@ -213,7 +228,7 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(server, tmp_path
     original = server.policy_path.read_text()
     _reload_policy(server, _capped_policy(original))
     try:
-        examples = os.environ.get("ORCHESTRATOR_E2E_FUZZ_EXAMPLES", "5")
+        examples = os.environ.get("ORCHESTRATOR_E2E_FUZZ_EXAMPLES", "10")
         fuzz = _schemathesis(
             server, tmp_path, "fuzz", "--phases", "examples,fuzzing", "--max-examples", examples
         )
@@ -222,8 +237,8 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(server, tmp_path
         )
     finally:
         _reload_policy(server, original)
-    for out in (fuzz, coverage):
-        assert "No issues found" in out, out[-4000:]
+    for out in (fuzz, coverage):  # summaries, shown with -s (warnings are not failures)
+        print(out[-1500:])
 
 
 def test_guidellm_short_benchmark(server, family, tmp_path):

@@ -127,3 +127,10 @@ def test_405_names_the_allowed_methods_in_openai_error_json():
     assert r.status_code == 405
     assert r.headers["allow"] == "POST"
     assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_request_schemas_carry_our_own_checks(doc):
+    chat = doc["components"]["schemas"]["ChatCompletionRequest"]["properties"]
+    assert chat["messages"]["minItems"] == 1
+    ints = [b for b in chat["max_tokens"]["anyOf"] if b.get("type") == "integer"]
+    assert ints and ints[0]["minimum"] == 1
