@@ -13,7 +13,10 @@ from orchestrator.paths import PROJECT_ROOT
 from orchestrator.profiling import SweepStep
 from orchestrator.profiling.measure import measure_profile
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.own_server,
+]  # its own engine: never beside the shared server
 
 TINY = [
     SweepStep("decode", 1, 16, 6),
