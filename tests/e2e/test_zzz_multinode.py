@@ -211,6 +211,21 @@ def test_node_loss_fails_over_reports_within_30s_and_keeps_one_ledger_row(
     killed_at = time.monotonic()
     cluster.workers[0].kill()
 
+    # status reports the loss, naming the missing node type
+    deadline = killed_at + LOSS_REPORTED_WITHIN_S
+    lost, seen = None, None
+    while time.monotonic() < deadline:
+        seen = cluster.status()[ON_B]
+        if seen["placement"]["state"] == "unplaceable":
+            lost = seen["placement"]
+            break
+        time.sleep(1)
+    reported_after = time.monotonic() - killed_at
+    assert lost is not None, f"loss not reported within {LOSS_REPORTED_WITHIN_S:.0f} s: {seen}"
+    assert lost["reason"] == f"unplaceable: no node with label {NODE_TYPE_LABEL}=cpu-b"
+    assert cluster.status()[ON_A]["placement"]["state"] == "placed"
+    print(f"node loss reported after {reported_after:.1f} s")
+
     # the streams end promptly and visibly: an error event or a complete answer, never a hang
     for t in threads:
         t.join(timeout=300)
@@ -223,21 +238,6 @@ def test_node_loss_fails_over_reports_within_30s_and_keeps_one_ledger_row(
         assert finished or errored or out["ended"].startswith("transport"), (rid, out)
         if errored:
             assert any("retry" in c.lower() or "unavailable" in c.lower() for c in tail), tail
-
-    # status reports the loss, naming the missing node type
-    deadline = killed_at + LOSS_REPORTED_WITHIN_S
-    lost = None
-    while time.monotonic() < deadline:
-        placement = cluster.status()[ON_B]["placement"]
-        if placement["state"] == "unplaceable":
-            lost = placement
-            break
-        time.sleep(1)
-    reported_after = time.monotonic() - killed_at
-    assert lost is not None, f"loss not reported within {LOSS_REPORTED_WITHIN_S:.0f} s"
-    assert lost["reason"] == f"unplaceable: no node with label {NODE_TYPE_LABEL}=cpu-b"
-    assert cluster.status()[ON_A]["placement"]["state"] == "placed"
-    print(f"node loss reported after {reported_after:.1f} s")
 
     # the family keeps being served by the other profile; the lost one gets a clear 503
     for i in range(3):
