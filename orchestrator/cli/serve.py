@@ -170,7 +170,10 @@ def run(args: argparse.Namespace) -> int:
         started = _descendants()
         try:
             if joined:
-                serve.delete(APP_NAME)
+                try:
+                    serve.delete(APP_NAME)
+                except TimeoutError as exc:  # e.g. a replica that no node can host
+                    _say(f"the application is still being deleted from the cluster: {exc}")
             else:
                 serve.shutdown()
         finally:
