@@ -3,9 +3,11 @@
     flock /tmp/orchestrator-ray.lock python bench/vs_ray_serve_llm.py [--requests 30]
 
 The plain side is `ray.serve.llm.build_openai_app` on exactly the `LLMConfig` orchestrator
-builds for the profile (`serving.app.build_llm_configs` of a one-profile catalog); the
-orchestrator side is `orchestrator serve` on the same one-profile catalog. Both run at once
-(each its own local Ray), so machine load hits both; for each concurrency (1 and 4) the sides
+builds for the profile (`serving.app.build_llm_configs` of a one-profile catalog), deployed
+as a second Serve application (`/plain`) into the Ray cluster of `orchestrator serve` on the
+same one-profile catalog (two local Ray clusters on one machine do not start: the second
+`ray.init` times out on the first's GCS). Both run at once behind the same Serve proxy, so
+machine load and the proxy hop hit both; for each concurrency (1 and 4) the sides
 are measured alternately in halves (A B B A), each side `--requests` streamed chat requests of
 ~128 prompt tokens and 32 output tokens (temperature 0, ignore_eos). Reported per side and
 concurrency: TTFT median and p95 (first content chunk, client side), output tokens/s (all
@@ -43,22 +45,18 @@ PROMPT = (
     "Read them carefully and then answer the question at the end in one short sentence. "
 ) * 4 + "Question: which is the longest river in Europe?"
 
-PLAIN_SERVER = """
-import sys, time
+PLAIN_APP = """
+import sys
 import ray
 from ray import serve
 from ray.serve.llm import build_openai_app
 from orchestrator.catalog import load_catalog
 from orchestrator.serving.app import build_llm_configs
-catalog = load_catalog(sys.argv[1])
-configs = build_llm_configs(catalog)
-ray.init()
-serve.start(http_options={"host": "127.0.0.1", "port": int(sys.argv[2])})
+configs = build_llm_configs(load_catalog(sys.argv[1]))
+ray.init(address="auto")
 serve.run(build_openai_app({"llm_configs": list(configs.values())}), name="plain",
-          route_prefix="/")
+          route_prefix="/plain")
 print("plain Ray Serve LLM ready", flush=True)
-while True:
-    time.sleep(60)
 """
 
 
@@ -178,15 +176,9 @@ def main() -> None:
         f"python {platform.python_version()}; load average {load_average()}; logs in {work}",
         flush=True,
     )
-    plain_port, ours_port = free_port(), free_port()
+    ours_port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"}
-    plain = subprocess.Popen(
-        [sys.executable, "-c", PLAIN_SERVER, str(catalog), str(plain_port)],
-        stdout=(work / "plain.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env=env,
-    )
+    env.pop("RAY_ADDRESS", None)
     ours = subprocess.Popen(
         [
             sys.executable,
@@ -206,16 +198,21 @@ def main() -> None:
         cwd=ROOT,
         env=env,
     )
-    sides = {
-        "plain": f"http://127.0.0.1:{plain_port}",
-        "orchestrator": f"http://127.0.0.1:{ours_port}",
-    }
+    base = f"http://127.0.0.1:{ours_port}"
+    sides = {"plain": f"{base}/plain", "orchestrator": base}
     results: dict = {}
     try:
-        wait_ready(f"{sides['plain']}/v1/models", plain)
-        wait_ready(
-            f"{sides['orchestrator']}/healthz", ours, lambda r: all(r.json()["profiles"].values())
+        wait_ready(f"{base}/healthz", ours, lambda r: all(r.json()["profiles"].values()))
+        subprocess.run(  # the plain app, into the same Ray cluster and Serve proxy
+            [sys.executable, "-c", PLAIN_APP, str(catalog)],
+            stdout=(work / "plain.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+            check=True,
+            timeout=1800,
         )
+        wait_ready(f"{sides['plain']}/v1/models", ours)
         print("both ready; warming up", flush=True)
         for base in sides.values():
             asyncio.run(run_batch(base, profile.name, 2, 4))
@@ -227,8 +224,7 @@ def main() -> None:
                 print(f"c={conc} {side}: {half} requests done", flush=True)
             results[conc] = {side: merge(p) for side, p in parts.items()}
     finally:
-        stop(ours)
-        stop(plain)
+        stop(ours)  # `orchestrator serve` shuts its Ray cluster down, the plain app with it
     print(
         f"\nprofile {profile.name}; {args.requests} requests per side and concurrency; "
         f"load average at the end {load_average()}"
