@@ -129,6 +129,7 @@ class RequestExecutor:
         # (503 message, candidate profiles) -> the message plus why the cluster cannot host them
         self.placement_note = placement_note
         self._views: dict[str, ProfileView] = {}
+        self._plan_lock = asyncio.Lock()  # see `_serve`: plan -> begin is one step per request
         self._views_version: str | None = None
 
     # ----- the request path ------------------------------------------------------------
@@ -171,7 +172,13 @@ class RequestExecutor:
             body = exchange.chat_body()
             endpoint = "chat"
         incoming = parse_incoming(body, endpoint, tenant, targets, self.catalog)
-        outcome = await self.offload(plan, incoming, await self.plan_state(incoming, request_id))
+        # Plans are made one at a time, and nothing awaits between a plan and `_begin` (in
+        # `execute`): each request is planned against the load of every request planned before
+        # it, though planning itself runs in a worker thread.
+        async with self._plan_lock:
+            outcome = await self.offload(
+                plan, incoming, await self.plan_state(incoming, request_id)
+            )
         obs.predicted(outcome.prediction)
         self.decisions.put(request_id, tenant.name, outcome.decision)
         obs.decided(outcome.decision)

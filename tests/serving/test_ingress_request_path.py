@@ -326,3 +326,52 @@ async def test_the_body_is_validated_once_and_the_decision_copied_in(
     assert sent.model == response.headers["x-orchestrator-profile"]
     assert sent.request_id == "rid-once"
     assert sent.max_tokens == sent.max_completion_tokens == 512  # the policy's max_tokens
+
+
+async def test_a_burst_planned_at_once_sees_each_others_load(ingress, chat_completion):
+    """Planning runs in worker threads, yet requests planned at the same moment see each
+    other's load (the in-flight count is taken before the next plan reads it): a burst spreads
+    over both profiles, as the live-load model says it should."""
+    import asyncio
+
+    gate = asyncio.Event()
+    chosen: list[str] = []
+
+    class GatedHandle:
+        def __init__(self, name: str):
+            self.name = name
+            self.chat = SimpleNamespace(remote=self._remote)
+
+        def _remote(self, request: Any, raw_request_info: Any) -> Any:
+            chosen.append(self.name)
+            inner = chat_completion()
+
+            class Gated:
+                def __aiter__(self) -> Any:
+                    return self
+
+                async def __anext__(self) -> Any:
+                    await gate.wait()  # every request is dispatched before any finishes
+                    return await inner.__anext__()
+
+                def cancel(self) -> None:
+                    inner.cancel()
+
+            return Gated()
+
+    handles = {p.name: GatedHandle(p.name) for p in LOCAL.profiles}
+    ingress.handles = handles.__getitem__
+    body = {"model": FAMILY, "messages": MESSAGES, "max_tokens": 48}
+    burst = 12
+    tasks = [
+        asyncio.create_task(_serve(ingress, body, "chat", {"x-request-id": f"burst-{i}"}))
+        for i in range(burst)
+    ]
+    for _ in range(500):
+        if len(chosen) == burst or any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.01)
+    gate.set()
+    responses = await asyncio.gather(*tasks)
+    assert [r.status_code for r in responses] == [200] * burst
+    assert set(chosen) == {p.name for p in LOCAL.profiles}, chosen
