@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from orchestrator.config_files import ConfigError
-from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
+from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY, state_dir
 
 
 def register(sub: Any) -> None:
@@ -150,7 +150,13 @@ def run(args: argparse.Namespace) -> int:
             proxy_location=args.proxy_location,
             http_options={"host": args.host, "port": args.port},
         )
-        app_args: dict[str, Any] = {"deployments": args.deployments, "policy": args.policy}
+        # the state directory is resolved here, in the caller's environment: replicas in a
+        # joined cluster run in worker processes that `ray start` spawned, without it
+        app_args: dict[str, Any] = {
+            "deployments": args.deployments,
+            "policy": args.policy,
+            "state_dir": str(state_dir()),
+        }
         if ingress_labels:
             app_args["ingress_node_labels"] = ingress_labels
         if args.ledger:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -97,6 +98,10 @@ class ProfileEngine:
 
         location = model_location or resolve_model(profile.model)
         kwargs = engine_kwargs(profile, location)
+        # the profile's OpenAI-frontend arguments (tool_call_parser, enable_auto_tool_choice)
+        # are not engine arguments and do not change its speed: the engine gets the rest
+        engine_fields = {f.name for f in dataclasses.fields(AsyncEngineArgs)}
+        kwargs = {k: v for k, v in kwargs.items() if k in engine_fields}
         args = AsyncEngineArgs(
             model=location, served_model_name=[profile.name], disable_log_stats=True, **kwargs
         )
