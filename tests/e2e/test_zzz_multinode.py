@@ -211,18 +211,19 @@ def test_node_loss_fails_over_reports_within_30s_and_keeps_one_ledger_row(
     killed_at = time.monotonic()
     cluster.workers[0].kill()
 
-    # status reports the loss, naming the missing node type
+    # status reports the loss, naming the missing node type (on the way, while Ray has not yet
+    # marked the node dead, it may say the node is full: its resources went first)
     deadline = killed_at + LOSS_REPORTED_WITHIN_S
+    gone = f"unplaceable: no node with label {NODE_TYPE_LABEL}=cpu-b"
     lost, seen = None, None
     while time.monotonic() < deadline:
         seen = cluster.status()[ON_B]
-        if seen["placement"]["state"] == "unplaceable":
+        if seen["placement"]["state"] == "unplaceable" and seen["placement"]["reason"] == gone:
             lost = seen["placement"]
             break
         time.sleep(1)
     reported_after = time.monotonic() - killed_at
     assert lost is not None, f"loss not reported within {LOSS_REPORTED_WITHIN_S:.0f} s: {seen}"
-    assert lost["reason"] == f"unplaceable: no node with label {NODE_TYPE_LABEL}=cpu-b"
     assert cluster.status()[ON_A]["placement"]["state"] == "placed"
     print(f"node loss reported after {reported_after:.1f} s")
 
