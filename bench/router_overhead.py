@@ -3,13 +3,15 @@
 For each real prompt (shared data, else built-in ones) it times, side by side in one run:
   plain:  what the plain serving path does per request (parse + check the body, validate it
           into vLLM's request model, choose candidates);
-  routed: the server's own functions: `parse_incoming` (caller targets, our checks, vLLM's
-          request model validated ONCE, the predictor's text view) and `plan` (token-budget
-          prediction for every candidate, tenant rules, priced live views, `decide`, the
-          decision applied to the validated request with `model_copy`, headers).
-The difference is the added latency (goal <= 1 ms p50). Budgets read the SQLite ledger only
-for tenants with budgets; the embedded default policy has none, as measured here. (The server
-runs `plan` in a worker thread; the thread hop is not included.)
+  routed: the server's own functions, each timed: `parse_incoming` (caller targets, our checks,
+          vLLM's request model validated ONCE, the predictor's text view), `predict` (token
+          budget on every candidate; the server runs it in a worker thread, the hop is not
+          included) and `plan`, the routing stage (tenant rules, admission, priced live views,
+          `decide`, the decision applied to the validated request with `model_copy`, headers;
+          the server runs it on the event loop).
+Reported: each stage, the routed path and what it adds to the plain one (goal: the routing
+stage, with the single validation pass, <= 1 ms p50). Budgets read the SQLite ledger only for
+tenants with budgets; the embedded default policy has none, as measured here.
 
     python bench/router_overhead.py [--n 500]
 """
@@ -35,7 +37,7 @@ from orchestrator.predict import Predictor  # noqa: E402
 from orchestrator.routing.views import with_live  # noqa: E402
 from orchestrator.serving import openai_io, route_inputs  # noqa: E402
 from orchestrator.serving.incoming import parse_incoming  # noqa: E402
-from orchestrator.serving.plan import EnginePlan, PlanState, plan  # noqa: E402
+from orchestrator.serving.plan import EnginePlan, PlanState, plan, predict  # noqa: E402
 from orchestrator.serving.profile_selection import candidates_for_model  # noqa: E402
 
 FALLBACK = [
@@ -75,20 +77,26 @@ def main() -> None:
         candidates_for_model(body.get("model"), catalog)
         openai_io.validate_request(body, "chat")
 
-    def routed(raw: bytes) -> None:
+    def routed(raw: bytes) -> tuple[float, float, float]:
+        """(parse + validate, predict, plan) in ms."""
+        t0 = time.perf_counter()
         body = openai_io.parse_json_body(raw)
         targets = route_inputs.caller_targets({}, body.pop("orchestrator", None))
         incoming = parse_incoming(body, "chat", tenant, targets, catalog)
+        t1 = time.perf_counter()
+        predicted = predict(incoming, catalog, predictor)
+        t2 = time.perf_counter()
         live = {n: route_inputs.live_state(True, 0, 1) for n in views}
         state = PlanState(
             policy=policy,
             catalog=catalog,
             views=with_live(views.values(), live),
             budget=route_inputs.BudgetState(None, None),
-            predictor=predictor,
             request_id="bench",
         )
-        assert isinstance(plan(incoming, state), EnginePlan)
+        assert isinstance(plan(incoming, predicted, state), EnginePlan)
+        t3 = time.perf_counter()
+        return (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000
 
     bodies = [
         json.dumps(
@@ -99,21 +107,34 @@ def main() -> None:
     for raw in bodies[:20]:  # warm caches and lazy imports
         plain(raw)
         routed(raw)
-    t_plain, t_routed = [], []
+    t_plain, t_parse, t_predict, t_plan, t_routed = [], [], [], [], []
     for raw in bodies:  # interleaved, so both see the same machine state
         t0 = time.perf_counter()
         plain(raw)
         t1 = time.perf_counter()
-        routed(raw)
+        parse_ms, predict_ms, plan_ms = routed(raw)
         t2 = time.perf_counter()
         t_plain.append((t1 - t0) * 1000)
         t_routed.append((t2 - t1) * 1000)
+        t_parse.append(parse_ms)
+        t_predict.append(predict_ms)
+        t_plan.append(plan_ms)
     added = [r - p for p, r in zip(t_plain, t_routed, strict=True)]
+    routing = [a + b for a, b in zip(t_parse, t_plan, strict=True)]
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, "
         f"python {platform.python_version()}; {len(bodies)} real prompts"
     )
-    for name, vals in (("plain path", t_plain), ("routed path", t_routed), ("added", added)):
+    rows = (
+        ("plain path", t_plain),
+        ("parse+valid.", t_parse),
+        ("predict", t_predict),
+        ("plan (route)", t_plan),
+        ("parse+plan", routing),
+        ("routed path", t_routed),
+        ("added", added),
+    )
+    for name, vals in rows:
         print(
             f"{name:12s} p50 {statistics.median(vals):6.3f} ms   p90 {pct(vals, 0.9):6.3f} ms   "
             f"p99 {pct(vals, 0.99):6.3f} ms"

@@ -13,8 +13,13 @@ fakes; `OrchestratorIngress` (the Serve edge) builds it with the real ones.
 Invariants:
 - an invalid body is refused before anything is predicted, priced, decided, reserved or
   recorded: it gets its 4xx and leaves no decision, no reservation and no ledger row;
-- prediction and decision run in a worker thread (`offload`), never on the event loop, so a
-  request being planned does not stall the streams being relayed;
+- prediction and ledger reads run in worker threads (`offload`), many at once, never on the
+  event loop; the decision (`plan`, sub-millisecond maths) runs on the event loop and nothing is
+  awaited between it and counting the request in flight (`_begin`), so each request is decided
+  against the load and reservations of every request decided before it (a burst spreads, and
+  overload shedding sees it) without requests waiting for each other's predictions;
+- a request is counted in flight on the profile its engine is serving it from: a stream that
+  migrates moves its count to the profile it continues on;
 - every routed request is settled exactly once (`RequestSettlement`), streams cut short
   included; its in-flight count and reservation are released then;
 - an engine that fails marks its profile down at once (`failover.ProfileHealth`; the edge
@@ -37,7 +42,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.control.meters import DemandMeter
-from orchestrator.ledger import Status, UsageLedger
+from orchestrator.ledger import Status, UsageLedger, WindowSpend
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.routing.types import Decision, ProfileView
 from orchestrator.routing.views import with_live
@@ -59,6 +64,7 @@ from orchestrator.serving.plan import (
     TokenPredictor,
     decision_headers,
     plan,
+    predict,
     replan,
 )
 from orchestrator.serving.profile_selection import candidates_for_model
@@ -128,8 +134,8 @@ class RequestExecutor:
         self.health = fo.ProfileHealth()  # profiles seen failing, until healthy again
         # (503 message, candidate profiles) -> the message plus why the cluster cannot host them
         self.placement_note = placement_note
+        self._counted_on: dict[int, str] = {}  # id(trace) -> profile its in-flight count is on
         self._views: dict[str, ProfileView] = {}
-        self._plan_lock = asyncio.Lock()  # see `_serve`: plan -> begin is one step per request
         self._views_version: str | None = None
 
     # ----- the request path ------------------------------------------------------------
@@ -172,13 +178,10 @@ class RequestExecutor:
             body = exchange.chat_body()
             endpoint = "chat"
         incoming = parse_incoming(body, endpoint, tenant, targets, self.catalog)
-        # Plans are made one at a time, and nothing awaits between a plan and `_begin` (in
-        # `execute`): each request is planned against the load of every request planned before
-        # it, though planning itself runs in a worker thread.
-        async with self._plan_lock:
-            outcome = await self.offload(
-                plan, incoming, await self.plan_state(incoming, request_id)
-            )
+        predicted = await self.offload(predict, incoming, self.catalog, self.predictor)
+        spends = await self.read_spends(tenant)
+        # nothing is awaited from here to `_begin` (in `execute`): see the module docstring
+        outcome = plan(incoming, predicted, self.plan_state(incoming, request_id, spends))
         obs.predicted(outcome.prediction)
         self.decisions.put(request_id, tenant.name, outcome.decision)
         obs.decided(outcome.decision)
@@ -200,16 +203,18 @@ class RequestExecutor:
             )
         return await self.execute(outcome, request_id, obs, exchange)
 
-    async def plan_state(self, incoming: Any, request_id: str) -> PlanState:
-        """The state a request is planned against, read now (ledger in a worker thread)."""
+    def plan_state(
+        self, incoming: Any, request_id: str, spends: Mapping[str, WindowSpend]
+    ) -> PlanState:
+        """The state a request is planned against: this moment's load and reservations, and
+        the tenant's ledger spend `spends` (from `read_spends`)."""
         tenant = incoming.tenant
         policy = self.policy_source.current
         return PlanState(
             policy=policy,
             catalog=self.catalog,
             views=self.views_now(policy),
-            budget=await self.budget_state(tenant),
-            predictor=self.predictor,
+            budget=self.budget_now(tenant, spends),
             request_id=request_id,
             tenant_in_flight=self.tenant_in_flight.get(tenant.name, 0),
         )
@@ -275,7 +280,8 @@ class RequestExecutor:
             self.engine_down(profile.name, _failure_text(failure))
             retry: EnginePlan | Rejected | None = None
             if not retried and p.request.tenant.failover.retry:
-                retry = replan(p, await self.plan_state(p.request, request_id))
+                spends = await self.read_spends(p.request.tenant)
+                retry = replan(p, self.plan_state(p.request, request_id, spends))
             if not isinstance(retry, EnginePlan) or retry.profile.name == profile.name:
                 await settlement.settle(EngineUsage(), "error")
                 raise engine_failure(profile, failure) from None
@@ -322,7 +328,7 @@ class RequestExecutor:
                 endpoint=p.request.endpoint,
                 migratable=p.migratable,
                 start=lambda progress, failed: self.continue_stream(
-                    p, profile, progress, failed, request_id
+                    p, profile, progress, failed, request_id, trace
                 ),
                 on_failure=self.engine_down,
                 show_token_ids=bool(p.request.body.get("return_token_ids")),
@@ -340,6 +346,7 @@ class RequestExecutor:
         progress: fo.StreamProgress,
         failed: list[str],
         request_id: str,
+        trace: RequestTrace | None = None,
     ) -> Continuation | None:
         """Start the rest of a cut stream on the least busy healthy profile of the same model
         that the tenant may use (None when there is none or it fails at once)."""
@@ -372,6 +379,8 @@ class RequestExecutor:
             if _is_error(first_item):
                 self.engine_down(target.name, _failure_text(first_item))
                 continue
+            if trace is not None:
+                self._moved(trace, target.name)
             return Continuation(first, gen, target.name, policy.prices[target.name])
         return None
 
@@ -431,19 +440,32 @@ class RequestExecutor:
             ema = ms if prev is None else prev + RECENT_TTFT_WEIGHT * (ms - prev)
             self.recent_ttft[profile] = (ema, now)
 
-    async def budget_state(self, tenant: TenantPolicy) -> route_inputs.BudgetState:
-        """Remaining budget: one ledger query (in a worker thread) for every window the tenant
-        has a limit on, minus its requests in flight; the budget gauges are refreshed too."""
+    async def read_spends(self, tenant: TenantPolicy) -> dict[str, WindowSpend]:
+        """The tenant's ledger spend in every window it has a limit on: one query, in a worker
+        thread (none without limits); the budget gauges are refreshed from it."""
         limits = route_inputs.budget_limits(tenant.budgets)
         if not limits:
-            return route_inputs.BudgetState(None, None)
+            return {}
         now = self.clock()
         spends = await self.offload(self.ledger.spend_windows, tenant.name, list(limits), now=now)
         budget_export.set_window_gauges(self.metrics, tenant.name, limits, spends)
+        return spends
+
+    def budget_now(
+        self, tenant: TenantPolicy, spends: Mapping[str, WindowSpend]
+    ) -> route_inputs.BudgetState:
+        """Remaining budget: the ledger's spend minus the tenant's reservations in flight now."""
+        if not route_inputs.budget_limits(tenant.budgets):
+            return route_inputs.BudgetState(None, None)
+        now = self.clock()
         spent = {w: (s.cost_usd, s.retry_after_s(now)) for w, s in spends.items()}
         return route_inputs.budget_state(
             tenant.budgets, spent, self.reserved_usd.get(tenant.name, 0.0)
         )
+
+    async def budget_state(self, tenant: TenantPolicy) -> route_inputs.BudgetState:
+        """Remaining budget as a request would be planned against it now."""
+        return self.budget_now(tenant, await self.read_spends(tenant))
 
     async def export_budgets(self) -> None:
         """Budget remaining and spend rate of every reachable tenant with a budget, from the
@@ -455,11 +477,20 @@ class RequestExecutor:
 
     def _begin(self, trace: RequestTrace) -> None:
         self.in_flight[trace.profile] += 1
+        self._counted_on[id(trace)] = trace.profile
         self.tenant_in_flight[trace.tenant] += 1
         self.reserved_usd[trace.tenant] += trace.reserved_usd
 
+    def _moved(self, trace: RequestTrace, profile: str) -> None:
+        """A stream continues on `profile`: its in-flight count follows it."""
+        counted = self._counted_on.get(id(trace))
+        if counted is not None and counted != profile:
+            self.in_flight[counted] -= 1
+            self.in_flight[profile] += 1
+            self._counted_on[id(trace)] = profile
+
     def _end(self, trace: RequestTrace) -> None:
-        self.in_flight[trace.profile] -= 1
+        self.in_flight[self._counted_on.pop(id(trace), trace.profile)] -= 1
         self.tenant_in_flight[trace.tenant] -= 1
         self.reserved_usd[trace.tenant] -= trace.reserved_usd
 

@@ -1,11 +1,14 @@
 """`plan`: the pure step of the request path: predict, price, decide, apply.
 
-    plan(request: IncomingRequest, state: PlanState) -> EnginePlan | Rejected
+    predicted = predict(request, catalog, predictor)          # the slow part: a worker thread
+    plan(request, predicted, state) -> EnginePlan | Rejected  # price, decide, apply: sub-ms
 
 No I/O of its own, no clock, no Ray: its collaborators (the predictor, the policy in force,
-live priced views, the tenant's budget state) come in `state`. The executor
-(`serving/executor.py`) reads the ledger, builds the state, runs `plan` off the event loop,
-then sends, relays and settles.
+live priced views, the tenant's budget state) are passed in. Prediction does not depend on the
+load, so the executor (`serving/executor.py`) runs it off the event loop, many at once; `plan`
+reads the live load, so the executor runs it on the event loop and counts the request in
+flight before anything else is planned: every request is decided against the load of every
+request decided before it, and none waits for another's prediction.
 
 Invariants:
 - the engine request is the request validated once at parse time, updated with
@@ -55,9 +58,17 @@ class PlanState:
     catalog: Catalog
     views: Sequence[ProfileView]  # priced by `policy`, with this moment's live load
     budget: route_inputs.BudgetState  # the tenant's remaining budget (ledger - reservations)
-    predictor: TokenPredictor
     request_id: str
     tenant_in_flight: int = 0  # the tenant's requests running now
+
+
+@dataclass(frozen=True, slots=True)
+class Predicted:
+    """A request's token predictions on each profile that serves its model."""
+
+    candidates: list[Profile]  # the profiles serving the requested model, catalog order
+    predictions: Mapping[str, Prediction]  # profile name -> its prediction
+    first: Prediction  # the first candidate's (what the decision prices)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,19 +115,25 @@ class EnginePlan:
         return self.request.model or self.profile.served_model_name
 
 
-def plan(request: IncomingRequest, state: PlanState) -> EnginePlan | Rejected:
-    """Predict, price, decide and apply (see the module docstring)."""
-    candidates = candidates_for_model(request.model, state.catalog)
+def predict(request: IncomingRequest, catalog: Catalog, predictor: TokenPredictor) -> Predicted:
+    """The request's predictions on every candidate profile; 400 for a prompt over the
+    tenant's bound or input the predictor cannot read. Independent of the load."""
+    candidates = candidates_for_model(request.model, catalog)
     try:
-        predictions = state.predictor.predict_many(request.text, candidates)
+        predictions = predictor.predict_many(request.text, candidates)
     except PredictorInputError as exc:
         raise OrchestratorHTTPError(400, str(exc)) from None
     first = predictions[candidates[0].name]
+    bounds.check_prompt_bound(request.body, request.tenant.bounds, first.prompt_tokens)
+    return Predicted(candidates, predictions, first)
+
+
+def plan(request: IncomingRequest, predicted: Predicted, state: PlanState) -> EnginePlan | Rejected:
+    """Admit, price, decide and apply under `state` (see the module docstring)."""
     tenant = request.tenant
-    bounds.check_prompt_bound(request.body, tenant.bounds, first.prompt_tokens)
     bounds.check_concurrency(tenant.name, tenant.bounds, state.tenant_in_flight)
-    _check_overload(request, state, candidates, first)
-    return _decided(request, state, predictions, first)
+    _check_overload(request, state, predicted.candidates, predicted.first)
+    return _decided(request, state, predicted.predictions, predicted.first)
 
 
 def replan(previous: EnginePlan, state: PlanState) -> EnginePlan | Rejected:

@@ -375,3 +375,21 @@ async def test_a_burst_planned_at_once_sees_each_others_load(ingress, chat_compl
     responses = await asyncio.gather(*tasks)
     assert [r.status_code for r in responses] == [200] * burst
     assert set(chosen) == {p.name for p in LOCAL.profiles}, chosen
+
+
+def test_a_migrated_stream_is_counted_where_it_runs(ingress):
+    """A stream that continues on another profile moves its in-flight count there, and its
+    end releases that profile's count, not the failed one's (the failed profile would
+    otherwise look busy, or go negative, after every migration)."""
+    from orchestrator.serving.accounting import RequestTrace
+
+    failed, survivor = (p.name for p in LOCAL.profiles[:2])
+    trace = RequestTrace(request_id="r", tenant="default", profile=failed, reserved_usd=0.5)
+    ingress._begin(trace)
+    assert (ingress.in_flight[failed], ingress.in_flight[survivor]) == (1, 0)
+    ingress._moved(trace, survivor)
+    assert (ingress.in_flight[failed], ingress.in_flight[survivor]) == (0, 1)
+    ingress._end(trace)
+    assert (ingress.in_flight[failed], ingress.in_flight[survivor]) == (0, 0)
+    assert ingress.tenant_in_flight["default"] == 0
+    assert ingress.reserved_usd["default"] == pytest.approx(0.0)
