@@ -69,7 +69,13 @@ class LiveState(_Frozen):
     replicas_running: int = Field(1, ge=0)
     requests_queued: int = Field(0, ge=0)
     requests_in_flight: int = Field(0, ge=0)
-    recent_ttft_ms: float | None = Field(None, ge=0, description="recent p50-ish, fresh only")
+    ttft_scale: float | None = Field(
+        None,
+        gt=0,
+        description="recent observed TTFT / this model's TTFT for the same requests at the load "
+        "they met (1: as modelled; fresh only). A ratio, not a floor: a TTFT seen under a past "
+        "load says how far the model is off, not what the next request meets at today's load",
+    )
     recent_tpot_ms: float | None = Field(None, ge=0, description="recent p50-ish, fresh only")
     healthy: bool = True
 
@@ -286,9 +292,10 @@ def timing(
         tpot = recent
     prefill_ms = 1000.0 * uncached_prompt_tokens / perf.prefill_tokens_per_s
     ttft = perf.ttft_ms_base + prefill_ms * (1.0 + prefill_load_slowdown * util)
-    recent = live.recent_ttft_ms
-    if recent is not None and recent > ttft:
-        ttft = recent
+    scale = live.ttft_scale
+    if scale is not None:
+        wait_ms *= scale
+        ttft *= scale
     return Timing(n, util, wait_ms, ttft, tpot, speedup)
 
 

@@ -74,8 +74,9 @@ from orchestrator.telemetry import OrchestratorMetrics, request_id_scope
 log = logging.getLogger("orchestrator.ingress")
 
 ApiEndpoint = openai_io.Endpoint | Literal["responses"]
-RECENT_TTFT_WEIGHT = 0.2
-RECENT_TTFT_MAX_AGE_S = 60.0
+TTFT_SCALE_WEIGHT = 0.2  # EMA weight of a new observed/modelled TTFT ratio
+TTFT_SCALE_MAX_AGE_S = 60.0  # an older ratio is forgotten (the model alone again)
+TTFT_SCALE_BOUNDS = (0.2, 20.0)  # one request's ratio is clipped to these
 Offload = Callable[..., Awaitable[Any]]
 
 
@@ -122,7 +123,8 @@ class RequestExecutor:
             running if running is not None else {p.name: p.replicas.start for p in catalog.profiles}
         )
         self.demand = DemandMeter()  # predicted demand and spend, for the controller
-        self.recent_ttft: dict[str, tuple[float, float]] = {}  # profile -> (ms, monotonic at)
+        # profile -> (EMA of observed / modelled TTFT, monotonic time of the last update)
+        self.ttft_scale: dict[str, tuple[float, float]] = {}
         self.clock = clock
         self.offload = offload
         self.accountant = Accountant(ledger, predictor)
@@ -240,8 +242,11 @@ class RequestExecutor:
             reserved_usd=p.reserved_usd,
         )
 
+        modelled_ttft = [self._modelled_ttft_ms(p)]  # the engine's, as the decision saw it
+
         def observe(status: Status, usage: EngineUsage, cost: float) -> None:
-            self._observed(trace.profile, trace.ttft_s if status == "ok" else None, cost)
+            ttft_s = trace.ttft_s if status == "ok" else None
+            self._observed(trace.profile, ttft_s, modelled_ttft[0], cost)
             if status != "error":  # errors are closed by `serve` with their HTTP status
                 obs.close(200 if status in ("ok", "migrated") else 499, usage, cost, trace.ttft_s)
 
@@ -292,6 +297,7 @@ class RequestExecutor:
             trace.profile, trace.reserved_usd = profile.name, p.reserved_usd
             settlement.prices, settlement.profile = p.prices, profile
             settlement.prediction = prediction
+            modelled_ttft[0] = self._modelled_ttft_ms(p)
             headers = {
                 **decision_headers(p.decision),
                 "X-Orchestrator-Retried-From": failed_profile.name,
@@ -417,28 +423,43 @@ class RequestExecutor:
                 self.profile_ready(p.name),
                 self.in_flight.get(p.name, 0),
                 self.running.get(p.name, 0),
-                self._fresh_ttft(p.name, now),
+                self._fresh_scale(p.name, now),
                 batch=p.max_num_seqs or p.performance.max_concurrency,
             )
             for p in self.catalog.profiles
         }
         return with_live(self._views.values(), live)
 
-    def _fresh_ttft(self, profile: str, now: float) -> float | None:
-        found = self.recent_ttft.get(profile)
-        if found is None or now - found[1] > RECENT_TTFT_MAX_AGE_S:
+    def _fresh_scale(self, profile: str, now: float) -> float | None:
+        found = self.ttft_scale.get(profile)
+        if found is None or now - found[1] > TTFT_SCALE_MAX_AGE_S:
             return None
         return found[0]
 
-    def _observed(self, profile: str, ttft_s: float | None, cost_usd: float) -> None:
-        """A settled request: its TTFT feeds the router's live state, its cost the spend rate."""
+    def _modelled_ttft_ms(self, engine_plan: EnginePlan) -> float | None:
+        """The replica model's TTFT (queue wait included) for a planned request, without the
+        profile's current scale: what an observed TTFT is compared with."""
+        estimate = engine_plan.decision.estimate
+        if estimate is None or estimate.ttft_ms <= 0:
+            return None
+        return estimate.ttft_ms / (
+            self._fresh_scale(engine_plan.profile.name, time.monotonic()) or 1.0
+        )
+
+    def _observed(
+        self, profile: str, ttft_s: float | None, modelled_ttft_ms: float | None, cost_usd: float
+    ) -> None:
+        """A settled request: its cost feeds the spend rate; its TTFT against the model's
+        figure feeds the profile's TTFT scale (an EMA of the ratio, clipped per request)."""
         now = time.monotonic()
         self.demand.spent(profile, cost_usd, now)
-        if ttft_s is not None:
-            ms = ttft_s * 1000.0
-            prev = self._fresh_ttft(profile, now)
-            ema = ms if prev is None else prev + RECENT_TTFT_WEIGHT * (ms - prev)
-            self.recent_ttft[profile] = (ema, now)
+        if ttft_s is None or modelled_ttft_ms is None:
+            return
+        low, high = TTFT_SCALE_BOUNDS
+        ratio = min(high, max(low, ttft_s * 1000.0 / modelled_ttft_ms))
+        prev = self._fresh_scale(profile, now)
+        ema = ratio if prev is None else prev + TTFT_SCALE_WEIGHT * (ratio - prev)
+        self.ttft_scale[profile] = (ema, now)
 
     async def read_spends(self, tenant: TenantPolicy) -> dict[str, WindowSpend]:
         """The tenant's ledger spend in every window it has a limit on: one query, in a worker

@@ -213,7 +213,7 @@ def live_state(
     ready: bool,
     in_flight: int,
     replicas: int,
-    recent_ttft_ms: float | None = None,
+    ttft_scale: float | None = None,
     *,
     batch: int | None = None,
 ) -> LiveState:
@@ -227,6 +227,6 @@ def live_state(
         replicas_running=running,
         requests_in_flight=in_flight - queued,
         requests_queued=queued,
-        recent_ttft_ms=recent_ttft_ms,
+        ttft_scale=ttft_scale,
         healthy=ready,
     )

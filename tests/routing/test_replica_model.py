@@ -74,9 +74,12 @@ def test_no_replica_means_cold_start():
 def test_ttft_grows_with_prompt_and_load_and_respects_measurements():
     assert math.isclose(rm.ttft_ms(PERF, 4000, 1), 25 + 100)
     assert math.isclose(rm.ttft_ms(PERF, 4000, 64), 25 + 200)
-    measured = LiveState(recent_ttft_ms=900.0, recent_tpot_ms=40.0)
+    measured = LiveState(ttft_scale=3.0, recent_tpot_ms=40.0)
     t = rm.timing(PERF, measured, 4000)
-    assert t.ttft_ms == 900.0 and t.tpot_ms == 40.0
+    assert math.isclose(t.ttft_ms, 3.0 * rm.ttft_ms(PERF, 4000, 1)) and t.tpot_ms == 40.0
+    # a scale keeps the load in the model: more in flight still means a later first token
+    busy = rm.timing(PERF, LiveState(ttft_scale=3.0, requests_in_flight=63), 4000)
+    assert busy.ttft_ms > t.ttft_ms
     assert math.isclose(rm.tpot_ms(PERF, 1), 5.0)
 
 
@@ -145,14 +148,12 @@ def test_tiny_concurrency_does_not_divide_by_zero(cap):
         LiveState(requests_in_flight=30, requests_queued=2),
         LiveState(replicas_running=2, requests_in_flight=200, requests_queued=50),
         LiveState(replicas_running=0),
-        LiveState(requests_in_flight=5, recent_ttft_ms=999.0, recent_tpot_ms=77.0),
+        LiveState(requests_in_flight=5, ttft_scale=2.5, recent_tpot_ms=77.0),
     ],
 )
 def test_flat_timing_equals_the_composed_model(live):
     t = rm.timing(PERF, live, 3000.0)
-    assert math.isclose(
-        t.ttft_ms, max(rm.ttft_ms(PERF, 3000.0, t.active), live.recent_ttft_ms or 0)
-    )
+    assert math.isclose(t.ttft_ms, rm.ttft_ms(PERF, 3000.0, t.active) * (live.ttft_scale or 1))
     assert math.isclose(t.tpot_ms, max(rm.tpot_ms(PERF, t.active), live.recent_tpot_ms or 0))
     assert math.isclose(t.spec_speedup, rm.spec_speedup(PERF, t.active))
     assert math.isclose(t.utilization, rm.utilization(PERF, t.active))

@@ -328,10 +328,9 @@ async def test_the_body_is_validated_once_and_the_decision_copied_in(
     assert sent.max_tokens == sent.max_completion_tokens == 512  # the policy's max_tokens
 
 
-async def test_a_burst_planned_at_once_sees_each_others_load(ingress, chat_completion):
-    """Planning runs in worker threads, yet requests planned at the same moment see each
-    other's load (the in-flight count is taken before the next plan reads it): a burst spreads
-    over both profiles, as the live-load model says it should."""
+async def _gated_burst(ingress: Any, chat_completion: Any, burst: int = 12) -> list[str]:
+    """Send `burst` requests at once; none finishes before all are dispatched. The profile
+    each was sent to, in dispatch order."""
     import asyncio
 
     gate = asyncio.Event()
@@ -362,7 +361,6 @@ async def test_a_burst_planned_at_once_sees_each_others_load(ingress, chat_compl
     handles = {p.name: GatedHandle(p.name) for p in LOCAL.profiles}
     ingress.handles = handles.__getitem__
     body = {"model": FAMILY, "messages": MESSAGES, "max_tokens": 48}
-    burst = 12
     tasks = [
         asyncio.create_task(_serve(ingress, body, "chat", {"x-request-id": f"burst-{i}"}))
         for i in range(burst)
@@ -374,7 +372,32 @@ async def test_a_burst_planned_at_once_sees_each_others_load(ingress, chat_compl
     gate.set()
     responses = await asyncio.gather(*tasks)
     assert [r.status_code for r in responses] == [200] * burst
+    return chosen
+
+
+async def test_a_burst_planned_at_once_sees_each_others_load(ingress, chat_completion):
+    """Predictions run in worker threads, yet requests arriving at the same moment are decided
+    against each other's load (each is counted in flight before the next is decided): a burst
+    spreads over both profiles, as the live-load model says it should."""
+    chosen = await _gated_burst(ingress, chat_completion)
     assert set(chosen) == {p.name for p in LOCAL.profiles}, chosen
+
+
+async def test_a_ttft_seen_under_past_load_does_not_hide_todays_load(ingress, chat_completion):
+    """A profile that answered slowly while it was busy (3 s, as the model expected at that
+    load) is not taken for slow when idle: the observed TTFT enters as a ratio to the model's
+    figure, so a later burst still spreads. A slower-than-modelled profile gets less of it."""
+    import time
+
+    first, second = (p.name for p in LOCAL.profiles[:2])
+    ingress._observed(first, 3.0, 3000.0, 0.0)  # as modelled: scale 1
+    assert ingress._fresh_scale(first, time.monotonic()) == pytest.approx(1.0)
+    chosen = await _gated_burst(ingress, chat_completion)
+    assert set(chosen) == {first, second}, chosen
+
+    ingress._observed(first, 3.0, 1000.0, 0.0)  # three times slower than modelled
+    slow = (await _gated_burst(ingress, chat_completion)).count(first)
+    assert slow < chosen.count(first), (slow, chosen)
 
 
 def test_a_migrated_stream_is_counted_where_it_runs(ingress):
