@@ -1,9 +1,11 @@
-"""Usage ledger: what every finished request cost, durable in SQLite.
+"""Usage ledger: what every finished request cost, durable in SQLite or PostgreSQL.
 
 `UsageLedger(path).append(UsageRecord(...))` is atomic and idempotent per request id; spend
 per tenant and window feeds budgets (`spend(tenant, "day").retry_after_s(now)` gives the 429
 Retry-After; `spend_windows(tenant, windows)` reads several windows with one query);
-`summary()` feeds `orchestrator usage`.
+`summary()` feeds `orchestrator usage`. `reserve`/`settle` hold and settle budget atomically
+across replicas. The target is a SQLite path (default) or a `postgresql://` URL
+(orchestrator.storage).
 """
 
 from __future__ import annotations
@@ -11,7 +13,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from orchestrator.ledger.records import Status, UsageRecord, UsageSummary, Window, WindowSpend
+from orchestrator.ledger.records import (
+    Reservation,
+    Status,
+    UsageRecord,
+    UsageSummary,
+    Window,
+    WindowSpend,
+)
 from orchestrator.ledger.store import LedgerError, UsageLedger
 from orchestrator.ledger.windows import parse_time, window_bounds
 
@@ -32,6 +41,7 @@ def default_ledger_path() -> Path:
 __all__ = [
     "LEDGER_ENV",
     "LedgerError",
+    "Reservation",
     "Status",
     "UsageLedger",
     "UsageRecord",

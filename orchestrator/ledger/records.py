@@ -88,3 +88,21 @@ class UsageSummary(_Frozen):
     cost_usd: float
     estimated_cost_usd: float
     mean_latency_ms: float | None
+
+
+class Reservation(_Frozen):
+    """The answer of `UsageLedger.reserve` (see orchestrator.ledger.reservations).
+
+    Granted: the amount is held until `settle`/`release` or `expires_at`; `remaining_usd` is
+    the tightest window's limit minus spend minus every reservation, this one included.
+    Refused: nothing is held; `remaining_usd` is what the binding `window` has left before this
+    request (<= 0 or held by others), `retry_after_s` when asking again can succeed."""
+
+    request_id: str
+    tenant: str
+    granted: bool
+    amount_usd: float = Field(ge=0)
+    remaining_usd: float | None = None
+    window: Window | None = None
+    retry_after_s: int | None = None
+    expires_at: datetime | None = None

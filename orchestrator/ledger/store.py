@@ -1,84 +1,50 @@
-"""The usage ledger: one SQLite file (WAL), one row per finished request.
+"""The usage ledger: one row per finished request, in SQLite (default) or PostgreSQL.
 
-Guarantees:
-- `append` is atomic (one transaction per row) and idempotent per `request_id` (primary key,
-  INSERT OR IGNORE: the first write wins, a retry is a no-op);
-- a crash mid-write leaves no half row: SQLite rolls an unfinished transaction back when the
-  file is next opened;
-- with `synchronous="FULL"` (default) a committed row survives an OS crash too; `"NORMAL"`
-  survives a process crash and is faster;
-- several processes may share the file (WAL readers never block the writer; writers wait up
-  to `timeout_s`); the file must live on a local disk or a ReadWriteOnce volume, not NFS.
+Guarantees (both backends, see orchestrator.storage):
+- `settle` (alias `append`) is atomic (one transaction) and idempotent per `request_id`
+  (primary key, ON CONFLICT DO NOTHING: the first write wins, a retry is a no-op); the same
+  transaction releases the request's budget reservation, if any;
+- a crash mid-write leaves no half row (the transaction is rolled back);
+- SQLite: `synchronous="FULL"` (default) survives an OS crash, `"NORMAL"` a process crash;
+  several processes may share the file (local disk, not NFS). PostgreSQL: several ingress
+  replicas share one database;
+- budget reservations (`reserve`, see `reservations.py`) are atomic per tenant across every
+  process using the same database.
 
-Thread-safety: one connection per ledger, guarded by a lock, so one `UsageLedger` may be shared
-by threads. From an asyncio server a call is a short synchronous write (well under a
-millisecond with "NORMAL", one fsync with "FULL"); call it directly, or through
-`asyncio.to_thread(ledger.append, record)` when fsync latency matters.
+Thread-safety: one `UsageLedger` may be shared by threads. Every call is a short blocking
+database round trip: from asyncio call it through `asyncio.to_thread` (the executor's offload).
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
-from orchestrator.ledger.records import UsageRecord, UsageSummary, Window, WindowSpend
+from orchestrator.ledger import reservations as rsv
+from orchestrator.ledger.records import (
+    Reservation,
+    UsageRecord,
+    UsageSummary,
+    Window,
+    WindowSpend,
+)
+from orchestrator.ledger.schema import COLUMNS, COMPONENT, MIGRATIONS
 from orchestrator.ledger.windows import window_bounds
+from orchestrator.storage import Database, StorageError, current_version, migrate, open_database
+from orchestrator.storage.database import Tx
+from orchestrator.storage.migrations import check_not_newer, latest
 
-SCHEMA_VERSION = 1
-_COLUMNS = (
-    "request_id",
-    "tenant",
-    "profile",
-    "prompt_tokens",
-    "cached_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "predicted_p50",
-    "predicted_p90",
-    "estimated_cost_usd",
-    "cost_usd",
-    "latency_ms",
-    "ttft_ms",
-    "status",
-    "started_at",
-    "finished_at",
-)
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS usage (
-    request_id TEXT PRIMARY KEY NOT NULL,
-    tenant TEXT NOT NULL,
-    profile TEXT,
-    prompt_tokens INTEGER NOT NULL,
-    cached_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    reasoning_tokens INTEGER NOT NULL,
-    predicted_p50 INTEGER,
-    predicted_p90 INTEGER,
-    estimated_cost_usd REAL,
-    cost_usd REAL NOT NULL,
-    latency_ms REAL,
-    ttft_ms REAL,
-    status TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    finished_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS usage_tenant_finished ON usage (tenant, finished_at);
-CREATE INDEX IF NOT EXISTS usage_finished ON usage (finished_at);
-"""
+SCHEMA_VERSION = latest(MIGRATIONS)
+DEFAULT_RESERVATION_TTL_S = rsv.DEFAULT_TTL_S
 _INSERT = (
-    f"INSERT OR IGNORE INTO usage ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+    f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
+    "ON CONFLICT (request_id) DO NOTHING"
 )
 
-Synchronous = Literal["FULL", "NORMAL"]
 
-
-def _ts(value: datetime) -> float:
+def ts(value: datetime) -> float:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
@@ -86,108 +52,132 @@ def _dt(value: float) -> datetime:
     return datetime.fromtimestamp(value, tz=UTC)
 
 
-class LedgerError(RuntimeError):
-    """The file is not a ledger this code can read (e.g. a newer schema)."""
+class LedgerError(StorageError):
+    """The database is not a ledger this code can use (e.g. a newer schema)."""
 
 
 class UsageLedger:
-    """Durable per-request usage; see the module docstring for the guarantees."""
+    """Durable per-request usage and budget reservations; see the module docstring.
+
+    `target`: a SQLite path (or `sqlite://path`), a `postgresql://` URL, or an open `Database`
+    (shared with other stores). `synchronous`, `timeout_s`, `readonly` apply to SQLite.
+    """
 
     def __init__(
         self,
-        path: str | Path,
+        target: str | Path | Database,
         *,
-        synchronous: Synchronous = "FULL",
+        synchronous: str = "FULL",
         timeout_s: float = 5.0,
         readonly: bool = False,
     ) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        if readonly:
-            uri = f"file:{self.path.resolve()}?mode=ro"
-            self._conn = sqlite3.connect(
-                uri, uri=True, timeout=timeout_s, check_same_thread=False, isolation_level=None
-            )
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                self.path, timeout=timeout_s, check_same_thread=False, isolation_level=None
-            )
+        options: dict[str, Any] = {"timeout_s": timeout_s}
+        if not isinstance(target, Database) and not str(target).startswith("postgres"):
+            options |= {"synchronous": synchronous, "readonly": readonly}
+        self.db = open_database(target, **options)
+        self.path = Path(getattr(self.db, "path", "")) if self.db.dialect == "sqlite" else None
         try:
-            self._setup(synchronous, timeout_s, readonly)
+            if readonly:
+                check_not_newer(
+                    COMPONENT, current_version(self.db, COMPONENT), SCHEMA_VERSION, self.db
+                )
+            else:
+                migrate(self.db, COMPONENT, MIGRATIONS)
+        except StorageError as exc:
+            self.db.close()
+            raise LedgerError(str(exc)) from None
         except Exception:
-            self._conn.close()
+            self.db.close()
             raise
-
-    def _setup(self, synchronous: str, timeout_s: float, readonly: bool) -> None:
-        c = self._conn
-        c.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        version = c.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise LedgerError(f"{self.path}: ledger schema v{version} is newer than this code")
-        if readonly:
-            return
-        c.execute("PRAGMA journal_mode = WAL")
-        c.execute(f"PRAGMA synchronous = {synchronous}")
-        with self._transaction():
-            # one statement at a time: executescript() would COMMIT our transaction early
-            for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
-                c.execute(statement)
-            c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
-        c = self._conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            yield c
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        c.execute("COMMIT")
 
     # ------------------------------------------------------------ writing
 
-    def append(self, record: UsageRecord) -> bool:
-        """Store `record`; False (and nothing changed) if its request id is already stored."""
-        row = (
-            record.request_id,
-            record.tenant,
-            record.profile,
-            record.prompt_tokens,
-            record.cached_tokens,
-            record.output_tokens,
-            record.reasoning_tokens,
-            record.predicted_p50,
-            record.predicted_p90,
-            record.estimated_cost_usd,
-            record.cost_usd,
-            record.latency_ms,
-            record.ttft_ms,
-            record.status,
-            _ts(record.started_at),
-            _ts(record.finished_at),
+    def settle(self, record: UsageRecord) -> bool:
+        """Store the request's final row and release its reservation, in one transaction.
+        False (and no row changed) if its request id is already stored."""
+        with self.db.transaction() as tx:
+            tx.lock(rsv.tenant_lock(record.tenant))  # reserve reads spend + reservations as one
+            inserted = tx.execute(_INSERT, _row(record)).rowcount == 1
+            tx.execute("DELETE FROM reservations WHERE request_id = ?", (record.request_id,))
+        return inserted
+
+    append = settle
+
+    def settle_many(self, records: Iterable[UsageRecord]) -> int:
+        """`settle` several rows in one transaction; returns how many were new."""
+        records = list(records)
+        new = 0
+        with self.db.transaction() as tx:
+            for tenant in sorted({r.tenant for r in records}):  # fixed order: no deadlock
+                tx.lock(rsv.tenant_lock(tenant))
+            for record in records:
+                new += tx.execute(_INSERT, _row(record)).rowcount == 1
+                tx.execute("DELETE FROM reservations WHERE request_id = ?", (record.request_id,))
+        return new
+
+    # ------------------------------------------------------------ budget reservations
+
+    def reserve(
+        self,
+        tenant: str,
+        request_id: str,
+        amount_usd: float,
+        limits: Mapping[Window, float],
+        *,
+        now: datetime | None = None,
+        ttl_s: float = DEFAULT_RESERVATION_TTL_S,
+    ) -> Reservation:
+        """Hold `amount_usd` of the tenant's budget for a request in flight, if every window
+        in `limits` still has budget left (spend + others' reservations < limit). Atomic per
+        tenant across processes; a second call for the same request id replaces its amount.
+        See `reservations.py` for the overspend bound and expiry."""
+        when = now or datetime.now(UTC)
+        with self.db.transaction() as tx:
+            return rsv.reserve(tx, tenant, request_id, amount_usd, limits, when, ttl_s)
+
+    def release(self, request_id: str) -> bool:
+        """Drop a reservation without writing a row (the request never ran)."""
+        with self.db.transaction() as tx:
+            return (
+                tx.execute("DELETE FROM reservations WHERE request_id = ?", (request_id,)).rowcount
+                == 1
+            )
+
+    def expire(self, now: datetime | None = None) -> int:
+        """Release every reservation past its expiry (its replica died); any replica may run
+        it. Returns how many were released."""
+        with self.db.transaction() as tx:
+            return rsv.expire(tx, ts(now or datetime.now(UTC)))
+
+    def reserved_usd(self, tenant: str, *, now: datetime | None = None) -> float:
+        """The tenant's live (unexpired) reservations, all replicas together."""
+        row = self.db.query(
+            "SELECT COALESCE(SUM(amount_usd), 0.0) FROM reservations "
+            "WHERE tenant = ? AND expires_at > ?",
+            (tenant, ts(now or datetime.now(UTC))),
+        )[0]
+        return float(row[0])
+
+    def reservation(self, request_id: str) -> tuple[str, float, datetime] | None:
+        """(tenant, amount, expires_at) of a live or expired reservation, or None."""
+        rows = self.db.query(
+            "SELECT tenant, amount_usd, expires_at FROM reservations WHERE request_id = ?",
+            (request_id,),
         )
-        with self._lock, self._transaction() as c:
-            return c.execute(_INSERT, row).rowcount == 1
+        return (rows[0][0], float(rows[0][1]), _dt(rows[0][2])) if rows else None
 
     # ------------------------------------------------------------ reading
 
-    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
-
     def get(self, request_id: str) -> UsageRecord | None:
-        rows = self._query(
-            f"SELECT {', '.join(_COLUMNS)} FROM usage WHERE request_id = ?", (request_id,)
+        rows = self.db.query(
+            f"SELECT {', '.join(COLUMNS)} FROM usage WHERE request_id = ?", (request_id,)
         )
         return _record(rows[0]) if rows else None
 
     def count(self, tenant: str | None = None) -> int:
         if tenant is None:
-            return self._query("SELECT COUNT(*) FROM usage")[0][0]
-        return self._query("SELECT COUNT(*) FROM usage WHERE tenant = ?", (tenant,))[0][0]
+            return int(self.db.query("SELECT COUNT(*) FROM usage")[0][0])
+        return int(self.db.query("SELECT COUNT(*) FROM usage WHERE tenant = ?", (tenant,))[0][0])
 
     def records(
         self,
@@ -199,17 +189,17 @@ class UsageLedger:
     ) -> list[UsageRecord]:
         """Rows by finish time, oldest first."""
         where, params = _filters(tenant, since, until)
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM usage{where} ORDER BY finished_at, request_id"
+        sql = f"SELECT {', '.join(COLUMNS)} FROM usage{where} ORDER BY finished_at, request_id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [_record(r) for r in self._query(sql, params)]
+        return [_record(r) for r in self.db.query(sql, params)]
 
     def spend_between(self, tenant: str, start: datetime, end: datetime) -> tuple[float, int]:
         """(cost USD, requests) finished in [start, end)."""
-        cost, n = self._query(
+        cost, n = self.db.query(
             "SELECT COALESCE(SUM(cost_usd), 0.0), COUNT(*) FROM usage "
             "WHERE tenant = ? AND finished_at >= ? AND finished_at < ?",
-            (tenant, _ts(start), _ts(end)),
+            (tenant, ts(start), ts(end)),
         )[0]
         return float(cost), int(n)
 
@@ -231,36 +221,7 @@ class UsageLedger:
         Invariant: for every window `w` the result equals `spend(tenant, w, now=now)` (rows
         finished in [start, end)); all windows come from one consistent snapshot. Budget checks
         call this once per request instead of `spend` once per window."""
-        when = now or datetime.now(UTC)
-        bounds = {w: window_bounds(w, when) for w in dict.fromkeys(windows)}
-        if not bounds:
-            return {}
-        columns: list[str] = []
-        params: list[object] = []
-        for start, end in bounds.values():
-            # CASE without ELSE is NULL outside the window: SUM/COUNT skip exactly those rows
-            inside = "finished_at >= ? AND finished_at < ?"
-            columns.append(f"SUM(CASE WHEN {inside} THEN cost_usd END)")
-            columns.append(f"COUNT(CASE WHEN {inside} THEN 1 END)")
-            params += [_ts(start), _ts(end), _ts(start), _ts(end)]
-        lowest = min(start for start, _ in bounds.values())
-        highest = max(end for _, end in bounds.values())
-        row = self._query(
-            f"SELECT {', '.join(columns)} FROM usage "
-            "WHERE tenant = ? AND finished_at >= ? AND finished_at < ?",
-            (*params, tenant, _ts(lowest), _ts(highest)),
-        )[0]
-        return {
-            w: WindowSpend(
-                tenant=tenant,
-                window=w,
-                start=start,
-                end=end,
-                cost_usd=float(row[2 * i] or 0.0),
-                requests=int(row[2 * i + 1]),
-            )
-            for i, (w, (start, end)) in enumerate(bounds.items())
-        }
+        return rsv.window_spends(self.db.query, tenant, windows, now or datetime.now(UTC))
 
     def summary(
         self,
@@ -271,45 +232,70 @@ class UsageLedger:
     ) -> list[UsageSummary]:
         """Totals per (tenant, profile), sorted by tenant then profile (None first)."""
         where, params = _filters(tenant, since, until)
-        rows = self._query(
-            "SELECT tenant, profile, COUNT(*), SUM(status != 'ok'), SUM(prompt_tokens), "
-            "SUM(cached_tokens), SUM(output_tokens), SUM(reasoning_tokens), SUM(cost_usd), "
-            "COALESCE(SUM(estimated_cost_usd), 0.0), AVG(latency_ms) "
+        rows = self.db.query(
+            "SELECT tenant, profile, COUNT(*), SUM(CASE WHEN status != 'ok' THEN 1 ELSE 0 END), "
+            "SUM(prompt_tokens), SUM(cached_tokens), SUM(output_tokens), SUM(reasoning_tokens), "
+            "SUM(cost_usd), COALESCE(SUM(estimated_cost_usd), 0.0), AVG(latency_ms) "
             f"FROM usage{where} GROUP BY tenant, profile "
-            "ORDER BY tenant, profile IS NOT NULL, profile",
+            "ORDER BY tenant, CASE WHEN profile IS NULL THEN 0 ELSE 1 END, profile",
             params,
         )
         return [
             UsageSummary(
                 tenant=r[0],
                 profile=r[1],
-                requests=r[2],
-                failed=r[3],
-                prompt_tokens=r[4],
-                cached_tokens=r[5],
-                output_tokens=r[6],
-                reasoning_tokens=r[7],
-                cost_usd=r[8],
-                estimated_cost_usd=r[9],
-                mean_latency_ms=r[10],
+                requests=int(r[2]),
+                failed=int(r[3]),
+                prompt_tokens=int(r[4]),
+                cached_tokens=int(r[5]),
+                output_tokens=int(r[6]),
+                reasoning_tokens=int(r[7]),
+                cost_usd=float(r[8]),
+                estimated_cost_usd=float(r[9]),
+                mean_latency_ms=None if r[10] is None else float(r[10]),
             )
             for r in rows
         ]
 
     def integrity_ok(self) -> bool:
-        return self._query("PRAGMA integrity_check")[0][0] == "ok"
+        if self.db.dialect == "sqlite":
+            return self.db.query("PRAGMA integrity_check")[0][0] == "ok"
+        return self.db.query("SELECT 1")[0][0] == 1  # the server checks its own pages
 
     # ------------------------------------------------------------ lifecycle
 
+    def _transaction(self):  # kept for tests that crash mid-transaction
+        return self.db.transaction()
+
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.db.close()
 
     def __enter__(self) -> UsageLedger:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _row(record: UsageRecord) -> tuple:
+    return (
+        record.request_id,
+        record.tenant,
+        record.profile,
+        record.prompt_tokens,
+        record.cached_tokens,
+        record.output_tokens,
+        record.reasoning_tokens,
+        record.predicted_p50,
+        record.predicted_p90,
+        record.estimated_cost_usd,
+        record.cost_usd,
+        record.latency_ms,
+        record.ttft_ms,
+        record.status,
+        ts(record.started_at),
+        ts(record.finished_at),
+    )
 
 
 def _filters(
@@ -321,15 +307,18 @@ def _filters(
         params.append(tenant)
     if since is not None:
         clauses.append("finished_at >= ?")
-        params.append(_ts(since))
+        params.append(ts(since))
     if until is not None:
         clauses.append("finished_at < ?")
-        params.append(_ts(until))
+        params.append(ts(until))
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 
 def _record(row: tuple) -> UsageRecord:
-    values = dict(zip(_COLUMNS, row, strict=True))
+    values = dict(zip(COLUMNS, row, strict=True))
     values["started_at"] = _dt(values["started_at"])
     values["finished_at"] = _dt(values["finished_at"])
     return UsageRecord(**values)
+
+
+__all__ = ["LedgerError", "SCHEMA_VERSION", "Tx", "UsageLedger"]

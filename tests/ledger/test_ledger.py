@@ -44,8 +44,9 @@ def rec(i: int, tenant: str = "acme", profile: str | None = "p1", cost: float = 
 
 
 @pytest.fixture
-def ledger(tmp_path):
-    with UsageLedger(tmp_path / "usage.sqlite3", synchronous="NORMAL") as led:
+def ledger(db_target):
+    """A fresh ledger on each backend (SQLite file, PostgreSQL schema)."""
+    with UsageLedger(db_target, synchronous="NORMAL") as led:
         yield led
 
 
@@ -82,12 +83,26 @@ def test_wal_mode_is_on(tmp_path):
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_newer_schema_is_refused(tmp_path):
-    path = tmp_path / "l.sqlite3"
-    with sqlite3.connect(path) as c:
-        c.execute("PRAGMA user_version = 99")
+def test_newer_schema_is_refused(db_target):
+    with UsageLedger(db_target) as led, led.db.transaction() as tx:
+        tx.execute("UPDATE schema_version SET version = 99 WHERE component = 'ledger'")
     with pytest.raises(LedgerError, match="newer"):
-        UsageLedger(path)
+        UsageLedger(db_target)
+
+
+def test_a_sqlite_only_ledger_file_is_adopted(tmp_path):
+    """A file written before the storage layer (usage table, PRAGMA user_version 1, no
+    schema_version table) keeps its rows and gains the new tables."""
+    path = tmp_path / "old.sqlite3"
+    with UsageLedger(path) as led:
+        led.append(rec(1))
+    with sqlite3.connect(path) as c:
+        c.execute("DROP TABLE schema_version")
+        c.execute("DROP TABLE reservations")
+        c.execute("PRAGMA user_version = 1")
+    with UsageLedger(path) as led:
+        assert led.get("req-1") == rec(1)
+        assert led.reserved_usd("acme") == 0.0
 
 
 def test_spend_windows_and_retry_after(ledger):
@@ -157,11 +172,17 @@ def test_spend_windows_matches_the_per_window_queries(ledger):
     assert 0 < counts["hour"] < counts["day"] < counts["month"]
 
 
-def test_spend_windows_is_one_statement_for_any_set_of_windows(ledger):
+def test_spend_windows_is_one_statement_for_any_set_of_windows(ledger, monkeypatch):
     ledger.append(rec(1, cost=1.0, at=T0))
     statements: list[str] = []
-    ledger._conn.set_trace_callback(statements.append)
-    try:
+    run = ledger.db.query
+
+    def spy(sql, params=()):
+        statements.append(sql)
+        return run(sql, params)
+
+    monkeypatch.setattr(ledger.db, "query", spy)
+    if True:
         spends = ledger.spend_windows("acme", ["month", "day", "hour", "day"], now=T0)
         assert [s for s in statements if s.lstrip().upper().startswith("SELECT")] == statements
         assert len(statements) == 1
@@ -171,8 +192,6 @@ def test_spend_windows_is_one_statement_for_any_set_of_windows(ledger):
         assert ledger.spend_windows("acme", ["day"], now=T0)["day"].requests == 1
         assert ledger.spend_windows("acme", [], now=T0) == {}
         assert len(statements) == 1  # no windows: no query at all
-    finally:
-        ledger._conn.set_trace_callback(None)
 
 
 def test_window_bounds_calendar():
@@ -276,9 +295,9 @@ _CRASHER = textwrap.dedent(
                            output_tokens=5, cost_usd=0.5, started_at=now, finished_at=now)
     led.append(rec(0))
     if {mode!r} == "uncommitted":
-        c = led._conn
-        c.execute("BEGIN IMMEDIATE")
-        c.execute("INSERT INTO usage (request_id, tenant, prompt_tokens, cached_tokens, "
+        open_tx = led.db.transaction()  # kept referenced: collected, it would roll back
+        tx = open_tx.__enter__()
+        tx.execute("INSERT INTO usage (request_id, tenant, prompt_tokens, cached_tokens, "
                   "output_tokens, reasoning_tokens, cost_usd, status, started_at, finished_at) "
                   "VALUES ('half', 't', 1, 0, 1, 0, 1.0, 'ok', 0, 0)")
         os._exit(3)  # dies inside the transaction, no COMMIT, no cleanup

@@ -261,12 +261,12 @@ async def test_disconnected_stream_is_charged_in_ledger_and_metrics(ingress, chu
 
 async def test_budget_is_read_with_one_query(ingress):
     statements: list[str] = []
-    ingress.ledger._conn.set_trace_callback(statements.append)
+    ingress.ledger.db._conn.set_trace_callback(statements.append)
     try:
         tenant = ingress.policy_source.current.resolve_tenant(None)
         state = await ingress.budget_state(tenant)
     finally:
-        ingress.ledger._conn.set_trace_callback(None)
+        ingress.ledger.db._conn.set_trace_callback(None)
     assert len(statements) == 1 and statements[0].lstrip().startswith("SELECT")
     assert state.remaining_usd == pytest.approx(1.0)  # the tightest window: the hour's $1
 

@@ -1,0 +1,104 @@
+"""The SQLite backend: one file (WAL), the embedded default; `orchestrator serve` needs nothing
+else.
+
+Invariants:
+- a write transaction is `BEGIN IMMEDIATE ... COMMIT`: it takes the file's write lock first, so
+  read-check-write sequences (budget reservations, migrations) are atomic across threads AND
+  processes sharing the file; writers wait up to `timeout_s` for each other;
+- WAL: readers never block the writer; a crash mid-transaction leaves nothing (rolled back when
+  the file is next opened); `synchronous="FULL"` also survives an OS crash, `"NORMAL"` a process
+  crash;
+- one connection per `SQLiteDatabase`, guarded by a lock (threads take turns); the file must be
+  on a local disk or a ReadWriteOnce volume, not NFS. `:memory:` keeps nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from orchestrator.storage.database import Cursor, Database, Params, Tx
+
+Synchronous = Literal["FULL", "NORMAL", "OFF"]
+
+
+class _SQLiteTx(Tx):
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+
+    def execute(self, sql: str, params: Params = ()) -> Cursor:
+        return self._conn.execute(sql, tuple(params))
+
+    def executemany(self, sql: str, rows) -> None:
+        self._conn.executemany(sql, [tuple(r) for r in rows])
+
+    def lock(self, name: str) -> None:
+        """BEGIN IMMEDIATE already holds the only write lock of the file."""
+
+
+class SQLiteDatabase(Database):
+    dialect = "sqlite"
+    _DDL = {
+        "float": "REAL",
+        "blob": "BLOB",
+        "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "without_rowid": "WITHOUT ROWID",
+    }
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: Synchronous = "FULL",
+        timeout_s: float = 5.0,
+        readonly: bool = False,
+    ) -> None:
+        self.path = str(path)
+        self.url = f"sqlite://{self.path}" if self.path != ":memory:" else ":memory:"
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        if readonly:
+            uri = f"file:{Path(self.path).resolve()}?mode=ro"
+            conn = sqlite3.connect(
+                uri, uri=True, timeout=timeout_s, check_same_thread=False, isolation_level=None
+            )
+        else:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=timeout_s, check_same_thread=False, isolation_level=None
+            )
+        self._conn = conn
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            if not readonly:
+                if self.path != ":memory:":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {synchronous}")
+        except Exception:
+            conn.close()
+            raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SQLiteTx(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Params = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

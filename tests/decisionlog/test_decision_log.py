@@ -1,0 +1,164 @@
+"""Decision log on both backends: put/get by request id, replace, replay order, retention."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from orchestrator.decisionlog import DecisionInputs, DecisionLog, ProfileSeen, Retention
+from orchestrator.predict.schema import Prediction
+from orchestrator.replica_model import LiveState
+from orchestrator.routing.types import Decision, Estimate, Rejection
+
+T0 = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
+
+
+def decision(profile: str | None = "small-a", **kw) -> Decision:
+    if profile is None:
+        return Decision(
+            action="reject",
+            profile=None,
+            reason="budget",
+            query_class="standard",
+            predicted_tokens=(40, 90),
+            rejection=Rejection(
+                status=429, code="budget_exhausted", message="spent", retry_after_s=60
+            ),
+        )
+    return Decision(
+        action=kw.pop("action", "route"),
+        profile=profile,
+        reason="cheapest",
+        max_tokens=kw.pop("max_tokens", 256),
+        query_class="standard",
+        predicted_tokens=(40, 90),
+        estimate=Estimate(
+            cost_usd=0.001,
+            cost_usd_p90=0.002,
+            latency_ms=800.0,
+            latency_ms_p90=1200.0,
+            queue_wait_ms=0.0,
+            ttft_ms=90.0,
+            tpot_ms=12.0,
+            spec_speedup=1.0,
+            output_tokens=40,
+            output_tokens_p90=90,
+            reasoning_tokens=0,
+            max_tokens=256,
+        ),  # fmt: skip
+        **kw,
+    )
+
+
+def inputs() -> DecisionInputs:
+    return DecisionInputs(
+        prediction=Prediction(
+            prompt_tokens=120,
+            p50_tokens=40,
+            p90_tokens=90,
+            reasoning_probability=0.0,
+            reasoning_tokens=0,
+            query_class="standard",
+        ),  # fmt: skip
+        profiles={
+            "small-a": ProfileSeen(
+                live=LiveState(replicas_running=2, requests_in_flight=5, recent_ttft_ms=80.0),
+                input_usd_per_token=1e-7,
+                cached_input_usd_per_token=5e-8,
+                output_usd_per_token=4e-7,
+            )
+        },
+        budget_remaining_usd=12.5,
+        endpoint="chat",
+        model="auto",
+        stream=True,
+        max_tokens=512,
+    )
+
+
+@pytest.fixture
+def log(db_target):
+    with DecisionLog(db_target, retention=Retention(prune_interval_s=3600)) as store:
+        yield store
+
+
+def test_put_then_get_round_trips_decision_and_inputs(log):
+    log.put("r1", "acme", decision(), policy_version="v7", inputs=inputs(), decided_at=T0)
+    assert log.get("r1") == ("acme", decision())
+    entry = log.entry("r1")
+    assert entry.policy_version == "v7" and entry.decided_at == T0
+    assert entry.inputs == inputs()
+    assert log.get("missing") is None
+
+
+def test_a_later_put_replaces_the_decision(log):
+    log.put("r1", "acme", decision("small-a"), decided_at=T0)
+    log.put("r1", "acme", decision("small-b"), decided_at=T0 + timedelta(seconds=1))
+    assert log.get("r1")[1].profile == "small-b" and log.count() == 1
+
+
+def test_rejections_are_logged_too(log):
+    log.put("r1", "acme", decision(None), decided_at=T0)
+    assert log.get("r1")[1].rejection.code == "budget_exhausted"
+
+
+def test_entries_are_in_decision_order_and_filter(log):
+    for i in (3, 1, 2):
+        log.put(
+            f"r{i}", "acme" if i != 2 else "beta", decision(), decided_at=T0 + timedelta(seconds=i)
+        )
+    assert [e.request_id for e in log.entries()] == ["r1", "r2", "r3"]
+    assert [e.request_id for e in log.entries(tenant="acme")] == ["r1", "r3"]
+    since = T0 + timedelta(seconds=2)
+    assert [e.request_id for e in log.entries(since=since, limit=1)] == ["r2"]
+
+
+def test_shared_by_replicas(db_target):
+    """A decision put through one replica's store is read by another's."""
+    with DecisionLog(db_target) as a, DecisionLog(db_target) as b:
+        a.put("r1", "acme", decision(), decided_at=T0)
+        assert b.get("r1") == ("acme", decision())
+
+
+def test_retention_by_age_and_rows(db_target):
+    retention = Retention(max_age_s=60, max_rows=3, prune_interval_s=0)
+    with DecisionLog(db_target, retention=retention) as log:
+        for i in range(5):  # every put prunes (interval 0)
+            log.put(f"r{i}", "acme", decision(), decided_at=T0 + timedelta(seconds=i))
+        assert [e.request_id for e in log.entries()] == ["r2", "r3", "r4"]
+        log.put("late", "acme", decision(), decided_at=T0 + timedelta(seconds=64))
+        assert [e.request_id for e in log.entries()] == ["r4", "late"]  # r2, r3 too old
+
+
+def test_pruning_waits_for_its_interval(db_target):
+    now = [T0.timestamp()]
+    retention = Retention(max_age_s=None, max_rows=1, prune_interval_s=10)
+    with DecisionLog(db_target, retention=retention, clock=lambda: now[0]) as log:
+        log.put("r0", "acme", decision())  # first put prunes (nothing to drop)
+        now[0] += 1
+        log.put("r1", "acme", decision())
+        assert log.count() == 2  # within the interval: not pruned yet
+        now[0] += 10
+        log.put("r2", "acme", decision())
+        assert [e.request_id for e in log.entries()] == ["r2"]
+
+
+def test_an_unbounded_retention_is_refused():
+    with pytest.raises(ValidationError, match="max_age_s or max_rows"):
+        Retention(max_age_s=None, max_rows=None)
+
+
+def test_concurrent_puts_from_threads(log):
+    def work(k: int) -> None:
+        for i in range(20):
+            log.put(f"r{k}-{i % 10}", "acme", decision(), decided_at=T0)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert log.count() == 40

@@ -1,0 +1,156 @@
+"""Budget reservations in the database, on both backends: grant/refuse, settle once, expiry,
+and concurrent replicas never overspending by more than one request's cost."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orchestrator.ledger import UsageLedger, UsageRecord
+from orchestrator.ledger.reservations import BUSY_RETRY_S
+
+T0 = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)  # 30 min before the hour, day and month end
+LIMITS = {"hour": 1.0, "day": 5.0}
+
+
+def row(request_id: str, cost: float, tenant: str = "acme", at: datetime = T0) -> UsageRecord:
+    return UsageRecord(
+        request_id=request_id,
+        tenant=tenant,
+        profile="p",
+        prompt_tokens=10,
+        output_tokens=5,
+        cost_usd=cost,
+        started_at=at - timedelta(seconds=1),
+        finished_at=at,
+    )
+
+
+@pytest.fixture
+def ledger(db_target):
+    with UsageLedger(db_target, synchronous="NORMAL") as led:
+        yield led
+
+
+def test_grants_while_budget_is_left_then_refuses(ledger):
+    first = ledger.reserve("acme", "r1", 0.6, LIMITS, now=T0)
+    assert first.granted and first.window == "hour"
+    assert first.remaining_usd == pytest.approx(0.4)
+    assert first.expires_at is not None and first.expires_at > T0
+    # 0.6 held < 1.0: granted, and may pass the limit by at most its own amount
+    second = ledger.reserve("acme", "r2", 0.6, LIMITS, now=T0)
+    assert second.granted and second.remaining_usd == pytest.approx(-0.2)
+    third = ledger.reserve("acme", "r3", 0.01, LIMITS, now=T0)
+    assert not third.granted
+    assert third.window == "hour" and third.retry_after_s == BUSY_RETRY_S  # held, not spent
+    assert ledger.reserved_usd("acme", now=T0) == pytest.approx(1.2)
+    assert ledger.reservation("r3") is None  # a refusal holds nothing
+    # another tenant's budget is its own
+    assert ledger.reserve("other", "o1", 0.9, LIMITS, now=T0).granted
+
+
+def test_refusal_after_settled_spend_waits_for_the_window_end(ledger):
+    ledger.settle(row("old", 1.0))
+    refused = ledger.reserve("acme", "r1", 0.1, LIMITS, now=T0)
+    assert not refused.granted
+    assert refused.window == "hour" and refused.retry_after_s == 30 * 60
+    assert refused.remaining_usd == pytest.approx(0.0)
+    # the next hour has budget again (the day still has 4.0)
+    later = ledger.reserve("acme", "r1", 0.1, LIMITS, now=T0 + timedelta(hours=1))
+    assert later.granted
+
+
+def test_settle_writes_one_row_and_releases_the_reservation(ledger):
+    assert ledger.reserve("acme", "r1", 0.5, LIMITS, now=T0).granted
+    assert ledger.settle(row("r1", 0.2)) is True
+    assert ledger.settle(row("r1", 0.3)) is False  # a retried settle: still one row
+    assert ledger.count() == 1 and ledger.get("r1").cost_usd == 0.2
+    assert ledger.reservation("r1") is None
+    assert ledger.reserved_usd("acme", now=T0) == 0.0
+    assert ledger.spend("acme", "hour", now=T0).cost_usd == pytest.approx(0.2)
+
+
+def test_reserving_again_replaces_the_amount(ledger):
+    ledger.reserve("acme", "r1", 0.9, LIMITS, now=T0)
+    again = ledger.reserve("acme", "r1", 0.3, LIMITS, now=T0)  # re-decided on a cheaper profile
+    assert again.granted and again.remaining_usd == pytest.approx(0.7)
+    assert ledger.reserved_usd("acme", now=T0) == pytest.approx(0.3)
+
+
+def test_release_drops_a_reservation_without_a_row(ledger):
+    ledger.reserve("acme", "r1", 0.9, LIMITS, now=T0)
+    assert ledger.release("r1") is True and ledger.release("r1") is False
+    assert ledger.count() == 0 and ledger.reserved_usd("acme", now=T0) == 0.0
+
+
+def test_expired_reservations_are_released_and_late_settles_still_count_once(ledger):
+    ledger.reserve("acme", "dead-1", 1.0, LIMITS, now=T0, ttl_s=10)  # its replica dies
+    ledger.reserve("beta", "dead-2", 0.5, {"day": 5.0}, now=T0, ttl_s=10)
+    assert not ledger.reserve("acme", "r1", 0.1, LIMITS, now=T0 + timedelta(seconds=5)).granted
+    after = T0 + timedelta(seconds=11)
+    assert ledger.reserved_usd("acme", now=after) == 0.0  # expired ones count for nothing
+    assert ledger.reserve("acme", "r1", 0.1, LIMITS, now=after).granted  # and are dropped
+    assert ledger.reservation("dead-1") is None
+    assert ledger.expire(after) == 1  # beta's dead-2 is swept by any replica
+    assert ledger.reservation("dead-2") is None and ledger.expire(after) == 0
+    assert ledger.settle(row("dead-1", 0.4)) and not ledger.settle(row("dead-1", 0.4))
+    assert ledger.count() == 1
+
+
+def test_no_limits_means_nothing_is_held(ledger):
+    granted = ledger.reserve("acme", "r1", 123.0, {}, now=T0)
+    assert granted.granted and granted.remaining_usd is None
+    assert ledger.reservation("r1") is None
+
+
+def test_concurrent_replicas_never_overspend_by_more_than_one_request(db_target):
+    """8 'replicas' (own connections) race 12 requests each against one hour budget."""
+    limit, cost, replicas, per_replica = 1.0, 0.07, 8, 12
+    UsageLedger(db_target).close()  # schema first (concurrent starts are tested below)
+    granted: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(replicas)
+
+    def replica(k: int) -> None:
+        with UsageLedger(db_target, timeout_s=30) as led:
+            barrier.wait()
+            for i in range(per_replica):
+                rid = f"r{k}-{i}"
+                if led.reserve("acme", rid, cost, {"hour": limit}, now=T0).granted:
+                    with lock:
+                        granted.append(rid)
+                    led.settle(row(rid, cost))  # the request ran and cost what it held
+
+    threads = [threading.Thread(target=replica, args=(k,)) for k in range(replicas)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with UsageLedger(db_target) as led:
+        spent = led.spend("acme", "hour", now=T0).cost_usd
+        assert led.count() == len(granted) == len(set(granted))
+        assert led.reserved_usd("acme", now=T0) == 0.0
+    assert limit <= spent + 1e-9  # demand was 6.7x the budget: it got used up
+    assert spent <= limit + cost + 1e-9  # and overspent by at most one request
+
+
+def test_concurrent_starts_migrate_once(db_target):
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            UsageLedger(db_target, timeout_s=30).close()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assert
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with UsageLedger(db_target) as led:
+        rows = led.db.query("SELECT component, version FROM schema_version")
+        assert rows == [("ledger", 2)]
