@@ -65,7 +65,7 @@ def inputs() -> DecisionInputs:
         ),  # fmt: skip
         profiles={
             "small-a": ProfileSeen(
-                live=LiveState(replicas_running=2, requests_in_flight=5, recent_ttft_ms=80.0),
+                live=LiveState(replicas_running=2, requests_in_flight=5, requests_queued=1),
                 input_usd_per_token=1e-7,
                 cached_input_usd_per_token=5e-8,
                 output_usd_per_token=4e-7,
