@@ -1,8 +1,10 @@
 """Windowed rates and percentiles for the controller's observations (pure; time is passed in).
 
 `DemandMeter` (ingress): requests admitted per profile with their prompt tokens and predicted
-output tokens; `LatencyMeter` (profile replica): TTFT and TPOT of recent streams. Both export a
-flat `{name: number}` dict, the only shape Serve accepts from `record_autoscaling_stats`.
+output tokens, and requests refused for capacity per profile they were meant for
+(`control/refused.py`; a shed request may be split over profiles by weight); `LatencyMeter`
+(profile replica): TTFT and TPOT of recent streams. Both export a flat `{name: number}` dict,
+the only shape Serve accepts from `record_autoscaling_stats`.
 Invariant: samples older than the window are dropped on every read and write.
 """
 
@@ -15,7 +17,8 @@ DEMAND_PREFIX = "demand"
 
 
 def demand_key(profile: str, what: str) -> str:
-    """Metric name of one demand figure ('rps', 'in_tps', 'out_tps') of a profile."""
+    """Metric name of one demand figure of a profile: 'rps', 'in_tps', 'out_tps', 'usd_h',
+    and the same three rates of requests refused for capacity, 'refused_rps' etc."""
     return f"{DEMAND_PREFIX}:{profile}:{what}"
 
 
@@ -31,6 +34,7 @@ class DemandMeter:
     window_s: float = 30.0
     _events: dict[str, deque[tuple[float, float, float]]] = field(default_factory=dict)
     _spend: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
+    _refused: dict[str, deque[tuple[float, float, float, float]]] = field(default_factory=dict)
 
     def spent(self, profile: str, usd: float, now: float) -> None:
         """A settled request's cost (what the ledger recorded)."""
@@ -44,7 +48,33 @@ class DemandMeter:
         q.append((now, float(prompt_tokens), float(output_tokens)))
         self._trim(q, now)
 
-    def _trim(self, q: deque[tuple[float, float, float]], now: float) -> None:
+    def refused(
+        self,
+        profile: str,
+        prompt_tokens: float,
+        output_tokens: float,
+        now: float,
+        weight: float = 1.0,
+    ) -> None:
+        """A request refused for capacity that `profile` would have served (`weight` of it)."""
+        q = self._refused.setdefault(profile, deque())
+        q.append((now, weight, weight * prompt_tokens, weight * output_tokens))
+        self._trim(q, now)
+
+    def refused_rates(self, now: float) -> dict[str, tuple[float, float, float]]:
+        """Per profile: refused (requests/s, prompt tokens/s, predicted output tokens/s)."""
+        out = {}
+        for profile, q in self._refused.items():
+            self._trim(q, now)
+            w = self.window_s
+            out[profile] = (
+                sum(e[1] for e in q) / w,
+                sum(e[2] for e in q) / w,
+                sum(e[3] for e in q) / w,
+            )
+        return out
+
+    def _trim(self, q: deque, now: float) -> None:
         while q and q[0][0] < now - self.window_s:
             q.popleft()
 
@@ -67,6 +97,10 @@ class DemandMeter:
             out[demand_key(profile, "rps")] = rps
             out[demand_key(profile, "in_tps")] = tin
             out[demand_key(profile, "out_tps")] = tout
+        for profile, (rps, tin, tout) in self.refused_rates(now).items():
+            out[demand_key(profile, "refused_rps")] = rps
+            out[demand_key(profile, "refused_in_tps")] = tin
+            out[demand_key(profile, "refused_out_tps")] = tout
         for profile, q in self._spend.items():
             while q and q[0][0] < now - self.window_s:
                 q.popleft()

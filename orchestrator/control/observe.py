@@ -4,10 +4,10 @@ A context (`ray.serve.config.AutoscalingContext`) carries, per deployment: repli
 and targeted, requests queued at handles, and the custom metrics each replica pushed with
 `record_autoscaling_stats` (aggregated over Serve's look-back window), keyed by metric name
 then replica. Profile replicas push `running` and TTFT/TPOT percentiles
-(`ProfileServer.record_autoscaling_stats`); the ingress pushes predicted demand and spend per
-profile (`meters.DemandMeter`). Invariants: a replica's streams beyond the engine's batch
-(`max_num_seqs`, else `max_concurrency`) count as waiting; p50s are averaged over replicas and
-p95s take the worst replica.
+(`ProfileServer.record_autoscaling_stats`); the ingress pushes predicted demand, demand
+refused for capacity and spend per profile (`meters.DemandMeter`). Invariants: a replica's
+streams beyond the engine's batch (`max_num_seqs`, else `max_concurrency`) count as waiting;
+p50s are averaged over replicas and p95s take the worst replica.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def _mean(values: list[float]) -> float | None:
 
 
 def demand_from_ingress(ctx: Any) -> dict[str, dict[str, float]]:
-    """The ingress context's demand metrics: {profile: {"rps"|"in_tps"|"out_tps"|"usd_h": v}}
-    (summed over ingress replicas)."""
+    """The ingress context's demand metrics: {profile: {"rps"|"in_tps"|"out_tps"|"usd_h"|
+    "refused_rps"|"refused_in_tps"|"refused_out_tps": v}} (summed over ingress replicas)."""
     out: dict[str, dict[str, float]] = {}
     for key, per_replica in (ctx.aggregated_metrics or {}).items():
         parsed = parse_demand_key(key)
@@ -64,6 +64,9 @@ def profile_observation(
         arrival_rate_rps=max(0.0, demand.get("rps", 0.0)),
         input_tokens_per_s=max(0.0, demand.get("in_tps", 0.0)),
         output_tokens_per_s=max(0.0, demand.get("out_tps", 0.0)),
+        refused_rps=max(0.0, demand.get("refused_rps", 0.0)),
+        refused_input_tokens_per_s=max(0.0, demand.get("refused_in_tps", 0.0)),
+        refused_output_tokens_per_s=max(0.0, demand.get("refused_out_tps", 0.0)),
         requests_running=decoding,
         requests_waiting=waiting + max(0.0, float(queued)),
         ttft_ms=pct("ttft"),

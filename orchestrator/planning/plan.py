@@ -1,14 +1,15 @@
 """`plan`: one controller tick, from an Observation to replica targets (pure).
 
 Steps (docs/controller.md):
-1. demand: per model family, the observed routed load (requests/s, input and predicted output
+1. demand: per model family, the observed routed load plus the load refused for capacity
+   that the router meant for the family's profiles (requests/s, input and predicted output
    tokens/s) updates a damped-trend Holt filter; the load planned for is the larger of the
    level now and the forecast one replica start-up (`replicas.startup_s`) ahead; an idle
    family (no arrivals, nothing running or waiting) plans for zero;
 2. capacity: per profile, the decode rate per replica at its planning SLO (capacity.py),
    times its delivery factor (measured / modelled speed, EWMA);
 3. pressure: a measured SLO breach under load, a queue beyond `waiting_pressure_per_replica`,
-   or requests for a profile with no replica lift that profile's floor to one above its
+   requests refused for capacity, or requests for a profile with no replica lift that profile's floor to one above its
    target (unless replicas are already starting);
 4. ideal: the cheapest mix for that load (mix.py; bounds, $/hour ceiling, resources);
 5. hysteresis: a higher target applies after `scale_up_delay_s` (at once under pressure); a
@@ -231,9 +232,9 @@ def _forecast(
     for fam in policy.catalog.families:
         members = [p for p in policy.catalog.profiles if p.served_model_name == fam]
         o = [obs[p.name] for p in members]
-        rps = sum(x.arrival_rate_rps for x in o)
-        tin = sum(x.input_tokens_per_s for x in o)
-        tout = sum(x.output_tokens_per_s for x in o)
+        rps = sum(x.arrival_rate_rps + x.refused_rps for x in o)
+        tin = sum(x.input_tokens_per_s + x.refused_input_tokens_per_s for x in o)
+        tout = sum(x.output_tokens_per_s + x.refused_output_tokens_per_s for x in o)
         busy = sum(x.requests_running + x.requests_waiting for x in o)
         prev = state.families.get(fam, FamilyState())
         fs = FamilyState(
@@ -315,14 +316,17 @@ def _pressure(r: _Row, knobs: PlannerKnobs) -> str:
     o = r.obs
     if r.hi <= 0:
         return ""
+    asked = o.arrival_rate_rps + o.refused_rps
     if o.replicas_ready <= 0 and o.replicas_starting <= 0 and r.current <= 0:
-        if o.requests_waiting > 0 or o.arrival_rate_rps > 0:
+        if o.requests_waiting > 0 or asked > 0:
             if o.requests_waiting:
                 return f"{o.requests_waiting:g} requests waiting and no replica (cold start)"
-            return f"{o.arrival_rate_rps:.2g} req/s and no replica (cold start)"
+            return f"{asked:.2g} req/s and no replica (cold start)"
         return ""
     if o.replicas_ready <= 0:
         return ""
+    if o.refused_rps > 0:
+        return f"{o.refused_rps:.2g} req/s refused for capacity on {o.replicas_ready} replica(s)"
     loaded = o.requests_running >= o.replicas_ready or o.requests_waiting > 0
     per = o.requests_waiting / o.replicas_ready
     if knobs.waiting_pressure_per_replica > 0 and per > knobs.waiting_pressure_per_replica:

@@ -35,6 +35,16 @@ class ProfileObservation(_Frozen):
     output_tokens_per_s: float = Field(
         0.0, ge=0, description="predicted output tokens routed here / s (router's decisions)"
     )
+    refused_rps: float = Field(
+        0.0,
+        ge=0,
+        description="requests/s refused for capacity (saturated, no replica) that the router "
+        "meant for this profile (routing.refusal); planned for like routed load",
+    )
+    refused_input_tokens_per_s: float = Field(0.0, ge=0, description="their prompt tokens / s")
+    refused_output_tokens_per_s: float = Field(
+        0.0, ge=0, description="their predicted output tokens / s"
+    )
     requests_running: float = Field(0.0, ge=0, description="decoding now, all replicas")
     requests_waiting: float = Field(0.0, ge=0, description="queued (engine + Serve handles)")
     kv_cache_usage: float | None = Field(None, ge=0, le=1, description="mean over replicas")

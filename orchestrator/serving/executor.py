@@ -42,6 +42,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.control.meters import DemandMeter
+from orchestrator.control.refused import record_refusal
 from orchestrator.ledger import Status, UsageLedger, WindowSpend
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.routing.types import Decision, ProfileView
@@ -183,7 +184,12 @@ class RequestExecutor:
         predicted = await self.offload(predict, incoming, self.catalog, self.predictor)
         spends = await self.read_spends(tenant)
         # nothing is awaited from here to `_begin` (in `execute`): see the module docstring
-        outcome = plan(incoming, predicted, self.plan_state(incoming, request_id, spends))
+        state = self.plan_state(incoming, request_id, spends)
+        try:
+            outcome = plan(incoming, predicted, state)
+        except OrchestratorHTTPError as exc:  # 429 overload: demand for the planner (h14c)
+            self._refused(exc.code, None, incoming, predicted, state)
+            raise
         obs.predicted(outcome.prediction)
         self.decisions.put(request_id, tenant.name, outcome.decision)
         obs.decided(outcome.decision)
@@ -196,6 +202,7 @@ class RequestExecutor:
             },
         )
         if isinstance(outcome, Rejected):
+            self._refused(outcome.code, outcome.decision, incoming, predicted, state)
             message = outcome.message
             if outcome.status == 503 and self.placement_note is not None:
                 names = [p.name for p in candidates_for_model(incoming.model, self.catalog)]
@@ -204,6 +211,20 @@ class RequestExecutor:
                 outcome.status, message, code=outcome.code, headers=outcome.headers
             )
         return await self.execute(outcome, request_id, obs, exchange)
+
+    def _refused(
+        self,
+        code: str | None,
+        decision: Decision | None,
+        incoming: Any,
+        predicted: Any,
+        state: PlanState,
+    ) -> None:
+        """A refusal for capacity is demand the controller must see (control/refused.py)."""
+        first = predicted.first
+        eligible = incoming.tenant.eligible_profiles(first.query_class)
+        record_refusal(self.demand, code, decision, state.views, eligible, first.prompt_tokens,
+                       first.p50_tokens, time.monotonic())  # fmt: skip
 
     def plan_state(
         self, incoming: Any, request_id: str, spends: Mapping[str, WindowSpend]

@@ -72,6 +72,9 @@ class Pool:
     arrived_tokens: int = 0  # their true output tokens
     arrived_prompt_tokens: int = 0
     predicted_tokens: float = 0.0  # their predicted tokens (set by the router)
+    refused: int = 0  # refused for capacity, meant for this pool (set by the router)
+    refused_prompt_tokens: int = 0
+    refused_predicted_tokens: float = 0.0
     window_ttft_ms: list = field(default_factory=list)  # finished since the controller read them
     window_tpot_ms: list = field(default_factory=list)
     in_flight: int = 0  # admitted + waiting on replicas
@@ -355,6 +358,8 @@ class Cluster:
                 for pool in self.pools:
                     pool.arrivals = pool.arrived_tokens = pool.arrived_prompt_tokens = 0
                     pool.predicted_tokens = 0.0
+                    pool.refused = pool.refused_prompt_tokens = 0
+                    pool.refused_predicted_tokens = 0.0
                 if i >= n and live == 0:
                     break
                 self._push(t + tick_s, _TICK, None)

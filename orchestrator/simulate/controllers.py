@@ -142,9 +142,13 @@ class DynamoSLAController:
 class PlannerController:
     """Ours: the product's planning core (`orchestrator.planning.plan`), called every
     `autoscaling.interval_s` of the policy with an Observation built from the cluster's state,
-    exactly the typed input the server's controller builds from live metrics."""
+    exactly the typed input the server's controller builds from live metrics, including the
+    requests the router refused for capacity (`count_refused=False` leaves them out, to show
+    what they are worth)."""
 
-    def __init__(self, policy, initial: Sequence[int], *, tick_s: float = 10.0) -> None:
+    def __init__(
+        self, policy, initial: Sequence[int], *, tick_s: float = 10.0, count_refused: bool = True
+    ) -> None:
         from orchestrator import planning
 
         self.planning = planning
@@ -154,22 +158,28 @@ class PlannerController:
         self.next_s = 0.0
         self.since = 0.0
         self.state = None
+        self.count_refused = count_refused
         self.acc: list[list[float]] = []
         self.decisions: list = []
 
     def initial(self, cluster: Cluster) -> list[int]:
-        self.acc = [[0.0, 0.0, 0.0] for _ in cluster.pools]
+        self.acc = [[0.0] * 6 for _ in cluster.pools]
         return list(self._initial)
 
     def observation(self, cluster: Cluster, now: float):
         span = max(now - self.since, 1e-9)
         profiles = {}
-        for pool, (n, in_tok, out_tok) in zip(cluster.pools, self.acc, strict=True):
+        keep = 1.0 if self.count_refused else 0.0
+        for pool, acc in zip(cluster.pools, self.acc, strict=True):
+            n, in_tok, out_tok, refused, refused_in, refused_out = acc
             running = sum(r.admitted for r in pool.active)
             profiles[pool.name] = self.planning.ProfileObservation(
                 arrival_rate_rps=n / span,
                 input_tokens_per_s=in_tok / span,
                 output_tokens_per_s=out_tok / span,
+                refused_rps=keep * refused / span,
+                refused_input_tokens_per_s=keep * refused_in / span,
+                refused_output_tokens_per_s=keep * refused_out / span,
                 requests_running=running,
                 requests_waiting=pool.ongoing - running,
                 ttft_ms=_percentiles(pool.window_ttft_ms),
@@ -187,13 +197,16 @@ class PlannerController:
             a[0] += pool.arrivals
             a[1] += pool.arrived_prompt_tokens
             a[2] += pool.predicted_tokens
+            a[3] += pool.refused
+            a[4] += pool.refused_prompt_tokens
+            a[5] += pool.refused_predicted_tokens
         if now + 1e-9 < self.next_s:
             return None
         decision, self.state = self.planning.plan(
             self.observation(cluster, now), self.policy, self.state
         )
         self.decisions.append(decision)
-        self.acc = [[0.0, 0.0, 0.0] for _ in self.acc]
+        self.acc = [[0.0] * 6 for _ in self.acc]
         self.since = now
         self.next_s = now + self.interval_s
         return [decision.target_of(p.name) for p in cluster.pools]

@@ -29,6 +29,7 @@ from orchestrator.concepts import TIER_RANK, LatencySLO
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.replica_model import LiveState
 from orchestrator.routing.decide import decide
+from orchestrator.routing.refusal import intended_profile
 from orchestrator.routing.types import ProfileView, TokenBudget
 from orchestrator.routing.views import with_live
 from orchestrator.serving import route_inputs
@@ -185,9 +186,16 @@ class DecideRouter:
             if budget.remaining_usd is None:
                 self._rules[rkey] = rules
         request = route_inputs.route_request(req.body, req.prompt_tokens, NO_TARGETS)
-        decision = decide(request, tb, rules, self._views(cluster))
+        views = self._views(cluster)
+        decision = decide(request, tb, rules, views)
         self.decisions += 1
         if decision.profile is None:
+            meant = intended_profile(decision, views, req.prompt_tokens)
+            if meant is not None:  # demand the planner sees (as the server's meter records)
+                pool = cluster.pools[self.index[meant.profile]]
+                pool.refused += 1
+                pool.refused_prompt_tokens += req.prompt_tokens
+                pool.refused_predicted_tokens += meant.output_tokens
             rej = decision.rejection
             return Rejected(rej.code if rej else "rejected")
         idx = self.index[decision.profile]

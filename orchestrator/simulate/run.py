@@ -208,10 +208,16 @@ def peak_replicas(
     return max(1, math.ceil(need))
 
 
-def _our_controller(policy: Policy, start: list[int], target_ongoing: list[int], notes: list[str]):
+def _our_controller(
+    policy: Policy,
+    start: list[int],
+    target_ongoing: list[int],
+    notes: list[str],
+    count_refused: bool = True,
+):
     """The product's planner; before it exists, Serve's queue-length policy (said in the notes)."""
     try:
-        return ctl.PlannerController(policy, start)
+        return ctl.PlannerController(policy, start, count_refused=count_refused)
     except ImportError:
         note = "orchestrator.planning is absent: ours/oracle scale with the queue-length policy"
         if note not in notes:
@@ -235,6 +241,7 @@ def _setups(
     specs: list[ReplicaSpec],
     seed: int,
     notes: list[str],
+    count_refused: bool = True,
 ) -> dict[str, _Setup]:
     profiles = list(catalog.profiles)
     index = {p.name: i for i, p in enumerate(profiles)}
@@ -263,9 +270,8 @@ def _setups(
     for name in names:
         if name in ("ours", "oracle"):
             router = pol.DecideRouter(catalog, policy, prepared, oracle=name == "oracle")
-            out[name] = _Setup(
-                own, router, _our_controller(policy, own_start, target_ongoing, notes)
-            )
+            controller = _our_controller(policy, own_start, target_ongoing, notes, count_refused)
+            out[name] = _Setup(own, router, controller)
         elif name == "static":
             bounds = [(n_peak, n_peak) if i == si else (0, 0) for i in range(len(profiles))]
             out[name] = _Setup(
@@ -321,11 +327,14 @@ def simulate(
     queue_timeout_s: float = 600.0,
     feedback_lag_s: float | None = 30.0,
     warmup_s: float = 0.0,
+    count_refused: bool = True,
 ) -> SimResult:
     """Replay `requests` under each named policy (see `ALL_POLICIES`); deterministic per seed.
 
     With `warmup_s`, requests arriving earlier and replica time before it are simulated but
-    left out of the metrics (the cluster reaches the load's scale first)."""
+    left out of the metrics (the cluster reaches the load's scale first). `count_refused`:
+    ours and the oracle plan for the requests their router refused for capacity, as the
+    server's controller does (False: routed load only, the behaviour before it)."""
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
     t0, c0 = time.perf_counter(), time.process_time()
@@ -338,7 +347,9 @@ def simulate(
     names = [p.name for p in catalog.profiles]
     ranks = np.array([TIER_RANK[p.quality.tier] for p in catalog.profiles])
     notes: list[str] = []
-    setups = _setups(policies, catalog, policy, requests, prepared, specs, seed, notes)
+    setups = _setups(
+        policies, catalog, policy, requests, prepared, specs, seed, notes, count_refused
+    )
     measured = np.array([r.arrival_s >= warmup_s for r in requests])
     if warmup_s > 0:
         notes.append(f"warm-up: the first {warmup_s:g} s are simulated but not measured or billed")

@@ -1,0 +1,52 @@
+"""The request path records refusals for capacity in its demand meter (what the controller
+reads), and not refusals of policy."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from orchestrator.serving.errors import OrchestratorHTTPError
+from tests.serving import test_ingress_request_path as base
+from tests.serving.test_ingress_request_path import FAMILY, LOCAL, MESSAGES, POLICY_TEXT, _serve
+from tests.serving.test_ingress_robustness import _with_policy
+from tests.serving.test_policy_fields_in_request_path import TINY_REFERENCE
+
+BODY = {"model": FAMILY, "messages": MESSAGES}
+
+
+@pytest.fixture
+def ingress(tmp_path, monkeypatch):
+    yield from base.ingress.__wrapped__(tmp_path, monkeypatch)
+
+
+def refused(ex) -> dict[str, float]:
+    return {k: v[0] for k, v in ex.demand.refused_rates(time.monotonic()).items()}
+
+
+async def test_overload_429_is_demand_for_the_running_profiles(ingress):
+    for p in LOCAL.profiles:
+        ingress.in_flight[p.name] = 12  # every slot and queue place taken
+    with pytest.raises(OrchestratorHTTPError) as err:
+        await _serve(ingress, BODY, "chat")
+    assert err.value.code == "server_overloaded"
+    got = refused(ingress)
+    assert set(got) == {p.name for p in LOCAL.profiles}
+    assert sum(got.values()) * ingress.demand.window_s == pytest.approx(1.0)
+
+
+async def test_slo_refusal_under_load_is_demand_policy_refusal_is_not(ingress):
+    _with_policy(ingress, POLICY_TEXT + "  latency: {ttft_p95_ms: 2000}\n"
+                 "  actions: {on_cost_cap: [reject]}\n" + TINY_REFERENCE + "\n")  # fmt: skip
+    for p in LOCAL.profiles:
+        ingress.in_flight[p.name] = 10  # busy: queue wait breaks the TTFT target
+    response = await _serve(ingress, BODY, "chat")
+    assert response.status_code == 503
+    assert sum(refused(ingress).values()) * ingress.demand.window_s == pytest.approx(1.0)
+
+    _with_policy(ingress, POLICY_TEXT + "  cost_cap_usd: 0.000000001\n"
+                 "  actions: {on_cost_cap: [reject]}\n")  # fmt: skip
+    response = await _serve(ingress, BODY, "chat")
+    assert response.status_code == 402
+    assert sum(refused(ingress).values()) * ingress.demand.window_s == pytest.approx(1.0)

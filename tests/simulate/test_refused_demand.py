@@ -1,0 +1,79 @@
+"""Ours in the simulator plans for the requests its router refused for capacity, as the
+server's controller does: a shedding profile grows faster with them and refuses fewer."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.catalog import Catalog
+from orchestrator.policy import load_policy_text
+from orchestrator.simulate import simulate
+
+from .conftest import make_requests
+
+SOLO = Catalog.model_validate(
+    {
+        "profiles": [
+            {
+                "name": "solo",
+                "model": "org/solo",
+                "served_model_name": "solo",
+                "max_model_len": 8192,
+                "accelerator": {"type": "L4", "count": 1},
+                "price_per_replica_hour_usd": 1.0,
+                "replicas": {"min": 1, "max": 12, "startup_s": 20},
+                "performance": {
+                    "output_tokens_per_s": 1000,
+                    "single_stream_tokens_per_s": 100,
+                    "prefill_tokens_per_s": 20000,
+                    "max_concurrency": 16,
+                    "ttft_ms_base": 30,
+                },
+                "quality": {"tier": "frontier"},
+            }
+        ]
+    }
+)
+# refuse (503) what would miss the TTFT target rather than queue it
+POLICY = """\
+apiVersion: orchestrator/v1
+kind: Policy
+default_tenant:
+  name: default
+  latency: {ttft_p95_ms: 1500, tpot_p95_ms: 60, e2e_p95_ms: 60000}
+  actions: {on_cost_cap: [reject]}
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(predictor):
+    policy = load_policy_text(POLICY, "policy.yaml", SOLO)
+    out = {}
+    for counted in (True, False):
+        reqs = make_requests(n=1200, rate=16.0, seed=7)  # 75 s at ~3x what one replica carries
+        res = simulate(SOLO, policy, reqs, predictor=predictor, policies=("ours",),
+                       count_refused=counted)  # fmt: skip
+        out[counted] = (res.policies["ours"].outcome, [r.arrival_s for r in reqs])
+    return out
+
+
+def refused(run, after_s: float = 0.0) -> int:
+    outcome, arrivals = run
+    return sum(
+        r == "latency_slo_unmeetable" and t >= after_s
+        for r, t in zip(outcome.reject_reason, arrivals, strict=True)
+    )
+
+
+def replicas_at(run, t: float) -> int:
+    return next(reps[0] for when, reps, _ in run[0].timeline if when >= t)
+
+
+def test_shedding_profile_grows_with_refused_demand_and_not_without(runs):
+    with_, without = runs[True], runs[False]
+    # the first 30 s are alike: one planning interval, then a 20 s start-up
+    assert refused(without) > refused(without, 30.0) > 100, "the scenario must shed load"
+    assert refused(with_, 30.0) < 0.25 * refused(without, 30.0)
+    assert replicas_at(with_, 30.0) >= replicas_at(without, 30.0) + 2
+    for outcome, _ in runs.values():
+        assert outcome.served_twice == 0
