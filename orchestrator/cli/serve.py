@@ -16,8 +16,18 @@ import threading
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
 from orchestrator.config_files import ConfigError
 from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY, state_dir
+from orchestrator.serving.ingress_scaling import INGRESS_TARGET_ONGOING_REQUESTS, IngressScaling
+from orchestrator.serving.storage_target import (
+    DATABASE_URL_ENV,
+    backend,
+    check_ingress_replicas,
+    redact,
+    resolve_target,
+)
 
 
 def register(sub: Any) -> None:
@@ -26,7 +36,28 @@ def register(sub: Any) -> None:
     p.add_argument("--policy", default=str(DEFAULT_POLICY), help="policy file (hot-reloaded)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--ledger", default=None, help="SQLite usage ledger path")
+    p.add_argument(
+        "--ledger",
+        default=None,
+        help="usage ledger: a SQLite file path or a postgresql://user:pw@host/db URL (default "
+        f"${DATABASE_URL_ENV}, else usage.sqlite3 in the state directory)",
+    )
+    p.add_argument(
+        "--ingress-min-replicas", type=int, default=1, help="ingress replicas Serve always runs"
+    )
+    p.add_argument(
+        "--ingress-max-replicas",
+        type=int,
+        default=1,
+        help="ingress replicas Serve may scale out to by ongoing requests (>1 needs a "
+        "postgresql:// ledger)",
+    )
+    p.add_argument(
+        "--ingress-target-ongoing-requests",
+        type=float,
+        default=INGRESS_TARGET_ONGOING_REQUESTS,
+        help="ongoing requests per ingress replica Serve scales towards",
+    )
     p.add_argument(
         "--ready-timeout", type=float, default=900.0, help="seconds to wait for all engines"
     )
@@ -72,6 +103,30 @@ def _say(msg: str) -> None:
     print(f"[orchestrator] {msg}", file=sys.stderr, flush=True)
 
 
+def ledger_setting(args: argparse.Namespace) -> str | None:
+    """The ledger given to the app: --ledger, else $ORCHESTRATOR_DATABASE_URL of this shell
+    (replicas in a joined cluster do not inherit it); None = the replica's default file."""
+    return args.ledger or os.environ.get(DATABASE_URL_ENV, "").strip() or None
+
+
+def ingress_scaling(args: argparse.Namespace) -> IngressScaling:
+    """The ingress's replica bounds from the flags, refused (ValueError) when inconsistent or
+    when more than one replica would share a SQLite ledger."""
+    try:
+        scaling = IngressScaling(
+            min_replicas=args.ingress_min_replicas,
+            max_replicas=args.ingress_max_replicas,
+            target_ongoing_requests=args.ingress_target_ongoing_requests,
+        )
+    except ValidationError as exc:  # name the flag, not the model field
+        first = exc.errors()[0]
+        loc = "-".join(str(part) for part in first["loc"]).replace("_", "-")
+        flag = f"--ingress-{loc}" if loc else "--ingress-min-replicas/--ingress-max-replicas"
+        raise ValueError(f"{flag}: {first['msg']}") from None
+    check_ingress_replicas(resolve_target(ledger_setting(args)), scaling.max_replicas)
+    return scaling
+
+
 def _validate_inputs(args: argparse.Namespace) -> None:
     from orchestrator.catalog import load_catalog
     from orchestrator.models import resolve_model
@@ -111,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         _validate_inputs(args)
         ingress_labels = parse_labels(args.ingress_node_label)
+        scaling = ingress_scaling(args)
+        ledger = ledger_setting(args)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
@@ -159,8 +216,12 @@ def run(args: argparse.Namespace) -> int:
         }
         if ingress_labels:
             app_args["ingress_node_labels"] = ingress_labels
-        if args.ledger:
-            app_args["ledger_path"] = args.ledger
+        if ledger:
+            app_args["ledger"] = ledger  # a bind argument: never printed nor in serve status
+            _say(f"usage ledger: {redact(ledger)} ({backend(ledger)})")
+        app_args["ingress_min_replicas"] = scaling.min_replicas
+        app_args["ingress_max_replicas"] = scaling.max_replicas
+        app_args["ingress_target_ongoing_requests"] = scaling.target_ongoing_requests
         # deploy without waiting (serve.run would block, unresponsive to signals, until every
         # engine is up); readiness is polled below with progress messages
         deploy_nonblocking(build_app(app_args), name=APP_NAME, route_prefix="/")

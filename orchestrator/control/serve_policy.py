@@ -14,6 +14,11 @@ import logging
 from typing import Any
 
 from orchestrator.control.hub import hub_for
+from orchestrator.serving.ingress_scaling import (
+    INGRESS_DOWNSCALE_DELAY_S,
+    INGRESS_UPSCALE_DELAY_S,
+    IngressScaling,
+)
 
 log = logging.getLogger("orchestrator.controller")
 
@@ -43,18 +48,34 @@ class ProfileAutoscaler:
 
 class IngressAutoscaler:
     """The ingress deployment's policy: its context carries the predicted demand per profile
-    (custom metrics); file it and keep the ingress at its configured replicas."""
+    (custom metrics), which it files for the planner; the ingress itself scales by its ongoing
+    requests (Serve's queue-length policy; Serve then applies the config's bounds and delays)."""
 
     def __init__(self, deployments: str, policy: str):
         self._hub = hub_for(deployments, policy)
 
-    def __call__(self, ctx: Any) -> tuple[int, dict[str, Any]]:
+    def __call__(self, ctx: Any) -> tuple[float, dict[str, Any]]:
         try:
             self._hub.file_ingress(ctx)
             self._hub.tick(ctx.current_time)
         except Exception:  # never break Serve's control loop
             log.exception("controller tick failed (ingress context)")
-        return ctx.target_num_replicas, ctx.policy_state
+        return ingress_replicas_wanted(ctx), ctx.policy_state
+
+
+def ingress_replicas_wanted(ctx: Any) -> float:
+    """Replicas for the ingress's ongoing requests at its target per replica (before Serve's
+    bounds and delays); the current target when that cannot be computed."""
+    from ray.serve.autoscaling_policy import replica_queue_length_autoscaling_policy
+
+    if ctx.config is None:  # not given by Serve (only by tests of the demand path)
+        return ctx.target_num_replicas
+    try:
+        wanted, _ = replica_queue_length_autoscaling_policy(ctx)
+    except Exception:  # never break Serve's control loop: hold the current target
+        log.exception("ingress scaling failed; holding %s replicas", ctx.target_num_replicas)
+        return ctx.target_num_replicas
+    return wanted
 
 
 def autoscaling_config(
@@ -65,13 +86,16 @@ def autoscaling_config(
     max_replicas: int,
     initial_replicas: int | None = None,
     look_back_period_s: float = 15.0,
+    upscale_delay_s: float = 0.0,
+    downscale_delay_s: float = 0.0,
+    target_ongoing_requests: float | None = None,
 ) -> dict[str, Any]:
-    """A Serve `autoscaling_config` whose own factors and delays are neutral."""
+    """A Serve `autoscaling_config` whose own factors are neutral (delays 0 unless given)."""
     cfg: dict[str, Any] = {
         "min_replicas": min_replicas,
         "max_replicas": max(1, max_replicas),
-        "upscale_delay_s": 0.0,
-        "downscale_delay_s": 0.0,
+        "upscale_delay_s": upscale_delay_s,
+        "downscale_delay_s": downscale_delay_s,
         "downscale_to_zero_delay_s": 0.0,
         "upscaling_factor": 1.0,
         "downscaling_factor": 1.0,
@@ -80,6 +104,8 @@ def autoscaling_config(
     }
     if initial_replicas is not None:
         cfg["initial_replicas"] = initial_replicas
+    if target_ongoing_requests is not None:
+        cfg["target_ongoing_requests"] = target_ongoing_requests
     return cfg
 
 
@@ -123,11 +149,18 @@ def profile_serve_options(
     }
 
 
-def ingress_autoscaling_config(deployments_path: str, policy_path: str) -> dict[str, Any]:
-    """The ingress stays at one replica; its policy only carries the demand to the planner."""
+def ingress_autoscaling_config(
+    deployments_path: str, policy_path: str, scaling: IngressScaling | None = None
+) -> dict[str, Any]:
+    """The ingress between its min and max replicas, by ongoing requests (`IngressScaling`);
+    its policy also carries the demand to the planner."""
+    scaling = scaling or IngressScaling()
     return autoscaling_config(
         policy_function=INGRESS_POLICY,
         policy_kwargs={"deployments": deployments_path, "policy": policy_path},
-        min_replicas=1,
-        max_replicas=1,
+        min_replicas=scaling.min_replicas,
+        max_replicas=scaling.max_replicas,
+        upscale_delay_s=INGRESS_UPSCALE_DELAY_S,
+        downscale_delay_s=INGRESS_DOWNSCALE_DELAY_S,
+        target_ongoing_requests=scaling.target_ongoing_requests,
     )

@@ -59,3 +59,14 @@ def policy_configmap(release: str, values: ChartValues) -> str:
 
 def ledger_claim(release: str, values: ChartValues) -> str:
     return values.ledger.existingClaim or f"{fullname(release, values)}-ledger"
+
+
+DATABASE_SECRET_KEY = "url"
+
+
+def database_secret(release: str, values: ChartValues) -> tuple[str, str]:
+    """(Secret name, key) holding the PostgreSQL URL: the existing Secret, else the chart's."""
+    db = values.database
+    if db.existingSecret:
+        return db.existingSecret, db.existingSecretKey
+    return f"{fullname(release, values)}-database", DATABASE_SECRET_KEY

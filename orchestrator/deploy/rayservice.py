@@ -37,6 +37,7 @@ from orchestrator.deploy.serve_args import (
 )
 from orchestrator.deploy.values import ChartValues, GeneratedValues, GeneratedWorkerGroup
 from orchestrator.deploy.workers import CPU_GROUP, HEAD_NODE_TYPE, ray_labels
+from orchestrator.serving.storage_target import DATABASE_URL_ENV
 
 CATALOG_SHA_ANNOTATION = "orchestrator.io/catalog-sha256"
 Obj = dict[str, Any]
@@ -48,7 +49,7 @@ def serve_config(values: ChartValues) -> Obj:
         "name": values.serve.applicationName,
         "route_prefix": values.serve.routePrefix,
         "import_path": IMPORT_PATH,
-        "args": mounted_args().model_dump(exclude_none=True),
+        "args": mounted_args(values).model_dump(exclude_none=True),
     }
     if values.serve.env:
         app["runtime_env"] = {"env_vars": dict(values.serve.env)}
@@ -107,14 +108,22 @@ def _mounts(values: ChartValues) -> list[Obj]:
     return out
 
 
-def _env(values: ChartValues) -> list[Obj]:
-    return [
+def _env(values: ChartValues, release: str) -> list[Obj]:
+    env: list[Obj] = [
         {"name": "ORCHESTRATOR_STATE_DIR", "value": STATE_DIR},
         {"name": "ORCHESTRATOR_CACHE_DIR", "value": f"{CACHE_DIR}/orchestrator"},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        *values.extraEnv,
     ]
+    if values.database.configured:
+        name, key = names.database_secret(release, values)
+        env.append(
+            {
+                "name": DATABASE_URL_ENV,
+                "valueFrom": {"secretKeyRef": {"name": name, "key": key}},
+            }
+        )
+    return [*env, *values.extraEnv]
 
 
 def _ports(values: ChartValues, head: bool) -> list[Obj]:
@@ -150,7 +159,7 @@ def _pod_template(
         "image": f"{values.image.repository}:{values.image.tag}",
         "imagePullPolicy": values.image.pullPolicy,
         "ports": _ports(values, head),
-        "env": _env(values),
+        "env": _env(values, release),
     }
     if values.tenantKeys.existingSecret:
         main["envFrom"] = [{"secretRef": {"name": values.tenantKeys.existingSecret}}]

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator import __version__
+from orchestrator.serving.ingress_scaling import (
+    INGRESS_MAX_ONGOING_REQUESTS,
+    INGRESS_TARGET_ONGOING_REQUESTS,
+)
 
 K8sObject = dict[str, Any]
 
@@ -29,6 +33,14 @@ DEFAULT_GPU_NODE_SELECTORS: dict[str, dict[str, str]] = {
     "H200": {"nvidia.com/gpu.product": "NVIDIA-H200"},
     "B200": {"nvidia.com/gpu.product": "NVIDIA-B200"},
 }
+
+
+INGRESS_BOUNDS_MESSAGE = "ingress.minReplicas exceeds ingress.maxReplicas"
+INGRESS_NEEDS_DATABASE_MESSAGE = (
+    "ingress.maxReplicas > 1 needs a shared ledger: set database.url or database.existingSecret "
+    "(PostgreSQL); the SQLite ledger is one pod's file, so replicas would each count budgets "
+    "and decisions apart"
+)
 
 
 class _Values(BaseModel):
@@ -92,6 +104,42 @@ class LedgerValues(_Values):
     storageClassName: str = Field("", description="StorageClass of the PVC (empty = default)")
     accessModes: list[str] = Field(
         default_factory=lambda: ["ReadWriteOnce"], description="PVC access modes"
+    )
+
+
+class DatabaseValues(_Values):
+    url: str = Field(
+        "",
+        pattern=r"^((postgresql|postgres)(\+psycopg)?://.+)?$",
+        description=(
+            "PostgreSQL URL of the shared ledger (postgresql://user:pw@host:5432/db); the chart "
+            "keeps it in a Secret of its own. Prefer existingSecret (the URL then never enters "
+            "the release's values). Empty (and no existingSecret) = the SQLite ledger"
+        ),
+    )
+    existingSecret: str = Field("", description="Secret holding the PostgreSQL URL (wins over url)")
+    existingSecretKey: str = Field(
+        "url", min_length=1, description="Key of the URL in existingSecret"
+    )
+
+    @property
+    def configured(self) -> bool:
+        """A PostgreSQL database is set (by URL or by Secret)."""
+        return bool(self.url or self.existingSecret)
+
+
+class IngressValues(_Values):
+    minReplicas: int = Field(1, ge=1, description="Ingress replicas Serve always runs")
+    maxReplicas: int = Field(
+        1,
+        ge=1,
+        description="Ingress replicas Serve may scale out to by ongoing requests (>1 needs database)",
+    )
+    targetOngoingRequests: float = Field(
+        INGRESS_TARGET_ONGOING_REQUESTS,
+        gt=0,
+        le=INGRESS_MAX_ONGOING_REQUESTS,
+        description="Ongoing requests per ingress replica Serve scales towards",
     )
 
 
@@ -298,6 +346,14 @@ class ChartValues(_Values):
     serve: ServeValues = ServeValues()
     tenantKeys: TenantKeysValues = TenantKeysValues()
     ledger: LedgerValues = LedgerValues()
+    database: DatabaseValues = Field(
+        default_factory=DatabaseValues,
+        description="PostgreSQL for the ledger, shared by every ingress replica (see docs/storage.md)",
+    )
+    ingress: IngressValues = Field(
+        default_factory=IngressValues,
+        description="Replicas of the ingress (the OpenAI endpoint's router) Serve scales between",
+    )
     head: HeadValues = HeadValues()
     cpuWorkers: CpuWorkersValues = CpuWorkersValues()
     gpuWorkers: GpuWorkersValues = GpuWorkersValues()
@@ -330,3 +386,13 @@ class ChartValues(_Values):
         default_factory=GeneratedValues,
         description="Written by `orchestrator render --chart-values`: do not edit by hand",
     )
+
+    @model_validator(mode="after")
+    def _ingress_replicas_fit_the_ledger(self) -> ChartValues:
+        """The same refusals as the chart's template (helpers `orchestrator.checkIngress`)."""
+        ing = self.ingress
+        if ing.minReplicas > ing.maxReplicas:
+            raise ValueError(INGRESS_BOUNDS_MESSAGE)
+        if ing.maxReplicas > 1 and not self.database.configured:
+            raise ValueError(INGRESS_NEEDS_DATABASE_MESSAGE)
+        return self

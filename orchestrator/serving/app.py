@@ -23,6 +23,12 @@ from orchestrator.serving.engine_config import (
     serve_placement_options,
     unknown_parsers,
 )
+from orchestrator.serving.ingress_scaling import (
+    INGRESS_MAX_ONGOING_REQUESTS,
+    INGRESS_TARGET_ONGOING_REQUESTS,
+    IngressScaling,
+)
+from orchestrator.serving.storage_target import check_ingress_replicas, resolve_target
 
 INGRESS_NUM_CPUS = 0.25
 
@@ -34,13 +40,36 @@ class AppArgs(BaseModel):
 
     deployments: str = Field(str(DEFAULT_DEPLOYMENTS), description="profile catalog file")
     policy: str = Field(str(DEFAULT_POLICY), description="policy file (watched, hot-reloaded)")
-    ledger_path: str | None = Field(None, description="SQLite usage ledger path")
+    ledger: str | None = Field(
+        None,
+        description=(
+            "usage ledger: a SQLite file path or a postgresql:// URL (default: "
+            "$ORCHESTRATOR_DATABASE_URL, else the SQLite file in the state directory)"
+        ),
+    )
     state_dir: str | None = Field(None, description="directory for learned state (calibration)")
     ingress_num_cpus: float = Field(INGRESS_NUM_CPUS, ge=0)
     ingress_node_labels: dict[str, str] = Field(
         default_factory=dict,
         description="node labels the ingress replica's node must carry (Ray label selector)",
     )
+    ingress_min_replicas: int = Field(1, ge=1, description="ingress replicas Serve always runs")
+    ingress_max_replicas: int = Field(
+        1, ge=1, description="ingress replicas Serve may scale out to (>1 needs PostgreSQL)"
+    )
+    ingress_target_ongoing_requests: float = Field(
+        INGRESS_TARGET_ONGOING_REQUESTS,
+        gt=0,
+        description="ongoing requests per ingress replica Serve scales towards",
+    )
+
+    def ingress_scaling(self) -> IngressScaling:
+        """The ingress's replica bounds and target (ValueError when min exceeds max)."""
+        return IngressScaling(
+            min_replicas=self.ingress_min_replicas,
+            max_replicas=self.ingress_max_replicas,
+            target_ongoing_requests=self.ingress_target_ongoing_requests,
+        )
 
 
 def ingress_actor_options(app_args: AppArgs) -> dict[str, Any]:
@@ -104,6 +133,9 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
     from orchestrator.serving.ingress import OrchestratorIngress, fastapi_app
 
     app_args = AppArgs.model_validate(args or {})
+    scaling = app_args.ingress_scaling()
+    # resolved here, where the app is built: a SQLite ledger cannot be shared by replicas
+    check_ingress_replicas(resolve_target(app_args.ledger), scaling.max_replicas)
     catalog = load_catalog(Path(app_args.deployments))
     configs = build_llm_configs(catalog)
     # the controller (issue 13): Serve runs the planner through these autoscaling policies
@@ -120,8 +152,8 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
     ingress = serve.deployment(
         ingress_cls,
         name="ingress",
-        autoscaling_config=ingress_autoscaling_config(deployments_path, policy_path),
-        max_ongoing_requests=1000,
+        autoscaling_config=ingress_autoscaling_config(deployments_path, policy_path, scaling),
+        max_ongoing_requests=INGRESS_MAX_ONGOING_REQUESTS,
         ray_actor_options=ingress_actor_options(app_args),
         graceful_shutdown_timeout_s=60,
     )
@@ -130,6 +162,6 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
         model_cards,
         catalog=catalog.model_dump(mode="json"),
         policy_path=policy_path,
-        ledger_path=app_args.ledger_path,
+        ledger=app_args.ledger,
         state_dir=app_args.state_dir,
     )

@@ -38,7 +38,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from orchestrator.catalog.schema import Catalog
 from orchestrator.cluster.monitor import PlacementMonitor
 from orchestrator.control.status import read_status
-from orchestrator.ledger import UsageLedger, default_ledger_path
 from orchestrator.paths import STATE_DIR_ENV
 from orchestrator.policy import PolicyWatcher
 from orchestrator.predict import Predictor
@@ -53,6 +52,7 @@ from orchestrator.serving.errors import (
 )
 from orchestrator.serving.executor import ApiEndpoint, RequestExecutor
 from orchestrator.serving.profile_selection import AUTO_MODEL
+from orchestrator.serving.storage_target import open_ledger, resolve_target
 from orchestrator.telemetry import OrchestratorMetrics, configure_json_logging, configure_tracing
 
 log = logging.getLogger("orchestrator.ingress")
@@ -108,7 +108,7 @@ class OrchestratorIngress(OpenAiIngress):
         *,
         catalog: dict[str, Any],
         policy_path: str,
-        ledger_path: str | None = None,
+        ledger: str | None = None,
         state_dir: str | None = None,
         lora_paths: dict[str, str] | None = None,
     ):
@@ -134,7 +134,7 @@ class OrchestratorIngress(OpenAiIngress):
             catalog=self._catalog,
             policy_source=self._policy,
             predictor=Predictor.default(),
-            ledger=UsageLedger(ledger_path or default_ledger_path()),
+            ledger=open_ledger(resolve_target(ledger)),
             metrics=self._metrics,
             handles=self._get_configured_serve_handle,
             ready=self._ready,

@@ -53,6 +53,31 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- .Values.ledger.existingClaim | default (printf "%s-ledger" (include "orchestrator.fullname" .)) }}
 {{- end }}
 
+{{/* "true" when a PostgreSQL ledger is set (database.url or database.existingSecret), else "". */}}
+{{- define "orchestrator.databaseConfigured" -}}
+{{- if or .Values.database.url .Values.database.existingSecret }}true{{ end }}
+{{- end }}
+
+{{- define "orchestrator.databaseSecret" -}}
+{{- .Values.database.existingSecret | default (printf "%s-database" (include "orchestrator.fullname" .)) }}
+{{- end }}
+
+{{- define "orchestrator.databaseSecretKey" -}}
+{{- if .Values.database.existingSecret }}{{ .Values.database.existingSecretKey }}{{ else }}url{{ end }}
+{{- end }}
+
+{{/*
+Refuse ingress bounds the server would refuse (values.py ChartValues says the same).
+*/}}
+{{- define "orchestrator.checkIngress" -}}
+{{- if gt (int .Values.ingress.minReplicas) (int .Values.ingress.maxReplicas) }}
+{{- fail "ingress.minReplicas exceeds ingress.maxReplicas" }}
+{{- end }}
+{{- if and (gt (int .Values.ingress.maxReplicas) 1) (not (include "orchestrator.databaseConfigured" .)) }}
+{{- fail "ingress.maxReplicas > 1 needs a shared ledger: set database.url or database.existingSecret (PostgreSQL); the SQLite ledger is one pod's file, so replicas would each count budgets and decisions apart" }}
+{{- end }}
+{{- end }}
+
 {{/* The catalog text the chart ships: values catalog.content, else the bundled file. */}}
 {{- define "orchestrator.catalogText" -}}
 {{- .Values.catalog.content | default (.Files.Get "files/catalog.yaml") }}
@@ -144,6 +169,13 @@ spec:
           valueFrom:
             fieldRef:
               fieldPath: metadata.namespace
+        {{- if include "orchestrator.databaseConfigured" $ }}
+        - name: ORCHESTRATOR_DATABASE_URL
+          valueFrom:
+            secretKeyRef:
+              name: {{ include "orchestrator.databaseSecret" $ }}
+              key: {{ include "orchestrator.databaseSecretKey" $ }}
+        {{- end }}
         {{- with $v.extraEnv }}
         {{- toYaml . | nindent 8 }}
         {{- end }}

@@ -1,0 +1,108 @@
+"""Where the ingress keeps its shared state: a SQLite file or a PostgreSQL database.
+
+One setting names it: `--ledger` / the app arg `ledger` (a file path or a `postgresql://` URL),
+else `$ORCHESTRATOR_DATABASE_URL` (how the chart passes a URL from a Secret), else the default
+SQLite ledger (`orchestrator.ledger.default_ledger_path`).
+
+Invariants:
+- the explicit setting wins over the environment, the environment over the default;
+- `redact` removes the password (and any query parameter named like one) from a URL; every log
+  line and error message that names a target goes through it;
+- SQLite is one machine's file and budgets reserved in one process: more than one ingress
+  replica on it is refused (`check_ingress_replicas`), with the reason and the way out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+DATABASE_URL_ENV = "ORCHESTRATOR_DATABASE_URL"
+POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
+SECRET_QUERY_KEYS = frozenset({"password", "passfile", "sslpassword"})
+Backend = Literal["sqlite", "postgresql"]
+log = logging.getLogger("orchestrator.storage")
+
+
+def backend(target: str) -> Backend:
+    """'postgresql' for a PostgreSQL URL, 'sqlite' for a file path (ValueError for any other
+    URL)."""
+    scheme = _scheme(target)
+    if scheme is None:
+        return "sqlite"
+    if scheme in POSTGRES_SCHEMES:
+        return "postgresql"
+    raise ValueError(
+        f"ledger {redact(target)!r}: unsupported URL scheme {scheme!r} "
+        "(use a SQLite file path or a postgresql:// URL)"
+    )
+
+
+def _scheme(target: str) -> str | None:
+    head, sep, _ = target.partition("://")
+    if not sep or not head or "/" in head or "\\" in head:
+        return None  # a path (possibly containing '://' further on)
+    return head.lower()
+
+
+def redact(target: str) -> str:
+    """The target with its password (user info and secret query parameters) masked."""
+    if _scheme(target) is None:
+        return target
+    parts = urlsplit(target)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{hostport}" if has_password else f"{userinfo}@{hostport}"
+    query = urlencode(
+        [
+            (k, "***" if k.lower() in SECRET_QUERY_KEYS else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def resolve_target(explicit: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The ledger target in force: `explicit`, else $ORCHESTRATOR_DATABASE_URL, else the
+    default SQLite ledger path."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return explicit
+    from_env = env.get(DATABASE_URL_ENV, "").strip()
+    if from_env:
+        return from_env
+    from orchestrator.ledger import default_ledger_path
+
+    return str(default_ledger_path())
+
+
+def check_ingress_replicas(target: str, max_replicas: int) -> None:
+    """ValueError when more than one ingress replica would share a SQLite ledger."""
+    if max_replicas > 1 and backend(target) == "sqlite":
+        raise ValueError(
+            f"ingress max replicas {max_replicas} needs a shared ledger: the SQLite ledger "
+            f"{redact(target)!r} is one machine's file and budget reservations would be "
+            "counted per replica, so budgets could be overspent and decisions not found; "
+            f"point --ledger (or ${DATABASE_URL_ENV}) at a postgresql:// URL, or keep one "
+            "ingress replica"
+        )
+
+
+def open_ledger(target: str) -> Any:
+    """The usage ledger at `target` (logged with its password masked)."""
+    kind = backend(target)
+    log.info("usage ledger: %s (%s)", redact(target), kind)
+    if kind == "postgresql":
+        raise NotImplementedError(
+            f"ledger {redact(target)!r}: the PostgreSQL backend (orchestrator.storage) is not "
+            "installed in this build"
+        )
+    from orchestrator.ledger import UsageLedger
+
+    return UsageLedger(target)
