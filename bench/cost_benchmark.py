@@ -57,6 +57,25 @@ def goal_checks(policies: dict) -> list[str]:
     return lines
 
 
+def _progress():
+    """A line on stderr every 10 % of each policy's requests, with wall and CPU time so far."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    shown: dict[str, int] = {}
+
+    def report(policy: str, i: int, n: int) -> None:
+        tenth = 10 * i // max(n, 1)
+        if tenth > shown.get(policy, 0):
+            shown[policy] = tenth
+            print(
+                f"{policy}: {tenth * 10}% of {n} requests; wall {time.perf_counter() - t0:.0f} s, "
+                f"CPU {time.process_time() - c0:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return report
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate-scale", type=float, default=1.0)
@@ -81,7 +100,9 @@ def main() -> int:
     )
     catalog, policy = scale_limits(catalog, policy, args.rate_scale)
     load_cpu = time.process_time() - c0
-    result = simulate(catalog, policy, requests, seed=args.seed, warmup_s=args.warmup)
+    result = simulate(
+        catalog, policy, requests, seed=args.seed, warmup_s=args.warmup, progress=_progress()
+    )
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(markdown_table(result))
