@@ -21,7 +21,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--trace",
         required=True,
-        help="Azure trace CSV, JSONL of requests, or a usage ledger (SQLite)",
+        help="Azure trace CSV, JSONL of requests, a usage ledger (SQLite), or a decision log "
+        "(a SQLite file holding one, or a postgresql:// URL)",
     )
     p.add_argument("--deployments", default=str(DEFAULT_DEPLOYMENTS), help="profile catalog file")
     p.add_argument("--policy", default=str(DEFAULT_POLICY), help="policy file")

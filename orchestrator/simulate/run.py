@@ -90,7 +90,8 @@ def prepare(
 ) -> pol.Prepared:
     """The product's prediction for every request (shared by all policies).
 
-    Each distinct body is featurized once. With `feedback_lag_s`, the predictor learns online
+    Each distinct body is featurized once; a request carrying a recorded prediction (decision
+    log replay) keeps it. With `feedback_lag_s`, the predictor learns online
     as a running server does: every request's true length is fed to `Predictor.observe`
     `feedback_lag_s` after it arrived, under the profile whose prediction the router reads
     (the first candidate); None predicts every request with the shipped priors only.
@@ -104,13 +105,17 @@ def prepare(
         while feedback and feedback[0][0] <= req.arrival_s:
             _, _, profile, features, tokens = heapq.heappop(feedback)
             predictor.observe(profile, features, tokens)
-        key = req.body_key if req.body_key is not None else id(req.body)
-        hit = featurized.get(key)
-        if hit is None:
-            first = candidates_for_model(req.body.get("model"), catalog)[0]
-            hit = featurized[key] = (predictor.featurize(req.body), first)
-        done, first = hit
-        pred = predictor.predict_featurized(done, first)
+        done = None
+        if req.prediction is not None:  # recorded by the server's predictor (decision log)
+            pred = req.prediction
+        else:
+            key = req.body_key if req.body_key is not None else id(req.body)
+            hit = featurized.get(key)
+            if hit is None:
+                first = candidates_for_model(req.body.get("model"), catalog)[0]
+                hit = featurized[key] = (predictor.featurize(req.body), first)
+            done, first = hit
+            pred = predictor.predict_featurized(done, first)
         if req.prompt_tokens < 0:
             req.prompt_tokens = pred.prompt_tokens
         bkey = (
@@ -124,7 +129,7 @@ def prepare(
         if budget is None:
             budget = shared[bkey] = route_inputs.token_budget(pred)
         budgets.append(budget)
-        if feedback_lag_s is not None:
+        if feedback_lag_s is not None and done is not None:
             heapq.heappush(
                 feedback,
                 (req.arrival_s + feedback_lag_s, req.rid, first, done.features, req.output_tokens),

@@ -6,7 +6,9 @@ Sources (`load_traffic` picks by file content):
 - JSONL, one request per line: `arrival_s`, `messages` (or `prompt`), `output_tokens`, and
   optionally `prompt_tokens` (else the text's count), `tenant`, `tier` (needed quality);
 - a usage ledger (SQLite, `orchestrator serve --ledger`): started_at, tenant, prompt and
-  output tokens of every finished request; text as for Azure.
+  output tokens of every finished request; text as for Azure;
+- a decision log (a SQLite file holding one, or a `postgresql://` URL): the logged requests
+  with their predictions, joined with the ledger's true tokens (`decision_trace.py`).
 
 Invariants: requests are sorted by `arrival_s`, which starts at 0; `rid` is the index;
 `output_tokens >= 1`. Rate scaling keeps the trace's shape: x2.5 emits each request 2 or 3
@@ -40,6 +42,7 @@ class SimRequest:
     tenant: str = "default"
     tier: str = "small"  # quality tier the request's difficulty needs
     body_key: Any = None  # requests sharing a body share its prediction
+    prediction: Any = None  # a recorded `Prediction` (decision log): used instead of predicting
 
 
 def _parse_ts(text: str) -> float:
@@ -50,7 +53,7 @@ def _parse_ts(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-def _finish(rows: list[SimRequest]) -> list[SimRequest]:
+def finish(rows: list[SimRequest]) -> list[SimRequest]:
     rows.sort(key=lambda r: r.arrival_s)
     t0 = rows[0].arrival_s if rows else 0.0
     for i, r in enumerate(rows):
@@ -77,7 +80,7 @@ def load_azure(path: Path, pool: PromptPool, *, seed: int = 0) -> list[SimReques
                     body_key=body.key,
                 )
             )
-    return _finish(rows)
+    return finish(rows)
 
 
 def load_jsonl(path: Path) -> list[SimRequest]:
@@ -114,7 +117,7 @@ def load_jsonl(path: Path) -> list[SimRequest]:
                     body_key=("jsonl", n),
                 )
             )
-    return _finish(rows)
+    return finish(rows)
 
 
 def load_ledger(path: Path, pool: PromptPool, *, seed: int = 0) -> list[SimRequest]:
@@ -144,27 +147,37 @@ def load_ledger(path: Path, pool: PromptPool, *, seed: int = 0) -> list[SimReque
                 body_key=body.key,
             )
         )
-    return _finish(rows)
+    return finish(rows)
 
 
-def sniff(path: Path) -> str:
-    """'azure', 'jsonl' or 'ledger' from the file's first bytes."""
+def sniff(path: Path | str) -> str:
+    """'azure', 'jsonl', 'ledger' or 'decisions' from the URL or the file's first bytes."""
+    from orchestrator.simulate.decision_trace import is_decision_log
+
+    if str(path).startswith(("postgresql://", "postgres://")):
+        return "decisions"
     with Path(path).open("rb") as f:
         head = f.read(64)
     if head.startswith(b"SQLite format 3"):
-        return "ledger"
+        return "decisions" if is_decision_log(path) else "ledger"
     if head.lstrip().startswith(b"{"):
         return "jsonl"
     if head.upper().startswith(b"TIMESTAMP"):
         return "azure"
-    raise ValueError(f"{path}: not an Azure trace CSV, a JSONL of requests or a usage ledger")
+    raise ValueError(
+        f"{path}: not an Azure trace CSV, a JSONL of requests, a usage ledger or a decision log"
+    )
 
 
-def load_traffic(path: Path, pool_factory: Any = None, *, seed: int = 0) -> list[SimRequest]:
+def load_traffic(path: Path | str, pool_factory: Any = None, *, seed: int = 0) -> list[SimRequest]:
     """Load any supported source; `pool_factory()` gives the PromptPool when one is needed."""
     kind = sniff(path)
     if kind == "jsonl":
-        return load_jsonl(path)
+        return load_jsonl(Path(path))
+    if kind == "decisions":
+        from orchestrator.simulate.decision_trace import load_decision_log
+
+        return load_decision_log(path, pool_factory, seed=seed).requests
     pool = pool_factory() if pool_factory is not None else PromptPool(seed=seed)
     try:
         return (
@@ -198,4 +211,4 @@ def rescale(
         for c in range(copies):
             at = r.arrival_s + (gap * rng.random() if c else 0.0)
             out.append(replace(r, arrival_s=at))
-    return _finish(out)
+    return finish(out)
