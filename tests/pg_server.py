@@ -58,7 +58,9 @@ class PostgresServer:
         )
 
     @classmethod
-    def start(cls, bin_dir: Path) -> PostgresServer:
+    def start(cls, bin_dir: Path, *, durable: bool = False) -> PostgresServer:
+        """`durable=False` (tests) turns fsync and synchronous commit off; benchmarks keep
+        PostgreSQL's defaults (durable commits)."""
         root = Path(tempfile.mkdtemp(prefix="orchestrator-pg-"))
         run_as = None
         if os.geteuid() == 0:  # initdb and postgres refuse to run as root
@@ -71,10 +73,9 @@ class PostgresServer:
             str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust",
             "--no-sync", "-E", "UTF8", "--locale=C",
         )  # fmt: skip
-        options = (
-            f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        options = f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         server._run(
             str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
             "-o", options, "-w", "-t", "60", "start",

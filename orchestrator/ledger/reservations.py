@@ -50,35 +50,28 @@ def window_spends(
     windows: Iterable[Window],
     now: datetime,
 ) -> dict[Window, WindowSpend]:
-    """Settled spend per calendar window holding `now`, with ONE statement through `query`."""
+    """Settled spend per calendar window holding `now`, with ONE statement through `query`
+    (the `spend` totals table: one row per tenant, period and period start)."""
     bounds = {w: window_bounds(w, now) for w in dict.fromkeys(windows)}
     if not bounds:
         return {}
-    columns: list[str] = []
-    params: list[object] = []
-    for start, end in bounds.values():
-        # CASE without ELSE is NULL outside the window: SUM/COUNT skip exactly those rows
-        inside = "finished_at >= ? AND finished_at < ?"
-        columns.append(f"SUM(CASE WHEN {inside} THEN cost_usd END)")
-        columns.append(f"COUNT(CASE WHEN {inside} THEN 1 END)")
-        params += [_ts(start), _ts(end), _ts(start), _ts(end)]
-    lowest = min(start for start, _ in bounds.values())
-    highest = max(end for _, end in bounds.values())
-    row = query(
-        f"SELECT {', '.join(columns)} FROM usage "
-        "WHERE tenant = ? AND finished_at >= ? AND finished_at < ?",
-        (*params, tenant, _ts(lowest), _ts(highest)),
-    )[0]
+    match = " OR ".join("(period = ? AND period_start = ?)" for _ in bounds)
+    params = [x for w, (start, _) in bounds.items() for x in (w, _ts(start))]
+    rows = query(
+        f"SELECT period, cost_usd, requests FROM spend WHERE tenant = ? AND ({match})",
+        (tenant, *params),
+    )
+    found = {period: (float(usd), int(n)) for period, usd, n in rows}
     return {
         w: WindowSpend(
             tenant=tenant,
             window=w,
             start=start,
             end=end,
-            cost_usd=float(row[2 * i] or 0.0),
-            requests=int(row[2 * i + 1]),
+            cost_usd=found.get(w, (0.0, 0))[0],
+            requests=found.get(w, (0.0, 0))[1],
         )
-        for i, (w, (start, end)) in enumerate(bounds.items())
+        for w, (start, end) in bounds.items()
     }
 
 

@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
-from orchestrator.storage import Migration
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from orchestrator.ledger.windows import window_bounds
+from orchestrator.storage import Migration, Tx
 
 COMPONENT = "ledger"
+PERIODS = ("hour", "day", "month")
+_SPEND_CONFLICT = (
+    " ON CONFLICT (tenant, period, period_start) DO UPDATE SET "
+    "cost_usd = spend.cost_usd + excluded.cost_usd, requests = spend.requests + excluded.requests"
+)
+_SPEND_INSERT = "INSERT INTO spend (tenant, period, period_start, cost_usd, requests) VALUES "
+ADD_SPEND = _SPEND_INSERT + "(?, ?, ?, ?, ?)" + _SPEND_CONFLICT
+# one statement (one round trip) for a row's hour, day and month totals
+ADD_SPEND_ALL_PERIODS = _SPEND_INSERT + ", ".join(["(?, ?, ?, ?, 1)"] * 3) + _SPEND_CONFLICT
+
+
+def period_starts(finished_at: datetime) -> list[tuple[str, float]]:
+    """(period, start as epoch seconds) of the calendar hour, day and month holding the time."""
+    return [(p, window_bounds(p, finished_at)[0].timestamp()) for p in PERIODS]  # type: ignore[arg-type]
+
+
+def _backfill_spend(tx: Tx, dialect: str) -> None:
+    """Totals per (tenant, period) from the rows already in `usage`."""
+    totals: dict[tuple[str, str, float], list[float]] = defaultdict(lambda: [0.0, 0])
+    for tenant, finished, cost in tx.execute(
+        "SELECT tenant, finished_at, cost_usd FROM usage"
+    ).fetchall():
+        for period, start in period_starts(datetime.fromtimestamp(finished, tz=UTC)):
+            total = totals[(tenant, period, start)]
+            total[0] += cost
+            total[1] += 1
+    tx.executemany(ADD_SPEND, [(*key, usd, n) for key, (usd, n) in totals.items()])
+
 
 COLUMNS = (
     "request_id",
@@ -68,5 +100,20 @@ MIGRATIONS = (
         CREATE INDEX IF NOT EXISTS reservations_tenant ON reservations (tenant, expires_at);
         CREATE INDEX IF NOT EXISTS reservations_expiry ON reservations (expires_at)
         """,
+    ),
+    Migration(
+        3,
+        "spend: running totals per tenant and calendar hour/day/month (kept by settle)",
+        """
+        CREATE TABLE IF NOT EXISTS spend (
+            tenant TEXT NOT NULL,
+            period TEXT NOT NULL,
+            period_start {float} NOT NULL,
+            cost_usd {float} NOT NULL,
+            requests BIGINT NOT NULL,
+            PRIMARY KEY (tenant, period, period_start)
+        ) {without_rowid}
+        """,
+        apply=_backfill_spend,
     ),
 )

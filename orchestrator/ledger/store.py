@@ -9,7 +9,9 @@ Guarantees (both backends, see orchestrator.storage):
   several processes may share the file (local disk, not NFS). PostgreSQL: several ingress
   replicas share one database;
 - budget reservations (`reserve`, see `reservations.py`) are atomic per tenant across every
-  process using the same database.
+  process using the same database;
+- the `spend` table holds running totals per tenant and calendar hour/day/month, updated in
+  the transaction that inserts the row, so it always equals the sum of the `usage` rows.
 
 Thread-safety: one `UsageLedger` may be shared by threads. Every call is a short blocking
 database round trip: from asyncio call it through `asyncio.to_thread` (the executor's offload).
@@ -30,7 +32,13 @@ from orchestrator.ledger.records import (
     Window,
     WindowSpend,
 )
-from orchestrator.ledger.schema import COLUMNS, COMPONENT, MIGRATIONS
+from orchestrator.ledger.schema import (
+    ADD_SPEND_ALL_PERIODS,
+    COLUMNS,
+    COMPONENT,
+    MIGRATIONS,
+    period_starts,
+)
 from orchestrator.ledger.windows import window_bounds
 from orchestrator.storage import Database, StorageError, current_version, migrate, open_database
 from orchestrator.storage.database import Tx
@@ -97,8 +105,7 @@ class UsageLedger:
         False (and no row changed) if its request id is already stored."""
         with self.db.transaction() as tx:
             tx.lock(rsv.tenant_lock(record.tenant))  # reserve reads spend + reservations as one
-            inserted = tx.execute(_INSERT, _row(record)).rowcount == 1
-            tx.execute("DELETE FROM reservations WHERE request_id = ?", (record.request_id,))
+            inserted = _settle(tx, record)
         return inserted
 
     append = settle
@@ -111,8 +118,7 @@ class UsageLedger:
             for tenant in sorted({r.tenant for r in records}):  # fixed order: no deadlock
                 tx.lock(rsv.tenant_lock(tenant))
             for record in records:
-                new += tx.execute(_INSERT, _row(record)).rowcount == 1
-                tx.execute("DELETE FROM reservations WHERE request_id = ?", (record.request_id,))
+                new += _settle(tx, record)
         return new
 
     # ------------------------------------------------------------ budget reservations
@@ -216,7 +222,8 @@ class UsageLedger:
     def spend_windows(
         self, tenant: str, windows: Iterable[Window], *, now: datetime | None = None
     ) -> dict[Window, WindowSpend]:
-        """Spend in each calendar window holding `now`, read with one SQL statement.
+        """Spend in each calendar window holding `now`, read with one SQL statement from the
+        running totals `settle` keeps (constant cost, however many rows the month holds).
 
         Invariant: for every window `w` the result equals `spend(tenant, w, now=now)` (rows
         finished in [start, end)); all windows come from one consistent snapshot. Budget checks
@@ -275,6 +282,20 @@ class UsageLedger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _settle(tx: Tx, record: UsageRecord) -> bool:
+    """Insert the row (first write wins), add it to its windows' totals, drop its hold."""
+    inserted = tx.execute(_INSERT, _row(record)).rowcount == 1
+    if inserted:
+        values = [
+            x
+            for period, start in period_starts(record.finished_at)
+            for x in (record.tenant, period, start, record.cost_usd)
+        ]
+        tx.execute(ADD_SPEND_ALL_PERIODS, values)
+    tx.execute("DELETE FROM reservations WHERE request_id = ?", (record.request_id,))
+    return inserted
 
 
 def _row(record: UsageRecord) -> tuple:

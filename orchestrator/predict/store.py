@@ -6,15 +6,16 @@ Two tables:
 - `traffic(...)`: one row per finished request: the feature vector (float32), the lexical
   token ids and hashed phrase slots (no prompt text is stored), prompt tokens, the prediction
   and the actual output and thinking tokens. `orchestrator predictor train --from-traffic` refits from it.
+
+Built on orchestrator.storage (the ledger's connection, transaction and schema-version helper:
+component `predictor`, migrations below). It stays a per-host SQLite file (docs/storage.md).
 WAL mode with synchronous=NORMAL: a commit costs no fsync.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,29 +23,62 @@ import numpy as np
 
 from orchestrator import paths
 from orchestrator.predict.calibration import ProfileCalibration
+from orchestrator.storage import Migration, Tx, migrate
+from orchestrator.storage.sqlite import SQLiteDatabase
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS calibration (
-    profile TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS traffic (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    profile TEXT NOT NULL,
-    feature_schema TEXT NOT NULL,
-    features BLOB NOT NULL,
-    lexical_ids BLOB NOT NULL,
-    phrase_ids BLOB NOT NULL DEFAULT x'',
-    prompt_tokens INTEGER NOT NULL,
-    predicted_p50 INTEGER NOT NULL,
-    predicted_p90 INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    reasoning_tokens INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS traffic_profile ON traffic(profile);
-"""
+COMPONENT = "predictor"
+
+
+def _add_phrase_ids(tx: Tx, dialect: str) -> None:
+    """A store written before the phrase model existed lacks `traffic.phrase_ids`."""
+    if dialect == "postgresql":
+        tx.execute(
+            "ALTER TABLE traffic ADD COLUMN IF NOT EXISTS phrase_ids BYTEA NOT NULL DEFAULT ''"
+        )
+        return
+    columns = {row[1] for row in tx.execute("PRAGMA table_info(traffic)").fetchall()}
+    if "phrase_ids" not in columns:
+        tx.execute("ALTER TABLE traffic ADD COLUMN phrase_ids BLOB NOT NULL DEFAULT x''")
+
+
+MIGRATIONS = (
+    Migration(
+        1,
+        "calibration states and labelled traffic",
+        """
+        CREATE TABLE IF NOT EXISTS calibration (
+            profile TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            updated {float} NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS traffic (
+            id {id},
+            ts {float} NOT NULL,
+            profile TEXT NOT NULL,
+            feature_schema TEXT NOT NULL,
+            features {blob} NOT NULL,
+            lexical_ids {blob} NOT NULL,
+            phrase_ids {blob} NOT NULL DEFAULT {empty_blob},
+            prompt_tokens INTEGER NOT NULL,
+            predicted_p50 INTEGER NOT NULL,
+            predicted_p90 INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            reasoning_tokens INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS traffic_profile ON traffic(profile)
+        """,
+    ),
+    Migration(2, "traffic.phrase_ids on stores older than the phrase model", apply=_add_phrase_ids),
+)
+_UPSERT_CALIBRATION = (
+    "INSERT INTO calibration(profile, state, updated) VALUES (?, ?, ?) "
+    "ON CONFLICT(profile) DO UPDATE SET state = excluded.state, updated = excluded.updated"
+)
+_INSERT_TRAFFIC = (
+    "INSERT INTO traffic(ts, profile, feature_schema, features, lexical_ids, "
+    "phrase_ids, prompt_tokens, predicted_p50, predicted_p90, output_tokens, "
+    "reasoning_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 StepFn = Callable[[ProfileCalibration], ProfileCalibration]
@@ -74,29 +108,19 @@ class PredictorStore:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = str(path) if path is not None else str(default_store_path())
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
-        if self.path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(traffic)")}
-        if "phrase_ids" not in columns:  # a store written before the phrase model existed
-            self._conn.execute(
-                "ALTER TABLE traffic ADD COLUMN phrase_ids BLOB NOT NULL DEFAULT x''"
-            )
-        self._conn.commit()
+        self.db = SQLiteDatabase(self.path, synchronous="NORMAL", timeout_s=30.0)
+        try:
+            migrate(self.db, COMPONENT, MIGRATIONS)
+        except Exception:
+            self.db.close()
+            raise
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.db.close()
 
     # -- calibration -------------------------------------------------------------------------
     def load_calibrations(self) -> dict[str, ProfileCalibration]:
-        with self._lock:
-            rows = self._conn.execute("SELECT profile, state FROM calibration").fetchall()
+        rows = self.db.query("SELECT profile, state FROM calibration")
         return {name: ProfileCalibration.model_validate_json(state) for name, state in rows}
 
     def update_calibration(
@@ -106,62 +130,22 @@ class PredictorStore:
         step: Callable[[ProfileCalibration], ProfileCalibration],
     ) -> ProfileCalibration:
         """Apply `step` to the stored state (or `initial`) atomically; returns the new state."""
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "SELECT state FROM calibration WHERE profile = ?", (profile,)
-                ).fetchone()
-                current = ProfileCalibration.model_validate_json(row[0]) if row else initial
-                new = step(current)
-                conn.execute(
-                    "INSERT INTO calibration(profile, state, updated) VALUES (?, ?, ?) "
-                    "ON CONFLICT(profile) DO UPDATE SET state = excluded.state, "
-                    "updated = excluded.updated",
-                    (profile, new.model_dump_json(), time.time()),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self.db.transaction() as tx:
+            new = step(_stored_state(tx, profile, initial))
+            _save_states(tx, {profile: new})
         return new
 
     def reset_calibration(self, profile: str | None = None) -> None:
-        with self._lock:
+        with self.db.transaction() as tx:
             if profile is None:
-                self._conn.execute("DELETE FROM calibration")
+                tx.execute("DELETE FROM calibration")
             else:
-                self._conn.execute("DELETE FROM calibration WHERE profile = ?", (profile,))
-            self._conn.commit()
+                tx.execute("DELETE FROM calibration WHERE profile = ?", (profile,))
 
     # -- traffic -----------------------------------------------------------------------------
-    _INSERT = (
-        "INSERT INTO traffic(ts, profile, feature_schema, features, lexical_ids, "
-        "phrase_ids, prompt_tokens, predicted_p50, predicted_p90, output_tokens, "
-        "reasoning_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
-
-    @staticmethod
-    def _record_values(record: TrafficRecord) -> tuple:
-        return (
-            record.ts or time.time(),
-            record.profile,
-            record.feature_schema,
-            np.asarray(record.features, dtype=np.float32).tobytes(),
-            np.asarray(record.lexical_ids, dtype=np.int32).tobytes(),
-            np.asarray(record.phrase_ids, dtype=np.int32).tobytes(),
-            int(record.prompt_tokens),
-            int(record.predicted_p50),
-            int(record.predicted_p90),
-            int(record.output_tokens),
-            int(record.reasoning_tokens),
-        )
-
     def add_record(self, record: TrafficRecord) -> None:
-        with self._lock:
-            self._conn.execute(self._INSERT, self._record_values(record))
-            self._conn.commit()
+        with self.db.transaction() as tx:
+            tx.execute(_INSERT_TRAFFIC, _record_values(record))
 
     def learn_batch(
         self,
@@ -171,66 +155,31 @@ class PredictorStore:
         step) in order, apply `step` to the profile's current state (stored, else `initial`)
         and insert the record; one write transaction, rolled back on any error. Returns the
         new state of every profile touched."""
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                states: dict[str, ProfileCalibration] = {}
-                for record, initial, step in items:
-                    name = record.profile
-                    if name not in states:
-                        row = conn.execute(
-                            "SELECT state FROM calibration WHERE profile = ?", (name,)
-                        ).fetchone()
-                        states[name] = (
-                            ProfileCalibration.model_validate_json(row[0]) if row else initial
-                        )
-                    states[name] = step(states[name])
-                    conn.execute(self._INSERT, self._record_values(record))
-                now = time.time()
-                for name, state in states.items():
-                    conn.execute(
-                        "INSERT INTO calibration(profile, state, updated) VALUES (?, ?, ?) "
-                        "ON CONFLICT(profile) DO UPDATE SET state = excluded.state, "
-                        "updated = excluded.updated",
-                        (name, state.model_dump_json(), now),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self.db.transaction() as tx:
+            states: dict[str, ProfileCalibration] = {}
+            for record, initial, step in items:
+                name = record.profile
+                if name not in states:
+                    states[name] = _stored_state(tx, name, initial)
+                states[name] = step(states[name])
+                tx.execute(_INSERT_TRAFFIC, _record_values(record))
+            _save_states(tx, states)
         return states
 
     def replace_calibrations(self, states: dict[str, ProfileCalibration]) -> None:
         """Set these profiles' states in one transaction (a refit's replayed calibrations)."""
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                now = time.time()
-                for name, state in states.items():
-                    conn.execute(
-                        "INSERT INTO calibration(profile, state, updated) VALUES (?, ?, ?) "
-                        "ON CONFLICT(profile) DO UPDATE SET state = excluded.state, "
-                        "updated = excluded.updated",
-                        (name, state.model_dump_json(), now),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self.db.transaction() as tx:
+            _save_states(tx, states)
 
     def count_records(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM traffic").fetchone()[0])
+        return int(self.db.query("SELECT COUNT(*) FROM traffic")[0][0])
 
     def iter_records(self) -> Iterator[TrafficRecord]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT profile, feature_schema, features, lexical_ids, prompt_tokens, "
-                "predicted_p50, predicted_p90, output_tokens, reasoning_tokens, ts, phrase_ids "
-                "FROM traffic ORDER BY id"
-            ).fetchall()
+        rows = self.db.query(
+            "SELECT profile, feature_schema, features, lexical_ids, prompt_tokens, "
+            "predicted_p50, predicted_p90, output_tokens, reasoning_tokens, ts, phrase_ids "
+            "FROM traffic ORDER BY id"
+        )
         for r in rows:
             yield TrafficRecord(
                 profile=r[0],
@@ -245,3 +194,31 @@ class PredictorStore:
                 ts=r[9],
                 phrase_ids=np.frombuffer(r[10], dtype=np.int32),
             )
+
+
+def _stored_state(tx: Tx, profile: str, initial: ProfileCalibration) -> ProfileCalibration:
+    """The profile's stored calibration inside `tx`, else `initial`."""
+    row = tx.execute("SELECT state FROM calibration WHERE profile = ?", (profile,)).fetchone()
+    return ProfileCalibration.model_validate_json(row[0]) if row else initial
+
+
+def _save_states(tx: Tx, states: Mapping[str, ProfileCalibration]) -> None:
+    now = time.time()
+    for name, state in states.items():
+        tx.execute(_UPSERT_CALIBRATION, (name, state.model_dump_json(), now))
+
+
+def _record_values(record: TrafficRecord) -> tuple:
+    return (
+        record.ts or time.time(),
+        record.profile,
+        record.feature_schema,
+        np.asarray(record.features, dtype=np.float32).tobytes(),
+        np.asarray(record.lexical_ids, dtype=np.int32).tobytes(),
+        np.asarray(record.phrase_ids, dtype=np.int32).tobytes(),
+        int(record.prompt_tokens),
+        int(record.predicted_p50),
+        int(record.predicted_p90),
+        int(record.output_tokens),
+        int(record.reasoning_tokens),
+    )

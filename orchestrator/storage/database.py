@@ -10,8 +10,8 @@
 Invariants (both backends):
 - SQL uses `?` placeholders and the subset of SQL both dialects share (`INSERT ... ON CONFLICT
   (...) DO NOTHING/UPDATE`, `COALESCE`, `CASE`); column types that differ are written as
-  `{float}`, `{blob}`, `{id}` (an auto-increment primary key) and `{without_rowid}` and
-  filled in by `Database.ddl`;
+  `{float}`, `{blob}`, `{empty_blob}` (its empty literal), `{id}` (an auto-increment primary
+  key) and `{without_rowid}` and filled in by `Database.ddl`;
 - `transaction()` commits on a clean exit and rolls back on any exception; a transaction that
   called `tx.lock(name)` holds that lock until it ends, so two transactions locking the same name
   (in any process, on any host sharing the database) run one after the other;

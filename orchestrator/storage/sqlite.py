@@ -47,6 +47,7 @@ class SQLiteDatabase(Database):
         "blob": "BLOB",
         "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
         "without_rowid": "WITHOUT ROWID",
+        "empty_blob": "x''",
     }
 
     def __init__(

@@ -99,10 +99,29 @@ def test_a_sqlite_only_ledger_file_is_adopted(tmp_path):
     with sqlite3.connect(path) as c:
         c.execute("DROP TABLE schema_version")
         c.execute("DROP TABLE reservations")
+        c.execute("DROP TABLE spend")
         c.execute("PRAGMA user_version = 1")
     with UsageLedger(path) as led:
         assert led.get("req-1") == rec(1)
         assert led.reserved_usd("acme") == 0.0
+        assert led.spend_windows("acme", ["day"], now=T0)["day"].cost_usd == rec(1).cost_usd
+
+
+def test_spend_totals_are_backfilled_from_existing_rows(db_target):
+    """Migration 3 builds the per-window totals from the rows a v2 ledger already holds."""
+    with UsageLedger(db_target) as led:
+        for i in range(5):
+            led.append(rec(i, cost=0.25, at=T0 - timedelta(hours=i)))
+        with led.db.transaction() as tx:
+            tx.execute("DROP TABLE spend")
+            tx.execute("UPDATE schema_version SET version = 2 WHERE component = 'ledger'")
+    with UsageLedger(db_target) as led:
+        got = led.spend_windows("acme", ["hour", "day", "month"], now=T0)
+        assert {w: (s.cost_usd, s.requests) for w, s in got.items()} == {
+            "hour": (0.25, 1),
+            "day": (1.25, 5),
+            "month": (1.25, 5),
+        }
 
 
 def test_spend_windows_and_retry_after(ledger):

@@ -153,4 +153,4 @@ def test_concurrent_starts_migrate_once(db_target):
     assert errors == []
     with UsageLedger(db_target) as led:
         rows = led.db.query("SELECT component, version FROM schema_version")
-        assert rows == [("ledger", 2)]
+        assert rows == [("ledger", 3)]
