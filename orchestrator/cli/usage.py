@@ -13,9 +13,10 @@ from orchestrator.ledger import (
     LedgerError,
     UsageLedger,
     UsageSummary,
-    default_ledger_path,
     parse_time,
 )
+from orchestrator.serving.storage_target import resolve_target
+from orchestrator.storage import backend, redact
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             f"(default: ${LEDGER_ENV} or the state directory's usage.sqlite3)."
         ),
     )
-    p.add_argument("--ledger", type=Path, default=None, help="ledger file (SQLite)")
+    p.add_argument(
+        "--ledger",
+        default=None,
+        help="ledger: a SQLite file or a postgresql:// URL (default: $ORCHESTRATOR_DATABASE_URL, "
+        "else the state directory's file)",
+    )
     p.add_argument("--since", default=None, help="e.g. 24h, 7d, 30m or 2026-01-31[T12:00]")
     p.add_argument("--until", default=None, help="same forms as --since")
     p.add_argument("--tenant", default=None, help="only this tenant")
@@ -37,15 +43,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, *, now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
-    path = args.ledger or default_ledger_path()
+    path = resolve_target(args.ledger)
+    shown = redact(path)
+    try:
+        kind = backend(path)
+    except ValueError as exc:
+        print(f"orchestrator usage: {exc}", file=sys.stderr)
+        return 2
     try:
         since = parse_time(args.since, now) if args.since else None
         until = parse_time(args.until, now) if args.until else None
     except ValueError as exc:
         print(f"orchestrator usage: {exc}", file=sys.stderr)
         return 2
-    if not Path(path).is_file():
-        print(f"orchestrator usage: no ledger at {path}", file=sys.stderr)
+    if kind == "sqlite" and not Path(path).is_file():
+        print(f"orchestrator usage: no ledger at {shown}", file=sys.stderr)
         return 1
     try:
         with UsageLedger(path, readonly=True) as ledger:
@@ -54,12 +66,12 @@ def run(args: argparse.Namespace, *, now: datetime | None = None) -> int:
         print(f"orchestrator usage: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # sqlite3.DatabaseError and friends: not a ledger
-        print(f"orchestrator usage: cannot read {path}: {exc}", file=sys.stderr)
+        print(f"orchestrator usage: cannot read {shown}: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
     else:
-        print(render_table(rows, since=since, until=until, path=Path(path)))
+        print(render_table(rows, since=since, until=until, path=shown))
     return 0
 
 
@@ -81,7 +93,7 @@ def render_table(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
-    path: Path | None = None,
+    path: str | Path | None = None,
 ) -> str:
     """A plain-text table: one line per (tenant, profile), a subtotal per tenant, a total."""
     span = f"{since.isoformat() if since else 'start'} .. {until.isoformat() if until else 'now'}"

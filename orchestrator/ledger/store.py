@@ -40,7 +40,14 @@ from orchestrator.ledger.schema import (
     period_starts,
 )
 from orchestrator.ledger.windows import window_bounds
-from orchestrator.storage import Database, StorageError, current_version, migrate, open_database
+from orchestrator.storage import (
+    Database,
+    StorageError,
+    current_version,
+    is_postgres_url,
+    migrate,
+    open_database,
+)
 from orchestrator.storage.database import Tx
 from orchestrator.storage.migrations import check_not_newer, latest
 
@@ -80,7 +87,7 @@ class UsageLedger:
         readonly: bool = False,
     ) -> None:
         options: dict[str, Any] = {"timeout_s": timeout_s}
-        if not isinstance(target, Database) and not str(target).startswith("postgres"):
+        if not isinstance(target, Database) and not is_postgres_url(str(target)):
             options |= {"synchronous": synchronous, "readonly": readonly}
         self.db = open_database(target, **options)
         self.path = Path(getattr(self.db, "path", "")) if self.db.dialect == "sqlite" else None

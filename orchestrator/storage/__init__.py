@@ -12,8 +12,12 @@ from orchestrator.storage.database import (
     open_database,
 )
 from orchestrator.storage.migrations import Migration, current_version, migrate
+from orchestrator.storage.target import Backend, backend, redact
 
 __all__ = [
+    "Backend",
+    "backend",
+    "redact",
     "Database",
     "Dialect",
     "Migration",

@@ -26,6 +26,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from orchestrator.storage.target import backend, connect_url, sqlite_path
+
 Dialect = Literal["sqlite", "postgresql"]
 Params = Sequence[Any]
 
@@ -91,23 +93,29 @@ class Database(ABC):
 
 
 def is_postgres_url(target: object) -> bool:
-    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+    """Whether `target` is a PostgreSQL URL (False for paths and unknown schemes)."""
+    try:
+        return isinstance(target, str) and backend(target) == "postgresql"
+    except ValueError:
+        return False
 
 
 def open_database(target: str | Path | Database, **options: Any) -> Database:
-    """A `Database` for `target`: an open one is returned as is; `postgresql://...` (or
-    `postgres://`) opens PostgreSQL; `sqlite:///path`, a plain path or `:memory:` opens SQLite.
+    """A `Database` for `target`: an open one is returned as is; a PostgreSQL URL opens
+    PostgreSQL; a path, `sqlite://path` or `:memory:` opens SQLite (see `target.py`).
     `options` go to the backend (SQLite: synchronous, timeout_s, readonly; PostgreSQL:
-    pool_size, timeout_s)."""
+    pool_size, timeout_s). Raises StorageError for an unknown URL scheme."""
     if isinstance(target, Database):
         return target
-    if is_postgres_url(target):
+    text = str(target)
+    try:
+        kind = backend(text)
+    except ValueError as exc:
+        raise StorageError(str(exc)) from None
+    if kind == "postgresql":
         from orchestrator.storage.postgres import PostgresDatabase
 
-        return PostgresDatabase(str(target), **options)
-    text = str(target)
-    if "://" in text and not text.startswith("sqlite://"):
-        raise StorageError(f"unknown database URL {text!r}: use postgresql://... or a file path")
+        return PostgresDatabase(connect_url(text), **options)
     from orchestrator.storage.sqlite import SQLiteDatabase
 
-    return SQLiteDatabase(text.removeprefix("sqlite://"), **options)
+    return SQLiteDatabase(sqlite_path(text), **options)

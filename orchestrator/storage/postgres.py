@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from orchestrator.storage.database import Cursor, Database, Params, StorageError, Tx
+from orchestrator.storage.target import redact
 
 
 @lru_cache(maxsize=512)
@@ -71,7 +72,7 @@ class PostgresDatabase(Database):
             self._pool.open(wait=True, timeout=timeout_s)
         except Exception as exc:
             self._pool.close()
-            raise StorageError(f"cannot connect to {_redact(url)}: {exc}") from exc
+            raise StorageError(f"cannot connect to {redact(url)}: {exc}") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -85,12 +86,3 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self._pool.close()
-
-
-def _redact(url: str) -> str:
-    """The URL without its password (for messages and logs)."""
-    head, sep, tail = url.partition("@")
-    if not sep or ":" not in head.split("//", 1)[-1]:
-        return url
-    scheme, _, userinfo = head.partition("//")
-    return f"{scheme}//{userinfo.split(':', 1)[0]}:***@{tail}"

@@ -97,3 +97,30 @@ def test_parse_time_forms():
     assert parse_time("2026-05-01T02:00+02:00", now) == datetime(2026, 5, 1, tzinfo=UTC)
     with pytest.raises(ValueError):
         parse_time("soon", now)
+
+
+def test_usage_reads_a_postgresql_ledger(postgres_server, capsys):
+    url = postgres_server.fresh_url()
+    now = datetime.now(UTC)
+    with UsageLedger(url) as led:
+        led.append(
+            UsageRecord(
+                request_id="pg-1",
+                tenant="acme",
+                profile="p1",
+                prompt_tokens=10,
+                output_tokens=5,
+                cost_usd=0.5,
+                started_at=now,
+                finished_at=now,
+            )  # fmt: skip
+        )
+    assert main(["usage", "--ledger", url, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["tenant"], r["requests"], r["cost_usd"]) for r in rows] == [("acme", 1, 0.5)]
+
+
+def test_unknown_url_scheme_is_refused(capsys):
+    assert main(["usage", "--ledger", "mysql://u:secret@h/db"]) == 2
+    err = capsys.readouterr().err
+    assert "unsupported URL scheme 'mysql'" in err and "secret" not in err

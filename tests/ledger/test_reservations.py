@@ -3,6 +3,9 @@ and concurrent replicas never overspending by more than one request's cost."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +13,7 @@ import pytest
 
 from orchestrator.ledger import UsageLedger, UsageRecord
 from orchestrator.ledger.reservations import BUSY_RETRY_S
+from orchestrator.paths import PROJECT_ROOT
 
 T0 = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)  # 30 min before the hour, day and month end
 LIMITS = {"hour": 1.0, "day": 5.0}
@@ -154,3 +158,57 @@ def test_concurrent_starts_migrate_once(db_target):
     with UsageLedger(db_target) as led:
         rows = led.db.query("SELECT component, version FROM schema_version")
         assert rows == [("ledger", 3)]
+
+
+_RACER = """
+import sys, time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from orchestrator.ledger import UsageLedger, UsageRecord
+target, me, go, n, cost, limit = sys.argv[1:7]
+t0 = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)
+led = UsageLedger(target, timeout_s=30)
+while not Path(go).exists():
+    time.sleep(0.005)
+granted = 0
+for i in range(int(n)):
+    rid = f"{me}-{i}"
+    if led.reserve("acme", rid, float(cost), {"hour": float(limit)}, now=t0).granted:
+        granted += 1
+        led.settle(UsageRecord(request_id=rid, tenant="acme", cost_usd=float(cost),
+                               started_at=t0 - timedelta(seconds=1), finished_at=t0))
+print(granted)
+"""
+
+
+def test_concurrent_processes_never_overspend_by_more_than_one_request(db_target, tmp_path):
+    """3 processes (separate interpreters, as separate ingress replicas) share one budget."""
+    limit, cost, n = 0.5, 0.03, 15
+    UsageLedger(db_target).close()
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _RACER,
+                db_target,
+                f"p{k}",
+                str(go),
+                str(n),
+                str(cost),
+                str(limit),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        )
+        for k in range(3)
+    ]
+    go.touch()
+    granted = [int(p.communicate(timeout=120)[0].strip()) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    with UsageLedger(db_target) as led:
+        spent = led.spend("acme", "hour", now=T0).cost_usd
+        assert led.count() == sum(granted)
+    assert limit <= spent + 1e-9 and spent <= limit + cost + 1e-9

@@ -13,8 +13,8 @@ from orchestrator.storage import (
     migrate,
     open_database,
 )
-from orchestrator.storage.postgres import _redact
 from orchestrator.storage.sqlite import SQLiteDatabase
+from orchestrator.storage.target import backend, redact
 
 COUNTER = (Migration(1, "counter", "CREATE TABLE counter (k TEXT PRIMARY KEY, n BIGINT NOT NULL)"),)
 
@@ -96,7 +96,7 @@ def test_targets_pick_the_backend(tmp_path):
         assert isinstance(a, SQLiteDatabase) and a.dialect == b.dialect == "sqlite"
         assert open_database(a) is a  # an open database passes through
     assert (tmp_path / "b.db").exists()
-    with pytest.raises(StorageError, match="unknown database URL"):
+    with pytest.raises(StorageError, match="unsupported URL scheme 'mysql'"):
         open_database("mysql://host/db")
 
 
@@ -106,5 +106,15 @@ def test_unreachable_postgres_is_a_clear_error():
 
 
 def test_passwords_are_redacted():
-    assert _redact("postgresql://u:pw@h:5432/d") == "postgresql://u:***@h:5432/d"
-    assert _redact("postgresql://u@h/d") == "postgresql://u@h/d"
+    assert redact("postgresql://u:pw@h:5432/d") == "postgresql://u:***@h:5432/d"
+    assert redact("postgresql://u@h/d?password=x&sslmode=require") == (
+        "postgresql://u@h/d?password=***&sslmode=require"
+    )
+    assert redact("/var/lib/a:b@c.db") == "/var/lib/a:b@c.db"  # a path is not a URL
+
+
+def test_backend_of_each_target_form():
+    assert backend("usage.sqlite3") == backend("sqlite:///x.db") == backend(":memory:") == "sqlite"
+    assert backend("/data/odd://name.db") == "sqlite"
+    for url in ("postgresql://h/d", "postgres://h/d", "postgresql+psycopg://h/d"):
+        assert backend(url) == "postgresql"
