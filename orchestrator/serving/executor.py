@@ -18,6 +18,14 @@ Invariants:
   awaited between it and counting the request in flight (`_begin`), so each request is decided
   against the load and reservations of every request decided before it (a burst spreads, and
   overload shedding sees it) without requests waiting for each other's predictions;
+- a routed request's worst-case cost is held in the ledger (`reserve`: atomic per tenant, so
+  exact across replicas) right after `_begin`; a refused hold is planned once more against
+  what is left, then answered as the budget path answers (429 with Retry-After); the
+  settlement's row releases the hold in the same transaction, a dead replica's holds expire;
+- the decision (with its inputs) is written in a worker thread while the request runs and
+  awaited before the answer, so any replica finds it once the client has the answer; the
+  ledger row is likewise committed before the answer's last byte (nothing is queued in
+  memory: a replica killed after answering has lost no row);
 - a request is counted in flight on the profile its engine is serving it from: a stream that
   migrates moves its count to the profile it continues on;
 - every routed request is settled exactly once (`RequestSettlement`), streams cut short
@@ -31,6 +39,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import OrderedDict, defaultdict
@@ -43,9 +52,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.control.meters import DemandMeter
 from orchestrator.control.refused import record_refusal
-from orchestrator.ledger import Status, UsageLedger, WindowSpend
+from orchestrator.decisionlog import DecisionInputs, DecisionLog
+from orchestrator.ledger import Reservation, Status, UsageLedger, WindowSpend
+from orchestrator.ledger.store import DEFAULT_RESERVATION_TTL_S
 from orchestrator.policy import Policy, TenantPolicy
-from orchestrator.routing.types import Decision, ProfileView
+from orchestrator.routing.types import Decision, ProfileView, Rejection
 from orchestrator.routing.views import with_live
 from orchestrator.serving import budget_export, openai_io, responses_api, route_inputs
 from orchestrator.serving import failover as fo
@@ -111,6 +122,7 @@ class RequestExecutor:
         decisions: DecisionStore | None = None,
         responses: responses_api.ResponseStore | None = None,
         placement_note: Callable[[str, list[str]], str] | None = None,
+        reservation_ttl_s: float = DEFAULT_RESERVATION_TTL_S,
     ):
         self.catalog = catalog
         self.policy_source = policy_source
@@ -133,7 +145,11 @@ class RequestExecutor:
         self.responses = responses or responses_api.ResponseStore()
         self.in_flight: dict[str, int] = defaultdict(int)
         self.tenant_in_flight: dict[str, int] = defaultdict(int)
+        # this replica's holds (the ledger's `reserve` is what makes budgets exact across
+        # replicas; these count the requests decided since the last ledger read)
         self.reserved_usd: dict[str, float] = defaultdict(float)
+        self.reservation_ttl_s = reservation_ttl_s  # a hold outlives a dead replica this long
+        self._background: set[asyncio.Future[Any]] = set()
         self.health = fo.ProfileHealth()  # profiles seen failing, until healthy again
         # (503 message, candidate profiles) -> the message plus why the cluster cannot host them
         self.placement_note = placement_note
@@ -177,21 +193,26 @@ class RequestExecutor:
         targets = route_inputs.caller_targets(headers, body.pop("orchestrator", None))
         exchange: responses_api.Exchange | None = None
         if endpoint == "responses":  # from here on, a chat request like any other
-            exchange = responses_api.Exchange.open(body, tenant.name, self.responses)
+            # the stored conversation may be on the shared database: read it off the loop
+            exchange = await self.offload(
+                responses_api.Exchange.open, body, tenant.name, self.responses
+            )
             body = exchange.chat_body()
             endpoint = "chat"
         incoming = parse_incoming(body, endpoint, tenant, targets, self.catalog)
         predicted = await self.offload(predict, incoming, self.catalog, self.predictor)
-        spends = await self.read_spends(tenant)
+        spends, held = await self.read_budget(tenant)
         # nothing is awaited from here to `_begin` (in `execute`): see the module docstring
-        state = self.plan_state(incoming, request_id, spends)
+        state = self.plan_state(incoming, request_id, spends, held)
         try:
             outcome = plan(incoming, predicted, state)
         except OrchestratorHTTPError as exc:  # 429 overload: demand for the planner (h14c)
             self._refused(exc.code, None, incoming, predicted, state)
             raise
         obs.predicted(outcome.prediction)
-        self.decisions.put(request_id, tenant.name, outcome.decision)
+        # written in a worker thread while the request runs; awaited before the answer, so a
+        # client that has its answer finds the decision on any replica
+        written = self._record_decision(request_id, incoming, outcome.decision, state)
         obs.decided(outcome.decision)
         log.info(
             "decision",
@@ -207,10 +228,14 @@ class RequestExecutor:
             if outcome.status == 503 and self.placement_note is not None:
                 names = [p.name for p in candidates_for_model(incoming.model, self.catalog)]
                 message = self.placement_note(message, names)
+            await written
             return error_response(
                 outcome.status, message, code=outcome.code, headers=outcome.headers
             )
-        return await self.execute(outcome, request_id, obs, exchange)
+        try:
+            return await self.execute(outcome, request_id, obs, exchange, state)
+        finally:
+            await written
 
     def _refused(
         self,
@@ -227,17 +252,22 @@ class RequestExecutor:
                        first.p50_tokens, time.monotonic())  # fmt: skip
 
     def plan_state(
-        self, incoming: Any, request_id: str, spends: Mapping[str, WindowSpend]
+        self,
+        incoming: Any,
+        request_id: str,
+        spends: Mapping[str, WindowSpend],
+        held_usd: float = 0.0,
     ) -> PlanState:
         """The state a request is planned against: this moment's load and reservations, and
-        the tenant's ledger spend `spends` (from `read_spends`)."""
+        the tenant's ledger spend `spends` and every replica's holds `held_usd` (from
+        `read_budget`)."""
         tenant = incoming.tenant
         policy = self.policy_source.current
         return PlanState(
             policy=policy,
             catalog=self.catalog,
             views=self.views_now(policy),
-            budget=self.budget_now(tenant, spends),
+            budget=self.budget_now(tenant, spends, held_usd),
             request_id=request_id,
             tenant_in_flight=self.tenant_in_flight.get(tenant.name, 0),
         )
@@ -248,8 +278,11 @@ class RequestExecutor:
         request_id: str,
         obs: RequestObservation,
         exchange: responses_api.Exchange | None = None,
+        state: PlanState | None = None,
     ) -> Response:
-        """Send the plan's request to its profile, relay the answer, settle once."""
+        """Hold the plan's budget in the ledger, send the request to its profile, relay the
+        answer, settle once. `state` is what the plan was made against (for a re-plan when
+        the shared budget refuses the hold)."""
         p = engine_plan
         profile, prediction, headers = p.profile, p.prediction, p.headers
         trace = RequestTrace(
@@ -280,11 +313,36 @@ class RequestExecutor:
             release=lambda: self._end(trace),
             observe=observe,
         )
+        self._begin(trace)
+        # the hold is an await, so it comes after `_begin`: this replica's later plans count
+        # the request meanwhile; the ledger's lock makes the hold exact across replicas
+        try:
+            held = await self._hold_budget(p, request_id, trace, state)
+        except BaseException:  # cancelled (client gone) or the database failed: not counted
+            self._end(trace)
+            raise
+        if isinstance(held, Rejected):  # the shared budget has nothing left for it
+            self._end(trace)
+            await self._put_decision(request_id, trace.tenant, held.decision)
+            return error_response(held.status, held.message, code=held.code, headers=held.headers)
+        if held is not p:  # re-planned against the shared budget: cheaper, or capped
+            self._end(trace)
+            p, profile, prediction = held, held.profile, held.prediction
+            trace.profile, trace.reserved_usd = profile.name, p.reserved_usd
+            settlement.prices, settlement.profile = p.prices, profile
+            settlement.prediction = prediction
+            modelled_ttft[0] = self._modelled_ttft_ms(p)
+            headers = p.headers
+            self._begin(trace)
+            try:  # the decision that runs replaces the one refused (written long before)
+                await self._put_decision(request_id, trace.tenant, p.decision)
+            except BaseException:
+                self._end(trace)
+                raise
         expected_out = (
             p.decision.estimate.output_tokens if p.decision.estimate else prediction.p50_tokens
         )
         self.demand.add(profile.name, prediction.prompt_tokens, expected_out, time.monotonic())
-        self._begin(trace)
         obs.engine_started()
         retried = False
         while True:
@@ -306,8 +364,12 @@ class RequestExecutor:
             self.engine_down(profile.name, _failure_text(failure))
             retry: EnginePlan | Rejected | None = None
             if not retried and p.request.tenant.failover.retry:
-                spends = await self.read_spends(p.request.tenant)
-                retry = replan(p, self.plan_state(p.request, request_id, spends))
+                spends, held_usd = await self.read_budget(p.request.tenant)
+                retry = replan(p, self.plan_state(p.request, request_id, spends, held_usd))
+            if isinstance(retry, EnginePlan) and retry.profile.name != profile.name:
+                # the retry's own amount replaces the hold (same request id); no re-plan
+                granted = await self._reserve(retry, request_id)
+                retry = retry if granted is None or granted.granted else None
             if not isinstance(retry, EnginePlan) or retry.profile.name == profile.name:
                 await settlement.settle(EngineUsage(), "error")
                 raise engine_failure(profile, failure) from None
@@ -323,8 +385,8 @@ class RequestExecutor:
                 **decision_headers(p.decision),
                 "X-Orchestrator-Retried-From": failed_profile.name,
             }
-            self.decisions.put(request_id, trace.tenant, p.decision)
             self._begin(trace)
+            await self._put_decision(request_id, trace.tenant, p.decision)
             log.info("retrying on another profile", extra={"profile": profile.name})
         if _is_error(first_item):
             await settlement.settle(EngineUsage(), "error")
@@ -338,7 +400,7 @@ class RequestExecutor:
             if isinstance(payload.get("usage"), dict):
                 payload["usage"]["cost_usd"] = round(cost, 10)
             if exchange is not None:
-                response = exchange.from_chat(payload, self.responses)
+                response = await self.offload(exchange.from_chat, payload, self.responses)
                 return JSONResponse(response.model_dump(mode="json"), headers=headers)
             return JSONResponse(payload, headers=headers)
         relay = relay_stream(
@@ -482,32 +544,133 @@ class RequestExecutor:
         ema = ratio if prev is None else prev + TTFT_SCALE_WEIGHT * (ratio - prev)
         self.ttft_scale[profile] = (ema, now)
 
-    async def read_spends(self, tenant: TenantPolicy) -> dict[str, WindowSpend]:
-        """The tenant's ledger spend in every window it has a limit on: one query, in a worker
-        thread (none without limits); the budget gauges are refreshed from it."""
+    async def read_budget(self, tenant: TenantPolicy) -> tuple[dict[str, WindowSpend], float]:
+        """The tenant's ledger spend in every window it has a limit on and the budget every
+        replica holds for its requests in flight: one worker-thread call (nothing without
+        limits); the budget gauges are refreshed from it."""
         limits = route_inputs.budget_limits(tenant.budgets)
         if not limits:
-            return {}
+            return {}, 0.0
         now = self.clock()
-        spends = await self.offload(self.ledger.spend_windows, tenant.name, list(limits), now=now)
+        spends, held = await self.offload(_read_budget, self.ledger, tenant.name, limits, now)
         budget_export.set_window_gauges(self.metrics, tenant.name, limits, spends)
-        return spends
+        return spends, held
 
     def budget_now(
-        self, tenant: TenantPolicy, spends: Mapping[str, WindowSpend]
+        self, tenant: TenantPolicy, spends: Mapping[str, WindowSpend], held_usd: float = 0.0
     ) -> route_inputs.BudgetState:
-        """Remaining budget: the ledger's spend minus the tenant's reservations in flight now."""
+        """Remaining budget: the ledger's spend minus the holds in flight. `held_usd` (every
+        replica's, read with the spend) is a snapshot; this replica's own `reserved_usd`
+        counts the requests decided since; the larger of the two counts none twice."""
         if not route_inputs.budget_limits(tenant.budgets):
             return route_inputs.BudgetState(None, None)
         now = self.clock()
         spent = {w: (s.cost_usd, s.retry_after_s(now)) for w, s in spends.items()}
-        return route_inputs.budget_state(
-            tenant.budgets, spent, self.reserved_usd.get(tenant.name, 0.0)
-        )
+        held = max(held_usd, self.reserved_usd.get(tenant.name, 0.0))
+        return route_inputs.budget_state(tenant.budgets, spent, held)
 
     async def budget_state(self, tenant: TenantPolicy) -> route_inputs.BudgetState:
         """Remaining budget as a request would be planned against it now."""
-        return self.budget_now(tenant, await self.read_spends(tenant))
+        return self.budget_now(tenant, *await self.read_budget(tenant))
+
+    async def _reserve(self, engine_plan: EnginePlan, request_id: str) -> Reservation | None:
+        """Hold the plan's worst-case cost in the ledger (None: the tenant has no budget).
+        The hold is shielded: a request cancelled meanwhile releases what was granted."""
+        tenant = engine_plan.request.tenant
+        limits = route_inputs.budget_limits(tenant.budgets)
+        if not limits:
+            return None
+        task = asyncio.ensure_future(
+            self.offload(
+                self.ledger.reserve,
+                tenant.name,
+                request_id,
+                engine_plan.reserved_usd,
+                limits,
+                now=self.clock(),
+                ttl_s=self.reservation_ttl_s,
+            )
+        )
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(lambda t: self._release_if_granted(t, request_id))
+            raise
+
+    def _release_if_granted(self, task: asyncio.Future[Any], request_id: str) -> None:
+        if task.cancelled() or task.exception() is not None or not task.result().granted:
+            return
+        self._in_background(self.offload(self.ledger.release, request_id))
+
+    def _in_background(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _hold_budget(
+        self,
+        engine_plan: EnginePlan,
+        request_id: str,
+        trace: RequestTrace,
+        state: PlanState | None,
+    ) -> EnginePlan | Rejected:
+        """The plan, once its cost is held in the shared budget; refused, the request is
+        planned once more against what the budget has left (cap, downgrade or 429 as the
+        policy says) and held again; refused twice, the 429 with the window's Retry-After."""
+        held = await self._reserve(engine_plan, request_id)
+        if held is None or held.granted:
+            return engine_plan
+        retry_after = max(1, int(held.retry_after_s or 1))
+        if state is not None:
+            budget = route_inputs.BudgetState(held.remaining_usd, retry_after)
+            again = replan(engine_plan, dataclasses.replace(state, budget=budget))
+            if isinstance(again, Rejected):
+                return again
+            second = await self._reserve(again, request_id)
+            if second is None or second.granted:
+                return again
+            retry_after = max(1, int(second.retry_after_s or 1))
+        log.info("budget hold refused", extra={"tenant": trace.tenant})
+        return budget_refused(engine_plan, retry_after)
+
+    async def expire_reservations(self) -> int:
+        """Drop holds past their expiry (a replica that died); any replica may run it."""
+        return await self.offload(self.ledger.expire, self.clock())
+
+    def _record_decision(
+        self, request_id: str, incoming: Any, decision: Decision, state: PlanState
+    ) -> asyncio.Future[None]:
+        """Start writing the decision and its inputs (in a worker thread); the caller awaits
+        the returned future before answering."""
+        inputs = {
+            "views": state.views,
+            "budget_remaining_usd": state.budget.remaining_usd,
+            "endpoint": incoming.endpoint,
+            "model": incoming.model,
+            "stream": incoming.stream,
+            "max_tokens": _client_max_tokens(incoming.body),
+        }
+        return asyncio.ensure_future(
+            self._put_decision(request_id, incoming.tenant.name, decision, state, inputs)
+        )
+
+    async def _put_decision(
+        self,
+        request_id: str,
+        tenant: str,
+        decision: Decision,
+        state: PlanState | None = None,
+        inputs: dict[str, Any] | None = None,
+    ) -> None:
+        """Store a decision off the event loop; a failed write is logged, never the request's
+        failure."""
+        version = state.policy.version if state is not None else None
+        try:
+            await self.offload(
+                _store_decision, self.decisions, request_id, tenant, decision, version, inputs
+            )
+        except Exception:
+            log.warning("could not store the decision of %s", request_id, exc_info=True)
 
     async def export_budgets(self) -> None:
         """Budget remaining and spend rate of every reachable tenant with a budget, from the
@@ -554,11 +717,12 @@ class RequestExecutor:
             )
         return tenant
 
-    def decision_for(self, headers: Mapping[str, str], request_id: str) -> dict[str, Any]:
-        """The stored decision of a request, for its tenant only (404 otherwise)."""
+    async def decision_for(self, headers: Mapping[str, str], request_id: str) -> dict[str, Any]:
+        """The stored decision of a request, for its tenant only (404 otherwise); read in a
+        worker thread (the decision log may be a shared database)."""
         policy = self.policy_source.current
         tenant = self.authenticate(headers, policy)
-        found = self.decisions.get(request_id)
+        found = await self.offload(self.decisions.get, request_id)
         if found is None or (found[0] != tenant.name and policy.defines_keys):
             raise OrchestratorHTTPError(
                 404, f"no decision recorded for request '{request_id}'", code="decision_not_found"
@@ -574,6 +738,56 @@ def engine_failure(profile: Profile, failure: Any) -> OrchestratorHTTPError:
         code="engine_unavailable",
         headers={"Retry-After": "5"},
     )
+
+
+def budget_refused(engine_plan: EnginePlan, retry_after_s: int) -> Rejected:
+    """The 429 for a request whose budget hold the ledger refused (as the budget path's)."""
+    decision = engine_plan.decision.model_copy(
+        update={
+            "action": "reject",
+            "profile": None,
+            "rejection": Rejection(
+                status=429,
+                code="budget_exhausted",
+                message="the tenant's budget is held by requests in flight or spent; "
+                f"retry after {retry_after_s} s",
+                retry_after_s=retry_after_s,
+            ),
+        }
+    )
+    headers = {**decision_headers(decision), "Retry-After": str(retry_after_s)}
+    return Rejected(decision, engine_plan.first_prediction, headers)
+
+
+def _read_budget(
+    ledger: UsageLedger, tenant: str, limits: Mapping[str, float], now: datetime
+) -> tuple[dict[str, WindowSpend], float]:
+    """Spend per limited window and every replica's live holds (worker thread)."""
+    return ledger.spend_windows(tenant, list(limits), now=now), ledger.reserved_usd(tenant, now=now)
+
+
+def _store_decision(
+    store: Any,
+    request_id: str,
+    tenant: str,
+    decision: Decision,
+    policy_version: str | None,
+    inputs: dict[str, Any] | None,
+) -> None:
+    """Write one decision (worker thread): with its inputs when the store keeps them."""
+    if isinstance(store, DecisionLog):
+        seen = None
+        if inputs is not None:
+            fields = dict(inputs)
+            seen = DecisionInputs.from_views(fields.pop("views"), **fields)
+        store.put(request_id, tenant, decision, policy_version=policy_version, inputs=seen)
+    else:
+        store.put(request_id, tenant, decision)
+
+
+def _client_max_tokens(body: Mapping[str, Any]) -> int | None:
+    value = body.get("max_completion_tokens", body.get("max_tokens"))
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 class DecisionStore:

@@ -16,7 +16,11 @@ Invariants:
 - no exception escapes as a bare 500 (see `errors.py`); a profile whose deployment is not
   HEALTHY is never chosen;
 - every routed request is settled exactly once (`RequestSettlement`), streams cut short
-  included (charged for the tokens they carried; see `relay.py`).
+  included (charged for the tokens they carried; see `relay.py`);
+- what a request needs beyond its own replica lives in the ledger's database (usage rows,
+  budget holds, decisions, stored Responses conversations), so any number of ingress replicas
+  share it on PostgreSQL; every routed answer and decision look-up names the replica that
+  served it in `X-Orchestrator-Replica`.
 """
 
 from __future__ import annotations
@@ -52,13 +56,15 @@ from orchestrator.serving.errors import (
 )
 from orchestrator.serving.executor import ApiEndpoint, RequestExecutor
 from orchestrator.serving.profile_selection import AUTO_MODEL
-from orchestrator.serving.storage_target import open_ledger, resolve_target
+from orchestrator.serving.storage_target import open_shared_state, replica_name, resolve_target
 from orchestrator.telemetry import OrchestratorMetrics, configure_json_logging, configure_tracing
 
 log = logging.getLogger("orchestrator.ingress")
 
 APP_NAME = "orchestrator"
 READINESS_REFRESH_S = 1.0
+RESERVATION_EXPIRY_S = 30.0
+REPLICA_HEADER = "X-Orchestrator-Replica"
 
 
 def create_fastapi_app() -> FastAPI:
@@ -129,18 +135,23 @@ class OrchestratorIngress(OpenAiIngress):
         configure_json_logging(logging.INFO, logger=logging.getLogger("orchestrator"))
         logging.getLogger("orchestrator").propagate = False
         self._metrics = OrchestratorMetrics()
+        shared = open_shared_state(resolve_target(ledger))
         self._placement = PlacementMonitor(self._catalog, APP_NAME)
         self._executor = RequestExecutor(
             catalog=self._catalog,
             policy_source=self._policy,
             predictor=Predictor.default(),
-            ledger=open_ledger(resolve_target(ledger)),
+            ledger=shared.ledger,
             metrics=self._metrics,
             handles=self._get_configured_serve_handle,
             ready=self._ready,
             running=self._running,
             placement_note=self._placement.explain,
+            decisions=shared.decisions,
+            responses=shared.responses,
         )
+        self._replica = replica_name()
+        self._next_expiry = 0.0
         self._ready_task: asyncio.Task[None] | None = None
 
     # ----- readiness -------------------------------------------------------------------
@@ -165,7 +176,19 @@ class OrchestratorIngress(OpenAiIngress):
             except Exception:  # the controller may be restarting; keep the last view
                 log.warning("could not refresh deployment readiness", exc_info=True)
             await self._executor.probe_down_profiles()
+            await self._expire_reservations()
             await asyncio.sleep(READINESS_REFRESH_S)
+
+    async def _expire_reservations(self) -> None:
+        """Every RESERVATION_EXPIRY_S, drop budget holds whose replica died (any replica may)."""
+        now = time.monotonic()
+        if now < self._next_expiry:
+            return
+        self._next_expiry = now + RESERVATION_EXPIRY_S
+        try:
+            await self._executor.expire_reservations()
+        except Exception:  # the database may be briefly away; the next round retries
+            log.warning("could not expire budget reservations", exc_info=True)
 
     def _ensure_ready_task(self) -> None:
         if self._ready_task is None or self._ready_task.done():
@@ -318,11 +341,14 @@ class OrchestratorIngress(OpenAiIngress):
         self._ensure_ready_task()
         request_id = serve_request_id() or request.headers.get("x-request-id") or _new_id()
         body = await request.body()
-        return await self._executor.serve(request.headers, body, endpoint, request_id)
+        response = await self._executor.serve(request.headers, body, endpoint, request_id)
+        response.headers[REPLICA_HEADER] = self._replica
+        return response
 
     @fastapi_app.get("/v1/orchestrator/decisions/{request_id}")
     async def get_decision(self, request_id: str, request: Request) -> JSONResponse:
-        return JSONResponse(self._executor.decision_for(request.headers, request_id))
+        found = await self._executor.decision_for(request.headers, request_id)
+        return JSONResponse(found, headers={REPLICA_HEADER: self._replica})
 
 
 def _new_id() -> str:

@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -409,14 +410,19 @@ class ResponseStore:
     def history(self, response_id: str, tenant: str) -> list[dict[str, Any]]:
         found = self._items.get(response_id)
         if found is None or found.tenant != tenant:
-            raise OrchestratorHTTPError(
-                400,
-                f"previous response '{response_id}' is not stored on this server (it was made "
-                "with store=false, by another tenant, or has been evicted)",
-                param="previous_response_id",
-                code="previous_response_not_found",
-            )
+            raise not_stored(response_id)
         return [dict(m) for m in found.messages]
+
+
+def not_stored(response_id: str) -> OrchestratorHTTPError:
+    """The 400 for a `previous_response_id` no store has for this tenant."""
+    return OrchestratorHTTPError(
+        400,
+        f"previous response '{response_id}' is not stored on this server (it was made "
+        "with store=false, by another tenant, or has been evicted)",
+        param="previous_response_id",
+        code="previous_response_not_found",
+    )
 
 
 # ---------------------------------------------------------------- one exchange
@@ -842,6 +848,6 @@ class ResponseStreamer:
                     continue
                 for out in self.feed(event):
                     yield out
-        if done:
-            for e in self.finish():
+        if done:  # the store may be a shared database: written in a worker thread
+            for e in await asyncio.to_thread(self.finish):
                 yield e

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -94,15 +96,32 @@ def check_ingress_replicas(target: str, max_replicas: int) -> None:
         )
 
 
-def open_ledger(target: str) -> Any:
-    """The usage ledger at `target` (logged with its password masked)."""
-    kind = backend(target)
-    log.info("usage ledger: %s (%s)", redact(target), kind)
-    if kind == "postgresql":
-        raise NotImplementedError(
-            f"ledger {redact(target)!r}: the PostgreSQL backend (orchestrator.storage) is not "
-            "installed in this build"
-        )
-    from orchestrator.ledger import UsageLedger
+@dataclass(frozen=True)
+class SharedState:
+    """What the ingress keeps in the ledger's database, one `Database` for all of it."""
 
-    return UsageLedger(target)
+    ledger: Any  # orchestrator.ledger.UsageLedger: usage rows and budget holds
+    decisions: Any  # orchestrator.decisionlog.DecisionLog
+    responses: Any  # shared_responses.SharedResponseStore
+
+
+def open_shared_state(target: str) -> SharedState:
+    """Open (and migrate) the ledger, decision log and Responses store at `target`; logged
+    with its password masked."""
+    from orchestrator.decisionlog import DecisionLog
+    from orchestrator.ledger import UsageLedger
+    from orchestrator.serving.shared_responses import SharedResponseStore
+
+    log.info("shared state: %s (%s)", redact(target), backend(target))
+    ledger = UsageLedger(target)
+    return SharedState(ledger, DecisionLog(ledger.db), SharedResponseStore(ledger.db))
+
+
+def replica_name() -> str:
+    """This Serve replica's id (for the `X-Orchestrator-Replica` header), else host:pid."""
+    try:
+        from ray import serve
+
+        return str(serve.get_replica_context().replica_id.unique_id)
+    except Exception:  # outside a Serve replica (tests)
+        return f"{socket.gethostname()}:{os.getpid()}"

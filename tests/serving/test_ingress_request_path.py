@@ -259,7 +259,8 @@ async def test_disconnected_stream_is_charged_in_ledger_and_metrics(ingress, chu
     assert samples[("orchestrator_requests_total", frozenset(cancelled.items()))] == 1
 
 
-async def test_budget_is_read_with_one_query(ingress):
+async def test_budget_is_read_with_two_selects(ingress):
+    """Spend per limited window (one query) and every replica's holds (one query)."""
     statements: list[str] = []
     ingress.ledger.db._conn.set_trace_callback(statements.append)
     try:
@@ -267,7 +268,8 @@ async def test_budget_is_read_with_one_query(ingress):
         state = await ingress.budget_state(tenant)
     finally:
         ingress.ledger.db._conn.set_trace_callback(None)
-    assert len(statements) == 1 and statements[0].lstrip().startswith("SELECT")
+    assert len(statements) == 2 and all(s.lstrip().startswith("SELECT") for s in statements)
+    assert "reservations" in statements[1]
     assert state.remaining_usd == pytest.approx(1.0)  # the tightest window: the hour's $1
 
 
