@@ -23,11 +23,10 @@ from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY, state_dir
 from orchestrator.serving.ingress_scaling import INGRESS_TARGET_ONGOING_REQUESTS, IngressScaling
 from orchestrator.serving.storage_target import (
     DATABASE_URL_ENV,
-    backend,
     check_ingress_replicas,
-    redact,
     resolve_target,
 )
+from orchestrator.storage.target import backend, redact
 
 
 def register(sub: Any) -> None:

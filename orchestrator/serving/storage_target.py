@@ -6,8 +6,8 @@ SQLite ledger (`orchestrator.ledger.default_ledger_path`).
 
 Invariants:
 - the explicit setting wins over the environment, the environment over the default;
-- `redact` removes the password (and any query parameter named like one) from a URL; every log
-  line and error message that names a target goes through it;
+- every log line and error message that names a target masks its password
+  (`orchestrator.storage.target.redact`, the one home of target parsing);
 - SQLite is one machine's file and budgets reserved in one process: more than one ingress
   replica on it is refused (`check_ingress_replicas`), with the reason and the way out.
 """
@@ -19,55 +19,12 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any
+
+from orchestrator.storage.target import backend, redact
 
 DATABASE_URL_ENV = "ORCHESTRATOR_DATABASE_URL"
-POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
-SECRET_QUERY_KEYS = frozenset({"password", "passfile", "sslpassword"})
-Backend = Literal["sqlite", "postgresql"]
 log = logging.getLogger("orchestrator.storage")
-
-
-def backend(target: str) -> Backend:
-    """'postgresql' for a PostgreSQL URL, 'sqlite' for a file path (ValueError for any other
-    URL)."""
-    scheme = _scheme(target)
-    if scheme is None:
-        return "sqlite"
-    if scheme in POSTGRES_SCHEMES:
-        return "postgresql"
-    raise ValueError(
-        f"ledger {redact(target)!r}: unsupported URL scheme {scheme!r} "
-        "(use a SQLite file path or a postgresql:// URL)"
-    )
-
-
-def _scheme(target: str) -> str | None:
-    head, sep, _ = target.partition("://")
-    if not sep or not head or "/" in head or "\\" in head:
-        return None  # a path (possibly containing '://' further on)
-    return head.lower()
-
-
-def redact(target: str) -> str:
-    """The target with its password (user info and secret query parameters) masked."""
-    if _scheme(target) is None:
-        return target
-    parts = urlsplit(target)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user, has_password, _ = userinfo.partition(":")
-        netloc = f"{user}:***@{hostport}" if has_password else f"{userinfo}@{hostport}"
-    query = urlencode(
-        [
-            (k, "***" if k.lower() in SECRET_QUERY_KEYS else v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        ],
-        safe="*",
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def resolve_target(explicit: str | None, environ: Mapping[str, str] | None = None) -> str:

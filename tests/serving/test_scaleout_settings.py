@@ -10,11 +10,10 @@ from orchestrator.cli import build_parser, main
 from orchestrator.cli.serve import ingress_scaling, ledger_setting
 from orchestrator.serving.storage_target import (
     DATABASE_URL_ENV,
-    backend,
     check_ingress_replicas,
-    redact,
     resolve_target,
 )
+from orchestrator.storage.target import backend, redact
 
 URL = "postgresql://orch:s3cr3t@db:5432/orchestrator"
 
