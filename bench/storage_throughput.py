@@ -3,14 +3,17 @@
 Side by side in one run, on this machine, for each backend with its durable defaults (SQLite
 WAL + synchronous=FULL, the ledger's default; PostgreSQL with fsync and synchronous_commit on):
   settle 1x:   one request's budget work, sequential: `reserve` (tenant lock, spend per
-               window, live holds, conditional insert) + `settle` (row + release), per request;
-  settle 4x:   the same from 4 threads, each with its own connection (4 "replicas"), requests/s;
+               window, live holds, conditional insert) + `settle` (row, window totals,
+               release), per request: p50 and p95 in ms;
+  settle 4x:   the same from 4 threads, each with its own connection (4 "replicas"), one
+               tenant (the worst case: one budget, so one lock), requests/s;
   rows 1x:     ledger rows appended one per transaction (`append`), rows/s;
   rows batch:  rows written 100 per transaction (`settle_many`), rows/s.
 PostgreSQL is a throwaway local server (initdb/pg_ctl on loopback, as the tests start it) unless
-`--postgres URL` names one. Results go to stdout, `--json` and a PNG.
+`--postgres URL` names one. Backends alternate within each step (A B, then B A) and figures are
+medians over the rounds. Results go to stdout, `--json` and a PNG.
 
-    nice -n 10 python3 bench/storage_throughput.py [--n 400] [--out bench/results]
+    nice -n 10 python3 bench/storage_throughput.py [--n 300] [--rounds 2] [--out bench/results]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,43 +106,63 @@ def time_threads(target: str, n: int, prefix: str, now: datetime) -> float:
     return (n // THREADS) * THREADS / elapsed
 
 
-def rows_per_s(write: Callable[[], int]) -> float:
+def rows_per_s(write: Callable[..., int], *args: object) -> float:
     start = time.perf_counter()
-    rows = write()
+    rows = write(*args)
     return rows / (time.perf_counter() - start)
 
 
-def measure(name: str, target: str, n: int, step: Callable[[str], None]) -> dict:
+def one_per_transaction(ledger: UsageLedger, tag: str, n: int, now: datetime) -> int:
+    return sum(ledger.append(record(f"{tag}-{i}", now)) for i in range(n))
+
+
+def measure(targets: dict[str, str], n: int, rounds: int, step: Callable[[str], None]) -> dict:
+    """Every figure per backend, median over `rounds`; within each step the backends alternate
+    (A B, then B A) so a change in the machine's load hits both alike."""
     now = datetime.now(UTC)
-    with UsageLedger(target) as ledger:
-        # pre-fill: a tenant with a day of history, so spend sums read real rows
+    ledgers = {name: UsageLedger(target) for name, target in targets.items()}
+    for ledger in ledgers.values():
+        # a tenant with 2,000 rows of history: spend reads and settles touch real totals
         ledger.settle_many(record(f"hist-{i}", now - timedelta(seconds=i)) for i in range(2000))
-        step(f"{name}: settle 1x ({n} requests)")
-        seq = time_sequential(ledger, n, "seq", now)
-        step(f"{name}: settle {THREADS}x ({n} requests)")
-        par = time_threads(target, n, "par", now)
-        step(f"{name}: rows 1x ({n} rows)")
-        single = rows_per_s(lambda: sum(ledger.append(record(f"one-{i}", now)) for i in range(n)))
-        step(f"{name}: rows batch ({n * 10} rows, 100 per transaction)")
+    samples: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in targets}
 
-        def batched() -> int:
-            total = 0
-            for b in range(n // 10):
-                total += ledger.settle_many(
-                    record(f"batch-{b}-{i}", now, tenant=f"t{i % 8}") for i in range(100)
-                )
-            return total
+    def batched(ledger: UsageLedger, tag: str) -> int:
+        total = 0
+        for b in range(n // 10):
+            total += ledger.settle_many(
+                record(f"{tag}-{b}-{i}", now, tenant=f"t{i % 8}") for i in range(100)
+            )
+        return total
 
-        batch = rows_per_s(batched)
-    ordered = sorted(seq)
-    return {
-        "settle_ms_p50": statistics.median(seq) * 1000,
-        "settle_ms_p95": ordered[int(0.95 * (len(ordered) - 1))] * 1000,
-        "settle_rps_1x": 1 / statistics.mean(seq),
-        f"settle_rps_{THREADS}x": par,
-        "rows_per_s_1x": single,
-        "rows_per_s_batch": batch,
-    }
+    for r in range(rounds):
+        order = list(targets) if r % 2 == 0 else list(reversed(targets))
+        for name in order:
+            step(f"round {r + 1}/{rounds} {name}: settle 1x, {n} requests")
+            seq = time_sequential(ledgers[name], n, f"seq{r}", now)
+            samples[name]["settle_ms_p50"].append(statistics.median(seq) * 1000)
+            samples[name]["settle_ms_p95"].append(sorted(seq)[int(0.95 * (len(seq) - 1))] * 1000)
+        for name in order:
+            step(f"round {r + 1}/{rounds} {name}: settle {THREADS}x, {n} requests")
+            samples[name][f"settle_rps_{THREADS}x"].append(
+                time_threads(targets[name], n, f"par{r}", now)
+            )
+        for name in order:
+            step(f"round {r + 1}/{rounds} {name}: rows 1x, {n} rows")
+            ledger = ledgers[name]
+            samples[name]["rows_per_s_1x"].append(
+                rows_per_s(one_per_transaction, ledger, f"one{r}", n, now)
+            )
+        for name in order:
+            step(f"round {r + 1}/{rounds} {name}: rows batch, {n * 10} rows, 100 per transaction")
+            ledger = ledgers[name]
+            samples[name]["rows_per_s_batch"].append(rows_per_s(batched, ledger, f"batch{r}"))
+    for ledger in ledgers.values():
+        ledger.close()
+    results = {}
+    for name, figures in samples.items():
+        results[name] = {key: statistics.median(values) for key, values in figures.items()}
+        results[name]["settle_rps_1x"] = 1000 / results[name]["settle_ms_p50"]
+    return results
 
 
 def plot(results: dict[str, dict], path: Path, title: str) -> None:
@@ -171,14 +195,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=400, help="requests per step")
+    parser.add_argument("--n", type=int, default=300, help="requests per step")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (median)")
     parser.add_argument(
         "--postgres", default=None, help="an existing PostgreSQL URL (else a local one)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    steps = 2 * 4 + 1
+    steps = 1 + args.rounds * 4 * 2
     done = [0]
 
     def step(text: str) -> None:
@@ -203,13 +228,12 @@ def main() -> None:
             step(f"using {url.split('@')[-1]}")
         targets["PostgreSQL"] = url
         try:
-            results = {
-                name: measure(name, target, args.n, step) for name, target in targets.items()
-            }
+            results = measure(targets, args.n, args.rounds, step)
         finally:
             if server is not None:
                 server.stop()
     print()
+    print(f"medians of {args.rounds} alternating rounds; settle_rps_1x = 1 / p50")
     print(f"{'':22}" + "".join(f"{name:>14}" for name in results))
     for key in next(iter(results.values())):
         print(f"{key:22}" + "".join(f"{res[key]:14.2f}" for res in results.values()))
@@ -221,7 +245,10 @@ def main() -> None:
     print(f"plot: {png}")
     if args.json:
         args.json.write_text(
-            json.dumps({"machine": machine(), "n": args.n, "results": results}, indent=2)
+            json.dumps(
+                {"machine": machine(), "n": args.n, "rounds": args.rounds, "results": results},
+                indent=2,
+            )
         )
 
 

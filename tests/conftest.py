@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+
 import pytest
 
 from tests.pg_server import PostgresServer, find_binaries
@@ -20,6 +23,11 @@ def postgres_server():
         import psycopg  # noqa: F401
     except ImportError:
         pytest.skip("psycopg is not installed (pip install 'psycopg[binary]' psycopg-pool)")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and no 'postgres' user to run initdb/postgres as")
     server = PostgresServer.start(bin_dir)
     yield server
     server.stop()

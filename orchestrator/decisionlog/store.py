@@ -93,7 +93,7 @@ class DecisionLog:
         decided_at: datetime | None = None,
     ) -> None:
         """Store (or replace) the request's decision; prunes when the interval has passed."""
-        at = decided_at.timestamp() if decided_at is not None else float(self._clock())
+        at = _epoch(decided_at) if decided_at is not None else float(self._clock())
         with self.db.transaction() as tx:
             tx.execute(
                 _UPSERT,
@@ -136,10 +136,10 @@ class DecisionLog:
             params.append(tenant)
         if since is not None:
             clauses.append("decided_at >= ?")
-            params.append(since.timestamp())
+            params.append(_epoch(since))
         if until is not None:
             clauses.append("decided_at < ?")
-            params.append(until.timestamp())
+            params.append(_epoch(until))
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         sql = f"SELECT {_COLUMNS} FROM decisions{where} ORDER BY decided_at, request_id"
         if limit is not None:
@@ -183,6 +183,11 @@ class DecisionLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _epoch(value: datetime) -> float:
+    """Epoch seconds; a naive datetime is taken as UTC (as the ledger does)."""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
 def _entry(row: tuple) -> DecisionEntry:

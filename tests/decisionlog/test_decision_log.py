@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -162,3 +163,13 @@ def test_concurrent_puts_from_threads(log):
     for t in threads:
         t.join()
     assert log.count() == 40
+
+
+def test_naive_times_are_utc(log, monkeypatch):
+    monkeypatch.setenv("TZ", "America/New_York")  # a local zone that is not UTC
+    time.tzset()
+    log.put("r1", "acme", decision(), decided_at=T0.replace(tzinfo=None))
+    assert log.entry("r1").decided_at == T0
+    assert [e.request_id for e in log.entries(since=T0.replace(tzinfo=None))] == ["r1"]
+    monkeypatch.undo()
+    time.tzset()
