@@ -149,6 +149,7 @@ _ROUTED_HEADERS = {
     "X-Orchestrator-Decision": "why that profile (short)",
     "X-Orchestrator-Predicted-Tokens": "predicted answer tokens, p50/p90",
     "X-Orchestrator-Estimated-Cost-USD": "the router's cost estimate",
+    "X-Orchestrator-Replica": "the ingress replica that served the request",
 }
 _TARGET_PARAMS = (
     {

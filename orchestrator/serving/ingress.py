@@ -19,8 +19,8 @@ Invariants:
   included (charged for the tokens they carried; see `relay.py`);
 - what a request needs beyond its own replica lives in the ledger's database (usage rows,
   budget holds, decisions, stored Responses conversations), so any number of ingress replicas
-  share it on PostgreSQL; every routed answer and decision look-up names the replica that
-  served it in `X-Orchestrator-Replica`.
+  share it on PostgreSQL; every routed answer, decision look-up and health check names the
+  replica that served it in `X-Orchestrator-Replica`.
 """
 
 from __future__ import annotations
@@ -208,7 +208,8 @@ class OrchestratorIngress(OpenAiIngress):
         body = {"status": "ok" if ok else "starting", "profiles": ready}
         if self._executor.health.down():
             body["down"] = self._executor.health.down()
-        return JSONResponse(body, status_code=200 if ok else 503)
+        headers = {REPLICA_HEADER: self._replica}
+        return JSONResponse(body, status_code=200 if ok else 503, headers=headers)
 
     @fastapi_app.get("/version")
     async def version(self) -> JSONResponse:
