@@ -41,7 +41,7 @@ tenants:
   - name: team-a
     api_keys:
       - env: ORCHESTRATOR_E2E_KEY
-    budgets: {{per_day_usd: {budget!r}}}
+    budgets: {{per_day_usd: {budget}}}
     actions: {{on_budget_exhausted: [reject]}}
 """
 CHAT = {
@@ -101,7 +101,7 @@ def _wait_for_both_replicas(base: str, timeout_s: float = 120) -> set[str]:
     return seen
 
 
-def _set_policy(server: RunningServer, budget: float, tag: str, warm_id: str) -> None:
+def _set_policy(server: RunningServer, budget: str, tag: str, warm_id: str) -> None:
     """Write the policy and wait until every replica has loaded it: under the default policy
     (no keys) anyone reads the default tenant's decision `warm_id`; under this one the key is
     team-a's and the look-up is a 404, many times in a row through the proxy."""
@@ -178,8 +178,9 @@ def test_two_ingress_replicas_share_budget_decisions_and_ledger(scaled):
     cost = warm.json()["usage"]["cost_usd"]
     assert cost > 0
     total = FIRST_BURST + SECOND_BURST
-    budget = round(cost * total / 2, 10)  # about half of the requests sent
-    _set_policy(server, budget, tag=str(os.getpid()), warm_id="scale-warm")
+    budget_text = f"{cost * total / 2:.15f}"  # about half of the requests sent (plain decimal:
+    budget = float(budget_text)  # YAML reads "6e-05" as a string)
+    _set_policy(server, budget_text, tag=str(os.getpid()), warm_id="scale-warm")
 
     # 2. decisions made on one replica are served by the other
     first_ids = [f"scale-a-{n}" for n in range(FIRST_BURST)]
