@@ -212,7 +212,7 @@ class RequestExecutor:
         obs.predicted(outcome.prediction)
         # written in a worker thread while the request runs; awaited before the answer, so a
         # client that has its answer finds the decision on any replica
-        written = self._record_decision(request_id, incoming, outcome.decision, state)
+        written = self._record_decision(request_id, incoming, outcome, state)
         obs.decided(outcome.decision)
         log.info(
             "decision",
@@ -638,12 +638,13 @@ class RequestExecutor:
         return await self.offload(self.ledger.expire, self.clock())
 
     def _record_decision(
-        self, request_id: str, incoming: Any, decision: Decision, state: PlanState
+        self, request_id: str, incoming: Any, outcome: EnginePlan | Rejected, state: PlanState
     ) -> asyncio.Future[None]:
         """Start writing the decision and its inputs (in a worker thread); the caller awaits
         the returned future before answering."""
         inputs = {
             "views": state.views,
+            "prediction": outcome.prediction,  # the chosen profile's (a rejection: the priced one)
             "budget_remaining_usd": state.budget.remaining_usd,
             "endpoint": incoming.endpoint,
             "model": incoming.model,
@@ -651,7 +652,7 @@ class RequestExecutor:
             "max_tokens": _client_max_tokens(incoming.body),
         }
         return asyncio.ensure_future(
-            self._put_decision(request_id, incoming.tenant.name, decision, state, inputs)
+            self._put_decision(request_id, incoming.tenant.name, outcome.decision, state, inputs)
         )
 
     async def _put_decision(

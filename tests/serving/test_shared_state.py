@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,6 +20,7 @@ from orchestrator.decisionlog import DecisionLog
 from orchestrator.ledger import UsageLedger
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.policy import load_policy_text
+from orchestrator.predict.schema import Prediction
 from orchestrator.serving import executor as executor_module
 from orchestrator.serving.executor import RequestExecutor
 from orchestrator.serving.shared_responses import SharedResponseStore
@@ -43,19 +43,20 @@ FAMILY = "smollm2-135m-instruct"
 BODY = {"model": FAMILY, "messages": [{"role": "user", "content": "Name a colour."}]}
 
 
-@dataclass(frozen=True)
-class _Prediction:
-    prompt_tokens: int = 11
-    p50_tokens: int = 8
-    p90_tokens: int = 16
-    reasoning_probability: float = 0.0
-    reasoning_tokens: int = 0
-    query_class: str = "standard"
-
-
 class _Predictor:
     def predict_many(self, body: dict[str, Any], profiles: list[Any]) -> dict[str, Any]:
-        return {p.name: _Prediction() for p in profiles}
+        return {
+            p.name: Prediction(
+                prompt_tokens=11,
+                p50_tokens=8,
+                p90_tokens=16,
+                reasoning_probability=0.0,
+                reasoning_tokens=0,
+                query_class="standard",
+                profile=p.name,
+            )
+            for p in profiles
+        }
 
     def observe(self, *args: Any) -> None:
         pass
@@ -169,6 +170,7 @@ async def test_decision_made_on_one_replica_is_read_on_the_other(replicas):
     assert found["profile"] == response.headers["x-orchestrator-profile"]
     entry = b.decisions.entry("req-x")
     assert entry.inputs is not None and entry.inputs.model == FAMILY
+    assert entry.inputs.prediction is not None and entry.inputs.prediction.p90_tokens == 16
     assert set(entry.inputs.profiles) == {p.name for p in LOCAL.profiles}
 
 
