@@ -23,6 +23,7 @@ import httpx
 import psutil
 import pytest
 
+from orchestrator.paths import DEFAULT_DEPLOYMENTS
 from tests.e2e.conftest import E2E_API_KEY, RunningServer, start_server, stop_server
 from tests.pg_server import PostgresServer, find_binaries
 
@@ -52,8 +53,10 @@ CHAT = {
     "ignore_eos": True,
 }
 FIRST_BURST = 12
-SECOND_BURST = 108
-CONCURRENCY = 40
+SECOND_BURST = 108  # sent all at once
+# the embedded catalog with room for the burst in admission (8 per replica there): the 429s
+# seen are then the budget's, not overload shedding's
+MAX_CONCURRENCY = 64
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +77,12 @@ def postgres():
 def scaled(postgres, tmp_path_factory):
     url = postgres.fresh_url()
     tmp = tmp_path_factory.mktemp("scaleout")
-    args = ["--ledger", url, "--ingress-min-replicas", "2", "--ingress-max-replicas", "2"]
+    catalog = tmp / "catalog.yaml"
+    text = DEFAULT_DEPLOYMENTS.read_text()
+    assert text.count("max_concurrency: 8") == 2
+    catalog.write_text(text.replace("max_concurrency: 8", f"max_concurrency: {MAX_CONCURRENCY}"))
+    args = ["--deployments", str(catalog), "--ledger", url]
+    args += ["--ingress-min-replicas", "2", "--ingress-max-replicas", "2"]
     server = start_server(tmp, extra_args=args)
     try:
         yield server, url
@@ -116,8 +124,8 @@ def _set_policy(server: RunningServer, budget: str, tag: str, warm_id: str) -> N
 
 
 async def _burst(base: str, ids: list[str], on_answer=None) -> dict[str, httpx.Response]:
-    limits = httpx.Limits(max_connections=CONCURRENCY)
-    gate = asyncio.Semaphore(CONCURRENCY)
+    limits = httpx.Limits(max_connections=len(ids))
+    gate = asyncio.Semaphore(len(ids))
     out: dict[str, httpx.Response] = {}
     async with httpx.AsyncClient(base_url=base, timeout=180, limits=limits) as client:
 
@@ -227,9 +235,10 @@ def test_two_ingress_replicas_share_budget_decisions_and_ledger(scaled):
     spent = sum(found[0].cost_usd for found in rows.values())
     one_request = max(found[0].cost_usd for found in rows.values())
     assert spent <= budget + one_request + 1e-12, (spent, budget, one_request)
-    assert len(ok) >= total // 4, f"only {len(ok)} of {total} served within the budget"
-    elapsed = time.monotonic() - started
     codes = sorted({responses[i].json()["error"]["code"] for i in refused})
+    assert "budget_exhausted" in codes, codes  # the budget was what refused them
+    assert spent >= budget / 4, (spent, budget)  # and it was spent, not only held
+    elapsed = time.monotonic() - started
     print(
         f"scale-out: {len(ok)} answered, {len(refused)} refused (429: {codes}), "
         f"{len(responses) - len(ok) - len(refused)} other, of {total}; spent ${spent:.8f} "
