@@ -51,11 +51,15 @@ import ray
 from ray import serve
 from ray.serve.llm import build_openai_app
 from orchestrator.catalog import load_catalog
-from orchestrator.serving.app import build_llm_configs
+from orchestrator.serving.app import INGRESS_NUM_CPUS, build_llm_configs
 configs = build_llm_configs(load_catalog(sys.argv[1]))
 ray.init(address="auto")
-serve.run(build_openai_app({"llm_configs": list(configs.values())}), name="plain",
-          route_prefix="/plain")
+# the same CPU share for its ingress as ours gets (the default, 1 CPU, does not fit beside it)
+ingress = {"ray_actor_options": {"num_cpus": INGRESS_NUM_CPUS}}
+app = build_openai_app(
+    {"llm_configs": list(configs.values()), "ingress_deployment_config": ingress}
+)
+serve.run(app, name="plain", route_prefix="/plain")
 print("plain Ray Serve LLM ready", flush=True)
 """
 

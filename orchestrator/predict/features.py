@@ -399,7 +399,8 @@ def _script_fractions(sample: str) -> tuple[float, float]:
     """Share of characters outside Latin scripts, and of CJK (Chinese, Japanese, Korean)."""
     if sample.isascii():
         return 0.0, 0.0
-    codes = np.frombuffer(sample.encode("utf-32-le"), dtype=np.uint32)
+    # surrogatepass: a lone surrogate (valid in a JSON string, "\\ud800") is a code point too
+    codes = np.frombuffer(sample.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     n = max(1, len(codes))
     non_latin = int(np.count_nonzero(codes > 0x24F))
     cjk = int(

@@ -8,7 +8,7 @@ with `tokenizers` on them, and lone surrogates (legal in JSON) must not raise.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.predict.predictor import Predictor
@@ -46,6 +46,7 @@ def test_fast_encoder_matches_tokenizers_on_any_text(text):
 
 @FAST
 @given(ANY_TEXT, ANY_TEXT)
+@example(system="\ud800", user="\ud800")  # a lone surrogate: JSON "\ud800" decodes to one
 def test_predict_accepts_any_text(artifact, system, user):
     predictor = Predictor(artifact, store=None)  # stateless: no calibration store
     chat = {"messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}

@@ -388,7 +388,7 @@ async def test_a_burst_planned_at_once_sees_each_others_load(ingress, chat_compl
 async def test_a_ttft_seen_under_past_load_does_not_hide_todays_load(ingress, chat_completion):
     """A profile that answered slowly while it was busy (3 s, as the model expected at that
     load) is not taken for slow when idle: the observed TTFT enters as a ratio to the model's
-    figure, so a later burst still spreads. A slower-than-modelled profile gets less of it."""
+    figure, so a later burst still spreads; a slower-than-modelled one moves the ratio."""
     import time
 
     first, second = (p.name for p in LOCAL.profiles[:2])
@@ -397,9 +397,13 @@ async def test_a_ttft_seen_under_past_load_does_not_hide_todays_load(ingress, ch
     chosen = await _gated_burst(ingress, chat_completion)
     assert set(chosen) == {first, second}, chosen
 
-    ingress._observed(first, 3.0, 1000.0, 0.0)  # three times slower than modelled
-    slow = (await _gated_burst(ingress, chat_completion)).count(first)
-    assert slow < chosen.count(first), (slow, chosen)
+    ingress.ttft_scale.clear()  # (the burst's own answers were observed too)
+    ingress._observed(first, 1.0, 1000.0, 0.0)
+    ingress._observed(first, 3.0, 1000.0, 0.0)  # three times slower than modelled: the EMA moves
+    assert ingress._fresh_scale(first, time.monotonic()) == pytest.approx(1.0 + 0.2 * 2.0)
+    views = {v.name: v for v in ingress.views_now(ingress.policy_source.current)}
+    assert views[first].live.ttft_scale == pytest.approx(1.4)
+    assert views[second].live.ttft_scale is None  # never observed: the model alone
 
 
 def test_a_migrated_stream_is_counted_where_it_runs(ingress):
