@@ -8,8 +8,10 @@ Invariants:
 - WAL: readers never block the writer; a crash mid-transaction leaves nothing (rolled back when
   the file is next opened); `synchronous="FULL"` also survives an OS crash, `"NORMAL"` a process
   crash;
-- one connection per `SQLiteDatabase`, guarded by a lock (threads take turns); the file must be
-  on a local disk or a ReadWriteOnce volume, not NFS. `:memory:` keeps nothing.
+- writes go through one connection guarded by a lock (threads take turns); reads (`query`) use
+  a read-only connection per thread, so they never wait for another thread's commit (fsync)
+  and see every committed transaction (WAL). A `:memory:` or read-only database has one
+  connection for both. The file must be on a local disk or a ReadWriteOnce volume, not NFS.
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ class SQLiteDatabase(Database):
                 self.path, timeout=timeout_s, check_same_thread=False, isolation_level=None
             )
         self._conn = conn
+        self._timeout_s = timeout_s
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._separate_readers = not readonly and self.path != ":memory:"
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
             if not readonly:
@@ -97,9 +103,31 @@ class SQLiteDatabase(Database):
             conn.execute("COMMIT")
 
     def query(self, sql: str, params: Params = ()) -> list[tuple]:
+        reader = self._reader()
+        if reader is not None:
+            return reader.execute(sql, tuple(params)).fetchall()
         with self._lock:
             return self._conn.execute(sql, tuple(params)).fetchall()
 
+    def _reader(self) -> sqlite3.Connection | None:
+        """This thread's read-only connection (None: reads share the writer's)."""
+        if not self._separate_readers:
+            return None
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=self._timeout_s, check_same_thread=False, isolation_level=None
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout_s * 1000)}")
+            conn.execute("PRAGMA query_only = ON")
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
     def close(self) -> None:
         with self._lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
             self._conn.close()

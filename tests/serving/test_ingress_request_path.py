@@ -259,15 +259,18 @@ async def test_disconnected_stream_is_charged_in_ledger_and_metrics(ingress, chu
     assert samples[("orchestrator_requests_total", frozenset(cancelled.items()))] == 1
 
 
-async def test_budget_is_read_with_two_selects(ingress):
+async def test_budget_is_read_with_two_selects(ingress, monkeypatch):
     """Spend per limited window (one query) and every replica's holds (one query)."""
     statements: list[str] = []
-    ingress.ledger.db._conn.set_trace_callback(statements.append)
-    try:
-        tenant = ingress.policy_source.current.resolve_tenant(None)
-        state = await ingress.budget_state(tenant)
-    finally:
-        ingress.ledger.db._conn.set_trace_callback(None)
+    run = ingress.ledger.db.query
+
+    def spy(sql, params=()):
+        statements.append(sql)
+        return run(sql, params)
+
+    monkeypatch.setattr(ingress.ledger.db, "query", spy)
+    tenant = ingress.policy_source.current.resolve_tenant(None)
+    state = await ingress.budget_state(tenant)
     assert len(statements) == 2 and all(s.lstrip().startswith("SELECT") for s in statements)
     assert "reservations" in statements[1]
     assert state.remaining_usd == pytest.approx(1.0)  # the tightest window: the hour's $1
