@@ -1,7 +1,8 @@
 """Storage throughput: settlement cost per request and ledger rows/s, SQLite beside PostgreSQL.
 
 Side by side in one run, on this machine, for each backend with its durable defaults (SQLite
-WAL + synchronous=FULL, the ledger's default; PostgreSQL with fsync and synchronous_commit on):
+WAL + synchronous=FULL, the ledger's default; PostgreSQL with fsync and synchronous_commit on;
+and SQLite with synchronous=NORMAL beside them, to show what the fsync per commit costs):
   settle 1x:   one request's budget work, sequential: `reserve` (tenant lock, spend per
                window, live holds, conditional insert) + `settle` (row, window totals,
                release), per request: p50 and p95 in ms;
@@ -10,8 +11,8 @@ WAL + synchronous=FULL, the ledger's default; PostgreSQL with fsync and synchron
   rows 1x:     ledger rows appended one per transaction (`append`), rows/s;
   rows batch:  rows written 100 per transaction (`settle_many`), rows/s.
 PostgreSQL is a throwaway local server (initdb/pg_ctl on loopback, as the tests start it) unless
-`--postgres URL` names one. Backends alternate within each step (A B, then B A) and figures are
-medians over the rounds. Results go to stdout, `--json` and a PNG.
+`--postgres URL` names one. Backends alternate within each step (A B C, then C B A) and
+figures are medians over the rounds. Results go to stdout, `--json` and a PNG.
 
     nice -n 10 python3 bench/storage_throughput.py [--n 300] [--rounds 2] [--out bench/results]
 """
@@ -83,9 +84,9 @@ def time_sequential(ledger: UsageLedger, n: int, prefix: str, now: datetime) -> 
     return times
 
 
-def time_threads(target: str, n: int, prefix: str, now: datetime) -> float:
+def time_threads(target: str, options: dict, n: int, prefix: str, now: datetime) -> float:
     """Requests/s with THREADS connections reserving and settling at once."""
-    ledgers = [UsageLedger(target, timeout_s=60) for _ in range(THREADS)]
+    ledgers = [UsageLedger(target, timeout_s=60, **options) for _ in range(THREADS)]
     barrier = threading.Barrier(THREADS + 1)
 
     def work(k: int) -> None:
@@ -116,11 +117,13 @@ def one_per_transaction(ledger: UsageLedger, tag: str, n: int, now: datetime) ->
     return sum(ledger.append(record(f"{tag}-{i}", now)) for i in range(n))
 
 
-def measure(targets: dict[str, str], n: int, rounds: int, step: Callable[[str], None]) -> dict:
+def measure(
+    targets: dict[str, tuple[str, dict]], n: int, rounds: int, step: Callable[[str], None]
+) -> dict:
     """Every figure per backend, median over `rounds`; within each step the backends alternate
-    (A B, then B A) so a change in the machine's load hits both alike."""
+    (A B C, then C B A) so a change in the machine's load hits all alike."""
     now = datetime.now(UTC)
-    ledgers = {name: UsageLedger(target) for name, target in targets.items()}
+    ledgers = {name: UsageLedger(target, **opts) for name, (target, opts) in targets.items()}
     for ledger in ledgers.values():
         # a tenant with 2,000 rows of history: spend reads and settles touch real totals
         ledger.settle_many(record(f"hist-{i}", now - timedelta(seconds=i)) for i in range(2000))
@@ -144,7 +147,7 @@ def measure(targets: dict[str, str], n: int, rounds: int, step: Callable[[str], 
         for name in order:
             step(f"round {r + 1}/{rounds} {name}: settle {THREADS}x, {n} requests")
             samples[name][f"settle_rps_{THREADS}x"].append(
-                time_threads(targets[name], n, f"par{r}", now)
+                time_threads(*targets[name], n, f"par{r}", now)
             )
         for name in order:
             step(f"round {r + 1}/{rounds} {name}: rows 1x, {n} rows")
@@ -179,9 +182,9 @@ def plot(results: dict[str, dict], path: Path, title: str) -> None:
         "rows batch\n(rows/s)",
     ]
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    width = 0.38
+    width = 0.8 / len(results)
     for j, (name, res) in enumerate(results.items()):
-        xs = [i + (j - 0.5) * width for i in range(len(keys))]
+        xs = [i + (j - (len(results) - 1) / 2) * width for i in range(len(keys))]
         ax.bar(xs, [res[k] for k in keys], width, label=name)
     ax.set_xticks(range(len(keys)), labels)
     ax.set_yscale("log")
@@ -203,7 +206,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    steps = 1 + args.rounds * 4 * 2
+    steps = 1 + args.rounds * 4 * 3  # 3 configurations, 4 steps each per round
     done = [0]
 
     def step(text: str) -> None:
@@ -213,7 +216,12 @@ def main() -> None:
     print(f"machine: {machine()}", flush=True)
     server = None
     with tempfile.TemporaryDirectory(prefix="storage-bench-") as work:
-        targets = {"SQLite": str(Path(work) / "ledger.sqlite3")}
+        targets: dict[str, tuple[str, dict]] = {
+            "SQLite": (str(Path(work) / "ledger.sqlite3"), {}),
+            # what the fsync per commit costs: a committed row then survives a process crash,
+            # not an OS crash
+            "SQLite NORMAL": (str(Path(work) / "normal.sqlite3"), {"synchronous": "NORMAL"}),
+        }
         url = args.postgres
         if url is None:
             bin_dir = find_binaries()
@@ -226,7 +234,7 @@ def main() -> None:
             url = server.fresh_url()
         else:
             step(f"using {url.split('@')[-1]}")
-        targets["PostgreSQL"] = url
+        targets["PostgreSQL"] = (url, {})
         try:
             results = measure(targets, args.n, args.rounds, step)
         finally:
