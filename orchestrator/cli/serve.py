@@ -93,6 +93,9 @@ def parse_labels(items: list[str]) -> dict[str, str]:
     return labels
 
 
+RAY_WORKER_NICENESS_ENV = "RAY_worker_niceness"
+
+
 def ray_address(args: argparse.Namespace) -> str | None:
     """The cluster to join: --address, else $RAY_ADDRESS; None = start a local one."""
     return args.address or os.environ.get("RAY_ADDRESS") or None
@@ -191,6 +194,10 @@ def run(args: argparse.Namespace) -> int:
     address = ray_address(args)
     joined = address is not None
     _say(f"joining the Ray cluster at {address}" if joined else "starting a local Ray cluster")
+    if not joined:
+        # Ray runs its workers at nice 15 by default (batch work beside a driver); here the
+        # workers ARE the server (ingress, engines), so they run at the caller's priority
+        os.environ.setdefault(RAY_WORKER_NICENESS_ENV, "0")
     ray.init(
         address=address or "local",
         include_dashboard=False,

@@ -105,6 +105,16 @@ def _ask(server, model: str, rid: str | None = None) -> httpx.Response:
     )
 
 
+def test_engines_run_at_the_servers_priority(server):
+    """Ray runs workers at nice 15 unless told otherwise; `orchestrator serve` starting its own
+    cluster runs them (engines included) at its own priority, so any other work on the host
+    does not starve the server."""
+    if server.policy_path is None:
+        pytest.skip("external server: not ours to inspect")
+    for profile in LOCAL.profiles:
+        assert psutil.Process(_engine_pid(profile.name)).nice() == psutil.Process().nice()
+
+
 def test_engine_killed_mid_stream_is_migrated_token_exactly(server, family):
     if server.policy_path is None:
         pytest.skip("external server: not ours to kill")
