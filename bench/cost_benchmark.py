@@ -7,11 +7,17 @@ than the best baseline, within 10 % of the oracle), CPU and wall time, peak memo
 machine. With --rate-scale X > 1, replica maxima, cost ceiling and budgets scale by X.
 
 Usage: python bench/cost_benchmark.py [--rate-scale X] [--duration S] [--seed N] [--report DIR]
+       [--jobs N]
+
+With --jobs N > 1 the policies run in N forked processes (ours | oracle | the baselines): the
+same deterministic runs, side by side in one result; each process predicts the traffic once
+(its CPU is counted in "predict"); CPU is the sum over processes, peak RSS the largest one.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import platform
 import resource
@@ -24,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from orchestrator.catalog import load_catalog  # noqa: E402
 from orchestrator.paths import PROJECT_ROOT, SHARED_DATA  # noqa: E402
 from orchestrator.policy import load_policy  # noqa: E402
-from orchestrator.simulate import load_traffic, rescale, simulate  # noqa: E402
+from orchestrator.simulate import BASELINES, SimResult, load_traffic, rescale, simulate  # noqa: E402
 from orchestrator.simulate.limits import scale_limits  # noqa: E402
 from orchestrator.simulate.report import markdown_table, write_report  # noqa: E402
 
@@ -76,6 +82,37 @@ def _progress():
     return report
 
 
+_SHARED: dict = {}  # catalog, policy, requests, seed, warmup: inherited by forked workers
+GROUPS: tuple[tuple[str, ...], ...] = (("ours",), ("oracle",), BASELINES)
+
+
+def _run_group(names: tuple[str, ...]) -> tuple[SimResult, float]:
+    """One group of policies in a worker: (result without the request list, worker peak MB)."""
+    sh = _SHARED
+    result = simulate(sh["catalog"], sh["policy"], sh["requests"], policies=names,
+                      seed=sh["seed"], warmup_s=sh["warmup"], progress=_progress())  # fmt: skip
+    result.requests = []  # the parent has them; do not pickle 1.9M objects back
+    return result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _parallel(jobs: int) -> tuple[SimResult, float]:
+    """Every group in its own forked process, merged in the order of GROUPS."""
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(min(jobs, len(GROUPS))) as pool:
+        parts = pool.map(_run_group, GROUPS, chunksize=1)
+    first = parts[0][0]
+    merged = SimResult({}, first.profiles, first.targets, _SHARED["requests"], first.prediction)
+    for part, _ in parts:
+        merged.policies.update(part.policies)
+        for key, value in part.cpu_s.items():
+            if key != "total":
+                merged.cpu_s[key] = merged.cpu_s.get(key, 0.0) + value
+                merged.wall_s[key] = max(merged.wall_s.get(key, 0.0), part.wall_s.get(key, 0.0))
+        merged.notes.extend(n for n in part.notes if n not in merged.notes)
+    merged.cpu_s["total"] = sum(merged.cpu_s.values())
+    return merged, max(mb for _, mb in parts)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate-scale", type=float, default=1.0)
@@ -83,6 +120,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--warmup", type=float, default=0.0, help="seconds simulated, not measured")
     ap.add_argument("--report", default=None)
+    ap.add_argument("--jobs", type=int, default=1, help="processes (ours | oracle | baselines)")
     args = ap.parse_args()
     if not TRACE.is_file():
         print(f"trace absent: {TRACE}", file=sys.stderr)
@@ -100,11 +138,19 @@ def main() -> int:
     )
     catalog, policy = scale_limits(catalog, policy, args.rate_scale)
     load_cpu = time.process_time() - c0
-    result = simulate(
-        catalog, policy, requests, seed=args.seed, warmup_s=args.warmup, progress=_progress()
-    )
-    cpu, wall = time.process_time() - c0, time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    worker_mb = 0.0
+    if args.jobs > 1:
+        _SHARED.update(catalog=catalog, policy=policy, requests=requests, seed=args.seed,
+                       warmup=args.warmup)  # fmt: skip
+        result, worker_mb = _parallel(args.jobs)
+        cpu = load_cpu + result.cpu_s["total"]
+    else:
+        result = simulate(
+            catalog, policy, requests, seed=args.seed, warmup_s=args.warmup, progress=_progress()
+        )
+        cpu = time.process_time() - c0
+    wall = time.perf_counter() - t0
+    peak_mb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, worker_mb)
     print(markdown_table(result))
     for line in goal_checks(result.to_json()["policies"]):
         print("-", line)
@@ -119,6 +165,7 @@ def main() -> int:
             f"{k} {v:.1f}" for k, v in result.cpu_s.items() if k not in ("predict", "total")
         )
         + f"); wall {wall:.1f} s; peak RSS {peak_mb:.0f} MB"
+        + (f" (largest of {args.jobs} processes)" if args.jobs > 1 else "")
     )
     print(
         f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "

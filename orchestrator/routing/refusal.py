@@ -44,21 +44,21 @@ def intended_profile(
         return None
     by_name = {v.name: v for v in views}
     p50, p90 = decision.predicted_tokens
-    best: tuple[float, str, int] | None = None
+    options = []  # (cost, name, expected tokens, p90 tokens, view): cheapest first
     for c in decision.candidates:
         view = by_name.get(c.profile)
-        lost = set(c.lost_because)
-        if view is None or not lost or not lost <= LOAD_FAILURES:
+        if view is None or not c.lost_because or not LOAD_FAILURES.issuperset(c.lost_because):
             continue
         expected = c.estimate.output_tokens if c.estimate else p50
         worst = c.estimate.output_tokens_p90 if c.estimate else p90
+        cost = view.prices.cost_usd(round(prompt_tokens), expected)
+        options.append((cost, c.profile, expected, worst, view))
+    options.sort(key=lambda o: (o[0], o[1]))
+    for _, name, expected, worst, view in options:
         idle = request_latency(view.performance, prompt_tokens, max(1, worst), 1)
-        if idle.misses(decision.slo):
-            continue
-        key = (view.prices.cost_usd(round(prompt_tokens), expected), c.profile, expected)
-        if best is None or key < best:
-            best = key
-    return Intended(best[1], best[2]) if best else None
+        if not idle.misses(decision.slo):
+            return Intended(name, expected)
+    return None
 
 
 def overload_shares(views: Iterable[ProfileView], eligible: Collection[str]) -> Mapping[str, float]:
