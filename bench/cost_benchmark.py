@@ -30,7 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from orchestrator.catalog import load_catalog  # noqa: E402
 from orchestrator.paths import PROJECT_ROOT, SHARED_DATA  # noqa: E402
 from orchestrator.policy import load_policy  # noqa: E402
-from orchestrator.simulate import BASELINES, SimResult, load_traffic, rescale, simulate  # noqa: E402
+from orchestrator.simulate import (  # noqa: E402
+    ALL_POLICIES,
+    BASELINES,
+    SimResult,
+    load_traffic,
+    rescale,
+    simulate,
+)
 from orchestrator.simulate.limits import scale_limits  # noqa: E402
 from orchestrator.simulate.report import markdown_table, write_report  # noqa: E402
 
@@ -90,7 +97,8 @@ def _run_group(names: tuple[str, ...]) -> tuple[SimResult, float]:
     """One group of policies in a worker: (result without the request list, worker peak MB)."""
     sh = _SHARED
     result = simulate(sh["catalog"], sh["policy"], sh["requests"], policies=names,
-                      seed=sh["seed"], warmup_s=sh["warmup"], progress=_progress())  # fmt: skip
+                      seed=sh["seed"], warmup_s=sh["warmup"], progress=_progress(),
+                      count_refused=sh["count_refused"])  # fmt: skip
     result.requests = []  # the parent has them; do not pickle 1.9M objects back
     return result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -121,7 +129,18 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=0.0, help="seconds simulated, not measured")
     ap.add_argument("--report", default=None)
     ap.add_argument("--jobs", type=int, default=1, help="processes (ours | oracle | baselines)")
+    ap.add_argument(
+        "--policies", default=None, help="comma-separated subset (default: all; --jobs 1 only)"
+    )
+    ap.add_argument(
+        "--routed-demand-only",
+        action="store_true",
+        help="ours/oracle plan for routed load only, not for requests refused for capacity "
+        "(what counting refused demand is worth)",
+    )
     args = ap.parse_args()
+    if args.policies and args.jobs > 1:
+        ap.error("--policies needs --jobs 1")
     if not TRACE.is_file():
         print(f"trace absent: {TRACE}", file=sys.stderr)
         return 2
@@ -141,13 +160,14 @@ def main() -> int:
     worker_mb = 0.0
     if args.jobs > 1:
         _SHARED.update(catalog=catalog, policy=policy, requests=requests, seed=args.seed,
-                       warmup=args.warmup)  # fmt: skip
+                       warmup=args.warmup, count_refused=not args.routed_demand_only)  # fmt: skip
         result, worker_mb = _parallel(args.jobs)
         cpu = load_cpu + result.cpu_s["total"]
     else:
-        result = simulate(
-            catalog, policy, requests, seed=args.seed, warmup_s=args.warmup, progress=_progress()
-        )
+        names = tuple(args.policies.split(",")) if args.policies else ALL_POLICIES
+        result = simulate(catalog, policy, requests, policies=names, seed=args.seed,
+                          warmup_s=args.warmup, progress=_progress(),
+                          count_refused=not args.routed_demand_only)  # fmt: skip
         cpu = time.process_time() - c0
     wall = time.perf_counter() - t0
     peak_mb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, worker_mb)
