@@ -173,3 +173,14 @@ def test_naive_times_are_utc(log, monkeypatch):
     assert [e.request_id for e in log.entries(since=T0.replace(tzinfo=None))] == ["r1"]
     monkeypatch.undo()
     time.tzset()
+
+
+def test_a_log_on_the_ledgers_database_shares_it_and_leaves_it_open(db_target):
+    from orchestrator.ledger import UsageLedger
+
+    with UsageLedger(db_target) as ledger:
+        with DecisionLog(ledger.db) as log:
+            log.put("r1", "acme", decision(), decided_at=T0)
+        components = dict(ledger.db.query("SELECT component, version FROM schema_version"))
+        assert components == {"ledger": 3, "decisions": 1}
+        assert ledger.count() == 0  # the ledger's database is still open and usable
