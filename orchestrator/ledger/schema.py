@@ -28,9 +28,8 @@ def period_starts(finished_at: datetime) -> list[tuple[str, float]]:
 def _backfill_spend(tx: Tx, dialect: str) -> None:
     """Totals per (tenant, period) from the rows already in `usage`."""
     totals: dict[tuple[str, str, float], list[float]] = defaultdict(lambda: [0.0, 0])
-    for tenant, finished, cost in tx.execute(
-        "SELECT tenant, finished_at, cost_usd FROM usage"
-    ).fetchall():
+    rows = tx.execute("SELECT tenant, finished_at, cost_usd FROM usage")
+    for tenant, finished, cost in rows:  # streamed: only the totals are held in memory
         for period, start in period_starts(datetime.fromtimestamp(finished, tz=UTC)):
             total = totals[(tenant, period, start)]
             total[0] += cost
