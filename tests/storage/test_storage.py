@@ -118,3 +118,20 @@ def test_backend_of_each_target_form():
     assert backend("/data/odd://name.db") == "sqlite"
     for url in ("postgresql://h/d", "postgres://h/d", "postgresql+psycopg://h/d"):
         assert backend(url) == "postgresql"
+
+
+def test_postgres_pool_recovers_after_its_connection_is_cut(postgres_server):
+    """A cut session (server restart, network, an admin's pg_terminate_backend): the pooled
+    connection's next call fails once, the one after reconnects and works."""
+    import psycopg
+
+    url = postgres_server.fresh_url()
+    with open_database(url, pool_size=1) as db:
+        pid = db.query("SELECT pg_backend_pid()")[0][0]
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(psycopg.OperationalError):
+            db.query("SELECT 1")
+        assert db.query("SELECT pg_backend_pid()")[0][0] != pid
+        with db.transaction() as tx:
+            assert tx.execute("SELECT 2").fetchone() == (2,)
