@@ -1,9 +1,10 @@
 """The OpenAI-compatible ingress deployment: the Serve edge of the request path.
 
-The request path itself is `executor.RequestExecutor` (read, `plan.plan` off the event loop,
-send, relay, settle); this class wires it to Ray Serve: profile handles, readiness from
-`serve.status()`, the policy watcher, the proxy's request id, and the FastAPI routes. Built on ray.serve.llm's `OpenAiIngress` (its profile handles, model cards and handle
-configuration); the endpoints are our own because the profile is chosen per request from the
+The request path itself is `executor.RequestExecutor` (read, predict in a worker thread,
+`plan.plan`, send, relay, settle); this class wires it to Ray Serve: profile handles,
+readiness from Serve's replica states (`raycompat.replica_states`), the policy watcher, the
+proxy's request id, and the FastAPI routes. Built on ray.serve.llm's `OpenAiIngress` (its
+profile handles, model cards and handle configuration); the endpoints are our own because the profile is chosen per request from the
 model family (not looked up by exact model id) and every response carries the decision.
 
 Invariants:
@@ -45,6 +46,7 @@ from orchestrator.control.status import read_status
 from orchestrator.paths import STATE_DIR_ENV
 from orchestrator.policy import PolicyWatcher
 from orchestrator.predict import Predictor
+from orchestrator.raycompat.replica_states import replica_states
 from orchestrator.raycompat.request_context import serve_request_id
 from orchestrator.serving import api_docs
 from orchestrator.serving.engine_config import deployment_name
@@ -156,16 +158,13 @@ class OrchestratorIngress(OpenAiIngress):
 
     # ----- readiness -------------------------------------------------------------------
     async def _refresh_ready_forever(self) -> None:
-        from ray import serve
-
         while True:
             try:
-                status = await asyncio.to_thread(serve.status)
-                app = status.applications.get(APP_NAME)
-                if app is not None:
+                # not serve.status(): see raycompat.replica_states (it stalled the relays)
+                apps = await asyncio.to_thread(replica_states, APP_NAME)
+                if apps is not None:
                     for name in self._ready:
-                        dep = app.deployments.get(deployment_name(name))
-                        states = dep.replica_states if dep is not None else {}
+                        states = apps.get(deployment_name(name), {})
                         self._running[name] = int(states.get("RUNNING", 0))
                         self._starting[name] = int(states.get("STARTING", 0))
                         # a replica on a node that died is not ready even before Serve notices

@@ -8,7 +8,13 @@ from __future__ import annotations
 import inspect
 import pickle
 
-from orchestrator.raycompat import chat_request, deploy, model_cards, request_context
+from orchestrator.raycompat import (
+    chat_request,
+    deploy,
+    model_cards,
+    replica_states,
+    request_context,
+)
 from orchestrator.serving import openai_io
 
 
@@ -56,3 +62,35 @@ def test_nonblocking_deploy_is_available():
     assert "_blocking" in params and params["_blocking"].default is True
     assert {"name", "route_prefix"} <= set(params)
     assert callable(deploy.deploy_nonblocking)
+
+
+def test_replica_states_read_the_controllers_details_shape():
+    """`raycompat.replica_states` reads `get_serve_details()`'s plain dict; Ray's own schema is
+    where that shape comes from, pinned here field by field."""
+    from ray.serve._private.client import ServeControllerClient
+    from ray.serve.schema import (
+        ApplicationDetails,
+        DeploymentDetails,
+        ReplicaDetails,
+        ServeInstanceDetails,
+    )
+
+    assert "applications" in ServeInstanceDetails.model_fields
+    assert "deployments" in ApplicationDetails.model_fields
+    assert "replicas" in DeploymentDetails.model_fields
+    assert "state" in ReplicaDetails.model_fields
+    assert callable(ServeControllerClient.get_serve_details)
+    details = {
+        "applications": {
+            "orchestrator": {
+                "deployments": {
+                    "profile:a": {"replicas": [{"state": "RUNNING"}, {"state": "STARTING"}]},
+                    "profile:b": {"replicas": []},
+                }
+            }
+        }
+    }
+    states = replica_states.states_from_details(details, "orchestrator")
+    assert states == {"profile:a": {"RUNNING": 1, "STARTING": 1}, "profile:b": {}}
+    assert replica_states.states_from_details(details, "other") is None
+
