@@ -2,8 +2,9 @@
 
 Private API: `ray.serve.context._get_global_client(raise_if_no_controller_running=False)` and
 its `get_serve_details()` (Ray 2.60): the controller's `ServeInstanceDetails` as a plain dict,
-`applications.<app>.deployments.<name>.replicas[].state`. Relied on: the dict has that shape,
-and the client is None when Serve has not started.
+`applications.<app>.deployments.<name>.replicas[].state` (a `ReplicaState`, a str enum, not
+its value). Relied on: the dict has that shape, and the client is None when Serve has not
+started.
 
 Why not `serve.status()`: it rebuilds the details as pydantic models, and every deployment's
 `RequestRouterConfig` cloudpickles its router class by value, scanning every imported module;
@@ -35,6 +36,11 @@ def states_from_details(details: dict[str, Any], app_name: str) -> dict[str, dic
     if app is None:
         return None
     return {
-        name: dict(Counter(str(r.get("state")) for r in (dep.get("replicas") or [])))
+        name: dict(Counter(_state_name(r.get("state")) for r in (dep.get("replicas") or [])))
         for name, dep in (app.get("deployments") or {}).items()
     }
+
+
+def _state_name(state: Any) -> str:
+    """ "RUNNING" for `ReplicaState.RUNNING` (str() of a str enum is "ReplicaState.RUNNING")."""
+    return str(getattr(state, "value", state))

@@ -68,6 +68,7 @@ def test_replica_states_read_the_controllers_details_shape():
     """`raycompat.replica_states` reads `get_serve_details()`'s plain dict; Ray's own schema is
     where that shape comes from, pinned here field by field."""
     from ray.serve._private.client import ServeControllerClient
+    from ray.serve._private.common import ReplicaState
     from ray.serve.schema import (
         ApplicationDetails,
         DeploymentDetails,
@@ -84,7 +85,9 @@ def test_replica_states_read_the_controllers_details_shape():
         "applications": {
             "orchestrator": {
                 "deployments": {
-                    "profile:a": {"replicas": [{"state": "RUNNING"}, {"state": "STARTING"}]},
+                    "profile:a": {  # as the controller sends them: the enum itself
+                        "replicas": [{"state": ReplicaState.RUNNING}, {"state": "STARTING"}]
+                    },
                     "profile:b": {"replicas": []},
                 }
             }
@@ -93,4 +96,3 @@ def test_replica_states_read_the_controllers_details_shape():
     states = replica_states.states_from_details(details, "orchestrator")
     assert states == {"profile:a": {"RUNNING": 1, "STARTING": 1}, "profile:b": {}}
     assert replica_states.states_from_details(details, "other") is None
-
