@@ -52,14 +52,17 @@ def check_overload(
     priorities: Iterable[int],
     queue_factor: float = QUEUE_FACTOR,
     typical_output_tokens: int = TYPICAL_OUTPUT_TOKENS,
+    waiting: int = 0,
 ) -> None:
     """Raise a 429 with Retry-After when the request would queue beyond what its tenant's
-    priority allows. Profiles with no running replica are left to the router (503 there)."""
+    priority allows. `waiting`: requests for the same model admitted to the ingress but not yet
+    decided (waiting for their prediction): they queue too. Profiles with no running replica
+    are left to the router (503 there)."""
     running = [p for p in loads if p.capacity > 0]
     if not running:
         return
     capacity = sum(p.capacity for p in running)
-    in_flight = sum(p.in_flight for p in running)
+    in_flight = sum(p.in_flight for p in running) + waiting
     allowed_queue = math.ceil(capacity * queue_factor * priority_share(priority, priorities))
     if in_flight < capacity + allowed_queue:
         return

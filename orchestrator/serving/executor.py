@@ -145,6 +145,7 @@ class RequestExecutor:
         self.responses = responses or responses_api.ResponseStore()
         self.in_flight: dict[str, int] = defaultdict(int)
         self.tenant_in_flight: dict[str, int] = defaultdict(int)
+        self.waiting: dict[str | None, int] = defaultdict(int)  # model -> awaiting prediction
         # this replica's holds (the ledger's `reserve` is what makes budgets exact across
         # replicas; these count the requests decided since the last ledger read)
         self.reserved_usd: dict[str, float] = defaultdict(float)
@@ -200,8 +201,14 @@ class RequestExecutor:
             body = exchange.chat_body()
             endpoint = "chat"
         incoming = parse_incoming(body, endpoint, tenant, targets, self.catalog)
-        predicted = await self.offload(predict, incoming, self.catalog, self.predictor)
-        spends, held = await self.read_budget(tenant)
+        # counted while it waits for its prediction (worker threads may all be busy), so
+        # admission sees the requests queued here, not only those already decided
+        self.waiting[incoming.model] += 1
+        try:
+            predicted = await self.offload(predict, incoming, self.catalog, self.predictor)
+            spends, held = await self.read_budget(tenant)
+        finally:
+            self.waiting[incoming.model] -= 1
         # nothing is awaited from here to `_begin` (in `execute`): see the module docstring
         state = self.plan_state(incoming, request_id, spends, held)
         try:
@@ -270,6 +277,7 @@ class RequestExecutor:
             budget=self.budget_now(tenant, spends, held_usd),
             request_id=request_id,
             tenant_in_flight=self.tenant_in_flight.get(tenant.name, 0),
+            waiting=self.waiting.get(incoming.model, 0),
         )
 
     async def execute(

@@ -60,6 +60,7 @@ class PlanState:
     budget: route_inputs.BudgetState  # the tenant's remaining budget (ledger - reservations)
     request_id: str
     tenant_in_flight: int = 0  # the tenant's requests running now
+    waiting: int = 0  # other requests for the same model still waiting for their prediction
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +220,7 @@ def _check_overload(
         loads,
         priority=request.tenant.priority,
         priorities=[t.priority for t in state.policy.reachable_tenants()],
+        waiting=state.waiting,
     )
 
 

@@ -147,7 +147,9 @@ def test_engine_killed_mid_stream_is_migrated_token_exactly(server, family):
         for i in range(3):
             time.sleep(max(0.0, ended + 0.4 * (i + 1) - time.monotonic()))
             futures.append(pool.submit(_ask, server, family))
-        assert time.monotonic() - ended < 2
+        # guards the harness only (the three were sent 0.4-1.2 s after the stream ended); a
+        # loaded CI machine may be slow to run this thread, hence the margin
+        assert time.monotonic() - ended < 5
         health = health_f.result().json()
         served = [f.result() for f in futures]
     assert health["profiles"][VICTIM] is False and VICTIM in health["down"]

@@ -51,3 +51,12 @@ def test_retry_after_grows_with_the_queue_and_nothing_running_is_left_to_the_rou
 
     assert retry_after(60) > retry_after(24)
     check_overload([ProfileLoad("a", 0, 8, 90.0, 100)], priority=0, priorities=[0])
+
+
+def test_requests_waiting_for_their_prediction_count_as_queued():
+    """16 slots, 8 more may queue (one priority): 20 in flight alone is admitted; with 4 more
+    still waiting for their prediction at the ingress it is not."""
+    check_overload(_loads(20), priority=0, priorities=[0])
+    with pytest.raises(OrchestratorHTTPError) as err:
+        check_overload(_loads(20), priority=0, priorities=[0], waiting=4)
+    assert err.value.status == 429
