@@ -242,7 +242,13 @@ class RequestExecutor:
         try:
             return await self.execute(outcome, request_id, obs, exchange, state)
         finally:
-            await written
+            # settled (or streaming) but not yet answered until its decision is written: still
+            # a request at this ingress for admission (the decision log's writes can queue)
+            self.waiting[incoming.model] += 1
+            try:
+                await written
+            finally:
+                self.waiting[incoming.model] -= 1
 
     def _refused(
         self,
