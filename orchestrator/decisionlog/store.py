@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from orchestrator.decisionlog.records import DecisionEntry, DecisionInputs, Retention
 from orchestrator.routing.types import Decision
 from orchestrator.storage import Database, Migration, migrate, open_database
+from orchestrator.storage.timecols import epoch_s, from_epoch_s, tenant_time_filter
 
 COMPONENT = "decisions"
 MIGRATIONS = (
@@ -93,7 +94,7 @@ class DecisionLog:
         decided_at: datetime | None = None,
     ) -> None:
         """Store (or replace) the request's decision; prunes when the interval has passed."""
-        at = _epoch(decided_at) if decided_at is not None else float(self._clock())
+        at = epoch_s(decided_at) if decided_at is not None else float(self._clock())
         with self.db.transaction() as tx:
             tx.execute(
                 _UPSERT,
@@ -130,21 +131,11 @@ class DecisionLog:
         limit: int | None = None,
     ) -> list[DecisionEntry]:
         """Rows in decision order (oldest first): what a replay reads."""
-        clauses, params = [], []
-        if tenant is not None:
-            clauses.append("tenant = ?")
-            params.append(tenant)
-        if since is not None:
-            clauses.append("decided_at >= ?")
-            params.append(_epoch(since))
-        if until is not None:
-            clauses.append("decided_at < ?")
-            params.append(_epoch(until))
-        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, params = tenant_time_filter("decided_at", tenant, since, until)
         sql = f"SELECT {_COLUMNS} FROM decisions{where} ORDER BY decided_at, request_id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [_entry(r) for r in self.db.query(sql, tuple(params))]
+        return [_entry(r) for r in self.db.query(sql, params)]
 
     def count(self) -> int:
         return int(self.db.query("SELECT COUNT(*) FROM decisions")[0][0])
@@ -185,17 +176,12 @@ class DecisionLog:
         self.close()
 
 
-def _epoch(value: datetime) -> float:
-    """Epoch seconds; a naive datetime is taken as UTC (as the ledger does)."""
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-
-
 def _entry(row: tuple) -> DecisionEntry:
     request_id, tenant, at, version, decision, inputs = row
     return DecisionEntry(
         request_id=request_id,
         tenant=tenant,
-        decided_at=datetime.fromtimestamp(at, tz=UTC),
+        decided_at=from_epoch_s(at),
         policy_version=version,
         decision=Decision.model_validate_json(decision),
         inputs=DecisionInputs.model_validate_json(inputs) if inputs is not None else None,

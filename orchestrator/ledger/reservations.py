@@ -26,11 +26,12 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from orchestrator.ledger.records import Reservation, Window, WindowSpend
 from orchestrator.ledger.windows import window_bounds
 from orchestrator.storage import Tx
+from orchestrator.storage.timecols import epoch_s
 
 DEFAULT_TTL_S = 900.0
 BUSY_RETRY_S = 1
@@ -38,10 +39,6 @@ BUSY_RETRY_S = 1
 
 def tenant_lock(tenant: str) -> str:
     return f"orchestrator-budget:{tenant}"
-
-
-def _ts(value: datetime) -> float:
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
 def window_spends(
@@ -56,7 +53,7 @@ def window_spends(
     if not bounds:
         return {}
     match = " OR ".join("(period = ? AND period_start = ?)" for _ in bounds)
-    params = [x for w, (start, _) in bounds.items() for x in (w, _ts(start))]
+    params = [x for w, (start, _) in bounds.items() for x in (w, epoch_s(start))]
     rows = query(
         f"SELECT period, cost_usd, requests FROM spend WHERE tenant = ? AND ({match})",
         (tenant, *params),
@@ -88,7 +85,7 @@ def reserve(
     amount = max(float(amount_usd), 0.0)
     if not limits:  # no budget: nothing to hold
         return Reservation(request_id=request_id, tenant=tenant, granted=True, amount_usd=amount)
-    at = _ts(now)
+    at = epoch_s(now)
     tx.lock(tenant_lock(tenant))
     tx.execute("DELETE FROM reservations WHERE tenant = ? AND expires_at <= ?", (tenant, at))
     held = float(
@@ -119,7 +116,7 @@ def reserve(
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET "
         "tenant = excluded.tenant, amount_usd = excluded.amount_usd, "
         "created_at = excluded.created_at, expires_at = excluded.expires_at",
-        (request_id, tenant, amount, at, _ts(expires)),
+        (request_id, tenant, amount, at, epoch_s(expires)),
     )
     tightest = min(spends.values(), key=lambda s: limits[s.window] - s.cost_usd)
     return Reservation(

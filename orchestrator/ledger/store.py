@@ -50,6 +50,7 @@ from orchestrator.storage import (
 )
 from orchestrator.storage.database import Tx
 from orchestrator.storage.migrations import check_not_newer, latest
+from orchestrator.storage.timecols import epoch_s, from_epoch_s, tenant_time_filter
 
 SCHEMA_VERSION = latest(MIGRATIONS)
 DEFAULT_RESERVATION_TTL_S = rsv.DEFAULT_TTL_S
@@ -57,14 +58,6 @@ _INSERT = (
     f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
     "ON CONFLICT (request_id) DO NOTHING"
 )
-
-
-def ts(value: datetime) -> float:
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-
-
-def _dt(value: float) -> datetime:
-    return datetime.fromtimestamp(value, tz=UTC)
 
 
 class LedgerError(StorageError):
@@ -160,14 +153,14 @@ class UsageLedger:
         """Release every reservation past its expiry (its replica died); any replica may run
         it. Returns how many were released."""
         with self.db.transaction() as tx:
-            return rsv.expire(tx, ts(now or datetime.now(UTC)))
+            return rsv.expire(tx, epoch_s(now or datetime.now(UTC)))
 
     def reserved_usd(self, tenant: str, *, now: datetime | None = None) -> float:
         """The tenant's live (unexpired) reservations, all replicas together."""
         row = self.db.query(
             "SELECT COALESCE(SUM(amount_usd), 0.0) FROM reservations "
             "WHERE tenant = ? AND expires_at > ?",
-            (tenant, ts(now or datetime.now(UTC))),
+            (tenant, epoch_s(now or datetime.now(UTC))),
         )[0]
         return float(row[0])
 
@@ -177,7 +170,7 @@ class UsageLedger:
             "SELECT tenant, amount_usd, expires_at FROM reservations WHERE request_id = ?",
             (request_id,),
         )
-        return (rows[0][0], float(rows[0][1]), _dt(rows[0][2])) if rows else None
+        return (rows[0][0], float(rows[0][1]), from_epoch_s(rows[0][2])) if rows else None
 
     # ------------------------------------------------------------ reading
 
@@ -201,7 +194,7 @@ class UsageLedger:
         limit: int | None = None,
     ) -> list[UsageRecord]:
         """Rows by finish time, oldest first."""
-        where, params = _filters(tenant, since, until)
+        where, params = tenant_time_filter("finished_at", tenant, since, until)
         sql = f"SELECT {', '.join(COLUMNS)} FROM usage{where} ORDER BY finished_at, request_id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
@@ -212,7 +205,7 @@ class UsageLedger:
         cost, n = self.db.query(
             "SELECT COALESCE(SUM(cost_usd), 0.0), COUNT(*) FROM usage "
             "WHERE tenant = ? AND finished_at >= ? AND finished_at < ?",
-            (tenant, ts(start), ts(end)),
+            (tenant, epoch_s(start), epoch_s(end)),
         )[0]
         return float(cost), int(n)
 
@@ -245,7 +238,7 @@ class UsageLedger:
         until: datetime | None = None,
     ) -> list[UsageSummary]:
         """Totals per (tenant, profile), sorted by tenant then profile (None first)."""
-        where, params = _filters(tenant, since, until)
+        where, params = tenant_time_filter("finished_at", tenant, since, until)
         rows = self.db.query(
             "SELECT tenant, profile, COUNT(*), SUM(CASE WHEN status != 'ok' THEN 1 ELSE 0 END), "
             "SUM(prompt_tokens), SUM(cached_tokens), SUM(output_tokens), SUM(reasoning_tokens), "
@@ -321,31 +314,15 @@ def _row(record: UsageRecord) -> tuple:
         record.latency_ms,
         record.ttft_ms,
         record.status,
-        ts(record.started_at),
-        ts(record.finished_at),
+        epoch_s(record.started_at),
+        epoch_s(record.finished_at),
     )
-
-
-def _filters(
-    tenant: str | None, since: datetime | None, until: datetime | None
-) -> tuple[str, tuple]:
-    clauses, params = [], []
-    if tenant is not None:
-        clauses.append("tenant = ?")
-        params.append(tenant)
-    if since is not None:
-        clauses.append("finished_at >= ?")
-        params.append(ts(since))
-    if until is not None:
-        clauses.append("finished_at < ?")
-        params.append(ts(until))
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 
 def _record(row: tuple) -> UsageRecord:
     values = dict(zip(COLUMNS, row, strict=True))
-    values["started_at"] = _dt(values["started_at"])
-    values["finished_at"] = _dt(values["finished_at"])
+    values["started_at"] = from_epoch_s(values["started_at"])
+    values["finished_at"] = from_epoch_s(values["finished_at"])
     return UsageRecord(**values)
 
 

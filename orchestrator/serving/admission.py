@@ -55,8 +55,8 @@ def check_overload(
     waiting: int = 0,
 ) -> None:
     """Raise a 429 with Retry-After when the request would queue beyond what its tenant's
-    priority allows. `waiting`: requests for the same model admitted to the ingress but not yet
-    decided (waiting for their prediction): they queue too. Profiles with no running replica
+    priority allows. `waiting`: requests for the same model at the ingress that no profile counts
+    (waiting for their prediction, or for their decision to be written): they queue too. Profiles with no running replica
     are left to the router (503 there)."""
     running = [p for p in loads if p.capacity > 0]
     if not running:

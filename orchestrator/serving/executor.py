@@ -145,7 +145,8 @@ class RequestExecutor:
         self.responses = responses or responses_api.ResponseStore()
         self.in_flight: dict[str, int] = defaultdict(int)
         self.tenant_in_flight: dict[str, int] = defaultdict(int)
-        self.waiting: dict[str | None, int] = defaultdict(int)  # model -> awaiting prediction
+        # model asked for -> requests here that no profile counts (see PlanState.waiting)
+        self.waiting: dict[str | None, int] = defaultdict(int)
         # this replica's holds (the ledger's `reserve` is what makes budgets exact across
         # replicas; these count the requests decided since the last ledger read)
         self.reserved_usd: dict[str, float] = defaultdict(float)

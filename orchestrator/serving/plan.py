@@ -43,7 +43,7 @@ from orchestrator.serving.profile_selection import candidates_for_model
 
 
 class TokenPredictor(Protocol):
-    """What `plan` needs of the predictor (`orchestrator.predict.Predictor` is one)."""
+    """What `predict` needs of the predictor (`orchestrator.predict.Predictor` is one)."""
 
     def predict_many(
         self, request: ParsedRequest, profiles: list[Profile]
@@ -60,7 +60,9 @@ class PlanState:
     budget: route_inputs.BudgetState  # the tenant's remaining budget (ledger - reservations)
     request_id: str
     tenant_in_flight: int = 0  # the tenant's requests running now
-    waiting: int = 0  # other requests for the same model still waiting for their prediction
+    # other requests for the same `model` at this ingress and not counted in flight: waiting
+    # for their prediction, or settled but waiting for their decision to be written
+    waiting: int = 0
 
 
 @dataclass(frozen=True, slots=True)

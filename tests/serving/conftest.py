@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -106,3 +107,29 @@ def final_usage() -> Callable[..., str]:
 @pytest.fixture
 def engine_stream() -> type[FakeEngineStream]:
     return FakeEngineStream
+
+
+def blue_completion() -> SimpleNamespace:
+    """The engine's whole (non-streamed) chat answer "Blue.", 11 prompt + 3 output tokens, as
+    the profile handle yields it (an object with `model_dump`, a fresh dict each call)."""
+    payload = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "smollm2-cpu",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Blue."},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
+    }
+    return SimpleNamespace(model_dump=lambda: json.loads(json.dumps(payload)))
+
+
+@pytest.fixture
+def chat_completion(engine_stream: type[FakeEngineStream]) -> Callable[[], FakeEngineStream]:
+    """A new engine stream carrying `blue_completion()` per call."""
+    return lambda: engine_stream([blue_completion()])

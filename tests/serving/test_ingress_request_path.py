@@ -160,28 +160,6 @@ async def test_unparseable_body_is_refused_before_anything(ingress, raw):
     _nothing_happened(ingress)
 
 
-@pytest.fixture
-def chat_completion(engine_stream):
-    def make() -> Any:
-        payload = {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 1,
-            "model": "smollm2-cpu",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "Blue."},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
-        }
-        return engine_stream([SimpleNamespace(model_dump=lambda: json.loads(json.dumps(payload)))])
-
-    return make
-
-
 async def test_valid_body_is_predicted_decided_and_served(ingress, chat_completion):
     """The positive control for the tests above: the same ingress does price a valid body."""
     ingress.handle.streams.append(chat_completion())

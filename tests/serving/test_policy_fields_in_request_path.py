@@ -20,6 +20,7 @@ from orchestrator.policy import load_policy_text
 from orchestrator.pricing import token_prices
 from orchestrator.serving.errors import OrchestratorHTTPError
 from tests.serving import test_ingress_request_path as base
+from tests.serving.conftest import blue_completion
 from tests.serving.test_ingress_request_path import FAMILY, LOCAL, MESSAGES, _serve
 
 HEADER = """\
@@ -33,24 +34,6 @@ default_tenant:
 @pytest.fixture
 def ingress(tmp_path, monkeypatch):
     yield from base.ingress.__wrapped__(tmp_path, monkeypatch)
-
-
-def _completion(engine_stream) -> Any:
-    payload = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "smollm2-cpu",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "Blue."},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
-    }
-    return engine_stream([SimpleNamespace(model_dump=lambda: json.loads(json.dumps(payload)))])
 
 
 def _spent(usd: float) -> Callable[[Any], None]:
@@ -85,7 +68,7 @@ async def _run(ex: Any, policy_lines: str, engine_stream, setup=None, **body: An
     ex.policy_source = SimpleNamespace(current=load_policy_text(text, "policy.yaml", LOCAL))
     if setup is not None:
         setup(ex)
-    ex.handle.streams.append(_completion(engine_stream))
+    ex.handle.streams.append(engine_stream([blue_completion()]))
     try:
         response = await _serve(ex, {"model": FAMILY, "messages": MESSAGES, **body}, "chat")
     except OrchestratorHTTPError as exc:

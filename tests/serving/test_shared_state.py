@@ -25,6 +25,7 @@ from orchestrator.serving import executor as executor_module
 from orchestrator.serving.executor import RequestExecutor
 from orchestrator.serving.shared_responses import SharedResponseStore
 from orchestrator.telemetry.metrics import OrchestratorMetrics
+from tests.serving.conftest import blue_completion
 
 LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
 POLICY = load_policy_text(
@@ -70,23 +71,7 @@ class _Handle:
 
     def _remote(self, request: Any, raw_request_info: Any) -> Any:
         self.requests.append(request)
-        payload = {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 1,
-            "model": "smollm2-cpu",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "Blue."},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
-        }
-        return self.make_stream(
-            [SimpleNamespace(model_dump=lambda: json.loads(json.dumps(payload)))]
-        )
+        return self.make_stream([blue_completion()])
 
 
 def _replica(target: str, engine_stream: Any, offload: Any = asyncio.to_thread) -> RequestExecutor:

@@ -5,34 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.catalog import Catalog
 from orchestrator.policy import load_policy_text
 from orchestrator.simulate import simulate
+from tests.planning.planning_helpers import catalog, profile
 
 from .conftest import make_requests
 
-SOLO = Catalog.model_validate(
-    {
-        "profiles": [
-            {
-                "name": "solo",
-                "model": "org/solo",
-                "served_model_name": "solo",
-                "max_model_len": 8192,
-                "accelerator": {"type": "L4", "count": 1},
-                "price_per_replica_hour_usd": 1.0,
-                "replicas": {"min": 1, "max": 12, "startup_s": 20},
-                "performance": {
-                    "output_tokens_per_s": 1000,
-                    "single_stream_tokens_per_s": 100,
-                    "prefill_tokens_per_s": 20000,
-                    "max_concurrency": 16,
-                    "ttft_ms_base": 30,
-                },
-                "quality": {"tier": "frontier"},
-            }
-        ]
-    }
+SOLO = catalog(
+    profile(
+        "solo",
+        family="solo",
+        replicas={"min": 1, "max": 12, "startup_s": 20},
+        quality={"tier": "frontier"},
+    )
 )
 # refuse (503) what would miss the TTFT target rather than queue it
 POLICY = """\
