@@ -88,8 +88,27 @@ def wait_ready(
     raise RuntimeError(f"{url} not ready after {timeout_s} s")
 
 
+# How a benchmark starts the servers it measures: in their own process group (so `stop` can
+# signal all of it) but in the load generator's session. A server in its own session is a
+# separate CPU-scheduling group on Linux (autogroup), and on this 2-core machine that left the
+# load generator runnable but unscheduled for up to 2.2 s at a time (its schedstat wait time):
+# multi-second "TTFTs" and lost throughput that were the client's, on either side of a comparison.
+SERVER_PROCESS = {"process_group": 0}
+
+
+def outrank_servers() -> str:
+    """Run this load generator at nice -10 (after starting the servers, which keep their
+    priority), so its own scheduling does not add to the latencies it measures; returns what
+    was done, for the report (an unprivileged user cannot lower nice: stated as such)."""
+    try:
+        os.nice(-10 - os.nice(0))
+        return "load generator at nice -10"
+    except OSError:
+        return f"load generator at nice {os.nice(0)} (not permitted to raise its priority)"
+
+
 def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (it was started in its own session), then SIGKILL."""
+    """SIGTERM the server's process group (`SERVER_PROCESS`), then SIGKILL."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -158,7 +177,7 @@ def start_vllm(profile, log: Path) -> tuple[subprocess.Popen, str]:
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         env={**os.environ, **replica_env(profile)},
-        start_new_session=True,
+        **SERVER_PROCESS,
     )
     return proc, f"http://127.0.0.1:{port}"
 
@@ -187,7 +206,7 @@ def start_orchestrator(profile, workdir: Path, log: Path) -> tuple[subprocess.Po
         ],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
-        start_new_session=True,
+        **SERVER_PROCESS,
         cwd=ROOT,
     )
     return proc, f"http://127.0.0.1:{port}"
@@ -242,6 +261,7 @@ def main() -> None:
     try:
         wait_ready(f"{direct_url}/v1/models", direct)
         wait_ready(f"{ours_url}/healthz", ours, lambda r: all(r.json()["profiles"].values()))
+        print(outrank_servers(), flush=True)
         sides = {"vllm": f"{direct_url}/v1", "orchestrator": f"{ours_url}/v1"}
 
         def measure(side: str, rounds: int) -> dict[str, float]:
@@ -275,6 +295,7 @@ def main() -> None:
         "profile": profile.name,
         "concurrency": args.concurrency,
         "max_tokens": args.max_tokens,
+        "load_generator": f"nice {os.nice(0)}",
         "pairs": pairs,
         "vllm_median_tok_s": statistics.median(p["vllm"] for p in pairs),
         "orchestrator_median_tok_s": statistics.median(p["orchestrator"] for p in pairs),

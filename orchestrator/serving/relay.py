@@ -10,8 +10,9 @@ Invariants:
   failure), with the tokens counted so far (`StreamTally`) and status `cancelled`;
 - a stream cut short cancels its engine request, so the engine stops generating tokens that
   nobody receives and nobody is charged for;
-- every relayed event is one complete `data: ...\\n\\n` event; `[DONE]` ends every stream that
-  ran to completion;
+- every relayed item is one or more complete `data: ...\\n\\n` events: the events of one engine
+  packet (Serve batches them) are written together, so the ingress sends the proxy no more
+  messages than the engine sent it; `[DONE]` ends every stream that ran to completion;
 - an engine that fails mid-stream (an exception, or an error event) is never relayed as is:
   the stream is carried to another engine (`StreamFailover`, see `failover.py`) and settled
   as `migrated` once complete, or it ends with one OpenAI-style error event and is settled as
@@ -157,13 +158,14 @@ async def relay_stream(
         packet = first
         while True:
             failure: Any = None
+            out: list[str] = []  # this packet's events for the client, sent as one write
             for event in sse_events(packet):
                 if event.startswith("data: [DONE]"):
                     continue  # ours is sent once, at the very end
                 chunk = openai_io.sse_json(event)
                 if chunk is None:  # not JSON we understand: relay as it came
                     trace.mark_first_token()
-                    yield event.replace(engine_model_json, shown_model_json, 1)
+                    out.append(event.replace(engine_model_json, shown_model_json, 1))
                     continue
                 if "error" in chunk and not chunk.get("choices"):
                     failure = chunk  # the engine ended the stream with an error
@@ -190,14 +192,16 @@ async def relay_stream(
                     if wants_usage:
                         usage["cost_usd"] = round(cost, 10)
                         chunk["model"] = shown_model
-                        yield openai_io.sse_event(chunk)
+                        out.append(openai_io.sse_event(chunk))
                     continue
                 if usage is not None and not wants_continuous_usage:
                     del chunk["usage"]  # per-chunk usage was our request, not the client's
                 if _carries_nothing(chunk):
                     continue  # a chunk sent only for its token ids (stripped above)
                 chunk["model"] = shown_model
-                yield openai_io.sse_event(chunk)
+                out.append(openai_io.sse_event(chunk))
+            if out:  # one write per engine packet, as Serve LLM's own ingress does
+                yield "".join(out)
             if failure is None:
                 try:
                     packet = await gen.__anext__()

@@ -134,7 +134,11 @@ async def test_stream_cut_midway_is_continued_elsewhere_without_gap_or_repeat(
             "data: [DONE]\n\n",
         ],
     )
-    events = [e async for e in _relay(harness, stream, engines.failover())]
+    events = [
+        e
+        async for item in _relay(harness, stream, engines.failover())
+        for e in openai_io.split_sse(item)
+    ]
 
     assert _texts(events) == "Hello world"
     assert events[-1] == "data: [DONE]\n\n" and events.count("data: [DONE]\n\n") == 1
@@ -166,7 +170,11 @@ async def test_without_a_continuation_the_stream_ends_with_one_error_event(
         [_chat_chunk("Hel", [10], 1, first=True)], fail_with=RuntimeError("EngineDeadError")
     )
     engines = Engines(engine_stream, None)
-    events = [e async for e in _relay(harness, stream, engines.failover(migratable=migratable))]
+    events = [
+        e
+        async for item in _relay(harness, stream, engines.failover(migratable=migratable))
+        for e in openai_io.split_sse(item)
+    ]
     assert _texts(events) == "Hel"
     error = openai_io.sse_json(events[-1])["error"]
     assert error["code"] == "engine_failed" and "smollm2-cpu" in error["message"]

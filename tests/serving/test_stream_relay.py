@@ -72,6 +72,11 @@ class Harness:
         return self.ledger.get(self.trace.request_id)
 
 
+async def events_of(relay) -> list[str]:
+    """Every SSE event the client gets from `relay` (one write may carry several)."""
+    return [event async for item in relay for event in openai_io.split_sse(item)]
+
+
 @pytest.fixture
 def harness(tmp_path):
     h = Harness(tmp_path)
@@ -98,7 +103,9 @@ async def test_client_disconnect_is_charged_for_the_tokens_it_was_sent(
 ):
     stream = engine_stream(_engine_packets(chunk, final_usage, n_tokens=40), hang=True)
     relay = harness.relay(stream)
-    received = [await relay.__anext__() for _ in range(5)]  # role + 4 tokens
+    received: list[str] = []  # role + 4 tokens (one write per engine packet: t1 and t2 in one)
+    while len(received) < 5:
+        received += openai_io.split_sse(await relay.__anext__())
     await relay.aclose()  # what Starlette does when the client goes away
 
     assert [openai_io.sse_json(e)["choices"][0]["delta"]["content"] for e in received] == [
@@ -126,8 +133,8 @@ async def test_cancelled_while_waiting_for_the_engine_is_charged_too(harness, ch
     seen: list[str] = []
 
     async def consume() -> None:
-        async for event in relay:
-            seen.append(event)
+        async for item in relay:
+            seen.extend(openai_io.split_sse(item))
 
     task = asyncio.create_task(consume())
     await asyncio.wait_for(stream.waiting.wait(), 5)  # the relay now awaits the engine
@@ -148,7 +155,7 @@ async def test_without_per_chunk_usage_output_chunks_are_counted_and_prompt_is_p
     packets = [chunk(role="assistant", content="")]
     packets += [chunk(content=f"w{i}") for i in range(5)]
     stream = engine_stream(packets, fail_with=RuntimeError("engine died"))
-    events = [e async for e in harness.relay(stream)]
+    events = await events_of(harness.relay(stream))
     # no failover given: the stream ends with one OpenAI-style error event (issue 15)
     assert "engine died" in openai_io.sse_json(events[-1])["error"]["message"]
     row = harness.row()
@@ -161,7 +168,7 @@ async def test_complete_stream_is_settled_once_from_the_final_usage(
     harness, chunk, final_usage, engine_stream
 ):
     stream = engine_stream(_engine_packets(chunk, final_usage, n_tokens=6))
-    events = [e async for e in harness.relay(stream)]
+    events = await events_of(harness.relay(stream))
 
     row = harness.row()
     assert row.status == "ok" and (row.prompt_tokens, row.output_tokens) == (12, 6)
@@ -181,26 +188,22 @@ async def test_usage_shown_as_asked_with_cost_on_the_final_chunk(
     tmp_path, chunk, final_usage, engine_stream
 ):
     only_final = Harness(tmp_path / "a")
-    events = [
-        e
-        async for e in only_final.relay(
-            engine_stream(_engine_packets(chunk, final_usage)), wants_usage=True
-        )
-    ]
+    events = await events_of(
+        only_final.relay(engine_stream(_engine_packets(chunk, final_usage)), wants_usage=True)
+    )
     data = [openai_io.sse_json(e) for e in events[:-1]]
     assert [("usage" in d) for d in data] == [False] * 7 + [True]
     assert data[-1]["choices"] == [] and data[-1]["model"] == "smollm2-135m-instruct"
     assert data[-1]["usage"]["cost_usd"] == pytest.approx(only_final.row().cost_usd, abs=1e-10)
 
     continuous = Harness(tmp_path / "b")
-    events = [
-        e
-        async for e in continuous.relay(
+    events = await events_of(
+        continuous.relay(
             engine_stream(_engine_packets(chunk, final_usage)),
             wants_usage=True,
             wants_continuous=True,
         )
-    ]
+    )
     data = [openai_io.sse_json(e) for e in events[:-1]]
     assert all("usage" in d for d in data)
     assert [d["usage"]["completion_tokens"] for d in data[1:-1]] == [1, 2, 3, 4, 5, 6]
@@ -321,7 +324,7 @@ async def test_reasoning_and_tool_call_deltas_relay_as_sent_and_are_priced_as_ou
         },
     }
     packets += [openai_io.sse_event(final), "data: [DONE]\n\n"]
-    events = [e async for e in harness.relay(engine_stream(packets), wants_usage=True)]
+    events = await events_of(harness.relay(engine_stream(packets), wants_usage=True))
     chunks = [openai_io.sse_json(e) for e in events[:-1]]
     assert [c["choices"][0]["delta"] for c in chunks[:-1]] == deltas
     assert all(c["model"] == "smollm2-135m-instruct" for c in chunks)
@@ -330,3 +333,13 @@ async def test_reasoning_and_tool_call_deltas_relay_as_sent_and_are_priced_as_ou
     assert usage["cost_usd"] == pytest.approx(expected, rel=1e-6)
     row = harness.row()
     assert (row.output_tokens, row.reasoning_tokens) == (9, 5)
+
+
+async def test_one_write_per_engine_packet(harness, chunk, final_usage, engine_stream):
+    """A packet Serve batched (several events) reaches the client as one write: the ingress
+    sends the proxy no more messages than the engine sent it."""
+    packets = _engine_packets(chunk, final_usage, n_tokens=6)  # the third packet holds two
+    writes = [item async for item in harness.relay(engine_stream(packets))]
+
+    assert [len(openai_io.split_sse(w)) for w in writes] == [1, 1, 2, 1, 1, 1, 1]
+    assert writes[-1] == "data: [DONE]\n\n"
