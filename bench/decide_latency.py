@@ -41,7 +41,7 @@ def twenty_profiles(rng: random.Random):
                 replicas_running=rng.randint(0, 4),
                 requests_in_flight=rng.randint(0, 200),
                 requests_queued=rng.randint(0, 20),
-                recent_tpot_ms=rng.choice([None, 8.0, 25.0]),
+                tpot_scale=rng.choice([None, 0.8, 1.5]),
             )
             view = profile_view(prof, live)
             scale = 1.0 + 0.15 * variant

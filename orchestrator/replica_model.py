@@ -15,7 +15,9 @@ Model (per replica; a profile's requests are spread evenly over its running repl
 - requests beyond C per replica wait; the wait drains at the aggregate rate, each request ahead
   taking `typical_request_output_tokens` tokens; a profile with no running replica adds its
   cold start;
-- measured recent TTFT/TPOT, when given, are a floor for the modelled ones.
+- measured TTFT/TPOT enter as ratios to the model's figures for the same requests
+  (`LiveState.ttft_scale`, `tpot_scale`), never as floors: a latency seen under a past load
+  would otherwise hide today's lighter one.
 
 Invariants: for n=1 a stream decodes at `single_stream_tokens_per_s`; at n=C the replica
 decodes `output_tokens_per_s` in total; TTFT and TPOT never decrease as n grows (for figures
@@ -76,7 +78,12 @@ class LiveState(_Frozen):
         "they met (1: as modelled; fresh only). A ratio, not a floor: a TTFT seen under a past "
         "load says how far the model is off, not what the next request meets at today's load",
     )
-    recent_tpot_ms: float | None = Field(None, ge=0, description="recent p50-ish, fresh only")
+    tpot_scale: float | None = Field(
+        None,
+        gt=0,
+        description="recent observed TPOT / this model's TPOT for the same requests at the load "
+        "they met (1: as modelled; fresh only). A ratio, not a floor, as `ttft_scale`",
+    )
     healthy: bool = True
 
 
@@ -287,9 +294,8 @@ def timing(
         aggregate = plain_single + (perf.output_tokens_per_s - plain_single) * (n - 1) / (cap - 1)
     speedup = 1.0 + (s - 1.0) * (1.0 - util)
     tpot = 1000.0 * n / (aggregate * speedup)
-    recent = live.recent_tpot_ms
-    if recent is not None and recent > tpot:
-        tpot = recent
+    if live.tpot_scale is not None:
+        tpot *= live.tpot_scale
     prefill_ms = 1000.0 * uncached_prompt_tokens / perf.prefill_tokens_per_s
     ttft = perf.ttft_ms_base + prefill_ms * (1.0 + prefill_load_slowdown * util)
     scale = live.ttft_scale

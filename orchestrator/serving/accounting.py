@@ -65,6 +65,7 @@ class RequestTrace:
     profile: str
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     first_token_at: datetime | None = None
+    finished_at: datetime | None = None  # set once, when the request is settled
     predicted_p50: int | None = None
     predicted_p90: int | None = None
     estimated_cost_usd: float | None = None
@@ -80,11 +81,21 @@ class RequestTrace:
             return None
         return (self.first_token_at - self.started_at).total_seconds()
 
+    def mark_finished(self) -> None:
+        if self.finished_at is None:
+            self.finished_at = datetime.now(UTC)
+
+    def tpot_s(self, tokens_per_choice: float) -> float | None:
+        """Seconds per output token after the first (None without both ends or 2 tokens)."""
+        if self.first_token_at is None or self.finished_at is None or tokens_per_choice < 2:
+            return None
+        return (self.finished_at - self.first_token_at).total_seconds() / (tokens_per_choice - 1)
+
 
 def usage_record(
     trace: RequestTrace, usage: EngineUsage, cost_usd: float, status: str = "ok"
 ) -> UsageRecord:
-    finished = datetime.now(UTC)
+    finished = trace.finished_at or datetime.now(UTC)
     ttft = trace.ttft_s * 1000 if trace.ttft_s is not None else None
     return UsageRecord(
         request_id=trace.request_id,
@@ -259,6 +270,7 @@ class RequestSettlement:
         if self._legs and status == "ok":
             status = "migrated"
         self._cost = cost
+        self.trace.mark_finished()
         self._release()
         self._observe(status, usage, cost)
         await self.accountant.record(

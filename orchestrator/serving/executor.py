@@ -58,7 +58,7 @@ from orchestrator.ledger.store import DEFAULT_RESERVATION_TTL_S
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.routing.types import Decision, ProfileView, Rejection
 from orchestrator.routing.views import with_live
-from orchestrator.serving import budget_export, openai_io, responses_api, route_inputs
+from orchestrator.serving import bounds, budget_export, openai_io, responses_api, route_inputs
 from orchestrator.serving import failover as fo
 from orchestrator.serving.accounting import (
     Accountant,
@@ -68,6 +68,7 @@ from orchestrator.serving.accounting import (
 )
 from orchestrator.serving.errors import OrchestratorHTTPError, error_response
 from orchestrator.serving.incoming import parse_incoming
+from orchestrator.serving.latency_scales import ScaleEma
 from orchestrator.serving.observe import RequestObservation
 from orchestrator.serving.plan import (
     EnginePlan,
@@ -86,9 +87,6 @@ from orchestrator.telemetry import OrchestratorMetrics, request_id_scope
 log = logging.getLogger("orchestrator.ingress")
 
 ApiEndpoint = openai_io.Endpoint | Literal["responses"]
-TTFT_SCALE_WEIGHT = 0.2  # EMA weight of a new observed/modelled TTFT ratio
-TTFT_SCALE_MAX_AGE_S = 60.0  # an older ratio is forgotten (the model alone again)
-TTFT_SCALE_BOUNDS = (0.2, 20.0)  # one request's ratio is clipped to these
 Offload = Callable[..., Awaitable[Any]]
 
 
@@ -136,8 +134,9 @@ class RequestExecutor:
             running if running is not None else {p.name: p.replicas.start for p in catalog.profiles}
         )
         self.demand = DemandMeter()  # predicted demand and spend, for the controller
-        # profile -> (EMA of observed / modelled TTFT, monotonic time of the last update)
-        self.ttft_scale: dict[str, tuple[float, float]] = {}
+        # per profile: how far the replica model's TTFT and TPOT are off (observed / modelled)
+        self.ttft_scale = ScaleEma()
+        self.tpot_scale = ScaleEma()
         self.clock = clock
         self.offload = offload
         self.accountant = Accountant(ledger, predictor)
@@ -311,11 +310,14 @@ class RequestExecutor:
             reserved_usd=p.reserved_usd,
         )
 
-        modelled_ttft = [self._modelled_ttft_ms(p)]  # the engine's, as the decision saw it
+        modelled = [self._modelled_ms(p)]  # the engine's (TTFT, TPOT), as the decision saw it
 
         def observe(status: Status, usage: EngineUsage, cost: float) -> None:
             ttft_s = trace.ttft_s if status == "ok" else None
-            self._observed(trace.profile, ttft_s, modelled_ttft[0], cost)
+            # only a stream shows when its first token came (a whole answer arrives at once)
+            tokens = usage.output_tokens / bounds.choices(p.request.body)
+            tpot_s = trace.tpot_s(tokens) if status == "ok" and p.request.stream else None
+            self._observed(trace.profile, cost, (ttft_s, tpot_s), modelled[0])
             if status != "error":  # errors are closed by `serve` with their HTTP status
                 obs.close(200 if status in ("ok", "migrated") else 499, usage, cost, trace.ttft_s)
 
@@ -346,7 +348,7 @@ class RequestExecutor:
             trace.profile, trace.reserved_usd = profile.name, p.reserved_usd
             settlement.prices, settlement.profile = p.prices, profile
             settlement.prediction = prediction
-            modelled_ttft[0] = self._modelled_ttft_ms(p)
+            modelled[0] = self._modelled_ms(p)
             headers = p.headers
             self._begin(trace)
             try:  # the decision that runs replaces the one refused (written long before)
@@ -395,7 +397,7 @@ class RequestExecutor:
             trace.profile, trace.reserved_usd = profile.name, p.reserved_usd
             settlement.prices, settlement.profile = p.prices, profile
             settlement.prediction = prediction
-            modelled_ttft[0] = self._modelled_ttft_ms(p)
+            modelled[0] = self._modelled_ms(p)
             headers = {
                 **decision_headers(p.decision),
                 "X-Orchestrator-Retried-From": failed_profile.name,
@@ -521,43 +523,41 @@ class RequestExecutor:
                 self.profile_ready(p.name),
                 self.in_flight.get(p.name, 0),
                 self.running.get(p.name, 0),
-                self._fresh_scale(p.name, now),
+                self.ttft_scale.fresh(p.name, now),
+                tpot_scale=self.tpot_scale.fresh(p.name, now),
                 batch=p.max_num_seqs or p.performance.max_concurrency,
             )
             for p in self.catalog.profiles
         }
         return with_live(self._views.values(), live)
 
-    def _fresh_scale(self, profile: str, now: float) -> float | None:
-        found = self.ttft_scale.get(profile)
-        if found is None or now - found[1] > TTFT_SCALE_MAX_AGE_S:
-            return None
-        return found[0]
-
-    def _modelled_ttft_ms(self, engine_plan: EnginePlan) -> float | None:
-        """The replica model's TTFT (queue wait included) for a planned request, without the
-        profile's current scale: what an observed TTFT is compared with."""
+    def _modelled_ms(self, engine_plan: EnginePlan) -> tuple[float | None, float | None]:
+        """The replica model's TTFT (queue wait included) and TPOT for a planned request,
+        without the profile's current scales: what observed latencies are compared with."""
         estimate = engine_plan.decision.estimate
-        if estimate is None or estimate.ttft_ms <= 0:
-            return None
-        return estimate.ttft_ms / (
-            self._fresh_scale(engine_plan.profile.name, time.monotonic()) or 1.0
-        )
+        if estimate is None:
+            return None, None
+        name, now = engine_plan.profile.name, time.monotonic()
+        ttft = self.ttft_scale.unscaled(name, estimate.ttft_ms, now)
+        tpot = self.tpot_scale.unscaled(name, estimate.tpot_ms, now)
+        return (ttft if ttft > 0 else None), (tpot if tpot > 0 else None)
 
     def _observed(
-        self, profile: str, ttft_s: float | None, modelled_ttft_ms: float | None, cost_usd: float
+        self,
+        profile: str,
+        cost_usd: float,
+        observed_s: tuple[float | None, float | None],
+        modelled_ms: tuple[float | None, float | None],
     ) -> None:
-        """A settled request: its cost feeds the spend rate; its TTFT against the model's
-        figure feeds the profile's TTFT scale (an EMA of the ratio, clipped per request)."""
+        """A settled request: its cost feeds the spend rate; its (TTFT, TPOT) against the
+        model's figures feed the profile's scales (EMAs of the ratios, clipped per request)."""
         now = time.monotonic()
         self.demand.spent(profile, cost_usd, now)
-        if ttft_s is None or modelled_ttft_ms is None:
-            return
-        low, high = TTFT_SCALE_BOUNDS
-        ratio = min(high, max(low, ttft_s * 1000.0 / modelled_ttft_ms))
-        prev = self._fresh_scale(profile, now)
-        ema = ratio if prev is None else prev + TTFT_SCALE_WEIGHT * (ratio - prev)
-        self.ttft_scale[profile] = (ema, now)
+        for scale, seen, model in zip(
+            (self.ttft_scale, self.tpot_scale), observed_s, modelled_ms, strict=True
+        ):
+            if seen is not None and model is not None:
+                scale.observe(profile, seen * 1000.0, model, now)
 
     async def read_budget(self, tenant: TenantPolicy) -> tuple[dict[str, WindowSpend], float]:
         """The tenant's ledger spend in every window it has a limit on and the budget every

@@ -215,10 +215,12 @@ def live_state(
     replicas: int,
     ttft_scale: float | None = None,
     *,
+    tpot_scale: float | None = None,
     batch: int | None = None,
 ) -> LiveState:
     """A profile's live load. With `batch` (requests a replica decodes at once), requests in
-    flight beyond running replicas x batch count as queued."""
+    flight beyond running replicas x batch count as queued. The scales: how far the replica
+    model's TTFT and TPOT are off for this profile (`LiveState`)."""
     running = replicas if ready else 0
     queued = 0
     if batch is not None:
@@ -228,5 +230,6 @@ def live_state(
         requests_in_flight=in_flight - queued,
         requests_queued=queued,
         ttft_scale=ttft_scale,
+        tpot_scale=tpot_scale,
         healthy=ready,
     )

@@ -74,13 +74,28 @@ def test_no_replica_means_cold_start():
 def test_ttft_grows_with_prompt_and_load_and_respects_measurements():
     assert math.isclose(rm.ttft_ms(PERF, 4000, 1), 25 + 100)
     assert math.isclose(rm.ttft_ms(PERF, 4000, 64), 25 + 200)
-    measured = LiveState(ttft_scale=3.0, recent_tpot_ms=40.0)
+    measured = LiveState(ttft_scale=3.0)
     t = rm.timing(PERF, measured, 4000)
-    assert math.isclose(t.ttft_ms, 3.0 * rm.ttft_ms(PERF, 4000, 1)) and t.tpot_ms == 40.0
+    assert math.isclose(t.ttft_ms, 3.0 * rm.ttft_ms(PERF, 4000, 1))
+    assert math.isclose(t.tpot_ms, rm.tpot_ms(PERF, 1))  # the TTFT scale leaves TPOT alone
     # a scale keeps the load in the model: more in flight still means a later first token
     busy = rm.timing(PERF, LiveState(ttft_scale=3.0, requests_in_flight=63), 4000)
     assert busy.ttft_ms > t.ttft_ms
     assert math.isclose(rm.tpot_ms(PERF, 1), 5.0)
+
+
+def test_a_tpot_scale_multiplies_the_modelled_tpot_and_nothing_else():
+    """A ratio, not a floor: 2 doubles the model's TPOT at any load (a light load stays
+    faster than a heavy one); None leaves the model alone."""
+    for in_flight in (0, 40):
+        plain = rm.timing(PERF, LiveState(requests_in_flight=in_flight), 4000)
+        scaled = rm.timing(PERF, LiveState(requests_in_flight=in_flight, tpot_scale=2.0), 4000)
+        assert math.isclose(plain.tpot_ms, rm.tpot_ms(PERF, plain.active))
+        assert math.isclose(scaled.tpot_ms, 2.0 * plain.tpot_ms)
+        assert (scaled.ttft_ms, scaled.queue_wait_ms) == (plain.ttft_ms, plain.queue_wait_ms)
+    light = rm.timing(PERF, LiveState(tpot_scale=2.0), 4000)
+    heavy = rm.timing(PERF, LiveState(requests_in_flight=63, tpot_scale=2.0), 4000)
+    assert light.tpot_ms < heavy.tpot_ms
 
 
 def test_request_latency_idle_and_loaded():
@@ -148,12 +163,12 @@ def test_tiny_concurrency_does_not_divide_by_zero(cap):
         LiveState(requests_in_flight=30, requests_queued=2),
         LiveState(replicas_running=2, requests_in_flight=200, requests_queued=50),
         LiveState(replicas_running=0),
-        LiveState(requests_in_flight=5, ttft_scale=2.5, recent_tpot_ms=77.0),
+        LiveState(requests_in_flight=5, ttft_scale=2.5, tpot_scale=1.5),
     ],
 )
 def test_flat_timing_equals_the_composed_model(live):
     t = rm.timing(PERF, live, 3000.0)
     assert math.isclose(t.ttft_ms, rm.ttft_ms(PERF, 3000.0, t.active) * (live.ttft_scale or 1))
-    assert math.isclose(t.tpot_ms, max(rm.tpot_ms(PERF, t.active), live.recent_tpot_ms or 0))
+    assert math.isclose(t.tpot_ms, rm.tpot_ms(PERF, t.active) * (live.tpot_scale or 1))
     assert math.isclose(t.spec_speedup, rm.spec_speedup(PERF, t.active))
     assert math.isclose(t.utilization, rm.utilization(PERF, t.active))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -373,18 +374,106 @@ async def test_a_ttft_seen_under_past_load_does_not_hide_todays_load(ingress, ch
     import time
 
     first, second = (p.name for p in LOCAL.profiles[:2])
-    ingress._observed(first, 3.0, 3000.0, 0.0)  # as modelled: scale 1
-    assert ingress._fresh_scale(first, time.monotonic()) == pytest.approx(1.0)
+    ingress._observed(first, 0.0, (3.0, None), (3000.0, None))  # as modelled: scale 1
+    assert ingress.ttft_scale.fresh(first, time.monotonic()) == pytest.approx(1.0)
     chosen = await _gated_burst(ingress, chat_completion)
     assert set(chosen) == {first, second}, chosen
 
     ingress.ttft_scale.clear()  # (the burst's own answers were observed too)
-    ingress._observed(first, 1.0, 1000.0, 0.0)
-    ingress._observed(first, 3.0, 1000.0, 0.0)  # three times slower than modelled: the EMA moves
-    assert ingress._fresh_scale(first, time.monotonic()) == pytest.approx(1.0 + 0.2 * 2.0)
+    ingress._observed(first, 0.0, (1.0, None), (1000.0, None))
+    ingress._observed(first, 0.0, (3.0, None), (1000.0, None))  # 3x slower: the EMA moves
+    assert ingress.ttft_scale.fresh(first, time.monotonic()) == pytest.approx(1.0 + 0.2 * 2.0)
     views = {v.name: v for v in ingress.views_now(ingress.policy_source.current)}
     assert views[first].live.ttft_scale == pytest.approx(1.4)
     assert views[second].live.ttft_scale is None  # never observed: the model alone
+    assert views[first].live.tpot_scale is None  # a TTFT says nothing of the TPOT
+
+
+class _Clock(datetime):
+    """The accounting's clock, `offset` ahead of the real one (a test moves it on)."""
+
+    offset = timedelta(0)
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+        return datetime.now(tz) + cls.offset
+
+
+async def _stream_with_token_gap(ingress, engine_stream, chunk, final_usage, gap_s, rid):
+    """One stream pinned to `smollm2-cpu`, 10 tokens `gap_s` apart (on the accounting's
+    clock), served to the end; returns the decision it ran under."""
+
+    class Ticking(engine_stream):
+        async def __anext__(self) -> Any:
+            if self.packets and self.packets[0] in gaps:
+                _Clock.offset += timedelta(seconds=gap_s)
+            return await super().__anext__()
+
+    tokens = [chunk(content=f"t{i}", completion_tokens=i + 1, prompt_tokens=11) for i in range(10)]
+    gaps = set(tokens[1:])  # the first token comes with the role chunk; 9 gaps after it
+    role = chunk(role="assistant", content="", completion_tokens=0, prompt_tokens=11)
+    ingress.handle.streams.append(Ticking([role, *tokens, final_usage(11, 10)]))
+    body = {"model": "smollm2-cpu", "messages": MESSAGES, "stream": True, "max_tokens": 100}
+    response = await _serve(ingress, body, "chat", {"x-request-id": rid})
+    assert isinstance(response, StreamingResponse)
+    _ = [event async for event in response.body_iterator]
+    assert ingress.ledger.get(rid).status == "ok"
+    return ingress.decisions.get(rid)[1]
+
+
+async def test_a_slow_stream_raises_its_profiles_tpot_scale_for_a_while(
+    ingress, engine_stream, chunk, final_usage, chat_completion, monkeypatch
+):
+    """Tokens streamed 3x slower than the decision's modelled TPOT set the profile's TPOT
+    scale to 3 (first observation); the next decision on that profile expects 3x the TPOT;
+    after the scale's max age the model alone is back."""
+    import time
+
+    from orchestrator.serving import accounting
+
+    monkeypatch.setattr(accounting, "datetime", _Clock)
+    name = "smollm2-cpu"
+    first = await _stream_with_token_gap(ingress, engine_stream, chunk, final_usage, 0.0, "r0")
+    modelled = first.estimate.tpot_ms
+    assert ingress.tpot_scale.fresh(name, time.monotonic()) == pytest.approx(0.2)  # clipped
+    ingress.tpot_scale.clear()
+
+    await _stream_with_token_gap(
+        ingress, engine_stream, chunk, final_usage, 3 * modelled / 1000, "r1"
+    )
+    assert ingress.tpot_scale.fresh(name, time.monotonic()) == pytest.approx(3.0, rel=0.05)
+    views = {v.name: v for v in ingress.views_now(ingress.policy_source.current)}
+    assert views[name].live.tpot_scale == pytest.approx(3.0, rel=0.05)
+    assert views["smollm2-cpu-ngram"].live.tpot_scale is None
+
+    ingress.handle.streams.append(chat_completion())  # (a whole answer: no TPOT observed)
+    body = {"model": name, "messages": MESSAGES, "max_tokens": 100}
+    assert (await _serve(ingress, body, "chat", {"x-request-id": "r2"})).status_code == 200
+    next_tpot = ingress.decisions.get("r2")[1].estimate.tpot_ms
+    assert next_tpot == pytest.approx(3 * modelled, rel=0.05)
+
+    scale, at = ingress.tpot_scale.by_profile[name]
+    ingress.tpot_scale.by_profile[name] = (scale, at - ingress.tpot_scale.max_age_s - 1)
+    views = {v.name: v for v in ingress.views_now(ingress.policy_source.current)}
+    assert views[name].live.tpot_scale is None  # forgotten: the model alone again
+
+
+async def test_a_tpot_seen_under_heavy_load_is_no_floor_on_a_light_one(ingress, chat_completion):
+    """A TPOT observed while the profile was busy, as the model expected at that load, leaves
+    the scale at 1: the next decision at a light load expects the light load's faster TPOT
+    (a floor would have kept the heavy figure)."""
+    from orchestrator import replica_model as rm
+
+    name = "smollm2-cpu"
+    view = next(v for v in ingress.views_now(ingress.policy_source.current) if v.name == name)
+    heavy = rm.timing(view.performance, rm.LiveState(requests_in_flight=7), 0).tpot_ms
+    ingress._observed(name, 0.0, (None, heavy / 1000), (None, heavy))
+    ingress.handle.streams.append(chat_completion())
+    body = {"model": name, "messages": MESSAGES, "max_tokens": 100}
+    assert (await _serve(ingress, body, "chat", {"x-request-id": "light"})).status_code == 200
+    light = ingress.decisions.get("light")[1].estimate.tpot_ms
+    assert light == pytest.approx(rm.timing(view.performance, view.live, 0).tpot_ms)
+    assert light < heavy  # a floor would have kept the heavy figure
 
 
 def test_a_migrated_stream_is_counted_where_it_runs(ingress):
