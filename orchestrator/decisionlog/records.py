@@ -24,6 +24,11 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# LiveState fields that rows written by older versions hold and this one does not: dropped on
+# read (`recent_tpot_ms` was never set, always null; `tpot_scale` replaced it)
+RETIRED_LIVE_FIELDS = frozenset({"recent_tpot_ms"})
+
+
 class ProfileSeen(_Frozen):
     """One profile as the router saw it when deciding: live load and token prices."""
 
@@ -31,6 +36,15 @@ class ProfileSeen(_Frozen):
     input_usd_per_token: float = Field(ge=0)
     cached_input_usd_per_token: float = Field(ge=0)
     output_usd_per_token: float = Field(ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired_live_fields(cls, data: Any) -> Any:
+        live = data.get("live") if isinstance(data, dict) else None
+        if isinstance(live, dict) and RETIRED_LIVE_FIELDS & live.keys():
+            live = {k: v for k, v in live.items() if k not in RETIRED_LIVE_FIELDS}
+            data = {**data, "live": live}
+        return data
 
 
 class DecisionInputs(_Frozen):

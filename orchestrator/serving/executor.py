@@ -313,10 +313,12 @@ class RequestExecutor:
         modelled = [self._modelled_ms(p)]  # the engine's (TTFT, TPOT), as the decision saw it
 
         def observe(status: Status, usage: EngineUsage, cost: float) -> None:
-            ttft_s = trace.ttft_s if status == "ok" else None
-            # only a stream shows when its first token came (a whole answer arrives at once)
+            # only a stream shows when its first token came (a whole answer arrives at once:
+            # its wait is the whole generation, neither a TTFT nor a TPOT)
+            timed = status == "ok" and p.request.stream
+            ttft_s = trace.ttft_s if timed else None
             tokens = usage.output_tokens / bounds.choices(p.request.body)
-            tpot_s = trace.tpot_s(tokens) if status == "ok" and p.request.stream else None
+            tpot_s = trace.tpot_s(tokens) if timed else None
             self._observed(trace.profile, cost, (ttft_s, tpot_s), modelled[0])
             if status != "error":  # errors are closed by `serve` with their HTTP status
                 obs.close(200 if status in ("ok", "migrated") else 499, usage, cost, trace.ttft_s)

@@ -184,3 +184,15 @@ def test_a_log_on_the_ledgers_database_shares_it_and_leaves_it_open(db_target):
         components = dict(ledger.db.query("SELECT component, version FROM schema_version"))
         assert components == {"ledger": 3, "decisions": 1}
         assert ledger.count() == 0  # the ledger's database is still open and usable
+
+
+def test_a_row_written_before_tpot_scale_still_loads():
+    """Rows from before `LiveState.tpot_scale` hold `recent_tpot_ms` (always null): replay
+    reads them; any other unknown live field is still refused."""
+    stored = inputs().model_dump(mode="json")
+    stored["profiles"]["small-a"]["live"]["recent_tpot_ms"] = None
+    assert DecisionInputs.model_validate(stored) == inputs()
+
+    stored["profiles"]["small-a"]["live"]["surprise"] = 1
+    with pytest.raises(ValidationError):
+        DecisionInputs.model_validate(stored)

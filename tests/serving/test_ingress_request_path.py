@@ -389,6 +389,19 @@ async def test_a_ttft_seen_under_past_load_does_not_hide_todays_load(ingress, ch
     assert views[first].live.tpot_scale is None  # a TTFT says nothing of the TPOT
 
 
+async def test_a_whole_answer_says_nothing_of_the_ttft(ingress, chat_completion):
+    """A non-streamed answer arrives at once: its wait is the whole generation, not a time to
+    first token, so it leaves the TTFT (and TPOT) scale alone; a stream's first token sets it."""
+    import time
+
+    ingress.handle.streams.append(chat_completion())
+    body = {"model": "smollm2-cpu", "messages": MESSAGES, "max_tokens": 100}
+    response = await _serve(ingress, body, "chat")
+    assert response.status_code == 200
+    assert ingress.ttft_scale.fresh("smollm2-cpu", time.monotonic()) is None
+    assert ingress.tpot_scale.fresh("smollm2-cpu", time.monotonic()) is None
+
+
 class _Clock(datetime):
     """The accounting's clock, `offset` ahead of the real one (a test moves it on)."""
 
