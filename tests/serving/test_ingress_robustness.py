@@ -18,6 +18,7 @@ from orchestrator.policy import load_policy_text
 from orchestrator.predict import Predictor
 from orchestrator.serving.errors import OrchestratorHTTPError
 from tests.serving import test_ingress_request_path as base
+from tests.serving.conftest import blue_completion
 from tests.serving.test_ingress_request_path import (
     FAMILY,
     LOCAL,
@@ -34,18 +35,8 @@ def ingress(tmp_path, monkeypatch):
     yield from base.ingress.__wrapped__(tmp_path, monkeypatch)
 
 
-def _completion(engine_stream, text: str = "Blue.") -> Any:
-    payload = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "smollm2-cpu",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14},
-    }
-    return engine_stream([SimpleNamespace(model_dump=lambda: json.loads(json.dumps(payload)))])
+def _completion(engine_stream) -> Any:
+    return engine_stream([blue_completion()])
 
 
 def _with_policy(ing, text: str) -> None:
