@@ -172,13 +172,6 @@ def test_engine_killed_mid_stream_is_migrated_token_exactly(server, family):
     assert again.status_code == 200 and again.headers["x-orchestrator-profile"] == VICTIM
 
 
-@pytest.mark.xfail(
-    reason="issue 15, open: passed alone (3 of 3 in the module, 280 s) but failed in the fresh "
-    "CI run of 7e244e3, where the client's 64 threads sent only 5 requests in 12 s (the server "
-    "ran in its own session, a CPU-scheduling group that starved the test process); the server "
-    "now runs in the test's session: remove this mark once a CI run shows it passing",
-    strict=False,
-)
 def test_overload_is_shed_with_retry_after_and_no_5xx(server, family):
     if server.policy_path is None:
         pytest.skip("external server: its ledger is not ours to read")
