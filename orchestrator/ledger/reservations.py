@@ -16,7 +16,9 @@ Invariants:
   so settled spend never passes the limit by more than one request's cost;
 - idempotent per request id: reserving again replaces the amount (a re-decided request),
   settling again writes no second row;
-- a reservation expires `ttl_s` after it was made (its replica died, its settle never came):
+- a reservation expires `ttl_s` after it was made or last renewed (`renew`: its replica renews
+  the holds of the requests it still runs, so a stream longer than `ttl_s` keeps its hold; a
+  replica that died renews nothing, so its holds lapse):
   expired ones count for nothing and are deleted by the next `reserve` for the tenant or by
   `expire` from any replica; a late settle still writes its row exactly once;
 - a refusal says when to retry: the end of the latest window whose SETTLED spend alone is at
@@ -25,7 +27,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from orchestrator.ledger.records import Reservation, Window, WindowSpend
@@ -128,6 +130,24 @@ def reserve(
         window=tightest.window,
         expires_at=expires,
     )
+
+
+def renew(tx: Tx, request_ids: Sequence[str], at: float, expires_at: float) -> int:
+    """Move the expiry of each LIVE reservation in `request_ids` to `expires_at` (one that
+    has lapsed at `at` stays lapsed: renewing it would hold budget no `reserve` granted)."""
+    renewed = 0
+    for start in range(0, len(request_ids), _RENEW_BATCH):
+        batch = list(request_ids[start : start + _RENEW_BATCH])
+        marks = ", ".join("?" * len(batch))
+        renewed += tx.execute(
+            f"UPDATE reservations SET expires_at = ? WHERE expires_at > ? "
+            f"AND request_id IN ({marks})",
+            (expires_at, at, *batch),
+        ).rowcount
+    return renewed
+
+
+_RENEW_BATCH = 500  # request ids per UPDATE (well under SQLite's bound-parameter limit)
 
 
 def expire(tx: Tx, at: float) -> int:

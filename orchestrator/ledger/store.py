@@ -20,7 +20,7 @@ database round trip: from asyncio call it through `asyncio.to_thread` (the execu
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +148,22 @@ class UsageLedger:
                 tx.execute("DELETE FROM reservations WHERE request_id = ?", (request_id,)).rowcount
                 == 1
             )
+
+    def renew(
+        self,
+        request_ids: Iterable[str],
+        *,
+        now: datetime | None = None,
+        ttl_s: float = DEFAULT_RESERVATION_TTL_S,
+    ) -> int:
+        """Extend the live reservations of requests still running to `now + ttl_s` (their
+        replica calls this well within `ttl_s`); returns how many were renewed."""
+        ids = sorted(set(request_ids))
+        if not ids:
+            return 0
+        when = now or datetime.now(UTC)
+        with self.db.transaction() as tx:
+            return rsv.renew(tx, ids, epoch_s(when), epoch_s(when + timedelta(seconds=ttl_s)))
 
     def expire(self, now: datetime | None = None) -> int:
         """Release every reservation past its expiry (its replica died); any replica may run

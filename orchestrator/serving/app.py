@@ -29,6 +29,7 @@ from orchestrator.serving.ingress_scaling import (
     IngressScaling,
 )
 from orchestrator.serving.storage_target import check_ingress_replicas, resolve_target
+from orchestrator.storage.target import backend
 
 INGRESS_NUM_CPUS = 0.25
 
@@ -72,11 +73,20 @@ class AppArgs(BaseModel):
         )
 
 
+# Ray gives the head node this resource (1.0); asking for a sliver of it pins to the head
+HEAD_NODE_RESOURCE = "node:__internal_head__"
+
+
 def ingress_actor_options(app_args: AppArgs) -> dict[str, Any]:
-    """Ray actor options of the ingress replica: its CPUs, and its node labels when pinned."""
+    """Ray actor options of the ingress replica: its CPUs, and where it runs: on nodes with
+    the labels it is pinned to, else, with a SQLite ledger, on the head node (the file, and
+    the chart's ledger volume, live there: a replica placed on a worker would write a ledger
+    of its own, lost with the pod, and budgets would start again from nothing)."""
     options: dict[str, Any] = {"num_cpus": app_args.ingress_num_cpus}
     if app_args.ingress_node_labels:
         options["label_selector"] = dict(app_args.ingress_node_labels)
+    elif backend(resolve_target(app_args.ledger)) == "sqlite":
+        options["resources"] = {HEAD_NODE_RESOURCE: 0.001}
     return options
 
 

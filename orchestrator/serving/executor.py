@@ -155,6 +155,7 @@ class RequestExecutor:
         # (503 message, candidate profiles) -> the message plus why the cluster cannot host them
         self.placement_note = placement_note
         self._counted_on: dict[int, str] = {}  # id(trace) -> profile its in-flight count is on
+        self._running_ids: dict[int, str] = {}  # id(trace) -> request id (its hold is renewed)
         self._views: dict[str, ProfileView] = {}
         self._views_version: str | None = None
 
@@ -654,6 +655,16 @@ class RequestExecutor:
         """Drop holds past their expiry (a replica that died); any replica may run it."""
         return await self.offload(self.ledger.expire, self.clock())
 
+    async def renew_reservations(self) -> int:
+        """Push the expiry of this replica's holds for requests still running to a full TTL
+        from now (the caller runs this well within the TTL: a stream longer than it keeps
+        its hold; a dead replica renews nothing and its holds lapse)."""
+        running = list(self._running_ids.values())
+        if not running:
+            return 0
+        now, ttl_s = self.clock(), self.reservation_ttl_s
+        return await self.offload(lambda: self.ledger.renew(running, now=now, ttl_s=ttl_s))
+
     def _record_decision(
         self, request_id: str, incoming: Any, outcome: EnginePlan | Rejected, state: PlanState
     ) -> asyncio.Future[None]:
@@ -701,6 +712,7 @@ class RequestExecutor:
     def _begin(self, trace: RequestTrace) -> None:
         self.in_flight[trace.profile] += 1
         self._counted_on[id(trace)] = trace.profile
+        self._running_ids[id(trace)] = trace.request_id
         self.tenant_in_flight[trace.tenant] += 1
         self.reserved_usd[trace.tenant] += trace.reserved_usd
 
@@ -714,6 +726,7 @@ class RequestExecutor:
 
     def _end(self, trace: RequestTrace) -> None:
         self.in_flight[self._counted_on.pop(id(trace), trace.profile)] -= 1
+        self._running_ids.pop(id(trace), None)
         self.tenant_in_flight[trace.tenant] -= 1
         self.reserved_usd[trace.tenant] -= trace.reserved_usd
 

@@ -179,15 +179,17 @@ class OrchestratorIngress(OpenAiIngress):
             await asyncio.sleep(READINESS_REFRESH_S)
 
     async def _expire_reservations(self) -> None:
-        """Every RESERVATION_EXPIRY_S, drop budget holds whose replica died (any replica may)."""
+        """Every RESERVATION_EXPIRY_S, renew the holds of this replica's running requests and
+        drop budget holds whose replica died (any replica may)."""
         now = time.monotonic()
         if now < self._next_expiry:
             return
         self._next_expiry = now + RESERVATION_EXPIRY_S
         try:
+            await self._executor.renew_reservations()
             await self._executor.expire_reservations()
         except Exception:  # the database may be briefly away; the next round retries
-            log.warning("could not expire budget reservations", exc_info=True)
+            log.warning("could not renew or expire budget reservations", exc_info=True)
 
     def _ensure_ready_task(self) -> None:
         if self._ready_task is None or self._ready_task.done():

@@ -103,6 +103,21 @@ def test_expired_reservations_are_released_and_late_settles_still_count_once(led
     assert ledger.count() == 1
 
 
+def test_renewing_keeps_a_running_requests_hold_and_a_lapsed_one_stays_lapsed(ledger):
+    ledger.reserve("acme", "long", 0.6, LIMITS, now=T0, ttl_s=10)  # a stream still running
+    ledger.reserve("acme", "dead", 0.3, LIMITS, now=T0, ttl_s=10)  # its replica died
+    others = [f"other-{i}" for i in range(1200)]  # more ids than one UPDATE takes
+    assert ledger.renew(["long", *others], now=T0 + timedelta(seconds=8), ttl_s=10) == 1
+    later = T0 + timedelta(seconds=15)  # past the first expiry, within the renewed one
+    assert ledger.reserved_usd("acme", now=later) == pytest.approx(0.6)
+    assert ledger.expire(later) == 1 and ledger.reservation("dead") is None
+    assert ledger.reservation("long")[2] == T0 + timedelta(seconds=18)
+    # lapsed at 18 s: renewing it now would hold budget no reserve granted
+    assert ledger.renew(["long"], now=T0 + timedelta(seconds=30), ttl_s=10) == 0
+    assert ledger.reserved_usd("acme", now=T0 + timedelta(seconds=30)) == 0.0
+    assert ledger.renew([], now=later) == 0
+
+
 def test_no_limits_means_nothing_is_held(ledger):
     granted = ledger.reserve("acme", "r1", 123.0, {}, now=T0)
     assert granted.granted and granted.remaining_usd is None

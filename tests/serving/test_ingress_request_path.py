@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -236,6 +236,33 @@ async def test_disconnected_stream_is_charged_in_ledger_and_metrics(ingress, chu
     assert output == 6
     cancelled = {**labels, "endpoint": "chat", "status_code": "499"}
     assert samples[("orchestrator_requests_total", frozenset(cancelled.items()))] == 1
+
+
+async def test_a_stream_longer_than_the_hold_ttl_keeps_its_hold(ingress, chunk, engine_stream):
+    """The ingress renews the budget hold of a request still running (every 30 s, well within
+    the TTL); settled, there is nothing left to renew."""
+    now = [datetime.now(UTC)]
+    ingress.clock = lambda: now[0]
+    ingress.reservation_ttl_s = 60.0
+    packets = [chunk(role="assistant", content="", completion_tokens=0, prompt_tokens=11)]
+    packets += [chunk(content=f"t{i}", completion_tokens=i + 1, prompt_tokens=11) for i in range(4)]
+    ingress.handle.streams.append(engine_stream(packets, hang=True))
+    body = {"model": FAMILY, "messages": MESSAGES, "stream": True, "max_tokens": 100}
+    response = await _serve(ingress, body, "chat", {"x-request-id": "rid-long"})
+    relay = response.body_iterator
+    _ = [await relay.__anext__() for _ in range(3)]
+    _, amount, first_expiry = ingress.ledger.reservation("rid-long")
+    assert amount > 0 and first_expiry == now[0] + timedelta(seconds=60)
+    for _ in range(8):  # 4 minutes of stream (4x the TTL), renewed every 30 s
+        now[0] += timedelta(seconds=30)
+        assert await ingress.renew_reservations() == 1
+        assert await ingress.expire_reservations() == 0
+        assert ingress.ledger.reserved_usd("default", now=now[0]) == pytest.approx(amount)
+    assert ingress.ledger.reservation("rid-long")[2] == now[0] + timedelta(seconds=60)
+    await relay.aclose()
+    assert ingress.ledger.reservation("rid-long") is None  # settled: the row released it
+    assert ingress.ledger.get("rid-long").status == "cancelled"
+    assert await ingress.renew_reservations() == 0
 
 
 async def test_budget_is_read_with_two_selects(ingress, monkeypatch):

@@ -8,8 +8,9 @@ from orchestrator.catalog import load_catalog
 from orchestrator.catalog.schema import NODE_TYPE_LABEL, Profile
 from orchestrator.cluster.placement import replica_demand
 from orchestrator.paths import PROJECT_ROOT
-from orchestrator.serving.app import AppArgs, ingress_actor_options
+from orchestrator.serving.app import HEAD_NODE_RESOURCE, AppArgs, ingress_actor_options
 from orchestrator.serving.engine_config import llm_config_dict, serve_placement_options
+from orchestrator.serving.storage_target import DATABASE_URL_ENV
 
 LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
 GPU = load_catalog(PROJECT_ROOT / "deployments" / "gpu-example.yaml")
@@ -71,10 +72,26 @@ def test_pinned_profile_selects_its_labels_on_every_bundle_of_one_node(profile):
         assert bundles == [{"CPU": profile.accelerator.cpus, "GPU": 0}]
 
 
-def test_ingress_pinned_by_app_args_only():
-    assert "label_selector" not in ingress_actor_options(AppArgs())
+def test_ingress_pinned_by_its_labels_else_to_the_head_with_a_sqlite_ledger(monkeypatch):
+    """A SQLite ledger is a file on one node (the chart's volume is on the head): the ingress
+    runs there unless labels pin it; with PostgreSQL it may run anywhere."""
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    sqlite = ingress_actor_options(AppArgs())
+    assert "label_selector" not in sqlite
+    assert sqlite["resources"] == {HEAD_NODE_RESOURCE: pytest.approx(0.001)}
+    assert ingress_actor_options(AppArgs(ledger="/tmp/x.sqlite"))["resources"]
+    shared = ingress_actor_options(AppArgs(ledger="postgresql://u@db:5432/o"))
+    assert "resources" not in shared and "label_selector" not in shared
+    monkeypatch.setenv(DATABASE_URL_ENV, "postgresql://u@db:5432/o")
+    assert "resources" not in ingress_actor_options(AppArgs())
     opts = ingress_actor_options(AppArgs(ingress_node_labels={NODE_TYPE_LABEL: "head"}))
-    assert opts["label_selector"] == {NODE_TYPE_LABEL: "head"}
+    assert opts["label_selector"] == {NODE_TYPE_LABEL: "head"} and "resources" not in opts
+
+
+def test_the_head_resource_is_rays():
+    from ray._common.constants import HEAD_NODE_RESOURCE_NAME
+
+    assert HEAD_NODE_RESOURCE == HEAD_NODE_RESOURCE_NAME
 
 
 @pytest.mark.parametrize("profile", LOCAL.profiles + GPU.profiles, ids=lambda p: p.name)
