@@ -164,15 +164,18 @@ class StreamTally:
     chunk (client gone, engine failure).
 
     Per choice index it keeps the engine's cumulative `completion_tokens` from per-chunk usage
-    (vLLM's `continuous_usage_stats`; exact) and the number of chunks that carried output (a
-    lower bound when usage is absent: a chunk holds one or more tokens, e.g. with speculative
-    decoding). Invariant: `usage()` counts, per choice, the larger of the two, so it never
-    reports fewer tokens than the client was sent.
+    (vLLM's `continuous_usage_stats`; exact), the number of token ids the chunks carried
+    (`return_token_ids`; exact), and the number of chunks that carried output (a lower bound
+    when neither is there: a chunk holds one or more tokens, e.g. with speculative decoding).
+    The engine is asked for one of the exact two (`openai_io.engine_stream_options`).
+    Invariant: `usage()` counts, per choice, the largest of the three, so it never reports
+    fewer tokens than the client was sent.
     """
 
     usage_tokens: dict[int, int] = field(default_factory=dict)
     reasoning_tokens: dict[int, int] = field(default_factory=dict)
     output_chunks: dict[int, int] = field(default_factory=dict)
+    id_tokens: dict[int, int] = field(default_factory=dict)
     prompt_tokens: int | None = None
 
     def add(self, chunk: Mapping[str, Any]) -> None:
@@ -182,12 +185,21 @@ class StreamTally:
             return  # the final usage-only chunk, errors: settled from their own usage
         usage = chunk.get("usage")
         usage = usage if isinstance(usage, dict) else None
+        prompt_ids = chunk.get("prompt_token_ids")
+        if isinstance(prompt_ids, list) and self.prompt_tokens is None:
+            self.prompt_tokens = len(prompt_ids)
         for choice in choices:
             if not isinstance(choice, dict):
                 continue
             index = _int(choice.get("index")) or 0
             if _carries_output(choice):
                 self.output_chunks[index] = self.output_chunks.get(index, 0) + 1
+            ids = choice.get("token_ids")
+            if isinstance(ids, list):
+                self.id_tokens[index] = self.id_tokens.get(index, 0) + len(ids)
+            prompt_ids = choice.get("prompt_token_ids")  # completions: on the choice
+            if isinstance(prompt_ids, list) and self.prompt_tokens is None:
+                self.prompt_tokens = len(prompt_ids)
             if usage is None:
                 continue
             completion = _int(usage.get("completion_tokens"))
@@ -204,9 +216,12 @@ class StreamTally:
     def usage(self, fallback_prompt_tokens: int) -> EngineUsage:
         """Tokens so far; prompt tokens from the engine when it reported them, else
         `fallback_prompt_tokens` (the prediction's count in the profile's tokenizer)."""
-        indices = self.usage_tokens.keys() | self.output_chunks.keys()
+        indices = self.usage_tokens.keys() | self.output_chunks.keys() | self.id_tokens.keys()
         output = sum(
-            max(self.usage_tokens.get(i, 0), self.output_chunks.get(i, 0)) for i in indices
+            max(
+                self.usage_tokens.get(i, 0), self.id_tokens.get(i, 0), self.output_chunks.get(i, 0)
+            )
+            for i in indices
         )
         reasoning = min(sum(self.reasoning_tokens.values()), output)
         prompt = self.prompt_tokens if self.prompt_tokens is not None else fallback_prompt_tokens

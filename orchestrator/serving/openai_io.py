@@ -111,14 +111,20 @@ def client_wants_continuous_usage(body: dict[str, Any]) -> bool:
     )
 
 
-def engine_stream_options(options: Any) -> dict[str, Any]:
-    """The client's `stream_options` with usage forced on, final and per chunk, so the ingress
-    can always account, even for a stream cut short (the relay hides what was not asked for)."""
+def engine_stream_options(options: Any, *, per_chunk_usage: bool = True) -> dict[str, Any]:
+    """The client's `stream_options` with the final usage forced on, and usage on every chunk
+    when `per_chunk_usage`, so the ingress can always account, even for a stream cut short
+    (the relay hides what was not asked for). Without `per_chunk_usage` the caller counts the
+    chunks' token ids instead (a stream that may migrate asks for them anyway: one per-chunk
+    extra costs the engine and the ingress less than two)."""
     base = options if isinstance(options, dict) else {}
-    return {**base, "include_usage": True, "continuous_usage_stats": True}
+    forced = {"include_usage": True}
+    if per_chunk_usage:
+        forced["continuous_usage_stats"] = True
+    return {**base, **forced}
 
 
-def engine_stream_options_model(request: Any) -> Any:
+def engine_stream_options_model(request: Any, *, per_chunk_usage: bool = True) -> Any:
     """`engine_stream_options` as the request model's own `stream_options` type (vLLM's
     `StreamOptions`), for `request.model_copy(update=...)`."""
     field = type(request).model_fields["stream_options"]
@@ -129,7 +135,7 @@ def engine_stream_options_model(request: Any) -> Any:
     )
     current = request.stream_options
     base = current.model_dump(exclude_unset=True) if current is not None else {}
-    return options_cls(**engine_stream_options(base))
+    return options_cls(**engine_stream_options(base, per_chunk_usage=per_chunk_usage))
 
 
 def sse_json(event: str) -> dict[str, Any] | None:

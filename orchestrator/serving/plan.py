@@ -178,7 +178,19 @@ def _decided(
         if decision.max_tokens
         else prediction.p90_tokens
     )
-    migratable = request.stream and tenant.failover.migrate_streams and fo.migratable(request.body)
+    migratable = (
+        request.stream
+        and tenant.failover.migrate_streams
+        and fo.migratable(request.body)
+        and bool(
+            fo.other_profiles(
+                profile.served_model_name,
+                [profile.name],
+                [p for p in state.catalog.profiles if p.name in tenant.all_eligible_profiles()],
+                lambda _: False,
+            )
+        )
+    )
     engine_request, engine_body = apply_decision(
         request, decision, profile, state.request_id, token_ids=migratable
     )
@@ -255,8 +267,10 @@ def apply_decision(
             }
         update.update(reasoning.request_params)
     body = {**request.body, **update}
-    if request.stream:  # always account: usage per chunk and at the end, hidden unless asked
-        update["stream_options"] = openai_io.engine_stream_options_model(engine)
+    if request.stream:  # always account: the final usage, and per chunk usage or token ids
+        update["stream_options"] = openai_io.engine_stream_options_model(
+            engine, per_chunk_usage=not token_ids
+        )
         body["stream_options"] = update["stream_options"].model_dump(exclude_none=True)
     applied = engine.model_copy(update=update)
     if request.endpoint == "chat":

@@ -1,6 +1,7 @@
 """Relay a profile engine's SSE stream to the client, and account for what it carried.
 
-The engine is always asked for usage, final and per chunk (`openai_io.engine_stream_options`);
+The engine is always asked for the final usage, and per chunk for usage or, for a stream that
+may migrate, token ids (`openai_io.engine_stream_options`);
 the relay shows the client only what it asked for, renames the model to the one it asked for,
 and adds `usage.cost_usd` to the final usage chunk.
 
@@ -177,9 +178,9 @@ async def relay_stream(
                     stream_id = stream_id or chunk.get("id")
                     created = created or chunk.get("created")
                 progress.add(chunk)
+                tally.add(chunk)  # before the token ids the client did not ask for go
                 if failover is None or not failover.show_token_ids:
                     _strip_token_ids(chunk)
-                tally.add(chunk)
                 usage = chunk.get("usage")
                 if chunk.get("choices") == [] and isinstance(usage, dict):  # final usage chunk
                     leg = EngineUsage.from_openai(usage)

@@ -212,7 +212,9 @@ async def test_disconnected_stream_is_charged_in_ledger_and_metrics(ingress, chu
     assert "x-request-id" not in response.headers
     engine_request = ingress.handle.requests[0]
     assert engine_request.stream_options.include_usage
-    assert engine_request.stream_options.continuous_usage_stats
+    # both profiles serve the family: the stream may migrate, so it is counted by token ids
+    assert engine_request.return_token_ids
+    assert not engine_request.stream_options.continuous_usage_stats
 
     relay = response.body_iterator
     events = [await relay.__anext__() for _ in range(7)]  # role + 6 tokens
@@ -236,6 +238,28 @@ async def test_disconnected_stream_is_charged_in_ledger_and_metrics(ingress, chu
     assert output == 6
     cancelled = {**labels, "endpoint": "chat", "status_code": "499"}
     assert samples[("orchestrator_requests_total", frozenset(cancelled.items()))] == 1
+
+
+async def test_a_stream_that_cannot_migrate_is_counted_by_per_chunk_usage(
+    ingress, chunk, engine_stream, final_usage
+):
+    """No other profile of the model for the tenant: no token ids asked (nothing to carry
+    the stream to), per-chunk usage instead, and the stream is still charged exactly."""
+    one = POLICY_TEXT.replace(
+        "  name: default\n", "  name: default\n  allowed_profiles: [smollm2-cpu]\n"
+    )
+    ingress.policy_source = SimpleNamespace(current=load_policy_text(one, "policy.yaml", LOCAL))
+    packets = [chunk(role="assistant", content="", completion_tokens=0, prompt_tokens=11)]
+    packets += [chunk(content=f"t{i}", completion_tokens=i + 1, prompt_tokens=11) for i in range(3)]
+    ingress.handle.streams.append(engine_stream([*packets, final_usage(11, 3)]))
+    body = {"model": FAMILY, "messages": MESSAGES, "stream": True, "max_tokens": 100}
+    response = await _serve(ingress, body, "chat", {"x-request-id": "rid-one-profile"})
+    _ = [event async for event in response.body_iterator]
+    engine_request = ingress.handle.requests[0]
+    assert not engine_request.return_token_ids
+    assert engine_request.stream_options.continuous_usage_stats
+    row = ingress.ledger.get("rid-one-profile")
+    assert (row.profile, row.status, row.output_tokens) == ("smollm2-cpu", "ok", 3)
 
 
 async def test_a_stream_longer_than_the_hold_ttl_keeps_its_hold(ingress, chunk, engine_stream):

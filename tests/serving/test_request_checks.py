@@ -103,6 +103,10 @@ def test_engine_stream_options_force_usage_and_keep_the_clients_own():
         {"stream_options": {"continuous_usage_stats": True}}
     )
     assert not openai_io.client_wants_continuous_usage({"stream_options": "yes"})
+    # a stream counted by its token ids: the final usage only (the client's own wish kept)
+    assert openai_io.engine_stream_options(None, per_chunk_usage=False) == {"include_usage": True}
+    kept = openai_io.engine_stream_options(asked["stream_options"], per_chunk_usage=False)
+    assert kept == {"include_usage": True, "continuous_usage_stats": True}
 
 
 def test_split_sse_batches():

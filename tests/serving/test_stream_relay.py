@@ -248,6 +248,26 @@ def test_tally_takes_the_larger_count_per_choice_and_sums_choices(chunk):
     assert usage == EngineUsage(prompt_tokens=20, output_tokens=4 + 4)
 
 
+def test_tally_counts_token_ids_when_the_engine_sends_no_per_chunk_usage():
+    """A stream that may migrate asks for token ids and no per-chunk usage: the ids count the
+    tokens exactly (a speculative chunk carries several) and the prompt ids the prompt."""
+    tally = StreamTally()
+    tally.add(
+        {
+            "prompt_token_ids": list(range(23)),
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}],
+        }
+    )
+    tally.add({"choices": [{"index": 0, "delta": {"content": "a b c"}, "token_ids": [5, 6, 7]}]})
+    tally.add({"choices": [{"index": 0, "delta": {"content": "d"}, "token_ids": [8]}]})
+    assert tally.usage(7) == EngineUsage(prompt_tokens=23, output_tokens=4)
+    completions = StreamTally()  # completions put the prompt ids on the choice
+    completions.add(
+        {"choices": [{"index": 0, "text": "x", "prompt_token_ids": [1, 2], "token_ids": [3]}]}
+    )
+    assert completions.usage(7) == EngineUsage(prompt_tokens=2, output_tokens=1)
+
+
 def test_tally_reads_reasoning_tokens_and_completion_text():
     tally = StreamTally()
     tally.add(
