@@ -140,6 +140,9 @@ def guidellm_batch(base: str, model: str, concurrency: int, n: int, work: Path) 
                 "target": base,
                 "model": model,
                 "request_format": "/v1/chat/completions",
+                # its check is GET /health at the target: plain Serve LLM's app, under its
+                # route prefix, has none (both sides are checked ready before the bench)
+                "validate_backend": False,
             },
             "profile": {"kind": "concurrent", "streams": [concurrency]},
             "constraints": [{"kind": "max_requests", "count": n}],
