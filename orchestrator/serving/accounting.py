@@ -218,9 +218,7 @@ class StreamTally:
         `fallback_prompt_tokens` (the prediction's count in the profile's tokenizer)."""
         indices = self.usage_tokens.keys() | self.output_chunks.keys() | self.id_tokens.keys()
         output = sum(
-            max(
-                self.usage_tokens.get(i, 0), self.id_tokens.get(i, 0), self.output_chunks.get(i, 0)
-            )
+            max(self.usage_tokens.get(i, 0), self.id_tokens.get(i, 0), self.output_chunks.get(i, 0))
             for i in indices
         )
         reasoning = min(sum(self.reasoning_tokens.values()), output)
