@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from orchestrator.catalog.schema import Catalog, Profile
-from orchestrator.policy import Policy
+from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.predict.request import ParsedRequest, PredictorInputError
 from orchestrator.predict.schema import Prediction
 from orchestrator.pricing import TokenPrices
@@ -182,14 +182,7 @@ def _decided(
         request.stream
         and tenant.failover.migrate_streams
         and fo.migratable(request.body)
-        and bool(
-            fo.other_profiles(
-                profile.served_model_name,
-                [profile.name],
-                [p for p in state.catalog.profiles if p.name in tenant.all_eligible_profiles()],
-                lambda _: False,
-            )
-        )
+        and _has_migration_target(profile, tenant, state.catalog)
     )
     engine_request, engine_body = apply_decision(
         request, decision, profile, state.request_id, token_ids=migratable
@@ -235,6 +228,18 @@ def _check_overload(
         priority=request.tenant.priority,
         priorities=[t.priority for t in state.policy.reachable_tenants()],
         waiting=state.waiting,
+    )
+
+
+def _has_migration_target(profile: Profile, tenant: TenantPolicy, catalog: Catalog) -> bool:
+    """Whether another profile of the same model, one the tenant may use, could take a cut
+    stream over (what `RequestExecutor.continue_stream` looks for, readiness aside)."""
+    allowed = set(tenant.all_eligible_profiles())
+    return any(
+        p.name in allowed
+        for p in fo.other_profiles(
+            profile.served_model_name, [profile.name], catalog.profiles, lambda _: False
+        )
     )
 
 
