@@ -17,7 +17,11 @@ The server runs in this process's session and the load generator at nice -10
 (`serving_throughput.SERVER_PROCESS`, `outrank_servers`: otherwise the client's own scheduling
 stalls showed as seconds of TTFT). `--client guidellm` sends the requests with guidellm,
 unmodified, as a new user measures (synthetic 128-token prompts, 32 output tokens; per-request
-TTFTs and tokens from its JSON report). Prints the machine and load average; `--plot` draws a PNG.
+TTFTs and tokens from its JSON report). Each TTFT ratio comes with a 95 % bootstrap interval
+(both sides' requests resampled): Ray Serve LLM sends a stream's tokens every 50 ms (its
+`stream_batching_interval_ms`), so TTFTs fall in 50 ms steps on both sides and a median can jump
+a step between runs; the interval shows how far a ratio is from noise. Prints the machine and
+load average; `--plot` draws a PNG.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -172,6 +177,19 @@ def guidellm_batch(base: str, model: str, concurrency: int, n: int, work: Path) 
     }
 
 
+def ratio_interval(
+    ours: list[float], plain: list[float], q: float, draws: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of the ratio of the two sides' `q` quantiles
+    (each side resampled with replacement, independently)."""
+    rng = random.Random(seed)
+    ratios = sorted(
+        pct(rng.choices(ours, k=len(ours)), q) / pct(rng.choices(plain, k=len(plain)), q)
+        for _ in range(draws)
+    )
+    return ratios[int(0.025 * draws)], ratios[int(0.975 * draws) - 1]
+
+
 def merge(parts: list[dict]) -> dict:
     ttfts = [t for p in parts for t in p["ttft_s"]]
     tokens = sum(p["tokens"] for p in parts)
@@ -306,6 +324,11 @@ def main() -> None:
                     flush=True,
                 )
             results[conc] = {side: merge(p) for side, p in parts.items()}
+            ttfts = {side: [t for p in ps for t in p["ttft_s"]] for side, ps in parts.items()}
+            results[conc]["ratio_intervals"] = {
+                f"ttft_{name}": ratio_interval(ttfts["orchestrator"], ttfts["plain"], q)
+                for name, q in (("median", 0.5), ("p95", 0.95))
+            }
             results[conc]["round_tok_s_ratios"] = [
                 merge(parts["orchestrator"][i : i + 2])["output_tok_s"]
                 / merge(parts["plain"][i : i + 2])["output_tok_s"]
@@ -338,9 +361,11 @@ def main() -> None:
             and ratios["ttft_p95"] <= 1.10
             and ratios["output_tok_s"] >= 0.95
         )
+        ci = {k: f"[{lo:.2f}, {hi:.2f}]" for k, (lo, hi) in r["ratio_intervals"].items()}
         print(
-            f"c={conc} ratio orchestrator/plain: TTFT p50 {ratios['ttft_median']:.2f}, "
-            f"p95 {ratios['ttft_p95']:.2f}, tok/s {ratios['output_tok_s']:.2f} -> "
+            f"c={conc} ratio orchestrator/plain: TTFT p50 {ratios['ttft_median']:.2f} "
+            f"{ci['ttft_median']}, p95 {ratios['ttft_p95']:.2f} {ci['ttft_p95']}, "
+            f"tok/s {ratios['output_tok_s']:.2f} -> "
             f"{'within' if ok else 'OUTSIDE'} the goals (TTFT <= 1.10, tok/s >= 0.95); "
             "tok/s ratio per round " + ", ".join(f"{x:.2f}" for x in r["round_tok_s_ratios"])
         )

@@ -205,8 +205,10 @@ class RequestExecutor:
         # counted while it waits for its prediction (worker threads may all be busy), so
         # admission sees the requests queued here, not only those already decided
         self.waiting[incoming.model] += 1
+        obs.mark("predict")
         try:
             predicted = await self.offload(predict, incoming, self.catalog, self.predictor)
+            obs.mark("route")  # the budget read is part of the decision
             spends, held = await self.read_budget(tenant)
         finally:
             self.waiting[incoming.model] -= 1

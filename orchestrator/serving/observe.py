@@ -1,7 +1,9 @@
 """One request's trace and metrics, from the ingress's point of view.
 
-Invariant: `close()` runs exactly once per request (later calls are no-ops), whatever the
-outcome: it ends the engine and request spans and records the request in the metrics.
+Invariants: `close()` runs exactly once per request (later calls are no-ops), whatever the
+outcome: it ends the engine and request spans and records the request in the metrics. The
+`predict` and `route` spans cover the time those stages took (from `mark`), so a trace shows
+where a request's time went before the engine.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class RequestObservation:
         self.tenant = "unknown"
         self.decision: Decision | None = None
         self.engine_span: Any = None
+        self._marks: dict[str, int] = {}  # stage -> its start, ns since the epoch
         self._closed = False
 
     # ----- stages ----------------------------------------------------------------------
@@ -57,18 +60,29 @@ class RequestObservation:
             self.span, tenant=tenant, request_id=self.request_id, endpoint=self.endpoint
         )
 
+    def mark(self, stage: str) -> None:
+        """`stage` ("predict", then "route") starts now; its span starts here, and the next
+        stage's mark ends the one before."""
+        self._marks[stage] = time.time_ns()
+
+    def _stage_span(self, name: str, stage: str) -> Any:
+        return tracing.start_child_span(name, parent=self.span, start_time=self._marks.get(stage))
+
     def predicted(self, prediction: Any) -> None:
-        with tracing.predict_span(parent=self.span) as span:
-            tracing.record_prediction(
-                span,
-                p50_tokens=prediction.p50_tokens,
-                p90_tokens=prediction.p90_tokens,
-                prompt_tokens=prediction.prompt_tokens,
-                query_class=prediction.query_class,
-            )
+        """The `predict` span, from its mark to the `route` mark (or now)."""
+        span = self._stage_span(tracing.SPAN_PREDICT, "predict")
+        tracing.record_prediction(
+            span,
+            p50_tokens=prediction.p50_tokens,
+            p90_tokens=prediction.p90_tokens,
+            prompt_tokens=prediction.prompt_tokens,
+            query_class=prediction.query_class,
+        )
+        span.end(end_time=self._marks.get("route"))
 
     def decided(self, decision: Decision) -> None:
-        """The `route` span; the request span carries the same attributes for searching."""
+        """The `route` span, from its mark to now; the request span carries the same
+        attributes for searching."""
         self.decision = decision
         attrs = {
             "profile": decision.profile,
@@ -77,8 +91,9 @@ class RequestObservation:
             "candidates": len(decision.candidates),
             "estimated_cost_usd": decision.estimate.cost_usd if decision.estimate else None,
         }
-        with tracing.route_span(parent=self.span) as span:
-            tracing.record_route(span, **attrs)
+        span = self._stage_span(tracing.SPAN_ROUTE, "route")
+        tracing.record_route(span, **attrs)
+        span.end()
         tracing.record_route(self.span, **attrs)
 
     def engine_started(self) -> None:

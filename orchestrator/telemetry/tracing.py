@@ -216,11 +216,15 @@ def start_child_span(
     parent: Span | None = None,
     tracer: Tracer | None = None,
     attributes: Mapping[str, Any] | None = None,
+    start_time: int | None = None,
 ) -> Span:
     """A child of `parent` (default: the current span), not made current; the caller ends it
-    (an engine span over a streamed answer)."""
+    (an engine span over a streamed answer). `start_time` (ns since the epoch, default now)
+    dates a stage that is recorded once it is over."""
     ctx = trace.set_span_in_context(parent) if parent is not None else None
-    span = (tracer or get_tracer()).start_span(name, context=ctx, kind=SpanKind.INTERNAL)
+    span = (tracer or get_tracer()).start_span(
+        name, context=ctx, kind=SpanKind.INTERNAL, start_time=start_time
+    )
     set_attributes(span, attributes or {})
     return span
 

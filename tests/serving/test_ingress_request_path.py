@@ -8,6 +8,7 @@ sets `X-Request-Id` itself (Serve's proxy does; a second one would be sent twice
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -556,3 +557,39 @@ def test_a_migrated_stream_is_counted_where_it_runs(ingress):
     assert (ingress.in_flight[failed], ingress.in_flight[survivor]) == (0, 0)
     assert ingress.tenant_in_flight["default"] == 0
     assert ingress.reserved_usd["default"] == pytest.approx(0.0)
+
+
+async def test_the_predict_and_route_spans_cover_the_time_those_stages_took(
+    ingress, chat_completion, monkeypatch
+):
+    """A trace shows where a request's time went before the engine: a predictor that takes
+    60 ms gives a `predict` span of at least 60 ms, and `route` follows it, ending before the
+    engine span starts (both were zero-length spans recorded after the fact)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from orchestrator.telemetry import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "get_tracer", lambda *_: provider.get_tracer("test"))
+    slow = ingress.predictor.predict_many
+
+    def predict_slowly(body: Any, profiles: list[Any]) -> dict[str, Any]:
+        time.sleep(0.06)
+        return slow(body, profiles)
+
+    monkeypatch.setattr(ingress.predictor, "predict_many", predict_slowly)
+    ingress.handle.streams.append(chat_completion())
+    body = {"model": FAMILY, "messages": MESSAGES, "max_tokens": 20}
+    response = await _serve(ingress, body, "chat")
+    assert response.status_code == 200
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    predicted, routed, engine = (spans[n] for n in ("predict", "route", "engine"))
+    assert predicted.end_time - predicted.start_time >= 60_000_000
+    assert predicted.end_time <= routed.start_time <= routed.end_time <= engine.start_time
+    request = spans["POST /v1/chat/completions"]
+    assert all(s.parent.span_id == request.context.span_id for s in (predicted, routed, engine))
+    assert routed.attributes[tracing.ATTR_PROFILE] in {p.name for p in LOCAL.profiles}
