@@ -455,13 +455,16 @@ async def test_a_whole_answer_says_nothing_of_the_ttft(ingress, chat_completion)
 
 
 class _Clock(datetime):
-    """The accounting's clock, `offset` ahead of the real one (a test moves it on)."""
+    """The request's clock (its start, first token and end): stopped at `start` and moved
+    on only by the test (`offset`), so the TPOT a stream shows is exactly the gap the test
+    streams its tokens at, however slowly the machine runs the test."""
 
+    start = datetime.now(UTC)
     offset = timedelta(0)
 
     @classmethod
     def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
-        return datetime.now(tz) + cls.offset
+        return (cls.start + cls.offset).astimezone(tz)
 
 
 async def _stream_with_token_gap(ingress, engine_stream, chunk, final_usage, gap_s, rid):
@@ -494,9 +497,10 @@ async def test_a_slow_stream_raises_its_profiles_tpot_scale_for_a_while(
     after the scale's max age the model alone is back."""
     import time
 
-    from orchestrator.serving import accounting
+    from orchestrator.serving import accounting, observe
 
     monkeypatch.setattr(accounting, "datetime", _Clock)
+    monkeypatch.setattr(observe, "datetime", _Clock)  # the request's start
     name = "smollm2-cpu"
     first = await _stream_with_token_gap(ingress, engine_stream, chunk, final_usage, 0.0, "r0")
     modelled = first.estimate.tpot_ms
@@ -506,9 +510,9 @@ async def test_a_slow_stream_raises_its_profiles_tpot_scale_for_a_while(
     await _stream_with_token_gap(
         ingress, engine_stream, chunk, final_usage, 3 * modelled / 1000, "r1"
     )
-    assert ingress.tpot_scale.fresh(name, time.monotonic()) == pytest.approx(3.0, rel=0.05)
+    assert ingress.tpot_scale.fresh(name, time.monotonic()) == pytest.approx(3.0, rel=1e-4)
     views = {v.name: v for v in ingress.views_now(ingress.policy_source.current)}
-    assert views[name].live.tpot_scale == pytest.approx(3.0, rel=0.05)
+    assert views[name].live.tpot_scale == pytest.approx(3.0, rel=1e-4)
     assert views["smollm2-cpu-ngram"].live.tpot_scale is None
 
     ingress.handle.streams.append(chat_completion())  # (a whole answer: no TPOT observed)
