@@ -20,8 +20,10 @@ unmodified, as a new user measures (synthetic 128-token prompts, 32 output token
 TTFTs and tokens from its JSON report). Each TTFT ratio comes with a 95 % bootstrap interval
 (both sides' requests resampled): Ray Serve LLM sends a stream's tokens every 50 ms (its
 `stream_batching_interval_ms`), so TTFTs fall in 50 ms steps on both sides and a median can jump
-a step between runs; the interval shows how far a ratio is from noise. Prints the machine and
-load average; `--plot` draws a PNG.
+a step between runs; the interval shows how far a ratio is from noise. `--aa` measures the
+bench's own noise floor: a second plain app (its own engine, same recipe) takes orchestrator's
+place, so every ratio it prints would be 1.00 on a perfect bench. Prints the machine and load
+average; `--plot` draws a PNG.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ ingress = {"ray_actor_options": {"num_cpus": INGRESS_NUM_CPUS}}
 app = build_openai_app(
     {"llm_configs": list(configs.values()), "ingress_deployment_config": ingress}
 )
-serve.run(app, name="plain", route_prefix="/plain")
+name = sys.argv[2] if len(sys.argv) > 2 else "plain"
+serve.run(app, name=name, route_prefix=f"/{name}")
 print("plain Ray Serve LLM ready", flush=True)
 """
 
@@ -203,7 +206,7 @@ def merge(parts: list[dict]) -> dict:
     }
 
 
-def plot(results: dict, path: Path) -> None:
+def plot(results: dict, path: Path, label_b: str = "orchestrator") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -223,7 +226,7 @@ def plot(results: dict, path: Path) -> None:
             [x + 0.2 for x in xs],
             [results[c]["orchestrator"][key] for c in conc],
             0.4,
-            label="orchestrator",
+            label=label_b,
         )
         ax.set_xticks(list(xs), [f"c={c}" for c in conc])
         ax.set_title(label, fontsize=9)
@@ -243,6 +246,11 @@ def main() -> None:
         choices=("httpx", "guidellm"),
         default="httpx",
         help="load generator: this script's streamed requests, or guidellm as a user runs it",
+    )
+    parser.add_argument(
+        "--aa",
+        action="store_true",
+        help="A/A run: a second plain app in orchestrator's place (the bench's noise floor)",
     )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
@@ -288,20 +296,22 @@ def main() -> None:
         env=env,
     )
     base = f"http://127.0.0.1:{ours_port}"
-    sides = {"plain": f"{base}/plain", "orchestrator": base}
+    sides = {"plain": f"{base}/plain", "orchestrator": f"{base}/plain-b" if args.aa else base}
+    shown = {"plain": "plain", "orchestrator": "plain B" if args.aa else "orchestrator"}
     results: dict = {}
     try:
         wait_ready(f"{base}/healthz", ours, lambda r: all(r.json()["profiles"].values()))
-        subprocess.run(  # the plain app, into the same Ray cluster and Serve proxy
-            [sys.executable, "-c", PLAIN_APP, str(catalog)],
-            stdout=(work / "plain.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-            check=True,
-            timeout=1800,
-        )
-        wait_ready(f"{sides['plain']}/v1/models", ours)
+        for app in ("plain", "plain-b") if args.aa else ("plain",):
+            subprocess.run(  # the plain app(s), into the same Ray cluster and Serve proxy
+                [sys.executable, "-c", PLAIN_APP, str(catalog), app],
+                stdout=(work / f"{app}.log").open("wb"),
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ROOT,
+                check=True,
+                timeout=1800,
+            )
+            wait_ready(f"{base}/{app}/v1/models", ours)
         print(f"both ready; {outrank_servers()}; warming up", flush=True)
         for base in sides.values():
             asyncio.run(run_batch(base, profile.name, 2, 4))
@@ -338,6 +348,7 @@ def main() -> None:
         stop(ours)  # `orchestrator serve` shuts its Ray cluster down, the plain app with it
     print(
         f"\nprofile {profile.name}; client {args.client}; "
+        f"{'A/A (plain B is a second plain app); ' if args.aa else ''}"
         f"{args.requests} requests per side and concurrency; "
         f"load average at the end {load_average()}"
     )
@@ -346,7 +357,7 @@ def main() -> None:
         for side in ("plain", "orchestrator"):
             m = r[side]
             print(
-                f"c={conc} {side:10s}{m['ttft_median_ms']:12.0f}{m['ttft_p95_ms']:12.0f}"
+                f"c={conc} {shown[side]:10s}{m['ttft_median_ms']:12.0f}{m['ttft_p95_ms']:12.0f}"
                 f"{m['ttft_mean_ms']:11.0f}{m['output_tok_s']:11.1f}"
             )
         o, p = r["orchestrator"], r["plain"]
@@ -363,7 +374,7 @@ def main() -> None:
         )
         ci = {k: f"[{lo:.2f}, {hi:.2f}]" for k, (lo, hi) in r["ratio_intervals"].items()}
         print(
-            f"c={conc} ratio orchestrator/plain: TTFT p50 {ratios['ttft_median']:.2f} "
+            f"c={conc} ratio {shown['orchestrator']}/plain: TTFT p50 {ratios['ttft_median']:.2f} "
             f"{ci['ttft_median']}, p95 {ratios['ttft_p95']:.2f} {ci['ttft_p95']}, "
             f"tok/s {ratios['output_tok_s']:.2f} -> "
             f"{'within' if ok else 'OUTSIDE'} the goals (TTFT <= 1.10, tok/s >= 0.95); "
@@ -372,7 +383,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     if args.plot:
-        plot(results, args.plot)
+        plot(results, args.plot, shown["orchestrator"])
 
 
 if __name__ == "__main__":
