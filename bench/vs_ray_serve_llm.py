@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -235,6 +236,17 @@ def plot(results: dict, path: Path, label_b: str = "orchestrator") -> None:
     fig.savefig(path, dpi=120)
 
 
+def write_catalog(path: Path, profile: Any) -> Path:
+    """A one-profile catalog file."""
+    doc = {
+        "apiVersion": "orchestrator/v1",
+        "kind": "Catalog",
+        "profiles": [profile.model_dump(mode="json", exclude_none=True)],
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--deployments", type=Path, default=ROOT / "deployments" / "local.yaml")
@@ -257,16 +269,18 @@ def main() -> None:
     args = parser.parse_args()
     profile = load_catalog(args.deployments).profile(args.profile)
     work = Path(tempfile.mkdtemp(prefix="bench-vs-serve-llm-"))
-    catalog = work / "one-profile.yaml"
-    catalog.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "orchestrator/v1",
-                "kind": "Catalog",
-                "profiles": [profile.model_dump(mode="json", exclude_none=True)],
-            },
-            sort_keys=False,
+    catalog = write_catalog(work / "one-profile.yaml", profile)
+    # A/A: orchestrator only hosts the cluster; its idle engine asks for less CPU so that two
+    # plain apps fit beside it in Ray's count of the machine's cores
+    ours_catalog = (
+        write_catalog(
+            work / "host.yaml",
+            profile.model_copy(
+                update={"accelerator": profile.accelerator.model_copy(update={"cpus": 0.25})}
+            ),
         )
+        if args.aa
+        else catalog
     )
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -283,7 +297,7 @@ def main() -> None:
             "orchestrator",
             "serve",
             "--deployments",
-            str(catalog),
+            str(ours_catalog),
             "--port",
             str(ours_port),
             "--ledger",
