@@ -344,7 +344,7 @@ def main() -> None:
                 print(
                     f"c={conc} round {r + 1}/{args.rounds}: {2 * block} requests per side; "
                     f"tok/s plain {merge(parts['plain'][-2:])['output_tok_s']:.1f}, "
-                    f"orchestrator {merge(parts['orchestrator'][-2:])['output_tok_s']:.1f}",
+                    f"{shown['orchestrator']} {merge(parts['orchestrator'][-2:])['output_tok_s']:.1f}",
                     flush=True,
                 )
             results[conc] = {side: merge(p) for side, p in parts.items()}
