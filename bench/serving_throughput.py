@@ -182,14 +182,19 @@ def start_vllm(profile, log: Path) -> tuple[subprocess.Popen, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def start_orchestrator(profile, workdir: Path, log: Path) -> tuple[subprocess.Popen, str]:
+def write_catalog(path: Path, profile) -> Path:
+    """A one-profile catalog file at `path`."""
     catalog = {
         "apiVersion": "orchestrator/v1",
         "kind": "Catalog",
         "profiles": [profile.model_dump(mode="json", exclude_none=True)],
     }
-    path = workdir / "one-profile.yaml"
     path.write_text(yaml.safe_dump(catalog, sort_keys=False))
+    return path
+
+
+def start_orchestrator(profile, workdir: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    path = write_catalog(workdir / "one-profile.yaml", profile)
     port = free_port()
     proc = subprocess.Popen(
         [

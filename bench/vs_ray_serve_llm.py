@@ -40,11 +40,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -57,6 +56,7 @@ from serving_throughput import (  # noqa: E402
     outrank_servers,
     stop,
     wait_ready,
+    write_catalog,
 )
 
 from orchestrator.catalog import load_catalog  # noqa: E402
@@ -181,14 +181,25 @@ def guidellm_batch(base: str, model: str, concurrency: int, n: int, work: Path) 
     }
 
 
+# the TTFT statistics the bench reports, one definition each (figures and intervals)
+TTFT_STATS: dict[str, Callable[[list[float]], float]] = {
+    "median": statistics.median,
+    "p95": lambda values: pct(values, 0.95),
+}
+
+
 def ratio_interval(
-    ours: list[float], plain: list[float], q: float, draws: int = 2000, seed: int = 0
+    ours: list[float],
+    plain: list[float],
+    stat: Callable[[list[float]], float],
+    draws: int = 2000,
+    seed: int = 0,
 ) -> tuple[float, float]:
-    """95 % percentile-bootstrap interval of the ratio of the two sides' `q` quantiles
-    (each side resampled with replacement, independently)."""
+    """95 % percentile-bootstrap interval of `stat(ours) / stat(plain)` (each side resampled
+    with replacement, independently)."""
     rng = random.Random(seed)
     ratios = sorted(
-        pct(rng.choices(ours, k=len(ours)), q) / pct(rng.choices(plain, k=len(plain)), q)
+        stat(rng.choices(ours, k=len(ours))) / stat(rng.choices(plain, k=len(plain)))
         for _ in range(draws)
     )
     return ratios[int(0.025 * draws)], ratios[int(0.975 * draws) - 1]
@@ -199,8 +210,8 @@ def merge(parts: list[dict]) -> dict:
     tokens = sum(p["tokens"] for p in parts)
     wall = sum(p["wall_s"] for p in parts)
     return {
-        "ttft_median_ms": 1000 * statistics.median(ttfts),
-        "ttft_p95_ms": 1000 * pct(ttfts, 0.95),
+        "ttft_median_ms": 1000 * TTFT_STATS["median"](ttfts),
+        "ttft_p95_ms": 1000 * TTFT_STATS["p95"](ttfts),
         "ttft_mean_ms": 1000 * statistics.fmean(ttfts),
         "output_tok_s": tokens / wall,
         "requests": len(ttfts),
@@ -234,17 +245,6 @@ def plot(results: dict, path: Path, label_b: str = "orchestrator") -> None:
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-
-
-def write_catalog(path: Path, profile: Any) -> Path:
-    """A one-profile catalog file."""
-    doc = {
-        "apiVersion": "orchestrator/v1",
-        "kind": "Catalog",
-        "profiles": [profile.model_dump(mode="json", exclude_none=True)],
-    }
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 def main() -> None:
@@ -350,8 +350,8 @@ def main() -> None:
             results[conc] = {side: merge(p) for side, p in parts.items()}
             ttfts = {side: [t for p in ps for t in p["ttft_s"]] for side, ps in parts.items()}
             results[conc]["ratio_intervals"] = {
-                f"ttft_{name}": ratio_interval(ttfts["orchestrator"], ttfts["plain"], q)
-                for name, q in (("median", 0.5), ("p95", 0.95))
+                f"ttft_{name}": ratio_interval(ttfts["orchestrator"], ttfts["plain"], stat)
+                for name, stat in TTFT_STATS.items()
             }
             results[conc]["round_tok_s_ratios"] = [
                 merge(parts["orchestrator"][i : i + 2])["output_tok_s"]

@@ -495,8 +495,6 @@ async def test_a_slow_stream_raises_its_profiles_tpot_scale_for_a_while(
     """Tokens streamed 3x slower than the decision's modelled TPOT set the profile's TPOT
     scale to 3 (first observation); the next decision on that profile expects 3x the TPOT;
     after the scale's max age the model alone is back."""
-    import time
-
     from orchestrator.serving import accounting, observe
 
     monkeypatch.setattr(accounting, "datetime", _Clock)
