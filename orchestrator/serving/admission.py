@@ -13,9 +13,10 @@ speed (at least 1 s).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from orchestrator.routing.types import ProfileView
 from orchestrator.serving.errors import OrchestratorHTTPError
 
 QUEUE_FACTOR = 0.5
@@ -35,6 +36,23 @@ class ProfileLoad:
     @property
     def capacity(self) -> int:
         return self.running_replicas * self.max_concurrency
+
+
+def loads_of(views: Iterable[ProfileView], eligible: Collection[str]) -> list[ProfileLoad]:
+    """The live load of each `eligible` profile as admission counts it, from the router's
+    views (the server's and the simulator's alike). A healthy profile with no replica running
+    yet counts one (it is starting); an unhealthy one none."""
+    return [
+        ProfileLoad(
+            name=v.name,
+            running_replicas=max(1, v.live.replicas_running) if v.live.healthy else 0,
+            max_concurrency=v.performance.max_concurrency,
+            output_tokens_per_s=v.performance.output_tokens_per_s,
+            in_flight=v.live.requests_in_flight + v.live.requests_queued,
+        )
+        for v in views
+        if v.name in eligible
+    ]
 
 
 def priority_share(priority: int, priorities: Iterable[int]) -> float:

@@ -104,10 +104,18 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
+class LatencyScale(BaseModel):
+    ttft: float | None = Field(description="EMA of observed / modelled TTFT; null: none fresh")
+    tpot: float | None = Field(description="EMA of observed / modelled TPOT; null: none fresh")
+
+
 class ProfileStatus(BaseModel):
     ready: bool
     in_flight: int
     family: str
+    latency_scale: LatencyScale | None = Field(
+        None, description="how far the replica model is off for this profile right now"
+    )
 
 
 class OrchestratorStatus(BaseModel):

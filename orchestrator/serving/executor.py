@@ -536,6 +536,15 @@ class RequestExecutor:
         }
         return with_live(self._views.values(), live)
 
+    def latency_scales(self, profile: str) -> dict[str, float | None]:
+        """The profile's live TTFT and TPOT scales (observed / modelled; None when none is
+        fresh, i.e. the replica model alone prices it)."""
+        now = time.monotonic()
+        return {
+            "ttft": self.ttft_scale.fresh(profile, now),
+            "tpot": self.tpot_scale.fresh(profile, now),
+        }
+
     def _modelled_ms(self, engine_plan: EnginePlan) -> tuple[float | None, float | None]:
         """The replica model's TTFT (queue wait included) and TPOT for a planned request,
         without the profile's current scales: what observed latencies are compared with."""

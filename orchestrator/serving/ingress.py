@@ -263,6 +263,7 @@ class OrchestratorIngress(OpenAiIngress):
                         "ready": self._executor.profile_ready(p.name),
                         "placement": self._placement.report[p.name].model_dump(),
                         "in_flight": self._executor.in_flight.get(p.name, 0),
+                        "latency_scale": self._executor.latency_scales(p.name),
                         "down": self._executor.health.down().get(p.name),
                         "family": p.served_model_name,
                         "replicas_running": self._running.get(p.name, 0),

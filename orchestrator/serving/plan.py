@@ -210,21 +210,10 @@ def _check_overload(
     first: Prediction,
 ) -> None:
     """429 + Retry-After when every eligible replica is saturated (see admission.py)."""
-    eligible = set(request.tenant.eligible_profiles(first.query_class))
-    live = {v.name: v.live for v in state.views}
-    loads = [
-        admission.ProfileLoad(
-            name=p.name,
-            running_replicas=max(1, live[p.name].replicas_running) if live[p.name].healthy else 0,
-            max_concurrency=p.performance.max_concurrency,
-            output_tokens_per_s=p.performance.output_tokens_per_s,
-            in_flight=live[p.name].requests_in_flight + live[p.name].requests_queued,
-        )
-        for p in candidates
-        if p.name in eligible and p.name in live
-    ]
+    served = {p.name for p in candidates}
+    eligible = [n for n in request.tenant.eligible_profiles(first.query_class) if n in served]
     admission.check_overload(
-        loads,
+        admission.loads_of(state.views, eligible),
         priority=request.tenant.priority,
         priorities=[t.priority for t in state.policy.reachable_tenants()],
         waiting=state.waiting,

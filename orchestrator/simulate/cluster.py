@@ -72,8 +72,8 @@ class Pool:
     arrived_tokens: int = 0  # their true output tokens
     arrived_prompt_tokens: int = 0
     predicted_tokens: float = 0.0  # their predicted tokens (set by the router)
-    refused: int = 0  # refused for capacity, meant for this pool (set by the router)
-    refused_prompt_tokens: int = 0
+    refused: float = 0.0  # refused for capacity, meant for this pool (set by the router;
+    refused_prompt_tokens: float = 0.0  # a shed request is split over the pools it could use)
     refused_predicted_tokens: float = 0.0
     window_ttft_ms: list = field(default_factory=list)  # finished since the controller read them
     window_tpot_ms: list = field(default_factory=list)
@@ -358,7 +358,7 @@ class Cluster:
                 for pool in self.pools:
                     pool.arrivals = pool.arrived_tokens = pool.arrived_prompt_tokens = 0
                     pool.predicted_tokens = 0.0
-                    pool.refused = pool.refused_prompt_tokens = 0
+                    pool.refused = pool.refused_prompt_tokens = 0.0
                     pool.refused_predicted_tokens = 0.0
                 if i >= n and live == 0:
                     break

@@ -29,10 +29,12 @@ from orchestrator.concepts import TIER_RANK, LatencySLO
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.replica_model import LiveState
 from orchestrator.routing.decide import decide
-from orchestrator.routing.refusal import intended_profile
+from orchestrator.routing.refusal import intended_profile, overload_shares
 from orchestrator.routing.types import ProfileView, TokenBudget
 from orchestrator.routing.views import with_live
-from orchestrator.serving import route_inputs
+from orchestrator.serving import admission, route_inputs
+from orchestrator.serving.errors import OrchestratorHTTPError
+from orchestrator.serving.profile_selection import candidates_for_model
 from orchestrator.simulate.cluster import Cluster, Rejected, Routed
 from orchestrator.simulate.traffic import SimRequest
 
@@ -104,6 +106,7 @@ class DecideRouter:
         long_form_tokens: int = 500,
     ) -> None:
         self.policy = policy
+        self.catalog = catalog
         self.prepared = prepared
         self.oracle = oracle
         self.long_form_tokens = long_form_tokens
@@ -116,6 +119,8 @@ class DecideRouter:
         self._rules: dict[tuple, object] = {}
         self.spent: dict[str, dict[int, float]] = {}  # tenant -> hour bucket -> USD
         self.decisions = 0
+        self.priorities = [t.priority for t in policy.reachable_tenants()]
+        self._eligible: dict[tuple, list[str]] = {}
 
     def _views(self, cluster: Cluster) -> list[ProfileView]:
         for i, pool in enumerate(cluster.pools):
@@ -173,6 +178,48 @@ class DecideRouter:
             query_class=cls,
         )
 
+    def _eligible_for(self, tenant: TenantPolicy, query_class: str, model: str) -> list[str]:
+        """The profiles serving `model` that the tenant may use for the class (as the server's
+        admission counts them; none for a model the catalog does not serve: `decide` 404s)."""
+        key = (tenant.name, query_class, model)
+        found = self._eligible.get(key)
+        if found is None:
+            try:
+                served = {p.name for p in candidates_for_model(model, self.catalog)}
+            except OrchestratorHTTPError:
+                served = set()
+            found = [n for n in tenant.eligible_profiles(query_class) if n in served]
+            self._eligible[key] = found
+        return found
+
+    def _shed(
+        self,
+        req: SimRequest,
+        tenant: TenantPolicy,
+        tb: TokenBudget,
+        views: list[ProfileView],
+        cluster: Cluster,
+    ) -> Rejected | None:
+        """The server's overload shedding (`serving.admission`): a 429 when every eligible
+        replica is saturated beyond the queue the tenant's priority allows; the shed request is
+        demand the planner sees, split over the eligible running profiles as the server's
+        meter splits it (`routing.refusal.overload_shares`)."""
+        eligible = self._eligible_for(tenant, tb.query_class, req.body.get("model") or "auto")
+        try:
+            admission.check_overload(
+                admission.loads_of(views, eligible),
+                priority=tenant.priority,
+                priorities=self.priorities,
+            )
+        except OrchestratorHTTPError as exc:
+            for name, share in overload_shares(views, eligible).items():
+                pool = cluster.pools[self.index[name]]
+                pool.refused += share
+                pool.refused_prompt_tokens += share * req.prompt_tokens
+                pool.refused_predicted_tokens += share * tb.p50_output_tokens
+            return Rejected(exc.code or "server_overloaded")
+        return None
+
     def route(self, req: SimRequest, cluster: Cluster, now: float) -> Routed | Rejected:
         tenant = tenant_of(self.policy, req.tenant)
         tb = self._token_budget(req)
@@ -187,6 +234,9 @@ class DecideRouter:
                 self._rules[rkey] = rules
         request = route_inputs.route_request(req.body, req.prompt_tokens, NO_TARGETS)
         views = self._views(cluster)
+        shed = self._shed(req, tenant, tb, views, cluster)
+        if shed is not None:
+            return shed
         decision = decide(request, tb, rules, views)
         self.decisions += 1
         if decision.profile is None:

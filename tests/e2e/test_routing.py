@@ -118,15 +118,37 @@ def test_target_in_body_extension_is_honoured(server):
     assert r.json()["usage"]["completion_tokens"] <= _decision(server, r)["max_tokens"] < 200
 
 
+def _wait_until_the_model_alone_prices(server, timeout_s: float = 120.0) -> None:
+    """Until no profile has a fresh latency scale: earlier tests' answers (an overload, a
+    killed engine) leave a profile's observed/modelled ratio high for up to a minute, and a
+    profile that looks slow rightly keeps a burst off it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = httpx.get(f"{server.base_url}/v1/orchestrator/status", timeout=30).json()
+        scales = {n: p["latency_scale"] for n, p in status["profiles"].items()}
+        if all(v is None for s in scales.values() for v in s.values()):
+            return
+        assert time.monotonic() < deadline, f"latency scales still fresh: {scales}"
+        time.sleep(2)
+
+
 def test_burst_spreads_over_both_profiles(server):
-    def ask(i: int) -> str:
+    _wait_until_the_model_alone_prices(server)
+
+    def ask(i: int) -> httpx.Response:
         r = _post(server, _chat(f"Write two sentences about the number {i}.", max_tokens=48))
         assert r.status_code == 200, r.text
-        return r.headers["x-orchestrator-profile"]
+        return r
 
     with cf.ThreadPoolExecutor(8) as pool:
-        chosen = list(pool.map(ask, range(8)))
-    assert set(chosen) == PROFILES, chosen  # live load moves traffic to the other profile
+        answers = list(pool.map(ask, range(8)))
+    chosen = [r.headers["x-orchestrator-profile"] for r in answers]
+    if set(chosen) != PROFILES:  # say how each was priced
+        estimates = [
+            {c["profile"]: c["estimate"] for c in _decision(server, r)["candidates"]}
+            for r in answers
+        ]
+        pytest.fail(f"live load moved nothing: {chosen}; estimates {estimates}")
 
 
 def _shared_prompts(n: int) -> list[str]:

@@ -512,6 +512,9 @@ async def test_a_slow_stream_raises_its_profiles_tpot_scale_for_a_while(
     views = {v.name: v for v in ingress.views_now(ingress.policy_source.current)}
     assert views[name].live.tpot_scale == pytest.approx(3.0, rel=1e-4)
     assert views["smollm2-cpu-ngram"].live.tpot_scale is None
+    # what /v1/orchestrator/status shows per profile
+    assert ingress.latency_scales(name)["tpot"] == pytest.approx(3.0, rel=1e-4)
+    assert ingress.latency_scales("smollm2-cpu-ngram") == {"ttft": None, "tpot": None}
 
     ingress.handle.streams.append(chat_completion())  # (a whole answer: no TPOT observed)
     body = {"model": name, "messages": MESSAGES, "max_tokens": 100}
@@ -523,6 +526,7 @@ async def test_a_slow_stream_raises_its_profiles_tpot_scale_for_a_while(
     ingress.tpot_scale.by_profile[name] = (scale, at - ingress.tpot_scale.max_age_s - 1)
     views = {v.name: v for v in ingress.views_now(ingress.policy_source.current)}
     assert views[name].live.tpot_scale is None  # forgotten: the model alone again
+    assert ingress.latency_scales(name)["tpot"] is None
 
 
 async def test_a_tpot_seen_under_heavy_load_is_no_floor_on_a_light_one(ingress, chat_completion):

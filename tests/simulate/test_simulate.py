@@ -108,6 +108,7 @@ def test_uses_the_products_own_functions():
     """The simulator must call the product's predictor, router and latency model, not copies."""
     assert sim_policies.decide is importlib.import_module("orchestrator.routing.decide").decide
     assert sim_policies.route_inputs is orchestrator.serving.route_inputs
+    assert sim_policies.admission is importlib.import_module("orchestrator.serving.admission")
     assert sim_run.route_inputs is orchestrator.serving.route_inputs
     assert sim_run.Predictor is orchestrator.predict.Predictor
     assert sim_replica.est is orchestrator.replica_model
