@@ -2,17 +2,12 @@
 
 Pure. A family's capacity is the sum over its eligible, running profiles of
 `performance.max_concurrency x running replicas` (the catalog's figure for requests a replica
-serves at once). Requests beyond capacity wait in the engines' queues; how many may wait is
-the larger of two allowances:
-- by priority: the lowest priority present in the policy may queue `queue_factor x capacity`
-  (default 0.5x), the highest `2 x queue_factor x capacity`, others in between by rank, so
-  under overload the lowest priorities are refused first and the highest last;
-- by the tenant's latency target: as many as drain, at the family's aggregate decode speed,
-  within the tenant's wait budget for the request class (its TTFT p95 target, else its e2e
-  target; none without either), so a tenant that may wait (a batch deadline) is not shed
-  while its target can still be met (the router then judges the target per request).
-Retry-After is the time the excess takes to drain at that speed (at least 1 s). The server
-(`serving.plan`) and the simulator (`simulate.policies`) both shed through `check_admission`.
+serves at once). Requests beyond capacity wait in the engines' queues; how many may wait
+depends on the tenant's priority: the lowest priority present in the policy may queue
+`queue_factor x capacity` (default 0.5x), the highest `2 x queue_factor x capacity`, others in
+between by rank. So under overload the lowest priorities are refused first and the highest
+last. Retry-After is the time the excess takes to drain at the family's aggregate decode
+speed (at least 1 s).
 """
 
 from __future__ import annotations
@@ -21,7 +16,6 @@ import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from orchestrator.concepts import LatencySLO
 from orchestrator.routing.types import ProfileView
 from orchestrator.serving.errors import OrchestratorHTTPError
 
@@ -77,26 +71,21 @@ def check_overload(
     queue_factor: float = QUEUE_FACTOR,
     typical_output_tokens: int = TYPICAL_OUTPUT_TOKENS,
     waiting: int = 0,
-    wait_budget_ms: float | None = None,
 ) -> None:
     """Raise a 429 with Retry-After when the request would queue beyond what its tenant's
-    priority and wait budget allow (module docstring). `waiting`: requests for the same model
-    at the ingress that no profile counts (waiting for their prediction, or for their decision
-    to be written): they queue too. Profiles with no running replica are left to the router
-    (503 there)."""
+    priority allows. `waiting`: requests for the same model at the ingress that no profile counts
+    (waiting for their prediction, or for their decision to be written): they queue too. Profiles with no running replica
+    are left to the router (503 there)."""
     running = [p for p in loads if p.capacity > 0]
     if not running:
         return
     capacity = sum(p.capacity for p in running)
     in_flight = sum(p.in_flight for p in running) + waiting
-    rate = sum(p.output_tokens_per_s * p.running_replicas for p in running)
     allowed_queue = math.ceil(capacity * queue_factor * priority_share(priority, priorities))
-    if wait_budget_ms is not None:
-        drained = math.floor(wait_budget_ms / 1000.0 * rate / typical_output_tokens)
-        allowed_queue = max(allowed_queue, drained)
     if in_flight < capacity + allowed_queue:
         return
     excess = in_flight + 1 - capacity
+    rate = sum(p.output_tokens_per_s * p.running_replicas for p in running)
     retry_after = max(1, math.ceil(excess * typical_output_tokens / max(rate, 1e-9)))
     raise OrchestratorHTTPError(
         429,
@@ -104,32 +93,4 @@ def check_overload(
         " requests are already waiting; retry later",
         code="server_overloaded",
         headers={"Retry-After": str(retry_after)},
-    )
-
-
-def wait_budget_ms(latency: LatencySLO) -> float | None:
-    """How long a request may wait for a slot under these targets: the TTFT target (the wait
-    is part of the first token's time), else the end-to-end one; None without either."""
-    return latency.ttft_p95_ms if latency.ttft_p95_ms is not None else latency.e2e_p95_ms
-
-
-def check_admission(
-    views: Iterable[ProfileView],
-    eligible: Collection[str],
-    *,
-    latency: LatencySLO,
-    priority: int,
-    priorities: Iterable[int],
-    waiting: int = 0,
-) -> None:
-    """`check_overload` for one request: the `eligible` profiles' live load from the router's
-    `views`, the tenant's `priority` among the policy's `priorities`, and the wait budget of
-    its `latency` targets for the request's class (the one entry point of the server and the
-    simulator)."""
-    check_overload(
-        loads_of(views, eligible),
-        priority=priority,
-        priorities=priorities,
-        waiting=waiting,
-        wait_budget_ms=wait_budget_ms(latency),
     )

@@ -212,10 +212,8 @@ def _check_overload(
     """429 + Retry-After when every eligible replica is saturated (see admission.py)."""
     served = {p.name for p in candidates}
     eligible = [n for n in request.tenant.eligible_profiles(first.query_class) if n in served]
-    admission.check_admission(
-        state.views,
-        eligible,
-        latency=request.tenant.limits(first.query_class).latency,
+    admission.check_overload(
+        admission.loads_of(state.views, eligible),
         priority=request.tenant.priority,
         priorities=[t.priority for t in state.policy.reachable_tenants()],
         waiting=state.waiting,

@@ -201,15 +201,13 @@ class DecideRouter:
         cluster: Cluster,
     ) -> Rejected | None:
         """The server's overload shedding (`serving.admission`): a 429 when every eligible
-        replica is saturated beyond the queue the tenant's priority and wait budget allow; the
-        shed request is demand the planner sees, split over the eligible running profiles as
-        the server's meter splits it (`routing.refusal.overload_shares`)."""
+        replica is saturated beyond the queue the tenant's priority allows; the shed request is
+        demand the planner sees, split over the eligible running profiles as the server's
+        meter splits it (`routing.refusal.overload_shares`)."""
         eligible = self._eligible_for(tenant, tb.query_class, req.body.get("model") or "auto")
         try:
-            admission.check_admission(
-                views,
-                eligible,
-                latency=tenant.limits(tb.query_class).latency,
+            admission.check_overload(
+                admission.loads_of(views, eligible),
                 priority=tenant.priority,
                 priorities=self.priorities,
             )

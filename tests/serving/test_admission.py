@@ -60,23 +60,3 @@ def test_requests_waiting_for_their_prediction_count_as_queued():
     with pytest.raises(OrchestratorHTTPError) as err:
         check_overload(_loads(20), priority=0, priorities=[0], waiting=4)
     assert err.value.status == 429
-
-
-def test_a_wait_budget_lets_a_tenant_queue_what_drains_within_it():
-    """16 slots at 180 tok/s together: a 60 s budget drains floor(60 x 180 / 256) = 42 queued
-    requests, more than the priority's 8; a budget too short to drain one leaves the 8."""
-    check_overload(_loads(57), priority=0, priorities=[0], wait_budget_ms=60_000)
-    with pytest.raises(OrchestratorHTTPError):
-        check_overload(_loads(58), priority=0, priorities=[0], wait_budget_ms=60_000)
-    check_overload(_loads(23), priority=0, priorities=[0], wait_budget_ms=100)
-    with pytest.raises(OrchestratorHTTPError):
-        check_overload(_loads(24), priority=0, priorities=[0], wait_budget_ms=100)
-
-
-def test_the_wait_budget_is_the_ttft_target_else_the_e2e_one():
-    from orchestrator.concepts import LatencySLO
-    from orchestrator.serving.admission import wait_budget_ms
-
-    assert wait_budget_ms(LatencySLO(ttft_p95_ms=800, e2e_p95_ms=30_000)) == 800
-    assert wait_budget_ms(LatencySLO(tpot_p95_ms=50, e2e_p95_ms=30_000)) == 30_000
-    assert wait_budget_ms(LatencySLO(tpot_p95_ms=50)) is None

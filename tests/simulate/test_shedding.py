@@ -1,5 +1,5 @@
 """Ours in the simulator sheds overload as the server does (`serving.admission`): requests
-beyond a profile's slots plus the queue the tenant's priority and wait budget allow get a 429
+beyond a profile's slots plus the queue the tenant's priority allows get a 429
 `server_overloaded` at once instead of waiting in Serve's queue, and the shed load is demand the
 planner sees."""
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 
 from orchestrator.policy import load_policy_text
@@ -38,9 +37,9 @@ def _solo(max_replicas: int):
     )
 
 
-def _run(predictor, max_replicas: int, *, counted: bool = True, policy_text: str = POLICY):
+def _run(predictor, max_replicas: int, *, counted: bool = True):
     solo = _solo(max_replicas)
-    policy = load_policy_text(policy_text, "policy.yaml", solo)
+    policy = load_policy_text(POLICY, "policy.yaml", solo)
     reqs = make_requests(n=1200, rate=16.0, seed=7)  # ~3x what one replica carries
     res = simulate(
         solo, policy, reqs, predictor=predictor, policies=("ours",), count_refused=counted
@@ -76,17 +75,3 @@ def test_shed_load_is_demand_the_planner_sees(predictor):
     assert shed(grown[False]) > 100, "the scenario must shed load"
     assert replicas_at(grown[True], 30.0) > replicas_at(grown[False], 30.0)
     assert shed(grown[True]) < shed(grown[False])
-
-
-def test_a_tenant_that_may_wait_is_not_shed_while_its_target_can_be_met(predictor, capped):
-    """A deadline-only tenant (TTFT target 60 s) may queue what drains in 60 s: far fewer of its
-    requests are shed than with no target, and those it gets wait within the target."""
-    lenient = _run(predictor, 1, policy_text=POLICY + "  latency: {ttft_p95_ms: 60000}\n")
-    shed = {
-        name: sum(r == "server_overloaded" for r in run.reject_reason)
-        for name, run in (("lenient", lenient), ("none", capped))
-    }
-    assert shed["lenient"] < 0.5 * shed["none"], shed
-    served = lenient.profile >= 0
-    assert served.sum() > (capped.profile >= 0).sum()
-    assert np.percentile(lenient.ttft_s[served], 95) <= 60.0
