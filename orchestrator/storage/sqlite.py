@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,24 @@ class _SQLiteTx(Tx):
 
     def lock(self, name: str) -> None:
         """BEGIN IMMEDIATE already holds the only write lock of the file."""
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch the file to WAL (persistent: a no-op once done). Switching needs the file to
+    itself, and SQLite answers "database is locked" at once, without its busy handler, while
+    another connection opens or switches it; so this retries until `timeout_s`, as the busy
+    timeout would."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.002
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 class SQLiteDatabase(Database):
@@ -84,7 +103,7 @@ class SQLiteDatabase(Database):
             conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
             if not readonly:
                 if self.path != ":memory:":
-                    conn.execute("PRAGMA journal_mode = WAL")
+                    _enable_wal(conn, timeout_s)
                 conn.execute(f"PRAGMA synchronous = {synchronous}")
         except Exception:
             conn.close()

@@ -135,3 +135,25 @@ def test_postgres_pool_recovers_after_its_connection_is_cut(postgres_server):
         assert db.query("SELECT pg_backend_pid()")[0][0] != pid
         with db.transaction() as tx:
             assert tx.execute("SELECT 2").fetchone() == (2,)
+
+
+def test_many_connections_opening_a_new_sqlite_file_at_once_all_succeed(tmp_path):
+    """Switching a new file to WAL answers "database is locked" at once (SQLite's busy handler
+    does not cover it) while another connection opens it: six openers at once failed in ~9 %
+    of rounds before the retry. 100 rounds of six threads, each on a new file."""
+    for round_ in range(100):
+        path = tmp_path / f"r{round_}.sqlite3"
+        errors: list[BaseException] = []
+
+        def open_and_close(path=path, errors=errors) -> None:
+            try:
+                SQLiteDatabase(path, timeout_s=30).close()
+            except BaseException as exc:  # noqa: BLE001 - collected for the assert
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_close) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [], f"round {round_}: {errors}"
