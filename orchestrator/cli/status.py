@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print replicas running / target per profile, the controller's reasons and spend",
         description=(
             "Ask a running server (GET /v1/orchestrator/status) for each profile's replicas, "
-            "the controller's target and reason, utilisation, measured TTFT/TPOT p95 and the "
+            "the controller's target and reason, utilisation, measured TTFT/TPOT p95, the "
+            "router's live latency scales (observed / modelled TTFT/TPOT) and the "
             f"spend rate. The server is --url, else ${URL_ENV}, else {DEFAULT_URL}."
         ),
     )
@@ -47,6 +48,15 @@ def _ms(p: dict[str, Any] | None) -> str:
     return "-" if v is None else f"{v:.0f}"
 
 
+def _scales(p: dict[str, Any]) -> str:
+    """The router's live TTFT/TPOT scales (observed / modelled), '-' where none is fresh."""
+    scale = p.get("latency_scale") or {}
+    parts = [scale.get(k) for k in ("ttft", "tpot")]
+    if all(v is None for v in parts):
+        return "-"
+    return "/".join("-" if v is None else f"{v:.2f}" for v in parts)
+
+
 def _reason(p: dict[str, Any]) -> str:
     """The controller's reason, unless the cluster cannot host the profile (that comes first)."""
     placement = p.get("placement") or {}
@@ -60,7 +70,9 @@ def render(doc: dict[str, Any]) -> str:
     ctl = doc.get("controller") or {}
     targets = ctl.get("targets", {})
     observed = (ctl.get("observation") or {}).get("profiles", {})
-    rows = [("profile", "running", "target", "util", "ttft95", "tpot95", "$/h spend", "reason")]
+    rows = [
+        ("profile", "running", "target", "util", "ttft95", "tpot95", "scale", "$/h spend", "reason")
+    ]
     for name, p in doc.get("profiles", {}).items():
         t = targets.get(name, {})
         o = observed.get(name, {})
@@ -72,15 +84,17 @@ def render(doc: dict[str, Any]) -> str:
                 f"{t['utilisation']:.0%}" if "utilisation" in t else "-",
                 _ms(o.get("ttft_ms")),
                 _ms(o.get("tpot_ms")),
+                _scales(p),
                 f"{o.get('spend_usd_per_hour', 0.0):.4f}",
                 _reason(p),
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(7)]
+    last = len(rows[0]) - 1  # the reason, left as it is
+    widths = [max(len(r[i]) for r in rows) for i in range(last)]
     lines = []
     for r in rows:
-        cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, 7)]
-        lines.append("  ".join(cells) + "  " + r[7])
+        cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, last)]
+        lines.append("  ".join(cells) + "  " + r[last])
     if ctl:
         ceiling = ctl.get("ceiling_usd_per_hour")
         summary = f"replicas cost ${ctl.get('cost_per_hour_usd', 0.0):,.2f}/hour"

@@ -26,6 +26,7 @@ def server():
                 "replicas_running": 1,
                 "replicas_target": 2,
                 "reason": decision.targets["solo"].reason,
+                "latency_scale": {"ttft": 1.318, "tpot": None},
             }
         },  # fmt: skip
         "controller": status_document(decision, obs),
@@ -52,6 +53,8 @@ def test_status_table_and_json(server, capsys):
     assert main(["status", "--url", server]) == 0
     out = capsys.readouterr().out
     assert "solo" in out and "ceiling $2.00, BINDING" in out and "ALERT: spend ceiling" in out
+    header, solo = out.splitlines()[:2]
+    assert header.split()[6] == "scale" and solo.split()[6] == "1.32/-"
     assert main(["status", "--url", server, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["controller"]["targets"]["solo"]["target"] == 2
