@@ -16,6 +16,7 @@ import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from orchestrator.policy import TenantPolicy
 from orchestrator.routing.types import ProfileView
 from orchestrator.serving.errors import OrchestratorHTTPError
 
@@ -36,6 +37,12 @@ class ProfileLoad:
     @property
     def capacity(self) -> int:
         return self.running_replicas * self.max_concurrency
+
+
+def eligible_for(tenant: TenantPolicy, query_class: str, served: Collection[str]) -> list[str]:
+    """The profiles admission counts for a request: those serving its model (`served`) that
+    the tenant may use for its class (the server's and the simulator's rule alike)."""
+    return [n for n in tenant.eligible_profiles(query_class) if n in served]
 
 
 def loads_of(views: Iterable[ProfileView], eligible: Collection[str]) -> list[ProfileLoad]:

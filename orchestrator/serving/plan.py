@@ -211,7 +211,7 @@ def _check_overload(
 ) -> None:
     """429 + Retry-After when every eligible replica is saturated (see admission.py)."""
     served = {p.name for p in candidates}
-    eligible = [n for n in request.tenant.eligible_profiles(first.query_class) if n in served]
+    eligible = admission.eligible_for(request.tenant, first.query_class, served)
     admission.check_overload(
         admission.loads_of(state.views, eligible),
         priority=request.tenant.priority,

@@ -72,8 +72,10 @@ class Pool:
     arrived_tokens: int = 0  # their true output tokens
     arrived_prompt_tokens: int = 0
     predicted_tokens: float = 0.0  # their predicted tokens (set by the router)
-    refused: float = 0.0  # refused for capacity, meant for this pool (set by the router;
-    refused_prompt_tokens: float = 0.0  # a shed request is split over the pools it could use)
+    # refused for capacity, meant for this pool (set by the router); a request admission shed
+    # counts a share on each pool it could have used, so these are fractional
+    refused: float = 0.0
+    refused_prompt_tokens: float = 0.0
     refused_predicted_tokens: float = 0.0
     window_ttft_ms: list = field(default_factory=list)  # finished since the controller read them
     window_tpot_ms: list = field(default_factory=list)

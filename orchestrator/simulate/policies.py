@@ -29,7 +29,7 @@ from orchestrator.concepts import TIER_RANK, LatencySLO
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.replica_model import LiveState
 from orchestrator.routing.decide import decide
-from orchestrator.routing.refusal import intended_profile, overload_shares
+from orchestrator.routing.refusal import OVERLOAD_CODE, intended_profile, overload_shares
 from orchestrator.routing.types import ProfileView, TokenBudget
 from orchestrator.routing.views import with_live
 from orchestrator.serving import admission, route_inputs
@@ -188,7 +188,7 @@ class DecideRouter:
                 served = {p.name for p in candidates_for_model(model, self.catalog)}
             except OrchestratorHTTPError:
                 served = set()
-            found = [n for n in tenant.eligible_profiles(query_class) if n in served]
+            found = admission.eligible_for(tenant, query_class, served)
             self._eligible[key] = found
         return found
 
@@ -217,7 +217,7 @@ class DecideRouter:
                 pool.refused += share
                 pool.refused_prompt_tokens += share * req.prompt_tokens
                 pool.refused_predicted_tokens += share * tb.p50_output_tokens
-            return Rejected(exc.code or "server_overloaded")
+            return Rejected(exc.code or OVERLOAD_CODE)
         return None
 
     def route(self, req: SimRequest, cluster: Cluster, now: float) -> Routed | Rejected:

@@ -211,7 +211,8 @@ def _schemathesis(server, tmp_path, name: str, *args: str) -> str:
         str(report),
         *args,
     ]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=420)
+    # in tmp_path: schemathesis keeps a cache (.schemathesis/) in its working directory
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=420, cwd=tmp_path)
     out = run.stdout[-6000:] + run.stderr[-2000:]
     total, problems = junit_problems(report)
     assert not problems, "\n".join(problems)

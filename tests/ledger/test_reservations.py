@@ -14,6 +14,7 @@ import pytest
 from orchestrator.ledger import UsageLedger, UsageRecord
 from orchestrator.ledger.reservations import BUSY_RETRY_S
 from orchestrator.paths import PROJECT_ROOT
+from tests.threads import errors_when_run_at_once
 
 T0 = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)  # 30 min before the hour, day and month end
 LIMITS = {"hour": 1.0, "day": 5.0}
@@ -156,19 +157,7 @@ def test_concurrent_replicas_never_overspend_by_more_than_one_request(db_target)
 
 
 def test_concurrent_starts_migrate_once(db_target):
-    errors: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            UsageLedger(db_target, timeout_s=30).close()
-        except BaseException as exc:  # noqa: BLE001 - collected for the assert
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = errors_when_run_at_once(lambda: UsageLedger(db_target, timeout_s=30).close(), 6)
     assert errors == []
     with UsageLedger(db_target) as led:
         rows = led.db.query("SELECT component, version FROM schema_version")

@@ -15,6 +15,7 @@ from orchestrator.storage import (
 )
 from orchestrator.storage.sqlite import SQLiteDatabase
 from orchestrator.storage.target import backend, redact
+from tests.threads import errors_when_run_at_once
 
 COUNTER = (Migration(1, "counter", "CREATE TABLE counter (k TEXT PRIMARY KEY, n BIGINT NOT NULL)"),)
 
@@ -143,17 +144,5 @@ def test_many_connections_opening_a_new_sqlite_file_at_once_all_succeed(tmp_path
     of rounds before the retry. 100 rounds of six threads, each on a new file."""
     for round_ in range(100):
         path = tmp_path / f"r{round_}.sqlite3"
-        errors: list[BaseException] = []
-
-        def open_and_close(path=path, errors=errors) -> None:
-            try:
-                SQLiteDatabase(path, timeout_s=30).close()
-            except BaseException as exc:  # noqa: BLE001 - collected for the assert
-                errors.append(exc)
-
-        threads = [threading.Thread(target=open_and_close) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = errors_when_run_at_once(lambda p=path: SQLiteDatabase(p, timeout_s=30).close(), 6)
         assert errors == [], f"round {round_}: {errors}"
