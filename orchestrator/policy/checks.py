@@ -119,6 +119,17 @@ def _check_names(spec: PolicySpec, catalog: Catalog, rep: _Reporter) -> None:
                 unknown((section, "profiles", name), name)
 
 
+def _check_scheduling_tenants(spec: PolicySpec, rep: _Reporter) -> None:
+    """`scheduling.tenants` names tenants of this policy (a typo would silently not act)."""
+    tenants = {spec.default_tenant.name, *(t.name for t in spec.tenants)}
+    for name in spec.scheduling.tenants:
+        if name not in tenants:
+            rep.add(
+                ("scheduling", "tenants", name),
+                f"unknown tenant {name!r} (tenants: {', '.join(sorted(tenants))})",
+            )
+
+
 def _check_scaling(
     spec: PolicySpec, catalog: Catalog, scaling: dict[str, ScalingBounds], rep: _Reporter
 ) -> None:
@@ -295,6 +306,7 @@ def check_policy(
     """All cross-check issues (empty = the policy fits the catalog)."""
     rep = _Reporter(loaded)
     _check_names(spec, catalog, rep)
+    _check_scheduling_tenants(spec, rep)
     _check_scaling(spec, catalog, scaling, rep)
     for rt in resolved:
         if (
