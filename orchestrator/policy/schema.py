@@ -269,12 +269,20 @@ class PricingSpec(_Strict):
 
 
 class ProfileScaling(_Strict):
-    """Scaling bounds for one profile; they must lie within the catalog's replicas.min/max."""
+    """Scaling bounds for one profile. The catalog's replicas.min is a default this may lower
+    (0 removes always-on replicas, e.g. of a profile no tenant may use); max_replicas may not
+    exceed the catalog's replicas.max."""
 
-    min_replicas: int | None = Field(None, ge=0)
-    max_replicas: int | None = Field(None, ge=0)
+    min_replicas: int | None = Field(
+        None, ge=0, description="replicas always on (default: the catalog's replicas.min)"
+    )
+    max_replicas: int | None = Field(
+        None, ge=0, description="at most the catalog's replicas.max; 0 disables the profile"
+    )
     headroom: float | None = Field(None, ge=0, le=10)
-    scale_to_zero: bool | None = None
+    scale_to_zero: bool | None = Field(
+        None, description="true without min_replicas = min_replicas 0 for this profile"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ProfileScaling:
