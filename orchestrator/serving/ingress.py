@@ -229,9 +229,11 @@ class OrchestratorIngress(OpenAiIngress):
             target = targets.get(p.name, {}).get("target", p.replicas.start)
             self._metrics.set_replicas(p.name, target, self._running.get(p.name, 0))
         if self._controller is not None:
+            unserved = self._controller.get("unserved_share") or {}
             self._metrics.set_controller(
                 self._controller.get("cost_per_hour_usd", 0.0),
                 bool(self._controller.get("ceiling_binding")),
+                {f: float(unserved.get(f, 0.0)) for f in self._catalog.families},
             )
 
     async def _refresh_controller(self) -> dict[str, Any] | None:

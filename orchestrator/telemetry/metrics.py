@@ -55,6 +55,7 @@ REPLICAS_TARGET = "orchestrator_replicas_target"
 REPLICAS_CURRENT = "orchestrator_replicas_current"
 REPLICA_COST = "orchestrator_replica_cost_usd_per_hour"
 CEILING_BINDING = "orchestrator_spend_ceiling_binding"
+UNPLACED = "orchestrator_demand_unplaced_share"
 
 METRIC_NAMES: dict[str, str] = {
     SLO_ATTAINMENT: "gauge",
@@ -73,6 +74,7 @@ METRIC_NAMES: dict[str, str] = {
     SPEND_RATE: "gauge",
     REPLICAS_TARGET: "gauge",
     REPLICA_COST: "gauge",
+    UNPLACED: "gauge",
     CEILING_BINDING: "gauge",
     REPLICAS_CURRENT: "gauge",
 }
@@ -220,6 +222,12 @@ class OrchestratorMetrics:
             unit="1",
             description="1 while autoscaling.max_cost_per_hour_usd holds replicas back",
         )
+        self._unplaced = meter.create_gauge(
+            UNPLACED,
+            unit="1",
+            description="Share of a model family's forecast load the controller's plan "
+            "cannot place (accelerators, max_replicas or the $/hour ceiling)",
+        )
 
     # ----- per request ----------------------------------------------------------------
     def record_request(
@@ -314,9 +322,18 @@ class OrchestratorMetrics:
     def set_spend_rate(self, tenant: str, usd_per_hour: float) -> None:
         self._spend_rate.set(usd_per_hour, {"tenant": tenant})
 
-    def set_controller(self, cost_usd_per_hour: float, ceiling_binding: bool) -> None:
+    def set_controller(
+        self,
+        cost_usd_per_hour: float,
+        ceiling_binding: bool,
+        unplaced: Mapping[str, float] | None = None,
+    ) -> None:
+        """The controller's last decision; `unplaced` = per family, the share of its forecast
+        load left unplaced (give every family, 0 included, so a cleared alert reads 0)."""
         self._replica_cost.set(cost_usd_per_hour)
         self._ceiling_binding.set(1 if ceiling_binding else 0)
+        for family, share in (unplaced or {}).items():
+            self._unplaced.set(share, {"family": family})
 
     def set_replicas(self, profile: str, target: int, current: int) -> None:
         self._replicas_target.set(target, {"profile": profile})

@@ -45,8 +45,8 @@ async def test_slo_refusal_under_load_is_demand_policy_refusal_is_not(ingress):
     assert response.status_code == 503
     assert sum(refused(ingress).values()) * ingress.demand.window_s == pytest.approx(1.0)
 
-    _with_policy(ingress, POLICY_TEXT + "  cost_cap_usd: 0.000000001\n"
-                 "  actions: {on_cost_cap: [reject]}\n")  # fmt: skip
+    tiny_cap = POLICY_TEXT.replace("cost_cap_usd: 0.05", "cost_cap_usd: 0.000000001")
+    _with_policy(ingress, tiny_cap + "  actions: {on_cost_cap: [reject]}\n")
     response = await _serve(ingress, BODY, "chat")
     assert response.status_code == 402
     assert sum(refused(ingress).values()) * ingress.demand.window_s == pytest.approx(1.0)
