@@ -276,6 +276,10 @@ class OrchestratorIngress(OpenAiIngress):
                     for p in self._catalog.profiles
                 },
                 "controller": controller,
+                "slo_attainment": {
+                    tenant: a.as_dict()
+                    for tenant, a in self._metrics.attainment.snapshot(time.monotonic()).items()
+                },
                 "policy": {
                     "name": policy.spec.metadata.name if policy.spec.metadata else None,
                     **self._policy.status().model_dump(mode="json"),

@@ -38,7 +38,7 @@ async def test_overload_429_is_demand_for_the_running_profiles(ingress):
 
 async def test_slo_refusal_under_load_is_demand_policy_refusal_is_not(ingress):
     _with_policy(ingress, POLICY_TEXT + "  latency: {ttft_p95_ms: 2000}\n"
-                 "  actions: {on_cost_cap: [reject]}\n" + TINY_REFERENCE + "\n")  # fmt: skip
+                 "  actions: {on_slo_unmeetable: [reject]}\n" + TINY_REFERENCE + "\n")  # fmt: skip
     for p in LOCAL.profiles:
         ingress.in_flight[p.name] = 10  # busy: queue wait breaks the TTFT target
     response = await _serve(ingress, BODY, "chat")
