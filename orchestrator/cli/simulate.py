@@ -58,6 +58,19 @@ def register(sub: Any) -> None:
         default=600.0,
         help="seconds a request may wait for a replica before it is dropped",
     )
+    p.add_argument(
+        "--prediction",
+        choices=("model", "constant", "truth"),
+        default="model",
+        help="what ours is fed: the product's predictor, one constant prediction (the "
+        "median) for every request, or the true lengths",
+    )
+    p.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="ours and the oracle wait in FIFO queues (Serve's and vLLM's defaults) instead "
+        "of the product's scheduler",
+    )
     p.add_argument("--report", default=None, help="write report.md, result.json and PNGs here")
     p.add_argument("--json", action="store_true", help="print the result as JSON (quiet)")
     p.set_defaults(func=run)
@@ -172,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
             progress=bar,
             queue_timeout_s=args.queue_timeout,
             warmup_s=args.warmup,
+            prediction=args.prediction,
+            scheduler=not args.no_scheduler,
         )
     except ValueError as exc:
         return fail(str(exc))
