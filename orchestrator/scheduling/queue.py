@@ -143,8 +143,8 @@ class WaitQueue:
         self._items[item.request_id] = (item, key, now)
         return Enqueued(item.request_id, key, position, now)
 
-    def pop(self) -> Released | None:
-        """The next request to release (None: nothing waits); charges its predicted work."""
+    def _head(self) -> tuple[str, _Tenant] | None:
+        """The tenant whose request leaves next, its queue's head cleaned of stale entries."""
         for rank in sorted(self._classes):
             tenants = self._classes[rank]
             tenant = self.counter.least(t for t, q in tenants.items() if q.count)
@@ -152,16 +152,30 @@ class WaitQueue:
                 continue
             queue = tenants[tenant]
             while queue.heap:
-                key, rid = heapq.heappop(queue.heap)
+                key, rid = queue.heap[0]
                 found = self._items.get(rid)
-                if found is None or found[1] != key:
-                    continue  # cancelled or refused earlier (lazy deletion)
-                item, _, since = self._items.pop(rid)
-                queue.count -= 1
-                waited = self.clock() - since
-                self._typical_wait_s += _WAIT_EMA * (waited - self._typical_wait_s)
-                return Released(item, key, waited, self.admit_now(tenant, item.charge))
+                if found is not None and found[1] == key:
+                    return tenant, queue
+                heapq.heappop(queue.heap)  # cancelled or refused earlier (lazy deletion)
         return None
+
+    def peek(self) -> Waiting | None:
+        """The request `pop` would release now, left in place."""
+        head = self._head()
+        return None if head is None else self._items[head[1].heap[0][1]][0]
+
+    def pop(self) -> Released | None:
+        """The next request to release (None: nothing waits); charges its tenant."""
+        head = self._head()
+        if head is None:
+            return None
+        tenant, queue = head
+        key, rid = heapq.heappop(queue.heap)
+        item, _, since = self._items.pop(rid)
+        queue.count -= 1
+        waited = self.clock() - since
+        self._typical_wait_s += _WAIT_EMA * (waited - self._typical_wait_s)
+        return Released(item, key, waited, self.admit_now(tenant, item.charge))
 
     def admit_now(self, tenant: str, work: float) -> float:
         """A request of `tenant` went straight through (nothing waited): it is charged like a

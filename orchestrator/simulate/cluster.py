@@ -18,14 +18,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from orchestrator.routing.affinity import ReplicaLoad, rank_replicas, rendezvous_order
 from orchestrator.scheduling import (
     Enqueued,
-    ReplicaLoad,
     SchedulingSettings,
     Waiting,
     WaitQueue,
     choose_replica,
 )
+from orchestrator.scheduling import ReplicaLoad as WorkLoad
 from orchestrator.scheduling.key import predicted_work
 from orchestrator.simulate.replica import (
     DRAINING,
@@ -52,6 +53,9 @@ class Routed:
 
 class FifoQueue(deque):
     """Serve's own queue for a full profile: first come, first served, unbounded."""
+
+    def peek(self) -> Job:
+        return self[0]
 
     def push(self, job: Job) -> bool:
         self.append(job)
@@ -88,6 +92,9 @@ class ScheduledQueue:
     def push(self, job: Job) -> bool:
         """Queue the job; False when its tenant's queue is full (refused: 429)."""
         return isinstance(self.queue.push(self._item(job)), Enqueued)
+
+    def peek(self) -> Job:
+        return self.queue.peek().payload
 
     def popleft(self) -> Job:
         released = self.queue.pop()
@@ -265,11 +272,13 @@ class Cluster:
         pool.retired.append(r)
 
     # ------------------------------------------------------------------ dispatch
-    def _pick(self, pool: Pool) -> Replica | None:
+    def _pick(self, pool: Pool, job: Job | None = None) -> Replica | None:
         """Serve's default request router: the less loaded of two random ready replicas, among
-        those under `max_ongoing_requests` (None: every ready replica is full). Scheduled: the
-        product's choice, least predicted outstanding work (`scheduling.choose_replica`), among
-        replicas with a free batch slot (the rest wait in the ingress queue, in key order)."""
+        those under `max_ongoing_requests` (None: every ready replica is full). A job with
+        prefix blocks goes where the product's replica router sends it (`_pick_affine`).
+        Scheduled: the product's choice, least predicted outstanding work with the prefix's
+        home replica credited (`scheduling.choose_replica`), among replicas with a free batch
+        slot (the rest wait in the ingress queue, in key order)."""
         ready = pool.serving
         if not ready:
             return None
@@ -277,11 +286,17 @@ class Cluster:
         if self.scheduling is not None:
             # the ingress holds what the engines cannot batch now, in its own order and shares
             limit = min(limit, pool.spec.cap)
+            ids = [str(i) for i in range(len(ready))]
+            home = None
+            if job is not None and job.blocks and len(ready) > 1:
+                home = rendezvous_order(str(job.blocks[0]), ids)[0]
             loads = [
-                ReplicaLoad(str(i), r.outstanding, r.load >= limit) for i, r in enumerate(ready)
+                WorkLoad(i, r.outstanding, r.load >= limit) for i, r in zip(ids, ready, strict=True)
             ]
-            r = ready[int(choose_replica(loads)[0])]
+            r = ready[int(choose_replica(loads, home=home)[0])]
             return r if r.load < limit else None
+        if job is not None and job.blocks and len(ready) > 1:
+            return _pick_affine(ready, job, limit)
         if len(ready) == 1:
             r = ready[0]
             return r if r.load < limit else None
@@ -305,7 +320,7 @@ class Cluster:
     def dispatch(self, pool: Pool, job: Job, now: float) -> bool:
         """To a replica with room, else the profile's queue (behind any request already
         there); False when the queue refuses it (its tenant's queue is full)."""
-        r = self._pick(pool) if not pool.pending else None
+        r = self._pick(pool, job) if not pool.pending else None
         if r is None:
             return pool.pending.push(job)
         pool.pending.admitted(job)
@@ -314,7 +329,7 @@ class Cluster:
 
     def _drain_pending(self, pool: Pool, now: float) -> None:
         while pool.pending:
-            r = self._pick(pool)
+            r = self._pick(pool, pool.pending.peek())
             if r is None:
                 return
             job = pool.pending.popleft()
@@ -384,7 +399,7 @@ class Cluster:
                 out.profile[req.rid] = res.profile
                 out.truncated[req.rid] = res.truncated
                 live += 1
-                job = Job(req.rid, req.prompt_tokens, res.tokens, t)
+                job = Job(req.rid, req.prompt_tokens, res.tokens, t, blocks=req.prefix_blocks)
                 if self.scheduling is not None:
                     self._schedule(job, req.tenant, res)
                 if not self.dispatch(pool, job, t):
@@ -498,3 +513,14 @@ class Cluster:
         job.priority = settings.engine_priority(
             tenant, routed.request_class, job.work, job.arrival_s
         )
+
+
+def _pick_affine(ready: list[Replica], job: Job, limit: int) -> Replica | None:
+    """The product's prefix-affinity choice (`routing.affinity.rank_replicas`, the Serve
+    request router's core): the home replica of the request's first prefix block by
+    rendezvous hashing, unless it is full or much busier than the lightest."""
+    loads = [ReplicaLoad(str(r.rid), in_flight=r.load, max_ongoing=limit) for r in ready]
+    order, _why = rank_replicas(str(job.blocks[0]), loads)
+    by_id = {str(r.rid): r for r in ready}
+    best = by_id[order[0]]
+    return best if best.load < limit else None

@@ -175,3 +175,13 @@ def test_older_than_lists_the_requests_past_a_wait(clock):
     clock.advance(10.0)
     q.push(item("new"))
     assert q.older_than(5.0) == ["old"]
+
+
+def test_peek_shows_what_pop_releases(clock):
+    q = WaitQueue(settings(), clock)
+    assert q.peek() is None
+    q.push(item("long", tokens=5000))
+    q.push(item("short", tokens=5))
+    q.cancel("short")
+    assert q.peek().request_id == "long"
+    assert q.pop().item.request_id == "long"
