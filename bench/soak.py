@@ -43,16 +43,15 @@ GROWTH_LIMIT = 0.10
 def cluster_processes() -> dict[str, int]:
     """name -> pid of every process of the local Ray cluster (Ray titles its workers)."""
     found: dict[str, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for entry in sorted((e for e in os.listdir("/proc") if e.isdigit()), key=int):
         try:
             cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
         name = None
         if cmd.startswith("ray::") and "IDLE" not in cmd:
-            name = cmd.split(" ")[0][len("ray::") :]
+            # the title carries the method running now (`ray::Actor.method`): the actor only
+            name = cmd.split(" ")[0][len("ray::") :].split(".")[0]
         elif "/gcs_server" in cmd.split(" ")[0] or "/raylet" in cmd.split(" ")[0]:
             name = Path(cmd.split(" ")[0]).name
         if name:
