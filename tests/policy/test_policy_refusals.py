@@ -53,9 +53,10 @@ def test_one_key_variable_on_two_tenants_is_refused_without_secrets(tmp_path, gp
         api_keys:
           - env: SHARED_KEY  # <-
     """
-    issue, line = only_issue(tmp_path, body, gpu_catalog, resolve_secrets=False)
-    assert (issue.field, issue.line) == ("tenants[1].api_keys[0].env", line)
-    assert "SHARED_KEY is already a key source of tenant 'acme'" in issue.reason
+    for kw in ({"resolve_secrets": False}, {"env": {"SHARED_KEY": "k"}}):  # with secrets: once
+        issue, line = only_issue(tmp_path, body, gpu_catalog, **kw)
+        assert (issue.field, issue.line) == ("tenants[1].api_keys[0].env", line)
+        assert "SHARED_KEY is already a key source of tenant 'acme'" in issue.reason
 
 
 def test_one_key_variable_twice_in_a_tenant_is_refused(tmp_path, gpu_catalog):
