@@ -105,6 +105,22 @@ def test_max_tokens_beyond_every_context_is_refused(tmp_path, gpu_catalog):
     assert "max_model_len 32768" in issue.reason
 
 
+def test_reasoning_tokens_beyond_every_context_are_refused(tmp_path, gpu_catalog):
+    body = """
+    defaults:
+      allowed_profiles: [qwen3-8b-awq]
+      classes:
+        reasoning:
+          reasoning: {max_reasoning_tokens: 50000}  # <-
+    """
+    issue, line = only_issue(tmp_path, body, gpu_catalog)
+    assert (issue.field, issue.line) == (
+        "defaults.classes.reasoning.reasoning.max_reasoning_tokens",
+        line,
+    )
+    assert "50000 is above every eligible profile's context length" in issue.reason
+
+
 def test_a_prompt_bound_no_profile_can_hold_is_refused(tmp_path, gpu_catalog):
     body = """
     defaults:
