@@ -19,8 +19,8 @@ from orchestrator.catalog.schema import Catalog
 from orchestrator.concepts import TIER_RANK, LatencySLO
 from orchestrator.policy import Policy
 from orchestrator.predict import Predictor
-from orchestrator.serving import route_inputs
-from orchestrator.serving.profile_selection import candidates_for_model
+from orchestrator.request import route_inputs
+from orchestrator.request.candidates import candidates_for_model
 from orchestrator.simulate import controllers as ctl
 from orchestrator.simulate import policies as pol
 from orchestrator.simulate.cluster import Cluster, Outcome
