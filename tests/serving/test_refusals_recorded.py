@@ -100,7 +100,7 @@ REFUSALS: dict[str, tuple[str, dict[str, Any], Any, int, str, str | None]] = {
         None,
     ),
     "slo": (
-        "  latency: {ttft_p95_ms: 2000}\n  actions: {on_cost_cap: [reject]}\n"
+        "  latency: {ttft_p95_ms: 2000}\n  actions: {on_slo_unmeetable: [reject]}\n"
         + TINY_REFERENCE
         + "\n",
         {},
@@ -116,7 +116,11 @@ REFUSALS: dict[str, tuple[str, dict[str, Any], Any, int, str, str | None]] = {
 @pytest.mark.parametrize("kind", list(REFUSALS))
 async def test_every_refusal_is_recorded_and_explained(ingress, kind):
     lines, extra, setup, status, code, param = REFUSALS[kind]
-    text = POLICY_TEXT.replace("  cost_cap_usd: 0.05\n", "") if "cost_cap" in lines else POLICY_TEXT
+    text = (
+        POLICY_TEXT.replace("  cost_cap_usd: 0.05\n", "")
+        if "cost_cap_usd" in lines
+        else POLICY_TEXT
+    )
     _policy(ingress, text + lines)
     if setup is not None:
         setup(ingress)

@@ -43,7 +43,15 @@ SCENARIOS: dict[str, tuple[str, int, float, bool]] = {
         0.0,
         False,
     ),
-    "slo": ("  latency: {ttft_p95_ms: 2000}\n" + TINY_REFERENCE + "\n", 10, 0.0, False),
+    "slo soft": ("  latency: {ttft_p95_ms: 2000}\n" + TINY_REFERENCE + "\n", 10, 0.0, False),
+    "slo": (
+        "  latency: {ttft_p95_ms: 2000}\n  actions: {on_slo_unmeetable: [reject]}\n"
+        + TINY_REFERENCE
+        + "\n",
+        10,
+        0.0,
+        False,
+    ),
 }
 
 
@@ -100,7 +108,7 @@ async def test_same_inputs_same_decision(ingress, chat_completion, scenario):
     server = await _server(ingress, policy, in_flight, spent, busy, chat_completion())
     simulated = _simulator(policy, in_flight, spent, busy)
     assert server == simulated
-    if scenario not in ("idle", "loaded", "budget caps"):
+    if scenario not in ("idle", "loaded", "budget caps", "slo soft"):
         assert server["action"] == "reject"
 
 
