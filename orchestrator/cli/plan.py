@@ -47,7 +47,11 @@ def run(args: argparse.Namespace) -> int:
     state = PlanState()
     decisions: list[ScalingDecision] = []
     for step in demand.all_steps():
-        obs = observation(step, catalog, replicas, demand.resources_available)
+        try:
+            obs = observation(step, catalog, replicas, demand.resources_available)
+        except ValueError as exc:
+            print(f"{args.demand}: {exc}", file=sys.stderr)
+            return 1
         decision, state = plan(obs, policy, state)
         decisions.append(decision)
         replicas = {n: t.target for n, t in decision.targets.items()}

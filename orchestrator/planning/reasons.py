@@ -36,10 +36,16 @@ def reason(
     if r.hi <= 0:
         return "disabled (max_replicas 0)"
     share = ideal.share.get(r.name, 0.0)
+    # the measured speed correction (TPOT at the observed batch), when it moved
+    speed = (
+        f"; measured speed x{r.delivery:.2f} of the catalog's"
+        if abs(r.delivery - 1) > 0.005
+        else ""
+    )
     load = (
         f"forecast {tps(d.output_tps)} out tok/s in {d.horizon_s:.0f} s; its share "
         f"{share:.0%} needs {share * r.need:.1f} replicas at {tps(r.decode_tps)} tok/s each "
-        f"(+{r.headroom:.0%} headroom)"
+        f"(+{r.headroom:.0%} headroom{speed})"
     )
     if r.pressure and target > cur:
         load = r.pressure

@@ -272,10 +272,9 @@ class DecideRouter:
         if tenant.bounds.max_concurrent_requests is not None and decision.estimate is not None:
             end = now + decision.estimate.latency_ms / 1000.0
             heapq.heappush(self._running.setdefault(tenant.name, []), end)
-        cluster.pools[idx].predicted_tokens += (
-            decision.estimate.output_tokens if decision.estimate else tokens
-        )
-        return Routed(idx, tokens, truncated)
+        predicted = decision.estimate.output_tokens if decision.estimate else tokens
+        cluster.pools[idx].predicted_tokens += predicted
+        return Routed(idx, tokens, truncated, predicted, outcome.predicted.budget.query_class)
 
 
 def strong_profile(catalog: Catalog) -> Profile:
