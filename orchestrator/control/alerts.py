@@ -76,7 +76,9 @@ class CeilingAlerter:
         self._binding = False
         self._api_factory = api_factory or (_incluster_api if in_cluster() else None)
 
-    def on_decision(self, decision: Any, observation: Any = None) -> threading.Thread | None:
+    def on_decision(
+        self, decision: Any, observation: Any = None, policy: Any = None
+    ) -> threading.Thread | None:
         binding = bool(decision.ceiling_binding)
         if binding == self._binding:
             return None

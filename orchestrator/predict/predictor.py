@@ -38,7 +38,7 @@ from orchestrator.predict.features import (
 from orchestrator.predict.phrases import PHRASE_BUCKETS
 from orchestrator.predict.request import ParsedRequest, PredictorInputError, parse_request
 from orchestrator.predict.schema import Prediction, QueryClass, RequestFeatures
-from orchestrator.predict.store import PredictorStore, TrafficRecord
+from orchestrator.predict.store import PredictorStore, TrafficRecord, default_store_path
 from orchestrator.predict.tokenizer import (
     is_default_spec,
     load_default_tokenizer,
@@ -111,9 +111,10 @@ class Predictor:
         self._refresh(force=True)
 
     @classmethod
-    def default(cls) -> Predictor:
-        """The process-wide predictor: shipped artifact + the state_dir() calibration store."""
-        return _default_predictor()
+    def default(cls, state: Path | str | None = None) -> Predictor:
+        """The process-wide predictor of a state dir (`paths.state_dir(state)`): its traffic
+        refit (else the shipped artifact) and its calibration store."""
+        return _default_predictor(None if state is None else str(state))
 
     # -- featurization -----------------------------------------------------------------------
     def model_input(
@@ -434,9 +435,9 @@ def _as_path(value: Path | str | None) -> Path | None:
     return Path(value) if value is not None else None
 
 
-@lru_cache(maxsize=1)
-def _default_predictor() -> Predictor:
-    return Predictor(store=PredictorStore())
+@lru_cache(maxsize=4)
+def _default_predictor(state: str | None) -> Predictor:
+    return Predictor(load_artifact(state=state), store=PredictorStore(default_store_path(state)))
 
 
 def predict(request: dict[str, Any], profile: Profile | None = None) -> Prediction:

@@ -16,11 +16,11 @@ import time
 import uuid
 from collections.abc import Iterator
 
+from orchestrator.catalog.engine_config import engine_kwargs, replica_env
 from orchestrator.catalog.schema import Profile
 from orchestrator.models import resolve_model
 from orchestrator.paths import PROJECT_ROOT, SHARED_DATA
 from orchestrator.profiling.plan import RequestTiming, StepResult, SweepStep
-from orchestrator.serving.engine_config import engine_kwargs, replica_env
 
 
 @contextlib.contextmanager
