@@ -17,6 +17,7 @@ from orchestrator.ledger import (
 )
 from orchestrator.serving.storage_target import resolve_target
 from orchestrator.storage import backend, redact
+from orchestrator.storage.target import sqlite_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,23 +57,32 @@ def run(args: argparse.Namespace, *, now: datetime | None = None) -> int:
     except ValueError as exc:
         print(f"orchestrator usage: {exc}", file=sys.stderr)
         return 2
-    if kind == "sqlite" and not Path(path).is_file():
-        print(f"orchestrator usage: no ledger at {shown}", file=sys.stderr)
-        return 1
-    try:
-        with UsageLedger(path, readonly=True) as ledger:
-            rows = ledger.summary(tenant=args.tenant, since=since, until=until)
-    except (LedgerError, OSError) as exc:
-        print(f"orchestrator usage: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # sqlite3.DatabaseError and friends: not a ledger
-        print(f"orchestrator usage: cannot read {shown}: {exc}", file=sys.stderr)
-        return 1
+    if (
+        kind == "sqlite" and not Path(sqlite_path(path)).is_file()
+    ):  # nothing served yet: nothing spent
+        print(f"orchestrator usage: no ledger at {shown} yet", file=sys.stderr)
+        rows: list[UsageSummary] = []
+    else:
+        try:
+            rows = _read(path, args.tenant, since, until)
+        except (LedgerError, OSError) as exc:
+            print(f"orchestrator usage: {exc}", file=sys.stderr)
+            return 1
+        except Exception as exc:  # sqlite3.DatabaseError and friends: not a ledger
+            print(f"orchestrator usage: cannot read {shown}: {exc}", file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
     else:
         print(render_table(rows, since=since, until=until, path=shown))
     return 0
+
+
+def _read(
+    path: str, tenant: str | None, since: datetime | None, until: datetime | None
+) -> list[UsageSummary]:
+    with UsageLedger(path, readonly=True) as ledger:
+        return ledger.summary(tenant=tenant, since=since, until=until)
 
 
 _HEADER = (
