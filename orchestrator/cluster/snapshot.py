@@ -8,8 +8,8 @@ Serve names a replica's placement group after the replica:
 
 from __future__ import annotations
 
-from orchestrator.catalog.engine_config import DEPLOYMENT_PREFIX
 from orchestrator.cluster.placement import Node, ReplicaGroup
+from orchestrator.engines.config import DEPLOYMENT_PREFIX
 from orchestrator.raycompat.node_resources import available_resources_per_node
 
 _REPLICA_PREFIX = "SERVE_REPLICA::"

@@ -16,8 +16,8 @@ import time
 import uuid
 from collections.abc import Iterator
 
-from orchestrator.catalog.engine_config import engine_kwargs, replica_env
 from orchestrator.catalog.schema import Profile
+from orchestrator.engines.config import engine_kwargs, replica_env
 from orchestrator.models import resolve_model
 from orchestrator.paths import PROJECT_ROOT, SHARED_DATA
 from orchestrator.profiling.plan import RequestTiming, StepResult, SweepStep

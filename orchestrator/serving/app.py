@@ -12,18 +12,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.catalog import Catalog, load_catalog
-from orchestrator.catalog.engine_config import (
-    DEPLOYMENT_PREFIX,
-    llm_config_dict,
-    serve_placement_options,
-    unknown_parsers,
-)
 from orchestrator.control.ingress_scaling import (
     INGRESS_MAX_ONGOING_REQUESTS,
     INGRESS_TARGET_ONGOING_REQUESTS,
     IngressScaling,
 )
 from orchestrator.control.serve_policy import ingress_autoscaling_config, profile_serve_options
+from orchestrator.engines.config import (
+    DEPLOYMENT_PREFIX,
+    llm_config_dict,
+    serve_placement_options,
+    unknown_parsers,
+)
 from orchestrator.models import resolve_model
 from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
 from orchestrator.policy.loader import load_policy
@@ -113,7 +113,8 @@ def build_profile_deployments(
     from ray.serve.llm import build_llm_deployment
 
     from orchestrator.serving.profile_server import ProfileServer
-    from orchestrator.serving.stub_engine import StubEngine, is_stub
+    from orchestrator.engines.stub import is_stub
+    from orchestrator.serving.stub_engine import StubEngine
 
     # replicas of a profile are chosen by prefix affinity (KV-cache reuse) unless loaded
     router = RequestRouterConfig(

@@ -39,10 +39,10 @@ from ray.serve.handle import DeploymentHandle
 from ray.serve.llm.ingress import OpenAiIngress
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator.catalog.engine_config import deployment_name
 from orchestrator.catalog.schema import Catalog
 from orchestrator.cluster.monitor import PlacementMonitor
 from orchestrator.control.status import read_status
+from orchestrator.engines.config import deployment_name
 from orchestrator.policy import PolicyWatcher
 from orchestrator.predict import Predictor
 from orchestrator.raycompat.replica_states import replica_states

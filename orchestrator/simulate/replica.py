@@ -34,7 +34,7 @@ DEFAULT_STARTUP_S = 120.0
 
 def serve_max_ongoing(profile: Profile) -> int:
     """The `max_ongoing_requests` the product deploys the profile with (one source)."""
-    from orchestrator.catalog.engine_config import llm_config_dict
+    from orchestrator.engines.config import llm_config_dict
 
     return int(llm_config_dict(profile, profile.model)["deployment_config"]["max_ongoing_requests"])
 

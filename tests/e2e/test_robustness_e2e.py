@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from orchestrator.catalog import load_catalog
-from orchestrator.catalog.engine_config import deployment_name
+from orchestrator.engines.config import deployment_name
 from orchestrator.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.catalog import load_catalog
-from orchestrator.catalog.engine_config import llm_config_dict, serve_placement_options
 from orchestrator.catalog.schema import NODE_TYPE_LABEL, Profile
 from orchestrator.cluster.placement import replica_demand
+from orchestrator.engines.config import llm_config_dict, serve_placement_options
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.serving.app import HEAD_NODE_RESOURCE, AppArgs, ingress_actor_options
 from orchestrator.serving.storage_target import DATABASE_URL_ENV

@@ -147,13 +147,14 @@ def read_layers(doc: Path) -> dict[str, int]:
 def upward_imports(
     edges: list[Edge], layers: dict[str, int], allowed: set[tuple[str, str]] = frozenset()
 ) -> list[str]:
-    """Imports of a unit in the same or a higher layer (`allowed`: (unit, unit) pairs)."""
+    """Imports of a unit in a higher layer (`allowed`: (unit, unit) pairs); imports within a
+    layer are allowed (a cycle between packages is caught by `cycles` on the unit graph)."""
     bad = []
     for e in edges:
         a, b = unit(e.source), unit(e.target)
         if a == b or (a, b) in allowed:
             continue
-        if layers[b] >= layers[a]:
+        if layers[b] > layers[a]:
             bad.append(
                 f"{e.path}:{e.line}: {e.source} (layer {layers[a]}) imports {e.target} "
                 f"(layer {layers[b]})"
