@@ -112,8 +112,8 @@ def build_profile_deployments(
     from ray.serve.config import RequestRouterConfig
     from ray.serve.llm import build_llm_deployment
 
-    from orchestrator.serving.profile_server import ProfileServer
     from orchestrator.engines.stub import is_stub
+    from orchestrator.serving.profile_server import ProfileServer
     from orchestrator.serving.stub_engine import StubEngine
 
     # replicas of a profile are chosen by prefix affinity (KV-cache reuse) unless loaded

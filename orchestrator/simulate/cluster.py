@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from orchestrator.routing.affinity import ReplicaLoad, rank_replicas
 from orchestrator.simulate.replica import (
     DRAINING,
     READY,
@@ -190,13 +191,16 @@ class Cluster:
         pool.retired.append(r)
 
     # ------------------------------------------------------------------ dispatch
-    def _pick(self, pool: Pool) -> Replica | None:
+    def _pick(self, pool: Pool, job: Job | None = None) -> Replica | None:
         """Serve's default request router: the less loaded of two random ready replicas, among
-        those under `max_ongoing_requests` (None: every ready replica is full)."""
+        those under `max_ongoing_requests` (None: every ready replica is full). A job with
+        prefix blocks goes where the product's replica router sends it (`_pick_affine`)."""
         ready = pool.serving
         if not ready:
             return None
         limit = pool.spec.max_ongoing
+        if job is not None and job.blocks and len(ready) > 1:
+            return _pick_affine(ready, job, limit)
         if len(ready) == 1:
             r = ready[0]
             return r if r.load < limit else None
@@ -217,7 +221,7 @@ class Cluster:
 
     def dispatch(self, pool: Pool, job: Job, now: float) -> None:
         """To a replica with room, else Serve's queue (FIFO: behind any request already there)."""
-        r = self._pick(pool) if not pool.pending else None
+        r = self._pick(pool, job) if not pool.pending else None
         if r is None:
             pool.pending.append(job)
         else:
@@ -225,7 +229,7 @@ class Cluster:
 
     def _drain_pending(self, pool: Pool, now: float) -> None:
         while pool.pending:
-            r = self._pick(pool)
+            r = self._pick(pool, pool.pending[0])
             if r is None:
                 return
             job = pool.pending.popleft()
@@ -295,7 +299,8 @@ class Cluster:
                 out.profile[req.rid] = res.profile
                 out.truncated[req.rid] = res.truncated
                 live += 1
-                self.dispatch(pool, Job(req.rid, req.prompt_tokens, res.tokens, t), t)
+                job = Job(req.rid, req.prompt_tokens, res.tokens, t, blocks=req.prefix_blocks)
+                self.dispatch(pool, job, t)
             elif kind == _FIRST:
                 r, job = a, b
                 if r.state == STOPPED:  # cannot happen: stopped replicas are empty
@@ -390,3 +395,14 @@ class Cluster:
                 reject(pool.pending.popleft().rid, "queue_timeout")
                 n += 1
         return n
+
+
+def _pick_affine(ready: list[Replica], job: Job, limit: int) -> Replica | None:
+    """The product's prefix-affinity choice (`routing.affinity.rank_replicas`, the Serve
+    request router's core): the home replica of the request's first prefix block by
+    rendezvous hashing, unless it is full or much busier than the lightest."""
+    loads = [ReplicaLoad(str(r.rid), in_flight=r.load, max_ongoing=limit) for r in ready]
+    order, _why = rank_replicas(str(job.blocks[0]), loads)
+    by_id = {str(r.rid): r for r in ready}
+    best = by_id[order[0]]
+    return best if best.load < limit else None

@@ -127,3 +127,23 @@ def summarize(
         "served_twice": out.served_twice,
         "simulated_s": out.end_s,
     }
+
+
+def saving_at_quality(
+    policies: dict[str, dict[str, Any]], of: str = "ours", within: float = 0.01
+) -> tuple[str, float] | None:
+    """(the cheapest baseline whose quality is at least `of`'s minus `within`, its cost over
+    `of`'s); None when no baseline reaches that quality. Ours and the oracle are not baselines."""
+    mine = policies.get(of)
+    if not mine or not mine.get("cost_usd"):
+        return None
+    floor = (mine["quality"] or 0.0) - within
+    peers = {
+        k: v
+        for k, v in policies.items()
+        if k not in ("ours", "oracle") and (v["quality"] or 0.0) >= floor
+    }
+    if not peers:
+        return None
+    best = min(peers, key=lambda k: (peers[k]["cost_usd"], k))
+    return best, peers[best]["cost_usd"] / mine["cost_usd"]

@@ -23,6 +23,7 @@ class SimRequest:
     tier: str = "small"  # quality tier the request's difficulty needs
     body_key: Any = None  # requests sharing a body share its prediction
     prediction: Any = None  # a recorded `Prediction` (decision log): used instead of predicting
+    prefix_blocks: tuple = ()  # ids of its 512-token prefix blocks (Mooncake `hash_ids`)
 
 
 def finish(rows: list[SimRequest]) -> list[SimRequest]:

@@ -115,7 +115,7 @@ def test_context_becomes_an_observation():
     assert o.arrival_rate_rps == 2.0 and o.output_tokens_per_s == 300.0
 
 
-def test_serve_config_is_valid_and_neutral(tmp_path):
+def test_serve_config_is_valid_and_neutral(tmp_path, caplog):
     cat_path = catalog_file(tmp_path)
     pol_path = policy_file(tmp_path, "autoscaling: {scale_up_delay_s: 0}")
     catalog = load_catalog(cat_path)
@@ -142,6 +142,7 @@ def test_serve_config_is_valid_and_neutral(tmp_path):
     assert target == decided[prof.name].target  # Serve applied ours unchanged
     assert sum(t.target for t in decided.values()) == 4
     assert all(t.reason.startswith("forecast") for t in decided.values())
+    assert "callback failed" not in caplog.text  # publishing and the alerters took the call
 
 
 def test_restart_rederives_targets_from_serve(tmp_path):
