@@ -111,7 +111,7 @@ def plan(
         limited = tuple(dict.fromkeys(lim))
         why = reason(r, targets[name], ideal, demand[r.family], limited, now, timers[name], auto,
                      rows)  # fmt: skip
-        share = ideal.share.get(name, 0.0)
+        share = min(1.0, ideal.share.get(name, 0.0))  # a sum of floats may pass 1 by an ulp
         decision_targets[name] = ProfileTarget(
             profile=name,
             family=r.family,

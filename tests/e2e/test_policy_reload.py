@@ -3,10 +3,12 @@ one is rejected, reported on the status endpoint, and the last good policy stays
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
 import pytest
+import yaml
 
 from tests.e2e.conftest import E2E_API_KEY
 
@@ -135,13 +137,14 @@ def test_ingress_and_controller_take_a_reload_within_one_controller_interval(ser
         pytest.skip("external server: its policy file is not ours to edit")
     base = server.base_url
     original = server.policy_path.read_text()
-    interval_s = 10.0  # the default policy's autoscaling.interval_s (not set in the file)
-    assert "interval_s" not in original and "headroom: 0.2 " in original
+    interval_s = (yaml.safe_load(original).get("autoscaling") or {}).get("interval_s", 10.0)
+    edited_text = re.sub(r"(?m)^(\s*headroom:) 0\.2\b", r"\1 0.25", original)
+    assert edited_text != original  # the default policy sets headroom 0.2
     # the controller has planned under the policy in force (its first plan waits for every
     # profile's first context)
     _, (start, _) = _wait_versions(base, lambda v: v[0] is not None and v[0] == v[1], 120)
     try:
-        server.policy_path.write_text(original.replace("headroom: 0.2 ", "headroom: 0.25 "))
+        server.policy_path.write_text(edited_text)
         seen_at, (edited, _) = _wait_versions(base, lambda v: v[0] != start, 20)
         agreed_at, versions = _wait_versions(base, lambda v: v[1] == edited, 3 * interval_s)
         assert versions == (edited, edited)
