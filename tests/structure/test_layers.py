@@ -23,12 +23,10 @@ from tests.structure.source_graph import (
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "orchestrator"
 
-# (importing unit, imported unit) pairs tolerated for now, each with why and who removes it
-ALLOWED_UPWARD: dict[tuple[str, str], str] = {
-    ("simulate", "serving"): (
-        "simulate/policies.py and run.py call serving's admission and route inputs; the "
-        "request core (issue 26, orchestrator/request/) moves them below both"
-    ),
+# packages of one layer that must not import each other, and why
+APART: dict[tuple[str, str], str] = {
+    ("simulate", "serving"): "the simulator calls the request core (request/), not the server",
+    ("serving", "simulate"): "the server does not run the simulator",
 }
 
 
@@ -56,7 +54,16 @@ def test_every_package_has_a_layer(layers):
 
 
 def test_no_import_of_a_higher_layer(edges, layers):
-    assert upward_imports(edges, layers, set(ALLOWED_UPWARD)) == []
+    assert upward_imports(edges, layers) == []
+
+
+def test_packages_kept_apart_do_not_import_each_other(edges):
+    found = [
+        f"{e.path.relative_to(ROOT)}:{e.line}: {e.source} imports {e.target}"
+        for e in edges
+        if (unit(e.source), unit(e.target)) in APART
+    ]
+    assert found == []
 
 
 # ----- the checker itself, on a package written for the test ----------------------------------
