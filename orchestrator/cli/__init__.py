@@ -11,6 +11,7 @@ _COMMAND_MODULES = (
     "serve",
     "policy",
     "predictor",
+    "difficulty",
     "render",
     "usage",
     "simulate",

@@ -28,6 +28,7 @@ import numpy as np
 from orchestrator.predict import lexical
 from orchestrator.predict.artifact import Artifact, ArtifactError, feature_schema, load_artifact
 from orchestrator.predict.calibration import CalibrationConfig, ProfileCalibration, observe
+from orchestrator.predict.difficulty import DifficultyModel
 from orchestrator.predict.features import (
     MODEL_INPUTS,
     TokenizedRequest,
@@ -67,6 +68,7 @@ class _Featurized:
     parsed: ParsedRequest
     features: RequestFeatures
     prompt_tokens_exact: bool
+    tier_success: dict[str, float] | None = None
 
 
 class Predictor:
@@ -84,6 +86,7 @@ class Predictor:
         calibration: CalibrationConfig | None = None,
         record_traffic: bool = True,
         refresh_seconds: float = 30.0,
+        difficulty: DifficultyModel | None = None,
     ) -> None:
         self.artifact = (
             artifact if isinstance(artifact, Artifact) else load_artifact(_as_path(artifact))
@@ -100,6 +103,7 @@ class Predictor:
         self.record_traffic = record_traffic
         self.refresh_seconds = refresh_seconds
         self._tokenizer = load_default_tokenizer()
+        self.difficulty = difficulty or DifficultyModel.default()
         self._b50 = self.artifact.boosters["p50"]
         self._b90 = self.artifact.boosters["p90"]
         self._breason = self.artifact.boosters["reasoning"]
@@ -166,7 +170,7 @@ class Predictor:
             base_log_p90=q90,
             reasoning_probability=min(1.0, max(0.0, prob)),
         )
-        return _Featurized(parsed, features, tok.exact)
+        return _Featurized(parsed, features, tok.exact, self.difficulty.tier_success(parsed))
 
     # -- prediction --------------------------------------------------------------------------
     def predict(
@@ -249,6 +253,7 @@ class Predictor:
             capped=capped,
             reasoning_requested=parsed.reasoning_requested,
             profile=profile.name if profile is not None else None,
+            tier_success=done.tier_success,
             features=f,
         )
 

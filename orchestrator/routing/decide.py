@@ -9,12 +9,14 @@ Algorithm (docs/routing.md has the long form):
    survives, the reason of the profile that got furthest picks the status: 404 model,
    503 floor/health, 400 context/reasoning/tools.
 3. Stage "route": each survivor is priced with the wished reasoning; it fails softly on the
-   quality its predicted class needs, TTFT/TPOT/e2e SLO, room for the predicted p90 output,
+   quality its predicted class needs, the tenant's quality target (expected success per
+   tier, routing/quality.py; a binding target outranks the cost target, never the cap or the
+   budget), TTFT/TPOT/e2e SLO, room for the predicted p90 output,
    the cost target, the hard cost cap and the remaining budget. The cheapest clean one wins.
 4. Otherwise the tenant's actions run in order, each keeping the previous ones' effect. The
    list is `on_budget_exhausted` when the remaining budget cannot pay for the request on any
    surviving profile, else `on_cost_cap` (cost cap or target, SLO, class quality); each list
-   runs at most once. `downgrade` drops the class need (never the tenant floor) and turns
+   runs at most once. `downgrade` drops the class need and the quality target (never the tenant floor) and turns
    reasoning to its minimum; `cap_tokens` lowers max_tokens to what cost target, cap, budget,
    context and e2e SLO allow (at least `cap_tokens_floor` of answer), preferring the least
    truncation;
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 
 from orchestrator import pricing, replica_model
 from orchestrator.concepts import TIER_RANK, Action, LatencySLO
+from orchestrator.routing.quality import qualifying_tiers
 from orchestrator.routing.reasoning import cannot_turn_off, setting_for, wanted_level
 from orchestrator.routing.types import (
     DEFAULT_KNOBS,
@@ -86,6 +89,7 @@ _SOFT_STATUS = {
     "slo_tpot": (6, 503, "latency_slo_unmeetable"),
     "slo_e2e": (6, 503, "latency_slo_unmeetable"),
     "below_class_quality": (7, 503, "no_profile_meets_class_quality"),
+    "below_quality_target": (7, 503, "no_profile_meets_quality_target"),
 }
 
 
@@ -153,6 +157,7 @@ def decide(
     base = {
         "query_class": prediction.query_class,
         "predicted_tokens": (prediction.p50_output_tokens, prediction.p90_output_tokens),
+        "tier_success": prediction.tier_success,
         "cost_target_usd": ctx.cost_target,
         "cost_cap_usd": ctx.cost_cap,
         "slo": ctx.slo,
@@ -194,6 +199,18 @@ def decide(
         for b in survivors:
             b.meets_class = TIER_RANK[b.profile.quality_tier] == top
         steps.append("class: no profile has the tier this class wants; the strongest qualify")
+    verdict = qualifying_tiers(
+        (b.profile.quality_tier for b in survivors),
+        prediction.tier_success,
+        rules.min_success,
+        rules.share_of_strongest,
+    )
+    binding = len(verdict.tiers) < len({b.profile.quality_tier for b in survivors})
+    for b in survivors:
+        b.meets_quality = b.profile.quality_tier in verdict.tiers
+        b.quality_over_target = binding and b.meets_quality
+    if verdict.note:
+        steps.append(verdict.note)
     if not survivors:
         if furthest < 0:
             status, code, msg = 503, "no_profiles", "no profiles are configured"
@@ -346,6 +363,8 @@ class _Base:
     slo_lim: int
     meets_class: bool
     reasoning: dict  # level -> ReasoningSetting, filled lazily
+    meets_quality: bool = True  # the tenant's quality target (routing/quality.py)
+    quality_over_target: bool = False  # a binding quality target outranks the cost target
 
 
 def _base(p: ProfileView, ctx: _Ctx) -> _Base:
@@ -407,6 +426,8 @@ def _evaluate(b: _Base, ctx: _Ctx, *, relax: bool, cap: bool) -> _Eval:
     failures: list[str] = []
     if not relax and not b.meets_class:
         failures.append("below_class_quality")
+    if not relax and not b.meets_quality:
+        failures.append("below_quality_target")
     if ctx.slo.ttft_p95_ms is not None and first > ctx.slo.ttft_p95_ms:
         failures.append("slo_ttft")
     if ctx.slo.tpot_p95_ms is not None and tpot > ctx.slo.tpot_p95_ms:
@@ -421,7 +442,7 @@ def _evaluate(b: _Base, ctx: _Ctx, *, relax: bool, cap: bool) -> _Eval:
         failures.append("budget_below_minimum")
     elif need > budget_lim:
         failures.append("over_budget")
-    if need > target_lim and "over_cost_cap" not in failures:
+    if need > target_lim and "over_cost_cap" not in failures and not b.quality_over_target:
         failures.append("over_cost_target")
     if need > slo_lim:
         failures.append("slo_e2e")

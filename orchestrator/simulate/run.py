@@ -36,10 +36,10 @@ DESCRIPTIONS = {
     "static": "strong profile, sized for the peak minute, never rescaled",
     "queue": "Ray Serve default queue-length autoscaling, strong profile",
     "round-robin": "round-robin over profiles, queue-length autoscaling",
-    "routellm": "difficulty threshold weak/strong (80% accurate), queue-length autoscaling",
+    "routellm": "weak/strong by a threshold on the difficulty model, queue-length autoscaling",
     "dynamo": "Dynamo-style SLA planner (throughput at the TPOT SLO), strong profile",
 }
-ROUTELLM_ACCURACY = 0.8
+ROUTELLM_THRESHOLD = 0.75  # strong when P(the weak profile's tier answers well) is below
 
 
 @dataclass
@@ -124,6 +124,7 @@ def prepare(
             pred.reasoning_probability,
             pred.reasoning_tokens,
             pred.query_class,
+            tuple(sorted((pred.tier_success or {}).items())),
         )
         budget = shared.get(bkey)
         if budget is None:
@@ -183,7 +184,18 @@ def targets_for(requests: Sequence[SimRequest], policy: Policy, prepared: pol.Pr
         output_tokens=np.array([r.output_tokens for r in requests]),
         predicted_p50=np.array([b.p50_output_tokens for b in prepared.budgets]),
         predicted_p90=np.array([b.p90_output_tokens for b in prepared.budgets]),
+        success=success_matrix(prepared.budgets),
     )
+
+
+def success_matrix(budgets: Sequence[Any]) -> np.ndarray:
+    """n x tiers (TIER_RANK order) of predicted P(tier answers well); NaN rows: no prediction."""
+    tiers = sorted(TIER_RANK, key=TIER_RANK.__getitem__)
+    out = np.full((len(budgets), len(tiers)), np.nan)
+    for i, b in enumerate(budgets):
+        if b.tier_success:
+            out[i] = [b.tier_success.get(tier, np.nan) for tier in tiers]
+    return out
 
 
 def mean_sizes(requests: Sequence[SimRequest]) -> tuple[float, float]:
@@ -247,6 +259,7 @@ def _setups(
     seed: int,
     notes: list[str],
     count_refused: bool = True,
+    routellm_threshold: float = ROUTELLM_THRESHOLD,
 ) -> dict[str, _Setup]:
     profiles = list(catalog.profiles)
     index = {p.name: i for i, p in enumerate(profiles)}
@@ -296,12 +309,11 @@ def _setups(
             out[name] = _Setup(bounds, router, ctl.QueueLengthController(start, target_ongoing))
         elif name == "routellm":
             bounds, start = only([wi, si])
-            rng = np.random.default_rng([seed, 5])
-            weak_rank = TIER_RANK[weak.quality.tier]
-            truly_hard = np.array([TIER_RANK.get(r.tier, 0) > weak_rank for r in requests])
-            flip = rng.random(len(requests)) >= ROUTELLM_ACCURACY
+            # the same difficulty model as ours: P(the weak tier answers well) < threshold
+            weak_success = success_matrix(prepared.budgets)[:, TIER_RANK[weak.quality.tier]]
+            hard = weak_success < routellm_threshold  # NaN (no prediction): weak
             router = pol.ThresholdRouter(
-                pol.FixedRouter(wi, weak), pol.FixedRouter(si, strong), truly_hard ^ flip
+                pol.FixedRouter(wi, weak), pol.FixedRouter(si, strong), hard
             )
             out[name] = _Setup(bounds, router, ctl.QueueLengthController(start, target_ongoing))
         elif name == "dynamo":
@@ -333,13 +345,16 @@ def simulate(
     feedback_lag_s: float | None = 30.0,
     warmup_s: float = 0.0,
     count_refused: bool = True,
+    routellm_threshold: float = ROUTELLM_THRESHOLD,
 ) -> SimResult:
     """Replay `requests` under each named policy (see `ALL_POLICIES`); deterministic per seed.
 
     With `warmup_s`, requests arriving earlier and replica time before it are simulated but
     left out of the metrics (the cluster reaches the load's scale first). `count_refused`:
     ours and the oracle plan for the requests their router refused for capacity, as the
-    server's controller does (False: routed load only, the behaviour before it)."""
+    server's controller does (False: routed load only, the behaviour before it).
+    `routellm_threshold`: the RouteLLM-style baseline sends a request to the strong profile
+    when its predicted success on the weak profile's tier is below this."""
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
     t0, c0 = time.perf_counter(), time.process_time()
@@ -353,7 +368,16 @@ def simulate(
     ranks = np.array([TIER_RANK[p.quality.tier] for p in catalog.profiles])
     notes: list[str] = []
     setups = _setups(
-        policies, catalog, policy, requests, prepared, specs, seed, notes, count_refused
+        policies,
+        catalog,
+        policy,
+        requests,
+        prepared,
+        specs,
+        seed,
+        notes,
+        count_refused,
+        routellm_threshold,
     )
     measured = np.array([r.arrival_s >= warmup_s for r in requests])
     if warmup_s > 0:
