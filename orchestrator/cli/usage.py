@@ -10,13 +10,15 @@ from pathlib import Path
 
 from orchestrator.ledger import (
     LEDGER_ENV,
+    LEDGER_FILENAME,
     LedgerError,
     UsageLedger,
     UsageSummary,
     parse_time,
 )
-from orchestrator.serving.storage_target import resolve_target
+from orchestrator.serving.storage_target import DATABASE_URL_ENV, resolve_target
 from orchestrator.storage import backend, redact
+from orchestrator.storage.target import sqlite_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,14 +27,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print spend per tenant and profile from the usage ledger",
         description=(
             "Print requests, tokens and cost per tenant and profile from the usage ledger "
-            f"(default: ${LEDGER_ENV} or the state directory's usage.sqlite3)."
+            "the server writes (the one --ledger names)."
         ),
     )
     p.add_argument(
         "--ledger",
         default=None,
-        help="ledger: a SQLite file or a postgresql:// URL (default: $ORCHESTRATOR_DATABASE_URL, "
-        "else the state directory's file)",
+        help=f"a SQLite file or a postgresql:// URL; default, as the server: "
+        f"${DATABASE_URL_ENV}, else the SQLite file ${LEDGER_ENV}, else the state "
+        f"directory's {LEDGER_FILENAME}",
     )
     p.add_argument("--since", default=None, help="e.g. 24h, 7d, 30m or 2026-01-31[T12:00]")
     p.add_argument("--until", default=None, help="same forms as --since")
@@ -56,23 +59,32 @@ def run(args: argparse.Namespace, *, now: datetime | None = None) -> int:
     except ValueError as exc:
         print(f"orchestrator usage: {exc}", file=sys.stderr)
         return 2
-    if kind == "sqlite" and not Path(path).is_file():
-        print(f"orchestrator usage: no ledger at {shown}", file=sys.stderr)
-        return 1
-    try:
-        with UsageLedger(path, readonly=True) as ledger:
-            rows = ledger.summary(tenant=args.tenant, since=since, until=until)
-    except (LedgerError, OSError) as exc:
-        print(f"orchestrator usage: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # sqlite3.DatabaseError and friends: not a ledger
-        print(f"orchestrator usage: cannot read {shown}: {exc}", file=sys.stderr)
-        return 1
+    if (
+        kind == "sqlite" and not Path(sqlite_path(path)).is_file()
+    ):  # nothing served yet: nothing spent
+        print(f"orchestrator usage: no ledger at {shown} yet", file=sys.stderr)
+        rows: list[UsageSummary] = []
+    else:
+        try:
+            rows = _read(path, args.tenant, since, until)
+        except (LedgerError, OSError) as exc:
+            print(f"orchestrator usage: {exc}", file=sys.stderr)
+            return 1
+        except Exception as exc:  # sqlite3.DatabaseError and friends: not a ledger
+            print(f"orchestrator usage: cannot read {shown}: {exc}", file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
     else:
         print(render_table(rows, since=since, until=until, path=shown))
     return 0
+
+
+def _read(
+    path: str, tenant: str | None, since: datetime | None, until: datetime | None
+) -> list[UsageSummary]:
+    with UsageLedger(path, readonly=True) as ledger:
+        return ledger.summary(tenant=tenant, since=since, until=until)
 
 
 _HEADER = (

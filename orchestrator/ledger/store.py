@@ -84,11 +84,16 @@ class UsageLedger:
             options |= {"synchronous": synchronous, "readonly": readonly}
         self.db = open_database(target, **options)
         self.path = Path(getattr(self.db, "path", "")) if self.db.dialect == "sqlite" else None
+        # a reader of a database no writer has migrated yet (a brand-new PostgreSQL database,
+        # an empty SQLite file) sees an empty ledger, not a missing table
+        self._unmigrated = False
         try:
             if readonly:
-                check_not_newer(
-                    COMPONENT, current_version(self.db, COMPONENT), SCHEMA_VERSION, self.db
-                )
+                stored = current_version(self.db, COMPONENT)
+                check_not_newer(COMPONENT, stored, SCHEMA_VERSION, self.db)
+                self._unmigrated = stored == 0
+                if self._unmigrated and self.db.dialect == "sqlite":
+                    self.db.query("SELECT COUNT(*) FROM sqlite_master")  # a file, not a database
             else:
                 migrate(self.db, COMPONENT, MIGRATIONS)
         except StorageError as exc:
@@ -254,6 +259,8 @@ class UsageLedger:
         until: datetime | None = None,
     ) -> list[UsageSummary]:
         """Totals per (tenant, profile), sorted by tenant then profile (None first)."""
+        if self._unmigrated:
+            return []
         where, params = tenant_time_filter("finished_at", tenant, since, until)
         rows = self.db.query(
             "SELECT tenant, profile, COUNT(*), SUM(CASE WHEN status != 'ok' THEN 1 ELSE 0 END), "

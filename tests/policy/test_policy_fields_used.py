@@ -45,6 +45,7 @@ _SERVING = (
     "tests/serving/test_policy_fields_in_request_path.py::"
     "test_policy_field_changes_the_request_path"
 )
+_QUEUE = "tests/scheduling/test_settings.py::test_policy_field_changes_the_queue"
 # field -> the test that shows the server (or the router core) acting on it
 BEHAVIOUR = {
     # per-tenant limits: policy text -> request path (one parametrized case each)
@@ -58,6 +59,8 @@ BEHAVIOUR = {
     "Actions.on_cost_cap": f"{_SERVING}[actions.on_cost_cap]",
     "Actions.on_budget_exhausted": f"{_SERVING}[actions.on_budget_exhausted]",
     "Actions.cap_tokens_floor": f"{_SERVING}[actions.cap_tokens_floor]",
+    "Actions.on_cost_target": f"{_SERVING}[actions.on_cost_target]",
+    "Actions.on_slo_unmeetable": f"{_SERVING}[actions.on_slo_unmeetable]",
     "Limits.max_tokens": f"{_SERVING}[max_tokens]",
     "Limits.allowed_profiles": f"{_SERVING}[allowed_profiles]",
     "Limits.denied_profiles": f"{_SERVING}[denied_profiles]",
@@ -173,6 +176,16 @@ BEHAVIOUR = {
     "AutoscalingSpec.max_drain_s": (
         "tests/control/test_control.py::test_drain_timeout_follows_the_longest_generation"
     ),
+    # scheduling: the ingress queue's order and bounds (orchestrator/scheduling)
+    "PolicySpec.scheduling": f"{_QUEUE}[order]",
+    "SchedulingSpec.order": f"{_QUEUE}[order]",
+    "SchedulingSpec.aging_s": f"{_QUEUE}[aging_s]",
+    "SchedulingSpec.max_queued": f"{_QUEUE}[max_queued]",
+    "SchedulingSpec.weight": f"{_QUEUE}[weight]",
+    "SchedulingSpec.tenants": f"{_QUEUE}[tenants.max_queued]",
+    "TenantScheduling.weight": f"{_QUEUE}[weight]",
+    "TenantScheduling.max_queued": f"{_QUEUE}[tenants.max_queued]",
+    "TenantScheduling.deadline": f"{_QUEUE}[tenants.deadline]",
 }
 
 
