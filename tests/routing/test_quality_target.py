@@ -93,7 +93,7 @@ def test_policy_quality_target_reaches_the_router(tmp_path, gpu_views):
     from orchestrator.catalog import load_catalog
     from orchestrator.paths import PROJECT_ROOT
     from orchestrator.policy import load_policy
-    from orchestrator.serving import route_inputs
+    from orchestrator.request import route_inputs
 
     text = (
         "apiVersion: orchestrator/v1\nkind: Policy\n"
