@@ -67,6 +67,19 @@ def register(sub: Any) -> None:
         default=600.0,
         help="seconds a request may wait for a replica before it is dropped",
     )
+    p.add_argument(
+        "--prediction",
+        choices=("model", "constant", "truth"),
+        default="model",
+        help="what ours is fed: the product's predictor, one constant prediction (the "
+        "median) for every request, or the true lengths",
+    )
+    p.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="ours and the oracle wait in FIFO queues (Serve's and vLLM's defaults) instead "
+        "of the product's scheduler",
+    )
     p.add_argument("--report", default=None, help="write report.md, result.json and PNGs here")
     p.add_argument("--json", action="store_true", help="print the result as JSON (quiet)")
     p.set_defaults(func=run)
@@ -86,7 +99,7 @@ def _policies(text: str) -> list[str]:
             raise ValueError(
                 f"unknown baseline(s) {', '.join(bad)}; choose from {', '.join(BASELINES)}"
             )
-    return ["ours", "oracle", *chosen]
+    return ["ours", "oracle", "ours-constant", *chosen]
 
 
 def _speed(text: str | None) -> float | dict[str, float]:
@@ -209,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
             progress=bar,
             queue_timeout_s=args.queue_timeout,
             warmup_s=args.warmup,
+            prediction=args.prediction,
+            scheduler=not args.no_scheduler,
             speed=speed,
         )
     except ValueError as exc:

@@ -319,7 +319,8 @@ class ProfileScaling(_Strict):
 
 
 class AutoscalingSpec(_Strict):
-    """Cluster-wide scaling settings; `profiles` narrows the catalog's bounds per profile."""
+    """Cluster-wide scaling settings; `profiles` sets per-profile bounds (the catalog's
+    replicas.min is a default they may lower; replicas.max a ceiling)."""
 
     headroom: float = Field(
         0.2, ge=0, le=10, description="spare capacity kept above demand (0.2 = 20 %)"

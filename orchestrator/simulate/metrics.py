@@ -67,6 +67,11 @@ def _pcts(values: np.ndarray) -> dict[str, float | None]:
     return {"p50": float(p[0]), "p95": float(p[1]), "p99": float(p[2])}
 
 
+def _mean_ms(values: np.ndarray) -> float | None:
+    v = values[np.isfinite(values)]
+    return float(v.mean() * 1000) if len(v) else None
+
+
 def prediction_error(t: Targets) -> dict[str, float]:
     """Median relative error of p50 and the share of true lengths at or under p90."""
     truth = np.maximum(t.output_tokens, 1)
@@ -114,6 +119,8 @@ def summarize(
         "e2e_ms": {
             k: (v * 1000 if v is not None else None) for k, v in _pcts(out.e2e_s[served]).items()
         },
+        "e2e_mean_ms": _mean_ms(out.e2e_s[served]),
+        "ttft_mean_ms": _mean_ms(out.ttft_s[served]),
         "replica_hours": {
             name: float(h)
             for name, h in zip(profile_names, out.replica_hours, strict=True)

@@ -27,7 +27,7 @@ replica is stopped; a draining replica takes no new request and stops when its l
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from orchestrator import replica_model as est
@@ -43,9 +43,7 @@ KV_BLOCKS_PER_SLOT = 16  # prefix blocks a replica keeps per batch slot (8k toke
 
 def serve_max_ongoing(profile: Profile) -> int:
     """The `max_ongoing_requests` the product deploys the profile with (one source)."""
-    from orchestrator.serving.engine_config import llm_config_dict
-
-    return int(llm_config_dict(profile, profile.model)["deployment_config"]["max_ongoing_requests"])
+    return profile.max_ongoing_requests
 
 
 @dataclass(frozen=True)
@@ -130,6 +128,13 @@ class Job:
     arrival_s: float
     first_s: float = -1.0
     v_end: float = 0.0
+    # scheduling (orchestrator.scheduling): who sent it, its predicted work, vLLM's priority
+    tenant: str = "default"
+    request_class: str = "standard"
+    predicted: float = 0.0  # predicted output tokens
+    work: float = 0.0  # predicted work (decode-token equivalents), see scheduling.key
+    priority: int = 0  # the engine's waiting order (0 for all: vLLM's arrival order)
+    charged: float = 0.0  # what the fair-share counter was charged for it
     blocks: tuple = ()  # prefix block ids (shared prefixes), if the trace has them
     cached_tokens: int = 0  # prompt tokens found in the replica's prefix cache
 
@@ -171,7 +176,8 @@ class Replica:
     ready_s: float
     state: str = STARTING
     stopped_s: float = -1.0
-    waiting: deque = field(default_factory=deque)  # Jobs over the KV capacity
+    waiting: list = field(default_factory=list)  # heap (priority, seq, Job) over the KV capacity
+    outstanding: float = 0.0  # predicted work of the jobs it holds (the replica choice reads it)
     admitted: int = 0  # prefilling + decoding
     prefill_free_s: float = 0.0
     decoding: list = field(default_factory=list)  # heap of (v_end, seq, Job)

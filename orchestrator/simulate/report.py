@@ -34,19 +34,24 @@ def _fmt(v: float | None, spec: str = ".3g") -> str:
 def markdown_table(result: SimResult) -> str:
     head = (
         "| policy | $ total | $/1M out tok | SLO att. | quality | TTFT p50/p95/p99 ms "
-        "| TPOT p50/p95 ms | e2e p95 s | rejected | replica-h |\n"
-        "|---|---:|---:|---:|---:|---|---|---:|---:|---:|\n"
+        "| TPOT p50/p95 ms | e2e mean/p95 s | vs constant e2e/$ | rejected | replica-h |\n"
+        "|---|---:|---:|---:|---:|---|---|---|---|---:|---:|\n"
     )
     rows = []
+    value = result.value_of_prediction()
     for name, run in result.policies.items():
         m = run.metrics
+        v = value.get(name)
+        vs = f"{_fmt(v['e2e_mean'], '+.1%')}/{_fmt(v['cost'], '+.1%')}" if v else "-"
+        mean = m.get("e2e_mean_ms")
         t, p, e = m["ttft_ms"], m["tpot_ms"], m["e2e_ms"]
         rows.append(
             f"| {name} | {m['cost_usd']:.2f} | {_fmt(m['cost_per_million_output_tokens'], '.2f')} "
             f"| {m['slo_attainment']:.2%} | {m['quality']:.2%} "
             f"| {_fmt(t['p50'], '.0f')}/{_fmt(t['p95'], '.0f')}/{_fmt(t['p99'], '.0f')} "
             f"| {_fmt(p['p50'], '.1f')}/{_fmt(p['p95'], '.1f')} "
-            f"| {_fmt(e['p95'] / 1000 if e['p95'] is not None else None, '.1f')} "
+            f"| {_fmt(mean / 1000 if mean is not None else None, '.1f')}"
+            f"/{_fmt(e['p95'] / 1000 if e['p95'] is not None else None, '.1f')} | {vs} "
             f"| {m['rejected']} | {sum(m['replica_hours'].values()):.1f} |"
         )
     return head + "\n".join(rows) + "\n"

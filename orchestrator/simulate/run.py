@@ -18,8 +18,10 @@ from orchestrator.catalog.schema import Catalog
 from orchestrator.concepts import TIER_RANK
 from orchestrator.policy import Policy
 from orchestrator.predict import Predictor
-from orchestrator.serving import route_inputs
-from orchestrator.serving.profile_selection import candidates_for_model
+from orchestrator.request import route_inputs
+from orchestrator.request.candidates import candidates_for_model
+from orchestrator.routing.types import TokenBudget
+from orchestrator.scheduling import SchedulingSettings
 from orchestrator.simulate import baselines as bl
 from orchestrator.simulate import controllers as ctl
 from orchestrator.simulate import policies as pol
@@ -29,9 +31,14 @@ from orchestrator.simulate.metrics import Targets, measured_only, prediction_err
 from orchestrator.simulate.replica import ReplicaSpec
 from orchestrator.simulate.traffic import SimRequest
 
-ALL_POLICIES: tuple[str, ...] = ("ours", "oracle", *BASELINES)
+ALL_POLICIES: tuple[str, ...] = ("ours", "oracle", "ours-constant", *BASELINES)
+# what `ours` is fed (`--prediction`): the product's predictor, one constant prediction for
+# every request (the median of the predictor's), or the true lengths (the oracle's inputs)
+PREDICTIONS: tuple[str, ...] = ("model", "constant", "truth")
+SCHEDULED = ("ours", "oracle", "ours-constant")  # run with the product's scheduler
 DESCRIPTIONS = {
-    "ours": "predictor + decide + controller",
+    "ours": "predictor + decide + scheduler + controller",
+    "ours-constant": "ours fed one constant prediction (the median) for every request",
     "oracle": "decide + controller fed the true length and needed tier",
     **bl.DESCRIPTIONS,
 }
@@ -57,8 +64,27 @@ class SimResult:
     notes: list[str] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)  # process CPU time (one core)
 
+    def value_of_prediction(self) -> dict[str, dict[str, float | None]]:
+        """Per policy: its mean end-to-end latency and cost relative to ours fed one constant
+        prediction (`ours-constant`; -0.25 = 25 % lower). Empty when that was not run."""
+        base = self.policies.get("ours-constant")
+        if base is None:
+            return {}
+
+        def change(new: float | None, old: float | None) -> float | None:
+            return None if new is None or not old else new / old - 1.0
+
+        return {
+            name: {
+                "e2e_mean": change(run.metrics["e2e_mean_ms"], base.metrics["e2e_mean_ms"]),
+                "cost": change(run.metrics["cost_usd"], base.metrics["cost_usd"]),
+            }
+            for name, run in self.policies.items()
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
+            "value_of_prediction": self.value_of_prediction(),
             "policies": {
                 name: {
                     "description": run.description,
@@ -130,6 +156,29 @@ def prepare(
                 (req.arrival_s + feedback_lag_s, req.rid, first, done.features, req.output_tokens),
             )
     return pol.Prepared(budgets)
+
+
+def constant_prediction(prepared: pol.Prepared) -> pol.Prepared:
+    """Every request gets the same token budget: the median of the predictor's p50, p90 and
+    reasoning figures, and its most frequent class (the value of prediction is measured
+    against this)."""
+    budgets = prepared.budgets
+    if not budgets:
+        return prepared
+
+    def median(values: list[float]) -> float:
+        return float(np.median(values))
+
+    classes = [b.query_class for b in budgets]
+    p50 = round(median([b.p50_output_tokens for b in budgets]))
+    one = TokenBudget(
+        p50_output_tokens=p50,
+        p90_output_tokens=max(p50, round(median([b.p90_output_tokens for b in budgets]))),
+        reasoning_probability=median([b.reasoning_probability for b in budgets]),
+        reasoning_tokens=round(median([b.reasoning_tokens for b in budgets])),
+        query_class=max(set(classes), key=classes.count),
+    )
+    return pol.Prepared([one] * len(budgets))
 
 
 def assign_tenants(
@@ -208,6 +257,7 @@ def _setups(
     seed: int,
     notes: list[str],
     count_refused: bool = True,
+    prediction: str = "model",
 ) -> dict[str, bl.Setup]:
     profiles = list(catalog.profiles)
     slo = pol.tightest_slo(policy)
@@ -220,8 +270,12 @@ def _setups(
     ]
     out: dict[str, bl.Setup] = {}
     for name in names:
-        if name in ("ours", "oracle"):
-            router = pol.DecideRouter(catalog, policy, prepared, oracle=name == "oracle")
+        if name in SCHEDULED:
+            fed = prepared
+            if name == "ours-constant" or (name == "ours" and prediction == "constant"):
+                fed = constant_prediction(prepared)
+            oracle = name == "oracle" or (name == "ours" and prediction == "truth")
+            router = pol.DecideRouter(catalog, policy, fed, oracle=oracle)
             controller = _our_controller(policy, own_start, target_ongoing, notes, count_refused)
             out[name] = bl.Setup(own, router, controller)
         elif name in BASELINES:
@@ -251,6 +305,8 @@ def simulate(
     feedback_lag_s: float | None = 30.0,
     warmup_s: float = 0.0,
     count_refused: bool = True,
+    prediction: str = "model",
+    scheduler: bool = True,
     speed: float | Mapping[str, float] = 1.0,
 ) -> SimResult:
     """Replay `requests` under each named policy (see `ALL_POLICIES`); deterministic per seed.
@@ -260,7 +316,11 @@ def simulate(
     ours and the oracle plan for the requests their router refused for capacity, as the
     server's controller does (False: routed load only, the behaviour before it). `speed`: the
     replicas' real throughput against the catalog's figures, for all profiles or per profile
-    name (others 1.0); routers, planners and the baselines' sizing keep the figures."""
+    name (others 1.0); routers, planners and the baselines' sizing keep the figures.
+    `prediction` (`PREDICTIONS`) is what `ours` is fed; `scheduler`: ours, the oracle and
+    ours-constant run with the product's scheduler (False: Serve's and vLLM's FIFO queues)."""
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"unknown prediction {prediction!r}; choose from {', '.join(PREDICTIONS)}")
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
     t0, c0 = time.perf_counter(), time.process_time()
@@ -275,8 +335,22 @@ def simulate(
     ranks = np.array([TIER_RANK[p.quality.tier] for p in catalog.profiles])
     notes: list[str] = []
     setups = _setups(
-        policies, catalog, policy, requests, prepared, figures, seed, notes, count_refused
+        policies,
+        catalog,
+        policy,
+        requests,
+        prepared,
+        figures,
+        seed,
+        notes,
+        count_refused,
+        prediction,
     )
+    if prediction != "model":
+        notes.append(
+            f"ours is fed the {'true lengths' if prediction == 'truth' else 'constant prediction'}"
+        )
+    scheduling = SchedulingSettings.of(policy) if scheduler else None
     measured = np.array([r.arrival_s >= warmup_s for r in requests])
     if any(s.speed != 1.0 for s in specs):
         notes.append(
@@ -288,7 +362,13 @@ def simulate(
     runs: dict[str, PolicyRun] = {}
     for name, setup in setups.items():
         t1, c1 = time.perf_counter(), time.process_time()
-        cluster = Cluster(specs, setup.bounds, seed=seed, queue_timeout_s=queue_timeout_s)
+        cluster = Cluster(
+            specs,
+            setup.bounds,
+            seed=seed,
+            queue_timeout_s=queue_timeout_s,
+            scheduling=scheduling if name in SCHEDULED else None,
+        )
         report = (lambda i, name=name: progress(name, i, len(requests))) if progress else None
         outcome = cluster.run(
             requests, setup.router, setup.controller, progress=report, billed_from_s=warmup_s

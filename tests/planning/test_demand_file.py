@@ -59,3 +59,15 @@ def test_a_tpot_on_an_unloaded_profile_is_refused(tmp_path, capsys):
     code, out = run(tmp_path, capsys, "{replicas_current: 2, tpot_ms: {p95: 80}}")
     assert code == 1
     assert "profiles.llama8b-fp8-ngram.tpot_ms" in out.err and "requests_running" in out.err
+
+
+def test_the_documented_example_runs(tmp_path, capsys):
+    doc = (PROJECT_ROOT / "docs" / "controller.md").read_text(encoding="utf-8")
+    block = doc.split("### The demand file")[1].split("```yaml\n")[1].split("```")[0]
+    steps = demand(block).all_steps()
+    assert [s.families["qwen3-8b"].input_tokens for s in steps] == [800, 800]
+    path = tmp_path / "demand.yaml"
+    path.write_text(block, encoding="utf-8")
+    assert main(["plan", "--policy", str(POLICY), "--demand", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("t=") == 2 and "UNPLACED qwen3-8b" in out and "measured speed" in out

@@ -56,7 +56,7 @@ def test_json_and_report(tmp_path, capsys):
     )
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out["policies"]) == {"ours", "oracle", "static", "queue"}
+    assert set(out["policies"]) == {"ours", "oracle", "ours-constant", "static", "queue"}
     assert out["policies"]["static"]["requests"] == 60
     for f in ("report.md", "result.json", "cost_vs_slo.png", "ttft.png", "replicas_ours.png"):
         assert (report / f).stat().st_size > 0, f
