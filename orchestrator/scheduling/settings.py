@@ -9,7 +9,8 @@ from typing import Literal
 from orchestrator.concepts import QueryClass
 from orchestrator.policy.model import Policy
 from orchestrator.policy.schema import SchedulingSpec
-from orchestrator.scheduling.key import OrderKey, engine_priority, order_key
+from orchestrator.scheduling.key import OrderKey, engine_priority, order_key, predicted_work
+from orchestrator.scheduling.replicas import work_xargs
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class TenantShare:
 
     priority: int = 0
     weight: float = 1.0
-    max_queued: int = 64
+    max_queued: int = 1000
     deadline_ms: Mapping[str, float] = field(default_factory=dict)  # request class -> TTFT p95
 
 
@@ -59,6 +60,23 @@ class SchedulingSettings:
         follows the ingress order (0 for every request under `order: fcfs`)."""
         key = self.key_for(tenant, request_class, work, now)
         return engine_priority(key, fcfs=self.order == "fcfs")
+
+    def engine_fields(
+        self,
+        tenant: str,
+        request_class: str,
+        prompt_tokens: int,
+        predicted_tokens: float,
+        now: float,
+        client_xargs: Mapping[str, object] | None = None,
+    ) -> dict[str, object]:
+        """What the ingress sets on the engine request: vLLM's `priority` (the queue's key)
+        and the prediction in `vllm_xargs` for the replica router (the client's own kept)."""
+        work = predicted_work(prompt_tokens, predicted_tokens)
+        return {
+            "priority": self.engine_priority(tenant, request_class, work, now),
+            "vllm_xargs": {**(client_xargs or {}), **work_xargs(prompt_tokens, predicted_tokens)},
+        }
 
     @classmethod
     def of(cls, policy: Policy) -> SchedulingSettings:
