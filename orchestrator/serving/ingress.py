@@ -48,6 +48,7 @@ from orchestrator.policy import PolicyWatcher
 from orchestrator.predict import Predictor
 from orchestrator.raycompat.replica_states import replica_states
 from orchestrator.raycompat.request_context import serve_request_id
+from orchestrator.request.candidates import AUTO_MODEL
 from orchestrator.serving import api_docs
 from orchestrator.serving.engine_config import deployment_name
 from orchestrator.serving.errors import (
@@ -57,7 +58,6 @@ from orchestrator.serving.errors import (
     param_from_loc,
 )
 from orchestrator.serving.executor import ApiEndpoint, RequestExecutor
-from orchestrator.serving.profile_selection import AUTO_MODEL
 from orchestrator.serving.storage_target import open_shared_state, replica_name, resolve_target
 from orchestrator.telemetry import OrchestratorMetrics, configure_json_logging, configure_tracing
 

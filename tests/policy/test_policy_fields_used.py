@@ -103,7 +103,7 @@ BEHAVIOUR = {
         "test_tenant_over_max_concurrent_requests_is_429_with_retry_after"
     ),
     "TenantDefaults.priority": (
-        "tests/serving/test_admission.py::test_low_priority_is_shed_before_high_priority"
+        "tests/request/test_admission.py::test_low_priority_is_shed_before_high_priority"
     ),
     "TenantDefaults.failover": "tests/serving/test_ingress_robustness.py::test_policy_may_forbid_the_retry",
     "Failover.retry": "tests/serving/test_ingress_robustness.py::test_policy_may_forbid_the_retry",
