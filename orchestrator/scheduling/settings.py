@@ -12,6 +12,8 @@ from orchestrator.policy.schema import SchedulingSpec
 from orchestrator.scheduling.key import OrderKey, engine_priority, order_key, predicted_work
 from orchestrator.scheduling.replicas import work_xargs
 
+_RESOLVED: dict[str, SchedulingSettings] = {}  # policy version -> its settings
+
 
 @dataclass(frozen=True)
 class TenantShare:
@@ -80,6 +82,16 @@ class SchedulingSettings:
 
     @classmethod
     def of(cls, policy: Policy) -> SchedulingSettings:
+        """`resolve`, remembered for the last few policy versions (the request path asks)."""
+        found = _RESOLVED.get(policy.version)
+        if found is None:
+            if len(_RESOLVED) >= 8:
+                _RESOLVED.clear()
+            found = _RESOLVED[policy.version] = cls.resolve(policy)
+        return found
+
+    @classmethod
+    def resolve(cls, policy: Policy) -> SchedulingSettings:
         """Resolve `policy.spec.scheduling` for every tenant (priority from the tenant)."""
         spec: SchedulingSpec = policy.spec.scheduling
         tenants = {}

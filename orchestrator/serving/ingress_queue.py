@@ -41,6 +41,7 @@ class Ticket:
     waited_s: float
     position: int  # requests ahead of it when it was queued (0: it did not wait)
     _open: bool = True
+    _accounted: bool = False
 
     def done(self, prompt_tokens: int = 0, output_tokens: int | None = None) -> None:
         """Free the slot (the next waiter goes); with `output_tokens`, the tenant's share is
@@ -49,6 +50,13 @@ class Ticket:
             return
         self._open = False
         self.queue.finished(self, prompt_tokens, output_tokens)
+
+    def account(self, prompt_tokens: int, output_tokens: int) -> None:
+        """The tenant's share: the actual tokens replace what was charged (once)."""
+        if self._accounted:
+            return
+        self._accounted = True
+        self.queue.settle(self, prompt_tokens, output_tokens)
 
 
 class IngressQueue:
@@ -116,10 +124,13 @@ class IngressQueue:
     def finished(self, ticket: Ticket, prompt_tokens: int, output_tokens: int | None) -> None:
         self.busy[ticket.profile] -= 1
         if output_tokens is not None:
-            self._queue(ticket.profile).settle(
-                ticket.tenant, ticket.charged, prompt_tokens, output_tokens
-            )
+            ticket.account(prompt_tokens, output_tokens)
         self.release(ticket.profile)
+
+    def settle(self, ticket: Ticket, prompt_tokens: int, output_tokens: int) -> None:
+        self._queue(ticket.profile).settle(
+            ticket.tenant, ticket.charged, prompt_tokens, output_tokens
+        )
 
     def reconfigure(self, settings: SchedulingSettings) -> int:
         """A policy reload: the new settings for every queue; waiters over a shrunk bound get
