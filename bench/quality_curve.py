@@ -63,7 +63,7 @@ def main() -> int:
     ap.add_argument("--shares", default="0.8,0.85,0.9,0.95,0.98")
     ap.add_argument("--thresholds", default="0.5,0.6,0.65,0.7,0.75,0.8,0.9")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "images")
+    ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmark")
     args = ap.parse_args()
     if not TRACE.exists():
         print(f"trace absent: {TRACE}", file=sys.stderr)
