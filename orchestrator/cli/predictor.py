@@ -85,10 +85,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--json", action="store_true", help="print metrics as JSON")
     ev.set_defaults(func=_eval)
 
-    pr = subparsers.add_parser("predict", help="predict token budgets for OpenAI chat bodies")
+    pr = subparsers.add_parser(
+        "predict",
+        help="predict token budgets for OpenAI chat bodies",
+        description=(
+            "Predict, for each OpenAI chat-completions body in a JSONL file, what the router "
+            "would: output-token quantiles (p50/p90), the reasoning probability and the "
+            "request class, with the shipped predictor artifact. One JSON line out per line "
+            'in; a line that cannot be read gets an {"error": ...} line (exit 1).'
+        ),
+    )
     pr.add_argument("--input", type=Path, required=True, help="JSONL, one request body per line")
-    pr.add_argument("--profile", help="profile name from the deployments file")
-    pr.add_argument("--deployments", type=Path, default=paths.DEFAULT_DEPLOYMENTS)
+    pr.add_argument(
+        "--profile", help="predict for this catalog profile (its tokenizer and calibration)"
+    )
+    pr.add_argument(
+        "--deployments",
+        type=Path,
+        default=paths.DEFAULT_DEPLOYMENTS,
+        help="catalog holding --profile (default: the embedded local catalog)",
+    )
     pr.add_argument("--output", type=Path, help="write here instead of stdout")
     pr.set_defaults(func=_predict)
 

@@ -3,7 +3,7 @@
 A request refused because the profiles that would serve it are saturated, or have no running
 replica, never reaches a profile: the routed-load meters miss it, so the planner would not
 grow the pool that should have served it. These functions name that pool, for the server's
-demand meter (`control.meters.DemandMeter.refused`) and the simulator alike. Policy refusals
+demand meter (`signals.meters.DemandMeter.refused`) and the simulator alike. Policy refusals
 (budgets, cost caps and targets, quality floors, context length, tools) are not demand for
 capacity: more replicas would not serve them.
 
@@ -26,7 +26,7 @@ from orchestrator.replica_model import request_latency
 from orchestrator.routing.types import Decision, ProfileView
 
 CAPACITY_CODES = frozenset({"latency_slo_unmeetable", "no_healthy_profile"})
-OVERLOAD_CODE = "server_overloaded"  # admission's 429 (serving/admission.py)
+OVERLOAD_CODE = "server_overloaded"  # admission.s 429 (request/admission.py)
 LOAD_FAILURES = frozenset({"slo_ttft", "slo_tpot", "slo_e2e", "unhealthy"})
 
 

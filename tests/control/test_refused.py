@@ -8,13 +8,13 @@ import pytest
 
 from orchestrator.catalog import load_catalog
 from orchestrator.concepts import LatencySLO
-from orchestrator.control.meters import DemandMeter, demand_key
-from orchestrator.control.observe import demand_from_ingress, profile_observation
-from orchestrator.control.refused import record_refusal
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.replica_model import LiveState
 from orchestrator.routing import RouteRequest, TenantRules, TokenBudget, catalog_views, decide
 from orchestrator.routing.refusal import OVERLOAD_CODE
+from orchestrator.signals.meters import DemandMeter, demand_key
+from orchestrator.signals.refusals import record_refusal
+from orchestrator.signals.serve_contexts import demand_from_ingress, profile_observation
 
 GPU = load_catalog(PROJECT_ROOT / "deployments" / "gpu-example.yaml")
 EASY = TokenBudget(p50_output_tokens=120, p90_output_tokens=300, query_class="standard")
@@ -58,7 +58,7 @@ def test_observation_carries_the_refused_demand():
 def test_record_refusal_counts_capacity_not_policy():
     full = LiveState(replicas_running=1, requests_in_flight=64, requests_queued=400)
     v = views(**{"llama8b-fp8-ngram": full, "llama8b-bf16-eagle3": full})
-    slo = TenantRules(slo=LatencySLO(ttft_p95_ms=2000), on_cost_cap=("reject",))
+    slo = TenantRules(slo=LatencySLO(ttft_p95_ms=2000), on_slo_unmeetable=("reject",))
     meter = DemandMeter()
     shed = decide(LLAMA, EASY, slo, v)
     record_refusal(meter, shed.rejection.code, shed, v, set(), 200, 120, now=1.0)

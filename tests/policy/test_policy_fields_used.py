@@ -59,6 +59,8 @@ BEHAVIOUR = {
     "Actions.on_cost_cap": f"{_SERVING}[actions.on_cost_cap]",
     "Actions.on_budget_exhausted": f"{_SERVING}[actions.on_budget_exhausted]",
     "Actions.cap_tokens_floor": f"{_SERVING}[actions.cap_tokens_floor]",
+    "Actions.on_cost_target": f"{_SERVING}[actions.on_cost_target]",
+    "Actions.on_slo_unmeetable": f"{_SERVING}[actions.on_slo_unmeetable]",
     "Limits.max_tokens": f"{_SERVING}[max_tokens]",
     "Limits.allowed_profiles": f"{_SERVING}[allowed_profiles]",
     "Limits.denied_profiles": f"{_SERVING}[denied_profiles]",
@@ -101,7 +103,7 @@ BEHAVIOUR = {
         "test_tenant_over_max_concurrent_requests_is_429_with_retry_after"
     ),
     "TenantDefaults.priority": (
-        "tests/serving/test_admission.py::test_low_priority_is_shed_before_high_priority"
+        "tests/request/test_admission.py::test_low_priority_is_shed_before_high_priority"
     ),
     "TenantDefaults.failover": "tests/serving/test_ingress_robustness.py::test_policy_may_forbid_the_retry",
     "Failover.retry": "tests/serving/test_ingress_robustness.py::test_policy_may_forbid_the_retry",

