@@ -1,0 +1,48 @@
+"""The runner's view of the ingress: tenant line caps and prices from the policy in force."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from fastapi.responses import JSONResponse
+
+from orchestrator.catalog.loader import load_catalog
+from orchestrator.paths import PROJECT_ROOT
+from orchestrator.policy.loader import load_policy_text
+from orchestrator.serving.batch_wiring import ExecutorLines, tenant_line_cap
+
+CATALOG = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
+
+
+def _watcher(batch: str) -> SimpleNamespace:
+    text = f"apiVersion: orchestrator/v1\nkind: Policy\ndefault_tenant:\n  batch: {batch}\n"
+    return SimpleNamespace(current=load_policy_text(text, "policy.yaml", CATALOG))
+
+
+def test_the_line_cap_follows_the_policy_and_its_reloads():
+    watcher = _watcher("{max_concurrent_lines: 3}")
+    cap = tenant_line_cap(watcher)
+    assert cap("default") == 3
+    watcher.current = _watcher("{max_concurrent_lines: 11}").current
+    assert cap("default") == 11
+    assert tenant_line_cap(_watcher("{}"))("default") == 8  # built-in
+
+
+class RecordingExecutor:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    async def serve_line(self, tenant, body, endpoint, request_id, *, price_factor):
+        self.calls.append((tenant, body, endpoint, request_id, price_factor))
+        return JSONResponse({"id": "x", "usage": {"cost_usd": 0.002}})
+
+
+async def test_a_line_runs_unstreamed_at_the_tenants_price_factor():
+    executor = RecordingExecutor()
+    lines = ExecutorLines(executor, _watcher("{price_factor: 0.3}"))
+    result = await lines("default", "/v1/completions", {"model": "m", "stream": True}, "b-L1")
+    assert executor.calls == [("default", {"model": "m", "stream": False}, "completions",
+                               "b-L1", 0.3)]  # fmt: skip
+    assert result.status_code == 200 and result.cost_usd == 0.002
+    assert json.loads(json.dumps(result.body))["id"] == "x"
