@@ -46,3 +46,12 @@ async def test_a_line_runs_unstreamed_at_the_tenants_price_factor():
                                "b-L1", 0.3)]  # fmt: skip
     assert result.status_code == 200 and result.cost_usd == 0.002
     assert json.loads(json.dumps(result.body))["id"] == "x"
+
+
+def test_policy_explain_shows_the_effective_batch_settings():
+    from orchestrator.policy.explain import explain_policy, render_text
+
+    explained = explain_policy(_watcher("{price_factor: 0.2}").current)
+    assert explained.tenants[0].batch == {"price_factor": 0.2, "max_completion_window": "24h",
+                                          "max_concurrent_lines": 8}  # fmt: skip
+    assert "charged x0.2 of the interactive price" in render_text(explained)
