@@ -1,7 +1,8 @@
 """Load YAML config files with source lines, and report schema errors as `file:line: field: reason`.
 
-Invariant: every error produced here names the file, a 1-based line (the closest YAML node
-that exists for the failing field) and a dotted field path, so an SRE can jump straight to it.
+Invariants: every error produced here names the file, a 1-based line (the closest YAML node
+that exists for the failing field) and a dotted field path, so an SRE can jump straight to it;
+a key written twice in one mapping is an error (YAML itself keeps the last in silence).
 """
 
 from __future__ import annotations
@@ -57,17 +58,26 @@ class LoadedYaml:
         return self.lines.get((), 1)
 
 
-def _index_lines(node: yaml.Node, path: PathKey, out: dict[PathKey, int]) -> None:
+def _index_lines(
+    node: yaml.Node, path: PathKey, out: dict[PathKey, int], dupes: list[tuple[PathKey, int, int]]
+) -> None:
+    """Record the line of every key and item; a key written twice in one mapping goes to
+    `dupes` as (path, line of the repeat, line of the first) - YAML would keep the last."""
     out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
-            out[path + (key,)] = key_node.start_mark.line + 1
-            _index_lines(value_node, path + (key,), out)
+            line = key_node.start_mark.line + 1
+            if key in first and key != "<<":
+                dupes.append((path + (key,), line, first[key]))
+            first.setdefault(key, line)
+            out[path + (key,)] = line
+            _index_lines(value_node, path + (key,), out, dupes)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             out[path + (i,)] = item.start_mark.line + 1
-            _index_lines(item, path + (i,), out)
+            _index_lines(item, path + (i,), out, dupes)
 
 
 def parse_yaml_text(text: str, file: str) -> LoadedYaml:
@@ -81,8 +91,22 @@ def parse_yaml_text(text: str, file: str) -> LoadedYaml:
         reason = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([ConfigIssue(file, line, "<yaml>", f"invalid YAML: {reason}")]) from exc
     lines: dict[PathKey, int] = {}
+    dupes: list[tuple[PathKey, int, int]] = []
     if node is not None:
-        _index_lines(node, (), lines)
+        _index_lines(node, (), lines, dupes)
+    if dupes:
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    file,
+                    line,
+                    _field_name(path),
+                    f"duplicate key (first written on line {first}); YAML would keep only "
+                    "the last one: merge the two into one",
+                )
+                for path, line, first in dupes
+            ]
+        )
     return LoadedYaml(file=file, data=data, lines=lines)
 
 

@@ -6,6 +6,11 @@ import argparse
 import importlib
 import sys
 
+import yaml
+
+from orchestrator.cli.output import USAGE_ERROR, CliError
+from orchestrator.config_files import ConfigError
+
 # module name -> registers one or more sub-commands on the top-level parser
 _COMMAND_MODULES = (
     "serve",
@@ -48,6 +53,28 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and friends: not an error
         sys.stderr.close()
         return 0
+    except ConfigError as exc:  # located problems: one `file:line: field: reason` line each
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return USAGE_ERROR
+    except (CliError, OSError, ValueError, yaml.YAMLError) as exc:
+        # the last line of defence: a bad path or input file is one line, never a traceback
+        print(f"{_command_name(args)}: error: {_one_line(exc)}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    words = [getattr(args, "command", None)]
+    words += [v for k, v in vars(args).items() if k.endswith("_command") and k != "command"]
+    return " ".join(["orchestrator", *(str(w) for w in words if w)])
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror}"
+    text = str(exc).strip() or type(exc).__name__
+    lines = text.splitlines()
+    return lines[0] + (f" (and {len(lines) - 1} more line(s))" if len(lines) > 1 else "")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """`orchestrator policy validate|explain|diff|schema`.
 
-Exit codes: 0 success; 1 invalid policy (or, for `diff --exit-code`, differences);
-2 bad usage. Errors print as `file:line: field: reason`, one per line, on stdout.
+Exit codes: 0 success; 1 invalid policy (or, for `diff --exit-code`, differences; or, for
+`validate --strict`, warnings); 2 bad usage. Errors print as `file:line: field: reason`,
+warnings as `file:line: field: warning: reason`, one per line, on stdout.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def sorted_issues(issues: list[ConfigIssue]) -> list[ConfigIssue]:
 
 def _validate(args: argparse.Namespace) -> int:
     files, issues = expand_paths(args.paths)
+    warnings: list[ConfigIssue] = []
     catalogs: dict[str, Catalog | None] = {}
     ok = 0
     for f in files:
@@ -85,14 +87,20 @@ def _validate(args: argparse.Namespace) -> int:
             issues += exc.issues
             continue
         ok += 1
+        warnings += policy.warnings
         if not args.quiet:
             n = len(policy.reachable_tenants())
             print(f"{f}: ok (catalog {cat_path}; {n} reachable tenant{'s' if n != 1 else ''})")
     for issue in sorted_issues(issues):
         print(issue)
+    for warning in sorted_issues(warnings):
+        print(f"{warning.file}:{warning.line}: {warning.field}: warning: {warning.reason}")
     if issues:
         bad = len(files) - ok
         print(f"{len(issues)} error(s); {bad} of {len(files)} file(s) invalid", file=sys.stderr)
+        return 1
+    if warnings and args.strict:
+        print(f"{len(warnings)} warning(s), failing under --strict", file=sys.stderr)
         return 1
     return 0
 
@@ -155,7 +163,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also read the API key env vars / files (default: structure only, for CI)",
     )
-    v.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    v.add_argument("-q", "--quiet", action="store_true", help="print errors and warnings only")
+    v.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1) on warnings too, e.g. always-on replicas no tenant may use",
+    )
     v.set_defaults(func=_validate)
 
     e = sub.add_parser("explain", help="per tenant: profiles, prices, cheapest way to meet the SLO")

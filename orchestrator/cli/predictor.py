@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import paths
+from orchestrator.cli.output import check_output_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -267,14 +268,16 @@ def _predict(args: argparse.Namespace) -> int:
         source = args.input.open(encoding="utf-8")
     except OSError as exc:
         return _err(str(exc))
+    check_output_file(args.output, "--output")
     predictor = Predictor.default()
     sink = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
-    failures = 0
+    failures = lines = 0
     try:
         with source:
             for number, raw in enumerate(source, start=1):
                 if not raw.strip():
                     continue
+                lines += 1
                 try:
                     body = json.loads(raw)
                     if isinstance(body, dict) and isinstance(body.get("request"), dict):
@@ -287,4 +290,8 @@ def _predict(args: argparse.Namespace) -> int:
     finally:
         if args.output:
             sink.close()
+    if not lines:
+        return _err(f"{args.input}: holds no request (one JSON body per line)")
+    if failures:
+        print(f"{failures} of {lines} line(s) could not be predicted", file=sys.stderr)
     return 1 if failures else 0

@@ -135,7 +135,9 @@ def _validate_inputs(args: argparse.Namespace) -> None:
     from orchestrator.policy import load_policy
 
     catalog = load_catalog(args.deployments)
-    load_policy(args.policy, catalog)  # the server would refuse it too, but later and less clearly
+    policy = load_policy(args.policy, catalog)  # the server would refuse it too, but later
+    for warning in policy.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for profile in catalog.profiles:  # convert packaged models before Ray starts
         resolve_model(profile.model)
 

@@ -125,6 +125,7 @@ class _Bar:
 
 def run(args: argparse.Namespace) -> int:
     from orchestrator.catalog import load_catalog
+    from orchestrator.cli.output import CliError, check_output_dir
     from orchestrator.config_files import ConfigError
     from orchestrator.policy import load_policy
     from orchestrator.simulate import load_traffic, rescale, simulate
@@ -139,14 +140,15 @@ def run(args: argparse.Namespace) -> int:
         weights = _weights(args.tenants)
         if args.rate_scale <= 0:
             raise ValueError("--rate-scale must be > 0")
-        if args.warmup < 0 or (args.duration is not None and args.warmup >= args.duration):
-            raise ValueError("--warmup must be >= 0 and shorter than --duration")
         if args.duration is not None and args.duration <= 0:
             raise ValueError("--duration must be > 0")
+        if args.warmup < 0 or (args.duration is not None and args.warmup >= args.duration):
+            raise ValueError("--warmup must be >= 0 and shorter than --duration")
+        check_output_dir(args.report, "--report")
         catalog = load_catalog(args.deployments)
         policy = load_policy(args.policy, catalog, resolve_secrets=False)
         requests = load_traffic(args.trace, seed=args.seed)
-    except (ValueError, ConfigError, OSError, PromptDataMissing) as exc:
+    except (ValueError, ConfigError, OSError, PromptDataMissing, CliError) as exc:
         return fail(str(exc))
     requests = rescale(
         requests, rate_scale=args.rate_scale, duration_s=args.duration, seed=args.seed

@@ -132,7 +132,9 @@ def drain_timeout_s(profile: Any, policy: Any) -> float:
 def profile_serve_options(
     profile: Any, policy: Any, deployments_path: str, policy_path: str
 ) -> dict[str, Any]:
-    """Serve deployment options of a profile under the controller."""
+    """Serve deployment options of a profile under the controller (the policy's replica
+    bounds, which may lower the catalog's minimum)."""
+    bounds = policy.scaling[profile.name]
     return {
         "autoscaling_config": autoscaling_config(
             policy_function=PROFILE_POLICY,
@@ -141,9 +143,11 @@ def profile_serve_options(
                 "policy": policy_path,
                 "profile": profile.name,
             },
-            min_replicas=profile.replicas.min,
-            max_replicas=profile.replicas.max,
-            initial_replicas=profile.replicas.start,
+            min_replicas=bounds.min_replicas,
+            max_replicas=bounds.max_replicas,
+            initial_replicas=min(
+                max(profile.replicas.start, bounds.min_replicas), bounds.max_replicas
+            ),  # fmt: skip
         ),
         "graceful_shutdown_timeout_s": drain_timeout_s(profile, policy),
     }

@@ -65,7 +65,7 @@ def _policy_key_warnings(policy_path: Path, catalog: Catalog, values: ChartValue
 
     policy = load_policy(policy_path, catalog, resolve_secrets=False)
     refs = [ref for t in policy.spec.tenants for ref in t.api_keys]
-    warnings: list[str] = []
+    warnings: list[str] = [str(w) for w in policy.warnings]
     if refs and not values.tenantKeys.existingSecret:
         warnings.append(
             f"{policy_path}: the policy references {len(refs)} API key(s) "

@@ -3,20 +3,28 @@
 Checked (each issue names file, line and field):
 - tenant names are unique (and differ from the default tenant's);
 - every profile name the policy mentions exists in the catalog;
-- autoscaling bounds lie within the catalog's replicas.min/max; scale-to-zero is possible;
+- autoscaling maxima lie within the catalog's replicas.max (minima may go below the
+  catalog's replicas.min, which is a default); scale-to-zero agrees with min_replicas;
 - the cluster $/hour ceiling covers the always-on (minimum) replicas;
 - per tenant and request class: cost target <= cost cap, max_reasoning_tokens <= max_tokens,
-  at least one eligible profile, and a latency SLO that some eligible profile meets on an
-  idle replica for the class's reference request;
+  at least one eligible profile, a latency SLO that some eligible profile meets on an
+  idle replica for the class's reference request, and a max_tokens some eligible profile's
+  context (max_model_len) can hold;
+- per tenant: written request bounds (max_prompt_tokens, max_output_tokens) some eligible
+  profile can serve; budget windows that agree (no day budget above the month's, ...);
+- no API-key environment variable or key file is named twice (within or across tenants),
+  checked from the names, without reading the secrets;
 - the budgets of the tenants that may use always-on replicas cover their cost.
 Tenants checked: every named tenant, and the default tenant when it is reachable or written.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-from orchestrator.catalog.schema import Catalog
+from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.concepts import QUERY_CLASSES
 from orchestrator.config_files import ConfigIssue, LoadedYaml
 from orchestrator.policy.limits import Loc, Merged
@@ -65,7 +73,9 @@ class _Reporter:
     def _affects(tenants: dict[str, list[str]]) -> str:
         parts = []
         for tenant, entries in tenants.items():
-            if len(entries) == len(QUERY_CLASSES) and all(e in QUERY_CLASSES for e in entries):
+            if not any(entries):  # a per-tenant issue, not per request class
+                parts.append(f"tenant {tenant!r}")
+            elif len(entries) == len(QUERY_CLASSES) and all(e in QUERY_CLASSES for e in entries):
                 parts.append(f"tenant {tenant!r} (all classes)")
             else:
                 parts.append(f"tenant {tenant!r} ({', '.join(entries)})")
@@ -119,6 +129,17 @@ def _check_names(spec: PolicySpec, catalog: Catalog, rep: _Reporter) -> None:
                 unknown((section, "profiles", name), name)
 
 
+def _check_scheduling_tenants(spec: PolicySpec, rep: _Reporter) -> None:
+    """`scheduling.tenants` names tenants of this policy (a typo would silently not act)."""
+    tenants = {spec.default_tenant.name, *(t.name for t in spec.tenants)}
+    for name in spec.scheduling.tenants:
+        if name not in tenants:
+            rep.add(
+                ("scheduling", "tenants", name),
+                f"unknown tenant {name!r} (tenants: {', '.join(sorted(tenants))})",
+            )
+
+
 def _check_scaling(
     spec: PolicySpec, catalog: Catalog, scaling: dict[str, ScalingBounds], rep: _Reporter
 ) -> None:
@@ -132,20 +153,15 @@ def _check_scaling(
             value = getattr(own, key)
             if value is None:
                 continue
-            if value < cat.min:
-                rep.add(
-                    loc + (key,),
-                    f"{value} is below the catalog's replicas.min ({cat.min}) for this profile",
-                )
-            elif value > cat.max:
+            if value > cat.max:
                 rep.add(
                     loc + (key,),
                     f"{value} is above the catalog's replicas.max ({cat.max}) for this profile",
                 )
-        if own.scale_to_zero and cat.min > 0:
+        if own.scale_to_zero and own.min_replicas is not None and own.min_replicas > 0:
             rep.add(
                 loc + ("scale_to_zero",),
-                f"the catalog keeps at least {cat.min} replica(s) of this profile (replicas.min)",
+                f"min_replicas {own.min_replicas} keeps this profile from scaling to zero",
             )
         disabled = own.max_replicas == 0
         if (
@@ -220,6 +236,7 @@ def _check_tenant(spec: PolicySpec, catalog: Catalog, rt: ResolvedTenant, rep: _
                 who,
             )
             continue
+        _check_context(lim.max_tokens, eligible, _origin(merged, "max_tokens", rt.loc), who, rep)
         ref = spec.reference_request(rc)
         n_in, n_out = ref.input_tokens, min(ref.output_tokens, lim.max_tokens or ref.output_tokens)
         estimates = {p.name: request_latency(performance_of(p), n_in, n_out) for p in eligible}
@@ -244,6 +261,99 @@ def _check_tenant(spec: PolicySpec, catalog: Catalog, rt: ResolvedTenant, rep: _
                 f"no single eligible profile meets {', '.join(set_fields)} together",
                 who,
             )
+
+
+def _check_context(
+    max_tokens: int | None, eligible: list[Profile], loc: Loc, who: str, rep: _Reporter
+) -> None:
+    """A max_tokens above every eligible profile's context length can never be served."""
+    if max_tokens is None or not eligible:
+        return
+    widest = max(eligible, key=lambda p: p.max_model_len)
+    if max_tokens > widest.max_model_len:
+        rep.add(
+            loc,
+            f"{max_tokens} is above every eligible profile's context length (the largest is "
+            f"{widest.name}'s max_model_len {widest.max_model_len}): no request can use it",
+            who,
+        )
+
+
+def _check_bounds(spec: PolicySpec, catalog: Catalog, rt: ResolvedTenant, rep: _Reporter) -> None:
+    """Request bounds written in the policy that no profile the tenant may use can serve."""
+    names = rt.tenant.all_eligible_profiles()
+    if not names:
+        return
+    widest = max((catalog.profile(n) for n in names), key=lambda p: p.max_model_len)
+    context = widest.max_model_len
+    bounds = rt.tenant.bounds
+    for key, most in (
+        ("max_prompt_tokens", context),
+        ("max_output_tokens", context * (bounds.max_n or 1)),
+    ):
+        loc = _written_bound(spec, rt.loc, key)
+        value = getattr(bounds, key)
+        if loc is not None and value is not None and value > most:
+            rep.add(
+                loc,
+                f"{value} is more than any profile tenant {rt.tenant.name!r} may use can serve "
+                f"(largest context: {widest.name}'s max_model_len {context}"
+                + (f", times max_n {bounds.max_n}" if key == "max_output_tokens" else "")
+                + ")",
+            )
+
+
+def _written_bound(spec: PolicySpec, loc: Loc, key: str) -> Loc | None:
+    """Where a request bound in force for the tenant at `loc` is written (None: built in)."""
+    block = spec.default_tenant if loc == ("default_tenant",) else spec.tenants[int(loc[1])]
+    for where, owner in ((loc, block), (("defaults",), spec.defaults)):
+        req = owner.requests
+        if req is not None and key in req.model_fields_set:
+            return where + ("requests", key)
+    return None
+
+
+def _check_budget_windows(rt: ResolvedTenant, rep: _Reporter) -> None:
+    """A shorter window's budget above a longer window's can never bind: a typo, refused."""
+    budgets = rt.tenant.budgets
+    for i, (short, short_name, _) in enumerate(PERIODS):
+        for long, long_name, _ in PERIODS[i + 1 :]:
+            a, b = getattr(budgets, short), getattr(budgets, long)
+            if a is not None and b is not None and a > b:
+                rep.add(
+                    _budget_origin(rt, short),
+                    f"${a:g} per {short_name} is above the ${b:g} per {long_name} "
+                    f"(budgets.{long}): the {long_name}'s budget runs out first, so this one "
+                    "can never apply",
+                    f"{rt.tenant.name}/",
+                )
+
+
+def _check_key_refs(spec: PolicySpec, loaded: LoadedYaml, rep: _Reporter) -> None:
+    """Each key environment variable or key file belongs to one tenant, once."""
+    seen: dict[str, tuple[Loc, str]] = {}
+    for i, tenant in enumerate(spec.tenants):
+        for j, ref in enumerate(tenant.api_keys):
+            kind = "env" if ref.env is not None else "file"
+            name = ref.env if ref.env is not None else _key_file(ref.file or "", loaded.file)
+            loc: Loc = ("tenants", i, "api_keys", j, kind)
+            first = seen.get(f"{kind}:{name}")
+            if first is None:
+                seen[f"{kind}:{name}"] = (loc, tenant.name)
+                continue
+            what = "environment variable" if kind == "env" else "key file"
+            owner = "this tenant" if first[1] == tenant.name else f"tenant {first[1]!r}"
+            rep.add(
+                loc,
+                f"{what} {name} is already a key source of {owner} "
+                f"({field_name(first[0])}, line {loaded.line_of(first[0])}): one key would "
+                "name two tenants, or one tenant lists it twice",
+            )
+
+
+def _key_file(path: str, policy_file: str) -> str:
+    p = Path(path)
+    return os.path.normpath(p if p.is_absolute() else Path(policy_file).parent / p)
 
 
 def _budget_origin(rt: ResolvedTenant, key: str) -> Loc:
@@ -295,7 +405,9 @@ def check_policy(
     """All cross-check issues (empty = the policy fits the catalog)."""
     rep = _Reporter(loaded)
     _check_names(spec, catalog, rep)
+    _check_scheduling_tenants(spec, rep)
     _check_scaling(spec, catalog, scaling, rep)
+    _check_key_refs(spec, loaded, rep)
     for rt in resolved:
         if (
             not rt.tenant.is_default
@@ -303,5 +415,41 @@ def check_policy(
             or spec.default_tenant.model_fields_set
         ):
             _check_tenant(spec, catalog, rt, rep)
+            _check_bounds(spec, catalog, rt, rep)
+            _check_budget_windows(rt, rep)
     _check_budgets(catalog, scaling, [rt for rt in resolved if rt.tenant.name in reachable], rep)
     return rep.issues()
+
+
+def policy_warnings(
+    catalog: Catalog,
+    scaling: dict[str, ScalingBounds],
+    resolved: list[ResolvedTenant],
+    reachable: list[str],
+    loaded: LoadedYaml,
+) -> list[ConfigIssue]:
+    """Legal but likely unintended settings (`policy validate --strict` fails on them):
+    always-on replicas of a profile no reachable tenant may use."""
+    used = {
+        n
+        for rt in resolved
+        if rt.tenant.name in reachable
+        for n in rt.tenant.all_eligible_profiles()
+    }
+    out = []
+    for name, bounds in scaling.items():
+        if bounds.min_replicas <= 0 or name in used:
+            continue
+        price = catalog.profile(name).price_per_replica_hour_usd * bounds.min_replicas
+        loc: Loc = ("autoscaling", "profiles", name, "min_replicas")
+        out.append(
+            ConfigIssue(
+                loaded.file,
+                loaded.line_of(loc),
+                field_name(loc),
+                f"{bounds.min_replicas} always-on replica(s) of {name} "
+                f"(${price * HOURS_PER_MONTH:,.0f}/month) that no tenant may use; set "
+                f"autoscaling.profiles.{name}.min_replicas: 0 to remove them",
+            )
+        )
+    return out

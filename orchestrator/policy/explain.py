@@ -53,6 +53,7 @@ class TenantExplanation:
     min_replicas_usd_per_month: float
     classes: list[ClassExplanation] = field(default_factory=list)
     batch: dict[str, object] = field(default_factory=dict)  # effective batch settings
+    queue: dict = field(default_factory=dict)  # priority, weight, max_queued, deadline
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class PolicyExplanation:
     cluster_ceiling_usd_per_hour: float | None
     unused_always_on: list[str]
     tenants: list[TenantExplanation]
+    scheduling: dict = field(default_factory=dict)  # order, aging_s
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -143,6 +145,10 @@ def explain_policy(policy: Policy) -> PolicyExplanation:
                 always_on=always_on,
                 min_replicas_usd_per_month=policy.min_replicas_cost_per_month(tuple(always_on)),
                 batch=t.batch.model_dump(),
+                queue={
+                    "priority": t.priority,
+                    **policy.spec.scheduling.for_tenant(t.name).model_dump(),
+                },
                 classes=[_class(policy, t, rc) for rc in QUERY_CLASSES]
                 if t.name in reachable
                 else [],
@@ -160,6 +166,10 @@ def explain_policy(policy: Policy) -> PolicyExplanation:
         cluster_ceiling_usd_per_hour=policy.spec.autoscaling.max_cost_per_hour_usd,
         unused_always_on=[n for n, b in policy.scaling.items() if b.min_replicas and n not in used],
         tenants=tenants,
+        scheduling={
+            "order": policy.spec.scheduling.order,
+            "aging_s": policy.spec.scheduling.aging_s,
+        },
     )
 
 
@@ -207,6 +217,15 @@ def render_text(exp: PolicyExplanation) -> str:
         f"(${exp.cluster_min_usd_per_hour * HOURS_PER_MONTH:,.0f}/month); "
         f"ceiling {'none' if ceiling is None else f'${ceiling:g}/hour'}"
     )
+    sched = exp.scheduling
+    if sched:
+        order = (
+            "shortest predicted work first, aged "
+            f"(none overtaken by a request {sched['aging_s']:g} s younger)"
+            if sched["order"] == "predicted"
+            else "first come, first served"
+        )
+        out.append(f"Queue order when a profile is full: {order}; the engines' priority follows it")
     if exp.unused_always_on:
         out.append(f"Note: always-on replicas no tenant may use: {', '.join(exp.unused_always_on)}")
     for t in exp.tenants:
@@ -228,6 +247,13 @@ def render_text(exp: PolicyExplanation) -> str:
                 f"  batch jobs: charged x{t.batch['price_factor']:g} of the interactive price, "
                 f"windows up to {t.batch['max_completion_window']}, at most "
                 f"{t.batch['max_concurrent_lines']} lines in flight"
+            )
+        if t.queue:
+            q = t.queue
+            deadline = ", deadline order (TTFT target)" if q["deadline"] else ""
+            out.append(
+                f"  queue: priority {q['priority']}, fair-share weight {q['weight']:g}, "
+                f"up to {q['max_queued']} waiting (then 429){deadline}"
             )
         always = ", ".join(f"{n} x{k}" for n, k in t.always_on.items()) or "none"
         out.append(

@@ -19,7 +19,7 @@ from orchestrator.config_files import (
     validate_loaded,
 )
 from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
-from orchestrator.policy.checks import check_policy
+from orchestrator.policy.checks import check_policy, policy_warnings
 from orchestrator.policy.model import Policy
 from orchestrator.policy.resolve import resolve_tenants, scaling_bounds
 from orchestrator.policy.schema import PolicySpec
@@ -68,6 +68,7 @@ def build_policy(
         source=loaded.file,
         secrets_resolved=resolve_secrets,
         key_files=files,
+        warnings=tuple(policy_warnings(catalog, scaling, resolved, reachable, loaded)),
         _key_index=index,
     )
 

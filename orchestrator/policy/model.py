@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.catalog.schema import Catalog
 from orchestrator.concepts import QueryClass
+from orchestrator.config_files import ConfigIssue
 from orchestrator.policy.limits import BUILTIN_BATCH, EffectiveLimits
 from orchestrator.policy.schema import (
     BUILTIN_BOUNDS,
@@ -89,6 +90,7 @@ class Policy:
     source: str
     secrets_resolved: bool
     key_files: tuple[str, ...] = ()
+    warnings: tuple[ConfigIssue, ...] = ()  # legal but likely unintended (policy validate)
     _key_index: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property

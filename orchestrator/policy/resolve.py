@@ -54,16 +54,23 @@ def eligible_profiles(
 
 
 def scaling_bounds(spec: PolicySpec, catalog: Catalog) -> dict[str, ScalingBounds]:
-    """Effective bounds per catalog profile; conflicts are clamped here and reported by checks."""
+    """Effective bounds per catalog profile; conflicts are clamped here and reported by checks.
+
+    The catalog's replicas.min is a default the policy may lower (to 0, so always-on replicas
+    no tenant uses can be removed): a profile's `min_replicas`, or its `scale_to_zero: true`
+    without a `min_replicas`, replaces it. The catalog's replicas.max stays a ceiling."""
     auto = spec.autoscaling
     out = {}
     for p in catalog.profiles:
         own = auto.profiles.get(p.name)
-        lo = own.min_replicas if own and own.min_replicas is not None else p.replicas.min
+        lo = p.replicas.min
+        if own is not None and own.min_replicas is not None:
+            lo = own.min_replicas
+        elif own is not None and own.scale_to_zero:
+            lo = 0
         hi = own.max_replicas if own and own.max_replicas is not None else p.replicas.max
         to_zero = own.scale_to_zero if own and own.scale_to_zero is not None else auto.scale_to_zero
         headroom = own.headroom if own and own.headroom is not None else auto.headroom
-        lo = max(lo, p.replicas.min)
         hi = min(hi, p.replicas.max)
         if not to_zero and hi > 0:
             lo = max(lo, 1)

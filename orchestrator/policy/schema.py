@@ -294,12 +294,20 @@ class PricingSpec(_Strict):
 
 
 class ProfileScaling(_Strict):
-    """Scaling bounds for one profile; they must lie within the catalog's replicas.min/max."""
+    """Scaling bounds for one profile. The catalog's replicas.min is a default this may lower
+    (0 removes always-on replicas, e.g. of a profile no tenant may use); max_replicas may not
+    exceed the catalog's replicas.max."""
 
-    min_replicas: int | None = Field(None, ge=0)
-    max_replicas: int | None = Field(None, ge=0)
+    min_replicas: int | None = Field(
+        None, ge=0, description="replicas always on (default: the catalog's replicas.min)"
+    )
+    max_replicas: int | None = Field(
+        None, ge=0, description="at most the catalog's replicas.max; 0 disables the profile"
+    )
     headroom: float | None = Field(None, ge=0, le=10)
-    scale_to_zero: bool | None = None
+    scale_to_zero: bool | None = Field(
+        None, description="true without min_replicas = min_replicas 0 for this profile"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ProfileScaling:
@@ -349,6 +357,58 @@ class AutoscalingSpec(_Strict):
         description="cap on a draining replica's graceful shutdown (else: its longest "
         "generation at single-stream speed)",
     )
+
+
+# --- scheduling (the ingress queue and the engines' waiting order) ----------------------------
+
+
+class TenantScheduling(_Strict):
+    """One tenant's share of the ingress queue (unset fields take the block's defaults)."""
+
+    weight: float | None = Field(
+        None, gt=0, le=1000, description="fair share among tenants of one priority class"
+    )
+    max_queued: int | None = Field(
+        None, ge=0, le=100_000, description="requests it may have waiting; more get 429"
+    )
+    deadline: bool = Field(
+        False,
+        description="its requests wait in deadline order (arrival + the class's TTFT p95 "
+        "target), ahead of the predicted-work order",
+    )
+
+
+class SchedulingSpec(_Strict):
+    """How requests wait when a profile cannot take them now: the ingress queue's order
+    (tenant priority, deadline, predicted work aged by `aging_s`), fair shares by tokens, bounds
+    per tenant; the same order is each vLLM engine's request priority."""
+
+    order: Literal["predicted", "fcfs"] = Field(
+        "predicted",
+        description="predicted: shortest predicted work first (aged); fcfs: arrival order",
+    )
+    aging_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="no waiting request is overtaken by one that arrived this much later",
+    )
+    max_queued: int = Field(
+        64, ge=0, le=100_000, description="requests one tenant may have waiting; more get 429"
+    )
+    weight: float = Field(1.0, gt=0, le=1000, description="a tenant's default fair share")
+    tenants: dict[str, TenantScheduling] = Field(
+        default_factory=dict, description="per-tenant weight, queue bound and deadline order"
+    )
+
+    def for_tenant(self, name: str) -> TenantScheduling:
+        """The tenant's settings with the block's defaults filled in (every field set)."""
+        own = self.tenants.get(name) or TenantScheduling()
+        return TenantScheduling(
+            weight=own.weight if own.weight is not None else self.weight,
+            max_queued=own.max_queued if own.max_queued is not None else self.max_queued,
+            deadline=own.deadline,
+        )
 
 
 # --- the document ----------------------------------------------------------------------------
@@ -402,6 +462,10 @@ class PolicySpec(_Strict):
         default_factory=AutoscalingSpec,
         description="read by the controller (orchestrator/control: the planner runs in the Ray "
         "Serve controller process as the profiles' autoscaling policy), not by the ingress",
+    )
+    scheduling: SchedulingSpec = Field(
+        default_factory=SchedulingSpec,
+        description="the ingress queue's order and bounds, and the engines' request priority",
     )
 
     def reference_request(self, request_class: QueryClass) -> ReferenceRequest:

@@ -83,6 +83,9 @@ def engine_kwargs(profile: Profile, model_location: str) -> dict[str, Any]:
     if profile.reasoning_parser:
         kwargs["reasoning_parser"] = profile.reasoning_parser
     kwargs.update(profile.engine_args)
+    # each request carries `priority` from the ingress's order key (orchestrator.scheduling);
+    # vLLM refuses a non-zero priority unless the engine schedules by it
+    kwargs["scheduling_policy"] = "priority"
     return kwargs
 
 

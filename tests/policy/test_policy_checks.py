@@ -65,11 +65,6 @@ def test_duplicate_and_reserved_tenant_names(tmp_path, gpu_catalog):
     ("body", "field", "reason"),
     [
         (
-            "autoscaling:\n  profiles:\n    llama8b-fp8-ngram:\n      min_replicas: 0  # <-\n",
-            "autoscaling.profiles.llama8b-fp8-ngram.min_replicas",
-            "0 is below the catalog's replicas.min (1)",
-        ),
-        (
             "autoscaling:\n  profiles:\n    qwen3-235b-fp8:\n      max_replicas: 3  # <-\n",
             "autoscaling.profiles.qwen3-235b-fp8.max_replicas",
             "3 is above the catalog's replicas.max (2)",
@@ -80,9 +75,10 @@ def test_duplicate_and_reserved_tenant_names(tmp_path, gpu_catalog):
             "5 is above the catalog's replicas.max (2)",
         ),
         (
-            "autoscaling:\n  profiles:\n    llama8b-bf16-eagle3:\n      scale_to_zero: true  # <-\n",
+            "autoscaling:\n  profiles:\n    llama8b-bf16-eagle3:\n"
+            "      min_replicas: 1\n      scale_to_zero: true  # <-\n",
             "autoscaling.profiles.llama8b-bf16-eagle3.scale_to_zero",
-            "catalog keeps at least 1 replica(s)",
+            "min_replicas 1 keeps this profile from scaling to zero",
         ),
         (
             "autoscaling:\n  scale_to_zero: false\n  profiles:\n    gpt-oss-20b-mxfp4:\n      min_replicas: 0  # <-\n",

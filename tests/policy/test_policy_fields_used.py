@@ -45,6 +45,7 @@ _SERVING = (
     "tests/serving/test_policy_fields_in_request_path.py::"
     "test_policy_field_changes_the_request_path"
 )
+_QUEUE = "tests/scheduling/test_settings.py::test_policy_field_changes_the_queue"
 # field -> the test that shows the server (or the router core) acting on it
 BEHAVIOUR = {
     # per-tenant limits: policy text -> request path (one parametrized case each)
@@ -168,6 +169,16 @@ BEHAVIOUR = {
     "AutoscalingSpec.max_drain_s": (
         "tests/control/test_control.py::test_drain_timeout_follows_the_longest_generation"
     ),
+    # scheduling: the ingress queue's order and bounds (orchestrator/scheduling)
+    "PolicySpec.scheduling": f"{_QUEUE}[order]",
+    "SchedulingSpec.order": f"{_QUEUE}[order]",
+    "SchedulingSpec.aging_s": f"{_QUEUE}[aging_s]",
+    "SchedulingSpec.max_queued": f"{_QUEUE}[max_queued]",
+    "SchedulingSpec.weight": f"{_QUEUE}[weight]",
+    "SchedulingSpec.tenants": f"{_QUEUE}[tenants.max_queued]",
+    "TenantScheduling.weight": f"{_QUEUE}[weight]",
+    "TenantScheduling.max_queued": f"{_QUEUE}[tenants.max_queued]",
+    "TenantScheduling.deadline": f"{_QUEUE}[tenants.deadline]",
 }
 
 

@@ -161,3 +161,19 @@ def test_parsers_cannot_be_set_through_engine_args():
     data["engine_args"] = {"tool_call_parser": "hermes"}
     with pytest.raises(ValidationError, match="tool_call_parser"):
         type(LOCAL.profiles[0]).model_validate(data)
+
+
+@pytest.mark.parametrize("profile", GPU.profiles + LOCAL.profiles, ids=lambda p: p.name)
+def test_every_engine_schedules_by_request_priority(profile):
+    """The ingress sends vLLM's `priority` (orchestrator.scheduling); vLLM accepts it only
+    from an engine with `scheduling_policy: priority`, whatever the catalog's engine_args say."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    kwargs = engine_kwargs(
+        profile.model_copy(update={"engine_args": {"scheduling_policy": "fcfs"}}), "/m"
+    )
+    assert kwargs["scheduling_policy"] == "priority"
+    assert (
+        AsyncEngineArgs(model="/m", scheduling_policy=kwargs["scheduling_policy"]).scheduling_policy
+        == "priority"
+    )

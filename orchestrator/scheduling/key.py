@@ -1,0 +1,72 @@
+"""The order of waiting requests: one key for the ingress queue and the engines' priority.
+
+`OrderKey` sorts ascending:
+1. the tenant's priority class (higher policy `priority` first);
+2. a virtual start time, in seconds on the queue's clock: `arrival + aging_s x f(work)` where
+   `f` rises with the predicted remaining work from 0 to 1 (log scale, `MAX_WORK` tokens = 1),
+   so shorter predicted work goes first and a request is never overtaken by one that arrived
+   more than `aging_s` after it (within a class and a tenant; tenants share by `fairness.py`).
+   A tenant with deadline order uses `min(that, arrival + its TTFT target)`: the earliest
+   deadline first, and never later than the aged work order would serve it.
+   With `order: fcfs` the virtual start is the arrival.
+3. a sequence number (arrival order among equal keys).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+MAX_WORK = 131_072  # predicted tokens that count as the longest work (f = 1)
+PROMPT_WEIGHT = 1 / 16  # a prompt token costs this many decode tokens of work (prefill batches)
+MAX_PRIORITY = 1000  # the policy's largest tenant priority
+_CLASS_SPAN_MS = 10**13  # > any virtual start in ms (year 2286): classes never interleave
+
+
+class OrderKey(NamedTuple):
+    """Ascending: first served first."""
+
+    class_rank: int  # -priority
+    virtual_s: float
+    seq: int
+
+
+def predicted_work(prompt_tokens: int, predicted_output_tokens: float) -> float:
+    """Remaining work of a queued request in decode-token equivalents."""
+    return max(0.0, predicted_output_tokens) + PROMPT_WEIGHT * max(0, prompt_tokens)
+
+
+def work_fraction(work: float) -> float:
+    """0 for no work, 1 for `MAX_WORK` tokens or more, log-scaled between."""
+    if work <= 0:
+        return 0.0
+    return min(1.0, math.log1p(work) / math.log1p(MAX_WORK))
+
+
+def order_key(
+    *,
+    arrival_s: float,
+    priority: int,
+    work: float,
+    aging_s: float,
+    seq: int = 0,
+    deadline_s: float | None = None,
+    fcfs: bool = False,
+) -> OrderKey:
+    """The key of one request (see the module docstring)."""
+    if fcfs:
+        start = arrival_s
+    else:
+        start = arrival_s + aging_s * work_fraction(work)
+        if deadline_s is not None:
+            start = min(start, deadline_s)
+    return OrderKey(-priority, start, seq)
+
+
+def engine_priority(key: OrderKey, *, fcfs: bool = False) -> int:
+    """vLLM's request `priority` for the key (lower is scheduled earlier; vLLM breaks ties by
+    arrival): the class, then the virtual start in milliseconds, so each engine's waiting
+    queue follows the ingress order. 0 for every request under `fcfs` (vLLM's arrival order)."""
+    if fcfs:
+        return 0
+    return (MAX_PRIORITY + key.class_rank) * _CLASS_SPAN_MS + max(0, round(key.virtual_s * 1000))

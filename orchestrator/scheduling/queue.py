@@ -1,0 +1,189 @@
+"""The ingress wait queue: requests a profile cannot take now, released in key order.
+
+One `WaitQueue` per profile. Pure and synchronous, with an injected clock: the server wraps it
+in asyncio (a released request's future is set) and the simulator calls it in virtual time.
+Release order: the best priority class with anyone waiting; in it, the tenant with the least
+virtual token counter (`fairness.py`); of that tenant, the smallest `OrderKey` (`key.py`).
+Invariants: every pushed request leaves exactly once, released by `pop`, removed by `cancel`
+(charged nothing), or refused (`QueueRefusal`: 429 with Retry-After) by `push` over the
+tenant's bound or by `reconfigure` when a hot reload shrinks the bound (the latest in key
+order go first; none is lost).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.scheduling.fairness import VirtualTokenCounter
+from orchestrator.scheduling.key import OrderKey, predicted_work
+from orchestrator.scheduling.settings import SchedulingSettings
+
+_WAIT_EMA = 0.2  # weight of the newest release in the typical wait (Retry-After)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A request that waits: who sent it, what it is predicted to need, and the caller's
+    handle (`payload`: the simulator's job, the server's future), returned untouched."""
+
+    request_id: str
+    tenant: str
+    prompt_tokens: int = 0
+    predicted_tokens: float = 0.0  # predicted output tokens
+    request_class: str = "standard"
+    payload: Any = None
+
+    @property
+    def work(self) -> float:
+        return predicted_work(self.prompt_tokens, self.predicted_tokens)
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    request_id: str
+    key: OrderKey
+    position: int  # requests that would leave before it, when it was queued
+    enqueued_s: float
+
+
+@dataclass(frozen=True)
+class QueueRefusal:
+    """429 with Retry-After: the tenant's queue is at its bound."""
+
+    request_id: str
+    tenant: str
+    retry_after_s: int
+    payload: Any = None
+    reason: str = "queue_full"
+
+
+@dataclass(frozen=True)
+class Released:
+    item: Waiting
+    key: OrderKey
+    waited_s: float
+    charged: float  # work charged to the tenant's counter (correct it with `settle`)
+
+
+@dataclass(slots=True)
+class _Tenant:
+    heap: list = field(default_factory=list)  # (OrderKey, request_id)
+    count: int = 0
+
+
+class WaitQueue:
+    def __init__(self, settings: SchedulingSettings, clock: Callable[[], float]) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.counter = VirtualTokenCounter()
+        self._classes: dict[int, dict[str, _Tenant]] = {}  # class_rank -> tenant -> queue
+        self._items: dict[str, tuple[Waiting, OrderKey, float]] = {}  # id -> item, key, since
+        self._seq = 0
+        self._typical_wait_s = 0.0
+
+    # ------------------------------------------------------------------ reading
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, request_id: str) -> bool:
+        return request_id in self._items
+
+    def queued(self, tenant: str) -> int:
+        return sum(c[tenant].count for c in self._classes.values() if tenant in c)
+
+    def by_tenant(self) -> dict[str, dict[str, float]]:
+        """Per tenant: requests waiting, its priority class, and its oldest wait in seconds."""
+        now = self.clock()
+        out: dict[str, dict[str, float]] = {}
+        for item, key, since in self._items.values():
+            row = out.setdefault(
+                item.tenant, {"queued": 0, "priority": -key.class_rank, "oldest_wait_s": 0.0}
+            )
+            row["queued"] += 1
+            row["oldest_wait_s"] = max(row["oldest_wait_s"], now - since)
+        return out
+
+    def retry_after_s(self) -> int:
+        """Seconds a refused client should wait: the typical recent wait (at least 1)."""
+        return max(1, math.ceil(self._typical_wait_s))
+
+    # ------------------------------------------------------------------ changing
+    def push(self, item: Waiting) -> Enqueued | QueueRefusal:
+        """Queue `item`, or refuse it when its tenant already has `max_queued` waiting."""
+        share = self.settings.share(item.tenant)
+        if self.queued(item.tenant) >= share.max_queued:
+            return QueueRefusal(item.request_id, item.tenant, self.retry_after_s(), item.payload)
+        now = self.clock()
+        self._seq += 1
+        key = self.settings.key_for(item.tenant, item.request_class, item.work, now, self._seq)
+        tenants = self._classes.setdefault(key.class_rank, {})
+        position = sum(
+            1 for _, k, _ in self._items.values() if (k.class_rank, k.virtual_s) < key[:2]
+        )
+        queue = tenants.get(item.tenant)
+        if queue is None or queue.count == 0:
+            self.counter.lift(item.tenant, [t for t, q in tenants.items() if q.count])
+            queue = tenants.setdefault(item.tenant, _Tenant())
+        heapq.heappush(queue.heap, (key, item.request_id))
+        queue.count += 1
+        self._items[item.request_id] = (item, key, now)
+        return Enqueued(item.request_id, key, position, now)
+
+    def pop(self) -> Released | None:
+        """The next request to release (None: nothing waits); charges its predicted work."""
+        for rank in sorted(self._classes):
+            tenants = self._classes[rank]
+            tenant = self.counter.least(t for t, q in tenants.items() if q.count)
+            if tenant is None:
+                continue
+            queue = tenants[tenant]
+            while queue.heap:
+                key, rid = heapq.heappop(queue.heap)
+                found = self._items.get(rid)
+                if found is None or found[1] != key:
+                    continue  # cancelled or refused earlier (lazy deletion)
+                item, _, since = self._items.pop(rid)
+                queue.count -= 1
+                waited = self.clock() - since
+                self._typical_wait_s += _WAIT_EMA * (waited - self._typical_wait_s)
+                share = self.settings.share(tenant)
+                self.counter.charge(tenant, item.work, share.weight)
+                return Released(item, key, waited, item.work)
+        return None
+
+    def cancel(self, request_id: str) -> Waiting | None:
+        """The client went away: the request leaves at once and is charged nothing."""
+        found = self._items.pop(request_id, None)
+        if found is None:
+            return None
+        item, key, _ = found
+        self._classes[key.class_rank][item.tenant].count -= 1
+        return item
+
+    def settle(self, tenant: str, charged: float, prompt_tokens: int, output_tokens: int) -> None:
+        """A released request finished: its counter holds the actual work, not the predicted."""
+        actual = predicted_work(prompt_tokens, output_tokens)
+        self.counter.correct(tenant, charged, actual, self.settings.share(tenant).weight)
+
+    def reconfigure(self, settings: SchedulingSettings) -> list[QueueRefusal]:
+        """A hot reload: new settings for what comes next (queued keys stay); a tenant over
+        its new bound loses its latest requests in key order, refused with Retry-After."""
+        self.settings = settings
+        refused: list[QueueRefusal] = []
+        retry = self.retry_after_s()
+        for tenant in {item.tenant for item, _, _ in self._items.values()}:
+            excess = self.queued(tenant) - settings.share(tenant).max_queued
+            if excess <= 0:
+                continue
+            mine = sorted(
+                (key, rid) for rid, (item, key, _) in self._items.items() if item.tenant == tenant
+            )
+            for _, rid in mine[-excess:]:
+                item = self.cancel(rid)
+                if item is not None:
+                    refused.append(QueueRefusal(rid, tenant, retry, item.payload, "queue_shrunk"))
+        return refused

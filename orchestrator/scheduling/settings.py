@@ -1,0 +1,79 @@
+"""The scheduling settings in force: the policy's `scheduling:` block resolved per tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from orchestrator.concepts import QueryClass
+from orchestrator.policy.model import Policy
+from orchestrator.policy.schema import SchedulingSpec
+from orchestrator.scheduling.key import OrderKey, engine_priority, order_key
+
+
+@dataclass(frozen=True)
+class TenantShare:
+    """One tenant's place in the queue: its priority class, fair-share weight, queue bound and
+    (when it waits in deadline order) its TTFT target per request class."""
+
+    priority: int = 0
+    weight: float = 1.0
+    max_queued: int = 64
+    deadline_ms: Mapping[str, float] = field(default_factory=dict)  # request class -> TTFT p95
+
+
+@dataclass(frozen=True)
+class SchedulingSettings:
+    """What the queue and the engines' priority read; a hot reload swaps the whole object."""
+
+    order: Literal["predicted", "fcfs"] = "predicted"
+    aging_s: float = 30.0
+    default: TenantShare = TenantShare()
+    tenants: Mapping[str, TenantShare] = field(default_factory=dict)
+
+    def share(self, tenant: str) -> TenantShare:
+        return self.tenants.get(tenant, self.default)
+
+    def deadline_ms(self, tenant: str, request_class: QueryClass | str) -> float | None:
+        """The tenant's TTFT target for the class when it waits in deadline order, else None."""
+        return self.share(tenant).deadline_ms.get(request_class)
+
+    def key_for(
+        self, tenant: str, request_class: str, work: float, now: float, seq: int = 0
+    ) -> OrderKey:
+        """The order key of a request of `tenant` arriving `now` with `work` predicted."""
+        deadline_ms = self.deadline_ms(tenant, request_class)
+        return order_key(
+            arrival_s=now,
+            priority=self.share(tenant).priority,
+            work=work,
+            aging_s=self.aging_s,
+            seq=seq,
+            deadline_s=None if deadline_ms is None else now + deadline_ms / 1000.0,
+            fcfs=self.order == "fcfs",
+        )
+
+    def engine_priority(self, tenant: str, request_class: str, work: float, now: float) -> int:
+        """vLLM's `priority` for the request: the same key, so each engine's waiting queue
+        follows the ingress order (0 for every request under `order: fcfs`)."""
+        key = self.key_for(tenant, request_class, work, now)
+        return engine_priority(key, fcfs=self.order == "fcfs")
+
+    @classmethod
+    def of(cls, policy: Policy) -> SchedulingSettings:
+        """Resolve `policy.spec.scheduling` for every tenant (priority from the tenant)."""
+        spec: SchedulingSpec = policy.spec.scheduling
+        tenants = {}
+        for t in policy.tenants.values():
+            own = spec.for_tenant(t.name)
+            deadlines: dict[str, float] = {}
+            if own.deadline:
+                for rc, lim in t.classes.items():
+                    if lim.latency.ttft_p95_ms is not None:
+                        deadlines[rc] = lim.latency.ttft_p95_ms
+            tenants[t.name] = TenantShare(t.priority, own.weight, own.max_queued, deadlines)
+        default = tenants.get(policy.default_tenant.name) or TenantShare(
+            weight=spec.weight, max_queued=spec.max_queued
+        )
+        return cls(spec.order, spec.aging_s, default, tenants)

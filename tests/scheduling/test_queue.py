@@ -1,0 +1,161 @@
+"""The wait queue: order, fairness, bounds, cancellation and hot reload (virtual clock)."""
+
+from __future__ import annotations
+
+from scheduling_helpers import drain, item, settings
+
+from orchestrator.scheduling import (
+    Enqueued,
+    QueueRefusal,
+    SchedulingSettings,
+    TenantShare,
+    WaitQueue,
+)
+
+
+def test_releases_shortest_predicted_first(clock):
+    q = WaitQueue(settings(), clock)
+    for rid, tokens in (("long", 4000), ("mid", 300), ("short", 10)):
+        q.push(item(rid, tokens=tokens))
+    assert drain(q) == ["short", "mid", "long"]
+
+
+def test_fcfs_order_releases_in_arrival_order(clock):
+    q = WaitQueue(SchedulingSettings(order="fcfs"), clock)
+    for rid, tokens in (("long", 4000), ("mid", 300), ("short", 10)):
+        q.push(item(rid, tokens=tokens))
+        clock.advance(0.01)
+    assert drain(q) == ["long", "mid", "short"]
+
+
+def test_a_waiting_request_is_not_overtaken_past_the_aging_bound(clock):
+    q = WaitQueue(SchedulingSettings(aging_s=5.0), clock)
+    q.push(item("long", tokens=100_000))
+    clock.advance(1.0)
+    q.push(item("short-soon", tokens=1))  # arrived within the bound: may go first
+    clock.advance(5.0)
+    q.push(item("short-late", tokens=1))  # arrived past the bound: may not
+    assert drain(q) == ["short-soon", "long", "short-late"]
+
+
+def test_higher_priority_class_first_then_deadline(clock):
+    q = WaitQueue(
+        settings(
+            gold=TenantShare(priority=10, max_queued=10),
+            slo=TenantShare(max_queued=10, deadline_ms={"standard": 500.0}),
+            bulk=TenantShare(max_queued=10),
+        ),
+        clock,
+    )
+    q.push(item("bulk-short", "bulk", tokens=5))
+    q.push(item("slo-long", "slo", tokens=20_000))
+    q.push(item("gold-long", "gold", tokens=50_000))
+    assert drain(q)[0] == "gold-long"
+    # deadline 0.5 s beats a virtual start of several seconds for long work
+    q.push(item("slo-long2", "slo", tokens=20_000))
+    assert q.pop().item.request_id == "slo-long2"
+
+
+def test_tenants_of_one_class_share_by_tokens_served(clock):
+    """A tenant sending 10x the requests gets about the same tokens while both wait."""
+    q = WaitQueue(
+        settings(heavy=TenantShare(max_queued=1000), light=TenantShare(max_queued=1000)), clock
+    )
+    for i in range(100):
+        q.push(item(f"h{i}", "heavy", tokens=100))
+        if i % 10 == 0:
+            q.push(item(f"l{i}", "light", tokens=100))
+    first20 = [q.pop().item.tenant for _ in range(20)]
+    assert first20.count("light") == 10  # every light request goes within the first 20
+
+
+def test_fair_share_follows_the_weights(clock):
+    q = WaitQueue(
+        settings(
+            a=TenantShare(weight=3.0, max_queued=1000), b=TenantShare(weight=1.0, max_queued=1000)
+        ),
+        clock,
+    )
+    for i in range(200):
+        q.push(item(f"a{i}", "a", tokens=100))
+        q.push(item(f"b{i}", "b", tokens=100))
+    served = [q.pop().item.tenant for _ in range(100)]
+    assert 70 <= served.count("a") <= 80
+
+
+def test_actual_tokens_replace_the_prediction_in_the_counter(clock):
+    q = WaitQueue(settings(a=TenantShare(max_queued=9), b=TenantShare(max_queued=9)), clock)
+    q.push(item("a1", "a", tokens=10))
+    q.push(item("b1", "b", tokens=1000))
+    a1, b1 = q.pop(), q.pop()
+    q.settle("a", a1.charged, prompt_tokens=0, output_tokens=5000)  # it ran long
+    q.settle("b", b1.charged, prompt_tokens=0, output_tokens=1000)
+    q.push(item("b2", "b", tokens=10))
+    q.push(item("a2", "a", tokens=10))
+    assert q.pop().item.request_id == "b2"  # a has been served more (by the prediction: less)
+
+
+def test_a_tenant_over_its_bound_gets_429_with_retry_after(clock):
+    q = WaitQueue(settings(t=TenantShare(max_queued=2)), clock)
+    assert isinstance(q.push(item("1", "t")), Enqueued)
+    assert isinstance(q.push(item("2", "t")), Enqueued)
+    refused = q.push(item("3", "t"))
+    assert isinstance(refused, QueueRefusal) and refused.retry_after_s >= 1
+    assert isinstance(q.push(item("x", "other")), Enqueued)  # other tenants are not affected
+    assert q.cancel("x") is not None
+    assert q.pop().item.request_id == "1"
+    assert isinstance(q.push(item("4", "t")), Enqueued)  # a release makes room
+    assert q.queued("t") == 2
+
+
+def test_retry_after_follows_the_typical_wait(clock):
+    q = WaitQueue(settings(t=TenantShare(max_queued=1)), clock)
+    for i in range(20):
+        q.push(item(str(i), "t"))
+        clock.advance(8.0)
+        q.pop()
+    q.push(item("held", "t"))
+    assert q.push(item("over", "t")).retry_after_s == 8
+
+
+def test_a_cancelled_request_leaves_at_once_and_is_charged_nothing(clock):
+    q = WaitQueue(settings(a=TenantShare(max_queued=9), b=TenantShare(max_queued=9)), clock)
+    q.push(item("a1", "a", tokens=1))
+    q.push(item("b1", "b", tokens=50))
+    assert q.cancel("a1") is not None
+    assert "a1" not in q and len(q) == 1
+    assert q.counter.served("a") == 0.0
+    assert drain(q) == ["b1"]
+    assert q.cancel("a1") is None  # gone: a second cancel is a no-op
+
+
+def test_the_position_counts_who_goes_first(clock):
+    q = WaitQueue(settings(), clock)
+    q.push(item("short", tokens=1))
+    q.push(item("long", tokens=10_000))
+    assert q.push(item("mid", tokens=100)).position == 1
+
+
+def test_a_hot_reload_that_shrinks_a_bound_refuses_the_excess_and_loses_none(clock):
+    q = WaitQueue(settings(t=TenantShare(max_queued=10), u=TenantShare(max_queued=10)), clock)
+    pushed = {f"t{i}" for i in range(8)} | {"u0", "u1"}
+    for i in range(8):
+        q.push(item(f"t{i}", "t", tokens=10 * (i + 1)))  # t7 longest = latest in key order
+    q.push(item("u0", "u"))
+    q.push(item("u1", "u"))
+    q.cancel("t0")
+    refused = q.reconfigure(settings(t=TenantShare(max_queued=3), u=TenantShare(max_queued=10)))
+    assert sorted(r.request_id for r in refused) == ["t4", "t5", "t6", "t7"]
+    assert all(r.retry_after_s >= 1 and r.reason == "queue_shrunk" for r in refused)
+    released = drain(q)
+    assert sorted(released) == ["t1", "t2", "t3", "u0", "u1"]
+    assert set(released) | {r.request_id for r in refused} | {"t0"} == pushed
+
+
+def test_by_tenant_reports_length_class_and_oldest_wait(clock):
+    q = WaitQueue(settings(g=TenantShare(priority=7, max_queued=9)), clock)
+    q.push(item("1", "g"))
+    clock.advance(2.0)
+    q.push(item("2", "g"))
+    clock.advance(1.0)
+    assert q.by_tenant() == {"g": {"queued": 2, "priority": 7, "oldest_wait_s": 3.0}}

@@ -1,0 +1,125 @@
+"""The policy's `scheduling:` block resolved into the settings the queue reads."""
+
+from __future__ import annotations
+
+import pytest
+from scheduling_helpers import policy_of
+
+from orchestrator.config_files import ConfigError
+from orchestrator.policy.explain import explain_policy, render_text
+from orchestrator.scheduling import QueueRefusal, SchedulingSettings, Waiting, WaitQueue
+
+TENANTS = """
+unknown_keys: default_tenant
+tenants:
+  - {name: gold, api_keys: [{env: KA}], priority: 10, classes: {standard: {latency: {ttft_p95_ms: 800}}}}
+  - {name: bulk, api_keys: [{env: KB}]}
+"""
+
+
+def test_defaults_apply_to_every_tenant(local_catalog):
+    s = SchedulingSettings.of(policy_of(TENANTS, local_catalog))
+    assert (s.order, s.aging_s) == ("predicted", 30.0)
+    assert s.share("bulk").max_queued == 64 and s.share("bulk").weight == 1.0
+    assert s.share("gold").priority == 10
+    assert s.deadline_ms("gold", "standard") is None  # deadline order is opt-in
+
+
+def test_block_and_per_tenant_fields_take_effect(local_catalog):
+    body = (
+        TENANTS
+        + """
+scheduling:
+  order: fcfs
+  aging_s: 5
+  max_queued: 8
+  weight: 2
+  tenants:
+    gold: {weight: 4, max_queued: 2, deadline: true}
+"""
+    )
+    s = SchedulingSettings.of(policy_of(body, local_catalog))
+    assert (s.order, s.aging_s) == ("fcfs", 5.0)
+    assert (s.share("gold").weight, s.share("gold").max_queued) == (4.0, 2)
+    assert (s.share("bulk").weight, s.share("bulk").max_queued) == (2.0, 8)
+    assert s.deadline_ms("gold", "standard") == 800.0
+    assert s.deadline_ms("bulk", "standard") is None
+
+
+def test_scheduling_names_only_known_tenants(local_catalog):
+    body = TENANTS + "scheduling:\n  tenants:\n    golden: {weight: 2}\n"
+    with pytest.raises(ConfigError, match="unknown tenant 'golden'"):
+        policy_of(body, local_catalog)
+
+
+@pytest.mark.parametrize("field", ["aging_s: 0", "max_queued: -1", "weight: 0", "order: sjf"])
+def test_invalid_values_are_refused_naming_the_field(local_catalog, field):
+    with pytest.raises(ConfigError, match=field.split(":")[0]):
+        policy_of(TENANTS + f"scheduling:\n  {field}\n", local_catalog)
+
+
+def test_deadline_only_for_classes_with_a_ttft_target(local_catalog):
+    body = TENANTS + "scheduling:\n  tenants:\n    gold: {deadline: true}\n"
+    s = SchedulingSettings.of(policy_of(body, local_catalog))
+    assert s.deadline_ms("gold", "standard") == 800.0
+    assert s.deadline_ms("gold", "reasoning") is None
+
+
+def _released(policy_body: str, catalog, pushes, clock) -> list[str]:
+    """Push (id, tenant, tokens, seconds to advance after) into a queue under the policy."""
+    q = WaitQueue(SchedulingSettings.of(policy_of(TENANTS + policy_body, catalog)), clock)
+    out = []
+    for rid, tenant, tokens, later in pushes:
+        got = q.push(Waiting(rid, tenant, predicted_tokens=tokens))
+        if isinstance(got, QueueRefusal):
+            out.append(f"429:{rid}")
+        clock.advance(later)
+    while (r := q.pop()) is not None:
+        out.append(r.item.request_id)
+    return out
+
+
+# each field of the block, and the same pushes with and without it
+FIELD_CASES = {
+    "order": (
+        "scheduling: {order: fcfs}\n",
+        [("long", "bulk", 9000, 0.1), ("short", "bulk", 5, 0)],
+    ),
+    "aging_s": (
+        "scheduling: {aging_s: 1}\n",
+        [("long", "bulk", 9000, 2.0), ("short", "bulk", 5, 0)],
+    ),
+    "max_queued": ("scheduling: {max_queued: 1}\n", [("a", "bulk", 5, 0), ("b", "bulk", 5, 0)]),
+    "weight": (
+        "scheduling: {weight: 1, tenants: {bulk: {weight: 10}}}\n",
+        [(f"{t}{i}", t, 100, 0) for i in range(4) for t in ("bulk", "default")],
+    ),
+    "tenants.max_queued": (
+        "scheduling: {tenants: {bulk: {max_queued: 1}}}\n",
+        [("a", "bulk", 5, 0), ("b", "bulk", 5, 0)],
+    ),
+    "tenants.deadline": (
+        "scheduling: {tenants: {gold: {deadline: true}}}\n",
+        [("gold-long", "gold", 90_000, 0), ("gold-short", "gold", 5, 0)],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FIELD_CASES))
+def test_policy_field_changes_the_queue(local_catalog, clock, case):
+    body, pushes = FIELD_CASES[case]
+    base = _released("", local_catalog, pushes, clock)
+    changed = _released(body, local_catalog, pushes, clock)
+    assert changed != base, f"scheduling.{case} did not change the release order"
+
+
+def test_policy_explain_shows_the_queue(local_catalog):
+    body = (
+        TENANTS + "scheduling:\n  aging_s: 7\n  tenants:\n    gold: {weight: 3, deadline: true}\n"
+    )
+    exp = explain_policy(policy_of(body, local_catalog))
+    text = render_text(exp)
+    assert "aged (none overtaken by a request 7 s younger)" in text
+    gold = next(t for t in exp.tenants if t.name == "gold")
+    assert gold.queue == {"priority": 10, "weight": 3.0, "max_queued": 64, "deadline": True}
+    assert "fair-share weight 3, up to 64 waiting (then 429), deadline order" in text
