@@ -134,7 +134,7 @@ def paced_starts(
     while len(starts) < n:
         reps, ongoing = ticks.get(round(now / TICK_S), ([0] * len(caps), [0] * len(caps)))
         slots = sum(r * c for r, c in zip(reps, caps, strict=True))
-        busy = sum(ongoing)
+        busy = sum(o for o, c in zip(ongoing, caps, strict=True) if c > 0)  # pools it may use
         running_until = [u for u in running_until if u > now]
         job = ActiveJob("job", BATCH_TENANT, "", start_s, start_s + deadline_s,
                         n - len(starts), len(running_until), len(starts), line_s)  # fmt: skip
