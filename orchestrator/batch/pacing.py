@@ -5,7 +5,9 @@ Its *required* concurrency is the fewest lines in flight that does it:
 `ceil(pending * line_s / slack)`. While the interactive load is in a trough (utilisation under
 `trough_utilization`), a job may run up to its tenant's `max_concurrent_lines` on capacity
 that is running anyway; otherwise it runs only what its deadline requires, so batch work adds
-replicas only when a deadline needs them.
+replicas only when a deadline needs them. The trough's free slots are *quiet* slots
+(`quiet_slots`): what a replica can run while the one latency model says an interactive
+request's TTFT stays within `LATENCY_TOLERANCE` of an idle replica's.
 
 Invariants: jobs are served in deadline order; a job never has more lines in flight than its
 tenant's cap (summed over the tenant's jobs) nor less than its deadline requires while the cap
@@ -18,9 +20,32 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from orchestrator import replica_model
 from orchestrator.batch.store import ActiveJob
 
 DEFAULT_LINE_S = 10.0  # a line's wall time before the job has finished one
+# trough filling stops where the replica model says interactive TTFT would grow more than
+# this over an idle replica's
+LATENCY_TOLERANCE = 0.10
+TYPICAL_PROMPT_TOKENS = 512
+
+
+def quiet_slots(
+    perf: replica_model.ReplicaPerformance,
+    *,
+    tolerance: float = LATENCY_TOLERANCE,
+    prompt_tokens: int = TYPICAL_PROMPT_TOKENS,
+) -> int:
+    """Requests one replica can run while a newcomer's modelled TTFT stays within `tolerance`
+    of an idle replica's (at least 1: the newcomer itself). TTFT, not TPOT: the batch's lines
+    share decode with interactive streams as any request does (the planner sizes for that)."""
+    ttft_idle = replica_model.ttft_ms(perf, prompt_tokens, 1)
+    quiet = 1
+    for n in range(2, perf.max_concurrency + 1):
+        if replica_model.ttft_ms(perf, prompt_tokens, n) > (1 + tolerance) * ttft_idle:
+            break
+        quiet = n
+    return quiet
 
 
 @dataclass(frozen=True, slots=True)

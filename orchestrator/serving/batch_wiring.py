@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from fastapi.responses import Response
 
+from orchestrator.batch.pacing import quiet_slots
 from orchestrator.batch.runner import Capacity, LineResult
 from orchestrator.policy import Policy
 from orchestrator.routing.types import ProfileView
@@ -70,14 +71,17 @@ def tenant_line_cap(policy: Any) -> Callable[[str], int]:
 
 
 def capacity_of(views: list[ProfileView]) -> Capacity:
-    """Utilisation of the healthy profiles' request slots (catalog max_concurrency x running
-    replicas) by the requests in flight, and the slots left."""
-    slots = sum(
-        v.performance.max_concurrency * max(0, v.live.replicas_running)
-        for v in views
-        if v.live.healthy
-    )
-    busy = sum(v.live.requests_in_flight + v.live.requests_queued for v in views)
+    """Interactive load on the healthy profiles: the share of their request slots (catalog
+    max_concurrency x running replicas) in use, and the *quiet* slots left (`quiet_slots`: a
+    batch line there keeps interactive latency within the tolerance of idle)."""
+    slots = quiet = busy = 0
+    for v in views:
+        if not v.live.healthy or v.live.replicas_running <= 0:
+            continue
+        running = v.live.replicas_running
+        slots += v.performance.max_concurrency * running
+        quiet += quiet_slots(v.performance) * running
+        busy += v.live.requests_in_flight + v.live.requests_queued
     if slots <= 0:
         return Capacity(1.0, 0)
-    return Capacity(min(1.0, busy / slots), max(0, slots - busy))
+    return Capacity(min(1.0, busy / slots), max(0, quiet - busy))

@@ -9,8 +9,8 @@ start until done, as a client without a scheduler runs a job). What the job cost
 replica cost it adds over the base; when it finishes is its last line's end.
 
 The simulator has no feedback loop from lines to pacing, so pacing runs feed-forward on the
-base run's timeline: each controller tick it sees the utilisation of the running replicas'
-request slots by interactive traffic (replicas x max_concurrency against requests ongoing)
+base run's timeline: each controller tick it sees the interactive requests ongoing on the
+pools the batch tenant may use against their quiet slots (`pacing.quiet_slots` x replicas)
 and counts a started line as running for `line_s` (the mean line's latency on the cheapest
 profile the batch tenant may use, at half its batch). Lines are sampled from the trace's own
 requests (text, sizes, needed tier) and sent as the batch tenant's.
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from orchestrator.batch.pacing import plan as pace_plan
+from orchestrator.batch.pacing import quiet_slots
 from orchestrator.batch.store import ActiveJob
 from orchestrator.catalog.schema import Catalog
 from orchestrator.policy import Policy
@@ -196,7 +197,7 @@ def simulate_batch(
     cheapest = min((s for s in specs if s.name in allowed), key=lambda s: s.price_per_hour)
     job_lines = sample_lines(interactive, lines, BATCH_TENANT, seed)
     line_s = line_seconds(job_lines, cheapest)
-    caps = [s.cap if s.name in allowed else 0 for s in specs]
+    caps = [quiet_slots(s.perf) if s.name in allowed else 0 for s in specs]
     cap = tenant.batch.max_concurrent_lines or 1
     plans = {
         "paced": paced_starts(lines, start_s, deadline_s, line_s, base.outcome.timeline, caps, cap),

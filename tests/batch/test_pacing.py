@@ -53,3 +53,21 @@ def test_the_tenant_cap_counts_lines_already_running_in_all_its_jobs():
     paces = plan([_job("a", pending=50), _job("b", pending=50)], NOW, tenant_cap=lambda _: 4,
                  running_by_tenant={"t": 3}, utilization=0.0, free_slots=100)  # fmt: skip
     assert sum(p.start for p in paces) == 1
+
+
+def test_quiet_slots_keep_the_modelled_ttft_within_the_tolerance():
+    from orchestrator import replica_model
+    from orchestrator.batch.pacing import quiet_slots
+
+    perf = replica_model.ReplicaPerformance(
+        single_stream_tokens_per_s=100, output_tokens_per_s=2000, prefill_tokens_per_s=5000,
+        max_concurrency=64, ttft_ms_base=20,
+    )  # fmt: skip
+    n = quiet_slots(perf, tolerance=0.1)
+    idle = replica_model.ttft_ms(perf, 512, 1)
+    assert 1 < n < 64
+    assert (
+        replica_model.ttft_ms(perf, 512, n) <= 1.1 * idle < replica_model.ttft_ms(perf, 512, n + 1)
+    )
+    assert quiet_slots(perf, tolerance=0.0) == 1
+    assert quiet_slots(perf, tolerance=10.0) == 64

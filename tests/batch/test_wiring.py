@@ -55,3 +55,24 @@ def test_policy_explain_shows_the_effective_batch_settings():
     assert explained.tenants[0].batch == {"price_factor": 0.2, "max_completion_window": "24h",
                                           "max_concurrent_lines": 8}  # fmt: skip
     assert "charged x0.2 of the interactive price" in render_text(explained)
+
+
+def test_capacity_counts_quiet_slots_of_healthy_running_profiles():
+    from orchestrator.batch.pacing import quiet_slots
+    from orchestrator.replica_model import LiveState
+    from orchestrator.serving.batch_wiring import capacity_of
+    from orchestrator.serving.route_inputs import priced_views
+
+    policy = _watcher("{}").current
+    views = list(priced_views(CATALOG, policy).values())
+    quiet = sum(quiet_slots(v.performance) for v in views)
+    idle = capacity_of(
+        [v.model_copy(update={"live": LiveState(replicas_running=1)}) for v in views]
+    )
+    assert idle.utilization == 0.0 and idle.free_slots == quiet
+    busy = capacity_of(
+        [v.model_copy(update={"live": LiveState(requests_in_flight=8)}) for v in views]
+    )
+    assert busy.free_slots == 0 and busy.utilization == 1.0
+    down = capacity_of([v.model_copy(update={"live": LiveState(healthy=False)}) for v in views])
+    assert down.free_slots == 0
