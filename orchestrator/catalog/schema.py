@@ -105,6 +105,19 @@ class Accelerator(_Strict):
         return 1 if not self.is_gpu else self.count // self.tensor_parallel_size
 
 
+class StubEngineSpec(_Strict):
+    """A profile that runs NO model: its replicas answer with filler tokens at a set pace
+    (orchestrator.serving.stub_engine). For load tests of the control plane only."""
+
+    ttft_ms: float = Field(50.0, ge=0, description="time from arrival to the first token")
+    tokens_per_s: float = Field(
+        100.0, gt=0, description="pace of the tokens after the first, per request"
+    )
+    output_tokens: int = Field(
+        16, ge=1, description="answer length when the request sets no max_tokens"
+    )
+
+
 # The node label every orchestrator node type carries (`ray start --labels`); its value is the
 # node type's name, which is also the Helm chart's worker group name.
 NODE_TYPE_LABEL = "orchestrator.io/node-type"
@@ -242,6 +255,11 @@ class Profile(_Strict):
     )
     engine_args: dict[str, Any] = Field(default_factory=dict)
     env: dict[str, str] = Field(default_factory=dict, description="extra env vars for the replica")
+    stub_engine: StubEngineSpec | None = Field(
+        None,
+        description="load tests only: replicas run a stub engine (no model) with this timing; "
+        "never for serving",
+    )
 
     @field_validator("engine_args")
     @classmethod
@@ -250,6 +268,28 @@ class Profile(_Strict):
         if clash:
             raise ValueError(f"set {', '.join(clash)} through the profile fields, not engine_args")
         return v
+
+    @model_validator(mode="after")
+    def _stub_takes_no_engine_fields(self) -> Profile:
+        if self.stub_engine is None:
+            return self
+        inert = [
+            name
+            for name, is_set in (
+                ("speculative", self.speculative is not None),
+                ("quantization", self.quantization != "none"),
+                ("tool_call_parser", self.tool_call_parser is not None),
+                ("reasoning_parser", self.reasoning_parser is not None),
+                ("engine_args", bool(self.engine_args)),
+                ("accelerator.type", self.accelerator.is_gpu),
+            )
+            if is_set
+        ]
+        if inert:
+            raise ValueError(
+                f"stub_engine runs no model: remove {', '.join(inert)} (it would have no effect)"
+            )
+        return self
 
 
 class Catalog(_Strict):

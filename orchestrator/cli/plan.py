@@ -47,7 +47,11 @@ def run(args: argparse.Namespace) -> int:
     state = PlanState()
     decisions: list[ScalingDecision] = []
     for step in demand.all_steps():
-        obs = observation(step, catalog, replicas, demand.resources_available)
+        try:
+            obs = observation(step, catalog, replicas, demand.resources_available)
+        except ValueError as exc:
+            print(f"{args.demand}: {exc}", file=sys.stderr)
+            return 1
         decision, state = plan(obs, policy, state)
         decisions.append(decision)
         replicas = {n: t.target for n, t in decision.targets.items()}
@@ -59,20 +63,30 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render(decision: ScalingDecision) -> str:
-    """A decision as a small table, one line per profile."""
+    """A decision as a small table: one line per profile (its share of the family's forecast
+    load in `load`), then one line per family with load it cannot place and why."""
     ceiling = decision.ceiling_usd_per_hour
     head = f"t={decision.now_s:g}s  ${decision.cost_per_hour_usd:,.2f}/hour"
     if ceiling is not None:
-        head += f" (ceiling ${ceiling:,.2f})"
+        head += f" (ceiling ${ceiling:,.2f}"
+        head += ", binding)" if decision.ceiling_binding else ", not binding)"
     head += f"  solver: {decision.solver}"
-    rows = [("profile", "now", "target", "ideal", "$/hour", "reason")]
+    rows = [("profile", "now", "target", "ideal", "load", "$/hour", "reason")]
     for t in decision.targets.values():
+        load = f"{t.assigned_share:.0%}" if t.assigned_share > 0 else "-"
         cost = f"{t.cost_per_hour_usd:,.2f}"
-        rows.append((t.profile, str(t.current), str(t.target), str(t.ideal), cost, t.reason))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        rows.append((t.profile, str(t.current), str(t.target), str(t.ideal), load, cost, t.reason))
+    for u in decision.unplaced.values():
+        limits = ", ".join(u.limited_by) or "unknown"
+        rows.append(
+            (f"UNPLACED {u.family}", "", "", f"+{u.replicas:.1f}", f"{u.share:.0%}", "",
+             f"limited by {limits}: {u.detail}"),
+        )  # fmt: skip
+    n = len(rows[0]) - 1
+    widths = [max(len(r[i]) for r in rows) for i in range(n)]
     lines = [head]
     for r in rows:
-        cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, 5)]
-        lines.append("  " + "  ".join(cells) + "  " + r[5])
+        cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, n)]
+        lines.append("  " + "  ".join(cells) + "  " + r[n])
     lines += [f"ALERT: {a}" for a in decision.alerts]
     return "\n".join(lines)

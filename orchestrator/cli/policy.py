@@ -13,13 +13,14 @@ import os
 import sys
 from pathlib import Path
 
-from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.catalog import Catalog
 from orchestrator.cli.output import write_output
 from orchestrator.config_files import ConfigError, ConfigIssue
 from orchestrator.policy.diff import diff_policies, render_diff
 from orchestrator.policy.explain import explain_policy, render_text
 from orchestrator.policy.loader import (
     build_policy,
+    catalog_for,
     catalog_path_for,
     content_version,
     load_policy_for_cli,
@@ -66,15 +67,17 @@ def _validate(args: argparse.Namespace) -> int:
             cat_path = os.path.normpath(catalog_path_for(f, spec, args.deployments))
             if cat_path not in catalogs:
                 try:
-                    catalogs[cat_path] = load_catalog(cat_path)
+                    catalogs[cat_path] = catalog_for(f, spec, loaded, args.deployments)[1]
                 except ConfigError as exc:
                     catalogs[cat_path] = None
                     issues += exc.issues
+                    if exc.issues[0].file == str(f):  # the hint itself is wrong: said once
+                        continue
             catalog = catalogs[cat_path]
             if catalog is None:
-                issues.append(
-                    ConfigIssue(str(f), 1, "catalog", f"catalog {cat_path} is invalid (see above)")
-                )
+                line = loaded.line_of(("catalog",)) if spec.catalog else 1
+                reason = f"catalog {cat_path} could not be loaded (see above)"
+                issues.append(ConfigIssue(str(f), line, "catalog", reason))
                 continue
             policy = build_policy(
                 spec,

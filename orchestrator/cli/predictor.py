@@ -38,15 +38,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_train)
 
     learn = sub.add_parser(
-        "learn", help="fold labelled requests into the traffic store (calibration at once)"
+        "learn",
+        help="fold labelled requests into the predictor (calibration at once; --refit: model)",
     )
     learn.add_argument(
         "--data",
         type=Path,
-        required=True,
         help='lines {"request": <chat body>, "output_tokens": N} (optional "profile")',
     )
-    learn.add_argument("--profile", help="profile the lines were served by (default: 'default')")
+    learn.add_argument(
+        "--profile",
+        help="profile the lines were served by (default: the 'default' calibration, used by "
+        "predictions that name no profile and by profiles with none of their own)",
+    )
+    learn.add_argument(
+        "--refit",
+        action="store_true",
+        help="then refit the model from all recorded traffic (a few minutes; a running "
+        "server loads the refit on its next refresh)",
+    )
+    learn.add_argument("--shared", type=Path, default=paths.SHARED_DATA, help="shared data folder")
     learn.set_defaults(func=_learn)
 
     ev = sub.add_parser("eval", help="metrics of the predictor and the baselines on a JSONL file")
@@ -74,10 +85,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--json", action="store_true", help="print metrics as JSON")
     ev.set_defaults(func=_eval)
 
-    pr = subparsers.add_parser("predict", help="predict token budgets for OpenAI chat bodies")
+    pr = subparsers.add_parser(
+        "predict",
+        help="predict token budgets for OpenAI chat bodies",
+        description=(
+            "Predict, for each OpenAI chat-completions body in a JSONL file, what the router "
+            "would: output-token quantiles (p50/p90), the reasoning probability and the "
+            "request class, with the shipped predictor artifact. One JSON line out per line "
+            'in; a line that cannot be read gets an {"error": ...} line (exit 1).'
+        ),
+    )
     pr.add_argument("--input", type=Path, required=True, help="JSONL, one request body per line")
-    pr.add_argument("--profile", help="profile name from the deployments file")
-    pr.add_argument("--deployments", type=Path, default=paths.DEFAULT_DEPLOYMENTS)
+    pr.add_argument(
+        "--profile", help="predict for this catalog profile (its tokenizer and calibration)"
+    )
+    pr.add_argument(
+        "--deployments",
+        type=Path,
+        default=paths.DEFAULT_DEPLOYMENTS,
+        help="catalog holding --profile (default: the embedded local catalog)",
+    )
     pr.add_argument("--output", type=Path, help="write here instead of stdout")
     pr.set_defaults(func=_predict)
 
@@ -130,7 +157,7 @@ def _run_loso(root: Path, seed: int, curve: bool) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from orchestrator.predict.artifact import DEFAULT_ARTIFACT_DIR, traffic_artifact_dir
+    from orchestrator.predict.artifact import DEFAULT_ARTIFACT_DIR
     from orchestrator.predict.offline.data import data_available
     from orchestrator.predict.offline.evaluate import format_table
     from orchestrator.predict.offline.loso import loso_summary
@@ -141,40 +168,35 @@ def _train(args: argparse.Namespace) -> int:
     if not data_available(args.data):
         return _err(f"shared training data not found under {args.data}")
     cfg = TrainConfig(seed=args.seed, all_data=args.all_data)
-    traffic: list[Any] = []
-    offsets: dict[str, float] = {}
-    store = None
-    if args.from_traffic:
-        from orchestrator.predict.predictor import Predictor
-
-        store = PredictorStore()
-        traffic = list(store.iter_records())
-        current = Predictor(store=store)
-        offsets = {r.profile: current.log_offset(r.profile) for r in traffic}
-        print(f"traffic records: {len(traffic)} from {store.path} (weight {cfg.traffic_weight}x)")
     started = time.perf_counter()
     extra: dict[str, Any] = {}
     loso_result = None
     if not args.no_loso:
         loso_result = _run_loso(args.data, args.seed, curve=False)
         extra["loso"] = loso_summary(loso_result)
-    result = train(
-        cfg,
-        table=cached_table(args.data),
-        traffic=traffic,
-        traffic_offsets=offsets,
-        evaluate_heldout=not args.no_eval,
-        extra_meta=extra,
-    )
-    out = args.out or (traffic_artifact_dir() if args.from_traffic else DEFAULT_ARTIFACT_DIR)
-    result.artifact.save(out)
-    print(f"artifact written to {out} ({time.perf_counter() - started:.0f} s)")
-    if store is not None:
-        from orchestrator.predict.offline.learn import replay_calibrations
-        from orchestrator.predict.predictor import Predictor
+    if args.from_traffic:
+        from orchestrator.predict.offline.learn import refit_from_traffic
 
-        replayed = replay_calibrations(Predictor(out, store=store), store)
-        print(f"calibrations replayed against the refit: {replayed}")
+        _, result = refit_from_traffic(
+            args.data,
+            PredictorStore(),
+            cfg,
+            out=args.out,
+            progress=_progress,
+            extra_meta=extra,
+            evaluate_heldout=not args.no_eval,
+        )
+    else:
+        result = train(
+            cfg,
+            table=cached_table(args.data),
+            evaluate_heldout=not args.no_eval,
+            extra_meta=extra,
+            progress=_progress,
+        )
+        out = args.out or DEFAULT_ARTIFACT_DIR
+        result.artifact.save(out)
+        print(f"artifact written to {out} ({time.perf_counter() - started:.0f} s)")
     if args.heldout_out:
         write_heldout(result.heldout, result.sources, args.heldout_out)
         print(f"held-out split ({len(result.heldout)} lines) written to {args.heldout_out}")
@@ -190,29 +212,56 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _learn(args: argparse.Namespace) -> int:
-    from orchestrator.predict.offline.learn import LearnInputError, learn_file
-    from orchestrator.predict.predictor import Predictor
+def _progress(line: str) -> None:
+    print(f"  {line}", file=sys.stderr, flush=True)
 
+
+def _learn(args: argparse.Namespace) -> int:
+    from orchestrator.predict.offline.data import data_available
+    from orchestrator.predict.offline.learn import LearnInputError, learn_file, refit_from_traffic
+    from orchestrator.predict.predictor import DEFAULT_CALIBRATION, Predictor
+
+    if args.data is None and not args.refit:
+        return _err("give --data FILE (labelled lines) and/or --refit")
+    if args.refit and not data_available(args.shared):
+        return _err(f"--refit needs the shared training data, not found under {args.shared}")
     predictor = Predictor.default()
-    try:
-        report = learn_file(predictor, args.data, args.profile)
-    except LearnInputError as exc:
-        for line in exc.errors:
-            print(f"error: {args.data}: {line}", file=sys.stderr)
-        print("error: nothing learned (the file is taken whole or not at all)", file=sys.stderr)
-        return 2
-    cfg = predictor.calibration_config
-    store = predictor.store.path if predictor.store is not None else "memory"
-    print(f"learned {report.lines} labelled requests into {store}")
-    for name, count in report.profiles.items():
-        b, a = report.before[name], report.after[name]
-        print(
-            f"  {name}: {count} lines; length factor x{math.exp(b.log_offset(cfg)):.2f} -> "
-            f"x{math.exp(a.log_offset(cfg)):.2f}, p90 shift {b.p90_shift:+.3f} -> "
-            f"{a.p90_shift:+.3f} ({a.observations} observations)"
-        )
-    print("refit with them: orchestrator predictor train --from-traffic")
+    if args.data is not None:
+        try:
+            report = learn_file(predictor, args.data, args.profile)
+        except LearnInputError as exc:
+            for line in exc.errors:
+                print(f"error: {args.data}: {line}", file=sys.stderr)
+            print("error: nothing learned (the file is taken whole or not at all)", file=sys.stderr)
+            return 2
+        cfg = predictor.calibration_config
+        store = predictor.store.path if predictor.store is not None else "memory"
+        print(f"learned {report.lines} labelled requests into {store}")
+        for name, count in report.profiles.items():
+            b, a = report.before[name], report.after[name]
+            print(
+                f"  {name}: {count} lines; length factor x{math.exp(b.log_offset(cfg)):.2f} -> "
+                f"x{math.exp(a.log_offset(cfg)):.2f}, p90 shift {b.p90_shift:+.3f} -> "
+                f"{a.p90_shift:+.3f} (conformal on these lines; {a.observations} observations)"
+            )
+        if DEFAULT_CALIBRATION in report.profiles:
+            print(
+                f"  '{DEFAULT_CALIBRATION}' applies to predictions that name no profile and to "
+                "profiles with no calibration of their own"
+            )
+    if not args.refit:
+        print("refit the model with them: orchestrator predictor learn --refit")
+        return 0
+    if predictor.store is None:
+        return _err("--refit needs the predictor's traffic store")
+    print("refitting from the shared data and the recorded traffic:", flush=True)
+    refit, _ = refit_from_traffic(args.shared, predictor.store, progress=_progress)
+    predictor.refresh()  # this process's predictor follows the refit at once
+    print(
+        f"refit from {refit.traffic_records} traffic records written to {refit.artifact_dir} "
+        f"({refit.seconds:.0f} s); calibrations replayed: {refit.replayed}; servers load it "
+        f"within {predictor.refresh_seconds:.0f} s"
+    )
     return 0
 
 

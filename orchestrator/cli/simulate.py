@@ -21,7 +21,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--trace",
         required=True,
-        help="Azure trace CSV, JSONL of requests, a usage ledger (SQLite), or a decision log "
+        help="Azure trace CSV, JSONL of requests, a Mooncake trace (JSONL with timestamp, "
+        "input_length, output_length, hash_ids), a usage ledger (SQLite), or a decision log "
         "(a SQLite file holding one, or a postgresql:// URL)",
     )
     p.add_argument("--deployments", default=str(DEFAULT_DEPLOYMENTS), help="profile catalog file")
@@ -30,7 +31,15 @@ def register(sub: Any) -> None:
         "--baselines",
         default="all",
         help="comma-separated baselines besides ours and the oracle "
-        "(static,queue,round-robin,routellm,dynamo), 'all' or 'none'",
+        "(static,queue,round-robin,routellm,dynamo, and each at the policy's quality floors: "
+        "static-floor,...), 'all' or 'none'",
+    )
+    p.add_argument(
+        "--speed",
+        default=None,
+        help="the replicas' real throughput against the catalog's figures: X for every "
+        "profile or NAME=X,... per profile (e.g. 0.5 = half as fast; router and planner keep "
+        "the figures)",
     )
     p.add_argument("--rate-scale", type=float, default=1.0, help="multiply the arrival rate")
     p.add_argument(
@@ -58,6 +67,19 @@ def register(sub: Any) -> None:
         default=600.0,
         help="seconds a request may wait for a replica before it is dropped",
     )
+    p.add_argument(
+        "--prediction",
+        choices=("model", "constant", "truth"),
+        default="model",
+        help="what ours is fed: the product's predictor, one constant prediction (the "
+        "median) for every request, or the true lengths",
+    )
+    p.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="ours and the oracle wait in FIFO queues (Serve's and vLLM's defaults) instead "
+        "of the product's scheduler",
+    )
     p.add_argument("--report", default=None, help="write report.md, result.json and PNGs here")
     p.add_argument("--json", action="store_true", help="print the result as JSON (quiet)")
     p.set_defaults(func=run)
@@ -77,7 +99,27 @@ def _policies(text: str) -> list[str]:
             raise ValueError(
                 f"unknown baseline(s) {', '.join(bad)}; choose from {', '.join(BASELINES)}"
             )
-    return ["ours", "oracle", *chosen]
+    return ["ours", "oracle", "ours-constant", *chosen]
+
+
+def _speed(text: str | None) -> float | dict[str, float]:
+    """--speed: one factor, or NAME=FACTOR pairs (each > 0)."""
+    if not text:
+        return 1.0
+    if "=" not in text:
+        pairs = {"": text}
+    else:
+        pairs = dict(part.partition("=")[::2] for part in text.split(","))
+    out = {}
+    for name, value in pairs.items():
+        try:
+            factor = float(value)
+        except ValueError:
+            raise ValueError(f"--speed: expected X or NAME=X,..., got {text!r}") from None
+        if not factor > 0:
+            raise ValueError(f"--speed: factors must be > 0, got {value!r}")
+        out[name.strip()] = factor
+    return out.get("", out)
 
 
 def _weights(text: str | None) -> dict[str, float] | None:
@@ -138,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         policies = _policies(args.baselines)
         weights = _weights(args.tenants)
+        speed = _speed(args.speed)
         if args.rate_scale <= 0:
             raise ValueError("--rate-scale must be > 0")
         if args.duration is not None and args.duration <= 0:
@@ -147,6 +190,13 @@ def run(args: argparse.Namespace) -> int:
         check_output_dir(args.report, "--report")
         catalog = load_catalog(args.deployments)
         policy = load_policy(args.policy, catalog, resolve_secrets=False)
+        unknown = (
+            sorted(set(speed) - {p.name for p in catalog.profiles})
+            if isinstance(speed, dict)
+            else []
+        )
+        if unknown:
+            raise ValueError(f"--speed: no profile {', '.join(unknown)} in the catalog")
         requests = load_traffic(args.trace, seed=args.seed)
     except (ValueError, ConfigError, OSError, PromptDataMissing, CliError) as exc:
         return fail(str(exc))
@@ -172,6 +222,9 @@ def run(args: argparse.Namespace) -> int:
             progress=bar,
             queue_timeout_s=args.queue_timeout,
             warmup_s=args.warmup,
+            prediction=args.prediction,
+            scheduler=not args.no_scheduler,
+            speed=speed,
         )
     except ValueError as exc:
         return fail(str(exc))

@@ -10,12 +10,13 @@ from pathlib import Path
 
 from orchestrator.ledger import (
     LEDGER_ENV,
+    LEDGER_FILENAME,
     LedgerError,
     UsageLedger,
     UsageSummary,
     parse_time,
 )
-from orchestrator.serving.storage_target import resolve_target
+from orchestrator.serving.storage_target import DATABASE_URL_ENV, resolve_target
 from orchestrator.storage import backend, redact
 from orchestrator.storage.target import sqlite_path
 
@@ -26,14 +27,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print spend per tenant and profile from the usage ledger",
         description=(
             "Print requests, tokens and cost per tenant and profile from the usage ledger "
-            f"(default: ${LEDGER_ENV} or the state directory's usage.sqlite3)."
+            "the server writes (the one --ledger names)."
         ),
     )
     p.add_argument(
         "--ledger",
         default=None,
-        help="ledger: a SQLite file or a postgresql:// URL (default: $ORCHESTRATOR_DATABASE_URL, "
-        "else the state directory's file)",
+        help=f"a SQLite file or a postgresql:// URL; default, as the server: "
+        f"${DATABASE_URL_ENV}, else the SQLite file ${LEDGER_ENV}, else the state "
+        f"directory's {LEDGER_FILENAME}",
     )
     p.add_argument("--since", default=None, help="e.g. 24h, 7d, 30m or 2026-01-31[T12:00]")
     p.add_argument("--until", default=None, help="same forms as --since")

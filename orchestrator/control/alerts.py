@@ -1,4 +1,5 @@
-"""The spend-ceiling alert: a log line and, inside Kubernetes, an Event (edge: k8s API).
+"""The controller's alerts. The spend-ceiling alert: a log line and, inside Kubernetes, an
+Event (edge: k8s API); the unplaced-demand alert: a log line (and a gauge at the ingress).
 
 Raised when a decision starts binding the $/hour ceiling (and again if it stops binding, as
 a Normal event), not on every tick. The Event goes through the official `kubernetes` client
@@ -105,3 +106,21 @@ class CeilingAlerter:
         thread = threading.Thread(target=send, name="spend-ceiling-event", daemon=True)
         thread.start()
         return thread
+
+
+class UnplacedAlerter:
+    """Logs when a decision starts leaving a family's forecast load unplaced (a warning with
+    the share and the binding limit), when the binding limit changes, and when it clears.
+    The share is also the `orchestrator_demand_unplaced_share` gauge (per family)."""
+
+    def __init__(self) -> None:
+        self._limits: dict[str, tuple[str, ...]] = {}
+
+    def on_decision(self, decision: Any, observation: Any = None) -> None:
+        now = {f: tuple(u.limited_by) for f, u in decision.unplaced.items()}
+        for family, unplaced in decision.unplaced.items():
+            if self._limits.get(family) != now[family]:
+                log.warning("%s", unplaced.message())
+        for family in self._limits.keys() - now.keys():
+            log.info("demand of %s is placed again", family)
+        self._limits = now

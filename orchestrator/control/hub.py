@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.catalog import load_catalog
-from orchestrator.control.alerts import CeilingAlerter
+from orchestrator.control.alerts import CeilingAlerter, UnplacedAlerter
 from orchestrator.control.observe import demand_from_ingress, profile_observation
 from orchestrator.control.status import publish_decision
 from orchestrator.planning import Observation, PlanState, ScalingDecision, plan
@@ -120,5 +120,6 @@ def hub_for(deployments: str, policy_path: str) -> Hub:
             hub = Hub(deployments, policy_path)
             hub.on_decision.append(publish_decision)
             hub.on_decision.append(CeilingAlerter().on_decision)
+            hub.on_decision.append(UnplacedAlerter().on_decision)
             _HUBS[key] = hub
         return hub

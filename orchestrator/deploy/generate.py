@@ -37,10 +37,11 @@ class Inputs:
     policy_text: str
     values: ChartValues
     warnings: list[str] = field(default_factory=list)
+    min_replicas: dict[str, int] = field(default_factory=dict)  # the policy's effective minima
 
     @property
     def generated(self) -> GeneratedValues:
-        return derive_generated(self.catalog, self.catalog_text)
+        return derive_generated(self.catalog, self.catalog_text, self.min_replicas)
 
 
 def _read(path: Path) -> str:
@@ -59,11 +60,15 @@ def load_values(path: str | Path | None) -> ChartValues:
     return load_model_file(ChartValues, path)
 
 
-def _policy_key_warnings(policy_path: Path, catalog: Catalog, values: ChartValues) -> list[str]:
-    """Validate the policy with the project's loader; return key-reference mismatches."""
+def _policy_key_warnings(
+    policy_path: Path, catalog: Catalog, values: ChartValues
+) -> tuple[list[str], dict[str, int]]:
+    """Validate the policy with the project's loader; return its warnings and key-reference
+    mismatches, and its effective minimum replicas per profile."""
     from orchestrator.policy.loader import load_policy
 
     policy = load_policy(policy_path, catalog, resolve_secrets=False)
+    mins = {name: b.min_replicas for name, b in policy.scaling.items()}
     refs = [ref for t in policy.spec.tenants for ref in t.api_keys]
     warnings: list[str] = [str(w) for w in policy.warnings]
     if refs and not values.tenantKeys.existingSecret:
@@ -77,7 +82,7 @@ def _policy_key_warnings(policy_path: Path, catalog: Catalog, values: ChartValue
                 f"{policy_path}: key file {ref.file} is outside {TENANT_KEYS_DIR}, "
                 "where the chart mounts tenantKeys.existingSecret"
             )
-    return warnings
+    return warnings, mins
 
 
 def load_inputs(
@@ -88,11 +93,11 @@ def load_inputs(
     catalog_text = _read(catalog_path)
     catalog = validate_loaded(Catalog, parse_yaml_text(catalog_text, str(catalog_path)))
     chart_values = load_values(values)
-    warnings = _policy_key_warnings(policy_path, catalog, chart_values)
+    warnings, mins = _policy_key_warnings(policy_path, catalog, chart_values)
     content = chart_values.catalog.content
     if content and content != catalog_text:
         warnings.append(f"values catalog.content differs from {catalog_path}; rendering the latter")
-    return Inputs(catalog_text, catalog, _read(policy_path), chart_values, warnings)
+    return Inputs(catalog_text, catalog, _read(policy_path), chart_values, warnings, mins)
 
 
 def render_rayservice(

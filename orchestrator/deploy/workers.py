@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 
 from orchestrator.catalog import Catalog, Profile
 from orchestrator.catalog.schema import NODE_TYPE_LABEL
@@ -70,7 +71,9 @@ def cpu_quantity(cpus: float) -> str:
     return str(int(cpus)) if float(cpus).is_integer() else f"{cpus:g}"
 
 
-def _gpu_group(group: str, profiles: list[Profile]) -> GeneratedWorkerGroup:
+def _gpu_group(
+    group: str, profiles: list[Profile], min_replicas: Mapping[str, int]
+) -> GeneratedWorkerGroup:
     types = sorted({p.accelerator.type for p in profiles})
     if len(types) > 1:
         raise ValueError(f"node type {group!r} mixes accelerator types {', '.join(types)}")
@@ -81,7 +84,7 @@ def _gpu_group(group: str, profiles: list[Profile]) -> GeneratedWorkerGroup:
     for p in profiles:
         per_pod = gpus_per_pod // p.accelerator.count
         cpus = max(cpus, per_pod * p.accelerator.cpus)
-        pods_min += math.ceil(p.replicas.min / per_pod)
+        pods_min += math.ceil(min_replicas.get(p.name, p.replicas.min) / per_pod)
         pods_max += math.ceil(p.replicas.max / per_pod)
     return GeneratedWorkerGroup(
         groupName=group,
@@ -95,8 +98,13 @@ def _gpu_group(group: str, profiles: list[Profile]) -> GeneratedWorkerGroup:
     )
 
 
-def derive_generated(catalog: Catalog, catalog_text: str) -> GeneratedValues:
-    """The chart's `generated` values for a catalog and the exact text it was read from."""
+def derive_generated(
+    catalog: Catalog, catalog_text: str, min_replicas: Mapping[str, int] | None = None
+) -> GeneratedValues:
+    """The chart's `generated` values for a catalog and the exact text it was read from;
+    `min_replicas` = the policy's effective minimum per profile where it lowers the catalog's
+    (a worker group keeps only the pods those minimum replicas need)."""
+    mins = min_replicas or {}
     by_group: dict[str, list[Profile]] = {}
     cpu_profiles = [p for p in catalog.profiles if not p.accelerator.is_gpu]
     for p in catalog.profiles:
@@ -114,5 +122,5 @@ def derive_generated(catalog: Catalog, catalog_text: str) -> GeneratedValues:
         catalogSha256=catalog_sha256(catalog_text),
         cpuProfiles=[p.name for p in cpu_profiles],
         cpuNodeLabels=group_labels(CPU_GROUP, cpu_profiles),
-        gpuWorkerGroups=[_gpu_group(g, ps) for g, ps in sorted(by_group.items())],
+        gpuWorkerGroups=[_gpu_group(g, ps, mins) for g, ps in sorted(by_group.items())],
     )

@@ -1,4 +1,5 @@
 """A demand file for `orchestrator plan`: what-if load, turned into Observations (pure).
+The format is documented, with a worked example, in docs/controller.md ("What-if: plan").
 
 ```yaml
 resources_available: {H100: 8}        # optional; omitted = unlimited
@@ -7,12 +8,21 @@ steps:                                 # one tick or several (each `at_s` second
     families:                          # load per model family (served_model_name)
       llama-3.1-8b-instruct: {requests_per_s: 20, input_tokens: 800, output_tokens: 300}
     profiles:                          # optional per-profile figures (any ProfileObservation field)
-      llama8b-fp8-ngram: {replicas_current: 2, tpot_ms: {p95: 60}}
+      llama8b-fp8-ngram: {replicas_current: 2, requests_running: 40, tpot_ms: {p50: 60}}
+  - at_s: 60
+    families:
+      llama-3.1-8b-instruct: {requests_per_s: 60}   # token sizes carry over from the last step
 ```
 A file with a single tick may give `families` / `profiles` at the top level instead of `steps`.
-Family load is put on the family's first profile that has replicas (else its first profile):
-the planner pools a family's load across its profiles anyway. Replicas not given start at the
-catalog's `replicas.start`, later ticks at the previous tick's targets (ready at once).
+A family's `input_tokens` / `output_tokens` not given carry over from its previous step (in
+its first step: 500 and 250, the built-in `standard` reference request). A family's load is
+spread over its profiles that have replicas, in proportion to their replicas (else put on
+its first profile): the planner pools a family's load across its profiles anyway. Replicas not given start at the catalog's
+`replicas.start`, later ticks at the previous tick's targets (ready at once). Measured
+latencies (`ttft_ms`, `tpot_ms`) only count for a loaded profile (the planner compares them
+with the SLO under load and corrects a profile's speed from its TPOT at the observed batch),
+so a step giving them without `requests_running` >= the ready replicas (or
+`requests_waiting` > 0) is refused rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -27,10 +37,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+FIRST_INPUT_TOKENS = 500.0  # a family's first step without sizes: the `standard` reference
+FIRST_OUTPUT_TOKENS = 250.0
+
+
 class FamilyLoad(_Strict):
     requests_per_s: float = Field(ge=0)
-    input_tokens: float = Field(500, ge=0, description="mean prompt tokens per request")
-    output_tokens: float = Field(250, ge=0, description="mean output tokens per request")
+    input_tokens: float | None = Field(
+        None, ge=0, description="mean prompt tokens per request (unset: the previous step's)"
+    )
+    output_tokens: float | None = Field(
+        None, ge=0, description="mean output tokens per request (unset: the previous step's)"
+    )
 
 
 class DemandStep(_Strict):
@@ -52,9 +70,28 @@ class DemandFile(_Strict):
         return self
 
     def all_steps(self) -> list[DemandStep]:
-        if self.steps:
-            return sorted(self.steps, key=lambda s: s.at_s)
-        return [DemandStep(families=self.families, profiles=self.profiles)]
+        """The steps in time order, each family's token sizes filled in (carried over)."""
+        steps = (
+            sorted(self.steps, key=lambda s: s.at_s)
+            if self.steps
+            else [DemandStep(families=self.families, profiles=self.profiles)]
+        )
+        last: dict[str, tuple[float, float]] = {}
+        out = []
+        for step in steps:
+            filled = {}
+            for fam, load in step.families.items():
+                prev_in, prev_out = last.get(fam, (FIRST_INPUT_TOKENS, FIRST_OUTPUT_TOKENS))
+                sizes = (
+                    prev_in if load.input_tokens is None else load.input_tokens,
+                    prev_out if load.output_tokens is None else load.output_tokens,
+                )
+                last[fam] = sizes
+                filled[fam] = load.model_copy(
+                    update={"input_tokens": sizes[0], "output_tokens": sizes[1]}
+                )
+            out.append(step.model_copy(update={"families": filled}))
+        return out
 
 
 def unknown_names(demand: DemandFile, catalog: Catalog) -> list[str]:
@@ -73,7 +110,8 @@ def observation(
     replicas: dict[str, int],
     resources: dict[str, float],
 ) -> Observation:
-    """The Observation of one step; `replicas` = replicas running before it, per profile."""
+    """The Observation of one step; `replicas` = replicas running before it, per profile.
+    Raises ValueError for measured latencies the planner would ignore."""
     profiles: dict[str, ProfileObservation] = {}
     for p in catalog.profiles:
         given = step.profiles.get(p.name)
@@ -85,18 +123,38 @@ def observation(
             ):
                 base["replicas_ready"] = given.replicas_current
         profiles[p.name] = ProfileObservation(**base)
+        _check_latencies(step, p.name, profiles[p.name])
     for fam, load in step.families.items():
         members = [p.name for p in catalog.profiles if p.served_model_name == fam]
-        running = [n for n in members if profiles[n].replicas_current > 0]
-        target = (running or members)[0]
-        o = profiles[target]
-        profiles[target] = o.model_copy(
-            update={
-                "arrival_rate_rps": o.arrival_rate_rps + load.requests_per_s,
-                "input_tokens_per_s": o.input_tokens_per_s
-                + load.requests_per_s * load.input_tokens,
-                "output_tokens_per_s": o.output_tokens_per_s
-                + load.requests_per_s * load.output_tokens,
-            }
-        )
+        running = {n: profiles[n].replicas_current for n in members if profiles[n].replicas_current}
+        split = running or {members[0]: 1}
+        total = sum(split.values())
+        for name, weight in split.items():
+            o, part = profiles[name], load.requests_per_s * weight / total
+            profiles[name] = o.model_copy(
+                update={
+                    "arrival_rate_rps": o.arrival_rate_rps + part,
+                    "input_tokens_per_s": o.input_tokens_per_s + part * (load.input_tokens or 0.0),
+                    "output_tokens_per_s": o.output_tokens_per_s
+                    + part * (load.output_tokens or 0.0),
+                }
+            )
     return Observation(now_s=step.at_s, profiles=profiles, resources_available=resources)
+
+
+def _check_latencies(step: DemandStep, name: str, o: ProfileObservation) -> None:
+    """Measured latencies on an unloaded profile would be ignored by the planner: refuse."""
+    given = (
+        [f for f in ("ttft_ms", "tpot_ms") if f in step.profiles[name].model_fields_set]
+        if (name in step.profiles)
+        else []
+    )
+    loaded = o.replicas_ready > 0 and (
+        o.requests_running >= o.replicas_ready or o.requests_waiting > 0
+    )
+    if given and not loaded:
+        raise ValueError(
+            f"step at_s {step.at_s:g}: profiles.{name}.{given[0]}: measured latencies count "
+            f"only for a loaded profile; give requests_running >= its ready replicas "
+            f"({o.replicas_ready}) or requests_waiting > 0, or drop {given[0]}"
+        )

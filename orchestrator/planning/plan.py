@@ -20,13 +20,8 @@ Steps (docs/controller.md):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-
 from orchestrator.catalog.schema import Profile
-from orchestrator.concepts import LatencySLO
 from orchestrator.planning.capacity import (
-    ReplicaCapacity,
     modelled_tpot_ms,
     performance,
     planning_slo,
@@ -34,10 +29,12 @@ from orchestrator.planning.capacity import (
     serves_anyone,
 )
 from orchestrator.planning.forecast import holt_update, planning_demand
-from orchestrator.planning.mix import MixProblem, MixProfile, MixResult, solve_mix, unserved_with
+from orchestrator.planning.hysteresis import hysteresis
+from orchestrator.planning.mix import MixProblem, MixProfile, MixResult, solve_mix
+from orchestrator.planning.reasons import reason, tps, unplaced_load, utilisation
+from orchestrator.planning.rows import Demand, Row
 from orchestrator.planning.types import (
     FamilyState,
-    Limit,
     Observation,
     PlannerKnobs,
     PlanState,
@@ -49,60 +46,6 @@ from orchestrator.planning.types import (
 from orchestrator.policy.model import Policy
 
 _IDLE = ProfileObservation()
-
-
-@dataclass(frozen=True)
-class _Demand:
-    rps: float
-    input_tps: float
-    output_tps: float
-    horizon_s: float
-    idle: bool
-
-    @property
-    def prompt_tokens(self) -> float:
-        return self.input_tps / self.rps if self.rps > 0 else 0.0
-
-    @property
-    def output_per_request(self) -> float:
-        return self.output_tps / self.rps if self.rps > 0 else 256.0
-
-
-@dataclass
-class _Row:
-    """Working data of one profile during a tick."""
-
-    profile: Profile
-    obs: ProfileObservation
-    slo: LatencySLO
-    cap: ReplicaCapacity
-    delivery: float
-    lo: int
-    hi: int
-    headroom: float
-    serves: bool
-    current: int
-    above_since_s: float | None = None
-    below_since_s: float | None = None
-    need: float = 0.0
-    pressure: str = ""
-    floor: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.profile.name
-
-    @property
-    def family(self) -> str:
-        return self.profile.served_model_name
-
-    @property
-    def decode_tps(self) -> float:
-        return self.cap.output_tps * self.delivery
-
-    @property
-    def price(self) -> float:
-        return self.profile.price_per_replica_hour_usd
 
 
 def plan(
@@ -147,13 +90,17 @@ def plan(
     def solve(p: MixProblem) -> MixResult:
         return solve_mix(p, use_solver=knobs.use_solver, time_limit_s=knobs.solver_time_limit_s)
 
-    targets, timers, limits = _hysteresis(rows, ideal, problem, auto, now, solve)
+    targets, timers, limits = hysteresis(rows, ideal, problem, auto, now, solve)
+    # the ceiling binds when the cheapest mix without it would cost more than it allows
+    binding = uncapped is not None and uncapped.cost_per_hour > (ceiling or 0.0) + 1e-9
+    output_tps = {f: d.output_tps for f, d in demand.items()}
+    unplaced, placing = unplaced_load(problem, ideal, output_tps)
     decision_targets: dict[str, ProfileTarget] = {}
     new_profiles: dict[str, ProfileState] = {}
     for name, r in rows.items():
-        lim = list(limits[name])
+        lim = list(limits[name]) + list(placing.get(name, ()))
         want = uncapped.replicas[name] if uncapped is not None else ideal.replicas[name]
-        if uncapped is not None and targets[name] < want and ideal.replicas[name] < want:
+        if binding and targets[name] < want and ideal.replicas[name] < want:
             lim.append("cost_ceiling")
         if targets[name] == r.hi and (r.need > r.hi or ideal.replicas[name] == r.hi) and r.need:
             lim.append("max_replicas")
@@ -161,9 +108,10 @@ def plan(
             lim.append("min_replicas")
         if not r.cap.meets_slo:
             lim.append("slo_infeasible")
-        reason = _reason(r, targets[name], ideal, demand[r.family], tuple(lim), now, timers[name],
-                         auto, rows)  # fmt: skip
-        share = ideal.share.get(name, 0.0)
+        limited = tuple(dict.fromkeys(lim))
+        why = reason(r, targets[name], ideal, demand[r.family], limited, now, timers[name], auto,
+                     rows)  # fmt: skip
+        share = min(1.0, ideal.share.get(name, 0.0))  # a sum of floats may pass 1 by an ulp
         decision_targets[name] = ProfileTarget(
             profile=name,
             family=r.family,
@@ -174,23 +122,22 @@ def plan(
             max_replicas=r.hi,
             capacity_output_tps=r.decode_tps,
             delivery=r.delivery,
+            assigned_share=share,
             assigned_output_tps=share * demand[r.family].output_tps,
-            utilisation=_utilisation(r),
+            utilisation=utilisation(r),
             cost_per_hour_usd=targets[name] * r.price,
             pressure=bool(r.pressure),
-            limited_by=tuple(dict.fromkeys(lim)),
-            reason=reason,
+            limited_by=limited,
+            reason=why,
         )
         new_profiles[name] = ProfileState(
             target=targets[name],
             above_since_s=timers[name][0],
             below_since_s=timers[name][1],
             delivery=r.delivery,
-            reason=reason,
+            reason=why,
         )
     cost = sum(rows[n].price * t for n, t in targets.items())
-    # the ceiling binds when the cheapest mix without it would cost more than it allows
-    binding = uncapped is not None and uncapped.cost_per_hour > (ceiling or 0.0) + 1e-9
     unserved = {f: round(s, 6) for f, s in ideal.unserved.items()}
     alerts = []
     if binding:
@@ -202,6 +149,7 @@ def plan(
             f"spend ceiling ${ceiling:,.2f}/hour binds: targets cost ${cost:,.2f}/hour"
             + (f"; forecast load not covered: {short}" if short else "")
         )
+    alerts += [u.message() for u in unplaced.values()]
     decision = ScalingDecision(
         now_s=now,
         targets=decision_targets,
@@ -209,6 +157,7 @@ def plan(
         ceiling_usd_per_hour=ceiling,
         ceiling_binding=binding,
         unserved_share=unserved,
+        unplaced=unplaced,
         prefer_cheaper=binding,
         spend_usd_per_hour=sum(o.spend_usd_per_hour for o in obs.values()),
         solver=ideal.method,
@@ -226,9 +175,9 @@ def _forecast(
     state: PlanState,
     now: float,
     knobs: PlannerKnobs,
-) -> tuple[dict[str, FamilyState], dict[str, _Demand]]:
+) -> tuple[dict[str, FamilyState], dict[str, Demand]]:
     families: dict[str, FamilyState] = {}
-    demand: dict[str, _Demand] = {}
+    demand: dict[str, Demand] = {}
     for fam in policy.catalog.families:
         members = [p for p in policy.catalog.profiles if p.served_model_name == fam]
         o = [obs[p.name] for p in members]
@@ -245,7 +194,7 @@ def _forecast(
         families[fam] = fs
         horizon = max(p.replicas.startup_s for p in members)
         idle = rps <= 0 and busy <= 0
-        demand[fam] = _Demand(
+        demand[fam] = Demand(
             rps=0.0 if idle else planning_demand(fs.rps, horizon, knobs),
             input_tps=0.0 if idle else planning_demand(fs.input_tps, horizon, knobs),
             output_tps=0.0 if idle else planning_demand(fs.output_tps, horizon, knobs),
@@ -260,9 +209,9 @@ def _row(
     o: ProfileObservation,
     policy: Policy,
     state: PlanState,
-    demand: dict[str, _Demand],
+    demand: dict[str, Demand],
     knobs: PlannerKnobs,
-) -> _Row:
+) -> Row:
     bounds = policy.scaling[p.name]
     slo = planning_slo(policy, p.name)
     d = demand[p.served_model_name]
@@ -272,7 +221,7 @@ def _row(
     delivery = prev.delivery if prev is not None else 1.0
     delivery = _update_delivery(p, o, delivery, knobs)
     current = prev.target if prev is not None else o.replicas_current
-    return _Row(
+    return Row(
         profile=p,
         obs=o,
         slo=slo,
@@ -311,7 +260,7 @@ def _measured(p: object) -> tuple[str, float] | None:
     return None
 
 
-def _pressure(r: _Row, knobs: PlannerKnobs) -> str:
+def _pressure(r: Row, knobs: PlannerKnobs) -> str:
     """Why this profile needs a replica now, or ''."""
     o = r.obs
     if r.hi <= 0:
@@ -339,7 +288,7 @@ def _pressure(r: _Row, knobs: PlannerKnobs) -> str:
         return f"KV cache {o.kv_cache_usage:.0%} full, {o.requests_waiting:g} requests waiting"
     if not loaded:
         return ""
-    rate = f"at {_tps(o.output_tokens_per_s)} tok/s"
+    rate = f"at {tps(o.output_tokens_per_s)} tok/s"
     for what, measured, slo in (
         ("TPOT", o.tpot_ms, r.slo.tpot_p95_ms),
         ("TTFT", o.ttft_ms, r.slo.ttft_p95_ms),
@@ -351,7 +300,7 @@ def _pressure(r: _Row, knobs: PlannerKnobs) -> str:
 
 
 def _problem(
-    rows: dict[str, _Row], ceiling: float | None, available: dict[str, float], *, use_floor: bool
+    rows: dict[str, Row], ceiling: float | None, available: dict[str, float], *, use_floor: bool
 ) -> MixProblem:
     return MixProblem(
         profiles=tuple(
@@ -375,169 +324,3 @@ def _problem(
 def _units(p: Profile) -> dict[str, float]:
     acc = p.accelerator
     return {acc.type: float(acc.count)} if acc.is_gpu else {"CPU": acc.cpus}
-
-
-def _scaled(problem: MixProblem, factor: float) -> MixProblem:
-    """The same problem with every profile's need multiplied by `factor`."""
-    return MixProblem(
-        profiles=tuple(replace(p, need=p.need * factor) for p in problem.profiles),
-        ceiling_per_hour=problem.ceiling_per_hour,
-        available=problem.available,
-    )
-
-
-def _hysteresis(
-    rows: dict[str, _Row],
-    ideal: MixResult,
-    problem: MixProblem,
-    auto: object,
-    now: float,
-    solve: Callable[[MixProblem], MixResult],
-) -> tuple[dict[str, int], dict[str, tuple[float | None, float | None]], dict[str, list[Limit]]]:
-    """Targets after the up/down delays and the N -> N-1 check (see the module docstring)."""
-    up_delay = auto.scale_up_delay_s  # type: ignore[attr-defined]
-    down_delay = auto.scale_down_delay_s  # type: ignore[attr-defined]
-    margin = auto.scale_down_margin  # type: ignore[attr-defined]
-    targets: dict[str, int] = {}
-    timers: dict[str, tuple[float | None, float | None]] = {}
-    limits: dict[str, list[Limit]] = {n: [] for n in rows}
-    downs: list[str] = []
-    for name, r in rows.items():
-        cur = min(max(r.current, r.lo), r.hi)  # bounds changed (policy reload): apply at once
-        want = ideal.replicas[name]
-        prev = (r.above_since_s, r.below_since_s)
-        if want > cur:
-            since = prev[0] if prev[0] is not None else now
-            timers[name] = (since, None)
-            if r.pressure or now - since >= up_delay:
-                targets[name] = want
-            else:
-                targets[name] = cur
-                limits[name].append("up_delay")
-        elif want < cur:
-            since = prev[1] if prev[1] is not None else now
-            timers[name] = (None, since)
-            targets[name] = cur
-            if now - since >= down_delay:
-                downs.append(name)
-            else:
-                limits[name].append("down_delay")
-        else:
-            timers[name] = (None, None)
-            targets[name] = cur
-    # N -> N-1: a scale-down goes no lower than the cheapest mix for the forecast + margin
-    # (so it cannot re-trigger a scale-up), and must not leave load the ideal mix serves
-    # unserved; failing that, one step down if that still serves the forecast + margin
-    if downs:
-        strict_problem = _scaled(problem, 1.0 + margin)
-        strict = solve(strict_problem)
-        allowed = {
-            f: s if ideal.unserved.get(f, 0.0) > 1e-9 else 0.0
-            for f, s in unserved_with(strict_problem, ideal.replicas).items()
-        }
-        for name in sorted(downs, key=lambda n: -rows[n].price):
-            cur = targets[name]
-            floor = max(ideal.replicas[name], strict.replicas[name])
-            for candidate, check, within in (
-                (floor, problem, ideal.unserved),
-                (cur - 1, strict_problem, allowed),
-            ):
-                if candidate >= cur:
-                    continue
-                lost = unserved_with(check, {**targets, name: candidate})
-                if all(lost[f] <= within.get(f, 0.0) + 1e-9 for f in lost):
-                    targets[name] = candidate
-                    if candidate == ideal.replicas[name]:
-                        timers[name] = (None, None)
-                    break
-            else:
-                limits[name].append("n_minus_1")
-    # hard limits the held set breaks apply at once: take the ideal mix
-    cost = sum(rows[n].price * t for n, t in targets.items())
-    over_cost = problem.ceiling_per_hour is not None and cost > problem.ceiling_per_hour + 1e-9
-    over_res = any(
-        sum(p.units.get(res, 0.0) * targets[p.name] for p in problem.profiles) > avail + 1e-9
-        for res, avail in problem.available.items()
-    )
-    if over_cost or over_res:
-        for name in rows:
-            if targets[name] > ideal.replicas[name]:
-                targets[name] = ideal.replicas[name]
-                timers[name] = (None, None)
-                limits[name] = [x for x in limits[name] if x not in ("down_delay", "n_minus_1")]
-                limits[name].append("cost_ceiling" if over_cost else "resources")
-    return targets, timers, limits
-
-
-# --------------------------------------------------------------------------- reporting
-
-
-def _utilisation(r: _Row) -> float:
-    o = r.obs
-    if o.replicas_ready <= 0:
-        return 0.0
-    work = o.input_tokens_per_s / r.cap.prefill_tps + o.output_tokens_per_s / r.decode_tps
-    return work / o.replicas_ready
-
-
-def _tps(v: float) -> str:
-    return f"{v / 1000:.1f}k" if v >= 1000 else f"{v:.0f}"
-
-
-def _reason(
-    r: _Row,
-    target: int,
-    ideal: MixResult,
-    d: _Demand,
-    limits: tuple[Limit, ...],
-    now: float,
-    timers: tuple[float | None, float | None],
-    auto: object,
-    rows: dict[str, _Row],
-) -> str:
-    cur = r.current
-    arrow = f"{cur} -> {target}" if target != cur else f"hold {target}"
-    if r.hi <= 0:
-        return "disabled (max_replicas 0)"
-    if r.pressure and target > cur:
-        return f"{r.pressure}; {arrow}"
-    short = ideal.unserved.get(r.family, 0.0)  # the ceiling's cut shows as the full need
-    load = (
-        f"forecast {_tps(d.output_tps)} out tok/s in {d.horizon_s:.0f} s needs "
-        f"{(ideal.share.get(r.name, 0.0) + short) * r.need:.1f} replicas at "
-        f"{_tps(r.decode_tps)} tok/s each (+{r.headroom:.0%} headroom)"
-    )
-    if d.idle:
-        load = "idle: no requests"
-    elif r.need <= 0:
-        load = "no load for this profile"
-    elif ideal.share.get(r.name, 0.0) <= 1e-9:
-        cheaper = [
-            o.name for o in rows.values() if o.family == r.family and ideal.share.get(o.name, 0) > 0
-        ]
-        load = f"the family's load goes to {', '.join(cheaper) or 'nothing'} (cheaper at the SLO)"
-    notes = []
-    if "up_delay" in limits and timers[0] is not None:
-        notes.append(f"up delay {now - timers[0]:.0f}/{auto.scale_up_delay_s:.0f} s")  # type: ignore[attr-defined]
-    if "down_delay" in limits and timers[1] is not None:
-        notes.append(
-            f"{ideal.replicas[r.name]} would do; down delay "
-            f"{now - timers[1]:.0f}/{auto.scale_down_delay_s:.0f} s"  # type: ignore[attr-defined]
-        )
-    if "n_minus_1" in limits:
-        notes.append(
-            f"{target - 1} would not serve the forecast +{auto.scale_down_margin:.0%} "  # type: ignore[attr-defined]
-            "(N -> N-1 check)"
-        )
-    if "cost_ceiling" in limits:
-        notes.append("capped by the $/hour ceiling")
-    if "resources" in limits:
-        notes.append("capped by available accelerators")
-    if "max_replicas" in limits:
-        notes.append(f"at max_replicas {r.hi}")
-    if "slo_infeasible" in limits:
-        notes.append("even one stream misses the SLO")
-    if target == 0 and cur > 0:
-        notes.append("scale to zero")
-    tail = f" ({'; '.join(notes)})" if notes else ""
-    return f"{load}; {arrow}{tail}"

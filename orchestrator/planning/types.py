@@ -150,12 +150,37 @@ class ProfileTarget(_Frozen):
         ge=0, description="per replica, at the SLO, delivery-corrected"
     )
     delivery: float = Field(gt=0)
+    assigned_share: float = Field(
+        0.0, ge=0, le=1, description="share of its family's forecast load the mix gives it"
+    )
     assigned_output_tps: float = Field(ge=0, description="forecast load the mix gives it")
     utilisation: float = Field(ge=0, description="observed load / capacity of ready replicas")
     cost_per_hour_usd: float = Field(ge=0, description="target x $/replica-hour")
     pressure: bool = False
     limited_by: tuple[Limit, ...] = ()
     reason: str
+
+
+class UnplacedLoad(_Frozen):
+    """Forecast load of one model family the cheapest mix cannot place, and why."""
+
+    family: str
+    share: float = Field(ge=0, le=1, description="share of the family's forecast load")
+    output_tps: float = Field(ge=0, description="forecast output tokens/s left unplaced")
+    replicas: float = Field(
+        ge=0, description="replicas it would take on the family's most efficient profile"
+    )
+    limited_by: tuple[Limit, ...] = Field(
+        (), description="what stops more replicas: resources, max_replicas, cost_ceiling"
+    )
+    detail: str = Field("", description="the binding limits, e.g. 'L4 4 of 4 in use'")
+
+    def message(self) -> str:
+        why = f": {self.detail}" if self.detail else ""
+        return (
+            f"demand unplaced: {self.family} {self.share:.0%} of its forecast "
+            f"({self.output_tps:,.0f} out tok/s, ~{self.replicas:.1f} more replicas){why}"
+        )
 
 
 class ScalingDecision(_Frozen):
@@ -168,6 +193,10 @@ class ScalingDecision(_Frozen):
     ceiling_binding: bool = Field(False, description="the ceiling stopped a needed replica")
     unserved_share: dict[str, float] = Field(
         default_factory=dict, description="per family: share of forecast load not covered"
+    )
+    unplaced: dict[str, UnplacedLoad] = Field(
+        default_factory=dict,
+        description="per family with load left unplaced: how much and the binding limit",
     )
     prefer_cheaper: bool = Field(
         False, description="router hint: prefer cheaper profiles (the ceiling binds)"

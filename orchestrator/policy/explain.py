@@ -121,7 +121,9 @@ def _class(policy: Policy, tenant: TenantPolicy, rc: QueryClass) -> ClassExplana
                 f"(above the ${lim.cost_cap_usd:g} cap: actions {' > '.join(lim.actions.on_cost_cap)})"
             )
         elif lim.cost_target_usd is not None and best.request_cost_usd > lim.cost_target_usd:
-            parts.append(f"(above the ${lim.cost_target_usd:g} target)")
+            act = lim.actions.on_cost_target
+            then = f"actions {' > '.join(act)}" if act else "soft: served, the miss recorded"
+            parts.append(f"(above the ${lim.cost_target_usd:g} target: {then})")
         note = " ".join(parts)
     return ClassExplanation(rc, n_in, n_out, lim, options, cheapest, note)
 
@@ -199,8 +201,15 @@ def _limits_line(lim: EffectiveLimits) -> str:
         f"SLO p95 {' '.join(slo) or 'none'}; quality {' '.join(floor) or 'any'}; "
         f"max_tokens {lim.max_tokens or '-'}; reasoning {reasoning}; "
         f"on cost cap {' > '.join(lim.actions.on_cost_cap)}; "
-        f"on budget spent {' > '.join(lim.actions.on_budget_exhausted)}"
+        f"on budget spent {' > '.join(lim.actions.on_budget_exhausted)}; "
+        f"cost target {_enforced(lim.actions.on_cost_target)}; "
+        f"latency targets {_enforced(lim.actions.on_slo_unmeetable, 'p95 (closest profile)')}"
     )
+
+
+def _enforced(actions: list[str], soft: str = "soft (miss recorded)") -> str:
+    """Which semantics is in force: soft, or the listed actions."""
+    return f"enforced: {' > '.join(actions)}" if actions else soft
 
 
 def _slo_word(o: ProfileOption) -> str:

@@ -200,6 +200,8 @@ BUILTIN = Limits(
     actions=Actions(
         on_cost_cap=["downgrade", "cap_tokens", "reject"],
         on_budget_exhausted=["reject"],
+        on_cost_target=[],
+        on_slo_unmeetable=[],
         cap_tokens_floor=16,
     ),
     reasoning=ReasoningLimits(allowed=True, max_reasoning_tokens=None),

@@ -144,6 +144,29 @@ def catalog_path_for(
     return DEFAULT_DEPLOYMENTS
 
 
+def catalog_for(
+    policy_path: str | Path,
+    spec: PolicySpec,
+    loaded: LoadedYaml,
+    override: str | Path | None,
+) -> tuple[Path, Catalog]:
+    """The catalog `catalog_path_for` picks, loaded. A `catalog:` hint that names no file is
+    reported at the hint's line, with the path it resolved to (hints are relative to the
+    policy file, so a copied policy keeps working only if the catalog moves with it)."""
+    path = catalog_path_for(policy_path, spec, override)
+    if override is None and spec.catalog and not path.is_file():
+        where = "" if Path(spec.catalog).is_absolute() else " (relative to the policy file)"
+        issue = ConfigIssue(
+            loaded.file,
+            loaded.line_of(("catalog",)),
+            "catalog",
+            f"{spec.catalog} resolves to {os.path.abspath(path)}{where}, which is not a file: "
+            "fix the path or pass --deployments FILE",
+        )
+        raise ConfigError([issue])
+    return path, load_catalog(path)
+
+
 def load_policy_for_cli(
     path: str | Path,
     deployments: str | Path | None = None,
@@ -154,7 +177,7 @@ def load_policy_for_cli(
     """Load a policy with the catalog chosen by `catalog_path_for` (schema errors first;
     the catalog's own errors name the catalog file)."""
     text, loaded, spec = read_policy(path)
-    catalog = load_catalog(catalog_path_for(path, spec, deployments))
+    _, catalog = catalog_for(path, spec, loaded, deployments)
     return build_policy(
         spec,
         catalog,

@@ -63,10 +63,26 @@ class Actions(_Strict):
     """What the router tries, in order, when a request would break its cost cap or the tenant's
     budget is spent. `downgrade` = a cheaper eligible profile; `cap_tokens` = lower max_tokens
     until the estimate fits (never below cap_tokens_floor); `reject` = 402 (cost cap) or 429
-    (budget). When no listed action makes the request fit, it is rejected."""
+    (budget). When no listed action makes the request fit, it is rejected.
+
+    The cost target and the latency targets are soft by default: a request over the target is
+    served on the cheapest profile that fits (the miss is recorded), and a request whose own
+    estimate misses a p95 latency target is served on the profile closest to it (a p95 is a
+    share of requests). `on_cost_target` / `on_slo_unmeetable` make them act (e.g. `[reject]`:
+    402 `cost_target_unmet` / 503 `latency_slo_unmeetable`, naming the action)."""
 
     on_cost_cap: list[Action] = Field(default_factory=lambda: ["downgrade", "cap_tokens", "reject"])
     on_budget_exhausted: list[Action] = Field(default_factory=lambda: ["reject"])
+    on_cost_target: list[Action] = Field(
+        default_factory=list,
+        description="actions when no profile fits under the cost target (empty = soft: served "
+        "on the cheapest profile that fits, the miss recorded)",
+    )
+    on_slo_unmeetable: list[Action] = Field(
+        default_factory=list,
+        description="actions when no profile's estimate meets a latency target (empty = a p95 "
+        "target: served on the profile closest to it, the miss recorded)",
+    )
     cap_tokens_floor: int = Field(
         16, ge=1, description="cap_tokens never lowers max_tokens below this"
     )
@@ -75,6 +91,11 @@ class Actions(_Strict):
     @classmethod
     def _valid_order(cls, v: list[Action]) -> list[Action]:
         return _check_action_list(v)
+
+    @field_validator("on_cost_target", "on_slo_unmeetable")
+    @classmethod
+    def _valid_optional_order(cls, v: list[Action]) -> list[Action]:
+        return _check_action_list(v) if v else v
 
 
 class ReasoningLimits(_Strict):
@@ -323,7 +344,8 @@ class ProfileScaling(_Strict):
 
 
 class AutoscalingSpec(_Strict):
-    """Cluster-wide scaling settings; `profiles` narrows the catalog's bounds per profile."""
+    """Cluster-wide scaling settings; `profiles` sets per-profile bounds (the catalog's
+    replicas.min is a default they may lower; replicas.max a ceiling)."""
 
     headroom: float = Field(
         0.2, ge=0, le=10, description="spare capacity kept above demand (0.2 = 20 %)"

@@ -10,6 +10,7 @@ import bisect
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,19 +102,28 @@ class Artifact:
     phrase_weights: np.ndarray  # float32, one per phrase slot
 
     def save(self, folder: Path) -> None:
+        """Write every file under a temporary name and move it in place, meta.json last: a
+        predictor that follows this folder reloads on meta.json's change and then reads
+        complete files of the new artifact."""
         folder.mkdir(parents=True, exist_ok=True)
         for name, booster in self.boosters.items():
-            booster.save_model(str(folder / f"{name}.lgb"))
+            tmp = folder / f".{name}.lgb.tmp"
+            booster.save_model(str(tmp))
+            os.replace(tmp, folder / f"{name}.lgb")
+        tmp = folder / ".lexical.tmp.npz"
         np.savez_compressed(
-            folder / "lexical.npz",
+            tmp,
             weights=self.lexical_weights.astype(np.float32),
             phrase_weights=self.phrase_weights.astype(np.float32),
         )
+        os.replace(tmp, folder / "lexical.npz")
         self.save_meta(folder)
 
     def save_meta(self, folder: Path) -> None:
         text = json.dumps(self.meta.model_dump(mode="json"), indent=1, sort_keys=True)
-        (folder / "meta.json").write_text(text + "\n", encoding="utf-8")
+        tmp = folder / ".meta.json.tmp"
+        tmp.write_text(text + "\n", encoding="utf-8")
+        os.replace(tmp, folder / "meta.json")
 
 
 def traffic_artifact_dir() -> Path:
@@ -125,6 +135,17 @@ def active_artifact_dir() -> Path:
     """The refit from traffic when one exists, else the shipped artifact."""
     refit = traffic_artifact_dir()
     return refit if (refit / "meta.json").is_file() else DEFAULT_ARTIFACT_DIR
+
+
+def artifact_stamp(folder: Path) -> tuple[str, int, int] | None:
+    """What identifies the artifact in `folder` as written: (folder, meta.json mtime in ns,
+    size); None without one. Saving writes meta.json last, so a new stamp means a whole new
+    artifact is in place."""
+    try:
+        st = (folder / "meta.json").stat()
+    except OSError:
+        return None
+    return (str(folder), st.st_mtime_ns, st.st_size)
 
 
 class ArtifactError(RuntimeError):

@@ -12,11 +12,16 @@ log-quantiles the predictor adds, per profile:
   coverage settles within its first hundred requests.
 - `reasoning_log_ratio`: the same forgetting mean for log(thinking tokens / visible p50),
   updated only when a request actually produced thinking tokens.
+
+After a batch of labelled requests (`predictor learn`, the replay after a refit)
+`recalibrate_p90` sets the p90 shift by split conformal prediction on those requests: the
+adaptive steps above need hundreds of requests to settle, a batch already holds the answer.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -94,3 +99,41 @@ def observe(
         )
         update["reasoning_weight"] = keep * cal.reasoning_weight + 1.0
     return cal.model_copy(update=update)
+
+
+MIN_CONFORMAL_LINES = 20  # fewer labelled lines: keep the adaptive shift
+
+
+def conformal_quantile(residuals: Sequence[float], level: float = 0.9) -> float:
+    """Split-conformal quantile: the ceil((n + 1) * level)-th smallest residual (the largest
+    when that rank exceeds n), so a new exchangeable residual is at or below it with
+    probability >= level."""
+    ordered = sorted(residuals)
+    if not ordered:
+        raise ValueError("no residuals")
+    rank = math.ceil((len(ordered) + 1) * level)
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def recalibrate_p90(
+    cal: ProfileCalibration,
+    base_log_p90: Sequence[float],
+    output_tokens: Sequence[int],
+    config: CalibrationConfig,
+    level: float = 0.9,
+) -> ProfileCalibration:
+    """The calibration with its p90 shift set so that `level` of these labelled requests
+    fall at or below base p90 + offset + shift (pure). Fewer than MIN_CONFORMAL_LINES
+    requests leave it unchanged."""
+    if len(base_log_p90) != len(output_tokens):
+        raise ValueError("base_log_p90 and output_tokens differ in length")
+    if len(output_tokens) < MIN_CONFORMAL_LINES:
+        return cal
+    offset = cal.log_offset(config)
+    residuals = [
+        math.log1p(max(0, int(a))) - b - offset
+        for b, a in zip(base_log_p90, output_tokens, strict=True)
+    ]
+    shift = conformal_quantile(residuals, level)
+    shift = max(-config.max_abs_shift, min(config.max_abs_shift, shift))
+    return cal.model_copy(update={"p90_shift": shift})

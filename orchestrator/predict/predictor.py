@@ -9,6 +9,12 @@
 and counts `prompt_tokens` with the profile's own tokenizer when it has one. Output tokens are
 predicted per choice as log-quantiles, shifted by the profile's calibration, capped by
 max_tokens and the context room, then multiplied by `n`.
+
+The calibration named `DEFAULT_CALIBRATION` ("default", what `predictor learn` without
+`--profile` teaches) applies to predictions that name no profile, and is the starting point of
+every profile that has no calibration of its own yet. A predictor built without an explicit
+artifact follows the active one (`artifact.active_artifact_dir`): a refit written there is
+loaded on the next refresh, without a restart.
 """
 
 from __future__ import annotations
@@ -26,8 +32,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from orchestrator.predict import lexical
-from orchestrator.predict.artifact import Artifact, ArtifactError, feature_schema, load_artifact
-from orchestrator.predict.calibration import CalibrationConfig, ProfileCalibration, observe
+from orchestrator.predict.artifact import (
+    Artifact,
+    ArtifactError,
+    active_artifact_dir,
+    artifact_stamp,
+    feature_schema,
+    load_artifact,
+)
+from orchestrator.predict.calibration import (
+    CalibrationConfig,
+    ProfileCalibration,
+    observe,
+    recalibrate_p90,
+)
 from orchestrator.predict.features import (
     MODEL_INPUTS,
     TokenizedRequest,
@@ -38,7 +56,7 @@ from orchestrator.predict.features import (
 from orchestrator.predict.phrases import PHRASE_BUCKETS
 from orchestrator.predict.request import ParsedRequest, PredictorInputError, parse_request
 from orchestrator.predict.schema import Prediction, QueryClass, RequestFeatures
-from orchestrator.predict.store import PredictorStore, TrafficRecord
+from orchestrator.predict.store import PredictorStore, TrafficRecord, default_store_path
 from orchestrator.predict.tokenizer import (
     is_default_spec,
     load_default_tokenizer,
@@ -53,6 +71,7 @@ log = logging.getLogger(__name__)
 
 _NAME_STOPWORDS = {"meta", "instruct", "turbo", "chat", "it", "hf", "v0", "preview", "latest"}
 _MAX_LOG = math.log1p(1_000_000)
+DEFAULT_CALIBRATION = "default"  # predictions naming no profile; start of a new profile
 
 
 def normalize_model_name(name: str) -> str:
@@ -69,11 +88,41 @@ class _Featurized:
     prompt_tokens_exact: bool
 
 
+@dataclass(frozen=True)
+class _Model:
+    """One loaded artifact and what is read from it per request (swapped whole on reload)."""
+
+    artifact: Artifact
+    b50: Any
+    b90: Any
+    breason: Any
+    known: dict[str, Any]
+    stamp: tuple[str, int, int] | None  # where it was loaded from (followed artifacts only)
+
+    @classmethod
+    def of(cls, artifact: Artifact, stamp: tuple[str, int, int] | None) -> _Model:
+        meta = artifact.meta
+        if tuple(meta.feature_names) != MODEL_INPUTS:
+            raise ArtifactError("artifact was trained on another feature layout; retrain it")
+        if meta.phrase_buckets != PHRASE_BUCKETS:
+            raise ArtifactError("artifact was trained with another phrase hashing; retrain it")
+        return cls(
+            artifact,
+            artifact.boosters["p50"],
+            artifact.boosters["p90"],
+            artifact.boosters["reasoning"],
+            {normalize_model_name(k): v for k, v in meta.known_models.items()},
+            stamp,
+        )
+
+
 class Predictor:
     """Loads the artifact once; `predict` costs a tokenization plus three small tree ensembles.
 
     Thread-safe. With a `store`, per-profile calibrations persist and every `observe` also
-    records the request's features for `orchestrator predictor train --from-traffic`.
+    records the request's features for `orchestrator predictor train --from-traffic`. Without
+    an explicit `artifact` it follows the active one: every `refresh_seconds` it checks
+    whether a refit replaced it and loads the new one (`reload_artifact` checks at once).
     """
 
     def __init__(
@@ -85,35 +134,63 @@ class Predictor:
         record_traffic: bool = True,
         refresh_seconds: float = 30.0,
     ) -> None:
-        self.artifact = (
-            artifact if isinstance(artifact, Artifact) else load_artifact(_as_path(artifact))
-        )
-        meta = self.artifact.meta
-        if tuple(meta.feature_names) != MODEL_INPUTS:
-            raise ArtifactError("artifact was trained on another feature layout; retrain it")
-        if meta.phrase_buckets != PHRASE_BUCKETS:
-            raise ArtifactError("artifact was trained with another phrase hashing; retrain it")
-        self.meta = meta
-        self.settings = meta.settings
+        self._follow = artifact is None
+        if isinstance(artifact, Artifact):
+            self._model = _Model.of(artifact, None)
+        elif artifact is None:
+            self._model = _load_followed()
+        else:
+            self._model = _Model.of(load_artifact(Path(artifact)), None)
         self.calibration_config = calibration or CalibrationConfig()
         self.store = store
         self.record_traffic = record_traffic
         self.refresh_seconds = refresh_seconds
         self._tokenizer = load_default_tokenizer()
-        self._b50 = self.artifact.boosters["p50"]
-        self._b90 = self.artifact.boosters["p90"]
-        self._breason = self.artifact.boosters["reasoning"]
-        self._known = {normalize_model_name(k): v for k, v in meta.known_models.items()}
         self._lock = threading.Lock()
         self._calibrations: dict[str, ProfileCalibration] = {}
         self._loaded_at = 0.0
         self._schema = feature_schema(MODEL_INPUTS)
         self._refresh(force=True)
 
+    @property
+    def artifact(self) -> Artifact:
+        return self._model.artifact
+
+    @property
+    def meta(self) -> Any:
+        return self._model.artifact.meta
+
+    @property
+    def settings(self) -> Any:
+        return self._model.artifact.meta.settings
+
+    @property
+    def feature_schema(self) -> str:
+        """Fingerprint of the feature layout this predictor records traffic under."""
+        return self._schema
+
     @classmethod
     def default(cls) -> Predictor:
-        """The process-wide predictor: shipped artifact + the state_dir() calibration store."""
-        return _default_predictor()
+        """The process-wide predictor: the active artifact (followed) + the state_dir()
+        calibration store (one per store path, so a changed state dir gets its own)."""
+        return _default_predictor(str(default_store_path()))
+
+    def reload_artifact(self) -> bool:
+        """Load the active artifact now if a refit replaced it (a predictor that follows it);
+        True when it changed. A refit that cannot be loaded is logged and skipped."""
+        if not self._follow:
+            return False
+        stamp = artifact_stamp(active_artifact_dir())
+        if stamp == self._model.stamp:
+            return False
+        try:
+            model = _load_followed()
+        except (ArtifactError, ValueError, OSError) as exc:
+            log.warning("predictor artifact not reloaded: %s", exc)
+            return False
+        self._model = model  # one reference swap: a request in flight keeps the old model
+        log.info("predictor artifact reloaded from %s", model.stamp[0] if model.stamp else "?")
+        return True
 
     # -- featurization -----------------------------------------------------------------------
     def model_input(
@@ -121,30 +198,37 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The boosters' input row (1 x MODEL_INPUTS, float32: the dense features, then the
         lexical and phrase ridge scores) and the phrase slots the phrase ridge read."""
+        return self._model_input(parsed, tok, self._model)
+
+    def _model_input(
+        self, parsed: ParsedRequest, tok: TokenizedRequest, model: _Model
+    ) -> tuple[np.ndarray, np.ndarray]:
         dense = dense_features(parsed, tok)
         phrases = request_phrase_ids(parsed)
-        row = self.row_from_parts(dense, tok.lexical_ids, phrases)
-        return row, phrases
+        return self.row_from_parts(dense, tok.lexical_ids, phrases, model), phrases
 
-    def base_quantiles(self, row: np.ndarray) -> tuple[float, float]:
+    def base_quantiles(self, row: np.ndarray, model: _Model | None = None) -> tuple[float, float]:
         """Profile-free calibrated log1p (p50, p90) of one booster input row (1 x inputs)."""
-        q50 = float(self._b50.predict(row, num_threads=1)[0]) + self.meta.p50_shift
+        m = model or self._model
+        meta = m.artifact.meta
+        q50 = float(m.b50.predict(row, num_threads=1)[0]) + meta.p50_shift
         q50 = min(max(q50, 0.0), _MAX_LOG)
-        q90 = float(self._b90.predict(row, num_threads=1)[0]) + self.meta.p90_shift_for(q50)
+        q90 = float(m.b90.predict(row, num_threads=1)[0]) + meta.p90_shift_for(q50)
         return q50, min(max(q90, q50), _MAX_LOG)
 
     def row_from_parts(
-        self, vector: np.ndarray, lexical_ids: np.ndarray, phrase_ids: np.ndarray
+        self,
+        vector: np.ndarray,
+        lexical_ids: np.ndarray,
+        phrase_ids: np.ndarray,
+        model: _Model | None = None,
     ) -> np.ndarray:
         """The booster input row from stored parts (a traffic record: no text needed)."""
+        art = (model or self._model).artifact
         row = np.empty((1, len(MODEL_INPUTS)), dtype=np.float32)
         row[0, :-2] = vector
-        row[0, -2] = lexical.score(
-            lexical_ids, self.artifact.lexical_weights, self.meta.lexical_intercept
-        )
-        row[0, -1] = lexical.score(
-            phrase_ids, self.artifact.phrase_weights, self.meta.phrase_intercept
-        )
+        row[0, -2] = lexical.score(lexical_ids, art.lexical_weights, art.meta.lexical_intercept)
+        row[0, -1] = lexical.score(phrase_ids, art.phrase_weights, art.meta.phrase_intercept)
         return row
 
     def featurize(self, request: dict[str, Any] | ParsedRequest) -> _Featurized:
@@ -152,9 +236,11 @@ class Predictor:
         models once."""
         parsed = request if isinstance(request, ParsedRequest) else parse_request(request)
         tok = tokenize_request(parsed, self._tokenizer)
-        row, phrases = self.model_input(parsed, tok)
-        q50, q90 = self.base_quantiles(row)
-        prob = float(self._breason.predict(row, num_threads=1)[0])
+        self._refresh()
+        model = self._model  # one artifact for the whole request, even across a reload
+        row, phrases = self._model_input(parsed, tok, model)
+        q50, q90 = self.base_quantiles(row, model)
+        prob = float(model.breason.predict(row, num_threads=1)[0])
         features = RequestFeatures.model_construct(  # trusted values: skip validation (latency)
             vector=tuple(row[0, :-2].tolist()),
             lexical_ids=tuple(tok.lexical_ids.tolist()),
@@ -176,7 +262,8 @@ class Predictor:
         *,
         calibration: str | None = None,
     ) -> Prediction:
-        """Prediction for one request body on `profile` (None: an average training model).
+        """Prediction for one request body on `profile` (None: the "default" calibration,
+        i.e. what `predictor learn` without `--profile` taught, else an average model).
 
         `calibration` names the calibration to apply when it differs from the profile's name
         (evaluation uses the answering model's name; default: the profile's).
@@ -206,19 +293,15 @@ class Predictor:
                 counted = tokenize_request(parsed, tok)
                 prompt_tokens, exact = counted.prompt_tokens, counted.exact
 
-        key: Profile | str | None = calibration if calibration is not None else profile
-        cal = self.calibration_for(key) if key is not None else None
-        offset = cal.log_offset(self.calibration_config) if cal else 0.0
+        key: Profile | str = calibration or profile or DEFAULT_CALIBRATION
+        cal = self.calibration_for(key)
+        offset = cal.log_offset(self.calibration_config)
         l50 = f.base_log_p50 + offset
-        l90 = max(f.base_log_p90 + offset + (cal.p90_shift if cal else 0.0), l50)
+        l90 = max(f.base_log_p90 + offset + cal.p90_shift, l50)
         per50 = max(1, round(math.expm1(min(l50, _MAX_LOG))))
         per90 = max(per50, round(math.expm1(min(l90, _MAX_LOG))))
 
-        ratio_log = (
-            cal.reasoning_log_ratio(self.calibration_config)
-            if cal
-            else math.log(self.settings.reasoning_prior_ratio)
-        )
+        ratio_log = cal.reasoning_log_ratio(self.calibration_config)
         think = math.expm1(min(l50 + ratio_log, _MAX_LOG))
         if parsed.reasoning_effort is not None:
             think *= self.settings.effort_multiplier.get(parsed.reasoning_effort, 1.0)
@@ -269,12 +352,24 @@ class Predictor:
 
     # -- calibration -------------------------------------------------------------------------
     def prior_for(self, profile: Profile | str) -> ProfileCalibration:
-        """The starting calibration: a training model's factor when the family matches."""
+        """The starting calibration: the learned "default" calibration when there is one (a
+        workload taught by `predictor learn` without `--profile`), else a training model's
+        factor when the family matches, else none."""
+        name = profile if isinstance(profile, str) else profile.name
+        if name != DEFAULT_CALIBRATION:
+            with self._lock:
+                learned = self._calibrations.get(DEFAULT_CALIBRATION)
+            if learned is not None:
+                return learned
+        return self.family_prior(profile)
+
+    def family_prior(self, profile: Profile | str) -> ProfileCalibration:
+        """A training model's factor when the profile's family matches, else none."""
         names = (
             [profile] if isinstance(profile, str) else [profile.served_model_name, profile.model]
         )
         for name in names:
-            known = self._known.get(normalize_model_name(name))
+            known = self._model.known.get(normalize_model_name(name))
             if known is not None:
                 return ProfileCalibration(
                     prior_offset=known.log_offset,
@@ -375,10 +470,16 @@ class Predictor:
     ) -> dict[str, ProfileCalibration]:
         """Learn from many finished requests at once, all or nothing: (profile, features,
         output tokens per choice, thinking tokens per choice), in order. With a store: one
-        transaction (calibrations and traffic records); without: in memory only."""
+        transaction (calibrations and traffic records); without: in memory only.
+
+        Each profile's p90 shift is then set by split conformal prediction on its lines of
+        this batch (`calibration.recalibrate_p90`: 90% of them at or below p90), so coverage
+        is right at once instead of after the adaptive steps have converged."""
         batch = []
+        lines: dict[str, list[tuple[float, int]]] = {}
         for profile, features, output_tokens, reasoning_tokens in items:
             name = profile if isinstance(profile, str) else profile.name
+            lines.setdefault(name, []).append((features.base_log_p90, output_tokens))
 
             def step(
                 cal: ProfileCalibration,
@@ -403,8 +504,13 @@ class Predictor:
                 reasoning_tokens=reasoning_tokens,
             )
             batch.append((record, self.prior_for(profile), step))
+
+        def finish(name: str, cal: ProfileCalibration) -> ProfileCalibration:
+            base90, actual = zip(*lines[name], strict=True)
+            return recalibrate_p90(cal, base90, actual, self.calibration_config)
+
         if self.store is not None:
-            states = self.store.learn_batch(batch)
+            states = self.store.learn_batch(batch, finish)
         else:
             states = {}
             with self._lock:
@@ -413,30 +519,46 @@ class Predictor:
                         record.profile, initial
                     )
                     states[record.profile] = step(current)
+            states = {name: finish(name, cal) for name, cal in states.items()}
         with self._lock:
             self._calibrations.update(states)
         return states
 
     def _refresh(self, force: bool = False) -> None:
-        """Re-read calibrations other processes wrote, at most every refresh_seconds."""
-        if self.store is None:
-            return
+        """Re-read calibrations other processes wrote, and reload a replaced artifact, at most
+        every refresh_seconds."""
         now = time.monotonic()
         if not force and now - self._loaded_at < self.refresh_seconds:
+            return
+        self._loaded_at = now
+        if not force:
+            self.reload_artifact()
+        if self.store is None:
             return
         loaded = self.store.load_calibrations()
         with self._lock:
             self._calibrations.update(loaded)
-            self._loaded_at = now
+
+    def refresh(self) -> None:
+        """Re-read calibrations and reload a replaced artifact now."""
+        self.reload_artifact()
+        self._refresh(force=True)
+
+
+def _load_followed() -> _Model:
+    """The active artifact (a refit, else the shipped one) with the stamp it was read at."""
+    folder = active_artifact_dir()
+    stamp = artifact_stamp(folder)
+    return _Model.of(load_artifact(None), stamp)
 
 
 def _as_path(value: Path | str | None) -> Path | None:
     return Path(value) if value is not None else None
 
 
-@lru_cache(maxsize=1)
-def _default_predictor() -> Predictor:
-    return Predictor(store=PredictorStore())
+@lru_cache(maxsize=4)
+def _default_predictor(store_path: str) -> Predictor:
+    return Predictor(store=PredictorStore(store_path))
 
 
 def predict(request: dict[str, Any], profile: Profile | None = None) -> Prediction:
@@ -444,4 +566,10 @@ def predict(request: dict[str, Any], profile: Profile | None = None) -> Predicti
     return Predictor.default().predict(request, profile)
 
 
-__all__ = ["Predictor", "PredictorInputError", "normalize_model_name", "predict"]
+__all__ = [
+    "DEFAULT_CALIBRATION",
+    "Predictor",
+    "PredictorInputError",
+    "normalize_model_name",
+    "predict",
+]

@@ -150,11 +150,13 @@ class PredictorStore:
     def learn_batch(
         self,
         items: list[tuple[TrafficRecord, ProfileCalibration, StepFn]],
+        finish: Callable[[str, ProfileCalibration], ProfileCalibration] | None = None,
     ) -> dict[str, ProfileCalibration]:
         """Fold labelled requests in, all or nothing: for each (record, initial calibration,
         step) in order, apply `step` to the profile's current state (stored, else `initial`)
-        and insert the record; one write transaction, rolled back on any error. Returns the
-        new state of every profile touched."""
+        and insert the record; then `finish(profile, state)` on each profile touched; one
+        write transaction, rolled back on any error. Returns the new state of every profile
+        touched."""
         with self.db.transaction() as tx:
             states: dict[str, ProfileCalibration] = {}
             for record, initial, step in items:
@@ -163,6 +165,8 @@ class PredictorStore:
                     states[name] = _stored_state(tx, name, initial)
                 states[name] = step(states[name])
                 tx.execute(_INSERT_TRAFFIC, _record_values(record))
+            if finish is not None:
+                states = {name: finish(name, state) for name, state in states.items()}
             _save_states(tx, states)
         return states
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 # keys a replica's `record_routing_stats` returns (all optional)
-STATS_KEYS = ("running", "waiting", "kv_cache_usage", "ttft_ms", "tpot_ms")
+STATS_KEYS = ("running", "waiting", "kv_cache_usage", "ttft_ms", "tpot_ms", "outstanding_tokens")
 # request fields that may carry an explicit affinity key set by the ingress
 EXPLICIT_KEY_FIELDS = ("prefix_key", "routing_key")
 
@@ -38,6 +38,7 @@ class ReplicaStats:
     kv_cache_usage: float | None = None  # fraction of KV-cache blocks in use, 0..1
     ttft_ms: float | None = None  # recent TTFT (e.g. median of the last minute)
     tpot_ms: float | None = None  # recent time per output token
+    outstanding_tokens: float | None = None  # predicted prefill + remaining decode it holds
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,6 +54,7 @@ class ReplicaStats:
             kv_cache_usage=_float(data.get("kv_cache_usage")),
             ttft_ms=_float(data.get("ttft_ms")),
             tpot_ms=_float(data.get("tpot_ms")),
+            outstanding_tokens=_float(data.get("outstanding_tokens")),
         )
 
 

@@ -10,11 +10,21 @@ Algorithm (docs/routing.md has the long form):
    503 floor/health, 400 context/reasoning/tools.
 3. Stage "route": each survivor is priced with the wished reasoning; it fails softly on the
    quality its predicted class needs, TTFT/TPOT/e2e SLO, room for the predicted p90 output,
-   the cost target, the hard cost cap and the remaining budget. The cheapest clean one wins.
+   the cost target, the hard cost cap and the remaining budget. Latency targets are p95s and
+   the cost target is a preference, so their misses are *soft* (they rank, never block)
+   unless the tenant lists `on_slo_unmeetable` / `on_cost_target` actions. Among candidates
+   with no blocking failure: one meeting every latency target first; else one that would
+   meet them on an idle replica (the miss is load: the controller adds capacity), smallest
+   overshoot first; else (no profile can: a long prompt against a tight TTFT) the cheapest.
+   Then one under the cost target, then the cheapest. A soft target the routed profile is
+   expected to miss is recorded in `Decision.misses`; on a soft cost-target miss a
+   `downgrade` the tenant's `on_cost_cap` lists is taken when it is cheaper (never a cap or
+   a refusal for the target).
 4. Otherwise the tenant's actions run in order, each keeping the previous ones' effect. The
    list is `on_budget_exhausted` when the remaining budget cannot pay for the request on any
-   surviving profile, else `on_cost_cap` (cost cap or target, SLO, class quality); each list
-   runs at most once. `downgrade` drops the class need (never the tenant floor) and turns
+   surviving profile, else `on_cost_cap` (cost cap, class quality, context room), then
+   `on_cost_target` and `on_slo_unmeetable` when those are enforced; each list runs at most
+   once. `downgrade` drops the class need (never the tenant floor) and turns
    reasoning to its minimum; `cap_tokens` lowers max_tokens to what cost target, cap, budget,
    context and e2e SLO allow (at least `cap_tokens_floor` of answer), preferring the least
    truncation;
@@ -29,115 +39,38 @@ budget afford, and what the cost target affords unless routed best effort).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from orchestrator import pricing, replica_model
-from orchestrator.concepts import TIER_RANK, Action, LatencySLO
-from orchestrator.routing.reasoning import cannot_turn_off, setting_for, wanted_level
+from orchestrator import replica_model
+from orchestrator.concepts import TIER_RANK, Action
+from orchestrator.routing.candidates import (
+    HARD_ORDER,
+    HARD_STATUS,
+    LATENCY,
+    TARGET,
+    Base,
+    Ctx,
+    Eval,
+    base_of,
+    context,
+    evaluate,
+    hard_failure,
+    hard_message,
+)
+from orchestrator.routing.outcome import reject, report, routed, soft_reject
 from orchestrator.routing.types import (
     DEFAULT_KNOBS,
     CandidateReport,
     Decision,
-    Estimate,
     ProfileView,
-    ReasoningLevel,
-    ReasoningSetting,
-    Rejection,
     RouteRequest,
     RoutingKnobs,
     TenantRules,
     TokenBudget,
 )
 
-# hard filters in evaluation order; a later one means the profile "got further"
-HARD_ORDER = (
-    "family_mismatch",
-    "not_allowed",
-    "below_quality_floor",
-    "context_too_long",
-    "reasoning_not_allowed",
-    "tools_unsupported",
-    "unhealthy",
-)
-_HARD_STATUS = {
-    "family_mismatch": (404, "model_not_found"),
-    "not_allowed": (404, "model_not_found"),
-    "below_quality_floor": (503, "no_profile_meets_quality_floor"),
-    "context_too_long": (400, "context_length_exceeded"),
-    "reasoning_not_allowed": (400, "reasoning_not_allowed"),
-    "tools_unsupported": (400, "tool_calling_unsupported"),
-    "unhealthy": (503, "no_healthy_profile"),
-}
-# soft failures that a lower max_tokens can cure
-CAPPABLE = frozenset(
-    {"over_cost_target", "over_cost_cap", "over_budget", "context_short_for_output", "slo_e2e"}
-)
 # failures that even best-effort routing may not ignore
 MONEY_HARD = frozenset({"cost_cap_below_minimum", "budget_below_minimum"})
-# soft failure -> (priority, status, code) for a reject; lower priority number wins
-_SOFT_STATUS = {
-    "budget_below_minimum": (0, 429, "budget_exhausted"),
-    "over_budget": (1, 429, "budget_exhausted"),
-    "cost_cap_below_minimum": (2, 402, "cost_cap_exceeded"),
-    "over_cost_cap": (3, 402, "cost_cap_exceeded"),
-    "over_cost_target": (4, 402, "cost_target_unmet"),
-    "context_short_for_output": (5, 400, "context_length_exceeded"),
-    "slo_ttft": (6, 503, "latency_slo_unmeetable"),
-    "slo_tpot": (6, 503, "latency_slo_unmeetable"),
-    "slo_e2e": (6, 503, "latency_slo_unmeetable"),
-    "below_class_quality": (7, 503, "no_profile_meets_class_quality"),
-}
-
-
-@dataclass(slots=True)
-class _Ctx:
-    request: RouteRequest
-    prediction: TokenBudget
-    rules: TenantRules
-    knobs: RoutingKnobs
-    cost_target: float | None
-    cost_cap: float | None
-    slo: LatencySLO
-    bound: int  # caller's and policy's max_tokens (truncation they accept)
-    wished: ReasoningLevel
-
-
-@dataclass(slots=True)
-class _Eval:
-    """One profile priced in one stage (internal; becomes an `Estimate` at the end)."""
-
-    profile: ProfileView
-    reasoning: ReasoningSetting
-    failures: list[str]
-    max_tokens: int
-    answer_room: int  # answer tokens left under max_tokens once reasoning is paid
-    cost: float
-    cost_p90: float
-    latency: float
-    latency_p90: float
-    queue_ms: float
-    ttft: float
-    tpot: float
-    speedup: float
-    tokens: int
-    tokens_p90: int
-    causes: list[str] = field(default_factory=list)  # every failure, before `cap` forgave some
-
-    def estimate(self) -> Estimate:
-        return Estimate(
-            self.cost,
-            self.cost_p90,
-            self.latency,
-            self.latency_p90,
-            self.queue_ms,
-            self.ttft,
-            self.tpot,
-            self.speedup,
-            self.tokens,
-            self.tokens_p90,
-            self.reasoning.expected_tokens,
-            self.max_tokens,
-        )
+_BUDGET_FAILURES = frozenset({"over_budget", "budget_below_minimum"})
 
 
 def decide(
@@ -149,7 +82,7 @@ def decide(
     knobs: RoutingKnobs = DEFAULT_KNOBS,
 ) -> Decision:
     """Choose a profile (or reject) for one request; see the module docstring."""
-    ctx = _context(request, prediction, rules, knobs)
+    ctx = context(request, prediction, rules, knobs)
     base = {
         "query_class": prediction.query_class,
         "predicted_tokens": (prediction.p50_output_tokens, prediction.p90_output_tokens),
@@ -162,8 +95,8 @@ def decide(
 
     if rules.remaining_budget_usd is not None and rules.remaining_budget_usd <= 0:
         for p in profiles:
-            reports[p.name] = _report(p, "budget", ("budget_spent",), "tenant budget spent")
-        return _reject(
+            reports[p.name] = report(p, "budget", ("budget_spent",), "tenant budget spent")
+        return reject(
             base,
             reports,
             429,
@@ -173,16 +106,16 @@ def decide(
             retry_after=rules.budget_retry_after_s,
         )
 
-    survivors: list[_Base] = []
+    survivors: list[Base] = []
     furthest = -1
     furthest_detail = ""
     for p in profiles:
-        hard = _hard_failure(p, ctx)
+        hard = hard_failure(p, ctx)
         if hard is None:
-            survivors.append(_base(p, ctx))
+            survivors.append(base_of(p, ctx))
             continue
         code, detail = hard
-        reports[p.name] = _report(p, "filter", (code,), detail)
+        reports[p.name] = report(p, "filter", (code,), detail)
         rank = HARD_ORDER.index(code)
         if rank > furthest:
             furthest, furthest_detail = rank, detail
@@ -198,9 +131,9 @@ def decide(
         if furthest < 0:
             status, code, msg = 503, "no_profiles", "no profiles are configured"
         else:
-            status, code = _HARD_STATUS[HARD_ORDER[furthest]]
-            msg = _hard_message(HARD_ORDER[furthest], furthest_detail, ctx)
-        return _reject(base, reports, status, code, msg, tuple(steps))
+            status, code = HARD_STATUS[HARD_ORDER[furthest]]
+            msg = hard_message(HARD_ORDER[furthest], furthest_detail, ctx)
+        return reject(base, reports, status, code, msg, tuple(steps))
 
     relax = False
     cap = False
@@ -208,22 +141,38 @@ def decide(
     pending: dict[str, list[Action]] = {
         "on_cost_cap": list(rules.on_cost_cap),
         "on_budget_exhausted": list(rules.on_budget_exhausted),
+        "on_cost_target": list(rules.on_cost_target),
+        "on_slo_unmeetable": list(rules.on_slo_unmeetable),
     }
     while True:
-        evals = [_evaluate(b, ctx, relax=relax, cap=cap) for b in survivors]
-        chosen = _choose(evals, cap=cap)
+        evals = [evaluate(b, ctx, relax=relax, cap=cap) for b in survivors]
+        chosen = _choose(evals, ctx, cap=cap)
+        if chosen is not None and not relax and _soft_target_miss(chosen, ctx, pending):
+            # aim below the target: a downgrade the tenant allows wins if it gets under the
+            # target, or at least closer (cheaper), at no worse latency
+            relaxed = [evaluate(b, ctx, relax=True, cap=cap) for b in survivors]
+            lower = _choose(relaxed, ctx, cap=cap)
+            if (
+                lower is not None
+                and (TARGET not in lower.failures or lower.cost < chosen.cost)
+                and _overshoot(lower, ctx) <= _overshoot(chosen, ctx)
+            ):
+                steps.append(f"{stage}: {chosen.profile.name} over the cost target")
+                pending["on_cost_cap"].remove("downgrade")
+                evals, chosen, stage = relaxed, lower, "downgrade"
         if chosen is not None:
             steps.append(f"{stage}: {chosen.profile.name} chosen")
-            return _routed(base, reports, evals, chosen, stage, ctx, steps, best_effort=False)
+            steps.extend(_miss_steps(chosen, ctx))
+            return routed(base, reports, evals, chosen, stage, ctx, steps, best_effort=False)
         steps.append(f"{stage}: no candidate fits")
-        trigger = "on_budget_exhausted" if _budget_binds(evals) else "on_cost_cap"
-        if not pending[trigger]:
+        trigger = _trigger(evals, ctx, pending)
+        if trigger is None:
             break
         action = pending[trigger].pop(0)
         steps.append(f"{trigger}: {action}")
         stage = action
         if action == "reject":
-            return _soft_reject(base, reports, evals, stage, ctx, steps)
+            return soft_reject(base, reports, evals, stage, ctx, steps)
         if action == "downgrade":
             relax = True
         elif action == "cap_tokens":
@@ -231,257 +180,115 @@ def decide(
 
     best = _best_effort(evals)
     if best is None and cap:  # nothing worth capping: route uncapped rather than not at all
-        evals = [_evaluate(b, ctx, relax=relax, cap=False) for b in survivors]
+        evals = [evaluate(b, ctx, relax=relax, cap=False) for b in survivors]
         best = _best_effort(evals)
     if best is None:
-        return _soft_reject(base, reports, evals, stage, ctx, steps)
+        return soft_reject(base, reports, evals, stage, ctx, steps)
     steps.append(f"best effort: {best.profile.name} despite {','.join(best.failures)}")
-    return _routed(base, reports, evals, best, "best_effort", ctx, steps, best_effort=True)
-
-
-# ---------------------------------------------------------------- context and filters
-
-
-def _min_opt(*values: float | None) -> float | None:
-    present = [v for v in values if v is not None]
-    return min(present) if present else None
-
-
-def _context(
-    request: RouteRequest, prediction: TokenBudget, rules: TenantRules, knobs: RoutingKnobs
-) -> _Ctx:
-    """Effective targets: the caller's cost target replaces the tenant's but never exceeds the
-    tenant's hard cap; the caller's latency SLO replaces the tenant's e2e target."""
-    target = (
-        request.cost_target_usd if request.cost_target_usd is not None else rules.cost_target_usd
-    )
-    target = _min_opt(target, rules.cost_cap_usd)
-    slo = rules.slo
-    if request.latency_slo_ms is not None:
-        slo = slo.model_copy(update={"e2e_p95_ms": request.latency_slo_ms})
-    bound = _min_opt(request.max_tokens, rules.max_tokens_cap)
-    wished, _why = wanted_level(request, prediction, rules, knobs)
-    return _Ctx(
-        request=request,
-        prediction=prediction,
-        rules=rules,
-        knobs=knobs,
-        cost_target=target,
-        cost_cap=rules.cost_cap_usd,
-        slo=slo,
-        bound=pricing.UNLIMITED_TOKENS if bound is None else int(bound),
-        wished=wished,
-    )
-
-
-def _hard_failure(p: ProfileView, ctx: _Ctx) -> tuple[str, str] | None:
-    model = ctx.request.model
-    if model not in ("auto", p.family, p.name):
-        return "family_mismatch", f"serves {p.family}, asked for {model}"
-    allowed = ctx.rules.allowed_profiles
-    if allowed is not None and p.name not in allowed:
-        return "not_allowed", f"tenant {ctx.rules.tenant!r} may not use it"
-    if TIER_RANK[p.quality_tier] < TIER_RANK[ctx.rules.quality_floor]:
-        return "below_quality_floor", f"tier {p.quality_tier} < floor {ctx.rules.quality_floor}"
-    if ctx.request.prompt_tokens + ctx.rules.cap_tokens_floor > p.max_model_len:
-        return (
-            "context_too_long",
-            f"prompt {ctx.request.prompt_tokens} tokens, max_model_len {p.max_model_len}",
-        )
-    if not ctx.rules.reasoning_allowed and cannot_turn_off(p):
-        return "reasoning_not_allowed", "always reasons; tenant disallows reasoning"
-    if ctx.request.needs_tool_parser and not p.tool_calling:
-        return "tools_unsupported", "no tool_call_parser in its catalog entry"
-    if not p.live.healthy:
-        return "unhealthy", "no healthy replica"
-    return None
-
-
-def _hard_message(code: str, detail: str, ctx: _Ctx) -> str:
-    model = ctx.request.model
-    if code in ("family_mismatch", "not_allowed"):
-        return f"model {model!r} does not exist or tenant {ctx.rules.tenant!r} may not use it"
-    if code == "context_too_long":
-        return f"prompt too long for every profile serving {model!r} ({detail})"
-    if code == "tools_unsupported":
-        return (
-            f"no profile serving {model!r} can call tools: `tools` need a profile with "
-            "`tool_call_parser` set in the catalog (only tool_choice 'none' works without one)"
-        )
-    return f"no profile can serve {model!r}: {detail}"
-
-
-def _meets_class(p: ProfileView, ctx: _Ctx) -> bool:
-    if ctx.prediction.query_class != "reasoning":
-        return True
-    knobs = ctx.knobs
-    need = (
-        knobs.reasoning_class_tier_capable
-        if p.reasoning_supported
-        else knobs.reasoning_class_tier_plain
-    )
-    # a profile that can reason but is steered off by tenant or caller counts as plain
-    if p.reasoning_supported and ctx.wished == "off" and not cannot_turn_off(p):
-        need = knobs.reasoning_class_tier_plain
-    return TIER_RANK[p.quality_tier] >= TIER_RANK[need]
-
-
-# ---------------------------------------------------------------- pricing one profile
-
-
-@dataclass(slots=True)
-class _Base:
-    """The stage-independent part of a profile's price and speed for this request."""
-
-    profile: ProfileView
-    in_cost: float
-    first_ms: float  # queue wait + TTFT
-    queue_ms: float
-    tpot: float
-    speedup: float
-    room: int
-    cap_lim: int
-    budget_lim: int
-    target_lim: int
-    slo_lim: int
-    meets_class: bool
-    reasoning: dict  # level -> ReasoningSetting, filled lazily
-
-
-def _base(p: ProfileView, ctx: _Ctx) -> _Base:
-    req, perf, prices, knobs = ctx.request, p.performance, p.prices, ctx.knobs
-    in_cost = pricing.input_cost_usd(prices, req.prompt_tokens, req.cached_prompt_share)
-    uncached = req.prompt_tokens * (1.0 - req.cached_prompt_share)
-    t = replica_model.timing(
-        perf,
-        p.live,
-        uncached,
-        prefill_load_slowdown=knobs.prefill_load_slowdown,
-        typical_request_output_tokens=knobs.typical_request_output_tokens,
-    )
-    queue_ms, tpot, speedup = t.queue_wait_ms, t.tpot_ms, t.spec_speedup
-    first = queue_ms + t.ttft_ms
-    e2e = ctx.slo.e2e_p95_ms
-    return _Base(
-        profile=p,
-        in_cost=in_cost,
-        first_ms=first,
-        queue_ms=queue_ms,
-        tpot=tpot,
-        speedup=speedup,
-        room=p.max_model_len - req.prompt_tokens,
-        cap_lim=_per_choice(pricing.affordable_tokens(prices, in_cost, ctx.cost_cap), req),
-        budget_lim=_per_choice(
-            pricing.affordable_tokens(prices, in_cost, ctx.rules.remaining_budget_usd), req
-        ),
-        target_lim=_per_choice(pricing.affordable_tokens(prices, in_cost, ctx.cost_target), req),
-        slo_lim=pricing.UNLIMITED_TOKENS
-        if e2e is None
-        else replica_model.tokens_within_ms(e2e, first, tpot),
-        meets_class=_meets_class(p, ctx),
-        reasoning={},
-    )
-
-
-def _per_choice(affordable: int, req: RouteRequest) -> int:
-    """Output tokens per choice that a total affordable count pays for (n choices share it)."""
-    if affordable < 0 or affordable >= pricing.UNLIMITED_TOKENS or req.choices == 1:
-        return affordable
-    return affordable // req.choices
-
-
-def _evaluate(b: _Base, ctx: _Ctx, *, relax: bool, cap: bool) -> _Eval:
-    """Price a profile in a stage; `relax` = downgraded, `cap` = max_tokens may be lowered."""
-    p = b.profile
-    level: ReasoningLevel = "off" if relax else ctx.wished
-    reasoning = b.reasoning.get(level)
-    if reasoning is None:
-        reasoning = setting_for(p, level, ctx.prediction, ctx.rules, ctx.knobs)
-        b.reasoning[level] = reasoning
-    r = reasoning.expected_tokens
-    first, tpot, room = b.first_ms, b.tpot, b.room
-    cap_lim, budget_lim, target_lim, slo_lim = b.cap_lim, b.budget_lim, b.target_lim, b.slo_lim
-    need = min(ctx.prediction.p90_output_tokens + r, ctx.bound)
-    floor = r + ctx.rules.cap_tokens_floor
-
-    failures: list[str] = []
-    if not relax and not b.meets_class:
-        failures.append("below_class_quality")
-    if ctx.slo.ttft_p95_ms is not None and first > ctx.slo.ttft_p95_ms:
-        failures.append("slo_ttft")
-    if ctx.slo.tpot_p95_ms is not None and tpot > ctx.slo.tpot_p95_ms:
-        failures.append("slo_tpot")
-    if need > room:
-        failures.append("context_short_for_output")
-    if cap_lim < floor:
-        failures.append("cost_cap_below_minimum")
-    elif need > cap_lim:
-        failures.append("over_cost_cap")
-    if budget_lim < floor:
-        failures.append("budget_below_minimum")
-    elif need > budget_lim:
-        failures.append("over_budget")
-    if need > target_lim and "over_cost_cap" not in failures:
-        failures.append("over_cost_target")
-    if need > slo_lim:
-        failures.append("slo_e2e")
-
-    causes = list(failures)
-    hard_max = min(ctx.bound, room, cap_lim, budget_lim)
-    if cap:
-        max_tokens = min(hard_max, target_lim, slo_lim)
-        failures = [f for f in failures if f not in CAPPABLE]
-        if max_tokens < floor:
-            failures.append("cap_below_minimum")
-    else:
-        max_tokens = min(hard_max, target_lim) if target_lim >= need else hard_max
-    max_tokens = max(0, max_tokens)
-
-    tokens = min(ctx.prediction.p50_output_tokens + r, max_tokens)
-    tokens_p90 = min(ctx.prediction.p90_output_tokens + r, max_tokens)
-    return _Eval(
-        profile=p,
-        reasoning=reasoning,
-        failures=failures,
-        max_tokens=max_tokens,
-        answer_room=max_tokens - r,
-        cost=b.in_cost + ctx.request.choices * tokens * p.prices.output_usd_per_token,
-        cost_p90=b.in_cost + ctx.request.choices * tokens_p90 * p.prices.output_usd_per_token,
-        latency=first + max(0, tokens - 1) * tpot,
-        latency_p90=first + max(0, tokens_p90 - 1) * tpot,
-        queue_ms=b.queue_ms,
-        ttft=first,
-        tpot=tpot,
-        speedup=b.speedup,
-        tokens=tokens,
-        tokens_p90=tokens_p90,
-        causes=causes,
-    )
+    return routed(base, reports, evals, best, "best_effort", ctx, steps, best_effort=True)
 
 
 # ---------------------------------------------------------------- choosing
 
-_BUDGET_FAILURES = frozenset({"over_budget", "budget_below_minimum"})
 
-
-def _budget_binds(evals: list[_Eval]) -> bool:
+def _budget_binds(evals: list[Eval]) -> bool:
     """The remaining budget cannot pay for the request on any candidate."""
     return bool(evals) and all(_BUDGET_FAILURES.intersection(e.causes) for e in evals)
 
 
-def _choose(evals: list[_Eval], *, cap: bool) -> _Eval | None:
-    clean = [e for e in evals if not e.failures]
+def _trigger(evals: list[Eval], ctx: Ctx, pending: dict[str, list[Action]]) -> str | None:
+    """The action list to run next: the budget's when it binds; the enforced cost target's
+    (or SLO's) list when a candidate fails on that alone; else the cost cap's (cost cap, class,
+    context, and a caller's own deadline); None when the lists of what fails are spent."""
+    if _budget_binds(evals):
+        return "on_budget_exhausted" if pending["on_budget_exhausted"] else None
+    blocking = [set(e.failures) - ctx.soft for e in evals]
+    own = []  # without the tenant's own list, a caller's target or deadline is cost cap's
+    if ctx.rules.on_cost_target:
+        own.append(("on_cost_target", {TARGET}))
+    if ctx.rules.on_slo_unmeetable:
+        own.append(("on_slo_unmeetable", set(LATENCY)))
+    for name, kinds in own:
+        if pending[name] and any(b and b <= kinds for b in blocking):
+            return name
+    theirs = set().union(*(kinds for _, kinds in own))
+    if pending["on_cost_cap"] and any(b - theirs for b in blocking):
+        return "on_cost_cap"
+    for name, kinds in own:
+        if pending[name] and any(b & kinds for b in blocking):
+            return name
+    return None  # the lists are spent: best effort (or refusal when money forbids it)
+
+
+def _overshoot(e: Eval, ctx: Ctx) -> float:
+    """How far the estimate is over the latency targets it misses (0 when it meets them)."""
+    slo, worst = ctx.slo, 0.0
+    for f in e.failures:
+        if f == "slo_ttft" and slo.ttft_p95_ms:
+            worst = max(worst, e.ttft / slo.ttft_p95_ms)
+        elif f == "slo_tpot" and slo.tpot_p95_ms:
+            worst = max(worst, e.tpot / slo.tpot_p95_ms)
+        elif f == "slo_e2e" and slo.e2e_p95_ms:
+            worst = max(worst, e.latency_p90 / slo.e2e_p95_ms)
+    return worst
+
+
+def _hopeless(e: Eval, ctx: Ctx) -> bool:
+    """It misses a latency target even on an idle replica: no capacity would make it."""
+    req = ctx.request
+    uncached = req.prompt_tokens * (1.0 - req.cached_prompt_share)
+    idle = replica_model.request_latency(e.profile.performance, uncached, max(1, e.tokens_p90))
+    return bool(idle.misses(ctx.slo))
+
+
+def _choose(evals: list[Eval], ctx: Ctx, *, cap: bool) -> Eval | None:
+    """The best candidate with no blocking failure: one meeting the latency targets; else one
+    that would meet them idle (its miss is load, which the controller answers with capacity;
+    the smallest overshoot first); else (no profile could) the cheapest. Then under the cost
+    target, then (capped: least truncation) the cheapest."""
+    clean = [e for e in evals if not set(e.failures) - ctx.soft]
     if not clean:
         return None
-    if cap:  # least truncation of the predicted answer first, then price
-        return min(
-            clean,
-            key=lambda e: (-min(e.answer_room, e.tokens_p90), e.cost, e.latency, e.profile.name),
+    hopeless: dict[int, bool] = {}
+
+    def key(e: Eval) -> tuple:
+        late = _overshoot(e, ctx)
+        if late > 0 and id(e) not in hopeless:
+            hopeless[id(e)] = _hopeless(e, ctx)
+        lost = hopeless.get(id(e), False)
+        over = TARGET in e.failures
+        trunc = -min(e.answer_room, e.tokens_p90) if cap else 0
+        return (late > 0, lost, 0.0 if lost else late, trunc, over, e.cost, e.latency,
+                e.profile.name)  # fmt: skip
+
+    return min(clean, key=key)
+
+
+def _soft_target_miss(chosen: Eval, ctx: Ctx, pending: dict[str, list[Action]]) -> bool:
+    """The choice misses the soft cost target and the tenant allows a downgrade to get under."""
+    return (
+        TARGET in chosen.failures and TARGET in ctx.soft and "downgrade" in pending["on_cost_cap"]
+    )
+
+
+def _miss_steps(chosen: Eval, ctx: Ctx) -> list[str]:
+    """What the routed profile is expected to miss of the soft targets (recorded, not refused)."""
+    out = []
+    if TARGET in chosen.failures and TARGET in ctx.soft:
+        out.append(
+            f"cost target: ~${chosen.cost_p90:.3g} over ${ctx.cost_target:.3g} on "
+            f"{chosen.profile.name} (soft: the cheapest profile that fits; miss recorded)"
         )
-    return min(clean, key=lambda e: (e.cost, e.latency, e.profile.name))
+    late = [f for f in chosen.failures if f in LATENCY and f in ctx.soft]
+    if late:
+        out.append(
+            f"slo: {'+'.join(late)} estimated over target on every candidate; "
+            f"{chosen.profile.name} is the closest (p95 target: served, miss recorded)"
+        )
+    return out
 
 
-def _best_effort(evals: list[_Eval]) -> _Eval | None:
+def _best_effort(evals: list[Eval]) -> Eval | None:
     """The least-failing candidate that the hard cost cap and the budget can still pay for."""
     usable = [
         e
@@ -491,144 +298,3 @@ def _best_effort(evals: list[_Eval]) -> _Eval | None:
     if not usable:
         return None
     return min(usable, key=lambda e: (len(e.failures), e.cost, e.latency, e.profile.name))
-
-
-# ---------------------------------------------------------------- building the Decision
-
-
-def _report(
-    p: ProfileView,
-    stage: str,
-    lost: tuple[str, ...],
-    detail: str = "",
-    estimate: Estimate | None = None,
-    chosen: bool = False,
-) -> CandidateReport:
-    return CandidateReport(
-        profile=p.name,
-        family=p.family,
-        tier=p.quality_tier,
-        chosen=chosen,
-        stage=stage,
-        lost_because=lost,
-        detail=detail,
-        estimate=estimate,
-    )
-
-
-def _stage_reports(
-    reports: dict[str, CandidateReport], evals: list[_Eval], stage: str, chosen: _Eval | None
-) -> None:
-    for e in evals:
-        detail = "; ".join(filter(None, ("+".join(e.causes), e.reasoning.note)))
-        if e is chosen:
-            reports[e.profile.name] = _report(e.profile, stage, (), detail, e.estimate(), True)
-            continue
-        lost = tuple(e.failures) if e.failures else ("not_best",)
-        reports[e.profile.name] = _report(e.profile, stage, lost, detail, e.estimate())
-
-
-def _ordered(reports: dict[str, CandidateReport | None]) -> tuple[CandidateReport, ...]:
-    return tuple(r for r in reports.values() if r is not None)
-
-
-def _routed(
-    base: dict,
-    reports: dict[str, CandidateReport],
-    evals: list[_Eval],
-    chosen: _Eval,
-    stage: str,
-    ctx: _Ctx,
-    steps: list[str],
-    *,
-    best_effort: bool,
-) -> Decision:
-    _stage_reports(reports, evals, stage, chosen)
-    p = chosen.profile
-    n_clean = sum(1 for e in evals if not e.failures)
-    if best_effort:
-        action = "route"
-        reason = f"best effort {p.name}: {'+'.join(chosen.failures) or 'no action left'}"
-    elif stage == "route":
-        action = "route"
-        reason = f"route {p.name}: cheapest of {n_clean} meeting SLO and cost"
-    elif stage == "downgrade":
-        action = "downgrade"
-        reason = f"downgrade to {p.name} ({p.quality_tier}): nothing fit at full quality"
-    else:
-        action = "cap_tokens"
-        reason = f"cap_tokens {chosen.max_tokens} on {p.name}: cost or latency over target"
-    return Decision(
-        action=action,
-        profile=p.name,
-        reason=reason,
-        max_tokens=chosen.max_tokens,
-        reasoning=chosen.reasoning,
-        estimate=chosen.estimate(),
-        steps=tuple(steps),
-        candidates=_ordered(reports),
-        **base,
-    )
-
-
-def _soft_reject(
-    base: dict,
-    reports: dict[str, CandidateReport],
-    evals: list[_Eval],
-    stage: str,
-    ctx: _Ctx,
-    steps: list[str],
-) -> Decision:
-    _stage_reports(reports, evals, stage, None)
-    closest = min(evals, key=lambda e: (len(e.causes), e.cost, e.profile.name))
-    worst = min(closest.causes or ["?"], key=lambda f: _SOFT_STATUS.get(f, (9, 503, f))[0])
-    _prio, status, code = _SOFT_STATUS.get(worst, (9, 503, "no_profile_fits"))
-    est_ = closest.estimate()
-    msg = _soft_message(code, closest, est_, ctx)
-    retry = ctx.rules.budget_retry_after_s if status == 429 else None
-    return _reject(base, reports, status, code, msg, tuple(steps), retry_after=retry)
-
-
-def _soft_message(code: str, e: _Eval, estimate: Estimate, ctx: _Ctx) -> str:
-    name = e.profile.name
-    if code == "budget_exhausted":
-        return (
-            f"tenant {ctx.rules.tenant!r} has ${ctx.rules.remaining_budget_usd:.3g} left; "
-            f"the cheapest option ({name}) needs ~${estimate.cost_usd_p90:.3g}"
-        )
-    if code == "cost_cap_exceeded":
-        return f"cost cap ${ctx.cost_cap} is below ~${estimate.cost_usd_p90:.3g} on {name}"
-    if code == "cost_target_unmet":
-        return f"cost target ${ctx.cost_target} is below ~${estimate.cost_usd_p90:.3g} on {name}"
-    if code == "context_length_exceeded":
-        room = e.profile.max_model_len - ctx.request.prompt_tokens
-        return f"the prompt leaves {room} tokens on {name}; the answer needs ~{estimate.output_tokens_p90}"
-    if code == "latency_slo_unmeetable":
-        slo = ctx.slo
-        return (
-            f"latency SLO (ttft {slo.ttft_p95_ms}, tpot {slo.tpot_p95_ms}, e2e {slo.e2e_p95_ms} ms) "
-            f"unmeetable: best is {name} with ttft {estimate.ttft_ms:.0f} ms, "
-            f"tpot {estimate.tpot_ms:.1f} ms, e2e {estimate.latency_ms_p90:.0f} ms"
-        )
-    return f"no profile of the tier a {ctx.prediction.query_class} query needs can serve it"
-
-
-def _reject(
-    base: dict,
-    reports: dict[str, CandidateReport],
-    status: int,
-    code: str,
-    message: str,
-    steps: tuple[str, ...],
-    *,
-    retry_after: int | None = None,
-) -> Decision:
-    return Decision(
-        action="reject",
-        profile=None,
-        reason=f"reject {status}: {code}",
-        rejection=Rejection(status=status, code=code, message=message, retry_after_s=retry_after),
-        steps=(*steps, f"reject: {code}"),
-        candidates=_ordered(reports),
-        **base,
-    )

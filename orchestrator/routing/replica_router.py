@@ -1,6 +1,12 @@
 """Ray Serve request router for profile deployments: prefix-cache affinity bounded by load.
 
-Thin adapter: the choice is `affinity.rank_replicas` (pure, tested without Ray); this class
+A request that carries its prediction (`vllm_xargs`, set by the ingress; see
+`orchestrator.scheduling.replicas`) goes to the replica with the least predicted outstanding
+work, the prefix's home replica credited `affinity_tokens` (`scheduling.choose_replica`);
+outstanding work = max(this router's own predicted work there, the replica's report). Others
+are ranked by `affinity.rank_replicas` (request counts).
+
+Thin adapter: the choices are pure functions (tested without Ray); this class
 only feeds it the request's prompt, each replica's reported routing stats and this router's
 own in-flight counts, and returns one replica per rank so Serve tries them in order (it
 probes the first one's queue and moves on if that replica rejects).
@@ -40,7 +46,10 @@ from orchestrator.routing.affinity import (
     extract_prompt_text,
     prefix_key,
     rank_replicas,
+    rendezvous_order,
 )
+from orchestrator.scheduling import replicas as by_work
+from orchestrator.scheduling.key import predicted_work
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +62,7 @@ class PrefixAffinityRouter(RequestRouter):
         prefix_chars: int = 1024,
         imbalance_threshold: float = 4.0,
         kv_cache_high: float = 0.95,
+        affinity_tokens: float = by_work.DEFAULT_AFFINITY_TOKENS,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -62,8 +72,11 @@ class PrefixAffinityRouter(RequestRouter):
             imbalance_threshold=float(imbalance_threshold),
             kv_cache_high=float(kv_cache_high),
         )
+        self._affinity_tokens = float(affinity_tokens)
         self._in_flight: dict[str, int] = {}
         self._routed: dict[str, str] = {}  # internal request id -> replica unique id
+        self._outstanding: dict[str, float] = {}  # replica -> predicted work routed there
+        self._work: dict[str, float] = {}  # internal request id -> its predicted work
         self.last_reason = ""
 
     def _ensure_state(self) -> None:
@@ -81,7 +94,9 @@ class PrefixAffinityRouter(RequestRouter):
             return []
         key = None
         tiebreak = ""
+        work = None
         if pending_request is not None:
+            work = _work_of(pending_request)
             # back off between full passes instead of spinning when every replica is full
             pending_request.routing_context.should_backoff = True
             text = extract_prompt_text(pending_request.args, pending_request.kwargs)
@@ -97,22 +112,49 @@ class PrefixAffinityRouter(RequestRouter):
             )
             for uid, r in by_id.items()
         ]
-        order, self.last_reason = rank_replicas(key, loads, self._config, tiebreak=tiebreak)
+        if work is None:
+            order, self.last_reason = rank_replicas(key, loads, self._config, tiebreak=tiebreak)
+        else:
+            order = self._by_work(key or tiebreak, loads)
+            self.last_reason = "predicted_work"
         return [[by_id[uid]] for uid in order]
+
+    def _by_work(self, key: str, loads: list[ReplicaLoad]) -> list[str]:
+        kv_high = self._config.kv_cache_high
+        ranked = rendezvous_order(key, [ld.replica_id for ld in loads])
+        by_id = {ld.replica_id: ld for ld in loads}
+        work = [
+            by_work.ReplicaLoad(
+                uid,
+                max(self._outstanding.get(uid, 0.0), by_id[uid].stats.outstanding_tokens or 0.0),
+                by_id[uid].full or (by_id[uid].stats.kv_cache_usage or 0.0) >= kv_high,
+            )
+            for uid in ranked
+        ]
+        return by_work.choose_replica(
+            work, home=ranked[0] if key else None, affinity_tokens=self._affinity_tokens
+        )
 
     def on_request_routed(
         self, pending_request: PendingRequest, replica_id: ReplicaID, result: Any
     ) -> None:
         self._ensure_state()
         uid = replica_id.unique_id
+        rid = pending_request.metadata.internal_request_id
         self._in_flight[uid] = self._in_flight.get(uid, 0) + 1
-        self._routed[pending_request.metadata.internal_request_id] = uid
+        self._routed[rid] = uid
+        work = _work_of(pending_request)
+        if work is not None:
+            self._work[rid] = work
+            self._outstanding[uid] = self._outstanding.get(uid, 0.0) + work
 
     def on_request_completed(self, replica_id: ReplicaID, internal_request_id: str) -> None:
         self._ensure_state()
         uid = self._routed.pop(internal_request_id, None)
+        work = self._work.pop(internal_request_id, 0.0)
         if uid is not None:
             self._in_flight[uid] = max(0, self._in_flight.get(uid, 0) - 1)
+            self._outstanding[uid] = max(0.0, self._outstanding.get(uid, 0.0) - work)
 
     def update_replicas(self, replicas: list[RunningReplica]) -> None:
         super().update_replicas(replicas)
@@ -120,3 +162,14 @@ class PrefixAffinityRouter(RequestRouter):
         live = {r.replica_id.unique_id for r in replicas}
         self._in_flight = {uid: n for uid, n in self._in_flight.items() if uid in live}
         self._routed = {rid: uid for rid, uid in self._routed.items() if uid in live}
+        self._outstanding = {uid: w for uid, w in self._outstanding.items() if uid in live}
+        self._work = {rid: w for rid, w in self._work.items() if rid in self._routed}
+
+
+def _work_of(pending_request: PendingRequest) -> float | None:
+    """The predicted work (decode-token equivalents) the request carries, or None."""
+    for value in (*pending_request.kwargs.values(), *pending_request.args):
+        found = by_work.request_work(value)
+        if found is not None:
+            return predicted_work(*found)
+    return None

@@ -92,6 +92,12 @@ class TenantRules(_Frozen):
     quality_floor: QualityTier = "small"
     on_cost_cap: tuple[Action, ...] = ("downgrade", "cap_tokens", "reject")
     on_budget_exhausted: tuple[Action, ...] = ("reject",)
+    on_slo_unmeetable: tuple[Action, ...] = Field(
+        (), description="empty: a latency target is a p95 (served on the closest profile)"
+    )
+    on_cost_target: tuple[Action, ...] = Field(
+        (), description="empty: the cost target is soft (preferred, a miss is recorded)"
+    )
     cap_tokens_floor: int = Field(16, ge=1, description="cap_tokens never goes below this")
     reasoning_allowed: bool = True
     max_reasoning_tokens: int | None = Field(None, ge=0)
@@ -223,3 +229,8 @@ class Decision(_Frozen):
     slo: LatencySLO = LatencySLO()
     steps: tuple[str, ...] = ()
     candidates: tuple[CandidateReport, ...] = ()
+    misses: tuple[str, ...] = Field(
+        (),
+        description="soft targets the routed profile is expected to miss (cost_target, "
+        "slo_ttft, slo_tpot, slo_e2e)",
+    )

@@ -10,10 +10,42 @@ way when the home replica is much busier. Replicas at their concurrency limit co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.scheduling.key import PROMPT_WEIGHT
 
 DEFAULT_AFFINITY_TOKENS = 256.0
+# keys of vLLM's `vllm_xargs` (a request's extension arguments) that carry the prediction from
+# the ingress to the replica router and the replica
+XARG_PROMPT = "orchestrator_prompt_tokens"
+XARG_PREDICTED = "orchestrator_predicted_tokens"
+
+
+def work_xargs(prompt_tokens: int, predicted_tokens: float) -> dict[str, int]:
+    """The `vllm_xargs` entries the ingress adds to an engine request."""
+    return {XARG_PROMPT: int(prompt_tokens), XARG_PREDICTED: max(0, round(predicted_tokens))}
+
+
+def request_work(request: Any) -> tuple[int, int] | None:
+    """(prompt tokens, predicted output tokens) an engine request carries, or None."""
+    xargs = request.get("vllm_xargs") if isinstance(request, Mapping) else None
+    if xargs is None:
+        xargs = getattr(request, "vllm_xargs", None)
+    if not isinstance(xargs, Mapping) or XARG_PREDICTED not in xargs:
+        return None
+    try:
+        return int(xargs.get(XARG_PROMPT) or 0), int(xargs[XARG_PREDICTED])
+    except (TypeError, ValueError):
+        return None
+
+
+def remaining_work(prompt_tokens: int, predicted_tokens: int, generated: int) -> float:
+    """A request's outstanding work on its replica: its prefill until the first token, then
+    the decode still predicted to remain (never below zero)."""
+    prefill = PROMPT_WEIGHT * prompt_tokens if generated == 0 else 0.0
+    return prefill + max(0, predicted_tokens - generated)
 
 
 @dataclass(frozen=True, slots=True)

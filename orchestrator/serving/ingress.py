@@ -253,9 +253,11 @@ class OrchestratorIngress(OpenAiIngress):
             target = targets.get(p.name, {}).get("target", p.replicas.start)
             self._metrics.set_replicas(p.name, target, self._running.get(p.name, 0))
         if self._controller is not None:
+            unserved = self._controller.get("unserved_share") or {}
             self._metrics.set_controller(
                 self._controller.get("cost_per_hour_usd", 0.0),
                 bool(self._controller.get("ceiling_binding")),
+                {f: float(unserved.get(f, 0.0)) for f in self._catalog.families},
             )
 
     async def _batch_summary(self) -> dict[str, Any]:
@@ -316,6 +318,10 @@ class OrchestratorIngress(OpenAiIngress):
                 },
                 "controller": controller,
                 "batches": await self._batch_summary(),
+                "slo_attainment": {
+                    tenant: a.as_dict()
+                    for tenant, a in self._metrics.attainment.snapshot(time.monotonic()).items()
+                },
                 "policy": {
                     "name": policy.spec.metadata.name if policy.spec.metadata else None,
                     **self._policy.status().model_dump(mode="json"),

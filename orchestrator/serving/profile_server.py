@@ -17,6 +17,7 @@ from ray.serve.llm import LLMServer
 
 from orchestrator.control.meters import LatencyMeter
 from orchestrator.routing.affinity import ReplicaStats
+from orchestrator.scheduling.replicas import remaining_work, request_work
 
 TTFT_EMA_WEIGHT = 0.2
 
@@ -27,14 +28,27 @@ class ProfileServer(LLMServer):
     _running = 0
     _ttft_ema_ms: float | None = None
     _latency: LatencyMeter | None = None
+    _work: dict[int, list[int]] | None = None  # live stream -> [prompt, predicted, generated]
 
     def _meter(self) -> LatencyMeter:
         if self._latency is None:
             self._latency = LatencyMeter()
         return self._latency
 
-    async def _tracked(self, stream: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    def outstanding_tokens(self) -> float:
+        """Predicted work still ahead of this replica's streams (those that carry a prediction)."""
+        return sum(remaining_work(*w) for w in (self._work or {}).values())
+
+    async def _tracked(
+        self, stream: AsyncGenerator[Any, None], request: Any = None
+    ) -> AsyncGenerator[Any, None]:
         self._running += 1
+        predicted = request_work(request)
+        work = None
+        if predicted is not None:
+            if self._work is None:
+                self._work = {}
+            work = self._work[id(stream)] = [*predicted, 0]
         started = time.perf_counter()
         first_at = last_at = 0.0
         items = 0
@@ -42,6 +56,8 @@ class ProfileServer(LLMServer):
             async for item in stream:
                 last_at = time.perf_counter()
                 items += 1
+                if work is not None:
+                    work[2] = items
                 if items == 1:
                     first_at = last_at
                     ttft = (last_at - started) * 1000
@@ -53,19 +69,25 @@ class ProfileServer(LLMServer):
                 yield item
         finally:
             self._running -= 1
+            if work is not None:
+                self._work.pop(id(stream), None)
             self._meter().stream_done(first_at, last_at, items, time.monotonic())
 
     async def chat(self, request: Any, raw_request_info: Any = None) -> AsyncGenerator[Any, None]:
-        return self._tracked(await super().chat(request, raw_request_info))
+        return self._tracked(await super().chat(request, raw_request_info), request)
 
     async def completions(
         self, request: Any, raw_request_info: Any = None
     ) -> AsyncGenerator[Any, None]:
-        return self._tracked(await super().completions(request, raw_request_info))
+        return self._tracked(await super().completions(request, raw_request_info), request)
 
     async def record_routing_stats(self) -> dict[str, Any]:
         stats = await super().record_routing_stats()
-        ours = ReplicaStats(running=self._running, ttft_ms=self._ttft_ema_ms).to_dict()
+        ours = ReplicaStats(
+            running=self._running,
+            ttft_ms=self._ttft_ema_ms,
+            outstanding_tokens=self.outstanding_tokens(),
+        ).to_dict()
         return {**(stats or {}), **ours}
 
     async def record_autoscaling_stats(self) -> dict[str, float]:

@@ -195,6 +195,8 @@ def tenant_rules(
         quality_floor=floor,
         on_cost_cap=tuple(limits.actions.on_cost_cap),
         on_budget_exhausted=tuple(limits.actions.on_budget_exhausted),
+        on_cost_target=tuple(limits.actions.on_cost_target),
+        on_slo_unmeetable=tuple(limits.actions.on_slo_unmeetable),
         cap_tokens_floor=limits.actions.cap_tokens_floor,
         reasoning_allowed=limits.reasoning.allowed,
         max_reasoning_tokens=limits.reasoning.max_reasoning_tokens,

@@ -18,6 +18,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from orchestrator.routing.affinity import ReplicaLoad, rank_replicas, rendezvous_order
+from orchestrator.scheduling import (
+    Enqueued,
+    SchedulingSettings,
+    Waiting,
+    WaitQueue,
+    choose_replica,
+)
+from orchestrator.scheduling import ReplicaLoad as WorkLoad
+from orchestrator.scheduling.key import predicted_work
 from orchestrator.simulate.replica import (
     DRAINING,
     READY,
@@ -37,6 +47,70 @@ class Routed:
     profile: int  # index into the cluster's pools
     tokens: int  # tokens it will generate (true length, capped by the decision)
     truncated: bool = False
+    predicted: float | None = None  # predicted output tokens (scheduling; None: unknown)
+    request_class: str = "standard"
+
+
+class FifoQueue(deque):
+    """Serve's own queue for a full profile: first come, first served, unbounded."""
+
+    def peek(self) -> Job:
+        return self[0]
+
+    def push(self, job: Job) -> bool:
+        self.append(job)
+        return True
+
+    def admitted(self, job: Job) -> None:
+        pass
+
+    def settle(self, job: Job) -> None:
+        pass
+
+    def expired(self, now: float, timeout_s: float) -> list[Job]:
+        out = []
+        while self and now - self[0].arrival_s > timeout_s:
+            out.append(self.popleft())
+        return out
+
+
+class ScheduledQueue:
+    """The product's ingress queue (`orchestrator.scheduling.WaitQueue`) in virtual time."""
+
+    def __init__(self, settings: SchedulingSettings, clock: Callable[[], float]) -> None:
+        self.queue = WaitQueue(settings, clock)
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+    @staticmethod
+    def _item(job: Job) -> Waiting:
+        return Waiting(
+            str(job.rid), job.tenant, job.prompt_tokens, job.predicted, job.request_class, job
+        )
+
+    def push(self, job: Job) -> bool:
+        """Queue the job; False when its tenant's queue is full (refused: 429)."""
+        return isinstance(self.queue.push(self._item(job)), Enqueued)
+
+    def peek(self) -> Job:
+        return self.queue.peek().payload
+
+    def popleft(self) -> Job:
+        released = self.queue.pop()
+        job = released.item.payload
+        job.charged = released.charged
+        return job
+
+    def admitted(self, job: Job) -> None:
+        """The job went straight to a replica: its tenant's share is charged all the same."""
+        job.charged = self.queue.admit_now(job.tenant, self._item(job).charge)
+
+    def settle(self, job: Job) -> None:
+        self.queue.settle(job.tenant, job.charged, job.prompt_tokens, job.tokens)
+
+    def expired(self, now: float, timeout_s: float) -> list[Job]:
+        return [self.queue.cancel(rid).payload for rid in self.queue.older_than(timeout_s)]
 
 
 @dataclass(slots=True)
@@ -67,7 +141,7 @@ class Pool:
     active: list = field(default_factory=list)  # starting, ready and draining replicas
     serving: list = field(default_factory=list)  # the ready ones (dispatch picks from these)
     retired: list = field(default_factory=list)  # stopped replicas (kept for billing)
-    pending: deque = field(default_factory=deque)  # jobs waiting for a ready replica
+    pending: FifoQueue | ScheduledQueue = field(default_factory=FifoQueue)  # for a replica
     arrivals: int = 0  # routed here since the last controller tick
     arrived_tokens: int = 0  # their true output tokens
     arrived_prompt_tokens: int = 0
@@ -123,10 +197,18 @@ class Cluster:
         *,
         seed: int = 0,
         queue_timeout_s: float = 600.0,
+        scheduling: SchedulingSettings | None = None,
     ) -> None:
+        """`scheduling`: the product's scheduler (ingress queue in key order, engines by
+        priority, replicas by predicted outstanding work); None: Serve's and vLLM's defaults
+        (FIFO queues, the less loaded of two random replicas)."""
         self.pools = [
             Pool(i, s, lo, hi) for i, (s, (lo, hi)) in enumerate(zip(specs, bounds, strict=True))
         ]
+        self.scheduling = scheduling
+        if scheduling is not None:
+            for pool in self.pools:
+                pool.pending = ScheduledQueue(scheduling, lambda: self.now)
         self.by_name = {p.name: p for p in self.pools}
         self.rng = np.random.default_rng([seed, 11])
         self.queue_timeout_s = queue_timeout_s
@@ -190,13 +272,31 @@ class Cluster:
         pool.retired.append(r)
 
     # ------------------------------------------------------------------ dispatch
-    def _pick(self, pool: Pool) -> Replica | None:
+    def _pick(self, pool: Pool, job: Job | None = None) -> Replica | None:
         """Serve's default request router: the less loaded of two random ready replicas, among
-        those under `max_ongoing_requests` (None: every ready replica is full)."""
+        those under `max_ongoing_requests` (None: every ready replica is full). A job with
+        prefix blocks goes where the product's replica router sends it (`_pick_affine`).
+        Scheduled: the product's choice, least predicted outstanding work with the prefix's
+        home replica credited (`scheduling.choose_replica`), among replicas with a free batch
+        slot (the rest wait in the ingress queue, in key order)."""
         ready = pool.serving
         if not ready:
             return None
         limit = pool.spec.max_ongoing
+        if self.scheduling is not None:
+            # the ingress holds what the engines cannot batch now, in its own order and shares
+            limit = min(limit, pool.spec.cap)
+            ids = [str(i) for i in range(len(ready))]
+            home = None
+            if job is not None and job.blocks and len(ready) > 1:
+                home = rendezvous_order(str(job.blocks[0]), ids)[0]
+            loads = [
+                WorkLoad(i, r.outstanding, r.load >= limit) for i, r in zip(ids, ready, strict=True)
+            ]
+            r = ready[int(choose_replica(loads, home=home)[0])]
+            return r if r.load < limit else None
+        if job is not None and job.blocks and len(ready) > 1:
+            return _pick_affine(ready, job, limit)
         if len(ready) == 1:
             r = ready[0]
             return r if r.load < limit else None
@@ -210,22 +310,26 @@ class Cluster:
 
     def _place(self, pool: Pool, r: Replica, job: Job, now: float) -> None:
         pool.in_flight += 1
+        r.outstanding += job.work
         if r.admitted < r.spec.cap:
             self._push(r.admit(job, now), _FIRST, r, job)
-        else:
-            r.waiting.append(job)
+        else:  # the engine's waiting queue: by priority, then arrival (vLLM's order)
+            self._seq += 1
+            heapq.heappush(r.waiting, (job.priority, self._seq, job))
 
-    def dispatch(self, pool: Pool, job: Job, now: float) -> None:
-        """To a replica with room, else Serve's queue (FIFO: behind any request already there)."""
-        r = self._pick(pool) if not pool.pending else None
+    def dispatch(self, pool: Pool, job: Job, now: float) -> bool:
+        """To a replica with room, else the profile's queue (behind any request already
+        there); False when the queue refuses it (its tenant's queue is full)."""
+        r = self._pick(pool, job) if not pool.pending else None
         if r is None:
-            pool.pending.append(job)
-        else:
-            self._place(pool, r, job, now)
+            return pool.pending.push(job)
+        pool.pending.admitted(job)
+        self._place(pool, r, job, now)
+        return True
 
     def _drain_pending(self, pool: Pool, now: float) -> None:
         while pool.pending:
-            r = self._pick(pool)
+            r = self._pick(pool, pool.pending.peek())
             if r is None:
                 return
             job = pool.pending.popleft()
@@ -295,7 +399,12 @@ class Cluster:
                 out.profile[req.rid] = res.profile
                 out.truncated[req.rid] = res.truncated
                 live += 1
-                self.dispatch(pool, Job(req.rid, req.prompt_tokens, res.tokens, t), t)
+                job = Job(req.rid, req.prompt_tokens, res.tokens, t, blocks=req.prefix_blocks)
+                if self.scheduling is not None:
+                    self._schedule(job, req.tenant, res)
+                if not self.dispatch(pool, job, t):
+                    finish_reject(req.rid, "queue_full")
+                    live -= 1
             elif kind == _FIRST:
                 r, job = a, b
                 if r.state == STOPPED:  # cannot happen: stopped replicas are empty
@@ -311,6 +420,8 @@ class Cluster:
                 job = r.pop_finished(t)
                 pool = self.by_name[r.spec.name]
                 pool.in_flight -= 1
+                r.outstanding -= job.work
+                pool.pending.settle(job)
                 rid = job.rid
                 if done[rid]:
                     out.served_twice += 1
@@ -325,7 +436,7 @@ class Cluster:
                 live -= 1
                 finished += 1
                 while r.waiting and r.admitted < r.spec.cap:
-                    nxt = r.waiting.popleft()
+                    nxt = heapq.heappop(r.waiting)[2]
                     self._push(r.admit(nxt, t), _FIRST, r, nxt)
                 if pool.pending and r.state == READY:  # a slot freed: Serve's queue moves
                     self._drain_pending(pool, t)
@@ -386,7 +497,30 @@ class Cluster:
         """Reject jobs that waited for a ready replica longer than the queue timeout."""
         n = 0
         for pool in self.pools:
-            while pool.pending and now - pool.pending[0].arrival_s > self.queue_timeout_s:
-                reject(pool.pending.popleft().rid, "queue_timeout")
+            for job in pool.pending.expired(now, self.queue_timeout_s):
+                reject(job.rid, "queue_timeout")
                 n += 1
         return n
+
+    def _schedule(self, job: Job, tenant: str, routed: Routed) -> None:
+        """Give the job what the scheduler orders by: tenant, predicted work, vLLM priority."""
+        settings = self.scheduling
+        predicted = routed.predicted if routed.predicted is not None else job.tokens
+        job.tenant = tenant
+        job.request_class = routed.request_class
+        job.predicted = predicted
+        job.work = predicted_work(job.prompt_tokens, predicted)
+        job.priority = settings.engine_priority(
+            tenant, routed.request_class, job.work, job.arrival_s
+        )
+
+
+def _pick_affine(ready: list[Replica], job: Job, limit: int) -> Replica | None:
+    """The product's prefix-affinity choice (`routing.affinity.rank_replicas`, the Serve
+    request router's core): the home replica of the request's first prefix block by
+    rendezvous hashing, unless it is full or much busier than the lightest."""
+    loads = [ReplicaLoad(str(r.rid), in_flight=r.load, max_ongoing=limit) for r in ready]
+    order, _why = rank_replicas(str(job.blocks[0]), loads)
+    by_id = {str(r.rid): r for r in ready}
+    best = by_id[order[0]]
+    return best if best.load < limit else None

@@ -67,6 +67,11 @@ def _pcts(values: np.ndarray) -> dict[str, float | None]:
     return {"p50": float(p[0]), "p95": float(p[1]), "p99": float(p[2])}
 
 
+def _mean_ms(values: np.ndarray) -> float | None:
+    v = values[np.isfinite(values)]
+    return float(v.mean() * 1000) if len(v) else None
+
+
 def prediction_error(t: Targets) -> dict[str, float]:
     """Median relative error of p50 and the share of true lengths at or under p90."""
     truth = np.maximum(t.output_tokens, 1)
@@ -114,6 +119,8 @@ def summarize(
         "e2e_ms": {
             k: (v * 1000 if v is not None else None) for k, v in _pcts(out.e2e_s[served]).items()
         },
+        "e2e_mean_ms": _mean_ms(out.e2e_s[served]),
+        "ttft_mean_ms": _mean_ms(out.ttft_s[served]),
         "replica_hours": {
             name: float(h)
             for name, h in zip(profile_names, out.replica_hours, strict=True)
@@ -127,3 +134,23 @@ def summarize(
         "served_twice": out.served_twice,
         "simulated_s": out.end_s,
     }
+
+
+def saving_at_quality(
+    policies: dict[str, dict[str, Any]], of: str = "ours", within: float = 0.01
+) -> tuple[str, float] | None:
+    """(the cheapest baseline whose quality is at least `of`'s minus `within`, its cost over
+    `of`'s); None when no baseline reaches that quality. Ours and the oracle are not baselines."""
+    mine = policies.get(of)
+    if not mine or not mine.get("cost_usd"):
+        return None
+    floor = (mine["quality"] or 0.0) - within
+    peers = {
+        k: v
+        for k, v in policies.items()
+        if k not in ("ours", "oracle") and (v["quality"] or 0.0) >= floor
+    }
+    if not peers:
+        return None
+    best = min(peers, key=lambda k: (peers[k]["cost_usd"], k))
+    return best, peers[best]["cost_usd"] / mine["cost_usd"]

@@ -259,10 +259,9 @@ class DecideRouter:
             hour = int(now // 3600)
             per = self.spent.setdefault(tenant.name, {})
             per[hour] = per.get(hour, 0.0) + cost
-        cluster.pools[idx].predicted_tokens += (
-            decision.estimate.output_tokens if decision.estimate else tokens
-        )
-        return Routed(idx, tokens, truncated)
+        predicted = decision.estimate.output_tokens if decision.estimate else tokens
+        cluster.pools[idx].predicted_tokens += predicted
+        return Routed(idx, tokens, truncated, predicted, tb.query_class)
 
 
 def strong_profile(catalog: Catalog) -> Profile:

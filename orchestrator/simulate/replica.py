@@ -13,6 +13,13 @@ Shape (docs/benchmark.md, "Replica model", says why):
   fading with load). Rates are tabulated per n once per profile, never re-derived here;
 - a decode progress counter V (tokens per stream since the replica started) turns PS into
   O(log n) per event: a request finishes when V reaches its start V plus its tokens.
+- prefix sharing: a request carrying prefix blocks (`Job.blocks`, Mooncake's `hash_ids` of
+  `BLOCK_TOKENS` tokens each) skips the prefill of its leading blocks the replica holds in its
+  KV cache (an LRU of `ReplicaSpec.kv_blocks` blocks), as vLLM's prefix caching does; its
+  blocks are then held there;
+- speed: `ReplicaSpec.of(profile, speed=x)` runs the replica at x times the catalog's
+  throughput figures (decode, single stream, prefill), while the router and the planner keep
+  reading the catalog: how a plan holds when the figures are wrong (docs/benchmark.md).
 Billing: from the scale-up decision (the GPU is paid while the engine loads) until the
 replica is stopped; a draining replica takes no new request and stops when its last ends.
 """
@@ -20,7 +27,7 @@ replica is stopped; a draining replica takes no new request and stops when its l
 from __future__ import annotations
 
 import heapq
-from collections import deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from orchestrator import replica_model as est
@@ -30,6 +37,8 @@ from orchestrator.replica_model import ReplicaPerformance, performance_of
 from orchestrator.routing.types import DEFAULT_KNOBS, RoutingKnobs
 
 DEFAULT_STARTUP_S = 120.0
+BLOCK_TOKENS = 512  # Mooncake's prefix block (its hash_ids)
+KV_BLOCKS_PER_SLOT = 16  # prefix blocks a replica keeps per batch slot (8k tokens each)
 
 
 def serve_max_ongoing(profile: Profile) -> int:
@@ -51,12 +60,29 @@ class ReplicaSpec:
     rate: tuple[float, ...]  # rate[n] = tokens/s per stream with n decoding (rate[0] unused)
     knobs: RoutingKnobs
     max_ongoing: int  # Serve's max_ongoing_requests per replica (more wait in Serve's queue)
+    speed: float = 1.0  # real throughput / the catalog's figures
+
+    @property
+    def kv_blocks(self) -> int:
+        return self.cap * KV_BLOCKS_PER_SLOT
 
     @classmethod
-    def of(cls, profile: Profile, knobs: RoutingKnobs = DEFAULT_KNOBS) -> ReplicaSpec:
+    def of(
+        cls, profile: Profile, knobs: RoutingKnobs = DEFAULT_KNOBS, *, speed: float = 1.0
+    ) -> ReplicaSpec:
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
         startup = getattr(profile.replicas, "startup_s", None)
         startup_s = float(startup) if startup is not None else DEFAULT_STARTUP_S
         perf = performance_of(profile, cold_start_ms=1000.0 * startup_s)
+        if speed != 1.0:
+            perf = perf.model_copy(
+                update={
+                    "single_stream_tokens_per_s": perf.single_stream_tokens_per_s * speed,
+                    "output_tokens_per_s": perf.output_tokens_per_s * speed,
+                    "prefill_tokens_per_s": perf.prefill_tokens_per_s * speed,
+                }
+            )
         cap = perf.max_concurrency
         rate = (0.0, *(est.stream_tokens_per_s(perf, n) for n in range(1, cap + 1)))
         return cls(
@@ -68,6 +94,7 @@ class ReplicaSpec:
             rate,
             knobs,
             serve_max_ongoing(profile),
+            speed,
         )
 
     def prefill_s(self, prompt_tokens: int, batch: int) -> float:
@@ -103,6 +130,41 @@ class Job:
     arrival_s: float
     first_s: float = -1.0
     v_end: float = 0.0
+    # scheduling (orchestrator.scheduling): who sent it, its predicted work, vLLM's priority
+    tenant: str = "default"
+    request_class: str = "standard"
+    predicted: float = 0.0  # predicted output tokens
+    work: float = 0.0  # predicted work (decode-token equivalents), see scheduling.key
+    priority: int = 0  # the engine's waiting order (0 for all: vLLM's arrival order)
+    charged: float = 0.0  # what the fair-share counter was charged for it
+    blocks: tuple = ()  # prefix block ids (shared prefixes), if the trace has them
+    cached_tokens: int = 0  # prompt tokens found in the replica's prefix cache
+
+
+class PrefixCache:
+    """The prefix blocks one replica's KV cache holds (LRU, `capacity` blocks)."""
+
+    __slots__ = ("blocks", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+        self.blocks: OrderedDict = OrderedDict()
+
+    def leading_hits(self, blocks: tuple) -> int:
+        """How many of `blocks`, from the first, are held (a prefix: stops at the first miss)."""
+        n = 0
+        for b in blocks:
+            if b not in self.blocks:
+                break
+            n += 1
+        return n
+
+    def hold(self, blocks: tuple) -> None:
+        for b in blocks:
+            self.blocks[b] = None
+            self.blocks.move_to_end(b)
+        while len(self.blocks) > self.capacity:
+            self.blocks.popitem(last=False)
 
 
 STARTING, READY, DRAINING, STOPPED = "starting", "ready", "draining", "stopped"
@@ -116,7 +178,8 @@ class Replica:
     ready_s: float
     state: str = STARTING
     stopped_s: float = -1.0
-    waiting: deque = field(default_factory=deque)  # Jobs over the KV capacity
+    waiting: list = field(default_factory=list)  # heap (priority, seq, Job) over the KV capacity
+    outstanding: float = 0.0  # predicted work of the jobs it holds (the replica choice reads it)
     admitted: int = 0  # prefilling + decoding
     prefill_free_s: float = 0.0
     decoding: list = field(default_factory=list)  # heap of (v_end, seq, Job)
@@ -124,6 +187,7 @@ class Replica:
     v_at: float = 0.0  # time v was last advanced
     version: int = 0  # bumps when the next-finish time changes (stale events are skipped)
     served: int = 0
+    prefix: PrefixCache | None = None  # made on the first request carrying prefix blocks
 
     @property
     def load(self) -> int:
@@ -148,9 +212,17 @@ class Replica:
         prefills queue behind each other; the first token comes after the shared model's TTFT
         (base overhead + prefill slowed by the batch's load) counted from the stage's start.
         """
+        work = job.prompt_tokens
+        if job.blocks:  # the leading blocks this replica holds need no prefill
+            if self.prefix is None:
+                self.prefix = PrefixCache(self.spec.kv_blocks)
+            hit = self.prefix.leading_hits(job.blocks)
+            job.cached_tokens = min(hit * BLOCK_TOKENS, job.prompt_tokens - 1)
+            self.prefix.hold(job.blocks)
+            work -= job.cached_tokens
         start = max(now, self.prefill_free_s)
-        self.prefill_free_s = start + job.prompt_tokens / self.spec.perf.prefill_tokens_per_s
-        first = start + self.spec.prefill_s(job.prompt_tokens, self.admitted)
+        self.prefill_free_s = start + work / self.spec.perf.prefill_tokens_per_s
+        first = start + self.spec.prefill_s(work, self.admitted)
         self.admitted += 1
         return first
 

@@ -7,7 +7,6 @@ depend on the policy); every policy then replays the same requests on a fresh cl
 from __future__ import annotations
 
 import heapq
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,30 +15,33 @@ from typing import Any
 import numpy as np
 
 from orchestrator.catalog.schema import Catalog
-from orchestrator.concepts import TIER_RANK, LatencySLO
+from orchestrator.concepts import TIER_RANK
 from orchestrator.policy import Policy
 from orchestrator.predict import Predictor
+from orchestrator.routing.types import TokenBudget
+from orchestrator.scheduling import SchedulingSettings
 from orchestrator.serving import route_inputs
 from orchestrator.serving.profile_selection import candidates_for_model
+from orchestrator.simulate import baselines as bl
 from orchestrator.simulate import controllers as ctl
 from orchestrator.simulate import policies as pol
+from orchestrator.simulate.baselines import BASELINES
 from orchestrator.simulate.cluster import Cluster, Outcome
 from orchestrator.simulate.metrics import Targets, measured_only, prediction_error, summarize
 from orchestrator.simulate.replica import ReplicaSpec
 from orchestrator.simulate.traffic import SimRequest
 
-BASELINES: tuple[str, ...] = ("static", "queue", "round-robin", "routellm", "dynamo")
-ALL_POLICIES: tuple[str, ...] = ("ours", "oracle", *BASELINES)
+ALL_POLICIES: tuple[str, ...] = ("ours", "oracle", "ours-constant", *BASELINES)
+# what `ours` is fed (`--prediction`): the product's predictor, one constant prediction for
+# every request (the median of the predictor's), or the true lengths (the oracle's inputs)
+PREDICTIONS: tuple[str, ...] = ("model", "constant", "truth")
+SCHEDULED = ("ours", "oracle", "ours-constant")  # run with the product's scheduler
 DESCRIPTIONS = {
-    "ours": "predictor + decide + controller",
+    "ours": "predictor + decide + scheduler + controller",
+    "ours-constant": "ours fed one constant prediction (the median) for every request",
     "oracle": "decide + controller fed the true length and needed tier",
-    "static": "strong profile, sized for the peak minute, never rescaled",
-    "queue": "Ray Serve default queue-length autoscaling, strong profile",
-    "round-robin": "round-robin over profiles, queue-length autoscaling",
-    "routellm": "difficulty threshold weak/strong (80% accurate), queue-length autoscaling",
-    "dynamo": "Dynamo-style SLA planner (throughput at the TPOT SLO), strong profile",
+    **bl.DESCRIPTIONS,
 }
-ROUTELLM_ACCURACY = 0.8
 
 
 @dataclass
@@ -62,8 +64,27 @@ class SimResult:
     notes: list[str] = field(default_factory=list)
     cpu_s: dict[str, float] = field(default_factory=dict)  # process CPU time (one core)
 
+    def value_of_prediction(self) -> dict[str, dict[str, float | None]]:
+        """Per policy: its mean end-to-end latency and cost relative to ours fed one constant
+        prediction (`ours-constant`; -0.25 = 25 % lower). Empty when that was not run."""
+        base = self.policies.get("ours-constant")
+        if base is None:
+            return {}
+
+        def change(new: float | None, old: float | None) -> float | None:
+            return None if new is None or not old else new / old - 1.0
+
+        return {
+            name: {
+                "e2e_mean": change(run.metrics["e2e_mean_ms"], base.metrics["e2e_mean_ms"]),
+                "cost": change(run.metrics["cost_usd"], base.metrics["cost_usd"]),
+            }
+            for name, run in self.policies.items()
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
+            "value_of_prediction": self.value_of_prediction(),
             "policies": {
                 name: {
                     "description": run.description,
@@ -137,6 +158,29 @@ def prepare(
     return pol.Prepared(budgets)
 
 
+def constant_prediction(prepared: pol.Prepared) -> pol.Prepared:
+    """Every request gets the same token budget: the median of the predictor's p50, p90 and
+    reasoning figures, and its most frequent class (the value of prediction is measured
+    against this)."""
+    budgets = prepared.budgets
+    if not budgets:
+        return prepared
+
+    def median(values: list[float]) -> float:
+        return float(np.median(values))
+
+    classes = [b.query_class for b in budgets]
+    p50 = round(median([b.p50_output_tokens for b in budgets]))
+    one = TokenBudget(
+        p50_output_tokens=p50,
+        p90_output_tokens=max(p50, round(median([b.p90_output_tokens for b in budgets]))),
+        reasoning_probability=median([b.reasoning_probability for b in budgets]),
+        reasoning_tokens=round(median([b.reasoning_tokens for b in budgets])),
+        query_class=max(set(classes), key=classes.count),
+    )
+    return pol.Prepared([one] * len(budgets))
+
+
 def assign_tenants(
     requests: Sequence[SimRequest], policy: Policy, weights: Mapping[str, float] | None, seed: int
 ) -> None:
@@ -186,33 +230,6 @@ def targets_for(requests: Sequence[SimRequest], policy: Policy, prepared: pol.Pr
     )
 
 
-def mean_sizes(requests: Sequence[SimRequest]) -> tuple[float, float]:
-    """(mean prompt tokens, mean output tokens) of the traffic."""
-    if not requests:
-        return 1.0, 1.0
-    n = len(requests)
-    return sum(r.prompt_tokens for r in requests) / n, sum(r.output_tokens for r in requests) / n
-
-
-def peak_replicas(
-    requests: Sequence[SimRequest], spec: ReplicaSpec, slo: LatencySLO, window_s: float = 60.0
-) -> int:
-    """Replicas of `spec` the busiest `window_s` of the trace needs at the SLO (hindsight):
-    decode time share at the SLO's capacity plus prefill time share, as Dynamo sizes."""
-    if not requests:
-        return 1
-    buckets: dict[int, list[int]] = {}
-    for r in requests:
-        b = buckets.setdefault(int(r.arrival_s // window_s), [0, 0, 0])
-        b[0] += 1
-        b[1] += r.output_tokens
-        b[2] += r.prompt_tokens
-    _, decode = spec.capacity(slo, *mean_sizes(requests))
-    prefill = spec.perf.prefill_tokens_per_s
-    need = max(o / window_s / decode + p / window_s / prefill for _, o, p in buckets.values())
-    return max(1, math.ceil(need))
-
-
 def _our_controller(
     policy: Policy,
     start: list[int],
@@ -230,13 +247,6 @@ def _our_controller(
         return ctl.QueueLengthController(start, target_ongoing)
 
 
-class _Setup:
-    """Everything one policy needs: pools' bounds, a router, a controller."""
-
-    def __init__(self, bounds, router, controller) -> None:
-        self.bounds, self.router, self.controller = bounds, router, controller
-
-
 def _setups(
     names: Sequence[str],
     catalog: Catalog,
@@ -247,76 +257,38 @@ def _setups(
     seed: int,
     notes: list[str],
     count_refused: bool = True,
-) -> dict[str, _Setup]:
+    prediction: str = "model",
+) -> dict[str, bl.Setup]:
     profiles = list(catalog.profiles)
-    index = {p.name: i for i, p in enumerate(profiles)}
     slo = pol.tightest_slo(policy)
-    sizes = mean_sizes(requests)
-    target_ongoing = [s.capacity(slo, *sizes)[0] for s in specs]
-    strong = pol.strong_profile(catalog)
-    weak = pol.weak_profile(catalog)
-    si, wi = index[strong.name], index[weak.name]
-    n_peak = peak_replicas(requests, specs[si], slo)
+    target_ongoing = [s.capacity(slo, *bl.mean_sizes(requests))[0] for s in specs]
     own = [
         (policy.scaling[p.name].min_replicas, policy.scaling[p.name].max_replicas) for p in profiles
     ]
     own_start = [
         max(lo, min(hi, p.replicas.start)) for p, (lo, hi) in zip(profiles, own, strict=True)
     ]
-
-    def only(used: Sequence[int], start: int = 1) -> tuple[list[tuple[int, int]], list[int]]:
-        bounds = [
-            (max(1, own[i][0]), max(own[i][1], n_peak)) if i in used else (0, 0)
-            for i in range(len(profiles))
-        ]
-        return bounds, [start if i in used else 0 for i in range(len(profiles))]
-
-    out: dict[str, _Setup] = {}
+    out: dict[str, bl.Setup] = {}
     for name in names:
-        if name in ("ours", "oracle"):
-            router = pol.DecideRouter(catalog, policy, prepared, oracle=name == "oracle")
+        if name in SCHEDULED:
+            fed = prepared
+            if name == "ours-constant" or (name == "ours" and prediction == "constant"):
+                fed = constant_prediction(prepared)
+            oracle = name == "oracle" or (name == "ours" and prediction == "truth")
+            router = pol.DecideRouter(catalog, policy, fed, oracle=oracle)
             controller = _our_controller(policy, own_start, target_ongoing, notes, count_refused)
-            out[name] = _Setup(own, router, controller)
-        elif name == "static":
-            bounds = [(n_peak, n_peak) if i == si else (0, 0) for i in range(len(profiles))]
-            out[name] = _Setup(
-                bounds, pol.FixedRouter(si, strong), ctl.StaticController([b[0] for b in bounds])
-            )
-        elif name == "queue":
-            bounds, start = only([si])
-            out[name] = _Setup(
-                bounds,
-                pol.FixedRouter(si, strong),
-                ctl.QueueLengthController(start, target_ongoing),
-            )
-        elif name == "round-robin":
-            used = [i for i in range(len(profiles)) if own[i][1] > 0]
-            bounds, start = only(used)
-            router = pol.RoundRobinRouter(used, [profiles[i] for i in used])
-            out[name] = _Setup(bounds, router, ctl.QueueLengthController(start, target_ongoing))
-        elif name == "routellm":
-            bounds, start = only([wi, si])
-            rng = np.random.default_rng([seed, 5])
-            weak_rank = TIER_RANK[weak.quality.tier]
-            truly_hard = np.array([TIER_RANK.get(r.tier, 0) > weak_rank for r in requests])
-            flip = rng.random(len(requests)) >= ROUTELLM_ACCURACY
-            router = pol.ThresholdRouter(
-                pol.FixedRouter(wi, weak), pol.FixedRouter(si, strong), truly_hard ^ flip
-            )
-            out[name] = _Setup(bounds, router, ctl.QueueLengthController(start, target_ongoing))
-        elif name == "dynamo":
-            bounds, start = only([si])
-            out[name] = _Setup(
-                bounds, pol.FixedRouter(si, strong), ctl.DynamoSLAController(start, slo)
-            )
+            out[name] = bl.Setup(own, router, controller)
+        elif name in BASELINES:
+            out[name] = bl.build(name, catalog, policy, requests, specs, seed)
         else:
             raise ValueError(f"unknown policy {name!r}; choose from {', '.join(ALL_POLICIES)}")
-    notes.append(
-        f"strong profile {strong.name} (static: {n_peak} replicas for the peak minute); "
-        f"weak profile {weak.name}; queue-length target_ongoing_requests = the largest batch "
-        f"meeting TTFT {slo.ttft_p95_ms} / TPOT {slo.tpot_p95_ms} ms for the mean request"
-    )
+    notes.extend(bl.describe(catalog, policy, requests, specs, names))
     return out
+
+
+def speed_of(speed: float | Mapping[str, float], profile: str) -> float:
+    """A profile's real speed factor (see `simulate`)."""
+    return speed.get(profile, 1.0) if isinstance(speed, Mapping) else float(speed)
 
 
 def simulate(
@@ -333,13 +305,22 @@ def simulate(
     feedback_lag_s: float | None = 30.0,
     warmup_s: float = 0.0,
     count_refused: bool = True,
+    prediction: str = "model",
+    scheduler: bool = True,
+    speed: float | Mapping[str, float] = 1.0,
 ) -> SimResult:
     """Replay `requests` under each named policy (see `ALL_POLICIES`); deterministic per seed.
 
     With `warmup_s`, requests arriving earlier and replica time before it are simulated but
     left out of the metrics (the cluster reaches the load's scale first). `count_refused`:
     ours and the oracle plan for the requests their router refused for capacity, as the
-    server's controller does (False: routed load only, the behaviour before it)."""
+    server's controller does (False: routed load only, the behaviour before it). `speed`: the
+    replicas' real throughput against the catalog's figures, for all profiles or per profile
+    name (others 1.0); routers, planners and the baselines' sizing keep the figures.
+    `prediction` (`PREDICTIONS`) is what `ours` is fed; `scheduler`: ours, the oracle and
+    ours-constant run with the product's scheduler (False: Serve's and vLLM's FIFO queues)."""
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"unknown prediction {prediction!r}; choose from {', '.join(PREDICTIONS)}")
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
     t0, c0 = time.perf_counter(), time.process_time()
@@ -348,20 +329,46 @@ def simulate(
     wall["predict"] = time.perf_counter() - t0
     cpu["predict"] = time.process_time() - c0
     targets = targets_for(requests, policy, prepared)
-    specs = [ReplicaSpec.of(p) for p in catalog.profiles]
+    figures = [ReplicaSpec.of(p) for p in catalog.profiles]
+    specs = [ReplicaSpec.of(p, speed=speed_of(speed, p.name)) for p in catalog.profiles]
     names = [p.name for p in catalog.profiles]
     ranks = np.array([TIER_RANK[p.quality.tier] for p in catalog.profiles])
     notes: list[str] = []
     setups = _setups(
-        policies, catalog, policy, requests, prepared, specs, seed, notes, count_refused
+        policies,
+        catalog,
+        policy,
+        requests,
+        prepared,
+        figures,
+        seed,
+        notes,
+        count_refused,
+        prediction,
     )
+    if prediction != "model":
+        notes.append(
+            f"ours is fed the {'true lengths' if prediction == 'truth' else 'constant prediction'}"
+        )
+    scheduling = SchedulingSettings.of(policy) if scheduler else None
     measured = np.array([r.arrival_s >= warmup_s for r in requests])
+    if any(s.speed != 1.0 for s in specs):
+        notes.append(
+            "real speed vs the catalog's figures: "
+            + ", ".join(f"{s.name} x{s.speed:g}" for s in specs if s.speed != 1.0)
+        )
     if warmup_s > 0:
         notes.append(f"warm-up: the first {warmup_s:g} s are simulated but not measured or billed")
     runs: dict[str, PolicyRun] = {}
     for name, setup in setups.items():
         t1, c1 = time.perf_counter(), time.process_time()
-        cluster = Cluster(specs, setup.bounds, seed=seed, queue_timeout_s=queue_timeout_s)
+        cluster = Cluster(
+            specs,
+            setup.bounds,
+            seed=seed,
+            queue_timeout_s=queue_timeout_s,
+            scheduling=scheduling if name in SCHEDULED else None,
+        )
         report = (lambda i, name=name: progress(name, i, len(requests))) if progress else None
         outcome = cluster.run(
             requests, setup.router, setup.controller, progress=report, billed_from_s=warmup_s

@@ -5,6 +5,10 @@ Sources (`load_traffic` picks by file content):
   gets a real prompt of similar length from the shared prompt sets (`prompts.PromptPool`);
 - JSONL, one request per line: `arrival_s`, `messages` (or `prompt`), `output_tokens`, and
   optionally `prompt_tokens` (else the text's count), `tenant`, `tier` (needed quality);
+- Mooncake trace JSONL (`timestamp` ms, `input_length`, `output_length`, `hash_ids`: ids of
+  the prompt's 512-token prefix blocks, equal ids = reusable KV), told apart from our JSONL by
+  its fields: text as for Azure; the blocks go to the simulator's prefix caches
+  (`SimRequest.prefix_blocks`) and to its replica choice (prefix affinity);
 - a usage ledger (SQLite, `orchestrator serve --ledger`): started_at, tenant, prompt and
   output tokens of every finished request; text as for Azure;
 - a decision log (a SQLite file holding one, or a `postgresql://` URL): the logged requests
@@ -43,6 +47,7 @@ class SimRequest:
     tier: str = "small"  # quality tier the request's difficulty needs
     body_key: Any = None  # requests sharing a body share its prediction
     prediction: Any = None  # a recorded `Prediction` (decision log): used instead of predicting
+    prefix_blocks: tuple = ()  # ids of its 512-token prefix blocks (Mooncake `hash_ids`)
 
 
 def _parse_ts(text: str) -> float:
@@ -120,6 +125,44 @@ def load_jsonl(path: Path) -> list[SimRequest]:
     return finish(rows)
 
 
+MOONCAKE_FIELDS = frozenset({"timestamp", "input_length", "output_length", "hash_ids"})
+
+
+def load_mooncake(path: Path, pool: PromptPool, *, seed: int = 0) -> list[SimRequest]:
+    """A Mooncake-format trace (see the module docstring); every line must carry the four
+    fields (a line without them is an error naming the line)."""
+    rng = np.random.default_rng(seed)
+    rows: list[SimRequest] = []
+    with Path(path).open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                arrival = float(d["timestamp"]) / 1000.0
+                ctx, out = int(d["input_length"]), int(d["output_length"])
+                blocks = tuple(int(b) for b in d["hash_ids"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"{path}:{n}: a Mooncake line needs timestamp, input_length, "
+                    f"output_length, hash_ids ({exc})"
+                ) from None
+            body = pool.body_for(ctx, rng)
+            rows.append(
+                SimRequest(
+                    0,
+                    arrival,
+                    body.body,
+                    max(ctx, 1),
+                    max(out, 1),
+                    tier=body.tier,
+                    body_key=body.key,
+                    prefix_blocks=blocks,
+                )  # fmt: skip
+            )
+    return finish(rows)
+
+
 def load_ledger(path: Path, pool: PromptPool, *, seed: int = 0) -> list[SimRequest]:
     """Replay a running orchestrator's own traffic (finished requests of its usage ledger)."""
     from orchestrator.ledger.store import UsageLedger
@@ -151,7 +194,8 @@ def load_ledger(path: Path, pool: PromptPool, *, seed: int = 0) -> list[SimReque
 
 
 def sniff(path: Path | str) -> str:
-    """'azure', 'jsonl', 'ledger' or 'decisions' from the URL or the file's first bytes."""
+    """'azure', 'jsonl', 'mooncake', 'ledger' or 'decisions' from the URL or the file's first
+    bytes (a JSONL whose first record has Mooncake's fields is 'mooncake')."""
     from orchestrator.simulate.decision_trace import is_decision_log
 
     if str(path).startswith(("postgresql://", "postgres://")):
@@ -161,11 +205,18 @@ def sniff(path: Path | str) -> str:
     if head.startswith(b"SQLite format 3"):
         return "decisions" if is_decision_log(path) else "ledger"
     if head.lstrip().startswith(b"{"):
-        return "jsonl"
+        with Path(path).open(encoding="utf-8") as f:
+            first = next((line for line in f if line.strip()), "")
+        try:
+            keys = set(json.loads(first))
+        except (ValueError, TypeError):
+            return "jsonl"  # its loader names the bad line
+        return "mooncake" if keys >= MOONCAKE_FIELDS else "jsonl"
     if head.upper().startswith(b"TIMESTAMP"):
         return "azure"
     raise ValueError(
-        f"{path}: not an Azure trace CSV, a JSONL of requests, a usage ledger or a decision log"
+        f"{path}: not an Azure trace CSV, a JSONL of requests, a Mooncake trace, a usage "
+        "ledger or a decision log"
     )
 
 
@@ -179,6 +230,8 @@ def load_traffic(path: Path | str, pool_factory: Any = None, *, seed: int = 0) -
 
         return load_decision_log(path, pool_factory, seed=seed).requests
     pool = pool_factory() if pool_factory is not None else PromptPool(seed=seed)
+    if kind == "mooncake":
+        return load_mooncake(Path(path), pool, seed=seed)
     try:
         return (
             load_azure(path, pool, seed=seed)

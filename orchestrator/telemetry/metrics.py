@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Mapping
 
@@ -28,6 +29,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+
+from orchestrator.attainment import AttainmentTracker
 
 SERVICE_NAME = "orchestrator"
 INSTANCE_LABEL = "service_instance_id"
@@ -44,6 +47,7 @@ TTFT = "orchestrator_time_to_first_token_seconds"
 TPOT = "orchestrator_time_per_output_token_seconds"
 E2E = "orchestrator_request_duration_seconds"
 SLO_REQUESTS = "orchestrator_slo_requests_total"
+SLO_ATTAINMENT = "orchestrator_slo_attainment"
 BUDGET_LIMIT = "orchestrator_budget_limit_usd"
 BUDGET_REMAINING = "orchestrator_budget_remaining_usd"
 SPEND_RATE = "orchestrator_spend_rate_usd_per_hour"
@@ -54,8 +58,10 @@ CEILING_BINDING = "orchestrator_spend_ceiling_binding"
 BATCH_JOBS = "orchestrator_batch_jobs"
 BATCH_LINES = "orchestrator_batch_lines"
 BATCH_FINISH = "orchestrator_batch_predicted_finish_seconds"
+UNPLACED = "orchestrator_demand_unplaced_share"
 
 METRIC_NAMES: dict[str, str] = {
+    SLO_ATTAINMENT: "gauge",
     REQUESTS: "counter",
     TOKENS: "counter",
     COST: "counter",
@@ -71,6 +77,7 @@ METRIC_NAMES: dict[str, str] = {
     SPEND_RATE: "gauge",
     REPLICAS_TARGET: "gauge",
     REPLICA_COST: "gauge",
+    UNPLACED: "gauge",
     CEILING_BINDING: "gauge",
     REPLICAS_CURRENT: "gauge",
 }
@@ -188,6 +195,13 @@ class OrchestratorMetrics:
             unit="{request}",
             description="Requests per tenant SLO (ttft, tpot, e2e) that met or missed it",
         )
+        self.attainment = AttainmentTracker()
+        self._attainment = meter.create_gauge(
+            SLO_ATTAINMENT,
+            unit="1",
+            description="Share of the tenant's requests within all their latency targets over "
+            "the last 5 minutes (a p95 target is met while this stays >= 0.95)",
+        )
         self._budget_limit = meter.create_gauge(
             BUDGET_LIMIT, unit="{USD}", description="Tenant budget per window"
         )
@@ -221,6 +235,12 @@ class OrchestratorMetrics:
             BATCH_FINISH,
             unit="s",
             description="Seconds until the last unfinished batch job is predicted to finish",
+        )
+        self._unplaced = meter.create_gauge(
+            UNPLACED,
+            unit="1",
+            description="Share of a model family's forecast load the controller's plan "
+            "cannot place (accelerators, max_replicas or the $/hour ceiling)",
         )
 
     # ----- per request ----------------------------------------------------------------
@@ -289,6 +309,7 @@ class OrchestratorMetrics:
             if tpot_s is not None:
                 self._tpot.record(tpot_s, base)
         self._e2e.record(e2e_s, base)
+        judged: list[str] = []
         for slo, measured, target in (
             ("ttft", ttft_s, slo_ttft_s),
             ("tpot", tpot_s, slo_tpot_s),
@@ -297,6 +318,13 @@ class OrchestratorMetrics:
             outcome = slo_outcome(status_code, measured, target)
             if outcome is not None:
                 self._slo.add(1, {"tenant": tenant, "slo": slo, "outcome": outcome})
+                judged.append(outcome)
+        if judged:  # the request counts for its tenant's attainment: within every target?
+            now = time.monotonic()
+            self.attainment.observe(tenant, "missed" not in judged, now)
+            share = self.attainment.of(tenant, now).share
+            if share is not None:
+                self._attainment.set(share, {"tenant": tenant})
 
     # ----- state gauges ---------------------------------------------------------------
     def set_budget(self, tenant: str, window: str, limit_usd: float, remaining_usd: float) -> None:
@@ -308,9 +336,18 @@ class OrchestratorMetrics:
     def set_spend_rate(self, tenant: str, usd_per_hour: float) -> None:
         self._spend_rate.set(usd_per_hour, {"tenant": tenant})
 
-    def set_controller(self, cost_usd_per_hour: float, ceiling_binding: bool) -> None:
+    def set_controller(
+        self,
+        cost_usd_per_hour: float,
+        ceiling_binding: bool,
+        unplaced: Mapping[str, float] | None = None,
+    ) -> None:
+        """The controller's last decision; `unplaced` = per family, the share of its forecast
+        load left unplaced (give every family, 0 included, so a cleared alert reads 0)."""
         self._replica_cost.set(cost_usd_per_hour)
         self._ceiling_binding.set(1 if ceiling_binding else 0)
+        for family, share in (unplaced or {}).items():
+            self._unplaced.set(share, {"family": family})
 
     def set_replicas(self, profile: str, target: int, current: int) -> None:
         self._replicas_target.set(target, {"profile": profile})

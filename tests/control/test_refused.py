@@ -58,7 +58,7 @@ def test_observation_carries_the_refused_demand():
 def test_record_refusal_counts_capacity_not_policy():
     full = LiveState(replicas_running=1, requests_in_flight=64, requests_queued=400)
     v = views(**{"llama8b-fp8-ngram": full, "llama8b-bf16-eagle3": full})
-    slo = TenantRules(slo=LatencySLO(ttft_p95_ms=2000), on_cost_cap=("reject",))
+    slo = TenantRules(slo=LatencySLO(ttft_p95_ms=2000), on_slo_unmeetable=("reject",))
     meter = DemandMeter()
     shed = decide(LLAMA, EASY, slo, v)
     record_refusal(meter, shed.rejection.code, shed, v, set(), 200, 120, now=1.0)

@@ -119,6 +119,21 @@ def stop_server(server: RunningServer, timeout_s: float = 120) -> int:
     return server.proc.returncode
 
 
+def reload_policy(server: RunningServer, text: str, timeout_s: float = 60) -> None:
+    """Write the server's policy file and wait until it has loaded it (its version changes)."""
+
+    def version() -> str | None:
+        status = httpx.get(f"{server.base_url}/v1/orchestrator/status", timeout=10).json()
+        return status["policy"]["version"]
+
+    before = version()
+    server.policy_path.write_text(text)
+    deadline = time.monotonic() + timeout_s
+    while version() == before:
+        assert time.monotonic() < deadline, "the server did not reload the policy"
+        time.sleep(0.5)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `stops_server` run after every other test, whatever their file names or
     the order the files were given in: they stop the session's shared server. Tests marked

@@ -15,6 +15,8 @@ import httpx
 import openai
 import pytest
 
+from .conftest import reload_policy
+
 pytestmark = pytest.mark.e2e
 
 WEATHER_TOOL = {
@@ -154,22 +156,6 @@ def _capped_policy(original: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _reload_policy(server, text: str, timeout_s: float = 60) -> None:
-    """Write the policy and wait until the server has loaded it (its version changes)."""
-    import time
-
-    def version() -> str | None:
-        status = httpx.get(f"{server.base_url}/v1/orchestrator/status", timeout=10).json()
-        return status["policy"]["version"]
-
-    before = version()
-    server.policy_path.write_text(text)
-    deadline = time.monotonic() + timeout_s
-    while version() == before:
-        assert time.monotonic() < deadline, "the server did not reload the policy"
-        time.sleep(0.5)
-
-
 SCHEMATHESIS_CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,"
     "response_schema_conformance,response_headers_conformance,unsupported_method,"
@@ -227,7 +213,7 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(server, tmp_path
     if server.policy_path is None:
         pytest.skip("needs a server this session started (its policy is rewritten)")
     original = server.policy_path.read_text()
-    _reload_policy(server, _capped_policy(original))
+    reload_policy(server, _capped_policy(original))
     try:
         examples = os.environ.get("ORCHESTRATOR_E2E_FUZZ_EXAMPLES", "10")
         fuzz = _schemathesis(
@@ -237,7 +223,7 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(server, tmp_path
             server, tmp_path, "coverage", "--phases", "coverage", "--include-method", "GET"
         )
     finally:
-        _reload_policy(server, original)
+        reload_policy(server, original)
     for out in (fuzz, coverage):  # summaries, shown with -s (warnings are not failures)
         print(out[-1500:])
 

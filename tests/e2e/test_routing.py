@@ -14,6 +14,8 @@ import pytest
 
 from orchestrator.paths import SHARED_DATA
 
+from .conftest import reload_policy
+
 pytestmark = pytest.mark.e2e
 
 FAMILY = "smollm2-135m-instruct"
@@ -116,6 +118,54 @@ def test_target_in_body_extension_is_honoured(server):
     assert r.status_code == 200, r.text
     assert r.headers["x-orchestrator-decision"].startswith("cap_tokens")
     assert r.json()["usage"]["completion_tokens"] <= _decision(server, r)["max_tokens"] < 200
+
+
+# every class's reference request tiny, so the load-time check accepts a tight TTFT target
+_TINY = ", ".join(
+    f"{c}: {{input_tokens: 1, output_tokens: 1}}"
+    for c in ("standard", "long_form", "reasoning", "long_context")
+)
+
+
+def _tight_ttft_policy(original: str, *, reject: bool) -> str:
+    """The server's policy with a 200 ms p95 TTFT target (and `on_slo_unmeetable: [reject]`)."""
+    text = original.replace(
+        "  max_tokens: 2048", "  max_tokens: 2048\n  latency: {ttft_p95_ms: 200}"
+    )
+    if reject:
+        text = text.replace(
+            "    on_budget_exhausted: [reject]",
+            "    on_budget_exhausted: [reject]\n    on_slo_unmeetable: [reject]",
+        )
+    assert "ttft_p95_ms: 200" in text and (not reject or "on_slo_unmeetable" in text)
+    return f"{text.rstrip()}\nreference_requests: {{{_TINY}}}\n"
+
+
+def test_a_request_over_its_own_p95_ttft_estimate_is_served_unless_the_policy_rejects(server):
+    """A p95 target is a share of requests: a long prompt whose own TTFT estimate (~0.8 s of
+    prefill at 1,500 tokens/s) exceeds the 200 ms target is served on the closest profile,
+    the miss recorded; only `actions.on_slo_unmeetable: [reject]` refuses it, naming that."""
+    if server.policy_path is None:
+        pytest.skip("needs a server this session started (its policy is rewritten)")
+    original = server.policy_path.read_text()
+    body = _chat("Summarise in one word: " + "the quick brown fox jumps. " * 200, max_tokens=4)
+    try:
+        reload_policy(server, _tight_ttft_policy(original, reject=False))
+        served = _post(server, body)
+        assert served.status_code == 200, served.text
+        decision = _decision(server, served)
+        assert decision["estimate"]["ttft_ms"] > 200
+        assert "slo_ttft" in decision["misses"]
+        assert "slo_ttft" in served.headers["x-orchestrator-decision"]
+
+        reload_policy(server, _tight_ttft_policy(original, reject=True))
+        refused = _post(server, body)
+        assert refused.status_code == 503, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "latency_slo_unmeetable"
+        assert "actions.on_slo_unmeetable: reject" in error["message"]
+    finally:
+        reload_policy(server, original)
 
 
 def _wait_until_the_model_alone_prices(server, timeout_s: float = 120.0) -> None:

@@ -139,3 +139,25 @@ def test_cli_render_reports_bad_inputs_with_file_and_line(tmp_path, capsys) -> N
     assert main(["render", "--deployments", str(bad), "--policy", str(DEFAULT_POLICY)]) == 1
     err = capsys.readouterr().err
     assert f"{bad}:" in err and "max_model_len" in err
+
+
+def test_a_policy_lowering_minimum_replicas_lowers_the_minimum_pods(tmp_path, capsys) -> None:
+    catalog = PROJECT_ROOT / "deployments" / "gpu-example.yaml"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "apiVersion: orchestrator/v1\nkind: Policy\nautoscaling:\n  profiles:\n"
+        "    llama8b-bf16-eagle3: {min_replicas: 0}\n",
+        encoding="utf-8",
+    )
+
+    def h100_min(policy_path) -> int:
+        args = ["render", "--deployments", str(catalog), "--policy", str(policy_path)]
+        assert main([*args, "--chart-values"]) == 0
+        values = yaml.safe_load(capsys.readouterr().out)
+        [h100] = [
+            g for g in values["generated"]["gpuWorkerGroups"] if g["acceleratorType"] == "H100"
+        ]
+        return h100["minReplicas"]
+
+    assert h100_min(PROJECT_ROOT / "policies" / "gpu-example.yaml") == 1  # the catalog's min 1
+    assert h100_min(policy) == 0

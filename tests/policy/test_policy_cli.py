@@ -103,8 +103,9 @@ def test_validate_bad_catalog_hint(tmp_path, capsys):
     path = write(tmp_path, policy_text("catalog: nowhere.yaml\n"))
     code, out, _ = run(capsys, "validate", str(path))
     assert code == 1
-    assert "nowhere.yaml:1: <file>: cannot read" in out
-    assert f"{path}:1: catalog: catalog" in out
+    resolved = tmp_path / "nowhere.yaml"
+    assert f"{path}:3: catalog: nowhere.yaml resolves to {resolved}" in out
+    assert "which is not a file: fix the path or pass --deployments FILE" in out
 
 
 def test_validate_check_secrets(tmp_path, capsys, monkeypatch):

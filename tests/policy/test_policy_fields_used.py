@@ -59,6 +59,8 @@ BEHAVIOUR = {
     "Actions.on_cost_cap": f"{_SERVING}[actions.on_cost_cap]",
     "Actions.on_budget_exhausted": f"{_SERVING}[actions.on_budget_exhausted]",
     "Actions.cap_tokens_floor": f"{_SERVING}[actions.cap_tokens_floor]",
+    "Actions.on_cost_target": f"{_SERVING}[actions.on_cost_target]",
+    "Actions.on_slo_unmeetable": f"{_SERVING}[actions.on_slo_unmeetable]",
     "Limits.max_tokens": f"{_SERVING}[max_tokens]",
     "Limits.allowed_profiles": f"{_SERVING}[allowed_profiles]",
     "Limits.denied_profiles": f"{_SERVING}[denied_profiles]",

@@ -32,6 +32,7 @@ HARD = TokenBudget(
     query_class="reasoning",
 )
 OPEN = TenantRules()
+ENFORCED_TARGET = TenantRules(on_cost_target=("downgrade", "cap_tokens", "reject"))
 
 
 def _req(**kw) -> RouteRequest:
@@ -204,7 +205,7 @@ def test_downgrade_when_strong_profiles_break_the_cost_target(gpu_views):
     # enough for 1500 answer tokens on llama, not for gpt-oss' 3000 reasoning tokens on top
     target = 200 * llama.prices.input_usd_per_token + 1600 * llama.prices.output_usd_per_token
     assert target < 200 * gpt.prices.input_usd_per_token + 4500 * gpt.prices.output_usd_per_token
-    d = decide(_req(cost_target_usd=target), HARD, OPEN, gpu_views)
+    d = decide(_req(cost_target_usd=target), HARD, ENFORCED_TARGET, gpu_views)
     assert d.action == "downgrade"
     assert d.profile == "llama8b-fp8-ngram"
     assert d.estimate.cost_usd_p90 <= target
@@ -215,7 +216,7 @@ def test_cap_tokens_to_what_the_target_affords(gpu_views):
     llama = _view(gpu_views, "llama8b-fp8-ngram")
     in_cost = 200 * llama.prices.input_usd_per_token
     target = in_cost + 100 * llama.prices.output_usd_per_token  # 100 tokens; EASY p90 is 300
-    rules = TenantRules(on_cost_cap=("cap_tokens", "reject"))
+    rules = TenantRules(on_cost_target=("cap_tokens", "reject"))
     d = decide(_req(model="llama8b-fp8-ngram", cost_target_usd=target), EASY, rules, gpu_views)
     assert d.action == "cap_tokens"
     assert d.max_tokens == 100
@@ -225,7 +226,7 @@ def test_cap_tokens_to_what_the_target_affords(gpu_views):
 def test_cap_prefers_least_truncation(gpu_views):
     # with one cost target for all, the cheaper-per-token profile affords more tokens
     target = 2e-5
-    rules = TenantRules(on_cost_cap=("cap_tokens",))
+    rules = TenantRules(on_cost_target=("cap_tokens",))
     d = decide(_req(model="llama-3.1-8b-instruct", cost_target_usd=target), EASY, rules, gpu_views)
     assert d.action == "cap_tokens"
     caps = {c.profile: c.estimate.max_tokens for c in d.candidates if c.estimate}
@@ -233,10 +234,11 @@ def test_cap_prefers_least_truncation(gpu_views):
 
 
 def test_reject_first_when_policy_says_so(gpu_views):
-    rules = TenantRules(on_cost_cap=("reject", "cap_tokens"))
+    rules = TenantRules(on_cost_target=("reject",))
     d = decide(_req(cost_target_usd=1e-6), EASY, rules, gpu_views)
     assert d.action == "reject"
     assert d.rejection.status == 402 and d.rejection.code == "cost_target_unmet"
+    assert "actions.on_cost_target: reject" in d.rejection.message
     assert d.steps[-1] == "reject: cost_target_unmet"
 
 
@@ -246,13 +248,13 @@ def test_actions_follow_policy_order(gpu_views):
     capped = decide(
         _req(cost_target_usd=target),
         HARD,
-        TenantRules(on_cost_cap=("cap_tokens", "downgrade")),
+        TenantRules(on_cost_target=("cap_tokens", "downgrade")),
         gpu_views,
     )
     downgraded = decide(
         _req(cost_target_usd=target),
         HARD,
-        TenantRules(on_cost_cap=("downgrade", "cap_tokens")),
+        TenantRules(on_cost_target=("downgrade", "cap_tokens")),
         gpu_views,
     )
     # keeping the quality the class needs: gpt-oss' and qwen3-8b's 3000 reasoning tokens leave
@@ -307,11 +309,12 @@ def test_tpot_slo_buys_the_faster_profile(gpu_views):
     assert d.estimate.tpot_ms <= 8.0
 
 
-def test_unmeetable_slo_rejects_with_503(gpu_views):
-    rules = TenantRules(slo=LatencySLO(ttft_p95_ms=1.0))
+def test_unmeetable_slo_rejects_with_503_when_the_policy_says_so(gpu_views):
+    rules = TenantRules(slo=LatencySLO(ttft_p95_ms=1.0), on_slo_unmeetable=("reject",))
     d = decide(_req(), EASY, rules, gpu_views)
     assert d.action == "reject"
     assert d.rejection.status == 503 and d.rejection.code == "latency_slo_unmeetable"
+    assert "actions.on_slo_unmeetable: reject" in d.rejection.message
     assert all("slo_ttft" in c.lost_because for c in d.candidates)
 
 
@@ -327,7 +330,7 @@ def test_e2e_slo_is_met_by_capping(gpu_views):
 
 
 def test_best_effort_when_actions_run_out(gpu_views):
-    rules = TenantRules(slo=LatencySLO(ttft_p95_ms=1.0), on_cost_cap=("downgrade",))
+    rules = TenantRules(slo=LatencySLO(ttft_p95_ms=1.0), on_slo_unmeetable=("downgrade",))
     d = decide(_req(), EASY, rules, gpu_views)
     assert d.action == "route"
     assert d.reason.startswith("best effort")

@@ -17,7 +17,11 @@ EASY = TokenBudget(
     query_class="standard",
 )
 LLAMA = RouteRequest(prompt_tokens=200, model="llama-3.1-8b-instruct")
-SLO = TenantRules(slo=LatencySLO(ttft_p95_ms=2000, tpot_p95_ms=40), on_cost_cap=("reject",))
+SLO = TenantRules(
+    slo=LatencySLO(ttft_p95_ms=2000, tpot_p95_ms=40),
+    on_cost_cap=("reject",),
+    on_slo_unmeetable=("reject",),
+)
 SATURATED = LiveState(replicas_running=1, requests_in_flight=64, requests_queued=400)
 
 
@@ -38,13 +42,17 @@ def test_saturated_family_is_the_cheapest_profile_it_would_have_used(gpu_views):
 
 def test_only_the_profile_that_meets_the_slo_when_idle_counts(gpu_views):
     # TPOT 8 ms: the n-gram L40S profile misses it even alone (95 tok/s); EAGLE-3 meets it idle
-    rules = TenantRules(slo=LatencySLO(tpot_p95_ms=8.0), on_cost_cap=("reject",))
+    rules = TenantRules(
+        slo=LatencySLO(tpot_p95_ms=8.0), on_cost_cap=("reject",), on_slo_unmeetable=("reject",)
+    )
     views = live(gpu_views, llama8b_bf16_eagle3=SATURATED)
     d = decide(LLAMA, EASY, rules, views)
     assert d.rejection.code == "latency_slo_unmeetable"
     assert intended_profile(d, views, 200).profile == "llama8b-bf16-eagle3"
     # an SLO no replica meets even idle is not demand for capacity
-    hopeless = TenantRules(slo=LatencySLO(ttft_p95_ms=1.0), on_cost_cap=("reject",))
+    hopeless = TenantRules(
+        slo=LatencySLO(ttft_p95_ms=1.0), on_cost_cap=("reject",), on_slo_unmeetable=("reject",)
+    )
     d = decide(LLAMA, EASY, hopeless, gpu_views)
     assert d.rejection.code == "latency_slo_unmeetable"
     assert intended_profile(d, gpu_views, 200) is None

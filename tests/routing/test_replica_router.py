@@ -112,3 +112,48 @@ def test_update_replicas_forgets_removed_ones_and_bad_kwargs_fail():
             router.initialize_state(prefix_len=3)
 
     _run(scenario())
+
+
+def _predicted(text: str, rid: str, prompt: int, predicted: int) -> PendingRequest:
+    from orchestrator.scheduling.replicas import work_xargs
+
+    body = {
+        "messages": [{"role": "user", "content": text}],
+        "vllm_xargs": work_xargs(prompt, predicted),
+    }
+    meta = RequestMetadata(request_id=rid, internal_request_id=rid)
+    return PendingRequest(args=[body], kwargs={}, metadata=meta)
+
+
+def test_predicted_work_picks_the_least_outstanding_replica_not_the_fewest_requests():
+    async def scenario():
+        router = await _router(imbalance_threshold=100)
+        reps = [FakeReplica("u1"), FakeReplica("u2")]
+        # one long generation on u1, three short ones on u2
+        router.on_request_routed(_predicted("a", "long", 100, 4000), reps[0].replica_id, None)
+        for i in range(3):
+            router.on_request_routed(_predicted("b", f"s{i}", 100, 20), reps[1].replica_id, None)
+        ranks = await router.choose_replicas(reps, _predicted("new", "n1", 100, 50))
+        assert ranks[0][0].replica_id.unique_id == "u2" and router.last_reason == "predicted_work"
+        # without a prediction the request counts decide (u1 holds fewer)
+        ranks = await router.choose_replicas(reps, _pending("new", "n2"))
+        assert ranks[0][0].replica_id.unique_id == "u1"
+        # the long one ends: u1 is empty again and wins
+        router.on_request_completed(reps[0].replica_id, "long")
+        ranks = await router.choose_replicas(reps, _predicted("new", "n3", 100, 50))
+        assert ranks[0][0].replica_id.unique_id == "u1"
+
+    _run(scenario())
+
+
+def test_the_replicas_own_report_of_outstanding_work_counts():
+    async def scenario():
+        router = await _router()
+        reps = [
+            FakeReplica("u1", {"outstanding_tokens": 9000.0}),
+            FakeReplica("u2", {"outstanding_tokens": 10.0}),
+        ]
+        ranks = await router.choose_replicas(reps, _predicted("hello", "r", 10, 10))
+        assert ranks[0][0].replica_id.unique_id == "u2"
+
+    _run(scenario())

@@ -159,3 +159,29 @@ def test_by_tenant_reports_length_class_and_oldest_wait(clock):
     q.push(item("2", "g"))
     clock.advance(1.0)
     assert q.by_tenant() == {"g": {"queued": 2, "priority": 7, "oldest_wait_s": 3.0}}
+
+
+def test_requests_that_never_waited_count_in_the_shares(clock):
+    q = WaitQueue(settings(a=TenantShare(max_queued=9), b=TenantShare(max_queued=9)), clock)
+    q.admit_now("a", 5000.0)  # a was served straight through
+    q.push(item("b1", "b", tokens=10))
+    q.push(item("a1", "a", tokens=10))
+    assert q.pop().item.request_id == "b1"
+
+
+def test_older_than_lists_the_requests_past_a_wait(clock):
+    q = WaitQueue(settings(), clock)
+    q.push(item("old"))
+    clock.advance(10.0)
+    q.push(item("new"))
+    assert q.older_than(5.0) == ["old"]
+
+
+def test_peek_shows_what_pop_releases(clock):
+    q = WaitQueue(settings(), clock)
+    assert q.peek() is None
+    q.push(item("long", tokens=5000))
+    q.push(item("short", tokens=5))
+    q.cancel("short")
+    assert q.peek().request_id == "long"
+    assert q.pop().item.request_id == "long"

@@ -21,3 +21,15 @@ def test_affinity_wins_between_near_equal_replicas_and_yields_to_a_busy_home():
 def test_full_replicas_come_last():
     loads = [ReplicaLoad("full", 0.0, full=True), ReplicaLoad("busy", 9000.0)]
     assert choose_replica(loads) == ["busy", "full"]
+
+
+def test_the_prediction_travels_in_vllm_xargs_and_is_read_back():
+    from orchestrator.scheduling.replicas import remaining_work, request_work, work_xargs
+
+    xargs = work_xargs(1600, 249.6)
+    assert request_work({"vllm_xargs": xargs}) == (1600, 250)
+    assert request_work(type("Req", (), {"vllm_xargs": xargs})()) == (1600, 250)
+    assert request_work({"messages": []}) is None
+    assert remaining_work(1600, 250, 0) == 100 + 250  # prefill (1/16 per prompt token) + decode
+    assert remaining_work(1600, 250, 200) == 50
+    assert remaining_work(1600, 250, 400) == 0

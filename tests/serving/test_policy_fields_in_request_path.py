@@ -112,11 +112,29 @@ HOUR_BUDGET = 0.1  # the least the load-time check accepts is the $0.08/h of min
 # Values pass the load-time checks (SLO met idle for the class's reference request, budgets
 # above the cost of the minimum replicas) and still bind this request.
 CASES: dict[str, tuple[str, dict[str, Any], Any, Callable[..., bool]]] = {
-    "cost_target_usd": (
+    "cost_target_usd": (  # soft: served, the miss recorded in the decision
         "cost_target_usd: 0.000000001\nactions: {on_cost_cap: [reject]}",
         {},
         None,
+        lambda s, c, r, ex: s == 200 and "cost_target" in r.headers["x-orchestrator-decision"],
+    ),
+    "actions.on_cost_target": (
+        "cost_target_usd: 0.000000001\nactions: {on_cost_target: [reject]}",
+        {},
+        None,
         lambda s, c, r, ex: (s, c) == (402, "cost_target_unmet"),
+    ),
+    "actions.on_slo_unmeetable": (  # without it the same request is served (soft p95)
+        "latency: {ttft_p95_ms: 2000}\nactions: {on_slo_unmeetable: [reject]}",
+        {},
+        _busy,
+        lambda s, c, r, ex: (s, c) == (503, "latency_slo_unmeetable"),
+    ),
+    "latency.ttft_p95_ms soft": (  # a p95 target: served on the closest profile, miss recorded
+        "latency: {ttft_p95_ms: 2000}",
+        {},
+        _busy,
+        lambda s, c, r, ex: s == 200 and "slo_ttft" in r.headers["x-orchestrator-decision"],
     ),
     "cost_cap_usd": (
         "cost_cap_usd: 0.000000001\nactions: {on_cost_cap: [reject]}",
@@ -125,19 +143,19 @@ CASES: dict[str, tuple[str, dict[str, Any], Any, Callable[..., bool]]] = {
         lambda s, c, r, ex: (s, c) == (402, "cost_cap_exceeded"),
     ),
     "latency.ttft_p95_ms": (  # 61 ms idle for the (1-token) reference request; ~8.5 s queued here
-        "latency: {ttft_p95_ms: 2000}\nactions: {on_cost_cap: [reject]}",
+        "latency: {ttft_p95_ms: 2000}\nactions: {on_slo_unmeetable: [reject]}",
         {},
         _busy,
         lambda s, c, r, ex: (s, c) == (503, "latency_slo_unmeetable"),
     ),
     "latency.tpot_p95_ms": (  # 50-59 ms alone; 89 ms at full batch
-        "latency: {tpot_p95_ms: 70}\nactions: {on_cost_cap: [reject]}",
+        "latency: {tpot_p95_ms: 70}\nactions: {on_slo_unmeetable: [reject]}",
         {},
         _busy,
         lambda s, c, r, ex: (s, c) == (503, "latency_slo_unmeetable"),
     ),
     "latency.e2e_p95_ms": (  # 61 ms for a 1-token reference; ~0.8 s for 16 tokens
-        "latency: {e2e_p95_ms: 200}\nactions: {on_cost_cap: [reject]}",
+        "latency: {e2e_p95_ms: 200}\nactions: {on_slo_unmeetable: [reject]}",
         {},
         None,
         lambda s, c, r, ex: (s, c) == (503, "latency_slo_unmeetable"),

@@ -38,15 +38,15 @@ async def test_overload_429_is_demand_for_the_running_profiles(ingress):
 
 async def test_slo_refusal_under_load_is_demand_policy_refusal_is_not(ingress):
     _with_policy(ingress, POLICY_TEXT + "  latency: {ttft_p95_ms: 2000}\n"
-                 "  actions: {on_cost_cap: [reject]}\n" + TINY_REFERENCE + "\n")  # fmt: skip
+                 "  actions: {on_slo_unmeetable: [reject]}\n" + TINY_REFERENCE + "\n")  # fmt: skip
     for p in LOCAL.profiles:
         ingress.in_flight[p.name] = 10  # busy: queue wait breaks the TTFT target
     response = await _serve(ingress, BODY, "chat")
     assert response.status_code == 503
     assert sum(refused(ingress).values()) * ingress.demand.window_s == pytest.approx(1.0)
 
-    _with_policy(ingress, POLICY_TEXT + "  cost_cap_usd: 0.000000001\n"
-                 "  actions: {on_cost_cap: [reject]}\n")  # fmt: skip
+    tiny_cap = POLICY_TEXT.replace("cost_cap_usd: 0.05", "cost_cap_usd: 0.000000001")
+    _with_policy(ingress, tiny_cap + "  actions: {on_cost_cap: [reject]}\n")
     response = await _serve(ingress, BODY, "chat")
     assert response.status_code == 402
     assert sum(refused(ingress).values()) * ingress.demand.window_s == pytest.approx(1.0)

@@ -108,7 +108,12 @@ def test_cli_replays_a_decision_log(log_path, tmp_path, capsys):
                str(policy), "--baselines", "static", "--json"])  # fmt: skip
     assert rc == 0
     got = json.loads(capsys.readouterr().out)
-    assert got["requests"] == 45 and set(got["policies"]) == {"ours", "oracle", "static"}
+    assert got["requests"] == 45 and set(got["policies"]) == {
+        "ours",
+        "oracle",
+        "ours-constant",
+        "static",
+    }
 
 
 def test_a_database_without_a_decision_log_is_refused(tmp_path):

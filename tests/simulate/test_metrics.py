@@ -56,3 +56,17 @@ def test_prediction_error():
     e = prediction_error(_targets())
     assert e["p90_coverage"] == pytest.approx(0.75)  # only the last (40 > 30) misses
     assert e["p50_median_relative_error"] == pytest.approx(0.25)  # median of 0, .5, 0, .5
+
+
+def test_saving_against_the_cheapest_baseline_at_our_quality():
+    from orchestrator.simulate.metrics import saving_at_quality
+
+    pols = {
+        "ours": {"cost_usd": 10.0, "quality": 0.80},
+        "oracle": {"cost_usd": 5.0, "quality": 0.99},  # never a baseline
+        "static": {"cost_usd": 30.0, "quality": 1.0},
+        "static-floor": {"cost_usd": 15.0, "quality": 0.795},  # within one point
+        "routellm": {"cost_usd": 12.0, "quality": 0.70},  # cheaper, but worse quality
+    }
+    assert saving_at_quality(pols) == ("static-floor", 1.5)
+    assert saving_at_quality({"ours": {"cost_usd": 1.0, "quality": 1.0}}) is None

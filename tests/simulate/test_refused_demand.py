@@ -26,7 +26,7 @@ kind: Policy
 default_tenant:
   name: default
   latency: {ttft_p95_ms: 1500, tpot_p95_ms: 60, e2e_p95_ms: 60000}
-  actions: {on_cost_cap: [reject]}
+  actions: {on_cost_cap: [reject], on_slo_unmeetable: [reject]}
 """
 
 

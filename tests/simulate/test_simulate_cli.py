@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from orchestrator.cli import main
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.simulate.traffic import load_jsonl, rescale
@@ -54,7 +56,7 @@ def test_json_and_report(tmp_path, capsys):
     )
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out["policies"]) == {"ours", "oracle", "static", "queue"}
+    assert set(out["policies"]) == {"ours", "oracle", "ours-constant", "static", "queue"}
     assert out["policies"]["static"]["requests"] == 60
     for f in ("report.md", "result.json", "cost_vs_slo.png", "ttft.png", "replicas_ours.png"):
         assert (report / f).stat().st_size > 0, f
@@ -98,3 +100,54 @@ def test_limits_scale_with_the_rate(catalog, policy):
         assert cat.profile(p.name).replicas.max == p.replicas.max * 10
         assert pol.scaling[p.name].min_replicas == policy.scaling[p.name].min_replicas
     assert scale_limits(catalog, policy, 1.0) == (catalog, policy)
+
+
+@pytest.mark.parametrize(
+    ("speed", "says"),
+    [("0", "must be > 0"), ("nope=2", "no profile nope"), ("fast", "expected X or NAME=X")],
+)
+def test_bad_speed_is_an_error(tmp_path, capsys, speed, says):
+    trace, policy = _trace(tmp_path, n=5)
+    rc = main(["simulate", "--trace", trace, "--deployments", GPU, "--policy", policy,
+               "--speed", speed])  # fmt: skip
+    assert rc == 2
+    assert says in capsys.readouterr().err
+
+
+def test_floor_baselines_honour_allowed_profiles_and_floors(catalog, predictor):
+    from orchestrator.policy import load_policy_text
+    from orchestrator.simulate import simulate
+
+    from .conftest import make_requests
+
+    text = """\
+apiVersion: orchestrator/v1
+kind: Policy
+unknown_keys: default_tenant
+default_tenant:
+  name: free
+  quality_floor: {min_tier: medium}
+  allowed_profiles: [llama8b-fp8-ngram]
+tenants:
+  - name: pro
+    api_keys: [{env: PRO_KEY}]
+    quality_floor: {min_tier: large}
+"""
+    policy = load_policy_text(text, "policy.yaml", catalog, resolve_secrets=False)
+    reqs = make_requests(n=200, rate=2.0, seed=3)
+    res = simulate(catalog, policy, reqs, predictor=predictor,
+                   policies=("static", "static-floor", "routellm-floor"))  # fmt: skip
+    names = [p.name for p in catalog.profiles]
+    tiers = {p.name: p.quality.tier for p in catalog.profiles}
+    for pol in ("static-floor", "routellm-floor"):
+        out = res.policies[pol].outcome
+        for req, i in zip(reqs, out.profile, strict=True):
+            if i < 0:
+                continue
+            if req.tenant == "free":
+                assert names[i] == "llama8b-fp8-ngram"
+            else:
+                assert tiers[names[i]] in ("large", "frontier")
+    plain = res.policies["static"].metrics["served_by_profile"]
+    assert list(plain) == ["deepseek-r1-nvfp4-mtp"]  # plain: one strong profile for all
+    assert any("ignore tenants' allowed_profiles" in n for n in res.notes)

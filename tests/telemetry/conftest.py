@@ -59,7 +59,7 @@ def record_sample(
     metrics.set_spend_rate("beta", 0.05)
     metrics.set_replicas("smollm2-cpu", 2, 1)
     metrics.set_replicas("smollm2-cpu-ngram", 1, 1)
-    metrics.set_controller(0.08, False)
+    metrics.set_controller(0.08, False, {"smollm2-135m": 0.25})
 
 
 @pytest.fixture

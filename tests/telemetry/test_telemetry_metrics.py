@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 
 import pytest
 from prometheus_client import REGISTRY
@@ -114,6 +115,15 @@ def test_slo_attainment_counts(sample_metrics) -> None:
         # beta: one success within SLO, one 503 (missed), one 402 (not counted)
         assert value(s, name, tenant="beta", slo=slo, outcome="met") == 1
         assert value(s, name, tenant="beta", slo=slo, outcome="missed") == 1
+
+
+def test_slo_attainment_share_per_tenant(sample_metrics) -> None:
+    s = scrape(sample_metrics)
+    # acme: 2 of 3 within every target; beta: the success within, the 503 not (402 not judged)
+    assert value(s, "orchestrator_slo_attainment", tenant="acme") == pytest.approx(2 / 3)
+    assert value(s, "orchestrator_slo_attainment", tenant="beta") == pytest.approx(1 / 2)
+    now = time.monotonic()
+    assert sample_metrics.attainment.of("acme", now).requests == 3
 
 
 def test_prediction_accuracy(sample_metrics) -> None:

@@ -17,6 +17,7 @@ Row weights: each source's rows can be down-weighted toward equal source mass
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,11 +234,14 @@ def fit_core(
     train_rows: np.ndarray,
     cfg: TrainConfig,
     conformal_from: Fitted | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Fitted:
     """Fit factors, ridges, boosters and the conformal shifts on `train_rows` (bool, N).
 
     `conformal_from`: reuse that fit's p50 shift and p90 classes instead of refitting the
-    out-of-fold boosters (a quick refit; the learning curve uses it)."""
+    out-of-fold boosters (a quick refit; the learning curve uses it). `progress` receives a
+    line per stage."""
+    say = progress or (lambda line: None)
     y = table.row_y
     tr = np.asarray(train_rows, dtype=bool)
     anchors = set(table.row_model[tr & (table.row_source == "alpaca_eval")])
@@ -263,6 +267,7 @@ def fit_core(
     req_rows = np.maximum(np.bincount(rr[tr], minlength=n_req), 1)
     req_weight = wsum / req_rows  # mean row weight: a prompt counts once per its source weight
     folds = request_folds(table, tr, cfg)
+    say("ridge models (token ids, phrases), stacked out of fold")
     lex, lw, lb = _ridge_scores(
         table.lexical_ids, req_target, req_weight, folds, VOCAB_SIZE, cfg.lexical_damp
     )
@@ -271,6 +276,7 @@ def fit_core(
     )
     x_req = np.column_stack([table.vectors, lex, phr]).astype(np.float32)
     x = x_req[rr]
+    say(f"quantile boosters p50, p90 ({cfg.rounds} rounds)")
     b50 = quantile_booster(cfg, x[tr], yt[tr], 0.5, w[tr])
     b90 = quantile_booster(cfg, x[tr], yt[tr], 0.9, w[tr])
 
@@ -296,7 +302,9 @@ def fit_core(
             source_levels=levels,
             target=np.where(tr, yt, np.nan),
         )
-    for k in np.unique(row_fold[tr]):
+    fold_ids = np.unique(row_fold[tr])
+    for n, k in enumerate(fold_ids, start=1):
+        say(f"conformal p90: out-of-fold boosters {n}/{len(fold_ids)}")
         fit = tr & (row_fold != k)
         held = tr & (row_fold == k)
         oof50[held] = quantile_booster(cfg, x[fit], yt[fit], 0.5, w[fit]).predict(x[held])

@@ -4,28 +4,35 @@ A labelled line is `{"request": <chat body>, "output_tokens": N}` with optional 
 (else the `--profile` given) and `"reasoning_tokens"`. Every line is read, validated and
 featurized before anything is written; one bad line rejects the whole file with its line
 number. The good file goes in with one store transaction (`Predictor.observe_batch`): each
-profile's calibration moves at once (so the very next prediction uses it; a running server
-re-reads it on its next refresh) and the lines become traffic records that
-`predictor train --from-traffic` refits from. `replay_calibrations` recomputes every
-profile's calibration from its traffic records against a new artifact after such a refit.
+profile's calibration moves at once, its p90 shift set by split conformal prediction on the
+lines (so the very next prediction uses it; a running server re-reads it on its next
+refresh) and the lines become traffic records. Lines without a profile teach the "default"
+calibration: predictions that name no profile, and profiles with none of their own, use it.
+
+`refit_from_traffic` (`predictor learn --refit`, `predictor train --from-traffic`) refits the
+model on the offline data plus every traffic record, writes it where `Predictor.default()`
+and a running server look (they reload it on their next refresh), and replays every
+profile's calibration against it (`replay_calibrations`).
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from orchestrator.predict.calibration import ProfileCalibration, observe
-from orchestrator.predict.predictor import Predictor
+from orchestrator.predict.calibration import ProfileCalibration, observe, recalibrate_p90
+from orchestrator.predict.predictor import DEFAULT_CALIBRATION, Predictor
 from orchestrator.predict.request import PredictorInputError
 from orchestrator.predict.schema import RequestFeatures
 from orchestrator.predict.store import PredictorStore
 
-DEFAULT_PROFILE = "default"
+DEFAULT_PROFILE = DEFAULT_CALIBRATION
 
 
 class LearnInputError(ValueError):
@@ -125,11 +132,14 @@ def learn_file(predictor: Predictor, path: Path, profile: str | None = None) -> 
 
 def replay_calibrations(predictor: Predictor, store: PredictorStore) -> dict[str, int]:
     """Recompute every profile's calibration from its traffic records (in arrival order)
-    against `predictor`'s artifact, and store them in one transaction. Records of another
-    feature layout are skipped. Returns records replayed per profile."""
+    against `predictor`'s artifact, its p90 shift recalibrated on its most recent records
+    (the forgetting window), and store them in one transaction. Records of another feature
+    layout are skipped. Returns records replayed per profile."""
     states: dict[str, ProfileCalibration] = {}
     counts: dict[str, int] = {}
-    schema = predictor._schema
+    recent: dict[str, list[tuple[float, int]]] = {}
+    window = int(predictor.calibration_config.memory)
+    schema = predictor.feature_schema
     for rec in store.iter_records():
         if rec.feature_schema != schema:
             continue
@@ -137,7 +147,11 @@ def replay_calibrations(predictor: Predictor, store: PredictorStore) -> dict[str
             np.asarray(rec.features, dtype=np.float32), rec.lexical_ids, rec.phrase_ids
         )
         q50, q90 = predictor.base_quantiles(row)
-        cal = states.get(rec.profile) or predictor.prior_for(rec.profile)
+        cal = states.get(rec.profile) or _replay_prior(predictor, rec.profile, states)
+        seen = recent.setdefault(rec.profile, [])
+        seen.append((q90, int(rec.output_tokens)))
+        if len(seen) > 2 * window:
+            del seen[:-window]
         states[rec.profile] = observe(
             cal,
             q50,
@@ -147,6 +161,69 @@ def replay_calibrations(predictor: Predictor, store: PredictorStore) -> dict[str
             predictor.calibration_config,
         )
         counts[rec.profile] = counts.get(rec.profile, 0) + 1
+    for name, cal in states.items():
+        base90, actual = zip(*recent[name][-window:], strict=True)
+        states[name] = recalibrate_p90(cal, base90, actual, predictor.calibration_config)
     if states:
         store.replace_calibrations(states)
     return counts
+
+
+def _replay_prior(
+    predictor: Predictor, profile: str, states: dict[str, ProfileCalibration]
+) -> ProfileCalibration:
+    """A replayed profile starts where a served one would: the replayed default calibration
+    when there is one, else its family prior (the stored states are being rebuilt)."""
+    if profile != DEFAULT_CALIBRATION and DEFAULT_CALIBRATION in states:
+        return states[DEFAULT_CALIBRATION]
+    return predictor.family_prior(profile)
+
+
+@dataclass(frozen=True)
+class RefitReport:
+    artifact_dir: Path
+    traffic_records: int
+    replayed: dict[str, int]
+    seconds: float
+
+
+def refit_from_traffic(
+    data_root: Path,
+    store: PredictorStore,
+    cfg: Any = None,
+    out: Path | None = None,
+    progress: Callable[[str], None] = print,
+    extra_meta: dict[str, Any] | None = None,
+    evaluate_heldout: bool = False,
+) -> tuple[RefitReport, Any]:
+    """Refit on the shared data plus every traffic record of `store` (traffic rows weighted
+    `cfg.traffic_weight`x), write the artifact to `out` (default: the traffic artifact folder
+    that `Predictor.default()` and a running server follow) and replay the calibrations
+    against it. Returns the report and the `TrainResult`."""
+    from orchestrator.predict.artifact import traffic_artifact_dir
+    from orchestrator.predict.offline.table import cached_table
+    from orchestrator.predict.offline.train import TrainConfig, train
+
+    cfg = cfg or TrainConfig()
+    started = time.perf_counter()
+    traffic = list(store.iter_records())
+    current = Predictor(store=store, record_traffic=False)
+    offsets = {name: current.log_offset(name) for name in {r.profile for r in traffic}}
+    progress(f"traffic records: {len(traffic)} from {store.path} (weight {cfg.traffic_weight}x)")
+    progress("reading the shared training data (featurized once, then cached)")
+    table = cached_table(data_root)
+    result = train(
+        cfg,
+        table=table,
+        traffic=traffic,
+        traffic_offsets=offsets,
+        evaluate_heldout=evaluate_heldout,
+        extra_meta=extra_meta,
+        progress=progress,
+    )
+    folder = out or traffic_artifact_dir()
+    result.artifact.save(folder)
+    progress(f"artifact written to {folder}")
+    replayed = replay_calibrations(Predictor(folder, store=store, record_traffic=False), store)
+    progress(f"calibrations replayed against the refit: {replayed}")
+    return RefitReport(folder, len(traffic), replayed, time.perf_counter() - started), result

@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,11 +72,14 @@ def train(
     evaluate_heldout: bool = True,
     table: Table | None = None,
     extra_meta: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Fit the whole predictor; returns the artifact, the held-out lines and their metrics.
 
     `table`: the featurized offline data (else `examples` are featurized); traffic records
-    of the current feature layout are appended as rows of source "traffic"."""
+    of the current feature layout are appended as rows of source "traffic". `progress`
+    receives a line per stage."""
+    say = progress or (lambda line: None)
     if table is None:
         table = featurize_examples(load_examples() if examples is None else examples)
     table = add_traffic(table, traffic, traffic_offsets)
@@ -94,7 +97,9 @@ def train(
     tr = ~row_test
     log.info("rows: %d train, %d held out", int(tr.sum()), int(row_test.sum()))
 
-    fitted = fit_core(table, tr, cfg)
+    say(f"fitting on {int(tr.sum())} rows ({len(set(table.row_source[tr]))} sources)")
+    fitted = fit_core(table, tr, cfg, progress=say)
+    say("reasoning classifier and baselines")
     known = {
         name: KnownModel(
             log_offset=round(p.log_offset, 6),
@@ -186,6 +191,7 @@ def train(
     sources_of = [src for _, src in pairs]
     metrics: dict[str, Any] = {}
     if evaluate_heldout and heldout:
+        say(f"evaluating on {len(heldout)} held-out lines")
         metrics = evaluate_artifact(artifact, heldout, sources_of, table, req_test)
         artifact.meta = meta.model_copy(update={"heldout": _strip_latency(metrics)})
     return TrainResult(artifact=artifact, heldout=heldout, sources=sources_of, metrics=metrics)
