@@ -34,11 +34,13 @@ from orchestrator.catalog import load_catalog  # noqa: E402
 from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY, SHARED_DATA  # noqa: E402
 from orchestrator.policy import load_policy  # noqa: E402
 from orchestrator.predict import Predictor  # noqa: E402
+from orchestrator.request import route_inputs  # noqa: E402
+from orchestrator.request.candidates import candidates_for_model  # noqa: E402
+from orchestrator.request.spec import caller_targets  # noqa: E402
 from orchestrator.routing.views import with_live  # noqa: E402
-from orchestrator.serving import openai_io, route_inputs  # noqa: E402
+from orchestrator.serving import openai_io  # noqa: E402
 from orchestrator.serving.incoming import parse_incoming  # noqa: E402
 from orchestrator.serving.plan import EnginePlan, PlanState, plan, predict  # noqa: E402
-from orchestrator.serving.profile_selection import candidates_for_model  # noqa: E402
 
 FALLBACK = [
     "What is the capital of France?",
@@ -81,7 +83,7 @@ def main() -> None:
         """(parse + validate, predict, plan) in ms."""
         t0 = time.perf_counter()
         body = openai_io.parse_json_body(raw)
-        targets = route_inputs.caller_targets({}, body.pop("orchestrator", None))
+        targets = caller_targets({}, body.pop("orchestrator", None))
         incoming = parse_incoming(body, "chat", tenant, targets, catalog)
         t1 = time.perf_counter()
         predicted = predict(incoming, catalog, predictor)
@@ -92,9 +94,8 @@ def main() -> None:
             catalog=catalog,
             views=with_live(views.values(), live),
             budget=route_inputs.BudgetState(None, None),
-            request_id="bench",
         )
-        assert isinstance(plan(incoming, predicted, state), EnginePlan)
+        assert isinstance(plan(incoming, predicted, state, "bench"), EnginePlan)
         t3 = time.perf_counter()
         return (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000
 

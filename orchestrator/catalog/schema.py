@@ -291,6 +291,13 @@ class Profile(_Strict):
             )
         return self
 
+    @property
+    def max_ongoing_requests(self) -> int:
+        """Requests Serve lets one replica hold (its deployment's `max_ongoing_requests`;
+        beyond its batch they wait in the engine's queue): what the serving app deploys and
+        the simulator's replicas take."""
+        return max(self.performance.max_concurrency * 4, 16)
+
 
 class Catalog(_Strict):
     apiVersion: Literal["orchestrator/v1"] = API_VERSION  # noqa: N815 (k8s-style key)

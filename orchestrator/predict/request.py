@@ -15,11 +15,35 @@ MAX_N = 128  # more choices than this is a client error in practice; clamp, don'
 _NON_TEXT_PARTS = {"image_url", "input_image", "image", "input_audio", "audio", "file", "video_url"}
 _TEXT_PARTS = {"text", "input_text"}
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
-_EFFORTS = {"minimal", "low", "medium", "high"}
+# OpenAI's reasoning efforts; "none" and "minimal" ask for no thinking
+EFFORTS = ("none", "minimal", "low", "medium", "high")
+NO_THINKING = ("none", "minimal")
 
 
 class PredictorInputError(ValueError):
-    """The request body cannot be read; the message says which field and why."""
+    """The request body cannot be read; the message says which field and why, `param` names
+    the field as the client sent it (None: the body as a whole)."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass(frozen=True, slots=True)
+class RequestWishes:
+    """What the client asked of the generation, read once (`read_wishes`).
+
+    `max_tokens`: `max_completion_tokens` when set (not null), else `max_tokens` (as vLLM and
+    OpenAI read them), None when neither is; `max_tokens_param` is the field it came from.
+    `reasoning`: the explicit wish (`chat_template_kwargs.enable_thinking` wins over an effort;
+    efforts `none` / `minimal` mean off), None when the body says nothing."""
+
+    max_tokens: int | None = None
+    max_tokens_param: str | None = None
+    n: int = 1
+    reasoning: bool | None = None
+    reasoning_effort: str | None = None
+    reasoning_param: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,11 +83,11 @@ def _positive_int(body: dict[str, Any], key: str) -> int | None:
     value = body.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise PredictorInputError(f"{key}: must be an integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PredictorInputError(f"'{key}' must be an integer, got {value!r}", key)
     if value < 1:
-        raise PredictorInputError(f"{key}: must be >= 1, got {value!r}")
-    return int(value)
+        raise PredictorInputError(f"'{key}' must be at least 1, got {value}", key)
+    return value
 
 
 def _content_text(content: Any, where: str) -> tuple[str, int]:
@@ -93,21 +117,38 @@ def _content_text(content: Any, where: str) -> tuple[str, int]:
     return "\n".join(texts), skipped
 
 
-def _reasoning_settings(body: dict[str, Any]) -> tuple[bool | None, str | None]:
-    effort = body.get("reasoning_effort")
+def _reasoning(body: dict[str, Any]) -> tuple[bool | None, str | None, str | None]:
+    """(wish, effort, the field it was read from)."""
+    effort, param = body.get("reasoning_effort"), "reasoning_effort"
     reasoning = body.get("reasoning")
-    if effort is None and isinstance(reasoning, dict):
-        effort = reasoning.get("effort")
-    if effort is not None and (not isinstance(effort, str) or effort.lower() not in _EFFORTS):
-        raise PredictorInputError(f"reasoning_effort: one of {sorted(_EFFORTS)}, got {effort!r}")
-    effort = effort.lower() if isinstance(effort, str) else None
-    requested: bool | None = None
-    if effort is not None:
-        requested = effort != "minimal"
+    if effort is None and isinstance(reasoning, dict):  # the Responses API's shape
+        effort, param = reasoning.get("effort"), "reasoning.effort"
+    if effort is not None and effort not in EFFORTS:
+        raise PredictorInputError(
+            f"'{param}' must be one of {', '.join(EFFORTS)}, got {effort!r}", param
+        )
+    wish: bool | None = None if effort is None else effort not in NO_THINKING
     kwargs = body.get("chat_template_kwargs")
     if isinstance(kwargs, dict) and isinstance(kwargs.get("enable_thinking"), bool):
-        requested = kwargs["enable_thinking"]
-    return requested, effort
+        wish, param = kwargs["enable_thinking"], "chat_template_kwargs.enable_thinking"
+    return wish, effort, (param if wish is not None or effort is not None else None)
+
+
+def read_wishes(body: dict[str, Any]) -> RequestWishes:
+    """The one reading of max_tokens, n and the reasoning wish (see `RequestWishes`); a field
+    of the wrong type or range raises `PredictorInputError` naming it."""
+    max_tokens, param = _positive_int(body, "max_completion_tokens"), "max_completion_tokens"
+    if max_tokens is None:
+        max_tokens, param = _positive_int(body, "max_tokens"), "max_tokens"
+    wish, effort, reasoning_param = _reasoning(body)
+    return RequestWishes(
+        max_tokens=max_tokens,
+        max_tokens_param=param if max_tokens is not None else None,
+        n=_positive_int(body, "n") or 1,
+        reasoning=wish,
+        reasoning_effort=effort,
+        reasoning_param=reasoning_param,
+    )
 
 
 def _completion_prompt(prompt: Any) -> tuple[tuple[Turn, ...], tuple[int, ...] | None, int]:
@@ -125,13 +166,16 @@ def _completion_prompt(prompt: Any) -> tuple[tuple[Turn, ...], tuple[int, ...] |
     raise PredictorInputError("prompt: must be a non-empty string, list of strings or token ids")
 
 
-def parse_request(body: Any) -> ParsedRequest:
-    """Read a chat (`messages`) or completion (`prompt`) body. Raises PredictorInputError."""
+def parse_request(body: Any, wishes: RequestWishes | None = None) -> ParsedRequest:
+    """Read a chat (`messages`) or completion (`prompt`) body. Raises PredictorInputError.
+    `wishes`: the body's `read_wishes`, when the caller read them already (the server's
+    request spec); else they are read here, the same way."""
     if not isinstance(body, dict):
         raise PredictorInputError("request body must be a JSON object")
-    max_tokens = _positive_int(body, "max_completion_tokens") or _positive_int(body, "max_tokens")
-    n = min(_positive_int(body, "n") or 1, MAX_N)
-    requested, effort = _reasoning_settings(body)
+    wishes = wishes if wishes is not None else read_wishes(body)
+    max_tokens = wishes.max_tokens
+    n = min(wishes.n, MAX_N)
+    requested, effort = wishes.reasoning, wishes.reasoning_effort
     tools = body.get("tools") or body.get("functions")
     tools_text = json.dumps(tools, ensure_ascii=False, sort_keys=True) if tools else ""
 

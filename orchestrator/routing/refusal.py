@@ -26,7 +26,7 @@ from orchestrator.replica_model import request_latency
 from orchestrator.routing.types import Decision, ProfileView
 
 CAPACITY_CODES = frozenset({"latency_slo_unmeetable", "no_healthy_profile"})
-OVERLOAD_CODE = "server_overloaded"  # admission's 429 (serving/admission.py)
+OVERLOAD_CODE = "server_overloaded"  # admission.s 429 (request/admission.py)
 LOAD_FAILURES = frozenset({"slo_ttft", "slo_tpot", "slo_e2e", "unhealthy"})
 
 

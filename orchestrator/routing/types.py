@@ -210,6 +210,7 @@ class Rejection(_Frozen):
     code: str
     message: str
     retry_after_s: int | None = None
+    param: str | None = None  # the client's field at fault, as it sent it (bounds)
 
 
 class Decision(_Frozen):

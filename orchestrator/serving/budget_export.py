@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from orchestrator.ledger import UsageLedger, Window, WindowSpend
 from orchestrator.policy import Policy
-from orchestrator.serving.route_inputs import budget_limits
+from orchestrator.request.route_inputs import budget_limits
 from orchestrator.telemetry import OrchestratorMetrics
 
 SPEND_RATE_WINDOW = timedelta(hours=1)

@@ -117,7 +117,7 @@ def llm_config_dict(profile: Profile, model_location: str) -> dict[str, Any]:
             "initial_replicas": profile.replicas.start,
             "target_ongoing_requests": max(1, profile.performance.max_concurrency // 2),
         },
-        "max_ongoing_requests": max(profile.performance.max_concurrency * 4, 16),
+        "max_ongoing_requests": profile.max_ongoing_requests,
         "health_check_period_s": 10,
         "graceful_shutdown_timeout_s": 60,
         "graceful_shutdown_wait_loop_s": 2,

@@ -1,7 +1,8 @@
 """OpenAI-style error responses: `{"error": {"message", "type", "param", "code"}}`.
 
 Invariant: every failure leaving the ingress goes through `error_response`, so clients never
-see a bare 500 or a traceback.
+see a bare 500 or a traceback; `code` is always a string (`request.errors.default_code` when
+the raiser gave none), `param` names the client's field or is null.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.responses import JSONResponse
+
+from orchestrator.request.errors import RequestError, default_code
 
 _TYPES = {
     400: "invalid_request_error",
@@ -24,24 +27,8 @@ _TYPES = {
 }
 
 
-class OrchestratorHTTPError(Exception):
-    """An error with an HTTP status, raised anywhere in request handling."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-        self.headers = headers or {}
+# one error type for the whole request path (the request core raises it too)
+OrchestratorHTTPError = RequestError
 
 
 def error_body(
@@ -54,7 +41,7 @@ def error_body(
                 status, "server_error" if status >= 500 else "invalid_request_error"
             ),
             "param": param,
-            "code": code if code is not None else status,
+            "code": code if code is not None else default_code(status),
         }
     }
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 from collections import OrderedDict, defaultdict
@@ -56,9 +57,12 @@ from orchestrator.decisionlog import DecisionInputs, DecisionLog
 from orchestrator.ledger import Reservation, Status, UsageLedger, WindowSpend
 from orchestrator.ledger.store import DEFAULT_RESERVATION_TTL_S
 from orchestrator.policy import Policy, TenantPolicy
+from orchestrator.request import route_inputs
+from orchestrator.request.candidates import candidates_for_model
+from orchestrator.request.spec import caller_targets
 from orchestrator.routing.types import Decision, ProfileView, Rejection
 from orchestrator.routing.views import with_live
-from orchestrator.serving import bounds, budget_export, openai_io, responses_api, route_inputs
+from orchestrator.serving import budget_export, openai_io, responses_api
 from orchestrator.serving import failover as fo
 from orchestrator.serving.accounting import (
     Accountant,
@@ -73,14 +77,14 @@ from orchestrator.serving.observe import RequestObservation
 from orchestrator.serving.plan import (
     EnginePlan,
     PlanState,
-    Rejected,
+    Refused,
     TokenPredictor,
     decision_headers,
     plan,
     predict,
+    refusal_headers,
     replan,
 )
-from orchestrator.serving.profile_selection import candidates_for_model
 from orchestrator.serving.relay import Continuation, StreamFailover, relay_stream
 from orchestrator.telemetry import OrchestratorMetrics, request_id_scope
 
@@ -178,6 +182,35 @@ class RequestExecutor:
             obs.close(response.status_code)
         return response
 
+    async def serve_line(
+        self,
+        tenant: str,
+        body: dict[str, Any],
+        endpoint: ApiEndpoint,
+        request_id: str,
+        *,
+        price_factor: float = 1.0,
+    ) -> Response:
+        """A batch line (`orchestrator.batch`): `serve` as `tenant` (authenticated when its
+        job was created), charged at `price_factor` of the list price. Never streamed."""
+        headers: dict[str, str] = {}
+        obs = RequestObservation(self.metrics, headers, endpoint, request_id)
+        try:
+            with request_id_scope(request_id):
+                response = await self._serve(
+                    headers, json.dumps({**body, "stream": False}).encode(), endpoint,
+                    request_id, obs, as_tenant=tenant, price_factor=price_factor,
+                )  # fmt: skip
+        except OrchestratorHTTPError as exc:
+            obs.close(exc.status)
+            return error_response(exc.status, exc.message, param=exc.param, code=exc.code)
+        except Exception:
+            obs.close(500)
+            raise
+        if response.status_code >= 400:
+            obs.close(response.status_code)
+        return response
+
     async def _serve(
         self,
         headers: Mapping[str, str],
@@ -185,14 +218,24 @@ class RequestExecutor:
         endpoint: ApiEndpoint,
         request_id: str,
         obs: RequestObservation,
+        *,
+        as_tenant: str | None = None,
+        price_factor: float = 1.0,
     ) -> Response:
         policy = self.policy_source.current  # one policy for the whole request
-        tenant = self.authenticate(headers, policy)
+        if as_tenant is None:
+            tenant = self.authenticate(headers, policy)
+        elif as_tenant in policy.tenants:  # a batch line (see serve_line)
+            tenant = policy.tenants[as_tenant]
+        else:  # a batch job's tenant that a reload removed
+            raise OrchestratorHTTPError(
+                401, f"tenant {as_tenant!r} is not in the policy in force", code="invalid_api_key"
+            )
         obs.tenant_known(tenant.name)
 
         # read and validate everything first: an invalid body is never priced or recorded
         body = openai_io.parse_json_body(raw_body)
-        targets = route_inputs.caller_targets(headers, body.pop("orchestrator", None))
+        targets = caller_targets(headers, body.pop("orchestrator", None))
         exchange: responses_api.Exchange | None = None
         if endpoint == "responses":  # from here on, a chat request like any other
             # the stored conversation may be on the shared database: read it off the loop
@@ -202,6 +245,9 @@ class RequestExecutor:
             body = exchange.chat_body()
             endpoint = "chat"
         incoming = parse_incoming(body, endpoint, tenant, targets, self.catalog)
+        if price_factor != 1.0:  # a batch line (see serve_line)
+            spec = dataclasses.replace(incoming.spec, price_factor=price_factor)
+            incoming = dataclasses.replace(incoming, spec=spec)
         # counted while it waits for its prediction (worker threads may all be busy), so
         # admission sees the requests queued here, not only those already decided
         self.waiting[incoming.model] += 1
@@ -213,13 +259,9 @@ class RequestExecutor:
         finally:
             self.waiting[incoming.model] -= 1
         # nothing is awaited from here to `_begin` (in `execute`): see the module docstring
-        state = self.plan_state(incoming, request_id, spends, held)
-        try:
-            outcome = plan(incoming, predicted, state)
-        except OrchestratorHTTPError as exc:  # 429 overload: demand for the planner (h14c)
-            self._refused(exc.code, None, incoming, predicted, state)
-            raise
-        obs.predicted(outcome.prediction)
+        state = self.plan_state(incoming, spends, held)
+        outcome = plan(incoming, predicted, state, request_id)  # a route or a refusal
+        obs.predicted(outcome.prediction if isinstance(outcome, EnginePlan) else predicted.first)
         # written in a worker thread while the request runs; awaited before the answer, so a
         # client that has its answer finds the decision on any replica
         written = self._record_decision(request_id, incoming, outcome, state)
@@ -232,16 +274,14 @@ class RequestExecutor:
                 "action": outcome.decision.action,
             },
         )
-        if isinstance(outcome, Rejected):
-            self._refused(outcome.code, outcome.decision, incoming, predicted, state)
+        if isinstance(outcome, Refused):
+            self._refused(outcome, state)
             message = outcome.message
             if outcome.status == 503 and self.placement_note is not None:
                 names = [p.name for p in candidates_for_model(incoming.model, self.catalog)]
                 message = self.placement_note(message, names)
             await written
-            return error_response(
-                outcome.status, message, code=outcome.code, headers=outcome.headers
-            )
+            return refusal_response(outcome, message)
         try:
             return await self.execute(outcome, request_id, obs, exchange, state)
         finally:
@@ -253,24 +293,18 @@ class RequestExecutor:
             finally:
                 self.waiting[incoming.model] -= 1
 
-    def _refused(
-        self,
-        code: str | None,
-        decision: Decision | None,
-        incoming: Any,
-        predicted: Any,
-        state: PlanState,
-    ) -> None:
-        """A refusal for capacity is demand the controller must see (control/refused.py)."""
-        first = predicted.first
-        eligible = incoming.tenant.eligible_profiles(first.query_class)
-        record_refusal(self.demand, code, decision, state.views, eligible, first.prompt_tokens,
-                       first.p50_tokens, time.monotonic())  # fmt: skip
+    def _refused(self, refused: Refused, state: PlanState) -> None:
+        """A refusal for capacity is demand the controller must see (control/refused.py),
+        split over the profiles admission counted for it (those serving its model)."""
+        predicted = refused.predicted
+        record_refusal(self.demand, refused.code, refused.decision, state.views,
+                       refused.eligible, predicted.prompt_tokens,
+                       predicted.first.p50_tokens if predicted.first else 0,
+                       time.monotonic())  # fmt: skip
 
     def plan_state(
         self,
         incoming: Any,
-        request_id: str,
         spends: Mapping[str, WindowSpend],
         held_usd: float = 0.0,
     ) -> PlanState:
@@ -284,7 +318,6 @@ class RequestExecutor:
             catalog=self.catalog,
             views=self.views_now(policy),
             budget=self.budget_now(tenant, spends, held_usd),
-            request_id=request_id,
             tenant_in_flight=self.tenant_in_flight.get(tenant.name, 0),
             waiting=self.waiting.get(incoming.model, 0),
         )
@@ -320,7 +353,7 @@ class RequestExecutor:
             # its wait is the whole generation, neither a TTFT nor a TPOT)
             timed = status == "ok" and p.request.stream
             ttft_s = trace.ttft_s if timed else None
-            tokens = usage.output_tokens / bounds.choices(p.request.body)
+            tokens = usage.output_tokens / p.request.spec.choices
             tpot_s = trace.tpot_s(tokens) if timed else None
             self._observed(trace.profile, cost, (ttft_s, tpot_s), modelled[0])
             if status != "error":  # errors are closed by `serve` with their HTTP status
@@ -343,10 +376,10 @@ class RequestExecutor:
         except BaseException:  # cancelled (client gone) or the database failed: not counted
             self._end(trace)
             raise
-        if isinstance(held, Rejected):  # the shared budget has nothing left for it
+        if isinstance(held, Refused):  # the shared budget has nothing left for it
             self._end(trace)
             await self._put_decision(request_id, trace.tenant, held.decision)
-            return error_response(held.status, held.message, code=held.code, headers=held.headers)
+            return refusal_response(held, held.message)
         if held is not p:  # re-planned against the shared budget: cheaper, or capped
             self._end(trace)
             p, profile, prediction = held, held.profile, held.prediction
@@ -384,10 +417,10 @@ class RequestExecutor:
             # the engine failed before any output: mark its profile down at once and decide
             # once more without it (unless the tenant's policy forbids the retry)
             self.engine_down(profile.name, _failure_text(failure))
-            retry: EnginePlan | Rejected | None = None
+            retry: EnginePlan | Refused | None = None
             if not retried and p.request.tenant.failover.retry:
                 spends, held_usd = await self.read_budget(p.request.tenant)
-                retry = replan(p, self.plan_state(p.request, request_id, spends, held_usd))
+                retry = replan(p, self.plan_state(p.request, spends, held_usd), request_id)
             if isinstance(retry, EnginePlan) and retry.profile.name != profile.name:
                 # the retry's own amount replaces the hold (same request id); no re-plan
                 granted = await self._reserve(retry, request_id)
@@ -432,8 +465,8 @@ class RequestExecutor:
             trace,
             engine_model=profile.name,
             shown_model=p.shown_model,
-            wants_usage=p.request.wants_usage or exchange is not None,  # Responses: usage
-            wants_continuous_usage=p.request.wants_continuous_usage and exchange is None,
+            wants_usage=p.request.spec.wants_usage or exchange is not None,  # Responses: usage
+            wants_continuous_usage=p.request.spec.wants_continuous_usage and exchange is None,
             prompt_tokens=prediction.prompt_tokens,
             failover=StreamFailover(
                 endpoint=p.request.endpoint,
@@ -442,7 +475,7 @@ class RequestExecutor:
                     p, profile, progress, failed, request_id, trace
                 ),
                 on_failure=self.engine_down,
-                show_token_ids=bool(p.request.body.get("return_token_ids")),
+                show_token_ids=p.request.spec.return_token_ids,
             ),
         )
         if exchange is not None:
@@ -473,6 +506,7 @@ class RequestExecutor:
             cont = fo.continuation_body(
                 engine_plan.engine_body,
                 progress,
+                max_tokens=engine_plan.route.max_tokens,
                 target_profile=target.name,
                 max_model_len=target.max_model_len,
                 request_id=f"{request_id}-migrated-{len(failed)}",
@@ -593,8 +627,7 @@ class RequestExecutor:
         counts the requests decided since; the larger of the two counts none twice."""
         if not route_inputs.budget_limits(tenant.budgets):
             return route_inputs.BudgetState(None, None)
-        now = self.clock()
-        spent = {w: (s.cost_usd, s.retry_after_s(now)) for w, s in spends.items()}
+        spent = route_inputs.spent_of(spends, self.clock())
         held = max(held_usd, self.reserved_usd.get(tenant.name, 0.0))
         return route_inputs.budget_state(tenant.budgets, spent, held)
 
@@ -642,7 +675,7 @@ class RequestExecutor:
         request_id: str,
         trace: RequestTrace,
         state: PlanState | None,
-    ) -> EnginePlan | Rejected:
+    ) -> EnginePlan | Refused:
         """The plan, once its cost is held in the shared budget; refused, the request is
         planned once more against what the budget has left (cap, downgrade or 429 as the
         policy says) and held again; refused twice, the 429 with the window's Retry-After."""
@@ -652,8 +685,8 @@ class RequestExecutor:
         retry_after = max(1, int(held.retry_after_s or 1))
         if state is not None:
             budget = route_inputs.BudgetState(held.remaining_usd, retry_after)
-            again = replan(engine_plan, dataclasses.replace(state, budget=budget))
-            if isinstance(again, Rejected):
+            again = replan(engine_plan, dataclasses.replace(state, budget=budget), request_id)
+            if isinstance(again, Refused):
                 return again
             second = await self._reserve(again, request_id)
             if second is None or second.granted:
@@ -677,18 +710,21 @@ class RequestExecutor:
         return await self.offload(lambda: self.ledger.renew(running, now=now, ttl_s=ttl_s))
 
     def _record_decision(
-        self, request_id: str, incoming: Any, outcome: EnginePlan | Rejected, state: PlanState
+        self, request_id: str, incoming: Any, outcome: EnginePlan | Refused, state: PlanState
     ) -> asyncio.Future[None]:
         """Start writing the decision and its inputs (in a worker thread); the caller awaits
         the returned future before answering."""
         inputs = {
             "views": state.views,
-            "prediction": outcome.prediction,  # the chosen profile's (a rejection: the priced one)
+            # the chosen profile's prediction (a refusal: the priced one)
+            "prediction": outcome.prediction
+            if isinstance(outcome, EnginePlan)
+            else outcome.predicted.first,
             "budget_remaining_usd": state.budget.remaining_usd,
             "endpoint": incoming.endpoint,
             "model": incoming.model,
             "stream": incoming.stream,
-            "max_tokens": _client_max_tokens(incoming.body),
+            "max_tokens": incoming.spec.max_tokens,
         }
         return asyncio.ensure_future(
             self._put_decision(request_id, incoming.tenant.name, outcome.decision, state, inputs)
@@ -782,7 +818,7 @@ def engine_failure(profile: Profile, failure: Any) -> OrchestratorHTTPError:
     )
 
 
-def budget_refused(engine_plan: EnginePlan, retry_after_s: int) -> Rejected:
+def budget_refused(engine_plan: EnginePlan, retry_after_s: int) -> Refused:
     """The 429 for a request whose budget hold the ledger refused (as the budget path's)."""
     decision = engine_plan.decision.model_copy(
         update={
@@ -797,8 +833,19 @@ def budget_refused(engine_plan: EnginePlan, retry_after_s: int) -> Rejected:
             ),
         }
     )
-    headers = {**decision_headers(decision), "Retry-After": str(retry_after_s)}
-    return Rejected(decision, engine_plan.first_prediction, headers)
+    request = engine_plan.request
+    return Refused(request.spec, request.tenant, decision, engine_plan.predicted)
+
+
+def refusal_response(refused: Refused, message: str) -> Response:
+    """The OpenAI error answer of a refusal (the edge's HTTP mapping)."""
+    return error_response(
+        refused.status,
+        message,
+        param=refused.rejection.param,
+        code=refused.code,
+        headers=refusal_headers(refused),
+    )
 
 
 def _read_budget(
@@ -825,11 +872,6 @@ def _store_decision(
         store.put(request_id, tenant, decision, policy_version=policy_version, inputs=seen)
     else:
         store.put(request_id, tenant, decision)
-
-
-def _client_max_tokens(body: Mapping[str, Any]) -> int | None:
-    value = body.get("max_completion_tokens", body.get("max_tokens"))
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 class DecisionStore:

@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.request.spec import RequestSpec
+
 # the sampling settings a continuation keeps (vLLM's chat and completion requests share them)
 CARRIED = (
     "temperature",
@@ -130,12 +132,12 @@ class ProfileHealth:
         return due
 
 
-def migratable(engine_body: Mapping[str, Any]) -> bool:
-    """Whether a stream of this engine request can be carried across token-exactly."""
-    n = engine_body.get("n")
-    if isinstance(n, int) and n > 1:
+def migratable(spec: RequestSpec, body: Mapping[str, Any]) -> bool:
+    """Whether a stream of this request can be carried across token-exactly (one choice, as
+    the spec reads `n`; none of the fields in `NOT_MIGRATABLE`)."""
+    if spec.choices > 1:
         return False
-    return not any(engine_body.get(key) for key in NOT_MIGRATABLE)
+    return not any(body.get(key) for key in NOT_MIGRATABLE)
 
 
 @dataclass
@@ -170,19 +172,20 @@ def continuation_body(
     engine_body: Mapping[str, Any],
     progress: StreamProgress,
     *,
+    max_tokens: int | None,
     target_profile: str,
     max_model_len: int,
     request_id: str,
 ) -> dict[str, Any] | None:
     """The completions request that continues a cut stream on `target_profile` (None when it
-    cannot: no prompt ids, or no token budget left)."""
+    cannot: no prompt ids, or no token budget left). `max_tokens`: the cap the stream was sent
+    with (the plan's, `Routed.max_tokens`; None: the context is the only bound)."""
     if progress.prompt_token_ids is None:
         return None
     prompt = progress.prompt_token_ids + progress.generated_token_ids
     done = len(progress.generated_token_ids)
-    asked = engine_body.get("max_completion_tokens") or engine_body.get("max_tokens")
     room = max_model_len - len(prompt)
-    left = (int(asked) - done) if isinstance(asked, int) else room
+    left = (max_tokens - done) if max_tokens is not None else room
     left = min(left, room)
     if left < 1:
         return None

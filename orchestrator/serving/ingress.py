@@ -50,6 +50,7 @@ from orchestrator.policy import PolicyWatcher
 from orchestrator.predict import Predictor
 from orchestrator.raycompat.replica_states import replica_states
 from orchestrator.raycompat.request_context import serve_request_id
+from orchestrator.request.candidates import AUTO_MODEL
 from orchestrator.serving import api_docs, openai_io
 from orchestrator.serving.batch_api import BatchApi
 from orchestrator.serving.batch_wiring import ExecutorLines, capacity_of, tenant_line_cap
@@ -61,7 +62,6 @@ from orchestrator.serving.errors import (
     param_from_loc,
 )
 from orchestrator.serving.executor import ApiEndpoint, RequestExecutor
-from orchestrator.serving.profile_selection import AUTO_MODEL
 from orchestrator.serving.storage_target import open_shared_state, replica_name, resolve_target
 from orchestrator.telemetry import OrchestratorMetrics, configure_json_logging, configure_tracing
 
@@ -71,6 +71,7 @@ APP_NAME = "orchestrator"
 READINESS_REFRESH_S = 1.0
 RESERVATION_EXPIRY_S = 30.0
 REPLICA_HEADER = "X-Orchestrator-Replica"
+BATCH_LEASE_S = 30.0  # a dead replica's batch lines run elsewhere after this (renewed at 1/3)
 
 
 def create_fastapi_app() -> FastAPI:
@@ -167,6 +168,7 @@ class OrchestratorIngress(OpenAiIngress):
             owner=self._replica,
             tenant_cap=tenant_line_cap(self._policy),
             capacity=lambda: capacity_of(self._executor.views_now(self._policy.current)),
+            lease_s=BATCH_LEASE_S,
         )
         self._batches = BatchApi(
             batches,

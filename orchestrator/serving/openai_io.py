@@ -30,24 +30,12 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _positive_int(body: dict[str, Any], field: str) -> None:
-    value = body.get(field)
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise OrchestratorHTTPError(400, f"'{field}' must be an integer", param=field)
-    if value < 1:
-        raise OrchestratorHTTPError(400, f"'{field}' must be at least 1, got {value}", param=field)
-
-
 def check_common_fields(body: dict[str, Any], endpoint: Endpoint) -> None:
-    """Checks that give a clearer message than the engine's own validation."""
+    """Checks that give a clearer message than the engine's own validation (the fields the
+    request core reads, max_tokens, n and the reasoning wish, are checked by its spec)."""
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise OrchestratorHTTPError(400, "'model' must be a string", param="model")
-    _positive_int(body, "max_tokens")
-    _positive_int(body, "max_completion_tokens")
-    _positive_int(body, "n")
     if endpoint == "chat":
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -94,21 +82,6 @@ def validate_request(body: dict[str, Any], endpoint: Endpoint) -> Any:
         if param and param not in message:
             message = f"invalid '{param}': {message}"
         raise OrchestratorHTTPError(400, message, param=param) from None
-
-
-def client_wants_stream_usage(body: dict[str, Any]) -> bool:
-    options = body.get("stream_options") or {}
-    return bool(isinstance(options, dict) and options.get("include_usage"))
-
-
-def client_wants_continuous_usage(body: dict[str, Any]) -> bool:
-    """Usage on every chunk, as vLLM gives it: only with `include_usage` too."""
-    options = body.get("stream_options") or {}
-    return bool(
-        isinstance(options, dict)
-        and options.get("include_usage")
-        and options.get("continuous_usage_stats")
-    )
 
 
 def engine_stream_options(options: Any, *, per_chunk_usage: bool = True) -> dict[str, Any]:

@@ -1,45 +1,41 @@
-"""`plan`: the pure step of the request path: predict, price, decide, apply.
+"""The edge's side of planning: predict on every candidate, call the request core's `plan`,
+and apply a route to the once-validated engine request.
 
-    predicted = predict(request, catalog, predictor)          # the slow part: a worker thread
-    plan(request, predicted, state) -> EnginePlan | Rejected  # price, decide, apply: sub-ms
+    predicted = predict(request, catalog, predictor)                    # a worker thread
+    plan(request, predicted, state, request_id) -> EnginePlan | Refused  # sub-millisecond
 
-No I/O of its own, no clock, no Ray: its collaborators (the predictor, the policy in force,
-live priced views, the tenant's budget state) are passed in. Prediction does not depend on the
-load, so the executor (`serving/executor.py`) runs it off the event loop, many at once; `plan`
-reads the live load, so the executor runs it on the event loop and counts the request in
-flight before anything else is planned: every request is decided against the load of every
-request decided before it, and none waits for another's prediction.
+The admission and routing rules are the request core's (`orchestrator.request.plan`), the same
+ones the simulator calls; this module adds only what an engine call needs.
 
 Invariants:
 - the engine request is the request validated once at parse time, updated with
   `model_copy(update=...)` (profile, request id, the decision's max_tokens and reasoning
   settings, usage always on for streams); it is never validated a second time;
-- `EnginePlan.reserved_usd` is the most the request can cost (prompt plus max_tokens for every
-  choice), so a tenant's in-flight reservations bound its overspend;
-- the tenant's bounds that need the prediction (prompt tokens, requests in flight) and overload
-  shedding by priority are checked before deciding (400 / 429 naming the policy field);
-- a `Rejected` carries the decision (stored and observed like any other) and its headers.
+- a refusal is a `Refused` value (recorded by the executor); its HTTP headers are built here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from orchestrator.catalog.schema import Catalog, Profile
-from orchestrator.policy import Policy, TenantPolicy
+from orchestrator.policy import TenantPolicy
 from orchestrator.predict.request import ParsedRequest, PredictorInputError
 from orchestrator.predict.schema import Prediction
 from orchestrator.pricing import TokenPrices
 from orchestrator.raycompat.chat_request import sanitize_chat_request
-from orchestrator.routing.decide import decide
-from orchestrator.routing.types import Decision, ProfileView
-from orchestrator.serving import admission, bounds, openai_io, route_inputs
+from orchestrator.request import plan as core
+from orchestrator.request.candidates import candidates_for_model
+from orchestrator.request.errors import RequestError
+from orchestrator.request.plan import PlanState, Predicted, Refused, Routed
+from orchestrator.routing.types import Decision
 from orchestrator.serving import failover as fo
-from orchestrator.serving.errors import OrchestratorHTTPError
+from orchestrator.serving import openai_io
 from orchestrator.serving.incoming import IncomingRequest
-from orchestrator.serving.profile_selection import candidates_for_model
+
+__all__ = ["EnginePlan", "PlanState", "Predicted", "Refused", "plan", "predict", "replan"]
 
 
 class TokenPredictor(Protocol):
@@ -51,66 +47,40 @@ class TokenPredictor(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class PlanState:
-    """Everything a request is planned against, fixed for that request."""
-
-    policy: Policy  # the policy in force (one for the whole request, even mid-reload)
-    catalog: Catalog
-    views: Sequence[ProfileView]  # priced by `policy`, with this moment's live load
-    budget: route_inputs.BudgetState  # the tenant's remaining budget (ledger - reservations)
-    request_id: str
-    tenant_in_flight: int = 0  # the tenant's requests running now
-    # other requests for the same `model` at this ingress and not counted in flight: waiting
-    # for their prediction, or settled but waiting for their decision to be written
-    waiting: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Predicted:
-    """A request's token predictions on each profile that serves its model."""
-
-    candidates: list[Profile]  # the profiles serving the requested model, catalog order
-    predictions: Mapping[str, Prediction]  # profile name -> its prediction
-    first: Prediction  # the first candidate's (what the decision prices)
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """The router refused the request (`decision.rejection` says why)."""
-
-    decision: Decision
-    prediction: Prediction  # the first candidate's (what the decision priced)
-    headers: dict[str, str]
-
-    @property
-    def status(self) -> int:
-        return self.decision.rejection.status if self.decision.rejection else 503
-
-    @property
-    def code(self) -> str:
-        return self.decision.rejection.code if self.decision.rejection else "no_profile"
-
-    @property
-    def message(self) -> str:
-        return self.decision.rejection.message if self.decision.rejection else self.decision.reason
-
-
-@dataclass(frozen=True, slots=True)
 class EnginePlan:
     """A routed request, ready to send."""
 
     request: IncomingRequest
-    decision: Decision
-    profile: Profile
-    prediction: Prediction  # the chosen profile's (what calibration learns from)
-    prices: TokenPrices
+    route: Routed  # the request core's decision and what it commits
     engine_request: Any  # vLLM request model with the decision applied
     engine_body: dict[str, Any]  # the same as plain JSON (what a stream migration carries)
-    reserved_usd: float
     headers: dict[str, str]
-    predictions: Mapping[str, Prediction]  # every candidate's (a retry re-decides with them)
-    first_prediction: Prediction  # the first candidate's (what the decision priced)
     migratable: bool  # a cut stream may continue on another engine (token ids requested)
+
+    @property
+    def decision(self) -> Decision:
+        return self.route.decision
+
+    @property
+    def profile(self) -> Profile:
+        return self.route.profile
+
+    @property
+    def prediction(self) -> Prediction:
+        """The chosen profile's prediction (what calibration learns from)."""
+        return self.route.prediction  # type: ignore[return-value]  # the server always has one
+
+    @property
+    def prices(self) -> TokenPrices:
+        return self.route.prices
+
+    @property
+    def reserved_usd(self) -> float:
+        return self.route.reserved_usd
+
+    @property
+    def predicted(self) -> Predicted:
+        return self.route.predicted
 
     @property
     def shown_model(self) -> str:
@@ -119,110 +89,74 @@ class EnginePlan:
 
 
 def predict(request: IncomingRequest, catalog: Catalog, predictor: TokenPredictor) -> Predicted:
-    """The request's predictions on every candidate profile; 400 for a prompt over the
-    tenant's bound or input the predictor cannot read. Independent of the load."""
+    """The request's predictions on every candidate profile; 400 for input the predictor
+    cannot read. Independent of the load."""
     candidates = candidates_for_model(request.model, catalog)
     try:
         predictions = predictor.predict_many(request.text, candidates)
     except PredictorInputError as exc:
-        raise OrchestratorHTTPError(400, str(exc)) from None
-    first = predictions[candidates[0].name]
-    bounds.check_prompt_bound(request.body, request.tenant.bounds, first.prompt_tokens)
-    return Predicted(candidates, predictions, first)
+        raise RequestError(400, str(exc), param=exc.param) from None
+    return core.predicted_from(candidates, predictions)
 
 
-def plan(request: IncomingRequest, predicted: Predicted, state: PlanState) -> EnginePlan | Rejected:
-    """Admit, price, decide and apply under `state` (see the module docstring)."""
-    tenant = request.tenant
-    bounds.check_concurrency(tenant.name, tenant.bounds, state.tenant_in_flight)
-    _check_overload(request, state, predicted.candidates, predicted.first)
-    return _decided(request, state, predicted.predictions, predicted.first)
-
-
-def replan(previous: EnginePlan, state: PlanState) -> EnginePlan | Rejected:
-    """Decide again with the same predictions under `state` (the failed profile is then
-    unhealthy in its views): the retry after an engine failed before any output."""
-    return _decided(previous.request, state, previous.predictions, previous.first_prediction)
-
-
-def _decided(
-    request: IncomingRequest,
-    state: PlanState,
-    predictions: Mapping[str, Prediction],
-    first: Prediction,
-) -> EnginePlan | Rejected:
-    tenant = request.tenant
-    rules = route_inputs.tenant_rules(
-        tenant, first.query_class, state.budget, tenant.eligible_profiles(first.query_class)
+def plan(
+    request: IncomingRequest, predicted: Predicted, state: PlanState, request_id: str
+) -> EnginePlan | Refused:
+    """The request core's `plan`, applied to the engine request when it routes."""
+    outcome = core.plan(request.spec, request.tenant, predicted, state)
+    return (
+        outcome
+        if isinstance(outcome, Refused)
+        else engine_plan(request, outcome, request_id, state)
     )
-    decision = decide(
-        route_inputs.route_request(request.body, first.prompt_tokens, request.targets),
-        route_inputs.token_budget(first),
-        rules,
-        state.views,
-    )
-    headers = decision_headers(decision)
-    if decision.profile is None:
-        rejection = decision.rejection
-        if rejection and rejection.retry_after_s:
-            headers["Retry-After"] = str(rejection.retry_after_s)
-        elif rejection is None or rejection.status == 503:  # engines starting or down
-            headers["Retry-After"] = "5"
-        return Rejected(decision, first, headers)
 
-    profile = state.catalog.profile(decision.profile)
-    prediction = predictions.get(profile.name, first)
-    prices = state.policy.prices[profile.name]
-    reserve_tokens = (
-        decision.max_tokens * bounds.choices(request.body)  # every choice at max_tokens
-        if decision.max_tokens
-        else prediction.p90_tokens
+
+def replan(previous: EnginePlan, state: PlanState, request_id: str) -> EnginePlan | Refused:
+    """Decide again with the same predictions under `state` (no admission: the request was
+    admitted): the retry after an engine failed, or after the shared budget refused the hold."""
+    request = previous.request
+    outcome = core.replan(request.spec, request.tenant, previous.predicted, state)
+    return (
+        outcome
+        if isinstance(outcome, Refused)
+        else engine_plan(request, outcome, request_id, state)
     )
+
+
+def engine_plan(
+    request: IncomingRequest, route: Routed, request_id: str, state: PlanState
+) -> EnginePlan:
+    """A route applied to the engine request (see `apply_decision`)."""
     migratable = (
         request.stream
-        and tenant.failover.migrate_streams
-        and fo.migratable(request.body)
-        and _has_migration_target(profile, tenant, state.catalog)
+        and request.tenant.failover.migrate_streams
+        and fo.migratable(request.spec, request.body)
+        and _has_migration_target(route.profile, request.tenant, state.catalog)
     )
     engine_request, engine_body = apply_decision(
-        request, decision, profile, state.request_id, token_ids=migratable
+        request, route.decision, route.profile, request_id, token_ids=migratable
     )
     return EnginePlan(
         request=request,
-        decision=decision,
-        profile=profile,
-        prediction=prediction,
-        prices=prices,
+        route=route,
         engine_request=engine_request,
         engine_body=engine_body,
-        reserved_usd=prices.cost_usd(prediction.prompt_tokens, reserve_tokens),
-        headers=headers,
-        predictions=predictions,
-        first_prediction=first,
+        headers=decision_headers(route.decision),
         migratable=migratable,
     )
 
 
-def _check_overload(
-    request: IncomingRequest,
-    state: PlanState,
-    candidates: list[Profile],
-    first: Prediction,
-) -> None:
-    """429 + Retry-After when every eligible replica is saturated (see admission.py)."""
-    served = {p.name for p in candidates}
-    eligible = admission.eligible_for(request.tenant, first.query_class, served)
-    admission.check_overload(
-        admission.loads_of(state.views, eligible),
-        priority=request.tenant.priority,
-        priorities=[t.priority for t in state.policy.reachable_tenants()],
-        waiting=state.waiting,
-    )
+def refusal_headers(refused: Refused) -> dict[str, str]:
+    """The headers of a refusal: the decision's, and Retry-After when retrying may help."""
+    headers = decision_headers(refused.decision)
+    if refused.retry_after_s is not None:
+        headers["Retry-After"] = str(refused.retry_after_s)
+    return headers
 
 
 def _has_migration_target(profile: Profile, tenant: TenantPolicy, catalog: Catalog) -> bool:
     """Whether another profile of the same model, one the tenant may use, could take a cut
-    stream over (what `RequestExecutor.continue_stream` looks for, readiness aside)."""
+    stream over (what the executor's `continue_stream` looks for, readiness aside)."""
     allowed = set(tenant.all_eligible_profiles())
     return any(
         p.name in allowed

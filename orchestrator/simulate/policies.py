@@ -1,9 +1,9 @@
 """Routers and controllers: ours (the product's decide + planner), the oracle, the baselines.
 
-Ours and the oracle call the product's own functions, never copies: the request adapters of
-the server (`orchestrator.serving.route_inputs`), the decision core
-(`orchestrator.routing.decide.decide`) and, for scaling, the planning core
-(`orchestrator.planning`, see `controllers.py`). The oracle differs only in its inputs: the true
+Ours and the oracle call the product's own functions, never copies: the request core's `plan`
+(`orchestrator.request.plan`: the server's admission, budget and routing rules, with budget
+windows kept as the server's ledger keeps them, `request/spend.py`) and, for scaling, the
+planning core (`orchestrator.planning`, see `controllers.py`). The oracle differs only in its inputs: the true
 output length as the token budget and the true class (a request whose difficulty needs more
 than a medium model is a `reasoning` request, the class the router sends to stronger tiers).
 
@@ -19,8 +19,10 @@ Baselines (docs/benchmark.md states each one's source):
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -28,17 +30,20 @@ from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.concepts import TIER_RANK, LatencySLO
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.replica_model import LiveState
-from orchestrator.routing.decide import decide
+from orchestrator.request import route_inputs
+from orchestrator.request.candidates import candidates_for_model
+from orchestrator.request.errors import RequestError
+from orchestrator.request.plan import PlanState, Predicted, Refused, plan
+from orchestrator.request.spec import RequestSpec, read_spec
+from orchestrator.request.spend import SpendBook
 from orchestrator.routing.refusal import OVERLOAD_CODE, intended_profile, overload_shares
 from orchestrator.routing.types import ProfileView, TokenBudget
 from orchestrator.routing.views import with_live
-from orchestrator.serving import admission, route_inputs
-from orchestrator.serving.errors import OrchestratorHTTPError
-from orchestrator.serving.profile_selection import candidates_for_model
 from orchestrator.simulate.cluster import Cluster, Rejected, Routed
 from orchestrator.simulate.traffic import SimRequest
 
-NO_TARGETS = route_inputs.CallerTargets()
+# virtual time 0 of a replay on the calendar (budget windows are calendar hours, days, months)
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def tenant_of(policy: Policy, name: str) -> TenantPolicy:
@@ -94,7 +99,10 @@ class Prepared:
 
 
 class DecideRouter:
-    """The product's path: tenant rules + live views -> `decide` (ours; `oracle=True`: truth)."""
+    """The product's path: the request core's `plan` on live views (ours; `oracle=True`: the
+    truth as the token budget). Refusals (bounds, concurrency, overload, budget, cost, SLO)
+    are the server's; the capacity ones are demand the planner sees, as the server's meter
+    records it (`control/refused.py`)."""
 
     def __init__(
         self,
@@ -104,23 +112,26 @@ class DecideRouter:
         *,
         oracle: bool = False,
         long_form_tokens: int = 500,
+        epoch: datetime = EPOCH,
     ) -> None:
         self.policy = policy
         self.catalog = catalog
         self.prepared = prepared
         self.oracle = oracle
         self.long_form_tokens = long_form_tokens
+        self.epoch = epoch
         self.views = list(route_inputs.priced_views(catalog, policy).values())
         self.names = [v.name for v in self.views]
         self.index = {n: i for i, n in enumerate(self.names)}
         self.prices = [policy.prices[n] for n in self.names]
         self._live_key: list[tuple | None] = [None] * len(self.views)
         self._live_views: list[ProfileView] = list(self.views)
-        self._rules: dict[tuple, object] = {}
-        self.spent: dict[str, dict[int, float]] = {}  # tenant -> hour bucket -> USD
+        self.spend = SpendBook()  # what routed requests cost, per calendar budget window
+        # tenant -> modelled end times of its routed requests (its requests in flight, for
+        # `requests.max_concurrent_requests`; kept only for tenants with that bound)
+        self._running: dict[str, list[float]] = {}
         self.decisions = 0
-        self.priorities = [t.priority for t in policy.reachable_tenants()]
-        self._eligible: dict[tuple, list[str]] = {}
+        self._candidates: dict[str | None, list[Profile]] = {}
 
     def _views(self, cluster: Cluster) -> list[ProfileView]:
         for i, pool in enumerate(cluster.pools):
@@ -141,19 +152,24 @@ class DecideRouter:
                 self._live_views[i] = with_live([self.views[i]], {self.names[i]: live})[0]
         return self._live_views
 
-    def _budget(self, tenant: TenantPolicy, now: float) -> route_inputs.BudgetState:
+    def budget_state(self, tenant: TenantPolicy, now: float) -> route_inputs.BudgetState:
+        """The tenant's remaining budget at virtual time `now`, from the calendar windows of
+        what its routed requests cost (as the server reads its ledger)."""
         limits = route_inputs.budget_limits(tenant.budgets)
         if not limits:
             return route_inputs.BudgetState(None, None)
-        hour = int(now // 3600)
-        per_hour = self.spent.get(tenant.name, {})
-        total = sum(per_hour.values())
-        spent = {
-            "hour": (per_hour.get(hour, 0.0), int((hour + 1) * 3600 - now) + 1),
-            "day": (total, 86_400),
-            "month": (total, 86_400 * 30),
-        }
+        spent = self.spend.spent(tenant.name, limits, self.epoch + timedelta(seconds=now))
         return route_inputs.budget_state(tenant.budgets, spent, 0.0)
+
+    def _in_flight(self, tenant: TenantPolicy, now: float) -> int:
+        """The tenant's requests still running at `now` by their modelled end (only counted
+        for a tenant with a concurrency bound)."""
+        if tenant.bounds.max_concurrent_requests is None:
+            return 0
+        ends = self._running.setdefault(tenant.name, [])
+        while ends and ends[0] <= now:
+            heapq.heappop(ends)
+        return len(ends)
 
     def _token_budget(self, req: SimRequest) -> TokenBudget:
         """Ours: the predictor's budget. The oracle: the truth in the same shape, i.e. the true
@@ -178,90 +194,87 @@ class DecideRouter:
             query_class=cls,
         )
 
-    def _eligible_for(self, tenant: TenantPolicy, query_class: str, model: str) -> list[str]:
-        """The profiles serving `model` that the tenant may use for the class (as the server's
-        admission counts them; none for a model the catalog does not serve: `decide` 404s)."""
-        key = (tenant.name, query_class, model)
-        found = self._eligible.get(key)
+    def candidates(self, model: str | None) -> list[Profile]:
+        """The profiles serving `model` (none for a model the catalog does not serve: the
+        decision then refuses it, as the server's 404 does)."""
+        found = self._candidates.get(model)
         if found is None:
             try:
-                served = {p.name for p in candidates_for_model(model, self.catalog)}
-            except OrchestratorHTTPError:
-                served = set()
-            found = admission.eligible_for(tenant, query_class, served)
-            self._eligible[key] = found
+                found = candidates_for_model(model, self.catalog)
+            except RequestError:
+                found = []
+            self._candidates[model] = found
         return found
 
-    def _shed(
-        self,
-        req: SimRequest,
-        tenant: TenantPolicy,
-        tb: TokenBudget,
-        views: list[ProfileView],
-        cluster: Cluster,
-    ) -> Rejected | None:
-        """The server's overload shedding (`serving.admission`): a 429 when every eligible
-        replica is saturated beyond the queue the tenant's priority allows; the shed request is
-        demand the planner sees, split over the eligible running profiles as the server's
-        meter splits it (`routing.refusal.overload_shares`)."""
-        eligible = self._eligible_for(tenant, tb.query_class, req.body.get("model") or "auto")
-        try:
-            admission.check_overload(
-                admission.loads_of(views, eligible),
-                priority=tenant.priority,
-                priorities=self.priorities,
-            )
-        except OrchestratorHTTPError as exc:
-            for name, share in overload_shares(views, eligible).items():
+    def plan_inputs(
+        self, req: SimRequest, cluster: Cluster, now: float
+    ) -> tuple[RequestSpec, TenantPolicy, Predicted, PlanState]:
+        """What the request core plans this request with (the server's inputs, from the
+        replay's state)."""
+        tenant = tenant_of(self.policy, req.tenant)
+        spec = read_spec(req.body, "completions" if "prompt" in req.body else "chat")
+        predicted = Predicted(
+            candidates=self.candidates(spec.model),
+            budget=self._token_budget(req),
+            prompt_tokens=req.prompt_tokens,
+        )
+        state = PlanState(
+            policy=self.policy,
+            catalog=self.catalog,
+            views=self._views(cluster),
+            budget=self.budget_state(tenant, now),
+            tenant_in_flight=self._in_flight(tenant, now),
+        )
+        return spec, tenant, predicted, state
+
+    def _refused(
+        self, refused: Refused, req: SimRequest, views: list[ProfileView], cluster: Cluster
+    ) -> None:
+        """Demand the planner sees (as the server's meter records it): an overload split over
+        the eligible running profiles, a capacity rejection on the profile it was meant for."""
+        budget = refused.predicted.budget
+        if refused.code == OVERLOAD_CODE:
+            shares = overload_shares(views, refused.eligible).items()
+            for name, share in shares:
                 pool = cluster.pools[self.index[name]]
                 pool.refused += share
                 pool.refused_prompt_tokens += share * req.prompt_tokens
-                pool.refused_predicted_tokens += share * tb.p50_output_tokens
-            return Rejected(exc.code or OVERLOAD_CODE)
-        return None
+                pool.refused_predicted_tokens += share * budget.p50_output_tokens
+            return
+        meant = intended_profile(refused.decision, views, req.prompt_tokens)
+        if meant is not None:
+            pool = cluster.pools[self.index[meant.profile]]
+            pool.refused += 1
+            pool.refused_prompt_tokens += req.prompt_tokens
+            pool.refused_predicted_tokens += meant.output_tokens
 
     def route(self, req: SimRequest, cluster: Cluster, now: float) -> Routed | Rejected:
-        tenant = tenant_of(self.policy, req.tenant)
-        tb = self._token_budget(req)
-        budget = self._budget(tenant, now)
-        rkey = (tenant.name, tb.query_class, budget.remaining_usd)
-        rules = self._rules.get(rkey)
-        if rules is None:
-            rules = route_inputs.tenant_rules(
-                tenant, tb.query_class, budget, tenant.eligible_profiles(tb.query_class)
-            )
-            if budget.remaining_usd is None:
-                self._rules[rkey] = rules
-        request = route_inputs.route_request(req.body, req.prompt_tokens, NO_TARGETS)
-        views = self._views(cluster)
-        shed = self._shed(req, tenant, tb, views, cluster)
-        if shed is not None:
-            return shed
-        decision = decide(request, tb, rules, views)
+        try:
+            spec, tenant, predicted, state = self.plan_inputs(req, cluster, now)
+        except RequestError as exc:  # a body the server would refuse with a 400
+            return Rejected(exc.code)
+        outcome = plan(spec, tenant, predicted, state)
         self.decisions += 1
-        if decision.profile is None:
-            meant = intended_profile(decision, views, req.prompt_tokens)
-            if meant is not None:  # demand the planner sees (as the server's meter records)
-                pool = cluster.pools[self.index[meant.profile]]
-                pool.refused += 1
-                pool.refused_prompt_tokens += req.prompt_tokens
-                pool.refused_predicted_tokens += meant.output_tokens
-            rej = decision.rejection
-            return Rejected(rej.code if rej else "rejected")
-        idx = self.index[decision.profile]
+        if isinstance(outcome, Refused):
+            self._refused(outcome, req, list(state.views), cluster)
+            return Rejected(outcome.code)
+        decision = outcome.decision
+        idx = self.index[outcome.profile.name]
         tokens = req.output_tokens
         cap = decision.max_tokens
         truncated = cap is not None and cap < tokens
         if truncated:
             tokens = max(1, cap)
-        if budget.remaining_usd is not None:
+        limits = route_inputs.budget_limits(tenant.budgets)
+        if limits:
             cost = self.prices[idx].cost_usd(req.prompt_tokens, tokens, 0)
-            hour = int(now // 3600)
-            per = self.spent.setdefault(tenant.name, {})
-            per[hour] = per.get(hour, 0.0) + cost
+            self.spend.add(tenant.name, cost, self.epoch + timedelta(seconds=now), limits)
+        if tenant.bounds.max_concurrent_requests is not None and decision.estimate is not None:
+            end = now + decision.estimate.latency_ms / 1000.0
+            heapq.heappush(self._running.setdefault(tenant.name, []), end)
         predicted = decision.estimate.output_tokens if decision.estimate else tokens
         cluster.pools[idx].predicted_tokens += predicted
-        return Routed(idx, tokens, truncated, predicted, tb.query_class)
+        return Routed(idx, tokens, truncated, predicted, outcome.predicted.budget.query_class)
 
 
 def strong_profile(catalog: Catalog) -> Profile:

@@ -43,9 +43,7 @@ KV_BLOCKS_PER_SLOT = 16  # prefix blocks a replica keeps per batch slot (8k toke
 
 def serve_max_ongoing(profile: Profile) -> int:
     """The `max_ongoing_requests` the product deploys the profile with (one source)."""
-    from orchestrator.serving.engine_config import llm_config_dict
-
-    return int(llm_config_dict(profile, profile.model)["deployment_config"]["max_ongoing_requests"])
+    return profile.max_ongoing_requests
 
 
 @dataclass(frozen=True)

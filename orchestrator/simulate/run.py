@@ -18,10 +18,10 @@ from orchestrator.catalog.schema import Catalog
 from orchestrator.concepts import TIER_RANK
 from orchestrator.policy import Policy
 from orchestrator.predict import Predictor
+from orchestrator.request import route_inputs
+from orchestrator.request.candidates import candidates_for_model
 from orchestrator.routing.types import TokenBudget
 from orchestrator.scheduling import SchedulingSettings
-from orchestrator.serving import route_inputs
-from orchestrator.serving.profile_selection import candidates_for_model
 from orchestrator.simulate import baselines as bl
 from orchestrator.simulate import controllers as ctl
 from orchestrator.simulate import policies as pol

@@ -60,8 +60,8 @@ def test_policy_explain_shows_the_effective_batch_settings():
 def test_capacity_counts_quiet_slots_of_healthy_running_profiles():
     from orchestrator.batch.pacing import quiet_slots
     from orchestrator.replica_model import LiveState
+    from orchestrator.request.route_inputs import priced_views
     from orchestrator.serving.batch_wiring import capacity_of
-    from orchestrator.serving.route_inputs import priced_views
 
     policy = _watcher("{}").current
     views = list(priced_views(CATALOG, policy).values())

@@ -8,12 +8,12 @@ import json
 from orchestrator.catalog.schema import NODE_TYPE_LABEL
 from orchestrator.cluster import ProfilePlacement
 from orchestrator.cluster.monitor import PlacementMonitor
-from tests.serving.test_ingress_request_path import (  # noqa: F401 (fixture)
+from tests.serving.conftest import (  # noqa: F401 (fixture)
     LOCAL,
     MESSAGES,
-    _serve,
     ingress,
 )
+from tests.serving.conftest import serve_body as _serve
 
 REASON = f"unplaceable: no node with label {NODE_TYPE_LABEL}=cpu-b"
 

@@ -103,11 +103,11 @@ BEHAVIOUR = {
         "test_tenant_over_max_concurrent_requests_is_429_with_retry_after"
     ),
     "TenantDefaults.priority": (
-        "tests/serving/test_admission.py::test_low_priority_is_shed_before_high_priority"
+        "tests/request/test_admission.py::test_low_priority_is_shed_before_high_priority"
     ),
     "TenantDefaults.batch": "tests/batch/test_wiring.py::test_the_line_cap_follows_the_policy_and_its_reloads",
     "BatchSettings.max_concurrent_lines": "tests/batch/test_wiring.py::test_the_line_cap_follows_the_policy_and_its_reloads",
-    "BatchSettings.price_factor": "tests/batch/test_wiring.py::test_a_line_runs_unstreamed_at_the_tenants_price_factor",
+    "BatchSettings.price_factor": "tests/serving/test_batch_line.py::test_a_line_is_charged_at_its_price_factor_under_its_request_id",
     "BatchSettings.max_completion_window": "tests/batch/test_batch_api.py::test_a_bad_create_is_a_400_naming_the_field",
     "TenantDefaults.failover": "tests/serving/test_ingress_robustness.py::test_policy_may_forbid_the_retry",
     "Failover.retry": "tests/serving/test_ingress_robustness.py::test_policy_may_forbid_the_retry",

@@ -6,8 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from orchestrator.request import route_inputs
+from orchestrator.request.spec import read_spec
 from orchestrator.routing import RouteRequest, TenantRules, TokenBudget, decide
-from orchestrator.serving import route_inputs
 
 PER_CHOICE = TokenBudget(p50_output_tokens=100, p90_output_tokens=200, query_class="standard")
 
@@ -48,5 +49,5 @@ def test_token_budget_is_per_choice_and_route_request_carries_n():
     )
     budget = route_inputs.token_budget(prediction)
     assert (budget.p50_output_tokens, budget.p90_output_tokens) == (100, 201)
-    req = route_inputs.route_request({"n": 4}, 10, route_inputs.CallerTargets())
+    req = route_inputs.route_request(read_spec({"n": 4}, "chat"), 10)
     assert req.choices == 4

@@ -1,14 +1,24 @@
-"""Shared pieces for the serving tests: vLLM-shaped SSE chunks and a fake profile engine."""
+"""Shared pieces for the serving tests: vLLM-shaped SSE chunks, a fake profile engine, and
+the request path's executor built with fakes (`ingress`, `make_executor`)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+
+from orchestrator.catalog import load_catalog
+from orchestrator.ledger import UsageLedger
+from orchestrator.paths import PROJECT_ROOT
+from orchestrator.policy import load_policy_text
+from orchestrator.request import plan as plan_module
+from orchestrator.serving.executor import RequestExecutor
+from orchestrator.telemetry.metrics import OrchestratorMetrics
 
 
 def sse_chunk(
@@ -133,3 +143,104 @@ def blue_completion() -> SimpleNamespace:
 def chat_completion(engine_stream: type[FakeEngineStream]) -> Callable[[], FakeEngineStream]:
     """A new engine stream carrying `blue_completion()` per call."""
     return lambda: engine_stream([blue_completion()])
+
+
+def error_of(response: Any) -> dict[str, Any]:
+    """The OpenAI error object of a refusal answered as a response (`{"error": {...}}`)."""
+    return json.loads(response.body)["error"]
+
+
+LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
+POLICY_TEXT = """\
+apiVersion: orchestrator/v1
+kind: Policy
+default_tenant:
+  name: default
+  cost_cap_usd: 0.05
+  max_tokens: 512
+  budgets: {per_hour_usd: 1.0, per_day_usd: 5.0, per_month_usd: 500.0}
+"""
+FAMILY = "smollm2-135m-instruct"
+MESSAGES = [{"role": "user", "content": "Name a colour."}]
+
+
+@dataclass(frozen=True)
+class FakePrediction:
+    prompt_tokens: int = 11
+    p50_tokens: int = 8
+    p90_tokens: int = 16
+    reasoning_probability: float = 0.0
+    reasoning_tokens: int = 0
+    query_class: str = "standard"
+
+
+class FakePredictor:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.observed: list[Any] = []
+
+    def predict_many(self, body: dict[str, Any], profiles: list[Any]) -> dict[str, Any]:
+        self.calls.append(body)
+        return {p.name: FakePrediction() for p in profiles}
+
+    def observe(self, profile: Any, prediction: Any, output: int, reasoning: int = 0) -> None:
+        self.observed.append((profile, output))
+
+
+class FakeHandle:
+    """`handle.chat.remote(request, None)` / `handle.completions.remote(...)` of a profile."""
+
+    def __init__(self, streams: list[Any]):
+        self.streams = streams
+        self.requests: list[Any] = []
+        self.chat = SimpleNamespace(remote=self._remote)
+        self.completions = SimpleNamespace(remote=self._remote)
+
+    def _remote(self, request: Any, raw_request_info: Any) -> Any:
+        self.requests.append(request)
+        return self.streams.pop(0)
+
+
+def make_executor(
+    tmp_path: Any, monkeypatch: Any, *, catalog: Any = LOCAL, policy_text: str = POLICY_TEXT
+) -> RequestExecutor:
+    """The request path's executor, built directly with its collaborators: the real policy,
+    router, ledger and metrics; a fake predictor and engine handle (`ex.handle`); every
+    profile ready; `ex.decide_calls` lists the router's decisions."""
+    policy = load_policy_text(policy_text, "policy.yaml", catalog)
+    handle = FakeHandle([])
+    ex = RequestExecutor(
+        catalog=catalog,
+        policy_source=SimpleNamespace(current=policy),
+        predictor=FakePredictor(),
+        ledger=UsageLedger(tmp_path / "usage.sqlite3", synchronous="NORMAL"),
+        metrics=OrchestratorMetrics(instance_id="test-0"),
+        handles=lambda name: handle,
+        ready={p.name: True for p in catalog.profiles},
+        running={p.name: 1 for p in catalog.profiles},
+    )
+    ex.handle = handle
+    ex.decide_calls = []
+    real_decide = plan_module.decide
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        ex.decide_calls.append(args)
+        return real_decide(*args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "decide", spy)
+    return ex
+
+
+@pytest.fixture
+def ingress(tmp_path, monkeypatch):
+    """`make_executor` on the local catalog and the tests' policy."""
+    ex = make_executor(tmp_path, monkeypatch)
+    yield ex
+    ex.ledger.close()
+
+
+async def serve_body(ex: RequestExecutor, body: Any, endpoint: str, headers: dict | None = None):
+    """`body` (JSON-encoded unless bytes) through `ex.serve` as a client would send it."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    hdrs = {k.lower(): v for k, v in (headers or {}).items()}
+    return await ex.serve(hdrs, raw, endpoint, hdrs.get("x-request-id") or "req-test")

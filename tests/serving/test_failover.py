@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from orchestrator.request.spec import read_spec
 from orchestrator.serving import failover as fo
 from orchestrator.serving import openai_io
 from orchestrator.serving.accounting import EngineUsage
@@ -196,30 +197,38 @@ def test_continuation_body_carries_sampling_and_the_remaining_budget():
     progress = fo.StreamProgress(prompt_token_ids=[1, 2, 3], generated_token_ids=[7, 8])
     engine = {"temperature": 0, "seed": 3, "max_tokens": 10, "min_tokens": 4, "stop": ["\n"]}
     body = fo.continuation_body(
-        engine, progress, target_profile="b", max_model_len=2048, request_id="r-m1"
+        engine, progress, max_tokens=10, target_profile="b", max_model_len=2048, request_id="r-m1"
     )
     assert body["prompt"] == [1, 2, 3, 7, 8] and body["model"] == "b"
     assert body["max_tokens"] == 8 and body["min_tokens"] == 2
     assert (body["temperature"], body["seed"], body["stop"]) == (0, 3, ["\n"])
     assert body["return_token_ids"] is True and body["stream"] is True
-    spent = dict(engine, max_tokens=2)
-    assert (
-        fo.continuation_body(spent, progress, target_profile="b", max_model_len=99, request_id="r")
-        is None
-    )
-    unknown = fo.StreamProgress()
-    assert (
-        fo.continuation_body(engine, unknown, target_profile="b", max_model_len=99, request_id="r")
-        is None
-    )
+
+    def cont(max_tokens: int | None, progress: fo.StreamProgress, room: int = 99) -> object:
+        return fo.continuation_body(
+            engine,
+            progress,
+            max_tokens=max_tokens,
+            target_profile="b",
+            max_model_len=room,
+            request_id="r",
+        )
+
+    assert cont(2, progress) is None  # the budget is spent
+    assert cont(10, fo.StreamProgress()) is None  # no prompt ids
+    assert cont(None, progress, room=9)["max_tokens"] == 4  # no cap: the context is the bound
 
 
 def test_migratable_refuses_what_depends_on_the_cut():
-    assert fo.migratable({"temperature": 0})
-    assert not fo.migratable({"n": 2})
-    assert not fo.migratable({"tools": [{"type": "function"}]})
-    assert not fo.migratable({"logprobs": True})
-    assert not fo.migratable({"presence_penalty": 0.5})
+    def migratable(extra: dict) -> bool:
+        body = {"messages": [{"role": "user", "content": "x"}], **extra}
+        return fo.migratable(read_spec(body, "chat"), body)
+
+    assert migratable({"temperature": 0})
+    assert not migratable({"n": 2})
+    assert not migratable({"tools": [{"type": "function"}]})
+    assert not migratable({"logprobs": True})
+    assert not migratable({"presence_penalty": 0.5})
 
 
 def test_profile_health_marks_down_until_up_and_spaces_probes():

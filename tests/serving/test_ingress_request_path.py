@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -18,100 +17,20 @@ import pytest
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator.catalog import load_catalog
-from orchestrator.ledger import UsageLedger
-from orchestrator.paths import PROJECT_ROOT
 from orchestrator.policy import load_policy_text
 from orchestrator.serving import openai_io
-from orchestrator.serving import plan as plan_module
 from orchestrator.serving.errors import OrchestratorHTTPError
 from orchestrator.serving.executor import RequestExecutor
 from orchestrator.telemetry.metrics import INSTANCE_LABEL, OrchestratorMetrics
-
-LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
-POLICY_TEXT = """\
-apiVersion: orchestrator/v1
-kind: Policy
-default_tenant:
-  name: default
-  cost_cap_usd: 0.05
-  max_tokens: 512
-  budgets: {per_hour_usd: 1.0, per_day_usd: 5.0, per_month_usd: 500.0}
-"""
-FAMILY = "smollm2-135m-instruct"
-MESSAGES = [{"role": "user", "content": "Name a colour."}]
-
-
-@dataclass(frozen=True)
-class FakePrediction:
-    prompt_tokens: int = 11
-    p50_tokens: int = 8
-    p90_tokens: int = 16
-    reasoning_probability: float = 0.0
-    reasoning_tokens: int = 0
-    query_class: str = "standard"
-
-
-class FakePredictor:
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-        self.observed: list[Any] = []
-
-    def predict_many(self, body: dict[str, Any], profiles: list[Any]) -> dict[str, Any]:
-        self.calls.append(body)
-        return {p.name: FakePrediction() for p in profiles}
-
-    def observe(self, profile: Any, prediction: Any, output: int, reasoning: int = 0) -> None:
-        self.observed.append((profile, output))
-
-
-class FakeHandle:
-    """`handle.chat.remote(request, None)` / `handle.completions.remote(...)` of a profile."""
-
-    def __init__(self, streams: list[Any]):
-        self.streams = streams
-        self.requests: list[Any] = []
-        self.chat = SimpleNamespace(remote=self._remote)
-        self.completions = SimpleNamespace(remote=self._remote)
-
-    def _remote(self, request: Any, raw_request_info: Any) -> Any:
-        self.requests.append(request)
-        return self.streams.pop(0)
-
-
-@pytest.fixture
-def ingress(tmp_path, monkeypatch):
-    """The request path's executor, built directly with its collaborators: the real policy,
-    router, ledger and metrics; a fake predictor and engine handle; every profile ready."""
-    policy = load_policy_text(POLICY_TEXT, "policy.yaml", LOCAL)
-    handle = FakeHandle([])
-    ex = RequestExecutor(
-        catalog=LOCAL,
-        policy_source=SimpleNamespace(current=policy),
-        predictor=FakePredictor(),
-        ledger=UsageLedger(tmp_path / "usage.sqlite3", synchronous="NORMAL"),
-        metrics=OrchestratorMetrics(instance_id="test-0"),
-        handles=lambda name: handle,
-        ready={p.name: True for p in LOCAL.profiles},
-        running={p.name: 1 for p in LOCAL.profiles},
-    )
-    ex.handle = handle
-    ex.decide_calls = []
-    real_decide = plan_module.decide
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        ex.decide_calls.append(args)
-        return real_decide(*args, **kwargs)
-
-    monkeypatch.setattr(plan_module, "decide", spy)
-    yield ex
-    ex.ledger.close()
-
-
-async def _serve(ex: RequestExecutor, body: Any, endpoint: str, headers: dict | None = None):
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    hdrs = {k.lower(): v for k, v in (headers or {}).items()}
-    return await ex.serve(hdrs, raw, endpoint, hdrs.get("x-request-id") or "req-test")
+from tests.serving.conftest import (
+    FAMILY,
+    LOCAL,
+    MESSAGES,
+    POLICY_TEXT,
+)
+from tests.serving.conftest import (
+    serve_body as _serve,
+)
 
 
 def _nothing_happened(ing: RequestExecutor) -> None:

@@ -17,22 +17,18 @@ from hypothesis import strategies as st
 from orchestrator.policy import load_policy_text
 from orchestrator.predict import Predictor
 from orchestrator.serving.errors import OrchestratorHTTPError
-from tests.serving import test_ingress_request_path as base
-from tests.serving.conftest import blue_completion
-from tests.serving.test_ingress_request_path import (
+from tests.serving.conftest import (
     FAMILY,
     LOCAL,
     MESSAGES,
     POLICY_TEXT,
     FakeHandle,
-    _serve,
+    blue_completion,
+    error_of,
 )
-
-
-@pytest.fixture
-def ingress(tmp_path, monkeypatch):
-    """The request executor of the request-path tests (no Ray, fake predictor and engine)."""
-    yield from base.ingress.__wrapped__(tmp_path, monkeypatch)
+from tests.serving.conftest import (
+    serve_body as _serve,
+)
 
 
 def _completion(engine_stream) -> Any:
@@ -97,28 +93,27 @@ BOUNDED = POLICY_TEXT + "  requests: {max_n: 2, max_output_tokens: 100, max_prom
 )
 async def test_over_a_bound_is_400_naming_it_before_anything_runs(ingress, extra, param, bound):
     _with_policy(ingress, BOUNDED)
-    with pytest.raises(OrchestratorHTTPError) as err:
-        await _serve(ingress, {"model": FAMILY, "messages": MESSAGES, **extra}, "chat")
-    assert err.value.status == 400 and err.value.param == param
-    assert f"requests.{bound}" in err.value.message
-    assert ingress.predictor.calls == [] and ingress.handle.requests == []
+    response = await _serve(ingress, {"model": FAMILY, "messages": MESSAGES, **extra}, "chat")
+    error = error_of(response)
+    assert response.status_code == 400 and error["param"] == param
+    assert f"requests.{bound}" in error["message"] and error["code"] == f"over_{bound}"
+    assert ingress.handle.requests == [] and ingress.ledger.count() == 0
 
 
 async def test_prompt_over_max_prompt_tokens_is_400(ingress):
     _with_policy(ingress, BOUNDED)  # the fake predictor counts 11 prompt tokens
-    with pytest.raises(OrchestratorHTTPError) as err:
-        await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
-    assert err.value.status == 400 and "requests.max_prompt_tokens" in err.value.message
-    assert ingress.handle.requests == []
+    response = await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
+    error = error_of(response)
+    assert response.status_code == 400 and "requests.max_prompt_tokens" in error["message"]
+    assert error["param"] == "messages" and ingress.handle.requests == []
 
 
 async def test_tenant_over_max_concurrent_requests_is_429_with_retry_after(ingress):
     _with_policy(ingress, POLICY_TEXT + "  requests: {max_concurrent_requests: 2}\n")
     ingress.tenant_in_flight["default"] = 2
-    with pytest.raises(OrchestratorHTTPError) as err:
-        await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
-    assert err.value.status == 429 and err.value.headers["Retry-After"]
-    assert "requests.max_concurrent_requests" in err.value.message
+    response = await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
+    assert response.status_code == 429 and response.headers["Retry-After"]
+    assert "requests.max_concurrent_requests" in error_of(response)["message"]
 
 
 # ------------------------------------------------------------------ engine failure
@@ -187,10 +182,9 @@ async def test_policy_may_forbid_the_retry(ingress):
 async def test_saturated_replicas_shed_with_429_and_retry_after(ingress, engine_stream):
     for p in LOCAL.profiles:  # 8 slots each, half again may queue: 24 in flight is full
         ingress.in_flight[p.name] = 12
-    with pytest.raises(OrchestratorHTTPError) as err:
-        await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
-    assert err.value.status == 429 and int(err.value.headers["Retry-After"]) >= 1
-    assert err.value.code == "server_overloaded"
+    response = await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
+    assert response.status_code == 429 and int(response.headers["Retry-After"]) >= 1
+    assert error_of(response)["code"] == "server_overloaded"
     ingress.in_flight[LOCAL.profiles[0].name] = 11  # one slot left in the queue
     ingress.handle.streams.append(_completion(engine_stream))
     response = await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")

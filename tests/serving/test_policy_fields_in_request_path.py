@@ -19,9 +19,8 @@ from orchestrator.ledger import UsageRecord
 from orchestrator.policy import load_policy_text
 from orchestrator.pricing import token_prices
 from orchestrator.serving.errors import OrchestratorHTTPError
-from tests.serving import test_ingress_request_path as base
-from tests.serving.conftest import blue_completion
-from tests.serving.test_ingress_request_path import FAMILY, LOCAL, MESSAGES, _serve
+from tests.serving.conftest import FAMILY, LOCAL, MESSAGES, blue_completion
+from tests.serving.conftest import serve_body as _serve
 
 HEADER = """\
 apiVersion: orchestrator/v1
@@ -29,11 +28,6 @@ kind: Policy
 default_tenant:
   name: default
 """
-
-
-@pytest.fixture
-def ingress(tmp_path, monkeypatch):
-    yield from base.ingress.__wrapped__(tmp_path, monkeypatch)
 
 
 def _spent(usd: float) -> Callable[[Any], None]:

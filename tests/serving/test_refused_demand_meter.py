@@ -7,18 +7,12 @@ import time
 
 import pytest
 
-from orchestrator.serving.errors import OrchestratorHTTPError
-from tests.serving import test_ingress_request_path as base
-from tests.serving.test_ingress_request_path import FAMILY, LOCAL, MESSAGES, POLICY_TEXT, _serve
+from tests.serving.conftest import FAMILY, LOCAL, MESSAGES, POLICY_TEXT, error_of
+from tests.serving.conftest import serve_body as _serve
 from tests.serving.test_ingress_robustness import _with_policy
 from tests.serving.test_policy_fields_in_request_path import TINY_REFERENCE
 
 BODY = {"model": FAMILY, "messages": MESSAGES}
-
-
-@pytest.fixture
-def ingress(tmp_path, monkeypatch):
-    yield from base.ingress.__wrapped__(tmp_path, monkeypatch)
 
 
 def refused(ex) -> dict[str, float]:
@@ -28,9 +22,8 @@ def refused(ex) -> dict[str, float]:
 async def test_overload_429_is_demand_for_the_running_profiles(ingress):
     for p in LOCAL.profiles:
         ingress.in_flight[p.name] = 12  # every slot and queue place taken
-    with pytest.raises(OrchestratorHTTPError) as err:
-        await _serve(ingress, BODY, "chat")
-    assert err.value.code == "server_overloaded"
+    response = await _serve(ingress, BODY, "chat")
+    assert response.status_code == 429 and error_of(response)["code"] == "server_overloaded"
     got = refused(ingress)
     assert set(got) == {p.name for p in LOCAL.profiles}
     assert sum(got.values()) * ingress.demand.window_s == pytest.approx(1.0)

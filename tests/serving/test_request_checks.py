@@ -6,9 +6,10 @@ import pytest
 
 from orchestrator.catalog import load_catalog
 from orchestrator.paths import PROJECT_ROOT
+from orchestrator.request.candidates import candidates_for_model
+from orchestrator.request.spec import read_spec
 from orchestrator.serving import openai_io
 from orchestrator.serving.errors import OrchestratorHTTPError, error_body, param_from_loc
-from orchestrator.serving.profile_selection import candidates_for_model
 
 LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
 GPU = load_catalog(PROJECT_ROOT / "deployments" / "gpu-example.yaml")
@@ -39,8 +40,12 @@ def test_bad_bodies_are_400(raw):
     ],
 )
 def test_chat_field_checks_name_the_field(body, param):
-    err = _status(openai_io.check_common_fields, body, "chat")
-    assert err.status == 400 and err.param == param
+    def checked(body: dict) -> None:  # as `parse_incoming` reads a body
+        openai_io.check_common_fields(body, "chat")
+        read_spec(body, "chat")
+
+    err = _status(checked, body)
+    assert err.status == 400 and err.param == param and isinstance(err.code, str)
 
 
 def test_completion_needs_prompt():
@@ -97,12 +102,11 @@ def test_engine_stream_options_force_usage_and_keep_the_clients_own():
     forced = openai_io.engine_stream_options({"include_usage": False, "other": 1})
     assert forced == {"include_usage": True, "continuous_usage_stats": True, "other": 1}
     asked = {"stream_options": {"include_usage": True, "continuous_usage_stats": True}}
-    assert openai_io.client_wants_continuous_usage(asked)
+    assert read_spec(asked, "chat").wants_continuous_usage
     # vLLM gives per-chunk usage only together with include_usage
-    assert not openai_io.client_wants_continuous_usage(
-        {"stream_options": {"continuous_usage_stats": True}}
-    )
-    assert not openai_io.client_wants_continuous_usage({"stream_options": "yes"})
+    alone = {"stream_options": {"continuous_usage_stats": True}}
+    assert not read_spec(alone, "chat").wants_continuous_usage
+    assert not read_spec({"stream_options": "yes"}, "chat").wants_continuous_usage
     # a stream counted by its token ids: the final usage only (the client's own wish kept)
     assert openai_io.engine_stream_options(None, per_chunk_usage=False) == {"include_usage": True}
     kept = openai_io.engine_stream_options(asked["stream_options"], per_chunk_usage=False)
@@ -136,6 +140,11 @@ def test_unknown_model_is_404_listing_models():
 def test_error_body_shape_and_param_from_loc():
     body = error_body(404, "nope", "model")
     assert body == {
-        "error": {"message": "nope", "type": "not_found_error", "param": "model", "code": 404}
+        "error": {
+            "message": "nope",
+            "type": "not_found_error",
+            "param": "model",
+            "code": "not_found",
+        }
     }
     assert param_from_loc(("body", "messages", 0, "content")) == "messages[0].content"

@@ -11,8 +11,10 @@ from orchestrator.catalog import load_catalog
 from orchestrator.ledger import UsageLedger
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.policy import load_policy_text
+from orchestrator.request import route_inputs
+from orchestrator.request.spec import caller_targets, needs_tool_parser, read_spec
 from orchestrator.routing.decide import decide
-from orchestrator.serving import route_inputs
+from orchestrator.routing.types import TokenBudget
 from orchestrator.serving.accounting import (
     Accountant,
     EngineUsage,
@@ -42,7 +44,7 @@ def policy():
 
 
 def test_caller_targets_headers_win_over_body():
-    t = route_inputs.caller_targets(
+    t = caller_targets(
         {"x-cost-target-usd": "0.002"}, {"cost_target_usd": 1, "latency_slo_ms": 900}
     )
     assert t.cost_target_usd == 0.002 and t.latency_slo_ms == 900
@@ -61,18 +63,18 @@ def test_caller_targets_headers_win_over_body():
 )
 def test_bad_caller_targets_are_400(headers, ext, param):
     with pytest.raises(OrchestratorHTTPError) as err:
-        route_inputs.caller_targets(headers, ext)
+        caller_targets(headers, ext)
     assert err.value.status == 400 and err.value.param == param
 
 
-def test_reasoning_choice_and_max_tokens_from_body():
-    assert (
-        route_inputs.wants_reasoning({"chat_template_kwargs": {"enable_thinking": False}}) is False
-    )
-    assert route_inputs.wants_reasoning({"reasoning_effort": "high"}) is True
-    assert route_inputs.wants_reasoning({}) is None
-    assert route_inputs.requested_max_tokens({"max_completion_tokens": 7, "max_tokens": 9}) == 7
-    assert route_inputs.requested_max_tokens({"max_tokens": True}) is None
+def test_reasoning_choice_and_max_tokens_reach_the_router_from_the_spec():
+    def routed(body: dict) -> object:
+        return route_inputs.route_request(read_spec(body, "chat"), 10)
+
+    assert routed({"chat_template_kwargs": {"enable_thinking": False}}).wants_reasoning is False
+    assert routed({"reasoning_effort": "high"}).wants_reasoning is True
+    assert routed({}).wants_reasoning is None
+    assert routed({"max_completion_tokens": 7, "max_tokens": 9}).max_tokens == 7
 
 
 def test_budget_state_takes_tightest_window_and_in_flight():
@@ -106,10 +108,8 @@ def test_rules_and_decision_route_to_a_local_profile(policy):
     live = {n: route_inputs.live_state(True, 0, 1) for n in views}
     from orchestrator.routing.views import with_live
 
-    req = route_inputs.route_request(
-        {"model": "smollm2-135m-instruct"}, 40, route_inputs.CallerTargets()
-    )
-    budget_tokens = route_inputs.TokenBudget(p50_output_tokens=50, p90_output_tokens=200)
+    req = route_inputs.route_request(read_spec({"model": "smollm2-135m-instruct"}, "chat"), 40)
+    budget_tokens = TokenBudget(p50_output_tokens=50, p90_output_tokens=200)
     decision = decide(req, budget_tokens, rules, with_live(views.values(), live))
     assert decision.profile in {"smollm2-cpu", "smollm2-cpu-ngram"}
     assert decision.max_tokens is not None and decision.max_tokens <= 512
@@ -185,8 +185,5 @@ async def test_accountant_writes_one_row_per_request_and_calibrates(tmp_path):
     ],
 )
 def test_every_tool_choice_but_none_needs_a_tool_parser(body, needs):
-    assert route_inputs.needs_tool_parser(body) is needs
-    assert (
-        route_inputs.route_request(body, 10, route_inputs.CallerTargets()).needs_tool_parser
-        is needs
-    )
+    assert needs_tool_parser(body) is needs
+    assert route_inputs.route_request(read_spec(body, "chat"), 10).needs_tool_parser is needs

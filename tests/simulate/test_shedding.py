@@ -1,4 +1,4 @@
-"""Ours in the simulator sheds overload as the server does (`serving.admission`): requests
+"""Ours in the simulator sheds overload as the server does (`request.admission`): requests
 beyond a profile's slots plus the queue the tenant's priority allows get a 429
 `server_overloaded` at once instead of waiting in Serve's queue, and the shed load is demand the
 planner sees."""
@@ -10,7 +10,7 @@ import math
 import pytest
 
 from orchestrator.policy import load_policy_text
-from orchestrator.serving.admission import QUEUE_FACTOR
+from orchestrator.request.admission import QUEUE_FACTOR
 from orchestrator.simulate import simulate
 from tests.planning.planning_helpers import catalog, profile
 

@@ -10,7 +10,7 @@ import pytest
 
 import orchestrator.predict
 import orchestrator.replica_model
-import orchestrator.serving.route_inputs
+import orchestrator.request.route_inputs
 from orchestrator.simulate import ALL_POLICIES, simulate
 from orchestrator.simulate import policies as sim_policies
 from orchestrator.simulate import replica as sim_replica
@@ -106,10 +106,9 @@ def test_queue_length_controller_follows_ray_serve_defaults(catalog):
 
 def test_uses_the_products_own_functions():
     """The simulator must call the product's predictor, router and latency model, not copies."""
-    assert sim_policies.decide is importlib.import_module("orchestrator.routing.decide").decide
-    assert sim_policies.route_inputs is orchestrator.serving.route_inputs
-    assert sim_policies.admission is importlib.import_module("orchestrator.serving.admission")
-    assert sim_run.route_inputs is orchestrator.serving.route_inputs
+    assert sim_policies.plan is importlib.import_module("orchestrator.request.plan").plan
+    assert sim_policies.route_inputs is orchestrator.request.route_inputs
+    assert sim_run.route_inputs is orchestrator.request.route_inputs
     assert sim_run.Predictor is orchestrator.predict.Predictor
     assert sim_replica.est is orchestrator.replica_model
 

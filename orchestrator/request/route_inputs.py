@@ -1,9 +1,9 @@
-"""Adapters from what the ingress knows (body, headers, policy, prediction, ledger, live load)
-to the router's own input types. Pure functions: no Ray, no I/O.
+"""Adapters from what the request core knows (the request spec, policy, prediction, budget
+spend, live load) to the router's own input types. Pure functions: no Ray, no I/O; the server
+and the simulator both call them.
 
 Invariants:
-- caller targets come from `X-Cost-Target-USD` / `X-Latency-SLO-Ms` headers or the body's
-  `orchestrator` object (headers win); a malformed one is a 400 naming it;
+- the router reads the request through its spec (`request/spec.py`), never the body;
 - prices are the policy's (explicit, or derived from the catalog): one source of truth;
 - a tenant's remaining budget is the tightest window's limit minus recorded spend minus the
   worst case of its requests still in flight, so overspend is bounded by those requests.
@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from orchestrator.catalog.schema import Catalog
-from orchestrator.ledger import Window
+from orchestrator.ledger import Window, WindowSpend
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.predict.schema import Prediction
 from orchestrator.replica_model import LiveState
+from orchestrator.request.spec import RequestSpec
 from orchestrator.routing.types import (
     ProfileView,
     RouteRequest,
@@ -27,105 +29,22 @@ from orchestrator.routing.types import (
     TokenBudget,
 )
 from orchestrator.routing.views import profile_view
-from orchestrator.serving.errors import OrchestratorHTTPError
 
-COST_HEADER = "x-cost-target-usd"
-SLO_HEADER = "x-latency-slo-ms"
 BUDGET_WINDOWS: tuple[Window, ...] = ("hour", "day", "month")
 
 
-@dataclass(frozen=True)
-class CallerTargets:
-    cost_target_usd: float | None = None
-    latency_slo_ms: float | None = None
-
-
-def _number(value: Any, name: str, *, positive: bool) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise OrchestratorHTTPError(
-            400, f"'{name}' must be a number, got {value!r}", param=name
-        ) from None
-    if number != number or number < 0 or (positive and number == 0):  # NaN, negative, zero
-        bound = "greater than 0" if positive else "at least 0"
-        raise OrchestratorHTTPError(400, f"'{name}' must be {bound}, got {value!r}", param=name)
-    return number
-
-
-def caller_targets(headers: Mapping[str, str], extension: Any) -> CallerTargets:
-    """Per-request targets: headers first, then `{"orchestrator": {...}}` in the body."""
-    if extension is not None and not isinstance(extension, dict):
-        raise OrchestratorHTTPError(400, "'orchestrator' must be an object", param="orchestrator")
-    ext = extension or {}
-    unknown = set(ext) - {"cost_target_usd", "latency_slo_ms"}
-    if unknown:
-        raise OrchestratorHTTPError(
-            400,
-            f"unknown field(s) in 'orchestrator': {', '.join(sorted(unknown))}",
-            param="orchestrator",
-        )
-    cost = headers.get(COST_HEADER)
-    slo = headers.get(SLO_HEADER)
-    return CallerTargets(
-        cost_target_usd=_number(cost, "X-Cost-Target-USD", positive=False)
-        if cost is not None
-        else (
-            _number(ext["cost_target_usd"], "orchestrator.cost_target_usd", positive=False)
-            if ext.get("cost_target_usd") is not None
-            else None
-        ),
-        latency_slo_ms=_number(slo, "X-Latency-SLO-Ms", positive=True)
-        if slo is not None
-        else (
-            _number(ext["latency_slo_ms"], "orchestrator.latency_slo_ms", positive=True)
-            if ext.get("latency_slo_ms") is not None
-            else None
-        ),
-    )
-
-
-def requested_max_tokens(body: Mapping[str, Any]) -> int | None:
-    value = body.get("max_completion_tokens") or body.get("max_tokens")
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def wants_reasoning(body: Mapping[str, Any]) -> bool | None:
-    """The caller's explicit reasoning choice, if it made one."""
-    kwargs = body.get("chat_template_kwargs")
-    if isinstance(kwargs, dict) and isinstance(kwargs.get("enable_thinking"), bool):
-        return kwargs["enable_thinking"]
-    effort = body.get("reasoning_effort")
-    if isinstance(effort, str):
-        return effort.lower() not in ("none", "minimal")
-    return None
-
-
-def needs_tool_parser(body: Mapping[str, Any]) -> bool:
-    """`tools` the model may be made to call: any tool_choice but "none" ("auto", vLLM's
-    default with tools, "required" and a named function all need the engine's tool parser in
-    vLLM 0.32: `OnlineRenderer` refuses them without one)."""
-    return bool(body.get("tools")) and body.get("tool_choice") != "none"
-
-
-def route_request(
-    body: Mapping[str, Any], prompt_tokens: int, targets: CallerTargets
-) -> RouteRequest:
+def route_request(spec: RequestSpec, prompt_tokens: int) -> RouteRequest:
+    """The router's view of a request: the spec's wishes and the prompt's length."""
     return RouteRequest(
-        model=body.get("model") or "auto",
+        model=spec.model or "auto",
         prompt_tokens=prompt_tokens,
-        max_tokens=requested_max_tokens(body),
-        cost_target_usd=targets.cost_target_usd,
-        latency_slo_ms=targets.latency_slo_ms,
-        wants_reasoning=wants_reasoning(body),
-        needs_tool_parser=needs_tool_parser(body),
-        choices=_choices(body),
+        max_tokens=spec.max_tokens,
+        cost_target_usd=spec.targets.cost_target_usd,
+        latency_slo_ms=spec.targets.latency_slo_ms,
+        wants_reasoning=spec.wants_reasoning,
+        needs_tool_parser=spec.needs_tool_parser,
+        choices=spec.choices,
     )
-
-
-def _choices(body: Mapping[str, Any]) -> int:
-    n = body.get("n")
-    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else 1
 
 
 def token_budget(prediction: Prediction) -> TokenBudget:
@@ -163,6 +82,11 @@ def budget_limits(budgets: Any) -> dict[Window, float]:
         "month": budgets.per_month_usd,
     }
     return {w: limit for w in BUDGET_WINDOWS if (limit := limits[w]) is not None}
+
+
+def spent_of(spends: Mapping[str, WindowSpend], now: datetime) -> dict[str, tuple[float, int]]:
+    """The ledger's spend per window as `budget_state` reads it: (USD, seconds to its end)."""
+    return {w: (s.cost_usd, s.retry_after_s(now)) for w, s in spends.items()}
 
 
 def budget_state(

@@ -1,4 +1,5 @@
-"""Overload shedding: refuse at once (429 + Retry-After) instead of queueing without bound.
+"""Overload shedding: refuse at once (a 429 `Rejection` with Retry-After) instead of queueing
+without bound.
 
 Pure. A family's capacity is the sum over its eligible, running profiles of
 `performance.max_concurrency x running replicas` (the catalog's figure for requests a replica
@@ -17,8 +18,8 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from orchestrator.policy import TenantPolicy
-from orchestrator.routing.types import ProfileView
-from orchestrator.serving.errors import OrchestratorHTTPError
+from orchestrator.routing.refusal import OVERLOAD_CODE
+from orchestrator.routing.types import ProfileView, Rejection
 
 QUEUE_FACTOR = 0.5
 TYPICAL_OUTPUT_TOKENS = 256
@@ -78,26 +79,26 @@ def check_overload(
     queue_factor: float = QUEUE_FACTOR,
     typical_output_tokens: int = TYPICAL_OUTPUT_TOKENS,
     waiting: int = 0,
-) -> None:
-    """Raise a 429 with Retry-After when the request would queue beyond what its tenant's
+) -> Rejection | None:
+    """A 429 with Retry-After when the request would queue beyond what its tenant's
     priority allows. `waiting`: requests for the same model at the ingress that no profile counts
     (waiting for their prediction, or for their decision to be written): they queue too. Profiles with no running replica
     are left to the router (503 there)."""
     running = [p for p in loads if p.capacity > 0]
     if not running:
-        return
+        return None
     capacity = sum(p.capacity for p in running)
     in_flight = sum(p.in_flight for p in running) + waiting
     allowed_queue = math.ceil(capacity * queue_factor * priority_share(priority, priorities))
     if in_flight < capacity + allowed_queue:
-        return
+        return None
     excess = in_flight + 1 - capacity
     rate = sum(p.output_tokens_per_s * p.running_replicas for p in running)
     retry_after = max(1, math.ceil(excess * typical_output_tokens / max(rate, 1e-9)))
-    raise OrchestratorHTTPError(
-        429,
-        f"all {capacity} request slots of the eligible profiles are busy and {in_flight - capacity}"
-        " requests are already waiting; retry later",
-        code="server_overloaded",
-        headers={"Retry-After": str(retry_after)},
+    return Rejection(
+        status=429,
+        code=OVERLOAD_CODE,
+        message=f"all {capacity} request slots of the eligible profiles are busy and "
+        f"{in_flight - capacity} requests are already waiting; retry later",
+        retry_after_s=retry_after,
     )

@@ -5,7 +5,7 @@ The choice among them is the router's (`orchestrator.routing.decide`)."""
 from __future__ import annotations
 
 from orchestrator.catalog.schema import Catalog, Profile
-from orchestrator.serving.errors import OrchestratorHTTPError
+from orchestrator.request.errors import RequestError
 
 AUTO_MODEL = "auto"
 
@@ -21,7 +21,7 @@ def candidates_for_model(model: str | None, catalog: Catalog) -> list[Profile]:
     if pinned:
         return pinned
     served = ", ".join([AUTO_MODEL, *catalog.families, *(p.name for p in catalog.profiles)])
-    raise OrchestratorHTTPError(
+    raise RequestError(
         404,
         f"The model '{model}' does not exist. Available models: {served}",
         param="model",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.serving.admission import ProfileLoad, check_overload, priority_share
-from orchestrator.serving.errors import OrchestratorHTTPError
+from orchestrator.request.admission import ProfileLoad, check_overload, priority_share
 
 
 def _loads(in_flight: int) -> list[ProfileLoad]:
@@ -26,37 +25,34 @@ def test_priority_share_orders_tenants():
 
 @pytest.mark.parametrize(("in_flight", "refused"), [(16, False), (23, False), (24, True)])
 def test_one_priority_queues_half_the_capacity(in_flight, refused):
+    found = check_overload(_loads(in_flight), priority=0, priorities=[0])
     if refused:
-        with pytest.raises(OrchestratorHTTPError) as err:
-            check_overload(_loads(in_flight), priority=0, priorities=[0])
-        assert err.value.status == 429 and int(err.value.headers["Retry-After"]) >= 1
+        assert found is not None and found.status == 429 and found.retry_after_s >= 1
+        assert found.code == "server_overloaded"
     else:
-        check_overload(_loads(in_flight), priority=0, priorities=[0])
+        assert found is None
 
 
 def test_low_priority_is_shed_before_high_priority():
     loads = _loads(28)  # 16 running, 12 waiting
-    with pytest.raises(OrchestratorHTTPError):
-        check_overload(loads, priority=0, priorities=[0, 10])  # may queue 8
-    check_overload(loads, priority=10, priorities=[0, 10])  # may queue 16
-    with pytest.raises(OrchestratorHTTPError):
-        check_overload(_loads(32), priority=10, priorities=[0, 10])
+    assert check_overload(loads, priority=0, priorities=[0, 10]) is not None  # may queue 8
+    assert check_overload(loads, priority=10, priorities=[0, 10]) is None  # may queue 16
+    assert check_overload(_loads(32), priority=10, priorities=[0, 10]) is not None
 
 
 def test_retry_after_grows_with_the_queue_and_nothing_running_is_left_to_the_router():
     def retry_after(in_flight: int) -> int:
-        with pytest.raises(OrchestratorHTTPError) as err:
-            check_overload(_loads(in_flight), priority=0, priorities=[0])
-        return int(err.value.headers["Retry-After"])
+        found = check_overload(_loads(in_flight), priority=0, priorities=[0])
+        assert found is not None
+        return found.retry_after_s
 
     assert retry_after(60) > retry_after(24)
-    check_overload([ProfileLoad("a", 0, 8, 90.0, 100)], priority=0, priorities=[0])
+    assert check_overload([ProfileLoad("a", 0, 8, 90.0, 100)], priority=0, priorities=[0]) is None
 
 
 def test_requests_waiting_for_their_prediction_count_as_queued():
     """16 slots, 8 more may queue (one priority): 20 in flight alone is admitted; with 4 more
     still waiting for their prediction at the ingress it is not."""
-    check_overload(_loads(20), priority=0, priorities=[0])
-    with pytest.raises(OrchestratorHTTPError) as err:
-        check_overload(_loads(20), priority=0, priorities=[0], waiting=4)
-    assert err.value.status == 429
+    assert check_overload(_loads(20), priority=0, priorities=[0]) is None
+    found = check_overload(_loads(20), priority=0, priorities=[0], waiting=4)
+    assert found is not None and found.status == 429
