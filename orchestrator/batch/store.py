@@ -378,7 +378,13 @@ class BatchStore:
         ]
 
     def reclaim_lapsed(self, now: float) -> int:
-        """Lines whose lease lapsed (their replica died or restarted) go back to pending."""
+        """Lines whose lease lapsed (their replica died or restarted) go back to pending.
+        Reads first: the common tick finds none and takes no write lock."""
+        lapsed = self.db.query(
+            "SELECT COUNT(*) FROM batch_lines WHERE state = ? AND lease_until < ?", (RUNNING, now)
+        )
+        if not lapsed or not int(lapsed[0][0]):
+            return 0
         with self.db.transaction() as tx:
             tx.lock("batch-claim")
             cur = tx.execute(
