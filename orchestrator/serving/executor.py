@@ -51,8 +51,6 @@ from typing import Any, Literal, Protocol
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from orchestrator.catalog.schema import Catalog, Profile
-from orchestrator.control.meters import DemandMeter
-from orchestrator.control.refused import record_refusal
 from orchestrator.decisionlog import DecisionInputs, DecisionLog
 from orchestrator.ledger import Reservation, Status, UsageLedger, WindowSpend
 from orchestrator.ledger.store import DEFAULT_RESERVATION_TTL_S
@@ -73,7 +71,6 @@ from orchestrator.serving.accounting import (
 from orchestrator.serving.errors import OrchestratorHTTPError, error_response
 from orchestrator.serving.incoming import parse_incoming
 from orchestrator.serving.latency_scales import ScaleEma
-from orchestrator.serving.observe import RequestObservation
 from orchestrator.serving.plan import (
     EnginePlan,
     PlanState,
@@ -86,6 +83,9 @@ from orchestrator.serving.plan import (
     replan,
 )
 from orchestrator.serving.relay import Continuation, StreamFailover, relay_stream
+from orchestrator.serving.request_telemetry import RequestObservation
+from orchestrator.signals.meters import DemandMeter
+from orchestrator.signals.refusals import record_refusal
 from orchestrator.telemetry import OrchestratorMetrics, request_id_scope
 
 log = logging.getLogger("orchestrator.ingress")
@@ -294,7 +294,7 @@ class RequestExecutor:
                 self.waiting[incoming.model] -= 1
 
     def _refused(self, refused: Refused, state: PlanState) -> None:
-        """A refusal for capacity is demand the controller must see (control/refused.py),
+        """A refusal for capacity is demand the controller must see (signals/refusals.py),
         split over the profiles admission counted for it (those serving its model)."""
         predicted = refused.predicted
         record_refusal(self.demand, refused.code, refused.decision, state.views,
