@@ -16,6 +16,7 @@ _COMMAND_MODULES = (
     "serve",
     "policy",
     "predictor",
+    "difficulty",
     "render",
     "usage",
     "simulate",

@@ -46,6 +46,7 @@ from orchestrator.predict.calibration import (
     observe,
     recalibrate_p90,
 )
+from orchestrator.predict.difficulty import DifficultyModel
 from orchestrator.predict.features import (
     MODEL_INPUTS,
     TokenizedRequest,
@@ -86,6 +87,7 @@ class _Featurized:
     parsed: ParsedRequest
     features: RequestFeatures
     prompt_tokens_exact: bool
+    tier_success: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ class Predictor:
         record_traffic: bool = True,
         refresh_seconds: float = 30.0,
         state: Path | str | None = None,
+        difficulty: DifficultyModel | None = None,
     ) -> None:
         """`state`: the state dir whose refit a followed artifact is (default: `paths`')."""
         self._follow = artifact is None
@@ -149,6 +152,7 @@ class Predictor:
         self.record_traffic = record_traffic
         self.refresh_seconds = refresh_seconds
         self._tokenizer = load_default_tokenizer()
+        self.difficulty = difficulty or DifficultyModel.default()
         self._lock = threading.Lock()
         self._calibrations: dict[str, ProfileCalibration] = {}
         self._loaded_at = 0.0
@@ -257,7 +261,7 @@ class Predictor:
             base_log_p90=q90,
             reasoning_probability=min(1.0, max(0.0, prob)),
         )
-        return _Featurized(parsed, features, tok.exact)
+        return _Featurized(parsed, features, tok.exact, self.difficulty.tier_success(parsed))
 
     # -- prediction --------------------------------------------------------------------------
     def predict(
@@ -337,6 +341,7 @@ class Predictor:
             capped=capped,
             reasoning_requested=parsed.reasoning_requested,
             profile=profile.name if profile is not None else None,
+            tier_success=done.tier_success,
             features=f,
         )
 
