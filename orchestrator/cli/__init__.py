@@ -20,7 +20,7 @@ _COMMAND_MODULES = (
     "render",
     "usage",
     "simulate",
-    "plan",
+    "scaling_plan",  # `orchestrator plan`
     "status",
     "profile",
 )

@@ -113,8 +113,6 @@ class UsageLedger:
             inserted = _settle(tx, record)
         return inserted
 
-    append = settle
-
     def settle_many(self, records: Iterable[UsageRecord]) -> int:
         """`settle` several rows in one transaction; returns how many were new."""
         records = list(records)

@@ -444,7 +444,7 @@ class SchedulingSpec(_Strict):
         description="no waiting request is overtaken by one that arrived this much later",
     )
     max_queued: int = Field(
-        64, ge=0, le=100_000, description="requests one tenant may have waiting; more get 429"
+        1000, ge=0, le=100_000, description="requests one tenant may have waiting; more get 429"
     )
     weight: float = Field(1.0, gt=0, le=1000, description="a tenant's default fair share")
     tenants: dict[str, TenantScheduling] = Field(

@@ -60,6 +60,7 @@ from orchestrator.request.candidates import candidates_for_model
 from orchestrator.request.spec import caller_targets
 from orchestrator.routing.types import Decision, ProfileView, Rejection
 from orchestrator.routing.views import with_live
+from orchestrator.scheduling import SchedulingSettings, Waiting
 from orchestrator.serving import budget_export, openai_io, responses_api
 from orchestrator.serving import failover as fo
 from orchestrator.serving.accounting import (
@@ -70,6 +71,7 @@ from orchestrator.serving.accounting import (
 )
 from orchestrator.serving.errors import OrchestratorHTTPError, error_response
 from orchestrator.serving.incoming import parse_incoming
+from orchestrator.serving.ingress_queue import IngressQueue, QueueFull, Ticket
 from orchestrator.serving.latency_scales import ScaleEma
 from orchestrator.serving.plan import (
     EnginePlan,
@@ -162,6 +164,10 @@ class RequestExecutor:
         self._running_ids: dict[int, str] = {}  # id(trace) -> request id (its hold is renewed)
         self._views: dict[str, ProfileView] = {}
         self._views_version: str | None = None
+        # requests a profile cannot batch now wait here, in the scheduler's order
+        self.ingress_queue = IngressQueue(
+            SchedulingSettings.of(policy_source.current), self.profile_slots
+        )
 
     # ----- the request path ------------------------------------------------------------
     async def serve(
@@ -223,6 +229,7 @@ class RequestExecutor:
         price_factor: float = 1.0,
     ) -> Response:
         policy = self.policy_source.current  # one policy for the whole request
+        self.scheduling_now(policy)
         if as_tenant is None:
             tenant = self.authenticate(headers, policy)
         elif as_tenant in policy.tenants:  # a batch line (see serve_line)
@@ -348,7 +355,11 @@ class RequestExecutor:
 
         modelled = [self._modelled_ms(p)]  # the engine's (TTFT, TPOT), as the decision saw it
 
+        slot: list[Ticket] = []  # its ingress queue slot, freed when it settles
+
         def observe(status: Status, usage: EngineUsage, cost: float) -> None:
+            for ticket in slot:  # the tenant's fair share: the actual tokens, not predicted
+                ticket.account(usage.prompt_tokens, usage.output_tokens)
             # only a stream shows when its first token came (a whole answer arrives at once:
             # its wait is the whole generation, neither a TTFT nor a TPOT)
             timed = status == "ok" and p.request.stream
@@ -365,7 +376,7 @@ class RequestExecutor:
             p.prices,
             profile=profile,
             prediction=prediction,
-            release=lambda: self._end(trace),
+            release=lambda: self._end_with_slot(trace, slot),
             observe=observe,
         )
         self._begin(trace)
@@ -397,6 +408,9 @@ class RequestExecutor:
         expected_out = (
             p.decision.estimate.output_tokens if p.decision.estimate else prediction.p50_tokens
         )
+        refused = await self._take_slot(p, request_id, trace, expected_out, slot)
+        if refused is not None:
+            return refused
         self.demand.add(profile.name, prediction.prompt_tokens, expected_out, time.monotonic())
         obs.engine_started()
         retried = False
@@ -530,6 +544,20 @@ class RequestExecutor:
         return None
 
     # ----- profile health ---------------------------------------------------------------
+    def profile_slots(self, name: str) -> int:
+        """Requests the profile's engines batch at once: running replicas x the engine batch
+        (0: none running, the ingress queue does not hold its requests)."""
+        profile = self.catalog.profile(name)
+        batch = profile.max_num_seqs or profile.performance.max_concurrency
+        return self.running.get(name, 0) * batch
+
+    def scheduling_now(self, policy: Policy) -> None:
+        """The policy's scheduling settings for the ingress queue (a reload that shrinks a
+        tenant's bound refuses its excess waiters with 429)."""
+        settings = SchedulingSettings.of(policy)
+        if settings is not self.ingress_queue.settings:
+            self.ingress_queue.reconfigure(settings)
+
     def profile_ready(self, name: str) -> bool:
         """A replica is RUNNING and the profile is not marked down."""
         return self.ready.get(name, False) and not self.health.is_down(name)
@@ -770,6 +798,49 @@ class RequestExecutor:
             self.in_flight[counted] -= 1
             self.in_flight[profile] += 1
             self._counted_on[id(trace)] = profile
+
+    async def _take_slot(
+        self,
+        p: EnginePlan,
+        request_id: str,
+        trace: RequestTrace,
+        expected_out: int,
+        slot: list[Ticket],
+    ) -> Response | None:
+        """Wait for a free batch slot on the plan's profile (at once when one is free); a
+        refusal (the tenant's queue full) is a 429 with Retry-After. Refused or cancelled
+        while queued (client gone): nothing was generated, so no ledger row and the budget
+        hold is released."""
+        item = Waiting(
+            request_id,
+            trace.tenant,
+            p.predicted.prompt_tokens,
+            expected_out,
+            p.predicted.budget.query_class,
+        )
+        try:
+            ticket = await self.ingress_queue.turn(p.profile.name, item)
+        except BaseException as exc:
+            self._end(trace)
+            if route_inputs.budget_limits(p.request.tenant.budgets):
+                self._in_background(self.offload(self.ledger.release, request_id))
+            if not isinstance(exc, QueueFull):
+                raise
+            self.metrics.queue_refused(trace.tenant, exc.reason)
+            return error_response(
+                429,
+                str(exc),
+                code="queue_full",
+                headers={**p.headers, "Retry-After": str(exc.retry_after_s)},
+            )
+        slot.append(ticket)
+        self.metrics.queue_wait(trace.tenant, p.request.tenant.priority, ticket.waited_s)
+        return None
+
+    def _end_with_slot(self, trace: RequestTrace, slot: list[Ticket]) -> None:
+        self._end(trace)
+        for ticket in slot:
+            ticket.done()
 
     def _end(self, trace: RequestTrace) -> None:
         self.in_flight[self._counted_on.pop(id(trace), trace.profile)] -= 1

@@ -251,6 +251,11 @@ class OrchestratorIngress(OpenAiIngress):
         for p in self._catalog.profiles:
             target = targets.get(p.name, {}).get("target", p.replicas.start)
             self._metrics.set_replicas(p.name, target, self._running.get(p.name, 0))
+        for profile, queue in self._executor.ingress_queue.snapshot().items():
+            for tenant, row in queue["tenants"].items():
+                self._metrics.set_queue_length(
+                    profile, tenant, int(row["priority"]), int(row["queued"])
+                )
         if self._controller is not None:
             unserved = self._controller.get("unserved_share") or {}
             self._metrics.set_controller(
@@ -317,6 +322,7 @@ class OrchestratorIngress(OpenAiIngress):
                 },
                 "controller": controller,
                 "batches": await self._batch_summary(),
+                "queues": self._executor.ingress_queue.snapshot(),
                 "slo_attainment": {
                     tenant: a.as_dict()
                     for tenant, a in self._metrics.attainment.snapshot(time.monotonic()).items()

@@ -70,7 +70,7 @@ async def _server(
     for p in LOCAL.profiles:
         ex.in_flight[p.name] = in_flight
     if spent:
-        ex.ledger.append(_record(spent))
+        ex.ledger.settle(_record(spent))
     if busy:
         ex.tenant_in_flight["default"] = 1
     ex.handle.streams.append(answer)
