@@ -784,12 +784,9 @@ class RequestExecutor:
             if not isinstance(exc, QueueFull):
                 raise
             self.metrics.queue_refused(trace.tenant, exc.reason)
-            return error_response(
-                429,
-                str(exc),
-                code="queue_full",
-                headers={**p.headers, "Retry-After": str(exc.retry_after_s)},
-            )
+            refused = queue_refused(p, str(exc), exc.retry_after_s)
+            await self._put_decision(request_id, trace.tenant, refused.decision)
+            return refusal_response(refused, str(exc))
         slot.append(ticket)
         self.metrics.queue_wait(trace.tenant, p.request.tenant.priority, ticket.waited_s)
         return None
@@ -858,6 +855,22 @@ def budget_refused(engine_plan: EnginePlan, retry_after_s: int) -> Refused:
                 message="the tenant's budget is held by requests in flight or spent; "
                 f"retry after {retry_after_s} s",
                 retry_after_s=retry_after_s,
+            ),
+        }
+    )
+    request = engine_plan.request
+    return Refused(request.spec, request.tenant, decision, engine_plan.predicted)
+
+
+def queue_refused(engine_plan: EnginePlan, message: str, retry_after_s: int) -> Refused:
+    """The 429 for a request its tenant's ingress queue could not take (recorded and
+    explained like every refusal)."""
+    decision = engine_plan.decision.model_copy(
+        update={
+            "action": "reject",
+            "profile": None,
+            "rejection": Rejection(
+                status=429, code="queue_full", message=message, retry_after_s=retry_after_s
             ),
         }
     )
