@@ -216,13 +216,17 @@ class Predictor:
         phrases = request_phrase_ids(parsed)
         return self.row_from_parts(dense, tok.lexical_ids, phrases, model), phrases
 
-    def base_quantiles(self, row: np.ndarray, model: _Model | None = None) -> tuple[float, float]:
-        """Profile-free calibrated log1p (p50, p90) of one booster input row (1 x inputs)."""
+    def base_quantiles(
+        self, row: np.ndarray, lexical_ids: np.ndarray, model: _Model | None = None
+    ) -> tuple[float, float]:
+        """Profile-free calibrated log1p (p50, p90) of one booster input row (1 x inputs) and
+        the request's lexical token ids (the token-embedding ridge reads them)."""
         m = model or self._model
         meta = m.artifact.meta
-        q50 = float(m.b50.predict(row, num_threads=1)[0]) + meta.p50_shift
+        extra = m.artifact.embedding_term(lexical_ids)
+        q50 = float(m.b50.predict(row, num_threads=1)[0]) + extra + meta.p50_shift
         q50 = min(max(q50, 0.0), _MAX_LOG)
-        q90 = float(m.b90.predict(row, num_threads=1)[0]) + meta.p90_shift_for(q50)
+        q90 = float(m.b90.predict(row, num_threads=1)[0]) + extra + meta.p90_shift_for(q50)
         return q50, min(max(q90, q50), _MAX_LOG)
 
     def row_from_parts(
@@ -248,7 +252,7 @@ class Predictor:
         self._refresh()
         model = self._model  # one artifact for the whole request, even across a reload
         row, phrases = self._model_input(parsed, tok, model)
-        q50, q90 = self.base_quantiles(row, model)
+        q50, q90 = self.base_quantiles(row, tok.lexical_ids, model)
         prob = float(model.breason.predict(row, num_threads=1)[0])
         features = RequestFeatures.model_construct(  # trusted values: skip validation (latency)
             vector=tuple(row[0, :-2].tolist()),

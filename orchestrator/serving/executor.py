@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 from collections import OrderedDict, defaultdict
@@ -187,6 +188,35 @@ class RequestExecutor:
             obs.close(response.status_code)
         return response
 
+    async def serve_line(
+        self,
+        tenant: str,
+        body: dict[str, Any],
+        endpoint: ApiEndpoint,
+        request_id: str,
+        *,
+        price_factor: float = 1.0,
+    ) -> Response:
+        """A batch line (`orchestrator.batch`): `serve` as `tenant` (authenticated when its
+        job was created), charged at `price_factor` of the list price. Never streamed."""
+        headers: dict[str, str] = {}
+        obs = RequestObservation(self.metrics, headers, endpoint, request_id)
+        try:
+            with request_id_scope(request_id):
+                response = await self._serve(
+                    headers, json.dumps({**body, "stream": False}).encode(), endpoint,
+                    request_id, obs, as_tenant=tenant, price_factor=price_factor,
+                )  # fmt: skip
+        except OrchestratorHTTPError as exc:
+            obs.close(exc.status)
+            return error_response(exc.status, exc.message, param=exc.param, code=exc.code)
+        except Exception:
+            obs.close(500)
+            raise
+        if response.status_code >= 400:
+            obs.close(response.status_code)
+        return response
+
     async def _serve(
         self,
         headers: Mapping[str, str],
@@ -194,10 +224,20 @@ class RequestExecutor:
         endpoint: ApiEndpoint,
         request_id: str,
         obs: RequestObservation,
+        *,
+        as_tenant: str | None = None,
+        price_factor: float = 1.0,
     ) -> Response:
         policy = self.policy_source.current  # one policy for the whole request
         self.scheduling_now(policy)
-        tenant = self.authenticate(headers, policy)
+        if as_tenant is None:
+            tenant = self.authenticate(headers, policy)
+        elif as_tenant in policy.tenants:  # a batch line (see serve_line)
+            tenant = policy.tenants[as_tenant]
+        else:  # a batch job's tenant that a reload removed
+            raise OrchestratorHTTPError(
+                401, f"tenant {as_tenant!r} is not in the policy in force", code="invalid_api_key"
+            )
         obs.tenant_known(tenant.name)
 
         # read and validate everything first: an invalid body is never priced or recorded
@@ -212,6 +252,9 @@ class RequestExecutor:
             body = exchange.chat_body()
             endpoint = "chat"
         incoming = parse_incoming(body, endpoint, tenant, targets, self.catalog)
+        if price_factor != 1.0:  # a batch line (see serve_line)
+            spec = dataclasses.replace(incoming.spec, price_factor=price_factor)
+            incoming = dataclasses.replace(incoming, spec=spec)
         # counted while it waits for its prediction (worker threads may all be busy), so
         # admission sees the requests queued here, not only those already decided
         self.waiting[incoming.model] += 1

@@ -18,6 +18,7 @@ ALLOWED = {
     "orchestrator/cli",
     "orchestrator/profiling/engine.py",
     "orchestrator/models/pypi_gguf.py",
+    "orchestrator/predict/offline",
 }
 _WRITERS = {"update", "setdefault", "pop", "clear", "__setitem__", "__delitem__"}
 
