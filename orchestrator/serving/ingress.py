@@ -264,7 +264,7 @@ class OrchestratorIngress(OpenAiIngress):
                     p.name: {
                         "ready": self._executor.profile_ready(p.name),
                         "placement": self._placement.report[p.name].model_dump(),
-                        "in_flight": self._executor.in_flight.get(p.name, 0),
+                        "in_flight": self._executor.load.in_flight(p.name),
                         "latency_scale": self._executor.latency_scales(p.name),
                         "down": self._executor.health.down().get(p.name),
                         "family": p.served_model_name,
