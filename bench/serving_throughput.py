@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.catalog import load_catalog  # noqa: E402
+from orchestrator.engines.config import engine_kwargs, replica_env  # noqa: E402
 from orchestrator.models import resolve_model  # noqa: E402
-from orchestrator.serving.engine_config import engine_kwargs, replica_env  # noqa: E402
 
 PROMPTS = [
     "Explain how a bicycle works.",

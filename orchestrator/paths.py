@@ -48,8 +48,12 @@ def cache_dir() -> Path:
 STATE_DIR_ENV = "ORCHESTRATOR_STATE_DIR"
 
 
-def state_dir() -> Path:
-    """User state root for the usage ledger and learned calibration ($ORCHESTRATOR_STATE_DIR)."""
-    root = Path(os.environ.get(STATE_DIR_ENV) or platformdirs.user_state_dir("orchestrator"))
+def state_dir(root: Path | str | None = None) -> Path:
+    """State root for the usage ledger and learned calibration: `root` when given (a server
+    passes its own explicitly), else $ORCHESTRATOR_STATE_DIR, else the user's state folder;
+    created on demand."""
+    if root is None:
+        root = os.environ.get(STATE_DIR_ENV) or platformdirs.user_state_dir("orchestrator")
+    root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     return root

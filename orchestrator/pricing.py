@@ -22,15 +22,40 @@ won. Pure: no I/O, no clock.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
 
-if TYPE_CHECKING:
-    from orchestrator.catalog.schema import Profile
-    from orchestrator.policy.schema import PricingSpec
+from orchestrator.catalog.schema import Profile
 
 PriceSource = Literal["explicit", "derived"]
 PER_1M = 1_000_000
+# the policy's `pricing` defaults (policy.schema.PricingSpec takes them from here)
+DEFAULT_UTILIZATION = 0.6
+DEFAULT_CACHED_INPUT_RATIO = 0.1
+
+
+class ExplicitPrices(Protocol):
+    """One profile's explicit prices (policy.schema.ProfilePrice): USD per 1M, None = derive."""
+
+    input_usd_per_1m: float | None
+    cached_input_usd_per_1m: float | None
+    output_usd_per_1m: float | None
+
+
+class PricingInputs(Protocol):
+    """What prices are derived from (policy.schema.PricingSpec)."""
+
+    utilization: float
+    cached_input_ratio: float
+    profiles: Mapping[str, ExplicitPrices]
+
+
+@dataclass(frozen=True, slots=True)
+class _Defaults:
+    utilization: float = DEFAULT_UTILIZATION
+    cached_input_ratio: float = DEFAULT_CACHED_INPUT_RATIO
+    profiles: Mapping[str, ExplicitPrices] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,18 +105,18 @@ class TokenPrices:
         )
 
 
-def _pricing_of(policy: object) -> PricingSpec:
-    from orchestrator.policy.schema import PolicySpec, PricingSpec  # policy imports this module
-
+def _pricing_of(policy: object) -> PricingInputs:
+    """The pricing settings of a loaded Policy, a PolicySpec or a PricingSpec (the defaults
+    for None); read by shape, so this module sits below the policy package."""
     if policy is None:
-        return PricingSpec()
-    if isinstance(policy, PricingSpec):
-        return policy
-    if isinstance(policy, PolicySpec):
-        return policy.pricing
+        return _Defaults()
+    if hasattr(policy, "utilization"):  # a PricingSpec
+        return policy  # type: ignore[return-value]
+    if hasattr(policy, "pricing"):  # a PolicySpec
+        return policy.pricing  # type: ignore[attr-defined, no-any-return]
     spec = getattr(policy, "spec", None)  # a loaded Policy
-    if isinstance(spec, PolicySpec):
-        return spec.pricing
+    if spec is not None and hasattr(spec, "pricing"):
+        return spec.pricing  # type: ignore[no-any-return]
     raise TypeError(f"expected a Policy, PolicySpec or PricingSpec, got {type(policy).__name__}")
 
 

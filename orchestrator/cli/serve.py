@@ -19,8 +19,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from orchestrator.config_files import ConfigError
+from orchestrator.control.ingress_scaling import INGRESS_TARGET_ONGOING_REQUESTS, IngressScaling
 from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY, state_dir
-from orchestrator.serving.ingress_scaling import INGRESS_TARGET_ONGOING_REQUESTS, IngressScaling
 from orchestrator.serving.storage_target import (
     DATABASE_URL_ENV,
     check_ingress_replicas,

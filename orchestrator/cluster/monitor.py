@@ -33,10 +33,10 @@ class PlacementMonitor:
         if time.monotonic() - self._last < self.period_s:
             return
         self._last = time.monotonic()
-        from orchestrator.cluster.observe import observe_cluster
+        from orchestrator.cluster.snapshot import cluster_snapshot
 
         try:
-            nodes, groups = await asyncio.to_thread(observe_cluster, self._app_name)
+            nodes, groups = await asyncio.to_thread(cluster_snapshot, self._app_name)
         except Exception:
             log.warning("could not read the cluster's nodes and placement groups", exc_info=True)
             return

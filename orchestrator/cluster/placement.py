@@ -61,7 +61,7 @@ class ProfilePlacement(BaseModel):
 
 def replica_demand(profile: Profile) -> dict[str, float]:
     """Ray resources one replica reserves (the sum of its placement bundles, as
-    `serving.engine_config.llm_config_dict` asks for them)."""
+    `engines.config.llm_config_dict` asks for them)."""
     acc = profile.accelerator
     if not acc.is_gpu:
         return {"CPU": acc.cpus}

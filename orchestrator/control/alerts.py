@@ -77,7 +77,9 @@ class CeilingAlerter:
         self._binding = False
         self._api_factory = api_factory or (_incluster_api if in_cluster() else None)
 
-    def on_decision(self, decision: Any, observation: Any = None) -> threading.Thread | None:
+    def on_decision(
+        self, decision: Any, observation: Any = None, policy: Any = None
+    ) -> threading.Thread | None:
         binding = bool(decision.ceiling_binding)
         if binding == self._binding:
             return None
@@ -116,7 +118,7 @@ class UnplacedAlerter:
     def __init__(self) -> None:
         self._limits: dict[str, tuple[str, ...]] = {}
 
-    def on_decision(self, decision: Any, observation: Any = None) -> None:
+    def on_decision(self, decision: Any, observation: Any = None, policy: Any = None) -> None:
         now = {f: tuple(u.limited_by) for f, u in decision.unplaced.items()}
         for family, unplaced in decision.unplaced.items():
             if self._limits.get(family) != now[family]:

@@ -4,6 +4,9 @@ Serve instantiates our policy classes (serve_policy.py) once per deployment, by 
 lives here, in a module imported by reference, so every deployment's policy of one app shares
 it. Each policy call files its context; `tick` runs `plan` at most once per
 `autoscaling.interval_s` on the latest contexts and keeps the decision and the planner state.
+The policy comes through a `PolicyWatcher`, as the ingress's does, on the catalog read once
+when the hub is made (the ingress's catalog is fixed at start too), so both plan under the
+same policy version; each decision is published with it (`status.publish_decision`).
 A restarted Serve controller starts with an empty hub: the first tick re-derives the targets
 from the replicas Serve reports (PlanState starts from `replicas_current`).
 """
@@ -11,29 +14,30 @@ from the replicas Serve reports (PlanState starts from `replicas_current`).
 from __future__ import annotations
 
 import logging
-import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestrator.catalog import load_catalog
 from orchestrator.control.alerts import CeilingAlerter, UnplacedAlerter
-from orchestrator.control.observe import demand_from_ingress, profile_observation
 from orchestrator.control.status import publish_decision
 from orchestrator.planning import Observation, PlanState, ScalingDecision, plan
-from orchestrator.policy import Policy
-from orchestrator.policy.loader import load_policy
+from orchestrator.policy import Policy, PolicyWatcher
+from orchestrator.signals.serve_contexts import demand_from_ingress, profile_observation
 
 log = logging.getLogger("orchestrator.controller")
 
 
 @dataclass
 class Hub:
-    deployments: str
-    policy_path: str
-    _policy: Policy | None = None
-    _mtime: float | None = None
+    """`watcher` is the policy file watched as the ingress watches it (`PolicyWatcher`: content
+    hash through symlinks, a bad edit keeps the last good policy), checked at most once per
+    `watcher.interval_s` from the Serve control loop (no thread of its own)."""
+
+    watcher: PolicyWatcher
+    _next_check: float = 0.0
     _contexts: dict[str, Any] = field(default_factory=dict)
     _ingress: Any = None
     _state: PlanState = field(default_factory=PlanState)
@@ -43,22 +47,12 @@ class Hub:
     on_decision: list[Any] = field(default_factory=list)
 
     def policy(self) -> Policy:
-        """The policy in force (reloaded when the file changes; a bad edit keeps the last)."""
-        try:
-            mtime = os.stat(self.policy_path).st_mtime
-        except OSError:
-            mtime = None
-        if self._policy is None or (mtime is not None and mtime != self._mtime):
-            try:
-                catalog = load_catalog(Path(self.deployments))
-                self._policy = load_policy(self.policy_path, catalog, resolve_secrets=False)
-                self._mtime = mtime
-            except Exception:
-                if self._policy is None:
-                    raise
-                log.warning("policy reload failed; planning with the last good policy")
-                self._mtime = mtime
-        return self._policy
+        """The policy in force (the watcher's last good version)."""
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + self.watcher.interval_s
+            self.watcher.check()
+        return self.watcher.current
 
     def file_profile(self, profile: str, ctx: Any) -> None:
         self._contexts[profile] = ctx
@@ -91,7 +85,7 @@ class Hub:
             self._last_tick = now
         for callback in self.on_decision:
             try:
-                callback(decision, obs)
+                callback(decision, obs, policy)
             except Exception:
                 log.warning("controller decision callback failed", exc_info=True)
         return decision
@@ -117,7 +111,8 @@ def hub_for(deployments: str, policy_path: str) -> Hub:
     with _HUBS_LOCK:
         hub = _HUBS.get(key)
         if hub is None:
-            hub = Hub(deployments, policy_path)
+            catalog = load_catalog(Path(deployments))
+            hub = Hub(PolicyWatcher(policy_path, catalog, resolve_secrets=False))
             hub.on_decision.append(publish_decision)
             hub.on_decision.append(CeilingAlerter().on_decision)
             hub.on_decision.append(UnplacedAlerter().on_decision)

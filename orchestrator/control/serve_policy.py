@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from orchestrator.control.hub import hub_for
-from orchestrator.serving.ingress_scaling import (
+from orchestrator.control.ingress_scaling import (
     INGRESS_DOWNSCALE_DELAY_S,
     INGRESS_UPSCALE_DELAY_S,
     IngressScaling,

@@ -36,14 +36,16 @@ def _board_class() -> Any:
     return StatusBoard
 
 
-def status_document(decision: Any, observation: Any) -> dict[str, Any]:
-    """The published document: the decision plus what it was based on."""
+def status_document(decision: Any, observation: Any, policy: Any = None) -> dict[str, Any]:
+    """The published document: the decision plus what it was based on (the observation and
+    the version of the policy it planned under, `policy_version`)."""
     doc = decision.model_dump(mode="json")
     doc["observation"] = observation.model_dump(mode="json")
+    doc["policy_version"] = policy.version if policy is not None else None
     return doc
 
 
-def publish_decision(decision: Any, observation: Any) -> None:
+def publish_decision(decision: Any, observation: Any, policy: Any = None) -> None:
     global _board
     import ray
 
@@ -55,7 +57,7 @@ def publish_decision(decision: Any, observation: Any) -> None:
             .options(name=BOARD_NAME, namespace=BOARD_NAMESPACE, get_if_exists=True)
             .remote()
         )
-    _board.put.remote(status_document(decision, observation))
+    _board.put.remote(status_document(decision, observation, policy))
 
 
 async def read_status() -> dict[str, Any] | None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.control.ingress_scaling import INGRESS_TARGET_ONGOING_REQUESTS
 from orchestrator.deploy.values import ChartValues
-from orchestrator.serving.ingress_scaling import INGRESS_TARGET_ONGOING_REQUESTS
 
 IMPORT_PATH = "orchestrator.serving.app:build_app"
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator import __version__
-from orchestrator.serving.ingress_scaling import (
+from orchestrator.control.ingress_scaling import (
     INGRESS_MAX_ONGOING_REQUESTS,
     INGRESS_TARGET_ONGOING_REQUESTS,
 )

@@ -23,19 +23,18 @@ from orchestrator.ledger.records import (
 )
 from orchestrator.ledger.store import LedgerError, UsageLedger
 from orchestrator.ledger.windows import parse_time, window_bounds
+from orchestrator.paths import state_dir
 
 LEDGER_ENV = "ORCHESTRATOR_LEDGER"
 LEDGER_FILENAME = "usage.sqlite3"
 
 
-def default_ledger_path() -> Path:
-    """$ORCHESTRATOR_LEDGER, else <state dir>/usage.sqlite3 (see orchestrator.paths)."""
+def default_ledger_path(state: Path | str | None = None) -> Path:
+    """$ORCHESTRATOR_LEDGER, else <state dir>/usage.sqlite3 (`orchestrator.paths.state_dir(state)`)."""
     explicit = os.environ.get(LEDGER_ENV)
     if explicit:
         return Path(explicit)
-    from orchestrator.paths import state_dir
-
-    return state_dir() / LEDGER_FILENAME
+    return state_dir(state) / LEDGER_FILENAME
 
 
 __all__ = [

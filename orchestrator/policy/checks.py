@@ -237,6 +237,8 @@ def _check_tenant(spec: PolicySpec, catalog: Catalog, rt: ResolvedTenant, rep: _
             )
             continue
         _check_context(lim.max_tokens, eligible, _origin(merged, "max_tokens", rt.loc), who, rep)
+        reasoning_loc = _origin(merged, "reasoning.max_reasoning_tokens", rt.loc)
+        _check_context(mrt, eligible, reasoning_loc, who, rep)
         ref = spec.reference_request(rc)
         n_in, n_out = ref.input_tokens, min(ref.output_tokens, lim.max_tokens or ref.output_tokens)
         estimates = {p.name: request_latency(performance_of(p), n_in, n_out) for p in eligible}

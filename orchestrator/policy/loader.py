@@ -52,7 +52,8 @@ def build_policy(
     files: tuple[str, ...] = ()
     if resolve_secrets:
         keys = resolve_keys(spec, loaded, os.environ if env is None else env)
-        issues += keys.issues
+        said = {(i.line, i.field) for i in issues}  # a source named twice: reported once
+        issues += [i for i in keys.issues if (i.line, i.field) not in said]
         index, files = keys.index, keys.files
     if issues:
         raise ConfigError(issues)

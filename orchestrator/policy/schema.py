@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from orchestrator.concepts import Action, LatencySLO, QualityTier, QueryClass
+from orchestrator.pricing import DEFAULT_CACHED_INPUT_RATIO, DEFAULT_UTILIZATION
 
 API_VERSION = "orchestrator/v1"
 KIND = "Policy"
@@ -278,10 +279,16 @@ class PricingSpec(_Strict):
     """How token prices are obtained (see docs/policy.md for the derivation formula)."""
 
     utilization: float = Field(
-        0.6, gt=0, le=1, description="fraction of a replica's capacity assumed paid by traffic"
+        DEFAULT_UTILIZATION,
+        gt=0,
+        le=1,
+        description="fraction of a replica's capacity assumed paid by traffic",
     )
     cached_input_ratio: float = Field(
-        0.1, ge=0, le=1, description="cached-input price as a fraction of the input price"
+        DEFAULT_CACHED_INPUT_RATIO,
+        ge=0,
+        le=1,
+        description="cached-input price as a fraction of the input price",
     )
     profiles: dict[str, ProfilePrice] = Field(default_factory=dict)
 

@@ -126,14 +126,14 @@ class Artifact:
         os.replace(tmp, folder / "meta.json")
 
 
-def traffic_artifact_dir() -> Path:
-    """Where `predictor train --from-traffic` writes its refit (under state_dir())."""
-    return paths.state_dir() / "predictor" / "artifact"
+def traffic_artifact_dir(state: Path | str | None = None) -> Path:
+    """Where `predictor train --from-traffic` writes its refit (under `paths.state_dir(state)`)."""
+    return paths.state_dir(state) / "predictor" / "artifact"
 
 
-def active_artifact_dir() -> Path:
-    """The refit from traffic when one exists, else the shipped artifact."""
-    refit = traffic_artifact_dir()
+def active_artifact_dir(state: Path | str | None = None) -> Path:
+    """The refit from traffic (in `state`'s state dir) when one exists, else the shipped one."""
+    refit = traffic_artifact_dir(state)
     return refit if (refit / "meta.json").is_file() else DEFAULT_ARTIFACT_DIR
 
 
@@ -152,13 +152,14 @@ class ArtifactError(RuntimeError):
     """The artifact folder is missing, incomplete, or from another feature layout."""
 
 
-def load_artifact(folder: Path | None = None) -> Artifact:
-    """The artifact in `folder`; by default the traffic refit, else the shipped one.
+def load_artifact(folder: Path | None = None, *, state: Path | str | None = None) -> Artifact:
+    """The artifact in `folder`; by default the traffic refit (in `state`'s state dir), else
+    the shipped one.
 
     A default-chosen refit that cannot be loaded (e.g. written by an older version) is
     skipped with a warning: the server starts on the shipped artifact instead of failing."""
     if folder is None:
-        chosen = active_artifact_dir()
+        chosen = active_artifact_dir(state)
         if chosen != DEFAULT_ARTIFACT_DIR:
             try:
                 return _load(chosen)

@@ -133,12 +133,15 @@ class Predictor:
         calibration: CalibrationConfig | None = None,
         record_traffic: bool = True,
         refresh_seconds: float = 30.0,
+        state: Path | str | None = None,
     ) -> None:
+        """`state`: the state dir whose refit a followed artifact is (default: `paths`')."""
         self._follow = artifact is None
+        self._state = state
         if isinstance(artifact, Artifact):
             self._model = _Model.of(artifact, None)
         elif artifact is None:
-            self._model = _load_followed()
+            self._model = _load_followed(state)
         else:
             self._model = _Model.of(load_artifact(Path(artifact)), None)
         self.calibration_config = calibration or CalibrationConfig()
@@ -170,21 +173,23 @@ class Predictor:
         return self._schema
 
     @classmethod
-    def default(cls) -> Predictor:
-        """The process-wide predictor: the active artifact (followed) + the state_dir()
-        calibration store (one per store path, so a changed state dir gets its own)."""
-        return _default_predictor(str(default_store_path()))
+    def default(cls, state: Path | str | None = None) -> Predictor:
+        """The process-wide predictor of a state dir (`paths.state_dir(state)`, passed by a
+        server that has its own): the active artifact there (followed) + its calibration
+        store (one per store path, so a changed state dir gets its own)."""
+        store_path = default_store_path(state)
+        return _default_predictor(str(store_path), None if state is None else str(state))
 
     def reload_artifact(self) -> bool:
         """Load the active artifact now if a refit replaced it (a predictor that follows it);
         True when it changed. A refit that cannot be loaded is logged and skipped."""
         if not self._follow:
             return False
-        stamp = artifact_stamp(active_artifact_dir())
+        stamp = artifact_stamp(active_artifact_dir(self._state))
         if stamp == self._model.stamp:
             return False
         try:
-            model = _load_followed()
+            model = _load_followed(self._state)
         except (ArtifactError, ValueError, OSError) as exc:
             log.warning("predictor artifact not reloaded: %s", exc)
             return False
@@ -545,11 +550,12 @@ class Predictor:
         self._refresh(force=True)
 
 
-def _load_followed() -> _Model:
-    """The active artifact (a refit, else the shipped one) with the stamp it was read at."""
-    folder = active_artifact_dir()
+def _load_followed(state: Path | str | None = None) -> _Model:
+    """The active artifact (a refit in `paths.state_dir(state)`, else the shipped one) with
+    the stamp it was read at."""
+    folder = active_artifact_dir(state)
     stamp = artifact_stamp(folder)
-    return _Model.of(load_artifact(None), stamp)
+    return _Model.of(load_artifact(None, state=state), stamp)
 
 
 def _as_path(value: Path | str | None) -> Path | None:
@@ -557,8 +563,8 @@ def _as_path(value: Path | str | None) -> Path | None:
 
 
 @lru_cache(maxsize=4)
-def _default_predictor(store_path: str) -> Predictor:
-    return Predictor(store=PredictorStore(store_path))
+def _default_predictor(store_path: str, state: str | None) -> Predictor:
+    return Predictor(store=PredictorStore(store_path), state=state)
 
 
 def predict(request: dict[str, Any], profile: Profile | None = None) -> Prediction:

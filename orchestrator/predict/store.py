@@ -84,8 +84,9 @@ _INSERT_TRAFFIC = (
 StepFn = Callable[[ProfileCalibration], ProfileCalibration]
 
 
-def default_store_path() -> Path:
-    return paths.state_dir() / "predictor" / "predictor.sqlite"
+def default_store_path(state: Path | str | None = None) -> Path:
+    """The store's file under `paths.state_dir(state)`."""
+    return paths.state_dir(state) / "predictor" / "predictor.sqlite"
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ import uuid
 from collections.abc import Iterator
 
 from orchestrator.catalog.schema import Profile
+from orchestrator.engines.config import engine_kwargs, replica_env
 from orchestrator.models import resolve_model
 from orchestrator.paths import PROJECT_ROOT, SHARED_DATA
 from orchestrator.profiling.plan import RequestTiming, StepResult, SweepStep
-from orchestrator.serving.engine_config import engine_kwargs, replica_env
 
 
 @contextlib.contextmanager

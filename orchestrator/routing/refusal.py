@@ -3,7 +3,7 @@
 A request refused because the profiles that would serve it are saturated, or have no running
 replica, never reaches a profile: the routed-load meters miss it, so the planner would not
 grow the pool that should have served it. These functions name that pool, for the server's
-demand meter (`control.meters.DemandMeter.refused`) and the simulator alike. Policy refusals
+demand meter (`signals.meters.DemandMeter.refused`) and the simulator alike. Policy refusals
 (budgets, cost caps and targets, quality floors, context length, tools) are not demand for
 capacity: more replicas would not serve them.
 

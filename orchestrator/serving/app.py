@@ -12,22 +12,22 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.control.ingress_scaling import (
+    INGRESS_MAX_ONGOING_REQUESTS,
+    INGRESS_TARGET_ONGOING_REQUESTS,
+    IngressScaling,
+)
 from orchestrator.control.serve_policy import ingress_autoscaling_config, profile_serve_options
-from orchestrator.models import resolve_model
-from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
-from orchestrator.policy.loader import load_policy
-from orchestrator.raycompat.model_cards import model_card
-from orchestrator.serving.engine_config import (
+from orchestrator.engines.config import (
     DEPLOYMENT_PREFIX,
     llm_config_dict,
     serve_placement_options,
     unknown_parsers,
 )
-from orchestrator.serving.ingress_scaling import (
-    INGRESS_MAX_ONGOING_REQUESTS,
-    INGRESS_TARGET_ONGOING_REQUESTS,
-    IngressScaling,
-)
+from orchestrator.models import resolve_model
+from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
+from orchestrator.policy.loader import load_policy
+from orchestrator.raycompat.model_cards import model_card
 from orchestrator.serving.storage_target import check_ingress_replicas, resolve_target
 from orchestrator.storage.target import backend
 
@@ -112,8 +112,9 @@ def build_profile_deployments(
     from ray.serve.config import RequestRouterConfig
     from ray.serve.llm import build_llm_deployment
 
+    from orchestrator.engines.stub import is_stub
     from orchestrator.serving.profile_server import ProfileServer
-    from orchestrator.serving.stub_engine import StubEngine, is_stub
+    from orchestrator.serving.stub_engine import StubEngine
 
     # replicas of a profile are chosen by prefix affinity (KV-cache reuse) unless loaded
     router = RequestRouterConfig(

@@ -32,8 +32,6 @@ from typing import Any, Literal, Protocol
 from fastapi.responses import Response, StreamingResponse
 
 from orchestrator.catalog.schema import Catalog
-from orchestrator.control.meters import DemandMeter
-from orchestrator.control.refused import record_refusal
 from orchestrator.decisionlog import DecisionLog
 from orchestrator.ledger import UsageLedger, WindowSpend
 from orchestrator.ledger.store import DEFAULT_RESERVATION_TTL_S
@@ -52,7 +50,6 @@ from orchestrator.serving.incoming import IncomingRequest, parse_incoming
 from orchestrator.serving.latency_scales import LatencyScales
 from orchestrator.serving.live_views import LiveViews
 from orchestrator.serving.load_book import LoadBook
-from orchestrator.serving.observe import RequestObservation
 from orchestrator.serving.plan import (
     EnginePlan,
     PlanState,
@@ -63,6 +60,9 @@ from orchestrator.serving.plan import (
     refusal_headers,
 )
 from orchestrator.serving.request_run import RequestRun, Settled, SettleHook
+from orchestrator.serving.request_telemetry import RequestObservation
+from orchestrator.signals.meters import DemandMeter
+from orchestrator.signals.refusals import record_refusal
 from orchestrator.telemetry import OrchestratorMetrics, request_id_scope
 
 log = logging.getLogger("orchestrator.ingress")

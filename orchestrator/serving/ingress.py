@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 import uuid
 from typing import Any
@@ -43,14 +42,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from orchestrator.catalog.schema import Catalog
 from orchestrator.cluster.monitor import PlacementMonitor
 from orchestrator.control.status import read_status
-from orchestrator.paths import STATE_DIR_ENV
+from orchestrator.engines.config import deployment_name
 from orchestrator.policy import PolicyWatcher
 from orchestrator.predict import Predictor
 from orchestrator.raycompat.replica_states import replica_states
 from orchestrator.raycompat.request_context import serve_request_id
+from orchestrator.raycompat.serve_handles import configured_handles
 from orchestrator.request.candidates import AUTO_MODEL
 from orchestrator.serving import api_docs
-from orchestrator.serving.engine_config import deployment_name
 from orchestrator.serving.errors import (
     OrchestratorHTTPError,
     error_response,
@@ -121,8 +120,6 @@ class OrchestratorIngress(OpenAiIngress):
         lora_paths: dict[str, str] | None = None,
     ):
         super().__init__(llm_deployments, model_cards, lora_paths=lora_paths)
-        if state_dir:  # calibration and the default ledger live there (paths.state_dir)
-            os.environ[STATE_DIR_ENV] = state_dir
         self._catalog = Catalog.model_validate(catalog)
         # the policy file is watched; a bad edit is reported and the last good policy stays
         self._policy = PolicyWatcher(policy_path, self._catalog).start()
@@ -137,15 +134,15 @@ class OrchestratorIngress(OpenAiIngress):
         configure_json_logging(logging.INFO, logger=logging.getLogger("orchestrator"))
         logging.getLogger("orchestrator").propagate = False
         self._metrics = OrchestratorMetrics()
-        shared = open_shared_state(resolve_target(ledger))
+        shared = open_shared_state(resolve_target(ledger, state_dir=state_dir))
         self._placement = PlacementMonitor(self._catalog, APP_NAME)
         self._executor = RequestExecutor(
             catalog=self._catalog,
             policy_source=self._policy,
-            predictor=Predictor.default(),
+            predictor=Predictor.default(state_dir),  # its calibration lives there
             ledger=shared.ledger,
             metrics=self._metrics,
-            handles=self._get_configured_serve_handle,
+            handles=configured_handles(self),
             ready=self._ready,
             running=self._running,
             placement_note=self._placement.explain,

@@ -15,9 +15,9 @@ from typing import Any
 
 from ray.serve.llm import LLMServer
 
-from orchestrator.control.meters import LatencyMeter
 from orchestrator.routing.affinity import ReplicaStats
 from orchestrator.scheduling.replicas import remaining_work, request_work
+from orchestrator.signals.meters import LatencyMeter
 
 TTFT_EMA_WEIGHT = 0.2
 

@@ -27,7 +27,6 @@ from typing import Any, Protocol
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from orchestrator.catalog.schema import Catalog, Profile
-from orchestrator.control.meters import DemandMeter
 from orchestrator.ledger import Status
 from orchestrator.serving import engine_items as items
 from orchestrator.serving import failover as fo
@@ -38,9 +37,10 @@ from orchestrator.serving.decisions import DecisionRecorder
 from orchestrator.serving.errors import error_response
 from orchestrator.serving.latency_scales import LatencyScales
 from orchestrator.serving.load_book import LoadBook
-from orchestrator.serving.observe import RequestObservation
 from orchestrator.serving.plan import EnginePlan, PlanState, Refused, decision_headers, replan
 from orchestrator.serving.relay import Continuation, StreamFailover, relay_stream
+from orchestrator.serving.request_telemetry import RequestObservation
+from orchestrator.signals.meters import DemandMeter
 
 log = logging.getLogger("orchestrator.ingress")
 

@@ -19,6 +19,7 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from orchestrator.storage.target import backend, redact
@@ -27,9 +28,14 @@ DATABASE_URL_ENV = "ORCHESTRATOR_DATABASE_URL"
 log = logging.getLogger("orchestrator.storage")
 
 
-def resolve_target(explicit: str | None, environ: Mapping[str, str] | None = None) -> str:
+def resolve_target(
+    explicit: str | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    state_dir: Path | str | None = None,
+) -> str:
     """The ledger target in force: `explicit`, else $ORCHESTRATOR_DATABASE_URL, else the
-    default SQLite ledger path."""
+    default SQLite ledger path (in `state_dir` when given)."""
     env = os.environ if environ is None else environ
     if explicit:
         return explicit
@@ -38,7 +44,7 @@ def resolve_target(explicit: str | None, environ: Mapping[str, str] | None = Non
         return from_env
     from orchestrator.ledger import default_ledger_path
 
-    return str(default_ledger_path())
+    return str(default_ledger_path(state_dir))
 
 
 def check_ingress_replicas(target: str, max_replicas: int) -> None:

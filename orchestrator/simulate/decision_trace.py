@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.simulate.traffic import SimRequest, finish
+from orchestrator.simulate.sim_request import SimRequest, finish
 
 PLACEHOLDER_TEXT = "(replayed from the decision log: text not stored)"
 

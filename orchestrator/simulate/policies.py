@@ -102,7 +102,7 @@ class DecideRouter:
     """The product's path: the request core's `plan` on live views (ours; `oracle=True`: the
     truth as the token budget). Refusals (bounds, concurrency, overload, budget, cost, SLO)
     are the server's; the capacity ones are demand the planner sees, as the server's meter
-    records it (`control/refused.py`)."""
+    records it (`signals/refusals.py`)."""
 
     def __init__(
         self,

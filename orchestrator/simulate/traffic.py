@@ -24,30 +24,16 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from orchestrator.simulate.decision_trace import is_decision_log, load_decision_log
 from orchestrator.simulate.prompts import PromptPool
-
-
-@dataclass(slots=True)
-class SimRequest:
-    """One request of the replayed traffic (all policies see the same list)."""
-
-    rid: int
-    arrival_s: float
-    body: dict[str, Any]  # what the predictor reads (OpenAI chat body)
-    prompt_tokens: int  # true prompt length (prefill work)
-    output_tokens: int  # true generated tokens
-    tenant: str = "default"
-    tier: str = "small"  # quality tier the request's difficulty needs
-    body_key: Any = None  # requests sharing a body share its prediction
-    prediction: Any = None  # a recorded `Prediction` (decision log): used instead of predicting
-    prefix_blocks: tuple = ()  # ids of its 512-token prefix blocks (Mooncake `hash_ids`)
+from orchestrator.simulate.sim_request import SimRequest, finish
 
 
 def _parse_ts(text: str) -> float:
@@ -56,15 +42,6 @@ def _parse_ts(text: str) -> float:
         head, frac = text.split(".", 1)
         text = f"{head}.{frac[:6]}"
     return datetime.fromisoformat(text).timestamp()
-
-
-def finish(rows: list[SimRequest]) -> list[SimRequest]:
-    rows.sort(key=lambda r: r.arrival_s)
-    t0 = rows[0].arrival_s if rows else 0.0
-    for i, r in enumerate(rows):
-        r.rid = i
-        r.arrival_s -= t0
-    return rows
 
 
 def load_azure(path: Path, pool: PromptPool, *, seed: int = 0) -> list[SimRequest]:
@@ -196,8 +173,6 @@ def load_ledger(path: Path, pool: PromptPool, *, seed: int = 0) -> list[SimReque
 def sniff(path: Path | str) -> str:
     """'azure', 'jsonl', 'mooncake', 'ledger' or 'decisions' from the URL or the file's first
     bytes (a JSONL whose first record has Mooncake's fields is 'mooncake')."""
-    from orchestrator.simulate.decision_trace import is_decision_log
-
     if str(path).startswith(("postgresql://", "postgres://")):
         return "decisions"
     with Path(path).open("rb") as f:
@@ -226,8 +201,6 @@ def load_traffic(path: Path | str, pool_factory: Any = None, *, seed: int = 0) -
     if kind == "jsonl":
         return load_jsonl(Path(path))
     if kind == "decisions":
-        from orchestrator.simulate.decision_trace import load_decision_log
-
         return load_decision_log(path, pool_factory, seed=seed).requests
     pool = pool_factory() if pool_factory is not None else PromptPool(seed=seed)
     if kind == "mooncake":

@@ -9,9 +9,9 @@ from orchestrator.storage.database import (
     StorageError,
     Tx,
     is_postgres_url,
-    open_database,
 )
 from orchestrator.storage.migrations import Migration, current_version, migrate
+from orchestrator.storage.open import open_database
 from orchestrator.storage.target import Backend, backend, redact
 
 __all__ = [

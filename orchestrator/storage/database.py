@@ -23,10 +23,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from orchestrator.storage.target import backend, connect_url, sqlite_path
+from orchestrator.storage.target import backend
 
 Dialect = Literal["sqlite", "postgresql"]
 Params = Sequence[Any]
@@ -98,24 +97,3 @@ def is_postgres_url(target: object) -> bool:
         return isinstance(target, str) and backend(target) == "postgresql"
     except ValueError:
         return False
-
-
-def open_database(target: str | Path | Database, **options: Any) -> Database:
-    """A `Database` for `target`: an open one is returned as is; a PostgreSQL URL opens
-    PostgreSQL; a path, `sqlite://path` or `:memory:` opens SQLite (see `target.py`).
-    `options` go to the backend (SQLite: synchronous, timeout_s, readonly; PostgreSQL:
-    pool_size, timeout_s). Raises StorageError for an unknown URL scheme."""
-    if isinstance(target, Database):
-        return target
-    text = str(target)
-    try:
-        kind = backend(text)
-    except ValueError as exc:
-        raise StorageError(str(exc)) from None
-    if kind == "postgresql":
-        from orchestrator.storage.postgres import PostgresDatabase
-
-        return PostgresDatabase(connect_url(text), **options)
-    from orchestrator.storage.sqlite import SQLiteDatabase
-
-    return SQLiteDatabase(sqlite_path(text), **options)

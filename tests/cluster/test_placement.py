@@ -7,8 +7,8 @@ import pytest
 from orchestrator.catalog import Catalog, load_catalog
 from orchestrator.catalog.schema import NODE_TYPE_LABEL
 from orchestrator.cluster import Node, ReplicaGroup, placement_report, unplaceable_reason
-from orchestrator.cluster.observe import profile_of_group
 from orchestrator.cluster.placement import replica_demand
+from orchestrator.cluster.snapshot import profile_of_group
 from orchestrator.paths import PROJECT_ROOT
 
 LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")

@@ -12,8 +12,6 @@ from ray.serve.config import AutoscalingConfig, AutoscalingContext
 
 from orchestrator.catalog import load_catalog
 from orchestrator.control import hub as hub_module
-from orchestrator.control.meters import DemandMeter, LatencyMeter, demand_key, percentile
-from orchestrator.control.observe import demand_from_ingress, profile_observation
 from orchestrator.control.serve_policy import (
     IngressAutoscaler,
     ProfileAutoscaler,
@@ -21,8 +19,12 @@ from orchestrator.control.serve_policy import (
     ingress_autoscaling_config,
     profile_serve_options,
 )
+from orchestrator.control.status import status_document
 from orchestrator.paths import PROJECT_ROOT
-from orchestrator.policy.loader import load_policy
+from orchestrator.policy import PolicyWatcher
+from orchestrator.policy.loader import content_version, load_policy
+from orchestrator.signals.meters import DemandMeter, LatencyMeter, demand_key, percentile
+from orchestrator.signals.serve_contexts import demand_from_ingress, profile_observation
 
 LOCAL = PROJECT_ROOT / "deployments" / "local.yaml"
 
@@ -113,7 +115,7 @@ def test_context_becomes_an_observation():
     assert o.arrival_rate_rps == 2.0 and o.output_tokens_per_s == 300.0
 
 
-def test_serve_config_is_valid_and_neutral(tmp_path):
+def test_serve_config_is_valid_and_neutral(tmp_path, caplog):
     cat_path = catalog_file(tmp_path)
     pol_path = policy_file(tmp_path, "autoscaling: {scale_up_delay_s: 0}")
     catalog = load_catalog(cat_path)
@@ -125,7 +127,6 @@ def test_serve_config_is_valid_and_neutral(tmp_path):
     assert cfg.upscale_delay_s == cfg.downscale_delay_s == 0
     AutoscalingConfig.model_validate(ingress_autoscaling_config(str(cat_path), str(pol_path)))
     # Serve's wrapper around our policy returns our target unchanged (factors 1, delays 0)
-    hub_module._HUBS.clear()
     instance = cfg.policy.get_policy()(**cfg.policy.policy_kwargs)
     wrapped = _apply_autoscaling_config(instance)
     hub = hub_module.hub_for(str(cat_path), str(pol_path))
@@ -141,13 +142,13 @@ def test_serve_config_is_valid_and_neutral(tmp_path):
     assert target == decided[prof.name].target  # Serve applied ours unchanged
     assert sum(t.target for t in decided.values()) == 4
     assert all(t.reason.startswith("forecast") for t in decided.values())
+    assert "callback failed" not in caplog.text  # publishing and the alerters took the call
 
 
 def test_restart_rederives_targets_from_serve(tmp_path):
     cat_path = catalog_file(tmp_path)
     pol_path = policy_file(tmp_path)
     catalog = load_catalog(cat_path)
-    hub_module._HUBS.clear()
     names = [p.name for p in catalog.profiles]
     policies = [ProfileAutoscaler(str(cat_path), str(pol_path), n) for n in names]
     load = {"running": [8.0, 8.0], "tpot_p50_ms": [60.0, 60.0]}
@@ -169,3 +170,35 @@ def test_drain_timeout_follows_the_longest_generation(tmp_path):
     assert drain_timeout_s(prof, capped) == pytest.approx(0.06 + 10 + 5, abs=0.1)
     uncapped = load_policy(policy_file(tmp_path, "autoscaling: {max_drain_s: 30}"), catalog)
     assert drain_timeout_s(prof, uncapped) == 30.0
+
+
+def test_the_hub_plans_under_the_watched_policy_and_publishes_its_version(tmp_path):
+    """The controller reads the policy through a PolicyWatcher (content, not mtime): an edit
+    is planned under at the next tick and published with its version; a broken edit keeps
+    the last good version."""
+    cat_path = catalog_file(tmp_path)
+    pol_path = policy_file(tmp_path)
+    catalog = load_catalog(cat_path)
+    watcher = PolicyWatcher(pol_path, catalog, interval_s=1e-6, resolve_secrets=False)
+    hub = hub_module.Hub(watcher)
+    published = []
+    hub.on_decision.append(lambda d, o, p: published.append(status_document(d, o, p)))
+    interval = watcher.current.spec.autoscaling.interval_s
+
+    def tick(now):
+        hub.file_ingress(context("ingress", ready=1, target=1, now=now))
+        for p in catalog.profiles:
+            hub.file_profile(p.name, context(p.name, ready=1, target=1, now=now))
+        return hub.tick(now)
+
+    tick(100.0)
+    first = published[-1]["policy_version"]
+    assert first == watcher.current.version
+    text = pol_path.read_text() + "autoscaling: {interval_s: %s}\n" % (interval + 1)
+    pol_path.write_text(text)
+    tick(100.0 + interval + 1)  # the new interval
+    assert published[-1]["policy_version"] == content_version(text) != first
+    pol_path.write_text(text + "not: [valid\n")
+    tick(100.0 + 2 * (interval + 1))
+    assert published[-1]["policy_version"] == content_version(text)
+    assert watcher.status().last_error

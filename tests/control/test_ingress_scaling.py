@@ -9,10 +9,9 @@ from ray.serve._private.common import DeploymentID, ReplicaID
 from ray.serve.autoscaling_policy import _apply_autoscaling_config
 from ray.serve.config import AutoscalingConfig, AutoscalingContext
 
-from orchestrator.control import hub as hub_module
+from orchestrator.control.ingress_scaling import INGRESS_UPSCALE_DELAY_S, IngressScaling
 from orchestrator.control.serve_policy import IngressAutoscaler, ingress_autoscaling_config
 from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
-from orchestrator.serving.ingress_scaling import INGRESS_UPSCALE_DELAY_S, IngressScaling
 
 
 def _context(config, *, running: int, target: int, ongoing: float, state=None, now=0.0):
@@ -40,10 +39,14 @@ def _context(config, *, running: int, target: int, ongoing: float, state=None, n
 
 
 @pytest.fixture
-def policy():
-    hub_module._HUBS.clear()
+def policy(tmp_path):
+    # files of this test's own (the controller keeps one hub per pair of paths and process)
+    deployments = tmp_path / DEFAULT_DEPLOYMENTS.name
+    deployments.write_text(DEFAULT_DEPLOYMENTS.read_text())
+    policy_path = tmp_path / DEFAULT_POLICY.name
+    policy_path.write_text(DEFAULT_POLICY.read_text())
     scaling = IngressScaling(min_replicas=1, max_replicas=4, target_ongoing_requests=10)
-    raw = ingress_autoscaling_config(str(DEFAULT_DEPLOYMENTS), str(DEFAULT_POLICY), scaling)
+    raw = ingress_autoscaling_config(str(deployments), str(policy_path), scaling)
     config = AutoscalingConfig.model_validate(raw)  # Ray's own validation
     instance = config.policy.get_policy()(**config.policy.policy_kwargs)
     assert isinstance(instance, IngressAutoscaler)

@@ -8,13 +8,13 @@ import pytest
 
 from orchestrator.catalog import load_catalog
 from orchestrator.concepts import LatencySLO
-from orchestrator.control.meters import DemandMeter, demand_key
-from orchestrator.control.observe import demand_from_ingress, profile_observation
-from orchestrator.control.refused import record_refusal
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.replica_model import LiveState
 from orchestrator.routing import RouteRequest, TenantRules, TokenBudget, catalog_views, decide
 from orchestrator.routing.refusal import OVERLOAD_CODE
+from orchestrator.signals.meters import DemandMeter, demand_key
+from orchestrator.signals.refusals import record_refusal
+from orchestrator.signals.serve_contexts import demand_from_ingress, profile_observation
 
 GPU = load_catalog(PROJECT_ROOT / "deployments" / "gpu-example.yaml")
 EASY = TokenBudget(p50_output_tokens=120, p90_output_tokens=300, query_class="standard")

@@ -3,10 +3,12 @@ one is rejected, reported on the status endpoint, and the last good policy stays
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
 import pytest
+import yaml
 
 from tests.e2e.conftest import E2E_API_KEY
 
@@ -105,3 +107,48 @@ def test_policy_file_edits_are_hot_reloaded(server):
         restored = _wait_for(lambda s: s["version"] == start["version"], base)
     assert restored["version"] == start["version"]
     assert _chat(base, None).status_code == 200
+
+
+def _full_status(base: str) -> dict:
+    return httpx.get(f"{base}/v1/orchestrator/status", timeout=10).json()
+
+
+def _versions(base: str) -> tuple[str | None, str | None]:
+    """(the ingress's policy version, the one the controller last planned under)."""
+    status = _full_status(base)
+    return status["policy"]["version"], (status["controller"] or {}).get("policy_version")
+
+
+def _wait_versions(base: str, predicate, timeout_s: float) -> tuple[float, tuple]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        versions = _versions(base)
+        if predicate(versions):
+            return time.monotonic(), versions
+        time.sleep(0.25)
+    raise AssertionError(f"versions never matched: {versions}")
+
+
+def test_ingress_and_controller_take_a_reload_within_one_controller_interval(server):
+    """Both read the policy file through a PolicyWatcher: after a hot reload the controller
+    plans under the version the ingress serves under by its next tick (one
+    `autoscaling.interval_s`, plus a second of each watcher's polling)."""
+    if server.policy_path is None:
+        pytest.skip("external server: its policy file is not ours to edit")
+    base = server.base_url
+    original = server.policy_path.read_text()
+    interval_s = (yaml.safe_load(original).get("autoscaling") or {}).get("interval_s", 10.0)
+    edited_text = re.sub(r"(?m)^(\s*headroom:) 0\.2\b", r"\1 0.25", original)
+    assert edited_text != original  # the default policy sets headroom 0.2
+    # the controller has planned under the policy in force (its first plan waits for every
+    # profile's first context)
+    _, (start, _) = _wait_versions(base, lambda v: v[0] is not None and v[0] == v[1], 120)
+    try:
+        server.policy_path.write_text(edited_text)
+        seen_at, (edited, _) = _wait_versions(base, lambda v: v[0] != start, 20)
+        agreed_at, versions = _wait_versions(base, lambda v: v[1] == edited, 3 * interval_s)
+        assert versions == (edited, edited)
+        assert agreed_at - seen_at <= interval_s + 2.5
+    finally:
+        server.policy_path.write_text(original)
+        _wait_versions(base, lambda v: v == (start, start), 3 * interval_s)

@@ -24,8 +24,8 @@ import psutil
 import pytest
 
 from orchestrator.catalog import load_catalog
+from orchestrator.engines.config import deployment_name
 from orchestrator.paths import PROJECT_ROOT
-from orchestrator.serving.engine_config import deployment_name
 
 pytestmark = pytest.mark.e2e
 

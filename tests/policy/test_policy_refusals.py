@@ -53,9 +53,10 @@ def test_one_key_variable_on_two_tenants_is_refused_without_secrets(tmp_path, gp
         api_keys:
           - env: SHARED_KEY  # <-
     """
-    issue, line = only_issue(tmp_path, body, gpu_catalog, resolve_secrets=False)
-    assert (issue.field, issue.line) == ("tenants[1].api_keys[0].env", line)
-    assert "SHARED_KEY is already a key source of tenant 'acme'" in issue.reason
+    for kw in ({"resolve_secrets": False}, {"env": {"SHARED_KEY": "k"}}):  # with secrets: once
+        issue, line = only_issue(tmp_path, body, gpu_catalog, **kw)
+        assert (issue.field, issue.line) == ("tenants[1].api_keys[0].env", line)
+        assert "SHARED_KEY is already a key source of tenant 'acme'" in issue.reason
 
 
 def test_one_key_variable_twice_in_a_tenant_is_refused(tmp_path, gpu_catalog):
@@ -102,6 +103,22 @@ def test_max_tokens_beyond_every_context_is_refused(tmp_path, gpu_catalog):
     assert (issue.field, issue.line) == ("tenants[0].max_tokens", line)
     assert "above every eligible profile's context length" in issue.reason
     assert "max_model_len 32768" in issue.reason
+
+
+def test_reasoning_tokens_beyond_every_context_are_refused(tmp_path, gpu_catalog):
+    body = """
+    defaults:
+      allowed_profiles: [qwen3-8b-awq]
+      classes:
+        reasoning:
+          reasoning: {max_reasoning_tokens: 50000}  # <-
+    """
+    issue, line = only_issue(tmp_path, body, gpu_catalog)
+    assert (issue.field, issue.line) == (
+        "defaults.classes.reasoning.reasoning.max_reasoning_tokens",
+        line,
+    )
+    assert "50000 is above every eligible profile's context length" in issue.reason
 
 
 def test_a_prompt_bound_no_profile_can_hold_is_refused(tmp_path, gpu_catalog):

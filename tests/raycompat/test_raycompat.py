@@ -8,12 +8,16 @@ from __future__ import annotations
 import inspect
 import pickle
 
+import pytest
+
 from orchestrator.raycompat import (
     chat_request,
     deploy,
     model_cards,
+    node_resources,
     replica_states,
     request_context,
+    serve_handles,
 )
 from orchestrator.serving import openai_io
 
@@ -96,3 +100,33 @@ def test_replica_states_read_the_controllers_details_shape():
     states = replica_states.states_from_details(details, "orchestrator")
     assert states == {"profile:a": {"RUNNING": 1, "STARTING": 1}, "profile:b": {}}
     assert replica_states.states_from_details(details, "other") is None
+
+
+def test_configured_handle_is_streaming_cached_and_404_for_an_unknown_model():
+    from fastapi import HTTPException
+    from ray.serve.llm.ingress import OpenAiIngress
+
+    class Handle:
+        def __init__(self, **options):
+            self.options_set = options
+
+        def options(self, **options):
+            return Handle(**options)
+
+    ingress = OpenAiIngress.__new__(OpenAiIngress)  # no Serve replica: only the handle cache
+    OpenAiIngress.__init__(ingress, {"m": Handle()}, {"m": object()})
+    handles = serve_handles.configured_handles(ingress)
+    handle = handles("m")
+    assert handle.options_set == {"stream": True}
+    assert handles("m") is handle
+    with pytest.raises(HTTPException) as caught:
+        handles("other")
+    assert caught.value.status_code == 404
+
+
+def test_available_resources_per_node_takes_no_arguments():
+    import ray._private.state
+
+    wrapped = ray._private.state.available_resources_per_node
+    assert callable(wrapped) and not inspect.signature(wrapped).parameters
+    assert node_resources.available_resources_per_node.__doc__

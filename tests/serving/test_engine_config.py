@@ -8,13 +8,13 @@ import typing
 import pytest
 
 from orchestrator.catalog import load_catalog
-from orchestrator.paths import PROJECT_ROOT
-from orchestrator.serving.engine_config import (
+from orchestrator.engines.config import (
     deployment_name,
     engine_kwargs,
     llm_config_dict,
     replica_env,
 )
+from orchestrator.paths import PROJECT_ROOT
 
 GPU = load_catalog(PROJECT_ROOT / "deployments" / "gpu-example.yaml")
 LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
@@ -139,13 +139,13 @@ def test_tool_call_parser_enables_auto_tool_choice_in_the_frontend_args():
     ids=lambda p: p.name,
 )
 def test_catalog_parsers_are_registered_in_vllm(profile):
-    from orchestrator.serving.engine_config import unknown_parsers
+    from orchestrator.engines.config import unknown_parsers
 
     assert unknown_parsers(profile) == []
 
 
 def test_unknown_parser_is_reported_by_name():
-    from orchestrator.serving.engine_config import unknown_parsers
+    from orchestrator.engines.config import unknown_parsers
 
     profile = _with(LOCAL.profiles[0], tool_call_parser="nope", reasoning_parser="nada")
     problems = unknown_parsers(profile)

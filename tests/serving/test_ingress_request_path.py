@@ -418,10 +418,10 @@ async def test_a_slow_stream_raises_its_profiles_tpot_scale_for_a_while(
     """Tokens streamed 3x slower than the decision's modelled TPOT set the profile's TPOT
     scale to 3 (first observation); the next decision on that profile expects 3x the TPOT;
     after the scale's max age the model alone is back."""
-    from orchestrator.serving import accounting, observe
+    from orchestrator.serving import accounting, request_telemetry
 
     monkeypatch.setattr(accounting, "datetime", _Clock)
-    monkeypatch.setattr(observe, "datetime", _Clock)  # the request's start
+    monkeypatch.setattr(request_telemetry, "datetime", _Clock)  # the request's start
     name = "smollm2-cpu"
     first = await _stream_with_token_gap(ingress, engine_stream, chunk, final_usage, 0.0, "r0")
     modelled = first.estimate.tpot_ms

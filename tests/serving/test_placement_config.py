@@ -7,9 +7,9 @@ import pytest
 from orchestrator.catalog import load_catalog
 from orchestrator.catalog.schema import NODE_TYPE_LABEL, Profile
 from orchestrator.cluster.placement import replica_demand
+from orchestrator.engines.config import llm_config_dict, serve_placement_options
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.serving.app import HEAD_NODE_RESOURCE, AppArgs, ingress_actor_options
-from orchestrator.serving.engine_config import llm_config_dict, serve_placement_options
 from orchestrator.serving.storage_target import DATABASE_URL_ENV
 
 LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")

@@ -12,8 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from orchestrator.catalog import Profile, load_catalog
-from orchestrator.serving.engine_config import llm_config_dict
-from orchestrator.serving.stub_engine import StubEngine, is_stub, stub_settings
+from orchestrator.engines.config import llm_config_dict
+from orchestrator.engines.stub import is_stub, stub_settings
+from orchestrator.serving.stub_engine import StubEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 STUB = load_catalog(ROOT / "deployments" / "stub.yaml").profiles[0]

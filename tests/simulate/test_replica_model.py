@@ -75,7 +75,7 @@ def test_serve_queue_holds_requests_over_max_ongoing(catalog):
 
 
 def test_max_ongoing_is_the_products_setting(catalog):
-    from orchestrator.serving.engine_config import llm_config_dict
+    from orchestrator.engines.config import llm_config_dict
 
     p = catalog.profiles[0]
     want = llm_config_dict(p, p.model)["deployment_config"]["max_ongoing_requests"]

@@ -1,4 +1,5 @@
-"""Read a cluster snapshot from Ray's GCS (the edge of `orchestrator.cluster.placement`).
+"""A snapshot of the cluster from Ray's GCS: nodes and our replicas' placement groups (the
+edge of `orchestrator.cluster.placement`).
 
 Must run inside a process connected to Ray (the ingress replica, the controller, a driver).
 Serve names a replica's placement group after the replica:
@@ -8,7 +9,8 @@ Serve names a replica's placement group after the replica:
 from __future__ import annotations
 
 from orchestrator.cluster.placement import Node, ReplicaGroup
-from orchestrator.serving.engine_config import DEPLOYMENT_PREFIX
+from orchestrator.engines.config import DEPLOYMENT_PREFIX
+from orchestrator.raycompat.node_resources import available_resources_per_node
 
 _REPLICA_PREFIX = "SERVE_REPLICA::"
 
@@ -23,12 +25,12 @@ def profile_of_group(name: str, app_name: str) -> str | None:
     return parts[1][len(DEPLOYMENT_PREFIX) :]
 
 
-def observe_cluster(app_name: str) -> tuple[list[Node], list[ReplicaGroup]]:
+def cluster_snapshot(app_name: str) -> tuple[list[Node], list[ReplicaGroup]]:
     """Every node (alive or dead) and the placement groups of the app's profile replicas."""
     import ray
     from ray.util.placement_group import placement_group_table
 
-    available = ray._private.state.available_resources_per_node()
+    available = available_resources_per_node()
     nodes = [
         Node(
             node_id=n["NodeID"],

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from orchestrator.control.meters import DemandMeter
 from orchestrator.routing.refusal import OVERLOAD_CODE, intended_profile, overload_shares
 from orchestrator.routing.types import Decision, ProfileView
+from orchestrator.signals.meters import DemandMeter
 
 
 def record_refusal(

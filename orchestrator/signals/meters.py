@@ -2,7 +2,7 @@
 
 `DemandMeter` (ingress): requests admitted per profile with their prompt tokens and predicted
 output tokens, and requests refused for capacity per profile they were meant for
-(`control/refused.py`; a shed request may be split over profiles by weight); `LatencyMeter`
+(`signals/refusals.py`; a shed request may be split over profiles by weight); `LatencyMeter`
 (profile replica): TTFT and TPOT of recent streams. Both export a flat `{name: number}` dict,
 the only shape Serve accepts from `record_autoscaling_stats`.
 Invariant: samples older than the window are dropped on every read and write.
