@@ -313,11 +313,14 @@ def limit_of(s: dict) -> str:
 # ---------------------------------------------------------------- servers
 
 
-def start_cluster(work: Path, ledger: str, env: dict) -> tuple[subprocess.Popen, str]:
+def start_cluster(
+    work: Path, ledger: str, env: dict, extra: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen, str]:
+    """`orchestrator serve` on the stub catalog (plus `extra` flags), in this session."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "serve", "--deployments", str(STUB_CATALOG),
-         "--port", str(port), "--ledger", ledger],
+         "--port", str(port), "--ledger", ledger, *extra],
         stdout=(work / "orchestrator.log").open("wb"),
         stderr=subprocess.STDOUT,
         cwd=ROOT,

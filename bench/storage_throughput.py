@@ -114,7 +114,7 @@ def rows_per_s(write: Callable[..., int], *args: object) -> float:
 
 
 def one_per_transaction(ledger: UsageLedger, tag: str, n: int, now: datetime) -> int:
-    return sum(ledger.append(record(f"{tag}-{i}", now)) for i in range(n))
+    return sum(ledger.settle(record(f"{tag}-{i}", now)) for i in range(n))
 
 
 def measure(

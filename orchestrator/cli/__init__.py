@@ -16,10 +16,11 @@ _COMMAND_MODULES = (
     "serve",
     "policy",
     "predictor",
+    "difficulty",
     "render",
     "usage",
     "simulate",
-    "plan",
+    "scaling_plan",  # `orchestrator plan`
     "status",
     "profile",
 )

@@ -126,6 +126,8 @@ def _explain(args: argparse.Namespace) -> int:
         print(json.dumps(exp.as_dict(), indent=2, default=str))
     else:
         print(render_text(exp))
+    for w in policy.warnings:  # the same warnings `validate` prints
+        print(f"{w.file}:{w.line}: {w.field}: warning: {w.reason}", file=sys.stderr)
     return 0
 
 

@@ -167,6 +167,11 @@ def _train(args: argparse.Namespace) -> int:
 
     if not data_available(args.data):
         return _err(f"shared training data not found under {args.data}")
+    # refused before minutes of training (their parents are created)
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        return _err(f"--out {args.out}: exists and is not a directory (the artifact is a folder)")
+    if args.heldout_out is not None and args.heldout_out.is_dir():
+        return _err(f"--heldout-out {args.heldout_out}: is a directory (give a file name)")
     cfg = TrainConfig(seed=args.seed, all_data=args.all_data)
     started = time.perf_counter()
     extra: dict[str, Any] = {}

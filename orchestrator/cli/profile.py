@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from orchestrator.cli.output import CliError, check_output_file
 from orchestrator.config_files import ConfigError
 
 
@@ -63,6 +64,11 @@ def run_measure(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    try:
+        check_output_file(args.out, "--out")  # before minutes of measuring
+    except CliError as exc:
+        print(f"orchestrator profile measure: {exc}", file=sys.stderr)
+        return 2
     print(f"measuring {profile.name} ({profile.model}) on {machine()}", file=sys.stderr)
 
     def progress(i, n, step, result) -> None:

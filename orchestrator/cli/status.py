@@ -65,6 +65,21 @@ def _reason(p: dict[str, Any]) -> str:
     return p.get("reason") or "(no plan yet)"
 
 
+def _queues(queues: dict[str, Any]) -> list[str]:
+    """The ingress queue per profile: batch slots taken, and per tenant what waits."""
+    out = []
+    for profile, q in sorted(queues.items()):
+        tenants = ", ".join(
+            f"{t} {int(r['queued'])} (priority {int(r['priority'])}, oldest {r['oldest_wait_s']:.1f} s)"
+            for t, r in sorted(q.get("tenants", {}).items())
+        )
+        out.append(
+            f"queue {profile}: {q.get('busy', 0)} in batch slots, {q.get('waiting', 0)} waiting"
+            + (f": {tenants}" if tenants else "")
+        )
+    return out
+
+
 def render(doc: dict[str, Any]) -> str:
     """The status document as a table (one line per profile) plus the controller summary."""
     ctl = doc.get("controller") or {}
@@ -95,6 +110,7 @@ def render(doc: dict[str, Any]) -> str:
     for r in rows:
         cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, last)]
         lines.append("  ".join(cells) + "  " + r[last])
+    lines += _queues(doc.get("queues") or {})
     if ctl:
         ceiling = ctl.get("ceiling_usd_per_hour")
         summary = f"replicas cost ${ctl.get('cost_per_hour_usd', 0.0):,.2f}/hour"

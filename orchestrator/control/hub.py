@@ -8,7 +8,7 @@ The policy comes through a `PolicyWatcher`, as the ingress's does, on the catalo
 when the hub is made (the ingress's catalog is fixed at start too), so both plan under the
 same policy version; each decision is published with it (`status.publish_decision`).
 A restarted Serve controller starts with an empty hub: the first tick re-derives the targets
-from the replicas Serve reports (PlanState starts from `replicas_current`).
+from the replicas Serve reports (ScalingTickState starts from `replicas_current`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from orchestrator.catalog import load_catalog
 from orchestrator.control.alerts import CeilingAlerter, UnplacedAlerter
 from orchestrator.control.status import publish_decision
-from orchestrator.planning import Observation, PlanState, ScalingDecision, plan
+from orchestrator.planning import Observation, ScalingDecision, ScalingTickState, plan
 from orchestrator.policy import Policy, PolicyWatcher
 from orchestrator.signals.serve_contexts import demand_from_ingress, profile_observation
 
@@ -40,7 +40,7 @@ class Hub:
     _next_check: float = 0.0
     _contexts: dict[str, Any] = field(default_factory=dict)
     _ingress: Any = None
-    _state: PlanState = field(default_factory=PlanState)
+    _state: ScalingTickState = field(default_factory=ScalingTickState)
     _decision: ScalingDecision | None = None
     _last_tick: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -1,6 +1,6 @@
 """Usage ledger: what every finished request cost, durable in SQLite or PostgreSQL.
 
-`UsageLedger(path).append(UsageRecord(...))` is atomic and idempotent per request id; spend
+`UsageLedger(path).settle(UsageRecord(...))` is atomic and idempotent per request id; spend
 per tenant and window feeds budgets (`spend(tenant, "day").retry_after_s(now)` gives the 429
 Retry-After; `spend_windows(tenant, windows)` reads several windows with one query);
 `summary()` feeds `orchestrator usage`. `reserve`/`settle` hold and settle budget atomically

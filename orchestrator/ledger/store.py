@@ -113,8 +113,6 @@ class UsageLedger:
             inserted = _settle(tx, record)
         return inserted
 
-    append = settle
-
     def settle_many(self, records: Iterable[UsageRecord]) -> int:
         """`settle` several rows in one transaction; returns how many were new."""
         records = list(records)
@@ -293,9 +291,6 @@ class UsageLedger:
         return self.db.query("SELECT 1")[0][0] == 1  # the server checks its own pages
 
     # ------------------------------------------------------------ lifecycle
-
-    def _transaction(self):  # kept for tests that crash mid-transaction
-        return self.db.transaction()
 
     def close(self) -> None:
         self.db.close()

@@ -1,24 +1,24 @@
-"""The controller's pure planning core: Observation + Policy + PlanState -> ScalingDecision.
+"""The controller's pure planning core: Observation + Policy + ScalingTickState -> ScalingDecision.
 
 No Ray, no I/O, no clock (time comes in `Observation.now_s`): the server's controller and the
 simulator call `plan` unchanged. See docs/controller.md.
 """
 
-from orchestrator.planning.plan import plan
+from orchestrator.planning.tick import plan
 from orchestrator.planning.types import (
     Observation,
     Percentiles,
     PlannerKnobs,
-    PlanState,
     ProfileObservation,
     ProfileTarget,
     ScalingDecision,
+    ScalingTickState,
 )
 
 __all__ = [
     "Observation",
     "Percentiles",
-    "PlanState",
+    "ScalingTickState",
     "PlannerKnobs",
     "ProfileObservation",
     "ProfileTarget",

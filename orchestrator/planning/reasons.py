@@ -57,7 +57,12 @@ def reason(
         cheaper = [
             o.name for o in rows.values() if o.family == r.family and ideal.share.get(o.name, 0) > 0
         ]
-        load = f"the family's load goes to {', '.join(cheaper) or 'nothing'} (cheaper at the SLO)"
+        blocked = {"resources", "max_replicas", "cost_ceiling"} & set(limits)
+        load = (
+            "no share of the family's load fits here"
+            if blocked or not cheaper
+            else f"the family's load goes to {', '.join(cheaper)} (cheaper at the SLO)"
+        )
     notes = []
     if "up_delay" in limits and timers[0] is not None:
         notes.append(f"up delay {now - timers[0]:.0f}/{auto.scale_up_delay_s:.0f} s")  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """Typed inputs, state and outputs of the planning core (`plan`).
 
 Invariants:
-- every model is frozen and forbids unknown fields; `PlanState` and `ScalingDecision` are
+- every model is frozen and forbids unknown fields; `ScalingTickState` and `ScalingDecision` are
   JSON-serialisable with `model_dump(mode="json")`;
 - time only ever comes in as `Observation.now_s` (seconds on any monotonic clock: wall time in
   the server, virtual time in the simulator); the core never reads a clock;
@@ -115,7 +115,7 @@ class ProfileState(_Frozen):
     reason: str = ""
 
 
-class PlanState(_Frozen):
+class ScalingTickState(_Frozen):
     """Everything `plan` carries from one tick to the next. An empty state is a valid start
     (a restarted controller): targets then start from the observed current replicas."""
 

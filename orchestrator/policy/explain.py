@@ -189,6 +189,11 @@ def _limits_line(lim: EffectiveLimits) -> str:
     floor = [f"tier>={lim.quality_floor.min_tier}"] if lim.quality_floor.min_tier else []
     if lim.quality_floor.min_score is not None:
         floor.append(f"score>={lim.quality_floor.min_score:g}")
+    target = lim.quality_target
+    if target.min_success is not None:
+        floor.append(f"P(success)>={target.min_success:g}")
+    if target.share_of_strongest is not None:
+        floor.append(f"expected>={target.share_of_strongest:g}x strongest")
     if lim.reasoning.allowed:
         cap = lim.reasoning.max_reasoning_tokens
         reasoning = f"allowed{f' (<= {cap} tokens)' if cap else ''}"

@@ -3,7 +3,7 @@
 Precedence, least to most specific (a tenant's own settings beat anything under `defaults`):
     built-in < defaults < defaults.classes[c] < tenant < tenant.classes[c]
 Merging is field by field: only fields written in a block (pydantic's `model_fields_set`)
-override, nested blocks (latency, quality_floor, actions, reasoning, budgets) merge per field,
+override, nested blocks (latency, quality_floor, quality_target, actions, reasoning, budgets) merge per field,
 and lists are replaced whole. Writing `null` clears an inherited value. Every effective
 value remembers the YAML location it came from, so cross-checks can report the right line.
 """
@@ -24,6 +24,7 @@ from orchestrator.policy.schema import (
     Failover,
     Limits,
     QualityFloor,
+    QualityTarget,
     ReasoningLimits,
     RequestBounds,
     _Strict,
@@ -40,6 +41,7 @@ class EffectiveLimits(_Strict):
     cost_cap_usd: float | None = None
     latency: LatencySLO = Field(default_factory=LatencySLO)
     quality_floor: QualityFloor = Field(default_factory=QualityFloor)
+    quality_target: QualityTarget = Field(default_factory=QualityTarget)
     actions: Actions = Field(default_factory=Actions)
     reasoning: ReasoningLimits = Field(default_factory=ReasoningLimits)
     max_tokens: int | None = None
@@ -117,7 +119,7 @@ def merge_layers(layers: Sequence[Layer]) -> Merged:
 _TENANT_ONLY = frozenset(
     {"budgets", "requests", "priority", "failover", "classes", "name", "description", "api_keys"}
 )
-_NESTED = ("latency", "quality_floor", "actions", "reasoning")
+_NESTED = ("latency", "quality_floor", "quality_target", "actions", "reasoning")
 
 
 def effective_limits(layers: Sequence[Layer]) -> tuple[EffectiveLimits, Merged]:
@@ -176,6 +178,7 @@ BUILTIN = Limits(
     cost_cap_usd=None,
     latency=LatencySLO(),
     quality_floor=QualityFloor(),
+    quality_target=QualityTarget(),
     actions=Actions(
         on_cost_cap=["downgrade", "cap_tokens", "reject"],
         on_budget_exhausted=["reject"],

@@ -49,6 +49,26 @@ class QualityFloor(_Strict):
     min_score: float | None = Field(None, ge=0, le=100)
 
 
+class QualityTarget(_Strict):
+    """Soft quality targets on the predicted probability that a profile's tier answers the
+    request well (the predictor's `tier_success`). `min_success`: per request, the chosen
+    tier's expected success must be >= this. `share_of_strongest`: per tenant, the chosen
+    tier's expected success must be >= this share of the strongest usable tier's, so the
+    tenant's expected quality over its traffic is >= this share of always-strongest routing.
+    The router takes the cheapest profile meeting both; when no usable tier does, the
+    strongest qualify. `downgrade` (on_cost_cap) may drop the target; `quality_floor` is hard."""
+
+    min_success: float | None = Field(
+        None, gt=0, le=1, description="per request: expected success of the chosen tier >= this"
+    )
+    share_of_strongest: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="per tenant: expected quality >= this share of always-strongest routing",
+    )
+
+
 def _check_action_list(v: list[Action]) -> list[Action]:
     if not v:
         raise _invalid("list at least one action (reject is applied when none fits)")
@@ -122,6 +142,7 @@ class Limits(_Strict):
     )
     latency: LatencySLO | None = None
     quality_floor: QualityFloor | None = None
+    quality_target: QualityTarget | None = None
     actions: Actions | None = None
     reasoning: ReasoningLimits | None = None
     max_tokens: int | None = Field(
@@ -398,7 +419,7 @@ class SchedulingSpec(_Strict):
         description="no waiting request is overtaken by one that arrived this much later",
     )
     max_queued: int = Field(
-        64, ge=0, le=100_000, description="requests one tenant may have waiting; more get 429"
+        1000, ge=0, le=100_000, description="requests one tenant may have waiting; more get 429"
     )
     weight: float = Field(1.0, gt=0, le=1000, description="a tenant's default fair share")
     tenants: dict[str, TenantScheduling] = Field(

@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightgbm as lgb
@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator import paths
+from orchestrator.predict import lexical
 from orchestrator.predict.schema import PredictorSettings
 
 ARTIFACT_FORMAT = 3  # 2: phrase ridge added; 3: task features, per-class p90 shifts
@@ -65,6 +66,10 @@ class ArtifactMeta(BaseModel):
     lexical_intercept: float
     phrase_buckets: int
     phrase_intercept: float
+    # token-embedding ridge (one weight per token id in lexical.npz): blend * its score is
+    # added to both log quantiles; 0 in artifacts written before it existed
+    embedding_intercept: float = 0.0
+    embedding_blend: float = 0.0
     p50_shift: float = 0.0  # conformal correction of the p50 booster (log units)
     p90_shift: float = 0.0  # conformal correction of the p90 booster (log units)
     # per predicted-length class (Mondrian CQR): class k holds shifted log p50 between
@@ -100,6 +105,15 @@ class Artifact:
     boosters: dict[str, lgb.Booster]
     lexical_weights: np.ndarray  # float32, one per token id
     phrase_weights: np.ndarray  # float32, one per phrase slot
+    embedding_weights: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+
+    def embedding_term(self, lexical_ids: np.ndarray) -> float:
+        """What the token-embedding ridge adds to both log quantiles of one request."""
+        meta = self.meta
+        if not meta.embedding_blend or not len(self.embedding_weights):
+            return 0.0
+        score = lexical.score(lexical_ids, self.embedding_weights, meta.embedding_intercept)
+        return meta.embedding_blend * score
 
     def save(self, folder: Path) -> None:
         """Write every file under a temporary name and move it in place, meta.json last: a
@@ -115,6 +129,7 @@ class Artifact:
             tmp,
             weights=self.lexical_weights.astype(np.float32),
             phrase_weights=self.phrase_weights.astype(np.float32),
+            embedding_weights=self.embedding_weights.astype(np.float32),
         )
         os.replace(tmp, folder / "lexical.npz")
         self.save_meta(folder)
@@ -193,4 +208,17 @@ def _load(folder: Path) -> Artifact:
     with np.load(folder / "lexical.npz") as npz:
         weights = npz["weights"].astype(np.float32)
         phrases = npz["phrase_weights"].astype(np.float32)
-    return Artifact(meta=meta, boosters=boosters, lexical_weights=weights, phrase_weights=phrases)
+        embedding = (
+            npz["embedding_weights"].astype(np.float32)
+            if "embedding_weights" in npz.files
+            else np.zeros(0, dtype=np.float32)
+        )
+    if meta.embedding_blend and len(embedding) != meta.vocab_size:
+        raise ArtifactError(f"artifact {folder}: embedding weights do not match its vocabulary")
+    return Artifact(
+        meta=meta,
+        boosters=boosters,
+        lexical_weights=weights,
+        phrase_weights=phrases,
+        embedding_weights=embedding,
+    )

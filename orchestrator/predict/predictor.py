@@ -46,6 +46,7 @@ from orchestrator.predict.calibration import (
     observe,
     recalibrate_p90,
 )
+from orchestrator.predict.difficulty import DifficultyModel
 from orchestrator.predict.features import (
     MODEL_INPUTS,
     TokenizedRequest,
@@ -86,6 +87,7 @@ class _Featurized:
     parsed: ParsedRequest
     features: RequestFeatures
     prompt_tokens_exact: bool
+    tier_success: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ class Predictor:
         record_traffic: bool = True,
         refresh_seconds: float = 30.0,
         state: Path | str | None = None,
+        difficulty: DifficultyModel | None = None,
     ) -> None:
         """`state`: the state dir whose refit a followed artifact is (default: `paths`')."""
         self._follow = artifact is None
@@ -149,6 +152,7 @@ class Predictor:
         self.record_traffic = record_traffic
         self.refresh_seconds = refresh_seconds
         self._tokenizer = load_default_tokenizer()
+        self.difficulty = difficulty or DifficultyModel.default()
         self._lock = threading.Lock()
         self._calibrations: dict[str, ProfileCalibration] = {}
         self._loaded_at = 0.0
@@ -212,13 +216,17 @@ class Predictor:
         phrases = request_phrase_ids(parsed)
         return self.row_from_parts(dense, tok.lexical_ids, phrases, model), phrases
 
-    def base_quantiles(self, row: np.ndarray, model: _Model | None = None) -> tuple[float, float]:
-        """Profile-free calibrated log1p (p50, p90) of one booster input row (1 x inputs)."""
+    def base_quantiles(
+        self, row: np.ndarray, lexical_ids: np.ndarray, model: _Model | None = None
+    ) -> tuple[float, float]:
+        """Profile-free calibrated log1p (p50, p90) of one booster input row (1 x inputs) and
+        the request's lexical token ids (the token-embedding ridge reads them)."""
         m = model or self._model
         meta = m.artifact.meta
-        q50 = float(m.b50.predict(row, num_threads=1)[0]) + meta.p50_shift
+        extra = m.artifact.embedding_term(lexical_ids)
+        q50 = float(m.b50.predict(row, num_threads=1)[0]) + extra + meta.p50_shift
         q50 = min(max(q50, 0.0), _MAX_LOG)
-        q90 = float(m.b90.predict(row, num_threads=1)[0]) + meta.p90_shift_for(q50)
+        q90 = float(m.b90.predict(row, num_threads=1)[0]) + extra + meta.p90_shift_for(q50)
         return q50, min(max(q90, q50), _MAX_LOG)
 
     def row_from_parts(
@@ -244,7 +252,7 @@ class Predictor:
         self._refresh()
         model = self._model  # one artifact for the whole request, even across a reload
         row, phrases = self._model_input(parsed, tok, model)
-        q50, q90 = self.base_quantiles(row, model)
+        q50, q90 = self.base_quantiles(row, tok.lexical_ids, model)
         prob = float(model.breason.predict(row, num_threads=1)[0])
         features = RequestFeatures.model_construct(  # trusted values: skip validation (latency)
             vector=tuple(row[0, :-2].tolist()),
@@ -257,7 +265,7 @@ class Predictor:
             base_log_p90=q90,
             reasoning_probability=min(1.0, max(0.0, prob)),
         )
-        return _Featurized(parsed, features, tok.exact)
+        return _Featurized(parsed, features, tok.exact, self.difficulty.tier_success(parsed))
 
     # -- prediction --------------------------------------------------------------------------
     def predict(
@@ -337,6 +345,7 @@ class Predictor:
             capped=capped,
             reasoning_requested=parsed.reasoning_requested,
             profile=profile.name if profile is not None else None,
+            tier_success=done.tier_success,
             features=f,
         )
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.concepts import QUERY_CLASSES, QueryClass  # noqa: F401 (one home: concepts)
+from orchestrator.concepts import (  # noqa: F401 (one home: concepts)
+    QUERY_CLASSES,
+    QualityTier,
+    QueryClass,
+)
 
 
 class RequestFeatures(BaseModel):
@@ -51,17 +55,23 @@ class Prediction(BaseModel):
     capped: bool = False
     reasoning_requested: bool | None = None
     profile: str | None = None
+    tier_success: dict[QualityTier, float] | None = Field(
+        None, description="P(each quality tier answers well): predict/difficulty.py"
+    )
     features: RequestFeatures | None = Field(None, exclude=True, repr=False)
 
     def public(self) -> dict[str, object]:
-        """The stable `orchestrator predict` line: p50/p90, reasoning and the class."""
-        return {
+        """The stable `orchestrator predict` line: p50/p90, reasoning, the class, tier success."""
+        line: dict[str, object] = {
             "p50_tokens": self.p50_tokens,
             "p90_tokens": self.p90_tokens,
             "reasoning_probability": round(self.reasoning_probability, 4),
             "reasoning_tokens": self.reasoning_tokens,
             "class": self.query_class,
         }
+        if self.tier_success is not None:
+            line["tier_success"] = dict(self.tier_success)
+        return line
 
 
 class PredictorSettings(BaseModel):

@@ -8,7 +8,7 @@ docs/profiling.md gives the method and the figures measured on this machine.
 """
 
 from orchestrator.profiling.fit import FitReport, fit_performance
-from orchestrator.profiling.plan import RequestTiming, StepResult, SweepStep, sweep_plan
+from orchestrator.profiling.sweep import RequestTiming, StepResult, SweepStep, sweep_plan
 
 __all__ = [
     "FitReport",

@@ -20,7 +20,7 @@ from orchestrator.catalog.schema import Profile
 from orchestrator.engines.config import engine_kwargs, replica_env
 from orchestrator.models import resolve_model
 from orchestrator.paths import PROJECT_ROOT, SHARED_DATA
-from orchestrator.profiling.plan import RequestTiming, StepResult, SweepStep
+from orchestrator.profiling.sweep import RequestTiming, StepResult, SweepStep
 
 
 @contextlib.contextmanager

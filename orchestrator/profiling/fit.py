@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.catalog.schema import Performance
-from orchestrator.profiling.plan import StepResult
+from orchestrator.profiling.sweep import StepResult
 
 
 class FitError(ValueError):

@@ -13,7 +13,7 @@ import yaml
 from orchestrator.catalog.schema import Performance, Profile
 from orchestrator.profiling.engine import ProfileEngine, profile_environment
 from orchestrator.profiling.fit import FitReport, fit_performance
-from orchestrator.profiling.plan import StepResult, SweepStep, sweep_plan
+from orchestrator.profiling.sweep import StepResult, SweepStep, sweep_plan
 
 Progress = Callable[[int, int, SweepStep, StepResult], None]
 

@@ -61,6 +61,7 @@ def token_budget(prediction: Prediction) -> TokenBudget:
         reasoning_probability=prediction.reasoning_probability,
         reasoning_tokens=per(prediction.reasoning_tokens),
         query_class=prediction.query_class,
+        tier_success=getattr(prediction, "tier_success", None),
     )
 
 
@@ -117,6 +118,8 @@ def tenant_rules(
         cost_cap_usd=limits.cost_cap_usd,
         slo=limits.latency,
         quality_floor=floor,
+        min_success=limits.quality_target.min_success,
+        share_of_strongest=limits.quality_target.share_of_strongest,
         on_cost_cap=tuple(limits.actions.on_cost_cap),
         on_budget_exhausted=tuple(limits.actions.on_budget_exhausted),
         on_cost_target=tuple(limits.actions.on_cost_target),

@@ -230,6 +230,7 @@ class Base:
     slo_lim: int
     meets_class: bool
     reasoning: dict  # level -> ReasoningSetting, filled lazily
+    meets_quality: bool = True  # the tenant's quality target (routing/quality.py)
 
 
 def base_of(p: ProfileView, ctx: Ctx) -> Base:
@@ -291,6 +292,8 @@ def evaluate(b: Base, ctx: Ctx, *, relax: bool, cap: bool) -> Eval:
     failures: list[str] = []
     if not relax and not b.meets_class:
         failures.append("below_class_quality")
+    if not relax and not b.meets_quality:
+        failures.append("below_quality_target")
     if ctx.slo.ttft_p95_ms is not None and first > ctx.slo.ttft_p95_ms:
         failures.append("slo_ttft")
     if ctx.slo.tpot_p95_ms is not None and tpot > ctx.slo.tpot_p95_ms:

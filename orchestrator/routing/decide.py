@@ -9,8 +9,8 @@ Algorithm (docs/routing.md has the long form):
    survives, the reason of the profile that got furthest picks the status: 404 model,
    503 floor/health, 400 context/reasoning/tools.
 3. Stage "route": each survivor is priced with the wished reasoning; it fails softly on the
-   quality its predicted class needs, TTFT/TPOT/e2e SLO, room for the predicted p90 output,
-   the cost target, the hard cost cap and the remaining budget. Latency targets are p95s and
+   quality its predicted class needs, the tenant's quality target (predicted success per tier,
+   routing/quality.py), TTFT/TPOT/e2e SLO, room for the predicted p90 output, the cost target, the hard cost cap and the remaining budget. Latency targets are p95s and
    the cost target is a preference, so their misses are *soft* (they rank, never block)
    unless the tenant lists `on_slo_unmeetable` / `on_cost_target` actions. Among candidates
    with no blocking failure: one meeting every latency target first; else one that would
@@ -19,12 +19,12 @@ Algorithm (docs/routing.md has the long form):
    Then one under the cost target, then the cheapest. A soft target the routed profile is
    expected to miss is recorded in `Decision.misses`; on a soft cost-target miss a
    `downgrade` the tenant's `on_cost_cap` lists is taken when it is cheaper (never a cap or
-   a refusal for the target).
+   a refusal for the target; nor while a quality target binds: it outranks the cost aim).
 4. Otherwise the tenant's actions run in order, each keeping the previous ones' effect. The
    list is `on_budget_exhausted` when the remaining budget cannot pay for the request on any
    surviving profile, else `on_cost_cap` (cost cap, class quality, context room), then
    `on_cost_target` and `on_slo_unmeetable` when those are enforced; each list runs at most
-   once. `downgrade` drops the class need (never the tenant floor) and turns
+   once. `downgrade` drops the class need and the quality target (never the tenant floor) and turns
    reasoning to its minimum; `cap_tokens` lowers max_tokens to what cost target, cap, budget,
    context and e2e SLO allow (at least `cap_tokens_floor` of answer), preferring the least
    truncation;
@@ -57,6 +57,7 @@ from orchestrator.routing.candidates import (
     hard_message,
 )
 from orchestrator.routing.outcome import reject, report, routed, soft_reject
+from orchestrator.routing.quality import qualifying_tiers
 from orchestrator.routing.types import (
     DEFAULT_KNOBS,
     CandidateReport,
@@ -86,6 +87,7 @@ def decide(
     base = {
         "query_class": prediction.query_class,
         "predicted_tokens": (prediction.p50_output_tokens, prediction.p90_output_tokens),
+        "tier_success": prediction.tier_success,
         "cost_target_usd": ctx.cost_target,
         "cost_cap_usd": ctx.cost_cap,
         "slo": ctx.slo,
@@ -127,6 +129,17 @@ def decide(
         for b in survivors:
             b.meets_class = TIER_RANK[b.profile.quality_tier] == top
         steps.append("class: no profile has the tier this class wants; the strongest qualify")
+    verdict = qualifying_tiers(
+        (b.profile.quality_tier for b in survivors),
+        prediction.tier_success,
+        rules.min_success,
+        rules.share_of_strongest,
+    )
+    for b in survivors:
+        b.meets_quality = b.profile.quality_tier in verdict.tiers
+    if verdict.note:
+        steps.append(verdict.note)
+    binding = len(verdict.tiers) < len({b.profile.quality_tier for b in survivors})
     if not survivors:
         if furthest < 0:
             status, code, msg = 503, "no_profiles", "no profiles are configured"
@@ -147,7 +160,12 @@ def decide(
     while True:
         evals = [evaluate(b, ctx, relax=relax, cap=cap) for b in survivors]
         chosen = _choose(evals, ctx, cap=cap)
-        if chosen is not None and not relax and _soft_target_miss(chosen, ctx, pending):
+        if (
+            chosen is not None
+            and not relax
+            and not binding
+            and _soft_target_miss(chosen, ctx, pending)
+        ):
             # aim below the target: a downgrade the tenant allows wins if it gets under the
             # target, or at least closer (cheaper), at no worse latency
             relaxed = [evaluate(b, ctx, relax=True, cap=cap) for b in survivors]

@@ -17,6 +17,7 @@ SOFT_STATUS = {
     "slo_tpot": (6, 503, "latency_slo_unmeetable"),
     "slo_e2e": (6, 503, "latency_slo_unmeetable"),
     "below_class_quality": (7, 503, "no_profile_meets_class_quality"),
+    "below_quality_target": (7, 503, "no_profile_meets_quality_target"),
 }
 
 

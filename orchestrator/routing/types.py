@@ -73,6 +73,9 @@ class TokenBudget(_Frozen):
     reasoning_probability: float = Field(0.0, ge=0, le=1)
     reasoning_tokens: int = Field(0, ge=0)
     query_class: QueryClass = "standard"
+    tier_success: dict[QualityTier, float] | None = Field(
+        None, description="P(each quality tier answers well); None = not predicted"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> TokenBudget:
@@ -90,6 +93,12 @@ class TenantRules(_Frozen):
     cost_cap_usd: float | None = Field(None, ge=0, description="per-request hard cap")
     slo: LatencySLO = LatencySLO()
     quality_floor: QualityTier = "small"
+    min_success: float | None = Field(
+        None, ge=0, le=1, description="quality target: a tier's P(answers well) >= this"
+    )
+    share_of_strongest: float | None = Field(
+        None, ge=0, le=1, description="quality target: P >= this x the strongest usable tier's"
+    )
     on_cost_cap: tuple[Action, ...] = ("downgrade", "cap_tokens", "reject")
     on_budget_exhausted: tuple[Action, ...] = ("reject",)
     on_slo_unmeetable: tuple[Action, ...] = Field(
@@ -225,6 +234,9 @@ class Decision(_Frozen):
     rejection: Rejection | None = None
     query_class: QueryClass
     predicted_tokens: tuple[int, int] = Field(description="(p50, p90) answer tokens")
+    tier_success: dict[QualityTier, float] | None = Field(
+        None, description="the prediction's P(each quality tier answers well)"
+    )
     cost_target_usd: float | None = None
     cost_cap_usd: float | None = None
     slo: LatencySLO = LatencySLO()

@@ -9,7 +9,10 @@ from typing import Literal
 from orchestrator.concepts import QueryClass
 from orchestrator.policy.model import Policy
 from orchestrator.policy.schema import SchedulingSpec
-from orchestrator.scheduling.key import OrderKey, engine_priority, order_key
+from orchestrator.scheduling.key import OrderKey, engine_priority, order_key, predicted_work
+from orchestrator.scheduling.replicas import work_xargs
+
+_RESOLVED: dict[str, SchedulingSettings] = {}  # policy version -> its settings
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,7 @@ class TenantShare:
 
     priority: int = 0
     weight: float = 1.0
-    max_queued: int = 64
+    max_queued: int = 1000
     deadline_ms: Mapping[str, float] = field(default_factory=dict)  # request class -> TTFT p95
 
 
@@ -60,8 +63,35 @@ class SchedulingSettings:
         key = self.key_for(tenant, request_class, work, now)
         return engine_priority(key, fcfs=self.order == "fcfs")
 
+    def engine_fields(
+        self,
+        tenant: str,
+        request_class: str,
+        prompt_tokens: int,
+        predicted_tokens: float,
+        now: float,
+        client_xargs: Mapping[str, object] | None = None,
+    ) -> dict[str, object]:
+        """What the ingress sets on the engine request: vLLM's `priority` (the queue's key)
+        and the prediction in `vllm_xargs` for the replica router (the client's own kept)."""
+        work = predicted_work(prompt_tokens, predicted_tokens)
+        return {
+            "priority": self.engine_priority(tenant, request_class, work, now),
+            "vllm_xargs": {**(client_xargs or {}), **work_xargs(prompt_tokens, predicted_tokens)},
+        }
+
     @classmethod
     def of(cls, policy: Policy) -> SchedulingSettings:
+        """`resolve`, remembered for the last few policy versions (the request path asks)."""
+        found = _RESOLVED.get(policy.version)
+        if found is None:
+            if len(_RESOLVED) >= 8:
+                _RESOLVED.clear()
+            found = _RESOLVED[policy.version] = cls.resolve(policy)
+        return found
+
+    @classmethod
+    def resolve(cls, policy: Policy) -> SchedulingSettings:
         """Resolve `policy.spec.scheduling` for every tenant (priority from the tenant)."""
         spec: SchedulingSpec = policy.spec.scheduling
         tenants = {}

@@ -125,7 +125,7 @@ class Accountant:
         self.predictor = predictor
 
     def _write(self, record: UsageRecord, profile: Any, prediction: Any) -> None:
-        self.ledger.append(record)
+        self.ledger.settle(record)
         if self.predictor is not None and prediction is not None and record.status == "ok":
             try:
                 self.predictor.observe(

@@ -153,12 +153,16 @@ class BudgetGate:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
-    def _release_if_granted(self, task: asyncio.Future[Any], request_id: str) -> None:
-        if task.cancelled() or task.exception() is not None or not task.result().granted:
-            return
+    def release(self, request_id: str) -> None:
+        """Release the request's hold in the background (it ends without generating)."""
         release = asyncio.ensure_future(self.offload(self.ledger.release, request_id))
         self._background.add(release)
         release.add_done_callback(self._background.discard)
+
+    def _release_if_granted(self, task: asyncio.Future[Any], request_id: str) -> None:
+        if task.cancelled() or task.exception() is not None or not task.result().granted:
+            return
+        self.release(request_id)
 
 
 def refused_hold(engine_plan: EnginePlan, retry_after_s: int) -> Refused:

@@ -40,6 +40,7 @@ from orchestrator.request.candidates import candidates_for_model
 from orchestrator.request.errors import RequestError
 from orchestrator.request.spec import caller_targets
 from orchestrator.routing.types import ProfileView
+from orchestrator.scheduling import SchedulingSettings
 from orchestrator.serving import failover as fo
 from orchestrator.serving import openai_io, responses_api
 from orchestrator.serving.accounting import Accountant
@@ -47,6 +48,7 @@ from orchestrator.serving.budget_gate import BudgetGate
 from orchestrator.serving.decisions import DecisionRecorder, DecisionStore
 from orchestrator.serving.errors import error_response
 from orchestrator.serving.incoming import IncomingRequest, parse_incoming
+from orchestrator.serving.ingress_queue import IngressQueue
 from orchestrator.serving.latency_scales import LatencyScales
 from orchestrator.serving.live_views import LiveViews
 from orchestrator.serving.load_book import LoadBook
@@ -122,6 +124,10 @@ class RequestExecutor:
         self.health = fo.ProfileHealth()  # profiles seen failing, until healthy again
         self.on_settle: list[SettleHook] = [self._observe_settled]
         self.views = LiveViews(catalog, self.running, self.load, self.scales)
+        # requests a profile cannot batch now wait here, in the scheduler's order
+        self.ingress_queue = IngressQueue(
+            SchedulingSettings.of(policy_source.current), self.views.slots
+        )
 
     # ----- the request path ------------------------------------------------------------
     async def serve(
@@ -151,6 +157,9 @@ class RequestExecutor:
         obs: RequestObservation,
     ) -> Response:
         policy = self.policy_source.current  # one policy for the whole request
+        settings = SchedulingSettings.of(policy)  # a reload that shrinks a tenant's bound
+        if settings is not self.ingress_queue.settings:  # refuses its excess waiters (429)
+            self.ingress_queue.reconfigure(settings)
         tenant = self.authenticate(headers, policy)
         obs.tenant_known(tenant.name)
         # READ: everything first, so an invalid body is never priced or recorded
@@ -254,12 +263,6 @@ class RequestExecutor:
 
     async def export_budgets(self) -> None:
         await self.budget.export(self.policy_source.current)
-
-    async def renew_reservations(self) -> int:
-        return await self.budget.renew()
-
-    async def expire_reservations(self) -> int:
-        return await self.budget.expire()
 
     # ----- profile health and the live views the plan reads ---------------------------
     def profile_ready(self, name: str) -> bool:

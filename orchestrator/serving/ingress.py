@@ -183,8 +183,8 @@ class OrchestratorIngress(OpenAiIngress):
             return
         self._next_expiry = now + RESERVATION_EXPIRY_S
         try:
-            await self._executor.renew_reservations()
-            await self._executor.expire_reservations()
+            await self._executor.budget.renew()
+            await self._executor.budget.expire()
         except Exception:  # the database may be briefly away; the next round retries
             log.warning("could not renew or expire budget reservations", exc_info=True)
 
@@ -225,6 +225,11 @@ class OrchestratorIngress(OpenAiIngress):
         for p in self._catalog.profiles:
             target = targets.get(p.name, {}).get("target", p.replicas.start)
             self._metrics.set_replicas(p.name, target, self._running.get(p.name, 0))
+        for profile, queue in self._executor.ingress_queue.snapshot().items():
+            for tenant, row in queue["tenants"].items():
+                self._metrics.set_queue_length(
+                    profile, tenant, int(row["priority"]), int(row["queued"])
+                )
         if self._controller is not None:
             unserved = self._controller.get("unserved_share") or {}
             self._metrics.set_controller(
@@ -273,6 +278,7 @@ class OrchestratorIngress(OpenAiIngress):
                     for p in self._catalog.profiles
                 },
                 "controller": controller,
+                "queues": self._executor.ingress_queue.snapshot(),
                 "slo_attainment": {
                     tenant: a.as_dict()
                     for tenant, a in self._metrics.attainment.snapshot(time.monotonic()).items()

@@ -44,3 +44,10 @@ class LiveViews:
             for p in self.catalog.profiles
         }
         return with_live(self._priced.values(), live)
+
+    def slots(self, name: str) -> int:
+        """Requests the profile's engines batch at once: running replicas x the engine batch
+        (0: none running, the ingress queue does not hold its requests)."""
+        profile = self.catalog.profile(name)
+        batch = profile.max_num_seqs or profile.performance.max_concurrency
+        return self.running.get(name, 0) * batch

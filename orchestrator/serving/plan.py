@@ -10,12 +10,14 @@ ones the simulator calls; this module adds only what an engine call needs.
 Invariants:
 - the engine request is the request validated once at parse time, updated with
   `model_copy(update=...)` (profile, request id, the decision's max_tokens and reasoning
-  settings, usage always on for streams); it is never validated a second time;
+  settings, usage always on for streams, vLLM's `priority` from the scheduler's order key and
+  the prediction in `vllm_xargs` for the replica router); it is never validated a second time;
 - a refusal is a `Refused` value (recorded by the executor); its HTTP headers are built here.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,6 +33,7 @@ from orchestrator.request.candidates import candidates_for_model
 from orchestrator.request.errors import RequestError
 from orchestrator.request.plan import PlanState, Predicted, Refused, Routed
 from orchestrator.routing.types import Decision
+from orchestrator.scheduling import SchedulingSettings
 from orchestrator.serving import failover as fo
 from orchestrator.serving import openai_io
 from orchestrator.serving.incoming import IncomingRequest
@@ -133,8 +136,22 @@ def engine_plan(
         and fo.migratable(request.spec, request.body)
         and _has_migration_target(route.profile, request.tenant, state.catalog)
     )
+    predicted = route.decision.estimate.output_tokens if route.decision.estimate else None
+    scheduled = SchedulingSettings.of(state.policy).engine_fields(
+        request.tenant.name,
+        route.predicted.budget.query_class,
+        route.predicted.prompt_tokens,
+        predicted if predicted is not None else route.predicted.budget.p50_output_tokens,
+        time.time(),
+        getattr(request.engine_request, "vllm_xargs", None),
+    )
     engine_request, engine_body = apply_decision(
-        request, route.decision, route.profile, request_id, token_ids=migratable
+        request,
+        route.decision,
+        route.profile,
+        request_id,
+        token_ids=migratable,
+        scheduled=scheduled,
     )
     return EnginePlan(
         request=request,
@@ -173,13 +190,15 @@ def apply_decision(
     request_id: str,
     *,
     token_ids: bool = False,
+    scheduled: Mapping[str, Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The engine request: the once-validated request with the decision's settings copied in
     (`model_copy`, no second validation; chat requests made picklable for the handle), and
     the same settings over the client's body as plain JSON. `token_ids`: ask the engine for
-    token ids (a stream that may migrate)."""
+    token ids (a stream that may migrate); `scheduled`: the scheduler's fields (vLLM's
+    `priority`, the prediction in `vllm_xargs`: `SchedulingSettings.engine_fields`)."""
     engine = request.engine_request
-    update: dict[str, Any] = {"model": profile.name, "request_id": request_id}
+    update: dict[str, Any] = {"model": profile.name, "request_id": request_id, **(scheduled or {})}
     if token_ids:
         update["return_token_ids"] = True
     if decision.max_tokens is not None:

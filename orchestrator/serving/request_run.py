@@ -28,6 +28,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.ledger import Status
+from orchestrator.request import route_inputs
+from orchestrator.scheduling import Waiting
 from orchestrator.serving import engine_items as items
 from orchestrator.serving import failover as fo
 from orchestrator.serving import openai_io, responses_api
@@ -35,6 +37,7 @@ from orchestrator.serving.accounting import Accountant, EngineUsage, RequestSett
 from orchestrator.serving.budget_gate import BudgetGate
 from orchestrator.serving.decisions import DecisionRecorder
 from orchestrator.serving.errors import error_response
+from orchestrator.serving.ingress_queue import IngressQueue, QueueFull, Ticket
 from orchestrator.serving.latency_scales import LatencyScales
 from orchestrator.serving.load_book import LoadBook
 from orchestrator.serving.plan import EnginePlan, PlanState, Refused, decision_headers, replan
@@ -73,6 +76,8 @@ class RunContext(Protocol):
     responses: responses_api.ResponseStore
     handles: Callable[[str], Any]
     on_settle: Sequence[SettleHook]
+    ingress_queue: IngressQueue
+    metrics: Any  # OrchestratorMetrics
     policy_source: Any  # `.current`: the policy in force
 
     async def offload(self, fn: Callable[..., Any], /, *args: Any) -> Any: ...
@@ -113,9 +118,10 @@ class RequestRun:
             engine_plan.prices,
             profile=engine_plan.profile,
             prediction=engine_plan.prediction,
-            release=self.end,
+            release=self._release,
             observe=self._settled,
         )
+        self.slot: Ticket | None = None  # its ingress queue slot, freed when it settles
         self.modelled = self._modelled(engine_plan)
 
     # ----- the load book -------------------------------------------------------------------
@@ -163,6 +169,9 @@ class RequestRun:
             await self.switch(held, held.headers)
         p = self.plan
         out = p.decision.estimate.output_tokens if p.decision.estimate else p.prediction.p50_tokens
+        refused = await self._take_slot(out)
+        if refused is not None:
+            return refused
         self.ctx.demand.add(p.profile.name, p.prediction.prompt_tokens, out, time.monotonic())
         self.obs.engine_started()
         first, gen = await self._first_output()
@@ -294,8 +303,37 @@ class RequestRun:
             return Continuation(first, gen, target.name, prices)
         return None
 
+    async def _take_slot(self, expected_out: int) -> Response | None:
+        """Wait for a free batch slot on the plan's profile (at once when one is free); the
+        tenant's queue full is a 429 with Retry-After. Refused or cancelled while queued
+        (client gone): nothing was generated, so no ledger row and the hold is released."""
+        p = self.plan
+        item = Waiting(self.request_id, self.trace.tenant, p.predicted.prompt_tokens,
+                       expected_out, p.predicted.budget.query_class)  # fmt: skip
+        try:
+            self.slot = await self.ctx.ingress_queue.turn(p.profile.name, item)
+        except BaseException as exc:
+            self.end()
+            if route_inputs.budget_limits(p.request.tenant.budgets):
+                self.ctx.budget.release(self.request_id)
+            if not isinstance(exc, QueueFull):
+                raise
+            self.ctx.metrics.queue_refused(self.trace.tenant, exc.reason)
+            headers = {**self.headers, "Retry-After": str(exc.retry_after_s)}
+            return error_response(429, str(exc), code="queue_full", headers=headers)
+        self.ctx.metrics.queue_wait(self.trace.tenant, p.request.tenant.priority,
+                                    self.slot.waited_s)  # fmt: skip
+        return None
+
     # ----- settlement ----------------------------------------------------------------------
+    def _release(self) -> None:
+        self.end()
+        if self.slot is not None:
+            self.slot.done()
+
     def _settled(self, status: Status, usage: EngineUsage, cost: float) -> None:
+        if self.slot is not None:  # the tenant's fair share: the actual tokens, not predicted
+            self.slot.account(usage.prompt_tokens, usage.output_tokens)
         # only a stream shows when its first token came (a whole answer arrives at once: its
         # wait is the whole generation, neither a TTFT nor a TPOT)
         p, trace = self.plan, self.trace

@@ -36,12 +36,13 @@ PLAIN: tuple[str, ...] = ("static", "queue", "round-robin", "routellm", "dynamo"
 FLOOR_SUFFIX = "-floor"
 AT_FLOORS: tuple[str, ...] = tuple(f"{b}{FLOOR_SUFFIX}" for b in PLAIN)
 BASELINES: tuple[str, ...] = PLAIN + AT_FLOORS
-ROUTELLM_ACCURACY = 0.8
+ROUTELLM_ACCURACY = 0.8  # the fallback classifier's accuracy, for traffic without predictions
+ROUTELLM_THRESHOLD = 0.75  # strong when P(the weak profile's tier answers well) is below this
 DESCRIPTIONS = {
     "static": "strong profile, sized for the peak minute, never rescaled",
     "queue": "Ray Serve default queue-length autoscaling, strong profile",
     "round-robin": "round-robin over profiles, queue-length autoscaling",
-    "routellm": "difficulty threshold weak/strong (80% accurate), queue-length autoscaling",
+    "routellm": "weak/strong by a threshold on the difficulty model, queue-length autoscaling",
     "dynamo": "Dynamo-style SLA planner (throughput at the TPOT SLO), strong profile",
 }
 for _b in PLAIN:
@@ -141,8 +142,11 @@ def build(
     requests: Sequence[SimRequest],
     specs: list[ReplicaSpec],
     seed: int,
+    success: np.ndarray | None = None,
+    routellm_threshold: float = ROUTELLM_THRESHOLD,
 ) -> Setup:
-    """The set-up of baseline `name` (one of `BASELINES`)."""
+    """The set-up of baseline `name` (one of `BASELINES`). `success` (requests x tiers, the
+    predicted P(tier answers well), NaN where unknown) drives `routellm`'s threshold."""
     floors = name.endswith(FLOOR_SUFFIX)
     kind = name.removesuffix(FLOOR_SUFFIX)
     if kind not in PLAIN:
@@ -153,7 +157,9 @@ def build(
     own = [(policy.scaling[p.name].min_replicas, policy.scaling[p.name].max_replicas)
            for p in plan.profiles]  # fmt: skip
     target_ongoing = [s.capacity(slo, *mean_sizes(requests))[0] for s in specs]
-    hard = _hard_flags(requests, plan, seed) if kind == "routellm" else None
+    hard = None
+    if kind == "routellm":
+        hard = _hard_flags(requests, plan, seed, success, routellm_threshold)
 
     def route_of(tenant_profiles: list[Profile]) -> object:
         if kind in ("static", "queue", "dynamo"):
@@ -186,11 +192,21 @@ def build(
     return Setup(bounds, router, ctl.QueueLengthController(start, target_ongoing))
 
 
-def _hard_flags(requests: Sequence[SimRequest], plan: _Plan, seed: int) -> np.ndarray:
-    """RouteLLM's classifier: right `ROUTELLM_ACCURACY` of the time about "needs more than the
-    weak profile's tier" (the same draws for the plain and the floor form)."""
-    rng = np.random.default_rng([seed, 5])
+def _hard_flags(
+    requests: Sequence[SimRequest],
+    plan: _Plan,
+    seed: int,
+    success: np.ndarray | None = None,
+    threshold: float = ROUTELLM_THRESHOLD,
+) -> np.ndarray:
+    """RouteLLM's threshold router on our difficulty model: hard when the predicted success on
+    the weak profile's tier is below `threshold` (the comparison isolates the router). Traffic
+    without predictions: a classifier right `ROUTELLM_ACCURACY` of the time about "needs more
+    than the weak profile's tier" (the same draws for the plain and the floor form)."""
     weak_rank = TIER_RANK[plan.weak.quality.tier]
+    if success is not None and len(success) and not np.isnan(success[:, weak_rank]).all():
+        return success[:, weak_rank] < threshold  # NaN rows (no prediction): weak
+    rng = np.random.default_rng([seed, 5])
     truly_hard = np.array([TIER_RANK.get(r.tier, 0) > weak_rank for r in requests], dtype=bool)
     flip = rng.random(len(requests)) >= ROUTELLM_ACCURACY
     return truly_hard ^ flip

@@ -6,6 +6,9 @@ Definitions:
   class the predictor gives; the same for every policy);
 - quality: share of all requests served on a profile whose tier is at least the tier their
   difficulty needs (`SimRequest.tier`); truncated answers count as served;
+- expected quality: the mean over requests of the predicted probability (`tier_success`) that
+  the tier which served each answers it well (a refused request counts 0), beside the same mean
+  for always-strongest routing (the catalog's top tier) and their ratio, overall and per tenant;
 - TPOT = (e2e - TTFT) / (tokens - 1); cost = replica-hours x $/hour, start-up and drain included.
 """
 
@@ -32,6 +35,7 @@ class Targets:
     output_tokens: np.ndarray  # truth
     predicted_p50: np.ndarray
     predicted_p90: np.ndarray
+    success: np.ndarray  # n x tiers (TIER_RANK order): P(tier answers well); NaN = no prediction
 
 
 def measured_only(out: Outcome, t: Targets, mask: np.ndarray) -> tuple[Outcome, Targets]:
@@ -100,12 +104,16 @@ def summarize(
             "slo_attainment": float(ok[m].mean()) if m.any() else None,
         }
     reasons = Counter(r for r in out.reject_reason if r is not None)
+    expected = expected_quality(out, t, tier_ranks)
+    for name, m in per_tenant.items():
+        m.update(expected_quality(out, t, tier_ranks, t.tenants == name))
     return {
         "cost_usd": cost,
         "cost_per_million_output_tokens": cost / tokens * 1e6 if tokens else None,
         "slo_attainment": float(ok.mean()) if n else None,
         "slo_attainment_per_tenant": per_tenant,
         "quality": float(quality.mean()) if n else None,
+        **expected,
         "requests": n,
         "served": int(served.sum()),
         "rejected": int(n - served.sum()),
@@ -133,6 +141,25 @@ def summarize(
         },
         "served_twice": out.served_twice,
         "simulated_s": out.end_s,
+    }
+
+
+def expected_quality(
+    out: Outcome, t: Targets, tier_ranks: np.ndarray, mask: np.ndarray | None = None
+) -> dict[str, float | None]:
+    """Mean P(the serving tier answers well) (refused: 0), always-strongest's, and the share."""
+    known = ~np.isnan(t.success[:, 0])
+    m = known if mask is None else known & mask
+    if not m.any():
+        return {"expected_quality": None, "expected_quality_strongest": None, "quality_share": None}
+    rows = np.flatnonzero(m)
+    served = out.profile[rows] >= 0
+    got = np.where(served, t.success[rows, tier_ranks[np.maximum(out.profile[rows], 0)]], 0.0)
+    best = t.success[rows, int(tier_ranks.max())]
+    return {
+        "expected_quality": float(got.mean()),
+        "expected_quality_strongest": float(best.mean()),
+        "quality_share": float(got.sum() / best.sum()) if best.sum() > 0 else None,
     }
 
 

@@ -11,8 +11,9 @@ Baselines (docs/benchmark.md states each one's source):
 - `static`: the strong profile, replicas for the trace's peak minute, never rescaled;
 - `queue`: Ray Serve's default queue-length autoscaling on the strong profile;
 - `round-robin`: each request to the next profile in turn, queue-length autoscaling on each;
-- `routellm`: a difficulty classifier (80 % accurate) sends hard requests to the strong tier and
-  the rest to the cheapest weak profile, queue-length autoscaling on both;
+- `routellm`: RouteLLM's threshold router on our difficulty model: a request whose predicted
+  success on the weak profile's tier is below a threshold goes to the strong profile, the rest
+  to the cheapest (weak) profile, queue-length autoscaling on both;
 - `dynamo`: Dynamo's SLA planner on the strong profile: every adjustment interval, replicas =
   observed rate x tokens / (per-replica throughput at the TPOT SLO) + prefill share.
 """
@@ -80,7 +81,7 @@ class RoundRobinRouter:
 
 
 class ThresholdRouter:
-    """RouteLLM-style: strong tier when the (noisy) difficulty signal says hard."""
+    """RouteLLM-style: strong tier when the difficulty signal says hard."""
 
     def __init__(self, weak: FixedRouter, strong: FixedRouter, hard: np.ndarray) -> None:
         self.weak, self.strong, self.hard = weak, strong, hard

@@ -6,7 +6,8 @@ Files written into the report folder:
   cheapest baseline at our quality (within 1 point), and the run's notes;
 - `cost_vs_quality.png`, `cost_vs_slo.png`: one marker per policy (a distinct shape and
   colour each, legend outside the data);
-- `replicas_<policy>.png`: replicas per profile over time against the load (requests ongoing);
+- `replicas_<policy>.png`: replicas per profile over time, stacked, against the load
+  (requests ongoing per profile);
 - `ttft.png`: TTFT distribution (CDF over ALL requests: a refused request never reaches the
   curve, so a policy that refuses stays below 1) with each tenant's TTFT target drawn;
 - `result.json`: the same figures as `--json`.
@@ -183,15 +184,17 @@ def _replicas(plt, result: SimResult, name: str, path: Path) -> bool:
     load = np.array([x[2] for x in tl])
     used = [i for i in range(reps.shape[1]) if reps[:, i].any() or load[:, i].any()]
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
+    colors = [plt.cm.tab10(k % 10) for k in range(len(used))]
+    # replicas stacked (equal counts would hide each other as lines), load as lines
+    a1.stackplot(t, reps[:, used].T, step="post", colors=colors, alpha=0.8,
+                 labels=[result.profiles[i] for i in used])  # fmt: skip
     for k, i in enumerate(used):
-        style = {"color": plt.cm.tab10(k % 10), "ls": LINESTYLES[k % len(LINESTYLES)]}
-        a1.step(t, reps[:, i], where="post", label=result.profiles[i], lw=1.4, **style)
-        a2.plot(t, load[:, i], lw=0.9, **style)
-    for ax, data in ((a1, reps[:, used]), (a2, load[:, used])):
-        top = float(data.max()) if data.size else 0.0
+        a2.plot(t, load[:, i], lw=0.9, color=colors[k], ls=LINESTYLES[k % len(LINESTYLES)])
+    stacked = reps[:, used].sum(axis=1) if used else np.zeros(1)
+    for ax, top in ((a1, float(stacked.max())), (a2, float(load[:, used].max()) if used else 0.0)):
         ax.set_ylim(0, max(1.0, top * 1.1))  # a flat series keeps a 0-based axis
         ax.grid(alpha=0.3)
-    a1.set_ylabel("replicas")
+    a1.set_ylabel("replicas (stacked)")
     a1.set_title(f"{name}: replicas per profile vs load")
     a1.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     a2.set_ylabel("requests ongoing")

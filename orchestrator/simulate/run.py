@@ -145,6 +145,7 @@ def prepare(
             pred.reasoning_probability,
             pred.reasoning_tokens,
             pred.query_class,
+            tuple(sorted((pred.tier_success or {}).items())),
         )
         budget = shared.get(bkey)
         if budget is None:
@@ -227,7 +228,18 @@ def targets_for(requests: Sequence[SimRequest], policy: Policy, prepared: pol.Pr
         output_tokens=np.array([r.output_tokens for r in requests]),
         predicted_p50=np.array([b.p50_output_tokens for b in prepared.budgets]),
         predicted_p90=np.array([b.p90_output_tokens for b in prepared.budgets]),
+        success=success_matrix(prepared.budgets),
     )
+
+
+def success_matrix(budgets: Sequence[Any]) -> np.ndarray:
+    """n x tiers (TIER_RANK order) of predicted P(tier answers well); NaN rows: no prediction."""
+    tiers = sorted(TIER_RANK, key=TIER_RANK.__getitem__)
+    out = np.full((len(budgets), len(tiers)), np.nan)
+    for i, b in enumerate(budgets):
+        if b.tier_success:
+            out[i] = [b.tier_success.get(tier, np.nan) for tier in tiers]
+    return out
 
 
 def _our_controller(
@@ -258,6 +270,7 @@ def _setups(
     notes: list[str],
     count_refused: bool = True,
     prediction: str = "model",
+    routellm_threshold: float = bl.ROUTELLM_THRESHOLD,
 ) -> dict[str, bl.Setup]:
     profiles = list(catalog.profiles)
     slo = pol.tightest_slo(policy)
@@ -279,7 +292,16 @@ def _setups(
             controller = _our_controller(policy, own_start, target_ongoing, notes, count_refused)
             out[name] = bl.Setup(own, router, controller)
         elif name in BASELINES:
-            out[name] = bl.build(name, catalog, policy, requests, specs, seed)
+            out[name] = bl.build(
+                name,
+                catalog,
+                policy,
+                requests,
+                specs,
+                seed,
+                success_matrix(prepared.budgets),
+                routellm_threshold,
+            )
         else:
             raise ValueError(f"unknown policy {name!r}; choose from {', '.join(ALL_POLICIES)}")
     notes.extend(bl.describe(catalog, policy, requests, specs, names))
@@ -308,6 +330,7 @@ def simulate(
     prediction: str = "model",
     scheduler: bool = True,
     speed: float | Mapping[str, float] = 1.0,
+    routellm_threshold: float = bl.ROUTELLM_THRESHOLD,
 ) -> SimResult:
     """Replay `requests` under each named policy (see `ALL_POLICIES`); deterministic per seed.
 
@@ -318,7 +341,9 @@ def simulate(
     replicas' real throughput against the catalog's figures, for all profiles or per profile
     name (others 1.0); routers, planners and the baselines' sizing keep the figures.
     `prediction` (`PREDICTIONS`) is what `ours` is fed; `scheduler`: ours, the oracle and
-    ours-constant run with the product's scheduler (False: Serve's and vLLM's FIFO queues)."""
+    ours-constant run with the product's scheduler (False: Serve's and vLLM's FIFO queues).
+    `routellm_threshold`: the RouteLLM-style baseline sends a request to the strong profile
+    when its predicted success on the weak profile's tier is below this."""
     if prediction not in PREDICTIONS:
         raise ValueError(f"unknown prediction {prediction!r}; choose from {', '.join(PREDICTIONS)}")
     wall: dict[str, float] = {}
@@ -345,6 +370,7 @@ def simulate(
         notes,
         count_refused,
         prediction,
+        routellm_threshold,
     )
     if prediction != "model":
         notes.append(

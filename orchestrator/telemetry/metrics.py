@@ -222,6 +222,23 @@ class OrchestratorMetrics:
             unit="1",
             description="1 while autoscaling.max_cost_per_hour_usd holds replicas back",
         )
+        self._queue_wait = meter.create_histogram(
+            "orchestrator_queue_wait",
+            unit="s",
+            description="Time a request waited in the ingress queue for a batch slot, per "
+            "tenant and priority class (0 when a slot was free)",
+            explicit_bucket_boundaries_advisory=TTFT_BUCKETS_S,
+        )
+        self._queue_refused = meter.create_counter(
+            "orchestrator_queue_refused",
+            unit="{request}",
+            description="Requests refused by the ingress queue (429): queue_full, queue_shrunk",
+        )
+        self._queue_length = meter.create_gauge(
+            "orchestrator_queue_length",
+            unit="{request}",
+            description="Requests waiting in the ingress queue per profile, tenant and class",
+        )
         self._unplaced = meter.create_gauge(
             UNPLACED,
             unit="1",
@@ -311,6 +328,17 @@ class OrchestratorMetrics:
             share = self.attainment.of(tenant, now).share
             if share is not None:
                 self._attainment.set(share, {"tenant": tenant})
+
+    # ----- the ingress queue ------------------------------------------------------------
+    def queue_wait(self, tenant: str, priority: int, seconds: float) -> None:
+        self._queue_wait.record(seconds, {"tenant": tenant, "priority": str(priority)})
+
+    def queue_refused(self, tenant: str, reason: str) -> None:
+        self._queue_refused.add(1, {"tenant": tenant, "reason": reason})
+
+    def set_queue_length(self, profile: str, tenant: str, priority: int, waiting: int) -> None:
+        attrs = {"profile": profile, "tenant": tenant, "priority": str(priority)}
+        self._queue_length.set(waiting, attrs)
 
     # ----- state gauges ---------------------------------------------------------------
     def set_budget(self, tenant: str, window: str, limit_usd: float, remaining_usd: float) -> None:

@@ -127,3 +127,25 @@ def test_simulate_negative_duration_names_duration(tmp_path, capsys):
     code = main(["simulate", "--trace", str(tmp_path / "t.jsonl"), "--duration", "-5"])
     err = capsys.readouterr().err
     assert code == 2 and "--duration" in err and "--warmup" not in err
+
+
+def test_profile_measure_refuses_an_unwritable_out_before_measuring(tmp_path, capsys):
+    from orchestrator.paths import DEFAULT_DEPLOYMENTS
+
+    args = ["profile", "measure", "--deployments", str(DEFAULT_DEPLOYMENTS)]
+    code = main([*args, "--profile", "smollm2-cpu", "--out", str(tmp_path / "no" / "x.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--out" in err and "measuring" not in err
+
+
+def test_predictor_train_refuses_a_file_as_artifact_folder_before_training(tmp_path, capsys):
+    from orchestrator.paths import SHARED_DATA
+    from orchestrator.predict.offline.data import data_available
+
+    if not data_available(SHARED_DATA):
+        pytest.skip(f"shared data not found under {SHARED_DATA}")
+    existing = tmp_path / "artifact"
+    existing.write_text("a file")
+    code = main(["predictor", "train", "--no-loso", "--out", str(existing)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--out" in err and "not a directory" in err

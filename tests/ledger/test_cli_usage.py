@@ -24,7 +24,7 @@ def _fill(path) -> None:
             ]
         ):
             at = NOW - timedelta(hours=age_h)
-            led.append(
+            led.settle(
                 UsageRecord(
                     request_id=f"r{i}",
                     tenant=tenant,
@@ -111,7 +111,7 @@ def test_usage_reads_a_postgresql_ledger(postgres_server, capsys):
     url = postgres_server.fresh_url()
     now = datetime.now(UTC)
     with UsageLedger(url) as led:
-        led.append(
+        led.settle(
             UsageRecord(
                 request_id="pg-1",
                 tenant="acme",

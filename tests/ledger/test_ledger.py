@@ -52,15 +52,15 @@ def ledger(db_target):
 
 def test_append_then_read_back_exactly(ledger):
     r = rec(1)
-    assert ledger.append(r) is True
+    assert ledger.settle(r) is True
     assert ledger.get("req-1") == r
     assert ledger.get("nope") is None
     assert ledger.count() == 1
 
 
 def test_append_is_idempotent_first_write_wins(ledger):
-    assert ledger.append(rec(1, cost=0.01))
-    assert ledger.append(rec(1, cost=99.0)) is False
+    assert ledger.settle(rec(1, cost=0.01))
+    assert ledger.settle(rec(1, cost=99.0)) is False
     assert ledger.count() == 1
     assert ledger.get("req-1").cost_usd == 0.01
 
@@ -69,10 +69,10 @@ def test_survives_reopen(tmp_path):
     path = tmp_path / "l.sqlite3"
     with UsageLedger(path) as led:
         for i in range(5):
-            led.append(rec(i))
+            led.settle(rec(i))
     with UsageLedger(path) as led:
         assert led.count() == 5
-        assert led.append(rec(3)) is False
+        assert led.settle(rec(3)) is False
         assert [r.request_id for r in led.records()] == [f"req-{i}" for i in range(5)]
 
 
@@ -95,7 +95,7 @@ def test_a_sqlite_only_ledger_file_is_adopted(tmp_path):
     schema_version table) keeps its rows and gains the new tables."""
     path = tmp_path / "old.sqlite3"
     with UsageLedger(path) as led:
-        led.append(rec(1))
+        led.settle(rec(1))
     with sqlite3.connect(path) as c:
         c.execute("DROP TABLE schema_version")
         c.execute("DROP TABLE reservations")
@@ -111,7 +111,7 @@ def test_spend_totals_are_backfilled_from_existing_rows(db_target):
     """Migration 3 builds the per-window totals from the rows a v2 ledger already holds."""
     with UsageLedger(db_target) as led:
         for i in range(5):
-            led.append(rec(i, cost=0.25, at=T0 - timedelta(hours=i)))
+            led.settle(rec(i, cost=0.25, at=T0 - timedelta(hours=i)))
         with led.db.transaction() as tx:
             tx.execute("DROP TABLE spend")
             tx.execute("UPDATE schema_version SET version = 2 WHERE component = 'ledger'")
@@ -126,11 +126,11 @@ def test_spend_totals_are_backfilled_from_existing_rows(db_target):
 
 def test_spend_windows_and_retry_after(ledger):
     # T0 is 2026-03-31 23:30 UTC: the hour, day and month all end at 2026-04-01 00:00
-    ledger.append(rec(1, cost=1.0, at=T0))
-    ledger.append(rec(2, cost=2.0, at=T0 - timedelta(minutes=45)))  # previous hour, same day
-    ledger.append(rec(3, cost=4.0, at=T0 - timedelta(days=2)))  # same month
-    ledger.append(rec(4, cost=8.0, at=T0 - timedelta(days=40)))  # previous month
-    ledger.append(rec(5, tenant="other", cost=16.0, at=T0))
+    ledger.settle(rec(1, cost=1.0, at=T0))
+    ledger.settle(rec(2, cost=2.0, at=T0 - timedelta(minutes=45)))  # previous hour, same day
+    ledger.settle(rec(3, cost=4.0, at=T0 - timedelta(days=2)))  # same month
+    ledger.settle(rec(4, cost=8.0, at=T0 - timedelta(days=40)))  # previous month
+    ledger.settle(rec(5, tenant="other", cost=16.0, at=T0))
     now = T0 + timedelta(minutes=10)
     hour = ledger.spend("acme", "hour", now=now)
     assert (hour.cost_usd, hour.requests) == (1.0, 1)
@@ -173,7 +173,7 @@ def test_spend_windows_matches_the_per_window_queries(ledger):
         *(T0 - timedelta(seconds=rng.uniform(0, 60 * 86400)) for _ in range(12)),
     ]
     for row in _generated_rows(rng, nows):
-        ledger.append(row)
+        ledger.settle(row)
     for now in nows:
         for tenant in ("acme", "beta", "gamma", "nobody"):
             together = ledger.spend_windows(tenant, ("hour", "day", "month"), now=now)
@@ -192,7 +192,7 @@ def test_spend_windows_matches_the_per_window_queries(ledger):
 
 
 def test_spend_windows_is_one_statement_for_any_set_of_windows(ledger, monkeypatch):
-    ledger.append(rec(1, cost=1.0, at=T0))
+    ledger.settle(rec(1, cost=1.0, at=T0))
     statements: list[str] = []
     run = ledger.db.query
 
@@ -226,13 +226,13 @@ def test_window_bounds_calendar():
 
 
 def test_summary_per_tenant_and_profile(ledger):
-    ledger.append(rec(1, profile="p1", cost=1.0, latency_ms=100.0))
-    ledger.append(rec(2, profile="p1", cost=2.0, latency_ms=300.0))
-    ledger.append(rec(3, profile="p2", cost=4.0, status="error"))
-    ledger.append(
+    ledger.settle(rec(1, profile="p1", cost=1.0, latency_ms=100.0))
+    ledger.settle(rec(2, profile="p1", cost=2.0, latency_ms=300.0))
+    ledger.settle(rec(3, profile="p2", cost=4.0, status="error"))
+    ledger.settle(
         rec(4, profile=None, cost=0.0, status="rejected", output_tokens=0, reasoning_tokens=0)
     )
-    ledger.append(rec(5, tenant="beta", cost=8.0))
+    ledger.settle(rec(5, tenant="beta", cost=8.0))
     rows = ledger.summary()
     keys = [(r.tenant, r.profile) for r in rows]
     assert keys == [("acme", None), ("acme", "p1"), ("acme", "p2"), ("beta", "p1")]
@@ -262,14 +262,14 @@ def test_invalid_records_are_refused():
 
 def test_naive_timestamps_are_utc(ledger):
     naive = T0.replace(tzinfo=None)
-    ledger.append(rec(1, at=naive))
+    ledger.settle(rec(1, at=naive))
     assert ledger.get("req-1").finished_at == T0
 
 
 def test_concurrent_appends_from_threads(ledger):
     def work(base: int) -> None:
         for i in range(50):
-            ledger.append(rec(base + i % 25))  # each id written twice per thread
+            ledger.settle(rec(base + i % 25))  # each id written twice per thread
 
     threads = [threading.Thread(target=work, args=(k * 1000,)) for k in range(4)]
     for t in threads:
@@ -282,15 +282,15 @@ def test_concurrent_appends_from_threads(ledger):
 def test_two_connections_share_the_file(tmp_path):
     path = tmp_path / "l.sqlite3"
     with UsageLedger(path) as a, UsageLedger(path) as b:
-        a.append(rec(1))
-        b.append(rec(2))
-        assert b.append(rec(1)) is False
+        a.settle(rec(1))
+        b.settle(rec(2))
+        assert b.settle(rec(1)) is False
         assert a.count() == b.count() == 2
 
 
 def test_failed_transaction_leaves_nothing(ledger):
-    ledger.append(rec(1))
-    with pytest.raises(RuntimeError), ledger._transaction() as c:
+    ledger.settle(rec(1))
+    with pytest.raises(RuntimeError), ledger.db.transaction() as c:
         c.execute(
             "INSERT INTO usage SELECT 'half', tenant, profile, prompt_tokens, cached_tokens, "
             "output_tokens, reasoning_tokens, predicted_p50, predicted_p90, estimated_cost_usd, "
@@ -298,7 +298,7 @@ def test_failed_transaction_leaves_nothing(ledger):
         )
         raise RuntimeError("crash between statements")
     assert ledger.count() == 1 and ledger.get("half") is None
-    assert ledger.append(rec(2))  # the connection is usable afterwards
+    assert ledger.settle(rec(2))  # the connection is usable afterwards
 
 
 _CRASHER = textwrap.dedent(
@@ -312,7 +312,7 @@ _CRASHER = textwrap.dedent(
     def rec(i):
         return UsageRecord(request_id=f"r{{i}}", tenant="t", profile="p", prompt_tokens=10,
                            output_tokens=5, cost_usd=0.5, started_at=now, finished_at=now)
-    led.append(rec(0))
+    led.settle(rec(0))
     if {mode!r} == "uncommitted":
         open_tx = led.db.transaction()  # kept referenced: collected, it would roll back
         tx = open_tx.__enter__()
@@ -323,7 +323,7 @@ _CRASHER = textwrap.dedent(
     print("ready", flush=True)
     i = 1
     while True:
-        led.append(rec(i))
+        led.settle(rec(i))
         i += 1
     """
 )
@@ -362,8 +362,8 @@ def test_sigkill_during_appends_keeps_every_row_whole(tmp_path):
 def test_readonly_open_does_not_write(tmp_path):
     path = tmp_path / "l.sqlite3"
     with UsageLedger(path) as led:
-        led.append(rec(1))
+        led.settle(rec(1))
     with UsageLedger(path, readonly=True) as ro:
         assert ro.count() == 1
         with pytest.raises(sqlite3.OperationalError):
-            ro.append(rec(2))
+            ro.settle(rec(2))

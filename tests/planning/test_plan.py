@@ -7,7 +7,7 @@ import random
 import pytest
 from planning_helpers import catalog, load, observe, policy, profile
 
-from orchestrator.planning import Percentiles, PlanState, plan
+from orchestrator.planning import Percentiles, ScalingTickState, plan
 
 ONE = catalog(profile("solo", replicas={"min": 1, "max": 10, "startup_s": 60}))
 # capacity per replica without an SLO is the catalog's 1000 tok/s; input 2x output costs
@@ -67,7 +67,7 @@ def test_ramp_down_waits_for_the_delay_then_steps_down():
 def test_n_minus_1_check_holds_a_scale_down_that_would_re_trigger():
     # 2600 out tok/s: 3.43 replicas with 20 % headroom -> ideal 4; with the 10 % margin 3.78
     pol = policy(ONE, "autoscaling: {scale_down_delay_s: 0, scale_down_margin: 0.1}")
-    state = PlanState()
+    state = ScalingTickState()
     o = load(2600, replicas_current=5, replicas_ready=5)
     d, state = plan(observe(0, solo=o), pol, state)
     assert d.targets["solo"].target == 4  # 5 -> 4 fits with margin
@@ -165,7 +165,7 @@ def test_slo_breach_under_load_scales_up_with_a_readable_reason():
         requests_running=12,
         tpot_ms=Percentiles(p50=60, p95=180),
     )
-    d, _ = plan(observe(0, solo=o), pol, PlanState())
+    d, _ = plan(observe(0, solo=o), pol, ScalingTickState())
     t = d.targets["solo"]
     assert t.pressure and t.target == 4
     assert t.ideal == 4 and t.reason == "TPOT p95 180 ms > SLO 150 ms at 2.0k tok/s; 3 -> 4"
@@ -175,7 +175,7 @@ def test_pressure_does_not_stack_while_replicas_start():
     pol = policy(ONE, "defaults: {latency: {tpot_p95_ms: 150}}")
     o = load(700, replicas_current=4, replicas_ready=3, replicas_starting=1,
              requests_running=12, tpot_ms=Percentiles(p95=180))  # fmt: skip
-    state = PlanState.model_validate({"profiles": {"solo": {"target": 4}}})
+    state = ScalingTickState.model_validate({"profiles": {"solo": {"target": 4}}})
     d, _ = plan(observe(0, solo=o), pol, state)
     assert d.targets["solo"].target == 4
 
@@ -237,6 +237,6 @@ def test_restart_rederives_targets_within_one_tick():
 def test_decision_and_state_are_json():
     pol = policy(TWO)
     d, state = plan(observe(5, dear=load(1000, replicas_current=1, replicas_ready=1)), pol, None)
-    again = PlanState.model_validate_json(state.model_dump_json())
+    again = ScalingTickState.model_validate_json(state.model_dump_json())
     assert again == state
     assert d.model_dump(mode="json")["targets"]["dear"]["reason"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from planning_helpers import catalog, load, observe, policy, profile
 
-from orchestrator.planning import PlanState, plan
+from orchestrator.planning import ScalingTickState, plan
 
 ONE = catalog(profile("solo", replicas={"min": 1, "max": 20, "startup_s": 60}))
 # one replica carries ~757 out tok/s with the default 20 % headroom (see test_plan.py)
@@ -31,7 +31,7 @@ def shedding(refused_share: float, target: int = 3) -> object:
 def targets_over(refused_share: float, ticks: int = 6) -> list[int]:
     """Targets tick after tick; the new replicas are still starting (60 s start-up)."""
     pol = policy(ONE)
-    state = PlanState.model_validate({"profiles": {"solo": {"target": 3}}})
+    state = ScalingTickState.model_validate({"profiles": {"solo": {"target": 3}}})
     out = [3]
     for k in range(ticks):
         d, state = plan(observe(10.0 * k, solo=shedding(refused_share, out[-1])), pol, state)
@@ -57,7 +57,7 @@ def test_refusals_read_as_pressure_with_a_reason():
 def test_refused_demand_wakes_a_profile_scaled_to_zero():
     cat = catalog(profile("solo", replicas={"min": 0, "max": 5, "startup_s": 60}))
     o = load(0.0, refused_rps=2.0, refused_input_tokens_per_s=1000, refused_output_tokens_per_s=500)
-    d, _ = plan(observe(0.0, solo=o), policy(cat), PlanState())
+    d, _ = plan(observe(0.0, solo=o), policy(cat), ScalingTickState())
     assert d.targets["solo"].target == 1 and "no replica (cold start)" in d.targets["solo"].reason
-    idle, _ = plan(observe(0.0, solo=load(0.0)), policy(cat), PlanState())
+    idle, _ = plan(observe(0.0, solo=load(0.0)), policy(cat), ScalingTickState())
     assert idle.targets["solo"].target == 0

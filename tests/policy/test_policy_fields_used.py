@@ -73,6 +73,15 @@ BEHAVIOUR = {
     "Limits.quality_floor": "tests/policy/test_policy_limits.py::test_tier_floor",
     "QualityFloor.min_tier": "tests/policy/test_policy_limits.py::test_tier_floor",
     "QualityFloor.min_score": "tests/policy/test_policy_limits.py::test_tier_floor",
+    "Limits.quality_target": (
+        "tests/routing/test_quality_target.py::test_policy_quality_target_reaches_the_router"
+    ),
+    "QualityTarget.min_success": (
+        "tests/routing/test_quality_target.py::test_policy_quality_target_reaches_the_router"
+    ),
+    "QualityTarget.share_of_strongest": (
+        "tests/routing/test_quality_target.py::test_policy_quality_target_reaches_the_router"
+    ),
     "Limits.reasoning": "tests/routing/test_decide.py::test_caller_and_tenant_override_reasoning",
     "ReasoningLimits.allowed": "tests/routing/test_decide.py::test_caller_and_tenant_override_reasoning",
     "ReasoningLimits.max_reasoning_tokens": (

@@ -155,6 +155,9 @@ def test_always_on_replicas_no_tenant_may_use_are_a_warning(tmp_path, gpu_catalo
     out = capsys.readouterr().out
     assert f"{path}:1: autoscaling.profiles.llama8b-fp8-ngram.min_replicas: warning:" in out
     assert main([*args, "--strict"]) == 1
+    capsys.readouterr()
+    assert main(["policy", "explain", path, "--deployments", str(GPU_CATALOG)]) == 0
+    assert "llama8b-fp8-ngram.min_replicas: warning:" in capsys.readouterr().err
 
 
 def test_a_policy_lowers_the_catalog_minimum_to_zero(tmp_path, gpu_catalog):

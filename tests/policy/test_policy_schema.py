@@ -318,6 +318,25 @@ CASES = [
         "autoscaling.profiles.gpt-oss-20b-mxfp4.headroom",
         "less than or equal to 10",
     ),
+    # quality target
+    (
+        "quality target probability",
+        "defaults:\n  quality_target:\n    min_success: 1.5  # <-\n",
+        "defaults.quality_target.min_success",
+        "less than or equal to 1",
+    ),
+    (
+        "quality target share",
+        "tenants: []\ndefaults:\n  quality_target:\n    share_of_strongest: 0  # <-\n",
+        "defaults.quality_target.share_of_strongest",
+        "greater than 0",
+    ),
+    (
+        "quality target unknown field",
+        "defaults:\n  quality_target:\n    min_sucess: 0.9  # <-\n",
+        "defaults.quality_target.min_sucess",
+        "unknown field",
+    ),
     # reference requests
     (
         "reference tokens",

@@ -8,7 +8,14 @@ from predict_helpers import chat
 
 from orchestrator.cli import main
 
-PUBLIC_KEYS = {"p50_tokens", "p90_tokens", "reasoning_probability", "reasoning_tokens", "class"}
+PUBLIC_KEYS = {
+    "p50_tokens",
+    "p90_tokens",
+    "reasoning_probability",
+    "reasoning_tokens",
+    "class",
+    "tier_success",
+}
 CLASSES = {"standard", "long_form", "reasoning", "long_context"}
 
 
@@ -31,6 +38,7 @@ def test_predict_writes_one_contract_line_per_request(tmp_path, capsys):
     assert len(lines) == 3
     for line in lines:
         assert set(line) == PUBLIC_KEYS
+        assert set(line["tier_success"]) == {"small", "medium", "large", "frontier"}
         assert isinstance(line["p50_tokens"], int) and isinstance(line["p90_tokens"], int)
         assert line["p50_tokens"] <= line["p90_tokens"]
         assert 0 <= line["reasoning_probability"] <= 1

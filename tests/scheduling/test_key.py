@@ -78,3 +78,14 @@ def test_settings_give_the_engine_the_queue_order():
     gold = s.engine_priority("gold", "standard", 100_000, now=1.7e9 + 60)
     assert gold < short < long
     assert SchedulingSettings(order="fcfs").engine_priority("bulk", "standard", 10, 1.7e9) == 0
+
+
+def test_engine_fields_carry_the_priority_and_the_prediction():
+    from orchestrator.scheduling import SchedulingSettings
+    from orchestrator.scheduling.replicas import request_work
+
+    s = SchedulingSettings()
+    fields = s.engine_fields("t", "standard", 160, 40.0, now=1.7e9, client_xargs={"mine": 1})
+    assert fields["priority"] == s.engine_priority("t", "standard", 40.0 + 10.0, 1.7e9)
+    assert fields["vllm_xargs"]["mine"] == 1
+    assert request_work(fields) == (160, 40)

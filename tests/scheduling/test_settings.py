@@ -20,7 +20,7 @@ tenants:
 def test_defaults_apply_to_every_tenant(local_catalog):
     s = SchedulingSettings.of(policy_of(TENANTS, local_catalog))
     assert (s.order, s.aging_s) == ("predicted", 30.0)
-    assert s.share("bulk").max_queued == 64 and s.share("bulk").weight == 1.0
+    assert s.share("bulk").max_queued == 1000 and s.share("bulk").weight == 1.0
     assert s.share("gold").priority == 10
     assert s.deadline_ms("gold", "standard") is None  # deadline order is opt-in
 
@@ -121,5 +121,5 @@ def test_policy_explain_shows_the_queue(local_catalog):
     text = render_text(exp)
     assert "aged (none overtaken by a request 7 s younger)" in text
     gold = next(t for t in exp.tenants if t.name == "gold")
-    assert gold.queue == {"priority": 10, "weight": 3.0, "max_queued": 64, "deadline": True}
-    assert "fair-share weight 3, up to 64 waiting (then 429), deadline order" in text
+    assert gold.queue == {"priority": 10, "weight": 3.0, "max_queued": 1000, "deadline": True}
+    assert "fair-share weight 3, up to 1000 waiting (then 429), deadline order" in text

@@ -199,14 +199,14 @@ async def test_a_stream_longer_than_the_hold_ttl_keeps_its_hold(ingress, chunk, 
     assert amount > 0 and first_expiry == now[0] + timedelta(seconds=60)
     for _ in range(8):  # 4 minutes of stream (4x the TTL), renewed every 30 s
         now[0] += timedelta(seconds=30)
-        assert await ingress.renew_reservations() == 1
-        assert await ingress.expire_reservations() == 0
+        assert await ingress.budget.renew() == 1
+        assert await ingress.budget.expire() == 0
         assert ingress.ledger.reserved_usd("default", now=now[0]) == pytest.approx(amount)
     assert ingress.ledger.reservation("rid-long")[2] == now[0] + timedelta(seconds=60)
     await relay.aclose()
     assert ingress.ledger.reservation("rid-long") is None  # settled: the row released it
     assert ingress.ledger.get("rid-long").status == "cancelled"
-    assert await ingress.renew_reservations() == 0
+    assert await ingress.budget.renew() == 0
 
 
 async def test_budget_is_read_with_two_selects(ingress, monkeypatch):

@@ -35,7 +35,7 @@ def _spent(usd: float) -> Callable[[Any], None]:
 
     def setup(ex: Any) -> None:
         now = datetime.now(UTC)
-        ex.ledger.append(
+        ex.ledger.settle(
             UsageRecord(
                 request_id="earlier",
                 tenant="default",

@@ -41,7 +41,7 @@ def _busy(in_flight: int) -> Callable[[Any], None]:
 def _spent(usd: float) -> Callable[[Any], None]:
     def setup(ex: Any) -> None:
         now = datetime.now(UTC)
-        ex.ledger.append(
+        ex.ledger.settle(
             UsageRecord(
                 request_id="earlier",
                 tenant="default",

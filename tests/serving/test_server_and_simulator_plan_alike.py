@@ -70,7 +70,7 @@ async def _server(
     for p in LOCAL.profiles:
         occupy(ex, p.name, in_flight)
     if spent:
-        ex.ledger.append(_record(spent))
+        ex.ledger.settle(_record(spent))
     if busy:
         occupy(ex, "elsewhere", 1, tenant="default")
     ex.handle.streams.append(answer)

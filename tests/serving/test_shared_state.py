@@ -218,7 +218,7 @@ async def test_the_row_is_committed_before_the_answer(replicas):
         committed.append(record.request_id)
         return done
 
-    a.ledger.append = slow_settle  # what the accountant calls
+    a.ledger.settle = slow_settle  # what the accountant calls
     response = await _serve(a, "req-row")
     assert response.status_code == 200 and committed == ["req-row"]
 

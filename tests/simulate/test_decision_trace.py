@@ -64,7 +64,7 @@ def log_path(tmp_path):
             )
             log.put(rid, tenant, decision, inputs=inputs, decided_at=at)
             if not refused:
-                ledger.append(UsageRecord(request_id=rid, tenant=tenant, profile="llama8b-fp8-ngram",
+                ledger.settle(UsageRecord(request_id=rid, tenant=tenant, profile="llama8b-fp8-ngram",
                                           prompt_tokens=250 + i, output_tokens=50 + 7 * i,
                                           cost_usd=0.001, status="ok", started_at=at,
                                           finished_at=at + timedelta(seconds=3)))  # fmt: skip

@@ -33,6 +33,14 @@ def _targets() -> Targets:
         output_tokens=np.array([10, 20, 30, 40]),
         predicted_p50=np.array([10, 10, 30, 20]),
         predicted_p90=np.array([20, 20, 40, 30]),
+        success=np.array(
+            [
+                [0.8, 0.9, 0.95, 1.0],
+                [0.2, 0.4, 0.6, 0.8],
+                [0.5, 0.6, 0.7, 0.8],
+                [np.nan] * 4,  # no prediction: left out of expected quality
+            ]
+        ),
     )
 
 
@@ -50,6 +58,13 @@ def test_summary():
     assert m["tpot_ms"]["p50"] == pytest.approx(100.0)  # (1.1-0.1)/10, (2.3-0.3)/20, 5/10
     assert m["truncated"] == 1
     assert m["replica_hours"] == {"small": 1.0, "big": 0.5}
+    # expected quality: request 0 on tier 0 (0.8), 1 on tier 2 (0.6), 2 refused (0); the
+    # catalog's top tier is 2: always-strongest gets 0.95, 0.6, 0.7
+    assert m["expected_quality"] == pytest.approx((0.8 + 0.6 + 0.0) / 3)
+    assert m["expected_quality_strongest"] == pytest.approx((0.95 + 0.6 + 0.7) / 3)
+    assert m["quality_share"] == pytest.approx(1.4 / 2.25)
+    tenant_a = m["slo_attainment_per_tenant"]["a"]
+    assert tenant_a["quality_share"] == pytest.approx(1.4 / 1.55)
 
 
 def test_prediction_error():

@@ -55,7 +55,7 @@ def test_usage_ledger_replay(tmp_path, pool):
     with UsageLedger(path) as ledger:
         for i, (tenant, status) in enumerate([("a", "ok"), ("b", "ok"), ("a", "rejected")]):
             at = t0 + timedelta(seconds=10 * i)
-            ledger.append(
+            ledger.settle(
                 UsageRecord(
                     request_id=f"r{i}",
                     tenant=tenant,

@@ -4,7 +4,8 @@ paths are passed explicitly (e.g. the ingress's state dir to the predictor and t
 Allowed, each for its reason: the CLI (`cli/`: sets what it hands to Ray before starting it),
 profiling (`profiling/engine.py`: applies a profile's engine environment to its own measuring
 process and restores it), the model converter (`models/pypi_gguf.py`: keeps transformers
-offline while it converts a shipped GGUF; nothing at run time reads it back).
+offline while it converts a shipped GGUF; nothing at run time reads it back), the predictor's
+offline training (`predict/offline/`: the same, for the models it fits from).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ ALLOWED = {
     "orchestrator/cli",
     "orchestrator/profiling/engine.py",
     "orchestrator/models/pypi_gguf.py",
+    "orchestrator/predict/offline",
 }
 _WRITERS = {"update", "setdefault", "pop", "clear", "__setitem__", "__delitem__"}
 

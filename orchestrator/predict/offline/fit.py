@@ -8,6 +8,8 @@ Steps, on the rows selected for training:
    scores itself, so the boosters learn how far a ridge score carries to unseen traffic),
    else prompt-hash folds;
 3. LightGBM quantile boosters (alpha 0.5, 0.9) on the dense features + the two scores;
+   a ridge on the request's pretrained token embeddings (`embedding.py`), out of fold too,
+   is added to both quantiles with weight `embedding_blend`;
 4. conformalised quantile regression: out-of-fold (same folds) residuals give the p50 shift and
    one p90 shift per predicted-length class (Mondrian), each source weighted equally.
 Row weights: each source's rows can be down-weighted toward equal source mass
@@ -55,6 +57,10 @@ class TrainConfig:
     # style, its task mix) is removed and the mean of the levels added back; a deployment's
     # own level is what the online calibration offset learns
     source_levels: bool = True
+    # ridge on SmolLM2 token embeddings (576 numbers per request), blended into both quantiles
+    # with this weight (0: off); damp and weight chosen on the leave-one-source-out table
+    embedding_damp: float = 3.0
+    embedding_blend: float = 0.5
 
 
 def fixed_effects(
@@ -156,6 +162,17 @@ class Fitted:
     folds: np.ndarray  # per request, -1 when not training
     source_levels: dict[str, float]
     target: np.ndarray  # per row: the profile-free training target (NaN off training rows)
+    # token-embedding ridge folded to one weight per token id, its intercept, its blend
+    # weight and each request's score (out of fold on training requests)
+    embedding: tuple[np.ndarray, float] = (np.zeros(0, dtype=np.float32), 0.0)
+    embedding_blend: float = 0.0
+    emb_req: np.ndarray | None = None
+
+    def blend(self, reqs: np.ndarray) -> np.ndarray:
+        """What the embedding ridge adds to both log quantiles of these requests."""
+        if self.emb_req is None or not self.embedding_blend:
+            return np.zeros(len(reqs))
+        return self.embedding_blend * self.emb_req[reqs]
 
     def class_of(self, log_p50: np.ndarray) -> np.ndarray:
         return np.searchsorted(np.asarray(self.class_edges), log_p50, side="right")
@@ -163,9 +180,10 @@ class Fitted:
     def predict_requests(self, reqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Profile-free calibrated log1p quantiles (p50, p90) of requests, as the runtime does."""
         x = self.x_req[reqs]
-        q50 = np.clip(self.b50.predict(x, num_threads=1) + self.p50_shift, 0.0, None)
+        extra = self.blend(reqs)
+        q50 = np.clip(self.b50.predict(x, num_threads=1) + extra + self.p50_shift, 0.0, None)
         shifts = np.asarray(self.class_shifts)[self.class_of(q50)]
-        q90 = np.maximum(self.b90.predict(x, num_threads=1) + shifts, q50)
+        q90 = np.maximum(self.b90.predict(x, num_threads=1) + extra + shifts, q50)
         return q50, q90
 
 
@@ -229,6 +247,37 @@ def _ridge_scores(
     return scores, weights, intercept
 
 
+def _embedding_scores(
+    table: Table,
+    req_target: np.ndarray,
+    req_weight: np.ndarray,
+    folds: np.ndarray,
+    damp: float,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The token-embedding ridge: out-of-fold scores on training requests (folds >= 0),
+    full-fit scores elsewhere, and the full fit folded to one weight per token id."""
+    from orchestrator.predict.offline.embedding import (
+        fit_dense_ridge,
+        request_embeddings,
+        token_embeddings,
+    )
+
+    matrix = token_embeddings()
+    x = request_embeddings(table.lexical_ids, matrix)
+    train_reqs = np.where(folds >= 0)[0]
+    req_weight = req_weight / max(float(req_weight[train_reqs].mean()), 1e-12)  # damp per mean-1
+    scores = np.zeros(len(x))
+    for k in np.unique(folds[train_reqs]):
+        fit = train_reqs[folds[train_reqs] != k]
+        held = train_reqs[folds[train_reqs] == k]
+        beta, b = fit_dense_ridge(x[fit], req_target[fit], req_weight[fit], damp)
+        scores[held] = x[held] @ beta + b
+    beta, b = fit_dense_ridge(x[train_reqs], req_target[train_reqs], req_weight[train_reqs], damp)
+    rest = np.where(folds < 0)[0]
+    scores[rest] = x[rest] @ beta + b
+    return scores, (matrix @ beta).astype(np.float32), b
+
+
 def fit_core(
     table: Table,
     train_rows: np.ndarray,
@@ -275,6 +324,15 @@ def fit_core(
         table.phrase_ids, req_target, req_weight, folds, PHRASE_BUCKETS, cfg.phrase_damp
     )
     x_req = np.column_stack([table.vectors, lex, phr]).astype(np.float32)
+    embedding: tuple[np.ndarray, float] = (np.zeros(0, dtype=np.float32), 0.0)
+    emb_req = None
+    if cfg.embedding_blend:
+        say("token-embedding ridge, stacked out of fold")
+        emb_req, ew, eb = _embedding_scores(
+            table, req_target, req_weight, folds, cfg.embedding_damp
+        )
+        embedding = (ew, eb)
+    extra_rows = cfg.embedding_blend * emb_req[rr] if emb_req is not None else np.zeros(len(rr))
     x = x_req[rr]
     say(f"quantile boosters p50, p90 ({cfg.rounds} rounds)")
     b50 = quantile_booster(cfg, x[tr], yt[tr], 0.5, w[tr])
@@ -301,6 +359,9 @@ def fit_core(
             folds=folds,
             source_levels=levels,
             target=np.where(tr, yt, np.nan),
+            embedding=embedding,
+            embedding_blend=cfg.embedding_blend,
+            emb_req=emb_req,
         )
     fold_ids = np.unique(row_fold[tr])
     for n, k in enumerate(fold_ids, start=1):
@@ -309,6 +370,8 @@ def fit_core(
         held = tr & (row_fold == k)
         oof50[held] = quantile_booster(cfg, x[fit], yt[fit], 0.5, w[fit]).predict(x[held])
         oof90[held] = quantile_booster(cfg, x[fit], yt[fit], 0.9, w[fit]).predict(x[held])
+    oof50 += extra_rows  # the blended quantiles, as predict_requests gives them
+    oof90 += extra_rows
     # conformal weights: each fold (source) counts equally, whatever its size
     cw = np.zeros(len(y))
     for k in np.unique(row_fold[tr]):
@@ -343,4 +406,7 @@ def fit_core(
         folds=folds,
         source_levels=levels,
         target=np.where(tr, yt, np.nan),
+        embedding=embedding,
+        embedding_blend=cfg.embedding_blend,
+        emb_req=emb_req,
     )

@@ -146,7 +146,7 @@ def replay_calibrations(predictor: Predictor, store: PredictorStore) -> dict[str
         row = predictor.row_from_parts(
             np.asarray(rec.features, dtype=np.float32), rec.lexical_ids, rec.phrase_ids
         )
-        q50, q90 = predictor.base_quantiles(row)
+        q50, q90 = predictor.base_quantiles(row, rec.lexical_ids)
         cal = states.get(rec.profile) or _replay_prior(predictor, rec.profile, states)
         seen = recent.setdefault(rec.profile, [])
         seen.append((q90, int(rec.output_tokens)))

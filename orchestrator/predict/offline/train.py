@@ -142,6 +142,8 @@ def train(
         lexical_intercept=fitted.lexical[1],
         phrase_buckets=PHRASE_BUCKETS,
         phrase_intercept=fitted.phrase[1],
+        embedding_intercept=fitted.embedding[1],
+        embedding_blend=fitted.embedding_blend,
         p50_shift=fitted.p50_shift,
         p90_shift=0.0,
         p90_class_edges=fitted.class_edges,
@@ -172,6 +174,7 @@ def train(
         },
         lexical_weights=fitted.lexical[0],
         phrase_weights=fitted.phrase[0],
+        embedding_weights=fitted.embedding[0],
     )
 
     pairs = [

@@ -7,7 +7,7 @@ import json
 import sys
 
 from orchestrator.config_files import ConfigError, load_yaml_file, validate_loaded
-from orchestrator.planning import PlanState, ScalingDecision, plan
+from orchestrator.planning import ScalingDecision, ScalingTickState, plan
 from orchestrator.planning.demand import DemandFile, observation, unknown_names
 from orchestrator.policy.loader import load_policy_for_cli
 
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.demand}: not in the catalog: {', '.join(bad)}", file=sys.stderr)
         return 1
     replicas = {p.name: p.replicas.start for p in catalog.profiles}
-    state = PlanState()
+    state = ScalingTickState()
     decisions: list[ScalingDecision] = []
     for step in demand.all_steps():
         try:

@@ -37,11 +37,11 @@ from orchestrator.planning.types import (
     FamilyState,
     Observation,
     PlannerKnobs,
-    PlanState,
     ProfileObservation,
     ProfileState,
     ProfileTarget,
     ScalingDecision,
+    ScalingTickState,
 )
 from orchestrator.policy.model import Policy
 
@@ -51,13 +51,13 @@ _IDLE = ProfileObservation()
 def plan(
     observation: Observation,
     policy: Policy,
-    state: PlanState | None = None,
+    state: ScalingTickState | None = None,
     knobs: PlannerKnobs | None = None,
-) -> tuple[ScalingDecision, PlanState]:
+) -> tuple[ScalingDecision, ScalingTickState]:
     """One planning tick. `policy` is a loaded Policy (its `catalog` is the catalog planned
     for); `state` is the previous tick's (None or empty after a restart)."""
     knobs = knobs or PlannerKnobs()
-    state = state or PlanState()
+    state = state or ScalingTickState()
     now = observation.now_s
     auto = policy.spec.autoscaling
     catalog = policy.catalog
@@ -163,7 +163,7 @@ def plan(
         solver=ideal.method,
         alerts=tuple(alerts),
     )
-    return decision, PlanState(families=families, profiles=new_profiles, last_now_s=now)
+    return decision, ScalingTickState(families=families, profiles=new_profiles, last_now_s=now)
 
 
 # --------------------------------------------------------------------------- steps
@@ -172,7 +172,7 @@ def plan(
 def _forecast(
     policy: Policy,
     obs: dict[str, ProfileObservation],
-    state: PlanState,
+    state: ScalingTickState,
     now: float,
     knobs: PlannerKnobs,
 ) -> tuple[dict[str, FamilyState], dict[str, Demand]]:
@@ -208,7 +208,7 @@ def _row(
     p: Profile,
     o: ProfileObservation,
     policy: Policy,
-    state: PlanState,
+    state: ScalingTickState,
     demand: dict[str, Demand],
     knobs: PlannerKnobs,
 ) -> Row:

@@ -1,0 +1,157 @@
+"""Benchmark: cost against expected quality, ours with quality targets vs RouteLLM's threshold.
+
+Replays the Azure conversation trace (../shared/data) on deployments/gpu-example.yaml with
+policies/gpu-example.yaml. Expected quality of a request = the difficulty model's predicted
+probability that the tier which served it answers well (docs/difficulty.md); the figure is
+`quality_share`, the traffic's expected quality over what always-strongest routing gives.
+- ours: the product's decide + planner with `quality_target.share_of_strongest = s` written
+  into the policy's defaults, one run per s;
+- routellm: the strong profile when P(the weak profile's tier answers well) < t, else the weak
+  one, one run per t (the same difficulty model: the comparison isolates the router).
+Prints one row per point, the cost ratio at matched quality share (routellm's cost
+interpolated at each of ours' shares), the per-tenant shares of a run with a target, and
+draws `quality_curve.png` (cost vs quality share per policy).
+
+Usage: python bench/quality_curve.py [--duration S] [--out DIR] [--shares 0.9,0.95]
+       [--thresholds 0.6,0.7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from orchestrator.catalog import load_catalog  # noqa: E402
+from orchestrator.paths import PROJECT_ROOT, SHARED_DATA  # noqa: E402
+from orchestrator.policy import load_policy  # noqa: E402
+from orchestrator.predict import Predictor  # noqa: E402
+from orchestrator.simulate import load_traffic, rescale, simulate  # noqa: E402
+
+TRACE = SHARED_DATA / "azure-trace" / "AzureLLMInferenceTrace_conv.csv"
+CATALOG = PROJECT_ROOT / "deployments" / "gpu-example.yaml"
+POLICY = PROJECT_ROOT / "policies" / "gpu-example.yaml"
+
+
+def policy_with_share(share: float | None, folder: Path):
+    doc = yaml.safe_load(POLICY.read_text())
+    doc.pop("catalog", None)
+    if share is not None:
+        doc.setdefault("defaults", {})["quality_target"] = {"share_of_strongest": share}
+    path = folder / f"policy-{share}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return load_policy(path, load_catalog(CATALOG), resolve_secrets=False)
+
+
+def point(metrics: dict) -> dict:
+    keys = ("cost_usd", "quality_share", "expected_quality", "slo_attainment", "served_by_profile")
+    return {k: metrics[k] for k in keys}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=None, help="first S seconds (default: 1 h)")
+    ap.add_argument("--shares", default="0.8,0.85,0.9,0.95,0.98")
+    ap.add_argument("--thresholds", default="0.5,0.6,0.65,0.7,0.75,0.8,0.9")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmark")
+    args = ap.parse_args()
+    if not TRACE.exists():
+        print(f"trace absent: {TRACE}", file=sys.stderr)
+        return 2
+    catalog = load_catalog(CATALOG)
+    predictor = Predictor(store=None)
+    base = rescale(load_traffic(TRACE, seed=args.seed), duration_s=args.duration, seed=args.seed)
+    t0 = time.perf_counter()
+    rows: dict[str, list[dict]] = {"ours": [], "routellm": []}
+    tenants: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for share in [None, *(float(s) for s in args.shares.split(","))]:
+            policy = policy_with_share(share, Path(tmp))
+            res = simulate(
+                catalog, policy, list(base), policies=["ours"], seed=args.seed, predictor=predictor
+            )
+            m = res.policies["ours"].metrics
+            rows["ours"].append({"setting": share, **point(m)})
+            tenants[str(share)] = {
+                k: v.get("quality_share") for k, v in m["slo_attainment_per_tenant"].items()
+            }
+            print(f"ours share={share}: {json.dumps(rows['ours'][-1])}", flush=True)
+        policy = policy_with_share(None, Path(tmp))
+        for t in (float(x) for x in args.thresholds.split(",")):
+            res = simulate(
+                catalog,
+                policy,
+                list(base),
+                policies=["routellm"],
+                seed=args.seed,
+                predictor=predictor,
+                routellm_threshold=t,
+            )
+            rows["routellm"].append({"setting": t, **point(res.policies["routellm"].metrics)})
+            print(f"routellm t={t}: {json.dumps(rows['routellm'][-1])}", flush=True)
+    wall = time.perf_counter() - t0
+
+    r = sorted(rows["routellm"], key=lambda p: p["quality_share"])
+    rq = np.array([p["quality_share"] for p in r])
+    rc = np.array([p["cost_usd"] for p in r])
+    print(
+        "\n| ours share target | ours quality share | ours $ | routellm $ at that share | ratio |"
+    )
+    print("|---|---|---|---|---|")
+    for p in rows["ours"]:
+        q = p["quality_share"]
+        inside = rq.min() <= q <= rq.max()
+        other = float(np.interp(q, rq, rc)) if inside else None
+        ratio = f"{p['cost_usd'] / other:.2f}" if other else "outside routellm's range"
+        shown = f"{other:.2f}" if other else "-"
+        print(f"| {p['setting']} | {q:.4f} | {p['cost_usd']:.2f} | {shown} | {ratio} |")
+    print("\nper-tenant quality share (ours):", json.dumps(tenants, indent=1))
+    print(
+        f"\n{len(base)} requests; wall {wall:.0f} s; {platform.processor() or platform.machine()}, "
+        f"{platform.python_version()}; shared 2-core machine"
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "quality_curve.json").write_text(json.dumps({"rows": rows, "tenants": tenants}))
+    draw(rows, args.out / "quality_curve.png", len(base))
+    return 0
+
+
+def draw(rows: dict, path: Path, n: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, marker in (("ours", "o"), ("routellm", "s")):
+        pts = sorted(rows[name], key=lambda p: p["quality_share"])
+        ax.plot(
+            [p["quality_share"] for p in pts],
+            [p["cost_usd"] for p in pts],
+            marker=marker,
+            label=f"{name} ({'quality target' if name == 'ours' else 'threshold'} sweep)",
+        )
+        for p in pts:
+            ax.annotate(str(p["setting"]), (p["quality_share"], p["cost_usd"]), fontsize=7)
+    ax.set_xlabel("expected quality / always-strongest's (difficulty model)")
+    ax.set_ylabel("cluster cost, USD")
+    ax.set_title(f"Azure conversation trace, {n} requests, gpu-example catalog (simulated)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.text(0.01, 0.01, "simulated on a shared 2-core AMD EPYC, no GPU", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

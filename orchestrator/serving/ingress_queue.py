@@ -1,0 +1,151 @@
+"""The ingress queue on the event loop: `scheduling.WaitQueue` per profile, with futures.
+
+A request whose profile has a free batch slot goes at once (`turn` returns without awaiting);
+otherwise it waits, and `Ticket.done` of a finishing request releases the next in key order
+(tenant priority, fair shares, predicted work aged). A profile's slots: its running replicas
+times its engine batch (`capacity`); a profile with no running replica is not held here
+(Serve's own queue waits for the replica). Refusals (the tenant's queue full, or a hot reload
+that shrank it) raise `QueueFull` (429 + Retry-After); a waiter cancelled (client gone) leaves
+the queue at once, charged nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from orchestrator.scheduling import QueueRefusal, SchedulingSettings, Waiting, WaitQueue
+
+
+class QueueFull(Exception):
+    """The tenant's queue for the profile is at its bound: 429 with Retry-After."""
+
+    def __init__(self, refusal: QueueRefusal) -> None:
+        reason = "shrunk by a policy reload" if refusal.reason == "queue_shrunk" else "full"
+        super().__init__(f"the queue of tenant {refusal.tenant!r} is {reason}; retry later")
+        self.retry_after_s = refusal.retry_after_s
+        self.reason = refusal.reason
+
+
+@dataclass
+class Ticket:
+    """One request's slot on a profile; `done` once when the request ends."""
+
+    queue: IngressQueue
+    profile: str
+    tenant: str
+    charged: float
+    waited_s: float
+    position: int  # requests ahead of it when it was queued (0: it did not wait)
+    _open: bool = True
+    _accounted: bool = False
+
+    def done(self, prompt_tokens: int = 0, output_tokens: int | None = None) -> None:
+        """Free the slot (the next waiter goes); with `output_tokens`, the tenant's share is
+        corrected from the predicted to the actual tokens."""
+        if not self._open:
+            return
+        self._open = False
+        self.queue.finished(self, prompt_tokens, output_tokens)
+
+    def account(self, prompt_tokens: int, output_tokens: int) -> None:
+        """The tenant's share: the actual tokens replace what was charged (once)."""
+        if self._accounted:
+            return
+        self._accounted = True
+        self.queue.settle(self, prompt_tokens, output_tokens)
+
+
+class IngressQueue:
+    def __init__(
+        self,
+        settings: SchedulingSettings,
+        capacity: Callable[[str], int],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.capacity = capacity
+        self.clock = clock
+        self._queues: dict[str, WaitQueue] = {}
+        self.busy: dict[str, int] = defaultdict(int)  # slots taken per profile
+
+    def _queue(self, profile: str) -> WaitQueue:
+        found = self._queues.get(profile)
+        if found is None:
+            found = self._queues[profile] = WaitQueue(self.settings, self.clock)
+        return found
+
+    def _room(self, profile: str) -> bool:
+        cap = self.capacity(profile)
+        return cap <= 0 or self.busy[profile] < cap
+
+    async def turn(self, profile: str, item: Waiting) -> Ticket:
+        """A slot on `profile` for `item` (at once when one is free and nobody waits)."""
+        queue = self._queue(profile)
+        if not len(queue) and self._room(profile):
+            self.busy[profile] += 1
+            return Ticket(
+                self, profile, item.tenant, queue.admit_now(item.tenant, item.charge), 0.0, 0
+            )
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        got = queue.push(
+            Waiting(
+                item.request_id,
+                item.tenant,
+                item.prompt_tokens,
+                item.predicted_tokens,
+                item.request_class,
+                future,
+            )
+        )
+        if isinstance(got, QueueRefusal):
+            raise QueueFull(got)
+        try:
+            released = await future
+        except asyncio.CancelledError:
+            if queue.cancel(item.request_id) is None and future.done() and not future.cancelled():
+                # released just as the client left: give the slot to the next one
+                self.busy[profile] -= 1
+                self.release(profile)
+            raise
+        return Ticket(self, profile, item.tenant, released.charged, released.waited_s, got.position)
+
+    def release(self, profile: str) -> None:
+        """Hand free slots of `profile` to the next waiters, in key order."""
+        queue = self._queue(profile)
+        while len(queue) and self._room(profile):
+            released = queue.pop()
+            self.busy[profile] += 1
+            released.item.payload.set_result(released)
+
+    def finished(self, ticket: Ticket, prompt_tokens: int, output_tokens: int | None) -> None:
+        self.busy[ticket.profile] -= 1
+        if output_tokens is not None:
+            ticket.account(prompt_tokens, output_tokens)
+        self.release(ticket.profile)
+
+    def settle(self, ticket: Ticket, prompt_tokens: int, output_tokens: int) -> None:
+        self._queue(ticket.profile).settle(
+            ticket.tenant, ticket.charged, prompt_tokens, output_tokens
+        )
+
+    def reconfigure(self, settings: SchedulingSettings) -> int:
+        """A policy reload: the new settings for every queue; waiters over a shrunk bound get
+        429 with Retry-After (none is lost). Returns how many were refused."""
+        self.settings = settings
+        refused = 0
+        for queue in self._queues.values():
+            for refusal in queue.reconfigure(settings):
+                refusal.payload.set_exception(QueueFull(refusal))
+                refused += 1
+        return refused
+
+    def snapshot(self) -> dict[str, dict]:
+        """Per profile: slots taken and, per tenant, requests waiting and the oldest wait."""
+        return {
+            name: {"busy": self.busy[name], "waiting": len(q), "tenants": q.by_tenant()}
+            for name, q in self._queues.items()
+        }

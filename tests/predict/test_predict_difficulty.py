@@ -1,0 +1,84 @@
+"""The difficulty model: tier_success on predictions, its tier map, and its held-out measures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from orchestrator.concepts import TIER_RANK
+from orchestrator.paths import SHARED_DATA
+from orchestrator.predict.difficulty import DifficultyModel, tiers_from_anchors
+from orchestrator.predict.offline import difficulty_eval
+from orchestrator.predict.offline.difficulty_data import load_outcomes, outcomes_available
+
+EASY = "What is the capital of France?\nA. Paris\nB. Rome\nC. Berlin\nD. Madrid\nAnswer:"
+HARD = (
+    "Statement 1 | Every group of order 42 has a normal subgroup of order 7. Statement 2 | "
+    "Every group of order 42 has a normal subgroup of order 8.\nA. True, True\nB. False, "
+    "False\nC. True, False\nD. False, True\nAnswer:"
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> DifficultyModel:
+    return DifficultyModel.default()
+
+
+def test_tier_success_covers_the_scale_and_rises_with_the_tier(model):
+    ts = model.tier_success(EASY)
+    assert set(ts) == set(TIER_RANK)
+    values = [ts[t] for t in sorted(TIER_RANK, key=TIER_RANK.__getitem__)]
+    assert all(0.0 <= v <= 1.0 for v in values)
+    assert values == sorted(values)
+
+
+def test_a_hard_question_gets_a_lower_weak_tier_success_than_an_easy_one(model):
+    assert model.tier_success(HARD)["medium"] < model.tier_success(EASY)["medium"]
+
+
+def test_prediction_carries_tier_success_into_the_public_line(predictor):
+    pred = predictor.predict({"messages": [{"role": "user", "content": HARD}]})
+    assert pred.tier_success == predictor.difficulty.tier_success(HARD)
+    line = pred.public()
+    assert line["tier_success"] == pred.tier_success
+    json.dumps(line)  # the CLI prints it
+
+
+def test_anchors_are_kept_and_the_tiers_between_interpolated(model):
+    ts = tiers_from_anchors({"weak": 0.5, "strong": 0.9}, model.meta)
+    assert ts[model.meta.weak_tier] == pytest.approx(0.5, abs=1e-4)
+    assert ts[model.meta.strong_tier] == pytest.approx(0.9, abs=1e-4)
+    assert 0.5 < ts["large"] < 0.9 and ts["small"] < 0.5
+    flat = tiers_from_anchors({"weak": 0.8, "strong": 0.7}, model.meta)  # never decreasing
+    assert flat["frontier"] >= flat["medium"]
+
+
+def test_strong_share_routes_hardest_first():
+    weak = np.array([1, 1, 0, 0], float)
+    strong = np.array([1, 1, 1, 1], float)
+    perfect = np.array([0.9, 0.8, 0.1, 0.2])
+    backwards = 1 - perfect
+    assert difficulty_eval.strong_share_needed(perfect, weak, strong) == 0.5
+    assert difficulty_eval.strong_share_needed(backwards, weak, strong) == 1.0
+    assert difficulty_eval.random_share_needed(weak, strong) == pytest.approx(0.9)
+    assert difficulty_eval.auc(1 - perfect, 1 - weak) == 1.0
+
+
+def test_ece_is_zero_when_calibrated_and_large_when_not():
+    prob = np.array([0.25] * 4 + [0.75] * 4)
+    outcome = np.array([1, 0, 0, 0, 1, 1, 1, 0], float)
+    assert difficulty_eval.ece(prob, outcome) == pytest.approx(0.0)
+    assert difficulty_eval.ece(1 - prob, outcome) == pytest.approx(0.5)
+
+
+@pytest.mark.skipif(not outcomes_available(), reason=f"shared data absent: {SHARED_DATA}")
+def test_outcomes_cover_mmlu_subjects_gsm8k_and_both_mt_bench_turns():
+    outcomes = load_outcomes()
+    by_source = {s: [o for o in outcomes if o.source == s] for s in ("mmlu", "gsm8k", "mt_bench")}
+    assert len({o.subject for o in by_source["mmlu"]}) == 47
+    assert len(by_source["mmlu"]) == 10_406 and len(by_source["gsm8k"]) == 1_319
+    assert len(by_source["mt_bench"]) == 160
+    second = [o for o in by_source["mt_bench"] if len(o.messages) == 3]
+    assert len(second) == 80 and all(o.messages[1][1] for o in second)

@@ -1,0 +1,130 @@
+"""Quality targets: per-request expected success and per-tenant share of the strongest tier."""
+
+from __future__ import annotations
+
+from orchestrator.concepts import TIER_RANK
+from orchestrator.routing import RouteRequest, TenantRules, TokenBudget, decide
+from orchestrator.routing.quality import expected_success, qualifying_tiers
+
+EASY = {"small": 0.9, "medium": 0.95, "large": 0.96, "frontier": 0.97}
+HARD = {"small": 0.2, "medium": 0.4, "large": 0.6, "frontier": 0.85}
+
+
+def _budget(tier_success: dict[str, float] | None) -> TokenBudget:
+    return TokenBudget(p50_output_tokens=120, p90_output_tokens=300, tier_success=tier_success)
+
+
+def _tier(decision, views) -> str:
+    return next(v.quality_tier for v in views if v.name == decision.profile)
+
+
+def test_min_success_keeps_tiers_at_or_above_the_probability():
+    v = qualifying_tiers(("small", "medium", "large", "frontier"), HARD, 0.55, None)
+    assert v.tiers == {"large", "frontier"}
+    assert "need 0.55" in v.note
+
+
+def test_share_of_strongest_is_relative_to_the_strongest_usable_tier():
+    v = qualifying_tiers(("small", "medium", "large"), HARD, None, 0.9)
+    assert v.tiers == {"large"}  # 0.9 x large's 0.60: frontier is not usable here
+    assert qualifying_tiers(("small", "medium", "large"), EASY, None, 0.9).tiers == {
+        "small",
+        "medium",
+        "large",
+    }
+
+
+def test_unreachable_target_lets_the_strongest_qualify():
+    v = qualifying_tiers(("small", "medium"), HARD, 0.9, None)
+    assert v.tiers == {"medium"}
+    assert "strongest qualify" in v.note
+
+
+def test_no_prediction_or_no_target_keeps_every_tier():
+    assert qualifying_tiers(("small", "large"), None, 0.9, 0.9).tiers == {"small", "large"}
+    assert qualifying_tiers(("small", "large"), HARD, None, None).tiers == {"small", "large"}
+
+
+def test_a_tier_missing_from_the_map_takes_the_nearest_weaker_one():
+    assert expected_success("large", {"small": 0.3, "medium": 0.5}) == 0.5
+    assert expected_success("small", {"medium": 0.5, "frontier": 0.8}) == 0.5
+
+
+def test_hard_request_goes_to_a_stronger_tier_than_an_easy_one(gpu_views):
+    rules = TenantRules(min_success=0.8)
+    req = RouteRequest(prompt_tokens=200)
+    easy = decide(req, _budget(EASY), rules, gpu_views)
+    hard = decide(req, _budget(HARD), rules, gpu_views)
+    assert easy.action == hard.action == "route"
+    plain = decide(req, _budget(None), TenantRules(), gpu_views)
+    assert easy.profile == plain.profile  # an easy request pays nothing for the target
+    assert _tier(hard, gpu_views) == "frontier"
+    assert TIER_RANK[_tier(hard, gpu_views)] > TIER_RANK[_tier(easy, gpu_views)]
+    assert hard.tier_success == HARD
+    assert any(s.startswith("quality: need 0.80") for s in hard.steps)
+    lost = {c.profile: c.lost_because for c in hard.candidates}
+    assert any("below_quality_target" in why for why in lost.values())
+
+
+def test_without_a_target_the_tier_success_is_recorded_but_not_used(gpu_views):
+    req = RouteRequest(prompt_tokens=200)
+    plain = decide(req, _budget(None), TenantRules(), gpu_views)
+    hard = decide(req, _budget(HARD), TenantRules(), gpu_views)
+    assert hard.profile == plain.profile
+    assert hard.tier_success == HARD and plain.tier_success is None
+
+
+def test_downgrade_drops_the_quality_target_but_not_the_floor(gpu_views):
+    req = RouteRequest(prompt_tokens=200)
+    cheapest = decide(req, _budget(None), TenantRules(), gpu_views)
+    cap = cheapest.estimate.cost_usd_p90 * 1.01  # only the cheapest profiles fit under it
+    rules = TenantRules(min_success=0.8, cost_cap_usd=cap, on_cost_cap=("downgrade", "reject"))
+    d = decide(req, _budget(HARD), rules, gpu_views)
+    assert d.action == "downgrade"
+    assert _tier(d, gpu_views) != "frontier"
+    assert "below_quality_target" not in next(
+        c.lost_because for c in d.candidates if c.profile == d.profile
+    )
+
+
+def test_policy_quality_target_reaches_the_router(tmp_path, gpu_views):
+    """Policy text -> the tenant's effective limits -> TenantRules -> the routed tier; a
+    per-class block overrides the tenant's target field by field."""
+    from orchestrator.catalog import load_catalog
+    from orchestrator.paths import PROJECT_ROOT
+    from orchestrator.policy import load_policy
+    from orchestrator.request import route_inputs
+
+    text = (
+        "apiVersion: orchestrator/v1\nkind: Policy\n"
+        "default_tenant:\n"
+        "  quality_target: {min_success: 0.8, share_of_strongest: 0.5}\n"
+        "  classes:\n"
+        "    long_form:\n"
+        "      quality_target: {min_success: 0.3}\n"
+    )
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    policy = load_policy(path, load_catalog(PROJECT_ROOT / "deployments" / "gpu-example.yaml"))
+    tenant = policy.default_tenant
+    names = [v.name for v in gpu_views]
+    budget = route_inputs.BudgetState(None, None)
+    std = route_inputs.tenant_rules(tenant, "standard", budget, names)
+    assert (std.min_success, std.share_of_strongest) == (0.8, 0.5)
+    long = route_inputs.tenant_rules(tenant, "long_form", budget, names)
+    assert (long.min_success, long.share_of_strongest) == (0.3, 0.5)
+    req = RouteRequest(prompt_tokens=200)
+    strict = decide(req, _budget(HARD), std, gpu_views)
+    loose = decide(req, _budget(HARD), long, gpu_views)
+    assert _tier(strict, gpu_views) == "frontier"
+    assert TIER_RANK[_tier(loose, gpu_views)] < TIER_RANK["frontier"]
+
+
+def test_a_binding_quality_target_outranks_the_cost_target_but_not_the_cap(gpu_views):
+    req = RouteRequest(prompt_tokens=200)
+    cheapest = decide(req, _budget(None), TenantRules(), gpu_views)
+    aim = cheapest.estimate.cost_usd_p90 * 1.01  # only the cheapest profiles are under it
+    d = decide(req, _budget(HARD), TenantRules(min_success=0.8, cost_target_usd=aim), gpu_views)
+    assert d.action == "route" and _tier(d, gpu_views) == "frontier"
+    capped = TenantRules(min_success=0.8, cost_cap_usd=aim, on_cost_cap=("reject",))
+    assert decide(req, _budget(HARD), capped, gpu_views).action == "reject"

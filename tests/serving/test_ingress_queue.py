@@ -1,0 +1,110 @@
+"""The ingress queue on the event loop: slots per profile, release in key order, refusals,
+cancellation and a reload that shrinks a bound (nothing lost)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from orchestrator.scheduling import SchedulingSettings, TenantShare, Waiting
+from orchestrator.serving.ingress_queue import IngressQueue, QueueFull
+
+
+def settings(max_queued: int = 100) -> SchedulingSettings:
+    return SchedulingSettings(default=TenantShare(max_queued=max_queued))
+
+
+def item(rid: str, tokens: float = 100.0, tenant: str = "t") -> Waiting:
+    return Waiting(rid, tenant, predicted_tokens=tokens)
+
+
+def test_free_slots_go_at_once_then_waiters_leave_in_key_order():
+    async def scenario():
+        q = IngressQueue(settings(), capacity=lambda profile: 2)
+        a = await q.turn("p", item("a"))
+        b = await q.turn("p", item("b"))
+        assert (a.position, a.waited_s, b.position) == (0, 0.0, 0)
+        order: list[str] = []
+
+        async def wait(rid: str, tokens: float):
+            ticket = await q.turn("p", item(rid, tokens))
+            order.append(rid)
+            return ticket
+
+        tasks = [asyncio.create_task(wait(r, t)) for r, t in (("long", 5000), ("short", 5))]
+        await asyncio.sleep(0)
+        assert q.snapshot()["p"]["waiting"] == 2 and order == []
+        a.done(0, 120)
+        await asyncio.sleep(0)
+        assert order == ["short"]
+        b.done()
+        b.done()  # a second done is a no-op
+        await asyncio.sleep(0)
+        assert order == ["short", "long"]
+        for t in tasks:
+            (await t).done()
+        assert q.snapshot()["p"]["busy"] == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_profile_without_running_replicas_is_not_held():
+    async def scenario():
+        q = IngressQueue(settings(), capacity=lambda profile: 0)
+        tickets = [await q.turn("p", item(str(i))) for i in range(50)]
+        assert len(tickets) == 50
+
+    asyncio.run(scenario())
+
+
+def test_a_full_tenant_queue_is_refused_with_retry_after():
+    async def scenario():
+        q = IngressQueue(settings(max_queued=1), capacity=lambda profile: 1)
+        await q.turn("p", item("a"))
+        waiter = asyncio.create_task(q.turn("p", item("b")))
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFull) as info:
+            await q.turn("p", item("c"))
+        assert info.value.retry_after_s >= 1
+        waiter.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_client_that_leaves_while_queued_is_gone_and_charged_nothing():
+    async def scenario():
+        q = IngressQueue(settings(), capacity=lambda profile: 1)
+        first = await q.turn("p", item("a", tenant="x"))
+        gone = asyncio.create_task(q.turn("p", item("b", tenant="y")))
+        stays = asyncio.create_task(q.turn("p", item("c", tenant="z")))
+        await asyncio.sleep(0)
+        gone.cancel()
+        await asyncio.sleep(0)
+        assert q.snapshot()["p"]["waiting"] == 1
+        first.done()
+        ticket = await stays
+        assert ticket.tenant == "z" and ticket.position == 1
+        assert gone.cancelled()
+
+    asyncio.run(scenario())
+
+
+def test_a_reload_that_shrinks_the_bound_refuses_the_excess_and_serves_the_rest():
+    async def scenario():
+        q = IngressQueue(settings(max_queued=10), capacity=lambda profile: 1)
+        held = await q.turn("p", item("a"))
+        waiters = [asyncio.create_task(q.turn("p", item(f"w{i}", 10 * (i + 1)))) for i in range(5)]
+        await asyncio.sleep(0)
+        assert q.reconfigure(settings(max_queued=2)) == 3
+        for refused in waiters[2:]:  # the longest predicted: last in key order
+            with pytest.raises(QueueFull, match="shrunk"):
+                await refused
+        held.done()
+        first = await waiters[0]
+        assert not waiters[1].done()  # one slot: the next waits its turn
+        first.done()
+        (await waiters[1]).done()
+        assert q.snapshot()["p"] == {"busy": 0, "waiting": 0, "tenants": {}}
+
+    asyncio.run(scenario())

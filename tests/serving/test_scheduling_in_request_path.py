@@ -1,0 +1,82 @@
+"""The scheduler in the request path: vLLM's priority and the prediction on every engine
+request, the ingress queue holding what the engines cannot batch (429 past a tenant's bound,
+a client leaving while queued costs nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from orchestrator.scheduling.replicas import request_work
+from tests.serving.conftest import FAMILY, MESSAGES, POLICY_TEXT, error_of, make_executor
+from tests.serving.conftest import serve_body as _serve
+
+
+async def test_engine_requests_carry_the_priority_and_the_prediction(
+    tmp_path, monkeypatch, chat_completion
+):
+    ex = make_executor(tmp_path, monkeypatch)
+    ex.handle.streams.append(chat_completion())
+    response = await _serve(ex, {"model": FAMILY, "messages": MESSAGES}, "chat")
+    assert isinstance(response, JSONResponse) and response.status_code == 200
+    sent = ex.handle.requests[0]
+    assert sent.priority > 0
+    prompt, predicted = request_work(sent)
+    assert prompt == 11 and predicted >= 8  # the fake predictor's prompt and p50 (or more)
+    ex.ledger.close()
+
+
+async def test_fcfs_order_sends_priority_zero(tmp_path, monkeypatch, chat_completion):
+    ex = make_executor(
+        tmp_path, monkeypatch, policy_text=POLICY_TEXT + "scheduling: {order: fcfs}\n"
+    )
+    ex.handle.streams.append(chat_completion())
+    await _serve(ex, {"model": FAMILY, "messages": MESSAGES}, "chat")
+    assert ex.handle.requests[0].priority == 0
+    ex.ledger.close()
+
+
+async def test_a_full_profile_queues_refuses_past_the_bound_and_a_leaver_costs_nothing(
+    tmp_path, monkeypatch, engine_stream, chunk
+):
+    one_profile = "  allowed_profiles: [smollm2-cpu]\nscheduling: {max_queued: 1}\n"
+    ex = make_executor(tmp_path, monkeypatch, policy_text=POLICY_TEXT + one_profile)
+    ex.ingress_queue.capacity = lambda profile: 1  # one batch slot
+    body = {"model": FAMILY, "messages": MESSAGES, "stream": True}
+    ex.handle.streams.append(engine_stream([chunk("a")], hang=True))
+    first = await _serve(ex, body, "chat", {"x-request-id": "r1"})
+    assert isinstance(first, StreamingResponse)  # holds the only slot while it streams
+    queued = asyncio.create_task(_serve(ex, body, "chat", {"x-request-id": "r2"}))
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    assert not queued.done()
+    assert sum(p["waiting"] for p in ex.ingress_queue.snapshot().values()) == 1
+    refused = await _serve(ex, body, "chat", {"x-request-id": "r3"})
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert error_of(refused)["code"] == "queue_full"
+    queued.cancel()  # the client goes away while queued
+    await asyncio.gather(queued, return_exceptions=True)
+    assert sum(p["waiting"] for p in ex.ingress_queue.snapshot().values()) == 0
+    assert len(ex.handle.requests) == 1  # neither the refused nor the leaver reached an engine
+    assert ex.ledger.count() == 0  # and nothing was generated for them: no ledger row
+    ex.ledger.close()
+
+
+def test_orchestrator_status_shows_the_queues():
+    from orchestrator.cli.status import render
+
+    doc = {
+        "profiles": {},
+        "queues": {
+            "smollm2-cpu": {
+                "busy": 16,
+                "waiting": 3,
+                "tenants": {"acme": {"queued": 3, "priority": 5, "oldest_wait_s": 2.5}},
+            }
+        },
+    }
+    text = render(doc)
+    assert (
+        "queue smollm2-cpu: 16 in batch slots, 3 waiting: acme 3 (priority 5, oldest 2.5 s)" in text
+    )
