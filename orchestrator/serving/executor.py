@@ -1,8 +1,7 @@
 """The request path, top to bottom: authenticate, read, predict, plan, record, run.
 
-    response = await RequestExecutor(catalog=..., policy_source=..., predictor=..., ledger=...,
-                                     metrics=..., handles=..., ready=...).serve(
-        headers, raw_body, "chat", request_id)
+    executor = RequestExecutor(catalog=..., policy_source=..., predictor=..., ledger=..., ...)
+    response = await executor.serve(headers, raw_body, "chat", request_id)
 
 The rules are the request core's (`orchestrator.request`: the spec read once, admission and
 routing as one pure `plan`, a route or a refusal); the I/O around them is in parts with public
@@ -23,6 +22,8 @@ its profile down at once (`failover.ProfileHealth`; the edge probes it back up).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -44,6 +45,7 @@ from orchestrator.scheduling import SchedulingSettings
 from orchestrator.serving import failover as fo
 from orchestrator.serving import openai_io, responses_api
 from orchestrator.serving.accounting import Accountant
+from orchestrator.serving.auth import authenticate
 from orchestrator.serving.budget_gate import BudgetGate
 from orchestrator.serving.decisions import DecisionRecorder, DecisionStore
 from orchestrator.serving.errors import error_response
@@ -61,6 +63,7 @@ from orchestrator.serving.plan import (
     predict,
     refusal_headers,
 )
+from orchestrator.serving.profile_status import ProfileStatus
 from orchestrator.serving.request_run import RequestRun, Settled, SettleHook
 from orchestrator.serving.request_telemetry import RequestObservation
 from orchestrator.signals.meters import DemandMeter
@@ -80,10 +83,6 @@ class PolicySource(Protocol):
     def current(self) -> Policy: ...
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class RequestExecutor:
     """Serves OpenAI requests: plans each with the request core and runs the plan."""
 
@@ -98,7 +97,7 @@ class RequestExecutor:
         handles: Callable[[str], Any],
         ready: Mapping[str, bool],
         running: Mapping[str, int] | None = None,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         offload: Offload = asyncio.to_thread,
         decisions: DecisionStore | DecisionLog | None = None,
         responses: responses_api.ResponseStore | None = None,
@@ -122,6 +121,7 @@ class RequestExecutor:
         self.accountant = Accountant(ledger, predictor)
         self.demand = DemandMeter()  # predicted demand, spend and refusals, for the controller
         self.health = fo.ProfileHealth()  # profiles seen failing, until healthy again
+        self.status = ProfileStatus(ready, handles, self.health)
         self.on_settle: list[SettleHook] = [self._observe_settled]
         self.views = LiveViews(catalog, self.running, self.load, self.scales)
         # requests a profile cannot batch now wait here, in the scheduler's order
@@ -133,11 +133,30 @@ class RequestExecutor:
     async def serve(
         self, headers: Mapping[str, str], raw_body: bytes, endpoint: ApiEndpoint, request_id: str
     ) -> Response:
-        """Trace + metrics around the request path; `obs.close` runs once per request."""
+        """A client's request; `obs.close` runs once per request (trace + metrics)."""
+        return await self._observed(headers, raw_body, endpoint, request_id)
+
+    async def serve_line(
+        self, tenant: str, body: dict[str, Any], endpoint: ApiEndpoint, request_id: str, *,
+        price_factor: float = 1.0,
+    ) -> Response:  # fmt: skip
+        """A batch line (`orchestrator.batch`): `serve` as `tenant` (authenticated when its
+        job was created), charged at `price_factor` of the list price. Never streamed."""
+        raw = json.dumps({**body, "stream": False}).encode()
+        try:
+            return await self._observed({}, raw, endpoint, request_id, as_tenant=tenant,
+                                        price_factor=price_factor)  # fmt: skip
+        except RequestError as exc:
+            return error_response(exc.status, exc.message, param=exc.param, code=exc.code)
+
+    async def _observed(
+        self, headers: Mapping[str, str], raw_body: bytes, endpoint: ApiEndpoint,
+        request_id: str, **line: Any,
+    ) -> Response:  # fmt: skip
         obs = RequestObservation(self.metrics, headers, endpoint, request_id)
         try:
             with request_id_scope(request_id):
-                response = await self._serve(headers, raw_body, endpoint, request_id, obs)
+                response = await self._serve(headers, raw_body, endpoint, request_id, obs, **line)
         except RequestError as exc:
             obs.close(exc.status)
             raise
@@ -155,12 +174,15 @@ class RequestExecutor:
         endpoint: ApiEndpoint,
         request_id: str,
         obs: RequestObservation,
+        *,
+        as_tenant: str | None = None,
+        price_factor: float = 1.0,
     ) -> Response:
         policy = self.policy_source.current  # one policy for the whole request
         settings = SchedulingSettings.of(policy)  # a reload that shrinks a tenant's bound
         if settings is not self.ingress_queue.settings:  # refuses its excess waiters (429)
             self.ingress_queue.reconfigure(settings)
-        tenant = self.authenticate(headers, policy)
+        tenant = self.authenticate(headers, policy, as_tenant)
         obs.tenant_known(tenant.name)
         # READ: everything first, so an invalid body is never priced or recorded
         body = openai_io.parse_json_body(raw_body)
@@ -173,6 +195,9 @@ class RequestExecutor:
             )
             body, endpoint = exchange.chat_body(), "chat"
         incoming = parse_incoming(body, endpoint, tenant, targets, self.catalog)
+        if price_factor != 1.0:  # a batch line: its tenant's share of the list price
+            spec = dataclasses.replace(incoming.spec, price_factor=price_factor)
+            incoming = dataclasses.replace(incoming, spec=spec)
         # PREDICT and read the BUDGET; waiting meanwhile (worker threads may all be busy), so
         # admission sees the requests queued here, not only those already decided
         with self.load.waiting(incoming.model):
@@ -243,47 +268,25 @@ class RequestExecutor:
         self.scales.observe(done.profile, done.observed_s, done.modelled_ms, now)
 
     # ----- other endpoints ------------------------------------------------------------
-    def authenticate(self, headers: Mapping[str, str], policy: Policy) -> TenantPolicy:
-        """The tenant named by `Authorization: Bearer <key>`; 401 for a key the policy does
-        not know (with no keys in the policy, everyone is the default tenant)."""
-        header = headers.get("authorization") or ""
-        scheme, _, token = header.partition(" ")
-        key = token.strip() if scheme.lower() == "bearer" else None
-        tenant = policy.resolve_tenant(key or None)
-        if tenant is None:
-            message = "Incorrect API key provided." if key else "Missing API key: send " \
-                "Authorization: Bearer <key>."  # fmt: skip
-            raise RequestError(401, message, param="Authorization", code="invalid_api_key")
-        return tenant
+    def authenticate(
+        self, headers: Mapping[str, str], policy: Policy, as_tenant: str | None = None
+    ) -> TenantPolicy:
+        return authenticate(headers, policy, as_tenant)
 
     async def decision_for(self, headers: Mapping[str, str], request_id: str) -> dict[str, Any]:
         """The stored decision of a request, for its tenant only (404 otherwise)."""
         policy = self.policy_source.current
         return await self.decisions.explain(self.authenticate(headers, policy), policy, request_id)
 
-    async def export_budgets(self) -> None:
-        await self.budget.export(self.policy_source.current)
-
     # ----- profile health and the live views the plan reads ---------------------------
     def profile_ready(self, name: str) -> bool:
-        """A replica is RUNNING and the profile is not marked down."""
-        return self.ready.get(name, False) and not self.health.is_down(name)
+        return self.status.ready(name)
 
     def engine_down(self, profile: str, reason: str) -> None:
-        """Take a profile out of routing at once (not after Ray's health check)."""
-        if self.health.mark_down(profile, reason):
-            log.warning("profile marked down", extra={"profile": profile, "reason": reason})
+        self.status.down(profile, reason)
 
     async def probe_down_profiles(self) -> None:
-        """A profile marked down comes back once its deployment passes a health check."""
-        for name in self.health.probe_due():
-            try:
-                handle = self.handles(name).options(stream=False)  # the configured ones stream
-                await asyncio.wait_for(handle.check_health.remote(), timeout=2.0)
-            except Exception:  # still dead, or its replica is being replaced
-                continue
-            self.health.mark_up(name)
-            log.info("profile healthy again", extra={"profile": name})
+        await self.status.probe()
 
     def views_now(self, policy: Policy) -> list[ProfileView]:
         """Router views priced by the policy in force, with this moment's load."""
