@@ -88,11 +88,9 @@ class ResponseStreamer:
         if item.kind == "reasoning":
             done = OutputReasoning(id=item.item_id, content=[ReasoningText(text=item.text)])
             out.append(
-                self._event(
+                self._part_event(
                     "response.reasoning_text.done",
-                    item_id=item.item_id,
-                    output_index=item.index,
-                    content_index=0,
+                    item,
                     text=item.text,
                 )
             )
@@ -100,21 +98,17 @@ class ResponseStreamer:
             part = OutputText(text=item.text)
             done = OutputMessage(id=item.item_id, content=[part])
             out.append(
-                self._event(
+                self._part_event(
                     "response.output_text.done",
-                    item_id=item.item_id,
-                    output_index=item.index,
-                    content_index=0,
+                    item,
                     text=item.text,
                     logprobs=[],
                 )
             )
             out.append(
-                self._event(
+                self._part_event(
                     "response.content_part.done",
-                    item_id=item.item_id,
-                    output_index=item.index,
-                    content_index=0,
+                    item,
                     part=part.model_dump(),
                 )
             )
@@ -125,6 +119,12 @@ class ResponseStreamer:
             )
         )
         return out
+
+    def _part_event(self, kind: str, item: _Open, **fields: Any) -> str:
+        """An event about the one content part of an open output item."""
+        return self._event(
+            kind, item_id=item.item_id, output_index=item.index, content_index=0, **fields
+        )
 
     def _text(self, kind: str, delta: str) -> list[str]:
         out: list[str] = []
@@ -152,37 +152,20 @@ class ResponseStreamer:
                     )
                 )
                 out.append(
-                    self._event(
+                    self._part_event(
                         "response.content_part.added",
-                        item_id=item.item_id,
-                        output_index=item.index,
-                        content_index=0,
+                        item,
                         part=OutputText(text="").model_dump(),
                     )
                 )
         item = self._open
         item.text += delta
         if kind == "reasoning":
-            out.append(
-                self._event(
-                    "response.reasoning_text.delta",
-                    item_id=item.item_id,
-                    output_index=item.index,
-                    content_index=0,
-                    delta=delta,
-                )
-            )
+            out.append(self._part_event("response.reasoning_text.delta", item, delta=delta))
         else:
             self._content += delta
             out.append(
-                self._event(
-                    "response.output_text.delta",
-                    item_id=item.item_id,
-                    output_index=item.index,
-                    content_index=0,
-                    delta=delta,
-                    logprobs=[],
-                )
+                self._part_event("response.output_text.delta", item, delta=delta, logprobs=[])
             )
         return out
 
