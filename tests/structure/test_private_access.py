@@ -18,17 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# the request path's tests: the request core's rewrite (issue 26, helper "core") owns them
-_CORE = "request path (executor): left to the request core's rewrite (issue 26)"
 ALLOWED: dict[tuple[str, str], str] = {
-    ("tests/serving/test_ingress_request_path.py", "_items"): _CORE,
-    ("tests/serving/test_ingress_request_path.py", "_observed"): _CORE,
-    ("tests/serving/test_ingress_request_path.py", "_begin"): _CORE,
-    ("tests/serving/test_ingress_request_path.py", "_moved"): _CORE,
-    ("tests/serving/test_ingress_request_path.py", "_end"): _CORE,
-    ("tests/serving/test_ingress_robustness.py", "_views_version"): _CORE,
-    ("tests/serving/test_shared_state.py", "_read_budget"): _CORE,
-    ("tests/serving/test_shared_state.py", "_background"): _CORE,
     # not rewritten yet (owned by other work in progress); each needs a public reader
     ("tests/routing/test_replica_router.py", "_in_flight"): "router's in-flight book",
     ("tests/routing/test_replica_router.py", "_routed"): "router's in-flight book",
