@@ -217,9 +217,10 @@ def main() -> int:
                 body = {"messages": [{"role": "user", "content": r["text"]}]}
                 pred = predictor.predict(body, profile)
                 r["predicted"], r["class"] = pred.p50_tokens, pred.query_class
-                r["ids"] = pe.tokenizer.apply_chat_template(
+                ids = pe.tokenizer.apply_chat_template(
                     body["messages"], add_generation_prompt=True, tokenize=True
                 )
+                r["ids"] = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
             rounds = asyncio.run(all_rounds(pe, reqs))  # one event loop: the engine's
         finally:
             pe.shutdown()
