@@ -274,7 +274,7 @@ def operations() -> dict[tuple[str, str], Operation]:
             },
             request=responses_api.ResponsesRequest,
             description="Served through the chat path of the chosen profile (see "
-            "orchestrator/serving/responses_api.py); `previous_response_id` continues a "
+            "orchestrator/serving/responses_api/); `previous_response_id` continues a "
             "response this server stored.",
             **routed,
         ),

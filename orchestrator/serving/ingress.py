@@ -205,8 +205,8 @@ class OrchestratorIngress(OpenAiIngress):
             return
         self._next_expiry = now + RESERVATION_EXPIRY_S
         try:
-            await self._executor.renew_reservations()
-            await self._executor.expire_reservations()
+            await self._executor.budget.renew()
+            await self._executor.budget.expire()
         except Exception:  # the database may be briefly away; the next round retries
             log.warning("could not renew or expire budget reservations", exc_info=True)
 
@@ -241,7 +241,7 @@ class OrchestratorIngress(OpenAiIngress):
     @fastapi_app.get("/metrics")
     async def metrics(self, request: Request) -> Response:
         self._export_gauges()
-        await self._executor.export_budgets()
+        await self._executor.budget.export(self._executor.policy_source.current)
         await self._export_batches()
         body, content_type = self._metrics.render_prometheus(request.headers.get("accept"))
         return Response(body, headers={"Content-Type": content_type})
@@ -309,7 +309,7 @@ class OrchestratorIngress(OpenAiIngress):
                     p.name: {
                         "ready": self._executor.profile_ready(p.name),
                         "placement": self._placement.report[p.name].model_dump(),
-                        "in_flight": self._executor.in_flight.get(p.name, 0),
+                        "in_flight": self._executor.load.in_flight(p.name),
                         "latency_scale": self._executor.latency_scales(p.name),
                         "down": self._executor.health.down().get(p.name),
                         "family": p.served_model_name,

