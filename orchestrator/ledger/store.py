@@ -292,9 +292,6 @@ class UsageLedger:
 
     # ------------------------------------------------------------ lifecycle
 
-    def _transaction(self):  # kept for tests that crash mid-transaction
-        return self.db.transaction()
-
     def close(self) -> None:
         self.db.close()
 

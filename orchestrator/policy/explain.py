@@ -52,6 +52,7 @@ class TenantExplanation:
     always_on: dict[str, int]
     min_replicas_usd_per_month: float
     classes: list[ClassExplanation] = field(default_factory=list)
+    batch: dict[str, object] = field(default_factory=dict)  # effective batch settings
     queue: dict = field(default_factory=dict)  # priority, weight, max_queued, deadline
 
 
@@ -145,6 +146,7 @@ def explain_policy(policy: Policy) -> PolicyExplanation:
                 budgets=t.budgets.model_dump(),
                 always_on=always_on,
                 min_replicas_usd_per_month=policy.min_replicas_cost_per_month(tuple(always_on)),
+                batch=t.batch.model_dump(),
                 queue={
                     "priority": t.priority,
                     **policy.spec.scheduling.for_tenant(t.name).model_dump(),
@@ -254,6 +256,12 @@ def render_text(exp: PolicyExplanation) -> str:
             if v
         )
         out.append(f"  budgets: {budgets or 'unlimited'}")
+        if t.batch:
+            out.append(
+                f"  batch jobs: charged x{t.batch['price_factor']:g} of the interactive price, "
+                f"windows up to {t.batch['max_completion_window']}, at most "
+                f"{t.batch['max_concurrent_lines']} lines in flight"
+            )
         if t.queue:
             q = t.queue
             deadline = ", deadline order (TTFT target)" if q["deadline"] else ""

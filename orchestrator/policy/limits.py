@@ -20,6 +20,7 @@ from orchestrator.concepts import LatencySLO
 from orchestrator.policy.schema import (
     BUILTIN_BOUNDS,
     Actions,
+    BatchSettings,
     Budgets,
     Failover,
     Limits,
@@ -117,7 +118,17 @@ def merge_layers(layers: Sequence[Layer]) -> Merged:
 
 
 _TENANT_ONLY = frozenset(
-    {"budgets", "requests", "priority", "failover", "classes", "name", "description", "api_keys"}
+    {
+        "budgets",
+        "requests",
+        "priority",
+        "failover",
+        "batch",
+        "classes",
+        "name",
+        "description",
+        "api_keys",
+    }
 )
 _NESTED = ("latency", "quality_floor", "quality_target", "actions", "reasoning")
 
@@ -155,6 +166,16 @@ def tenant_field(layers: Sequence[Layer], name: str) -> tuple[Any, Merged]:
     ]
     merged = merge_layers(only)
     return merged.nested().get(name), merged
+
+
+BUILTIN_BATCH = BatchSettings(price_factor=0.5, max_completion_window="24h", max_concurrent_lines=8)
+
+
+def effective_batch(layers: Sequence[Layer]) -> BatchSettings:
+    """The tenant's batch settings, built-in values where no layer sets a field."""
+    batch, _ = tenant_field(layers, "batch")
+    set_here = {k: v for k, v in (batch or {}).items() if v is not None}
+    return BatchSettings.model_validate({**BUILTIN_BATCH.model_dump(), **set_here})
 
 
 def effective_tenant_settings(

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from orchestrator.catalog.schema import Catalog
 from orchestrator.concepts import QueryClass
 from orchestrator.config_files import ConfigIssue
-from orchestrator.policy.limits import EffectiveLimits
+from orchestrator.policy.limits import BUILTIN_BATCH, EffectiveLimits
 from orchestrator.policy.schema import (
     BUILTIN_BOUNDS,
+    BatchSettings,
     Budgets,
     Failover,
     KeyRef,
@@ -53,6 +54,7 @@ class TenantPolicy:
     bounds: RequestBounds = BUILTIN_BOUNDS  # every field set (built-in values where unset)
     priority: int = 0  # overload shedding: lower priorities are refused first
     failover: Failover = Failover(retry=True, migrate_streams=True)  # both fields set
+    batch: BatchSettings = BUILTIN_BATCH  # every field set (built-in values where unset)
 
     def limits(self, request_class: QueryClass = "standard") -> EffectiveLimits:
         """Effective limits for a request class (unknown classes get `standard`)."""

@@ -17,6 +17,7 @@ from orchestrator.policy.limits import (
     Layer,
     Loc,
     Merged,
+    effective_batch,
     effective_budgets,
     effective_limits,
     effective_tenant_settings,
@@ -119,6 +120,7 @@ def resolve_tenant(
     bounds, priority, failover = effective_tenant_settings(
         [Layer(spec.defaults, ("defaults",)), Layer(block, loc)]
     )
+    batch = effective_batch([Layer(spec.defaults, ("defaults",)), Layer(block, loc)])
     tenant = TenantPolicy(
         name=getattr(block, "name", "default"),
         is_default=is_default,
@@ -130,6 +132,7 @@ def resolve_tenant(
         bounds=bounds,
         priority=priority,
         failover=failover,
+        batch=batch,
     )
     return ResolvedTenant(tenant, merges, budgets_merged, loc)
 

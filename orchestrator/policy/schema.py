@@ -214,6 +214,30 @@ class Failover(_Strict):
     )
 
 
+class BatchSettings(_Strict):
+    """OpenAI Batch API jobs of a tenant (`POST /v1/batches`; unset fields inherit)."""
+
+    price_factor: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="share of the interactive price a batch line is charged (default 0.5, "
+        "OpenAI's batch discount)",
+    )
+    max_completion_window: str | None = Field(
+        None,
+        pattern=r"^\s*[1-9][0-9]*\s*[hm]\s*$",
+        description="longest `completion_window` a job may ask for, e.g. '24h' (default 24h)",
+    )
+    max_concurrent_lines: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="most lines of the tenant's jobs in flight at once over all replicas "
+        "(default 8); fewer run while interactive traffic is busy",
+    )
+
+
 class TenantDefaults(Limits):
     """Limits plus the per-tenant parts: budgets, request bounds, shedding priority, failover
     and per-request-class overrides."""
@@ -229,6 +253,7 @@ class TenantDefaults(Limits):
         description="overload shedding order: lower priorities are refused first (default 0)",
     )
     failover: Failover | None = None
+    batch: BatchSettings | None = None
     classes: dict[QueryClass, Limits] = Field(
         default_factory=dict, description="overrides per request class"
     )

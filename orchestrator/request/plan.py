@@ -210,6 +210,8 @@ def replan(
         return Refused(spec, tenant, decision, predicted)
     profile = state.catalog.profile(decision.profile)
     prices = state.policy.prices[profile.name]
+    if spec.price_factor != 1.0:  # a batch line: its tenant's share of the list price
+        prices = prices.scaled(spec.price_factor)
     prediction = predicted.of(profile.name)
     if decision.max_tokens:  # every choice at max_tokens
         reserve_tokens = decision.max_tokens * spec.choices

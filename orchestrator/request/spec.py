@@ -52,6 +52,9 @@ class RequestSpec:
     needs_tool_parser: bool = False  # tools the model may be made to call
     return_token_ids: bool = False  # the client asked for token ids itself
     prompt_param: str = "messages"  # the field holding the prompt (`messages` / `prompt`)
+    # the share of the list price this request pays: 1 for a client's request; a batch line's
+    # is its tenant's `batch.price_factor` (set by the server, never read from the body)
+    price_factor: float = 1.0
 
     @property
     def max_tokens(self) -> int | None:

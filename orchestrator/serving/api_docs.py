@@ -118,9 +118,18 @@ class ProfileStatus(BaseModel):
     )
 
 
+class BatchSummary(BaseModel):
+    jobs: dict[str, int] = Field(description="batch jobs by state, every tenant")
+    active_lines: dict[str, int] = Field(description="lines of unfinished jobs by state")
+    predicted_finish_at: int | None = Field(
+        None, description="when the last unfinished job is predicted to end (Unix s)"
+    )
+
+
 class OrchestratorStatus(BaseModel):
     uptime_s: float
     profiles: dict[str, ProfileStatus]
+    batches: BatchSummary | None = None
     slo_attainment: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="per tenant: requests judged in the last window_s seconds, those within "
@@ -153,6 +162,7 @@ class Operation:
     headers: tuple[str, ...] = ()
     parameters: tuple[dict[str, Any], ...] = ()
     ok_headers: dict[str, str] = field(default_factory=dict)
+    form: dict[str, Any] | None = None  # schema of a multipart/form-data body
 
 
 _ROUTED_ERRORS = (400, 401, 402, 404, 413, 429, 503)
@@ -264,7 +274,7 @@ def operations() -> dict[tuple[str, str], Operation]:
             },
             request=responses_api.ResponsesRequest,
             description="Served through the chat path of the chosen profile (see "
-            "orchestrator/serving/responses_api.py); `previous_response_id` continues a "
+            "orchestrator/serving/responses_api/); `previous_response_id` continues a "
             "response this server stored.",
             **routed,
         ),
@@ -279,10 +289,88 @@ def operations() -> dict[tuple[str, str], Operation]:
             ok={"application/json": DecisionRecord},
             errors=(401, 404),
         ),
+        **_batch_operations(),
         ("GET", "/openapi.json"): Operation(
             summary="This document",
             tag="operations",
             ok={"application/json": {"type": "object"}},
+        ),
+    }
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}  # fmt: skip
+
+
+def _batch_operations() -> dict[tuple[str, str], Operation]:
+    """OpenAI's Files and Batches API (orchestrator/serving/batch_api.py)."""
+    from orchestrator.batch.protocol import BatchObject, CreateBatch, FileObject
+
+    file_list = {"type": "object", "properties": {"object": {"type": "string"},
+                 "data": {"type": "array", "items": _schema_ref(FileObject)}}}  # fmt: skip
+    batch_list = {"type": "object", "properties": {"object": {"type": "string"},
+                  "data": {"type": "array", "items": _schema_ref(BatchObject)}}}  # fmt: skip
+    jsonl = {"application/jsonl": {"type": "string", "description": "JSON Lines"}}
+    one = {"tag": "batch", "errors": (400, 401, 404)}
+    return {
+        ("POST", "/v1/files"): Operation(
+            summary="Upload a batch input file (JSONL, purpose `batch`)",
+            ok={"application/json": FileObject},
+            form={
+                "type": "object",
+                "required": ["file", "purpose"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "purpose": {"type": "string", "enum": ["batch"]},
+                },
+            },
+            tag="batch",
+            errors=(400, 401),
+        ),
+        ("GET", "/v1/files"): Operation(
+            summary="The tenant's files",
+            ok={"application/json": file_list},
+            parameters=(_query("purpose", {"type": "string"}, "only files of this purpose"),),
+            tag="batch",
+            errors=(401,),
+        ),
+        ("GET", "/v1/files/{file_id}"): Operation(
+            summary="One file's metadata", ok={"application/json": FileObject}, **one
+        ),
+        ("DELETE", "/v1/files/{file_id}"): Operation(
+            summary="Delete a file", ok={"application/json": {"type": "object"}}, **one
+        ),
+        ("GET", "/v1/files/{file_id}/content"): Operation(
+            summary="A file's content (a job's output or error file: one JSON line per request)",
+            ok=jsonl,
+            **one,
+        ),
+        ("POST", "/v1/batches"): Operation(
+            summary="Create a batch job from an uploaded file; it runs by its completion window",
+            ok={"application/json": BatchObject},
+            request=CreateBatch,
+            description="Each line is predicted, priced and routed as an interactive request "
+            "of the tenant, paced to finish before the window ends and charged at the "
+            "tenant's `batch.price_factor`; a malformed line goes to the error file.",
+            **one,
+        ),
+        ("GET", "/v1/batches"): Operation(
+            summary="The tenant's batch jobs, newest first",
+            ok={"application/json": batch_list},
+            parameters=(
+                _query("after", {"type": "string"}, "the last id of the previous page"),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "page size"),
+            ),
+            **one,
+        ),
+        ("GET", "/v1/batches/{batch_id}"): Operation(
+            summary="One batch job", ok={"application/json": BatchObject}, **one
+        ),
+        ("POST", "/v1/batches/{batch_id}/cancel"): Operation(
+            summary="Cancel a batch job (running lines finish)",
+            ok={"application/json": BatchObject},
+            **one,
         ),
     }
 
@@ -347,6 +435,11 @@ def _operation_doc(op: Operation, generated: dict[str, Any]) -> dict[str, Any]:
         doc["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": _schema_ref(op.request)}},
+        }
+    if op.form is not None:
+        doc["requestBody"] = {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": op.form}},
         }
     # path parameters as FastAPI found them (anything else it saw, e.g. a class-based view's
     # `self`, is not a client parameter), then the operation's own

@@ -39,6 +39,8 @@ from ray.serve.handle import DeploymentHandle
 from ray.serve.llm.ingress import OpenAiIngress
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from orchestrator.batch.runner import BatchRunner
+from orchestrator.batch.store import BatchStore
 from orchestrator.catalog.schema import Catalog
 from orchestrator.cluster.monitor import PlacementMonitor
 from orchestrator.control.status import read_status
@@ -49,7 +51,9 @@ from orchestrator.raycompat.replica_states import replica_states
 from orchestrator.raycompat.request_context import serve_request_id
 from orchestrator.raycompat.serve_handles import configured_handles
 from orchestrator.request.candidates import AUTO_MODEL
-from orchestrator.serving import api_docs
+from orchestrator.serving import api_docs, openai_io
+from orchestrator.serving.batch_api import BatchApi
+from orchestrator.serving.batch_wiring import ExecutorLines, capacity_of, tenant_line_cap
 from orchestrator.serving.errors import (
     OrchestratorHTTPError,
     error_response,
@@ -66,6 +70,7 @@ APP_NAME = "orchestrator"
 READINESS_REFRESH_S = 1.0
 RESERVATION_EXPIRY_S = 30.0
 REPLICA_HEADER = "X-Orchestrator-Replica"
+BATCH_LEASE_S = 30.0  # a dead replica's batch lines run elsewhere after this (renewed at 1/3)
 
 
 def create_fastapi_app() -> FastAPI:
@@ -152,6 +157,23 @@ class OrchestratorIngress(OpenAiIngress):
         self._replica = replica_name()
         self._next_expiry = 0.0
         self._ready_task: asyncio.Task[None] | None = None
+        # OpenAI Batch API: jobs in the shared database, run by every replica's runner
+        batches = BatchStore(shared.ledger.db)
+        self._batch_runner = BatchRunner(
+            batches,
+            ExecutorLines(self._executor, self._policy),
+            owner=self._replica,
+            tenant_cap=tenant_line_cap(self._policy),
+            capacity=lambda: capacity_of(self._executor.views_now(self._policy.current)),
+            lease_s=BATCH_LEASE_S,
+        )
+        self._batches = BatchApi(
+            batches,
+            self._catalog,
+            lambda headers: self._executor.authenticate(headers, self._policy.current),
+            paces=lambda: self._batch_runner.last_paces,
+        )
+        self._batch_task: asyncio.Task[None] | None = None
 
     # ----- readiness -------------------------------------------------------------------
     async def _refresh_ready_forever(self) -> None:
@@ -183,14 +205,17 @@ class OrchestratorIngress(OpenAiIngress):
             return
         self._next_expiry = now + RESERVATION_EXPIRY_S
         try:
-            await self._executor.renew_reservations()
-            await self._executor.expire_reservations()
+            await self._executor.budget.renew()
+            await self._executor.budget.expire()
         except Exception:  # the database may be briefly away; the next round retries
             log.warning("could not renew or expire budget reservations", exc_info=True)
 
     def _ensure_ready_task(self) -> None:
+        loop = asyncio.get_running_loop()
         if self._ready_task is None or self._ready_task.done():
-            self._ready_task = asyncio.get_running_loop().create_task(self._refresh_ready_forever())
+            self._ready_task = loop.create_task(self._refresh_ready_forever())
+        if self._batch_task is None or self._batch_task.done():
+            self._batch_task = loop.create_task(self._batch_runner.run_forever())
 
     async def check_health(self) -> None:
         self._ensure_ready_task()
@@ -216,7 +241,8 @@ class OrchestratorIngress(OpenAiIngress):
     @fastapi_app.get("/metrics")
     async def metrics(self, request: Request) -> Response:
         self._export_gauges()
-        await self._executor.export_budgets()
+        await self._executor.budget.export(self._executor.policy_source.current)
+        await self._export_batches()
         body, content_type = self._metrics.render_prometheus(request.headers.get("accept"))
         return Response(body, headers={"Content-Type": content_type})
 
@@ -237,6 +263,23 @@ class OrchestratorIngress(OpenAiIngress):
                 bool(self._controller.get("ceiling_binding")),
                 {f: float(unserved.get(f, 0.0)) for f in self._catalog.families},
             )
+
+    async def _batch_summary(self) -> dict[str, Any]:
+        summary = await asyncio.to_thread(self._batch_runner.store.summary)
+        finishes = [p.predicted_finish for p in self._batch_runner.last_paces.values()]
+        summary["predicted_finish_at"] = int(max(finishes)) if finishes else None
+        return summary
+
+    async def _export_batches(self) -> None:
+        try:
+            summary = await self._batch_summary()
+        except Exception:  # the database may be briefly away; the gauges keep their values
+            log.warning("could not read the batch summary", exc_info=True)
+            return
+        finish = summary["predicted_finish_at"]
+        self._metrics.set_batches(
+            summary["jobs"], summary["active_lines"], (finish - time.time()) if finish else 0.0
+        )
 
     async def _refresh_controller(self) -> dict[str, Any] | None:
         """The controller's last decision (published by the planner in the Serve controller)."""
@@ -266,7 +309,7 @@ class OrchestratorIngress(OpenAiIngress):
                     p.name: {
                         "ready": self._executor.profile_ready(p.name),
                         "placement": self._placement.report[p.name].model_dump(),
-                        "in_flight": self._executor.in_flight.get(p.name, 0),
+                        "in_flight": self._executor.load.in_flight(p.name),
                         "latency_scale": self._executor.latency_scales(p.name),
                         "down": self._executor.health.down().get(p.name),
                         "family": p.served_model_name,
@@ -278,6 +321,7 @@ class OrchestratorIngress(OpenAiIngress):
                     for p in self._catalog.profiles
                 },
                 "controller": controller,
+                "batches": await self._batch_summary(),
                 "queues": self._executor.ingress_queue.snapshot(),
                 "slo_attainment": {
                     tenant: a.as_dict()
@@ -356,6 +400,63 @@ class OrchestratorIngress(OpenAiIngress):
         response = await self._executor.serve(request.headers, body, endpoint, request_id)
         response.headers[REPLICA_HEADER] = self._replica
         return response
+
+    # ----- Files and Batches API (batch_api.py) -----------------------------------------
+    @fastapi_app.post("/v1/files")
+    async def upload_file(self, request: Request) -> JSONResponse:
+        self._ensure_ready_task()
+        try:
+            form = await request.form()
+        except Exception as exc:  # not multipart, or cut short
+            raise OrchestratorHTTPError(
+                400, f"send the file as multipart/form-data ({exc})", param="file",
+                code="invalid_file",
+            ) from None  # fmt: skip
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise OrchestratorHTTPError(400, "'file' is required", param="file", code="missing")
+        content = await upload.read()
+        found = await self._batches.upload(
+            request.headers, form.get("purpose"), upload.filename, content
+        )
+        return JSONResponse(found)
+
+    @fastapi_app.get("/v1/files")
+    async def list_files(self, request: Request, purpose: str | None = None) -> JSONResponse:
+        return JSONResponse(await self._batches.files(request.headers, purpose))
+
+    @fastapi_app.get("/v1/files/{file_id}")
+    async def get_file(self, file_id: str, request: Request) -> JSONResponse:
+        return JSONResponse(await self._batches.file(request.headers, file_id))
+
+    @fastapi_app.delete("/v1/files/{file_id}")
+    async def delete_file(self, file_id: str, request: Request) -> JSONResponse:
+        return JSONResponse(await self._batches.delete_file(request.headers, file_id))
+
+    @fastapi_app.get("/v1/files/{file_id}/content")
+    async def file_content(self, file_id: str, request: Request) -> Response:
+        content = await self._batches.file_content(request.headers, file_id)
+        return Response(content, media_type="application/jsonl")
+
+    @fastapi_app.post("/v1/batches")
+    async def create_batch(self, request: Request) -> JSONResponse:
+        self._ensure_ready_task()
+        body = openai_io.parse_json_body(await request.body())
+        return JSONResponse(await self._batches.create(request.headers, body))
+
+    @fastapi_app.get("/v1/batches")
+    async def list_batches(
+        self, request: Request, after: str | None = None, limit: int = 20
+    ) -> JSONResponse:
+        return JSONResponse(await self._batches.list(request.headers, after, limit))
+
+    @fastapi_app.get("/v1/batches/{batch_id}")
+    async def get_batch(self, batch_id: str, request: Request) -> JSONResponse:
+        return JSONResponse(await self._batches.get(request.headers, batch_id))
+
+    @fastapi_app.post("/v1/batches/{batch_id}/cancel")
+    async def cancel_batch(self, batch_id: str, request: Request) -> JSONResponse:
+        return JSONResponse(await self._batches.cancel(request.headers, batch_id))
 
     @fastapi_app.get("/v1/orchestrator/decisions/{request_id}")
     async def get_decision(self, request_id: str, request: Request) -> JSONResponse:

@@ -10,6 +10,7 @@ on today's lighter one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -46,4 +47,40 @@ class ScaleEma:
         self.by_profile.clear()
 
 
-__all__ = ["ScaleEma"]
+class LatencyScales:
+    """A profile's TTFT and TPOT scales, fed by settled requests (an on-settle hook)."""
+
+    def __init__(self, ttft: ScaleEma | None = None, tpot: ScaleEma | None = None) -> None:
+        self.ttft = ttft or ScaleEma()
+        self.tpot = tpot or ScaleEma()
+
+    def fresh(self, profile: str, now: float) -> dict[str, float | None]:
+        """`{"ttft": .., "tpot": ..}`: the live scales (None when none is fresh, i.e. the
+        replica model alone prices the profile)."""
+        return {"ttft": self.ttft.fresh(profile, now), "tpot": self.tpot.fresh(profile, now)}
+
+    def modelled(
+        self, profile: str, estimate: Any, now: float
+    ) -> tuple[float | None, float | None]:
+        """The replica model's (TTFT, TPOT) in ms for a decision's `estimate`, without the
+        profile's current scales: what the request's observed latencies are compared with."""
+        if estimate is None:
+            return None, None
+        ttft = self.ttft.unscaled(profile, estimate.ttft_ms, now)
+        tpot = self.tpot.unscaled(profile, estimate.tpot_ms, now)
+        return (ttft if ttft > 0 else None), (tpot if tpot > 0 else None)
+
+    def observe(
+        self,
+        profile: str,
+        observed_s: tuple[float | None, float | None],
+        modelled_ms: tuple[float | None, float | None],
+        now: float,
+    ) -> None:
+        """A settled request's (TTFT, TPOT) in seconds against the model's figures in ms."""
+        for scale, seen, model in zip((self.ttft, self.tpot), observed_s, modelled_ms, strict=True):
+            if seen is not None and model is not None:
+                scale.observe(profile, seen * 1000.0, model, now)
+
+
+__all__ = ["LatencyScales", "ScaleEma"]

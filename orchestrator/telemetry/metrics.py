@@ -55,6 +55,9 @@ REPLICAS_TARGET = "orchestrator_replicas_target"
 REPLICAS_CURRENT = "orchestrator_replicas_current"
 REPLICA_COST = "orchestrator_replica_cost_usd_per_hour"
 CEILING_BINDING = "orchestrator_spend_ceiling_binding"
+BATCH_JOBS = "orchestrator_batch_jobs"
+BATCH_LINES = "orchestrator_batch_lines"
+BATCH_FINISH = "orchestrator_batch_predicted_finish_seconds"
 UNPLACED = "orchestrator_demand_unplaced_share"
 
 METRIC_NAMES: dict[str, str] = {
@@ -222,6 +225,17 @@ class OrchestratorMetrics:
             unit="1",
             description="1 while autoscaling.max_cost_per_hour_usd holds replicas back",
         )
+        self._batch_jobs = meter.create_gauge(
+            BATCH_JOBS, unit="{job}", description="Batch jobs by state (every tenant)"
+        )
+        self._batch_lines = meter.create_gauge(
+            BATCH_LINES, unit="{line}", description="Lines of unfinished batch jobs by state"
+        )
+        self._batch_finish = meter.create_gauge(
+            BATCH_FINISH,
+            unit="s",
+            description="Seconds until the last unfinished batch job is predicted to finish",
+        )
         self._queue_wait = meter.create_histogram(
             "orchestrator_queue_wait",
             unit="s",
@@ -366,6 +380,15 @@ class OrchestratorMetrics:
     def set_replicas(self, profile: str, target: int, current: int) -> None:
         self._replicas_target.set(target, {"profile": profile})
         self._replicas_current.set(current, {"profile": profile})
+
+    def set_batches(self, jobs: dict[str, int], lines: dict[str, int], finish_in_s: float) -> None:
+        """Batch jobs and their lines by state; seconds until the last active job's
+        predicted end (0 with none active)."""
+        for state in ("in_progress", "cancelling", "completed", "failed", "expired", "cancelled"):
+            self._batch_jobs.set(jobs.get(state, 0), {"state": state})
+        for state in ("pending", "running", "done", "failed", "cancelled"):
+            self._batch_lines.set(lines.get(state, 0), {"state": state})
+        self._batch_finish.set(max(0.0, finish_in_s))
 
     # ----- exposition -----------------------------------------------------------------
     def render_prometheus(self, accept: str | None = None) -> tuple[bytes, str]:

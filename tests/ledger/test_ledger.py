@@ -290,7 +290,7 @@ def test_two_connections_share_the_file(tmp_path):
 
 def test_failed_transaction_leaves_nothing(ledger):
     ledger.settle(rec(1))
-    with pytest.raises(RuntimeError), ledger._transaction() as c:
+    with pytest.raises(RuntimeError), ledger.db.transaction() as c:
         c.execute(
             "INSERT INTO usage SELECT 'half', tenant, profile, prompt_tokens, cached_tokens, "
             "output_tokens, reasoning_tokens, predicted_p50, predicted_p90, estimated_cost_usd, "

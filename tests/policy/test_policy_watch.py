@@ -229,7 +229,9 @@ def test_background_thread_picks_up_changes(policy_file, gpu_catalog):
             time.sleep(0.01)
         assert w.status().last_error
         assert cap(w) == 0.02
-    assert w._thread is None  # stopped on exit
+    checked = w.status().checked_at  # stopped on exit: no more polling
+    time.sleep(0.1)
+    assert w.status().checked_at == checked
 
 
 def test_readers_always_see_a_complete_policy(policy_file, gpu_catalog):

@@ -73,7 +73,7 @@ def test_train_on_synthetic_data_with_traffic(tmp_path):
     traffic = [
         TrafficRecord(
             profile="smollm2-cpu",
-            feature_schema=probe._schema,
+            feature_schema=probe.feature_schema,
             features=np.asarray(feat.vector, dtype=np.float32),
             lexical_ids=np.asarray(feat.lexical_ids, dtype=np.int32),
             phrase_ids=np.asarray(feat.phrase_ids, dtype=np.int32),

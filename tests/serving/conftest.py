@@ -244,3 +244,12 @@ async def serve_body(ex: RequestExecutor, body: Any, endpoint: str, headers: dic
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
     return await ex.serve(hdrs, raw, endpoint, hdrs.get("x-request-id") or "req-test")
+
+
+def occupy(ex: RequestExecutor, profile: str, n: int, tenant: str = "others") -> list[str]:
+    """`n` requests of `tenant` in flight on `profile` (through the executor's load book);
+    their request ids, `load-<profile>-<i>`."""
+    ids = [f"load-{profile}-{i}" for i in range(n)]
+    for request_id in ids:
+        ex.load.begin(request_id, tenant, profile, 0.0)
+    return ids

@@ -36,9 +36,9 @@ from tests.serving.conftest import (
 def _nothing_happened(ing: RequestExecutor) -> None:
     assert ing.predictor.calls == [], "the predictor ran for an invalid body"
     assert ing.decide_calls == [], "decide ran for an invalid body"
-    assert ing.decisions._items == {}, "a decision was stored for an invalid body"
+    assert len(ing.decisions.store) == 0, "a decision was stored for an invalid body"
     assert ing.ledger.count() == 0, "a ledger row was written for an invalid body"
-    assert not any(ing.reserved_usd.values()) and not any(ing.in_flight.values())
+    assert ing.load.idle()
     assert ing.handle.requests == [], "an engine was called for an invalid body"
 
 
@@ -89,7 +89,7 @@ async def test_valid_body_is_predicted_decided_and_served(ingress, chat_completi
     )
     assert isinstance(response, JSONResponse) and response.status_code == 200
     assert len(ingress.predictor.calls) == 1 and len(ingress.decide_calls) == 1
-    assert len(ingress.decisions._items) == 1
+    assert len(ingress.decisions.store) == 1
     assert ingress.ledger.count() == 1
     engine_request = ingress.handle.requests[0]
     assert engine_request.temperature == 0.5 and engine_request.max_tokens is not None
@@ -147,7 +147,7 @@ async def test_disconnected_stream_is_charged_in_ledger_and_metrics(ingress, chu
     assert (row.prompt_tokens, row.output_tokens) == (11, 6)
     assert row.cost_usd == pytest.approx(prices.cost_usd(11, 6)) and row.cost_usd > 0
     assert stream.cancelled
-    assert not any(ingress.reserved_usd.values()) and not any(ingress.in_flight.values())
+    assert ingress.load.idle()
     assert ingress.predictor.observed == []  # a truncated answer teaches calibration nothing
 
     samples = _scrape(ingress.metrics)
@@ -186,8 +186,8 @@ async def test_a_stream_longer_than_the_hold_ttl_keeps_its_hold(ingress, chunk, 
     """The ingress renews the budget hold of a request still running (every 30 s, well within
     the TTL); settled, there is nothing left to renew."""
     now = [datetime.now(UTC)]
-    ingress.clock = lambda: now[0]
-    ingress.reservation_ttl_s = 60.0
+    ingress.budget.clock = lambda: now[0]
+    ingress.budget.ttl_s = 60.0
     packets = [chunk(role="assistant", content="", completion_tokens=0, prompt_tokens=11)]
     packets += [chunk(content=f"t{i}", completion_tokens=i + 1, prompt_tokens=11) for i in range(4)]
     ingress.handle.streams.append(engine_stream(packets, hang=True))
@@ -199,14 +199,14 @@ async def test_a_stream_longer_than_the_hold_ttl_keeps_its_hold(ingress, chunk, 
     assert amount > 0 and first_expiry == now[0] + timedelta(seconds=60)
     for _ in range(8):  # 4 minutes of stream (4x the TTL), renewed every 30 s
         now[0] += timedelta(seconds=30)
-        assert await ingress.renew_reservations() == 1
-        assert await ingress.expire_reservations() == 0
+        assert await ingress.budget.renew() == 1
+        assert await ingress.budget.expire() == 0
         assert ingress.ledger.reserved_usd("default", now=now[0]) == pytest.approx(amount)
     assert ingress.ledger.reservation("rid-long")[2] == now[0] + timedelta(seconds=60)
     await relay.aclose()
     assert ingress.ledger.reservation("rid-long") is None  # settled: the row released it
     assert ingress.ledger.get("rid-long").status == "cancelled"
-    assert await ingress.renew_reservations() == 0
+    assert await ingress.budget.renew() == 0
 
 
 async def test_budget_is_read_with_two_selects(ingress, monkeypatch):
@@ -220,7 +220,7 @@ async def test_budget_is_read_with_two_selects(ingress, monkeypatch):
 
     monkeypatch.setattr(ingress.ledger.db, "query", spy)
     tenant = ingress.policy_source.current.resolve_tenant(None)
-    state = await ingress.budget_state(tenant)
+    state = await ingress.budget.budget_state(tenant)
     assert len(statements) == 2 and all(s.lstrip().startswith("SELECT") for s in statements)
     assert "reservations" in statements[1]
     assert state.remaining_usd == pytest.approx(1.0)  # the tightest window: the hour's $1
@@ -345,15 +345,19 @@ async def test_a_ttft_seen_under_past_load_does_not_hide_todays_load(ingress, ch
     import time
 
     first, second = (p.name for p in LOCAL.profiles[:2])
-    ingress._observed(first, 0.0, (3.0, None), (3000.0, None))  # as modelled: scale 1
-    assert ingress.ttft_scale.fresh(first, time.monotonic()) == pytest.approx(1.0)
+    ingress.scales.observe(
+        first, (3.0, None), (3000.0, None), time.monotonic()
+    )  # as modelled: scale 1
+    assert ingress.scales.ttft.fresh(first, time.monotonic()) == pytest.approx(1.0)
     chosen = await _gated_burst(ingress, chat_completion)
     assert set(chosen) == {first, second}, chosen
 
-    ingress.ttft_scale.clear()  # (the burst's own answers were observed too)
-    ingress._observed(first, 0.0, (1.0, None), (1000.0, None))
-    ingress._observed(first, 0.0, (3.0, None), (1000.0, None))  # 3x slower: the EMA moves
-    assert ingress.ttft_scale.fresh(first, time.monotonic()) == pytest.approx(1.0 + 0.2 * 2.0)
+    ingress.scales.ttft.clear()  # (the burst's own answers were observed too)
+    ingress.scales.observe(first, (1.0, None), (1000.0, None), time.monotonic())
+    ingress.scales.observe(
+        first, (3.0, None), (1000.0, None), time.monotonic()
+    )  # 3x slower: the EMA moves
+    assert ingress.scales.ttft.fresh(first, time.monotonic()) == pytest.approx(1.0 + 0.2 * 2.0)
     views = {v.name: v for v in ingress.views_now(ingress.policy_source.current)}
     assert views[first].live.ttft_scale == pytest.approx(1.4)
     assert views[second].live.ttft_scale is None  # never observed: the model alone
@@ -369,8 +373,8 @@ async def test_a_whole_answer_says_nothing_of_the_ttft(ingress, chat_completion)
     body = {"model": "smollm2-cpu", "messages": MESSAGES, "max_tokens": 100}
     response = await _serve(ingress, body, "chat")
     assert response.status_code == 200
-    assert ingress.ttft_scale.fresh("smollm2-cpu", time.monotonic()) is None
-    assert ingress.tpot_scale.fresh("smollm2-cpu", time.monotonic()) is None
+    assert ingress.scales.ttft.fresh("smollm2-cpu", time.monotonic()) is None
+    assert ingress.scales.tpot.fresh("smollm2-cpu", time.monotonic()) is None
 
 
 class _Clock(datetime):
@@ -405,7 +409,7 @@ async def _stream_with_token_gap(ingress, engine_stream, chunk, final_usage, gap
     assert isinstance(response, StreamingResponse)
     _ = [event async for event in response.body_iterator]
     assert ingress.ledger.get(rid).status == "ok"
-    return ingress.decisions.get(rid)[1]
+    return ingress.decisions.store.get(rid)[1]
 
 
 async def test_a_slow_stream_raises_its_profiles_tpot_scale_for_a_while(
@@ -421,13 +425,13 @@ async def test_a_slow_stream_raises_its_profiles_tpot_scale_for_a_while(
     name = "smollm2-cpu"
     first = await _stream_with_token_gap(ingress, engine_stream, chunk, final_usage, 0.0, "r0")
     modelled = first.estimate.tpot_ms
-    assert ingress.tpot_scale.fresh(name, time.monotonic()) == pytest.approx(0.2)  # clipped
-    ingress.tpot_scale.clear()
+    assert ingress.scales.tpot.fresh(name, time.monotonic()) == pytest.approx(0.2)  # clipped
+    ingress.scales.tpot.clear()
 
     await _stream_with_token_gap(
         ingress, engine_stream, chunk, final_usage, 3 * modelled / 1000, "r1"
     )
-    assert ingress.tpot_scale.fresh(name, time.monotonic()) == pytest.approx(3.0, rel=1e-4)
+    assert ingress.scales.tpot.fresh(name, time.monotonic()) == pytest.approx(3.0, rel=1e-4)
     views = {v.name: v for v in ingress.views_now(ingress.policy_source.current)}
     assert views[name].live.tpot_scale == pytest.approx(3.0, rel=1e-4)
     assert views["smollm2-cpu-ngram"].live.tpot_scale is None
@@ -438,11 +442,11 @@ async def test_a_slow_stream_raises_its_profiles_tpot_scale_for_a_while(
     ingress.handle.streams.append(chat_completion())  # (a whole answer: no TPOT observed)
     body = {"model": name, "messages": MESSAGES, "max_tokens": 100}
     assert (await _serve(ingress, body, "chat", {"x-request-id": "r2"})).status_code == 200
-    next_tpot = ingress.decisions.get("r2")[1].estimate.tpot_ms
+    next_tpot = ingress.decisions.store.get("r2")[1].estimate.tpot_ms
     assert next_tpot == pytest.approx(3 * modelled, rel=0.05)
 
-    scale, at = ingress.tpot_scale.by_profile[name]
-    ingress.tpot_scale.by_profile[name] = (scale, at - ingress.tpot_scale.max_age_s - 1)
+    scale, at = ingress.scales.tpot.by_profile[name]
+    ingress.scales.tpot.by_profile[name] = (scale, at - ingress.scales.tpot.max_age_s - 1)
     views = {v.name: v for v in ingress.views_now(ingress.policy_source.current)}
     assert views[name].live.tpot_scale is None  # forgotten: the model alone again
     assert ingress.latency_scales(name)["tpot"] is None
@@ -457,11 +461,11 @@ async def test_a_tpot_seen_under_heavy_load_is_no_floor_on_a_light_one(ingress, 
     name = "smollm2-cpu"
     view = next(v for v in ingress.views_now(ingress.policy_source.current) if v.name == name)
     heavy = rm.timing(view.performance, rm.LiveState(requests_in_flight=7), 0).tpot_ms
-    ingress._observed(name, 0.0, (None, heavy / 1000), (None, heavy))
+    ingress.scales.observe(name, (None, heavy / 1000), (None, heavy), time.monotonic())
     ingress.handle.streams.append(chat_completion())
     body = {"model": name, "messages": MESSAGES, "max_tokens": 100}
     assert (await _serve(ingress, body, "chat", {"x-request-id": "light"})).status_code == 200
-    light = ingress.decisions.get("light")[1].estimate.tpot_ms
+    light = ingress.decisions.store.get("light")[1].estimate.tpot_ms
     assert light == pytest.approx(rm.timing(view.performance, view.live, 0).tpot_ms)
     assert light < heavy  # a floor would have kept the heavy figure
 
@@ -470,18 +474,17 @@ def test_a_migrated_stream_is_counted_where_it_runs(ingress):
     """A stream that continues on another profile moves its in-flight count there, and its
     end releases that profile's count, not the failed one's (the failed profile would
     otherwise look busy, or go negative, after every migration)."""
-    from orchestrator.serving.accounting import RequestTrace
-
     failed, survivor = (p.name for p in LOCAL.profiles[:2])
-    trace = RequestTrace(request_id="r", tenant="default", profile=failed, reserved_usd=0.5)
-    ingress._begin(trace)
-    assert (ingress.in_flight[failed], ingress.in_flight[survivor]) == (1, 0)
-    ingress._moved(trace, survivor)
-    assert (ingress.in_flight[failed], ingress.in_flight[survivor]) == (0, 1)
-    ingress._end(trace)
-    assert (ingress.in_flight[failed], ingress.in_flight[survivor]) == (0, 0)
-    assert ingress.tenant_in_flight["default"] == 0
-    assert ingress.reserved_usd["default"] == pytest.approx(0.0)
+    load = ingress.load
+    load.begin("r", "default", failed, 0.5)
+    assert (load.in_flight(failed), load.in_flight(survivor)) == (1, 0)
+    assert load.reserved_usd("default") == pytest.approx(0.5) and load.running() == ["r"]
+    load.move("r", survivor)
+    assert (load.in_flight(failed), load.in_flight(survivor)) == (0, 1)
+    load.end("r")
+    assert (load.in_flight(failed), load.in_flight(survivor)) == (0, 0)
+    assert load.tenant_in_flight("default") == 0
+    assert load.reserved_usd("default") == pytest.approx(0.0) and load.idle()
 
 
 async def test_the_predict_and_route_spans_cover_the_time_those_stages_took(

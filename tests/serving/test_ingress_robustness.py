@@ -25,6 +25,7 @@ from tests.serving.conftest import (
     FakeHandle,
     blue_completion,
     error_of,
+    occupy,
 )
 from tests.serving.conftest import (
     serve_body as _serve,
@@ -37,7 +38,6 @@ def _completion(engine_stream) -> Any:
 
 def _with_policy(ing, text: str) -> None:
     ing.policy_source = SimpleNamespace(current=load_policy_text(text, "policy.yaml", LOCAL))
-    ing._views_version = None
 
 
 # ------------------------------------------------------------------ client field names
@@ -110,7 +110,7 @@ async def test_prompt_over_max_prompt_tokens_is_400(ingress):
 
 async def test_tenant_over_max_concurrent_requests_is_429_with_retry_after(ingress):
     _with_policy(ingress, POLICY_TEXT + "  requests: {max_concurrent_requests: 2}\n")
-    ingress.tenant_in_flight["default"] = 2
+    occupy(ingress, "elsewhere", 2, tenant="default")
     response = await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
     assert response.status_code == 429 and response.headers["Retry-After"]
     assert "requests.max_concurrent_requests" in error_of(response)["message"]
@@ -160,7 +160,7 @@ async def test_engine_death_before_first_byte_marks_down_and_retries_elsewhere(
     assert not ingress.profile_ready(first_choice) and first_choice in ingress.health.down()
     row = ingress.ledger.get("rid-1")
     assert row.status == "ok" and row.profile == served
-    assert not any(ingress.in_flight.values()) and not any(ingress.tenant_in_flight.values())
+    assert ingress.load.idle()
 
     # the next request goes straight to the healthy profile
     again = await _serve(ingress, body, "chat")
@@ -181,11 +181,11 @@ async def test_policy_may_forbid_the_retry(ingress):
 
 async def test_saturated_replicas_shed_with_429_and_retry_after(ingress, engine_stream):
     for p in LOCAL.profiles:  # 8 slots each, half again may queue: 24 in flight is full
-        ingress.in_flight[p.name] = 12
+        occupy(ingress, p.name, 12)
     response = await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
     assert response.status_code == 429 and int(response.headers["Retry-After"]) >= 1
     assert error_of(response)["code"] == "server_overloaded"
-    ingress.in_flight[LOCAL.profiles[0].name] = 11  # one slot left in the queue
+    ingress.load.end(f"load-{LOCAL.profiles[0].name}-11")  # one slot left in the queue
     ingress.handle.streams.append(_completion(engine_stream))
     response = await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
     assert response.status_code == 200

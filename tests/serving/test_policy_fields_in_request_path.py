@@ -19,7 +19,7 @@ from orchestrator.ledger import UsageRecord
 from orchestrator.policy import load_policy_text
 from orchestrator.pricing import token_prices
 from orchestrator.serving.errors import OrchestratorHTTPError
-from tests.serving.conftest import FAMILY, LOCAL, MESSAGES, blue_completion
+from tests.serving.conftest import FAMILY, LOCAL, MESSAGES, blue_completion, occupy
 from tests.serving.conftest import serve_body as _serve
 
 HEADER = """\
@@ -92,7 +92,7 @@ def _affords(tokens: int) -> float:
 def _busy(ex: Any) -> None:
     """Setup: both profiles busy (10 in flight on 8 slots): queue wait, full-batch TPOT."""
     for p in LOCAL.profiles:
-        ex.in_flight[p.name] = 10
+        occupy(ex, p.name, 10)
 
 
 _TINY = ", ".join(

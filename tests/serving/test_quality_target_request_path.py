@@ -80,7 +80,7 @@ async def test_hard_request_goes_to_a_stronger_tier_than_an_easy_one(executor, e
     easy = await _route(ex, EASY, engine_stream, "easy")
     hard = await _route(ex, HARD, engine_stream, "hard")
     assert (tiers[easy], tiers[hard]) == ("small", "medium")
-    _tenant, decision = ex.decisions.get("hard")
+    _tenant, decision = ex.decisions.store.get("hard")
     assert decision.tier_success is not None and decision.tier_success["small"] < 0.6
     assert any(step.startswith("quality:") for step in decision.steps)
     lost = {c.profile: c.lost_because for c in decision.candidates}

@@ -14,7 +14,15 @@ import pytest
 
 from orchestrator.ledger import UsageRecord
 from orchestrator.policy import load_policy_text
-from tests.serving.conftest import FAMILY, LOCAL, MESSAGES, POLICY_TEXT, error_of, serve_body
+from tests.serving.conftest import (
+    FAMILY,
+    LOCAL,
+    MESSAGES,
+    POLICY_TEXT,
+    error_of,
+    occupy,
+    serve_body,
+)
 from tests.serving.test_policy_fields_in_request_path import TINY_REFERENCE
 
 
@@ -25,7 +33,7 @@ def _policy(ex: Any, text: str) -> None:
 def _busy(in_flight: int) -> Callable[[Any], None]:
     def setup(ex: Any) -> None:
         for p in LOCAL.profiles:
-            ex.in_flight[p.name] = in_flight
+            occupy(ex, p.name, in_flight)
 
     return setup
 
@@ -54,7 +62,7 @@ def _spent(usd: float) -> Callable[[Any], None]:
 
 
 def _tenant_busy(ex: Any) -> None:
-    ex.tenant_in_flight["default"] = 2
+    occupy(ex, "elsewhere", 2, tenant="default")
 
 
 def _nothing_ready(ex: Any) -> None:

@@ -55,6 +55,8 @@ async def test_a_full_profile_queues_refuses_past_the_bound_and_a_leaver_costs_n
     refused = await _serve(ex, body, "chat", {"x-request-id": "r3"})
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
     assert error_of(refused)["code"] == "queue_full"
+    explained = await ex.decision_for({}, "r3")  # recorded and explained like any refusal
+    assert "queue_full" in str(explained)
     queued.cancel()  # the client goes away while queued
     await asyncio.gather(queued, return_exceptions=True)
     assert sum(p["waiting"] for p in ex.ingress_queue.snapshot().values()) == 0

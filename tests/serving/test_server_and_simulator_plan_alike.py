@@ -22,7 +22,7 @@ from orchestrator.simulate.cluster import Cluster
 from orchestrator.simulate.policies import DecideRouter, Prepared
 from orchestrator.simulate.replica import ReplicaSpec
 from orchestrator.simulate.traffic import SimRequest
-from tests.serving.conftest import FAMILY, LOCAL, MESSAGES, FakePrediction, serve_body
+from tests.serving.conftest import FAMILY, LOCAL, MESSAGES, FakePrediction, occupy, serve_body
 from tests.serving.test_policy_fields_in_request_path import TINY_REFERENCE
 
 NOW = datetime(2026, 3, 14, 15, 30, tzinfo=UTC)  # mid-hour, mid-day, mid-month
@@ -66,13 +66,13 @@ async def _server(
     ex: Any, policy: Any, in_flight: int, spent: float, busy: bool, answer: Any
 ) -> dict:
     ex.policy_source = SimpleNamespace(current=policy)
-    ex.clock = lambda: NOW
+    ex.budget.clock = lambda: NOW
     for p in LOCAL.profiles:
-        ex.in_flight[p.name] = in_flight
+        occupy(ex, p.name, in_flight)
     if spent:
         ex.ledger.settle(_record(spent))
     if busy:
-        ex.tenant_in_flight["default"] = 1
+        occupy(ex, "elsewhere", 1, tenant="default")
     ex.handle.streams.append(answer)
     body = {"model": FAMILY, "messages": MESSAGES}
     await serve_body(ex, body, "chat", {"x-request-id": "r-1"})

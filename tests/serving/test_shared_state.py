@@ -21,7 +21,7 @@ from orchestrator.ledger import UsageLedger
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.policy import load_policy_text
 from orchestrator.predict.schema import Prediction
-from orchestrator.serving import executor as executor_module
+from orchestrator.serving import budget_gate
 from orchestrator.serving.executor import RequestExecutor
 from orchestrator.serving.shared_responses import SharedResponseStore
 from orchestrator.telemetry.metrics import OrchestratorMetrics
@@ -113,7 +113,7 @@ def replicas(db_target, engine_stream):
 
 
 def _idle(ex: RequestExecutor) -> bool:
-    return not any(ex.in_flight.values()) and not any(ex.reserved_usd.values())
+    return ex.load.idle()
 
 
 async def test_a_hold_taken_elsewhere_meanwhile_gives_the_budget_429(replicas):
@@ -123,7 +123,7 @@ async def test_a_hold_taken_elsewhere_meanwhile_gives_the_budget_429(replicas):
 
     async def offload(fn: Any, *args: Any, **kwargs: Any) -> Any:
         result = await asyncio.to_thread(fn, *args, **kwargs)
-        if fn is executor_module._read_budget:  # another replica takes the budget meanwhile
+        if fn is budget_gate.spend_and_holds:  # another replica takes the budget meanwhile
             await asyncio.to_thread(b.ledger.reserve, "default", "req-on-b", 1.0, {"hour": 1.0})
         return result
 
@@ -133,7 +133,7 @@ async def test_a_hold_taken_elsewhere_meanwhile_gives_the_budget_429(replicas):
     assert int(response.headers["retry-after"]) >= 1
     assert json.loads(response.body)["error"]["code"] == "budget_exhausted"
     assert a.handle.requests == []  # never sent to an engine
-    assert _idle(a) and a.tenant_in_flight["default"] == 0
+    assert _idle(a) and a.load.tenant_in_flight("default") == 0
     assert a.ledger.count() == 0 and a.ledger.reservation("req-on-a") is None
     stored = await a.decision_for({}, "req-on-a")
     assert stored["action"] == "reject"  # the decision that answered is the one stored
@@ -153,7 +153,7 @@ async def test_decision_made_on_one_replica_is_read_on_the_other(replicas):
     assert response.status_code == 200
     found = await b.decision_for({}, "req-x")  # written before A's answer was returned
     assert found["profile"] == response.headers["x-orchestrator-profile"]
-    entry = b.decisions.entry("req-x")
+    entry = b.decisions.store.entry("req-x")
     assert entry.inputs is not None and entry.inputs.model == FAMILY
     assert entry.inputs.prediction is not None and entry.inputs.prediction.p90_tokens == 16
     assert set(entry.inputs.profiles) == {p.name for p in LOCAL.profiles}
@@ -189,7 +189,7 @@ async def test_cancelled_while_holding_leaves_no_hold(replicas):
     task = asyncio.ensure_future(_serve(a, "req-gone"))
     for _ in range(200):  # until the request is counted in flight and waits for its hold
         await asyncio.sleep(0.01)
-        if any(a.in_flight.values()):
+        if not a.load.idle():
             break
     task.cancel()
     gate.set()
@@ -197,11 +197,12 @@ async def test_cancelled_while_holding_leaves_no_hold(replicas):
         await task
     for _ in range(200):
         await asyncio.sleep(0.01)
-        if a.ledger.reservation("req-gone") is None and not a._background:
+        if a.ledger.reservation("req-gone") is None:
             break
     assert a.ledger.reservation("req-gone") is None
     assert a.handle.requests == [] and a.ledger.count() == 0
-    assert not any(a.in_flight.values()) and a.tenant_in_flight["default"] == 0
+    await a.budget.settled()
+    assert a.load.idle() and a.load.tenant_in_flight("default") == 0
 
 
 async def test_the_row_is_committed_before_the_answer(replicas):
@@ -217,7 +218,7 @@ async def test_the_row_is_committed_before_the_answer(replicas):
         committed.append(record.request_id)
         return done
 
-    a.ledger.append = slow_settle  # what the accountant calls
+    a.ledger.settle = slow_settle  # what the accountant calls
     response = await _serve(a, "req-row")
     assert response.status_code == 200 and committed == ["req-row"]
 

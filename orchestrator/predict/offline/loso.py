@@ -25,7 +25,12 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from orchestrator.predict.calibration import CalibrationConfig, ProfileCalibration, observe
+from orchestrator.predict.calibration import (
+    CalibrationConfig,
+    ProfileCalibration,
+    observe,
+    recalibrate_p90,
+)
 from orchestrator.predict.offline.fit import Fitted, TrainConfig, fit_core, lgb_params
 from orchestrator.predict.offline.metrics import summarize
 from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
@@ -326,6 +331,9 @@ def _learning_curve(
         _, _, states = _online(
             lq50, lq90, table.row_model[labelled], table.row_tokens[labelled], prior, cal_cfg
         )
+        states = _recalibrated(
+            states, lq90, table.row_model[labelled], table.row_tokens[labelled], cal_cfg
+        )
         s50, s90 = _static(e50, e90, models_eval, prior, cal_cfg, states)
         point["learn"] = _metrics(actual_eval, s50, s90, edges)
         if cfg.refit_curve and len(labelled):
@@ -338,10 +346,30 @@ def _learning_curve(
             _, _, states2 = _online(
                 rq50, rq90, table.row_model[labelled], table.row_tokens[labelled], prior, cal_cfg
             )
+            states2 = _recalibrated(
+                states2, rq90, table.row_model[labelled], table.row_tokens[labelled], cal_cfg
+            )
             f50, f90 = refit.predict_requests(table.row_request[eval_rows])
             r50, r90 = _static(f50, f90, models_eval, prior, cal_cfg, states2)
             point["refit"] = _metrics(actual_eval, r50, r90, edges)
         out["points"].append(point)
+    return out
+
+
+def _recalibrated(
+    states: dict[str, ProfileCalibration],
+    q90: np.ndarray,
+    models: np.ndarray,
+    actual: np.ndarray,
+    cal_cfg: CalibrationConfig,
+) -> dict[str, ProfileCalibration]:
+    """Each profile's p90 set by split conformal on its labelled rows, as `learn` does."""
+    out = dict(states)
+    for name in np.unique(models):
+        sel = models == name
+        out[str(name)] = recalibrate_p90(
+            states[str(name)], q90[sel].tolist(), actual[sel].tolist(), cal_cfg
+        )
     return out
 
 

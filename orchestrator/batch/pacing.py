@@ -1,0 +1,102 @@
+"""Which batch lines run now: earliest deadline first, just fast enough, more in troughs (pure).
+
+A job must finish `pending` lines of about `line_s` seconds each before `deadline - margin`.
+Its *required* concurrency is the fewest lines in flight that does it:
+`ceil(pending * line_s / slack)`. While the interactive load is in a trough (utilisation under
+`trough_utilization`), a job may run up to its tenant's `max_concurrent_lines` on capacity
+that is running anyway; otherwise it runs only what its deadline requires, so batch work adds
+replicas only when a deadline needs them. The trough's free slots are *quiet* slots
+(`quiet_slots`): what a replica can run while the one latency model says an interactive
+request's TTFT stays within `LATENCY_TOLERANCE` of an idle replica's.
+
+Invariants: jobs are served in deadline order; a job never has more lines in flight than its
+tenant's cap (summed over the tenant's jobs) nor less than its deadline requires while the cap
+allows; trough filling never takes more than the `free_slots` left by interactive traffic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from orchestrator import replica_model
+from orchestrator.batch.store import ActiveJob
+
+DEFAULT_LINE_S = 10.0  # a line's wall time before the job has finished one
+# trough filling stops where the replica model says interactive TTFT would grow more than
+# this over an idle replica's
+LATENCY_TOLERANCE = 0.10
+TYPICAL_PROMPT_TOKENS = 512
+
+
+def quiet_slots(
+    perf: replica_model.ReplicaPerformance,
+    *,
+    tolerance: float = LATENCY_TOLERANCE,
+    prompt_tokens: int = TYPICAL_PROMPT_TOKENS,
+) -> int:
+    """Requests one replica can run while a newcomer's modelled TTFT stays within `tolerance`
+    of an idle replica's (at least 1: the newcomer itself). TTFT, not TPOT: the batch's lines
+    share decode with interactive streams as any request does (the planner sizes for that)."""
+    ttft_idle = replica_model.ttft_ms(perf, prompt_tokens, 1)
+    quiet = 1
+    for n in range(2, perf.max_concurrency + 1):
+        if replica_model.ttft_ms(perf, prompt_tokens, n) > (1 + tolerance) * ttft_idle:
+            break
+        quiet = n
+    return quiet
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    batch_id: str
+    start: int  # lines to start now
+    required: int  # lines in flight the deadline needs
+    predicted_finish: float  # when the job ends at the pace it will run (epoch s)
+
+
+def margin_s(job: ActiveJob) -> float:
+    """Time kept back before a deadline: a tenth of the window, at least a minute."""
+    return max(60.0, 0.1 * (job.deadline - job.created_at))
+
+
+def required_concurrency(job: ActiveJob, now: float, line_s: float) -> int:
+    """Lines in flight that finish the job's pending lines by its deadline less margin."""
+    if job.pending == 0:
+        return 0
+    slack = job.deadline - margin_s(job) - now
+    if slack <= line_s:
+        return job.pending  # late: everything at once
+    return min(job.pending, math.ceil(job.pending * line_s / slack))
+
+
+def plan(
+    jobs: Sequence[ActiveJob],
+    now: float,
+    *,
+    tenant_cap: Callable[[str], int],
+    running_by_tenant: Mapping[str, int],
+    utilization: float,
+    free_slots: int,
+    trough_utilization: float = 0.6,
+) -> list[Pace]:
+    """How many lines of each job to start now (see the module docstring)."""
+    in_flight = dict(running_by_tenant)
+    spare = max(0, free_slots) if utilization < trough_utilization else 0
+    out = []
+    for job in sorted(jobs, key=lambda j: (j.deadline, j.batch_id)):
+        line_s = job.mean_line_s or DEFAULT_LINE_S
+        required = required_concurrency(job, now, line_s)
+        cap_left = max(0, tenant_cap(job.tenant) - in_flight.get(job.tenant, 0))
+        want_more = max(0, required - job.running)
+        start = min(job.pending, cap_left, want_more)
+        extra = min(job.pending - start, cap_left - start, spare)
+        if extra > 0:
+            start += extra
+            spare -= extra
+        in_flight[job.tenant] = in_flight.get(job.tenant, 0) + start
+        pace = max(1, job.running + start)
+        finish = now + math.ceil(job.pending / pace) * line_s if job.pending else now
+        out.append(Pace(job.batch_id, start, required, finish))
+    return out

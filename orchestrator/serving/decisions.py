@@ -1,0 +1,126 @@
+"""The decisions of the request path: recorded (routes and refusals alike) and explained.
+
+    written = recorder.record(request_id, incoming, outcome, state)  # worker thread, awaited
+    await recorder.put(request_id, tenant, decision)                  # a switched plan's
+    found = await recorder.explain(tenant, policy, request_id)        # the decisions endpoint
+
+Invariants: a failed write is logged, never the request's failure; a decision is read back
+only by its own tenant (when the policy defines keys); the in-memory store keeps the last
+`capacity` decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from orchestrator.decisionlog import DecisionInputs, DecisionLog
+from orchestrator.policy import Policy, TenantPolicy
+from orchestrator.request.errors import RequestError
+from orchestrator.routing.types import Decision
+from orchestrator.serving.incoming import IncomingRequest
+from orchestrator.serving.plan import EnginePlan, PlanState, Refused
+
+log = logging.getLogger("orchestrator.ingress")
+Offload = Callable[..., Awaitable[Any]]
+
+
+class DecisionStore:
+    """The last `capacity` decisions by request id (per ingress replica), for the decisions
+    endpoint. Bounded: the oldest entry goes first."""
+
+    def __init__(self, capacity: int = 10_000):
+        self.capacity = capacity
+        self._items: OrderedDict[str, tuple[str, Decision]] = OrderedDict()
+
+    def put(self, request_id: str, tenant: str, decision: Decision) -> None:
+        self._items[request_id] = (tenant, decision)
+        self._items.move_to_end(request_id)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def get(self, request_id: str) -> tuple[str, Decision] | None:
+        return self._items.get(request_id)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class DecisionRecorder:
+    """Writes decisions (with their inputs where the store keeps them) off the event loop."""
+
+    def __init__(self, store: DecisionStore | DecisionLog, offload: Offload):
+        self.store = store
+        self.offload = offload
+
+    def record(
+        self,
+        request_id: str,
+        incoming: IncomingRequest,
+        outcome: EnginePlan | Refused,
+        state: PlanState,
+    ) -> asyncio.Future[None]:
+        """Start writing a decision and its inputs; the caller awaits the future before
+        answering, so a client that has its answer finds the decision on any replica."""
+        inputs = {
+            "views": state.views,
+            # the chosen profile's prediction (a refusal: the priced one)
+            "prediction": outcome.prediction
+            if isinstance(outcome, EnginePlan)
+            else outcome.predicted.first,
+            "budget_remaining_usd": state.budget.remaining_usd,
+            "endpoint": incoming.endpoint,
+            "model": incoming.model,
+            "stream": incoming.stream,
+            "max_tokens": incoming.spec.max_tokens,
+        }
+        version = state.policy.version
+        return asyncio.ensure_future(
+            self.put(request_id, incoming.tenant.name, outcome.decision, version, inputs)
+        )
+
+    async def put(
+        self,
+        request_id: str,
+        tenant: str,
+        decision: Decision,
+        policy_version: str | None = None,
+        inputs: dict[str, Any] | None = None,
+    ) -> None:
+        """Store one decision in a worker thread; a failed write is only logged."""
+        try:
+            await self.offload(_store, self.store, request_id, tenant, decision, policy_version,
+                               inputs)  # fmt: skip
+        except Exception:
+            log.warning("could not store the decision of %s", request_id, exc_info=True)
+
+    async def explain(self, tenant: TenantPolicy, policy: Policy, request_id: str) -> dict:
+        """The stored decision of a request, for its tenant only (404 otherwise)."""
+        found = await self.offload(self.store.get, request_id)
+        if found is None or (found[0] != tenant.name and policy.defines_keys):
+            raise RequestError(
+                404, f"no decision recorded for request '{request_id}'", code="decision_not_found"
+            )
+        return {"request_id": request_id, "tenant": found[0], **found[1].model_dump(mode="json")}
+
+
+def _store(
+    store: Any,
+    request_id: str,
+    tenant: str,
+    decision: Decision,
+    policy_version: str | None,
+    inputs: dict[str, Any] | None,
+) -> None:
+    """Write one decision (worker thread): with its inputs when the store keeps them."""
+    if isinstance(store, DecisionLog):
+        seen = None
+        if inputs is not None:
+            fields = dict(inputs)
+            seen = DecisionInputs.from_views(fields.pop("views"), **fields)
+        store.put(request_id, tenant, decision, policy_version=policy_version, inputs=seen)
+    else:
+        store.put(request_id, tenant, decision)

@@ -1,0 +1,43 @@
+"""Whether a profile can take requests now: a replica RUNNING (kept fresh by the edge) and
+not marked down by a failure the ingress saw; a profile marked down comes back once its
+deployment passes a health check (`probe`, run by the edge)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from orchestrator.serving.failover import ProfileHealth
+
+log = logging.getLogger("orchestrator.ingress")
+
+
+class ProfileStatus:
+    """Readiness from the edge plus the failures seen here."""
+
+    def __init__(
+        self, ready: Mapping[str, bool], handles: Callable[[str], Any], health: ProfileHealth
+    ):
+        self.ready_replicas, self.handles, self.health = ready, handles, health
+
+    def ready(self, name: str) -> bool:
+        """A replica is RUNNING and the profile is not marked down."""
+        return self.ready_replicas.get(name, False) and not self.health.is_down(name)
+
+    def down(self, profile: str, reason: str) -> None:
+        """Take a profile out of routing at once (not after Ray's health check)."""
+        if self.health.mark_down(profile, reason):
+            log.warning("profile marked down", extra={"profile": profile, "reason": reason})
+
+    async def probe(self) -> None:
+        """Health-check the profiles marked down whose probe is due; mark the passing up."""
+        for name in self.health.probe_due():
+            try:
+                handle = self.handles(name).options(stream=False)  # the configured ones stream
+                await asyncio.wait_for(handle.check_health.remote(), timeout=2.0)
+            except Exception:  # still dead, or its replica is being replaced
+                continue
+            self.health.mark_up(name)
+            log.info("profile healthy again", extra={"profile": name})

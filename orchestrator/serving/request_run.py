@@ -1,0 +1,374 @@
+"""One routed request from its budget hold to its settlement, owning its current plan.
+
+    run = RequestRun(ctx, engine_plan, request_id, obs, exchange, state)
+    response = await run.execute()
+
+A run owns its plan, trace and settlement; `switch` is the one way to move it to another plan
+(re-planned against the shared budget, or retried elsewhere after an engine failed before any
+output): the load book, trace, settlement, modelled latencies and headers follow together, and
+the decision that runs replaces the one recorded. The engine call, the relay and the stream's
+continuation on another profile are here; what a settled request feeds (latency scales, demand
+meter, metrics) are the context's on-settle hooks (ledger and calibration: `Accountant`).
+
+Invariants: the request is counted in the load book from before its budget hold until it is
+settled (on the profile its engine serves it from: a migrated stream moves its count); it is
+settled exactly once; an engine failing before any output is retried once elsewhere unless the
+tenant's `failover.retry` is false.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from orchestrator.catalog.schema import Catalog, Profile
+from orchestrator.ledger import Status
+from orchestrator.request import route_inputs
+from orchestrator.routing.types import Rejection
+from orchestrator.scheduling import Waiting
+from orchestrator.serving import engine_items as items
+from orchestrator.serving import failover as fo
+from orchestrator.serving import openai_io, responses_api
+from orchestrator.serving.accounting import Accountant, EngineUsage, RequestSettlement, RequestTrace
+from orchestrator.serving.budget_gate import BudgetGate
+from orchestrator.serving.decisions import DecisionRecorder
+from orchestrator.serving.errors import error_response
+from orchestrator.serving.ingress_queue import IngressQueue, QueueFull, Ticket
+from orchestrator.serving.latency_scales import LatencyScales
+from orchestrator.serving.load_book import LoadBook
+from orchestrator.serving.plan import EnginePlan, PlanState, Refused, decision_headers, replan
+from orchestrator.serving.relay import Continuation, StreamFailover, relay_stream
+from orchestrator.serving.request_telemetry import RequestObservation
+from orchestrator.signals.meters import DemandMeter
+
+log = logging.getLogger("orchestrator.ingress")
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What a settled request tells its on-settle hooks."""
+
+    profile: str
+    status: Status
+    usage: EngineUsage
+    cost_usd: float
+    observed_s: tuple[float | None, float | None]  # (TTFT, TPOT) seen; None: not timed
+    modelled_ms: tuple[float | None, float | None]  # what the replica model said of them
+
+
+SettleHook = Callable[[Settled], None]
+
+
+class RunContext(Protocol):
+    """What a run needs of the executor."""
+
+    catalog: Catalog
+    load: LoadBook
+    budget: BudgetGate
+    scales: LatencyScales
+    decisions: DecisionRecorder
+    accountant: Accountant
+    demand: DemandMeter
+    responses: responses_api.ResponseStore
+    handles: Callable[[str], Any]
+    on_settle: Sequence[SettleHook]
+    ingress_queue: IngressQueue
+    metrics: Any  # OrchestratorMetrics
+    policy_source: Any  # `.current`: the policy in force
+
+    async def offload(self, fn: Callable[..., Any], /, *args: Any) -> Any: ...
+    def engine_down(self, profile: str, reason: str) -> None: ...
+    def profile_ready(self, name: str) -> bool: ...
+    async def plan_now(self, engine_plan: EnginePlan) -> PlanState: ...
+
+
+class RequestRun:
+    """One routed request (see the module docstring)."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        engine_plan: EnginePlan,
+        request_id: str,
+        obs: RequestObservation,
+        exchange: responses_api.Exchange | None = None,
+        state: PlanState | None = None,
+    ):
+        self.ctx, self.request_id, self.obs = ctx, request_id, obs
+        self.exchange, self.state = exchange, state
+        self.plan = engine_plan
+        self.headers: Mapping[str, str] = engine_plan.headers
+        self.trace = RequestTrace(
+            request_id=request_id,
+            started_at=obs.started_at,
+            tenant=engine_plan.request.tenant.name,
+            profile=engine_plan.profile.name,
+            predicted_p50=engine_plan.prediction.p50_tokens,
+            predicted_p90=engine_plan.prediction.p90_tokens,
+            estimated_cost_usd=self._estimated(engine_plan),
+            reserved_usd=engine_plan.reserved_usd,
+        )
+        self.settlement = RequestSettlement(
+            ctx.accountant,
+            self.trace,
+            engine_plan.prices,
+            profile=engine_plan.profile,
+            prediction=engine_plan.prediction,
+            release=self._release,
+            observe=self._settled,
+        )
+        self.slot: Ticket | None = None  # its ingress queue slot, freed when it settles
+        self.modelled = self._modelled(engine_plan)
+
+    # ----- the load book -------------------------------------------------------------------
+    def begin(self) -> None:
+        self.ctx.load.begin(self.request_id, self.trace.tenant, self.trace.profile,
+                            self.trace.reserved_usd)  # fmt: skip
+
+    def end(self) -> None:
+        self.ctx.load.end(self.request_id)
+
+    async def switch(self, engine_plan: EnginePlan, headers: Mapping[str, str]) -> None:
+        """Run `engine_plan` instead of the current plan (the one way to change plans)."""
+        self.end()
+        self.plan, self.headers = engine_plan, headers
+        self.trace.profile, self.trace.reserved_usd = (
+            engine_plan.profile.name,
+            engine_plan.reserved_usd,
+        )
+        self.settlement.prices, self.settlement.profile = engine_plan.prices, engine_plan.profile
+        self.settlement.prediction = engine_plan.prediction
+        self.modelled = self._modelled(engine_plan)
+        self.begin()
+        try:  # the decision that runs replaces the one recorded
+            await self.ctx.decisions.put(self.request_id, self.trace.tenant, engine_plan.decision)
+        except BaseException:
+            self.end()
+            raise
+
+    # ----- the run -----------------------------------------------------------------------
+    async def execute(self) -> Response | Refused:
+        """Hold the budget, send, relay, settle once (a refused hold is returned)."""
+        self.begin()
+        # the hold is an await, so it comes after `begin`: this replica's later plans count
+        # the request meanwhile; the ledger's lock makes the hold exact across replicas
+        try:
+            held = await self.ctx.budget.hold(self.plan, self.request_id, self.state)
+        except BaseException:  # cancelled (client gone) or the database failed: not counted
+            self.end()
+            raise
+        if isinstance(held, Refused):  # the shared budget has nothing left for it
+            self.end()
+            await self.ctx.decisions.put(self.request_id, self.trace.tenant, held.decision)
+            return held
+        if held is not self.plan:  # re-planned against the shared budget: cheaper, or capped
+            await self.switch(held, held.headers)
+        p = self.plan
+        out = p.decision.estimate.output_tokens if p.decision.estimate else p.prediction.p50_tokens
+        refused = await self._take_slot(out)
+        if refused is not None:
+            return refused
+        self.ctx.demand.add(p.profile.name, p.prediction.prompt_tokens, out, time.monotonic())
+        self.obs.engine_started()
+        first, gen = await self._first_output()
+        return await self._answer(first, gen)
+
+    async def _first_output(self) -> tuple[Any, Any]:
+        """The engine's first packet; an engine failing before it is marked down and the
+        request re-planned once without it."""
+        retried = False
+        while True:
+            profile, failure = self.plan.profile, None
+            try:
+                gen = getattr(self.ctx.handles(profile.name), self.plan.request.endpoint).remote(
+                    self.plan.engine_request, None
+                )
+                first = await gen.__anext__()
+                item = items.first_item(first)
+                if items.is_error(item) and fo.engine_failed(items.error_payload(item)):
+                    failure = item
+            except Exception as exc:
+                failure = exc
+            if failure is None:
+                return first, gen
+            self.ctx.engine_down(profile.name, items.failure_text(failure))
+            retry = None if retried else await self._retry()
+            if retry is None:
+                await self.settlement.settle(EngineUsage(), "error")
+                raise items.engine_failure(profile, failure) from None
+            retried = True
+            headers = {
+                **decision_headers(retry.decision),
+                "X-Orchestrator-Retried-From": profile.name,
+            }
+            await self.switch(retry, headers)
+            log.info("retrying on another profile", extra={"profile": retry.profile.name})
+
+    async def _retry(self) -> EnginePlan | None:
+        """The plan on another profile, its budget held (None: no retry)."""
+        p = self.plan
+        if not p.request.tenant.failover.retry:
+            return None
+        retry = replan(p, await self.ctx.plan_now(p), self.request_id)
+        if not isinstance(retry, EnginePlan) or retry.profile.name == p.profile.name:
+            return None
+        granted = await self.ctx.budget.reserve(retry, self.request_id)  # replaces the hold
+        return retry if granted is None or granted.granted else None
+
+    async def _answer(self, first: Any, gen: Any) -> Response:
+        p, item = self.plan, items.first_item(first)
+        if items.is_error(item):
+            await self.settlement.settle(EngineUsage(), "error")
+            status, message = items.error_fields(item)
+            return error_response(status, message, headers=dict(self.headers))
+        if not p.request.stream:
+            self.trace.mark_first_token()
+            payload = item.model_dump() if hasattr(item, "model_dump") else item
+            payload["model"] = p.shown_model
+            cost = await self.settlement.settle(EngineUsage.from_openai(payload.get("usage")))
+            if isinstance(payload.get("usage"), dict):
+                payload["usage"]["cost_usd"] = round(cost, 10)
+            if self.exchange is not None:
+                answer = await self.ctx.offload(
+                    self.exchange.from_chat, payload, self.ctx.responses
+                )
+                return JSONResponse(answer.model_dump(mode="json"), headers=dict(self.headers))
+            return JSONResponse(payload, headers=dict(self.headers))
+        spec = p.request.spec
+        relay = relay_stream(
+            first,
+            gen,
+            self.settlement,
+            self.trace,
+            engine_model=p.profile.name,
+            shown_model=p.shown_model,
+            wants_usage=spec.wants_usage or self.exchange is not None,  # Responses: usage
+            wants_continuous_usage=spec.wants_continuous_usage and self.exchange is None,
+            prompt_tokens=p.prediction.prompt_tokens,
+            failover=StreamFailover(
+                endpoint=p.request.endpoint,
+                migratable=p.migratable,
+                start=lambda progress, failed: self.continue_stream(p.profile, progress, failed),
+                on_failure=self.ctx.engine_down,
+                show_token_ids=spec.return_token_ids,
+            ),
+        )
+        if self.exchange is not None:
+            streamer = responses_api.ResponseStreamer(
+                self.exchange, self.ctx.responses, p.shown_model
+            )
+            relay = streamer.relay(relay)
+        return StreamingResponse(relay, media_type="text/event-stream", headers=dict(self.headers))
+
+    async def continue_stream(
+        self, failed_profile: Profile, progress: fo.StreamProgress, failed: list[str]
+    ) -> Continuation | None:
+        """Start the rest of a cut stream on the least busy healthy profile of the same model
+        that the tenant may use (None when there is none or it fails at once)."""
+        p, ctx = self.plan, self.ctx
+        allowed = set(p.request.tenant.all_eligible_profiles())
+        targets = fo.other_profiles(
+            failed_profile.served_model_name,
+            failed,
+            [q for q in ctx.catalog.profiles if q.name in allowed],
+            lambda name: not ctx.profile_ready(name),
+        )
+        for target in sorted(targets, key=lambda q: ctx.load.in_flight(q.name)):
+            cont = fo.continuation_body(
+                p.engine_body,
+                progress,
+                max_tokens=p.route.max_tokens,
+                target_profile=target.name,
+                max_model_len=target.max_model_len,
+                request_id=f"{self.request_id}-migrated-{len(failed)}",
+            )
+            if cont is None:
+                return None
+            engine_request = openai_io.validate_request(cont, "completions")
+            try:
+                gen = ctx.handles(target.name).completions.remote(engine_request, None)
+                first = await gen.__anext__()
+            except Exception as exc:  # this one is down too: try the next
+                ctx.engine_down(target.name, items.failure_text(exc))
+                continue
+            if items.is_error(items.first_item(first)):
+                ctx.engine_down(target.name, items.failure_text(items.first_item(first)))
+                continue
+            ctx.load.move(self.request_id, target.name)
+            prices = ctx.policy_source.current.prices[target.name]
+            return Continuation(first, gen, target.name, prices)
+        return None
+
+    async def _take_slot(self, expected_out: int) -> Refused | None:
+        """Wait for a free batch slot on the plan's profile (at once when one is free); the
+        tenant's queue full is a 429 with Retry-After. Refused or cancelled while queued
+        (client gone): nothing was generated, so no ledger row and the hold is released."""
+        p = self.plan
+        item = Waiting(self.request_id, self.trace.tenant, p.predicted.prompt_tokens,
+                       expected_out, p.predicted.budget.query_class)  # fmt: skip
+        try:
+            self.slot = await self.ctx.ingress_queue.turn(p.profile.name, item)
+        except BaseException as exc:
+            self.end()
+            if route_inputs.budget_limits(p.request.tenant.budgets):
+                self.ctx.budget.release(self.request_id)
+            if not isinstance(exc, QueueFull):
+                raise
+            self.ctx.metrics.queue_refused(self.trace.tenant, exc.reason)
+            refused = queue_refusal(p, str(exc), exc.retry_after_s)  # recorded, explained
+            await self.ctx.decisions.put(self.request_id, self.trace.tenant, refused.decision)
+            return refused
+        self.ctx.metrics.queue_wait(self.trace.tenant, p.request.tenant.priority,
+                                    self.slot.waited_s)  # fmt: skip
+        return None
+
+    # ----- settlement ----------------------------------------------------------------------
+    def _release(self) -> None:
+        self.end()
+        if self.slot is not None:
+            self.slot.done()
+
+    def _settled(self, status: Status, usage: EngineUsage, cost: float) -> None:
+        if self.slot is not None:  # the tenant's fair share: the actual tokens, not predicted
+            self.slot.account(usage.prompt_tokens, usage.output_tokens)
+        # only a stream shows when its first token came (a whole answer arrives at once: its
+        # wait is the whole generation, neither a TTFT nor a TPOT)
+        p, trace = self.plan, self.trace
+        timed = status == "ok" and p.request.stream
+        tokens = usage.output_tokens / p.request.spec.choices
+        observed = (trace.ttft_s if timed else None, trace.tpot_s(tokens) if timed else None)
+        done = Settled(trace.profile, status, usage, cost, observed, self.modelled)
+        for hook in self.ctx.on_settle:
+            hook(done)
+        if status != "error":  # errors are closed by `serve` with their HTTP status
+            self.obs.close(200 if status in ("ok", "migrated") else 499, usage, cost, trace.ttft_s)
+
+    def _modelled(self, engine_plan: EnginePlan) -> tuple[float | None, float | None]:
+        name = engine_plan.profile.name
+        return self.ctx.scales.modelled(name, engine_plan.decision.estimate, time.monotonic())
+
+    @staticmethod
+    def _estimated(engine_plan: EnginePlan) -> float | None:
+        estimate = engine_plan.decision.estimate
+        return estimate.cost_usd if estimate else None
+
+
+def queue_refusal(engine_plan: EnginePlan, message: str, retry_after_s: int) -> Refused:
+    """The 429 for a request its tenant's ingress queue could not take (code `queue_full`),
+    recorded and explained like every refusal."""
+    decision = engine_plan.decision.model_copy(
+        update={
+            "action": "reject",
+            "profile": None,
+            "rejection": Rejection(
+                status=429, code="queue_full", message=message, retry_after_s=retry_after_s
+            ),
+        }
+    )
+    request = engine_plan.request
+    return Refused(request.spec, request.tenant, decision, engine_plan.predicted)
