@@ -55,6 +55,8 @@ class RequestSpec:
     # the share of the list price this request pays: 1 for a client's request; a batch line's
     # is its tenant's `batch.price_factor` (set by the server, never read from the body)
     price_factor: float = 1.0
+    # a batch line: waits after every interactive request in the ingress queue and the engines
+    background: bool = False
 
     @property
     def max_tokens(self) -> int | None:

@@ -40,6 +40,7 @@ class Waiting:
     predicted_tokens: float = 0.0  # predicted output tokens
     request_class: str = "standard"
     payload: Any = None
+    background: bool = False  # a batch line: after every tenant's interactive requests
 
     @property
     def work(self) -> float:
@@ -129,7 +130,9 @@ class WaitQueue:
             return QueueRefusal(item.request_id, item.tenant, self.retry_after_s(), item.payload)
         now = self.clock()
         self._seq += 1
-        key = self.settings.key_for(item.tenant, item.request_class, item.work, now, self._seq)
+        key = self.settings.key_for(
+            item.tenant, item.request_class, item.work, now, self._seq, background=item.background
+        )
         tenants = self._classes.setdefault(key.class_rank, {})
         position = sum(
             1 for _, k, _ in self._items.values() if (k.class_rank, k.virtual_s) < key[:2]

@@ -14,6 +14,9 @@ from orchestrator.scheduling.replicas import work_xargs
 
 _RESOLVED: dict[str, SchedulingSettings] = {}  # policy version -> its settings
 
+# the priority class of background work (batch lines): below every tenant's (policy >= 0)
+BACKGROUND_PRIORITY = -1
+
 
 @dataclass(frozen=True)
 class TenantShare:
@@ -43,13 +46,21 @@ class SchedulingSettings:
         return self.share(tenant).deadline_ms.get(request_class)
 
     def key_for(
-        self, tenant: str, request_class: str, work: float, now: float, seq: int = 0
+        self,
+        tenant: str,
+        request_class: str,
+        work: float,
+        now: float,
+        seq: int = 0,
+        *,
+        background: bool = False,
     ) -> OrderKey:
-        """The order key of a request of `tenant` arriving `now` with `work` predicted."""
+        """The order key of a request of `tenant` arriving `now` with `work` predicted; a
+        `background` request (a batch line) ranks below every tenant's priority class."""
         deadline_ms = self.deadline_ms(tenant, request_class)
         return order_key(
             arrival_s=now,
-            priority=self.share(tenant).priority,
+            priority=BACKGROUND_PRIORITY if background else self.share(tenant).priority,
             work=work,
             aging_s=self.aging_s,
             seq=seq,
@@ -57,10 +68,12 @@ class SchedulingSettings:
             fcfs=self.order == "fcfs",
         )
 
-    def engine_priority(self, tenant: str, request_class: str, work: float, now: float) -> int:
+    def engine_priority(
+        self, tenant: str, request_class: str, work: float, now: float, *, background: bool = False
+    ) -> int:
         """vLLM's `priority` for the request: the same key, so each engine's waiting queue
         follows the ingress order (0 for every request under `order: fcfs`)."""
-        key = self.key_for(tenant, request_class, work, now)
+        key = self.key_for(tenant, request_class, work, now, background=background)
         return engine_priority(key, fcfs=self.order == "fcfs")
 
     def engine_fields(
@@ -71,12 +84,16 @@ class SchedulingSettings:
         predicted_tokens: float,
         now: float,
         client_xargs: Mapping[str, object] | None = None,
+        *,
+        background: bool = False,
     ) -> dict[str, object]:
         """What the ingress sets on the engine request: vLLM's `priority` (the queue's key)
         and the prediction in `vllm_xargs` for the replica router (the client's own kept)."""
         work = predicted_work(prompt_tokens, predicted_tokens)
         return {
-            "priority": self.engine_priority(tenant, request_class, work, now),
+            "priority": self.engine_priority(
+                tenant, request_class, work, now, background=background
+            ),
             "vllm_xargs": {**(client_xargs or {}), **work_xargs(prompt_tokens, predicted_tokens)},
         }
 

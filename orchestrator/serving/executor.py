@@ -141,7 +141,8 @@ class RequestExecutor:
         price_factor: float = 1.0,
     ) -> Response:  # fmt: skip
         """A batch line (`orchestrator.batch`): `serve` as `tenant` (authenticated when its
-        job was created), charged at `price_factor` of the list price. Never streamed."""
+        job was created), charged at `price_factor` of the list price, waiting after every
+        interactive request (ingress queue and engine priority). Never streamed."""
         raw = json.dumps({**body, "stream": False}).encode()
         try:
             return await self._observed({}, raw, endpoint, request_id, as_tenant=tenant,
@@ -195,8 +196,8 @@ class RequestExecutor:
             )
             body, endpoint = exchange.chat_body(), "chat"
         incoming = parse_incoming(body, endpoint, tenant, targets, self.catalog)
-        if price_factor != 1.0:  # a batch line: its tenant's share of the list price
-            spec = dataclasses.replace(incoming.spec, price_factor=price_factor)
+        if as_tenant is not None:  # a batch line: its tenant's share of the price, background
+            spec = dataclasses.replace(incoming.spec, price_factor=price_factor, background=True)
             incoming = dataclasses.replace(incoming, spec=spec)
         # PREDICT and read the BUDGET; waiting meanwhile (worker threads may all be busy), so
         # admission sees the requests queued here, not only those already decided

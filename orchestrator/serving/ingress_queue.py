@@ -99,6 +99,7 @@ class IngressQueue:
                 item.predicted_tokens,
                 item.request_class,
                 future,
+                item.background,
             )
         )
         if isinstance(got, QueueRefusal):

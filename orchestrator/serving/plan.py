@@ -144,6 +144,7 @@ def engine_plan(
         predicted if predicted is not None else route.predicted.budget.p50_output_tokens,
         time.time(),
         getattr(request.engine_request, "vllm_xargs", None),
+        background=request.spec.background,
     )
     engine_request, engine_body = apply_decision(
         request,

@@ -310,7 +310,8 @@ class RequestRun:
         (client gone): nothing was generated, so no ledger row and the hold is released."""
         p = self.plan
         item = Waiting(self.request_id, self.trace.tenant, p.predicted.prompt_tokens,
-                       expected_out, p.predicted.budget.query_class)  # fmt: skip
+                       expected_out, p.predicted.budget.query_class,
+                       background=p.request.spec.background)  # fmt: skip
         try:
             self.slot = await self.ctx.ingress_queue.turn(p.profile.name, item)
         except BaseException as exc:

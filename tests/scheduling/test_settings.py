@@ -123,3 +123,17 @@ def test_policy_explain_shows_the_queue(local_catalog):
     gold = next(t for t in exp.tenants if t.name == "gold")
     assert gold.queue == {"priority": 10, "weight": 3.0, "max_queued": 1000, "deadline": True}
     assert "fair-share weight 3, up to 1000 waiting (then 429), deadline order" in text
+
+
+def test_background_work_waits_after_every_tenants_requests(local_catalog, clock):
+    """A batch line (`background`) ranks below the lowest priority class, in the ingress
+    queue and in vLLM's priority, whatever its arrival or predicted work."""
+    s = SchedulingSettings.of(policy_of(TENANTS, local_catalog))
+    queue = WaitQueue(s, clock)
+    queue.push(Waiting("line", "gold", 10, 5.0, "standard", background=True))
+    clock.advance(20.0)
+    queue.push(Waiting("bulk-long", "bulk", 4000, 2000.0, "standard"))
+    assert [queue.pop().item.request_id for _ in range(2)] == ["bulk-long", "line"]
+    line = s.engine_priority("gold", "standard", 1.0, 0.0, background=True)
+    late = s.engine_priority("bulk", "standard", 100_000.0, 1e9)
+    assert line > late  # vLLM schedules lower values first

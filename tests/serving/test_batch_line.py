@@ -24,7 +24,9 @@ async def _pair(ingress, chat_completion):
 async def test_a_line_is_charged_at_its_price_factor_under_its_request_id(ingress, chat_completion):
     client, line = await _pair(ingress, chat_completion)
     assert client.status_code == line.status_code == 200
-    assert ingress.handle.requests[-1].stream is False  # a line never streams
+    client_sent, line_sent = ingress.handle.requests[-2:]
+    assert line_sent.stream is False  # a line never streams
+    assert line_sent.priority > client_sent.priority  # and waits after interactive requests
     full, cheap = ingress.ledger.get("client-1"), ingress.ledger.get("batch_x-L1")
     assert cheap is not None and cheap.tenant == "default"
     assert cheap.cost_usd == pytest.approx(0.25 * full.cost_usd)
