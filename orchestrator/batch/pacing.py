@@ -1,16 +1,17 @@
 """Which batch lines run now: earliest deadline first, just fast enough, more in troughs (pure).
 
-A job must finish `pending` lines of about `line_s` seconds each before `deadline - margin`.
-Its *required* concurrency is the fewest lines in flight that does it:
-`ceil(pending * line_s / slack)`. While the interactive load is in a trough (utilisation under
-`trough_utilization`), a job may run up to its tenant's `max_concurrent_lines` on capacity
-that is running anyway; otherwise it runs only what its deadline requires, so batch work adds
-replicas only when a deadline needs them. The trough's free slots are *quiet* slots
+A job must finish its lines, about `line_s` seconds each, before `deadline - margin`. Its
+*due* lines are those an even pace over the window has started by now (`due_now`): the job
+starts them as they fall due, spread over its window rather than packed at its start. While
+the interactive load is in a trough (utilisation under `trough_utilization`), a job may also
+run ahead, up to its tenant's `max_concurrent_lines`, on capacity that is running anyway;
+otherwise it runs only what falls due, so batch work adds replicas only when a deadline needs
+them. The trough's free slots are *quiet* slots
 (`quiet_slots`): what a replica can run while the one latency model says an interactive
 request's TTFT stays within `LATENCY_TOLERANCE` of an idle replica's.
 
 Invariants: jobs are served in deadline order; a job never has more lines in flight than its
-tenant's cap (summed over the tenant's jobs) nor less than its deadline requires while the cap
+tenant's cap (summed over the tenant's jobs) and never falls behind its even pace while the cap
 allows; trough filling never takes more than the `free_slots` left by interactive traffic.
 """
 
@@ -52,7 +53,7 @@ def quiet_slots(
 class Pace:
     batch_id: str
     start: int  # lines to start now
-    required: int  # lines in flight the deadline needs
+    required: int  # lines the even pace to the deadline needs started now
     predicted_finish: float  # when the job ends at the pace it will run (epoch s)
 
 
@@ -61,14 +62,20 @@ def margin_s(job: ActiveJob) -> float:
     return max(60.0, 0.1 * (job.deadline - job.created_at))
 
 
-def required_concurrency(job: ActiveJob, now: float, line_s: float) -> int:
-    """Lines in flight that finish the job's pending lines by its deadline less margin."""
+def due_now(job: ActiveJob, now: float, line_s: float) -> int:
+    """Lines the job must start now to keep an even pace that has every line started
+    `line_s` before its deadline less margin: `total x elapsed / span` started by now
+    (everything when late). An even pace, not the fewest lines in flight: work spread over
+    the window disturbs interactive traffic least."""
     if job.pending == 0:
         return 0
-    slack = job.deadline - margin_s(job) - now
-    if slack <= line_s:
-        return job.pending  # late: everything at once
-    return min(job.pending, math.ceil(job.pending * line_s / slack))
+    horizon = job.deadline - margin_s(job) - line_s
+    span = horizon - job.created_at
+    if span <= 0 or now >= horizon:
+        return job.pending
+    total = job.started + job.pending
+    due = math.ceil(total * max(0.0, now - job.created_at) / span)
+    return min(job.pending, max(0, due - job.started))
 
 
 def plan(
@@ -87,10 +94,9 @@ def plan(
     out = []
     for job in sorted(jobs, key=lambda j: (j.deadline, j.batch_id)):
         line_s = job.mean_line_s or DEFAULT_LINE_S
-        required = required_concurrency(job, now, line_s)
+        required = due_now(job, now, line_s)
         cap_left = max(0, tenant_cap(job.tenant) - in_flight.get(job.tenant, 0))
-        want_more = max(0, required - job.running)
-        start = min(job.pending, cap_left, want_more)
+        start = min(job.pending, cap_left, required)
         extra = min(job.pending - start, cap_left - start, spare)
         if extra > 0:
             start += extra

@@ -118,6 +118,13 @@ class ActiveJob:
     running: int
     done: int
     mean_line_s: float | None  # observed wall time per finished line, None before the first
+    total: int | None = None  # every line of the job (None: pending + running + done)
+
+    @property
+    def started(self) -> int:
+        """Lines no longer pending (running, answered, failed or cancelled)."""
+        total = self.total if self.total is not None else self.pending + self.running + self.done
+        return total - self.pending
 
 
 def new_id(prefix: str) -> str:

@@ -269,7 +269,8 @@ class BatchStore:
             "SUM(CASE WHEN l.state = 'pending' THEN 1 ELSE 0 END), "
             "SUM(CASE WHEN l.state = 'running' THEN 1 ELSE 0 END), "
             "SUM(CASE WHEN l.state = 'done' THEN 1 ELSE 0 END), "
-            "AVG(CASE WHEN l.state = 'done' THEN l.finished_at - l.started_at END) "
+            "AVG(CASE WHEN l.state = 'done' THEN l.finished_at - l.started_at END), "
+            "COUNT(*) "
             "FROM batch_jobs j JOIN batch_lines l ON l.batch_id = j.batch_id "
             "WHERE j.status IN ('in_progress', 'cancelling') "
             "GROUP BY j.batch_id, j.tenant, j.endpoint, j.created_at, j.deadline "
@@ -286,8 +287,9 @@ class BatchStore:
                 int(r or 0),
                 int(d or 0),
                 float(mean) if mean is not None else None,
+                int(total),
             )  # fmt: skip
-            for bid, tenant, endpoint, created, deadline, p, r, d, mean in rows
+            for bid, tenant, endpoint, created, deadline, p, r, d, mean, total in rows
         ]
 
     def reclaim_lapsed(self, now: float) -> int:

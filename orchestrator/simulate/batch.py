@@ -138,7 +138,7 @@ def paced_starts(
         busy = sum(o for o, c in zip(ongoing, caps, strict=True) if c > 0)  # pools it may use
         running_until = [u for u in running_until if u > now]
         job = ActiveJob("job", BATCH_TENANT, "", start_s, start_s + deadline_s,
-                        n - len(starts), len(running_until), len(starts), line_s)  # fmt: skip
+                        n - len(starts), len(running_until), len(starts), line_s, n)  # fmt: skip
         (pace,) = pace_plan(
             [job], now, tenant_cap=lambda _: tenant_cap,
             running_by_tenant={BATCH_TENANT: len(running_until)},

@@ -2,34 +2,39 @@
 
 from __future__ import annotations
 
-from orchestrator.batch.pacing import margin_s, plan, required_concurrency
+from orchestrator.batch.pacing import due_now, margin_s, plan
 from orchestrator.batch.store import ActiveJob
 
 NOW = 1_000_000.0
 
 
-def _job(bid="b1", tenant="t", pending=100, running=0, window=3600.0, line_s=None, age=0.0):
+def _job(bid="b1", tenant="t", pending=100, running=0, window=3600.0, line_s=None, age=0.0,
+         total=None):  # fmt: skip
     created = NOW - age
     return ActiveJob(bid, tenant, "/v1/chat/completions", created, created + window,
-                     pending, running, 0, line_s)  # fmt: skip
+                     pending, running, 0, line_s, total)  # fmt: skip
 
 
-def test_required_concurrency_finishes_the_pending_lines_before_the_margin():
+def test_lines_fall_due_evenly_over_the_window_and_all_before_the_margin():
     job = _job(pending=100, window=3600.0)
-    slack = 3600.0 - margin_s(job)
-    need = required_concurrency(job, NOW, 10.0)
-    assert need * slack >= 100 * 10.0 > (need - 1) * slack
+    horizon = job.deadline - margin_s(job) - 10.0
+    assert due_now(job, job.created_at, 10.0) == 0
+    half = due_now(job, job.created_at + (horizon - job.created_at) / 2, 10.0)
+    assert half == 50
+    started = _job(pending=60, window=3600.0, total=100)  # 40 already started
+    assert due_now(started, job.created_at + (horizon - job.created_at) / 2, 10.0) == 10
+    assert due_now(job, horizon, 10.0) == 100
 
 
 def test_a_late_job_runs_everything_it_has():
     job = _job(pending=7, window=3600.0, age=3590.0)
-    assert required_concurrency(job, NOW, 10.0) == 7
+    assert due_now(job, NOW, 10.0) == 7
 
 
 def test_busy_interactive_load_gets_only_the_deadlines_share():
-    (pace,) = plan([_job(pending=100)], NOW, tenant_cap=lambda _: 50, running_by_tenant={},
-                   utilization=0.9, free_slots=40)  # fmt: skip
-    assert pace.start == pace.required < 50
+    (pace,) = plan([_job(pending=100, age=600.0)], NOW, tenant_cap=lambda _: 50,
+                   running_by_tenant={}, utilization=0.9, free_slots=40)  # fmt: skip
+    assert 0 < pace.start == pace.required < 50
 
 
 def test_a_trough_is_filled_up_to_the_tenant_cap_and_the_free_slots():
