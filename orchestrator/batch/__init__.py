@@ -2,6 +2,7 @@
 
     protocol.py  wire models (File, Batch, request counts) and the create-batch request
     lines.py     a JSONL input file -> valid lines and per-line errors (line number, field)
+    schema.py    the tables (schema component `batch`) and the values stored in them
     store.py     files, jobs and lines in the storage layer (SQLite / PostgreSQL), leases
     pacing.py    pure: which lines run now (earliest deadline first, just fast enough)
     runner.py    the loop in each ingress replica that claims, runs and settles lines

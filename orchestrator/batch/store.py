@@ -21,126 +21,39 @@ cancelled / expired / failed (budget). Invariants:
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.batch.lines import ParsedInput
 from orchestrator.batch.protocol import (
     FINAL_STATES,
-    BatchErrorItem,
-    BatchErrors,
     BatchObject,
     CreateBatch,
     FileObject,
-    RequestCounts,
     invalid_line,
     window_seconds,
 )
-from orchestrator.storage import Database, Migration, migrate
-
-COMPONENT = "batch"
-MIGRATIONS = (
-    Migration(
-        1,
-        "batch: files, jobs and their lines",
-        """
-        CREATE TABLE IF NOT EXISTS batch_files (
-            file_id TEXT PRIMARY KEY NOT NULL,
-            tenant TEXT NOT NULL,
-            purpose TEXT NOT NULL,
-            filename TEXT NOT NULL,
-            created_at {float} NOT NULL,
-            bytes INTEGER NOT NULL,
-            content {blob} NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS batch_jobs (
-            batch_id TEXT PRIMARY KEY NOT NULL,
-            tenant TEXT NOT NULL,
-            endpoint TEXT NOT NULL,
-            input_file_id TEXT NOT NULL,
-            completion_window TEXT NOT NULL,
-            status TEXT NOT NULL,
-            created_at {float} NOT NULL,
-            deadline {float} NOT NULL,
-            in_progress_at {float},
-            finalizing_at {float},
-            completed_at {float},
-            failed_at {float},
-            expired_at {float},
-            cancelling_at {float},
-            cancelled_at {float},
-            output_file_id TEXT,
-            error_file_id TEXT,
-            metadata TEXT,
-            errors TEXT,
-            stop_reason TEXT
-        );
-        CREATE INDEX IF NOT EXISTS batch_jobs_status ON batch_jobs (status);
-        CREATE TABLE IF NOT EXISTS batch_lines (
-            batch_id TEXT NOT NULL,
-            line_no INTEGER NOT NULL,
-            custom_id TEXT,
-            body TEXT,
-            state TEXT NOT NULL,
-            owner TEXT,
-            lease_until {float},
-            attempts INTEGER NOT NULL DEFAULT 0,
-            status_code INTEGER,
-            result TEXT,
-            cost_usd {float} NOT NULL DEFAULT 0,
-            started_at {float},
-            finished_at {float},
-            PRIMARY KEY (batch_id, line_no)
-        );
-        CREATE INDEX IF NOT EXISTS batch_lines_state ON batch_lines (batch_id, state)
-        """,
-    ),
+from orchestrator.batch.schema import (
+    CANCELLED,
+    COMPONENT,
+    DONE,
+    FAILED,
+    JOB_COLUMNS,
+    MIGRATIONS,
+    OPEN_LINE_STATES,
+    PENDING,
+    RUNNING,
+    ActiveJob,
+    ClaimedLine,
+    NotFound,
+    job_object,
+    line_id,
+    new_id,
+    result_line,
 )
+from orchestrator.storage import Database, migrate
 
-PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
-CANCELLED, EXPIRED = "cancelled", "expired"
-OPEN_LINE_STATES = (PENDING, RUNNING)
-
-
-class NotFound(LookupError):
-    """No such file or job for this tenant."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedLine:
-    batch_id: str
-    line_no: int
-    custom_id: str
-    body: dict[str, Any]
-    tenant: str
-    endpoint: str
-    attempts: int  # this claim included
-
-    @property
-    def request_id(self) -> str:
-        """The line's request id: the ledger's idempotency key, so a line is charged once."""
-        return f"{self.batch_id}-L{self.line_no}"
-
-
-@dataclass(frozen=True, slots=True)
-class ActiveJob:
-    """A job with work left, what pacing needs of it."""
-
-    batch_id: str
-    tenant: str
-    endpoint: str
-    created_at: float
-    deadline: float
-    pending: int
-    running: int
-    done: int
-    mean_line_s: float | None  # observed wall time per finished line, None before the first
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}{secrets.token_hex(12)}"
+__all__ = ["DONE", "FAILED", "ActiveJob", "BatchStore", "ClaimedLine", "NotFound"]
 
 
 class BatchStore:
@@ -239,7 +152,7 @@ class BatchStore:
                 for ln in parsed.lines
             ]
             for err in parsed.errors:
-                bad = invalid_line(_line_id(batch_id, err.number), err.custom_id,
+                bad = invalid_line(line_id(batch_id, err.number), err.custom_id,
                                    "invalid_request", err.text())  # fmt: skip
                 bad["line"] = err.number
                 rows.append(
@@ -254,7 +167,7 @@ class BatchStore:
 
     def job(self, batch_id: str, tenant: str | None = None) -> BatchObject:
         """The job as OpenAI shows it (`tenant` None: any tenant's, for the runner)."""
-        sql = f"SELECT {_JOB_COLUMNS} FROM batch_jobs WHERE batch_id = ?"
+        sql = f"SELECT {JOB_COLUMNS} FROM batch_jobs WHERE batch_id = ?"
         params: list[Any] = [batch_id]
         if tenant is not None:
             sql += " AND tenant = ?"
@@ -262,11 +175,11 @@ class BatchStore:
         rows = self.db.query(sql, params)
         if not rows:
             raise NotFound(batch_id)
-        return self._job_object(rows[0], self.line_counts(batch_id))
+        return job_object(rows[0], self.line_counts(batch_id))
 
     def jobs(self, tenant: str, *, after: str | None = None, limit: int = 20) -> list[BatchObject]:
         """The tenant's jobs, newest first; `after` is the last id of the previous page."""
-        sql = f"SELECT {_JOB_COLUMNS} FROM batch_jobs WHERE tenant = ?"
+        sql = f"SELECT {JOB_COLUMNS} FROM batch_jobs WHERE tenant = ?"
         params: list[Any] = [tenant]
         if after is not None:
             found = self.db.query(
@@ -279,7 +192,7 @@ class BatchStore:
             params += [found[0][0], found[0][0], after]
         rows = self.db.query(sql + " ORDER BY created_at DESC, batch_id DESC LIMIT ?",
                              [*params, limit])  # fmt: skip
-        return [self._job_object(r, self.line_counts(r[0])) for r in rows]
+        return [job_object(r, self.line_counts(r[0])) for r in rows]
 
     def line_counts(self, batch_id: str) -> dict[str, int]:
         rows = self.db.query(
@@ -340,7 +253,7 @@ class BatchStore:
             (batch_id, PENDING),
         ).fetchall()
         for line_no, custom_id in pending:
-            bad = invalid_line(_line_id(batch_id, int(line_no)), custom_id, code, message)
+            bad = invalid_line(line_id(batch_id, int(line_no)), custom_id, code, message)
             bad["line"] = int(line_no)
             tx.execute(
                 "UPDATE batch_lines SET state = ?, result = ?, finished_at = ? "
@@ -454,7 +367,7 @@ class BatchStore:
         now: float,
     ) -> bool:
         """Record a run line's answer; False (nothing written) if `owner` no longer holds it."""
-        result = _result_line(line, status_code, body)
+        result = result_line(line, status_code, body)
         with self.db.transaction() as tx:
             cur = tx.execute(
                 "UPDATE batch_lines SET state = ?, status_code = ?, result = ?, cost_usd = ?, "
@@ -570,63 +483,3 @@ class BatchStore:
         }
 
     # ----- helpers --------------------------------------------------------------------
-    def _job_object(self, row: tuple[Any, ...], counts: dict[str, int]) -> BatchObject:
-        (batch_id, _tenant, endpoint, input_file_id, window, status, created_at, deadline,
-         in_progress_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at,
-         cancelled_at, output_file_id, error_file_id, metadata, errors, _stop) = row  # fmt: skip
-        total = sum(counts.values())
-        error_items = (
-            BatchErrors(data=[BatchErrorItem(**e) for e in json.loads(errors)]) if errors else None
-        )
-        return BatchObject(
-            id=batch_id,
-            endpoint=endpoint,
-            errors=error_items,
-            input_file_id=input_file_id,
-            completion_window=window,
-            status=status,
-            output_file_id=output_file_id,
-            error_file_id=error_file_id,
-            created_at=int(created_at),
-            in_progress_at=_int(in_progress_at),
-            expires_at=int(deadline),
-            finalizing_at=_int(finalizing_at),
-            completed_at=_int(completed_at),
-            failed_at=_int(failed_at),
-            expired_at=_int(expired_at),
-            cancelling_at=_int(cancelling_at),
-            cancelled_at=_int(cancelled_at),
-            request_counts=RequestCounts(
-                total=total,
-                completed=counts.get(DONE, 0),
-                failed=counts.get(FAILED, 0) + counts.get(CANCELLED, 0),
-            ),
-            metadata=json.loads(metadata) if metadata else None,
-        )
-
-
-_JOB_COLUMNS = (
-    "batch_id, tenant, endpoint, input_file_id, completion_window, status, created_at, deadline, "
-    "in_progress_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, "
-    "cancelled_at, output_file_id, error_file_id, metadata, errors, stop_reason"
-)
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _line_id(batch_id: str, line_no: int) -> str:
-    return f"batch_req_{batch_id.removeprefix('batch_')}_{line_no}"
-
-
-def _result_line(line: ClaimedLine, status_code: int, body: Any) -> dict[str, Any]:
-    result = {
-        "id": _line_id(line.batch_id, line.line_no),
-        "custom_id": line.custom_id,
-        "response": {"status_code": status_code, "request_id": line.request_id, "body": body},
-        "error": None,
-    }
-    if status_code >= 400:
-        result["line"] = line.line_no
-    return result

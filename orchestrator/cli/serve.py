@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -190,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     from ray import serve
 
     from orchestrator.raycompat.deploy import deploy_nonblocking
-    from orchestrator.serving.app import build_app
+    from orchestrator.serving.app import INGRESS_NUM_CPUS, build_app
     from orchestrator.serving.ingress import APP_NAME
 
     address = ray_address(args)
@@ -200,8 +201,14 @@ def run(args: argparse.Namespace) -> int:
         # Ray runs its workers at nice 15 by default (batch work beside a driver); here the
         # workers ARE the server (ingress, engines), so they run at the caller's priority
         os.environ.setdefault(RAY_WORKER_NICENESS_ENV, "0")
+    # a local cluster is this one node: its CPU engines get disjoint cores (build_app), and
+    # Ray counts the cores they are bound to plus the ingress replicas' share, which floats
+    node_cpus = None if joined else len(os.sched_getaffinity(0))
     ray.init(
         address=address or "local",
+        num_cpus=None
+        if node_cpus is None
+        else node_cpus + math.ceil(INGRESS_NUM_CPUS * scaling.max_replicas),
         include_dashboard=False,
         log_to_driver=True,
         namespace="orchestrator",
@@ -227,6 +234,8 @@ def run(args: argparse.Namespace) -> int:
         if ledger:
             app_args["ledger"] = ledger  # a bind argument: never printed nor in serve status
             _say(f"usage ledger: {redact(ledger)} ({backend(ledger)})")
+        if node_cpus is not None:
+            app_args["node_cpus"] = node_cpus
         app_args["ingress_min_replicas"] = scaling.min_replicas
         app_args["ingress_max_replicas"] = scaling.max_replicas
         app_args["ingress_target_ongoing_requests"] = scaling.target_ongoing_requests

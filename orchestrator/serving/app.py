@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.catalog import Catalog, load_catalog
+from orchestrator.cluster.node_cores import share_node_cores
 from orchestrator.control.ingress_scaling import (
     INGRESS_MAX_ONGOING_REQUESTS,
     INGRESS_TARGET_ONGOING_REQUESTS,
@@ -50,6 +51,13 @@ class AppArgs(BaseModel):
     )
     state_dir: str | None = Field(None, description="directory for learned state (calibration)")
     ingress_num_cpus: float = Field(INGRESS_NUM_CPUS, ge=0)
+    node_cpus: int | None = Field(
+        None,
+        ge=1,
+        description="the app runs on ONE node with this many cores (a local cluster): its CPU "
+        "engines get disjoint cores and share the node's capacity (orchestrator.cluster."
+        "node_cores); unset: every engine keeps the catalog's settings",
+    )
     ingress_node_labels: dict[str, str] = Field(
         default_factory=dict,
         description="node labels the ingress replica's node must carry (Ray label selector)",
@@ -71,6 +79,24 @@ class AppArgs(BaseModel):
             max_replicas=self.ingress_max_replicas,
             target_ongoing_requests=self.ingress_target_ongoing_requests,
         )
+
+
+def write_node_catalog(catalog: Catalog, state_dir: str | None) -> str:
+    """The catalog as this node runs it (cores bound), as a file the controller reads."""
+    import yaml
+
+    from orchestrator.paths import state_dir as default_state_dir
+
+    folder = Path(state_dir) if state_dir else default_state_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "catalog.this-node.yaml"
+    data = catalog.model_dump(mode="json", exclude_none=True)
+    path.write_text(
+        "# written by orchestrator serve: the catalog with this node's cores shared between\n"
+        "# its CPU engines (orchestrator/cluster/node_cores.py); edit the original instead\n"
+        + yaml.safe_dump(data, sort_keys=False)
+    )
+    return str(path)
 
 
 # Ray gives the head node this resource (1.0); asking for a sliver of it pins to the head
@@ -151,9 +177,14 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
     # resolved here, where the app is built: a SQLite ledger cannot be shared by replicas
     check_ingress_replicas(resolve_target(app_args.ledger), scaling.max_replicas)
     catalog = load_catalog(Path(app_args.deployments))
+    deployments_path = str(Path(app_args.deployments).resolve())
+    if app_args.node_cpus:
+        shared = share_node_cores(catalog, app_args.node_cpus)
+        if shared != catalog:  # one catalog for engines, router and planner alike
+            catalog = shared
+            deployments_path = write_node_catalog(catalog, app_args.state_dir)
     configs = build_llm_configs(catalog)
     # the controller (issue 13): Serve runs the planner through these autoscaling policies
-    deployments_path = str(Path(app_args.deployments).resolve())
     policy_path = str(Path(app_args.policy).resolve())
     policy = load_policy(policy_path, catalog, resolve_secrets=False)
     controller = {

@@ -6,7 +6,9 @@ from orchestrator.policy import load_policy_text
 from orchestrator.simulate.batch import at_once_starts, paced_starts, simulate_batch
 from tests.simulate.conftest import GPU, POLICY_TEXT, make_requests
 
-BATCH_POLICY = POLICY_TEXT + """\
+BATCH_POLICY = (
+    POLICY_TEXT
+    + """\
 tenants:
   - name: chat
     api_keys: [{env: CHAT_KEY}]
@@ -15,6 +17,7 @@ tenants:
     latency: {ttft_p95_ms: 60000, e2e_p95_ms: 600000}
     batch: {max_concurrent_lines: 6}
 """
+)
 
 
 def test_paced_starts_finish_before_the_deadline_and_keep_the_cap():
