@@ -38,6 +38,7 @@ from fastapi.responses import JSONResponse, Response
 from ray.serve.handle import DeploymentHandle
 from ray.serve.llm.ingress import OpenAiIngress
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from orchestrator.batch.runner import BatchRunner
 from orchestrator.batch.store import BatchStore
@@ -96,8 +97,12 @@ def create_fastapi_app() -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # keeps Starlette's headers: a 405 names the methods the path takes in `Allow`
-        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+        # keeps Starlette's headers; a 405's `Allow` names every method the path takes (Starlette
+        # names only the first matching route's, and a path may have one route per method)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
+        return error_response(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -105,6 +110,16 @@ def create_fastapi_app() -> FastAPI:
         return error_response(500, f"internal error: {type(exc).__name__}", code="internal_error")
 
     return app
+
+
+def allowed_methods(app: FastAPI, scope: Any) -> list[str]:
+    """Every method the app routes for the request's path, in Starlette's order."""
+    seen: dict[str, None] = {}
+    for route in app.router.routes:
+        match, _ = route.matches(scope)
+        if match != Match.NONE:
+            seen.update(dict.fromkeys(getattr(route, "methods", None) or ()))
+    return list(seen)
 
 
 fastapi_app = create_fastapi_app()

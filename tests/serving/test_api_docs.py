@@ -134,3 +134,23 @@ def test_request_schemas_carry_our_own_checks(doc):
     assert chat["messages"]["minItems"] == 1
     ints = [b for b in chat["max_tokens"]["anyOf"] if b.get("type") == "integer"]
     assert ints and ints[0]["minimum"] == 1
+
+
+def test_405_names_every_method_of_a_path_with_one_route_per_method():
+    """`/v1/batches` takes GET and POST as two routes: `Allow` names both (schemathesis
+    checks `Allow` against the document)."""
+    from orchestrator.serving.ingress import create_fastapi_app
+
+    app = create_fastapi_app()
+
+    @app.get("/v1/things")
+    async def list_things():
+        return {}
+
+    @app.post("/v1/things")
+    async def make_thing():
+        return {}
+
+    r = TestClient(app).request("OPTIONS", "/v1/things")
+    assert r.status_code == 405
+    assert set(r.headers["allow"].split(", ")) == {"GET", "POST"}
