@@ -76,9 +76,13 @@ def test_core_split():
 
 
 def test_build_app_on_one_node_runs_the_shared_catalog(tmp_path, monkeypatch):
+    from orchestrator.serving import app as app_module
     from orchestrator.serving.app import build_app
 
     monkeypatch.delenv("ORCHESTRATOR_DATABASE_URL", raising=False)
+    # Ray Serve LLM's deployment builder calls ray.init(), which would start a cluster here, or
+    # hang on a stale /tmp/ray/ray_current_cluster: the catalog file is what this test reads
+    monkeypatch.setattr(app_module, "build_profile_deployments", lambda *args, **kwargs: {})
     build_app({"node_cpus": 2, "state_dir": str(tmp_path), "ledger": str(tmp_path / "u.db")})
     node = load_catalog(tmp_path / "catalog.this-node.yaml")  # what the controller reads
     assert node == share_node_cores(LOCAL, 2)
