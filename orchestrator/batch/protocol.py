@@ -68,7 +68,7 @@ class BatchErrors(BaseModel):
 
 
 class BatchObject(BaseModel):
-    """OpenAI's Batch object, plus `orchestrator` (cost so far, predicted finish)."""
+    """OpenAI's Batch object, plus `orchestrator` (the predicted finish, `batch_api.py`)."""
 
     id: str
     object: Literal["batch"] = "batch"

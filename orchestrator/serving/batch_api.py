@@ -157,13 +157,11 @@ class BatchApi:
                 )  # fmt: skip
 
     def _shown(self, job: Any) -> dict[str, Any]:
-        shown = job.model_dump()
+        """The job as OpenAI shows it, plus `orchestrator.predicted_finish_at` (None until
+        this replica's runner has paced it)."""
         pace = self.paces().get(job.id)
-        extra: dict[str, Any] = {"cost_usd": None, "predicted_finish_at": None}
-        if pace is not None:
-            extra["predicted_finish_at"] = int(pace.predicted_finish)
-        shown["orchestrator"] = extra
-        return shown
+        finish = int(pace.predicted_finish) if pace is not None else None
+        return {**job.model_dump(), "orchestrator": {"predicted_finish_at": finish}}
 
     async def _found(self, param: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """`fn(*args, **kwargs)` in a worker thread; 404 naming `param` when it finds nothing."""
