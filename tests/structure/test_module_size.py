@@ -13,7 +13,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 500
 NOT_YET_SPLIT = {
-    "orchestrator/simulate/cluster.py",
     "orchestrator/predict/predictor.py",
 }
 
