@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from orchestrator.attainment import AttainmentTracker
+from orchestrator.telemetry.summed_counter import SummedCounter
 
 SERVICE_NAME = "orchestrator"
 INSTANCE_LABEL = "service_instance_id"
@@ -124,7 +125,8 @@ def default_instance_id() -> str:
 
 
 class OrchestratorMetrics:
-    """The ingress's metrics; thread-safe (the OpenTelemetry SDK instruments are)."""
+    """The ingress's metrics; thread-safe (the OpenTelemetry SDK instruments are, and the
+    per-request counters are `SummedCounter`s)."""
 
     def __init__(
         self, *, instance_id: str | None = None, resource: Mapping[str, str] | None = None
@@ -145,16 +147,20 @@ class OrchestratorMetrics:
         )
         meter = self._provider.get_meter("orchestrator")
 
-        self._requests = meter.create_counter(
-            "orchestrator_requests", unit="{request}", description="Requests answered"
+        self._requests = SummedCounter(
+            meter, "orchestrator_requests", unit="{request}", description="Requests answered"
         )
-        self._tokens = meter.create_counter(
+        self._tokens = SummedCounter(
+            meter,
             "orchestrator_tokens",
             unit="{token}",
             description="Tokens by kind: input (incl. cached), cached, output, reasoning",
         )
-        self._cost = meter.create_counter(
-            "orchestrator_cost_usd", unit="{USD}", description="Actual cost of served requests"
+        self._cost = SummedCounter(
+            meter,
+            "orchestrator_cost_usd",
+            unit="{USD}",
+            description="Actual cost of served requests",
         )
         self._pred_ratio = meter.create_histogram(
             PREDICTION_RATIO,
@@ -162,12 +168,14 @@ class OrchestratorMetrics:
             description="(actual+1)/(predicted p50+1) of output tokens",
             explicit_bucket_boundaries_advisory=RATIO_BUCKETS,
         )
-        self._pred_p90 = meter.create_counter(
+        self._pred_p90 = SummedCounter(
+            meter,
             "orchestrator_prediction_p90",
             unit="{request}",
             description="Requests whose output tokens were within (covered) or above the p90",
         )
-        self._decisions = meter.create_counter(
+        self._decisions = SummedCounter(
+            meter,
             "orchestrator_routing_decisions",
             unit="{decision}",
             description="Routing decisions by chosen profile, action and reason code",
@@ -190,7 +198,8 @@ class OrchestratorMetrics:
             description="End-to-end request latency at the ingress",
             explicit_bucket_boundaries_advisory=E2E_BUCKETS_S,
         )
-        self._slo = meter.create_counter(
+        self._slo = SummedCounter(
+            meter,
             "orchestrator_slo_requests",
             unit="{request}",
             description="Requests per tenant SLO (ttft, tpot, e2e) that met or missed it",
