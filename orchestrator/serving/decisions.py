@@ -69,9 +69,11 @@ class DecisionRecorder:
         incoming: IncomingRequest,
         outcome: EnginePlan | Refused,
         state: PlanState,
+        decision: Decision | None = None,
     ) -> asyncio.Future[None]:
-        """Start writing a decision and its inputs; the caller awaits the future before
-        answering, so a client that has its answer finds the decision on any replica."""
+        """Start writing a decision (`outcome`'s, or `decision` for it) and its inputs; the
+        caller awaits the future before answering, so a client that has its answer finds the
+        decision on any replica."""
         inputs = {
             "views": state.views,
             # the chosen profile's prediction (a refusal: the priced one)
@@ -86,7 +88,9 @@ class DecisionRecorder:
         }
         version = state.policy.version
         return asyncio.ensure_future(
-            self.put(request_id, incoming.tenant.name, outcome.decision, version, inputs)
+            self.put(
+                request_id, incoming.tenant.name, decision or outcome.decision, version, inputs
+            )
         )
 
     async def put(

@@ -217,6 +217,7 @@ class RequestExecutor:
         if isinstance(outcome, Refused):
             await written
             return self.refuse(outcome, state)
+        run: RequestRun | None = None
         try:  # RUN: hold, send, relay, settle
             run = RequestRun(self, outcome, request_id, obs, exchange, state)
             answer = await run.execute()
@@ -226,6 +227,9 @@ class RequestExecutor:
             # a request at this ingress for admission (the decision log's writes can queue)
             with self.load.waiting(incoming.model):
                 await written
+                queued = run.queued_decision() if run is not None else None
+                if queued is not None:  # it waited in the ingress queue: where, and how long
+                    await self.decisions.record(request_id, incoming, run.plan, state, queued)
 
     def refuse(self, refused: Refused, state: PlanState) -> Response:
         """The answer to a refusal (the edge's HTTP mapping); a refusal for capacity is demand

@@ -16,9 +16,9 @@ from orchestrator.decisionlog import (
     ProfileSeen,
     Retention,
 )
-from orchestrator.predict.schema import Prediction
 from orchestrator.replica_model import LiveState
 from orchestrator.routing.types import Decision, Estimate, Rejection
+from tests.predictions import prediction
 
 T0 = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 
@@ -62,14 +62,7 @@ def decision(profile: str | None = "small-a", **kw) -> Decision:
 
 def inputs() -> DecisionInputs:
     return DecisionInputs(
-        prediction=Prediction(
-            prompt_tokens=120,
-            p50_tokens=40,
-            p90_tokens=90,
-            reasoning_probability=0.0,
-            reasoning_tokens=0,
-            query_class="standard",
-        ),  # fmt: skip
+        prediction=prediction(prompt_tokens=120, p50_tokens=40, p90_tokens=90),
         profiles={
             "small-a": ProfileSeen(
                 live=LiveState(replicas_running=2, requests_in_flight=5, requests_queued=1),

@@ -20,7 +20,15 @@ from orchestrator.paths import PROJECT_ROOT
 from orchestrator.policy.schema import PolicySpec
 
 PACKAGE = PROJECT_ROOT / "orchestrator"
-NOT_RUNTIME_FILES = {"policy/schema.py", "policy/limits.py", "policy/explain.py", "policy/diff.py"}
+NOT_RUNTIME_FILES = {
+    "policy/schema.py",
+    "policy/schema_base.py",
+    "policy/schema_tenants.py",
+    "policy/schema_cluster.py",
+    "policy/limits.py",
+    "policy/explain.py",
+    "policy/diff.py",
+}
 NOT_RUNTIME_DIRS = ("cli/", "deploy/", "simulate/", "predict/offline/", "profiling/")
 
 # fields resolved onto the loaded policy under another name
