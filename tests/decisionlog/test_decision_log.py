@@ -9,7 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.decisionlog import DecisionInputs, DecisionLog, ProfileSeen, Retention
+from orchestrator.decisionlog import (
+    DecisionInputs,
+    DecisionLog,
+    DecisionPut,
+    ProfileSeen,
+    Retention,
+)
 from orchestrator.replica_model import LiveState
 from orchestrator.routing.types import Decision, Estimate, Rejection
 from tests.predictions import prediction
@@ -92,6 +98,19 @@ def test_a_later_put_replaces_the_decision(log):
     log.put("r1", "acme", decision("small-a"), decided_at=T0)
     log.put("r1", "acme", decision("small-b"), decided_at=T0 + timedelta(seconds=1))
     assert log.get("r1")[1].profile == "small-b" and log.count() == 1
+
+
+def test_put_many_writes_in_order_in_one_call(log):
+    log.put_many([
+        DecisionPut("r1", "acme", decision("small-a"), "v1", inputs(), T0),
+        DecisionPut("r2", "beta", decision(None), decided_at=T0),
+        DecisionPut("r1", "acme", decision("small-b"), "v2", decided_at=T0),  # replaces r1
+    ])  # fmt: skip
+    assert log.get("r1") == ("acme", decision("small-b")) and log.entry("r1").inputs is None
+    assert log.entry("r1").policy_version == "v2"
+    assert log.get("r2")[1].rejection.code == "budget_exhausted" and log.count() == 2
+    log.put_many([])
+    assert log.count() == 2
 
 
 def test_rejections_are_logged_too(log):
