@@ -118,7 +118,7 @@ class RequestExecutor:
                                  ttl_s=reservation_ttl_s)  # fmt: skip
         self.scales = LatencyScales()
         self.decisions = DecisionRecorder(decisions or DecisionStore(), offload)
-        self.accountant = Accountant(ledger, predictor)
+        self.accountant = Accountant(ledger, predictor, offload)
         self.demand = DemandMeter()  # predicted demand, spend and refusals, for the controller
         self.health = fo.ProfileHealth()  # profiles seen failing, until healthy again
         self.status = ProfileStatus(ready, handles, self.health)
@@ -212,7 +212,7 @@ class RequestExecutor:
         obs.predicted(outcome.prediction if isinstance(outcome, EnginePlan) else predicted.first)
         written = self.decisions.record(request_id, incoming, outcome, state)  # RECORD
         obs.decided(outcome.decision)
-        log.info("decision", extra={"tenant": tenant.name, "profile": outcome.decision.profile,
+        log.debug("decision", extra={"tenant": tenant.name, "profile": outcome.decision.profile,
                                     "action": outcome.decision.action})  # fmt: skip
         if isinstance(outcome, Refused):
             await written
