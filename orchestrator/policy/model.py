@@ -17,13 +17,13 @@ from orchestrator.catalog.schema import Catalog
 from orchestrator.concepts import QueryClass
 from orchestrator.config_files import ConfigIssue
 from orchestrator.policy.limits import BUILTIN_BATCH, EffectiveLimits
-from orchestrator.policy.schema import (
+from orchestrator.policy.schema import PolicySpec
+from orchestrator.policy.schema_tenants import (
     BUILTIN_BOUNDS,
     BatchSettings,
     Budgets,
     Failover,
     KeyRef,
-    PolicySpec,
     RequestBounds,
 )
 from orchestrator.pricing import HOURS_PER_MONTH, TokenPrices

@@ -23,7 +23,8 @@ from orchestrator.policy.limits import (
     effective_tenant_settings,
 )
 from orchestrator.policy.model import ScalingBounds, TenantPolicy
-from orchestrator.policy.schema import PolicySpec, QualityFloor, TenantDefaults
+from orchestrator.policy.schema import PolicySpec
+from orchestrator.policy.schema_tenants import QualityFloor, TenantDefaults
 
 
 def meets_quality_floor(profile: Profile, floor: QualityFloor) -> bool:

@@ -16,21 +16,8 @@ from orchestrator.routing import (
     decide,
     with_live,
 )
+from tests.routing.routing_helpers import EASY, HARD
 
-EASY = TokenBudget(
-    p50_output_tokens=120,
-    p90_output_tokens=300,
-    reasoning_probability=0.05,
-    reasoning_tokens=200,
-    query_class="standard",
-)
-HARD = TokenBudget(
-    p50_output_tokens=600,
-    p90_output_tokens=1500,
-    reasoning_probability=0.95,
-    reasoning_tokens=3000,
-    query_class="reasoning",
-)
 OPEN = TenantRules()
 ENFORCED_TARGET = TenantRules(on_cost_target=("downgrade", "cap_tokens", "reject"))
 
