@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,6 +18,7 @@ from orchestrator.policy import load_policy_text
 from orchestrator.request import plan as plan_module
 from orchestrator.serving.executor import RequestExecutor
 from orchestrator.telemetry.metrics import OrchestratorMetrics
+from tests.predictions import prediction
 from tests.usage_rows import usage_row
 
 
@@ -172,16 +172,6 @@ FAMILY = "smollm2-135m-instruct"
 MESSAGES = [{"role": "user", "content": "Name a colour."}]
 
 
-@dataclass(frozen=True)
-class FakePrediction:
-    prompt_tokens: int = 11
-    p50_tokens: int = 8
-    p90_tokens: int = 16
-    reasoning_probability: float = 0.0
-    reasoning_tokens: int = 0
-    query_class: str = "standard"
-
-
 class FakePredictor:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
@@ -189,7 +179,7 @@ class FakePredictor:
 
     def predict_many(self, body: dict[str, Any], profiles: list[Any]) -> dict[str, Any]:
         self.calls.append(body)
-        return {p.name: FakePrediction() for p in profiles}
+        return {p.name: prediction() for p in profiles}
 
     def observe(self, profile: Any, prediction: Any, output: int, reasoning: int = 0) -> None:
         self.observed.append((profile, output))

@@ -21,12 +21,12 @@ from orchestrator.simulate.cluster import Cluster
 from orchestrator.simulate.policies import DecideRouter, Prepared
 from orchestrator.simulate.replica import ReplicaSpec
 from orchestrator.simulate.traffic import SimRequest
+from tests.predictions import prediction
 from tests.serving.conftest import (
     FAMILY,
     LOCAL,
     MESSAGES,
     TINY_REFERENCE,
-    FakePrediction,
     occupy,
     serve_body,
 )
@@ -81,7 +81,7 @@ async def _server(
 
 
 def _simulator(policy: Any, in_flight: int, spent: float, busy: bool) -> dict:
-    budget = route_inputs.token_budget(FakePrediction())
+    budget = route_inputs.token_budget(prediction())
     body = {"model": FAMILY, "messages": MESSAGES}
     reqs = [SimRequest(rid=i, arrival_s=0.0, body=body, prompt_tokens=11, output_tokens=8)
             for i in range(2)]  # fmt: skip
