@@ -30,7 +30,8 @@ from orchestrator.config_files import ConfigIssue, LoadedYaml
 from orchestrator.policy.limits import Loc, Merged
 from orchestrator.policy.model import ScalingBounds
 from orchestrator.policy.resolve import ResolvedTenant
-from orchestrator.policy.schema import PolicySpec, TenantDefaults
+from orchestrator.policy.schema import PolicySpec
+from orchestrator.policy.schema_tenants import TenantDefaults
 from orchestrator.pricing import HOURS_PER_DAY, HOURS_PER_MONTH
 from orchestrator.replica_model import performance_of, request_latency
 

@@ -250,26 +250,31 @@ class _OTLPHandler(BaseHTTPRequestHandler):
         pass
 
 
+def _export_one_request(monkeypatch, simulated_request, **env: str) -> None:
+    """Configure the exporter by the OTEL_* environment `env` alone (as an operator would),
+    serve one simulated request and flush its spans."""
+    for var in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    provider = tracing.build_tracer_provider()
+    assert provider is not None
+    simulated_request({"traceparent": TRACEPARENT}, tracing.get_tracer(provider))
+    assert provider.force_flush(10_000)
+    provider.shutdown()
+
+
 def test_spans_reach_an_otlp_http_receiver(monkeypatch, simulated_request) -> None:
     receiver = _OTLPHTTPReceiver()
     thread = threading.Thread(target=receiver.serve_forever, daemon=True)
     thread.start()
     try:
-        for var in (
-            "OTEL_TRACES_EXPORTER",
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            "OTEL_SDK_DISABLED",
-        ):
-            monkeypatch.delenv(var, raising=False)
-        monkeypatch.setenv(
-            "OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{receiver.server_port}"
+        _export_one_request(
+            monkeypatch,
+            simulated_request,
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.server_port}",
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
         )
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-        provider = tracing.build_tracer_provider()
-        assert provider is not None
-        simulated_request({"traceparent": TRACEPARENT}, tracing.get_tracer(provider))
-        assert provider.force_flush(10_000)
-        provider.shutdown()
     finally:
         receiver.shutdown()
         receiver.server_close()
@@ -296,18 +301,15 @@ def test_spans_reach_an_otlp_grpc_receiver(monkeypatch, simulated_request) -> No
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        for var in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED"):
-            monkeypatch.delenv(var, raising=False)
-        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
-        monkeypatch.setenv("OTEL_SERVICE_NAME", "orchestrator")
-        provider = tracing.build_tracer_provider()
-        assert provider is not None
-        simulated_request({"traceparent": TRACEPARENT}, tracing.get_tracer(provider))
-        assert provider.force_flush(10_000)
-        provider.shutdown()
+        _export_one_request(
+            monkeypatch,
+            simulated_request,
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+            OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+            OTEL_EXPORTER_OTLP_INSECURE="true",
+            OTEL_SERVICE_NAME="orchestrator",
+        )
     finally:
         server.stop(grace=None)
     _check_exported(_spans_by_name(service.requests))
