@@ -172,6 +172,15 @@ def test_a_policy_lowers_the_catalog_minimum_to_zero(tmp_path, gpu_catalog):
     assert policy.scaling["llama8b-bf16-eagle3"].min_replicas == 0
     assert policy.scaling["llama8b-fp8-ngram"].min_replicas == 0
     assert policy.min_replicas_cost_per_hour() == 0
+    # it starts cold; the catalog's `initial` (within the bounds) would win
+    assert policy.scaling["llama8b-bf16-eagle3"].initial_replicas == 0
+    assert policy.scaling["llama8b-fp8-ngram"].initial_replicas == 0
+    initial = gpu_catalog.model_copy(
+        update={"profiles": [p.model_copy(update={"replicas": p.replicas.model_copy(
+            update={"initial": 1})}) if p.name == "llama8b-fp8-ngram" else p
+            for p in gpu_catalog.profiles]})  # fmt: skip
+    started = load(tmp_path, body, initial, resolve_secrets=False)
+    assert started.scaling["llama8b-fp8-ngram"].initial_replicas == 1
     # the planner honours it: one replica running and no load -> 0 after the down delay
     obs = Observation(now_s=0.0, profiles={"llama8b-fp8-ngram": {"replicas_current": 1,
                                                                   "replicas_ready": 1}})  # fmt: skip
