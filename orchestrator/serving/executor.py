@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 
 from fastapi.responses import Response, StreamingResponse
 
+from orchestrator.attainment import within_targets
 from orchestrator.catalog.schema import Catalog
 from orchestrator.decisionlog import DecisionLog
 from orchestrator.ledger import UsageLedger, WindowSpend
@@ -267,9 +268,14 @@ class RequestExecutor:
 
     def _observe_settled(self, done: Settled) -> None:
         """On-settle hook: cost feeds the spend rate; (TTFT, TPOT) against the model's
-        figures feed the profile's latency scales."""
+        figures feed the profile's latency scales, against the tenant's targets the share of
+        the profile's requests within them (the planner's pressure)."""
         now = time.monotonic()
         self.demand.spent(done.profile, done.cost_usd, now)
+        if done.observed_s[0] is not None and any(t is not None for t in done.targets_ms):
+            seen = [None if s is None else 1000.0 * s for s in done.observed_s]
+            within = within_targets(zip(seen, done.targets_ms, strict=True))
+            self.demand.judged(done.profile, within, now)
         self.scales.observe(done.profile, done.observed_s, done.modelled_ms, now)
 
     # ----- other endpoints ------------------------------------------------------------

@@ -18,7 +18,8 @@ DEMAND_PREFIX = "demand"
 
 def demand_key(profile: str, what: str) -> str:
     """Metric name of one demand figure of a profile: 'rps', 'in_tps', 'out_tps', 'usd_h',
-    and the same three rates of requests refused for capacity, 'refused_rps' etc."""
+    the same three rates of requests refused for capacity, 'refused_rps' etc., and the
+    requests judged against their targets in the window, 'slo_judged' / 'slo_within'."""
     return f"{DEMAND_PREFIX}:{profile}:{what}"
 
 
@@ -35,6 +36,15 @@ class DemandMeter:
     _events: dict[str, deque[tuple[float, float, float]]] = field(default_factory=dict)
     _spend: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
     _refused: dict[str, deque[tuple[float, float, float, float]]] = field(default_factory=dict)
+    _judged: dict[str, deque[tuple[float, bool]]] = field(default_factory=dict)
+
+    def judged(self, profile: str, within: bool, now: float) -> None:
+        """A settled request served on `profile`, judged against its own tenant's TTFT and
+        TPOT targets (the planner reads the share within them: p95 targets are shares)."""
+        q = self._judged.setdefault(profile, deque())
+        q.append((now, within))
+        while q and q[0][0] < now - self.window_s:
+            q.popleft()
 
     def spent(self, profile: str, usd: float, now: float) -> None:
         """A settled request's cost (what the ledger recorded)."""
@@ -105,6 +115,11 @@ class DemandMeter:
             while q and q[0][0] < now - self.window_s:
                 q.popleft()
             out[demand_key(profile, "usd_h")] = sum(u for _, u in q) / self.window_s * 3600.0
+        for profile, jq in self._judged.items():
+            while jq and jq[0][0] < now - self.window_s:
+                jq.popleft()
+            out[demand_key(profile, "slo_judged")] = float(len(jq))
+            out[demand_key(profile, "slo_within")] = float(sum(ok for _, ok in jq))
         return out
 
 
