@@ -32,7 +32,6 @@ from typing import Any, Literal, Protocol
 
 from fastapi.responses import Response, StreamingResponse
 
-from orchestrator.attainment import within_targets
 from orchestrator.catalog.schema import Catalog
 from orchestrator.decisionlog import DecisionLog
 from orchestrator.ledger import UsageLedger, WindowSpend
@@ -272,10 +271,7 @@ class RequestExecutor:
         the profile's requests within them (the planner's pressure)."""
         now = time.monotonic()
         self.demand.spent(done.profile, done.cost_usd, now)
-        if done.observed_s[0] is not None and any(t is not None for t in done.targets_ms):
-            seen = [None if s is None else 1000.0 * s for s in done.observed_s]
-            within = within_targets(zip(seen, done.targets_ms, strict=True))
-            self.demand.judged(done.profile, within, now)
+        self.demand.judge(done.profile, done.observed_s, done.targets_ms, now)
         self.scales.observe(done.profile, done.observed_s, done.modelled_ms, now)
 
     # ----- other endpoints ------------------------------------------------------------

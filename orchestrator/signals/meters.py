@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from orchestrator.attainment import within_targets
+
 DEMAND_PREFIX = "demand"
 
 
@@ -37,6 +39,20 @@ class DemandMeter:
     _spend: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
     _refused: dict[str, deque[tuple[float, float, float, float]]] = field(default_factory=dict)
     _judged: dict[str, deque[tuple[float, bool]]] = field(default_factory=dict)
+
+    def judge(
+        self,
+        profile: str,
+        observed_s: tuple[float | None, float | None],
+        targets_ms: tuple[float | None, float | None],
+        now: float,
+    ) -> None:
+        """A settled request's (TTFT, TPOT) in seconds against its tenant's targets in ms;
+        not judged when its TTFT was not timed (not streamed) or it has no target."""
+        if observed_s[0] is None or all(t is None for t in targets_ms):
+            return
+        seen = [None if s is None else 1000.0 * s for s in observed_s]
+        self.judged(profile, within_targets(zip(seen, targets_ms, strict=True)), now)
 
     def judged(self, profile: str, within: bool, now: float) -> None:
         """A settled request served on `profile`, judged against its own tenant's TTFT and

@@ -87,6 +87,11 @@ def test_meters_export_rates_and_percentiles():
         meter.judged("a", ok, now=5.0 + 5.0 * i)
     out = meter.export(now=20.0)
     assert (out[demand_key("a", "slo_judged")], out[demand_key("a", "slo_within")]) == (3, 2)
+    meter.judge("b", (None, None), (500.0, 50.0), now=20.0)  # not streamed: not timed
+    meter.judge("b", (0.2, 0.01), (None, None), now=20.0)  # no target
+    assert demand_key("b", "slo_judged") not in meter.export(now=20.0)
+    meter.judge("b", (0.2, 0.06), (500.0, 50.0), now=20.0)  # TTFT within, TPOT 60 ms over
+    assert meter.export(now=20.0)[demand_key("b", "slo_within")] == 0
     lat = LatencyMeter(window_s=60)
     for ms in (10, 20, 30, 40, 500):
         lat.first_token(ms, now=1.0)
