@@ -24,7 +24,8 @@ Reported per load point and side: offered and achieved req/s, latency added over
 configured TTFT (p50 / p99), errors, and CPU ms per answered request of each process (Serve's
 proxy, the ingress replica(s), the stub's LLMServer replica; utime+stime from
 /proc/<pid>/stat before and after each block) with each process's CPU use in cores over the
-block; the process nearest a full core is named as the limit. The proxy is shared: its figure
+block, the bench's own client process too; the process nearest a full core is named as the
+limit, with how busy the whole machine was. The proxy is shared: its figure
 is the side being measured. Prints the machine and its load; `--json`, `--plot` (added latency
 against offered load, and CPU per request).
 """
@@ -35,12 +36,11 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
+import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -51,14 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from serving_throughput import (  # noqa: E402
-    SERVER_PROCESS,
-    free_port,
-    load_average,
-    outrank_servers,
-    stop,
-    wait_ready,
-)
+import servers  # noqa: E402
 
 from orchestrator.catalog import load_catalog  # noqa: E402
 
@@ -169,6 +162,13 @@ class Block:
     cores: dict[str, float] = field(default_factory=dict)
     machine_busy: float = 0.0
 
+    def record(self, ms: float | None) -> None:
+        """One answer's latency, or None for an error."""
+        if ms is None:
+            self.errors += 1
+        else:
+            self.latencies_ms.append(ms)
+
 
 async def one_request(session, url: str, model: str, stream: bool) -> float | None:
     """Latency in ms (to the first content token for a stream), None on an error."""
@@ -208,11 +208,7 @@ async def closed_loop(url: str, model: str, n: int, concurrency: int, stream: bo
         nonlocal left
         while left > 0:
             left -= 1
-            ms = await one_request(session, url, model, stream)
-            if ms is None:
-                block.errors += 1
-            else:
-                block.latencies_ms.append(ms)
+            block.record(await one_request(session, url, model, stream))
 
     started = time.perf_counter()
     async with aiohttp.ClientSession(
@@ -234,11 +230,7 @@ async def open_loop(url: str, model: str, n: int, rate: float, seed: int) -> Blo
         delay = at - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        ms = await one_request(session, url, model, False)
-        if ms is None:
-            block.errors += 1
-        else:
-            block.latencies_ms.append(ms)
+        block.record(await one_request(session, url, model, False))
 
     started = time.perf_counter()
     arrivals, t = [], started
@@ -255,7 +247,7 @@ async def open_loop(url: str, model: str, n: int, rate: float, seed: int) -> Blo
 
 def measured(side: str, load: Coroutine[Any, Any, Block]) -> Block:
     """Run `load` (not yet started) with the side's processes' CPU read around it."""
-    procs = side_processes(side)
+    procs = {**side_processes(side), "client": [os.getpid()]}  # the bench's own load generator
     before = {k: sum(cpu_ms(p) for p in pids) for k, pids in procs.items()}
     busy0, total0 = machine_busy()
     block = asyncio.run(load)
@@ -299,15 +291,26 @@ def summary(blocks: list[Block], ttft_ms: float, offered: float | None) -> dict:
     }
 
 
+FULL_CORE = 0.9  # a process (one GIL) this busy is at its limit
+MACHINE_FULL = 0.95  # the machine this busy caps every process on it
+
+
 def limit_of(s: dict) -> str:
-    proc, cores = max(s["cores"].items(), key=lambda kv: kv[1])
+    """What capped a block: the busiest process (ingress per replica) when it is at a full
+    core, else the machine when all its cores were busy, else nothing measured here (latency:
+    the load did not reach any limit)."""
     replicas = s.get("ingress_replicas", 1)
-    per = cores / replicas if proc == "ingress" else cores
-    return (
-        f"{proc} at {per:.2f} core{'s' if per != 1 else ''}"
-        + (" per replica" if proc == "ingress" and replicas > 1 else "")
-        + f" (machine {100 * s['machine_busy']:.0f} % busy)"
-    )
+    per = {k: v / replicas if k == "ingress" else v for k, v in s["cores"].items()}
+    proc, cores = max(per.items(), key=lambda kv: kv[1])
+    busy = s["machine_busy"]
+    if cores >= FULL_CORE:
+        verdict = f"{proc} (at a full core)"
+    elif busy >= MACHINE_FULL:
+        verdict = "the machine (all cores busy, no process at a full core)"
+    else:
+        verdict = "none (no process at a full core, cores left)"
+    where = " per replica" if proc == "ingress" and replicas > 1 else ""
+    return f"{verdict}; busiest {proc} {cores:.2f} cores{where}, machine {100 * busy:.0f} % busy"
 
 
 # ---------------------------------------------------------------- servers
@@ -317,31 +320,24 @@ def start_cluster(
     work: Path, ledger: str, env: dict, extra: tuple[str, ...] = ()
 ) -> tuple[subprocess.Popen, str]:
     """`orchestrator serve` on the stub catalog (plus `extra` flags), in this session."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "serve", "--deployments", str(STUB_CATALOG),
-         "--port", str(port), "--ledger", ledger, *extra],
-        stdout=(work / "orchestrator.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        env=env,
-        **SERVER_PROCESS,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    wait_ready(f"{base}/healthz", proc, lambda r: all(r.json()["profiles"].values()))
+    proc, base = servers.start_serve(
+        work / "orchestrator.log", ledger, "--deployments", str(STUB_CATALOG), *extra, env=env
+    )
+    servers.wait_ready(f"{base}/healthz", proc, servers.all_profiles_ready)
     return proc, base
 
 
 def deploy(spec: dict, work: Path, env: dict) -> None:
-    subprocess.run(
-        [sys.executable, "-c", EXTRA_APPS, json.dumps(spec)],
-        stdout=(work / f"{spec['app']}.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=ROOT,
-        check=True,
-        timeout=900,
-    )
+    servers.run_python(EXTRA_APPS, json.dumps(spec), log=work / f"{spec['app']}.log", env=env)
+
+
+def start_py_spy(pids: list[int], out: Path, block: int) -> subprocess.Popen:
+    """py-spy sampling the first ingress replica's GIL holder until SIGINT (raw stacks)."""
+    return subprocess.Popen(
+        ["py-spy", "record", "--gil", "-r", "200", "-f", "raw", "--nonblocking",
+         "-o", f"{out}.{block}", "-p", str(pids[0])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- report
@@ -405,20 +401,21 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated load points to run (names)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        default=None,
+        help="collapsed stacks (py-spy --gil) of orchestrator's ingress over its closed-loop "
+        "non-streamed blocks, written here",
+    )
     args = parser.parse_args()
 
     profile = load_catalog(STUB_CATALOG).profiles[0]
     assert profile.stub_engine is not None
     ttft = profile.stub_engine.ttft_ms
     family = profile.served_model_name
-    work = Path(tempfile.mkdtemp(prefix="bench-control-plane-"))
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"}
-    env.pop("RAY_ADDRESS", None)
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}; load average {load_average()}; logs in {work}",
-        flush=True,
-    )
+    work = servers.bench_workdir("bench-control-plane-")
+    env = servers.serve_env()
     pg = None
     ledger = str(work / "usage.sqlite3")
     if args.scaling:
@@ -451,10 +448,10 @@ def main() -> None:
             )  # fmt: skip
             urls["orch2"] = f"{base}/orch2"
         for side, url in urls.items():
-            wait_ready(f"{url}/v1/models", server)
+            servers.wait_ready(f"{url}/v1/models", server)
             for p, pids in side_processes(side).items():
                 print(f"  {side} {p}: pids {pids}", flush=True)
-        print(f"all ready; {outrank_servers()}; warming up", flush=True)
+        print(f"all ready; {servers.outrank_servers()}; warming up", flush=True)
         for side, url in urls.items():
             for stream in (False, True):
                 warm = asyncio.run(
@@ -496,7 +493,13 @@ def main() -> None:
                         if kind == "open"
                         else closed_loop(url, model, args.requests, int(level), stream)
                     )
+                    spy = None
+                    if args.py_spy and side == "orchestrator" and kind == "closed" and not stream:
+                        spy = start_py_spy(side_processes(side)["ingress"], args.py_spy, r * 4 + i)
                     blocks[side].append(measured(side, load))
+                    if spy is not None:
+                        spy.send_signal(signal.SIGINT)
+                        spy.wait(60)
             results[name] = {
                 side: summary(bl, ttft, level if kind == "open" else None)
                 for side, bl in blocks.items()
@@ -510,15 +513,17 @@ def main() -> None:
                     f"{name:16s} {side:12s} {s['achieved_rps']:7.1f} req/s  added p50 "
                     f"{s['added_p50_ms']:7.1f} p99 {s['added_p99_ms']:7.1f} ms  errors {s['errors']:3d}  "
                     f"CPU ms/req proxy {cpu['proxy']:5.1f} ingress {cpu['ingress']:5.1f} "
-                    f"engine {cpu['engine']:5.1f}  limit: {limit_of(s)}",
+                    f"engine {cpu['engine']:5.1f}  cores "
+                    + " ".join(f"{k} {v:.2f}" for k, v in s["cores"].items())
+                    + f"  limit: {limit_of(s)}",
                     flush=True,
                 )
     finally:
         if server is not None:
-            stop(server)
+            servers.stop(server)
         if pg is not None:
             pg.stop()
-    print(f"\nload average at the end {load_average()}")
+    print(f"\nload average at the end {servers.load_average()}")
     report(results, ttft)
     if args.json:
         args.json.write_text(json.dumps({"stub_ttft_ms": ttft, "results": results}, indent=2))

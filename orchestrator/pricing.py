@@ -30,13 +30,13 @@ from orchestrator.catalog.schema import Profile
 
 PriceSource = Literal["explicit", "derived"]
 PER_1M = 1_000_000
-# the policy's `pricing` defaults (policy.schema.PricingSpec takes them from here)
+# the policy's `pricing` defaults (policy.schema_cluster.PricingSpec takes them from here)
 DEFAULT_UTILIZATION = 0.6
 DEFAULT_CACHED_INPUT_RATIO = 0.1
 
 
 class ExplicitPrices(Protocol):
-    """One profile's explicit prices (policy.schema.ProfilePrice): USD per 1M, None = derive."""
+    """One profile's explicit prices (policy.schema_cluster.ProfilePrice): USD per 1M, None = derive."""
 
     input_usd_per_1m: float | None
     cached_input_usd_per_1m: float | None
@@ -44,7 +44,7 @@ class ExplicitPrices(Protocol):
 
 
 class PricingInputs(Protocol):
-    """What prices are derived from (policy.schema.PricingSpec)."""
+    """What prices are derived from (policy.schema_cluster.PricingSpec)."""
 
     utilization: float
     cached_input_ratio: float

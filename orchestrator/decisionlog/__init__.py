@@ -2,6 +2,13 @@
 by every ingress replica (SQLite or PostgreSQL); the simulator replays traffic from it."""
 
 from orchestrator.decisionlog.records import DecisionEntry, DecisionInputs, ProfileSeen, Retention
-from orchestrator.decisionlog.store import DecisionLog
+from orchestrator.decisionlog.store import DecisionLog, DecisionPut
 
-__all__ = ["DecisionEntry", "DecisionInputs", "DecisionLog", "ProfileSeen", "Retention"]
+__all__ = [
+    "DecisionEntry",
+    "DecisionInputs",
+    "DecisionLog",
+    "DecisionPut",
+    "ProfileSeen",
+    "Retention",
+]

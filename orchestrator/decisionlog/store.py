@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,18 @@ _UPSERT = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class DecisionPut:
+    """One `put` (see `DecisionLog.put`), for `put_many`."""
+
+    request_id: str
+    tenant: str
+    decision: Decision
+    policy_version: str | None = None
+    inputs: DecisionInputs | None = None
+    decided_at: datetime | None = None
+
+
 class DecisionLog:
     """Decisions by request id, shared by replicas; see the module docstring.
 
@@ -94,22 +107,30 @@ class DecisionLog:
         decided_at: datetime | None = None,
     ) -> None:
         """Store (or replace) the request's decision; prunes when the interval has passed."""
-        at = epoch_s(decided_at) if decided_at is not None else float(self._clock())
-        with self.db.transaction() as tx:
-            tx.execute(
-                _UPSERT,
-                (
-                    request_id,
-                    tenant,
-                    at,
-                    policy_version,
-                    decision.action,
-                    decision.profile,
-                    decision.model_dump_json(),
-                    inputs.model_dump_json() if inputs is not None else None,
-                ),
+        self.put_many([DecisionPut(request_id, tenant, decision, policy_version, inputs,
+                                   decided_at)])  # fmt: skip
+
+    def put_many(self, puts: list[DecisionPut]) -> None:
+        """`put` each, in order (a later put for a request id wins), in one transaction."""
+        if not puts:
+            return
+        now = float(self._clock())
+        rows = [
+            (
+                p.request_id,
+                p.tenant,
+                epoch_s(p.decided_at) if p.decided_at is not None else now,
+                p.policy_version,
+                p.decision.action,
+                p.decision.profile,
+                p.decision.model_dump_json(),
+                p.inputs.model_dump_json() if p.inputs is not None else None,
             )
-        self._maybe_prune(at)
+            for p in puts
+        ]
+        with self.db.transaction() as tx:
+            tx.executemany(_UPSERT, rows)  # in order: a later row for an id replaces an earlier
+        self._maybe_prune(max(row[2] for row in rows))
 
     def get(self, request_id: str) -> tuple[str, Decision] | None:
         """(tenant, decision) of the request, or None (never stored, or pruned)."""

@@ -17,7 +17,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from orchestrator.concepts import LatencySLO
-from orchestrator.policy.schema import (
+from orchestrator.policy.schema_base import Strict
+from orchestrator.policy.schema_tenants import (
     BUILTIN_BOUNDS,
     Actions,
     BatchSettings,
@@ -28,14 +29,13 @@ from orchestrator.policy.schema import (
     QualityTarget,
     ReasoningLimits,
     RequestBounds,
-    _Strict,
 )
 
 Loc = tuple[str | int, ...]
 LeafPath = tuple[str, ...]
 
 
-class EffectiveLimits(_Strict):
+class EffectiveLimits(Strict):
     """Limits with every layer applied: nested blocks are always present (empty = no limit)."""
 
     cost_target_usd: float | None = None

@@ -17,13 +17,13 @@ from orchestrator.catalog.schema import Catalog
 from orchestrator.concepts import QueryClass
 from orchestrator.config_files import ConfigIssue
 from orchestrator.policy.limits import BUILTIN_BATCH, EffectiveLimits
-from orchestrator.policy.schema import (
+from orchestrator.policy.schema import PolicySpec
+from orchestrator.policy.schema_tenants import (
     BUILTIN_BOUNDS,
     BatchSettings,
     Budgets,
     Failover,
     KeyRef,
-    PolicySpec,
     RequestBounds,
 )
 from orchestrator.pricing import HOURS_PER_MONTH, TokenPrices
@@ -38,6 +38,7 @@ class ScalingBounds:
     max_replicas: int
     headroom: float
     scale_to_zero: bool
+    initial_replicas: int = 0  # deployed at start: the catalog's `initial`, else the minimum
 
 
 @dataclass(frozen=True)

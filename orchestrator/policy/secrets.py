@@ -13,7 +13,8 @@ from pathlib import Path
 from orchestrator.config_files import ConfigIssue, LoadedYaml
 from orchestrator.policy.checks import field_name
 from orchestrator.policy.model import key_digest
-from orchestrator.policy.schema import KeyRef, PolicySpec
+from orchestrator.policy.schema import PolicySpec
+from orchestrator.policy.schema_tenants import KeyRef
 
 
 @dataclass(frozen=True)

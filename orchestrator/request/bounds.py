@@ -10,7 +10,7 @@ prompt's token count and how many of the tenant's requests are in flight. Invari
 
 from __future__ import annotations
 
-from orchestrator.policy.schema import RequestBounds
+from orchestrator.policy.schema_tenants import RequestBounds
 from orchestrator.request.spec import RequestSpec
 from orchestrator.routing.types import Rejection
 

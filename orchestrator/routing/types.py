@@ -222,6 +222,13 @@ class Rejection(_Frozen):
     param: str | None = None  # the client's field at fault, as it sent it (bounds)
 
 
+class QueueWait(_Frozen):
+    """How a routed request waited in the ingress queue for a batch slot on its profile."""
+
+    position: int = Field(ge=0, description="requests ahead of it in key order when it was queued")
+    waited_ms: float = Field(ge=0, description="time it waited for the slot")
+
+
 class Decision(_Frozen):
     """The outcome of `decide`. `profile` is None exactly when `action == "reject"`."""
 
@@ -246,4 +253,9 @@ class Decision(_Frozen):
         (),
         description="soft targets the routed profile is expected to miss (cost_target, "
         "slo_ttft, slo_tpot, slo_e2e)",
+    )
+    queue: QueueWait | None = Field(
+        None,
+        description="the ingress queue: position at entry and time waited (None: the request "
+        "went straight to a free batch slot, or was not routed)",
     )

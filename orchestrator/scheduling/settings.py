@@ -8,7 +8,7 @@ from typing import Literal
 
 from orchestrator.concepts import QueryClass
 from orchestrator.policy.model import Policy
-from orchestrator.policy.schema import SchedulingSpec
+from orchestrator.policy.schema_cluster import SchedulingSpec
 from orchestrator.scheduling.key import OrderKey, engine_priority, order_key, predicted_work
 from orchestrator.scheduling.replicas import work_xargs
 

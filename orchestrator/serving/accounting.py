@@ -18,6 +18,7 @@ from typing import Any
 
 from orchestrator.ledger import Status, UsageLedger, UsageRecord
 from orchestrator.pricing import TokenPrices
+from orchestrator.serving.group_writer import GroupWriter, Offload
 
 log = logging.getLogger("orchestrator.accounting")
 
@@ -118,15 +119,32 @@ def usage_record(
 
 
 class Accountant:
-    """Writes usage records and feeds the predictor's calibration, off the event loop."""
+    """Writes usage records and feeds the predictor's calibration, off the event loop.
 
-    def __init__(self, ledger: UsageLedger, predictor: Any | None):
+    Group-committed (`GroupWriter`): the rows of requests that settle while a group is being
+    written go together, one worker-thread job and one ledger transaction; each request still
+    waits for its own row to commit."""
+
+    def __init__(
+        self, ledger: UsageLedger, predictor: Any | None, offload: Offload = asyncio.to_thread
+    ):
         self.ledger = ledger
         self.predictor = predictor
+        self._rows: GroupWriter[tuple[UsageRecord, Any, Any]] = GroupWriter(
+            self._write_many, offload
+        )
 
-    def _write(self, record: UsageRecord, profile: Any, prediction: Any) -> None:
-        self.ledger.settle(record)
-        if self.predictor is not None and prediction is not None and record.status == "ok":
+    def _write_many(self, rows: list[tuple[UsageRecord, Any, Any]]) -> None:
+        """Worker thread: the rows in one transaction, then the calibration of each."""
+        if len(rows) == 1:
+            self.ledger.settle(rows[0][0])
+        else:
+            self.ledger.settle_many([record for record, _, _ in rows])
+        if self.predictor is None:
+            return
+        for record, profile, prediction in rows:
+            if prediction is None or record.status != "ok":
+                continue
             try:
                 self.predictor.observe(
                     profile, prediction, record.output_tokens, record.reasoning_tokens
@@ -138,7 +156,7 @@ class Accountant:
         """Write off the event loop. Shielded: a request cancelled while its row is being
         written (a client gone mid-stream) still gets its row."""
         try:
-            await asyncio.shield(asyncio.to_thread(self._write, record, profile, prediction))
+            await self._rows.write((record, profile, prediction))
         except Exception:
             log.exception("could not write usage record %s", record.request_id)
 

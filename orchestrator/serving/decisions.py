@@ -4,8 +4,12 @@
     await recorder.put(request_id, tenant, decision)                  # a switched plan's
     found = await recorder.explain(tenant, policy, request_id)        # the decisions endpoint
 
-Invariants: a failed write is logged, never the request's failure; a decision is read back
-only by its own tenant (when the policy defines keys); the in-memory store keeps the last
+Writes are group-committed (`GroupWriter`): the decisions of requests decided while a group is
+being written go together, one worker-thread job and one transaction.
+
+Invariants: a failed write is logged, never the request's failure; writes land in the order
+they were made (a switched plan's decision replaces the one recorded first); a decision is read
+back only by its own tenant (when the policy defines keys); the in-memory store keeps the last
 `capacity` decisions.
 """
 
@@ -15,12 +19,14 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.decisionlog import DecisionInputs, DecisionLog
+from orchestrator.decisionlog import DecisionInputs, DecisionLog, DecisionPut
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.request.errors import RequestError
 from orchestrator.routing.types import Decision
+from orchestrator.serving.group_writer import GroupWriter
 from orchestrator.serving.incoming import IncomingRequest
 from orchestrator.serving.plan import EnginePlan, PlanState, Refused
 
@@ -55,6 +61,7 @@ class DecisionRecorder:
     def __init__(self, store: DecisionStore | DecisionLog, offload: Offload):
         self.store = store
         self.offload = offload
+        self._writes = GroupWriter(self._store_many, offload)
 
     def record(
         self,
@@ -62,9 +69,11 @@ class DecisionRecorder:
         incoming: IncomingRequest,
         outcome: EnginePlan | Refused,
         state: PlanState,
+        decision: Decision | None = None,
     ) -> asyncio.Future[None]:
-        """Start writing a decision and its inputs; the caller awaits the future before
-        answering, so a client that has its answer finds the decision on any replica."""
+        """Start writing a decision (`outcome`'s, or `decision` for it) and its inputs; the
+        caller awaits the future before answering, so a client that has its answer finds the
+        decision on any replica."""
         inputs = {
             "views": state.views,
             # the chosen profile's prediction (a refusal: the priced one)
@@ -79,7 +88,9 @@ class DecisionRecorder:
         }
         version = state.policy.version
         return asyncio.ensure_future(
-            self.put(request_id, incoming.tenant.name, outcome.decision, version, inputs)
+            self.put(
+                request_id, incoming.tenant.name, decision or outcome.decision, version, inputs
+            )
         )
 
     async def put(
@@ -90,12 +101,20 @@ class DecisionRecorder:
         policy_version: str | None = None,
         inputs: dict[str, Any] | None = None,
     ) -> None:
-        """Store one decision in a worker thread; a failed write is only logged."""
+        """Store one decision (group-committed, worker thread); a failed write is only
+        logged."""
         try:
-            await self.offload(_store, self.store, request_id, tenant, decision, policy_version,
-                               inputs)  # fmt: skip
+            await self._writes.write(_Write(request_id, tenant, decision, policy_version, inputs))
         except Exception:
             log.warning("could not store the decision of %s", request_id, exc_info=True)
+
+    def _store_many(self, writes: list[_Write]) -> None:
+        """Write decisions (worker thread): with their inputs when the store keeps them."""
+        if isinstance(self.store, DecisionLog):
+            self.store.put_many([w.put() for w in writes])
+        else:
+            for w in writes:
+                self.store.put(w.request_id, w.tenant, w.decision)
 
     async def explain(self, tenant: TenantPolicy, policy: Policy, request_id: str) -> dict:
         """The stored decision of a request, for its tenant only (404 otherwise)."""
@@ -107,20 +126,20 @@ class DecisionRecorder:
         return {"request_id": request_id, "tenant": found[0], **found[1].model_dump(mode="json")}
 
 
-def _store(
-    store: Any,
-    request_id: str,
-    tenant: str,
-    decision: Decision,
-    policy_version: str | None,
-    inputs: dict[str, Any] | None,
-) -> None:
-    """Write one decision (worker thread): with its inputs when the store keeps them."""
-    if isinstance(store, DecisionLog):
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One decision to store, its inputs as `record` gathered them (views and figures)."""
+
+    request_id: str
+    tenant: str
+    decision: Decision
+    policy_version: str | None
+    inputs: dict[str, Any] | None
+
+    def put(self) -> DecisionPut:
+        """The decision log's put (in the worker thread: the inputs are the costly part)."""
         seen = None
-        if inputs is not None:
-            fields = dict(inputs)
+        if self.inputs is not None:
+            fields = dict(self.inputs)
             seen = DecisionInputs.from_views(fields.pop("views"), **fields)
-        store.put(request_id, tenant, decision, policy_version=policy_version, inputs=seen)
-    else:
-        store.put(request_id, tenant, decision)
+        return DecisionPut(self.request_id, self.tenant, self.decision, self.policy_version, seen)

@@ -118,7 +118,7 @@ class RequestExecutor:
                                  ttl_s=reservation_ttl_s)  # fmt: skip
         self.scales = LatencyScales()
         self.decisions = DecisionRecorder(decisions or DecisionStore(), offload)
-        self.accountant = Accountant(ledger, predictor)
+        self.accountant = Accountant(ledger, predictor, offload)
         self.demand = DemandMeter()  # predicted demand, spend and refusals, for the controller
         self.health = fo.ProfileHealth()  # profiles seen failing, until healthy again
         self.status = ProfileStatus(ready, handles, self.health)
@@ -212,11 +212,12 @@ class RequestExecutor:
         obs.predicted(outcome.prediction if isinstance(outcome, EnginePlan) else predicted.first)
         written = self.decisions.record(request_id, incoming, outcome, state)  # RECORD
         obs.decided(outcome.decision)
-        log.info("decision", extra={"tenant": tenant.name, "profile": outcome.decision.profile,
+        log.debug("decision", extra={"tenant": tenant.name, "profile": outcome.decision.profile,
                                     "action": outcome.decision.action})  # fmt: skip
         if isinstance(outcome, Refused):
             await written
             return self.refuse(outcome, state)
+        run: RequestRun | None = None
         try:  # RUN: hold, send, relay, settle
             run = RequestRun(self, outcome, request_id, obs, exchange, state)
             answer = await run.execute()
@@ -226,6 +227,9 @@ class RequestExecutor:
             # a request at this ingress for admission (the decision log's writes can queue)
             with self.load.waiting(incoming.model):
                 await written
+                queued = run.queued_decision() if run is not None else None
+                if queued is not None:  # it waited in the ingress queue: where, and how long
+                    await self.decisions.record(request_id, incoming, run.plan, state, queued)
 
     def refuse(self, refused: Refused, state: PlanState) -> Response:
         """The answer to a refusal (the edge's HTTP mapping); a refusal for capacity is demand

@@ -52,7 +52,7 @@ from orchestrator.raycompat.replica_states import replica_states
 from orchestrator.raycompat.request_context import serve_request_id
 from orchestrator.raycompat.serve_handles import configured_handles
 from orchestrator.request.candidates import AUTO_MODEL
-from orchestrator.serving import api_docs, openai_io
+from orchestrator.serving import api_bodies, api_docs, openai_io
 from orchestrator.serving.batch_api import BatchApi
 from orchestrator.serving.batch_wiring import ExecutorLines, capacity_of, tenant_line_cap
 from orchestrator.serving.errors import (
@@ -79,7 +79,7 @@ def create_fastapi_app() -> FastAPI:
     # no /docs or /redoc: the server answers only routes its OpenAPI document lists
     app = FastAPI(
         title="orchestrator",
-        version=api_docs.ORCHESTRATOR_VERSION,
+        version=api_bodies.ORCHESTRATOR_VERSION,
         docs_url=None,
         redoc_url=None,
     )
@@ -251,7 +251,7 @@ class OrchestratorIngress(OpenAiIngress):
 
     @fastapi_app.get("/version")
     async def version(self) -> JSONResponse:
-        return JSONResponse(api_docs.version_info().model_dump())
+        return JSONResponse(api_bodies.version_info().model_dump())
 
     @fastapi_app.get("/metrics")
     async def metrics(self, request: Request) -> Response:

@@ -40,6 +40,7 @@ class Ticket:
     charged: float
     waited_s: float
     position: int  # requests ahead of it when it was queued (0: it did not wait)
+    queued: bool = False  # it waited in the queue (False: a slot was free at once)
     _open: bool = True
     _accounted: bool = False
 
@@ -112,7 +113,9 @@ class IngressQueue:
                 self.busy[profile] -= 1
                 self.release(profile)
             raise
-        return Ticket(self, profile, item.tenant, released.charged, released.waited_s, got.position)
+        return Ticket(
+            self, profile, item.tenant, released.charged, released.waited_s, got.position, True
+        )
 
     def release(self, profile: str) -> None:
         """Hand free slots of `profile` to the next waiters, in key order."""

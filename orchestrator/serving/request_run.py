@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.ledger import Status
 from orchestrator.request import route_inputs
-from orchestrator.routing.types import Rejection
+from orchestrator.routing.types import Decision, QueueWait, Rejection
 from orchestrator.scheduling import Waiting
 from orchestrator.serving import engine_items as items
 from orchestrator.serving import failover as fo
@@ -327,6 +327,15 @@ class RequestRun:
         self.ctx.metrics.queue_wait(self.trace.tenant, p.request.tenant.priority,
                                     self.slot.waited_s)  # fmt: skip
         return None
+
+    def queued_decision(self) -> Decision | None:
+        """The decision that runs with its ingress queue wait: position at entry and time
+        waited (None: it did not wait, or was refused or cancelled while waiting)."""
+        slot = self.slot
+        if slot is None or not slot.queued:
+            return None
+        wait = QueueWait(position=slot.position, waited_ms=round(1000.0 * slot.waited_s, 3))
+        return self.plan.decision.model_copy(update={"queue": wait})
 
     # ----- settlement ----------------------------------------------------------------------
     def _release(self) -> None:

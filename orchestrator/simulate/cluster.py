@@ -5,29 +5,22 @@ Events: replica ready, first token, finish (stale ones skipped by version), cont
 arrivals are merged from the sorted request list. Invariants checked by the tests: every
 request ends exactly once, either served (`profile >= 0`) or rejected with a reason; a replica
 is billed from its scale-up decision until it stops; a draining replica takes no new request.
+A pool's replicas and queue: `pool.py`; which replica takes a request: `replica_choice.py`.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from orchestrator.routing.affinity import ReplicaLoad, rank_replicas, rendezvous_order
-from orchestrator.scheduling import (
-    Enqueued,
-    SchedulingSettings,
-    Waiting,
-    WaitQueue,
-    choose_replica,
-)
-from orchestrator.scheduling import ReplicaLoad as WorkLoad
+from orchestrator.scheduling import SchedulingSettings
 from orchestrator.scheduling.key import predicted_work
+from orchestrator.simulate.pool import Pool, ScheduledQueue
 from orchestrator.simulate.replica import (
     DRAINING,
     READY,
@@ -37,6 +30,7 @@ from orchestrator.simulate.replica import (
     Replica,
     ReplicaSpec,
 )
+from orchestrator.simulate.replica_choice import pick_replica
 from orchestrator.simulate.traffic import SimRequest
 
 _READY, _FIRST, _FINISH, _TICK = 0, 1, 2, 3
@@ -49,68 +43,6 @@ class Routed:
     truncated: bool = False
     predicted: float | None = None  # predicted output tokens (scheduling; None: unknown)
     request_class: str = "standard"
-
-
-class FifoQueue(deque):
-    """Serve's own queue for a full profile: first come, first served, unbounded."""
-
-    def peek(self) -> Job:
-        return self[0]
-
-    def push(self, job: Job) -> bool:
-        self.append(job)
-        return True
-
-    def admitted(self, job: Job) -> None:
-        pass
-
-    def settle(self, job: Job) -> None:
-        pass
-
-    def expired(self, now: float, timeout_s: float) -> list[Job]:
-        out = []
-        while self and now - self[0].arrival_s > timeout_s:
-            out.append(self.popleft())
-        return out
-
-
-class ScheduledQueue:
-    """The product's ingress queue (`orchestrator.scheduling.WaitQueue`) in virtual time."""
-
-    def __init__(self, settings: SchedulingSettings, clock: Callable[[], float]) -> None:
-        self.queue = WaitQueue(settings, clock)
-
-    def __len__(self) -> int:
-        return len(self.queue)
-
-    @staticmethod
-    def _item(job: Job) -> Waiting:
-        return Waiting(
-            str(job.rid), job.tenant, job.prompt_tokens, job.predicted, job.request_class, job
-        )
-
-    def push(self, job: Job) -> bool:
-        """Queue the job; False when its tenant's queue is full (refused: 429)."""
-        return isinstance(self.queue.push(self._item(job)), Enqueued)
-
-    def peek(self) -> Job:
-        return self.queue.peek().payload
-
-    def popleft(self) -> Job:
-        released = self.queue.pop()
-        job = released.item.payload
-        job.charged = released.charged
-        return job
-
-    def admitted(self, job: Job) -> None:
-        """The job went straight to a replica: its tenant's share is charged all the same."""
-        job.charged = self.queue.admit_now(job.tenant, self._item(job).charge)
-
-    def settle(self, job: Job) -> None:
-        self.queue.settle(job.tenant, job.charged, job.prompt_tokens, job.tokens)
-
-    def expired(self, now: float, timeout_s: float) -> list[Job]:
-        return [self.queue.cancel(rid).payload for rid in self.queue.older_than(timeout_s)]
 
 
 @dataclass(slots=True)
@@ -128,48 +60,6 @@ class Controller(Protocol):
     def initial(self, cluster: Cluster) -> list[int]: ...
 
     def tick(self, cluster: Cluster, now: float) -> list[int] | None: ...
-
-
-@dataclass(slots=True, eq=False)
-class Pool:
-    """All replicas of one profile."""
-
-    index: int
-    spec: ReplicaSpec
-    min_replicas: int
-    max_replicas: int
-    active: list = field(default_factory=list)  # starting, ready and draining replicas
-    serving: list = field(default_factory=list)  # the ready ones (dispatch picks from these)
-    retired: list = field(default_factory=list)  # stopped replicas (kept for billing)
-    pending: FifoQueue | ScheduledQueue = field(default_factory=FifoQueue)  # for a replica
-    arrivals: int = 0  # routed here since the last controller tick
-    arrived_tokens: int = 0  # their true output tokens
-    arrived_prompt_tokens: int = 0
-    predicted_tokens: float = 0.0  # their predicted tokens (set by the router)
-    # refused for capacity, meant for this pool (set by the router); a request admission shed
-    # counts a share on each pool it could have used, so these are fractional
-    refused: float = 0.0
-    refused_prompt_tokens: float = 0.0
-    refused_predicted_tokens: float = 0.0
-    window_ttft_ms: list = field(default_factory=list)  # finished since the controller read them
-    window_tpot_ms: list = field(default_factory=list)
-    in_flight: int = 0  # admitted + waiting on replicas
-    ready: int = 0
-    starting: int = 0
-    draining: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def ongoing(self) -> int:
-        """Requests in the profile: on replicas plus waiting for one (Serve's ongoing)."""
-        return self.in_flight + len(self.pending)
-
-    @property
-    def target(self) -> int:
-        return self.ready + self.starting
 
 
 @dataclass
@@ -272,42 +162,6 @@ class Cluster:
         pool.retired.append(r)
 
     # ------------------------------------------------------------------ dispatch
-    def _pick(self, pool: Pool, job: Job | None = None) -> Replica | None:
-        """Serve's default request router: the less loaded of two random ready replicas, among
-        those under `max_ongoing_requests` (None: every ready replica is full). A job with
-        prefix blocks goes where the product's replica router sends it (`_pick_affine`).
-        Scheduled: the product's choice, least predicted outstanding work with the prefix's
-        home replica credited (`scheduling.choose_replica`), among replicas with a free batch
-        slot (the rest wait in the ingress queue, in key order)."""
-        ready = pool.serving
-        if not ready:
-            return None
-        limit = pool.spec.max_ongoing
-        if self.scheduling is not None:
-            # the ingress holds what the engines cannot batch now, in its own order and shares
-            limit = min(limit, pool.spec.cap)
-            ids = [str(i) for i in range(len(ready))]
-            home = None
-            if job is not None and job.blocks and len(ready) > 1:
-                home = rendezvous_order(str(job.blocks[0]), ids)[0]
-            loads = [
-                WorkLoad(i, r.outstanding, r.load >= limit) for i, r in zip(ids, ready, strict=True)
-            ]
-            r = ready[int(choose_replica(loads, home=home)[0])]
-            return r if r.load < limit else None
-        if job is not None and job.blocks and len(ready) > 1:
-            return _pick_affine(ready, job, limit)
-        if len(ready) == 1:
-            r = ready[0]
-            return r if r.load < limit else None
-        i, j = self.rng.integers(len(ready), size=2)
-        a, b = ready[i], ready[j]
-        r = a if a.load <= b.load else b
-        if r.load < limit:
-            return r
-        r = min(ready, key=lambda x: x.load)
-        return r if r.load < limit else None
-
     def _place(self, pool: Pool, r: Replica, job: Job, now: float) -> None:
         pool.in_flight += 1
         r.outstanding += job.work
@@ -320,7 +174,11 @@ class Cluster:
     def dispatch(self, pool: Pool, job: Job, now: float) -> bool:
         """To a replica with room, else the profile's queue (behind any request already
         there); False when the queue refuses it (its tenant's queue is full)."""
-        r = self._pick(pool, job) if not pool.pending else None
+        r = (
+            pick_replica(pool, job, self.rng, self.scheduling is not None)
+            if not pool.pending
+            else None
+        )
         if r is None:
             return pool.pending.push(job)
         pool.pending.admitted(job)
@@ -329,7 +187,7 @@ class Cluster:
 
     def _drain_pending(self, pool: Pool, now: float) -> None:
         while pool.pending:
-            r = self._pick(pool, pool.pending.peek())
+            r = pick_replica(pool, pool.pending.peek(), self.rng, self.scheduling is not None)
             if r is None:
                 return
             job = pool.pending.popleft()
@@ -513,14 +371,3 @@ class Cluster:
         job.priority = settings.engine_priority(
             tenant, routed.request_class, job.work, job.arrival_s
         )
-
-
-def _pick_affine(ready: list[Replica], job: Job, limit: int) -> Replica | None:
-    """The product's prefix-affinity choice (`routing.affinity.rank_replicas`, the Serve
-    request router's core): the home replica of the request's first prefix block by
-    rendezvous hashing, unless it is full or much busier than the lightest."""
-    loads = [ReplicaLoad(str(r.rid), in_flight=r.load, max_ongoing=limit) for r in ready]
-    order, _why = rank_replicas(str(job.blocks[0]), loads)
-    by_id = {str(r.rid): r for r in ready}
-    best = by_id[order[0]]
-    return best if best.load < limit else None

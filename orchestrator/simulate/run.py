@@ -242,7 +242,7 @@ def success_matrix(budgets: Sequence[Any]) -> np.ndarray:
     return out
 
 
-def _our_controller(
+def our_controller(
     policy: Policy,
     start: list[int],
     target_ongoing: list[int],
@@ -278,9 +278,7 @@ def _setups(
     own = [
         (policy.scaling[p.name].min_replicas, policy.scaling[p.name].max_replicas) for p in profiles
     ]
-    own_start = [
-        max(lo, min(hi, p.replicas.start)) for p, (lo, hi) in zip(profiles, own, strict=True)
-    ]
+    own_start = [policy.scaling[p.name].initial_replicas for p in profiles]
     out: dict[str, bl.Setup] = {}
     for name in names:
         if name in SCHEDULED:
@@ -289,7 +287,7 @@ def _setups(
                 fed = constant_prediction(prepared)
             oracle = name == "oracle" or (name == "ours" and prediction == "truth")
             router = pol.DecideRouter(catalog, policy, fed, oracle=oracle)
-            controller = _our_controller(policy, own_start, target_ongoing, notes, count_refused)
+            controller = our_controller(policy, own_start, target_ongoing, notes, count_refused)
             out[name] = bl.Setup(own, router, controller)
         elif name in BASELINES:
             out[name] = bl.build(

@@ -23,14 +23,18 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from orchestrator.attainment import AttainmentTracker
+from orchestrator.telemetry.summed_counter import SummedCounter
 
 SERVICE_NAME = "orchestrator"
 INSTANCE_LABEL = "service_instance_id"
@@ -92,6 +96,157 @@ RATIO_BUCKETS = tuple(
 )
 
 
+@dataclass(frozen=True)
+class InstrumentSpec:
+    """One OpenTelemetry instrument: its name (Prometheus adds `_total` to counters), UCUM
+    unit, help text and, for a histogram, its bucket edges."""
+
+    kind: Literal["counter", "histogram", "gauge"]
+    name: str
+    unit: str
+    description: str
+    buckets: tuple[float, ...] | None = None
+
+    def create(self, meter: Meter) -> Any:
+        """The instrument on `meter`: a counter (summed in the process, read at collection:
+        `SummedCounter`), a Histogram or a (synchronous) gauge."""
+        if self.kind == "counter":
+            return SummedCounter(meter, self.name, unit=self.unit, description=self.description)
+        if self.kind == "gauge":
+            return meter.create_gauge(self.name, unit=self.unit, description=self.description)
+        return meter.create_histogram(
+            self.name,
+            unit=self.unit,
+            description=self.description,
+            explicit_bucket_boundaries_advisory=self.buckets,
+        )
+
+
+# Every instrument of `OrchestratorMetrics`, by the key its methods use.
+INSTRUMENTS: dict[str, InstrumentSpec] = {
+    "requests": InstrumentSpec(
+        "counter", "orchestrator_requests", "{request}", "Requests answered"
+    ),
+    "tokens": InstrumentSpec(
+        "counter",
+        "orchestrator_tokens",
+        "{token}",
+        "Tokens by kind: input (incl. cached), cached, output, reasoning",
+    ),
+    "cost": InstrumentSpec(
+        "counter", "orchestrator_cost_usd", "{USD}", "Actual cost of served requests"
+    ),
+    "pred_ratio": InstrumentSpec(
+        "histogram",
+        PREDICTION_RATIO,
+        "1",
+        "(actual+1)/(predicted p50+1) of output tokens",
+        RATIO_BUCKETS,
+    ),
+    "pred_p90": InstrumentSpec(
+        "counter",
+        "orchestrator_prediction_p90",
+        "{request}",
+        "Requests whose output tokens were within (covered) or above the p90",
+    ),
+    "decisions": InstrumentSpec(
+        "counter",
+        "orchestrator_routing_decisions",
+        "{decision}",
+        "Routing decisions by chosen profile, action and reason code",
+    ),
+    "ttft": InstrumentSpec(
+        "histogram", "orchestrator_time_to_first_token", "s", "Time to first token", TTFT_BUCKETS_S
+    ),
+    "tpot": InstrumentSpec(
+        "histogram",
+        "orchestrator_time_per_output_token",
+        "s",
+        "Mean time per output token after the first",
+        TPOT_BUCKETS_S,
+    ),
+    "e2e": InstrumentSpec(
+        "histogram",
+        "orchestrator_request_duration",
+        "s",
+        "End-to-end request latency at the ingress",
+        E2E_BUCKETS_S,
+    ),
+    "slo": InstrumentSpec(
+        "counter",
+        "orchestrator_slo_requests",
+        "{request}",
+        "Requests per tenant SLO (ttft, tpot, e2e) that met or missed it",
+    ),
+    "attainment": InstrumentSpec(
+        "gauge",
+        SLO_ATTAINMENT,
+        "1",
+        "Share of the tenant's requests within all their latency targets over the last "
+        "5 minutes (a p95 target is met while this stays >= 0.95)",
+    ),
+    "budget_limit": InstrumentSpec("gauge", BUDGET_LIMIT, "{USD}", "Tenant budget per window"),
+    "budget_remaining": InstrumentSpec(
+        "gauge", BUDGET_REMAINING, "{USD}", "Tenant budget left in the current window"
+    ),
+    "spend_rate": InstrumentSpec("gauge", SPEND_RATE, "{USD}/h", "Tenant spend rate"),
+    "replicas_target": InstrumentSpec(
+        "gauge", REPLICAS_TARGET, "{replica}", "Replicas the planner wants per profile"
+    ),
+    "replicas_current": InstrumentSpec(
+        "gauge", REPLICAS_CURRENT, "{replica}", "Running replicas per profile"
+    ),
+    "replica_cost": InstrumentSpec(
+        "gauge", REPLICA_COST, "{USD}/h", "Replica cost at the controller's targets"
+    ),
+    "ceiling_binding": InstrumentSpec(
+        "gauge",
+        CEILING_BINDING,
+        "1",
+        "1 while autoscaling.max_cost_per_hour_usd holds replicas back",
+    ),
+    "batch_jobs": InstrumentSpec(
+        "gauge", BATCH_JOBS, "{job}", "Batch jobs by state (every tenant)"
+    ),
+    "batch_lines": InstrumentSpec(
+        "gauge", BATCH_LINES, "{line}", "Lines of unfinished batch jobs by state"
+    ),
+    "batch_finish": InstrumentSpec(
+        "gauge",
+        BATCH_FINISH,
+        "s",
+        "Seconds until the last unfinished batch job is predicted to finish",
+    ),
+    "queue_wait": InstrumentSpec(
+        "histogram",
+        "orchestrator_queue_wait",
+        "s",
+        "Time a request waited in the ingress queue for a batch slot, per tenant and priority "
+        "class (0 when a slot was free)",
+        TTFT_BUCKETS_S,
+    ),
+    "queue_refused": InstrumentSpec(
+        "counter",
+        "orchestrator_queue_refused",
+        "{request}",
+        "Requests refused by the ingress queue (429): queue_full, queue_shrunk",
+    ),
+    "queue_length": InstrumentSpec(
+        "gauge",
+        "orchestrator_queue_length",
+        "{request}",
+        "Requests waiting in the ingress queue per profile, tenant and class",
+    ),
+    "unplaced": InstrumentSpec(
+        "gauge",
+        UNPLACED,
+        "1",
+        "Share of a model family's forecast load the controller's plan cannot place "
+        "(accelerators, max_replicas or the $/hour ceiling)",
+    ),
+}
+
+
 def prediction_ratio(actual_tokens: int, predicted_p50: float) -> float:
     """(actual + 1) / (p50 + 1): 1 is exact, 2 twice as long as predicted, 0.5 half; always
     > 0 and finite (the +1 keeps empty answers and zero predictions defined). Its log2 is the
@@ -124,7 +279,8 @@ def default_instance_id() -> str:
 
 
 class OrchestratorMetrics:
-    """The ingress's metrics; thread-safe (the OpenTelemetry SDK instruments are)."""
+    """The ingress's metrics; thread-safe (the OpenTelemetry SDK instruments are, and so are
+    the counters, `SummedCounter`s: the per-request path's cheapest instrument)."""
 
     def __init__(
         self, *, instance_id: str | None = None, resource: Mapping[str, str] | None = None
@@ -144,121 +300,8 @@ class OrchestratorMetrics:
             metric_readers=[self._reader], resource=Resource.create(attrs)
         )
         meter = self._provider.get_meter("orchestrator")
-
-        self._requests = meter.create_counter(
-            "orchestrator_requests", unit="{request}", description="Requests answered"
-        )
-        self._tokens = meter.create_counter(
-            "orchestrator_tokens",
-            unit="{token}",
-            description="Tokens by kind: input (incl. cached), cached, output, reasoning",
-        )
-        self._cost = meter.create_counter(
-            "orchestrator_cost_usd", unit="{USD}", description="Actual cost of served requests"
-        )
-        self._pred_ratio = meter.create_histogram(
-            PREDICTION_RATIO,
-            unit="1",
-            description="(actual+1)/(predicted p50+1) of output tokens",
-            explicit_bucket_boundaries_advisory=RATIO_BUCKETS,
-        )
-        self._pred_p90 = meter.create_counter(
-            "orchestrator_prediction_p90",
-            unit="{request}",
-            description="Requests whose output tokens were within (covered) or above the p90",
-        )
-        self._decisions = meter.create_counter(
-            "orchestrator_routing_decisions",
-            unit="{decision}",
-            description="Routing decisions by chosen profile, action and reason code",
-        )
-        self._ttft = meter.create_histogram(
-            "orchestrator_time_to_first_token",
-            unit="s",
-            description="Time to first token",
-            explicit_bucket_boundaries_advisory=TTFT_BUCKETS_S,
-        )
-        self._tpot = meter.create_histogram(
-            "orchestrator_time_per_output_token",
-            unit="s",
-            description="Mean time per output token after the first",
-            explicit_bucket_boundaries_advisory=TPOT_BUCKETS_S,
-        )
-        self._e2e = meter.create_histogram(
-            "orchestrator_request_duration",
-            unit="s",
-            description="End-to-end request latency at the ingress",
-            explicit_bucket_boundaries_advisory=E2E_BUCKETS_S,
-        )
-        self._slo = meter.create_counter(
-            "orchestrator_slo_requests",
-            unit="{request}",
-            description="Requests per tenant SLO (ttft, tpot, e2e) that met or missed it",
-        )
+        self._m = {key: spec.create(meter) for key, spec in INSTRUMENTS.items()}
         self.attainment = AttainmentTracker()
-        self._attainment = meter.create_gauge(
-            SLO_ATTAINMENT,
-            unit="1",
-            description="Share of the tenant's requests within all their latency targets over "
-            "the last 5 minutes (a p95 target is met while this stays >= 0.95)",
-        )
-        self._budget_limit = meter.create_gauge(
-            BUDGET_LIMIT, unit="{USD}", description="Tenant budget per window"
-        )
-        self._budget_remaining = meter.create_gauge(
-            BUDGET_REMAINING, unit="{USD}", description="Tenant budget left in the current window"
-        )
-        self._spend_rate = meter.create_gauge(
-            SPEND_RATE, unit="{USD}/h", description="Tenant spend rate"
-        )
-        self._replicas_target = meter.create_gauge(
-            REPLICAS_TARGET, unit="{replica}", description="Replicas the planner wants per profile"
-        )
-        self._replicas_current = meter.create_gauge(
-            REPLICAS_CURRENT, unit="{replica}", description="Running replicas per profile"
-        )
-        self._replica_cost = meter.create_gauge(
-            REPLICA_COST, unit="{USD}/h", description="Replica cost at the controller's targets"
-        )
-        self._ceiling_binding = meter.create_gauge(
-            CEILING_BINDING,
-            unit="1",
-            description="1 while autoscaling.max_cost_per_hour_usd holds replicas back",
-        )
-        self._batch_jobs = meter.create_gauge(
-            BATCH_JOBS, unit="{job}", description="Batch jobs by state (every tenant)"
-        )
-        self._batch_lines = meter.create_gauge(
-            BATCH_LINES, unit="{line}", description="Lines of unfinished batch jobs by state"
-        )
-        self._batch_finish = meter.create_gauge(
-            BATCH_FINISH,
-            unit="s",
-            description="Seconds until the last unfinished batch job is predicted to finish",
-        )
-        self._queue_wait = meter.create_histogram(
-            "orchestrator_queue_wait",
-            unit="s",
-            description="Time a request waited in the ingress queue for a batch slot, per "
-            "tenant and priority class (0 when a slot was free)",
-            explicit_bucket_boundaries_advisory=TTFT_BUCKETS_S,
-        )
-        self._queue_refused = meter.create_counter(
-            "orchestrator_queue_refused",
-            unit="{request}",
-            description="Requests refused by the ingress queue (429): queue_full, queue_shrunk",
-        )
-        self._queue_length = meter.create_gauge(
-            "orchestrator_queue_length",
-            unit="{request}",
-            description="Requests waiting in the ingress queue per profile, tenant and class",
-        )
-        self._unplaced = meter.create_gauge(
-            UNPLACED,
-            unit="1",
-            description="Share of a model family's forecast load the controller's plan "
-            "cannot place (accelerators, max_replicas or the $/hour ceiling)",
-        )
 
     # ----- per request ----------------------------------------------------------------
     def record_request(
@@ -292,7 +335,9 @@ class OrchestratorMetrics:
         """
         prof = profile or NO_PROFILE
         base = {"tenant": tenant, "profile": prof}
-        self._requests.add(1, {**base, "endpoint": endpoint, "status_code": str(int(status_code))})
+        self._m["requests"].add(
+            1, {**base, "endpoint": endpoint, "status_code": str(int(status_code))}
+        )
         for kind, count in (
             ("input", prompt_tokens),
             ("cached", cached_tokens),
@@ -300,11 +345,11 @@ class OrchestratorMetrics:
             ("reasoning", reasoning_tokens),
         ):
             if count > 0:
-                self._tokens.add(count, {**base, "kind": kind})
+                self._m["tokens"].add(count, {**base, "kind": kind})
         if cost_usd > 0:
-            self._cost.add(cost_usd, base)
+            self._m["cost"].add(cost_usd, base)
         if decision_action is not None:
-            self._decisions.add(
+            self._m["decisions"].add(
                 1,
                 {
                     "profile": prof,
@@ -314,18 +359,18 @@ class OrchestratorMetrics:
             )
         ok = status_code < 400
         if ok and predicted_p50 is not None:
-            self._pred_ratio.record(
+            self._m["pred_ratio"].record(
                 prediction_ratio(output_tokens, predicted_p50), {"profile": prof}
             )
         if ok and predicted_p90 is not None:
             outcome = "covered" if output_tokens <= predicted_p90 else "exceeded"
-            self._pred_p90.add(1, {"profile": prof, "outcome": outcome})
+            self._m["pred_p90"].add(1, {"profile": prof, "outcome": outcome})
         if ok:
             if ttft_s is not None:
-                self._ttft.record(ttft_s, base)
+                self._m["ttft"].record(ttft_s, base)
             if tpot_s is not None:
-                self._tpot.record(tpot_s, base)
-        self._e2e.record(e2e_s, base)
+                self._m["tpot"].record(tpot_s, base)
+        self._m["e2e"].record(e2e_s, base)
         judged: list[str] = []
         for slo, measured, target in (
             ("ttft", ttft_s, slo_ttft_s),
@@ -334,35 +379,35 @@ class OrchestratorMetrics:
         ):
             outcome = slo_outcome(status_code, measured, target)
             if outcome is not None:
-                self._slo.add(1, {"tenant": tenant, "slo": slo, "outcome": outcome})
+                self._m["slo"].add(1, {"tenant": tenant, "slo": slo, "outcome": outcome})
                 judged.append(outcome)
         if judged:  # the request counts for its tenant's attainment: within every target?
             now = time.monotonic()
             self.attainment.observe(tenant, "missed" not in judged, now)
             share = self.attainment.of(tenant, now).share
             if share is not None:
-                self._attainment.set(share, {"tenant": tenant})
+                self._m["attainment"].set(share, {"tenant": tenant})
 
     # ----- the ingress queue ------------------------------------------------------------
     def queue_wait(self, tenant: str, priority: int, seconds: float) -> None:
-        self._queue_wait.record(seconds, {"tenant": tenant, "priority": str(priority)})
+        self._m["queue_wait"].record(seconds, {"tenant": tenant, "priority": str(priority)})
 
     def queue_refused(self, tenant: str, reason: str) -> None:
-        self._queue_refused.add(1, {"tenant": tenant, "reason": reason})
+        self._m["queue_refused"].add(1, {"tenant": tenant, "reason": reason})
 
     def set_queue_length(self, profile: str, tenant: str, priority: int, waiting: int) -> None:
         attrs = {"profile": profile, "tenant": tenant, "priority": str(priority)}
-        self._queue_length.set(waiting, attrs)
+        self._m["queue_length"].set(waiting, attrs)
 
     # ----- state gauges ---------------------------------------------------------------
     def set_budget(self, tenant: str, window: str, limit_usd: float, remaining_usd: float) -> None:
         """Budget of `tenant` for `window` (hour/day/month); remaining is clamped at >= 0."""
         attrs = {"tenant": tenant, "window": window}
-        self._budget_limit.set(limit_usd, attrs)
-        self._budget_remaining.set(max(remaining_usd, 0.0), attrs)
+        self._m["budget_limit"].set(limit_usd, attrs)
+        self._m["budget_remaining"].set(max(remaining_usd, 0.0), attrs)
 
     def set_spend_rate(self, tenant: str, usd_per_hour: float) -> None:
-        self._spend_rate.set(usd_per_hour, {"tenant": tenant})
+        self._m["spend_rate"].set(usd_per_hour, {"tenant": tenant})
 
     def set_controller(
         self,
@@ -372,23 +417,23 @@ class OrchestratorMetrics:
     ) -> None:
         """The controller's last decision; `unplaced` = per family, the share of its forecast
         load left unplaced (give every family, 0 included, so a cleared alert reads 0)."""
-        self._replica_cost.set(cost_usd_per_hour)
-        self._ceiling_binding.set(1 if ceiling_binding else 0)
+        self._m["replica_cost"].set(cost_usd_per_hour)
+        self._m["ceiling_binding"].set(1 if ceiling_binding else 0)
         for family, share in (unplaced or {}).items():
-            self._unplaced.set(share, {"family": family})
+            self._m["unplaced"].set(share, {"family": family})
 
     def set_replicas(self, profile: str, target: int, current: int) -> None:
-        self._replicas_target.set(target, {"profile": profile})
-        self._replicas_current.set(current, {"profile": profile})
+        self._m["replicas_target"].set(target, {"profile": profile})
+        self._m["replicas_current"].set(current, {"profile": profile})
 
     def set_batches(self, jobs: dict[str, int], lines: dict[str, int], finish_in_s: float) -> None:
         """Batch jobs and their lines by state; seconds until the last active job's
         predicted end (0 with none active)."""
         for state in ("in_progress", "cancelling", "completed", "failed", "expired", "cancelled"):
-            self._batch_jobs.set(jobs.get(state, 0), {"state": state})
+            self._m["batch_jobs"].set(jobs.get(state, 0), {"state": state})
         for state in ("pending", "running", "done", "failed", "cancelled"):
-            self._batch_lines.set(lines.get(state, 0), {"state": state})
-        self._batch_finish.set(max(0.0, finish_in_s))
+            self._m["batch_lines"].set(lines.get(state, 0), {"state": state})
+        self._m["batch_finish"].set(max(0.0, finish_in_s))
 
     # ----- exposition -----------------------------------------------------------------
     def render_prometheus(self, accept: str | None = None) -> tuple[bytes, str]:

@@ -10,15 +10,14 @@ from orchestrator.catalog import load_catalog
 from orchestrator.concepts import LatencySLO
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.replica_model import LiveState
-from orchestrator.routing import RouteRequest, TenantRules, TokenBudget, catalog_views, decide
+from orchestrator.routing import TenantRules, catalog_views, decide
 from orchestrator.routing.refusal import OVERLOAD_CODE
 from orchestrator.signals.meters import DemandMeter, demand_key
 from orchestrator.signals.refusals import record_refusal
 from orchestrator.signals.serve_contexts import demand_from_ingress, profile_observation
+from tests.routing.routing_helpers import EASY, LLAMA, SATURATED
 
 GPU = load_catalog(PROJECT_ROOT / "deployments" / "gpu-example.yaml")
-EASY = TokenBudget(p50_output_tokens=120, p90_output_tokens=300, query_class="standard")
-LLAMA = RouteRequest(prompt_tokens=200, model="llama-3.1-8b-instruct")
 
 
 def views(**live: LiveState):
@@ -56,7 +55,7 @@ def test_observation_carries_the_refused_demand():
 
 
 def test_record_refusal_counts_capacity_not_policy():
-    full = LiveState(replicas_running=1, requests_in_flight=64, requests_queued=400)
+    full = SATURATED
     v = views(**{"llama8b-fp8-ngram": full, "llama8b-bf16-eagle3": full})
     slo = TenantRules(slo=LatencySLO(ttft_p95_ms=2000), on_slo_unmeetable=("reject",))
     meter = DemandMeter()

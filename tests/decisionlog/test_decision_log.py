@@ -9,10 +9,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.decisionlog import DecisionInputs, DecisionLog, ProfileSeen, Retention
-from orchestrator.predict.schema import Prediction
+from orchestrator.decisionlog import (
+    DecisionInputs,
+    DecisionLog,
+    DecisionPut,
+    ProfileSeen,
+    Retention,
+)
 from orchestrator.replica_model import LiveState
 from orchestrator.routing.types import Decision, Estimate, Rejection
+from tests.predictions import prediction
 
 T0 = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 
@@ -56,14 +62,7 @@ def decision(profile: str | None = "small-a", **kw) -> Decision:
 
 def inputs() -> DecisionInputs:
     return DecisionInputs(
-        prediction=Prediction(
-            prompt_tokens=120,
-            p50_tokens=40,
-            p90_tokens=90,
-            reasoning_probability=0.0,
-            reasoning_tokens=0,
-            query_class="standard",
-        ),  # fmt: skip
+        prediction=prediction(prompt_tokens=120, p50_tokens=40, p90_tokens=90),
         profiles={
             "small-a": ProfileSeen(
                 live=LiveState(replicas_running=2, requests_in_flight=5, requests_queued=1),
@@ -99,6 +98,19 @@ def test_a_later_put_replaces_the_decision(log):
     log.put("r1", "acme", decision("small-a"), decided_at=T0)
     log.put("r1", "acme", decision("small-b"), decided_at=T0 + timedelta(seconds=1))
     assert log.get("r1")[1].profile == "small-b" and log.count() == 1
+
+
+def test_put_many_writes_in_order_in_one_call(log):
+    log.put_many([
+        DecisionPut("r1", "acme", decision("small-a"), "v1", inputs(), T0),
+        DecisionPut("r2", "beta", decision(None), decided_at=T0),
+        DecisionPut("r1", "acme", decision("small-b"), "v2", decided_at=T0),  # replaces r1
+    ])  # fmt: skip
+    assert log.get("r1") == ("acme", decision("small-b")) and log.entry("r1").inputs is None
+    assert log.entry("r1").policy_version == "v2"
+    assert log.get("r2")[1].rejection.code == "budget_exhausted" and log.count() == 2
+    log.put_many([])
+    assert log.count() == 2
 
 
 def test_rejections_are_logged_too(log):

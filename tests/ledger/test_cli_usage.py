@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.ledger import UsageLedger, UsageRecord, parse_time
+from orchestrator.ledger import UsageLedger, parse_time
+from tests.usage_rows import usage_row
 
 NOW = datetime.now(UTC)
 
@@ -24,18 +25,8 @@ def _fill(path) -> None:
             ]
         ):
             at = NOW - timedelta(hours=age_h)
-            led.settle(
-                UsageRecord(
-                    request_id=f"r{i}",
-                    tenant=tenant,
-                    profile=profile,
-                    prompt_tokens=100,
-                    output_tokens=10,
-                    cost_usd=cost,
-                    started_at=at,
-                    finished_at=at,
-                )
-            )
+            row = usage_row(f"r{i}", cost, tenant=tenant, profile=profile, at=at, prompt_tokens=100)
+            led.settle(row)
 
 
 def test_table_lists_tenants_profiles_and_totals(tmp_path, capsys):
@@ -109,20 +100,8 @@ def test_parse_time_forms():
 
 def test_usage_reads_a_postgresql_ledger(postgres_server, capsys):
     url = postgres_server.fresh_url()
-    now = datetime.now(UTC)
     with UsageLedger(url) as led:
-        led.settle(
-            UsageRecord(
-                request_id="pg-1",
-                tenant="acme",
-                profile="p1",
-                prompt_tokens=10,
-                output_tokens=5,
-                cost_usd=0.5,
-                started_at=now,
-                finished_at=now,
-            )  # fmt: skip
-        )
+        led.settle(usage_row("pg-1", 0.5, profile="p1"))
     assert main(["usage", "--ledger", url, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["tenant"], r["requests"], r["cost_usd"]) for r in rows] == [("acme", 1, 0.5)]

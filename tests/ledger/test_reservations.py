@@ -15,22 +15,14 @@ from orchestrator.ledger import UsageLedger, UsageRecord
 from orchestrator.ledger.reservations import BUSY_RETRY_S
 from orchestrator.paths import PROJECT_ROOT
 from tests.threads import errors_when_run_at_once
+from tests.usage_rows import usage_row
 
 T0 = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)  # 30 min before the hour, day and month end
 LIMITS = {"hour": 1.0, "day": 5.0}
 
 
 def row(request_id: str, cost: float, tenant: str = "acme", at: datetime = T0) -> UsageRecord:
-    return UsageRecord(
-        request_id=request_id,
-        tenant=tenant,
-        profile="p",
-        prompt_tokens=10,
-        output_tokens=5,
-        cost_usd=cost,
-        started_at=at - timedelta(seconds=1),
-        finished_at=at,
-    )
+    return usage_row(request_id, cost, tenant=tenant, at=at)
 
 
 @pytest.fixture

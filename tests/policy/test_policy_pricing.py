@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from policy_helpers import load
 
-from orchestrator.policy.schema import PricingSpec, ProfilePrice
+from orchestrator.policy.schema_cluster import PricingSpec, ProfilePrice
 from orchestrator.pricing import token_prices
 
 

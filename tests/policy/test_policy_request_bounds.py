@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.config_files import ConfigError
-from orchestrator.policy.schema import BUILTIN_BOUNDS
+from orchestrator.policy.schema_tenants import BUILTIN_BOUNDS
 from tests.policy.policy_helpers import load
 
 

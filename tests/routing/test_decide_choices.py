@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from orchestrator.request import route_inputs
 from orchestrator.request.spec import read_spec
 from orchestrator.routing import RouteRequest, TenantRules, TokenBudget, decide
+from tests.predictions import prediction
 
 PER_CHOICE = TokenBudget(p50_output_tokens=100, p90_output_tokens=200, query_class="standard")
 
@@ -39,15 +38,7 @@ def test_cost_cap_bounds_the_tokens_of_all_choices_together(local_views):
 
 
 def test_token_budget_is_per_choice_and_route_request_carries_n():
-    prediction = SimpleNamespace(
-        p50_tokens=400,
-        p90_tokens=801,
-        reasoning_probability=0.0,
-        reasoning_tokens=0,
-        query_class="standard",
-        n=4,
-    )
-    budget = route_inputs.token_budget(prediction)
+    budget = route_inputs.token_budget(prediction(p50_tokens=400, p90_tokens=801, n=4))
     assert (budget.p50_output_tokens, budget.p90_output_tokens) == (100, 201)
     req = route_inputs.route_request(read_spec({"n": 4}, "chat"), 10)
     assert req.choices == 4

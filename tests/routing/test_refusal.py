@@ -6,23 +6,15 @@ import pytest
 
 from orchestrator.concepts import LatencySLO
 from orchestrator.replica_model import LiveState
-from orchestrator.routing import RouteRequest, TenantRules, TokenBudget, decide, with_live
+from orchestrator.routing import TenantRules, decide, with_live
 from orchestrator.routing.refusal import intended_profile, overload_shares
+from tests.routing.routing_helpers import EASY, LLAMA, SATURATED
 
-EASY = TokenBudget(
-    p50_output_tokens=120,
-    p90_output_tokens=300,
-    reasoning_probability=0.05,
-    reasoning_tokens=200,
-    query_class="standard",
-)
-LLAMA = RouteRequest(prompt_tokens=200, model="llama-3.1-8b-instruct")
 SLO = TenantRules(
     slo=LatencySLO(ttft_p95_ms=2000, tpot_p95_ms=40),
     on_cost_cap=("reject",),
     on_slo_unmeetable=("reject",),
 )
-SATURATED = LiveState(replicas_running=1, requests_in_flight=64, requests_queued=400)
 
 
 def live(views, **states: LiveState):

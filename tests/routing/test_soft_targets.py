@@ -5,18 +5,8 @@ from __future__ import annotations
 
 from orchestrator.concepts import LatencySLO
 from orchestrator.replica_model import LiveState
-from orchestrator.routing import RouteRequest, TenantRules, TokenBudget, decide, with_live
-
-EASY = TokenBudget(p50_output_tokens=120, p90_output_tokens=300, query_class="standard")
-HARD = TokenBudget(
-    p50_output_tokens=600,
-    p90_output_tokens=1500,
-    reasoning_probability=0.95,
-    reasoning_tokens=3000,
-    query_class="reasoning",
-)
-LLAMA = RouteRequest(prompt_tokens=200, model="llama-3.1-8b-instruct")
-SATURATED = LiveState(replicas_running=1, requests_in_flight=64, requests_queued=400)
+from orchestrator.routing import RouteRequest, TenantRules, decide, with_live
+from tests.routing.routing_helpers import EASY, HARD, LLAMA, SATURATED
 
 
 def test_a_ttft_no_profile_can_meet_is_served_on_the_cheapest(gpu_views):

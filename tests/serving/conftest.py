@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,6 +18,8 @@ from orchestrator.policy import load_policy_text
 from orchestrator.request import plan as plan_module
 from orchestrator.serving.executor import RequestExecutor
 from orchestrator.telemetry.metrics import OrchestratorMetrics
+from tests.predictions import prediction
+from tests.usage_rows import usage_row
 
 
 def sse_chunk(
@@ -160,18 +161,15 @@ default_tenant:
   max_tokens: 512
   budgets: {per_hour_usd: 1.0, per_day_usd: 5.0, per_month_usd: 500.0}
 """
+_TINY = ", ".join(
+    f"{c}: {{input_tokens: 1, output_tokens: 1}}"
+    for c in ("standard", "long_form", "reasoning", "long_context")
+)
+# A policy line: one-token reference requests, so that the load-time check of a latency target
+# (met idle for each class's reference request) passes targets a loaded server still misses.
+TINY_REFERENCE = f"reference_requests: {{{_TINY}}}"
 FAMILY = "smollm2-135m-instruct"
 MESSAGES = [{"role": "user", "content": "Name a colour."}]
-
-
-@dataclass(frozen=True)
-class FakePrediction:
-    prompt_tokens: int = 11
-    p50_tokens: int = 8
-    p90_tokens: int = 16
-    reasoning_probability: float = 0.0
-    reasoning_tokens: int = 0
-    query_class: str = "standard"
 
 
 class FakePredictor:
@@ -181,7 +179,7 @@ class FakePredictor:
 
     def predict_many(self, body: dict[str, Any], profiles: list[Any]) -> dict[str, Any]:
         self.calls.append(body)
-        return {p.name: FakePrediction() for p in profiles}
+        return {p.name: prediction() for p in profiles}
 
     def observe(self, profile: Any, prediction: Any, output: int, reasoning: int = 0) -> None:
         self.observed.append((profile, output))
@@ -244,6 +242,30 @@ async def serve_body(ex: RequestExecutor, body: Any, endpoint: str, headers: dic
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     hdrs = {k.lower(): v for k, v in (headers or {}).items()}
     return await ex.serve(hdrs, raw, endpoint, hdrs.get("x-request-id") or "req-test")
+
+
+def use_policy(ex: RequestExecutor, text: str) -> None:
+    """`ex` plans under the policy `text` (on the local catalog) from now on."""
+    ex.policy_source = SimpleNamespace(current=load_policy_text(text, "policy.yaml", LOCAL))
+
+
+def spent(usd: float) -> Callable[[RequestExecutor], None]:
+    """Setup: the default tenant already spent `usd` in this hour (one ledger row)."""
+
+    def setup(ex: RequestExecutor) -> None:
+        ex.ledger.settle(usage_row("earlier", usd, tenant="default", profile="smollm2-cpu"))
+
+    return setup
+
+
+def busy(in_flight: int) -> Callable[[RequestExecutor], None]:
+    """Setup: `in_flight` requests of other tenants on every local profile."""
+
+    def setup(ex: RequestExecutor) -> None:
+        for p in LOCAL.profiles:
+            occupy(ex, p.name, in_flight)
+
+    return setup
 
 
 def occupy(ex: RequestExecutor, profile: str, n: int, tenant: str = "others") -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator.serving import api_docs
+from orchestrator.serving import api_docs, api_operations
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_every_route_the_app_answers_is_documented(ingress_app, doc):
     from orchestrator.serving.ingress import create_fastapi_app
 
     strict = api_docs.build_openapi(
-        "t", "1", ingress_app.routes, api_docs.operations(), strict=True
+        "t", "1", ingress_app.routes, api_operations.operations(), strict=True
     )  # raises on a route without an Operation in api_docs
     assert strict["paths"].keys() == doc["paths"].keys()
     assert create_fastapi_app().docs_url is None
@@ -93,7 +93,7 @@ def test_chat_request_schema_is_vllms_own(doc):
 
 def test_metrics_is_text_and_health_503_is_its_status_body(doc):
     metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
-    assert api_docs.PROMETHEUS_TEXT in metrics and "application/json" not in metrics
+    assert api_operations.PROMETHEUS_TEXT in metrics and "application/json" not in metrics
     health = doc["paths"]["/health"]["get"]["responses"]
     assert health["503"]["content"]["application/json"]["schema"]["$ref"].endswith("/HealthStatus")
     decision = doc["paths"]["/v1/orchestrator/decisions/{request_id}"]["get"]

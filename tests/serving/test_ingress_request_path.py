@@ -17,7 +17,6 @@ import pytest
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator.policy import load_policy_text
 from orchestrator.serving import openai_io
 from orchestrator.serving.errors import OrchestratorHTTPError
 from orchestrator.serving.executor import RequestExecutor
@@ -27,10 +26,9 @@ from tests.serving.conftest import (
     LOCAL,
     MESSAGES,
     POLICY_TEXT,
+    use_policy,
 )
-from tests.serving.conftest import (
-    serve_body as _serve,
-)
+from tests.serving.conftest import serve_body as _serve
 
 
 def _nothing_happened(ing: RequestExecutor) -> None:
@@ -168,7 +166,7 @@ async def test_a_stream_that_cannot_migrate_is_counted_by_per_chunk_usage(
     one = POLICY_TEXT.replace(
         "  name: default\n", "  name: default\n  allowed_profiles: [smollm2-cpu]\n"
     )
-    ingress.policy_source = SimpleNamespace(current=load_policy_text(one, "policy.yaml", LOCAL))
+    use_policy(ingress, one)
     packets = [chunk(role="assistant", content="", completion_tokens=0, prompt_tokens=11)]
     packets += [chunk(content=f"t{i}", completion_tokens=i + 1, prompt_tokens=11) for i in range(3)]
     ingress.handle.streams.append(engine_stream([*packets, final_usage(11, 3)]))

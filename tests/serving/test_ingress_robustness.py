@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.policy import load_policy_text
 from orchestrator.predict import Predictor
 from orchestrator.serving.errors import OrchestratorHTTPError
 from tests.serving.conftest import (
@@ -26,18 +25,13 @@ from tests.serving.conftest import (
     blue_completion,
     error_of,
     occupy,
+    use_policy,
 )
-from tests.serving.conftest import (
-    serve_body as _serve,
-)
+from tests.serving.conftest import serve_body as _serve
 
 
 def _completion(engine_stream) -> Any:
     return engine_stream([blue_completion()])
-
-
-def _with_policy(ing, text: str) -> None:
-    ing.policy_source = SimpleNamespace(current=load_policy_text(text, "policy.yaml", LOCAL))
 
 
 # ------------------------------------------------------------------ client field names
@@ -92,7 +86,7 @@ BOUNDED = POLICY_TEXT + "  requests: {max_n: 2, max_output_tokens: 100, max_prom
     ],
 )
 async def test_over_a_bound_is_400_naming_it_before_anything_runs(ingress, extra, param, bound):
-    _with_policy(ingress, BOUNDED)
+    use_policy(ingress, BOUNDED)
     response = await _serve(ingress, {"model": FAMILY, "messages": MESSAGES, **extra}, "chat")
     error = error_of(response)
     assert response.status_code == 400 and error["param"] == param
@@ -101,7 +95,7 @@ async def test_over_a_bound_is_400_naming_it_before_anything_runs(ingress, extra
 
 
 async def test_prompt_over_max_prompt_tokens_is_400(ingress):
-    _with_policy(ingress, BOUNDED)  # the fake predictor counts 11 prompt tokens
+    use_policy(ingress, BOUNDED)  # the fake predictor counts 11 prompt tokens
     response = await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
     error = error_of(response)
     assert response.status_code == 400 and "requests.max_prompt_tokens" in error["message"]
@@ -109,7 +103,7 @@ async def test_prompt_over_max_prompt_tokens_is_400(ingress):
 
 
 async def test_tenant_over_max_concurrent_requests_is_429_with_retry_after(ingress):
-    _with_policy(ingress, POLICY_TEXT + "  requests: {max_concurrent_requests: 2}\n")
+    use_policy(ingress, POLICY_TEXT + "  requests: {max_concurrent_requests: 2}\n")
     occupy(ingress, "elsewhere", 2, tenant="default")
     response = await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
     assert response.status_code == 429 and response.headers["Retry-After"]
@@ -168,7 +162,7 @@ async def test_engine_death_before_first_byte_marks_down_and_retries_elsewhere(
 
 
 async def test_policy_may_forbid_the_retry(ingress):
-    _with_policy(ingress, POLICY_TEXT + "  failover: {retry: false}\n")
+    use_policy(ingress, POLICY_TEXT + "  failover: {retry: false}\n")
     ingress.handle.streams.append(FailingStream(RuntimeError("EngineDeadError")))
     with pytest.raises(OrchestratorHTTPError) as err:
         await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")

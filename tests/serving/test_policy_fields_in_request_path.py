@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from orchestrator.ledger import UsageRecord
-from orchestrator.policy import load_policy_text
 from orchestrator.pricing import token_prices
 from orchestrator.serving.errors import OrchestratorHTTPError
-from tests.serving.conftest import FAMILY, LOCAL, MESSAGES, blue_completion, occupy
+from tests.serving.conftest import (
+    FAMILY,
+    LOCAL,
+    MESSAGES,
+    TINY_REFERENCE,
+    blue_completion,
+    busy,
+    spent,
+    use_policy,
+)
 from tests.serving.conftest import serve_body as _serve
 
 HEADER = """\
@@ -30,36 +35,11 @@ default_tenant:
 """
 
 
-def _spent(usd: float) -> Callable[[Any], None]:
-    """Setup: the tenant already spent `usd` in this hour (one ledger row)."""
-
-    def setup(ex: Any) -> None:
-        now = datetime.now(UTC)
-        ex.ledger.settle(
-            UsageRecord(
-                request_id="earlier",
-                tenant="default",
-                profile="smollm2-cpu",
-                prompt_tokens=1,
-                cached_tokens=0,
-                output_tokens=1,
-                reasoning_tokens=0,
-                cost_usd=usd,
-                latency_ms=1.0,
-                status="ok",
-                started_at=now,
-                finished_at=now,
-            )
-        )
-
-    return setup
-
-
 async def _run(ex: Any, policy_lines: str, engine_stream, setup=None, **body: Any):
     text = HEADER + "".join(f"  {line}\n" for line in policy_lines.splitlines())
     if "latency" in policy_lines:  # the load-time check uses the reference requests
         text += TINY_REFERENCE + "\n"
-    ex.policy_source = SimpleNamespace(current=load_policy_text(text, "policy.yaml", LOCAL))
+    use_policy(ex, text)
     if setup is not None:
         setup(ex)
     ex.handle.streams.append(engine_stream([blue_completion()]))
@@ -89,17 +69,6 @@ def _affords(tokens: int) -> float:
     return PROMPT_COST + tokens * PRICES.output_usd_per_token
 
 
-def _busy(ex: Any) -> None:
-    """Setup: both profiles busy (10 in flight on 8 slots): queue wait, full-batch TPOT."""
-    for p in LOCAL.profiles:
-        occupy(ex, p.name, 10)
-
-
-_TINY = ", ".join(
-    f"{c}: {{input_tokens: 1, output_tokens: 1}}"
-    for c in ("standard", "long_form", "reasoning", "long_context")
-)
-TINY_REFERENCE = f"reference_requests: {{{_TINY}}}"
 HOUR_BUDGET = 0.1  # the least the load-time check accepts is the $0.08/h of min replicas
 
 # field -> (policy lines, request body fields, setup, check(status, code, response, executor)).
@@ -121,13 +90,13 @@ CASES: dict[str, tuple[str, dict[str, Any], Any, Callable[..., bool]]] = {
     "actions.on_slo_unmeetable": (  # without it the same request is served (soft p95)
         "latency: {ttft_p95_ms: 2000}\nactions: {on_slo_unmeetable: [reject]}",
         {},
-        _busy,
+        busy(10),
         lambda s, c, r, ex: (s, c) == (503, "latency_slo_unmeetable"),
     ),
     "latency.ttft_p95_ms soft": (  # a p95 target: served on the closest profile, miss recorded
         "latency: {ttft_p95_ms: 2000}",
         {},
-        _busy,
+        busy(10),
         lambda s, c, r, ex: s == 200 and "slo_ttft" in r.headers["x-orchestrator-decision"],
     ),
     "cost_cap_usd": (
@@ -139,13 +108,13 @@ CASES: dict[str, tuple[str, dict[str, Any], Any, Callable[..., bool]]] = {
     "latency.ttft_p95_ms": (  # 61 ms idle for the (1-token) reference request; ~8.5 s queued here
         "latency: {ttft_p95_ms: 2000}\nactions: {on_slo_unmeetable: [reject]}",
         {},
-        _busy,
+        busy(10),
         lambda s, c, r, ex: (s, c) == (503, "latency_slo_unmeetable"),
     ),
     "latency.tpot_p95_ms": (  # 50-59 ms alone; 89 ms at full batch
         "latency: {tpot_p95_ms: 70}\nactions: {on_slo_unmeetable: [reject]}",
         {},
-        _busy,
+        busy(10),
         lambda s, c, r, ex: (s, c) == (503, "latency_slo_unmeetable"),
     ),
     "latency.e2e_p95_ms": (  # 61 ms for a 1-token reference; ~0.8 s for 16 tokens
@@ -165,14 +134,14 @@ CASES: dict[str, tuple[str, dict[str, Any], Any, Callable[..., bool]]] = {
         f"budgets: {{per_hour_usd: {HOUR_BUDGET}}}\n"
         "actions: {on_budget_exhausted: [cap_tokens, reject], cap_tokens_floor: 1}",
         {"max_tokens": 200},
-        _spent(HOUR_BUDGET - _affords(10)),
+        spent(HOUR_BUDGET - _affords(10)),
         lambda s, c, r, ex: s == 200 and _sent(ex).max_tokens == 10,
     ),
     "actions.cap_tokens_floor": (  # the same, but the floor is above what the budget affords
         f"budgets: {{per_hour_usd: {HOUR_BUDGET}}}\n"
         "actions: {on_budget_exhausted: [cap_tokens, reject], cap_tokens_floor: 12}",
         {"max_tokens": 200},
-        _spent(HOUR_BUDGET - _affords(10)),
+        spent(HOUR_BUDGET - _affords(10)),
         lambda s, c, r, ex: (s, c) == (429, "budget_exhausted"),
     ),
     "max_tokens": (
@@ -196,19 +165,19 @@ CASES: dict[str, tuple[str, dict[str, Any], Any, Callable[..., bool]]] = {
     "budgets.per_hour_usd": (
         f"budgets: {{per_hour_usd: {HOUR_BUDGET}}}",
         {},
-        _spent(2 * HOUR_BUDGET),
+        spent(2 * HOUR_BUDGET),
         lambda s, c, r, ex: (s, c) == (429, "budget_exhausted"),
     ),
     "budgets.per_day_usd": (
         "budgets: {per_day_usd: 2.0}",
         {},
-        _spent(2.5),
+        spent(2.5),
         lambda s, c, r, ex: (s, c) == (429, "budget_exhausted"),
     ),
     "budgets.per_month_usd": (
         "budgets: {per_month_usd: 60.0}",
         {},
-        _spent(61.0),
+        spent(61.0),
         lambda s, c, r, ex: (s, c) == (429, "budget_exhausted"),
     ),
     "classes": (  # the predicted class is `standard`: its override applies
@@ -239,7 +208,7 @@ async def test_migrate_streams_false_asks_no_token_ids(ingress, engine_stream, c
     `failover.migrate_streams` is false."""
     lines = "" if migrate else "failover: {migrate_streams: false}"
     text = HEADER + (f"  {lines}\n" if lines else "")
-    ingress.policy_source = SimpleNamespace(current=load_policy_text(text, "policy.yaml", LOCAL))
+    use_policy(ingress, text)
     ingress.handle.streams.append(engine_stream([chunk(content="Blue", completion_tokens=1)]))
     body = {"model": FAMILY, "messages": MESSAGES, "stream": True}
     response = await _serve(ingress, body, "chat")

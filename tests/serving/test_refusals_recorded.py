@@ -5,60 +5,23 @@ explains it with the same code as the error the client got."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from orchestrator.ledger import UsageRecord
-from orchestrator.policy import load_policy_text
 from tests.serving.conftest import (
     FAMILY,
     LOCAL,
     MESSAGES,
     POLICY_TEXT,
+    TINY_REFERENCE,
+    busy,
     error_of,
     occupy,
     serve_body,
+    spent,
+    use_policy,
 )
-from tests.serving.test_policy_fields_in_request_path import TINY_REFERENCE
-
-
-def _policy(ex: Any, text: str) -> None:
-    ex.policy_source = SimpleNamespace(current=load_policy_text(text, "policy.yaml", LOCAL))
-
-
-def _busy(in_flight: int) -> Callable[[Any], None]:
-    def setup(ex: Any) -> None:
-        for p in LOCAL.profiles:
-            occupy(ex, p.name, in_flight)
-
-    return setup
-
-
-def _spent(usd: float) -> Callable[[Any], None]:
-    def setup(ex: Any) -> None:
-        now = datetime.now(UTC)
-        ex.ledger.settle(
-            UsageRecord(
-                request_id="earlier",
-                tenant="default",
-                profile="smollm2-cpu",
-                prompt_tokens=1,
-                cached_tokens=0,
-                output_tokens=1,
-                reasoning_tokens=0,
-                cost_usd=usd,
-                latency_ms=1.0,
-                status="ok",
-                started_at=now,
-                finished_at=now,
-            )  # fmt: skip
-        )
-
-    return setup
 
 
 def _tenant_busy(ex: Any) -> None:
@@ -97,8 +60,8 @@ REFUSALS: dict[str, tuple[str, dict[str, Any], Any, int, str, str | None]] = {
         "over_max_concurrent_requests",
         None,
     ),
-    "overload": ("", {}, _busy(12), 429, "server_overloaded", None),
-    "budget": ("", {}, _spent(1.0), 429, "budget_exhausted", None),
+    "overload": ("", {}, busy(12), 429, "server_overloaded", None),
+    "budget": ("", {}, spent(1.0), 429, "budget_exhausted", None),
     "cost cap": (
         "  cost_cap_usd: 0.000000001\n  actions: {on_cost_cap: [reject]}\n",
         {},
@@ -112,7 +75,7 @@ REFUSALS: dict[str, tuple[str, dict[str, Any], Any, int, str, str | None]] = {
         + TINY_REFERENCE
         + "\n",
         {},
-        _busy(10),
+        busy(10),
         503,
         "latency_slo_unmeetable",
         None,
@@ -129,7 +92,7 @@ async def test_every_refusal_is_recorded_and_explained(ingress, kind):
         if "cost_cap_usd" in lines
         else POLICY_TEXT
     )
-    _policy(ingress, text + lines)
+    use_policy(ingress, text + lines)
     if setup is not None:
         setup(ingress)
     body = {"model": FAMILY, "messages": MESSAGES, **extra}

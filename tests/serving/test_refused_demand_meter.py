@@ -14,13 +14,13 @@ from tests.serving.conftest import (
     LOCAL,
     MESSAGES,
     POLICY_TEXT,
+    TINY_REFERENCE,
     error_of,
     make_executor,
     occupy,
+    use_policy,
 )
 from tests.serving.conftest import serve_body as _serve
-from tests.serving.test_ingress_robustness import _with_policy
-from tests.serving.test_policy_fields_in_request_path import TINY_REFERENCE
 
 BODY = {"model": FAMILY, "messages": MESSAGES}
 
@@ -40,7 +40,7 @@ async def test_overload_429_is_demand_for_the_running_profiles(ingress):
 
 
 async def test_slo_refusal_under_load_is_demand_policy_refusal_is_not(ingress):
-    _with_policy(ingress, POLICY_TEXT + "  latency: {ttft_p95_ms: 2000}\n"
+    use_policy(ingress, POLICY_TEXT + "  latency: {ttft_p95_ms: 2000}\n"
                  "  actions: {on_slo_unmeetable: [reject]}\n" + TINY_REFERENCE + "\n")  # fmt: skip
     for p in LOCAL.profiles:
         occupy(ingress, p.name, 10)  # busy: queue wait breaks the TTFT target
@@ -49,7 +49,7 @@ async def test_slo_refusal_under_load_is_demand_policy_refusal_is_not(ingress):
     assert sum(refused(ingress).values()) * ingress.demand.window_s == pytest.approx(1.0)
 
     tiny_cap = POLICY_TEXT.replace("cost_cap_usd: 0.05", "cost_cap_usd: 0.000000001")
-    _with_policy(ingress, tiny_cap + "  actions: {on_cost_cap: [reject]}\n")
+    use_policy(ingress, tiny_cap + "  actions: {on_cost_cap: [reject]}\n")
     response = await _serve(ingress, BODY, "chat")
     assert response.status_code == 402
     assert sum(refused(ingress).values()) * ingress.demand.window_s == pytest.approx(1.0)

@@ -12,7 +12,7 @@ import pytest
 from orchestrator.catalog import load_catalog
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.policy import load_policy_text
-from orchestrator.policy.schema import RequestBounds
+from orchestrator.policy.schema_tenants import RequestBounds
 from orchestrator.predict.request import parse_request
 from orchestrator.request import bounds, route_inputs
 from orchestrator.request.errors import RequestError

@@ -82,3 +82,36 @@ def test_orchestrator_status_shows_the_queues():
     assert (
         "queue smollm2-cpu: 16 in batch slots, 3 waiting: acme 3 (priority 5, oldest 2.5 s)" in text
     )
+
+
+async def test_a_queued_request_s_decision_shows_its_position_and_wait(
+    tmp_path, monkeypatch, engine_stream, chunk, chat_completion
+):
+    one_profile = "  allowed_profiles: [smollm2-cpu]\n"
+    ex = make_executor(tmp_path, monkeypatch, policy_text=POLICY_TEXT + one_profile)
+    ex.ingress_queue.capacity = lambda profile: 1  # one batch slot
+    stream = {"model": FAMILY, "messages": MESSAGES, "stream": True}
+    ex.handle.streams.append(engine_stream([chunk("a")]))
+    first = await _serve(ex, stream, "chat", {"x-request-id": "r1"})
+    assert isinstance(first, StreamingResponse)  # holds the only slot until it is read
+    ex.handle.streams += [chat_completion(), chat_completion()]
+    body = {"model": FAMILY, "messages": MESSAGES}
+    waiting = [
+        asyncio.create_task(_serve(ex, body, "chat", {"x-request-id": rid})) for rid in ("r2", "r3")
+    ]
+    for _ in range(500):  # both queued (prediction runs in worker threads: a busy machine)
+        if sum(p["waiting"] for p in ex.ingress_queue.snapshot().values()) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert sum(p["waiting"] for p in ex.ingress_queue.snapshot().values()) == 2
+    await asyncio.sleep(0.05)
+    async for _ in first.body_iterator:  # the first answer ends: its slot goes to the queue
+        pass
+    answers = await asyncio.gather(*waiting)
+    assert [a.status_code for a in answers] == [200, 200]
+    straight = await ex.decision_for({}, "r1")
+    assert straight["queue"] is None  # a slot was free: it did not wait
+    second, third = [(await ex.decision_for({}, rid))["queue"] for rid in ("r2", "r3")]
+    assert second["position"] == 0 and third["position"] == 1  # one request ahead of r3
+    assert second["waited_ms"] >= 50 and third["waited_ms"] >= second["waited_ms"]
+    ex.ledger.close()

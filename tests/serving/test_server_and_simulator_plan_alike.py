@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from orchestrator.ledger import UsageRecord
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.policy import load_policy_text
 from orchestrator.request import route_inputs
@@ -22,8 +21,16 @@ from orchestrator.simulate.cluster import Cluster
 from orchestrator.simulate.policies import DecideRouter, Prepared
 from orchestrator.simulate.replica import ReplicaSpec
 from orchestrator.simulate.traffic import SimRequest
-from tests.serving.conftest import FAMILY, LOCAL, MESSAGES, FakePrediction, occupy, serve_body
-from tests.serving.test_policy_fields_in_request_path import TINY_REFERENCE
+from tests.predictions import prediction
+from tests.serving.conftest import (
+    FAMILY,
+    LOCAL,
+    MESSAGES,
+    TINY_REFERENCE,
+    occupy,
+    serve_body,
+)
+from tests.usage_rows import usage_row
 
 NOW = datetime(2026, 3, 14, 15, 30, tzinfo=UTC)  # mid-hour, mid-day, mid-month
 HEADER = "apiVersion: orchestrator/v1\nkind: Policy\ndefault_tenant:\n  name: default\n"
@@ -55,13 +62,6 @@ SCENARIOS: dict[str, tuple[str, int, float, bool]] = {
 }
 
 
-def _record(usd: float, request_id: str = "earlier") -> UsageRecord:
-    return UsageRecord(request_id=request_id, tenant="default", profile="smollm2-cpu",
-                       prompt_tokens=1, cached_tokens=0, output_tokens=1, reasoning_tokens=0,
-                       cost_usd=usd, latency_ms=1.0, status="ok", started_at=NOW,
-                       finished_at=NOW)  # fmt: skip
-
-
 async def _server(
     ex: Any, policy: Any, in_flight: int, spent: float, busy: bool, answer: Any
 ) -> dict:
@@ -70,7 +70,7 @@ async def _server(
     for p in LOCAL.profiles:
         occupy(ex, p.name, in_flight)
     if spent:
-        ex.ledger.settle(_record(spent))
+        ex.ledger.settle(usage_row("earlier", spent, tenant="default", at=NOW))
     if busy:
         occupy(ex, "elsewhere", 1, tenant="default")
     ex.handle.streams.append(answer)
@@ -81,7 +81,7 @@ async def _server(
 
 
 def _simulator(policy: Any, in_flight: int, spent: float, busy: bool) -> dict:
-    budget = route_inputs.token_budget(FakePrediction())
+    budget = route_inputs.token_budget(prediction())
     body = {"model": FAMILY, "messages": MESSAGES}
     reqs = [SimRequest(rid=i, arrival_s=0.0, body=body, prompt_tokens=11, output_tokens=8)
             for i in range(2)]  # fmt: skip

@@ -20,11 +20,11 @@ from orchestrator.decisionlog import DecisionLog
 from orchestrator.ledger import UsageLedger
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.policy import load_policy_text
-from orchestrator.predict.schema import Prediction
 from orchestrator.serving import budget_gate
 from orchestrator.serving.executor import RequestExecutor
 from orchestrator.serving.shared_responses import SharedResponseStore
 from orchestrator.telemetry.metrics import OrchestratorMetrics
+from tests.predictions import prediction
 from tests.serving.conftest import blue_completion
 
 LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
@@ -46,18 +46,7 @@ BODY = {"model": FAMILY, "messages": [{"role": "user", "content": "Name a colour
 
 class _Predictor:
     def predict_many(self, body: dict[str, Any], profiles: list[Any]) -> dict[str, Any]:
-        return {
-            p.name: Prediction(
-                prompt_tokens=11,
-                p50_tokens=8,
-                p90_tokens=16,
-                reasoning_probability=0.0,
-                reasoning_tokens=0,
-                query_class="standard",
-                profile=p.name,
-            )
-            for p in profiles
-        }
+        return {p.name: prediction(profile=p.name) for p in profiles}
 
     def observe(self, *args: Any) -> None:
         pass

@@ -18,6 +18,7 @@ from orchestrator.routing.types import Decision, Rejection
 from orchestrator.simulate import simulate
 from orchestrator.simulate.decision_trace import load_decision_log
 from orchestrator.simulate.traffic import load_traffic, sniff
+from tests.predictions import prediction
 
 from .conftest import POLICY_TEXT
 
@@ -26,13 +27,8 @@ GPU = str(PROJECT_ROOT / "deployments" / "gpu-example.yaml")
 
 
 def _prediction(p50: int, prompt: int = 300) -> Prediction:
-    return Prediction(
-        prompt_tokens=prompt,
-        p50_tokens=p50,
-        p90_tokens=3 * p50,
-        reasoning_probability=0.1,
-        reasoning_tokens=0,
-        query_class="standard",
+    return prediction(
+        prompt_tokens=prompt, p50_tokens=p50, p90_tokens=3 * p50, reasoning_probability=0.1
     )
 
 

@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from orchestrator.telemetry import tracing
+from tests.http_handler import QuietHandler
 
 CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN_ID = "00f067aa0ba902b7"
@@ -227,7 +228,7 @@ class _OTLPHTTPReceiver(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _OTLPHandler)
 
 
-class _OTLPHandler(BaseHTTPRequestHandler):
+class _OTLPHandler(QuietHandler):
     server: _OTLPHTTPReceiver
 
     def do_POST(self) -> None:  # noqa: N802 (http.server API)
@@ -240,14 +241,21 @@ class _OTLPHandler(BaseHTTPRequestHandler):
         self.server.paths.append(self.path)
         self.server.content_types.append(self.headers.get("Content-Type", ""))
         reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
+        self.reply(200, reply, "application/x-protobuf")
 
-    def log_message(self, *args: Any) -> None:
-        pass
+
+def _export_one_request(monkeypatch, simulated_request, **env: str) -> None:
+    """Configure the exporter by the OTEL_* environment `env` alone (as an operator would),
+    serve one simulated request and flush its spans."""
+    for var in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    provider = tracing.build_tracer_provider()
+    assert provider is not None
+    simulated_request({"traceparent": TRACEPARENT}, tracing.get_tracer(provider))
+    assert provider.force_flush(10_000)
+    provider.shutdown()
 
 
 def test_spans_reach_an_otlp_http_receiver(monkeypatch, simulated_request) -> None:
@@ -255,21 +263,12 @@ def test_spans_reach_an_otlp_http_receiver(monkeypatch, simulated_request) -> No
     thread = threading.Thread(target=receiver.serve_forever, daemon=True)
     thread.start()
     try:
-        for var in (
-            "OTEL_TRACES_EXPORTER",
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            "OTEL_SDK_DISABLED",
-        ):
-            monkeypatch.delenv(var, raising=False)
-        monkeypatch.setenv(
-            "OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{receiver.server_port}"
+        _export_one_request(
+            monkeypatch,
+            simulated_request,
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.server_port}",
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
         )
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-        provider = tracing.build_tracer_provider()
-        assert provider is not None
-        simulated_request({"traceparent": TRACEPARENT}, tracing.get_tracer(provider))
-        assert provider.force_flush(10_000)
-        provider.shutdown()
     finally:
         receiver.shutdown()
         receiver.server_close()
@@ -296,18 +295,15 @@ def test_spans_reach_an_otlp_grpc_receiver(monkeypatch, simulated_request) -> No
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        for var in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED"):
-            monkeypatch.delenv(var, raising=False)
-        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
-        monkeypatch.setenv("OTEL_SERVICE_NAME", "orchestrator")
-        provider = tracing.build_tracer_provider()
-        assert provider is not None
-        simulated_request({"traceparent": TRACEPARENT}, tracing.get_tracer(provider))
-        assert provider.force_flush(10_000)
-        provider.shutdown()
+        _export_one_request(
+            monkeypatch,
+            simulated_request,
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+            OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+            OTEL_EXPORTER_OTLP_INSECURE="true",
+            OTEL_SERVICE_NAME="orchestrator",
+        )
     finally:
         server.stop(grace=None)
     _check_exported(_spans_by_name(service.requests))

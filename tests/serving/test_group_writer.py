@@ -1,0 +1,92 @@
+"""Group commit (`orchestrator.serving.group_writer`): order, grouping, failure isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from orchestrator.serving.group_writer import GroupWriter
+
+
+class Sink:
+    """Records each group; `gate` holds the worker thread inside a write until set."""
+
+    def __init__(self, bad: set[int] | None = None) -> None:
+        self.groups: list[list[int]] = []
+        self.bad = bad or set()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def write_many(self, items: list[int]) -> None:
+        self.entered.set()
+        self.gate.wait(5)
+        if self.bad & set(items):
+            raise ValueError(f"bad item in {items}")
+        self.groups.append(list(items))
+
+
+async def test_writes_made_while_a_group_is_written_go_together_in_order():
+    sink = Sink()
+    writer = GroupWriter(sink.write_many)
+    sink.gate.clear()
+    first = asyncio.ensure_future(writer.write(0))
+    await asyncio.to_thread(sink.entered.wait, 5)  # group [0] is in the worker thread
+    rest = [asyncio.ensure_future(writer.write(i)) for i in range(1, 6)]
+    await asyncio.sleep(0)
+    sink.gate.set()
+    await asyncio.gather(first, *rest)
+    assert sink.groups == [[0], [1, 2, 3, 4, 5]]
+
+
+async def test_a_lone_write_is_written_at_once():
+    sink = Sink()
+    writer = GroupWriter(sink.write_many)
+    await writer.write(7)
+    await writer.write(8)
+    assert sink.groups == [[7], [8]]
+
+
+async def test_a_bad_item_fails_only_its_own_write():
+    sink = Sink(bad={3})
+    writer = GroupWriter(sink.write_many)
+    sink.gate.clear()
+    first = asyncio.ensure_future(writer.write(0))
+    await asyncio.to_thread(sink.entered.wait, 5)
+    others = [asyncio.ensure_future(writer.write(i)) for i in (2, 3, 4)]
+    await asyncio.sleep(0)
+    sink.gate.set()
+    await first
+    results = await asyncio.gather(*others, return_exceptions=True)
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], ValueError)
+    assert sink.groups == [[0], [2], [4]]  # the failed group [2, 3, 4] retried item by item
+
+
+async def test_a_cancelled_caller_still_gets_its_item_written():
+    sink = Sink()
+    writer = GroupWriter(sink.write_many)
+    sink.gate.clear()
+    waiting = asyncio.ensure_future(writer.write(1))
+    await asyncio.to_thread(sink.entered.wait, 5)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    sink.gate.set()
+    await writer.write(2)  # written after the first group: both are in
+    assert sink.groups == [[1], [2]]
+
+
+async def test_max_group_splits_a_long_queue():
+    sink = Sink()
+    writer = GroupWriter(sink.write_many, max_group=2)
+    sink.gate.clear()
+    first = asyncio.ensure_future(writer.write(0))
+    await asyncio.to_thread(sink.entered.wait, 5)
+    rest = [asyncio.ensure_future(writer.write(i)) for i in range(1, 6)]
+    await asyncio.sleep(0)
+    sink.gate.set()
+    await asyncio.gather(first, *rest)
+    assert sink.groups == [[0], [1, 2], [3, 4], [5]]
