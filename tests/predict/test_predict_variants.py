@@ -12,7 +12,7 @@ from predict_helpers import synthetic_examples
 from scipy.stats import kendalltau, spearmanr
 
 from orchestrator.predict import lexical
-from orchestrator.predict.offline.fit import TrainConfig, fit_core
+from orchestrator.predict.offline.fit import TrainConfig, fit_core, lgb_params
 from orchestrator.predict.offline.ranker import fold_line, rank_booster
 from orchestrator.predict.offline.stack import blend_weights
 from orchestrator.predict.offline.table import featurize_examples
@@ -78,7 +78,7 @@ def test_rank_booster_orders_rows_inside_each_source_on_the_length_scale():
     y = 2.0 * x[:, 0] + 0.2 * rng.random(1200)  # the same task in both sources
     y[groups == "a"] += 3.0  # a source level the ranker must not need
     cfg = TrainConfig(rounds=30, min_data_in_leaf=20, threads=1)
-    pred = rank_booster(cfg, x, y, np.ones(1200), groups).predict(x)
+    pred = rank_booster(lgb_params(cfg), cfg.rounds, x, y, np.ones(1200), groups).predict(x)
     for g in ("a", "b"):
         assert kendalltau(pred[groups == g], y[groups == g]).statistic > 0.6
     assert abs(np.mean(pred) - np.mean(y)) < 0.1  # mapped to log lengths by the folded line

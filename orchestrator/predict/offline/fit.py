@@ -27,6 +27,8 @@ import lightgbm as lgb
 import numpy as np
 
 from orchestrator.predict import lexical
+from orchestrator.predict.offline.ranker import rank_booster
+from orchestrator.predict.offline.stack import blend_weights
 from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
 from orchestrator.predict.offline.targets import rescale_sources
 from orchestrator.predict.phrases import PHRASE_BUCKETS
@@ -143,9 +145,7 @@ def median_booster(
 ) -> lgb.Booster:
     """The p50 booster: alpha-0.5 quantile, squared error or a within-source ranker."""
     if cfg.p50_objective == "rank":
-        from orchestrator.predict.offline.ranker import rank_booster
-
-        return rank_booster(cfg, x, y, weight, sources)
+        return rank_booster(lgb_params(cfg), cfg.rounds, x, y, weight, sources)
     return quantile_booster(cfg, x, y, 0.5, weight)
 
 
@@ -331,8 +331,6 @@ def _learned_blend(
 ) -> tuple[np.ndarray, tuple[np.ndarray, float]]:
     """The embedding and token-id ridge scores folded into one token-weight term, weighted by
     an out-of-fold fit of what the p50 boosters miss (`stack.blend_weights`)."""
-    from orchestrator.predict.offline.stack import blend_weights
-
     oof = np.full(len(yt), np.nan)
     for k in np.unique(row_fold[tr]):
         fit, held = tr & (row_fold != k), tr & (row_fold == k)

@@ -12,11 +12,10 @@ are unchanged).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-
-from orchestrator.predict.offline.fit import TrainConfig, lgb_params
 
 QUERY_ROWS = 64
 LEVELS = 10
@@ -66,16 +65,22 @@ def fold_line(booster: lgb.Booster, intercept: float, slope: float) -> lgb.Boost
 
 
 def rank_booster(
-    cfg: TrainConfig, x: np.ndarray, y: np.ndarray, weight: np.ndarray, groups: np.ndarray
+    params: dict[str, Any],
+    rounds: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray,
+    groups: np.ndarray,
 ) -> lgb.Booster:
-    """A ranker on within-group deciles of `y`, mapped to `y`'s scale by a weighted line."""
-    order, sizes = _queries(groups, cfg.seed)
+    """A ranker (LightGBM `params`, objective set here) on within-group deciles of `y`,
+    mapped to `y`'s scale by a weighted line."""
+    order, sizes = _queries(groups, int(params.get("seed", 0)))
     labels = _levels(y, groups)
-    params = lgb_params(cfg, objective="rank_xendcg")
-    params.pop("bagging_freq")
-    params.pop("bagging_fraction")
+    params = {**params, "objective": "rank_xendcg"}
+    params.pop("bagging_freq", None)  # bagging would split the queries
+    params.pop("bagging_fraction", None)
     data = lgb.Dataset(x[order], labels[order], group=sizes, free_raw_data=True)
-    booster = lgb.train(params, data, num_boost_round=cfg.rounds)
+    booster = lgb.train(params, data, num_boost_round=rounds)
     score = booster.predict(x, num_threads=1)
     design = np.column_stack([np.ones(len(score)), score])
     sw = np.sqrt(weight)

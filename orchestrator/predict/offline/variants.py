@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable
 import numpy as np
 from scipy.stats import kendalltau
 
+from orchestrator.predict.loaded_model import normalize_model_name
 from orchestrator.predict.offline.fit import ConformalShifts, Fitted, TrainConfig, fit_core
 from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
-from orchestrator.predict.predictor import normalize_model_name
 
 # the variants compared in docs/predictor.md (issue 31), by name
 VARIANTS: dict[str, dict[str, object]] = {
