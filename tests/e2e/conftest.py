@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,14 +21,9 @@ import psutil
 import pytest
 
 from orchestrator.paths import DEFAULT_POLICY
+from tests.ports import free_port
 
 READY_TIMEOUT_S = float(os.environ.get("ORCHESTRATOR_E2E_READY_TIMEOUT", "900"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -51,8 +45,38 @@ class RunningServer:
                 c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)
             }
 
+    def ingress_processes(self) -> list[psutil.Process]:
+        """The processes of the ingress replicas (Ray Serve's `orchestrator:ingress` actors)."""
+        found = []
+        for p in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                if "ServeReplica:orchestrator:ingress" in " ".join(p.cmdline()):
+                    found.append(p)
+            except psutil.Error:
+                continue
+        return found
+
 
 E2E_API_KEY = "sk-e2e-team-a-0123456789"  # given to the server as $ORCHESTRATOR_E2E_KEY
+
+
+def team_a_policy(
+    name: str, *, team_a: str = "", default: str = "", unknown_keys: str = "default_tenant"
+) -> str:
+    """The text of a policy `name` with the default tenant and tenant `team-a`, whose API key
+    is the e2e server's (`E2E_API_KEY`, in $ORCHESTRATOR_E2E_KEY); `default` and `team_a` are
+    more fields of each tenant, as YAML lines."""
+
+    def fields(lines: str, indent: str) -> str:
+        return "".join(f"{indent}{line}\n" for line in lines.splitlines())
+
+    return (
+        f"apiVersion: orchestrator/v1\nkind: Policy\nmetadata: {{name: {name}}}\n"
+        f"unknown_keys: {unknown_keys}\ndefault_tenant:\n  name: default\n"
+        + fields(default, "  ")
+        + "tenants:\n  - name: team-a\n    api_keys:\n      - env: ORCHESTRATOR_E2E_KEY\n"
+        + fields(team_a, "    ")
+    )
 
 
 def start_server(
@@ -61,7 +85,7 @@ def start_server(
     """Start `orchestrator serve` on the embedded default, with a private copy of the default
     policy (tests rewrite it) and a private state directory (ledger, calibration); `env` adds
     to the server's environment."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp / "serve.log"
     policy = tmp / "policy" / "policy.yaml"
     policy.parent.mkdir(parents=True, exist_ok=True)
