@@ -3,8 +3,6 @@ objects drive our policy classes, the hub and the observation mapping."""
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 from ray.serve._private.common import DeploymentID, ReplicaID
 from ray.serve.autoscaling_policy import _apply_autoscaling_config
@@ -25,6 +23,7 @@ from orchestrator.policy import PolicyWatcher
 from orchestrator.policy.loader import content_version, load_policy
 from orchestrator.signals.meters import DemandMeter, LatencyMeter, demand_key, percentile
 from orchestrator.signals.serve_contexts import demand_from_ingress, profile_observation
+from tests.policy.policy_helpers import policy_text
 
 LOCAL = PROJECT_ROOT / "deployments" / "local.yaml"
 
@@ -68,9 +67,7 @@ def catalog_file(tmp_path, max_replicas=3):
 
 def policy_file(tmp_path, body=""):
     path = tmp_path / "policy.yaml"
-    path.write_text(
-        "apiVersion: orchestrator/v1\nkind: Policy\n" + textwrap.dedent(body).lstrip("\n")
-    )
+    path.write_text(policy_text(body))
     return path
 
 
