@@ -16,13 +16,9 @@ import argparse
 import asyncio
 import io
 import json
-import os
-import platform
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,14 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from serving_throughput import (  # noqa: E402
-    SERVER_PROCESS,
-    free_port,
-    load_average,
-    outrank_servers,
-    stop,
-    wait_ready,
-)
+import servers  # noqa: E402
 
 FAMILY = "smollm2-135m-instruct"
 QUESTIONS = [
@@ -145,24 +134,12 @@ def main() -> int:
     ap.add_argument("--window", default="10m")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-batch-interactive-"))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}; load average {load_average()}; logs in {work}",
-          flush=True)  # fmt: skip
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"}
-    env.pop("RAY_ADDRESS", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "serve", "--port", str(port),
-         "--ledger", str(work / "usage.sqlite3")],
-        stdout=(work / "serve.log").open("wb"), stderr=subprocess.STDOUT, cwd=ROOT, env=env,
-        **SERVER_PROCESS,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    work = servers.bench_workdir("bench-batch-interactive-")
+    server, base = servers.start_serve(work / "serve.log", work / "usage.sqlite3")
     rounds = []
     try:
-        wait_ready(f"{base}/healthz", server, lambda r: all(r.json()["profiles"].values()))
-        print(f"ready; {outrank_servers()}; warming up", flush=True)
+        servers.wait_ready(f"{base}/healthz", server, servers.all_profiles_ready)
+        print(f"ready; {servers.outrank_servers()}; warming up", flush=True)
         asyncio.run(interactive(base, 6, 1.0, 99))
         kinds = ["A", "B", "B", "A"] * max(1, args.rounds // 4)
         for i, kind in enumerate(kinds):
@@ -177,14 +154,14 @@ def main() -> int:
             print(f"round {i} {kind}: TTFT p50 {rounds[-1]['ttft_p50_s'] * 1000:.0f} ms, "
                   f"p95 {rounds[-1]['ttft_p95_s'] * 1000:.0f} ms; batch {batch}", flush=True)  # fmt: skip
     finally:
-        stop(server)
+        servers.stop(server)
     a = [t for r in rounds if r["kind"] == "A" for t in r["ttft_s"]]
     b = [t for r in rounds if r["kind"] == "B" for t in r["ttft_s"]]
     ratio = pct(b, 0.95) / pct(a, 0.95)
     in_time = all(r["batch"]["status"] == "completed" and r["batch"]["took_s"] <= r["batch"]["window_s"]
                   for r in rounds if r["kind"] == "B")  # fmt: skip
     result = {"rounds": rounds, "p95_ratio": ratio, "batches_in_time": in_time,
-              "load_average_after": load_average()}  # fmt: skip
+              "load_average_after": servers.load_average()}  # fmt: skip
     print(
         f"interactive TTFT p95 beside a batch / alone = {ratio:.2f} (goal <= 1.10); "
         f"every batch completed within its window: {in_time}"

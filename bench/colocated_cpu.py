@@ -21,25 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from serving_throughput import (  # noqa: E402
-    SERVER_PROCESS,
-    free_port,
-    load_average,
-    start_vllm,
-    stop,
-    wait_ready,
-)
+import servers  # noqa: E402
+from serving_throughput import start_vllm  # noqa: E402
 
 from orchestrator.catalog import load_catalog  # noqa: E402
 from orchestrator.models import resolve_model  # noqa: E402
@@ -80,7 +71,7 @@ def measure(name: str, base: str, model: str, tokenizer: str, args, work: Path) 
         "ttft_median_ms": r["median_ttft_ms"],
         "tpot_median_ms": r["median_tpot_ms"],
         "completed": r["completed"],
-        "load_average": load_average(),
+        "load_average": servers.load_average(),
     }
     print(
         f"{name:14s} {row['output_tok_s']:6.1f} output tok/s, TTFT p50 {row['ttft_median_ms']:7.0f} "
@@ -104,14 +95,7 @@ def main() -> None:
     catalog = load_catalog(DEFAULT)
     profile = catalog.profile("smollm2-cpu")
     tokenizer = resolve_model(profile.model)
-    work = Path(tempfile.mkdtemp(prefix="bench-colocated-"))
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"}
-    env.pop("RAY_ADDRESS", None)
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"load average {load_average()}; logs in {work}",
-        flush=True,
-    )
+    work = servers.bench_workdir("bench-colocated-")
     rows: dict[str, dict] = {}
     for i, side in enumerate(args.runs.split(",")):
         name = f"{side}-{i + 1}"
@@ -120,30 +104,24 @@ def main() -> None:
             model = profile.name
             ready = f"{base}/v1/models"
         else:
-            port = free_port()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator", "serve", "--port", str(port),
-                 "--ledger", str(work / "usage.sqlite3")],
-                stdout=(work / f"{name}.log").open("wb"), stderr=subprocess.STDOUT,
-                cwd=ROOT, env={**env, "ORCHESTRATOR_STATE_DIR": str(work / "state")},
-                **SERVER_PROCESS,
-            )  # fmt: skip
-            base, model = f"http://127.0.0.1:{port}", profile.served_model_name
+            env = servers.serve_env(ORCHESTRATOR_STATE_DIR=str(work / "state"))
+            proc, base = servers.start_serve(work / f"{name}.log", work / "usage.sqlite3", env=env)
+            model = profile.served_model_name
             ready = f"{base}/healthz"
         try:
-            wait_ready(ready, proc)
+            servers.wait_ready(ready, proc)
             if side == "orchestrator":
-                wait_ready(ready, proc, lambda r: all(r.json()["profiles"].values()))
+                servers.wait_ready(ready, proc, servers.all_profiles_ready)
             rows[name] = measure(name, base, model, tokenizer, args, work)
         finally:
-            stop(proc)
+            servers.stop(proc)
     plain = [r["output_tok_s"] for k, r in rows.items() if k.startswith("vllm")]
     ours = [r["output_tok_s"] for k, r in rows.items() if k.startswith("orchestrator")]
     ratio = (sum(ours) / len(ours)) / (sum(plain) / len(plain))
     print(
         f"\norchestrator (default catalog, two engines) / one plain vLLM engine: output tok/s "
         f"{ratio:.2f} (vLLM runs {', '.join(f'{x:.1f}' for x in plain)}; goal >= 0.90); "
-        f"load average at the end {load_average()}"
+        f"load average at the end {servers.load_average()}"
     )
     if args.json:
         args.json.write_text(json.dumps({"runs": rows, "ratio": ratio}, indent=2))

@@ -36,13 +36,11 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -53,14 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from serving_throughput import (  # noqa: E402
-    SERVER_PROCESS,
-    free_port,
-    load_average,
-    outrank_servers,
-    stop,
-    wait_ready,
-)
+import servers  # noqa: E402
 
 from orchestrator.catalog import load_catalog  # noqa: E402
 
@@ -330,18 +321,10 @@ def start_cluster(
     work: Path, ledger: str, env: dict, extra: tuple[str, ...] = ()
 ) -> tuple[subprocess.Popen, str]:
     """`orchestrator serve` on the stub catalog (plus `extra` flags), in this session."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "serve", "--deployments", str(STUB_CATALOG),
-         "--port", str(port), "--ledger", ledger, *extra],
-        stdout=(work / "orchestrator.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        env=env,
-        **SERVER_PROCESS,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    wait_ready(f"{base}/healthz", proc, lambda r: all(r.json()["profiles"].values()))
+    proc, base = servers.start_serve(
+        work / "orchestrator.log", ledger, "--deployments", str(STUB_CATALOG), *extra, env=env
+    )
+    servers.wait_ready(f"{base}/healthz", proc, servers.all_profiles_ready)
     return proc, base
 
 
@@ -440,14 +423,8 @@ def main() -> None:
     assert profile.stub_engine is not None
     ttft = profile.stub_engine.ttft_ms
     family = profile.served_model_name
-    work = Path(tempfile.mkdtemp(prefix="bench-control-plane-"))
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"}
-    env.pop("RAY_ADDRESS", None)
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}; load average {load_average()}; logs in {work}",
-        flush=True,
-    )
+    work = servers.bench_workdir("bench-control-plane-")
+    env = servers.serve_env()
     pg = None
     ledger = str(work / "usage.sqlite3")
     if args.scaling:
@@ -480,10 +457,10 @@ def main() -> None:
             )  # fmt: skip
             urls["orch2"] = f"{base}/orch2"
         for side, url in urls.items():
-            wait_ready(f"{url}/v1/models", server)
+            servers.wait_ready(f"{url}/v1/models", server)
             for p, pids in side_processes(side).items():
                 print(f"  {side} {p}: pids {pids}", flush=True)
-        print(f"all ready; {outrank_servers()}; warming up", flush=True)
+        print(f"all ready; {servers.outrank_servers()}; warming up", flush=True)
         for side, url in urls.items():
             for stream in (False, True):
                 warm = asyncio.run(
@@ -552,10 +529,10 @@ def main() -> None:
                 )
     finally:
         if server is not None:
-            stop(server)
+            servers.stop(server)
         if pg is not None:
             pg.stop()
-    print(f"\nload average at the end {load_average()}")
+    print(f"\nload average at the end {servers.load_average()}")
     report(results, ttft)
     if args.json:
         args.json.write_text(json.dumps({"stub_ttft_ms": ttft, "results": results}, indent=2))

@@ -19,29 +19,37 @@ Not a test: needs ~10 minutes and the machine lock; prints the machine and its l
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import yaml
 from openai import AsyncOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from orchestrator.catalog import load_catalog  # noqa: E402
+from servers import (  # noqa: E402
+    SERVER_PROCESS,
+    all_profiles_ready,
+    bench_workdir,
+    chosen_profile,
+    free_port,
+    load_average,
+    outrank_servers,
+    profile_parser,
+    start_serve,
+    stop,
+    wait_ready,
+)
+
 from orchestrator.engines.config import engine_kwargs, replica_env  # noqa: E402
 from orchestrator.models import resolve_model  # noqa: E402
 
@@ -59,63 +67,6 @@ PROMPTS = [
 # What ray.serve.llm's VLLMEngineConfig adds to engine_kwargs on a CPU replica (ray 2.60,
 # ray/llm/_internal/serve/engines/vllm/vllm_models.py: get_initialization_kwargs).
 SERVE_LLM_CPU_DEFAULTS = {"distributed_executor_backend": "mp", "enable_log_requests": False}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(
-    url: str,
-    proc: subprocess.Popen,
-    ready: Callable[[httpx.Response], bool] = lambda r: True,
-    timeout_s: float = 1200,
-) -> None:
-    """Poll `url` until it answers 200 and `ready(response)` holds; fail if `proc` exits."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            r = httpx.get(url, timeout=5)
-            if r.status_code == 200 and ready(r):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(3)
-    raise RuntimeError(f"{url} not ready after {timeout_s} s")
-
-
-# How a benchmark starts the servers it measures: in their own process group (so `stop` can
-# signal all of it) but in the load generator's session. A server in its own session is a
-# separate CPU-scheduling group on Linux (autogroup), and on this 2-core machine that left the
-# load generator runnable but unscheduled for up to 2.2 s at a time (its schedstat wait time):
-# multi-second "TTFTs" and lost throughput that were the client's, on either side of a comparison.
-SERVER_PROCESS = {"process_group": 0}
-
-
-def outrank_servers() -> str:
-    """Run this load generator at nice -10 (after starting the servers, which keep their
-    priority), so its own scheduling does not add to the latencies it measures; returns what
-    was done, for the report (an unprivileged user cannot lower nice: stated as such)."""
-    try:
-        os.nice(-10 - os.nice(0))
-        return "load generator at nice -10"
-    except OSError:
-        return f"load generator at nice {os.nice(0)} (not permitted to raise its priority)"
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (`SERVER_PROCESS`), then SIGKILL."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 async def load(
@@ -195,33 +146,7 @@ def write_catalog(path: Path, profile) -> Path:
 
 def start_orchestrator(profile, workdir: Path, log: Path) -> tuple[subprocess.Popen, str]:
     path = write_catalog(workdir / "one-profile.yaml", profile)
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator",
-            "serve",
-            "--deployments",
-            str(path),
-            "--port",
-            str(port),
-            "--ledger",
-            str(workdir / "usage.sqlite3"),
-        ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        **SERVER_PROCESS,
-        cwd=ROOT,
-    )
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
+    return start_serve(log, workdir / "usage.sqlite3", "--deployments", str(path))
 
 
 def plot(pairs: list[dict], path: Path, title: str) -> None:
@@ -244,9 +169,7 @@ def plot(pairs: list[dict], path: Path, title: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--deployments", type=Path, default=ROOT / "deployments" / "local.yaml")
-    parser.add_argument("--profile", default="smollm2-cpu")
+    parser = profile_parser(__doc__)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2, help="rounds per measurement")
@@ -254,18 +177,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--plot", type=Path, default=None, help="draw the pairs (PNG)")
     args = parser.parse_args()
-    profile = load_catalog(args.deployments).profile(args.profile)
-    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}; load average {load_average()}; logs in {work}",
-        flush=True,
-    )
+    profile = chosen_profile(args)
+    work = bench_workdir("bench-serving-")
     direct, direct_url = start_vllm(profile, work / "vllm.log")
     ours, ours_url = start_orchestrator(profile, work, work / "orchestrator.log")
     try:
         wait_ready(f"{direct_url}/v1/models", direct)
-        wait_ready(f"{ours_url}/healthz", ours, lambda r: all(r.json()["profiles"].values()))
+        wait_ready(f"{ours_url}/healthz", ours, all_profiles_ready)
         print(outrank_servers(), flush=True)
         sides = {"vllm": f"{direct_url}/v1", "orchestrator": f"{ours_url}/v1"}
 

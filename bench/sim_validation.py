@@ -36,8 +36,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from orchestrator.catalog import load_catalog  # noqa: E402
+import servers  # noqa: E402
+
 from orchestrator.catalog.schema import Catalog, Performance, Profile  # noqa: E402
 from orchestrator.paths import SHARED_DATA  # noqa: E402
 from orchestrator.policy import default_policy  # noqa: E402
@@ -160,9 +162,7 @@ def plot(real, sims: dict[str, dict], path: Path, title: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--deployments", type=Path, default=ROOT / "deployments" / "local.yaml")
-    parser.add_argument("--profile", default="smollm2-cpu")
+    parser = servers.profile_parser(__doc__)
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--rate", type=float, default=0.6, help="arrivals per second (Poisson)")
     parser.add_argument("--out-min", type=int, default=16)
@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args()
-    profile = load_catalog(args.deployments).profile(args.profile)
+    profile = servers.chosen_profile(args)
     if args.from_record:
         lines = args.from_record.read_text().splitlines()
         head, recorded = json.loads(lines[0]), [json.loads(x) for x in lines[1:]]

@@ -20,10 +20,8 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import servers  # noqa: E402
 from control_plane import one_request, rss_mb, start_cluster  # noqa: E402
-from serving_throughput import load_average, outrank_servers, stop  # noqa: E402
 
 from orchestrator.catalog import load_catalog  # noqa: E402
 
@@ -104,7 +102,7 @@ async def soak(base: str, args: argparse.Namespace, samples: list[dict], tally: 
         )
         print(
             f"{at / 60:5.1f} min: answered {tally['answered']}, errors {tally['errors']}, "
-            f"load {load_average()}",
+            f"load {servers.load_average()}",
             flush=True,
         )
         await asyncio.wait({load}, timeout=args.sample_s)
@@ -176,14 +174,8 @@ def main() -> None:
     bin_dir = find_binaries()
     if bin_dir is None:
         sys.exit("the soak needs PostgreSQL binaries (see tests/pg_server.py)")
-    work = Path(tempfile.mkdtemp(prefix="bench-soak-"))
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"}
-    env.pop("RAY_ADDRESS", None)
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"load average {load_average()}; logs in {work}",
-        flush=True,
-    )
+    work = servers.bench_workdir("bench-soak-")
+    env = servers.serve_env()
     pg = PostgresServer.start(bin_dir, durable=True)
     server = None
     samples: list[dict] = []
@@ -192,18 +184,19 @@ def main() -> None:
         extra = ("--ingress-min-replicas", "2", "--ingress-max-replicas", "2")
         server, base = start_cluster(work, pg.url, env, extra)
         print(
-            f"ready; {outrank_servers()}; soaking {args.minutes} min at {args.rate}/s", flush=True
+            f"ready; {servers.outrank_servers()}; soaking {args.minutes} min at {args.rate}/s",
+            flush=True,
         )
         asyncio.run(soak(base, args, samples, tally))
         time.sleep(2)  # the last rows settle after the last byte of their answers
         rows = ledger_rows(pg.url)
     finally:
         if server is not None:
-            stop(server)
+            servers.stop(server)
         pg.stop()
     warmup_s = args.warmup_minutes * 60
     grown = growth(samples, warmup_s)
-    print(f"\nload average at the end {load_average()}")
+    print(f"\nload average at the end {servers.load_average()}")
     print(f"{'process':44s}{'RSS after warm-up':>18s}{'at the end':>12s}{'growth':>9s}")
     for name, (start, end, g) in sorted(grown.items()):
         print(f"{name:44s}{start:16.1f}MB{end:10.1f}MB{100 * g:8.1f}%")

@@ -14,7 +14,7 @@ concurrency: TTFT median and p95 (first content chunk, client side), output toke
 output tokens over the wall time), and the orchestrator/plain ratios with the goals (TTFT
 within 10 %, tok/s within 5 %), and the tok/s ratio of each round (its spread is the noise).
 The server runs in this process's session and the load generator at nice -10
-(`serving_throughput.SERVER_PROCESS`, `outrank_servers`: otherwise the client's own scheduling
+(`servers.SERVER_PROCESS`, `servers.outrank_servers`: otherwise the client's own scheduling
 stalls showed as seconds of TTFT). `--client guidellm` sends the requests with guidellm,
 unmodified, as a new user measures (synthetic 128-token prompts, 32 output tokens; per-request
 TTFTs and tokens from its JSON report). Each TTFT ratio comes with a 95 % bootstrap interval
@@ -28,11 +28,9 @@ average; `--plot` draws a PNG.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -49,17 +47,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from serving_throughput import (  # noqa: E402
-    SERVER_PROCESS,
-    free_port,
-    load_average,
-    outrank_servers,
-    stop,
-    wait_ready,
-    write_catalog,
-)
-
-from orchestrator.catalog import load_catalog  # noqa: E402
+import servers  # noqa: E402
+from serving_throughput import write_catalog  # noqa: E402
 
 PROMPT = (
     "You are given a list of facts about rivers, mountains and cities of Europe. "
@@ -248,9 +237,7 @@ def plot(results: dict, path: Path, label_b: str = "orchestrator") -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--deployments", type=Path, default=ROOT / "deployments" / "local.yaml")
-    parser.add_argument("--profile", default="smollm2-cpu")
+    parser = servers.profile_parser(__doc__)
     parser.add_argument("--requests", type=int, default=64, help="per side and concurrency")
     parser.add_argument("--rounds", type=int, default=4, help="A B B A rounds per concurrency")
     parser.add_argument(
@@ -267,8 +254,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args()
-    profile = load_catalog(args.deployments).profile(args.profile)
-    work = Path(tempfile.mkdtemp(prefix="bench-vs-serve-llm-"))
+    profile = servers.chosen_profile(args)
+    work = servers.bench_workdir("bench-vs-serve-llm-")
     catalog = write_catalog(work / "one-profile.yaml", profile)
     # A/A: orchestrator only hosts the cluster; its idle engine asks for less CPU so that two
     # plain apps fit beside it in Ray's count of the machine's cores
@@ -282,39 +269,15 @@ def main() -> None:
         if args.aa
         else catalog
     )
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}; load average {load_average()}; logs in {work}",
-        flush=True,
+    env = servers.serve_env()
+    ours, base = servers.start_serve(
+        work / "orchestrator.log", work / "usage.sqlite3", "--deployments", str(ours_catalog)
     )
-    ours_port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"}
-    env.pop("RAY_ADDRESS", None)
-    ours = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator",
-            "serve",
-            "--deployments",
-            str(ours_catalog),
-            "--port",
-            str(ours_port),
-            "--ledger",
-            str(work / "usage.sqlite3"),
-        ],
-        stdout=(work / "orchestrator.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        **SERVER_PROCESS,
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{ours_port}"
     sides = {"plain": f"{base}/plain", "orchestrator": f"{base}/plain-b" if args.aa else base}
     shown = {"plain": "plain", "orchestrator": "plain B" if args.aa else "orchestrator"}
     results: dict = {}
     try:
-        wait_ready(f"{base}/healthz", ours, lambda r: all(r.json()["profiles"].values()))
+        servers.wait_ready(f"{base}/healthz", ours, servers.all_profiles_ready)
         for app in ("plain", "plain-b") if args.aa else ("plain",):
             subprocess.run(  # the plain app(s), into the same Ray cluster and Serve proxy
                 [sys.executable, "-c", PLAIN_APP, str(catalog), app],
@@ -325,8 +288,8 @@ def main() -> None:
                 check=True,
                 timeout=1800,
             )
-            wait_ready(f"{base}/{app}/v1/models", ours)
-        print(f"both ready; {outrank_servers()}; warming up", flush=True)
+            servers.wait_ready(f"{base}/{app}/v1/models", ours)
+        print(f"both ready; {servers.outrank_servers()}; warming up", flush=True)
         for base in sides.values():
             asyncio.run(run_batch(base, profile.name, 2, 4))
 
@@ -359,12 +322,12 @@ def main() -> None:
                 for i in range(0, len(parts["plain"]), 2)
             ]
     finally:
-        stop(ours)  # `orchestrator serve` shuts its Ray cluster down, the plain app with it
+        servers.stop(ours)  # `orchestrator serve` shuts its Ray cluster down, the plain app with it
     print(
         f"\nprofile {profile.name}; client {args.client}; "
         f"{'A/A (plain B is a second plain app); ' if args.aa else ''}"
         f"{args.requests} requests per side and concurrency; "
-        f"load average at the end {load_average()}"
+        f"load average at the end {servers.load_average()}"
     )
     print(f"{'':14s}{'TTFT p50 ms':>12s}{'TTFT p95 ms':>12s}{'TTFT mean':>11s}{'out tok/s':>11s}")
     for conc, r in results.items():

@@ -12,12 +12,13 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.ports import free_port
 
 USER = "orchestrator"
 
@@ -33,12 +34,6 @@ def find_binaries() -> Path | None:
         if Path(folder, "initdb").exists() and Path(folder, "pg_ctl").exists():
             return Path(folder)
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -67,7 +62,7 @@ class PostgresServer:
             run_as = "postgres"
             entry = pwd.getpwnam(run_as)
             os.chown(root, entry.pw_uid, entry.pw_gid)
-        server = cls(bin_dir, root, _free_port(), run_as)
+        server = cls(bin_dir, root, free_port(), run_as)
         data = root / "data"
         server._run(
             str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust",

@@ -173,8 +173,9 @@ class Replicas(_Strict):
 
     @property
     def start(self) -> int:
-        """Replicas deployed at start: `initial`, else `min` but at least one (a profile that
-        may scale to zero still starts warm; the autoscaler takes it down when idle)."""
+        """Replicas a profile starts with when no policy says otherwise: `initial`, else `min`
+        but at least one. Under a policy the start is `ScalingBounds.initial_replicas`
+        (`initial`, else the policy's minimum: a profile it lets scale to zero starts cold)."""
         return self.initial if self.initial is not None else max(self.min, 1)
 
 

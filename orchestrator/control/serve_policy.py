@@ -145,9 +145,7 @@ def profile_serve_options(
             },
             min_replicas=bounds.min_replicas,
             max_replicas=bounds.max_replicas,
-            initial_replicas=min(
-                max(profile.replicas.start, bounds.min_replicas), bounds.max_replicas
-            ),  # fmt: skip
+            initial_replicas=bounds.initial_replicas,
         ),
         "graceful_shutdown_timeout_s": drain_timeout_s(profile, policy),
     }

@@ -38,6 +38,7 @@ class ScalingBounds:
     max_replicas: int
     headroom: float
     scale_to_zero: bool
+    initial_replicas: int = 0  # deployed at start: the catalog's `initial`, else the minimum
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,9 @@ def scaling_bounds(spec: PolicySpec, catalog: Catalog) -> dict[str, ScalingBound
 
     The catalog's replicas.min is a default the policy may lower (to 0, so always-on replicas
     no tenant uses can be removed): a profile's `min_replicas`, or its `scale_to_zero: true`
-    without a `min_replicas`, replaces it. The catalog's replicas.max stays a ceiling."""
+    without a `min_replicas`, replaces it. The catalog's replicas.max stays a ceiling.
+    A profile starts with the catalog's `replicas.initial` when set, else its minimum: a
+    profile the policy lets scale to zero starts cold (warm only where the policy asks)."""
     auto = spec.autoscaling
     out = {}
     for p in catalog.profiles:
@@ -76,7 +78,8 @@ def scaling_bounds(spec: PolicySpec, catalog: Catalog) -> dict[str, ScalingBound
         if not to_zero and hi > 0:
             lo = max(lo, 1)
         lo = min(lo, hi)
-        out[p.name] = ScalingBounds(p.name, lo, hi, headroom, to_zero and lo == 0)
+        initial = lo if p.replicas.initial is None else min(max(p.replicas.initial, lo), hi)
+        out[p.name] = ScalingBounds(p.name, lo, hi, headroom, to_zero and lo == 0, initial)
     return out
 
 

@@ -7,7 +7,10 @@ Algorithm (docs/routing.md has the long form):
    the tenant's `cap_tokens_floor`), reasoning the tenant forbids but the profile cannot switch off,
    `tools` (unless tool_choice is "none") without a tool parser, health. When no profile
    survives, the reason of the profile that got furthest picks the status: 404 model,
-   503 floor/health, 400 context/reasoning/tools.
+   503 floor/health, 400 context/reasoning/tools. The tier a predicted class wishes for is
+   capped by what survives; and when every survivor with it has no replica running and a
+   start-up would miss the TTFT target, by the strongest warm survivors (a cold start costs
+   a replica's start-up and hold for one request, and misses the target anyway).
 3. Stage "route": each survivor is priced with the wished reasoning; it fails softly on the
    quality its predicted class needs, the tenant's quality target (predicted success per tier,
    routing/quality.py), TTFT/TPOT/e2e SLO, room for the predicted p90 output, the cost target, the hard cost cap and the remaining budget. Latency targets are p95s and
@@ -129,6 +132,16 @@ def decide(
         for b in survivors:
             b.meets_class = TIER_RANK[b.profile.quality_tier] == top
         steps.append("class: no profile has the tier this class wants; the strongest qualify")
+    if _cold_class(survivors, ctx):
+        # a replica started for this request would miss the TTFT target and cost a replica's
+        # start-up and hold, while warm capacity at the tenant's floor serves it now
+        top = max(TIER_RANK[b.profile.quality_tier] for b in survivors if _warm(b))
+        for b in survivors:
+            b.meets_class = _warm(b) and TIER_RANK[b.profile.quality_tier] == top
+        steps.append(
+            "class: every profile with the tier this class wants is cold (a start-up misses "
+            "the TTFT target); the strongest warm ones qualify"
+        )
     verdict = qualifying_tiers(
         (b.profile.quality_tier for b in survivors),
         prediction.tier_success,
@@ -207,6 +220,24 @@ def decide(
 
 
 # ---------------------------------------------------------------- choosing
+
+
+def _warm(b: Base) -> bool:
+    return b.profile.live.replicas_running > 0
+
+
+def _cold_class(survivors: list[Base], ctx: Ctx) -> bool:
+    """Every survivor with the class's tier has no replica running and its start-up would
+    miss the TTFT target, while some survivor is warm."""
+    ttft = ctx.slo.ttft_p95_ms
+    wanted = [b for b in survivors if b.meets_class]
+    return (
+        ttft is not None
+        and bool(wanted)
+        and len(wanted) < len(survivors)
+        and all(not _warm(b) and b.first_ms > ttft for b in wanted)
+        and any(_warm(b) for b in survivors)
+    )
 
 
 def _budget_binds(evals: list[Eval]) -> bool:

@@ -278,9 +278,7 @@ def _setups(
     own = [
         (policy.scaling[p.name].min_replicas, policy.scaling[p.name].max_replicas) for p in profiles
     ]
-    own_start = [
-        max(lo, min(hi, p.replicas.start)) for p, (lo, hi) in zip(profiles, own, strict=True)
-    ]
+    own_start = [policy.scaling[p.name].initial_replicas for p in profiles]
     out: dict[str, bl.Setup] = {}
     for name in names:
         if name in SCHEDULED:

@@ -124,6 +124,7 @@ def test_serve_config_is_valid_and_neutral(tmp_path, caplog):
     opts = profile_serve_options(prof, policy, str(cat_path), str(pol_path))
     cfg = AutoscalingConfig.model_validate(opts["autoscaling_config"])  # Ray's own validation
     assert (cfg.min_replicas, cfg.max_replicas) == (1, 3)
+    assert cfg.initial_replicas == policy.scaling[prof.name].initial_replicas == 1  # its minimum
     assert cfg.upscale_delay_s == cfg.downscale_delay_s == 0
     AutoscalingConfig.model_validate(ingress_autoscaling_config(str(cat_path), str(pol_path)))
     # Serve's wrapper around our policy returns our target unchanged (factors 1, delays 0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,14 +21,9 @@ import psutil
 import pytest
 
 from orchestrator.paths import DEFAULT_POLICY
+from tests.ports import free_port
 
 READY_TIMEOUT_S = float(os.environ.get("ORCHESTRATOR_E2E_READY_TIMEOUT", "900"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -61,7 +55,7 @@ def start_server(
     """Start `orchestrator serve` on the embedded default, with a private copy of the default
     policy (tests rewrite it) and a private state directory (ledger, calibration); `env` adds
     to the server's environment."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp / "serve.log"
     policy = tmp / "policy" / "policy.yaml"
     policy.parent.mkdir(parents=True, exist_ok=True)

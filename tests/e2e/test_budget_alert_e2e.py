@@ -9,8 +9,6 @@ so the test does not wait five minutes (the expression, not the hold, is what is
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,10 +18,10 @@ import pytest
 import yaml
 
 from orchestrator.paths import PROJECT_ROOT
-from tests.e2e.conftest import E2E_API_KEY, _free_port
+from tests.e2e.conftest import E2E_API_KEY
+from tests.e2e.prometheus import needs_prometheus, prometheus
 
 pytestmark = pytest.mark.e2e
-PROMETHEUS = shutil.which("prometheus")
 RULE_FILE = PROJECT_ROOT / "k8s" / "overlays" / "gpu-prod" / "prometheusrule-orchestrator.yaml"
 ALERT = "OrchestratorBudgetNearlySpent"
 NAMESPACE = "orchestrator"
@@ -95,15 +93,12 @@ def _firing(url: str) -> list[dict]:
     return [a for a in alerts if a["labels"].get("alertname") == ALERT]
 
 
-@pytest.mark.skipif(
-    PROMETHEUS is None, reason="prometheus not installed (apt-get install prometheus)"
-)
+@needs_prometheus
 def test_spending_a_budget_down_fires_the_shipped_alert(server, tmp_path):
     if server.policy_path is None:
         pytest.skip("external server: its policy file is not ours to edit")
     base = server.base_url
     original = server.policy_path.read_text()
-    proc = None
     try:
         # what one request costs, and what team-a has spent today so far
         _write_policy(server, POLICY.format(tag="probe", budget=1.0))
@@ -118,55 +113,33 @@ def test_spending_a_budget_down_fires_the_shipped_alert(server, tmp_path):
         _write_policy(server, POLICY.format(tag="tight", budget=budget))
         assert _remaining(base) / budget > 0.1
 
-        config = tmp_path / "prometheus.yml"
-        target = urlparse(base).netloc
-        config.write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            f"rule_files: ['{_rules(tmp_path)}']\n"
-            "scrape_configs:\n"
-            "  - job_name: orchestrator\n"
-            f"    static_configs: [{{targets: ['{target}'], labels: {{namespace: {NAMESPACE}}}}}]\n"
-        )
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(4)  # a few scrapes and evaluations with the budget still healthy
-        assert not _firing(url), "the alert fired before the budget was spent"
+        scrape_labels = f"{{namespace: {NAMESPACE}}}"
+        rules = _rules(tmp_path)
+        with prometheus(tmp_path, urlparse(base).netloc, rules=rules, labels=scrape_labels) as url:
+            time.sleep(4)  # a few scrapes and evaluations with the budget still healthy
+            assert not _firing(url), "the alert fired before the budget was spent"
 
-        statuses = []
-        left = _remaining(base)
-        while left / budget >= 0.1 and len(statuses) < 12:
-            statuses.append(_chat(base).status_code)
+            statuses = []
             left = _remaining(base)
-            if statuses[-1] != 200:
-                break
-        assert statuses.count(200) >= 4, statuses  # spent through the server, not faked
-        assert left / budget < 0.1, (left, budget, statuses)
+            while left / budget >= 0.1 and len(statuses) < 12:
+                statuses.append(_chat(base).status_code)
+                left = _remaining(base)
+                if statuses[-1] != 200:
+                    break
+            assert statuses.count(200) >= 4, statuses  # spent through the server, not faked
+            assert left / budget < 0.1, (left, budget, statuses)
 
-        deadline = time.monotonic() + 60
-        alerts: list[dict] = []
-        while time.monotonic() < deadline:
-            alerts = [a for a in _firing(url) if a["state"] == "firing"]
-            if alerts:
-                break
-            time.sleep(1)
-        assert alerts, "Prometheus never fired the budget alert"
-        labels = alerts[0]["labels"]
-        assert (labels["tenant"], labels["window"]) == ("team-a", "day")
-        assert "team-a" in alerts[0]["annotations"]["summary"]
+            deadline = time.monotonic() + 60
+            alerts: list[dict] = []
+            while time.monotonic() < deadline:
+                alerts = [a for a in _firing(url) if a["state"] == "firing"]
+                if alerts:
+                    break
+                time.sleep(1)
+            assert alerts, "Prometheus never fired the budget alert"
+            labels = alerts[0]["labels"]
+            assert (labels["tenant"], labels["window"]) == ("team-a", "day")
+            assert "team-a" in alerts[0]["annotations"]["summary"]
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=10)
         if server.policy_path.read_text() != original:
             _write_policy(server, original)

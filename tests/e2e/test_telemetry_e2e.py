@@ -4,9 +4,6 @@ PromQL query returns the cost counters after a few requests."""
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
 import time
 import urllib.parse
 from urllib.parse import urlparse
@@ -14,15 +11,9 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from tests.e2e.prometheus import needs_prometheus, prometheus
+
 pytestmark = pytest.mark.e2e
-
-PROMETHEUS = shutil.which("prometheus")
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_metrics_endpoint_exports_cost_and_tokens(server):
@@ -43,32 +34,10 @@ def test_metrics_endpoint_exports_cost_and_tokens(server):
         assert name in text, name
 
 
-@pytest.mark.skipif(
-    PROMETHEUS is None, reason="prometheus not installed (apt-get install prometheus)"
-)
+@needs_prometheus
 def test_real_prometheus_scrapes_cost_counters(server, tmp_path):
     target = urlparse(server.base_url).netloc
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s}\n"
-        "scrape_configs:\n"
-        "  - job_name: orchestrator\n"
-        f"    static_configs: [{{targets: ['{target}']}}]\n"
-    )
-    port = _port()
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with prometheus(tmp_path, target) as url:
         for i in range(3):
             r = httpx.post(
                 f"{server.base_url}/v1/chat/completions",
@@ -95,6 +64,3 @@ def test_real_prometheus_scrapes_cost_counters(server, tmp_path):
                 pass
             time.sleep(1)
         assert value > 0, "Prometheus never saw orchestrator_cost_usd_total"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

@@ -26,7 +26,8 @@ import yaml
 from orchestrator.catalog.schema import NODE_TYPE_LABEL
 from orchestrator.paths import DEFAULT_DEPLOYMENTS
 from tests.e2e.conftest import RunningServer, start_server, stop_server
-from tests.e2e.ray_nodes import RayNode, auth_env, free_port, start_node
+from tests.e2e.ray_nodes import RayNode, auth_env, start_node
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -32,3 +32,14 @@ def test_every_tenant_has_an_slo_and_a_cost_target():
         policy.tenant("batch").limits().latency.ttft_p95_ms
         > 10 * enterprise.limits().latency.ttft_p95_ms
     )
+
+
+def test_warm_only_where_the_floors_route_and_cold_elsewhere():
+    # the example keeps warm the cheapest profile per token at each floor (gpt-oss-20b for
+    # chat, enterprise-api, internal; the L40S Llama-8B for batch, which forbids reasoning)
+    # and starts every other profile cold: an idle always-on H100 would cost $3.90/hour
+    policy = load_policy_for_cli(POLICY)
+    warm = {n for n, b in policy.scaling.items() if b.initial_replicas > 0}
+    assert warm == {"gpt-oss-20b-mxfp4", "llama8b-fp8-ngram"}
+    assert all(b.initial_replicas == b.min_replicas for b in policy.scaling.values())
+    assert abs(policy.min_replicas_cost_per_hour() - (3.90 + 1.80)) < 1e-9

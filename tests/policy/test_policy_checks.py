@@ -144,21 +144,6 @@ def test_cost_target_above_cap_reported_where_the_target_is_set(tmp_path, gpu_ca
     assert "globex" not in issue.reason
 
 
-def test_reasoning_tokens_above_max_tokens(tmp_path, gpu_catalog):
-    body = """
-    defaults:
-      max_tokens: 1024
-      classes:
-        reasoning:
-          reasoning: {max_reasoning_tokens: 4096}  # <-
-    """
-    issue, line = only_issue(tmp_path, body, gpu_catalog)
-    assert issue.field == "defaults.classes.reasoning.reasoning.max_reasoning_tokens"
-    assert issue.line == line
-    assert "4096 exceeds max_tokens 1024" in issue.reason
-    assert "(reasoning)" in issue.reason
-
-
 def test_no_eligible_profile(tmp_path, gpu_catalog):
     body = """
     defaults:
@@ -177,18 +162,6 @@ def test_quality_score_floor_excludes_unscored_profiles(tmp_path, local_catalog)
     )
     assert issue.field == "defaults.quality_floor.min_score"
     assert "no profile is left" in issue.reason
-
-
-def test_max_replicas_zero_removes_profile(tmp_path, gpu_catalog):
-    body = """
-    defaults:
-      allowed_profiles: [qwen3-235b-fp8]  # <-
-    autoscaling:
-      profiles:
-        qwen3-235b-fp8: {max_replicas: 0}
-    """
-    issue, line = only_issue(tmp_path, body, gpu_catalog)
-    assert (issue.field, issue.line) == ("defaults.allowed_profiles", line)
 
 
 @pytest.mark.parametrize(
@@ -221,13 +194,14 @@ def test_e2e_slo_uses_reference_request_of_the_class(tmp_path, gpu_catalog):
     assert "standard" not in issue.reason
 
 
-def test_reference_request_override_changes_feasibility(tmp_path, gpu_catalog):
+def test_a_shorter_reasoning_request_makes_an_e2e_target_reachable(tmp_path, gpu_catalog):
     slo = """
     defaults:
       latency: {e2e_p95_ms: 10000}  # <-
     """
     issue, _line = only_issue(tmp_path, slo, gpu_catalog)  # control: 4000 tokens miss it
     assert "reasoning" in issue.reason
+    # 2000 tokens on dflash: ~6.1 s, no issue, whether the reference request says so...
     shorter = (
         slo
         + """
@@ -235,23 +209,15 @@ def test_reference_request_override_changes_feasibility(tmp_path, gpu_catalog):
       reasoning: {input_tokens: 500, output_tokens: 2000}
     """
     )
-    policy = load(tmp_path, shorter, gpu_catalog)  # 2000 tokens on dflash: ~6.1 s, no issue
+    policy = load(tmp_path, shorter, gpu_catalog)
     assert policy.spec.reference_request("reasoning").output_tokens == 2000
-
-
-def test_max_tokens_shortens_the_reference_request(tmp_path, gpu_catalog):
-    slo = """
-    defaults:
-      latency: {e2e_p95_ms: 10000}  # <-
-    """
-    issue, _line = only_issue(tmp_path, slo, gpu_catalog)  # control: 4000 tokens miss it
-    assert "reasoning" in issue.reason
+    # ...or max_tokens caps it
     capped = """
     defaults:
       max_tokens: 2000
       latency: {e2e_p95_ms: 10000}
     """
-    policy = load(tmp_path, capped, gpu_catalog)  # 2000 tokens on dflash: ~6.1 s, no issue
+    policy = load(tmp_path, capped, gpu_catalog)
     assert policy.default_tenant.limits("reasoning").max_tokens == 2000
 
 
@@ -267,20 +233,6 @@ def test_slo_fields_met_separately_but_not_together(tmp_path, gpu_catalog):
     assert len(issues) == 1
     assert issues[0].field == "defaults.classes.standard.latency"
     assert "no single eligible profile meets ttft_p95_ms, tpot_p95_ms together" in issues[0].reason
-
-
-def test_slo_checked_against_tenant_profiles_only(tmp_path, gpu_catalog):
-    # the 8B fp8 profile decodes at 95 tok/s = 10.5 ms/token: a 5 ms TPOT is out of reach
-    body = """
-    tenants:
-      - name: cheap
-        api_keys: [{env: K}]
-        allowed_profiles: [llama8b-fp8-ngram]
-        latency: {tpot_p95_ms: 5}  # <-
-    """
-    issue, line = only_issue(tmp_path, body, gpu_catalog, resolve_secrets=False)
-    assert (issue.field, issue.line) == ("tenants[0].latency.tpot_p95_ms", line)
-    assert "tenant 'cheap' (standard: best llama8b-fp8-ngram 11 ms" in issue.reason
 
 
 def test_tenant_setting_beats_defaults_class_setting(tmp_path, gpu_catalog):
@@ -334,19 +286,6 @@ def test_unreachable_default_tenant_is_not_checked_unless_written(tmp_path, gpu_
     assert [i.field for i in issues] == ["default_tenant.latency.ttft_p95_ms"]
 
 
-def test_budget_below_always_on_cost_of_the_only_tenant(tmp_path, local_catalog):
-    # local catalog: 2 always-on CPU replicas at $0.04/h = $0.08/h = $1.92/day
-    body = """
-    default_tenant:
-      budgets:
-        per_hour_usd: 1
-        per_day_usd: 1.5  # <-
-    """
-    issue, line = only_issue(tmp_path, body, local_catalog)
-    assert (issue.field, issue.line) == ("default_tenant.budgets.per_day_usd", line)
-    assert "$1.5 per day (tenants default) is less than the $1.92 per day" in issue.reason
-
-
 def test_budget_check_skipped_when_a_tenant_is_unbudgeted(tmp_path, local_catalog):
     body = """
     unknown_keys: default_tenant
@@ -359,31 +298,95 @@ def test_budget_check_skipped_when_a_tenant_is_unbudgeted(tmp_path, local_catalo
     load(tmp_path, body, local_catalog, resolve_secrets=False)
 
 
-def test_budget_of_tenants_sharing_a_dedicated_profile(tmp_path, gpu_catalog):
+# case -> (catalog, policy body with the offending line marked `# <-`, its field, what the
+# reason says)
+REFUSED: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    "reasoning tokens above max_tokens": (
+        "gpu",
+        """
+        defaults:
+          max_tokens: 1024
+          classes:
+            reasoning:
+              reasoning: {max_reasoning_tokens: 4096}  # <-
+        """,
+        "defaults.classes.reasoning.reasoning.max_reasoning_tokens",
+        ("4096 exceeds max_tokens 1024", "(reasoning)"),
+    ),
+    "max_replicas 0 removes the only allowed profile": (
+        "gpu",
+        """
+        defaults:
+          allowed_profiles: [qwen3-235b-fp8]  # <-
+        autoscaling:
+          profiles:
+            qwen3-235b-fp8: {max_replicas: 0}
+        """,
+        "defaults.allowed_profiles",
+        (),
+    ),
+    # the 8B fp8 profile decodes at 95 tok/s = 10.5 ms/token: a 5 ms TPOT is out of reach
+    "SLO checked against the tenant's profiles only": (
+        "gpu",
+        """
+        tenants:
+          - name: cheap
+            api_keys: [{env: K}]
+            allowed_profiles: [llama8b-fp8-ngram]
+            latency: {tpot_p95_ms: 5}  # <-
+        """,
+        "tenants[0].latency.tpot_p95_ms",
+        ("tenant 'cheap' (standard: best llama8b-fp8-ngram 11 ms",),
+    ),
+    # local catalog: 2 always-on CPU replicas at $0.04/h = $0.08/h = $1.92/day
+    "budget below the always-on cost of the only tenant": (
+        "local",
+        """
+        default_tenant:
+          budgets:
+            per_hour_usd: 1
+            per_day_usd: 1.5  # <-
+        """,
+        "default_tenant.budgets.per_day_usd",
+        ("$1.5 per day (tenants default) is less than the $1.92 per day",),
+    ),
     # only 'big' may use the frontier profile, kept at 1 replica = $17.60/h = $12,848/month
-    body = """
-    tenants:
-      - name: big
-        api_keys: [{env: A}]
-        budgets:
-          per_month_usd: 10000  # <-
-      - name: small
-        api_keys: [{env: B}]
-        denied_profiles: [qwen3-235b-fp8]
-    autoscaling:
-      profiles:
-        qwen3-235b-fp8: {min_replicas: 1}
-    """
-    issue, line = only_issue(tmp_path, body, gpu_catalog, resolve_secrets=False)
-    assert (issue.field, issue.line) == ("tenants[0].budgets.per_month_usd", line)
-    assert "always-on replica(s) of qwen3-235b-fp8" in issue.reason
-    assert "$12848.00 per month" in issue.reason
+    "budget of the tenants sharing a dedicated profile": (
+        "gpu",
+        """
+        tenants:
+          - name: big
+            api_keys: [{env: A}]
+            budgets:
+              per_month_usd: 10000  # <-
+          - name: small
+            api_keys: [{env: B}]
+            denied_profiles: [qwen3-235b-fp8]
+        autoscaling:
+          profiles:
+            qwen3-235b-fp8: {min_replicas: 1}
+        """,
+        "tenants[0].budgets.per_month_usd",
+        ("always-on replica(s) of qwen3-235b-fp8", "$12848.00 per month"),
+    ),
+    "budget inherited from defaults is reported at defaults": (
+        "local",
+        """
+        defaults:
+          budgets: {per_hour_usd: 0.05}  # <-
+        """,
+        "defaults.budgets.per_hour_usd",
+        (),
+    ),
+}
 
 
-def test_budget_inherited_from_defaults_is_reported_at_defaults(tmp_path, local_catalog):
-    body = """
-    defaults:
-      budgets: {per_hour_usd: 0.05}  # <-
-    """
-    issue, line = only_issue(tmp_path, body, local_catalog)
-    assert (issue.field, issue.line) == ("defaults.budgets.per_hour_usd", line)
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_cross_checks_refuse_at_the_marked_line(tmp_path, request, case):
+    catalog, body, field, says = REFUSED[case]
+    issue, line = only_issue(
+        tmp_path, body, request.getfixturevalue(f"{catalog}_catalog"), resolve_secrets=False
+    )
+    assert (issue.field, issue.line) == (field, line)
+    for text in says:
+        assert text in issue.reason, issue.reason

@@ -145,13 +145,13 @@ BEHAVIOUR = {
     "KeyRef.file": "tests/policy/test_policy_tenants.py::test_absolute_key_file_path",
     # load-time feasibility
     "PolicySpec.reference_requests": (
-        "tests/policy/test_policy_checks.py::test_reference_request_override_changes_feasibility"
+        "tests/policy/test_policy_checks.py::test_a_shorter_reasoning_request_makes_an_e2e_target_reachable"
     ),
     "ReferenceRequest.input_tokens": (
-        "tests/policy/test_policy_checks.py::test_reference_request_override_changes_feasibility"
+        "tests/policy/test_policy_checks.py::test_a_shorter_reasoning_request_makes_an_e2e_target_reachable"
     ),
     "ReferenceRequest.output_tokens": (
-        "tests/policy/test_policy_checks.py::test_reference_request_override_changes_feasibility"
+        "tests/policy/test_policy_checks.py::test_a_shorter_reasoning_request_makes_an_e2e_target_reachable"
     ),
     # prices (the one price model; the server prices with policy.prices)
     "PolicySpec.pricing": "tests/serving/test_route_inputs.py::test_priced_views_use_policy_prices",

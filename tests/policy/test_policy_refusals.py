@@ -73,63 +73,64 @@ def test_one_key_variable_twice_in_a_tenant_is_refused(tmp_path, gpu_catalog):
     assert "already a key source of this tenant" in issue.reason
 
 
-def test_a_day_budget_above_the_month_budget_is_refused(tmp_path, gpu_catalog):
-    body = """
-    tenants:
-      - name: acme
-        api_keys: [{env: ACME_KEY}]
-        budgets:
-          per_day_usd: 3000  # <-
-          per_month_usd: 80000
-      - name: globex
-        api_keys: [{env: GLOBEX_KEY}]
-        budgets: {per_day_usd: 3000, per_month_usd: 800000}
-    """.replace("80000\n", "800\n", 1)
-    issue, line = only_issue(tmp_path, body, gpu_catalog, resolve_secrets=False)
-    assert (issue.field, issue.line) == ("tenants[0].budgets.per_day_usd", line)
-    assert "$3000 per day is above the $800 per month" in issue.reason
-    assert "tenant 'acme'" in issue.reason
-
-
-def test_max_tokens_beyond_every_context_is_refused(tmp_path, gpu_catalog):
-    body = """
-    tenants:
-      - name: acme
-        api_keys: [{env: ACME_KEY}]
-        allowed_profiles: [llama8b-fp8-ngram, qwen3-8b-awq]
-        max_tokens: 1000000  # <-
-    """
-    issue, line = only_issue(tmp_path, body, gpu_catalog, resolve_secrets=False)
-    assert (issue.field, issue.line) == ("tenants[0].max_tokens", line)
-    assert "above every eligible profile's context length" in issue.reason
-    assert "max_model_len 32768" in issue.reason
-
-
-def test_reasoning_tokens_beyond_every_context_are_refused(tmp_path, gpu_catalog):
-    body = """
-    defaults:
-      allowed_profiles: [qwen3-8b-awq]
-      classes:
-        reasoning:
-          reasoning: {max_reasoning_tokens: 50000}  # <-
-    """
-    issue, line = only_issue(tmp_path, body, gpu_catalog)
-    assert (issue.field, issue.line) == (
+# case -> (policy body, the offending line marked `# <-`; its field; what the reason says)
+REFUSED: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "a day budget above the month budget": (
+        """
+        tenants:
+          - name: acme
+            api_keys: [{env: ACME_KEY}]
+            budgets:
+              per_day_usd: 3000  # <-
+              per_month_usd: 800
+          - name: globex
+            api_keys: [{env: GLOBEX_KEY}]
+            budgets: {per_day_usd: 3000, per_month_usd: 800000}
+        """,
+        "tenants[0].budgets.per_day_usd",
+        ("$3000 per day is above the $800 per month", "tenant 'acme'"),
+    ),
+    "max_tokens beyond every context": (
+        """
+        tenants:
+          - name: acme
+            api_keys: [{env: ACME_KEY}]
+            allowed_profiles: [llama8b-fp8-ngram, qwen3-8b-awq]
+            max_tokens: 1000000  # <-
+        """,
+        "tenants[0].max_tokens",
+        ("above every eligible profile's context length", "max_model_len 32768"),
+    ),
+    "reasoning tokens beyond every context": (
+        """
+        defaults:
+          allowed_profiles: [qwen3-8b-awq]
+          classes:
+            reasoning:
+              reasoning: {max_reasoning_tokens: 50000}  # <-
+        """,
         "defaults.classes.reasoning.reasoning.max_reasoning_tokens",
-        line,
-    )
-    assert "50000 is above every eligible profile's context length" in issue.reason
+        ("50000 is above every eligible profile's context length",),
+    ),
+    "a prompt bound no profile can hold": (
+        """
+        defaults:
+          requests:
+            max_prompt_tokens: 200000  # <-
+        """,
+        "defaults.requests.max_prompt_tokens",
+        ("largest context", "131072"),
+    ),
+}
 
 
-def test_a_prompt_bound_no_profile_can_hold_is_refused(tmp_path, gpu_catalog):
-    body = """
-    defaults:
-      requests:
-        max_prompt_tokens: 200000  # <-
-    """
-    issue, line = only_issue(tmp_path, body, gpu_catalog)
-    assert (issue.field, issue.line) == ("defaults.requests.max_prompt_tokens", line)
-    assert "largest context" in issue.reason and "131072" in issue.reason
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_a_policy_the_catalog_cannot_honour_is_refused(tmp_path, gpu_catalog, case):
+    body, field, says = REFUSED[case]
+    issue, line = only_issue(tmp_path, body, gpu_catalog, resolve_secrets=False)
+    assert (issue.field, issue.line) == (field, line)
+    for text in says:
+        assert text in issue.reason, issue.reason
 
 
 UNUSED = """
@@ -171,6 +172,15 @@ def test_a_policy_lowers_the_catalog_minimum_to_zero(tmp_path, gpu_catalog):
     assert policy.scaling["llama8b-bf16-eagle3"].min_replicas == 0
     assert policy.scaling["llama8b-fp8-ngram"].min_replicas == 0
     assert policy.min_replicas_cost_per_hour() == 0
+    # it starts cold; the catalog's `initial` (within the bounds) would win
+    assert policy.scaling["llama8b-bf16-eagle3"].initial_replicas == 0
+    assert policy.scaling["llama8b-fp8-ngram"].initial_replicas == 0
+    initial = gpu_catalog.model_copy(
+        update={"profiles": [p.model_copy(update={"replicas": p.replicas.model_copy(
+            update={"initial": 1})}) if p.name == "llama8b-fp8-ngram" else p
+            for p in gpu_catalog.profiles]})  # fmt: skip
+    started = load(tmp_path, body, initial, resolve_secrets=False)
+    assert started.scaling["llama8b-fp8-ngram"].initial_replicas == 1
     # the planner honours it: one replica running and no load -> 0 after the down delay
     obs = Observation(now_s=0.0, profiles={"llama8b-fp8-ngram": {"replicas_current": 1,
                                                                   "replicas_ready": 1}})  # fmt: skip

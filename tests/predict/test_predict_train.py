@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from predict_helpers import synthetic_examples
 
 from orchestrator.paths import SHARED_DATA
 from orchestrator.predict import Predictor
 from orchestrator.predict.lexical import fit_ridge, score
-from orchestrator.predict.offline.data import SOURCES, Example, data_available, load_examples
+from orchestrator.predict.offline.data import SOURCES, data_available, load_examples
 from orchestrator.predict.offline.train import TrainConfig, fixed_effects, train
 from orchestrator.predict.store import TrafficRecord
 
@@ -42,32 +43,8 @@ def test_lexical_ridge_learns_word_effects():
     assert score(np.array([long_word, 1]), w, b) > score(np.array([short_word, 1]), w, b) + 2
 
 
-def _synthetic_examples() -> list[Example]:
-    out = []
-    for i in range(120):
-        long = i % 2 == 0
-        text = (
-            f"Write a detailed essay number {i} about rivers."
-            if long
-            else f"Is {i} odd? Yes or no."
-        )
-        for model, factor in (("m-short", 1), ("m-long", 3)):
-            words = (400 if long else 3) * factor
-            out.append(
-                Example(
-                    group=f"syn:{i}",
-                    source="alpaca_eval",
-                    model=model,
-                    messages=(("user", text),),
-                    answer=" ".join(["word"] * words),
-                    reasoning=int(not long),
-                )
-            )
-    return out
-
-
 def test_train_on_synthetic_data_with_traffic(tmp_path):
-    examples = _synthetic_examples()
+    examples = synthetic_examples()
     probe = Predictor(store=None)
     feat = probe.predict({"messages": [{"role": "user", "content": "Write an essay."}]}).features
     traffic = [

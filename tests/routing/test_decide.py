@@ -73,6 +73,26 @@ def test_tenant_floor_is_never_undercut(gpu_views):
         assert lost["llama8b-fp8-ngram"] == ("below_quality_floor",)
 
 
+def _cold(views, *names):
+    return with_live(views, {n: LiveState(replicas_running=0) for n in names})
+
+
+def test_a_cold_class_tier_gives_way_to_warm_capacity_when_a_start_up_misses_the_ttft(gpu_views):
+    # the large tiers without reasoning (llama70b, qwen3-235b) have no replica: a start-up
+    # (minutes) would miss a 60 s TTFT target, so the strongest warm profiles qualify
+    cold = ("llama70b-gptq-draft", "qwen3-235b-fp8", "deepseek-r1-nvfp4-mtp")
+    views = _cold(gpu_views, *cold)
+    rules = TenantRules(reasoning_allowed=False, slo=LatencySLO(ttft_p95_ms=60_000))
+    d = decide(_req(), HARD, rules, views)
+    assert d.profile not in cold and d.profile == "llama8b-fp8-ngram"
+    assert any("cold" in s for s in d.steps)
+    # with a target a start-up meets, or a warm large profile, the class keeps its tier
+    loose = TenantRules(reasoning_allowed=False, slo=LatencySLO(ttft_p95_ms=3_600_000))
+    assert decide(_req(), HARD, loose, views).profile == "llama70b-gptq-draft"
+    warm = _cold(gpu_views, "qwen3-235b-fp8")
+    assert decide(_req(), HARD, rules, warm).profile == "llama70b-gptq-draft"
+
+
 def test_reasoning_class_without_reasoning_needs_large_tier(gpu_views):
     # tenant forbids reasoning: gpt-oss cannot switch it off, qwen3-8b counts as plain medium
     rules = TenantRules(reasoning_allowed=False)

@@ -7,9 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from orchestrator.catalog import load_catalog
 from orchestrator.ledger import UsageLedger
-from orchestrator.paths import PROJECT_ROOT
 from orchestrator.policy import load_policy_text
 from orchestrator.request import route_inputs
 from orchestrator.request.spec import caller_targets, needs_tool_parser, read_spec
@@ -23,8 +21,8 @@ from orchestrator.serving.accounting import (
     usage_record,
 )
 from orchestrator.serving.errors import OrchestratorHTTPError
+from tests.serving.conftest import LOCAL
 
-LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
 POLICY_TEXT = """\
 apiVersion: orchestrator/v1
 kind: Policy

@@ -35,25 +35,15 @@ def _trace(tmp_path, n=60):
     return str(path), str(policy)
 
 
+def _simulate(trace: str, policy: str, *args: str) -> int:
+    """`orchestrator simulate` of `trace` on the GPU catalog under `policy`; its exit code."""
+    return main(["simulate", "--trace", trace, "--deployments", GPU, "--policy", policy, *args])
+
+
 def test_json_and_report(tmp_path, capsys):
     trace, policy = _trace(tmp_path)
     report = tmp_path / "rep"
-    rc = main(
-        [
-            "simulate",
-            "--trace",
-            trace,
-            "--deployments",
-            GPU,
-            "--policy",
-            policy,
-            "--baselines",
-            "static,queue",
-            "--json",
-            "--report",
-            str(report),
-        ]
-    )
+    rc = _simulate(trace, policy, "--baselines", "static,queue", "--json", "--report", str(report))
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["policies"]) == {"ours", "oracle", "ours-constant", "static", "queue"}
@@ -65,19 +55,7 @@ def test_json_and_report(tmp_path, capsys):
 
 def test_bad_baseline_is_an_error(tmp_path, capsys):
     trace, policy = _trace(tmp_path, n=5)
-    rc = main(
-        [
-            "simulate",
-            "--trace",
-            trace,
-            "--deployments",
-            GPU,
-            "--policy",
-            policy,
-            "--baselines",
-            "magic",
-        ]
-    )
+    rc = _simulate(trace, policy, "--baselines", "magic")
     assert rc == 2
     assert "unknown baseline" in capsys.readouterr().err
 
@@ -108,8 +86,7 @@ def test_limits_scale_with_the_rate(catalog, policy):
 )
 def test_bad_speed_is_an_error(tmp_path, capsys, speed, says):
     trace, policy = _trace(tmp_path, n=5)
-    rc = main(["simulate", "--trace", trace, "--deployments", GPU, "--policy", policy,
-               "--speed", speed])  # fmt: skip
+    rc = _simulate(trace, policy, "--speed", speed)
     assert rc == 2
     assert says in capsys.readouterr().err
 

@@ -4,7 +4,6 @@ ingress request path that opens the request -> predict -> route -> engine spans.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -14,6 +13,7 @@ from opentelemetry.trace import Tracer
 from orchestrator.paths import PROJECT_ROOT
 from orchestrator.telemetry import tracing
 from orchestrator.telemetry.metrics import OrchestratorMetrics
+from tests.ports import free_port
 
 # (tenant, profile, status, prompt, cached, output, reasoning, cost, p50, p90, ttft, tpot, e2e)
 SAMPLE_REQUESTS: list[tuple[Any, ...]] = [
@@ -119,12 +119,6 @@ def simulate_request(
 @pytest.fixture(scope="session")
 def simulated_request() -> Callable[..., str]:
     return simulate_request
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
