@@ -162,6 +162,13 @@ class Block:
     cores: dict[str, float] = field(default_factory=dict)
     machine_busy: float = 0.0
 
+    def record(self, ms: float | None) -> None:
+        """One answer's latency, or None for an error."""
+        if ms is None:
+            self.errors += 1
+        else:
+            self.latencies_ms.append(ms)
+
 
 async def one_request(session, url: str, model: str, stream: bool) -> float | None:
     """Latency in ms (to the first content token for a stream), None on an error."""
@@ -201,11 +208,7 @@ async def closed_loop(url: str, model: str, n: int, concurrency: int, stream: bo
         nonlocal left
         while left > 0:
             left -= 1
-            ms = await one_request(session, url, model, stream)
-            if ms is None:
-                block.errors += 1
-            else:
-                block.latencies_ms.append(ms)
+            block.record(await one_request(session, url, model, stream))
 
     started = time.perf_counter()
     async with aiohttp.ClientSession(
@@ -227,11 +230,7 @@ async def open_loop(url: str, model: str, n: int, rate: float, seed: int) -> Blo
         delay = at - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        ms = await one_request(session, url, model, False)
-        if ms is None:
-            block.errors += 1
-        else:
-            block.latencies_ms.append(ms)
+        block.record(await one_request(session, url, model, False))
 
     started = time.perf_counter()
     arrivals, t = [], started
@@ -329,15 +328,7 @@ def start_cluster(
 
 
 def deploy(spec: dict, work: Path, env: dict) -> None:
-    subprocess.run(
-        [sys.executable, "-c", EXTRA_APPS, json.dumps(spec)],
-        stdout=(work / f"{spec['app']}.log").open("wb"),
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=ROOT,
-        check=True,
-        timeout=900,
-    )
+    servers.run_python(EXTRA_APPS, json.dumps(spec), log=work / f"{spec['app']}.log", env=env)
 
 
 def start_py_spy(pids: list[int], out: Path, block: int) -> subprocess.Popen:

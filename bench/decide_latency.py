@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import servers  # noqa: E402
 
 from orchestrator.catalog import load_catalog  # noqa: E402
 from orchestrator.concepts import LatencySLO  # noqa: E402
@@ -115,15 +118,7 @@ def main() -> int:
         values = times_us if values is None else values
         return values[min(len(values) - 1, int(q * len(values)))]
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    print(f"machine: {cpu}, {os.cpu_count()} cpus, {platform.system()} {platform.release()}")
+    print(f"machine: {servers.machine()}; {platform.system()} {platform.release()}")
     print(
         f"python {platform.python_version()}, profiles={len(profiles)}, decisions={len(times_us)}"
     )

@@ -7,13 +7,17 @@ probability that the tier which served it answers well (docs/difficulty.md); the
 - ours: the product's decide + planner with `quality_target.share_of_strongest = s` written
   into the policy's defaults, one run per s;
 - routellm: the strong profile when P(the weak profile's tier answers well) < t, else the weak
-  one, one run per t (the same difficulty model: the comparison isolates the router).
-Prints one row per point, the cost ratio at matched quality share (routellm's cost
-interpolated at each of ours' shares), the per-tenant shares of a run with a target, and
-draws `quality_curve.png` (cost vs quality share per policy).
+  one, one run per t (the same difficulty model: the comparison isolates the router); as
+  RouteLLM is deployed, on the catalog's weak and strong profile for every tenant;
+- routellm-floor: the same threshold router inside each tenant's constraints (its cheapest and
+  its strongest eligible profile: quality floor, allowed profiles, reasoning it forbids).
+Prints one row per point, the cost ratio at matched quality share (each baseline's cost
+interpolated at each of ours' shares), where each run's money goes (replica-hours x price per
+profile), the per-tenant shares of a run with a target, and draws `quality_curve.png` (cost vs
+quality share per policy).
 
-Usage: python bench/quality_curve.py [--duration S] [--out DIR] [--shares 0.9,0.95]
-       [--thresholds 0.6,0.7]
+Usage: python bench/quality_curve.py [--duration S] [--rate-scale X] [--out DIR]
+       [--shares 0.9,0.95] [--thresholds 0.6,0.7] [--baselines routellm,routellm-floor]
 """
 
 from __future__ import annotations
@@ -52,9 +56,24 @@ def policy_with_share(share: float | None, folder: Path):
     return load_policy(path, load_catalog(CATALOG), resolve_secrets=False)
 
 
-def point(metrics: dict) -> dict:
+def point(metrics: dict, prices: dict[str, float]) -> dict:
     keys = ("cost_usd", "quality_share", "expected_quality", "slo_attainment", "served_by_profile")
-    return {k: metrics[k] for k in keys}
+    spent = {n: round(h * prices[n], 2) for n, h in metrics["replica_hours"].items() if h > 0}
+    return {**{k: metrics[k] for k in keys}, "cost_by_profile": spent}
+
+
+def matched(rows: dict[str, list[dict]], baseline: str) -> list[tuple[dict, float | None]]:
+    """Each of ours' points with the baseline's cost interpolated at ours' quality share (None
+    outside the baseline's range); the baseline's curve is made monotone (its cheapest cost at
+    or above each share, the frontier a user would pick from)."""
+    pts = sorted(rows[baseline], key=lambda p: p["quality_share"])
+    q = np.array([p["quality_share"] for p in pts])
+    c = np.minimum.accumulate(np.array([p["cost_usd"] for p in pts])[::-1])[::-1]
+    out = []
+    for p in rows["ours"]:
+        share = p["quality_share"]
+        out.append((p, float(np.interp(share, q, c)) if q.min() <= share <= q.max() else None))
+    return out
 
 
 def main() -> int:
@@ -62,6 +81,8 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=None, help="first S seconds (default: 1 h)")
     ap.add_argument("--shares", default="0.8,0.85,0.9,0.95,0.98")
     ap.add_argument("--thresholds", default="0.5,0.6,0.65,0.7,0.75,0.8,0.9")
+    ap.add_argument("--rate-scale", type=float, default=1.0, help="arrival rate x this")
+    ap.add_argument("--baselines", default="routellm,routellm-floor")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmark")
     args = ap.parse_args()
@@ -70,9 +91,16 @@ def main() -> int:
         return 2
     catalog = load_catalog(CATALOG)
     predictor = Predictor(store=None)
-    base = rescale(load_traffic(TRACE, seed=args.seed), duration_s=args.duration, seed=args.seed)
+    prices = {p.name: p.price_per_replica_hour_usd for p in catalog.profiles}
+    baselines = args.baselines.split(",")
+    base = rescale(
+        load_traffic(TRACE, seed=args.seed),
+        duration_s=args.duration,
+        rate_scale=args.rate_scale,
+        seed=args.seed,
+    )
     t0 = time.perf_counter()
-    rows: dict[str, list[dict]] = {"ours": [], "routellm": []}
+    rows: dict[str, list[dict]] = {"ours": [], **{b: [] for b in baselines}}
     tenants: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for share in [None, *(float(s) for s in args.shares.split(","))]:
@@ -81,59 +109,61 @@ def main() -> int:
                 catalog, policy, list(base), policies=["ours"], seed=args.seed, predictor=predictor
             )
             m = res.policies["ours"].metrics
-            rows["ours"].append({"setting": share, **point(m)})
+            rows["ours"].append({"setting": share, **point(m, prices)})
             tenants[str(share)] = {
                 k: v.get("quality_share") for k, v in m["slo_attainment_per_tenant"].items()
             }
             print(f"ours share={share}: {json.dumps(rows['ours'][-1])}", flush=True)
         policy = policy_with_share(None, Path(tmp))
-        for t in (float(x) for x in args.thresholds.split(",")):
-            res = simulate(
-                catalog,
-                policy,
-                list(base),
-                policies=["routellm"],
-                seed=args.seed,
-                predictor=predictor,
-                routellm_threshold=t,
-            )
-            rows["routellm"].append({"setting": t, **point(res.policies["routellm"].metrics)})
-            print(f"routellm t={t}: {json.dumps(rows['routellm'][-1])}", flush=True)
+        for name in baselines:
+            for t in (float(x) for x in args.thresholds.split(",")):
+                res = simulate(
+                    catalog,
+                    policy,
+                    list(base),
+                    policies=[name],
+                    seed=args.seed,
+                    predictor=predictor,
+                    routellm_threshold=t,
+                )
+                rows[name].append({"setting": t, **point(res.policies[name].metrics, prices)})
+                print(f"{name} t={t}: {json.dumps(rows[name][-1])}", flush=True)
     wall = time.perf_counter() - t0
 
-    r = sorted(rows["routellm"], key=lambda p: p["quality_share"])
-    rq = np.array([p["quality_share"] for p in r])
-    rc = np.array([p["cost_usd"] for p in r])
-    print(
-        "\n| ours share target | ours quality share | ours $ | routellm $ at that share | ratio |"
-    )
-    print("|---|---|---|---|---|")
-    for p in rows["ours"]:
-        q = p["quality_share"]
-        inside = rq.min() <= q <= rq.max()
-        other = float(np.interp(q, rq, rc)) if inside else None
-        ratio = f"{p['cost_usd'] / other:.2f}" if other else "outside routellm's range"
-        shown = f"{other:.2f}" if other else "-"
-        print(f"| {p['setting']} | {q:.4f} | {p['cost_usd']:.2f} | {shown} | {ratio} |")
+    for name in baselines:
+        print(
+            f"\n| ours share target | ours quality share | ours $ | {name} $ at that share | ratio |"
+        )
+        print("|---|---|---|---|---|")
+        for p, other in matched(rows, name):
+            ratio = f"{p['cost_usd'] / other:.2f}" if other else f"outside {name}'s range"
+            shown = f"{other:.2f}" if other else "-"
+            q = p["quality_share"]
+            print(f"| {p['setting']} | {q:.4f} | {p['cost_usd']:.2f} | {shown} | {ratio} |")
+    print("\nwhere the money goes (replica-hours x price per profile, USD):")
+    for name, pts in rows.items():
+        for p in pts:
+            print(f"  {name} {p['setting']}: q {p['quality_share']:.3f} {p['cost_by_profile']}")
     print("\nper-tenant quality share (ours):", json.dumps(tenants, indent=1))
     print(
         f"\n{len(base)} requests; wall {wall:.0f} s; {platform.processor() or platform.machine()}, "
         f"{platform.python_version()}; shared 2-core machine"
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "quality_curve.json").write_text(json.dumps({"rows": rows, "tenants": tenants}))
-    draw(rows, args.out / "quality_curve.png", len(base))
+    stem = "quality_curve" if args.rate_scale == 1 else f"quality_curve_x{args.rate_scale:g}"
+    (args.out / f"{stem}.json").write_text(json.dumps({"rows": rows, "tenants": tenants}))
+    draw(rows, args.out / f"{stem}.png", len(base), args.rate_scale)
     return 0
 
 
-def draw(rows: dict, path: Path, n: int) -> None:
+def draw(rows: dict, path: Path, n: int, rate_scale: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, marker in (("ours", "o"), ("routellm", "s")):
+    for name, marker in zip(rows, "os^v", strict=False):
         pts = sorted(rows[name], key=lambda p: p["quality_share"])
         ax.plot(
             [p["quality_share"] for p in pts],
@@ -145,7 +175,10 @@ def draw(rows: dict, path: Path, n: int) -> None:
             ax.annotate(str(p["setting"]), (p["quality_share"], p["cost_usd"]), fontsize=7)
     ax.set_xlabel("expected quality / always-strongest's (difficulty model)")
     ax.set_ylabel("cluster cost, USD")
-    ax.set_title(f"Azure conversation trace, {n} requests, gpu-example catalog (simulated)")
+    ax.set_title(
+        f"Azure conversation trace x{rate_scale:g}, {n} requests, gpu-example catalog (simulated)",
+        fontsize=9,
+    )
     ax.grid(alpha=0.3)
     ax.legend()
     fig.text(0.01, 0.01, "simulated on a shared 2-core AMD EPYC, no GPU", fontsize=7)

@@ -1,21 +1,22 @@
 """What prediction is worth once the product schedules by it (simulator, one run).
 
-On the Azure conversation trace at a load that queues (default x10 with the limits as
-written, the first 15 minutes), with `deployments/gpu-example.yaml` and
+On two traces at loads that queue, with `deployments/gpu-example.yaml` and
 `policies/gpu-example.yaml`, side by side:
   ours:          the product's predictor;
   ours-constant: one constant prediction (the median) for every request;
   oracle:        the true lengths (and needed tier): "truth";
 each with the product's scheduler (ingress queue in key order, engines by priority, replicas by
-predicted outstanding work) and without it (Serve's and vLLM's FIFO queues). Reported: mean
-e2e, TTFT p95, cost, SLO attainment, quality, refusals; ours' gain over the constant and the
-share of truth's gain it reaches (acceptance: >= 25 % lower mean e2e or >= 15 % lower cost at
-equal SLO and quality; >= 60 % of truth's e2e gain).
+predicted outstanding work) and without it (ablation: Serve's and vLLM's FIFO queues). Traces:
+the Azure conversation trace (default x10, the first 15 minutes) and the Mooncake synthetic
+trace (long shared-prefix prompts, default x4, whole). Reported per trace: mean and p95 e2e,
+mean and p95 TTFT, cost, SLO attainment, quality, refusals; ours' gain over the constant and
+the share of truth's gain it reaches (acceptance: >= 25 % lower mean e2e or >= 15 % lower cost
+at equal SLO and quality; >= 60 % of truth's e2e gain).
 
-Fairness: tenant `chat` at 10x the rate of tenant `internal`; `internal`'s TTFT p95 beside
-`chat` against `internal` alone (acceptance: <= 1.5x), with and without the scheduler.
+Fairness (Azure): tenant `chat` at 10x the rate of tenant `internal`; `internal`'s TTFT p95
+beside `chat` against `internal` alone (acceptance: <= 1.5x), with and without the scheduler.
 
-    nice -n 5 python bench/scheduler_sim.py [--rate 10 --duration 900] \
+    nice -n 10 python bench/scheduler_sim.py [--rate 10 --duration 900 --mooncake-rate 4] \
         [--out docs/benchmark/scheduler_sim]
 """
 
@@ -38,6 +39,7 @@ from orchestrator.policy import load_policy  # noqa: E402
 from orchestrator.simulate import load_traffic, rescale, simulate  # noqa: E402
 
 TRACE = ROOT.parent / "shared" / "data" / "azure-trace" / "AzureLLMInferenceTrace_conv.csv"
+MOONCAKE = ROOT.parent / "shared" / "data" / "mooncake-trace" / "synthetic_trace.jsonl"
 KEYS = ("e2e_mean_ms", "ttft_mean_ms", "cost_usd", "slo_attainment", "quality", "rejected")
 
 
@@ -68,54 +70,34 @@ def light_ttft_p95(result, tenant: str) -> float:
     return float(np.nanpercentile(out.ttft_s[mask], 95) * 1000)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--trace", default=str(TRACE))
-    ap.add_argument("--rate", type=float, default=10.0)
-    ap.add_argument("--duration", type=float, default=900.0)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(ROOT / "docs" / "benchmark" / "scheduler_sim"))
-    args = ap.parse_args()
-    catalog = load_catalog(ROOT / "deployments" / "gpu-example.yaml")
-    policy = load_policy(ROOT / "policies" / "gpu-example.yaml", catalog, resolve_secrets=False)
-    base = rescale(
-        load_traffic(args.trace, seed=args.seed),
-        rate_scale=args.rate,
-        duration_s=args.duration,
-        seed=args.seed,
-    )
-    result: dict = {
-        "setup": {
-            "trace": Path(args.trace).name,
-            "rate_scale": args.rate,
-            "duration_s": args.duration,
-            "requests": len(base),
-            "limits": "as written (fixed)",
-            "machine": "2-core AMD EPYC, no GPU, shared with other work",
-        }
-    }
-    t0 = time.time()
+def compare(catalog, policy, base: list, seed: int) -> dict:
+    """Ours, the constant and the truth, with the scheduler and without (one trace)."""
+    out: dict = {}
     for label, scheduler in (("scheduler", True), ("fifo", False)):
         run = simulate(
             catalog,
             policy,
             copy.deepcopy(base),
             policies=["ours", "oracle", "ours-constant"],
-            seed=args.seed,
+            seed=seed,
             scheduler=scheduler,
         )
         rows = {name: row(r.metrics) for name, r in run.policies.items()}
-        result[label] = {"policies": rows, **gains(rows)}
-        result.setdefault("prediction_error", run.prediction)
-        print(label, json.dumps(result[label], indent=1), file=sys.stderr, flush=True)
-    fairness = {}
+        out[label] = {"policies": rows, **gains(rows)}
+        out.setdefault("prediction_error", run.prediction)
+        print(label, json.dumps(out[label], indent=1), file=sys.stderr, flush=True)
+    return out
+
+
+def fairness(catalog, policy, base: list, seed: int) -> dict:
+    out = {}
     for label, scheduler in (("scheduler", True), ("fifo", False)):
         mixed = simulate(
             catalog,
             policy,
             copy.deepcopy(base),
             policies=["ours"],
-            seed=args.seed,
+            seed=seed,
             scheduler=scheduler,
             tenant_weights={"chat": 10.0, "internal": 1.0},
         )
@@ -124,19 +106,21 @@ def main() -> int:
             r.rid = i
             r.prediction = None
         alone = simulate(
-            catalog, policy, alone_reqs, policies=["ours"], seed=args.seed, scheduler=scheduler
+            catalog, policy, alone_reqs, policies=["ours"], seed=seed, scheduler=scheduler
         )
         a, m = light_ttft_p95(alone, "internal"), light_ttft_p95(mixed, "internal")
-        fairness[label] = {
+        out[label] = {
             "internal_alone_ttft_p95_ms": a,
             "internal_beside_chat_ttft_p95_ms": m,
             "ratio": m / a,
             "chat_ttft_p95_ms": light_ttft_p95(mixed, "chat"),
         }
-        print(label, fairness[label], file=sys.stderr, flush=True)
-    result["fairness"] = fairness
-    s = result["scheduler"]
-    result["acceptance"] = {
+        print(label, out[label], file=sys.stderr, flush=True)
+    return out
+
+
+def acceptance(s: dict) -> dict:
+    return {
         "e2e_25pct_or_cost_15pct_over_constant": s["ours_e2e_mean_gain_over_constant"] >= 0.25
         or (
             s["ours_cost_gain_over_constant"] >= 0.15
@@ -144,14 +128,57 @@ def main() -> int:
             and s["quality_ours_minus_constant"] >= -0.005
         ),
         "share_of_truth_gain_60pct": (s["ours_share_of_truth_gain"] or 0) >= 0.6,
-        "fairness_1_5x": fairness["scheduler"]["ratio"] <= 1.5,
     }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--trace", default=str(TRACE))
+    ap.add_argument("--rate", type=float, default=10.0)
+    ap.add_argument("--duration", type=float, default=900.0)
+    ap.add_argument("--mooncake", default=str(MOONCAKE))
+    ap.add_argument("--mooncake-rate", type=float, default=4.0)
+    ap.add_argument("--no-fairness", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(ROOT / "docs" / "benchmark" / "scheduler_sim"))
+    args = ap.parse_args()
+    catalog = load_catalog(ROOT / "deployments" / "gpu-example.yaml")
+    policy = load_policy(ROOT / "policies" / "gpu-example.yaml", catalog, resolve_secrets=False)
+    traces = {
+        "azure-conv": (args.trace, args.rate, args.duration),
+        "mooncake": (args.mooncake, args.mooncake_rate, None),
+    }
+    result: dict = {
+        "setup": {"machine": "2-core AMD EPYC, no GPU, shared with other work"},
+        "traces": {},
+    }
+    t0 = time.time()
+    azure_base: list = []
+    for name, (path, rate, duration) in traces.items():
+        base = rescale(
+            load_traffic(path, seed=args.seed), rate_scale=rate, duration_s=duration, seed=args.seed
+        )
+        azure_base = azure_base or base
+        print(name, len(base), "requests", file=sys.stderr, flush=True)
+        found = compare(catalog, policy, base, args.seed)
+        found["setup"] = {
+            "trace": Path(path).name,
+            "rate_scale": rate,
+            "duration_s": duration,
+            "requests": len(base),
+            "limits": "as written (fixed)",
+        }
+        found["acceptance"] = acceptance(found["scheduler"])
+        result["traces"][name] = found
+    if not args.no_fairness:
+        result["fairness"] = fairness(catalog, policy, azure_base, args.seed)
+        result["fairness"]["acceptance_1_5x"] = result["fairness"]["scheduler"]["ratio"] <= 1.5
     result["wall_s"] = time.time() - t0
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2))
     plot(result, out.with_suffix(".png"))
-    print(json.dumps(result["acceptance"], indent=2))
+    print(json.dumps({k: v["acceptance"] for k, v in result["traces"].items()}, indent=2))
     return 0
 
 
@@ -163,29 +190,28 @@ def plot(result: dict, path: Path) -> None:
 
     names = ["ours-constant", "ours", "oracle"]
     labels = ["constant", "predictor", "truth"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, (key, title) in zip(
-        axes,
-        [
-            ("e2e_mean_ms", "mean e2e (s)"),
-            ("ttft_p95_ms", "TTFT p95 (s)"),
-            ("cost_usd", "cost (USD)"),
-        ],
-        strict=True,
-    ):
-        x = np.arange(len(names))
-        for k, (variant, color) in enumerate((("fifo", "tab:gray"), ("scheduler", "tab:blue"))):
-            vals = [result[variant]["policies"][n][key] for n in names]
-            if key != "cost_usd":
-                vals = [v / 1000 for v in vals]
-            ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, color=color, label=variant)
-        ax.set_xticks(x, labels)
-        ax.set_title(title, fontsize=10)
-    axes[0].legend(fontsize=8)
-    s = result["setup"]
+    metrics = [
+        ("e2e_mean_ms", "mean e2e (s)"),
+        ("e2e_p95_ms", "e2e p95 (s)"),
+        ("ttft_p95_ms", "TTFT p95 (s)"),
+        ("cost_usd", "cost (USD)"),
+    ]
+    traces = result["traces"]
+    fig, axes = plt.subplots(len(traces), len(metrics), figsize=(15, 3.6 * len(traces)))
+    for row_axes, (trace, found) in zip(axes, traces.items(), strict=True):
+        s = found["setup"]
+        for ax, (key, title) in zip(row_axes, metrics, strict=True):
+            x = np.arange(len(names))
+            for k, (variant, color) in enumerate((("fifo", "tab:gray"), ("scheduler", "tab:blue"))):
+                vals = [found[variant]["policies"][n][key] for n in names]
+                if key != "cost_usd":
+                    vals = [v / 1000 for v in vals]
+                ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, color=color, label=variant)
+            ax.set_xticks(x, labels)
+            ax.set_title(f"{trace} x{s['rate_scale']:g}: {title}", fontsize=9)
+        row_axes[0].legend(fontsize=8)
     fig.suptitle(
-        f"Azure conversation trace x{s['rate_scale']:g}, first {s['duration_s']:g} s "
-        f"({s['requests']} requests): ours fed a constant, the predictor, the truth",
+        "ours fed a constant, the predictor, the truth; with the scheduler and without (FIFO)",
         fontsize=10,
     )
     fig.tight_layout()

@@ -9,6 +9,7 @@ machine it ran on and how loaded it was (`bench_workdir`, `load_average`).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import signal
@@ -114,6 +115,22 @@ def start_serve(
     return proc, f"http://127.0.0.1:{port}"
 
 
+def run_python(
+    code: str, *args: str, log: Path, env: dict[str, str], timeout_s: float = 900
+) -> None:
+    """Run `code` in a child Python with `args` (e.g. a script deploying an app into the
+    server's cluster), its output in `log`; fails if it fails or outlasts `timeout_s`."""
+    subprocess.run(
+        [sys.executable, "-c", code, *args],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+        check=True,
+        timeout=timeout_s,
+    )
+
+
 def all_profiles_ready(response: httpx.Response) -> bool:
     """`GET /healthz` of `orchestrator serve` says every profile is ready."""
     return all(response.json()["profiles"].values())
@@ -123,12 +140,27 @@ def bench_workdir(prefix: str) -> Path:
     """A fresh directory for the bench's logs; prints the machine, its load and the directory
     (every bench's first line)."""
     work = Path(tempfile.mkdtemp(prefix=prefix))
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}; load average {load_average()}; logs in {work}",
-        flush=True,
-    )
+    print(f"machine: {machine()}; logs in {work}", flush=True)
     return work
+
+
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it, else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    """What a bench says of the machine it ran on: CPU, cores, Python and load average."""
+    return (
+        f"{cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"load average {load_average()}"
+    )
 
 
 def load_average() -> str:
@@ -140,12 +172,21 @@ def load_average() -> str:
 
 def profile_parser(description: str | None) -> argparse.ArgumentParser:
     """A bench's argument parser, starting with the profile it measures: `--deployments` (a
-    catalog) and `--profile` (a name in it); `chosen_profile(args)` reads them."""
+    catalog) and `--profile` (a name in it; `chosen_profile(args)` reads them), and where its
+    results go: `--json` and `--plot`."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--deployments", type=Path, default=ROOT / "deployments" / "local.yaml")
     parser.add_argument("--profile", default="smollm2-cpu")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--plot", type=Path, default=None, help="draw the results (PNG)")
     return parser
 
 
 def chosen_profile(args: argparse.Namespace) -> Profile:
     return load_catalog(args.deployments).profile(args.profile)
+
+
+def write_json(path: Path | None, results: object) -> None:
+    """The bench's results as indented JSON at `path` (`--json`); nothing without one."""
+    if path is not None:
+        path.write_text(json.dumps(results, indent=2))

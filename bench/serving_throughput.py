@@ -48,6 +48,7 @@ from servers import (  # noqa: E402
     start_serve,
     stop,
     wait_ready,
+    write_json,
 )
 
 from orchestrator.engines.config import engine_kwargs, replica_env  # noqa: E402
@@ -174,8 +175,6 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2, help="rounds per measurement")
     parser.add_argument("--pairs", type=int, default=4, help="alternating measurement pairs")
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    parser.add_argument("--plot", type=Path, default=None, help="draw the pairs (PNG)")
     args = parser.parse_args()
     profile = chosen_profile(args)
     work = bench_workdir("bench-serving-")
@@ -232,8 +231,7 @@ def main() -> None:
         f"medians {summary['orchestrator_median_tok_s']:.1f} vs "
         f"{summary['vllm_median_tok_s']:.1f} tok/s; load average {summary['load_average_end']}"
     )
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=2))
+    write_json(args.json, summary)
     if args.plot:
         plot(pairs, args.plot, f"{profile.name}, concurrency {args.concurrency}")
 

@@ -173,8 +173,6 @@ def main() -> None:
     parser.add_argument(
         "--from-record", type=Path, default=None, help="analyse a recorded load (no engine)"
     )
-    parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args()
     profile = servers.chosen_profile(args)
     if args.from_record:
@@ -287,8 +285,7 @@ def analyse(
             f"{e['ttft_mean_s']:+.0%}, TPOT {e['tpot_mean_s']:+.0%}, "
             f"throughput {e['throughput_tok_s']:+.0%}"
         )
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    servers.write_json(args.json, report)
     if args.plot:
         plot(
             real_arrays,

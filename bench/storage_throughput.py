@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,25 +33,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import servers  # noqa: E402
 
 from orchestrator.ledger import UsageLedger, UsageRecord  # noqa: E402
 from tests.pg_server import PostgresServer, find_binaries  # noqa: E402
 
 LIMITS = {"hour": 1e9, "day": 1e9, "month": 1e9}  # never binding: measure the work, not refusals
 THREADS = 4
-
-
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"{model}, {os.cpu_count()} cores, python {platform.python_version()}, load {load}"
 
 
 def record(rid: str, now: datetime, tenant: str = "acme") -> UsageRecord:
@@ -213,7 +201,7 @@ def main() -> None:
         done[0] += 1
         print(f"[{done[0]}/{steps}] {text}", flush=True)
 
-    print(f"machine: {machine()}", flush=True)
+    print(f"machine: {servers.machine()}", flush=True)
     server = None
     with tempfile.TemporaryDirectory(prefix="storage-bench-") as work:
         targets: dict[str, tuple[str, dict]] = {
@@ -249,12 +237,17 @@ def main() -> None:
     print(f"settlement p50, SQLite / PostgreSQL: {ratio:.2f}x")
     args.out.mkdir(parents=True, exist_ok=True)
     png = args.out / "storage_throughput.png"
-    plot(results, png, f"storage throughput ({machine()})")
+    plot(results, png, f"storage throughput ({servers.machine()})")
     print(f"plot: {png}")
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"machine": machine(), "n": args.n, "rounds": args.rounds, "results": results},
+                {
+                    "machine": servers.machine(),
+                    "n": args.n,
+                    "rounds": args.rounds,
+                    "results": results,
+                },
                 indent=2,
             )
         )

@@ -251,8 +251,6 @@ def main() -> None:
         action="store_true",
         help="A/A run: a second plain app in orchestrator's place (the bench's noise floor)",
     )
-    parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args()
     profile = servers.chosen_profile(args)
     work = servers.bench_workdir("bench-vs-serve-llm-")
@@ -279,14 +277,9 @@ def main() -> None:
     try:
         servers.wait_ready(f"{base}/healthz", ours, servers.all_profiles_ready)
         for app in ("plain", "plain-b") if args.aa else ("plain",):
-            subprocess.run(  # the plain app(s), into the same Ray cluster and Serve proxy
-                [sys.executable, "-c", PLAIN_APP, str(catalog), app],
-                stdout=(work / f"{app}.log").open("wb"),
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=ROOT,
-                check=True,
-                timeout=1800,
+            # the plain app(s), into the same Ray cluster and Serve proxy
+            servers.run_python(
+                PLAIN_APP, str(catalog), app, log=work / f"{app}.log", env=env, timeout_s=1800
             )
             servers.wait_ready(f"{base}/{app}/v1/models", ours)
         print(f"both ready; {servers.outrank_servers()}; warming up", flush=True)
@@ -357,8 +350,7 @@ def main() -> None:
             f"{'within' if ok else 'OUTSIDE'} the goals (TTFT <= 1.10, tok/s >= 0.95); "
             "tok/s ratio per round " + ", ".join(f"{x:.2f}" for x in r["round_tok_s_ratios"])
         )
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    servers.write_json(args.json, results)
     if args.plot:
         plot(results, args.plot, shown["orchestrator"])
 

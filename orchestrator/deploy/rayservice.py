@@ -35,7 +35,14 @@ from orchestrator.deploy.serve_args import (
     TMP_DIR,
     mounted_args,
 )
-from orchestrator.deploy.values import ChartValues, GeneratedValues, GeneratedWorkerGroup
+from orchestrator.deploy.values import (
+    ChartValues,
+    CpuWorkersValues,
+    GeneratedValues,
+    GeneratedWorkerGroup,
+    GpuWorkersValues,
+    HeadValues,
+)
 from orchestrator.deploy.workers import CPU_GROUP, HEAD_NODE_TYPE, ray_labels
 from orchestrator.serving.storage_target import DATABASE_URL_ENV
 
@@ -144,18 +151,18 @@ def _ports(values: ChartValues, head: bool) -> list[Obj]:
 def _pod_template(
     values: ChartValues,
     release: str,
-    *,
     component: str,
-    container: str,
+    group: HeadValues | CpuWorkersValues | GpuWorkersValues,
+    *,
     resources: Obj,
     node_selector: dict[str, str],
-    tolerations: list[Obj],
-    affinity: Obj,
     annotations: dict[str, str] | None = None,
 ) -> Obj:
+    """The pod of a Ray node group: one container named `component` (ray-head or ray-worker)
+    with `resources`, placed by `node_selector` and the group's tolerations and affinity."""
     head = component == "ray-head"
     main: Obj = {
-        "name": container,
+        "name": component,
         "image": f"{values.image.repository}:{values.image.tag}",
         "imagePullPolicy": values.image.pullPolicy,
         "ports": _ports(values, head),
@@ -182,10 +189,10 @@ def _pod_template(
         spec["imagePullSecrets"] = values.imagePullSecrets
     if node_selector:
         spec["nodeSelector"] = node_selector
-    if tolerations:
-        spec["tolerations"] = tolerations
-    if affinity:
-        spec["affinity"] = affinity
+    if group.tolerations:
+        spec["tolerations"] = group.tolerations
+    if group.affinity:
+        spec["affinity"] = group.affinity
     spec["containers"] = [main]
     spec["volumes"] = _volumes(values, release, head)
     return {"metadata": metadata, "spec": spec}
@@ -207,12 +214,10 @@ def _gpu_group(values: ChartValues, release: str, g: GeneratedWorkerGroup) -> Ob
         "template": _pod_template(
             values,
             release,
-            component="ray-worker",
-            container="ray-worker",
+            "ray-worker",
+            gw,
             resources=resources,
             node_selector=gw.nodeSelectorByType.get(g.acceleratorType, {}),
-            tolerations=gw.tolerations,
-            affinity=gw.affinity,
         ),
     }
 
@@ -227,14 +232,7 @@ def _cpu_group(values: ChartValues, release: str, generated: GeneratedValues) ->
         "maxReplicas": cw.maxReplicas,
         "rayStartParams": {**cw.rayStartParams, "labels": ray_labels(labels)},
         "template": _pod_template(
-            values,
-            release,
-            component="ray-worker",
-            container="ray-worker",
-            resources=cw.resources,
-            node_selector=cw.nodeSelector,
-            tolerations=cw.tolerations,
-            affinity=cw.affinity,
+            values, release, "ray-worker", cw, resources=cw.resources, node_selector=cw.nodeSelector
         ),
     }
 
@@ -266,12 +264,10 @@ def build_rayservice(
         "template": _pod_template(
             values,
             release,
-            component="ray-head",
-            container="ray-head",
+            "ray-head",
+            head,
             resources=head.resources,
             node_selector=head.nodeSelector,
-            tolerations=head.tolerations,
-            affinity=head.affinity,
             annotations={CATALOG_SHA_ANNOTATION: generated.catalogSha256},
         ),
     }

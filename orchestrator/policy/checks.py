@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.catalog.schema import Catalog, Profile
@@ -397,58 +398,57 @@ def _check_budgets(
             check(users, [name], f"the {scaling[name].min_replicas} always-on replica(s) of {name}")
 
 
-def check_policy(
-    spec: PolicySpec,
-    catalog: Catalog,
-    scaling: dict[str, ScalingBounds],
-    resolved: list[ResolvedTenant],
-    reachable: list[str],
-    loaded: LoadedYaml,
-) -> list[ConfigIssue]:
+@dataclass(frozen=True)
+class PolicyDraft:
+    """What the checks read of a policy being loaded: its spec and YAML, the catalog, the
+    scaling bounds and tenants resolved from them, and the names of the reachable tenants
+    (those a request can be served as)."""
+
+    spec: PolicySpec
+    catalog: Catalog
+    loaded: LoadedYaml
+    scaling: dict[str, ScalingBounds]
+    resolved: list[ResolvedTenant]
+    reachable: list[str]
+
+
+def check_policy(draft: PolicyDraft) -> list[ConfigIssue]:
     """All cross-check issues (empty = the policy fits the catalog)."""
-    rep = _Reporter(loaded)
+    spec, catalog = draft.spec, draft.catalog
+    rep = _Reporter(draft.loaded)
     _check_names(spec, catalog, rep)
     _check_scheduling_tenants(spec, rep)
-    _check_scaling(spec, catalog, scaling, rep)
-    _check_key_refs(spec, loaded, rep)
-    for rt in resolved:
-        if (
-            not rt.tenant.is_default
-            or rt.tenant.name in reachable
-            or spec.default_tenant.model_fields_set
-        ):
+    _check_scaling(spec, catalog, draft.scaling, rep)
+    _check_key_refs(spec, draft.loaded, rep)
+    reachable = [rt for rt in draft.resolved if rt.tenant.name in draft.reachable]
+    for rt in draft.resolved:
+        if rt in reachable or not rt.tenant.is_default or spec.default_tenant.model_fields_set:
             _check_tenant(spec, catalog, rt, rep)
             _check_bounds(spec, catalog, rt, rep)
             _check_budget_windows(rt, rep)
-    _check_budgets(catalog, scaling, [rt for rt in resolved if rt.tenant.name in reachable], rep)
+    _check_budgets(catalog, draft.scaling, reachable, rep)
     return rep.issues()
 
 
-def policy_warnings(
-    catalog: Catalog,
-    scaling: dict[str, ScalingBounds],
-    resolved: list[ResolvedTenant],
-    reachable: list[str],
-    loaded: LoadedYaml,
-) -> list[ConfigIssue]:
+def policy_warnings(draft: PolicyDraft) -> list[ConfigIssue]:
     """Legal but likely unintended settings (`policy validate --strict` fails on them):
     always-on replicas of a profile no reachable tenant may use."""
     used = {
         n
-        for rt in resolved
-        if rt.tenant.name in reachable
+        for rt in draft.resolved
+        if rt.tenant.name in draft.reachable
         for n in rt.tenant.all_eligible_profiles()
     }
     out = []
-    for name, bounds in scaling.items():
+    for name, bounds in draft.scaling.items():
         if bounds.min_replicas <= 0 or name in used:
             continue
-        price = catalog.profile(name).price_per_replica_hour_usd * bounds.min_replicas
+        price = draft.catalog.profile(name).price_per_replica_hour_usd * bounds.min_replicas
         loc: Loc = ("autoscaling", "profiles", name, "min_replicas")
         out.append(
             ConfigIssue(
-                loaded.file,
-                loaded.line_of(loc),
+                draft.loaded.file,
+                draft.loaded.line_of(loc),
                 field_name(loc),
                 f"{bounds.min_replicas} always-on replica(s) of {name} "
                 f"(${price * HOURS_PER_MONTH:,.0f}/month) that no tenant may use; set "

@@ -19,7 +19,7 @@ from orchestrator.config_files import (
     validate_loaded,
 )
 from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
-from orchestrator.policy.checks import check_policy, policy_warnings
+from orchestrator.policy.checks import PolicyDraft, check_policy, policy_warnings
 from orchestrator.policy.model import Policy
 from orchestrator.policy.resolve import resolve_tenants, scaling_bounds
 from orchestrator.policy.schema import PolicySpec
@@ -47,7 +47,8 @@ def build_policy(
     reachable = [rt.tenant.name for rt in resolved if not rt.tenant.is_default]
     if not reachable or spec.unknown_keys == "default_tenant":
         reachable.insert(0, spec.default_tenant.name)
-    issues = check_policy(spec, catalog, scaling, resolved, reachable, loaded)
+    draft = PolicyDraft(spec, catalog, loaded, scaling, resolved, reachable)
+    issues = check_policy(draft)
     index: dict[str, str] = {}
     files: tuple[str, ...] = ()
     if resolve_secrets:
@@ -69,7 +70,7 @@ def build_policy(
         source=loaded.file,
         secrets_resolved=resolve_secrets,
         key_files=files,
-        warnings=tuple(policy_warnings(catalog, scaling, resolved, reachable, loaded)),
+        warnings=tuple(policy_warnings(draft)),
         _key_index=index,
     )
 

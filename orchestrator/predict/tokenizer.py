@@ -257,7 +257,7 @@ def _unmapped_bytes(ranks: dict[bytes, int]) -> re.Pattern[bytes] | None:
     return re.compile(b"[" + b"".join(re.escape(bytes([b])) for b in missing) + b"]")
 
 
-def _tiktoken_encoder(tok: Tokenizer) -> Callable[[str], list[int]] | None:
+def tiktoken_encoder(tok: Tokenizer) -> Callable[[str], list[int]] | None:
     """A tiktoken encoder giving `tok`'s ids, or None when `tok` is not plain byte-level BPE."""
     try:
         import tiktoken
@@ -323,7 +323,7 @@ def fast_encoder(tok: Tokenizer) -> Callable[[str], list[int]]:
         hit = _fast.get(key)
         if hit is not None and hit[0] is tok:
             return hit[1]
-    fn = _tiktoken_encoder(tok) or _exact_encoder(tok)
+    fn = tiktoken_encoder(tok) or _exact_encoder(tok)
 
     with _fast_lock:
         _fast[key] = (tok, fn)

@@ -156,6 +156,18 @@ class PrefixAffinityRouter(RequestRouter):
             self._in_flight[uid] = max(0, self._in_flight.get(uid, 0) - 1)
             self._outstanding[uid] = max(0.0, self._outstanding.get(uid, 0.0) - work)
 
+    def in_flight(self) -> dict[str, int]:
+        """Requests this router sent to each replica and not yet completed (replica unique id
+        -> count; replicas at 0 may be listed). A copy."""
+        self._ensure_state()
+        return dict(self._in_flight)
+
+    def routed(self) -> dict[str, str]:
+        """The requests in flight through this router: internal request id -> replica unique
+        id. A copy."""
+        self._ensure_state()
+        return dict(self._routed)
+
     def update_replicas(self, replicas: list[RunningReplica]) -> None:
         super().update_replicas(replicas)
         self._ensure_state()

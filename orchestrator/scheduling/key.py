@@ -3,7 +3,7 @@
 `OrderKey` sorts ascending:
 1. the tenant's priority class (higher policy `priority` first);
 2. a virtual start time, in seconds on the queue's clock: `arrival + aging_s x f(work)` where
-   `f` rises with the predicted remaining work from 0 to 1 (log scale, `MAX_WORK` tokens = 1),
+   `f` rises with the predicted remaining work from 0 towards 1 (`work / (work + HALF_WORK)`),
    so shorter predicted work goes first and a request is never overtaken by one that arrived
    more than `aging_s` after it (within a class and a tenant; tenants share by `fairness.py`).
    A tenant with deadline order uses `min(that, arrival + its TTFT target)`: the earliest
@@ -14,10 +14,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
-MAX_WORK = 131_072  # predicted tokens that count as the longest work (f = 1)
+# predicted work at half the aging bound. Typical answers (tens to a few thousand tokens) then
+# spread over most of the bound, so the key orders them by work while they wait; a log scale up
+# to 128k tokens squeezed them into a fifth of it, and waits longer than that went in arrival
+# order (measured: bench/scheduler_sim.py, docs/benchmark.md "Scheduling by predicted work")
+HALF_WORK = 256.0
 PROMPT_WEIGHT = 1 / 16  # a prompt token costs this many decode tokens of work (prefill batches)
 MAX_PRIORITY = 1000  # the policy's largest tenant priority
 _CLASS_SPAN_MS = 10**13  # > any virtual start in ms (year 2286): classes never interleave
@@ -37,10 +40,10 @@ def predicted_work(prompt_tokens: int, predicted_output_tokens: float) -> float:
 
 
 def work_fraction(work: float) -> float:
-    """0 for no work, 1 for `MAX_WORK` tokens or more, log-scaled between."""
+    """0 for no work, 1/2 at `HALF_WORK`, below 1 for any finite work."""
     if work <= 0:
         return 0.0
-    return min(1.0, math.log1p(work) / math.log1p(MAX_WORK))
+    return work / (work + HALF_WORK)
 
 
 def order_key(

@@ -38,7 +38,7 @@ from orchestrator.catalog.schema import Catalog
 from orchestrator.decisionlog import DecisionLog
 from orchestrator.ledger import UsageLedger, WindowSpend
 from orchestrator.ledger.store import DEFAULT_RESERVATION_TTL_S
-from orchestrator.policy import Policy, TenantPolicy
+from orchestrator.policy import Policy
 from orchestrator.request.candidates import candidates_for_model
 from orchestrator.request.errors import RequestError
 from orchestrator.request.spec import caller_targets
@@ -190,7 +190,7 @@ class RequestExecutor:
         settings = SchedulingSettings.of(policy)  # a reload that shrinks a tenant's bound
         if settings is not self.ingress_queue.settings:  # refuses its excess waiters (429)
             self.ingress_queue.reconfigure(settings)
-        tenant = self.authenticate(headers, policy, as_tenant)
+        tenant = authenticate(headers, policy, as_tenant)
         obs.tenant_known(tenant.name)
         # READ: everything first, so an invalid body is never priced or recorded
         body = openai_io.parse_json_body(raw_body)
@@ -277,21 +277,18 @@ class RequestExecutor:
 
     def _observe_settled(self, done: Settled) -> None:
         """On-settle hook: cost feeds the spend rate; (TTFT, TPOT) against the model's
-        figures feed the profile's latency scales."""
+        figures feed the profile's latency scales, against the tenant's targets the share of
+        the profile's requests within them (the planner's pressure)."""
         now = time.monotonic()
         self.demand.spent(done.profile, done.cost_usd, now)
+        self.demand.judge(done.profile, done.observed_s, done.targets_ms, now)
         self.scales.observe(done.profile, done.observed_s, done.modelled_ms, now)
 
     # ----- other endpoints ------------------------------------------------------------
-    def authenticate(
-        self, headers: Mapping[str, str], policy: Policy, as_tenant: str | None = None
-    ) -> TenantPolicy:
-        return authenticate(headers, policy, as_tenant)
-
     async def decision_for(self, headers: Mapping[str, str], request_id: str) -> dict[str, Any]:
         """The stored decision of a request, for its tenant only (404 otherwise)."""
         policy = self.policy_source.current
-        return await self.decisions.explain(self.authenticate(headers, policy), policy, request_id)
+        return await self.decisions.explain(authenticate(headers, policy), policy, request_id)
 
     # ----- profile health and the live views the plan reads ---------------------------
     def profile_ready(self, name: str) -> bool:

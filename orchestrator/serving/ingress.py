@@ -53,6 +53,7 @@ from orchestrator.raycompat.request_context import serve_request_id
 from orchestrator.raycompat.serve_handles import configured_handles
 from orchestrator.request.candidates import AUTO_MODEL
 from orchestrator.serving import api_bodies, api_docs, openai_io
+from orchestrator.serving.auth import authenticate
 from orchestrator.serving.batch_api import BatchApi
 from orchestrator.serving.batch_wiring import ExecutorLines, capacity_of, tenant_line_cap
 from orchestrator.serving.errors import (
@@ -185,7 +186,7 @@ class OrchestratorIngress(OpenAiIngress):
         self._batches = BatchApi(
             batches,
             self._catalog,
-            lambda headers: self._executor.authenticate(headers, self._policy.current),
+            lambda headers: authenticate(headers, self._policy.current),
             paces=lambda: self._batch_runner.last_paces,
         )
         self._batch_task: asyncio.Task[None] | None = None

@@ -59,6 +59,7 @@ class Settled:
     cost_usd: float
     observed_s: tuple[float | None, float | None]  # (TTFT, TPOT) seen; None: not timed
     modelled_ms: tuple[float | None, float | None]  # what the replica model said of them
+    targets_ms: tuple[float | None, float | None] = (None, None)  # its tenant's TTFT, TPOT p95s
 
 
 SettleHook = Callable[[Settled], None]
@@ -352,7 +353,9 @@ class RequestRun:
         timed = status == "ok" and p.request.stream
         tokens = usage.output_tokens / p.request.spec.choices
         observed = (trace.ttft_s if timed else None, trace.tpot_s(tokens) if timed else None)
-        done = Settled(trace.profile, status, usage, cost, observed, self.modelled)
+        slo = p.decision.slo
+        done = Settled(trace.profile, status, usage, cost, observed, self.modelled,
+                       (slo.ttft_p95_ms, slo.tpot_p95_ms))  # fmt: skip
         for hook in self.ctx.on_settle:
             hook(done)
         if status != "error":  # errors are closed by `serve` with their HTTP status

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 from kubernetes import client
 
 from orchestrator.control.alerts import EVENT_REASON, CeilingAlerter, post_event
 from orchestrator.planning.types import ScalingDecision
+from tests.http_handler import QuietHandler
 
 
 class FakeApiServer:
@@ -21,20 +22,12 @@ class FakeApiServer:
         self.posted: list[tuple[str, dict]] = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server API)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.posted.append((self.path, body))
                 body.setdefault("metadata", {})["name"] = "orchestrator-spend-ceiling-x1"
-                data = json.dumps(body).encode()
-                self.send_response(201)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
+                self.reply(201, json.dumps(body).encode(), "application/json")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

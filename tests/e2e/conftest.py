@@ -45,8 +45,38 @@ class RunningServer:
                 c.pid for c in psutil.Process(self.proc.pid).children(recursive=True)
             }
 
+    def ingress_processes(self) -> list[psutil.Process]:
+        """The processes of the ingress replicas (Ray Serve's `orchestrator:ingress` actors)."""
+        found = []
+        for p in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                if "ServeReplica:orchestrator:ingress" in " ".join(p.cmdline()):
+                    found.append(p)
+            except psutil.Error:
+                continue
+        return found
+
 
 E2E_API_KEY = "sk-e2e-team-a-0123456789"  # given to the server as $ORCHESTRATOR_E2E_KEY
+
+
+def team_a_policy(
+    name: str, *, team_a: str = "", default: str = "", unknown_keys: str = "default_tenant"
+) -> str:
+    """The text of a policy `name` with the default tenant and tenant `team-a`, whose API key
+    is the e2e server's (`E2E_API_KEY`, in $ORCHESTRATOR_E2E_KEY); `default` and `team_a` are
+    more fields of each tenant, as YAML lines."""
+
+    def fields(lines: str, indent: str) -> str:
+        return "".join(f"{indent}{line}\n" for line in lines.splitlines())
+
+    return (
+        f"apiVersion: orchestrator/v1\nkind: Policy\nmetadata: {{name: {name}}}\n"
+        f"unknown_keys: {unknown_keys}\ndefault_tenant:\n  name: default\n"
+        + fields(default, "  ")
+        + "tenants:\n  - name: team-a\n    api_keys:\n      - env: ORCHESTRATOR_E2E_KEY\n"
+        + fields(team_a, "    ")
+    )
 
 
 def start_server(

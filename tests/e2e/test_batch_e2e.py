@@ -11,7 +11,6 @@ import sqlite3
 import time
 
 import httpx
-import psutil
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -31,17 +30,6 @@ def _input_file(family: str) -> bytes:
         out.append(json.dumps({"custom_id": f"line-{n}", "method": "POST",
                                "url": "/v1/chat/completions", "body": body}))  # fmt: skip
     return ("\n".join(out) + "\n").encode()
-
-
-def _ingress_processes(server) -> list[psutil.Process]:
-    found = []
-    for p in psutil.Process(server.proc.pid).children(recursive=True):
-        try:
-            if "ServeReplica:orchestrator:ingress" in " ".join(p.cmdline()):
-                found.append(p)
-        except psutil.Error:
-            continue
-    return found
 
 
 def _ledger(server, prefix: str) -> dict[str, int]:
@@ -87,7 +75,7 @@ def test_a_batch_job_survives_its_ingress_and_charges_each_line_once(server, cli
         if job.status in ("completed", "failed", "expired", "cancelled"):
             break
         if not killed and job.request_counts.completed >= LINES // 3:
-            victims = _ingress_processes(server)
+            victims = server.ingress_processes()
             assert victims, "no ingress replica process found"
             victims[0].send_signal(signal.SIGKILL)
             killed = True

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from orchestrator.paths import PROJECT_ROOT
-from tests.e2e.conftest import E2E_API_KEY
+from tests.e2e.conftest import E2E_API_KEY, team_a_policy
 from tests.e2e.prometheus import needs_prometheus, prometheus
 
 pytestmark = pytest.mark.e2e
@@ -26,20 +26,16 @@ RULE_FILE = PROJECT_ROOT / "k8s" / "overlays" / "gpu-prod" / "prometheusrule-orc
 ALERT = "OrchestratorBudgetNearlySpent"
 NAMESPACE = "orchestrator"
 
-POLICY = """\
-apiVersion: orchestrator/v1
-kind: Policy
-metadata: {{name: e2e-budget-{tag}}}
-unknown_keys: default_tenant
-default_tenant:
-  name: default
-tenants:
-  - name: team-a
-    api_keys:
-      - env: ORCHESTRATOR_E2E_KEY
-    budgets: {{per_day_usd: {budget!r}}}
-    actions: {{on_budget_exhausted: [cap_tokens, reject], cap_tokens_floor: 1}}
-"""
+
+def _policy(tag: str, budget: float) -> str:
+    """team-a with a day budget of `budget`, capped to what is left, then refused."""
+    return team_a_policy(
+        f"e2e-budget-{tag}",
+        team_a=f"budgets: {{per_day_usd: {budget!r}}}\n"
+        "actions: {on_budget_exhausted: [cap_tokens, reject], cap_tokens_floor: 1}",
+    )
+
+
 CHAT = {
     "model": "smollm2-cpu",
     "messages": [{"role": "user", "content": "Count from one to twenty."}],
@@ -101,7 +97,7 @@ def test_spending_a_budget_down_fires_the_shipped_alert(server, tmp_path):
     original = server.policy_path.read_text()
     try:
         # what one request costs, and what team-a has spent today so far
-        _write_policy(server, POLICY.format(tag="probe", budget=1.0))
+        _write_policy(server, _policy("probe", 1.0))
         first = _chat(base)
         assert first.status_code == 200, first.text
         cost = first.json()["usage"]["cost_usd"]
@@ -110,7 +106,7 @@ def test_spending_a_budget_down_fires_the_shipped_alert(server, tmp_path):
         # a budget of 5 more requests: over 10 % left now; the last one is capped to what is
         # left (on_budget_exhausted: cap_tokens), so the budget is spent down to nearly 0
         budget = spent + 5 * cost
-        _write_policy(server, POLICY.format(tag="tight", budget=budget))
+        _write_policy(server, _policy("tight", budget))
         assert _remaining(base) / budget > 0.1
 
         scrape_labels = f"{{namespace: {NAMESPACE}}}"

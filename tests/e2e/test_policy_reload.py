@@ -10,38 +10,16 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.conftest import E2E_API_KEY
+from tests.e2e.conftest import E2E_API_KEY, team_a_policy
 
 pytestmark = pytest.mark.e2e
 
-WITH_KEYS = """\
-apiVersion: orchestrator/v1
-kind: Policy
-metadata: {name: e2e-keys}
-unknown_keys: reject
-default_tenant:
-  name: default
-  cost_cap_usd: 0.05
-tenants:
-  - name: team-a
-    api_keys:
-      - env: ORCHESTRATOR_E2E_KEY
-"""
-
-SPENT_BUDGET = """\
-apiVersion: orchestrator/v1
-kind: Policy
-metadata: {name: e2e-spent}
-unknown_keys: default_tenant
-default_tenant:
-  name: default
-tenants:
-  - name: team-a            # served twice above, so it has spent more than this
-    api_keys:
-      - env: ORCHESTRATOR_E2E_KEY
-    budgets: {per_hour_usd: 0.000000001}
-    actions: {on_budget_exhausted: [reject]}
-"""
+WITH_KEYS = team_a_policy("e2e-keys", default="cost_cap_usd: 0.05", unknown_keys="reject")
+# team-a is served twice before this policy, so it has spent more than this budget
+SPENT_BUDGET = team_a_policy(
+    "e2e-spent",
+    team_a="budgets: {per_hour_usd: 0.000000001}\nactions: {on_budget_exhausted: [reject]}",
+)
 
 CHAT = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4, "temperature": 0}
 

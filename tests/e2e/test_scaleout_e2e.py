@@ -20,31 +20,32 @@ import signal
 import time
 
 import httpx
-import psutil
 import pytest
 
 from orchestrator.paths import DEFAULT_DEPLOYMENTS
-from tests.e2e.conftest import E2E_API_KEY, RunningServer, start_server, stop_server
+from tests.e2e.conftest import (
+    E2E_API_KEY,
+    RunningServer,
+    start_server,
+    stop_server,
+    team_a_policy,
+)
 from tests.pg_server import PostgresServer, find_binaries
 
 pytestmark = [pytest.mark.e2e, pytest.mark.own_server]
 
 TENANT = "team-a"
-POLICY = """\
-apiVersion: orchestrator/v1
-kind: Policy
-metadata: {{name: e2e-scaleout-{tag}}}
-unknown_keys: default_tenant
-default_tenant:
-  name: default
-  max_tokens: 64
-tenants:
-  - name: team-a
-    api_keys:
-      - env: ORCHESTRATOR_E2E_KEY
-    budgets: {{per_day_usd: {budget}}}
-    actions: {{on_budget_exhausted: [reject]}}
-"""
+
+
+def _policy(tag: str, budget: float) -> str:
+    """team-a with a day budget of `budget`, refused once spent; 64 tokens per answer."""
+    return team_a_policy(
+        f"e2e-scaleout-{tag}",
+        default="max_tokens: 64",
+        team_a=f"budgets: {{per_day_usd: {budget}}}\nactions: {{on_budget_exhausted: [reject]}}",
+    )
+
+
 CHAT = {
     "model": "smollm2-cpu",  # one profile: every request costs the same
     "messages": [{"role": "user", "content": "Count from one to twenty."}],
@@ -114,7 +115,7 @@ def _set_policy(server: RunningServer, budget: str, tag: str, warm_id: str) -> N
     (no keys) anyone reads the default tenant's decision `warm_id`; under this one the key is
     team-a's and the look-up is a 404, many times in a row through the proxy."""
     assert server.policy_path is not None
-    server.policy_path.write_text(POLICY.format(budget=budget, tag=tag))
+    server.policy_path.write_text(_policy(tag, budget))
     deadline, in_a_row = time.monotonic() + 60, 0
     while in_a_row < 20:
         assert time.monotonic() < deadline, "the policy edit was not loaded by every replica"
@@ -143,17 +144,6 @@ async def _burst(base: str, ids: list[str], on_answer=None) -> dict[str, httpx.R
 
         await asyncio.gather(*(one(i) for i in ids))
     return out
-
-
-def _ingress_processes(server: RunningServer) -> list[psutil.Process]:
-    procs = []
-    for p in psutil.Process(server.proc.pid).children(recursive=True):
-        try:
-            if "ServeReplica:orchestrator:ingress" in " ".join(p.cmdline()):
-                procs.append(p)
-        except psutil.Error:
-            continue
-    return procs
 
 
 def _ledger_rows(url: str) -> dict[str, list]:
@@ -209,7 +199,7 @@ def test_two_ingress_replicas_share_budget_decisions_and_ledger(scaled):
     assert crossed == len(answered), "a decision was never read on the other replica"
 
     # 3. a burst with one ingress replica killed mid-way
-    victims = _ingress_processes(server)
+    victims = server.ingress_processes()
     assert len(victims) == 2, victims
     killed: list[int] = []
 

@@ -9,7 +9,14 @@ import pytest
 
 from orchestrator.concepts import TIER_RANK
 from orchestrator.paths import SHARED_DATA
-from orchestrator.predict.difficulty import DifficultyModel, tiers_from_anchors
+from orchestrator.predict.difficulty import (
+    FORMAT_FEATURES,
+    DifficultyModel,
+    features,
+    format_features,
+    lexical_features,
+    tiers_from_anchors,
+)
 from orchestrator.predict.offline import difficulty_eval
 from orchestrator.predict.offline.difficulty_data import load_outcomes, outcomes_available
 
@@ -53,6 +60,21 @@ def test_anchors_are_kept_and_the_tiers_between_interpolated(model):
     assert 0.5 < ts["large"] < 0.9 and ts["small"] < 0.5
     flat = tiers_from_anchors({"weak": 0.8, "strong": 0.7}, model.meta)  # never decreasing
     assert flat["frontier"] >= flat["medium"]
+
+
+def test_format_features_read_a_multiple_choice_question_and_leave_free_text_alone():
+    numeric = "How many moons has Mars?\nA. 0\nB. 1\nC. 2\nD. 3\nAnswer:"
+    shape = format_features(numeric)
+    assert shape is not None and len(shape) == len(FORMAT_FEATURES)
+    named = dict(zip(FORMAT_FEATURES, shape, strict=True))
+    assert named["numeric_options"] == 1.0 and named["stem_question"] == 1.0
+    assert dict(zip(FORMAT_FEATURES, format_features(HARD), strict=True))["true_false"] == 1.0
+    free = "Write a haiku about autumn."
+    assert format_features(free) is None
+    center = np.ones(len(FORMAT_FEATURES))
+    row = features(free, 1, center)  # free text: the format part is zero, whatever the centre
+    assert np.array_equal(row, np.concatenate([lexical_features(free, 1), np.zeros_like(center)]))
+    assert not np.array_equal(features(numeric, 1, center)[-len(center) :], np.zeros_like(center))
 
 
 def test_strong_share_routes_hardest_first():

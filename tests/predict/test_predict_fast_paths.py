@@ -41,7 +41,7 @@ def _hf_ids(tok: Tokenizer, text: str) -> list[int]:
 
 def test_default_tokenizer_uses_tiktoken_and_gives_identical_ids():
     tok = load_default_tokenizer()
-    assert tokenizer_mod._tiktoken_encoder(tok) is not None  # the fast path applies
+    assert tokenizer_mod.tiktoken_encoder(tok) is not None  # the fast path applies
     encode = fast_encoder(tok)
     for text in TEXTS:
         assert encode(text) == _hf_ids(tok, text), text
@@ -63,7 +63,7 @@ def test_other_tokenizers_fall_back_to_the_tokenizers_library():
     vocab = {"[UNK]": 0, "hello": 1, "world": 2, "!": 3}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    assert tokenizer_mod._tiktoken_encoder(tok) is None
+    assert tokenizer_mod.tiktoken_encoder(tok) is None
     assert fast_encoder(tok)("hello world !") == [1, 2, 3]
 
 

@@ -77,7 +77,7 @@ def test_learn_is_one_transaction(tmp_path, stored_predictor, monkeypatch):
             raise RuntimeError("disk full")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("orchestrator.predict.predictor.observe", failing)
+    monkeypatch.setattr("orchestrator.predict.calibration_book.observe", failing)
     with pytest.raises(RuntimeError):
         learn_file(stored_predictor, path, "tenant")
     store = stored_predictor.store

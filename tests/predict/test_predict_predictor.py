@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import uuid
 
 import pytest
 from predict_helpers import chat
@@ -130,17 +131,17 @@ def test_known_model_family_gets_its_training_prior(predictor):
     )
 
 
-def test_hub_tokenizer_falls_back_to_default_with_a_warning(predictor, caplog, monkeypatch):
-    from orchestrator.predict import tokenizer
-
-    monkeypatch.setattr(tokenizer, "_warned", set())
-    monkeypatch.setattr(tokenizer, "_loaded", {})
+def test_hub_tokenizer_falls_back_to_default_with_a_warning(predictor, caplog):
     catalog = load_catalog(PROJECT_ROOT / "deployments" / "gpu-example.yaml")
-    profile = catalog.profile("qwen3-8b-dflash")
+    # a hub id no other test names, so the process-wide tokenizer cache has not seen it yet
+    hub_id = f"example-org/never-downloaded-{uuid.uuid4().hex[:8]}"
+    profile = catalog.profile("qwen3-8b-dflash").model_copy(update={"tokenizer": hub_id})
     with caplog.at_level(logging.WARNING, logger="orchestrator.predict.tokenizer"):
         p = predictor.predict(chat(YES_NO), profile)
-    assert p.prompt_tokens == predictor.predict(chat(YES_NO)).prompt_tokens
-    assert any("default (SmolLM2) tokenizer" in r.getMessage() for r in caplog.records)
+        again = predictor.predict(chat(YES_NO), profile)
+    assert p.prompt_tokens == again.prompt_tokens == predictor.predict(chat(YES_NO)).prompt_tokens
+    warned = [r for r in caplog.records if "default (SmolLM2) tokenizer" in r.getMessage()]
+    assert len(warned) == 1 and hub_id in warned[0].getMessage()  # once per spec
 
 
 def test_local_tokenizer_folder_is_used(predictor, tmp_path):

@@ -103,10 +103,10 @@ def test_update_replicas_forgets_removed_ones_and_bad_kwargs_fail():
         reps = [FakeReplica("u1"), FakeReplica("u2")]
         router.update_replicas(reps)
         router.on_request_routed(_pending("a", "q1"), reps[1].replica_id, None)
-        assert router._in_flight == {"u2": 1}
+        assert router.in_flight() == {"u2": 1} and router.routed() == {"q1": "u2"}
         router.update_replicas([reps[0]])
         await asyncio.sleep(0)  # let the base class's probe task run
-        assert router._in_flight == {} and router._routed == {}
+        assert router.in_flight() == {} and router.routed() == {}
         assert await router.choose_replicas([], None) == []
         with pytest.raises(TypeError, match="unknown"):
             router.initialize_state(prefix_len=3)

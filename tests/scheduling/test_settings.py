@@ -100,7 +100,7 @@ FIELD_CASES = {
     ),
     "tenants.deadline": (
         "scheduling: {tenants: {gold: {deadline: true}}}\n",
-        [("gold-long", "gold", 90_000, 0), ("gold-short", "gold", 5, 0)],
+        [("gold-long", "gold", 90_000, 0), ("gold-short", "gold", 50, 0)],
     ),
 }
 

@@ -92,23 +92,6 @@ class Engines:
         )
 
 
-def _relay(harness: Harness, stream, failover: StreamFailover | None):
-    from orchestrator.serving.relay import relay_stream
-
-    return relay_stream(
-        stream.packets.pop(0),
-        stream,
-        harness.settlement,
-        harness.trace,
-        engine_model="smollm2-cpu",
-        shown_model="smollm2-135m-instruct",
-        wants_usage=True,
-        wants_continuous_usage=False,
-        prompt_tokens=30,
-        failover=failover,
-    )
-
-
 @pytest.fixture
 def harness(tmp_path):
     h = Harness(tmp_path)
@@ -137,7 +120,7 @@ async def test_stream_cut_midway_is_continued_elsewhere_without_gap_or_repeat(
     )
     events = [
         e
-        async for item in _relay(harness, stream, engines.failover())
+        async for item in harness.relay(stream, wants_usage=True, failover=engines.failover())
         for e in openai_io.split_sse(item)
     ]
 
@@ -173,7 +156,9 @@ async def test_without_a_continuation_the_stream_ends_with_one_error_event(
     engines = Engines(engine_stream, None)
     events = [
         e
-        async for item in _relay(harness, stream, engines.failover(migratable=migratable))
+        async for item in harness.relay(
+            stream, wants_usage=True, failover=engines.failover(migratable=migratable)
+        )
         for e in openai_io.split_sse(item)
     ]
     assert _texts(events) == "Hel"

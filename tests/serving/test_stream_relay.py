@@ -20,7 +20,7 @@ from orchestrator.serving.accounting import (
     RequestTrace,
     StreamTally,
 )
-from orchestrator.serving.relay import relay_stream
+from orchestrator.serving.relay import StreamFailover, relay_stream
 
 LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
 POLICY = load_policy_text(
@@ -54,7 +54,16 @@ class Harness:
     def _release(self) -> None:
         self.released += 1
 
-    def relay(self, stream, *, wants_usage: bool = False, wants_continuous: bool = False):
+    def relay(
+        self,
+        stream,
+        *,
+        wants_usage: bool = False,
+        wants_continuous: bool = False,
+        failover: StreamFailover | None = None,
+    ):
+        """Relay `stream` (its first packet already read, as the executor does) for this
+        request, carried to another engine by `failover` if it fails."""
         first = stream.packets.pop(0)
         return relay_stream(
             first,
@@ -66,6 +75,7 @@ class Harness:
             wants_usage=wants_usage,
             wants_continuous_usage=wants_continuous,
             prompt_tokens=PREDICTED_PROMPT_TOKENS,
+            failover=failover,
         )
 
     def row(self):

@@ -118,7 +118,7 @@ def test_ours_scales_with_the_products_planner(catalog, policy):
     from orchestrator.simulate import controllers as ctl
 
     notes: list[str] = []
-    controller = sim_run._our_controller(policy, [1] * len(catalog.profiles), [8] * 8, notes)
+    controller = sim_run.our_controller(policy, [1] * len(catalog.profiles), [8] * 8, notes)
     assert isinstance(controller, ctl.PlannerController) and not notes
     assert controller.planning.plan is planning.plan
 

@@ -14,13 +14,14 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orchestrator.telemetry.metrics import OrchestratorMetrics
+from tests.http_handler import QuietHandler
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(
@@ -44,7 +45,7 @@ class _MetricsServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _MetricsHandler)
 
 
-class _MetricsHandler(BaseHTTPRequestHandler):
+class _MetricsHandler(QuietHandler):
     server: _MetricsServer
 
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
@@ -53,14 +54,7 @@ class _MetricsHandler(BaseHTTPRequestHandler):
             return
         body, content_type = self.server.metrics.render_prometheus(self.headers.get("Accept"))
         self.server.scrapes.append(content_type)
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.reply(200, body, content_type)
 
 
 class Prometheus:

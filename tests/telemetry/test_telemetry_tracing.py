@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from orchestrator.telemetry import tracing
+from tests.http_handler import QuietHandler
 
 CALLER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN_ID = "00f067aa0ba902b7"
@@ -227,7 +228,7 @@ class _OTLPHTTPReceiver(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _OTLPHandler)
 
 
-class _OTLPHandler(BaseHTTPRequestHandler):
+class _OTLPHandler(QuietHandler):
     server: _OTLPHTTPReceiver
 
     def do_POST(self) -> None:  # noqa: N802 (http.server API)
@@ -240,14 +241,7 @@ class _OTLPHandler(BaseHTTPRequestHandler):
         self.server.paths.append(self.path)
         self.server.content_types.append(self.headers.get("Content-Type", ""))
         reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.reply(200, reply, "application/x-protobuf")
 
 
 def _export_one_request(monkeypatch, simulated_request, **env: str) -> None:
