@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator.serving import openai_io
 from orchestrator.serving.errors import OrchestratorHTTPError
-from orchestrator.serving.executor import INLINE_PREDICT_CHARS, RequestExecutor
+from orchestrator.serving.executor import RequestExecutor
+from orchestrator.serving.plan import INLINE_PREDICT_CHARS
 from orchestrator.signals.meters import demand_key
 from orchestrator.telemetry.metrics import INSTANCE_LABEL, OrchestratorMetrics
 from tests.serving.conftest import (
