@@ -129,7 +129,8 @@ class RequestRun:
     # ----- the load book -------------------------------------------------------------------
     def begin(self) -> None:
         self.ctx.load.begin(self.request_id, self.trace.tenant, self.trace.profile,
-                            self.trace.reserved_usd)  # fmt: skip
+                            self.trace.reserved_usd,
+                            background=self.plan.request.spec.background)  # fmt: skip
 
     def end(self) -> None:
         self.ctx.load.end(self.request_id)
