@@ -8,6 +8,7 @@ sets `X-Request-Id` itself (Serve's proxy does; a second one would be sent twice
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -20,6 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from orchestrator.serving import openai_io
 from orchestrator.serving.errors import OrchestratorHTTPError
 from orchestrator.serving.executor import RequestExecutor
+from orchestrator.serving.plan import INLINE_PREDICT_CHARS
+from orchestrator.signals.meters import demand_key
 from orchestrator.telemetry.metrics import INSTANCE_LABEL, OrchestratorMetrics
 from tests.serving.conftest import (
     FAMILY,
@@ -95,6 +98,26 @@ async def test_valid_body_is_predicted_decided_and_served(ingress, chat_completi
     assert response.headers["x-orchestrator-profile"] in {p.name for p in LOCAL.profiles}
 
 
+@pytest.mark.parametrize("chars, on_loop", [(INLINE_PREDICT_CHARS, True),
+                                             (INLINE_PREDICT_CHARS + 1, False)])  # fmt: skip
+async def test_only_a_long_text_is_predicted_in_a_worker_thread(ingress, chat_completion, chars,
+                                                               on_loop):  # fmt: skip
+    """The event loop is never held by a long featurization; a short text skips the hop."""
+    threads: list[int] = []
+    real = ingress.predictor.predict_many
+
+    def predict_many(body: Any, profiles: list[Any]) -> Any:
+        threads.append(threading.get_ident())
+        return real(body, profiles)
+
+    ingress.predictor.predict_many = predict_many
+    ingress.handle.streams.append(chat_completion())
+    body = {"model": FAMILY, "messages": [{"role": "user", "content": "x" * chars}]}
+    response = await _serve(ingress, body, "chat")
+    assert response.status_code == 200
+    assert (threads == [threading.get_ident()]) is on_loop and len(threads) == 1
+
+
 async def test_rejection_and_error_responses_carry_no_request_id_of_ours(ingress):
     """Serve's proxy appends X-Request-Id to every response; one set by the app would make two.
     A budget rejection (decision made, no engine) and a 4xx error are built by the ingress."""
@@ -158,6 +181,16 @@ async def test_disconnected_stream_is_charged_in_ledger_and_metrics(ingress, chu
     assert samples[("orchestrator_requests_total", frozenset(cancelled.items()))] == 1
 
 
+async def _three_token_stream(ingress, chunk, engine_stream, final_usage, request_id: str):
+    """Stream a three-token answer (11 prompt tokens) through `ingress` and read it to the end."""
+    packets = [chunk(role="assistant", content="", completion_tokens=0, prompt_tokens=11)]
+    packets += [chunk(content=f"t{i}", completion_tokens=i + 1, prompt_tokens=11) for i in range(3)]
+    ingress.handle.streams.append(engine_stream([*packets, final_usage(11, 3)]))
+    body = {"model": FAMILY, "messages": MESSAGES, "stream": True, "max_tokens": 100}
+    response = await _serve(ingress, body, "chat", {"x-request-id": request_id})
+    _ = [event async for event in response.body_iterator]
+
+
 async def test_a_stream_that_cannot_migrate_is_counted_by_per_chunk_usage(
     ingress, chunk, engine_stream, final_usage
 ):
@@ -167,12 +200,7 @@ async def test_a_stream_that_cannot_migrate_is_counted_by_per_chunk_usage(
         "  name: default\n", "  name: default\n  allowed_profiles: [smollm2-cpu]\n"
     )
     use_policy(ingress, one)
-    packets = [chunk(role="assistant", content="", completion_tokens=0, prompt_tokens=11)]
-    packets += [chunk(content=f"t{i}", completion_tokens=i + 1, prompt_tokens=11) for i in range(3)]
-    ingress.handle.streams.append(engine_stream([*packets, final_usage(11, 3)]))
-    body = {"model": FAMILY, "messages": MESSAGES, "stream": True, "max_tokens": 100}
-    response = await _serve(ingress, body, "chat", {"x-request-id": "rid-one-profile"})
-    _ = [event async for event in response.body_iterator]
+    await _three_token_stream(ingress, chunk, engine_stream, final_usage, "rid-one-profile")
     engine_request = ingress.handle.requests[0]
     assert not engine_request.return_token_ids
     assert engine_request.stream_options.continuous_usage_stats
@@ -519,3 +547,16 @@ async def test_the_predict_and_route_spans_cover_the_time_those_stages_took(
     request = spans["POST /v1/chat/completions"]
     assert all(s.parent.span_id == request.context.span_id for s in (predicted, routed, engine))
     assert routed.attributes[tracing.ATTR_PROFILE] in {p.name for p in LOCAL.profiles}
+
+
+async def test_a_settled_stream_is_judged_against_its_targets_for_the_planner(
+    ingress, chunk, engine_stream, final_usage
+):
+    """The planner reads, per profile, the share of requests within their own tenant's
+    targets (p95s are shares): a streamed answer under a generous TTFT target counts within."""
+    use_policy(ingress, POLICY_TEXT + "  latency: {ttft_p95_ms: 600000, tpot_p95_ms: 600000}\n")
+    await _three_token_stream(ingress, chunk, engine_stream, final_usage, "rid-judged")
+    profile = ingress.ledger.get("rid-judged").profile
+    out = ingress.demand.export(time.monotonic())
+    assert out[demand_key(profile, "slo_judged")] == 1
+    assert out[demand_key(profile, "slo_within")] == 1
