@@ -113,5 +113,7 @@ async def test_a_queued_request_s_decision_shows_its_position_and_wait(
     assert straight["queue"] is None  # a slot was free: it did not wait
     second, third = [(await ex.decision_for({}, rid))["queue"] for rid in ("r2", "r3")]
     assert second["position"] == 0 and third["position"] == 1  # one request ahead of r3
-    assert second["waited_ms"] >= 50 and third["waited_ms"] >= second["waited_ms"]
+    # both waited for the first answer; not r3 >= r2: r3 entered the queue after r2 by as much
+    # as r2's own planning took, which can exceed the gap between their releases
+    assert second["waited_ms"] >= 50 and third["waited_ms"] >= 50
     ex.ledger.close()
