@@ -146,7 +146,8 @@ def main() -> int:
             batch = None
             if kind == "B":
                 client, batch_id = start_batch(base, args.lines, args.window)
-            ttfts = asyncio.run(interactive(base, args.interactive, args.rate, seed=i))
+            # the same arrivals in every round of an A B B A block (a paired comparison)
+            ttfts = asyncio.run(interactive(base, args.interactive, args.rate, seed=i // 4))
             if kind == "B":
                 batch = wait_batch(client, batch_id, 1800)
             rounds.append({"kind": kind, "ttft_s": ttfts, "ttft_p50_s": statistics.median(ttfts),

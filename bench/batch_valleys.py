@@ -1,21 +1,25 @@
 """Benchmark: a batch job beside interactive traffic, paced by ours or run at once (simulator).
 
-Repeats the Azure conversation hour (../shared/data) `--hours` times on
+Repeats a trace (../shared/data: the Azure conversation hour, or the Mooncake synthetic trace,
+17 minutes of long-context Poisson arrivals) to fill `--hours` hours on
 deployments/gpu-example.yaml with policies/gpu-example.yaml and adds a job of `--lines`
 lines with a completion window of `--hours` hours, run as the policy's `batch` tenant
 (`orchestrator.simulate.batch`). Prints what the job adds to the replica cost and when it
-finishes under ours (the product's pacing: just fast enough for the deadline, more in troughs)
-and at once (`--at-once-concurrency` lines in flight from the start), the goal check (ours
->= 30 % cheaper, in time), and writes JSON and a PNG (lines started over time, and the
-interactive load) to --report.
+finishes under ours (the product's pacing: an even pace over the window, more in troughs)
+and at once (`--at-once-concurrency` lines in flight from the start), with `--ablation` also
+under the even pace alone and trough filling alone (over the deadline's floor), the goal check
+(ours >= 30 % cheaper, in time), and writes JSON and a PNG (lines started over time) to
+--report.
 
-Usage: python bench/batch_valleys.py [--hours 6] [--lines 10000] [--report DIR]
+Usage: python bench/batch_valleys.py [--trace azure|mooncake] [--hours 6] [--lines 10000]
+                                     [--ablation] [--report DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
@@ -29,17 +33,21 @@ from orchestrator.policy import load_policy  # noqa: E402
 from orchestrator.simulate import load_traffic  # noqa: E402
 from orchestrator.simulate.batch import BatchResult, repeat, simulate_batch  # noqa: E402
 
-TRACE = SHARED_DATA / "azure-trace" / "AzureLLMInferenceTrace_conv.csv"
+TRACES = {
+    "azure": SHARED_DATA / "azure-trace" / "AzureLLMInferenceTrace_conv.csv",
+    "mooncake": SHARED_DATA / "mooncake-trace" / "synthetic_trace.jsonl",
+}
 
 
-def plot(result: BatchResult, hours: float, path: Path) -> None:
+def plot(result: BatchResult, hours: float, trace: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    styles = {"paced": ("tab:blue", "-"), "at_once": ("tab:red", "--")}
+    styles = {"paced": ("tab:blue", "-"), "at_once": ("tab:red", "--"),
+              "even_only": ("tab:green", ":"), "troughs_only": ("tab:orange", "-.")}  # fmt: skip
     for name, run in result.runs.items():
         starts = sorted(run.starts_s)
         color, style = styles[name]
@@ -49,7 +57,7 @@ def plot(result: BatchResult, hours: float, path: Path) -> None:
     ax.axvline(hours, color="black", linestyle=":", label="deadline")
     ax.set_xlabel("hours since the job was submitted")
     ax.set_ylabel("lines started")
-    ax.set_title("A batch job beside the Azure conversation trace (simulated)")
+    ax.set_title(f"A batch job beside the {trace} trace (simulated)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -58,33 +66,45 @@ def plot(result: BatchResult, hours: float, path: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trace", choices=sorted(TRACES), default="azure")
     ap.add_argument("--hours", type=int, default=6)
     ap.add_argument("--lines", type=int, default=10_000)
     ap.add_argument("--at-once-concurrency", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ablation", action="store_true",
+                    help="also the even pace alone and trough filling alone")  # fmt: skip
     ap.add_argument("--report", default=None)
     args = ap.parse_args()
-    if not TRACE.exists():
-        print(f"needs {TRACE} (the shared data)", file=sys.stderr)
+    path = TRACES[args.trace]
+    if not path.exists():
+        print(f"needs {path} (the shared data)", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     catalog = load_catalog(PROJECT_ROOT / "deployments" / "gpu-example.yaml")
     policy = load_policy(PROJECT_ROOT / "policies" / "gpu-example.yaml", catalog,
                          resolve_secrets=False)  # fmt: skip
-    hour = [r for r in load_traffic(TRACE, seed=args.seed) if r.arrival_s < 3600.0]
-    trace = repeat(hour, args.hours, 3600.0)
+    # one period of the trace (the Azure hour; Mooncake's whole span), repeated over the window
+    rows = load_traffic(path, seed=args.seed)
+    span = math.ceil(max(r.arrival_s for r in rows)) + 1.0
+    period = 3600.0 if args.trace == "azure" else span
+    once = [r for r in rows if r.arrival_s < period]
+    trace = repeat(once, math.ceil(args.hours * 3600.0 / period), period)
+    trace = [r for r in trace if r.arrival_s < args.hours * 3600.0]
 
     def say(message: str) -> None:
         print(f"[{time.perf_counter() - t0:6.0f} s] {message}", file=sys.stderr, flush=True)
 
     result = simulate_batch(catalog, policy, trace, lines=args.lines,
                             deadline_s=args.hours * 3600.0, seed=args.seed,
-                            at_once_concurrency=args.at_once_concurrency, progress=say)  # fmt: skip
-    paced, once = result.runs["paced"], result.runs["at_once"]
-    print(f"machine: {platform.processor() or platform.machine()}, {platform.python_version()}")
+                            at_once_concurrency=args.at_once_concurrency,
+                            ablation=args.ablation, progress=say)  # fmt: skip
+    paced = result.runs["paced"]
+    print(f"machine: {platform.processor() or platform.machine()}, {platform.python_version()}; "
+          f"trace {args.trace}: {len(once)} requests a {period:.0f} s period, "
+          f"{len(trace)} over {args.hours} h")  # fmt: skip
     print(f"trace alone: ${result.base_cost_usd:.2f}, interactive TTFT p95 "
           f"{result.base_ttft_p95_ms:.0f} ms")  # fmt: skip
-    for run in (paced, once):
+    for run in result.runs.values():
         print(f"{run.name:8s} adds ${run.added_cost_usd:7.2f}; done at {run.finish_s / 3600:5.2f} h;"
               f" lines served {run.lines_served}, refused {run.lines_rejected} "
               f"{run.rejected_by_reason}; interactive TTFT p95 {run.interactive_ttft_p95_ms:.0f} ms")  # fmt: skip
@@ -97,7 +117,7 @@ def main() -> int:
         out = Path(args.report)
         out.mkdir(parents=True, exist_ok=True)
         (out / "batch_valleys.json").write_text(json.dumps(result.to_json(), indent=2))
-        plot(result, args.hours, out / "batch_valleys.png")
+        plot(result, args.hours, args.trace, out / "batch_valleys.png")
         print(f"wrote {out / 'batch_valleys.json'} and batch_valleys.png")
     return 0
 

@@ -127,7 +127,7 @@ def draw(rows: list[dict], path: str) -> None:
     import matplotlib.pyplot as plt
 
     labels = [f"{r['run']}\n{r['policy']}" for r in rows]
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows)), 5))
+    fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(rows)) + 2, 5))
     x = range(len(rows))
     floor = [next(b for b in rows if b["run"] == r["run"])["cost_usd"] for r in rows]
     ax.bar(x, floor, color="0.75", label="static-floor's cost")
@@ -149,7 +149,7 @@ def draw(rows: list[dict], path: str) -> None:
     ax.set_xticks(list(x), labels, fontsize=7)
     ax.set_ylabel("USD (black line: the policy's cost)")
     ax.set_ylim(bottom=0)
-    ax.set_title("ours against static at the floors: cost terms (hatched: negative)")
+    ax.set_title("ours vs static-floor: cost by term (hatched: negative)", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -10,9 +10,19 @@ them. The trough's free slots are *quiet* slots
 (`quiet_slots`): what a replica can run while the one latency model says an interactive
 request's TTFT stays within `LATENCY_TOLERANCE` of an idle replica's.
 
+Where a running replica has one quiet slot (it keeps an interactive TTFT within the tolerance
+only alone: a CPU engine), any line beside an interactive request slows it, and an even pace
+puts lines beside a share of them. There a job *yields*: while an interactive request was on
+such a replica in the last `yield_s` seconds (the tenant's `batch.yield_to_interactive_s`) it
+starts only what its deadline needs (`deadline_floor`: the lines the rest could no longer
+start in time, `lanes` at a time back to back), and it fills the free slots once interactive
+traffic has been quiet that long. The even pace then plays no part: it is the floor only when
+the deadline needs it.
+
 Invariants: jobs are served in deadline order; a job never has more lines in flight than its
-tenant's cap (summed over the tenant's jobs) and never falls behind its even pace while the cap
-allows; trough filling never takes more than the `free_slots` left by interactive traffic.
+tenant's cap (summed over the tenant's jobs); while the cap allows it never falls behind its
+even pace (its deadline floor while yielding), so every line starts by `deadline - margin -
+line_s`; trough filling never takes more than the `free_slots` left by interactive traffic.
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ def quiet_slots(
 class Pace:
     batch_id: str
     start: int  # lines to start now
-    required: int  # lines the even pace to the deadline needs started now
+    required: int  # lines the deadline needs started now (even pace; floor while yielding)
     predicted_finish: float  # when the job ends at the pace it will run (epoch s)
 
 
@@ -78,6 +88,30 @@ def due_now(job: ActiveJob, now: float, line_s: float) -> int:
     return min(job.pending, max(0, due - job.started))
 
 
+def deadline_floor(job: ActiveJob, now: float, line_s: float, lanes: int) -> int:
+    """Lines the job must start now so that the rest, run `lanes` at a time back to back
+    from the next line's end on, all start by `deadline - margin - line_s` (everything when
+    that has passed). The least a yielding job may run: it keeps the deadline and no more."""
+    if job.pending == 0:
+        return 0
+    horizon = job.deadline - margin_s(job) - line_s
+    if now >= horizon:
+        return job.pending
+    later = max(1, lanes) * math.floor((horizon - now) / line_s)
+    return max(0, job.pending - later)
+
+
+@dataclass(frozen=True, slots=True)
+class Yield:
+    """Replicas that serve one request at a time within the latency tolerance (`quiet_slots`
+    1) and what they see: seconds since an interactive request was last on one of them (0:
+    one is there now) and the quiet slots of every running replica (the deadline floor's
+    lanes)."""
+
+    interactive_idle_s: float
+    lanes: int
+
+
 def plan(
     jobs: Sequence[ActiveJob],
     now: float,
@@ -87,17 +121,26 @@ def plan(
     utilization: float,
     free_slots: int,
     trough_utilization: float = 0.6,
+    exclusive: Yield | None = None,
+    tenant_yield_s: Callable[[str], float] = lambda _tenant: 0.0,
 ) -> list[Pace]:
-    """How many lines of each job to start now (see the module docstring)."""
+    """How many lines of each job to start now (see the module docstring). `exclusive`: None
+    when no running replica has a single quiet slot; `tenant_yield_s`: the tenant's
+    `batch.yield_to_interactive_s` (0: never yield)."""
     in_flight = dict(running_by_tenant)
     spare = max(0, free_slots) if utilization < trough_utilization else 0
     out = []
     for job in sorted(jobs, key=lambda j: (j.deadline, j.batch_id)):
         line_s = job.mean_line_s or DEFAULT_LINE_S
-        required = due_now(job, now, line_s)
+        yield_s = tenant_yield_s(job.tenant) if exclusive is not None else 0.0
+        if exclusive is not None and yield_s > 0:
+            required = deadline_floor(job, now, line_s, exclusive.lanes)
+            quiet = exclusive.interactive_idle_s >= yield_s
+        else:
+            required, quiet = due_now(job, now, line_s), True
         cap_left = max(0, tenant_cap(job.tenant) - in_flight.get(job.tenant, 0))
         start = min(job.pending, cap_left, required)
-        extra = min(job.pending - start, cap_left - start, spare)
+        extra = min(job.pending - start, cap_left - start, spare if quiet else 0)
         if extra > 0:
             start += extra
             spare -= extra

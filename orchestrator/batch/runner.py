@@ -60,10 +60,12 @@ class LineRunner(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Capacity:
-    """The interactive load now: utilisation of the running profiles' slots and free slots."""
+    """The interactive load now: utilisation of the running profiles' slots, free slots, and
+    the one-request-at-a-time replicas' interactive traffic (None: there are none)."""
 
     utilization: float
     free_slots: int
+    exclusive: pacing.Yield | None = None
 
 
 class BatchRunner:
@@ -77,6 +79,7 @@ class BatchRunner:
         owner: str,
         tenant_cap: Callable[[str], int],
         capacity: Callable[[], Capacity],
+        tenant_yield_s: Callable[[str], float] = lambda _tenant: 0.0,
         offload: Callable[..., Awaitable[Any]] = asyncio.to_thread,
         clock: Callable[[], float] = time.time,
         tick_s: float = 1.0,
@@ -88,6 +91,7 @@ class BatchRunner:
         self.owner = owner
         self.tenant_cap = tenant_cap
         self.capacity = capacity
+        self.tenant_yield_s = tenant_yield_s
         self.offload = offload
         self.clock = clock
         self.tick_s = tick_s
@@ -128,6 +132,8 @@ class BatchRunner:
             running_by_tenant=running_by_tenant,
             utilization=load.utilization,
             free_slots=load.free_slots,
+            exclusive=load.exclusive,
+            tenant_yield_s=self.tenant_yield_s,
         )
         self.last_paces = {p.batch_id: p for p in paces}
         for pace in paces:

@@ -8,9 +8,11 @@ Steps (docs/controller.md):
    family (no arrivals, nothing running or waiting) plans for zero;
 2. capacity: per profile, the decode rate per replica at its planning SLO (capacity.py),
    times its delivery factor (measured / modelled speed, EWMA);
-3. pressure: a measured SLO breach under load, a queue beyond `waiting_pressure_per_replica`,
-   requests refused for capacity, or requests for a profile with no replica lift that profile's floor to one above its
-   target (unless replicas are already starting);
+3. pressure: under load, the share of requests within their own targets below
+   `attainment_goal` (else, when not measured, a p95 over the tightest target), a queue
+   beyond `waiting_pressure_per_replica`, requests refused for capacity, or requests for a
+   profile with no replica lift that profile's floor to one above its target (unless
+   replicas are already starting);
 4. ideal: the cheapest mix for that load (mix.py; bounds, $/hour ceiling, resources);
 5. hysteresis: a higher target applies after `scale_up_delay_s` (at once under pressure); a
    lower one after `scale_down_delay_s`, and only if the smaller set still serves the
@@ -289,6 +291,13 @@ def _pressure(r: Row, knobs: PlannerKnobs) -> str:
     if not loaded:
         return ""
     rate = f"at {tps(o.output_tokens_per_s)} tok/s"
+    if o.slo_judged >= knobs.attainment_min_judged:
+        # p95 targets are shares of requests, each judged against its own tenant's target:
+        # long prompts past the tightest TTFT are no pressure while the share holds
+        share = min(1.0, o.slo_within / o.slo_judged)
+        if share < knobs.attainment_goal:
+            return f"SLO attainment {share:.1%} < {knobs.attainment_goal:.0%} {rate}"
+        return ""
     for what, measured, slo in (
         ("TPOT", o.tpot_ms, r.slo.tpot_p95_ms),
         ("TTFT", o.ttft_ms, r.slo.ttft_p95_ms),

@@ -50,6 +50,12 @@ class ProfileObservation(_Frozen):
     kv_cache_usage: float | None = Field(None, ge=0, le=1, description="mean over replicas")
     ttft_ms: Percentiles = Percentiles()
     tpot_ms: Percentiles = Percentiles()
+    slo_judged: float = Field(
+        0.0, ge=0, description="requests served here lately judged against their own targets"
+    )
+    slo_within: float = Field(
+        0.0, ge=0, description="of those, within their tenant's TTFT and TPOT targets"
+    )
     replicas_current: int = Field(0, ge=0, description="replicas that exist (any state)")
     replicas_ready: int = Field(0, ge=0, description="replicas serving")
     replicas_starting: int = Field(0, ge=0, description="replicas not serving yet")
@@ -88,6 +94,16 @@ class PlannerKnobs(_Frozen):
     )
     kv_pressure_usage: float = Field(
         0.95, gt=0, le=1, description="KV-cache use that, with requests waiting, is pressure"
+    )
+    attainment_goal: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="a profile whose requests meet their targets less often "
+        "than this is under pressure (the targets are p95s)",
+    )
+    attainment_min_judged: float = Field(
+        10.0, ge=1, description="fewer judged requests: attainment is not read"
     )
     solver_time_limit_s: float = Field(2.0, gt=0)
     use_solver: bool = Field(True, description="False = greedy only (for tests)")

@@ -260,7 +260,13 @@ def render_text(exp: PolicyExplanation) -> str:
             out.append(
                 f"  batch jobs: charged x{t.batch['price_factor']:g} of the interactive price, "
                 f"windows up to {t.batch['max_completion_window']}, at most "
-                f"{t.batch['max_concurrent_lines']} lines in flight"
+                f"{t.batch['max_concurrent_lines']} lines in flight, "
+                + (
+                    f"waiting for {t.batch['yield_to_interactive_s']:g} s without interactive "
+                    "traffic on one-request (CPU) replicas"
+                    if t.batch["yield_to_interactive_s"]
+                    else "never waiting for interactive traffic"
+                )
             )
         if t.queue:
             q = t.queue

@@ -168,7 +168,12 @@ def tenant_field(layers: Sequence[Layer], name: str) -> tuple[Any, Merged]:
     return merged.nested().get(name), merged
 
 
-BUILTIN_BATCH = BatchSettings(price_factor=0.5, max_completion_window="24h", max_concurrent_lines=8)
+BUILTIN_BATCH = BatchSettings(
+    price_factor=0.5,
+    max_completion_window="24h",
+    max_concurrent_lines=8,
+    yield_to_interactive_s=10.0,
+)
 
 
 def effective_batch(layers: Sequence[Layer]) -> BatchSettings:

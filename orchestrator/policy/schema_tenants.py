@@ -213,6 +213,14 @@ class BatchSettings(Strict):
         description="most lines of the tenant's jobs in flight at once over all replicas "
         "(default 8); fewer run while interactive traffic is busy",
     )
+    yield_to_interactive_s: float | None = Field(
+        None,
+        ge=0,
+        le=3600,
+        description="on replicas that keep an interactive TTFT within 10 % of idle only alone "
+        "(CPU engines), seconds without an interactive request before lines beyond what the "
+        "deadline needs start (default 10; 0: never wait, lines run at an even pace)",
+    )
 
 
 class TenantDefaults(Limits):

@@ -267,9 +267,11 @@ class RequestExecutor:
 
     def _observe_settled(self, done: Settled) -> None:
         """On-settle hook: cost feeds the spend rate; (TTFT, TPOT) against the model's
-        figures feed the profile's latency scales."""
+        figures feed the profile's latency scales, against the tenant's targets the share of
+        the profile's requests within them (the planner's pressure)."""
         now = time.monotonic()
         self.demand.spent(done.profile, done.cost_usd, now)
+        self.demand.judge(done.profile, done.observed_s, done.targets_ms, now)
         self.scales.observe(done.profile, done.observed_s, done.modelled_ms, now)
 
     # ----- other endpoints ------------------------------------------------------------

@@ -55,7 +55,12 @@ from orchestrator.request.candidates import AUTO_MODEL
 from orchestrator.serving import api_bodies, api_docs, openai_io
 from orchestrator.serving.auth import authenticate
 from orchestrator.serving.batch_api import BatchApi
-from orchestrator.serving.batch_wiring import ExecutorLines, capacity_of, tenant_line_cap
+from orchestrator.serving.batch_wiring import (
+    ExecutorLines,
+    capacity_of,
+    tenant_line_cap,
+    tenant_yield_s,
+)
 from orchestrator.serving.errors import (
     OrchestratorHTTPError,
     error_response,
@@ -180,7 +185,11 @@ class OrchestratorIngress(OpenAiIngress):
             ExecutorLines(self._executor, self._policy),
             owner=self._replica,
             tenant_cap=tenant_line_cap(self._policy),
-            capacity=lambda: capacity_of(self._executor.views_now(self._policy.current)),
+            capacity=lambda: capacity_of(
+                self._executor.views_now(self._policy.current),
+                self._executor.load.interactive_idle_s,
+            ),
+            tenant_yield_s=tenant_yield_s(self._policy),
             lease_s=BATCH_LEASE_S,
         )
         self._batches = BatchApi(

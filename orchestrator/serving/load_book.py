@@ -2,6 +2,7 @@
 +1 when a request starts, -1 when it completes).
 
     book.begin(request_id, tenant, profile, reserved_usd)   # routed: counted on its profile
+    book.begin(..., background=True)                         # a batch line (not interactive)
     book.move(request_id, other_profile)                     # a stream continues elsewhere
     book.end(request_id)                                     # settled (or refused late)
     with book.waiting(model): ...                            # not yet counted on a profile
@@ -9,13 +10,16 @@
 Invariants: a request id is counted at most once (a second `begin` replaces the first); every
 count `begin` added, `end` removes, on the profile the request was last moved to; what the
 plan reads (`in_flight`, `tenant_in_flight`, `waiting_for`, `reserved_usd`) is always the sum
-over the requests begun and not ended.
+over the requests begun and not ended; `interactive_idle_s(profile)` is 0 while an interactive
+(not background) request is counted on the profile, else the time since the last one left it.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -25,23 +29,39 @@ class _Entry:
     tenant: str
     profile: str
     reserved_usd: float
+    background: bool
 
 
 class LoadBook:
-    """In flight per profile and per tenant, waiting per model, held USD per tenant."""
+    """In flight per profile and per tenant, waiting per model, held USD per tenant, and when
+    each profile last had an interactive request."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._entries: dict[str, _Entry] = {}
         self._profiles: dict[str, int] = defaultdict(int)
+        self._interactive: dict[str, int] = defaultdict(int)
+        self._interactive_left: dict[str, float] = {}  # profile -> when the last one left
         self._tenants: dict[str, int] = defaultdict(int)
         self._reserved: dict[str, float] = defaultdict(float)
         self._waiting: dict[str | None, int] = defaultdict(int)
 
-    def begin(self, request_id: str, tenant: str, profile: str, reserved_usd: float) -> None:
-        """Count a routed request on `profile` and its hold against `tenant`."""
+    def begin(
+        self,
+        request_id: str,
+        tenant: str,
+        profile: str,
+        reserved_usd: float,
+        *,
+        background: bool = False,
+    ) -> None:
+        """Count a routed request on `profile` and its hold against `tenant` (`background`:
+        a batch line, not counted as interactive)."""
         self.end(request_id)
-        self._entries[request_id] = _Entry(tenant, profile, reserved_usd)
+        self._entries[request_id] = _Entry(tenant, profile, reserved_usd, background)
         self._profiles[profile] += 1
+        if not background:
+            self._interactive[profile] += 1
         self._tenants[tenant] += 1
         self._reserved[tenant] += reserved_usd
 
@@ -51,6 +71,9 @@ class LoadBook:
         if entry is not None and entry.profile != profile:
             self._profiles[entry.profile] -= 1
             self._profiles[profile] += 1
+            if not entry.background:
+                self._left_interactive(entry.profile)
+                self._interactive[profile] += 1
             entry.profile = profile
 
     def end(self, request_id: str) -> None:
@@ -61,6 +84,12 @@ class LoadBook:
         self._profiles[entry.profile] -= 1
         self._tenants[entry.tenant] -= 1
         self._reserved[entry.tenant] -= entry.reserved_usd
+        if not entry.background:
+            self._left_interactive(entry.profile)
+
+    def _left_interactive(self, profile: str) -> None:
+        self._interactive[profile] -= 1
+        self._interactive_left[profile] = self._clock()
 
     @contextmanager
     def waiting(self, model: str | None) -> Iterator[None]:
@@ -74,6 +103,14 @@ class LoadBook:
 
     def in_flight(self, profile: str) -> int:
         return self._profiles.get(profile, 0)
+
+    def interactive_idle_s(self, profile: str) -> float:
+        """0 while an interactive request is counted on `profile`, else seconds since the last
+        one left it (infinite: none ever ran there)."""
+        if self._interactive.get(profile, 0) > 0:
+            return 0.0
+        left = self._interactive_left.get(profile)
+        return math.inf if left is None else max(0.0, self._clock() - left)
 
     def tenant_in_flight(self, tenant: str) -> int:
         return self._tenants.get(tenant, 0)

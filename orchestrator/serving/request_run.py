@@ -59,6 +59,7 @@ class Settled:
     cost_usd: float
     observed_s: tuple[float | None, float | None]  # (TTFT, TPOT) seen; None: not timed
     modelled_ms: tuple[float | None, float | None]  # what the replica model said of them
+    targets_ms: tuple[float | None, float | None] = (None, None)  # its tenant's TTFT, TPOT p95s
 
 
 SettleHook = Callable[[Settled], None]
@@ -128,7 +129,8 @@ class RequestRun:
     # ----- the load book -------------------------------------------------------------------
     def begin(self) -> None:
         self.ctx.load.begin(self.request_id, self.trace.tenant, self.trace.profile,
-                            self.trace.reserved_usd)  # fmt: skip
+                            self.trace.reserved_usd,
+                            background=self.plan.request.spec.background)  # fmt: skip
 
     def end(self) -> None:
         self.ctx.load.end(self.request_id)
@@ -352,7 +354,9 @@ class RequestRun:
         timed = status == "ok" and p.request.stream
         tokens = usage.output_tokens / p.request.spec.choices
         observed = (trace.ttft_s if timed else None, trace.tpot_s(tokens) if timed else None)
-        done = Settled(trace.profile, status, usage, cost, observed, self.modelled)
+        slo = p.decision.slo
+        done = Settled(trace.profile, status, usage, cost, observed, self.modelled,
+                       (slo.ttft_p95_ms, slo.tpot_p95_ms))  # fmt: skip
         for hook in self.ctx.on_settle:
             hook(done)
         if status != "error":  # errors are closed by `serve` with their HTTP status

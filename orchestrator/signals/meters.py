@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from orchestrator.attainment import within_targets
+
 DEMAND_PREFIX = "demand"
 
 
 def demand_key(profile: str, what: str) -> str:
     """Metric name of one demand figure of a profile: 'rps', 'in_tps', 'out_tps', 'usd_h',
-    and the same three rates of requests refused for capacity, 'refused_rps' etc."""
+    the same three rates of requests refused for capacity, 'refused_rps' etc., and the
+    requests judged against their targets in the window, 'slo_judged' / 'slo_within'."""
     return f"{DEMAND_PREFIX}:{profile}:{what}"
 
 
@@ -35,6 +38,29 @@ class DemandMeter:
     _events: dict[str, deque[tuple[float, float, float]]] = field(default_factory=dict)
     _spend: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
     _refused: dict[str, deque[tuple[float, float, float, float]]] = field(default_factory=dict)
+    _judged: dict[str, deque[tuple[float, bool]]] = field(default_factory=dict)
+
+    def judge(
+        self,
+        profile: str,
+        observed_s: tuple[float | None, float | None],
+        targets_ms: tuple[float | None, float | None],
+        now: float,
+    ) -> None:
+        """A settled request's (TTFT, TPOT) in seconds against its tenant's targets in ms;
+        not judged when its TTFT was not timed (not streamed) or it has no target."""
+        if observed_s[0] is None or all(t is None for t in targets_ms):
+            return
+        seen = [None if s is None else 1000.0 * s for s in observed_s]
+        self.judged(profile, within_targets(zip(seen, targets_ms, strict=True)), now)
+
+    def judged(self, profile: str, within: bool, now: float) -> None:
+        """A settled request served on `profile`, judged against its own tenant's TTFT and
+        TPOT targets (the planner reads the share within them: p95 targets are shares)."""
+        q = self._judged.setdefault(profile, deque())
+        q.append((now, within))
+        while q and q[0][0] < now - self.window_s:
+            q.popleft()
 
     def spent(self, profile: str, usd: float, now: float) -> None:
         """A settled request's cost (what the ledger recorded)."""
@@ -105,6 +131,11 @@ class DemandMeter:
             while q and q[0][0] < now - self.window_s:
                 q.popleft()
             out[demand_key(profile, "usd_h")] = sum(u for _, u in q) / self.window_s * 3600.0
+        for profile, jq in self._judged.items():
+            while jq and jq[0][0] < now - self.window_s:
+                jq.popleft()
+            out[demand_key(profile, "slo_judged")] = float(len(jq))
+            out[demand_key(profile, "slo_within")] = float(sum(ok for _, ok in jq))
         return out
 
 

@@ -71,6 +71,8 @@ def profile_observation(
         requests_waiting=waiting + max(0.0, float(queued)),
         ttft_ms=pct("ttft"),
         tpot_ms=pct("tpot"),
+        slo_judged=max(0.0, demand.get("slo_judged", 0.0)),
+        slo_within=max(0.0, min(demand.get("slo_within", 0.0), demand.get("slo_judged", 0.0))),
         replicas_current=max(target, ready),
         replicas_ready=ready,
         replicas_starting=max(0, target - ready),

@@ -6,7 +6,10 @@ Three runs of ours on the same cluster and traffic: the trace alone (the base), 
 the job's lines released by the product's own pacing (`orchestrator.batch.pacing.plan`), and
 the trace plus the lines released at once (`at_once_concurrency` lines in flight from the
 start until done, as a client without a scheduler runs a job). What the job costs is the
-replica cost it adds over the base; when it finishes is its last line's end.
+replica cost it adds over the base; when it finishes is its last line's end. With
+`ablation=True` two more runs split the pacing in its parts (`PACINGS`): the even pace alone
+(no trough filling) and trough filling alone (with only the deadline's floor under it, the
+rule the product uses when it yields to interactive traffic).
 
 The simulator has no feedback loop from lines to pacing, so pacing runs feed-forward on the
 base run's timeline: each controller tick it sees the interactive requests ongoing on the
@@ -26,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from orchestrator.batch.pacing import Yield, quiet_slots
 from orchestrator.batch.pacing import plan as pace_plan
-from orchestrator.batch.pacing import quiet_slots
 from orchestrator.batch.store import ActiveJob
 from orchestrator.catalog.schema import Catalog
 from orchestrator.policy import Policy
@@ -42,11 +45,13 @@ CAPACITY_REASONS = frozenset(
      "no_healthy_profile"}
 )  # fmt: skip
 TICK_S = 10.0
+# the product's pacing ("paced": even pace and trough filling) and its parts alone
+PACINGS = ("paced", "even_only", "troughs_only")
 
 
 @dataclass(frozen=True)
 class BatchRun:
-    name: str  # "paced" (ours) or "at_once"
+    name: str  # "paced" (ours), "at_once", or a part of ours alone ("even_only", "troughs_only")
     added_cost_usd: float  # replica cost over the trace-alone run
     finish_s: float  # the last line's end (from the job's start)
     lines_served: int
@@ -126,8 +131,12 @@ def paced_starts(
     timeline: Sequence[tuple[float, list[int], list[int]]],
     caps: Sequence[int],
     tenant_cap: int,
+    pacing: str = "paced",
 ) -> list[float]:
-    """Start times of `n` lines as the product's pacing releases them (see module doc)."""
+    """Start times of `n` lines as the product's pacing (or one of its parts, `PACINGS`)
+    releases them (see module doc)."""
+    if pacing not in PACINGS:
+        raise ValueError(f"pacing must be one of {PACINGS}")
     starts: list[float] = []
     running_until: list[float] = []
     ticks = {round(t / TICK_S): (reps, ongoing) for t, reps, ongoing in timeline}
@@ -139,11 +148,16 @@ def paced_starts(
         running_until = [u for u in running_until if u > now]
         job = ActiveJob("job", BATCH_TENANT, "", start_s, start_s + deadline_s,
                         n - len(starts), len(running_until), len(starts), line_s, n)  # fmt: skip
+        utilization = min(1.0, busy / slots) if slots else 1.0
         (pace,) = pace_plan(
             [job], now, tenant_cap=lambda _: tenant_cap,
             running_by_tenant={BATCH_TENANT: len(running_until)},
-            utilization=min(1.0, busy / slots) if slots else 1.0,
+            utilization=1.0 if pacing == "even_only" else utilization,
             free_slots=max(0, slots - busy),
+            # trough filling alone: the yielding rule with interactive traffic always quiet,
+            # so only the deadline floor stands under the trough's lines
+            exclusive=Yield(math.inf, max(1, slots)) if pacing == "troughs_only" else None,
+            tenant_yield_s=lambda _: 1.0,
         )  # fmt: skip
         for j in range(pace.start):
             t = now + TICK_S * j / max(1, pace.start)
@@ -176,10 +190,12 @@ def simulate_batch(
     start_s: float = 0.0,
     at_once_concurrency: int = 64,
     seed: int = 0,
+    ablation: bool = False,
     progress: Callable[[str], None] | None = None,
     **simulate_kwargs: Any,
 ) -> BatchResult:
-    """The job's added cost and finish time, paced by ours and run at once (module doc)."""
+    """The job's added cost and finish time, paced by ours and run at once, and with
+    `ablation` by the even pace alone and trough filling alone (module doc)."""
     say = progress or (lambda _m: None)
     tenant = policy.tenant(BATCH_TENANT) if BATCH_TENANT in policy.tenants else None
     if tenant is None:
@@ -199,10 +215,12 @@ def simulate_batch(
     line_s = line_seconds(job_lines, cheapest)
     caps = [quiet_slots(s.perf) if s.name in allowed else 0 for s in specs]
     cap = tenant.batch.max_concurrent_lines or 1
+    timeline = base.outcome.timeline
     plans = {
-        "paced": paced_starts(lines, start_s, deadline_s, line_s, base.outcome.timeline, caps, cap),
-        "at_once": at_once_starts(lines, start_s, line_s, at_once_concurrency),
+        name: paced_starts(lines, start_s, deadline_s, line_s, timeline, caps, cap, name)
+        for name in (PACINGS if ablation else PACINGS[:1])
     }
+    plans["at_once"] = at_once_starts(lines, start_s, line_s, at_once_concurrency)
     base_cost = float(base.outcome.replica_cost.sum())
     base_p95 = _p95_ms(base.outcome.ttft_s)
     runs = {}

@@ -289,8 +289,10 @@ class Cluster:
                 out.tokens[rid] = job.tokens
                 if len(pool.window_ttft_ms) < 4096:  # a sample is enough for percentiles
                     pool.window_ttft_ms.append(1000.0 * (job.first_s - job.arrival_s))
-                    if job.tokens > 1:
-                        pool.window_tpot_ms.append(1000.0 * (t - job.first_s) / (job.tokens - 1))
+                    tpot = (t - job.first_s) / (job.tokens - 1) if job.tokens > 1 else None
+                    if tpot is not None:
+                        pool.window_tpot_ms.append(1000.0 * tpot)
+                    pool.window_judged.append((rid, job.first_s - job.arrival_s, tpot))
                 live -= 1
                 finished += 1
                 while r.waiting and r.admitted < r.spec.cap:

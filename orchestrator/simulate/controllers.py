@@ -17,6 +17,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 
+from orchestrator.attainment import within_targets
 from orchestrator.concepts import LatencySLO
 from orchestrator.simulate.cluster import Cluster
 
@@ -147,7 +148,13 @@ class PlannerController:
     what they are worth)."""
 
     def __init__(
-        self, policy, initial: Sequence[int], *, tick_s: float = 10.0, count_refused: bool = True
+        self,
+        policy,
+        initial: Sequence[int],
+        *,
+        tick_s: float = 10.0,
+        count_refused: bool = True,
+        targets=None,
     ) -> None:
         from orchestrator import planning
 
@@ -159,6 +166,7 @@ class PlannerController:
         self.since = 0.0
         self.state = None
         self.count_refused = count_refused
+        self.targets = targets  # metrics.Targets: each request's own TTFT/TPOT targets
         self.acc: list[list[float]] = []
         self.decisions: list = []
 
@@ -173,6 +181,8 @@ class PlannerController:
         for pool, acc in zip(cluster.pools, self.acc, strict=True):
             n, in_tok, out_tok, refused, refused_in, refused_out = acc
             running = sum(r.admitted for r in pool.active)
+            judged, within = self._judge(pool.window_judged)
+            pool.window_judged.clear()
             profiles[pool.name] = self.planning.ProfileObservation(
                 arrival_rate_rps=n / span,
                 input_tokens_per_s=in_tok / span,
@@ -184,6 +194,8 @@ class PlannerController:
                 requests_waiting=pool.ongoing - running,
                 ttft_ms=_percentiles(pool.window_ttft_ms),
                 tpot_ms=_percentiles(pool.window_tpot_ms),
+                slo_judged=judged,
+                slo_within=within,
                 replicas_current=pool.target + pool.draining,
                 replicas_ready=pool.ready,
                 replicas_starting=pool.starting,
@@ -191,6 +203,18 @@ class PlannerController:
             pool.window_ttft_ms.clear()
             pool.window_tpot_ms.clear()
         return self.planning.Observation(now_s=now, profiles=profiles)
+
+    def _judge(self, finished: list) -> tuple[int, int]:
+        """(judged, within their own TTFT and TPOT targets) of (rid, TTFT s, TPOT s) finished
+        requests, as the server's ingress judges each settled request (none without targets)."""
+        if self.targets is None:
+            return 0, 0
+        ttft, tpot = self.targets.ttft_s, self.targets.tpot_s
+        within = sum(
+            within_targets(((first, ttft[rid]), (per, tpot[rid] if per is not None else None)))
+            for rid, first, per in finished
+        )
+        return len(finished), within
 
     def tick(self, cluster: Cluster, now: float) -> list[int] | None:
         for a, pool in zip(self.acc, cluster.pools, strict=True):

@@ -102,6 +102,7 @@ class Pool:
     refused_predicted_tokens: float = 0.0
     window_ttft_ms: list = field(default_factory=list)  # finished since the controller read them
     window_tpot_ms: list = field(default_factory=list)
+    window_judged: list = field(default_factory=list)  # (rid, TTFT s, TPOT s or None)
     in_flight: int = 0  # admitted + waiting on replicas
     ready: int = 0
     starting: int = 0

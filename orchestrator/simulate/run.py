@@ -248,10 +248,12 @@ def our_controller(
     target_ongoing: list[int],
     notes: list[str],
     count_refused: bool = True,
+    targets: Targets | None = None,
 ):
-    """The product's planner; before it exists, Serve's queue-length policy (said in the notes)."""
+    """The product's planner (judging finished requests against their own `targets`, as the
+    server's ingress does); before it exists, Serve's queue-length policy (said in the notes)."""
     try:
-        return ctl.PlannerController(policy, start, count_refused=count_refused)
+        return ctl.PlannerController(policy, start, count_refused=count_refused, targets=targets)
     except ImportError:
         note = "orchestrator.planning is absent: ours/oracle scale with the queue-length policy"
         if note not in notes:
@@ -271,6 +273,7 @@ def _setups(
     count_refused: bool = True,
     prediction: str = "model",
     routellm_threshold: float = bl.ROUTELLM_THRESHOLD,
+    targets: Targets | None = None,
 ) -> dict[str, bl.Setup]:
     profiles = list(catalog.profiles)
     slo = pol.tightest_slo(policy)
@@ -287,7 +290,8 @@ def _setups(
                 fed = constant_prediction(prepared)
             oracle = name == "oracle" or (name == "ours" and prediction == "truth")
             router = pol.DecideRouter(catalog, policy, fed, oracle=oracle)
-            controller = our_controller(policy, own_start, target_ongoing, notes, count_refused)
+            controller = our_controller(policy, own_start, target_ongoing, notes, count_refused,
+                                        targets)  # fmt: skip
             out[name] = bl.Setup(own, router, controller)
         elif name in BASELINES:
             out[name] = bl.build(
@@ -369,6 +373,7 @@ def simulate(
         count_refused,
         prediction,
         routellm_threshold,
+        targets,
     )
     if prediction != "model":
         notes.append(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.batch.pacing import due_now, margin_s, plan
+from orchestrator.batch.pacing import Yield, deadline_floor, due_now, margin_s, plan
 from orchestrator.batch.store import ActiveJob
 
 NOW = 1_000_000.0
@@ -76,3 +76,66 @@ def test_quiet_slots_keep_the_modelled_ttft_within_the_tolerance():
     )
     assert quiet_slots(perf, tolerance=0.0) == 1
     assert quiet_slots(perf, tolerance=10.0) == 64
+
+
+# --- yielding to interactive traffic on one-request (CPU) replicas ---------------------------
+
+
+def _yield_plan(job, *, idle_s, yield_s=10.0, lanes=2, free_slots=2, cap=8, running=0):
+    (pace,) = plan([job], NOW, tenant_cap=lambda _: cap, running_by_tenant={"t": running},
+                   utilization=0.0, free_slots=free_slots, exclusive=Yield(idle_s, lanes),
+                   tenant_yield_s=lambda _: yield_s)  # fmt: skip
+    return pace
+
+
+def test_a_yielding_job_starts_nothing_beside_recent_interactive_traffic_while_it_has_time():
+    job = _job(pending=20, window=3600.0, age=1800.0, line_s=10.0)
+    assert due_now(job, NOW, 10.0) > 0  # the even pace would start lines now
+    assert _yield_plan(job, idle_s=0.0).start == 0  # an interactive request is in flight
+    assert _yield_plan(job, idle_s=9.9).start == 0  # one left 9.9 s ago
+
+
+def test_after_the_quiet_time_a_yielding_job_fills_the_free_slots_only():
+    job = _job(pending=20, window=3600.0, line_s=10.0)
+    assert _yield_plan(job, idle_s=10.0, free_slots=2).start == 2
+    assert _yield_plan(job, idle_s=60.0, free_slots=0).start == 0  # its own lines fill them
+
+
+def test_without_yield_or_one_request_replicas_the_even_pace_holds():
+    job = _job(pending=20, window=3600.0, age=1800.0, line_s=10.0)
+    even = due_now(job, NOW, 10.0)
+    assert _yield_plan(job, idle_s=0.0, yield_s=0.0, free_slots=0, cap=50).start == even
+    (shared,) = plan([job], NOW, tenant_cap=lambda _: 50, running_by_tenant={}, utilization=0.9,
+                     free_slots=0, exclusive=None, tenant_yield_s=lambda _: 10.0)  # fmt: skip
+    assert shared.start == even
+
+
+def test_the_deadline_floor_counts_what_the_lanes_can_still_start():
+    job = _job(pending=20, window=3600.0, line_s=10.0)
+    horizon = job.deadline - margin_s(job) - 10.0
+    assert deadline_floor(job, horizon - 100.0, 10.0, lanes=2) == 0  # 2 x 10 slots left
+    assert deadline_floor(job, horizon - 50.0, 10.0, lanes=2) == 10  # 2 x 5 slots left
+    assert deadline_floor(job, horizon - 50.0, 10.0, lanes=4) == 0
+    assert deadline_floor(job, horizon, 10.0, lanes=2) == 20
+
+
+def test_a_job_yielding_to_endless_interactive_traffic_still_starts_every_line_in_time():
+    # every tick sees an interactive request; lines take line_s; the floor alone runs the job
+    line_s, lanes, created = 7.0, 2, NOW
+    deadline = created + 600.0
+    pending, running_until, starts, now = 37, [], [], created
+    while pending and now < deadline:
+        running_until = [u for u in running_until if u > now]
+        job = ActiveJob("b", "t", "", created, deadline, pending, len(running_until),
+                        37 - pending, line_s, 37)  # fmt: skip
+        (pace,) = plan([job], now, tenant_cap=lambda _: lanes,
+                       running_by_tenant={"t": len(running_until)}, utilization=0.5,
+                       free_slots=0, exclusive=Yield(0.0, lanes),
+                       tenant_yield_s=lambda _: 10.0)  # fmt: skip
+        starts += [now] * pace.start
+        running_until += [now + line_s] * pace.start
+        pending -= pace.start
+        now += 1.0
+    assert pending == 0
+    assert starts[0] > created + 300.0  # it waited, not ran at an even pace from the start
+    assert max(starts) + line_s <= deadline - margin_s(job)

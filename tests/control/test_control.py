@@ -3,8 +3,6 @@ objects drive our policy classes, the hub and the observation mapping."""
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 from ray.serve._private.common import DeploymentID, ReplicaID
 from ray.serve.autoscaling_policy import _apply_autoscaling_config
@@ -25,6 +23,7 @@ from orchestrator.policy import PolicyWatcher
 from orchestrator.policy.loader import content_version, load_policy
 from orchestrator.signals.meters import DemandMeter, LatencyMeter, demand_key, percentile
 from orchestrator.signals.serve_contexts import demand_from_ingress, profile_observation
+from tests.policy.policy_helpers import policy_text
 
 LOCAL = PROJECT_ROOT / "deployments" / "local.yaml"
 
@@ -68,9 +67,7 @@ def catalog_file(tmp_path, max_replicas=3):
 
 def policy_file(tmp_path, body=""):
     path = tmp_path / "policy.yaml"
-    path.write_text(
-        "apiVersion: orchestrator/v1\nkind: Policy\n" + textwrap.dedent(body).lstrip("\n")
-    )
+    path.write_text(policy_text(body))
     return path
 
 
@@ -83,6 +80,15 @@ def test_meters_export_rates_and_percentiles():
     assert out[demand_key("a", "rps")] == pytest.approx(1.1)  # 11 arrivals in the last 10 s
     assert out[demand_key("a", "out_tps")] == pytest.approx(55.0)
     assert out[demand_key("a", "usd_h")] == pytest.approx(0.01 / 10 * 3600)
+    for i, ok in enumerate((True, False, True, True)):  # the first leaves the window
+        meter.judged("a", ok, now=5.0 + 5.0 * i)
+    out = meter.export(now=20.0)
+    assert (out[demand_key("a", "slo_judged")], out[demand_key("a", "slo_within")]) == (3, 2)
+    meter.judge("b", (None, None), (500.0, 50.0), now=20.0)  # not streamed: not timed
+    meter.judge("b", (0.2, 0.01), (None, None), now=20.0)  # no target
+    assert demand_key("b", "slo_judged") not in meter.export(now=20.0)
+    meter.judge("b", (0.2, 0.06), (500.0, 50.0), now=20.0)  # TTFT within, TPOT 60 ms over
+    assert meter.export(now=20.0)[demand_key("b", "slo_within")] == 0
     lat = LatencyMeter(window_s=60)
     for ms in (10, 20, 30, 40, 500):
         lat.first_token(ms, now=1.0)
@@ -103,9 +109,11 @@ def test_context_becomes_an_observation():
         queued=2.0,
         metrics={"running": [20.0, 4.0], "tpot_p50_ms": [40.0, 60.0], "tpot_p95_ms": [90.0, 70.0]},
     )
-    ingress = context("ingress", ready=1, target=1, metrics={
+    ingress = context("ingress", ready=2, target=2, metrics={
         demand_key(prof.name, "rps"): [2.0], demand_key(prof.name, "out_tps"): [300.0],
-        demand_key(prof.name, "in_tps"): [800.0], "unrelated": [1.0]})  # fmt: skip
+        demand_key(prof.name, "in_tps"): [800.0], "unrelated": [1.0],
+        demand_key(prof.name, "slo_judged"): [30.0, 10.0],
+        demand_key(prof.name, "slo_within"): [29.0, 9.0]})  # fmt: skip
     demand = demand_from_ingress(ingress)
     o = profile_observation(ctx, prof, demand[prof.name])
     assert o.replicas_ready == 2 and o.replicas_current == 3 and o.replicas_starting == 1
@@ -113,6 +121,7 @@ def test_context_becomes_an_observation():
     assert o.requests_waiting == 6.0  # 4 beyond the batch + 2 queued at handles
     assert o.tpot_ms.p50 == 50.0 and o.tpot_ms.p95 == 90.0
     assert o.arrival_rate_rps == 2.0 and o.output_tokens_per_s == 300.0
+    assert (o.slo_judged, o.slo_within) == (40.0, 38.0)  # summed over ingress replicas
 
 
 def test_serve_config_is_valid_and_neutral(tmp_path, caplog):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from orchestrator.catalog import load_catalog
 from orchestrator.decisionlog import (
     DecisionInputs,
     DecisionLog,
@@ -16,14 +17,29 @@ from orchestrator.decisionlog import (
     ProfileSeen,
     Retention,
 )
+from orchestrator.paths import PROJECT_ROOT
 from orchestrator.replica_model import LiveState
-from orchestrator.routing.types import Decision, Estimate, Rejection
+from orchestrator.routing import RouteRequest, TenantRules, catalog_views, decide
+from orchestrator.routing.types import Decision, Rejection
 from tests.predictions import prediction
+from tests.routing.routing_helpers import EASY
 
 T0 = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
+LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
 
 
-def decision(profile: str | None = "small-a", **kw) -> Decision:
+# What the router decides for an easy request on the local catalog: every field of a real
+# routed decision, its estimate included, goes through the log.
+ROUTED = decide(
+    RouteRequest(prompt_tokens=120),
+    EASY,
+    TenantRules(),
+    catalog_views(LOCAL, {p.name: LiveState(replicas_running=1) for p in LOCAL.profiles}),
+)
+
+
+def decision(profile: str | None = "small-a") -> Decision:
+    """The routed decision, sent to `profile`; None: a budget refusal."""
     if profile is None:
         return Decision(
             action="reject",
@@ -35,29 +51,7 @@ def decision(profile: str | None = "small-a", **kw) -> Decision:
                 status=429, code="budget_exhausted", message="spent", retry_after_s=60
             ),
         )
-    return Decision(
-        action=kw.pop("action", "route"),
-        profile=profile,
-        reason="cheapest",
-        max_tokens=kw.pop("max_tokens", 256),
-        query_class="standard",
-        predicted_tokens=(40, 90),
-        estimate=Estimate(
-            cost_usd=0.001,
-            cost_usd_p90=0.002,
-            latency_ms=800.0,
-            latency_ms_p90=1200.0,
-            queue_wait_ms=0.0,
-            ttft_ms=90.0,
-            tpot_ms=12.0,
-            spec_speedup=1.0,
-            output_tokens=40,
-            output_tokens_p90=90,
-            reasoning_tokens=0,
-            max_tokens=256,
-        ),  # fmt: skip
-        **kw,
-    )
+    return ROUTED.model_copy(update={"profile": profile})
 
 
 def inputs() -> DecisionInputs:

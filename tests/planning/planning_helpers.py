@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import textwrap
-
 from orchestrator.catalog import Catalog
 from orchestrator.planning import Observation, ProfileObservation
 from orchestrator.policy import Policy
 from orchestrator.policy.loader import load_policy_text
+from tests.policy.policy_helpers import policy_text
 
 
 def profile(name: str, family: str = "fam", **over) -> dict:
@@ -40,8 +39,7 @@ def catalog(*profiles: dict) -> Catalog:
 
 
 def policy(cat: Catalog, body: str = "") -> Policy:
-    text = "apiVersion: orchestrator/v1\nkind: Policy\n" + textwrap.dedent(body).lstrip("\n")
-    return load_policy_text(text, "policy.yaml", cat)
+    return load_policy_text(policy_text(body), "policy.yaml", cat)
 
 
 def load(out_tps: float, *, in_ratio: float = 2.0, tokens_per_request: float = 250, **over):

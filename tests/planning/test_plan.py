@@ -171,6 +171,23 @@ def test_slo_breach_under_load_scales_up_with_a_readable_reason():
     assert t.ideal == 4 and t.reason == "TPOT p95 180 ms > SLO 150 ms at 2.0k tok/s; 3 -> 4"
 
 
+def test_a_p95_over_the_tightest_target_is_no_pressure_while_the_share_within_holds():
+    # the measured p95 is over the TPOT target, but the requests are judged each against
+    # their own tenant's targets: 97 of 100 within, above the 95 % goal -> no pressure
+    pol = policy(ONE, "defaults: {latency: {tpot_p95_ms: 150}}")
+    over = dict(replicas_current=3, replicas_ready=3, requests_running=12,
+                tpot_ms=Percentiles(p50=60, p95=180))  # fmt: skip
+    held = load(2000, slo_judged=100, slo_within=97, **over)
+    t = plan(observe(0, solo=held), pol, ScalingTickState())[0].targets["solo"]
+    assert not t.pressure and t.target == 3
+    slipping = load(2000, slo_judged=100, slo_within=90, **over)
+    t = plan(observe(0, solo=slipping), pol, ScalingTickState())[0].targets["solo"]
+    assert t.pressure and t.target == 4
+    assert t.reason.startswith("SLO attainment 90.0% < 95% at 2.0k tok/s")
+    few = load(2000, slo_judged=5, slo_within=5, **over)  # too few to judge: the p95 decides
+    assert plan(observe(0, solo=few), pol, ScalingTickState())[0].targets["solo"].pressure
+
+
 def test_pressure_does_not_stack_while_replicas_start():
     pol = policy(ONE, "defaults: {latency: {tpot_p95_ms: 150}}")
     o = load(700, replicas_current=4, replicas_ready=3, replicas_starting=1,

@@ -126,6 +126,7 @@ BEHAVIOUR = {
     "BatchSettings.max_concurrent_lines": "tests/batch/test_wiring.py::test_the_line_cap_follows_the_policy_and_its_reloads",
     "BatchSettings.price_factor": "tests/serving/test_batch_line.py::test_a_line_is_charged_at_its_price_factor_under_its_request_id",
     "BatchSettings.max_completion_window": "tests/batch/test_batch_api.py::test_a_bad_create_is_a_400_naming_the_field",
+    "BatchSettings.yield_to_interactive_s": "tests/batch/test_wiring.py::test_the_yield_follows_the_policy_and_holds_lines_back_beside_interactive_traffic",
     "TenantDefaults.failover": "tests/serving/test_ingress_robustness.py::test_policy_may_forbid_the_retry",
     "Failover.retry": "tests/serving/test_ingress_robustness.py::test_policy_may_forbid_the_retry",
     "Failover.migrate_streams": (

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import textwrap
-
 from orchestrator.catalog import Catalog
 from orchestrator.policy import Policy, load_policy_text
 from orchestrator.scheduling import SchedulingSettings, TenantShare, Waiting, WaitQueue
+from tests.policy.policy_helpers import policy_text
 
 
 class Clock:
@@ -23,8 +22,9 @@ class Clock:
 
 
 def policy_of(body: str, catalog: Catalog) -> Policy:
-    text = "apiVersion: orchestrator/v1\nkind: Policy\n" + textwrap.dedent(body).lstrip("\n")
-    return load_policy_text(text, "policy.yaml", catalog, env={"KA": "a", "KB": "b", "KC": "c"})
+    return load_policy_text(
+        policy_text(body), "policy.yaml", catalog, env={"KA": "a", "KB": "b", "KC": "c"}
+    )
 
 
 def settings(**tenants: TenantShare) -> SchedulingSettings:

@@ -18,6 +18,7 @@ from orchestrator.policy import load_policy_text
 from orchestrator.request import plan as plan_module
 from orchestrator.serving.executor import RequestExecutor
 from orchestrator.telemetry.metrics import OrchestratorMetrics
+from tests.policy.policy_helpers import policy_text
 from tests.predictions import prediction
 from tests.usage_rows import usage_row
 
@@ -152,15 +153,13 @@ def error_of(response: Any) -> dict[str, Any]:
 
 
 LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
-POLICY_TEXT = """\
-apiVersion: orchestrator/v1
-kind: Policy
+POLICY_TEXT = policy_text("""
 default_tenant:
   name: default
   cost_cap_usd: 0.05
   max_tokens: 512
   budgets: {per_hour_usd: 1.0, per_day_usd: 5.0, per_month_usd: 500.0}
-"""
+""")
 _TINY = ", ".join(
     f"{c}: {{input_tokens: 1, output_tokens: 1}}"
     for c in ("standard", "long_form", "reasoning", "long_context")

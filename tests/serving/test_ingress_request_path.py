@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from orchestrator.serving import openai_io
 from orchestrator.serving.errors import OrchestratorHTTPError
 from orchestrator.serving.executor import RequestExecutor
+from orchestrator.signals.meters import demand_key
 from orchestrator.telemetry.metrics import INSTANCE_LABEL, OrchestratorMetrics
 from tests.serving.conftest import (
     FAMILY,
@@ -158,6 +159,16 @@ async def test_disconnected_stream_is_charged_in_ledger_and_metrics(ingress, chu
     assert samples[("orchestrator_requests_total", frozenset(cancelled.items()))] == 1
 
 
+async def _three_token_stream(ingress, chunk, engine_stream, final_usage, request_id: str):
+    """Stream a three-token answer (11 prompt tokens) through `ingress` and read it to the end."""
+    packets = [chunk(role="assistant", content="", completion_tokens=0, prompt_tokens=11)]
+    packets += [chunk(content=f"t{i}", completion_tokens=i + 1, prompt_tokens=11) for i in range(3)]
+    ingress.handle.streams.append(engine_stream([*packets, final_usage(11, 3)]))
+    body = {"model": FAMILY, "messages": MESSAGES, "stream": True, "max_tokens": 100}
+    response = await _serve(ingress, body, "chat", {"x-request-id": request_id})
+    _ = [event async for event in response.body_iterator]
+
+
 async def test_a_stream_that_cannot_migrate_is_counted_by_per_chunk_usage(
     ingress, chunk, engine_stream, final_usage
 ):
@@ -167,12 +178,7 @@ async def test_a_stream_that_cannot_migrate_is_counted_by_per_chunk_usage(
         "  name: default\n", "  name: default\n  allowed_profiles: [smollm2-cpu]\n"
     )
     use_policy(ingress, one)
-    packets = [chunk(role="assistant", content="", completion_tokens=0, prompt_tokens=11)]
-    packets += [chunk(content=f"t{i}", completion_tokens=i + 1, prompt_tokens=11) for i in range(3)]
-    ingress.handle.streams.append(engine_stream([*packets, final_usage(11, 3)]))
-    body = {"model": FAMILY, "messages": MESSAGES, "stream": True, "max_tokens": 100}
-    response = await _serve(ingress, body, "chat", {"x-request-id": "rid-one-profile"})
-    _ = [event async for event in response.body_iterator]
+    await _three_token_stream(ingress, chunk, engine_stream, final_usage, "rid-one-profile")
     engine_request = ingress.handle.requests[0]
     assert not engine_request.return_token_ids
     assert engine_request.stream_options.continuous_usage_stats
@@ -519,3 +525,16 @@ async def test_the_predict_and_route_spans_cover_the_time_those_stages_took(
     request = spans["POST /v1/chat/completions"]
     assert all(s.parent.span_id == request.context.span_id for s in (predicted, routed, engine))
     assert routed.attributes[tracing.ATTR_PROFILE] in {p.name for p in LOCAL.profiles}
+
+
+async def test_a_settled_stream_is_judged_against_its_targets_for_the_planner(
+    ingress, chunk, engine_stream, final_usage
+):
+    """The planner reads, per profile, the share of requests within their own tenant's
+    targets (p95s are shares): a streamed answer under a generous TTFT target counts within."""
+    use_policy(ingress, POLICY_TEXT + "  latency: {ttft_p95_ms: 600000, tpot_p95_ms: 600000}\n")
+    await _three_token_stream(ingress, chunk, engine_stream, final_usage, "rid-judged")
+    profile = ingress.ledger.get("rid-judged").profile
+    out = ingress.demand.export(time.monotonic())
+    assert out[demand_key(profile, "slo_judged")] == 1
+    assert out[demand_key(profile, "slo_within")] == 1

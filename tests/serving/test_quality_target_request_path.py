@@ -1,6 +1,7 @@
-"""A tenant's quality target on the request path: the real predictor's tier_success reaches
-`decide`, a hard request goes to a stronger tier than an easy one from the same tenant, and the
-decision kept for the request carries the prediction's tier_success.
+"""A tenant's quality target (per request `min_success`, per tenant `share_of_strongest`) on the
+request path: the real predictor's tier_success reaches `decide`, a hard request goes to a
+stronger tier than an easy one from the same tenant, and the decision kept for the request
+carries the prediction's tier_success.
 
 `RequestExecutor` with the real policy loader, predictor (difficulty model included), router and
 ledger; the local CPU catalog with one profile relabelled `medium` (tiers are labels there);
@@ -27,8 +28,9 @@ apiVersion: orchestrator/v1
 kind: Policy
 default_tenant:
   name: default
-  quality_target: {min_success: 0.6}
+  quality_target: {TARGET}
 """
+PLAIN = POLICY.replace("  quality_target: {TARGET}\n", "")
 
 
 @pytest.fixture(scope="module")
@@ -71,17 +73,27 @@ async def _route(ex: RequestExecutor, text: str, engine_stream, rid: str) -> str
     return response.headers["x-orchestrator-profile"]
 
 
-async def test_hard_request_goes_to_a_stronger_tier_than_an_easy_one(executor, engine_stream):
-    plain = executor(LOCAL, POLICY.replace("  quality_target: {min_success: 0.6}\n", ""))
+@pytest.mark.parametrize(
+    "target",
+    [
+        "{min_success: 0.6}",  # per request: P(success) >= 0.6
+        "{share_of_strongest: 0.9}",  # per tenant: >= 0.9 x the strongest usable tier's
+    ],
+)
+async def test_hard_request_goes_to_a_stronger_tier_than_an_easy_one(
+    executor, engine_stream, target
+):
+    plain = executor(LOCAL, PLAIN)
     cheapest = await _route(plain, EASY, engine_stream, "plain")  # where price alone sends it
     catalog = _two_tier_catalog(small=cheapest)
-    ex = executor(catalog, POLICY)
+    ex = executor(catalog, POLICY.replace("{TARGET}", target))
     tiers = {p.name: p.quality.tier for p in catalog.profiles}
     easy = await _route(ex, EASY, engine_stream, "easy")
     hard = await _route(ex, HARD, engine_stream, "hard")
     assert (tiers[easy], tiers[hard]) == ("small", "medium")
     _tenant, decision = ex.decisions.store.get("hard")
-    assert decision.tier_success is not None and decision.tier_success["small"] < 0.6
+    ts = decision.tier_success
+    assert ts is not None and ts["small"] < 0.6 and ts["small"] < 0.9 * ts["medium"]
     assert any(step.startswith("quality:") for step in decision.steps)
     lost = {c.profile: c.lost_because for c in decision.candidates}
     assert "below_quality_target" in lost[cheapest]

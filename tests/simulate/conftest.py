@@ -10,11 +10,10 @@ from orchestrator.paths import PROJECT_ROOT
 from orchestrator.policy import load_policy_text
 from orchestrator.predict import Predictor
 from orchestrator.simulate.traffic import SimRequest
+from tests.policy.policy_helpers import policy_text
 
 GPU = load_catalog(PROJECT_ROOT / "deployments" / "gpu-example.yaml")
-POLICY_TEXT = """\
-apiVersion: orchestrator/v1
-kind: Policy
+POLICY_TEXT = policy_text("""
 default_tenant:
   name: default
   quality_floor: {min_tier: medium}
@@ -23,7 +22,7 @@ default_tenant:
 autoscaling:
   headroom: 0.2
   scale_to_zero: true
-"""
+""")
 PROMPTS = [
     ("Say hi.", "medium"),
     ("Write a long essay on the history of the Roman empire, with sources.", "medium"),

@@ -39,6 +39,23 @@ def test_a_trough_pulls_lines_forward():
     assert max(fast) < max(slow)
 
 
+def test_the_parts_of_the_pacing_alone():
+    idle = [(t, [2], [0]) for t in range(0, 4000, 10)]
+    busy = [(t, [2], [30]) for t in range(0, 4000, 10)]
+
+    def last(timeline, pacing):
+        starts = paced_starts(200, 0.0, 3600.0, 30.0, timeline, [16], 6, pacing)
+        assert len(starts) == 200 and max(starts) + 30.0 <= 3600.0 - 360.0  # before the margin
+        return max(starts)
+
+    # in a trough, filling runs ahead; the even pace alone spreads over the window
+    assert last(idle, "troughs_only") == last(idle, "paced") < 1500.0 < last(idle, "even_only")
+    # no trough: the even pace runs from the start, trough filling alone waits for its floor
+    even = paced_starts(200, 0.0, 3600.0, 30.0, busy, [16], 6, "even_only")
+    floor = paced_starts(200, 0.0, 3600.0, 30.0, busy, [16], 6, "troughs_only")
+    assert min(floor) > 1000.0 > min(even)
+
+
 def test_at_once_keeps_its_concurrency_from_the_start():
     assert at_once_starts(5, 10.0, 4.0, 2) == [10.0, 10.0, 14.0, 14.0, 18.0]
 
@@ -46,8 +63,9 @@ def test_at_once_keeps_its_concurrency_from_the_start():
 def test_simulate_batch_runs_the_job_both_ways_and_reports_added_cost():
     policy = load_policy_text(BATCH_POLICY, "policy.yaml", GPU, resolve_secrets=False)
     trace = make_requests(n=300, rate=1.0)
-    result = simulate_batch(GPU, policy, trace, lines=60, deadline_s=1800.0, feedback_lag_s=None)
-    assert set(result.runs) == {"paced", "at_once"}
+    result = simulate_batch(GPU, policy, trace, lines=60, deadline_s=1800.0, feedback_lag_s=None,
+                            ablation=True)  # fmt: skip
+    assert set(result.runs) == {"paced", "at_once", "even_only", "troughs_only"}
     for run in result.runs.values():
         assert run.lines_served + run.lines_rejected == 60
         assert run.added_cost_usd >= -1e-9

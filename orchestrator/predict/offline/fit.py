@@ -27,7 +27,10 @@ import lightgbm as lgb
 import numpy as np
 
 from orchestrator.predict import lexical
+from orchestrator.predict.offline.ranker import rank_booster
+from orchestrator.predict.offline.stack import blend_weights
 from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
+from orchestrator.predict.offline.targets import rescale_sources
 from orchestrator.predict.phrases import PHRASE_BUCKETS
 
 VOCAB_SIZE = 49152  # SmolLM2 tokenizer
@@ -61,6 +64,16 @@ class TrainConfig:
     # with this weight (0: off); damp and weight chosen on the leave-one-source-out table
     embedding_damp: float = 3.0
     embedding_blend: float = 0.5
+    # per-source spread: "none" keeps each source's spread of log lengths; "std" rescales
+    # each source to the mean spread; "rank" replaces each source's targets by their normal
+    # scores at the mean spread (only the order inside a source is learned)
+    source_scale: str = "none"
+    # "quantile" (alpha 0.5) | "regression" (squared error) | "rank" (`ranker.py`)
+    p50_objective: str = "quantile"
+    linear_tree: bool = False
+    # "fixed": embedding score x embedding_blend; "learned": the embedding and token-id ridge
+    # scores weighted by an out-of-source fit on the training sources (`stack.py`)
+    blend: str = "fixed"
 
 
 def fixed_effects(
@@ -110,6 +123,8 @@ def lgb_params(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
         "force_row_wise": True,
         "verbose": -1,
     }
+    if cfg.linear_tree:
+        params["linear_tree"] = True
     params.update(extra)
     return params
 
@@ -117,9 +132,21 @@ def lgb_params(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
 def quantile_booster(
     cfg: TrainConfig, x: np.ndarray, y: np.ndarray, alpha: float, weight: np.ndarray | None
 ) -> lgb.Booster:
-    params = lgb_params(cfg, objective="quantile", alpha=alpha)
+    if alpha == 0.5 and cfg.p50_objective == "regression":
+        params = lgb_params(cfg, objective="regression")
+    else:
+        params = lgb_params(cfg, objective="quantile", alpha=alpha)
     data = lgb.Dataset(x, y, weight=weight, free_raw_data=True)
     return lgb.train(params, data, num_boost_round=cfg.rounds)
+
+
+def median_booster(
+    cfg: TrainConfig, x: np.ndarray, y: np.ndarray, weight: np.ndarray, sources: np.ndarray
+) -> lgb.Booster:
+    """The p50 booster: alpha-0.5 quantile, squared error or a within-source ranker."""
+    if cfg.p50_objective == "rank":
+        return rank_booster(lgb_params(cfg), cfg.rounds, x, y, weight, sources)
+    return quantile_booster(cfg, x, y, 0.5, weight)
 
 
 def weighted_quantile(values: np.ndarray, q: float, weight: np.ndarray | None = None) -> float:
@@ -139,6 +166,15 @@ def weighted_quantile(values: np.ndarray, q: float, weight: np.ndarray | None = 
 
 def prompt_fold(group: str, seed: int, folds: int) -> int:
     return int(hashlib.sha256(f"fold:{seed}:{group}".encode()).hexdigest()[:8], 16) % folds
+
+
+@dataclass(frozen=True)
+class ConformalShifts:
+    """What a quick refit reuses of an earlier fit's conformal step (`fit_core`)."""
+
+    p50_shift: float = 0.0
+    class_edges: tuple[float, ...] = ()
+    class_shifts: tuple[float, ...] = (0.0,)
 
 
 @dataclass
@@ -278,11 +314,39 @@ def _embedding_scores(
     return scores, (matrix @ beta).astype(np.float32), b
 
 
+def _learned_blend(
+    cfg: TrainConfig,
+    x: np.ndarray,
+    yt: np.ndarray,
+    w: np.ndarray,
+    tr: np.ndarray,
+    row_fold: np.ndarray,
+    src: np.ndarray,
+    emb_req: np.ndarray,
+    embedding: tuple[np.ndarray, float],
+    lex: np.ndarray,
+    lexical_fit: tuple[np.ndarray, float],
+    rr: np.ndarray,
+    say: Callable[[str], None],
+) -> tuple[np.ndarray, tuple[np.ndarray, float]]:
+    """The embedding and token-id ridge scores folded into one token-weight term, weighted by
+    an out-of-fold fit of what the p50 boosters miss (`stack.blend_weights`)."""
+    oof = np.full(len(yt), np.nan)
+    for k in np.unique(row_fold[tr]):
+        fit, held = tr & (row_fold != k), tr & (row_fold == k)
+        oof[held] = median_booster(cfg, x[fit], yt[fit], w[fit], src[fit]).predict(x[held])
+    scores = np.column_stack([emb_req[rr], lex[rr]])
+    we, wl = blend_weights(yt[tr] - oof[tr], scores[tr], src[tr], w[tr])
+    say(f"blend weights: embedding ridge {we:.3f}, token-id ridge {wl:.3f}")
+    weights = (we * embedding[0] + wl * lexical_fit[0]).astype(np.float32)
+    return we * emb_req + wl * lex, (weights, we * embedding[1] + wl * lexical_fit[1])
+
+
 def fit_core(
     table: Table,
     train_rows: np.ndarray,
     cfg: TrainConfig,
-    conformal_from: Fitted | None = None,
+    conformal_from: Fitted | ConformalShifts | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Fitted:
     """Fit factors, ridges, boosters and the conformal shifts on `train_rows` (bool, N).
@@ -308,6 +372,7 @@ def fit_core(
         grand = float(np.mean(list(levels.values())))
         for src, level in levels.items():
             yt = np.where(table.row_source == src, yt - level + grand, yt)
+    yt, _ = rescale_sources(yt, table.row_source, tr, w, cfg.source_scale)
 
     n_req = len(table.groups)
     rr = table.row_request
@@ -332,10 +397,18 @@ def fit_core(
             table, req_target, req_weight, folds, cfg.embedding_damp
         )
         embedding = (ew, eb)
-    extra_rows = cfg.embedding_blend * emb_req[rr] if emb_req is not None else np.zeros(len(rr))
     x = x_req[rr]
+    src = table.row_source
+    blend_weight = cfg.embedding_blend
+    if cfg.blend == "learned" and emb_req is not None:
+        say("blend weights, out of source")
+        emb_req, embedding = _learned_blend(
+            cfg, x, yt, w, tr, folds[rr], src, emb_req, embedding, lex, (lw, lb), rr, say
+        )
+        blend_weight = 1.0
+    extra_rows = blend_weight * emb_req[rr] if emb_req is not None else np.zeros(len(rr))
     say(f"quantile boosters p50, p90 ({cfg.rounds} rounds)")
-    b50 = quantile_booster(cfg, x[tr], yt[tr], 0.5, w[tr])
+    b50 = median_booster(cfg, x[tr], yt[tr], w[tr], src[tr])
     b90 = quantile_booster(cfg, x[tr], yt[tr], 0.9, w[tr])
 
     row_fold = folds[rr]
@@ -360,7 +433,7 @@ def fit_core(
             source_levels=levels,
             target=np.where(tr, yt, np.nan),
             embedding=embedding,
-            embedding_blend=cfg.embedding_blend,
+            embedding_blend=blend_weight,
             emb_req=emb_req,
         )
     fold_ids = np.unique(row_fold[tr])
@@ -368,7 +441,7 @@ def fit_core(
         say(f"conformal p90: out-of-fold boosters {n}/{len(fold_ids)}")
         fit = tr & (row_fold != k)
         held = tr & (row_fold == k)
-        oof50[held] = quantile_booster(cfg, x[fit], yt[fit], 0.5, w[fit]).predict(x[held])
+        oof50[held] = median_booster(cfg, x[fit], yt[fit], w[fit], src[fit]).predict(x[held])
         oof90[held] = quantile_booster(cfg, x[fit], yt[fit], 0.9, w[fit]).predict(x[held])
     oof50 += extra_rows  # the blended quantiles, as predict_requests gives them
     oof90 += extra_rows
@@ -407,6 +480,6 @@ def fit_core(
         source_levels=levels,
         target=np.where(tr, yt, np.nan),
         embedding=embedding,
-        embedding_blend=cfg.embedding_blend,
+        embedding_blend=blend_weight,
         emb_req=emb_req,
     )

@@ -1,0 +1,85 @@
+"""Leave-one-source-out Kendall tau of training variants of the predictor (issue 31).
+
+Each variant is `TrainConfig` with a few fields changed (`offline/variants.py: VARIANTS`);
+each source is scored by the variant fitted on the other four (the p50 of the shipped
+pipeline, conformal step skipped: tau only). Prints one row per variant (tau per left-out
+source and the unweighted mean) and draws them to a PNG. Minutes per variant on 2 cores.
+Usage: nice -n 10 python bench/predictor_variants.py [--variants NAME ...] [--png PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _draw(rows: dict[str, dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sources = list(next(iter(rows.values())))
+    cols = [*sources, "mean"]
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    width = 0.8 / len(rows)
+    for i, (name, taus) in enumerate(rows.items()):
+        values = [taus[s] for s in sources] + [float(np.mean(list(taus.values())))]
+        ax.bar(np.arange(len(cols)) + i * width, values, width, label=name)
+    ax.axhline(0.25, color="k", lw=0.8, ls="--", label="goal (mean, arena-hard v0.1)")
+    ax.axhline(0.15, color="grey", lw=0.8, ls=":", label="floor (every source)")
+    ax.set_xticks(np.arange(len(cols)) + 0.4 - width / 2, cols)
+    ax.set_ylabel("Kendall tau, source left out")
+    ax.set_title("Predictor variants, leave-one-source-out (2-core EPYC, shared machine)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    from orchestrator.predict.offline.data import data_available
+    from orchestrator.predict.offline.fit import TrainConfig
+    from orchestrator.predict.offline.table import cached_table
+    from orchestrator.predict.offline.variants import VARIANTS, tau_by_source
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(VARIANTS))
+    ap.add_argument("--png", type=Path, help="draw the table here")
+    ap.add_argument("--json", type=Path, help="write the taus here")
+    args = ap.parse_args()
+    if not data_available():
+        print("shared data absent: nothing to evaluate", file=sys.stderr)
+        return 2
+    table = cached_table()
+    rows: dict[str, dict[str, float]] = {}
+    for name in args.variants:
+        print(f"{name}:", file=sys.stderr, flush=True)
+        rows[name] = tau_by_source(
+            table,
+            TrainConfig(**VARIANTS[name]),  # type: ignore[arg-type]
+            progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True),
+        )
+        taus = rows[name]
+        print(
+            f"| {name} | "
+            + " | ".join(f"{v:.3f}" for v in taus.values())
+            + f" | {np.mean(list(taus.values())):.3f} |",
+            flush=True,
+        )
+    load = os.getloadavg()[0]
+    print(f"(load average {load:.1f} at the end; {os.cpu_count()} cores)")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    if args.png:
+        _draw(rows, args.png)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

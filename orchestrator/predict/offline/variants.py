@@ -1,0 +1,61 @@
+"""Quick leave-one-source-out comparison of training variants: Kendall tau only.
+
+`loso.loso` scores everything that ships (conformal p90, baselines, online calibration) and
+takes minutes per source; comparing ways to learn the ranking needs only the p50 order. Here
+each source is scored by `fit_core` fitted on the others with the out-of-fold conformal step
+skipped (a constant p50 shift moves no pair), so tau matches `loso` for the same
+configuration up to the p50 clip at 0. Each row's profile is its answering model,
+with the factor the training sources give it (0 for a model they do not hold), as in `loso`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from scipy.stats import kendalltau
+
+from orchestrator.predict.loaded_model import normalize_model_name
+from orchestrator.predict.offline.fit import ConformalShifts, Fitted, TrainConfig, fit_core
+from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
+
+# the variants compared in docs/predictor.md (issue 31), by name
+VARIANTS: dict[str, dict[str, object]] = {
+    "shipped": {},
+    "p50 squared error": {"p50_objective": "regression"},
+    "per-source spread equalised": {"source_scale": "std"},
+    "per-source normal-score targets": {"source_scale": "rank"},
+    "p50 listwise ranker (rank_xendcg)": {"p50_objective": "rank"},
+    "linear trees": {"linear_tree": True},
+    "source balance 0.75": {"source_balance": 0.75},
+    "300 rounds at 0.05": {"rounds": 300, "learning_rate": 0.05},
+}
+
+
+def _quick_fit(table: Table, train_rows: np.ndarray, cfg: TrainConfig) -> Fitted:
+    """`fit_core` without the out-of-fold conformal step (neutral shifts: tau is unchanged)."""
+    return fit_core(table, train_rows, cfg, conformal_from=ConformalShifts())
+
+
+def tau_by_source(
+    table: Table,
+    cfg: TrainConfig,
+    sources: Iterable[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, float]:
+    """Kendall tau of the p50 (plus the answering model's factor) on each left-out source."""
+    say = progress or (lambda line: None)
+    names = list(sources or sorted(set(table.row_source) - {TRAFFIC_SOURCE}))
+    out: dict[str, float] = {}
+    for src in names:
+        started = time.perf_counter()
+        tr = (table.row_source != src) & (table.row_source != TRAFFIC_SOURCE)
+        rows = np.where(table.row_source == src)[0]
+        fitted = _quick_fit(table, tr, cfg)
+        q50, _ = fitted.predict_requests(table.row_request[rows])
+        factors = {normalize_model_name(k): v for k, v in fitted.offsets.items()}
+        off = np.array([factors.get(normalize_model_name(m), 0.0) for m in table.row_model[rows]])
+        out[src] = float(kendalltau(q50 + off, table.row_tokens[rows]).statistic)
+        say(f"left out {src}: tau {out[src]:.3f} ({time.perf_counter() - started:.0f} s)")
+    return out
