@@ -111,7 +111,8 @@ async def test_a_queued_request_s_decision_shows_its_position_and_wait(
     assert [a.status_code for a in answers] == [200, 200]
     straight = await ex.decision_for({}, "r1")
     assert straight["queue"] is None  # a slot was free: it did not wait
-    second, third = [(await ex.decision_for({}, rid))["queue"] for rid in ("r2", "r3")]
-    assert second["position"] == 0 and third["position"] == 1  # one request ahead of r3
-    assert second["waited_ms"] >= 50 and third["waited_ms"] >= second["waited_ms"]
+    queued = [(await ex.decision_for({}, rid))["queue"] for rid in ("r2", "r3")]
+    # the first to reach the queue had none ahead, the other one (they race to it)
+    assert sorted(q["position"] for q in queued) == [0, 1]
+    assert all(q["waited_ms"] >= 50 for q in queued)
     ex.ledger.close()
