@@ -12,11 +12,11 @@ plan, trace and settlement) and the on-settle hooks (`on_settle`). Every collabo
 in (no Ray import), so tests build it with fakes; `OrchestratorIngress` with the real ones.
 
 Invariants: an invalid body gets its 4xx (naming the field) before anything is predicted,
-priced, decided, reserved or recorded; prediction and ledger reads run in worker threads
-(`offload`); the plan runs on the event loop and nothing is awaited between it and the run's
-`begin` in the load book, so each request is decided against the load of every request decided
-before it; every plan is recorded before the answer is returned; an engine that fails marks
-its profile down at once (`failover.ProfileHealth`; the edge probes it back up).
+priced, decided, reserved or recorded; ledger calls (writes group-committed) and a long text's
+prediction (`predict_now`) run in worker threads (`offload`); the plan runs on the event loop
+and nothing is awaited between it and the run's `begin` in the load book, so each request is
+decided against the load of every request decided before it; every plan is recorded before the
+answer is returned; an engine that fails marks its profile down at once (`failover.ProfileHealth`).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from orchestrator.serving.plan import (
     Refused,
     TokenPredictor,
     plan,
-    predict,
+    predict_now,
     refusal_headers,
 )
 from orchestrator.serving.profile_status import ProfileStatus
@@ -203,7 +203,7 @@ class RequestExecutor:
         # admission sees the requests queued here, not only those already decided
         with self.load.waiting(incoming.model):
             obs.mark("predict")
-            predicted = await self.offload(predict, incoming, self.catalog, self.predictor)
+            predicted = await predict_now(incoming, self.catalog, self.predictor, self.offload)
             obs.mark("route")  # the budget read is part of the decision
             spends, held = await self.budget.read(tenant)
         # PLAN: nothing is awaited from here to the run's `begin`

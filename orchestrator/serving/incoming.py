@@ -63,6 +63,11 @@ class IncomingRequest:
         """Choices per prompt times prompts (what the predictor's totals cover)."""
         return self.text.n
 
+    @property
+    def text_chars(self) -> int:
+        """Characters the predictor reads: every turn's text and the tools' description."""
+        return sum(len(turn.text) for turn in self.text.turns) + len(self.text.tools_text)
+
 
 def parse_incoming(
     body: dict[str, Any],

@@ -18,7 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -100,6 +100,26 @@ def predict(request: IncomingRequest, catalog: Catalog, predictor: TokenPredicto
     except PredictorInputError as exc:
         raise RequestError(400, str(exc), param=exc.param) from None
     return core.predicted_from(candidates, predictions)
+
+
+# a request whose text is this short is predicted on the event loop: ~0.4 ms at 200 characters,
+# ~1.4 ms at 2,000 (2-core EPYC), against ~0.4 ms of ingress CPU for a worker-thread hop (py-spy:
+# submit, the future's callbacks, the loop's wake-up); a longer text, whose featurizing grows
+# with it, goes to a worker thread so that the loop is never held long
+INLINE_PREDICT_CHARS = 2_000
+
+
+async def predict_now(
+    request: IncomingRequest,
+    catalog: Catalog,
+    predictor: TokenPredictor,
+    offload: Callable[..., Awaitable[Any]],
+) -> Predicted:
+    """`predict`: on the event loop for a text up to `INLINE_PREDICT_CHARS`, else through
+    `offload` (a worker thread)."""
+    if request.text_chars <= INLINE_PREDICT_CHARS:
+        return predict(request, catalog, predictor)
+    return await offload(predict, request, catalog, predictor)
 
 
 def plan(

@@ -8,6 +8,7 @@ sets `X-Request-Id` itself (Serve's proxy does; a second one would be sent twice
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -20,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from orchestrator.serving import openai_io
 from orchestrator.serving.errors import OrchestratorHTTPError
 from orchestrator.serving.executor import RequestExecutor
+from orchestrator.serving.plan import INLINE_PREDICT_CHARS
 from orchestrator.signals.meters import demand_key
 from orchestrator.telemetry.metrics import INSTANCE_LABEL, OrchestratorMetrics
 from tests.serving.conftest import (
@@ -94,6 +96,26 @@ async def test_valid_body_is_predicted_decided_and_served(ingress, chat_completi
     assert engine_request.temperature == 0.5 and engine_request.max_tokens is not None
     assert "x-request-id" not in response.headers
     assert response.headers["x-orchestrator-profile"] in {p.name for p in LOCAL.profiles}
+
+
+@pytest.mark.parametrize("chars, on_loop", [(INLINE_PREDICT_CHARS, True),
+                                             (INLINE_PREDICT_CHARS + 1, False)])  # fmt: skip
+async def test_only_a_long_text_is_predicted_in_a_worker_thread(ingress, chat_completion, chars,
+                                                               on_loop):  # fmt: skip
+    """The event loop is never held by a long featurization; a short text skips the hop."""
+    threads: list[int] = []
+    real = ingress.predictor.predict_many
+
+    def predict_many(body: Any, profiles: list[Any]) -> Any:
+        threads.append(threading.get_ident())
+        return real(body, profiles)
+
+    ingress.predictor.predict_many = predict_many
+    ingress.handle.streams.append(chat_completion())
+    body = {"model": FAMILY, "messages": [{"role": "user", "content": "x" * chars}]}
+    response = await _serve(ingress, body, "chat")
+    assert response.status_code == 200
+    assert (threads == [threading.get_ident()]) is on_loop and len(threads) == 1
 
 
 async def test_rejection_and_error_responses_carry_no_request_id_of_ours(ingress):
