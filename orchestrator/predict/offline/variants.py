@@ -30,6 +30,8 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "linear-trees": ("linear trees", {"linear_tree": True}),
     "balance-0.75": ("source balance 0.75", {"source_balance": 0.75}),
     "blend-learned": ("blend learned out of source", {"blend": "learned"}),
+    "chat-x2": ("chat-like sources weigh 2x", {"chat_weight": 2.0}),
+    "consistent": ("only features the training sources agree on", {"consistent_features": True}),
 }
 
 
