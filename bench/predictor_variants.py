@@ -5,6 +5,7 @@ each source is scored by the variant fitted on the other four (the p50 of the sh
 pipeline, conformal step skipped: tau only). Prints one row per variant (tau per left-out
 source and the unweighted mean) and draws them to a PNG. Minutes per variant on 2 cores.
 Usage: nice -n 10 python bench/predictor_variants.py [--variants NAME ...] [--png PATH]
+[--json PATH]; --replot JSON --png PATH redraws a recorded run.
 """
 
 from __future__ import annotations
@@ -52,22 +53,27 @@ def main() -> int:
     ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(VARIANTS))
     ap.add_argument("--png", type=Path, help="draw the table here")
     ap.add_argument("--json", type=Path, help="write the taus here")
+    ap.add_argument("--replot", type=Path, help="draw --png from a --json file (no training)")
     args = ap.parse_args()
+    if args.replot:
+        _draw(json.loads(args.replot.read_text(encoding="utf-8")), args.png or Path("variants.png"))
+        return 0
     if not data_available():
         print("shared data absent: nothing to evaluate", file=sys.stderr)
         return 2
     table = cached_table()
     rows: dict[str, dict[str, float]] = {}
     for name in args.variants:
+        label, fields = VARIANTS[name]
         print(f"{name}:", file=sys.stderr, flush=True)
-        rows[name] = tau_by_source(
+        rows[label] = tau_by_source(
             table,
-            TrainConfig(**VARIANTS[name]),  # type: ignore[arg-type]
+            TrainConfig(**fields),  # type: ignore[arg-type]
             progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True),
         )
-        taus = rows[name]
+        taus = rows[label]
         print(
-            f"| {name} | "
+            f"| {label} | "
             + " | ".join(f"{v:.3f}" for v in taus.values())
             + f" | {np.mean(list(taus.values())):.3f} |",
             flush=True,

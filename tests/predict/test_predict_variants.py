@@ -12,7 +12,8 @@ from predict_helpers import synthetic_examples
 from scipy.stats import kendalltau, spearmanr
 
 from orchestrator.predict import lexical
-from orchestrator.predict.offline.fit import TrainConfig, fit_core, lgb_params
+from orchestrator.predict.offline.consistent import disagreeing_features, drop_disagreeing
+from orchestrator.predict.offline.fit import TrainConfig, fit_core, lgb_params, row_weights
 from orchestrator.predict.offline.ranker import fold_line, rank_booster
 from orchestrator.predict.offline.stack import blend_weights
 from orchestrator.predict.offline.table import featurize_examples
@@ -91,8 +92,9 @@ def test_tau_by_source_scores_every_left_out_source():
     taus = tau_by_source(table, cfg, progress=lines.append)
     assert set(taus) == {"alpaca_eval", "gsm8k", "mt_bench"} and len(lines) == 3
     assert all(t > 0.3 for t in taus.values())
-    assert VARIANTS["shipped"] == {}
-    TrainConfig(**VARIANTS["p50 listwise ranker (rank_xendcg)"])  # every variant is a config
+    assert VARIANTS["shipped"][1] == {}
+    for _, fields in VARIANTS.values():
+        TrainConfig(**fields)  # type: ignore[arg-type]  # every variant is a configuration
 
 
 def test_blend_weights_fit_only_the_order_inside_each_source():
@@ -120,3 +122,31 @@ def test_learned_blend_folds_both_ridges_into_the_token_weights():
     # the runtime's score of a request = the blended term the fit added (full-fit requests)
     runtime = [lexical.score(table.lexical_ids[r], weights, intercept) for r in reqs[:5]]
     assert fitted.blend(reqs[:5]) == pytest.approx(runtime, abs=1e-4)
+
+
+def test_chat_weight_scales_the_chat_like_sources_rows():
+    table = featurize_examples(synthetic_examples(("alpaca_eval", "gsm8k", "mt_bench"), 20))
+    tr = np.ones(len(table.row_source), dtype=bool)
+    plain = row_weights(table, tr, TrainConfig())
+    chat = row_weights(table, tr, TrainConfig(chat_weight=2.0))
+    src = table.row_source
+
+    def ratio(w: np.ndarray) -> float:
+        return w[src == "alpaca_eval"][0] / w[src == "gsm8k"][0]
+
+    assert ratio(chat) == pytest.approx(2.0 * ratio(plain))
+    assert chat.mean() == pytest.approx(1.0)
+
+
+def test_a_feature_that_flips_direction_between_sources_is_dropped():
+    rng = np.random.default_rng(4)
+    n = 300
+    sources = np.repeat(np.array(["a", "b"]), n)
+    agree = rng.random(2 * n)
+    flip = rng.random(2 * n)
+    target = agree + np.where(sources == "a", flip, -flip) + 0.1 * rng.random(2 * n)
+    vectors = np.column_stack([agree, flip, np.zeros(2 * n)])
+    assert disagreeing_features(vectors, target, sources).tolist() == [False, True, False]
+    folds = np.zeros(2 * n, dtype=np.int64)
+    x = drop_disagreeing(vectors, vectors, 3, target, folds, sources)
+    assert np.array_equal(x[:, 0], agree) and not x[:, 1].any()

@@ -99,7 +99,7 @@ async def test_a_queued_request_s_decision_shows_its_position_and_wait(
     waiting = [
         asyncio.create_task(_serve(ex, body, "chat", {"x-request-id": rid})) for rid in ("r2", "r3")
     ]
-    for _ in range(500):  # both queued (prediction runs in worker threads: a busy machine)
+    for _ in range(500):  # both queued (the budget read runs in worker threads: a busy machine)
         if sum(p["waiting"] for p in ex.ingress_queue.snapshot().values()) == 2:
             break
         await asyncio.sleep(0.01)
@@ -112,8 +112,8 @@ async def test_a_queued_request_s_decision_shows_its_position_and_wait(
     straight = await ex.decision_for({}, "r1")
     assert straight["queue"] is None  # a slot was free: it did not wait
     second, third = [(await ex.decision_for({}, rid))["queue"] for rid in ("r2", "r3")]
-    assert second["position"] == 0 and third["position"] == 1  # one request ahead of r3
-    # both waited for the first answer; not r3 >= r2: r3 entered the queue after r2 by as much
-    # as r2's own planning took, which can exceed the gap between their releases
+    # one entered the queue first (which one is up to the worker threads of the budget read)
+    # and the other found it ahead; both waited for the first answer
+    assert sorted([second["position"], third["position"]]) == [0, 1]
     assert second["waited_ms"] >= 50 and third["waited_ms"] >= 50
     ex.ledger.close()

@@ -27,6 +27,7 @@ import lightgbm as lgb
 import numpy as np
 
 from orchestrator.predict import lexical
+from orchestrator.predict.offline.consistent import drop_disagreeing
 from orchestrator.predict.offline.ranker import rank_booster
 from orchestrator.predict.offline.stack import blend_weights
 from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
@@ -34,6 +35,8 @@ from orchestrator.predict.offline.targets import rescale_sources
 from orchestrator.predict.phrases import PHRASE_BUCKETS
 
 VOCAB_SIZE = 49152  # SmolLM2 tokenizer
+# the shared sources closest to everyday chat (instructions, arena users' prompts, MT-Bench)
+CHAT_SOURCES = frozenset({"alpaca_eval", "arena_hard_v01", "mt_bench"})
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ class TrainConfig:
     # "fixed": embedding score x embedding_blend; "learned": the embedding and token-id ridge
     # scores weighted by an out-of-source fit on the training sources (`stack.py`)
     blend: str = "fixed"
+    # train the boosters without the dense features the training sources disagree on
+    consistent_features: bool = False
+    chat_weight: float = 1.0  # row-weight factor of the chat-like sources (CHAT_SOURCES)
 
 
 def fixed_effects(
@@ -230,7 +236,7 @@ def row_weights(table: Table, train_rows: np.ndarray, cfg: TrainConfig) -> np.nd
     sources, counts = np.unique(table.row_source[train_rows], return_counts=True)
     for src, n in zip(sources, counts, strict=True):
         sel = train_rows & (table.row_source == src)
-        w[sel] = float(n) ** -cfg.source_balance
+        w[sel] = float(n) ** -cfg.source_balance * (cfg.chat_weight if src in CHAT_SOURCES else 1.0)
         if src == TRAFFIC_SOURCE:
             offline = train_rows & (table.row_source != TRAFFIC_SOURCE)
             typical = w[offline].mean() if offline.any() else 1.0
@@ -407,6 +413,9 @@ def fit_core(
         )
         blend_weight = 1.0
     extra_rows = blend_weight * emb_req[rr] if emb_req is not None else np.zeros(len(rr))
+    if cfg.consistent_features:
+        n_dense = table.vectors.shape[1]
+        x = drop_disagreeing(x, x_req, n_dense, req_target, folds, table.request_source)
     say(f"quantile boosters p50, p90 ({cfg.rounds} rounds)")
     b50 = median_booster(cfg, x[tr], yt[tr], w[tr], src[tr])
     b90 = quantile_booster(cfg, x[tr], yt[tr], 0.9, w[tr])

@@ -20,16 +20,18 @@ from orchestrator.predict.loaded_model import normalize_model_name
 from orchestrator.predict.offline.fit import ConformalShifts, Fitted, TrainConfig, fit_core
 from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
 
-# the variants compared in docs/predictor.md (issue 31), by name
-VARIANTS: dict[str, dict[str, object]] = {
-    "shipped": {},
-    "p50 squared error": {"p50_objective": "regression"},
-    "per-source spread equalised": {"source_scale": "std"},
-    "per-source normal-score targets": {"source_scale": "rank"},
-    "p50 listwise ranker (rank_xendcg)": {"p50_objective": "rank"},
-    "linear trees": {"linear_tree": True},
-    "source balance 0.75": {"source_balance": 0.75},
-    "300 rounds at 0.05": {"rounds": 300, "learning_rate": 0.05},
+# the variants compared in docs/predictor.md (issue 31): name -> (label, TrainConfig fields)
+VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
+    "shipped": ("shipped", {}),
+    "p50-l2": ("p50 squared error", {"p50_objective": "regression"}),
+    "spread-std": ("per-source spread equalised", {"source_scale": "std"}),
+    "spread-rank": ("per-source normal-score targets", {"source_scale": "rank"}),
+    "ranker": ("p50 listwise ranker (rank_xendcg)", {"p50_objective": "rank"}),
+    "linear-trees": ("linear trees", {"linear_tree": True}),
+    "balance-0.75": ("source balance 0.75", {"source_balance": 0.75}),
+    "blend-learned": ("blend learned out of source", {"blend": "learned"}),
+    "chat-x2": ("chat-like sources weigh 2x", {"chat_weight": 2.0}),
+    "consistent": ("only features the training sources agree on", {"consistent_features": True}),
 }
 
 
