@@ -40,6 +40,7 @@ from orchestrator.request.spend import SpendBook
 from orchestrator.routing.refusal import OVERLOAD_CODE, intended_profile, overload_shares
 from orchestrator.routing.types import ProfileView, TokenBudget
 from orchestrator.routing.views import with_live
+from orchestrator.signals.opening import OpeningDemand
 from orchestrator.simulate.cluster import Cluster, Rejected, Routed
 from orchestrator.simulate.traffic import SimRequest
 
@@ -133,14 +134,29 @@ class DecideRouter:
         self._running: dict[str, list[float]] = {}
         self.decisions = 0
         self._candidates: dict[str | None, list[Profile]] = {}
+        self.opening = OpeningDemand()  # requests a closed profile lost on its opening price
+        self._profiles = [catalog.profile(n) for n in self.names]
 
-    def _views(self, cluster: Cluster) -> list[ProfileView]:
+    def _views(self, cluster: Cluster, now: float) -> list[ProfileView]:
         for i, pool in enumerate(cluster.pools):
+            closed = pool.target == 0
+            opening = (
+                route_inputs.opening_usd(
+                    self._profiles[i], self.policy, self.opening.rps(self.names[i], now)
+                )
+                if closed
+                else 0.0
+            )
+            start_wait = None
+            if pool.ready == 0 and pool.starting > 0:  # ms until the first starting one serves
+                start_wait = 1000.0 * max(0.0, pool.first_ready_s() - now)
             key = (
                 pool.ready,
                 pool.in_flight,
                 len(pool.pending),
                 pool.target > 0 or pool.max_replicas > 0,
+                opening,
+                start_wait,
             )
             if key != self._live_key[i]:
                 self._live_key[i] = key
@@ -149,6 +165,8 @@ class DecideRouter:
                     requests_in_flight=pool.in_flight,
                     requests_queued=len(pool.pending),
                     healthy=key[3],
+                    opening_usd=opening,
+                    start_wait_ms=start_wait,
                 )
                 self._live_views[i] = with_live([self.views[i]], {self.names[i]: live})[0]
         return self._live_views
@@ -222,7 +240,7 @@ class DecideRouter:
         state = PlanState(
             policy=self.policy,
             catalog=self.catalog,
-            views=self._views(cluster),
+            views=self._views(cluster, now),
             budget=self.budget_state(tenant, now),
             tenant_in_flight=self._in_flight(tenant, now),
         )
@@ -260,6 +278,7 @@ class DecideRouter:
             self._refused(outcome, req, list(state.views), cluster)
             return Rejected(outcome.code)
         decision = outcome.decision
+        self.opening.record(decision, now)
         idx = self.index[outcome.profile.name]
         tokens = req.output_tokens
         cap = decision.max_tokens
