@@ -91,6 +91,13 @@ class LiveState(_Frozen):
         description="with no replica running: ms until a starting one serves (None: none "
         "starting, a new request waits the profile's whole cold start)",
     )
+    cached_prompt_share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="expected prefix-cache hits of this request's prompt on this profile "
+        "(None: the request's own `cached_prompt_share`)",
+    )
     opening_usd: float = Field(
         0.0,
         ge=0,

@@ -57,6 +57,7 @@ from orchestrator.routing.candidates import (
     Ctx,
     Eval,
     base_of,
+    cached_share,
     context,
     evaluate,
     hard_failure,
@@ -318,7 +319,7 @@ def _overshoot(e: Eval, ctx: Ctx) -> float:
 def _hopeless(e: Eval, ctx: Ctx) -> bool:
     """It misses a latency target even on an idle replica: no capacity would make it."""
     req = ctx.request
-    uncached = req.prompt_tokens * (1.0 - req.cached_prompt_share)
+    uncached = req.prompt_tokens * (1.0 - cached_share(e.profile, req))
     idle = replica_model.request_latency(e.profile.performance, uncached, max(1, e.tokens_p90))
     return bool(idle.misses(ctx.slo))
 

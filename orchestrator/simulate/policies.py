@@ -35,6 +35,7 @@ from orchestrator.request import route_inputs
 from orchestrator.request.candidates import candidates_for_model
 from orchestrator.request.errors import RequestError
 from orchestrator.request.plan import PlanState, Predicted, Refused, plan
+from orchestrator.request.prefix_index import PrefixIndex
 from orchestrator.request.spec import RequestSpec, read_spec
 from orchestrator.request.spend import SpendBook
 from orchestrator.routing.refusal import OVERLOAD_CODE, intended_profile, overload_shares
@@ -135,6 +136,7 @@ class DecideRouter:
         self.decisions = 0
         self._candidates: dict[str | None, list[Profile]] = {}
         self.opening = OpeningDemand()  # requests a closed profile lost on its opening price
+        self.prefix = PrefixIndex()  # prompt blocks routed to each profile (prefix caching)
         self._profiles = [catalog.profile(n) for n in self.names]
 
     def _views(self, cluster: Cluster, now: float) -> list[ProfileView]:
@@ -170,6 +172,18 @@ class DecideRouter:
                 )
                 self._live_views[i] = with_live([self.views[i]], {self.names[i]: live})[0]
         return self._live_views
+
+    def _cached(self, views: list[ProfileView], blocks: tuple) -> list[ProfileView]:
+        """The views with each profile's expected prefix-cache hits for this prompt."""
+        if not blocks:
+            return views
+        shares = {v.name: self.prefix.cached_share(v.name, blocks) for v in views}
+        live = {
+            n: views[self.index[n]].live.model_copy(update={"cached_prompt_share": s})
+            for n, s in shares.items()
+            if s > 0
+        }
+        return with_live(views, live) if live else views
 
     def budget_state(self, tenant: TenantPolicy, now: float) -> route_inputs.BudgetState:
         """The tenant's remaining budget at virtual time `now`, from the calendar windows of
@@ -240,7 +254,7 @@ class DecideRouter:
         state = PlanState(
             policy=self.policy,
             catalog=self.catalog,
-            views=self._views(cluster, now),
+            views=self._cached(self._views(cluster, now), req.prefix_blocks),
             budget=self.budget_state(tenant, now),
             tenant_in_flight=self._in_flight(tenant, now),
         )
@@ -280,6 +294,11 @@ class DecideRouter:
         decision = outcome.decision
         self.opening.record(decision, now)
         idx = self.index[outcome.profile.name]
+        if req.prefix_blocks:
+            pool = cluster.pools[idx]
+            self.prefix.hold(
+                pool.name, req.prefix_blocks, pool.spec.kv_blocks * max(1, pool.target)
+            )
         tokens = req.output_tokens
         cap = decision.max_tokens
         truncated = cap is not None and cap < tokens
