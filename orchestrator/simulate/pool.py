@@ -9,12 +9,13 @@ runs the scheduler; either refuses nothing but a tenant over its queue bound.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from orchestrator.scheduling import Enqueued, SchedulingSettings, Waiting, WaitQueue
-from orchestrator.simulate.replica import Job, ReplicaSpec
+from orchestrator.simulate.replica import STARTING, Job, ReplicaSpec
 
 
 class FifoQueue(deque):
@@ -48,6 +49,13 @@ class ScheduledQueue:
 
     def __len__(self) -> int:
         return len(self.queue)
+
+    def waiting_tenants(self) -> set[str]:
+        return self.queue.waiting_tenants()
+
+    @property
+    def settings(self) -> SchedulingSettings:
+        return self.queue.settings
 
     @staticmethod
     def _item(job: Job) -> Waiting:
@@ -104,6 +112,7 @@ class Pool:
     window_tpot_ms: list = field(default_factory=list)
     window_judged: list = field(default_factory=list)  # (rid, TTFT s, TPOT s or None)
     in_flight: int = 0  # admitted + waiting on replicas
+    held: dict = field(default_factory=dict)  # tenant -> its requests on replicas (scheduler)
     ready: int = 0
     starting: int = 0
     draining: int = 0
@@ -120,3 +129,7 @@ class Pool:
     @property
     def target(self) -> int:
         return self.ready + self.starting
+
+    def first_ready_s(self) -> float:
+        """When the first starting replica serves (inf: none starting)."""
+        return min((r.ready_s for r in self.active if r.state == STARTING), default=math.inf)

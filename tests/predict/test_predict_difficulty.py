@@ -11,10 +11,12 @@ from orchestrator.concepts import TIER_RANK
 from orchestrator.paths import SHARED_DATA
 from orchestrator.predict.difficulty import (
     FORMAT_FEATURES,
+    OPTION_FEATURES,
     DifficultyModel,
     features,
     format_features,
     lexical_features,
+    option_similarity,
     tiers_from_anchors,
 )
 from orchestrator.predict.offline import difficulty_eval
@@ -77,6 +79,23 @@ def test_format_features_read_a_multiple_choice_question_and_leave_free_text_alo
     assert not np.array_equal(features(numeric, 1, center)[-len(center) :], np.zeros_like(center))
 
 
+def test_option_similarity_reads_the_options_against_the_stem():
+    """Token 0 (the stem) and token 1 (option A) point the same way, token 2 (option B) at a
+    right angle: A matches the stem (cosine 1), B does not (0)."""
+    text = "stem\nA. one\nB. two\n"
+    ids, starts = np.array([0, 1, 2]), np.array([0, 8, 15])  # "stem", "one", "two"
+    vectors = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
+    row = option_similarity(text, ids, starts, vectors, np.ones(3))
+    assert row is not None and len(row) == len(OPTION_FEATURES)
+    named = dict(zip(OPTION_FEATURES, row, strict=True))
+    assert named["option_stem_cosine_max"] == pytest.approx(1.0)
+    assert named["option_stem_cosine_margin"] == pytest.approx(1.0)
+    assert named["option_pair_cosine"] == pytest.approx(0.0, abs=1e-6)
+    assert named["options_mean_stem_cosine"] == pytest.approx(2**-0.5)
+    free = "Write a haiku about autumn."
+    assert option_similarity(free, ids, starts, vectors, np.ones(3)) is None
+
+
 def test_strong_share_routes_hardest_first():
     weak = np.array([1, 1, 0, 0], float)
     strong = np.array([1, 1, 1, 1], float)
@@ -93,6 +112,16 @@ def test_ece_is_zero_when_calibrated_and_large_when_not():
     outcome = np.array([1, 0, 0, 0, 1, 1, 1, 0], float)
     assert difficulty_eval.ece(prob, outcome) == pytest.approx(0.0)
     assert difficulty_eval.ece(1 - prob, outcome) == pytest.approx(0.5)
+
+
+def test_ece_floor_is_what_sampling_alone_leaves_and_shrinks_with_more_prompts():
+    """A calibrated p = 0.8 on n prompts: the floor is E|mean of n Bernoulli(0.8) - 0.8|,
+    about sqrt(2 / pi) * sqrt(0.16 / n) (0.032 for 100 prompts, 0.010 for 1,000)."""
+    small = difficulty_eval.ece_floor(np.full(100, 0.8))
+    large = difficulty_eval.ece_floor(np.full(1000, 0.8))
+    assert small == pytest.approx(0.032, abs=0.006)
+    assert large == pytest.approx(0.010, abs=0.003)
+    assert difficulty_eval.ece_floor(np.zeros(50)) == 0.0  # certain outcomes: nothing to draw
 
 
 @pytest.mark.skipif(not outcomes_available(), reason=f"shared data absent: {SHARED_DATA}")
