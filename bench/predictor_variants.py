@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+TITLE = "Predictor variants, leave-one-source-out (2-core EPYC, shared machine)"
 
-def _draw(rows: dict[str, dict[str, float]], path: Path) -> None:
+
+def _draw(rows: dict[str, dict[str, float]], path: Path, title: str = TITLE) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,7 +38,7 @@ def _draw(rows: dict[str, dict[str, float]], path: Path) -> None:
     ax.axhline(0.15, color="grey", lw=0.8, ls=":", label="floor (every source)")
     ax.set_xticks(np.arange(len(cols)) + 0.4 - width / 2, cols)
     ax.set_ylabel("Kendall tau, source left out")
-    ax.set_title("Predictor variants, leave-one-source-out (2-core EPYC, shared machine)")
+    ax.set_title(title)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,9 +57,11 @@ def main() -> int:
     ap.add_argument("--png", type=Path, help="draw the table here")
     ap.add_argument("--json", type=Path, help="write the taus here")
     ap.add_argument("--replot", type=Path, help="draw --png from a --json file (no training)")
+    ap.add_argument("--title", default=TITLE, help="the chart's title")
     args = ap.parse_args()
     if args.replot:
-        _draw(json.loads(args.replot.read_text(encoding="utf-8")), args.png or Path("variants.png"))
+        rows = json.loads(args.replot.read_text(encoding="utf-8"))
+        _draw(rows, args.png or Path("variants.png"), args.title)
         return 0
     if not data_available():
         print("shared data absent: nothing to evaluate", file=sys.stderr)
@@ -85,7 +89,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     if args.png:
-        _draw(rows, args.png)
+        _draw(rows, args.png, args.title)
     return 0
 
 

@@ -42,12 +42,14 @@ def test_shipped_artifact_blends_the_embedding_ridge(artifact, tmp_path):
     body = chat("Write a detailed essay on the history of the printing press.")
     with_blend = Predictor(artifact, store=None).featurize(body).features
     ids = np.asarray(with_blend.lexical_ids, dtype=np.int32)
-    term = artifact.embedding_term(ids)
+    term = artifact.embedding_term(ids, np.asarray(with_blend.vector))
     assert term != 0.0
     # the same artifact without the blend (as written before it existed) loads and differs
     # by exactly that term in p50
     artifact.save(tmp_path / "a")
     old = load_artifact(tmp_path / "a")
-    old.meta = old.meta.model_copy(update={"embedding_blend": 0.0})
+    old.meta = old.meta.model_copy(
+        update={"embedding_blend": 0.0, "chat_blend": None, "math_term": (0.0, 0.0)}
+    )
     without = Predictor(old, store=None).featurize(body).features
     assert with_blend.base_log_p50 - without.base_log_p50 == pytest.approx(term, abs=1e-6)

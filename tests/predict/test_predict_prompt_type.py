@@ -82,8 +82,16 @@ def test_runtime_applies_the_artifacts_type_terms(artifact, tmp_path):
     problem = plain.featurize(chat(PROBLEM)).features
     moved = with_terms.featurize(chat(PROBLEM)).features
     length = prompt_length(np.array([problem.vector]))[0]
-    assert moved.base_log_p50 - problem.base_log_p50 == pytest.approx(0.25 + 0.5 * length, 1e-5)
+    shipped_intercept, shipped_slope = artifact.meta.math_term
+    expected = 0.25 + 0.5 * length - (shipped_intercept + shipped_slope * length)
+    assert moved.base_log_p50 - problem.base_log_p50 == pytest.approx(expected, abs=1e-5)
     for text in NOT_PROBLEMS:
         a = plain.featurize(chat(text)).features
         b = with_terms.featurize(chat(text)).features
         assert a.base_log_p50 == b.base_log_p50
+
+
+def test_shipped_artifact_holds_the_type_terms(artifact):
+    terms = artifact.prompt_terms
+    assert terms.typed and terms.chat_blend is not None and terms.chat_blend > terms.blend
+    assert terms.math_term[1] > 0  # a longer maths problem, a longer worked solution

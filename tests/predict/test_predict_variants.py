@@ -115,7 +115,8 @@ def test_learned_blend_folds_both_ridges_into_the_token_weights():
     table = featurize_examples(synthetic_examples(("alpaca_eval", "gsm8k", "mt_bench"), 40))
     cfg = TrainConfig(rounds=10, threads=1, min_data_in_leaf=10, conformal_classes=2)
     tr = table.row_source != "mt_bench"
-    fitted = fit_core(table, tr, replace(cfg, blend="learned"))
+    # the learned blend is a variant of the configuration before the prompt-type terms
+    fitted = fit_core(table, tr, replace(cfg, blend="learned", type_terms=(), chat_blend=None))
     assert fitted.embedding_blend == 1.0
     weights, intercept = fitted.embedding
     assert np.abs(weights).max() > 0  # the synthetic lengths follow the prompt's words

@@ -22,7 +22,9 @@ class TrainConfig:
     threads: int = 2
     all_data: bool = False  # fit on every prompt (no held-out evaluation)
     stack_folds: str = "source"  # "source" | "prompt": how ridge scores are made out-of-fold
-    source_balance: float = 0.5  # row weight ~ rows_of_source ** -source_balance
+    # row weight ~ rows_of_source ** -source_balance (0.75 since issue 31's third session, chosen
+    # with the prompt-type terms on the leave-one-source-out table)
+    source_balance: float = 0.75
     conformal_classes: int = 3  # Mondrian p90 classes by predicted length
     traffic_weight: float = 5.0  # a deployment's own traffic counts this many times
     # learn within-source contrasts only: each source's mean level (its answering models'
@@ -48,11 +50,13 @@ class TrainConfig:
     consistent_features: bool = False
     chat_weight: float = 1.0  # row-weight factor of the chat-like sources (CHAT_SOURCES)
     # prompt types ("math", "pasted": `prompt_type.py`) that get a length term fitted on the
-    # training requests of that type (what the boosters, pooled over types, leave of it)
-    type_terms: tuple[str, ...] = ()
+    # training requests of that type (what the boosters, pooled over types, leave of it);
+    # maths word problems: GSM8K left out 0.142 -> 0.194 (issue 31, third session)
+    type_terms: tuple[str, ...] = ("math",)
     type_levels: bool = False  # the type terms also move their type's level (`fit_type_term`)
-    # embedding blend weight for requests that are not maths word problems (None: the same)
-    chat_blend: float | None = None
+    # embedding blend weight for requests that are not maths word problems (None: the same);
+    # 0.75 chosen among 0.75 / 1.0 on the leave-one-source-out table
+    chat_blend: float | None = 0.75
     # the p50 booster non-decreasing in explicit length requests and "long" cues, and
     # non-increasing in "brief" cues (LightGBM allows it with squared error only)
     monotone_requests: bool = False

@@ -20,58 +20,61 @@ from orchestrator.predict.loaded_model import normalize_model_name
 from orchestrator.predict.offline.fit import ConformalShifts, Fitted, TrainConfig, fit_core
 from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
 
+# the configuration shipped before the prompt-type terms (issue 31's second session): the
+# earlier rows change it, so they reproduce the table they were measured in
+_BEFORE: dict[str, object] = {"type_terms": (), "chat_blend": None, "source_balance": 0.5}
+_MATH: dict[str, object] = {"type_terms": ("math",)}
+
+
+def _before(**fields: object) -> dict[str, object]:
+    return {**_BEFORE, **fields}
+
+
 # the variants compared in docs/predictor.md (issue 31): name -> (label, TrainConfig fields)
 VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "shipped": ("shipped", {}),
-    "p50-l2": ("p50 squared error", {"p50_objective": "regression"}),
-    "spread-std": ("per-source spread equalised", {"source_scale": "std"}),
-    "spread-rank": ("per-source normal-score targets", {"source_scale": "rank"}),
-    "ranker": ("p50 listwise ranker (rank_xendcg)", {"p50_objective": "rank"}),
-    "linear-trees": ("linear trees", {"linear_tree": True}),
-    "balance-0.75": ("source balance 0.75", {"source_balance": 0.75}),
-    "blend-learned": ("blend learned out of source", {"blend": "learned"}),
-    "chat-x2": ("chat-like sources weigh 2x", {"chat_weight": 2.0}),
-    "consistent": ("only features the training sources agree on", {"consistent_features": True}),
-    # third session (issue 31)
-    "emb-wordllama": ("WordLlama embedding ridge", {"embedding_source": "wordllama"}),
-    "emb-both": ("SmolLM2 + WordLlama embedding ridge", {"embedding_source": "both"}),
-    "monotone": ("p50 monotone in length requests (squared error)", {"monotone_requests": True}),
-    "math-term": (
-        "maths word problems: prompt-length term",
-        {"type_terms": ("math",), "type_levels": True},
+    "before-types": ("shipped before the prompt-type terms", _before()),
+    "p50-l2": ("p50 squared error", _before(p50_objective="regression")),
+    "spread-std": ("per-source spread equalised", _before(source_scale="std")),
+    "spread-rank": ("per-source normal-score targets", _before(source_scale="rank")),
+    "ranker": ("p50 listwise ranker (rank_xendcg)", _before(p50_objective="rank")),
+    "linear-trees": ("linear trees", _before(linear_tree=True)),
+    "balance-0.75": ("source balance 0.75", {**_BEFORE, "source_balance": 0.75}),
+    "blend-learned": ("blend learned out of source", _before(blend="learned")),
+    "chat-x2": ("chat-like sources weigh 2x", _before(chat_weight=2.0)),
+    "consistent": (
+        "only features the training sources agree on",
+        _before(consistent_features=True),
     ),
-    "pasted-term": (
-        "pasted material: pasted-length term",
-        {"type_terms": ("pasted",), "type_levels": True},
+    # third session (issue 31)
+    "emb-wordllama": ("WordLlama embedding ridge", _before(embedding_source="wordllama")),
+    "emb-both": ("SmolLM2 + WordLlama embedding ridge", _before(embedding_source="both")),
+    "monotone": (
+        "p50 monotone in length requests (squared error)",
+        _before(monotone_requests=True),
+    ),
+    "math-term": ("maths problems: length term with level", _before(**_MATH, type_levels=True)),
+    "math-term-chat-1": (
+        "maths length term with level + blend 1.0 outside maths problems",
+        _before(**_MATH, type_levels=True, chat_blend=1.0),
     ),
     "math-pasted": (
-        "maths-problem and pasted-material length terms",
-        {"type_terms": ("math", "pasted"), "type_levels": True},
+        "maths-problem and pasted-material length terms with levels",
+        _before(type_terms=("math", "pasted"), type_levels=True),
     ),
-    "math-pasted-chat-075": (
-        "both length terms + blend 0.75 outside maths problems",
-        {"type_terms": ("math", "pasted"), "type_levels": True, "chat_blend": 0.75},
-    ),
-    "math-term-chat-075": (
-        "prompt-length term + blend 0.75 outside maths problems",
-        {"type_terms": ("math",), "type_levels": True, "chat_blend": 0.75},
-    ),
-    "math-slope": (
-        "maths problems: prompt-length slope (type level kept)",
-        {"type_terms": ("math",)},
+    "chat-blend-1": ("embedding blend 1.0 outside maths problems", _before(chat_blend=1.0)),
+    "math-slope": ("maths problems: prompt-length slope", _before(**_MATH)),
+    "math-pasted-slope": (
+        "maths-problem and pasted-material slopes",
+        _before(type_terms=("math", "pasted")),
     ),
     "math-slope-chat-075": (
         "maths slope + blend 0.75 outside maths problems",
-        {"type_terms": ("math",), "chat_blend": 0.75},
+        {"source_balance": 0.5},
     ),
-    "math-pasted-slope": (
-        "maths-problem and pasted-material slopes (type levels kept)",
-        {"type_terms": ("math", "pasted")},
-    ),
-    "chat-blend-1": ("embedding blend 1.0 outside maths problems", {"chat_blend": 1.0}),
-    "math-term-chat-1": (
-        "prompt-length term + blend 1.0 outside maths problems",
-        {"type_terms": ("math",), "type_levels": True, "chat_blend": 1.0},
+    "math-slope-chat-075-balance": (
+        "maths slope + blend 0.75 outside maths + source balance 0.75 (shipped)",
+        {},
     ),
 }
 
