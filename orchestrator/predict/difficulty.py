@@ -39,6 +39,7 @@ from tokenizers import Tokenizer
 
 from orchestrator.concepts import TIER_RANK, QualityTier
 from orchestrator.predict.request import ParsedRequest
+from orchestrator.predict.tokenizer import fast_encoder
 
 DIFFICULTY_FORMAT = 2
 DEFAULT_DIFFICULTY_DIR = Path(__file__).resolve().parent / "artifacts" / "difficulty"
@@ -240,11 +241,11 @@ class DifficultyModel:
     def token_ids(self, text: str) -> np.ndarray:
         text = clip_text(text)
         try:
-            ids = self._tokenizer.encode(text, add_special_tokens=False).ids
-        except TypeError:  # lone surrogates (not valid Unicode text): replace them
-            clean = text.encode("utf-8", "replace").decode("utf-8")
-            ids = self._tokenizer.encode(clean, add_special_tokens=False).ids
-        return np.asarray(ids, dtype=np.int64)
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates (not valid Unicode text): replace them
+            text = text.encode("utf-8", "replace").decode("utf-8")
+        # the tokenizer's ids without its offsets and alignments (~10x faster per request)
+        return np.asarray(fast_encoder(self._tokenizer)(text), dtype=np.int64)
 
     def raw_logits(self, text: str, turns: int = 1) -> dict[str, float]:
         """Each head's uncalibrated logit of success."""

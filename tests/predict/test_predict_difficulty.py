@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import numpy as np
 import pytest
+from tokenizers import Tokenizer
 
 from orchestrator.concepts import TIER_RANK
 from orchestrator.paths import SHARED_DATA
 from orchestrator.predict.difficulty import (
+    DEFAULT_DIFFICULTY_DIR,
     FORMAT_FEATURES,
     DifficultyModel,
+    clip_text,
     features,
     format_features,
     lexical_features,
@@ -104,3 +108,15 @@ def test_outcomes_cover_mmlu_subjects_gsm8k_and_both_mt_bench_turns():
     assert len(by_source["mt_bench"]) == 160
     second = [o for o in by_source["mt_bench"] if len(o.messages) == 3]
     assert len(second) == 80 and all(o.messages[1][1] for o in second)
+
+
+def test_token_ids_are_the_tokenizers_own_even_for_lone_surrogates(model):
+    raw = (DEFAULT_DIFFICULTY_DIR / "tokenizer.json.gz").read_bytes()
+    tokenizer = Tokenizer.from_str(gzip.decompress(raw).decode())
+    tokenizer.no_padding()  # as the model reads it
+    tokenizer.no_truncation()
+    texts = [EASY, HARD, "Ünïcödé 漢字 🙂 e\u0301", "lone \ud800 surrogate", "  tabs\t\n\r\n"]
+    for text in texts:
+        clean = clip_text(text).encode("utf-8", "replace").decode("utf-8")
+        expected = tokenizer.encode(clean, add_special_tokens=False).ids
+        assert model.token_ids(text).tolist() == expected
