@@ -182,3 +182,21 @@ def affordable_tokens(prices: TokenPrices, input_cost: float, limit_usd: float |
         return UNLIMITED_TOKENS
     # a tiny epsilon keeps exact fits (limit == cost) from rounding one token short
     return min(UNLIMITED_TOKENS, math.floor(left / prices.output_usd_per_token * (1 + 1e-9)))
+
+
+def opening_cost_usd(
+    price_per_replica_hour_usd: float,
+    startup_s: float,
+    hold_s: float,
+    demand_rps: float,
+) -> float:
+    """Price per request of opening a profile that has no replica running or starting: one
+    replica's start-up plus its minimum hold (`hold_s`: it is kept at least the planner's
+    scale-down delay), spread over the requests it would get in that time (`demand_rps`
+    x (start-up + hold), at least this one). A trickle pays nearly a replica-hold per
+    request; demand that fills a replica pays little more than its token price."""
+    window_s = max(0.0, startup_s) + max(0.0, hold_s)
+    if price_per_replica_hour_usd <= 0 or window_s <= 0:
+        return 0.0
+    total = price_per_replica_hour_usd * window_s / 3600.0
+    return total / max(1.0, demand_rps * window_s)

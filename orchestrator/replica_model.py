@@ -85,6 +85,25 @@ class LiveState(_Frozen):
         "they met (1: as modelled; fresh only). A ratio, not a floor, as `ttft_scale`",
     )
     healthy: bool = True
+    start_wait_ms: float | None = Field(
+        None,
+        ge=0,
+        description="with no replica running: ms until a starting one serves (None: none "
+        "starting, a new request waits the profile's whole cold start)",
+    )
+    cached_prompt_share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="expected prefix-cache hits of this request's prompt on this profile "
+        "(None: the request's own `cached_prompt_share`)",
+    )
+    opening_usd: float = Field(
+        0.0,
+        ge=0,
+        description="price per request of opening the profile (no replica running or "
+        "starting): `pricing.opening_cost_usd`; 0 while one runs or starts",
+    )
 
 
 def performance_of(
@@ -279,7 +298,9 @@ def timing(
     cap = perf.max_concurrency
     running = live.replicas_running
     ahead = (live.requests_in_flight + live.requests_queued) / (running if running > 0 else 1)
-    wait_ms = perf.cold_start_ms if running == 0 else 0.0
+    wait_ms = 0.0
+    if running == 0:
+        wait_ms = perf.cold_start_ms if live.start_wait_ms is None else live.start_wait_ms
     excess = ahead + 1 - cap
     if excess > 0:
         wait_ms += 1000.0 * excess * typical_request_output_tokens / perf.output_tokens_per_s

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         print(f"{args.demand}: not in the catalog: {', '.join(bad)}", file=sys.stderr)
         return 1
-    replicas = {p.name: p.replicas.start for p in catalog.profiles}
+    # The start is what `serve` and the simulator deploy: the policy's initial replicas.
+    replicas = {p.name: policy.scaling[p.name].initial_replicas for p in catalog.profiles}
     state = ScalingTickState()
     decisions: list[ScalingDecision] = []
     for step in demand.all_steps():

@@ -53,9 +53,10 @@ _UPSERT = (
     "INSERT INTO decisions (request_id, tenant, decided_at, policy_version, action, profile, "
     "decision, inputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET "
     "tenant = excluded.tenant, decided_at = excluded.decided_at, "
-    "policy_version = excluded.policy_version, action = excluded.action, "
-    "profile = excluded.profile, decision = excluded.decision, inputs = excluded.inputs"
-)
+    "policy_version = COALESCE(excluded.policy_version, decisions.policy_version), "
+    "action = excluded.action, profile = excluded.profile, decision = excluded.decision, "
+    "inputs = COALESCE(excluded.inputs, decisions.inputs)"
+)  # a later put without inputs (a switched plan) keeps the inputs it was decided from
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,8 @@ class DecisionLog:
                                    decided_at)])  # fmt: skip
 
     def put_many(self, puts: list[DecisionPut]) -> None:
-        """`put` each, in order (a later put for a request id wins), in one transaction."""
+        """`put` each, in order (a later put for a request id wins), in one transaction; a
+        later put without inputs or policy version keeps the ones recorded before it."""
         if not puts:
             return
         now = float(self._clock())

@@ -17,8 +17,8 @@ A file with a single tick may give `families` / `profiles` at the top level inst
 A family's `input_tokens` / `output_tokens` not given carry over from its previous step (in
 its first step: 500 and 250, the built-in `standard` reference request). A family's load is
 spread over its profiles that have replicas, in proportion to their replicas (else put on
-its first profile): the planner pools a family's load across its profiles anyway. Replicas not given start at the catalog's
-`replicas.start`, later ticks at the previous tick's targets (ready at once). Measured
+its first profile): the planner pools a family's load across its profiles anyway. Replicas not given start at the policy's
+initial replicas (`ScalingBounds.initial_replicas`: what `serve` deploys), later ticks at the previous tick's targets (ready at once). Measured
 latencies (`ttft_ms`, `tpot_ms`) only count for a loaded profile (the planner compares them
 with the SLO under load and corrects a profile's speed from its TPOT at the observed batch),
 so a step giving them without `requests_running` >= the ready replicas (or

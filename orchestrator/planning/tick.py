@@ -76,7 +76,9 @@ def plan(
         r.floor = r.lo
         if r.pressure:
             step = 0 if r.obs.replicas_starting > 0 and r.current > r.obs.replicas_ready else 1
-            r.floor = min(r.hi, max(r.lo, r.current + step, 1))
+            floor = min(r.hi, max(r.lo, r.current + step, 1))
+            if _fits(r.profile, floor, observation.resources_available):
+                r.floor = floor
 
     ceiling = auto.max_cost_per_hour_usd
     problem = _problem(rows, ceiling, observation.resources_available, use_floor=True)
@@ -327,6 +329,16 @@ def _problem(
         ),
         ceiling_per_hour=ceiling,
         available=available,
+    )
+
+
+def _fits(p: Profile, replicas: int, available: dict[str, float]) -> bool:
+    """Whether `replicas` of `p` fit in the accelerators the cluster has (absent = unlimited):
+    pressure never forces a profile past them (the solver places the load elsewhere)."""
+    return all(
+        units * replicas <= available[kind] + 1e-9
+        for kind, units in _units(p).items()
+        if kind in available
     )
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from orchestrator.catalog.schema import Catalog
+from orchestrator import pricing
+from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.ledger import Window, WindowSpend
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.predict.schema import Prediction
@@ -136,6 +137,18 @@ def tenant_rules(
 def priced_views(catalog: Catalog, policy: Policy) -> dict[str, ProfileView]:
     """Router views of every profile with the policy's token prices (build once per policy)."""
     return {p.name: profile_view(p, prices=policy.prices.get(p.name)) for p in catalog.profiles}
+
+
+def opening_usd(profile: Profile, policy: Policy, demand_rps: float) -> float:
+    """Price per request of opening `profile` now (it has no replica running or starting):
+    a replica's start-up and the planner's scale-down delay (its minimum hold) at the
+    profile's price, over `demand_rps` (signals/opening.py) in that time."""
+    return pricing.opening_cost_usd(
+        profile.price_per_replica_hour_usd,
+        profile.replicas.startup_s,
+        policy.spec.autoscaling.scale_down_delay_s,
+        demand_rps,
+    )
 
 
 def live_state(

@@ -233,10 +233,18 @@ class Base:
     meets_quality: bool = True  # the tenant's quality target (routing/quality.py)
 
 
+def cached_share(p: ProfileView, req: RouteRequest) -> float:
+    """The share of the prompt expected to hit `p`'s prefix cache: the profile's own figure
+    for this request (`LiveState.cached_prompt_share`) when known, else the request's."""
+    share = p.live.cached_prompt_share
+    return req.cached_prompt_share if share is None else share
+
+
 def base_of(p: ProfileView, ctx: Ctx) -> Base:
     req, perf, prices, knobs = ctx.request, p.performance, p.prices, ctx.knobs
-    in_cost = pricing.input_cost_usd(prices, req.prompt_tokens, req.cached_prompt_share)
-    uncached = req.prompt_tokens * (1.0 - req.cached_prompt_share)
+    cached = cached_share(p, req)
+    in_cost = pricing.input_cost_usd(prices, req.prompt_tokens, cached)
+    uncached = req.prompt_tokens * (1.0 - cached)
     t = replica_model.timing(
         perf,
         p.live,

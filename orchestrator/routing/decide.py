@@ -19,7 +19,10 @@ Algorithm (docs/routing.md has the long form):
    with no blocking failure: one meeting every latency target first; else one that would
    meet them on an idle replica (the miss is load: the controller adds capacity), smallest
    overshoot first; else (no profile can: a long prompt against a tight TTFT) the cheapest.
-   Then one under the cost target, then the cheapest. A soft target the routed profile is
+   Then one under the cost target, then the cheapest. A closed profile (no replica running
+   or starting) costs its opening price too (`LiveState.opening_usd`), and fails
+   `opening_price` while an open survivor has the tier the request needs and the opening
+   exceeds the request's own cost (docs/routing.md). A soft target the routed profile is
    expected to miss is recorded in `Decision.misses`; on a soft cost-target miss a
    `downgrade` the tenant's `on_cost_cap` lists is taken when it is cheaper (never a cap or
    a refusal for the target; nor while a quality target binds: it outranks the cost aim).
@@ -54,12 +57,13 @@ from orchestrator.routing.candidates import (
     Ctx,
     Eval,
     base_of,
+    cached_share,
     context,
     evaluate,
     hard_failure,
     hard_message,
 )
-from orchestrator.routing.outcome import reject, report, routed, soft_reject
+from orchestrator.routing.outcome import OPENING_PRICE, reject, report, routed, soft_reject
 from orchestrator.routing.quality import qualifying_tiers
 from orchestrator.routing.types import (
     DEFAULT_KNOBS,
@@ -171,7 +175,7 @@ def decide(
         "on_slo_unmeetable": list(rules.on_slo_unmeetable),
     }
     while True:
-        evals = [evaluate(b, ctx, relax=relax, cap=cap) for b in survivors]
+        evals = _price_openings([evaluate(b, ctx, relax=relax, cap=cap) for b in survivors])
         chosen = _choose(evals, ctx, cap=cap)
         if (
             chosen is not None
@@ -181,7 +185,7 @@ def decide(
         ):
             # aim below the target: a downgrade the tenant allows wins if it gets under the
             # target, or at least closer (cheaper), at no worse latency
-            relaxed = [evaluate(b, ctx, relax=True, cap=cap) for b in survivors]
+            relaxed = _price_openings([evaluate(b, ctx, relax=True, cap=cap) for b in survivors])
             lower = _choose(relaxed, ctx, cap=cap)
             if (
                 lower is not None
@@ -192,9 +196,19 @@ def decide(
                 pending["on_cost_cap"].remove("downgrade")
                 evals, chosen, stage = relaxed, lower, "downgrade"
         if chosen is not None:
+            declined = _declined_opening(evals, chosen, ctx, cap=cap)
             steps.append(f"{stage}: {chosen.profile.name} chosen")
+            if declined is not None:
+                steps.append(
+                    f"open: {declined.profile.name} would be cheaper per token, but opening it "
+                    f"(~${declined.profile.live.opening_usd:.3g} per request: a replica's "
+                    "start-up and minimum hold over the demand it would get) costs more"
+                )
             steps.extend(_miss_steps(chosen, ctx))
-            return routed(base, reports, evals, chosen, stage, ctx, steps, best_effort=False)
+            return routed(
+                base, reports, evals, chosen, stage, ctx, steps, best_effort=False,
+                declined=None if declined is None else declined.profile.name,
+            )  # fmt: skip
         steps.append(f"{stage}: no candidate fits")
         trigger = _trigger(evals, ctx, pending)
         if trigger is None:
@@ -211,7 +225,7 @@ def decide(
 
     best = _best_effort(evals)
     if best is None and cap:  # nothing worth capping: route uncapped rather than not at all
-        evals = [evaluate(b, ctx, relax=relax, cap=False) for b in survivors]
+        evals = _price_openings([evaluate(b, ctx, relax=relax, cap=False) for b in survivors])
         best = _best_effort(evals)
     if best is None:
         return soft_reject(base, reports, evals, stage, ctx, steps)
@@ -238,6 +252,26 @@ def _cold_class(survivors: list[Base], ctx: Ctx) -> bool:
         and all(not _warm(b) and b.first_ms > ttft for b in wanted)
         and any(_warm(b) for b in survivors)
     )
+
+
+_QUALITY = frozenset({"below_class_quality", "below_quality_target"})
+
+
+def _price_openings(evals: list[Eval]) -> list[Eval]:
+    """A closed profile (`opening_usd` > 0) whose opening price per request exceeds the
+    request's own cost fails `opening_price` while an open one meets the class's tier and the
+    quality target: the open one serves it (the tenant's cost actions cure what it misses)
+    rather than a replica started for a trickle. Demand that spreads the price thinner
+    lifts the failure (`signals/opening.py`)."""
+    if not any(
+        e.profile.live.opening_usd == 0 and not _QUALITY.intersection(e.causes) for e in evals
+    ):
+        return evals
+    for e in evals:
+        if e.profile.live.opening_usd > e.cost:
+            e.failures.append(OPENING_PRICE)
+            e.causes.append(OPENING_PRICE)
+    return evals
 
 
 def _budget_binds(evals: list[Eval]) -> bool:
@@ -285,17 +319,19 @@ def _overshoot(e: Eval, ctx: Ctx) -> float:
 def _hopeless(e: Eval, ctx: Ctx) -> bool:
     """It misses a latency target even on an idle replica: no capacity would make it."""
     req = ctx.request
-    uncached = req.prompt_tokens * (1.0 - req.cached_prompt_share)
+    uncached = req.prompt_tokens * (1.0 - cached_share(e.profile, req))
     idle = replica_model.request_latency(e.profile.performance, uncached, max(1, e.tokens_p90))
     return bool(idle.misses(ctx.slo))
 
 
-def _choose(evals: list[Eval], ctx: Ctx, *, cap: bool) -> Eval | None:
+def _choose(evals: list[Eval], ctx: Ctx, *, cap: bool, opening: bool = True) -> Eval | None:
     """The best candidate with no blocking failure: one meeting the latency targets; else one
     that would meet them idle (its miss is load, which the controller answers with capacity;
     the smallest overshoot first); else (no profile could) the cheapest. Then under the cost
-    target, then (capped: least truncation) the cheapest."""
-    clean = [e for e in evals if not set(e.failures) - ctx.soft]
+    target, then (capped: least truncation) the cheapest. With `opening`, a profile with no
+    replica running or starting costs its opening price too (`LiveState.opening_usd`)."""
+    ignored = ctx.soft if opening else ctx.soft | {OPENING_PRICE}
+    clean = [e for e in evals if not set(e.failures) - ignored]
     if not clean:
         return None
     hopeless: dict[int, bool] = {}
@@ -305,12 +341,26 @@ def _choose(evals: list[Eval], ctx: Ctx, *, cap: bool) -> Eval | None:
         if late > 0 and id(e) not in hopeless:
             hopeless[id(e)] = _hopeless(e, ctx)
         lost = hopeless.get(id(e), False)
-        over = TARGET in e.failures
+        extra = e.profile.live.opening_usd if opening else 0.0
+        over = TARGET in e.failures or (
+            extra > 0 and ctx.cost_target is not None and e.cost + extra > ctx.cost_target
+        )
         trunc = -min(e.answer_room, e.tokens_p90) if cap else 0
-        return (late > 0, lost, 0.0 if lost else late, trunc, over, e.cost, e.latency,
+        return (late > 0, lost, 0.0 if lost else late, trunc, over, e.cost + extra, e.latency,
                 e.profile.name)  # fmt: skip
 
     return min(clean, key=key)
+
+
+def _declined_opening(evals: list[Eval], chosen: Eval, ctx: Ctx, *, cap: bool) -> Eval | None:
+    """The closed profile that would have been chosen but for its opening price (its
+    demand: the caller counts these to amortise the price), else None."""
+    if not any(e.profile.live.opening_usd > 0 for e in evals):
+        return None
+    free = _choose(evals, ctx, cap=cap, opening=False)
+    if free is None or free is chosen or free.profile.live.opening_usd <= 0:
+        return None
+    return free
 
 
 def _soft_target_miss(chosen: Eval, ctx: Ctx, pending: dict[str, list[Action]]) -> bool:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from orchestrator.routing.candidates import Ctx, Eval
 from orchestrator.routing.types import CandidateReport, Decision, Estimate, ProfileView, Rejection
 
+# a closed profile that lost only on the price of opening it (routing/decide.py)
+OPENING_PRICE = "opening_price"
+
 # blocking failure -> (priority, status, code) for a reject; lower priority number wins
 SOFT_STATUS = {
     "budget_below_minimum": (0, 429, "budget_exhausted"),
@@ -42,14 +45,23 @@ def report(
 
 
 def stage_reports(
-    reports: dict[str, CandidateReport], evals: list[Eval], stage: str, chosen: Eval | None
+    reports: dict[str, CandidateReport],
+    evals: list[Eval],
+    stage: str,
+    chosen: Eval | None,
+    declined: str | None = None,
 ) -> None:
+    """Each candidate's report; `declined`: the closed profile that lost on its opening
+    price alone (`OPENING_PRICE`)."""
     for e in evals:
         detail = "; ".join(filter(None, ("+".join(e.causes), e.reasoning.note)))
         if e is chosen:
             reports[e.profile.name] = report(e.profile, stage, (), detail, e.estimate(), True)
             continue
-        lost = tuple(e.failures) if e.failures else ("not_best",)
+        if e.profile.name == declined:
+            lost: tuple[str, ...] = (OPENING_PRICE, *(f for f in e.failures if f != OPENING_PRICE))
+        else:
+            lost = tuple(e.failures) if e.failures else ("not_best",)
         reports[e.profile.name] = report(e.profile, stage, lost, detail, e.estimate())
 
 
@@ -67,8 +79,9 @@ def routed(
     steps: list[str],
     *,
     best_effort: bool,
+    declined: str | None = None,
 ) -> Decision:
-    stage_reports(reports, evals, stage, chosen)
+    stage_reports(reports, evals, stage, chosen, declined)
     p = chosen.profile
     misses = tuple(
         "cost_target" if f == "over_cost_target" else f for f in chosen.failures if f in ctx.soft

@@ -35,11 +35,13 @@ from orchestrator.request import route_inputs
 from orchestrator.request.candidates import candidates_for_model
 from orchestrator.request.errors import RequestError
 from orchestrator.request.plan import PlanState, Predicted, Refused, plan
+from orchestrator.request.prefix_index import PrefixIndex
 from orchestrator.request.spec import RequestSpec, read_spec
 from orchestrator.request.spend import SpendBook
 from orchestrator.routing.refusal import OVERLOAD_CODE, intended_profile, overload_shares
 from orchestrator.routing.types import ProfileView, TokenBudget
 from orchestrator.routing.views import with_live
+from orchestrator.signals.opening import OpeningDemand
 from orchestrator.simulate.cluster import Cluster, Rejected, Routed
 from orchestrator.simulate.traffic import SimRequest
 
@@ -133,14 +135,30 @@ class DecideRouter:
         self._running: dict[str, list[float]] = {}
         self.decisions = 0
         self._candidates: dict[str | None, list[Profile]] = {}
+        self.opening = OpeningDemand()  # requests a closed profile lost on its opening price
+        self.prefix = PrefixIndex()  # prompt blocks routed to each profile (prefix caching)
+        self._profiles = [catalog.profile(n) for n in self.names]
 
-    def _views(self, cluster: Cluster) -> list[ProfileView]:
+    def _views(self, cluster: Cluster, now: float) -> list[ProfileView]:
         for i, pool in enumerate(cluster.pools):
+            closed = pool.target == 0
+            opening = (
+                route_inputs.opening_usd(
+                    self._profiles[i], self.policy, self.opening.rps(self.names[i], now)
+                )
+                if closed
+                else 0.0
+            )
+            start_wait = None
+            if pool.ready == 0 and pool.starting > 0:  # ms until the first starting one serves
+                start_wait = 1000.0 * max(0.0, pool.first_ready_s() - now)
             key = (
                 pool.ready,
                 pool.in_flight,
                 len(pool.pending),
                 pool.target > 0 or pool.max_replicas > 0,
+                opening,
+                start_wait,
             )
             if key != self._live_key[i]:
                 self._live_key[i] = key
@@ -149,9 +167,23 @@ class DecideRouter:
                     requests_in_flight=pool.in_flight,
                     requests_queued=len(pool.pending),
                     healthy=key[3],
+                    opening_usd=opening,
+                    start_wait_ms=start_wait,
                 )
                 self._live_views[i] = with_live([self.views[i]], {self.names[i]: live})[0]
         return self._live_views
+
+    def _cached(self, views: list[ProfileView], blocks: tuple) -> list[ProfileView]:
+        """The views with each profile's expected prefix-cache hits for this prompt."""
+        if not blocks:
+            return views
+        shares = {v.name: self.prefix.cached_share(v.name, blocks) for v in views}
+        live = {
+            n: views[self.index[n]].live.model_copy(update={"cached_prompt_share": s})
+            for n, s in shares.items()
+            if s > 0
+        }
+        return with_live(views, live) if live else views
 
     def budget_state(self, tenant: TenantPolicy, now: float) -> route_inputs.BudgetState:
         """The tenant's remaining budget at virtual time `now`, from the calendar windows of
@@ -222,7 +254,7 @@ class DecideRouter:
         state = PlanState(
             policy=self.policy,
             catalog=self.catalog,
-            views=self._views(cluster),
+            views=self._cached(self._views(cluster, now), req.prefix_blocks),
             budget=self.budget_state(tenant, now),
             tenant_in_flight=self._in_flight(tenant, now),
         )
@@ -260,7 +292,13 @@ class DecideRouter:
             self._refused(outcome, req, list(state.views), cluster)
             return Rejected(outcome.code)
         decision = outcome.decision
+        self.opening.record(decision, now)
         idx = self.index[outcome.profile.name]
+        if req.prefix_blocks:
+            pool = cluster.pools[idx]
+            self.prefix.hold(
+                pool.name, req.prefix_blocks, pool.spec.kv_blocks * max(1, pool.target)
+            )
         tokens = req.output_tokens
         cap = decision.max_tokens
         truncated = cap is not None and cap < tokens

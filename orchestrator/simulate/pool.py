@@ -9,12 +9,13 @@ runs the scheduler; either refuses nothing but a tenant over its queue bound.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from orchestrator.scheduling import Enqueued, SchedulingSettings, Waiting, WaitQueue
-from orchestrator.simulate.replica import Job, ReplicaSpec
+from orchestrator.simulate.replica import STARTING, Job, ReplicaSpec
 
 
 class FifoQueue(deque):
@@ -120,3 +121,7 @@ class Pool:
     @property
     def target(self) -> int:
         return self.ready + self.starting
+
+    def first_ready_s(self) -> float:
+        """When the first starting replica serves (inf: none starting)."""
+        return min((r.ready_s for r in self.active if r.state == STARTING), default=math.inf)

@@ -94,13 +94,22 @@ def test_a_later_put_replaces_the_decision(log):
     assert log.get("r1")[1].profile == "small-b" and log.count() == 1
 
 
+def test_a_switched_plan_keeps_the_inputs_it_was_decided_from(log):
+    """A re-planned request's decision replaces the first, without losing its inputs."""
+    log.put("r1", "acme", decision("small-a"), policy_version="v7", inputs=inputs())
+    log.put("r1", "acme", decision("small-b"))
+    entry = log.entry("r1")
+    assert entry.decision.profile == "small-b"
+    assert entry.inputs == inputs() and entry.policy_version == "v7"
+
+
 def test_put_many_writes_in_order_in_one_call(log):
     log.put_many([
         DecisionPut("r1", "acme", decision("small-a"), "v1", inputs(), T0),
         DecisionPut("r2", "beta", decision(None), decided_at=T0),
         DecisionPut("r1", "acme", decision("small-b"), "v2", decided_at=T0),  # replaces r1
     ])  # fmt: skip
-    assert log.get("r1") == ("acme", decision("small-b")) and log.entry("r1").inputs is None
+    assert log.get("r1") == ("acme", decision("small-b"))
     assert log.entry("r1").policy_version == "v2"
     assert log.get("r2")[1].rejection.code == "budget_exhausted" and log.count() == 2
     log.put_many([])

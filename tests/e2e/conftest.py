@@ -1,7 +1,9 @@
 """A real `orchestrator serve` (local Ray, real vLLM CPU engines) shared by the e2e tests.
 
-The server runs the embedded default catalog (two SmolLM2-135M profiles); it is started once
-per test session and stopped with SIGTERM at the end, which is itself checked by a test.
+The server runs the embedded default catalog (two SmolLM2-135M profiles) with one profile
+relabelled a stronger quality tier (`SHARED_TIERS`: tiers are labels on this catalog), so a
+quality target has two tiers to choose from; it is started once per test session and stopped
+with SIGTERM at the end, which is itself checked by a test.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import yaml
 
-from orchestrator.paths import DEFAULT_POLICY
+from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY
 from tests.ports import free_port
 
 READY_TIMEOUT_S = float(os.environ.get("ORCHESTRATOR_E2E_READY_TIMEOUT", "900"))
@@ -55,6 +58,22 @@ class RunningServer:
             except psutil.Error:
                 continue
         return found
+
+
+# the shared server's catalog: the default one with these profiles relabelled (the other,
+# smollm2-cpu-ngram, is the one price alone picks, and stays `small`)
+SHARED_TIERS = {"smollm2-cpu": "medium"}
+
+
+def relabelled_catalog(folder: Path, tiers: dict[str, str]) -> Path:
+    """A copy of the embedded default catalog with `tiers` (profile -> quality tier) applied."""
+    data = yaml.safe_load(DEFAULT_DEPLOYMENTS.read_text())
+    for profile in data["profiles"]:
+        if profile["name"] in tiers:
+            profile["quality"] = {**profile.get("quality", {}), "tier": tiers[profile["name"]]}
+    path = folder / "deployments.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
 
 
 E2E_API_KEY = "sk-e2e-team-a-0123456789"  # given to the server as $ORCHESTRATOR_E2E_KEY
@@ -158,6 +177,20 @@ def reload_policy(server: RunningServer, text: str, timeout_s: float = 60) -> No
         time.sleep(0.5)
 
 
+def wait_until_the_model_alone_prices(server: RunningServer, timeout_s: float = 120.0) -> None:
+    """Until no profile has a fresh latency scale: earlier tests' answers (an overload, a
+    killed engine) leave a profile's observed/modelled ratio high for up to a minute, and a
+    profile that looks slow rightly keeps a burst off it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = httpx.get(f"{server.base_url}/v1/orchestrator/status", timeout=30).json()
+        scales = {n: p["latency_scale"] for n, p in status["profiles"].items()}
+        if all(v is None for s in scales.values() for v in s.values()):
+            return
+        assert time.monotonic() < deadline, f"latency scales still fresh: {scales}"
+        time.sleep(2)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `stops_server` run after every other test, whatever their file names or
     the order the files were given in: they stop the session's shared server. Tests marked
@@ -179,7 +212,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
             subprocess.Popen(["true"]), external.rstrip("/"), Path("/dev/null"), Path(".")
         )
         return
-    srv = start_server(tmp_path_factory.mktemp("serve"))
+    tmp = tmp_path_factory.mktemp("serve")
+    srv = start_server(tmp, ["--deployments", str(relabelled_catalog(tmp, SHARED_TIERS))])
     yield srv
     stop_server(srv)
 

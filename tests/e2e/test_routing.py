@@ -14,7 +14,7 @@ import pytest
 
 from orchestrator.paths import SHARED_DATA
 
-from .conftest import reload_policy
+from .conftest import reload_policy, wait_until_the_model_alone_prices
 
 pytestmark = pytest.mark.e2e
 
@@ -170,22 +170,8 @@ def test_a_request_over_its_own_p95_ttft_estimate_is_served_unless_the_policy_re
         reload_policy(server, original)
 
 
-def _wait_until_the_model_alone_prices(server, timeout_s: float = 120.0) -> None:
-    """Until no profile has a fresh latency scale: earlier tests' answers (an overload, a
-    killed engine) leave a profile's observed/modelled ratio high for up to a minute, and a
-    profile that looks slow rightly keeps a burst off it."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        status = httpx.get(f"{server.base_url}/v1/orchestrator/status", timeout=30).json()
-        scales = {n: p["latency_scale"] for n, p in status["profiles"].items()}
-        if all(v is None for s in scales.values() for v in s.values()):
-            return
-        assert time.monotonic() < deadline, f"latency scales still fresh: {scales}"
-        time.sleep(2)
-
-
 def test_burst_spreads_over_both_profiles(server):
-    _wait_until_the_model_alone_prices(server)
+    wait_until_the_model_alone_prices(server)
 
     def ask(i: int) -> httpx.Response:
         r = _post(server, _chat(f"Write two sentences about the number {i}.", max_tokens=48))

@@ -84,3 +84,18 @@ def test_plan_names_unknown_families_and_bad_fields(tmp_path, capsys):
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "demand.yaml:2" in err and "requests_per_s" in err
+
+
+def test_plan_starts_from_the_policys_initial_replicas(tmp_path, capsys):
+    """The first tick's `now` is what `serve` deploys (the policy's initial replicas), not the
+    catalog's bare start: the example policy keeps the H100 Llama-8B EAGLE-3 profile cold."""
+    from orchestrator.policy.loader import load_policy_for_cli
+
+    policy = load_policy_for_cli(str(POLICY), str(DEPLOYMENTS))
+    demand = write(tmp_path, "families:\n  llama-3.1-8b-instruct: {requests_per_s: 1}\n")
+    args = ["plan", "--policy", str(POLICY), "--deployments", str(DEPLOYMENTS), "--demand", demand]
+    assert main([*args, "--json"]) == 0
+    (decision,) = json.loads(capsys.readouterr().out)
+    now = {n: t["current"] for n, t in decision["targets"].items()}
+    assert now == {n: b.initial_replicas for n, b in policy.scaling.items()}
+    assert now["llama8b-bf16-eagle3"] == 0

@@ -50,6 +50,7 @@ def test_demand_beyond_the_accelerators_prints_the_unplaced_share_and_limit(tmp_
     t = d["targets"]["qwen3-8b-awq"]
     assert t["target"] == 4 and "resources" in t["limited_by"]
     assert abs(t["assigned_share"] + share - 1.0) < 1e-6  # dflash has no H100
+    assert d["targets"]["qwen3-8b-dflash"]["target"] == 0  # no cold start past the H100s
     assert f"{t['assigned_share']:.0%}" in awq and "capped by available accelerators" in awq
     # the ceiling ($60) does not bind at $3.20/hour: no reason may blame it
     assert d["ceiling_binding"] is False and "not binding" in out

@@ -99,6 +99,16 @@ def test_ece_is_zero_when_calibrated_and_large_when_not():
     assert difficulty_eval.ece(1 - prob, outcome) == pytest.approx(0.5)
 
 
+def test_ece_floor_is_what_sampling_alone_leaves_and_shrinks_with_more_prompts():
+    """A calibrated p = 0.8 on n prompts: the floor is E|mean of n Bernoulli(0.8) - 0.8|,
+    about sqrt(2 / pi) * sqrt(0.16 / n) (0.032 for 100 prompts, 0.010 for 1,000)."""
+    small = difficulty_eval.ece_floor(np.full(100, 0.8))
+    large = difficulty_eval.ece_floor(np.full(1000, 0.8))
+    assert small == pytest.approx(0.032, abs=0.006)
+    assert large == pytest.approx(0.010, abs=0.003)
+    assert difficulty_eval.ece_floor(np.zeros(50)) == 0.0  # certain outcomes: nothing to draw
+
+
 @pytest.mark.skipif(not outcomes_available(), reason=f"shared data absent: {SHARED_DATA}")
 def test_outcomes_cover_mmlu_subjects_gsm8k_and_both_mt_bench_turns():
     outcomes = load_outcomes()

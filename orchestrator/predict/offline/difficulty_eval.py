@@ -1,7 +1,10 @@
 """Held-out measures of the difficulty model, per left-out MMLU subject and per source.
 
 - AUC of "the weak model fails" (1 - P(weak answers well) as the score);
-- expected calibration error of P(weak answers well) (10 equal-width bins);
+- expected calibration error of P(weak answers well) (10 equal-width bins), beside its sampling
+  floor: the mean ECE a perfectly calibrated model with the same probabilities shows on the
+  same number of prompts (outcomes drawn from the probabilities; a few hundred prompts leave
+  ~0.05 of ECE even when nothing is miscalibrated);
 - RouteLLM's call-performance threshold: the share of requests sent to the strong model,
   hardest first, needed to reach 95 % of the strong model's accuracy (0 when the weak model
   alone reaches it), beside what random routing needs for the same target.
@@ -34,6 +37,15 @@ def ece(prob: np.ndarray, outcome: np.ndarray, bins: int = 10) -> float:
     return float(total / max(len(prob), 1))
 
 
+FLOOR_DRAWS = 200
+
+
+def ece_floor(prob: np.ndarray, bins: int = 10, draws: int = FLOOR_DRAWS) -> float:
+    """Mean ECE of outcomes drawn from `prob` itself (seeded): what sampling alone leaves."""
+    rng = np.random.default_rng(0)
+    return float(np.mean([ece(prob, rng.random(len(prob)) < prob, bins) for _ in range(draws)]))
+
+
 def strong_share_needed(
     p_weak: np.ndarray, weak_ok: np.ndarray, strong_ok: np.ndarray, target: float = TARGET_SHARE
 ) -> float | None:
@@ -63,6 +75,7 @@ def measures(p_weak: np.ndarray, weak_ok: np.ndarray, strong_ok: np.ndarray) -> 
         "weak_fail_rate": float(1 - weak_ok.mean()),
         "auc_weak_fails": auc(1 - p_weak, 1 - weak_ok),
         "ece": ece(p_weak, weak_ok),
+        "ece_floor": ece_floor(p_weak),
         "strong_share_for_95": strong_share_needed(p_weak, weak_ok, strong_ok),
         "random_share_for_95": random_share_needed(weak_ok, strong_ok),
     }
@@ -89,7 +102,9 @@ def report(
     return {
         "per_unit": per_unit,
         "per_source": per_source,
-        "mmlu_subject_mean": {k: mean(k) for k in ("auc_weak_fails", "ece", "strong_share_for_95")},
+        "mmlu_subject_mean": {
+            k: mean(k) for k in ("auc_weak_fails", "ece", "ece_floor", "strong_share_for_95")
+        },
     }
 
 
@@ -100,19 +115,21 @@ def render(rep: dict) -> str:
         return "-" if v is None else f"{v:.3f}"
 
     lines = [
-        "| left out | n | weak fails | AUC (weak fails) | ECE | strong calls for 95% | random |",
-        "|---|---|---|---|---|---|---|",
+        "| left out | n | weak fails | AUC (weak fails) | ECE | ECE floor | strong calls for 95% "
+        "| random |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     rows = [(f"**{s} (pooled)**", m) for s, m in rep["per_source"].items()]
     rows += [(u, m) for u, m in rep["per_unit"].items() if u not in rep["per_source"]]
     for name, m in rows:
         lines.append(
             f"| {name} | {m['n']} | {m['weak_fail_rate']:.2f} | {f(m['auc_weak_fails'])} | "
-            f"{f(m['ece'])} | {f(m['strong_share_for_95'])} | {f(m['random_share_for_95'])} |"
+            f"{f(m['ece'])} | {f(m['ece_floor'])} | {f(m['strong_share_for_95'])} | "
+            f"{f(m['random_share_for_95'])} |"
         )
     mm = rep["mmlu_subject_mean"]
     lines.append(
         f"| mean of MMLU subjects | | | {f(mm['auc_weak_fails'])} | {f(mm['ece'])} | "
-        f"{f(mm['strong_share_for_95'])} | |"
+        f"{f(mm['ece_floor'])} | {f(mm['strong_share_for_95'])} | |"
     )
     return "\n".join(lines)

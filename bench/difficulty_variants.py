@@ -1,0 +1,339 @@
+"""Variants of the difficulty model on the folds that leave whole MMLU subjects (and GSM8K,
+MT-Bench as sources) out: which features carry across subjects, which calibration holds per
+left-out subject, and what calibration error a perfectly calibrated model would still show on
+subjects of this size (the sampling floor).
+
+    nice -n 10 python bench/difficulty_variants.py [--variants base,tokens,...] [--json out.json]
+
+Only the weak head ("the weak model answers well") is fitted: every figure the issue asks for
+is about it. Calibration of a fold is fitted on the other folds' out-of-fold logits, as in
+`orchestrator difficulty eval`. One process, no threads beyond numpy's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import minimize
+
+from orchestrator.paths import SHARED_DATA
+from orchestrator.predict.offline import difficulty_eval as ev
+from orchestrator.predict.offline import difficulty_fit as fit
+from orchestrator.predict.offline.difficulty_data import load_outcomes, outcomes_available
+
+L2 = fit.L2
+HASH_BITS = 14
+DEFAULT_VARIANTS = (
+    "base",
+    "qtype",
+    "mc_interact",
+    "mmlu_only",
+    "split_embedding",
+    "length_signal",
+    "tokens_x30",
+    "tokens_x300",
+    "word_ngrams_x3",
+)
+_WORD = re.compile(r"[a-z0-9]+")
+_QTYPE = {
+    "which": re.compile(r"\bwhich\b", re.I),
+    "what": re.compile(r"\bwhat\b", re.I),
+    "who_when_where": re.compile(r"\b(?:who|when|where)\b", re.I),
+    "why_how": re.compile(r"\b(?:why|how)\b", re.I),
+    "compute": re.compile(r"\b(?:calculate|compute|find|determine|evaluate|solve)\b", re.I),
+    "passage": re.compile(r"\b(?:passage|following information|excerpt)\b", re.I),
+    "true_statement": re.compile(r"\b(?:true|correct|best describes)\b", re.I),
+    "negated": re.compile(r"\b(?:not|except|least|false|incorrect)\b", re.I),
+}
+_OPTIONS = re.compile(r"^[A-D][.)] ?(.*)$", re.MULTILINE)
+
+
+def token_bag(t: fit.Table, vocab: int) -> sp.csr_matrix:
+    """SIF-weighted mean of one-hot WordPiece tokens: free per-token weights fold into the
+    shipped per-token score table (same runtime as the embedding)."""
+    rows, cols, vals = [], [], []
+    for i, ids in enumerate(t.token_ids):
+        if not len(ids):
+            continue
+        w = t.token_weight[ids]
+        u, inv = np.unique(ids, return_inverse=True)
+        rows.append(np.full(len(u), i))
+        cols.append(u)
+        vals.append(np.bincount(inv, weights=w) / w.sum())
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(t.token_ids), vocab),
+    )
+
+
+def word_ngrams(texts: list[str]) -> sp.csr_matrix:
+    """Hashed word unigrams and bigrams, binary, rows L2-normalised."""
+    rows, cols = [], []
+    for i, text in enumerate(texts):
+        words = _WORD.findall(text.lower())
+        grams = set(words) | {f"{a} {b}" for a, b in zip(words, words[1:], strict=False)}
+        h = {zlib.crc32(g.encode()) & ((1 << HASH_BITS) - 1) for g in grams}
+        rows += [i] * len(h)
+        cols += list(h)
+    m = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(texts), 1 << HASH_BITS))
+    norm = np.sqrt(np.asarray(m.multiply(m).sum(1)).ravel()) + 1e-9
+    return sp.diags(1 / norm) @ m
+
+
+def question_type(texts: list[str]) -> np.ndarray:
+    """Question words of the stem, options with digits, longest/shortest option ratio, the
+    longest option's position (answer-option structure not in the shipped features)."""
+    out = np.zeros((len(texts), len(_QTYPE) + 3))
+    for i, text in enumerate(texts):
+        m = _OPTIONS.search(text)
+        stem = text[: m.start()] if m else text
+        for k, rx in enumerate(_QTYPE.values()):
+            out[i, k] = float(bool(rx.search(stem[-300:])))
+        opts = _OPTIONS.findall(text)
+        if len(opts) >= 2:
+            sizes = np.array([len(o) for o in opts], float)
+            out[i, -3] = np.mean([any(c.isdigit() for c in o) for o in opts])
+            out[i, -2] = np.log((sizes.max() + 1) / (sizes.min() + 1))
+            out[i, -1] = float(np.argmax(sizes)) / 3
+    return out
+
+
+def logistic(x, y: np.ndarray, l2: np.ndarray) -> np.ndarray:
+    """L2 logistic regression with a per-column penalty (dense or sparse x): weights, bias."""
+    n, d = x.shape
+
+    def loss(wb: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = wb[:-1], wb[-1]
+        z = x @ w + b
+        p = 1.0 / (1.0 + np.exp(-z))
+        value = float(np.mean(np.logaddexp(0.0, z) - y * z) + 0.5 * (l2 * w) @ w)
+        g = (p - y) / n
+        return value, np.concatenate([x.T @ g + l2 * w, [g.sum()]])
+
+    res = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    return res.x
+
+
+# (train rows, test rows) -> (x_train, x_test, per-column L2, the train rows used)
+Design = Callable[[np.ndarray, np.ndarray], tuple[object, object, np.ndarray, np.ndarray]]
+
+
+def split_embedding(t: fit.Table, texts: list[str], static: np.ndarray) -> np.ndarray:
+    """Two weighted-mean embeddings: the stem's and the options' (zeros without options)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(fit.tokenizer_json())
+    tok.no_padding()
+    tok.no_truncation()
+    out = np.zeros((len(texts), 2 * static.shape[1]))
+    for i, text in enumerate(texts):
+        m = _OPTIONS.search(text)
+        if m is None:
+            continue
+        for k, part in enumerate((text[: m.start()], text[m.start() :])):
+            ids = np.asarray(tok.encode(part, add_special_tokens=False).ids, np.int64)
+            if len(ids):
+                w = t.token_weight[ids]
+                out[i, k * static.shape[1] : (k + 1) * static.shape[1]] = w @ static[ids] / w.sum()
+    return out
+
+
+def length_signal(outcomes: list) -> np.ndarray:
+    """The length predictor's view of each prompt: log p50 / p90 answer tokens, P(reasoning),
+    log reasoning tokens (the shipped predictor artifact, no online calibration)."""
+    from orchestrator.predict import Predictor
+
+    predictor = Predictor(store=None, record_traffic=False)
+    rows = []
+    for o in outcomes:
+        p = predictor.predict(o.request())
+        rows.append(
+            [
+                np.log1p(p.p50_tokens),
+                np.log1p(p.p90_tokens),
+                p.reasoning_probability,
+                np.log1p(p.reasoning_tokens),
+            ]
+        )
+    return np.array(rows)
+
+
+def designs(
+    t: fit.Table,
+    texts: list[str],
+    static: np.ndarray,
+    only: set[str],
+    outcomes: list | None = None,
+) -> dict[str, Design]:
+    """Each variant: (train rows, test rows) -> (x_train, x_test, per-column L2)."""
+    vocab = static.shape[0]
+    dense = np.hstack([t.embedding, t.lexical])
+    is_mc = np.array([bool(_OPTIONS.search(x)) for x in texts], float)[:, None]
+    qtype = question_type(texts)
+    bag = token_bag(t, vocab) if any("tokens" in v for v in only) else None
+    grams = word_ngrams(texts) if any("ngrams" in v for v in only) else None
+    split = split_embedding(t, texts, static) if "split_embedding" in only else None
+    length = length_signal(outcomes or []) if "length_signal" in only else None
+
+    def standardized(*blocks: np.ndarray) -> Callable:
+        x = np.hstack(blocks)
+
+        def make(tr: np.ndarray, te: np.ndarray):
+            mean, std = x[tr].mean(0), x[tr].std(0) + 1e-6
+            return (x[tr] - mean) / std, (x[te] - mean) / std, np.full(x.shape[1], L2), tr
+
+        return make
+
+    def with_sparse(base: Callable, extra: sp.csr_matrix, scale: float) -> Design:
+        def make(tr: np.ndarray, te: np.ndarray):
+            a, b, l2, tr = base(tr, te)
+            xs = extra * scale
+            return (
+                sp.hstack([sp.csr_matrix(a), xs[tr]]).tocsr(),
+                sp.hstack([sp.csr_matrix(b), xs[te]]).tocsr(),
+                np.concatenate([l2, np.full(extra.shape[1], L2)]),
+                tr,
+            )
+
+        return make
+
+    def mmlu_only(inner: Design) -> Design:
+        """MMLU folds trained on MMLU rows only (other sources: as `inner`)."""
+
+        def make(tr: np.ndarray, te: np.ndarray):
+            if (t.source[te] == "mmlu").all():
+                tr = tr[t.source[tr] == "mmlu"]
+            return inner(tr, te)
+
+        return make
+
+    base = standardized(dense)
+    plus_q = standardized(dense, qtype)
+    out: dict[str, Design] = {
+        "base": base,
+        "qtype": plus_q,
+        "mc_interact": standardized(dense, is_mc, t.lexical * is_mc),
+        "mmlu_only": mmlu_only(base),
+    }
+    if split is not None:
+        out["split_embedding"] = standardized(dense, split)
+    if length is not None:
+        out["length_signal"] = standardized(dense, length)
+    if bag is not None:
+        for scale in (10, 30, 100, 300):
+            out[f"tokens_x{scale}"] = with_sparse(base, bag, float(scale))
+    if grams is not None:
+        for scale in (1, 3, 10):
+            out[f"word_ngrams_x{scale}"] = with_sparse(base, grams, float(scale))
+    return out
+
+
+def out_of_fold(t: fit.Table, make: Design) -> np.ndarray:
+    y = t.labels["weak"]
+    raw = np.zeros(len(y))
+    for k in sorted(set(t.fold.tolist())):
+        te, tr = np.flatnonzero(t.fold == k), np.flatnonzero(t.fold != k)
+        xtr, xte, l2, tr = make(tr, te)
+        wb = logistic(xtr, y[tr], l2)
+        raw[te] = xte @ wb[:-1] + wb[-1]
+    return raw
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def calibrations(t: fit.Table, raw: np.ndarray) -> dict[str, np.ndarray]:
+    """P(weak ok) per row under each calibration, each fitted on the other folds only."""
+    y = t.labels["weak"]
+    out = {k: np.zeros(len(y)) for k in ("platt", "isotonic", "platt_shrunk_0.5")}
+    from scipy.optimize import isotonic_regression
+
+    for k in sorted(set(t.fold.tolist())):
+        te, rest = t.fold == k, t.fold != k
+        cal = fit.platt(raw[rest], y[rest])
+        p = sigmoid(cal.a * raw[te] + cal.b)
+        out["platt"][te] = p
+        base = y[rest].mean()
+        out["platt_shrunk_0.5"][te] = 0.5 * p + 0.5 * base
+        order = np.argsort(raw[rest])
+        iso = isotonic_regression(y[rest][order]).x
+        out["isotonic"][te] = np.interp(raw[te], raw[rest][order], iso)
+    return out
+
+
+def ece_floor(t: fit.Table, prob: np.ndarray, draws: int = 200) -> float:
+    """Mean over MMLU subjects of the ECE a perfectly calibrated model with these very
+    probabilities would show (outcomes drawn from them): the sampling floor per subject."""
+    rng = np.random.default_rng(0)
+    subjects = sorted(set(t.unit[t.source == "mmlu"].tolist()))
+    vals = []
+    for s in subjects:
+        p = prob[t.unit == s]
+        vals.append(np.mean([ev.ece(p, rng.random(len(p)) < p) for _ in range(draws)]))
+    return float(np.mean(vals))
+
+
+def summarize(t: fit.Table, prob: np.ndarray) -> dict:
+    rep = ev.report(t.unit, t.source, prob, t.labels["weak"], t.labels["strong"])
+    mm, per = rep["mmlu_subject_mean"], rep["per_source"]
+    return {
+        "mmlu_auc": per["mmlu"]["auc_weak_fails"],
+        "mmlu_ece": per["mmlu"]["ece"],
+        "mmlu_strong_share": per["mmlu"]["strong_share_for_95"],
+        "subject_auc": mm["auc_weak_fails"],
+        "subject_ece": mm["ece"],
+        "subject_strong_share": mm["strong_share_for_95"],
+        "gsm8k_auc": per["gsm8k"]["auc_weak_fails"],
+        "gsm8k_ece": per["gsm8k"]["ece"],
+        "mt_bench_auc": per["mt_bench"]["auc_weak_fails"],
+        "mt_bench_ece": per["mt_bench"]["ece"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--variants", default="")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--data", type=Path, default=SHARED_DATA)
+    args = ap.parse_args()
+    if not outcomes_available(args.data):
+        raise SystemExit(f"no RouteLLM outcomes under {args.data}")
+    static = fit.static_table()
+    outcomes = load_outcomes(args.data)
+    t = fit.featurize(outcomes, static, fit.tokenizer_json())
+    from orchestrator.predict.difficulty import clip_text
+
+    texts = [clip_text(o.text) for o in outcomes]
+    names = args.variants.split(",") if args.variants else list(DEFAULT_VARIANTS)
+    all_designs = designs(t, texts, static, set(names), outcomes)
+    chosen = [n for n in names if n in all_designs]
+    results = {}
+    for name in chosen:
+        start = time.monotonic()
+        raw = out_of_fold(t, all_designs[name])
+        for cal, prob in calibrations(t, raw).items():
+            row = summarize(t, prob)
+            if cal == "platt":
+                row["subject_ece_floor"] = ece_floor(t, prob)
+            results[f"{name}/{cal}"] = row
+            print(
+                f"{name:18s} {cal:17s} "
+                + " ".join(f"{k}={v:.3f}" for k, v in row.items() if v is not None),
+                flush=True,
+            )
+        print(f"  ({time.monotonic() - start:.0f} s)", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
