@@ -62,7 +62,7 @@ class SingleRowPredictor:
             basic._safe_call(
                 basic._LIB.LGBM_BoosterPredictForMatSingleRowFast(
                     self._handle,
-                    row.ctypes.data_as(ctypes.c_void_p),
+                    ctypes.c_void_p(row.ctypes.data),  # the address (no ctypes cast object)
                     ctypes.byref(self._out_len),
                     self._out_ptr,
                 )
