@@ -2,21 +2,20 @@
 
 The embedded default profile's vLLM engine (`AsyncLLM`, in-process, the engine arguments and
 environment a Serve replica gets: `scheduling_policy: priority`) under a mixed load above its
-batch capacity: many short answers beside long ones, arriving over a few seconds. Each request
-is predicted by the product's predictor (capped by its max_tokens, as the router's estimate
-is) and sent with vLLM's `priority`:
-  fcfs:  0 for every request (vLLM's arrival order; the policy's `scheduling.order: fcfs`);
-  sched: `SchedulingSettings.engine_priority` (the ingress's order key: shorter predicted
-         work first, aged by `aging_s`).
+batch capacity: many short answers beside long ones, arriving over a few seconds (the longs
+over the first `--long-share` of the window: 0.25 by default, 1 for a steady mix). Each
+request is predicted by the product's predictor (capped by its max_tokens, as the router's
+estimate is), takes a slot from the product's ingress queue (`serving.ingress_queue`, slots =
+one replica x the engine batch, `LiveViews.slots`) and is sent with vLLM's `priority`:
+  fcfs:  `scheduling.order: fcfs` (arrival order in the queue, priority 0 in the engine);
+  sched: `scheduling.order: predicted` (the queue's key: shorter predicted work first, aged by
+         `aging_s`; the engine's priority from the same key).
 Rounds A B B A in one run (the same requests and arrival times each round). Reported per
-variant: short requests' TTFT p50/p95, long requests' e2e p50/p99, total output tokens/s; the
-ratios side by side; JSON and a PNG.
-
-What it measures is the engine's waiting order (the part of the scheduler inside vLLM); the
-ingress queue in front of it is measured in the simulator (bench/scheduler_sim.py).
+variant: short requests' TTFT p50/p95 (and their ingress wait), long requests' e2e p50/p99,
+total output tokens/s; the ratios side by side; JSON and a PNG.
 
     flock /tmp/orchestrator-ray.lock nice -n 5 python bench/scheduler_real.py \
-        [--short 48 --long 8 --spread 6] [--out docs/benchmark/scheduler_real]
+        [--short 48 --long 8 --spread 6 --long-share 0.25] [--out docs/benchmark/scheduler_real]
 """
 
 from __future__ import annotations
@@ -39,8 +38,12 @@ from orchestrator.catalog import load_catalog  # noqa: E402
 from orchestrator.paths import DEFAULT_DEPLOYMENTS  # noqa: E402
 from orchestrator.predict import Predictor  # noqa: E402
 from orchestrator.profiling.engine import ProfileEngine, profile_environment  # noqa: E402
-from orchestrator.scheduling import SchedulingSettings  # noqa: E402
+from orchestrator.scheduling import SchedulingSettings, Waiting  # noqa: E402
 from orchestrator.scheduling.key import predicted_work  # noqa: E402
+from orchestrator.serving.ingress_queue import IngressQueue  # noqa: E402
+from orchestrator.serving.latency_scales import LatencyScales  # noqa: E402
+from orchestrator.serving.live_views import LiveViews  # noqa: E402
+from orchestrator.serving.load_book import LoadBook  # noqa: E402
 
 SHORT = [
     "Answer with one word: what is the capital of France?",
@@ -64,15 +67,19 @@ def pct(values: list[float], q: float) -> float:
     return v[min(len(v) - 1, max(0, round(q / 100 * (len(v) - 1))))]
 
 
-def workload(n_short: int, n_long: int, spread_s: float, seed: int) -> list[dict]:
-    """Requests with arrival offsets: longs first in each stretch, shorts spread among them."""
+def workload(
+    n_short: int, n_long: int, spread_s: float, seed: int, long_share: float = 0.25
+) -> list[dict]:
+    """Requests with arrival offsets: shorts spread over the window, longs over its first
+    `long_share` (1: a steady mix)."""
     rng = random.Random(seed)
     reqs = [{"kind": "long", "text": LONG[i % len(LONG)], "max": LONG_MAX} for i in range(n_long)]
     reqs += [
         {"kind": "short", "text": SHORT[i % len(SHORT)], "max": SHORT_MAX} for i in range(n_short)
     ]
     for r in reqs:
-        r["at"] = rng.uniform(0, spread_s) if r["kind"] == "short" else rng.uniform(0, spread_s / 4)
+        span = spread_s if r["kind"] == "short" else spread_s * long_share
+        r["at"] = rng.uniform(0, span)
     return sorted(reqs, key=lambda r: r["at"])
 
 
@@ -93,18 +100,26 @@ async def one(engine, ids: list[int], max_tokens: int, priority: int, t0: float)
     return {"ttft_s": first if first is not None else done, "end_s": done, "tokens": tokens}
 
 
-async def round_(pe: ProfileEngine, reqs: list[dict], variant: str) -> dict:
+async def round_(pe: ProfileEngine, reqs: list[dict], variant: str, slots: int) -> dict:
     settings = SchedulingSettings(order="fcfs" if variant == "fcfs" else "predicted")
+    queue = IngressQueue(settings, lambda _profile: slots)
     t0 = time.perf_counter()
 
     async def send(r: dict) -> dict:
         await asyncio.sleep(max(0.0, r["at"] - (time.perf_counter() - t0)))
         arrived = time.perf_counter() - t0
-        work = predicted_work(len(r["ids"]), min(r["predicted"], r["max"]))
+        predicted = min(r["predicted"], r["max"])
+        item = Waiting(uuid.uuid4().hex, "default", len(r["ids"]), predicted, r["class"])
+        ticket = await queue.turn(pe.profile.name, item)
+        work = predicted_work(len(r["ids"]), predicted)
         prio = settings.engine_priority("default", r["class"], work, time.time())
-        got = await one(pe.engine, r["ids"], r["max"], prio, t0)
+        try:
+            got = await one(pe.engine, r["ids"], r["max"], prio, t0)
+        finally:
+            ticket.done()
         return {
             "kind": r["kind"],
+            "queued_s": ticket.waited_s,
             **got,
             "ttft_s": got["ttft_s"] - arrived,
             "e2e_s": got["end_s"] - arrived,
@@ -118,6 +133,7 @@ async def round_(pe: ProfileEngine, reqs: list[dict], variant: str) -> dict:
         "variant": variant,
         "short_ttft_p50_s": pct([r["ttft_s"] for r in short], 50),
         "short_ttft_p95_s": pct([r["ttft_s"] for r in short], 95),
+        "short_queued_p95_s": pct([r["queued_s"] for r in short], 95),
         "long_e2e_p50_s": pct([r["e2e_s"] for r in long], 50),
         "long_e2e_p99_s": pct([r["e2e_s"] for r in long], 99),
         "output_tokens": sum(r["tokens"] for r in rows),
@@ -127,15 +143,16 @@ async def round_(pe: ProfileEngine, reqs: list[dict], variant: str) -> dict:
     }
 
 
-async def all_rounds(pe: ProfileEngine, reqs: list[dict]) -> list[dict]:
+async def all_rounds(pe: ProfileEngine, reqs: list[dict], slots: int) -> list[dict]:
     """Warm-up, then the rounds A B B A (fcfs, sched, sched, fcfs) on one event loop."""
     await pe.warm_up()
     rounds = []
     for variant in ("fcfs", "sched", "sched", "fcfs"):
-        got = await round_(pe, reqs, variant)
+        got = await round_(pe, reqs, variant, slots)
         print(
             f"{variant}: short TTFT p95 {got['short_ttft_p95_s']:.2f} s, long e2e p99 "
-            f"{got['long_e2e_p99_s']:.2f} s, {got['tokens_per_s']:.1f} tok/s",
+            f"{got['long_e2e_p99_s']:.2f} s, {got['tokens_per_s']:.1f} tok/s, short queued p95 "
+            f"{got['short_queued_p95_s']:.2f} s",
             file=sys.stderr,
             flush=True,
         )
@@ -204,12 +221,19 @@ def main() -> int:
     ap.add_argument("--long", type=int, default=8)
     ap.add_argument("--spread", type=float, default=6.0, help="seconds the arrivals span")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--long-share",
+        type=float,
+        default=0.25,
+        help="share of the window the long requests arrive in (1: a steady mix)",
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmark" / "scheduler_real"))
     args = ap.parse_args()
     catalog = load_catalog(DEFAULT_DEPLOYMENTS)
     profile = catalog.profiles[0]
     predictor = Predictor(store=None)
-    reqs = workload(args.short, args.long, args.spread, args.seed)
+    reqs = workload(args.short, args.long, args.spread, args.seed, args.long_share)
+    slots = LiveViews(catalog, {profile.name: 1}, LoadBook(), LatencyScales()).slots(profile.name)
     with profile_environment(profile):
         pe = ProfileEngine.start(profile)
         try:
@@ -221,13 +245,19 @@ def main() -> int:
                     body["messages"], add_generation_prompt=True, tokenize=True
                 )
                 r["ids"] = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
-            rounds = asyncio.run(all_rounds(pe, reqs))  # one event loop: the engine's
+            rounds = asyncio.run(all_rounds(pe, reqs, slots))  # one event loop: the engine's
         finally:
             pe.shutdown()
     result = {
         "profile": profile.name,
         "machine": f"{platform.processor() or platform.machine()}, shared with other work",
-        "requests": {"short": args.short, "long": args.long, "spread_s": args.spread},
+        "requests": {
+            "short": args.short,
+            "long": args.long,
+            "spread_s": args.spread,
+            "long_share": args.long_share,
+            "ingress_slots": slots,
+        },
         "predicted_tokens": {
             kind: sorted({r["predicted"] for r in reqs if r["kind"] == kind})
             for kind in ("short", "long")

@@ -293,6 +293,14 @@ class Profile(_Strict):
         return self
 
     @property
+    def batch_slots(self) -> int:
+        """Requests one replica runs at once as the ingress counts them: the full-speed batch
+        (`performance.max_concurrency`, what admission, the planner and the simulator count),
+        never above the engine's `max_num_seqs`; more wait in the ingress queue, in its order."""
+        cap = self.performance.max_concurrency
+        return min(cap, self.max_num_seqs) if self.max_num_seqs else cap
+
+    @property
     def max_ongoing_requests(self) -> int:
         """Requests Serve lets one replica hold (its deployment's `max_ongoing_requests`;
         beyond its batch they wait in the engine's queue): what the serving app deploys and

@@ -171,6 +171,7 @@ def explain_policy(policy: Policy) -> PolicyExplanation:
         scheduling={
             "order": policy.spec.scheduling.order,
             "aging_s": policy.spec.scheduling.aging_s,
+            "fair_headroom": policy.spec.scheduling.fair_headroom,
         },
     )
 
@@ -240,6 +241,11 @@ def render_text(exp: PolicyExplanation) -> str:
             else "first come, first served"
         )
         out.append(f"Queue order when a profile is full: {order}; the engines' priority follows it")
+        if sched.get("fair_headroom"):
+            out.append(
+                "Fair headroom: tenants below their fair share may start up to "
+                f"{100 * sched['fair_headroom']:g} % beyond a full profile's batch slots"
+            )
     if exp.unused_always_on:
         out.append(f"Note: always-on replicas no tenant may use: {', '.join(exp.unused_always_on)}")
     for t in exp.tenants:

@@ -153,6 +153,13 @@ class SchedulingSpec(Strict):
         1000, ge=0, le=100_000, description="requests one tenant may have waiting; more get 429"
     )
     weight: float = Field(1.0, gt=0, le=1000, description="a tenant's default fair share")
+    fair_headroom: float = Field(
+        0.25,
+        ge=0,
+        le=4,
+        description="share of a profile's batch slots a tenant below its fair share may take "
+        "beyond them when all are busy, instead of waiting for one to free (0: off)",
+    )
     tenants: dict[str, TenantScheduling] = Field(
         default_factory=dict, description="per-tenant weight, queue bound and deadline order"
     )

@@ -103,6 +103,10 @@ class WaitQueue:
     def __contains__(self, request_id: str) -> bool:
         return request_id in self._items
 
+    def waiting_tenants(self) -> set[str]:
+        """The tenants with a request waiting."""
+        return {t for c in self._classes.values() for t, q in c.items() if q.count}
+
     def queued(self, tenant: str) -> int:
         return sum(c[tenant].count for c in self._classes.values() if tenant in c)
 

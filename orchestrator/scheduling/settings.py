@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from orchestrator.concepts import QueryClass
 from orchestrator.policy.model import Policy
 from orchestrator.policy.schema_cluster import SchedulingSpec
+from orchestrator.scheduling.headroom import may_borrow
 from orchestrator.scheduling.key import OrderKey, engine_priority, order_key, predicted_work
 from orchestrator.scheduling.replicas import work_xargs
 
@@ -37,9 +38,27 @@ class SchedulingSettings:
     aging_s: float = 30.0
     default: TenantShare = TenantShare()
     tenants: Mapping[str, TenantShare] = field(default_factory=dict)
+    fair_headroom: float = 0.0  # share of the batch slots lent to tenants below their share
 
     def share(self, tenant: str) -> TenantShare:
         return self.tenants.get(tenant, self.default)
+
+    def weight(self, tenant: str) -> float:
+        return self.share(tenant).weight
+
+    def may_borrow(
+        self, tenant: str, slots: int, busy: int, held: Mapping[str, int], waiting: Iterable[str]
+    ) -> bool:
+        """A request of `tenant` may start beyond the profile's busy `slots` (`headroom.py`)."""
+        return may_borrow(
+            tenant,
+            slots=slots,
+            busy=busy,
+            held=held,
+            waiting=waiting,
+            weight=self.weight,
+            headroom=self.fair_headroom,
+        )
 
     def deadline_ms(self, tenant: str, request_class: QueryClass | str) -> float | None:
         """The tenant's TTFT target for the class when it waits in deadline order, else None."""
@@ -123,4 +142,4 @@ class SchedulingSettings:
         default = tenants.get(policy.default_tenant.name) or TenantShare(
             weight=spec.weight, max_queued=spec.max_queued
         )
-        return cls(spec.order, spec.aging_s, default, tenants)
+        return cls(spec.order, spec.aging_s, default, tenants, spec.fair_headroom)

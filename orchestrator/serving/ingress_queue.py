@@ -1,7 +1,8 @@
 """The ingress queue on the event loop: `scheduling.WaitQueue` per profile, with futures.
 
-A request whose profile has a free batch slot goes at once (`turn` returns without awaiting);
-otherwise it waits, and `Ticket.done` of a finishing request releases the next in key order
+A request whose profile has a free batch slot goes at once (`turn` returns without awaiting),
+and so does one whose tenant holds less than its fair share of the slots while headroom is
+left (`scheduling.headroom`, the policy's `scheduling.fair_headroom`); otherwise it waits, and `Ticket.done` of a finishing request releases the next in key order
 (tenant priority, fair shares, predicted work aged). A profile's slots: its running replicas
 times its engine batch (`capacity`); a profile with no running replica is not held here
 (Serve's own queue waits for the replica). Refusals (the tenant's queue full, or a hot reload
@@ -41,6 +42,7 @@ class Ticket:
     waited_s: float
     position: int  # requests ahead of it when it was queued (0: it did not wait)
     queued: bool = False  # it waited in the queue (False: a slot was free at once)
+    borrowed: bool = False  # it started beyond the batch slots (its tenant below its share)
     _open: bool = True
     _accounted: bool = False
 
@@ -72,6 +74,8 @@ class IngressQueue:
         self.clock = clock
         self._queues: dict[str, WaitQueue] = {}
         self.busy: dict[str, int] = defaultdict(int)  # slots taken per profile
+        # slots taken per profile and tenant (fair headroom)
+        self.held: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 
     def _queue(self, profile: str) -> WaitQueue:
         found = self._queues.get(profile)
@@ -83,14 +87,28 @@ class IngressQueue:
         cap = self.capacity(profile)
         return cap <= 0 or self.busy[profile] < cap
 
+    def _borrow(self, profile: str, item: Waiting, queue: WaitQueue) -> bool:
+        """`item`'s tenant is below its fair share of the busy slots and headroom is left."""
+        slots = self.capacity(profile)
+        if item.background or slots <= 0:
+            return False
+        return self.settings.may_borrow(
+            item.tenant, slots, self.busy[profile], self.held[profile], queue.waiting_tenants()
+        )
+
+    def _take(self, profile: str, tenant: str) -> None:
+        self.busy[profile] += 1
+        self.held[profile][tenant] += 1
+
     async def turn(self, profile: str, item: Waiting) -> Ticket:
-        """A slot on `profile` for `item` (at once when one is free and nobody waits)."""
+        """A slot on `profile` for `item` (at once when one is free and nobody waits, or when
+        its tenant may borrow one beyond the batch)."""
         queue = self._queue(profile)
-        if not len(queue) and self._room(profile):
-            self.busy[profile] += 1
-            return Ticket(
-                self, profile, item.tenant, queue.admit_now(item.tenant, item.charge), 0.0, 0
-            )
+        free = not len(queue) and self._room(profile)
+        if free or self._borrow(profile, item, queue):
+            self._take(profile, item.tenant)
+            charged = queue.admit_now(item.tenant, item.charge)
+            return Ticket(self, profile, item.tenant, charged, 0.0, 0, borrowed=not free)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         got = queue.push(
             Waiting(
@@ -110,7 +128,7 @@ class IngressQueue:
         except asyncio.CancelledError:
             if queue.cancel(item.request_id) is None and future.done() and not future.cancelled():
                 # released just as the client left: give the slot to the next one
-                self.busy[profile] -= 1
+                self._free(profile, item.tenant)
                 self.release(profile)
             raise
         return Ticket(
@@ -122,11 +140,15 @@ class IngressQueue:
         queue = self._queue(profile)
         while len(queue) and self._room(profile):
             released = queue.pop()
-            self.busy[profile] += 1
+            self._take(profile, released.item.tenant)
             released.item.payload.set_result(released)
 
+    def _free(self, profile: str, tenant: str) -> None:
+        self.busy[profile] -= 1
+        self.held[profile][tenant] -= 1
+
     def finished(self, ticket: Ticket, prompt_tokens: int, output_tokens: int | None) -> None:
-        self.busy[ticket.profile] -= 1
+        self._free(ticket.profile, ticket.tenant)
         if output_tokens is not None:
             ticket.account(prompt_tokens, output_tokens)
         self.release(ticket.profile)

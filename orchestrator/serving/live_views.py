@@ -46,8 +46,6 @@ class LiveViews:
         return with_live(self._priced.values(), live)
 
     def slots(self, name: str) -> int:
-        """Requests the profile's engines batch at once: running replicas x the engine batch
+        """Requests the profile's engines batch at once: running replicas x `batch_slots`
         (0: none running, the ingress queue does not hold its requests)."""
-        profile = self.catalog.profile(name)
-        batch = profile.max_num_seqs or profile.performance.max_concurrency
-        return self.running.get(name, 0) * batch
+        return self.running.get(name, 0) * self.catalog.profile(name).batch_slots

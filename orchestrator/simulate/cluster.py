@@ -165,7 +165,9 @@ class Cluster:
     def _place(self, pool: Pool, r: Replica, job: Job, now: float) -> None:
         pool.in_flight += 1
         r.outstanding += job.work
-        if r.admitted < r.spec.cap:
+        if self.scheduling is not None:
+            pool.held[job.tenant] = pool.held.get(job.tenant, 0) + 1
+        if r.admitted < r.spec.cap or (job.borrowed and r.admitted < r.spec.engine_cap):
             self._push(r.admit(job, now), _FIRST, r, job)
         else:  # the engine's waiting queue: by priority, then arrival (vLLM's order)
             self._seq += 1
@@ -180,10 +182,27 @@ class Cluster:
             else None
         )
         if r is None:
+            r = self._borrowed(pool, job)
+        if r is None:
             return pool.pending.push(job)
         pool.pending.admitted(job)
         self._place(pool, r, job, now)
         return True
+
+    def _borrowed(self, pool: Pool, job: Job) -> Replica | None:
+        """The ingress's fair headroom (`scheduling.headroom`): a job whose tenant holds less
+        than its share of the pool's busy slots starts on the least loaded replica with room."""
+        if self.scheduling is None or not pool.serving:
+            return None
+        slots = len(pool.serving) * pool.spec.cap
+        held, waiting = pool.held, pool.pending.waiting_tenants()
+        if not self.scheduling.may_borrow(job.tenant, slots, pool.in_flight, held, waiting):
+            return None
+        r = min(pool.serving, key=lambda x: (x.load, x.outstanding))
+        if r.load >= r.spec.engine_cap:
+            return None
+        job.borrowed = True
+        return r
 
     def _drain_pending(self, pool: Pool, now: float) -> None:
         while pool.pending:
@@ -280,6 +299,8 @@ class Cluster:
                 pool.in_flight -= 1
                 r.outstanding -= job.work
                 pool.pending.settle(job)
+                if self.scheduling is not None:
+                    pool.held[job.tenant] -= 1
                 rid = job.rid
                 if done[rid]:
                     out.served_twice += 1

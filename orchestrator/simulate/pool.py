@@ -50,6 +50,13 @@ class ScheduledQueue:
     def __len__(self) -> int:
         return len(self.queue)
 
+    def waiting_tenants(self) -> set[str]:
+        return self.queue.waiting_tenants()
+
+    @property
+    def settings(self) -> SchedulingSettings:
+        return self.queue.settings
+
     @staticmethod
     def _item(job: Job) -> Waiting:
         return Waiting(
@@ -105,6 +112,7 @@ class Pool:
     window_tpot_ms: list = field(default_factory=list)
     window_judged: list = field(default_factory=list)  # (rid, TTFT s, TPOT s or None)
     in_flight: int = 0  # admitted + waiting on replicas
+    held: dict = field(default_factory=dict)  # tenant -> its requests on replicas (scheduler)
     ready: int = 0
     starting: int = 0
     draining: int = 0

@@ -59,6 +59,10 @@ class ReplicaSpec:
     knobs: RoutingKnobs
     max_ongoing: int  # Serve's max_ongoing_requests per replica (more wait in Serve's queue)
     speed: float = 1.0  # real throughput / the catalog's figures
+    # requests the engine batches at most (`max_num_seqs`, else Serve's bound): beyond `cap`
+    # only requests the ingress lends headroom to (`scheduling.headroom`), sharing the
+    # throughput at `cap` (the rate table runs to it)
+    engine_cap: int = 0
 
     @property
     def kv_blocks(self) -> int:
@@ -82,7 +86,10 @@ class ReplicaSpec:
                 }
             )
         cap = perf.max_concurrency
+        engine_cap = max(cap, profile.max_num_seqs or serve_max_ongoing(profile))
         rate = (0.0, *(est.stream_tokens_per_s(perf, n) for n in range(1, cap + 1)))
+        full = rate[cap] * cap  # beyond the full-speed batch the throughput is shared
+        rate += tuple(full / n for n in range(cap + 1, engine_cap + 1))
         return cls(
             profile.name,
             profile.price_per_replica_hour_usd,
@@ -93,6 +100,7 @@ class ReplicaSpec:
             knobs,
             serve_max_ongoing(profile),
             speed,
+            engine_cap,
         )
 
     def prefill_s(self, prompt_tokens: int, batch: int) -> float:
@@ -135,6 +143,7 @@ class Job:
     work: float = 0.0  # predicted work (decode-token equivalents), see scheduling.key
     priority: int = 0  # the engine's waiting order (0 for all: vLLM's arrival order)
     charged: float = 0.0  # what the fair-share counter was charged for it
+    borrowed: bool = False  # started beyond the batch slots (fair headroom)
     blocks: tuple = ()  # prefix block ids (shared prefixes), if the trace has them
     cached_tokens: int = 0  # prompt tokens found in the replica's prefix cache
 

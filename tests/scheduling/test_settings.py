@@ -52,10 +52,26 @@ def test_scheduling_names_only_known_tenants(local_catalog):
         policy_of(body, local_catalog)
 
 
-@pytest.mark.parametrize("field", ["aging_s: 0", "max_queued: -1", "weight: 0", "order: sjf"])
+@pytest.mark.parametrize(
+    "field", ["aging_s: 0", "max_queued: -1", "weight: 0", "order: sjf", "fair_headroom: -1"]
+)
 def test_invalid_values_are_refused_naming_the_field(local_catalog, field):
     with pytest.raises(ConfigError, match=field.split(":")[0]):
         policy_of(TENANTS + f"scheduling:\n  {field}\n", local_catalog)
+
+
+def test_fair_headroom_from_the_policy_lends_slots_beyond_a_full_batch(local_catalog):
+    """`bulk` holds none of 8 busy slots (all `gold`'s): under the default headroom it may
+    start beyond them; with `fair_headroom: 0` it waits."""
+    on = SchedulingSettings.of(policy_of(TENANTS, local_catalog))
+    off = SchedulingSettings.of(
+        policy_of(TENANTS + "scheduling: {fair_headroom: 0}\n", local_catalog)
+    )
+    args = ("bulk", 8, 8, {"gold": 8}, [])
+    assert on.fair_headroom == 0.25 and on.may_borrow(*args)
+    assert not off.may_borrow(*args)
+    text = render_text(explain_policy(policy_of(TENANTS, local_catalog)))
+    assert "below their fair share may start up to 25 % beyond" in text
 
 
 def test_deadline_only_for_classes_with_a_ttft_target(local_catalog):

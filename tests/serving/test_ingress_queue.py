@@ -108,3 +108,30 @@ def test_a_reload_that_shrinks_the_bound_refuses_the_excess_and_serves_the_rest(
         assert q.snapshot()["p"] == {"busy": 0, "waiting": 0, "tenants": {}}
 
     asyncio.run(scenario())
+
+
+def test_a_tenant_below_its_share_starts_beyond_the_busy_slots():
+    """Fair headroom: the heavy tenant holds every slot and has more waiting; the light
+    tenant's request starts at once (borrowed), the heavy one's extra request waits. Without
+    headroom the light one waits for a slot to free."""
+
+    async def scenario(headroom: float) -> tuple[bool, bool]:
+        s = SchedulingSettings(default=TenantShare(max_queued=100), fair_headroom=headroom)
+        q = IngressQueue(s, capacity=lambda profile: 4)
+        held = [await q.turn("p", item(f"h{i}", tenant="heavy")) for i in range(4)]
+        heavy = asyncio.create_task(q.turn("p", item("h-more", tenant="heavy")))
+        light = asyncio.create_task(q.turn("p", item("l", tenant="light")))
+        await asyncio.sleep(0)
+        started = (light.done(), heavy.done())
+        if light.done():
+            assert light.result().borrowed and q.snapshot()["p"]["busy"] == 5
+            light.result().done()
+        for ticket in held:
+            ticket.done()
+        for task in (heavy, light):
+            (await task).done()
+        assert q.snapshot()["p"]["busy"] == 0
+        return started
+
+    assert asyncio.run(scenario(0.25)) == (True, False)
+    assert asyncio.run(scenario(0.0)) == (False, False)

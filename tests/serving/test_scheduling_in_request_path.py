@@ -117,3 +117,32 @@ async def test_a_queued_request_s_decision_shows_its_position_and_wait(
     assert sorted([second["position"], third["position"]]) == [0, 1]
     assert second["waited_ms"] >= 50 and third["waited_ms"] >= 50
     ex.ledger.close()
+
+
+async def test_the_queue_holds_requests_before_admission_refuses_them(
+    tmp_path, monkeypatch, engine_stream, chunk
+):
+    """On the embedded default (engine batch 16, full-speed batch 8) a profile's ninth request
+    waits in the ingress queue, in its order, rather than in vLLM's: the ingress counts the
+    batch slots as admission and the simulator do (`Profile.batch_slots`), so a queue forms
+    before admission sheds at 1.5x (it never did while the ingress counted vLLM's 16)."""
+    one_profile = "  allowed_profiles: [smollm2-cpu]\n"
+    ex = make_executor(tmp_path, monkeypatch, policy_text=POLICY_TEXT + one_profile)
+    slots = ex.catalog.profile("smollm2-cpu").batch_slots
+    assert slots == 8 < ex.catalog.profile("smollm2-cpu").max_num_seqs
+    body = {"model": FAMILY, "messages": MESSAGES, "stream": True}
+    running = []
+    for i in range(slots):
+        ex.handle.streams.append(engine_stream([chunk("a")], hang=True))
+        running.append(await _serve(ex, body, "chat", {"x-request-id": f"r{i}"}))
+    assert all(isinstance(r, StreamingResponse) for r in running)
+    queued = asyncio.create_task(_serve(ex, body, "chat", {"x-request-id": "r-queued"}))
+    for _ in range(500):
+        if sum(p["waiting"] for p in ex.ingress_queue.snapshot().values()) == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert sum(p["waiting"] for p in ex.ingress_queue.snapshot().values()) == 1
+    assert len(ex.handle.requests) == slots  # the ninth has not reached the engine
+    queued.cancel()
+    await asyncio.gather(queued, return_exceptions=True)
+    ex.ledger.close()

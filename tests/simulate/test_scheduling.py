@@ -91,3 +91,16 @@ def test_a_tenant_at_ten_times_the_rate_does_not_starve_the_other():
     light_p95 = np.nanpercentile(shared.ttft_s[light], 95)
     assert light_p95 < np.nanpercentile(shared.ttft_s[~light], 95) / 5
     assert light_p95 < np.nanpercentile(fifo.ttft_s[light], 95) / 5
+
+
+def test_fair_headroom_starts_the_light_tenant_at_once_beside_a_saturating_one():
+    """The heavy tenant keeps every batch slot busy; with fair headroom the light tenant's
+    requests start beyond the batch (its TTFT: a prefill, not a slot's turnover)."""
+    mixed = burst(n=700, tenants=("heavy", "light"), share=[10 / 11, 1 / 11])
+    light = np.array([r.tenant == "light" for r in mixed])
+    shares = {"heavy": TenantShare(max_queued=100_000), "light": TenantShare(max_queued=100_000)}
+    without = run(mixed, truth, SchedulingSettings(tenants=shares))
+    lent = run(mixed, truth, SchedulingSettings(tenants=shares, fair_headroom=0.25))
+    assert (lent.profile >= 0).all() and (without.profile >= 0).all()
+    p95 = {k: np.nanpercentile(o.ttft_s[light], 95) for k, o in (("off", without), ("on", lent))}
+    assert p95["on"] < p95["off"] / 2, p95
