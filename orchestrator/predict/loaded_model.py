@@ -91,7 +91,7 @@ class LoadedModel:
         """Profile-free calibrated log1p (p50, p90) of one input row and the request's lexical
         token ids (the token-embedding ridge reads them)."""
         meta = self.artifact.meta
-        extra = self.artifact.embedding_term(lexical_ids)
+        extra = self.artifact.embedding_term(lexical_ids, row[0, :-2])
         p50, p90, _ = self._one
         q50 = p50(row) + extra + meta.p50_shift
         q50 = min(max(q50, 0.0), MAX_LOG)

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 
 import numpy as np
 import pytest
-from tokenizers import Tokenizer
 
 from orchestrator.concepts import TIER_RANK
 from orchestrator.paths import SHARED_DATA
 from orchestrator.predict.difficulty import (
-    DEFAULT_DIFFICULTY_DIR,
     FORMAT_FEATURES,
+    OPTION_FEATURES,
     DifficultyModel,
-    clip_text,
     features,
     format_features,
     lexical_features,
+    option_similarity,
     tiers_from_anchors,
 )
 from orchestrator.predict.offline import difficulty_eval
@@ -81,6 +79,23 @@ def test_format_features_read_a_multiple_choice_question_and_leave_free_text_alo
     assert not np.array_equal(features(numeric, 1, center)[-len(center) :], np.zeros_like(center))
 
 
+def test_option_similarity_reads_the_options_against_the_stem():
+    """Token 0 (the stem) and token 1 (option A) point the same way, token 2 (option B) at a
+    right angle: A matches the stem (cosine 1), B does not (0)."""
+    text = "stem\nA. one\nB. two\n"
+    ids, starts = np.array([0, 1, 2]), np.array([0, 8, 15])  # "stem", "one", "two"
+    vectors = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
+    row = option_similarity(text, ids, starts, vectors, np.ones(3))
+    assert row is not None and len(row) == len(OPTION_FEATURES)
+    named = dict(zip(OPTION_FEATURES, row, strict=True))
+    assert named["option_stem_cosine_max"] == pytest.approx(1.0)
+    assert named["option_stem_cosine_margin"] == pytest.approx(1.0)
+    assert named["option_pair_cosine"] == pytest.approx(0.0, abs=1e-6)
+    assert named["options_mean_stem_cosine"] == pytest.approx(2**-0.5)
+    free = "Write a haiku about autumn."
+    assert option_similarity(free, ids, starts, vectors, np.ones(3)) is None
+
+
 def test_strong_share_routes_hardest_first():
     weak = np.array([1, 1, 0, 0], float)
     strong = np.array([1, 1, 1, 1], float)
@@ -118,15 +133,3 @@ def test_outcomes_cover_mmlu_subjects_gsm8k_and_both_mt_bench_turns():
     assert len(by_source["mt_bench"]) == 160
     second = [o for o in by_source["mt_bench"] if len(o.messages) == 3]
     assert len(second) == 80 and all(o.messages[1][1] for o in second)
-
-
-def test_token_ids_are_the_tokenizers_own_even_for_lone_surrogates(model):
-    raw = (DEFAULT_DIFFICULTY_DIR / "tokenizer.json.gz").read_bytes()
-    tokenizer = Tokenizer.from_str(gzip.decompress(raw).decode())
-    tokenizer.no_padding()  # as the model reads it
-    tokenizer.no_truncation()
-    texts = [EASY, HARD, "Ünïcödé 漢字 🙂 e\u0301", "lone \ud800 surrogate", "  tabs\t\n\r\n"]
-    for text in texts:
-        clean = clip_text(text).encode("utf-8", "replace").decode("utf-8")
-        expected = tokenizer.encode(clean, add_special_tokens=False).ids
-        assert model.token_ids(text).tolist() == expected
