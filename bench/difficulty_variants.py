@@ -25,14 +25,16 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 
 from orchestrator.paths import SHARED_DATA
+from orchestrator.predict.difficulty import OPTION_FEATURES
 from orchestrator.predict.offline import difficulty_eval as ev
 from orchestrator.predict.offline import difficulty_fit as fit
 from orchestrator.predict.offline.difficulty_data import load_outcomes, outcomes_available
 
 L2 = fit.L2
 HASH_BITS = 14
-DEFAULT_VARIANTS = (
+DEFAULT_VARIANTS = (  # "base": the shipped features (`difficulty_fit.featurize`)
     "base",
+    "without_option_similarity",
     "qtype",
     "mc_interact",
     "mmlu_only",
@@ -41,6 +43,8 @@ DEFAULT_VARIANTS = (
     "tokens_x30",
     "tokens_x300",
     "word_ngrams_x3",
+    "subject_balanced",
+    "sqrt_subject_balanced",
 )
 _WORD = re.compile(r"[a-z0-9]+")
 _QTYPE = {
@@ -106,16 +110,18 @@ def question_type(texts: list[str]) -> np.ndarray:
     return out
 
 
-def logistic(x, y: np.ndarray, l2: np.ndarray) -> np.ndarray:
-    """L2 logistic regression with a per-column penalty (dense or sparse x): weights, bias."""
+def logistic(x, y: np.ndarray, l2: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+    """L2 logistic regression with a per-column penalty (dense or sparse x) and optional row
+    weights (mean 1): weights, bias."""
     n, d = x.shape
+    sw = np.ones(n) if weight is None else weight / weight.mean()
 
     def loss(wb: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = wb[:-1], wb[-1]
         z = x @ w + b
         p = 1.0 / (1.0 + np.exp(-z))
-        value = float(np.mean(np.logaddexp(0.0, z) - y * z) + 0.5 * (l2 * w) @ w)
-        g = (p - y) / n
+        value = float(np.mean(sw * (np.logaddexp(0.0, z) - y * z)) + 0.5 * (l2 * w) @ w)
+        g = sw * (p - y) / n
         return value, np.concatenate([x.T @ g + l2 * w, [g.sum()]])
 
     res = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", options={"maxiter": 500})
@@ -219,6 +225,7 @@ def designs(
     plus_q = standardized(dense, qtype)
     out: dict[str, Design] = {
         "base": base,
+        "without_option_similarity": standardized(dense[:, : -len(OPTION_FEATURES)]),
         "qtype": plus_q,
         "mc_interact": standardized(dense, is_mc, t.lexical * is_mc),
         "mmlu_only": mmlu_only(base),
@@ -236,13 +243,19 @@ def designs(
     return out
 
 
-def out_of_fold(t: fit.Table, make: Design) -> np.ndarray:
+def subject_weights(t: fit.Table) -> np.ndarray:
+    """Every left-out unit (MMLU subject, source) weighs the same in training."""
+    _, inv, counts = np.unique(t.unit, return_inverse=True, return_counts=True)
+    return 1.0 / counts[inv]
+
+
+def out_of_fold(t: fit.Table, make: Design, weight: np.ndarray | None = None) -> np.ndarray:
     y = t.labels["weak"]
     raw = np.zeros(len(y))
     for k in sorted(set(t.fold.tolist())):
         te, tr = np.flatnonzero(t.fold == k), np.flatnonzero(t.fold != k)
         xtr, xte, l2, tr = make(tr, te)
-        wb = logistic(xtr, y[tr], l2)
+        wb = logistic(xtr, y[tr], l2, None if weight is None else weight[tr])
         raw[te] = xte @ wb[:-1] + wb[-1]
     return raw
 
@@ -315,11 +328,16 @@ def main() -> None:
     texts = [clip_text(o.text) for o in outcomes]
     names = args.variants.split(",") if args.variants else list(DEFAULT_VARIANTS)
     all_designs = designs(t, texts, static, set(names), outcomes)
-    chosen = [n for n in names if n in all_designs]
+    chosen = [n for n in names if n in all_designs or n.endswith("subject_balanced")]
     results = {}
     for name in chosen:
         start = time.monotonic()
-        raw = out_of_fold(t, all_designs[name])
+        if name == "subject_balanced":
+            raw = out_of_fold(t, all_designs["base"], subject_weights(t))
+        elif name == "sqrt_subject_balanced":
+            raw = out_of_fold(t, all_designs["base"], np.sqrt(subject_weights(t)))
+        else:
+            raw = out_of_fold(t, all_designs[name])
         for cal, prob in calibrations(t, raw).items():
             row = summarize(t, prob)
             if cal == "platt":

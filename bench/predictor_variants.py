@@ -51,6 +51,7 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(VARIANTS))
+    ap.add_argument("--sources", nargs="*", help="left-out sources (default: all five)")
     ap.add_argument("--png", type=Path, help="draw the table here")
     ap.add_argument("--json", type=Path, help="write the taus here")
     ap.add_argument("--replot", type=Path, help="draw --png from a --json file (no training)")
@@ -69,6 +70,7 @@ def main() -> int:
         rows[label] = tau_by_source(
             table,
             TrainConfig(**fields),  # type: ignore[arg-type]
+            sources=args.sources,
             progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True),
         )
         taus = rows[label]

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator import paths
 from orchestrator.predict import lexical
+from orchestrator.predict.prompt_type import PromptTerms
 from orchestrator.predict.schema import PredictorSettings
 
 ARTIFACT_FORMAT = 3  # 2: phrase ridge added; 3: task features, per-class p90 shifts
@@ -70,6 +71,12 @@ class ArtifactMeta(BaseModel):
     # added to both log quantiles; 0 in artifacts written before it existed
     embedding_intercept: float = 0.0
     embedding_blend: float = 0.0
+    # by prompt type (`prompt_type.PromptTerms`): the embedding blend weight of requests that
+    # are not maths word problems (None: `embedding_blend` for all), and each type's
+    # (intercept, slope) on its length feature; absent in older artifacts
+    chat_blend: float | None = None
+    math_term: tuple[float, float] = (0.0, 0.0)
+    pasted_term: tuple[float, float] = (0.0, 0.0)
     p50_shift: float = 0.0  # conformal correction of the p50 booster (log units)
     p90_shift: float = 0.0  # conformal correction of the p90 booster (log units)
     # per predicted-length class (Mondrian CQR): class k holds shifted log p50 between
@@ -107,13 +114,24 @@ class Artifact:
     phrase_weights: np.ndarray  # float32, one per phrase slot
     embedding_weights: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
 
-    def embedding_term(self, lexical_ids: np.ndarray) -> float:
-        """What the token-embedding ridge adds to both log quantiles of one request."""
+    @property
+    def prompt_terms(self) -> PromptTerms:
         meta = self.meta
-        if not meta.embedding_blend or not len(self.embedding_weights):
-            return 0.0
-        score = lexical.score(lexical_ids, self.embedding_weights, meta.embedding_intercept)
-        return meta.embedding_blend * score
+        blend = meta.embedding_blend if len(self.embedding_weights) else 0.0
+        return PromptTerms(
+            blend, meta.embedding_intercept, meta.chat_blend, meta.math_term, meta.pasted_term
+        )
+
+    def embedding_term(self, lexical_ids: np.ndarray, vector: np.ndarray | None = None) -> float:
+        """What the token-embedding ridge (and, given the request's dense features, the
+        prompt-type terms) add to both log quantiles of one request."""
+        terms = self.prompt_terms
+        score = 0.0
+        if terms.blend or terms.chat_blend is not None:
+            score = lexical.score(lexical_ids, self.embedding_weights, terms.intercept)
+        if vector is None or not terms.typed:
+            return terms.blend * score
+        return float(terms.add(np.asarray(vector).reshape(1, -1), np.array([score]))[0])
 
     def save(self, folder: Path) -> None:
         """Write every file under a temporary name and move it in place, meta.json last: a

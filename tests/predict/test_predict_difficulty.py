@@ -11,10 +11,12 @@ from orchestrator.concepts import TIER_RANK
 from orchestrator.paths import SHARED_DATA
 from orchestrator.predict.difficulty import (
     FORMAT_FEATURES,
+    OPTION_FEATURES,
     DifficultyModel,
     features,
     format_features,
     lexical_features,
+    option_similarity,
     tiers_from_anchors,
 )
 from orchestrator.predict.offline import difficulty_eval
@@ -75,6 +77,23 @@ def test_format_features_read_a_multiple_choice_question_and_leave_free_text_alo
     row = features(free, 1, center)  # free text: the format part is zero, whatever the centre
     assert np.array_equal(row, np.concatenate([lexical_features(free, 1), np.zeros_like(center)]))
     assert not np.array_equal(features(numeric, 1, center)[-len(center) :], np.zeros_like(center))
+
+
+def test_option_similarity_reads_the_options_against_the_stem():
+    """Token 0 (the stem) and token 1 (option A) point the same way, token 2 (option B) at a
+    right angle: A matches the stem (cosine 1), B does not (0)."""
+    text = "stem\nA. one\nB. two\n"
+    ids, starts = np.array([0, 1, 2]), np.array([0, 8, 15])  # "stem", "one", "two"
+    vectors = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
+    row = option_similarity(text, ids, starts, vectors, np.ones(3))
+    assert row is not None and len(row) == len(OPTION_FEATURES)
+    named = dict(zip(OPTION_FEATURES, row, strict=True))
+    assert named["option_stem_cosine_max"] == pytest.approx(1.0)
+    assert named["option_stem_cosine_margin"] == pytest.approx(1.0)
+    assert named["option_pair_cosine"] == pytest.approx(0.0, abs=1e-6)
+    assert named["options_mean_stem_cosine"] == pytest.approx(2**-0.5)
+    free = "Write a haiku about autumn."
+    assert option_similarity(free, ids, starts, vectors, np.ones(3)) is None
 
 
 def test_strong_share_routes_hardest_first():

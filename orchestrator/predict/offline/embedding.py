@@ -11,8 +11,10 @@ Only training reads the matrix (dequantized once, then cached under `cache_dir()
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +24,12 @@ from orchestrator.predict.tokenizer import default_gguf_path
 
 log = logging.getLogger(__name__)
 TENSOR = "token_embd.weight"
+# WordLlama (PyPI `wordllama`, MIT): static token embeddings trained for sentence similarity
+# (mean-pooled), 32,000 Llama-2 tokens x 256, shipped inside the wheel with their tokenizer
+WORDLLAMA_PACKAGE = "wordllama"
+WORDLLAMA_WEIGHTS = "weights/l2_supercat_256.safetensors"
+WORDLLAMA_TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
+EMBEDDING_SOURCES = ("smollm2", "wordllama", "both")
 
 
 def token_embeddings() -> np.ndarray:
@@ -44,6 +52,63 @@ def token_embeddings() -> np.ndarray:
     np.save(tmp, matrix)
     tmp.replace(cached)
     return matrix
+
+
+def _wordllama_dir() -> Path | None:
+    """The installed `wordllama` package folder (located without importing it)."""
+    spec = importlib.util.find_spec(WORDLLAMA_PACKAGE)
+    if spec is None or not spec.origin:
+        return None
+    folder = Path(spec.origin).parent
+    return folder if (folder / WORDLLAMA_WEIGHTS).is_file() else None
+
+
+def wordllama_on_default_vocab() -> np.ndarray:
+    """WordLlama's embeddings carried onto the default tokenizer's vocabulary: each default
+    token's text is tokenized with WordLlama's tokenizer and its embeddings averaged (a
+    token of whitespace or unknown bytes gets zeros); rows unit-length. Cached."""
+    folder = _wordllama_dir()
+    if folder is None:
+        raise FileNotFoundError("package wordllama (its embedding weights) is not installed")
+    stamp = (folder / WORDLLAMA_WEIGHTS).stat().st_size
+    cached = paths.cache_dir() / "predictor" / f"wordllama-on-default-{stamp}.npy"
+    if cached.is_file():
+        return np.load(cached)
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+
+    from orchestrator.predict.tokenizer import load_default_tokenizer
+
+    source = next(iter(load_file(str(folder / WORDLLAMA_WEIGHTS)).values())).astype(np.float32)
+    theirs = Tokenizer.from_file(str(folder / WORDLLAMA_TOKENIZER))
+    ours = load_default_tokenizer()
+    size = ours.get_vocab_size()
+    texts = [ours.decode([i], skip_special_tokens=False).strip() for i in range(size)]
+    space = theirs.token_to_id("\u2581")  # a lone word-boundary piece carries nothing
+    matrix = np.zeros((size, source.shape[1]), dtype=np.float32)
+    for i, enc in enumerate(theirs.encode_batch(texts, add_special_tokens=False)):
+        ids = [t for t in enc.ids if t != space and t < len(source)]
+        if texts[i] and ids:
+            matrix[i] = source[ids].mean(axis=0)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-6
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp.npy")
+    np.save(tmp, matrix)
+    tmp.replace(cached)
+    return matrix
+
+
+def embedding_matrix(source: str) -> np.ndarray:
+    """The token-embedding matrix on the default vocabulary for `source` ("both": the two
+    side by side, each scaled so its rows are unit length over the pair)."""
+    if source == "smollm2":
+        return token_embeddings()
+    if source == "wordllama":
+        return wordllama_on_default_vocab()
+    if source == "both":
+        both = np.hstack([token_embeddings(), wordllama_on_default_vocab()])
+        return both / np.sqrt(2.0)
+    raise ValueError(f"embedding source must be one of {EMBEDDING_SOURCES}, got {source!r}")
 
 
 def request_embeddings(id_sets: Sequence[np.ndarray], matrix: np.ndarray) -> np.ndarray:

@@ -20,66 +20,28 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import lightgbm as lgb
 import numpy as np
 
 from orchestrator.predict import lexical
+from orchestrator.predict.offline.boosters import (
+    median_booster,
+    quantile_booster,
+    weighted_quantile,
+)
+from orchestrator.predict.offline.config import TrainConfig
 from orchestrator.predict.offline.consistent import drop_disagreeing
-from orchestrator.predict.offline.ranker import rank_booster
 from orchestrator.predict.offline.stack import blend_weights
 from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
 from orchestrator.predict.offline.targets import rescale_sources
 from orchestrator.predict.phrases import PHRASE_BUCKETS
+from orchestrator.predict.prompt_type import PromptTerms, fit_type_term
 
 VOCAB_SIZE = 49152  # SmolLM2 tokenizer
 # the shared sources closest to everyday chat (instructions, arena users' prompts, MT-Bench)
 CHAT_SOURCES = frozenset({"alpaca_eval", "arena_hard_v01", "mt_bench"})
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    seed: int = 7
-    test_percent: int = 20
-    folds: int = 5  # prompt folds, used when the training rows hold a single source
-    lexical_damp: float = 1.0
-    phrase_damp: float = 0.5
-    # small trees with large leaves: rows of one prompt share their features (alpaca_eval has
-    # 17 answers per prompt), and on a left-out source 4 leaves of >= 400 rows transfer
-    # better than 7 of 200 (chosen by the leave-one-source-out mean)
-    rounds: int = 150
-    learning_rate: float = 0.1
-    num_leaves: int = 4
-    min_data_in_leaf: int = 400
-    threads: int = 2
-    all_data: bool = False  # fit on every prompt (no held-out evaluation)
-    stack_folds: str = "source"  # "source" | "prompt": how ridge scores are made out-of-fold
-    source_balance: float = 0.5  # row weight ~ rows_of_source ** -source_balance
-    conformal_classes: int = 3  # Mondrian p90 classes by predicted length
-    traffic_weight: float = 5.0  # a deployment's own traffic counts this many times
-    # learn within-source contrasts only: each source's mean level (its answering models'
-    # style, its task mix) is removed and the mean of the levels added back; a deployment's
-    # own level is what the online calibration offset learns
-    source_levels: bool = True
-    # ridge on SmolLM2 token embeddings (576 numbers per request), blended into both quantiles
-    # with this weight (0: off); damp and weight chosen on the leave-one-source-out table
-    embedding_damp: float = 3.0
-    embedding_blend: float = 0.5
-    # per-source spread: "none" keeps each source's spread of log lengths; "std" rescales
-    # each source to the mean spread; "rank" replaces each source's targets by their normal
-    # scores at the mean spread (only the order inside a source is learned)
-    source_scale: str = "none"
-    # "quantile" (alpha 0.5) | "regression" (squared error) | "rank" (`ranker.py`)
-    p50_objective: str = "quantile"
-    linear_tree: bool = False
-    # "fixed": embedding score x embedding_blend; "learned": the embedding and token-id ridge
-    # scores weighted by an out-of-source fit on the training sources (`stack.py`)
-    blend: str = "fixed"
-    # train the boosters without the dense features the training sources disagree on
-    consistent_features: bool = False
-    chat_weight: float = 1.0  # row-weight factor of the chat-like sources (CHAT_SOURCES)
 
 
 def fixed_effects(
@@ -112,62 +74,6 @@ def fixed_effects(
     if anchors.any():
         b = np.where(shared, b - b[anchors].mean(), b)
     return {str(n): float(v) for n, v in zip(names, b, strict=True)}
-
-
-def lgb_params(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
-    params = {
-        "learning_rate": cfg.learning_rate,
-        "num_leaves": cfg.num_leaves,
-        "min_data_in_leaf": cfg.min_data_in_leaf,
-        "feature_fraction": 0.8,
-        "bagging_fraction": 0.8,
-        "bagging_freq": 1,
-        "lambda_l2": 1.0,
-        "seed": cfg.seed,
-        "num_threads": cfg.threads,
-        "deterministic": True,
-        "force_row_wise": True,
-        "verbose": -1,
-    }
-    if cfg.linear_tree:
-        params["linear_tree"] = True
-    params.update(extra)
-    return params
-
-
-def quantile_booster(
-    cfg: TrainConfig, x: np.ndarray, y: np.ndarray, alpha: float, weight: np.ndarray | None
-) -> lgb.Booster:
-    if alpha == 0.5 and cfg.p50_objective == "regression":
-        params = lgb_params(cfg, objective="regression")
-    else:
-        params = lgb_params(cfg, objective="quantile", alpha=alpha)
-    data = lgb.Dataset(x, y, weight=weight, free_raw_data=True)
-    return lgb.train(params, data, num_boost_round=cfg.rounds)
-
-
-def median_booster(
-    cfg: TrainConfig, x: np.ndarray, y: np.ndarray, weight: np.ndarray, sources: np.ndarray
-) -> lgb.Booster:
-    """The p50 booster: alpha-0.5 quantile, squared error or a within-source ranker."""
-    if cfg.p50_objective == "rank":
-        return rank_booster(lgb_params(cfg), cfg.rounds, x, y, weight, sources)
-    return quantile_booster(cfg, x, y, 0.5, weight)
-
-
-def weighted_quantile(values: np.ndarray, q: float, weight: np.ndarray | None = None) -> float:
-    """The q-quantile of `values` under non-negative weights (the smallest v with F(v) >= q)."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) == 0:
-        return 0.0
-    if weight is None:
-        return float(np.quantile(values, q))
-    order = np.argsort(values, kind="stable")
-    cum = np.cumsum(np.asarray(weight, dtype=np.float64)[order])
-    if cum[-1] <= 0:
-        return float(np.quantile(values, q))
-    k = int(np.searchsorted(cum, q * cum[-1], side="left"))
-    return float(values[order][min(k, len(values) - 1)])
 
 
 def prompt_fold(group: str, seed: int, folds: int) -> int:
@@ -209,12 +115,21 @@ class Fitted:
     embedding: tuple[np.ndarray, float] = (np.zeros(0, dtype=np.float32), 0.0)
     embedding_blend: float = 0.0
     emb_req: np.ndarray | None = None
+    # what is added beside the boosters (`prompt_type.py`; None: `embedding_blend` x the
+    # embedding score) and the dense features its prompt types are read from (R x F)
+    terms: PromptTerms | None = None
+    vectors: np.ndarray | None = None
 
     def blend(self, reqs: np.ndarray) -> np.ndarray:
-        """What the embedding ridge adds to both log quantiles of these requests."""
-        if self.emb_req is None or not self.embedding_blend:
-            return np.zeros(len(reqs))
-        return self.embedding_blend * self.emb_req[reqs]
+        """What the embedding ridge and the type terms add to both log quantiles."""
+        terms = self.terms
+        if terms is None or not terms.typed:
+            if self.emb_req is None or not self.embedding_blend:
+                return np.zeros(len(reqs))
+            return self.embedding_blend * self.emb_req[reqs]
+        assert self.vectors is not None
+        scores = self.emb_req[reqs] if self.emb_req is not None else np.zeros(len(reqs))
+        return terms.add(self.vectors[reqs], scores)
 
     def class_of(self, log_p50: np.ndarray) -> np.ndarray:
         return np.searchsorted(np.asarray(self.class_edges), log_p50, side="right")
@@ -295,16 +210,17 @@ def _embedding_scores(
     req_weight: np.ndarray,
     folds: np.ndarray,
     damp: float,
+    source: str = "smollm2",
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """The token-embedding ridge: out-of-fold scores on training requests (folds >= 0),
     full-fit scores elsewhere, and the full fit folded to one weight per token id."""
     from orchestrator.predict.offline.embedding import (
+        embedding_matrix,
         fit_dense_ridge,
         request_embeddings,
-        token_embeddings,
     )
 
-    matrix = token_embeddings()
+    matrix = embedding_matrix(source)
     x = request_embeddings(table.lexical_ids, matrix)
     train_reqs = np.where(folds >= 0)[0]
     req_weight = req_weight / max(float(req_weight[train_reqs].mean()), 1e-12)  # damp per mean-1
@@ -400,7 +316,7 @@ def fit_core(
     if cfg.embedding_blend:
         say("token-embedding ridge, stacked out of fold")
         emb_req, ew, eb = _embedding_scores(
-            table, req_target, req_weight, folds, cfg.embedding_damp
+            table, req_target, req_weight, folds, cfg.embedding_damp, cfg.embedding_source
         )
         embedding = (ew, eb)
     x = x_req[rr]
@@ -419,6 +335,26 @@ def fit_core(
     say(f"quantile boosters p50, p90 ({cfg.rounds} rounds)")
     b50 = median_booster(cfg, x[tr], yt[tr], w[tr], src[tr])
     b90 = quantile_booster(cfg, x[tr], yt[tr], 0.9, w[tr])
+    terms = PromptTerms(blend_weight if emb_req is not None else 0.0, embedding[1], cfg.chat_blend)
+    scores = emb_req[rr] if emb_req is not None else np.zeros(len(rr))
+    for kind in cfg.type_terms:
+        say(f"{kind} requests: length term")
+        resid = yt - b50.predict(x, num_threads=1) - terms.add(table.vectors[rr], scores)
+        rsum = np.bincount(rr[tr], w[tr] * resid[tr], minlength=n_req)
+        train_req = np.zeros(n_req, dtype=bool)
+        train_req[rr[tr]] = True
+        term = fit_type_term(
+            kind,
+            (rsum / np.maximum(wsum, 1e-12))[train_req],
+            table.vectors[train_req],
+            table.request_source[train_req],
+            req_weight[train_req],
+            level=cfg.type_levels,
+        )
+        say(f"  intercept {term[0]:.3f}, slope {term[1]:.3f}")
+        terms = replace(terms, **{f"{kind}_term": term})
+    if terms.typed:
+        extra_rows = terms.add(table.vectors[rr], scores)
 
     row_fold = folds[rr]
     oof50 = np.full(len(y), np.nan)
@@ -444,6 +380,8 @@ def fit_core(
             embedding=embedding,
             embedding_blend=blend_weight,
             emb_req=emb_req,
+            terms=terms,
+            vectors=table.vectors,
         )
     fold_ids = np.unique(row_fold[tr])
     for n, k in enumerate(fold_ids, start=1):
@@ -491,4 +429,6 @@ def fit_core(
         embedding=embedding,
         embedding_blend=blend_weight,
         emb_req=emb_req,
+        terms=terms,
+        vectors=table.vectors,
     )

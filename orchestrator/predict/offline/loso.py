@@ -31,7 +31,8 @@ from orchestrator.predict.calibration import (
     observe,
     recalibrate_p90,
 )
-from orchestrator.predict.offline.fit import Fitted, TrainConfig, fit_core, lgb_params
+from orchestrator.predict.offline.boosters import lgb_params
+from orchestrator.predict.offline.fit import Fitted, TrainConfig, fit_core
 from orchestrator.predict.offline.metrics import summarize
 from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
 from orchestrator.predict.predictor import normalize_model_name
@@ -93,7 +94,7 @@ def fit_baselines(fitted: Fitted, table: Table, tr: np.ndarray, cfg: TrainConfig
     yt = fitted.target[tr]
     w = fitted.row_weight[tr]
     x = fitted.x_req[table.row_request[tr]]
-    from orchestrator.predict.offline.fit import weighted_quantile as wq
+    from orchestrator.predict.offline.boosters import weighted_quantile as wq
 
     const = (wq(yt, 0.5, w), wq(yt, 0.9, w))
     design = np.column_stack([np.ones(len(yt)), x[:, 0]])

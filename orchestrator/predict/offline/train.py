@@ -32,14 +32,15 @@ from orchestrator.predict.artifact import (
     feature_schema,
 )
 from orchestrator.predict.features import MODEL_INPUTS
+from orchestrator.predict.offline.boosters import lgb_params
 from orchestrator.predict.offline.data import Example, load_examples
 from orchestrator.predict.offline.evaluate import EvalLine, evaluate
 from orchestrator.predict.offline.fit import (
     VOCAB_SIZE,
+    Fitted,
     TrainConfig,
     fit_core,
     fixed_effects,
-    lgb_params,
 )
 from orchestrator.predict.offline.loso import fit_baselines, known_priors
 from orchestrator.predict.offline.table import Table, add_traffic, featurize_examples
@@ -144,6 +145,7 @@ def train(
         phrase_intercept=fitted.phrase[1],
         embedding_intercept=fitted.embedding[1],
         embedding_blend=fitted.embedding_blend,
+        **_type_fields(fitted),
         p50_shift=fitted.p50_shift,
         p90_shift=0.0,
         p90_class_edges=fitted.class_edges,
@@ -272,3 +274,15 @@ def write_heldout(lines: list[EvalLine], sources: list[str], path: Path) -> None
                 "source": src,
             }
             fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def _type_fields(fitted: Fitted) -> dict[str, object]:
+    """The artifact's prompt-type fields (`prompt_type.PromptTerms`) of a core fit."""
+    terms = fitted.terms
+    if terms is None or not terms.typed:
+        return {}
+    return {
+        "chat_blend": terms.chat_blend,
+        "math_term": terms.math_term,
+        "pasted_term": terms.pasted_term,
+    }

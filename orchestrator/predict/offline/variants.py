@@ -32,6 +32,47 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "blend-learned": ("blend learned out of source", {"blend": "learned"}),
     "chat-x2": ("chat-like sources weigh 2x", {"chat_weight": 2.0}),
     "consistent": ("only features the training sources agree on", {"consistent_features": True}),
+    # third session (issue 31)
+    "emb-wordllama": ("WordLlama embedding ridge", {"embedding_source": "wordllama"}),
+    "emb-both": ("SmolLM2 + WordLlama embedding ridge", {"embedding_source": "both"}),
+    "monotone": ("p50 monotone in length requests (squared error)", {"monotone_requests": True}),
+    "math-term": (
+        "maths word problems: prompt-length term",
+        {"type_terms": ("math",), "type_levels": True},
+    ),
+    "pasted-term": (
+        "pasted material: pasted-length term",
+        {"type_terms": ("pasted",), "type_levels": True},
+    ),
+    "math-pasted": (
+        "maths-problem and pasted-material length terms",
+        {"type_terms": ("math", "pasted"), "type_levels": True},
+    ),
+    "math-pasted-chat-075": (
+        "both length terms + blend 0.75 outside maths problems",
+        {"type_terms": ("math", "pasted"), "type_levels": True, "chat_blend": 0.75},
+    ),
+    "math-term-chat-075": (
+        "prompt-length term + blend 0.75 outside maths problems",
+        {"type_terms": ("math",), "type_levels": True, "chat_blend": 0.75},
+    ),
+    "math-slope": (
+        "maths problems: prompt-length slope (type level kept)",
+        {"type_terms": ("math",)},
+    ),
+    "math-slope-chat-075": (
+        "maths slope + blend 0.75 outside maths problems",
+        {"type_terms": ("math",), "chat_blend": 0.75},
+    ),
+    "math-pasted-slope": (
+        "maths-problem and pasted-material slopes (type levels kept)",
+        {"type_terms": ("math", "pasted")},
+    ),
+    "chat-blend-1": ("embedding blend 1.0 outside maths problems", {"chat_blend": 1.0}),
+    "math-term-chat-1": (
+        "prompt-length term + blend 1.0 outside maths problems",
+        {"type_terms": ("math",), "type_levels": True, "chat_blend": 1.0},
+    ),
 }
 
 

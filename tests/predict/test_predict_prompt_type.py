@@ -1,0 +1,89 @@
+"""Prompt types: which requests are maths word problems, the terms that differ by type, and
+the runtime applying what an artifact holds of them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from predict_helpers import chat
+
+from orchestrator.predict import Predictor
+from orchestrator.predict.artifact import load_artifact
+from orchestrator.predict.features import FEATURE_NAMES
+from orchestrator.predict.prompt_type import (
+    PromptTerms,
+    fit_type_term,
+    math_problems,
+    prompt_length,
+)
+
+PROBLEM = (
+    "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
+    "in May. How many clips did Natalia sell altogether in April and May?"
+)
+NOT_PROBLEMS = [
+    "Write a poem about 3 cats sleeping in the sun.",
+    "How many lines of code does this need? ```python\nx = 1 + 2\n```",
+    "Explain how a refrigerator works.",
+]
+
+
+def _vectors(predictor: Predictor, texts: list[str]) -> np.ndarray:
+    return np.array([predictor.featurize(chat(t)).features.vector for t in texts])
+
+
+def test_math_problems_are_told_from_chat(predictor):
+    vectors = _vectors(predictor, [PROBLEM, *NOT_PROBLEMS])
+    assert math_problems(vectors).tolist() == [True, False, False, False]
+    assert prompt_length(vectors)[0] > 3.0  # log1p of ~45 tokens
+
+
+def test_terms_by_type_keep_one_level():
+    """The chat weight reads the score's deviation from the intercept: a request scored at
+    the intercept gets the same term whatever its type's weight."""
+    vectors = np.zeros((2, len(FEATURE_NAMES)), dtype=np.float32)
+    terms = PromptTerms(blend=0.5, intercept=5.0, chat_blend=1.0)
+    assert terms.add(vectors, np.array([5.0, 5.0])).tolist() == [2.5, 2.5]
+    # above the intercept, the chat weight applies in full
+    assert terms.add(vectors, np.array([6.0, 6.0]))[0] == pytest.approx(3.0 + 0.5 * 1.0)
+    assert PromptTerms(blend=0.5, intercept=5.0).add(vectors, np.array([6.0]))[0] == 3.0
+
+
+def test_fit_math_term_learns_the_slope_within_sources(predictor):
+    rng = np.random.default_rng(4)
+    base = _vectors(predictor, [PROBLEM])[0]
+    n = 300
+    vectors = np.repeat(base[None], n, axis=0)
+    col = FEATURE_NAMES.index("log_prompt_tokens")
+    vectors[:, col] = rng.uniform(3.0, 5.5, size=n)
+    sources = np.repeat(np.array(["a", "b"]), n // 2)
+    # each source at its own level; within each, 0.4 per log prompt token
+    residual = np.where(sources == "a", 1.0, -2.0) + 0.4 * vectors[:, col]
+    residual = residual + rng.normal(0.0, 0.05, size=n)
+    intercept, slope = fit_type_term("math", residual, vectors, sources, np.ones(n), level=True)
+    assert slope == pytest.approx(0.4, abs=0.03)
+    assert intercept == pytest.approx(-0.5, abs=0.1)  # the mean of the two levels
+    # by default the term is centred on the type's mean length: the level stays the model's
+    centred = fit_type_term("math", residual, vectors, sources, np.ones(n))
+    assert centred[1] == slope
+    assert centred[0] + centred[1] * vectors[:, col].mean() == pytest.approx(0.0, abs=1e-9)
+    # too few problems: no term
+    assert fit_type_term("math", residual[:10], vectors[:10], sources[:10], np.ones(10)) == (
+        0.0,
+        0.0,
+    )
+
+
+def test_runtime_applies_the_artifacts_type_terms(artifact, tmp_path):
+    artifact.save(tmp_path / "a")
+    typed = load_artifact(tmp_path / "a")
+    typed.meta = typed.meta.model_copy(update={"math_term": (0.25, 0.5)})
+    plain, with_terms = Predictor(artifact, store=None), Predictor(typed, store=None)
+    problem = plain.featurize(chat(PROBLEM)).features
+    moved = with_terms.featurize(chat(PROBLEM)).features
+    length = prompt_length(np.array([problem.vector]))[0]
+    assert moved.base_log_p50 - problem.base_log_p50 == pytest.approx(0.25 + 0.5 * length, 1e-5)
+    for text in NOT_PROBLEMS:
+        a = plain.featurize(chat(text)).features
+        b = with_terms.featurize(chat(text)).features
+        assert a.base_log_p50 == b.base_log_p50
