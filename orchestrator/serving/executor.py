@@ -117,8 +117,11 @@ class RequestExecutor:
         self.budget = BudgetGate(ledger, metrics, self.load, clock=clock, offload=offload,
                                  ttl_s=reservation_ttl_s)  # fmt: skip
         self.scales = LatencyScales()
-        self.decisions = DecisionRecorder(decisions or DecisionStore(), offload)
         self.accountant = Accountant(ledger, predictor, offload)
+        # decisions ride the ledger rows' group commit: one thread hop for both at load
+        self.decisions = DecisionRecorder(
+            decisions or DecisionStore(), offload, rides_with=self.accountant.writes
+        )
         self.demand = DemandMeter()  # predicted demand, spend and refusals, for the controller
         self.health = fo.ProfileHealth()  # profiles seen failing, until healthy again
         self.status = ProfileStatus(ready, handles, self.health)
