@@ -24,8 +24,13 @@ Reported per load point and side: offered and achieved req/s, latency added over
 configured TTFT (p50 / p99), errors, and CPU ms per answered request of each process (Serve's
 proxy, the ingress replica(s), the stub's LLMServer replica; utime+stime from
 /proc/<pid>/stat before and after each block) with each process's CPU use in cores over the
-block, the bench's own client process too; the process nearest a full core is named as the
-limit, with how busy the whole machine was. The proxy is shared: its figure
+block, the bench's own client process too, and the cores of each process's Python threads
+(`/proc/<pid>/task/<tid>/schedstat`: the threads that share its one GIL; per replica): the
+cores they ran on and the share of the block they wanted a core. The limit named is a process
+whose Python threads wanted a core `SATURATED` (90 %) of the time (its event loop never idles:
+the GIL, or the machine's cores when it waited for them, caps it; such a process shows no full
+core), else the machine when all its cores were busy.
+The proxy is shared: its figure
 is the side being measured. Prints the machine and its load; `--json`, `--plot` (added latency
 against offered load, and CPU per request).
 """
@@ -116,13 +121,45 @@ def find_pids(pattern: str) -> list[int]:
     return sorted(found)
 
 
-def cpu_ms(pid: int) -> float:
-    """utime + stime of a process (all its threads), in ms."""
+def _stat_ms(path: str) -> float:
+    """utime + stime from a /proc `stat` file, in ms (0 when it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) * 1000 / CLK_TCK
+
+
+def cpu_ms(pid: int) -> float:
+    """utime + stime of a process (all its threads), in ms."""
+    return _stat_ms(f"/proc/{pid}/stat")
+
+
+def python_threads(pid: int) -> dict[int, tuple[int, int]]:
+    """(ns on a core, ns runnable but waiting for one) of each of a process's Python threads,
+    by thread id (`/proc/<pid>/task/<tid>/schedstat`).
+
+    A Python thread keeps the name its process had when the thread started (`ray::...` in a
+    Ray actor: the main thread, Serve's user-code and router event loops, worker threads; the
+    main thread's name elsewhere); Ray's C++ threads name themselves (`worker.io`,
+    `grpc_global_tim`, ...) and run without the GIL. A Python thread waiting for the GIL
+    sleeps, so these threads' time on a core or in the run queue is the time the process's
+    one GIL was wanted."""
+    found: dict[int, tuple[int, int]] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+        main = Path(f"/proc/{pid}/comm").read_text()  # the bench's client: `python3`
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            name = Path(f"/proc/{pid}/task/{tid}/comm").read_text()
+            if name.startswith("ray::") or name == main:
+                ran, waited = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[:2]
+                found[int(tid)] = (int(ran), int(waited))
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def rss_mb(pid: int) -> float:
@@ -160,6 +197,11 @@ class Block:
     wall_s: float = 0.0
     cpu_ms: dict[str, float] = field(default_factory=dict)
     cores: dict[str, float] = field(default_factory=dict)
+    # per process of a role (replicas: busiest first), its Python threads (one GIL): the cores
+    # they ran on, and the share of the block they wanted a core (ran or waited in the run
+    # queue; >= SATURATED: its event loop never idles)
+    gil_cores: dict[str, list[float]] = field(default_factory=dict)
+    gil_wanted: dict[str, list[float]] = field(default_factory=dict)
     machine_busy: float = 0.0
 
     def record(self, ms: float | None) -> None:
@@ -249,6 +291,7 @@ def measured(side: str, load: Coroutine[Any, Any, Block]) -> Block:
     """Run `load` (not yet started) with the side's processes' CPU read around it."""
     procs = {**side_processes(side), "client": [os.getpid()]}  # the bench's own load generator
     before = {k: sum(cpu_ms(p) for p in pids) for k, pids in procs.items()}
+    threads0 = {p: python_threads(p) for pids in procs.values() for p in pids}
     busy0, total0 = machine_busy()
     block = asyncio.run(load)
     busy1, total1 = machine_busy()
@@ -257,6 +300,16 @@ def measured(side: str, load: Coroutine[Any, Any, Block]) -> Block:
         answered = max(1, len(block.latencies_ms))
         block.cpu_ms[k] = used / answered
         block.cores[k] = used / 1000 / block.wall_s
+        gil = []
+        for p in pids:  # a thread that started during the block counts from zero
+            ran = waited = 0
+            for t, (r, w) in python_threads(p).items():
+                r0, w0 = threads0[p].get(t, (0, 0))
+                ran, waited = ran + r - r0, waited + w - w0
+            gil.append((ran / 1e9 / block.wall_s, (ran + waited) / 1e9 / block.wall_s))
+        gil.sort(reverse=True, key=lambda cw: cw[1])
+        block.gil_cores[k] = [c for c, _ in gil]
+        block.gil_wanted[k] = [w for _, w in gil]
     block.machine_busy = (busy1 - busy0) / max(1, total1 - total0)
     return block
 
@@ -287,30 +340,51 @@ def summary(blocks: list[Block], ttft_ms: float, offered: float | None) -> dict:
             for k in keys
         },
         "cores": {k: statistics.fmean(b.cores[k] for b in blocks) for k in keys},
+        **{
+            name: {
+                k: [
+                    statistics.fmean(col)
+                    for col in zip(*(getattr(b, name)[k] for b in blocks), strict=False)
+                ]
+                for k in keys
+            }
+            for name in ("gil_cores", "gil_wanted")
+        },
         "machine_busy": statistics.fmean(b.machine_busy for b in blocks),
     }
 
 
-FULL_CORE = 0.9  # a process (one GIL) this busy is at its limit
+# A Python process is at its limit when its Python threads, which share one GIL, want a core
+# (run, or wait in the run queue) nearly all the time: its event loop never idles, so every
+# await resumes late. It shows no full core: on a quiet machine the GIL's hand-overs and its
+# C++ threads' work (gRPC) leave ~0.2-0.3 of it (the quiet-machine runs of 2026-12-06: an
+# ingress at 0.72-0.84 cores added 80-100 ms at p50 over plain Serve); on a busy machine it
+# gets less than a core and waits for one.
+SATURATED = 0.9
 MACHINE_FULL = 0.95  # the machine this busy caps every process on it
 
 
 def limit_of(s: dict) -> str:
-    """What capped a block: the busiest process (ingress per replica) when it is at a full
-    core, else the machine when all its cores were busy, else nothing measured here (latency:
-    the load did not reach any limit)."""
-    replicas = s.get("ingress_replicas", 1)
-    per = {k: v / replicas if k == "ingress" else v for k, v in s["cores"].items()}
-    proc, cores = max(per.items(), key=lambda kv: kv[1])
+    """What capped a block: the process (the busiest replica of a role) whose Python threads
+    wanted a core at least `SATURATED` of the time, the GIL if it got what it wanted, else
+    the machine's cores; else the machine when all its cores were busy; else nothing
+    measured here (the load did not reach any limit). With the busiest process's figures."""
+    wanted = {k: (v[0] if v else 0.0) for k, v in s["gil_wanted"].items()}
+    proc, want = max(wanted.items(), key=lambda kv: kv[1])
+    cores = s["gil_cores"][proc][0] if s["gil_cores"][proc] else 0.0
+    replicas = len(s["gil_wanted"][proc])
+    name = f"{proc} (busiest of {replicas} replicas)" if replicas > 1 else proc
     busy = s["machine_busy"]
-    if cores >= FULL_CORE:
-        verdict = f"{proc} (at a full core)"
+    figures = f"Python threads on a core {cores:.2f}, wanting one {want:.2f}"
+    if want >= SATURATED:
+        short = want - cores  # waited in the run queue
+        why = "the machine's cores" if short > cores / 2 and busy >= MACHINE_FULL else "one GIL"
+        verdict = f"{name}, its event loop saturated by {why} ({figures})"
     elif busy >= MACHINE_FULL:
-        verdict = "the machine (all cores busy, no process at a full core)"
+        verdict = f"the machine (all cores busy; busiest {proc}: {figures})"
     else:
-        verdict = "none (no process at a full core, cores left)"
-    where = " per replica" if proc == "ingress" and replicas > 1 else ""
-    return f"{verdict}; busiest {proc} {cores:.2f} cores{where}, machine {100 * busy:.0f} % busy"
+        verdict = f"none (busiest {proc}: {figures}; cores left)"
+    return f"{verdict}; machine {100 * busy:.0f} % busy"
 
 
 # ---------------------------------------------------------------- servers
@@ -515,6 +589,14 @@ def main() -> None:
                     f"CPU ms/req proxy {cpu['proxy']:5.1f} ingress {cpu['ingress']:5.1f} "
                     f"engine {cpu['engine']:5.1f}  cores "
                     + " ".join(f"{k} {v:.2f}" for k, v in s["cores"].items())
+                    + "  GIL cores/wanted "
+                    + " ".join(
+                        f"{k} "
+                        + "+".join(
+                            f"{c:.2f}/{w:.2f}" for c, w in zip(v, s["gil_wanted"][k], strict=True)
+                        )
+                        for k, v in s["gil_cores"].items()
+                    )
                     + f"  limit: {limit_of(s)}",
                     flush=True,
                 )

@@ -16,6 +16,9 @@ interpolated at each of ours' shares), where each run's money goes (replica-hour
 profile), the per-tenant shares of a run with a target, and draws `quality_curve.png` (cost vs
 quality share per policy).
 
+With --rate-scale X > 1, replica maxima, the cost ceiling and budgets scale by X (as in
+bench/cost_benchmark.py).
+
 Usage: python bench/quality_curve.py [--duration S] [--rate-scale X] [--out DIR]
        [--shares 0.9,0.95] [--thresholds 0.6,0.7] [--baselines routellm,routellm-floor]
 """
@@ -40,6 +43,7 @@ from orchestrator.paths import PROJECT_ROOT, SHARED_DATA  # noqa: E402
 from orchestrator.policy import load_policy  # noqa: E402
 from orchestrator.predict import Predictor  # noqa: E402
 from orchestrator.simulate import load_traffic, rescale, simulate  # noqa: E402
+from orchestrator.simulate.limits import scale_limits  # noqa: E402
 
 TRACE = SHARED_DATA / "azure-trace" / "AzureLLMInferenceTrace_conv.csv"
 CATALOG = PROJECT_ROOT / "deployments" / "gpu-example.yaml"
@@ -104,9 +108,11 @@ def main() -> int:
     tenants: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for share in [None, *(float(s) for s in args.shares.split(","))]:
-            policy = policy_with_share(share, Path(tmp))
+            cat, policy = scale_limits(
+                catalog, policy_with_share(share, Path(tmp)), args.rate_scale
+            )
             res = simulate(
-                catalog, policy, list(base), policies=["ours"], seed=args.seed, predictor=predictor
+                cat, policy, list(base), policies=["ours"], seed=args.seed, predictor=predictor
             )
             m = res.policies["ours"].metrics
             rows["ours"].append({"setting": share, **point(m, prices)})
@@ -114,11 +120,11 @@ def main() -> int:
                 k: v.get("quality_share") for k, v in m["slo_attainment_per_tenant"].items()
             }
             print(f"ours share={share}: {json.dumps(rows['ours'][-1])}", flush=True)
-        policy = policy_with_share(None, Path(tmp))
+        cat, policy = scale_limits(catalog, policy_with_share(None, Path(tmp)), args.rate_scale)
         for name in baselines:
             for t in (float(x) for x in args.thresholds.split(",")):
                 res = simulate(
-                    catalog,
+                    cat,
                     policy,
                     list(base),
                     policies=[name],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from orchestrator.predict.artifact import (
 )
 from orchestrator.predict.features import MODEL_INPUTS
 from orchestrator.predict.phrases import PHRASE_BUCKETS
+from orchestrator.predict.single_row import SingleRowPredictor
 
 MAX_LOG = math.log1p(1_000_000)  # log1p of the longest answer predicted (tokens)
 _NAME_STOPWORDS = {"meta", "instruct", "turbo", "chat", "it", "hf", "v0", "preview", "latest"}
@@ -51,6 +52,12 @@ class LoadedModel:
     breason: Any
     known: dict[str, Any]  # training models' priors by normalized name
     stamp: Stamp | None  # where it was loaded from (followed artifacts only)
+    # the three boosters' one-row predictions without `Booster.predict`'s per-call set-up
+    _one: tuple[SingleRowPredictor, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        one = tuple(SingleRowPredictor(b) for b in (self.b50, self.b90, self.breason))
+        object.__setattr__(self, "_one", one)
 
     @classmethod
     def of(cls, artifact: Artifact, stamp: Stamp | None) -> LoadedModel:
@@ -85,14 +92,15 @@ class LoadedModel:
         token ids (the token-embedding ridge reads them)."""
         meta = self.artifact.meta
         extra = self.artifact.embedding_term(lexical_ids, row[0, :-2])
-        q50 = float(self.b50.predict(row, num_threads=1)[0]) + extra + meta.p50_shift
+        p50, p90, _ = self._one
+        q50 = p50(row) + extra + meta.p50_shift
         q50 = min(max(q50, 0.0), MAX_LOG)
-        q90 = float(self.b90.predict(row, num_threads=1)[0]) + extra + meta.p90_shift_for(q50)
+        q90 = p90(row) + extra + meta.p90_shift_for(q50)
         return q50, min(max(q90, q50), MAX_LOG)
 
     def reasoning_probability(self, row: np.ndarray) -> float:
         """The probability that the answer reasons ("thinks"), in [0, 1]."""
-        return min(1.0, max(0.0, float(self.breason.predict(row, num_threads=1)[0])))
+        return min(1.0, max(0.0, self._one[2](row)))
 
 
 def load_followed(state: Path | str | None = None) -> LoadedModel:

@@ -18,7 +18,7 @@ Algorithm (docs/routing.md has the long form):
    unless the tenant lists `on_slo_unmeetable` / `on_cost_target` actions. Among candidates
    with no blocking failure: one meeting every latency target first; else one that would
    meet them on an idle replica (the miss is load: the controller adds capacity), smallest
-   overshoot first; else (no profile can: a long prompt against a tight TTFT) the cheapest.
+   overshoot first (in tenths of the target: closer ones tie); else (no profile can: a long prompt against a tight TTFT) the cheapest.
    Then one under the cost target, then the cheapest. A closed profile (no replica running
    or starting) costs its opening price too (`LiveState.opening_usd`), and fails
    `opening_price` while an open survivor has the tier the request needs and the opening
@@ -346,8 +346,10 @@ def _choose(evals: list[Eval], ctx: Ctx, *, cap: bool, opening: bool = True) -> 
             extra > 0 and ctx.cost_target is not None and e.cost + extra > ctx.cost_target
         )
         trunc = -min(e.answer_room, e.tokens_p90) if cap else 0
-        return (late > 0, lost, 0.0 if lost else late, trunc, over, e.cost + extra, e.latency,
-                e.profile.name)  # fmt: skip
+        # overshoots closer than a tenth of the target tie (two cold starts differ by a few
+        # ms of prefill), then the opening price and the cost decide
+        return (late > 0, lost, 0.0 if lost else round(late, 1), trunc, over, e.cost + extra,
+                e.latency, e.profile.name)  # fmt: skip
 
     return min(clean, key=key)
 

@@ -130,7 +130,8 @@ class Accountant:
     ):
         self.ledger = ledger
         self.predictor = predictor
-        self._rows: GroupWriter[tuple[UsageRecord, Any, Any]] = GroupWriter(
+        # the rows' group commit (lazy writers, e.g. decisions, may ride its jobs)
+        self.writes: GroupWriter[tuple[UsageRecord, Any, Any]] = GroupWriter(
             self._write_many, offload
         )
 
@@ -156,7 +157,7 @@ class Accountant:
         """Write off the event loop. Shielded: a request cancelled while its row is being
         written (a client gone mid-stream) still gets its row."""
         try:
-            await self._rows.write((record, profile, prediction))
+            await self.writes.write((record, profile, prediction))
         except Exception:
             log.exception("could not write usage record %s", record.request_id)
 

@@ -15,7 +15,6 @@ back only by its own tenant (when the policy defines keys); the in-memory store 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -58,10 +57,17 @@ class DecisionStore:
 class DecisionRecorder:
     """Writes decisions (with their inputs where the store keeps them) off the event loop."""
 
-    def __init__(self, store: DecisionStore | DecisionLog, offload: Offload):
+    def __init__(
+        self,
+        store: DecisionStore | DecisionLog,
+        offload: Offload,
+        rides_with: GroupWriter[Any] | None = None,
+    ):
         self.store = store
         self.offload = offload
-        self._writes = GroupWriter(self._store_many, offload)
+        # lazy: a decision is written when its request awaits it (before its answer ends) or
+        # with the next group of `rides_with` (the ledger's rows), whichever comes first
+        self._writes = GroupWriter(self._store_many, offload, lazy=True, rides_with=rides_with)
 
     def record(
         self,
@@ -70,10 +76,10 @@ class DecisionRecorder:
         outcome: EnginePlan | Refused,
         state: PlanState,
         decision: Decision | None = None,
-    ) -> asyncio.Future[None]:
-        """Start writing a decision (`outcome`'s, or `decision` for it) and its inputs; the
-        caller awaits the future before answering, so a client that has its answer finds the
-        decision on any replica."""
+    ) -> Awaitable[None]:
+        """Queue a decision (`outcome`'s, or `decision` for it) and its inputs; the caller
+        awaits the result before answering, so a client that has its answer finds the
+        decision on any replica (a failed write is only logged)."""
         inputs = {
             "views": state.views,
             # the chosen profile's prediction (a refusal: the priced one)
@@ -87,11 +93,9 @@ class DecisionRecorder:
             "max_tokens": incoming.spec.max_tokens,
         }
         version = state.policy.version
-        return asyncio.ensure_future(
-            self.put(
-                request_id, incoming.tenant.name, decision or outcome.decision, version, inputs
-            )
-        )
+        write = _Write(request_id, incoming.tenant.name, decision or outcome.decision, version,
+                       inputs)  # fmt: skip
+        return self._logged(self._writes.put(write), request_id)
 
     async def put(
         self,
@@ -103,8 +107,13 @@ class DecisionRecorder:
     ) -> None:
         """Store one decision (group-committed, worker thread); a failed write is only
         logged."""
+        write = _Write(request_id, tenant, decision, policy_version, inputs)
+        await self._logged(self._writes.put(write), request_id)
+
+    @staticmethod
+    async def _logged(written: Awaitable[None], request_id: str) -> None:
         try:
-            await self._writes.write(_Write(request_id, tenant, decision, policy_version, inputs))
+            await written
         except Exception:
             log.warning("could not store the decision of %s", request_id, exc_info=True)
 

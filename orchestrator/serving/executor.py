@@ -117,8 +117,9 @@ class RequestExecutor:
         self.budget = BudgetGate(ledger, metrics, self.load, clock=clock, offload=offload,
                                  ttl_s=reservation_ttl_s)  # fmt: skip
         self.scales = LatencyScales()
-        self.decisions = DecisionRecorder(decisions or DecisionStore(), offload)
         self.accountant = Accountant(ledger, predictor, offload)
+        self.decisions = DecisionRecorder(decisions or DecisionStore(), offload,
+                                          rides_with=self.accountant.writes)  # fmt: skip
         self.demand = DemandMeter()  # predicted demand, spend and refusals, for the controller
         self.health = fo.ProfileHealth()  # profiles seen failing, until healthy again
         self.status = ProfileStatus(ready, handles, self.health)
@@ -180,9 +181,8 @@ class RequestExecutor:
         price_factor: float = 1.0,
     ) -> Response:
         policy = self.policy_source.current  # one policy for the whole request
-        settings = SchedulingSettings.of(policy)  # a reload that shrinks a tenant's bound
-        if settings is not self.ingress_queue.settings:  # refuses its excess waiters (429)
-            self.ingress_queue.reconfigure(settings)
+        # a reload that shrinks a tenant's queue bound refuses its excess waiters (429)
+        self.ingress_queue.reconfigure(SchedulingSettings.of(policy))
         tenant = authenticate(headers, policy, as_tenant)
         obs.tenant_known(tenant.name)
         # READ: everything first, so an invalid body is never priced or recorded

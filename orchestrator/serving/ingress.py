@@ -68,6 +68,7 @@ from orchestrator.serving.errors import (
     param_from_loc,
 )
 from orchestrator.serving.executor import ApiEndpoint, RequestExecutor
+from orchestrator.serving.heap import StartupHeap
 from orchestrator.serving.storage_target import open_shared_state, replica_name, resolve_target
 from orchestrator.telemetry import OrchestratorMetrics, configure_json_logging, configure_tracing
 
@@ -199,6 +200,9 @@ class OrchestratorIngress(OpenAiIngress):
             paces=lambda: self._batch_runner.last_paces,
         )
         self._batch_task: asyncio.Task[None] | None = None
+        # what is alive now lives as long as the replica: out of the collector's full walks
+        self._heap = StartupHeap()
+        self._heap.freeze()
 
     # ----- readiness -------------------------------------------------------------------
     async def _refresh_ready_forever(self) -> None:
@@ -424,6 +428,7 @@ class OrchestratorIngress(OpenAiIngress):
         body = await request.body()
         response = await self._executor.serve(request.headers, body, endpoint, request_id)
         response.headers[REPLICA_HEADER] = self._replica
+        self._heap.request_done()
         return response
 
     # ----- Files and Batches API (batch_api.py) -----------------------------------------

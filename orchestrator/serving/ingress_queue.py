@@ -160,7 +160,10 @@ class IngressQueue:
 
     def reconfigure(self, settings: SchedulingSettings) -> int:
         """A policy reload: the new settings for every queue; waiters over a shrunk bound get
-        429 with Retry-After (none is lost). Returns how many were refused."""
+        429 with Retry-After (none is lost). Returns how many were refused (the settings
+        in force again: none, at no cost)."""
+        if settings is self.settings:
+            return 0
         self.settings = settings
         refused = 0
         for queue in self._queues.values():

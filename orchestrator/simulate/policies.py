@@ -141,7 +141,9 @@ class DecideRouter:
 
     def _views(self, cluster: Cluster, now: float) -> list[ProfileView]:
         for i, pool in enumerate(cluster.pools):
-            closed = pool.target == 0
+            # closed: nothing running, starting or waiting for a replica (requests waiting
+            # make the controller start one at its next tick)
+            closed = pool.target == 0 and not pool.pending and pool.in_flight == 0
             opening = (
                 route_inputs.opening_usd(
                     self._profiles[i], self.policy, self.opening.rps(self.names[i], now)

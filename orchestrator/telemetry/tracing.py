@@ -178,6 +178,15 @@ def set_attributes(span: Span, attributes: Mapping[str, Any]) -> None:
         span.set_attributes(clean)
 
 
+def _records_nothing(tracer: Tracer) -> bool:
+    """Whether `tracer` is the API's no-op (directly, or a proxy with no provider installed)."""
+    if isinstance(tracer, trace.NoOpTracer):
+        return True
+    return isinstance(tracer, trace.ProxyTracer) and isinstance(
+        trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+    )
+
+
 def start_request_span(
     headers: Mapping[str, str],
     name: str,
@@ -186,10 +195,13 @@ def start_request_span(
     attributes: Mapping[str, Any] | None = None,
 ) -> Span:
     """A SERVER span continuing the caller's trace; the caller ends it (for streamed answers
-    whose body outlives the handler). Prefer `request_span` when the scope is lexical."""
-    span = (tracer or get_tracer()).start_span(
-        name, context=extract_context(headers), kind=SpanKind.SERVER
-    )
+    whose body outlives the handler). Prefer `request_span` when the scope is lexical. With
+    tracing off (no provider installed) and no caller's trace to carry, a span that records
+    nothing, at once."""
+    tracer = tracer or get_tracer()
+    if _records_nothing(tracer) and not any(k.lower() == "traceparent" for k in headers):
+        return trace.INVALID_SPAN
+    span = tracer.start_span(name, context=extract_context(headers), kind=SpanKind.SERVER)
     set_attributes(span, attributes or {})
     return span
 
@@ -220,7 +232,10 @@ def start_child_span(
 ) -> Span:
     """A child of `parent` (default: the current span), not made current; the caller ends it
     (an engine span over a streamed answer). `start_time` (ns since the epoch, default now)
-    dates a stage that is recorded once it is over."""
+    dates a stage that is recorded once it is over. The child of a parent that records
+    nothing (tracing off, or not sampled) records nothing either, and costs nothing."""
+    if parent is not None and tracer is None and not parent.is_recording():
+        return trace.INVALID_SPAN
     ctx = trace.set_span_in_context(parent) if parent is not None else None
     span = (tracer or get_tracer()).start_span(
         name, context=ctx, kind=SpanKind.INTERNAL, start_time=start_time

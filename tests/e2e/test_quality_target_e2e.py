@@ -21,7 +21,7 @@ from .conftest import (
 
 pytestmark = pytest.mark.e2e
 
-EASY = "Name a colour."
+EASY = "Name a fruit."  # not a prompt other e2e tests send (no cached prefix anywhere)
 HARD = (
     "Statement 1 | Every group of order 42 has a normal subgroup of order 7. Statement 2 | "
     "Every group of order 42 has a normal subgroup of order 8.\nA. True, True\nB. False, "

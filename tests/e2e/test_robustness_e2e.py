@@ -15,7 +15,6 @@ import concurrent.futures as cf
 import json
 import re
 import signal
-import sqlite3
 import threading
 import time
 
@@ -26,6 +25,7 @@ import pytest
 from orchestrator.catalog import load_catalog
 from orchestrator.engines.config import deployment_name
 from orchestrator.paths import PROJECT_ROOT
+from tests.e2e.ledger_rows import wait_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -76,24 +76,6 @@ def _stream(server, body: dict, rid: str, *, on_chunk=None) -> tuple[str, dict, 
             if on_chunk is not None:
                 on_chunk(len(chunks))
     return text, headers, chunks
-
-
-def _ledger_rows(server, ids: list[str]) -> list[dict]:
-    ledger = server.state_dir / "usage.sqlite3"
-    marks = ",".join("?" * len(ids))
-    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
-        db.row_factory = sqlite3.Row
-        rows = db.execute(f"select * from usage where request_id in ({marks})", ids).fetchall()
-    return [dict(r) for r in rows]
-
-
-def _wait_rows(server, ids: list[str], timeout_s: float = 30) -> list[dict]:
-    deadline = time.monotonic() + timeout_s
-    rows = _ledger_rows(server, ids)
-    while len({r["request_id"] for r in rows}) < len(set(ids)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        rows = _ledger_rows(server, ids)
-    return rows
 
 
 def _ask(server, model: str, rid: str | None = None) -> httpx.Response:
@@ -157,7 +139,7 @@ def test_engine_killed_mid_stream_is_migrated_token_exactly(server, family):
     assert {r.headers["x-orchestrator-profile"] for r in served} == {SURVIVOR}
 
     # one ledger row, migrated, charging both engines (the re-sent prompt included)
-    rows = _wait_rows(server, [rid])
+    rows = wait_rows(server, [rid])
     assert len(rows) == 1 and rows[0]["status"] == "migrated"
     assert rows[0]["output_tokens"] >= usage["completion_tokens"]
     assert rows[0]["prompt_tokens"] > usage["prompt_tokens"] + 8  # both legs' prompts
@@ -215,6 +197,6 @@ def test_overload_is_shed_with_retry_after_and_no_5xx(server, family):
     assert all(ra and int(ra) >= 1 for _, ra in refused)
     served = [rid for rid, code, _ in results if code == 200]
     assert served
-    rows = _wait_rows(server, served)
+    rows = wait_rows(server, served)
     assert sorted(r["request_id"] for r in rows) == sorted(served)  # each exactly once
     assert all(r["status"] == "ok" for r in rows)

@@ -90,3 +90,53 @@ async def test_max_group_splits_a_long_queue():
     sink.gate.set()
     await asyncio.gather(first, *rest)
     assert sink.groups == [[0], [1, 2], [3, 4], [5]]
+
+
+async def test_a_lazy_writer_waits_until_awaited():
+    sink = Sink()
+    writer = GroupWriter(sink.write_many, lazy=True)
+    first, second = writer.put(1), writer.put(2)
+    await asyncio.sleep(0.05)
+    assert sink.groups == []  # no job yet
+    await second
+    await first
+    assert sink.groups == [[1, 2]]
+
+
+async def test_lazy_items_ride_the_next_group_of_the_writer_they_ride_with():
+    rows, decisions = Sink(), Sink()
+    host = GroupWriter(rows.write_many)
+    rider = GroupWriter(decisions.write_many, lazy=True, rides_with=host)
+    queued = [rider.put(i) for i in (10, 11)]
+    await host.write(1)  # one job: the riders' group, then the host's
+    assert decisions.groups == [[10, 11]] and rows.groups == [[1]]
+    await asyncio.gather(*queued)  # already written: no job of their own
+    assert decisions.groups == [[10, 11]]
+
+
+async def test_a_rider_in_flight_keeps_its_order_and_fails_alone():
+    rows, decisions = Sink(), Sink(bad={12})
+    host = GroupWriter(rows.write_many)
+    rider = GroupWriter(decisions.write_many, lazy=True, rides_with=host)
+    decisions.gate.clear()
+    first = rider.put(10)
+    hosted = asyncio.ensure_future(host.write(1))  # takes 10 along, held in the thread
+    await asyncio.to_thread(decisions.entered.wait, 5)
+    later = [rider.put(i) for i in (11, 12)]
+    awaited = asyncio.ensure_future(_result(later[0]))  # its own job, after the first
+    bad = asyncio.ensure_future(_result(later[1]))
+    await asyncio.sleep(0.05)
+    assert decisions.groups == []
+    decisions.gate.set()
+    await asyncio.gather(first, hosted)
+    assert await awaited is None
+    assert isinstance(await bad, ValueError)
+    assert decisions.groups == [[10], [11]] and rows.groups == [[1]]
+
+
+async def _result(written) -> BaseException | None:
+    try:
+        await written
+    except Exception as exc:
+        return exc
+    return None

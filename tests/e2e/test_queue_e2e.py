@@ -1,0 +1,134 @@
+"""Issue 27 end to end: nothing that waits in the ingress queue is lost, and a light tenant
+does not wait behind a heavy one.
+
+One profile (`smollm2-cpu`, batch slots 8) is filled with long requests; more wait in the
+ingress queue. One client goes away while queued; then a hot reload shrinks the tenant's queue
+bound to 1. Every request ends served (one ledger row), refused with 429 and Retry-After (no
+row), or cancelled by its client (no row: nothing was generated for it). Fairness: while the
+heavy tenant holds every slot and has requests waiting, the light tenant's requests start at
+once (fair headroom) and are answered while the heavy tenant's still wait.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import E2E_API_KEY, RunningServer, reload_policy, team_a_policy
+from tests.e2e.ledger_rows import ledger_rows, wait_rows
+
+pytestmark = pytest.mark.e2e
+
+PROFILE = "smollm2-cpu"
+ONE_PROFILE = f"allowed_profiles: [{PROFILE}]"
+
+
+def queue_policy(max_queued: int) -> str:
+    return (
+        team_a_policy(f"e2e-queue-{max_queued}", default=ONE_PROFILE, team_a=ONE_PROFILE)
+        + f"scheduling:\n  max_queued: {max_queued}\n"
+    )
+
+
+@contextlib.contextmanager
+def _policy(server: RunningServer, text: str) -> Iterator[None]:
+    """Serve under the policy `text`, the server's own restored after."""
+    original = server.policy_path.read_text()
+    reload_policy(server, text)
+    try:
+        yield
+    finally:
+        reload_policy(server, original)
+
+
+def _queue(server: RunningServer) -> dict:
+    status = httpx.get(f"{server.base_url}/v1/orchestrator/status", timeout=30).json()
+    return status.get("queues", {}).get(PROFILE, {"busy": 0, "waiting": 0})
+
+
+def _until(server: RunningServer, check, what: str, timeout_s: float = 240) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        queue = _queue(server)
+        if check(queue):
+            return queue
+        assert time.monotonic() < deadline, f"{what}: {queue}"
+        time.sleep(0.3)
+
+
+def _post(
+    server: RunningServer, rid: str, max_tokens: int, timeout_s: float = 600, key: str = "any"
+):
+    body = {
+        "model": "auto",
+        "messages": [{"role": "user", "content": "Tell a long story about a lighthouse."}],
+        "max_tokens": max_tokens,
+        "ignore_eos": True,
+    }
+    try:
+        r = httpx.post(
+            f"{server.base_url}/v1/chat/completions",
+            json=body,
+            headers={"X-Request-Id": rid, "Authorization": f"Bearer {key}"},
+            timeout=timeout_s,
+        )
+    except httpx.TimeoutException:
+        return rid, "gone", None
+    return rid, r.status_code, r.headers.get("retry-after")
+
+
+@pytest.fixture
+def own(server: RunningServer) -> RunningServer:
+    """The session's server when it is ours (its policy file and ledger to use)."""
+    if server.policy_path is None:
+        pytest.skip("external server: its policy and ledger are not ours")
+    return server
+
+
+def test_queued_requests_end_served_refused_or_cancelled_never_lost(own):
+    server, tag = own, time.time_ns()
+    with _policy(server, queue_policy(8)), cf.ThreadPoolExecutor(16) as pool:
+        # long enough (256 tokens, EOS ignored) that the fillers hold the slots throughout
+        fillers = [pool.submit(_post, server, f"q-fill-{tag}-{i}", 256) for i in range(8)]
+        _until(server, lambda q: q["busy"] >= 8, "the fillers never took the 8 slots")
+        queued = [pool.submit(_post, server, f"q-wait-{tag}-{i}", 8) for i in range(3)]
+        _until(server, lambda q: q["waiting"] >= 3, "three requests never queued")
+        leaver = pool.submit(_post, server, f"q-gone-{tag}", 8, timeout_s=5)
+        assert leaver.result()[1] == "gone"  # the client gave up while its request waited
+        _until(server, lambda q: q["waiting"] == 3, "the leaver stayed queued", 30)
+        # the shrunk bound acts at the next request the ingress reads (any tenant)
+        reload_policy(server, queue_policy(1))
+        _post(server, f"q-trigger-{tag}", 1)
+        results = [f.result() for f in fillers + queued]
+    codes = {rid: code for rid, code, _ in results}
+    assert all(codes[f"q-fill-{tag}-{i}"] == 200 for i in range(8)), codes
+    waited = [(code, retry) for rid, code, retry in results if rid.startswith("q-wait")]
+    assert sorted(code for code, _ in waited) == [200, 429, 429], waited
+    assert all(int(retry) >= 1 for code, retry in waited if code == 429)
+    served = [rid for rid, code in codes.items() if code == 200]
+    rows = wait_rows(server, served)
+    assert sorted(r["request_id"] for r in rows) == sorted(served)  # each exactly once
+    not_served = [rid for rid, code in codes.items() if code != 200] + [f"q-gone-{tag}"]
+    time.sleep(2)  # a row written late for a refused or cancelled request would show now
+    assert ledger_rows(server, not_served) == []
+
+
+def test_a_light_tenant_starts_at_once_beside_a_heavy_tenant_s_queue(own):
+    server, tag = own, time.time_ns()
+    with _policy(server, queue_policy(100)), cf.ThreadPoolExecutor(12) as pool:
+        heavy = [pool.submit(_post, server, f"f-heavy-{tag}-{i}", 256) for i in range(10)]
+        _until(server, lambda q: q["busy"] >= 8 and q["waiting"] >= 2, "no heavy queue")
+        light = [_post(server, f"f-light-{tag}-{i}", 8, key=E2E_API_KEY) for i in range(2)]
+        still = _queue(server)
+        # no heavy request has ended: the light ones did not wait for a slot to free
+        heavy_done = sum(f.done() for f in heavy)
+        results = [f.result() for f in heavy]
+    assert [code for _, code, _ in light] == [200, 200], light
+    # answered while the heavy tenant's requests were still waiting for a slot
+    assert heavy_done == 0 and still["waiting"] >= 2, (heavy_done, still)
+    assert all(code == 200 for _, code, _ in results), results
