@@ -245,20 +245,12 @@ def success_matrix(budgets: Sequence[Any]) -> np.ndarray:
 def our_controller(
     policy: Policy,
     start: list[int],
-    target_ongoing: list[int],
-    notes: list[str],
     count_refused: bool = True,
     targets: Targets | None = None,
-):
-    """The product's planner (judging finished requests against their own `targets`, as the
-    server's ingress does); before it exists, Serve's queue-length policy (said in the notes)."""
-    try:
-        return ctl.PlannerController(policy, start, count_refused=count_refused, targets=targets)
-    except ImportError:
-        note = "orchestrator.planning is absent: ours/oracle scale with the queue-length policy"
-        if note not in notes:
-            notes.append(note)
-        return ctl.QueueLengthController(start, target_ongoing)
+) -> ctl.PlannerController:
+    """The product's planner, judging finished requests against their own `targets` (as the
+    server's ingress does)."""
+    return ctl.PlannerController(policy, start, count_refused=count_refused, targets=targets)
 
 
 def _setups(
@@ -276,8 +268,6 @@ def _setups(
     targets: Targets | None = None,
 ) -> dict[str, bl.Setup]:
     profiles = list(catalog.profiles)
-    slo = pol.tightest_slo(policy)
-    target_ongoing = [s.capacity(slo, *bl.mean_sizes(requests))[0] for s in specs]
     own = [
         (policy.scaling[p.name].min_replicas, policy.scaling[p.name].max_replicas) for p in profiles
     ]
@@ -290,8 +280,7 @@ def _setups(
                 fed = constant_prediction(prepared)
             oracle = name == "oracle" or (name == "ours" and prediction == "truth")
             router = pol.DecideRouter(catalog, policy, fed, oracle=oracle)
-            controller = our_controller(policy, own_start, target_ongoing, notes, count_refused,
-                                        targets)  # fmt: skip
+            controller = our_controller(policy, own_start, count_refused, targets)
             out[name] = bl.Setup(own, router, controller)
         elif name in BASELINES:
             out[name] = bl.build(

@@ -114,12 +114,11 @@ def test_uses_the_products_own_functions():
 
 
 def test_ours_scales_with_the_products_planner(catalog, policy):
-    planning = pytest.importorskip("orchestrator.planning", reason="planner not landed yet")
+    from orchestrator import planning
     from orchestrator.simulate import controllers as ctl
 
-    notes: list[str] = []
-    controller = sim_run.our_controller(policy, [1] * len(catalog.profiles), [8] * 8, notes)
-    assert isinstance(controller, ctl.PlannerController) and not notes
+    controller = sim_run.our_controller(policy, [1] * len(catalog.profiles))
+    assert isinstance(controller, ctl.PlannerController)
     assert controller.planning.plan is planning.plan
 
 
