@@ -39,23 +39,24 @@ def math_problems(vectors: np.ndarray) -> np.ndarray:
     )
 
 
-def pasted_requests(vectors: np.ndarray) -> np.ndarray:
-    """Bool per row: most of the ask is pasted material (and it is no maths problem)."""
+def pasted_requests(vectors: np.ndarray, maths: np.ndarray | None = None) -> np.ndarray:
+    """Bool per row: most of the ask is pasted material (and it is no maths problem; `maths`:
+    `math_problems(vectors)` when the caller has it)."""
     v = np.atleast_2d(vectors)
-    return (v[:, _INDEX["pasted_fraction"]] > MIN_PASTED_FRACTION) & ~math_problems(v)
+    maths = math_problems(v) if maths is None else maths
+    return (v[:, _INDEX["pasted_fraction"]] > MIN_PASTED_FRACTION) & ~maths
 
 
-def of_type(kind: str, vectors: np.ndarray) -> np.ndarray:
-    return math_problems(vectors) if kind == "math" else pasted_requests(vectors)
+def of_type(kind: str, vectors: np.ndarray, maths: np.ndarray | None = None) -> np.ndarray:
+    """Bool per row: of type `kind` (`maths`: `math_problems(vectors)`, if known)."""
+    if kind == "math":
+        return math_problems(vectors) if maths is None else maths
+    return pasted_requests(vectors, maths)
 
 
 def type_length(kind: str, vectors: np.ndarray) -> np.ndarray:
     """The length feature the type's term reads (log1p of tokens)."""
     return np.atleast_2d(vectors)[:, _INDEX[TYPE_LENGTH[kind]]].astype(np.float64)
-
-
-def prompt_length(vectors: np.ndarray) -> np.ndarray:
-    return type_length("math", vectors)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class PromptTerms:
         for kind, (intercept, slope) in (("math", self.math_term), ("pasted", self.pasted_term)):
             if intercept or slope:
                 term = intercept + slope * type_length(kind, vectors)
-                out = out + np.where(of_type(kind, vectors), term, 0.0)
+                out = out + np.where(of_type(kind, vectors, maths), term, 0.0)
         return out
 
 

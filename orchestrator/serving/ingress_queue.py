@@ -2,7 +2,8 @@
 
 A request whose profile has a free batch slot goes at once (`turn` returns without awaiting),
 and so does one whose tenant holds less than its fair share of the slots while headroom is
-left (`scheduling.headroom`, the policy's `scheduling.fair_headroom`); otherwise it waits, and `Ticket.done` of a finishing request releases the next in key order
+left (`scheduling.headroom`, the policy's `scheduling.fair_headroom`); otherwise it waits,
+and `Ticket.done` of a finishing request releases the next in key order
 (tenant priority, fair shares, predicted work aged). A profile's slots: its running replicas
 times its engine batch (`capacity`); a profile with no running replica is not held here
 (Serve's own queue waits for the replica). Refusals (the tenant's queue full, or a hot reload

@@ -39,7 +39,7 @@ class LiveViews:
                 self.running.get(p.name, 0),
                 self.scales.ttft.fresh(p.name, now),
                 tpot_scale=self.scales.tpot.fresh(p.name, now),
-                batch=p.max_num_seqs or p.performance.max_concurrency,
+                batch=p.batch_slots,  # beyond: waiting in the ingress queue
             )
             for p in self.catalog.profiles
         }

@@ -14,7 +14,7 @@ from orchestrator.predict.prompt_type import (
     PromptTerms,
     fit_type_term,
     math_problems,
-    prompt_length,
+    type_length,
 )
 
 PROBLEM = (
@@ -35,7 +35,7 @@ def _vectors(predictor: Predictor, texts: list[str]) -> np.ndarray:
 def test_math_problems_are_told_from_chat(predictor):
     vectors = _vectors(predictor, [PROBLEM, *NOT_PROBLEMS])
     assert math_problems(vectors).tolist() == [True, False, False, False]
-    assert prompt_length(vectors)[0] > 3.0  # log1p of ~45 tokens
+    assert type_length("math", vectors)[0] > 3.0  # log1p of ~45 tokens
 
 
 def test_terms_by_type_keep_one_level():
@@ -81,7 +81,7 @@ def test_runtime_applies_the_artifacts_type_terms(artifact, tmp_path):
     plain, with_terms = Predictor(artifact, store=None), Predictor(typed, store=None)
     problem = plain.featurize(chat(PROBLEM)).features
     moved = with_terms.featurize(chat(PROBLEM)).features
-    length = prompt_length(np.array([problem.vector]))[0]
+    length = type_length("math", np.array([problem.vector]))[0]
     shipped_intercept, shipped_slope = artifact.meta.math_term
     expected = 0.25 + 0.5 * length - (shipped_intercept + shipped_slope * length)
     assert moved.base_log_p50 - problem.base_log_p50 == pytest.approx(expected, abs=1e-5)

@@ -46,6 +46,12 @@ def token_embeddings() -> np.ndarray:
     log.info("reading token embeddings from %s (once)", gguf_path)
     tensor = next(t for t in GGUFReader(str(gguf_path)).tensors if t.name == TENSOR)
     matrix = dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+    return _unit_rows_cached(matrix, cached)
+
+
+def _unit_rows_cached(matrix: np.ndarray, cached: Path) -> np.ndarray:
+    """`matrix` with unit-length rows (in place), saved to `cached` atomically (a reader sees
+    the whole file or none)."""
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-6
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".tmp.npy")
@@ -90,12 +96,7 @@ def wordllama_on_default_vocab() -> np.ndarray:
         ids = [t for t in enc.ids if t != space and t < len(source)]
         if texts[i] and ids:
             matrix[i] = source[ids].mean(axis=0)
-    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-6
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp.npy")
-    np.save(tmp, matrix)
-    tmp.replace(cached)
-    return matrix
+    return _unit_rows_cached(matrix, cached)
 
 
 def embedding_matrix(source: str) -> np.ndarray:
