@@ -126,16 +126,20 @@ class WaitQueue:
         self, tenant: str, request_class: str, work: float, *, background: bool = False
     ) -> int:
         """About how many waiting requests would leave before a new one of `tenant` (its place
-        in the release order, not the queue's length): every request of a better class, the
-        tenant's own with a smaller key, and of each other tenant of its class the requests
-        released while that tenant's virtual counter stays below this tenant's (after the lift
-        a tenant gets when it starts waiting, and its own earlier requests' charges).
-        O(waiting log waiting); 0 when nothing waits."""
+        in the release order, not the queue's length): see `_ahead`. 0 when nothing waits."""
         if not self._items:
             return 0
         key = self.settings.key_for(
             tenant, request_class, work, self.clock(), self._seq + 1, background=background
         )
+        return self._ahead(tenant, key)
+
+    def _ahead(self, tenant: str, key: OrderKey) -> int:
+        """Waiting requests released before one of `tenant` with `key`: every request of a
+        better class, the tenant's own with a smaller key, and of each other tenant of its
+        class those released while that tenant's virtual counter stays below this tenant's
+        (after the lift a tenant gets when it starts waiting, and its own earlier requests'
+        charges). O(waiting log waiting)."""
         tenants = self._classes.get(key.class_rank, {})
         waiting = [t for t, q in tenants.items() if q.count]
         mine = self.counter.served(tenant)
@@ -179,10 +183,8 @@ class WaitQueue:
         key = self.settings.key_for(
             item.tenant, item.request_class, item.work, now, self._seq, background=item.background
         )
+        position = self._ahead(item.tenant, key)
         tenants = self._classes.setdefault(key.class_rank, {})
-        position = sum(
-            1 for _, k, _ in self._items.values() if (k.class_rank, k.virtual_s) < key[:2]
-        )
         queue = tenants.get(item.tenant)
         if queue is None or queue.count == 0:
             self.counter.lift(item.tenant, [t for t, q in tenants.items() if q.count])
