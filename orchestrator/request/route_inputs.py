@@ -29,7 +29,7 @@ from orchestrator.routing.types import (
     TenantRules,
     TokenBudget,
 )
-from orchestrator.routing.views import profile_view
+from orchestrator.routing.views import profile_view, with_live
 
 BUDGET_WINDOWS: tuple[Window, ...] = ("hour", "day", "month")
 
@@ -149,6 +149,22 @@ def opening_usd(profile: Profile, policy: Policy, demand_rps: float) -> float:
         policy.spec.autoscaling.scale_down_delay_s,
         demand_rps,
     )
+
+
+def seen_from_queue(
+    views: Sequence[ProfileView], ahead: Mapping[str, int]
+) -> Sequence[ProfileView]:
+    """The views as one request sees them in the ingress queue: a profile's queued requests
+    are only those that would leave before it (`ahead`, never more than are queued), so a
+    tenant first in the fair order is not priced the wait of another tenant's backlog."""
+    if not ahead:
+        return views
+    live = {
+        v.name: v.live.model_copy(update={"requests_queued": ahead[v.name]})
+        for v in views
+        if v.name in ahead and ahead[v.name] < v.live.requests_queued
+    }
+    return with_live(views, live) if live else views
 
 
 def live_state(
