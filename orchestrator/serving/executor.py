@@ -97,6 +97,8 @@ class RequestExecutor:
         handles: Callable[[str], Any],
         ready: Mapping[str, bool],
         running: Mapping[str, int] | None = None,
+        starting: Mapping[str, int] | None = None,
+        failed: Mapping[str, bool] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         offload: Offload = asyncio.to_thread,
         decisions: DecisionStore | DecisionLog | None = None,
@@ -108,9 +110,7 @@ class RequestExecutor:
         self.ledger, self.metrics, self.handles, self.offload = ledger, metrics, handles, offload
         self.ready = ready  # profile -> a replica is RUNNING (kept fresh by the edge)
         # replicas Serve runs per profile (kept fresh by the edge; default: the catalog's start)
-        self.running = (
-            running if running is not None else {p.name: p.replicas.start for p in catalog.profiles}
-        )
+        self.running = running or {p.name: p.replicas.start for p in catalog.profiles}
         self.placement_note = placement_note  # (503 message, profiles) -> why none is placed
         self.responses = responses or responses_api.ResponseStore()
         self.load = LoadBook()
@@ -122,9 +122,11 @@ class RequestExecutor:
                                           rides_with=self.accountant.writes)  # fmt: skip
         self.demand = DemandMeter()  # predicted demand, spend and refusals, for the controller
         self.health = fo.ProfileHealth()  # profiles seen failing, until healthy again
-        self.status = ProfileStatus(ready, handles, self.health)
+        # replicas starting; deployments failed or unplaceable with none running (the edge's)
+        self.starting, self.failed = starting or {}, failed or {}
+        self.status = ProfileStatus(ready, handles, self.health, self.failed)
         self.on_settle: list[SettleHook] = [self._observe_settled]
-        self.views = LiveViews(catalog, self.running, self.load, self.scales)
+        self.views = LiveViews(catalog, self.running, self.load, self.scales, self.starting)
         # requests a profile cannot batch now wait here, in the scheduler's order
         self.ingress_queue = IngressQueue(
             SchedulingSettings.of(policy_source.current), self.views.slots
@@ -209,6 +211,7 @@ class RequestExecutor:
         # PLAN: nothing is awaited from here to the run's `begin`
         state = self.plan_state(incoming, spends, held)
         outcome = plan(incoming, predicted, state, request_id)  # a route or a refusal
+        self.views.decided(outcome.decision)  # a closed profile it passed over for its price
         obs.predicted(outcome.prediction if isinstance(outcome, EnginePlan) else predicted.first)
         written = self.decisions.record(request_id, incoming, outcome, state)  # RECORD
         obs.decided(outcome.decision)
@@ -287,12 +290,9 @@ class RequestExecutor:
     def engine_down(self, profile: str, reason: str) -> None:
         self.status.down(profile, reason)
 
-    async def probe_down_profiles(self) -> None:
-        await self.status.probe()
-
     def views_now(self, policy: Policy) -> list[ProfileView]:
         """Router views priced by the policy in force, with this moment's load."""
-        return self.views.now(policy, self.profile_ready)
+        return self.views.now(policy, self.status.broken)
 
     def latency_scales(self, profile: str) -> dict[str, float | None]:
         """The profile's live TTFT and TPOT scales (None: the replica model alone)."""
