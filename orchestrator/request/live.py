@@ -8,7 +8,7 @@ A profile is one of:
   waits until the first starting replica serves (`start_wait_ms`; unknown: its whole
   start-up, `replicas.startup_s`);
 - **closed**: nothing runs, starts or waits, and a replica may be started (`may_open`: the
-  policy's bounds and spend ceiling allow one): routable at its opening price
+  policy's bounds allow one): routable at its opening price
   (`pricing.opening_cost_usd`) and a whole start-up's wait;
 - **unhealthy**: broken (a replica crashed, the deployment is unhealthy or unplaceable, the
   ingress saw it fail), or closed and not allowed to open: never routed to.
@@ -16,11 +16,10 @@ A profile is one of:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from orchestrator import pricing
-from orchestrator.catalog.schema import Catalog, Profile
+from orchestrator.catalog.schema import Profile
 from orchestrator.policy import Policy
 from orchestrator.replica_model import LiveState
 
@@ -36,21 +35,12 @@ class Replicas:
     may_open: bool = False  # with none running or starting, one may be started (`may_open`)
 
 
-def replicas_cost_per_hour(catalog: Catalog, replicas: Mapping[str, int]) -> float:
-    """USD/hour of `replicas` (profile -> replicas running or starting)."""
-    return sum(n * catalog.profile(name).price_per_replica_hour_usd for name, n in replicas.items())
-
-
-def may_open(profile: Profile, policy: Policy, cost_per_hour_usd: float) -> bool:
+def may_open(profile: Profile, policy: Policy) -> bool:
     """A replica of `profile` may be started: the policy's bounds (narrowed to the catalog's)
-    allow one, and under `autoscaling.max_cost_per_hour_usd` the replicas running or starting
-    (`cost_per_hour_usd`) leave room for its price (the planner opens nothing past either)."""
+    allow one. The spend ceiling is the planner's to keep (it may open this profile by
+    shrinking another), so it does not close a profile here."""
     bounds = policy.scaling.get(profile.name)
-    if bounds is None or bounds.max_replicas <= 0:
-        return False
-    ceiling = policy.spec.autoscaling.max_cost_per_hour_usd
-    price = profile.price_per_replica_hour_usd
-    return ceiling is None or cost_per_hour_usd + price <= ceiling + 1e-9
+    return bounds is not None and bounds.max_replicas > 0
 
 
 def opening_usd(profile: Profile, policy: Policy, demand_rps: float) -> float:

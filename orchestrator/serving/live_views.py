@@ -59,16 +59,9 @@ class LiveViews:
             self._priced = route_inputs.priced_views(self.catalog, policy)
             self._version = policy.version
         now = time.monotonic()
-        counts = {
-            p.name: (self.running.get(p.name, 0), self.starting.get(p.name, 0))
-            for p in self.catalog.profiles
-        }
-        fleet = live.replicas_cost_per_hour(
-            self.catalog, {n: r + s for n, (r, s) in counts.items()}
-        )
         states = {}
         for p in self.catalog.profiles:
-            running, starting = counts[p.name]
+            running, starting = self.running.get(p.name, 0), self.starting.get(p.name, 0)
             opening = running == 0 and starting > 0
             replicas = live.Replicas(
                 running=running,
@@ -77,7 +70,7 @@ class LiveViews:
                     p.name, p.replicas.startup_s, opening, now
                 ),
                 broken=broken(p.name),
-                may_open=running + starting == 0 and live.may_open(p, policy, fleet),
+                may_open=running + starting == 0 and live.may_open(p, policy),
             )
             states[p.name] = live.live_state(
                 p,

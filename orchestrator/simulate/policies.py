@@ -141,7 +141,6 @@ class DecideRouter:
     def _views(self, cluster: Cluster, now: float) -> list[ProfileView]:
         """The views of the virtual cluster's pools now, built as the server builds its own
         (`request.live.live_state`): closed pools at their opening price."""
-        fleet = live.replicas_cost_per_hour(self.catalog, {p.name: p.target for p in cluster.pools})
         for i, pool in enumerate(cluster.pools):
             profile = self._profiles[i]
             first_ready = None
@@ -152,7 +151,7 @@ class DecideRouter:
                 running=pool.ready,
                 starting=pool.starting,
                 first_ready_ms=first_ready,
-                may_open=closed and live.may_open(profile, self.policy, fleet),
+                may_open=closed and live.may_open(profile, self.policy),
             )
             rps = self.opening.rps(self.names[i], now) if closed else 0.0
             key = (replicas, pool.in_flight, len(pool.pending), rps)

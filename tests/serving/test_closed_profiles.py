@@ -14,7 +14,7 @@ from tests.serving.conftest import LOCAL, MESSAGES, POLICY_TEXT, serve_body, use
 
 CLOSED = "smollm2-cpu"
 OPEN = "smollm2-cpu-ngram"
-ZERO = f"profiles: {{{CLOSED}: {{min_replicas: 0}}}}"  # the policy lets it scale from zero
+NEVER = "{min_replicas: 0, max_replicas: 0}"  # the policy disables the profile
 
 
 def _scaled_to_zero(ex, name: str = CLOSED) -> None:
@@ -67,16 +67,8 @@ def test_a_broken_profile_stays_unhealthy(ingress):
     assert not _live(ingress).live.healthy
 
 
-@pytest.mark.parametrize(
-    "autoscaling",
-    [
-        f"autoscaling: {{profiles: {{{CLOSED}: {{min_replicas: 0, max_replicas: 0}}}}}}",
-        # the open profile's replica uses the whole ceiling: no room to open another
-        f"autoscaling: {{max_cost_per_hour_usd: 0.05, {ZERO}}}",
-    ],
-)
-def test_a_profile_the_policy_may_not_open_is_unhealthy(ingress, autoscaling):
-    use_policy(ingress, POLICY_TEXT + autoscaling + "\n")
+def test_a_profile_the_policy_may_not_open_is_unhealthy(ingress):
+    use_policy(ingress, POLICY_TEXT + f"autoscaling: {{profiles: {{{CLOSED}: {NEVER}}}}}\n")
     _scaled_to_zero(ingress)
     state = _live(ingress).live
     assert not state.healthy and state.opening_usd == 0.0
@@ -99,16 +91,16 @@ async def test_a_request_only_a_closed_profile_serves_is_routed_there_and_explai
     assert decision["estimate"]["queue_wait_ms"] >= 1000.0 * startup
 
 
-def test_may_open_reads_the_bounds_and_the_ceiling():
+def test_may_open_reads_the_policy_bounds_not_the_ceiling():
+    """The spend ceiling is the planner's (it may open a profile by closing another)."""
     from orchestrator.policy import load_policy_text
 
     profile = LOCAL.profile(CLOSED)
     free = load_policy_text(POLICY_TEXT, "policy.yaml", LOCAL)
-    assert live.may_open(profile, free, cost_per_hour_usd=1_000.0)
-    capped = load_policy_text(
-        POLICY_TEXT + f"autoscaling: {{max_cost_per_hour_usd: 0.08, {ZERO}}}\n",
-        "policy.yaml",
-        LOCAL,
-    )
-    assert live.may_open(profile, capped, cost_per_hour_usd=0.04)
-    assert not live.may_open(profile, capped, cost_per_hour_usd=0.05)
+    assert live.may_open(profile, free)
+    zero = f"profiles: {{{CLOSED}: {{min_replicas: 0}}}}"
+    # the other profile's replica takes the whole ceiling: opening is the planner's to weigh
+    capped = POLICY_TEXT + f"autoscaling: {{max_cost_per_hour_usd: 0.05, {zero}}}\n"
+    assert live.may_open(profile, load_policy_text(capped, "policy.yaml", LOCAL))
+    never = POLICY_TEXT + f"autoscaling: {{profiles: {{{CLOSED}: {NEVER}}}}}\n"
+    assert not live.may_open(profile, load_policy_text(never, "policy.yaml", LOCAL))
