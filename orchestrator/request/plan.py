@@ -46,6 +46,10 @@ class PlanState:
     # other requests for the same `model` not counted in flight: waiting for their prediction,
     # or settled but waiting for their decision to be written (the server's ingress)
     waiting: int = 0
+    # per profile: the queued requests that would leave the ingress queue before this one
+    # (`WaitQueue.ahead_of`: its tenant's place in the fair order); routing prices that wait,
+    # admission the whole queue. Absent: the whole queue (Serve's FIFO).
+    ahead: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +207,9 @@ def replan(
     rules = route_inputs.tenant_rules(
         tenant, budget.query_class, state.budget, tenant.eligible_profiles(budget.query_class)
     )
+    views = route_inputs.seen_from_queue(state.views, state.ahead)
     decision = decide(
-        route_inputs.route_request(spec, predicted.prompt_tokens), budget, rules, state.views
+        route_inputs.route_request(spec, predicted.prompt_tokens), budget, rules, views
     )
     if decision.profile is None:
         return Refused(spec, tenant, decision, predicted)

@@ -27,7 +27,7 @@ from orchestrator.routing.types import (
     TenantRules,
     TokenBudget,
 )
-from orchestrator.routing.views import profile_view
+from orchestrator.routing.views import profile_view, with_live
 
 BUDGET_WINDOWS: tuple[Window, ...] = ("hour", "day", "month")
 
@@ -135,3 +135,19 @@ def tenant_rules(
 def priced_views(catalog: Catalog, policy: Policy) -> dict[str, ProfileView]:
     """Router views of every profile with the policy's token prices (build once per policy)."""
     return {p.name: profile_view(p, prices=policy.prices.get(p.name)) for p in catalog.profiles}
+
+
+def seen_from_queue(
+    views: Sequence[ProfileView], ahead: Mapping[str, int]
+) -> Sequence[ProfileView]:
+    """The views as one request sees them in the ingress queue: a profile's queued requests
+    are only those that would leave before it (`ahead`, never more than are queued), so a
+    tenant first in the fair order is not priced the wait of another tenant's backlog."""
+    if not ahead:
+        return views
+    live = {
+        v.name: v.live.model_copy(update={"requests_queued": ahead[v.name]})
+        for v in views
+        if v.name in ahead and ahead[v.name] < v.live.requests_queued
+    }
+    return with_live(views, live) if live else views

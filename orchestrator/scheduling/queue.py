@@ -122,6 +122,52 @@ class WaitQueue:
             row["oldest_wait_s"] = max(row["oldest_wait_s"], now - since)
         return out
 
+    def ahead_of(
+        self, tenant: str, request_class: str, work: float, *, background: bool = False
+    ) -> int:
+        """About how many waiting requests would leave before a new one of `tenant` (its place
+        in the release order, not the queue's length): see `_ahead`. 0 when nothing waits."""
+        if not self._items:
+            return 0
+        key = self.settings.key_for(
+            tenant, request_class, work, self.clock(), self._seq + 1, background=background
+        )
+        return self._ahead(tenant, key)
+
+    def _ahead(self, tenant: str, key: OrderKey) -> int:
+        """Waiting requests released before one of `tenant` with `key`: every request of a
+        better class, the tenant's own with a smaller key, and of each other tenant of its
+        class those released while that tenant's virtual counter stays below this tenant's
+        (after the lift a tenant gets when it starts waiting, and its own earlier requests'
+        charges). O(waiting log waiting)."""
+        tenants = self._classes.get(key.class_rank, {})
+        waiting = [t for t, q in tenants.items() if q.count]
+        mine = self.counter.served(tenant)
+        if tenant not in waiting:
+            floor = min((self.counter.served(t) for t in waiting), default=mine)
+            mine = max(mine, floor)
+        ahead = 0
+        others: dict[str, list[tuple[OrderKey, float]]] = {}
+        for item, k, _ in self._items.values():
+            if k.class_rank < key.class_rank:
+                ahead += 1
+            elif k.class_rank == key.class_rank:
+                if item.tenant == tenant:
+                    if k < key:  # released first, its charge raising the tenant's counter
+                        ahead += 1
+                        mine += max(0.0, item.charge) / self.settings.weight(tenant)
+                else:
+                    others.setdefault(item.tenant, []).append((k, item.charge))
+        for other, items in others.items():
+            weight = self.settings.weight(other)
+            served = self.counter.served(other)
+            for _, charge in sorted(items):
+                if (served, other) >= (mine, tenant):
+                    break
+                ahead += 1
+                served += max(0.0, charge) / weight
+        return ahead
+
     def retry_after_s(self) -> int:
         """Seconds a refused client should wait: the typical recent wait (at least 1)."""
         return max(1, math.ceil(self._typical_wait_s))
@@ -137,10 +183,8 @@ class WaitQueue:
         key = self.settings.key_for(
             item.tenant, item.request_class, item.work, now, self._seq, background=item.background
         )
+        position = self._ahead(item.tenant, key)
         tenants = self._classes.setdefault(key.class_rank, {})
-        position = sum(
-            1 for _, k, _ in self._items.values() if (k.class_rank, k.virtual_s) < key[:2]
-        )
         queue = tenants.get(item.tenant)
         if queue is None or queue.count == 0:
             self.counter.lift(item.tenant, [t for t, q in tenants.items() if q.count])

@@ -39,9 +39,11 @@ from orchestrator.ledger.store import DEFAULT_RESERVATION_TTL_S
 from orchestrator.policy import Policy
 from orchestrator.request.candidates import candidates_for_model
 from orchestrator.request.errors import RequestError
+from orchestrator.request.plan import Predicted
 from orchestrator.request.spec import caller_targets
 from orchestrator.routing.types import ProfileView
 from orchestrator.scheduling import SchedulingSettings
+from orchestrator.scheduling.key import predicted_work
 from orchestrator.serving import failover as fo
 from orchestrator.serving import openai_io, responses_api
 from orchestrator.serving.accounting import Accountant
@@ -209,7 +211,7 @@ class RequestExecutor:
             obs.mark("route")  # the budget read is part of the decision
             spends, held = await self.budget.read(tenant)
         # PLAN: nothing is awaited from here to the run's `begin`
-        state = self.plan_state(incoming, spends, held)
+        state = self.plan_state(incoming, spends, held, predicted)
         outcome = plan(incoming, predicted, state, request_id)  # a route or a refusal
         self.views.decided(outcome.decision)  # a closed profile it passed over for its price
         obs.predicted(outcome.prediction if isinstance(outcome, EnginePlan) else predicted.first)
@@ -249,11 +251,25 @@ class RequestExecutor:
                               code=refused.code, headers=refusal_headers(refused))  # fmt: skip
 
     def plan_state(
-        self, incoming: IncomingRequest, spends: Mapping[str, WindowSpend], held_usd: float = 0.0
+        self,
+        incoming: IncomingRequest,
+        spends: Mapping[str, WindowSpend],
+        held_usd: float = 0.0,
+        predicted: Predicted | None = None,
     ) -> PlanState:
-        """The state a request is planned against: this moment's load and reservations, and
-        the tenant's ledger spend and every replica's holds (from `budget.read`)."""
+        """The state a request is planned against: this moment's load and reservations, the
+        tenant's ledger spend and every replica's holds (from `budget.read`), and with its
+        prediction its place in each profile's ingress queue."""
         tenant, policy = incoming.tenant, self.policy_source.current
+        ahead: dict[str, int] = {}
+        if predicted is not None:
+            budget = predicted.budget
+            ahead = self.ingress_queue.ahead_of(
+                tenant.name,
+                budget.query_class,
+                predicted_work(predicted.prompt_tokens, budget.p50_output_tokens),
+                background=incoming.spec.background,
+            )
         return PlanState(
             policy=policy,
             catalog=self.catalog,
@@ -261,12 +277,13 @@ class RequestExecutor:
             budget=self.budget.state(tenant, spends, held_usd),
             tenant_in_flight=self.load.tenant_in_flight(tenant.name),
             waiting=self.load.waiting_for(incoming.model),
+            ahead=ahead,
         )
 
     async def plan_now(self, engine_plan: EnginePlan) -> PlanState:
         """The state to re-plan a running request against (its engine failed)."""
         spends, held = await self.budget.read(engine_plan.request.tenant)
-        return self.plan_state(engine_plan.request, spends, held)
+        return self.plan_state(engine_plan.request, spends, held, engine_plan.route.predicted)
 
     def _observe_settled(self, done: Settled) -> None:
         """On-settle hook: cost feeds the spend rate; (TTFT, TPOT) against the model's

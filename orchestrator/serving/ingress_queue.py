@@ -136,6 +136,17 @@ class IngressQueue:
             self, profile, item.tenant, released.charged, released.waited_s, got.position, True
         )
 
+    def ahead_of(
+        self, tenant: str, request_class: str, work: float, *, background: bool = False
+    ) -> dict[str, int]:
+        """Per profile with requests waiting: how many would leave before a new request of
+        `tenant` (`WaitQueue.ahead_of`), what routing prices as its queue wait."""
+        return {
+            name: queue.ahead_of(tenant, request_class, work, background=background)
+            for name, queue in self._queues.items()
+            if len(queue)
+        }
+
     def release(self, profile: str) -> None:
         """Hand free slots of `profile` to the next waiters, in key order."""
         queue = self._queue(profile)

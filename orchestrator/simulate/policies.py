@@ -40,8 +40,10 @@ from orchestrator.request.spend import SpendBook
 from orchestrator.routing.refusal import OVERLOAD_CODE, intended_profile, overload_shares
 from orchestrator.routing.types import ProfileView, TokenBudget
 from orchestrator.routing.views import with_live
+from orchestrator.scheduling.key import predicted_work
 from orchestrator.signals.opening import OpeningDemand
 from orchestrator.simulate.cluster import Cluster, Rejected, Routed
+from orchestrator.simulate.pool import ScheduledQueue
 from orchestrator.simulate.traffic import SimRequest
 
 # virtual time 0 of a replay on the calendar (budget windows are calendar hours, days, months)
@@ -252,6 +254,7 @@ class DecideRouter:
             views=self._cached(self._views(cluster, now), req.prefix_blocks),
             budget=self.budget_state(tenant, now),
             tenant_in_flight=self._in_flight(tenant, now),
+            ahead=queue_places(cluster, tenant.name, predicted),
         )
         return spec, tenant, predicted, state
 
@@ -340,3 +343,15 @@ def tightest_slo(policy: Policy) -> LatencySLO:
         if lat.tpot_p95_ms is not None:
             tpot = lat.tpot_p95_ms if tpot is None else min(tpot, lat.tpot_p95_ms)
     return LatencySLO(ttft_p95_ms=ttft, tpot_p95_ms=tpot)
+
+
+def queue_places(cluster: Cluster, tenant: str, predicted: Predicted) -> dict[str, int]:
+    """Per profile whose ingress queue holds requests: how many would leave before this one
+    (`PlanState.ahead`, as the server's `IngressQueue.ahead_of`); none under Serve's FIFO."""
+    budget = predicted.budget
+    work = predicted_work(predicted.prompt_tokens, budget.p50_output_tokens)
+    return {
+        pool.name: pool.pending.ahead_of(tenant, budget.query_class, work)
+        for pool in cluster.pools
+        if isinstance(pool.pending, ScheduledQueue) and len(pool.pending)
+    }

@@ -74,9 +74,46 @@ def start_node(
     address: str | None = None,
     env: dict[str, str] | None = None,
     object_store_bytes: int | None = None,
+    attempts: int = 3,
+    settle_s: float = 15.0,
 ) -> RayNode:
-    """Start a head (`head_port`) or a worker joining `address`; returns once it is up."""
-    log_path = tmp / f"ray-{name}.log"
+    """Start a head (`head_port`) or a worker joining `address`; returns once it is up and has
+    stayed up for `settle_s` (a raylet exits when one of its agents cannot bind its port, which
+    `free_port()` cannot rule out: another process may take the port first). A node that does
+    not settle is killed and started again with fresh agent ports, up to `attempts` times."""
+    failures: list[str] = []
+    for attempt in range(1, attempts + 1):
+        node = _launch(
+            name,
+            tmp / f"ray-{name}-{attempt}.log",
+            tmp,
+            num_cpus=num_cpus,
+            labels=labels,
+            head_port=head_port,
+            address=address,
+            env=env,
+            object_store_bytes=object_store_bytes,
+        )
+        failure = _settle(node, settle_s)
+        if failure is None:
+            return node
+        node.kill()
+        failures.append(f"attempt {attempt}: {failure}")
+    raise RuntimeError(f"ray start ({name}) failed {attempts} times:\n" + "\n".join(failures))
+
+
+def _launch(
+    name: str,
+    log_path: Path,
+    tmp: Path,
+    *,
+    num_cpus: int,
+    labels: dict[str, str],
+    head_port: int | None,
+    address: str | None,
+    env: dict[str, str] | None,
+    object_store_bytes: int | None,
+) -> RayNode:
     cmd = [
         "ray",
         "start",
@@ -104,18 +141,26 @@ def start_node(
         env={**os.environ, **auth_env(tmp), **(env or {})},
         start_new_session=True,
     )
-    node = RayNode(name, proc, log_path)
+    return RayNode(name, proc, log_path)
+
+
+def _settle(node: RayNode, settle_s: float) -> str | None:
+    """None once the node's raylet has come up and stayed up for `settle_s`; else why not."""
     deadline = time.monotonic() + 60
+    up_since: float | None = None
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ray start ({name}) exited {proc.returncode}:\n{node.log_tail()}")
-        names = {_name(pid) for pid in node.snapshot()}
-        if any("raylet" in n for n in names):
-            time.sleep(2)  # the raylet registers with the GCS shortly after it starts
-            return node
+        if node.proc.poll() is not None:
+            return f"exited {node.proc.returncode}:\n{node.log_tail()}"
+        has_raylet = any("raylet" in _name(pid) for pid in node.snapshot())
+        if up_since is not None and not has_raylet:
+            return f"its raylet exited:\n{node.log_tail()}"
+        if has_raylet and up_since is None:
+            up_since = time.monotonic()
+            deadline = max(deadline, up_since + settle_s + 1)
+        if up_since is not None and time.monotonic() - up_since >= settle_s:
+            return None
         time.sleep(0.5)
-    node.kill()
-    raise RuntimeError(f"ray start ({name}) did not bring up a raylet:\n{node.log_tail()}")
+    return f"did not bring up a raylet within 60 s:\n{node.log_tail()}"
 
 
 def _name(pid: int) -> str:

@@ -185,3 +185,58 @@ def test_peek_shows_what_pop_releases(clock):
     q.cancel("short")
     assert q.peek().request_id == "long"
     assert q.pop().item.request_id == "long"
+
+
+def _place_when_pushed(q: WaitQueue, new) -> int:
+    """Where `new` actually leaves once pushed: the number released before it."""
+    q.push(new)
+    return drain(q).index(new.request_id)
+
+
+def _heavy_and_light(clock):
+    return WaitQueue(
+        settings(
+            heavy=TenantShare(max_queued=1000),
+            light=TenantShare(max_queued=1000),
+            gold=TenantShare(priority=10, max_queued=1000),
+        ),
+        clock,
+    )
+
+
+def test_ahead_of_is_the_tenants_place_in_the_fair_order_not_the_queue_length(clock):
+    q = _heavy_and_light(clock)
+    q.admit_now("heavy", 5000.0)  # heavy has been served a lot already
+    for i in range(30):
+        q.push(item(f"h{i}", "heavy", tokens=100))
+    ahead = q.ahead_of("light", "standard", 100.0)
+    assert ahead <= 1  # a light tenant goes next (or after one tie), not after 30
+    assert ahead == _place_when_pushed(q, item("l", "light", tokens=100))
+
+
+def test_ahead_of_counts_a_heavy_tenants_own_backlog_and_better_classes(clock):
+    q = _heavy_and_light(clock)
+    for i in range(10):
+        q.push(item(f"h{i}", "heavy", tokens=100))
+    for i in range(3):
+        q.push(item(f"g{i}", "gold", tokens=5000))
+    clock.advance(1.0)
+    ahead = q.ahead_of("heavy", "standard", 100.0)
+    assert ahead == 13
+    assert ahead == _place_when_pushed(q, item("h-new", "heavy", tokens=100))
+
+
+def test_ahead_of_follows_the_counters_of_two_backlogged_tenants(clock):
+    q = _heavy_and_light(clock)
+    for i in range(20):
+        q.push(item(f"h{i}", "heavy", tokens=100))
+    for i in range(4):
+        q.push(item(f"l{i}", "light", tokens=100))
+    clock.advance(1.0)
+    ahead = q.ahead_of("light", "standard", 100.0)
+    assert 4 <= ahead < 12  # its own 4, then about as many of heavy's: not heavy's 20
+    assert ahead == _place_when_pushed(q, item("l-new", "light", tokens=100))
+
+
+def test_ahead_of_is_zero_when_nothing_waits(clock):
+    assert WaitQueue(settings(), clock).ahead_of("anyone", "standard", 10.0) == 0
