@@ -43,7 +43,6 @@ from orchestrator.request.plan import Predicted
 from orchestrator.request.spec import caller_targets
 from orchestrator.routing.types import ProfileView
 from orchestrator.scheduling import SchedulingSettings
-from orchestrator.scheduling.key import predicted_work
 from orchestrator.serving import failover as fo
 from orchestrator.serving import openai_io, responses_api
 from orchestrator.serving.accounting import Accountant
@@ -174,16 +173,10 @@ class RequestExecutor:
         return response
 
     async def _serve(
-        self,
-        headers: Mapping[str, str],
-        raw_body: bytes,
-        endpoint: ApiEndpoint,
-        request_id: str,
-        obs: RequestObservation,
-        *,
-        as_tenant: str | None = None,
+        self, headers: Mapping[str, str], raw_body: bytes, endpoint: ApiEndpoint,
+        request_id: str, obs: RequestObservation, *, as_tenant: str | None = None,
         price_factor: float = 1.0,
-    ) -> Response:
+    ) -> Response:  # fmt: skip
         policy = self.policy_source.current  # one policy for the whole request
         # a reload that shrinks a tenant's queue bound refuses its excess waiters (429)
         self.ingress_queue.reconfigure(SchedulingSettings.of(policy))
@@ -251,25 +244,15 @@ class RequestExecutor:
                               code=refused.code, headers=refusal_headers(refused))  # fmt: skip
 
     def plan_state(
-        self,
-        incoming: IncomingRequest,
-        spends: Mapping[str, WindowSpend],
-        held_usd: float = 0.0,
-        predicted: Predicted | None = None,
-    ) -> PlanState:
+        self, incoming: IncomingRequest, spends: Mapping[str, WindowSpend],
+        held_usd: float = 0.0, predicted: Predicted | None = None,
+    ) -> PlanState:  # fmt: skip
         """The state a request is planned against: this moment's load and reservations, the
         tenant's ledger spend and every replica's holds (from `budget.read`), and with its
         prediction its place in each profile's ingress queue."""
         tenant, policy = incoming.tenant, self.policy_source.current
-        ahead: dict[str, int] = {}
-        if predicted is not None:
-            budget = predicted.budget
-            ahead = self.ingress_queue.ahead_of(
-                tenant.name,
-                budget.query_class,
-                predicted_work(predicted.prompt_tokens, budget.p50_output_tokens),
-                background=incoming.spec.background,
-            )
+        background = incoming.spec.background
+        ahead = self.ingress_queue.places(tenant.name, predicted, background) if predicted else {}
         return PlanState(
             policy=policy,
             catalog=self.catalog,
