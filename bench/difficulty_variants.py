@@ -354,8 +354,19 @@ def subject_weights(t: fit.Table) -> np.ndarray:
     return 1.0 / counts[inv]
 
 
-def out_of_fold(t: fit.Table, make: Design, weight: np.ndarray | None = None) -> np.ndarray:
+def soft_labels(t: fit.Table, keep: float) -> np.ndarray:
+    """Each label mixed with its unit's (subject's, source's) rate: keep x label + (1 - keep) x
+    rate, so the embedding learns which topics are hard rather than which items."""
     y = t.labels["weak"]
+    _, inv = np.unique(t.unit, return_inverse=True)
+    rate = np.bincount(inv, weights=y) / np.bincount(inv)
+    return keep * y + (1 - keep) * rate[inv]
+
+
+def out_of_fold(
+    t: fit.Table, make: Design, weight: np.ndarray | None = None, y: np.ndarray | None = None
+) -> np.ndarray:
+    y = t.labels["weak"] if y is None else y
     raw = np.zeros(len(y))
     for k in sorted(set(t.fold.tolist())):
         te, tr = np.flatnonzero(t.fold == k), np.flatnonzero(t.fold != k)
@@ -553,9 +564,9 @@ def main() -> None:
 
     texts = [clip_text(o.text) for o in outcomes]
     names = args.variants.split(",") if args.variants else list(DEFAULT_VARIANTS)
-    parts = {p for n in names for p in n.removeprefix("nested:").split("+")}
+    parts = {p for n in names for p in n.removeprefix("nested:").split("+")} | {"shipped"}
     all_designs = designs(t, texts, static, parts, outcomes)
-    special = ("subject_balanced", "gbm", "ensemble", "pairwise", "within_pairs", "nested:")
+    special = ("subject_balanced", "gbm", "ensemble", "pairwise", "within_pairs", "nested:", "soft")
     chosen = [n for n in names if n in all_designs or n.startswith(special)]
     results = {}
     cache: dict[str, np.ndarray] = {}
@@ -583,6 +594,10 @@ def main() -> None:
             raw = stacked(t, [raw_of("base"), cache["gbm_struct"]])
         elif name == "ensemble_emb_struct":
             raw = stacked(t, [raw_of("base"), cache["gbm_emb_struct"]])
+        elif name.startswith("soft"):  # soft0.5: labels kept half, half the unit's rate
+            raw = out_of_fold(
+                t, all_designs["shipped"], y=soft_labels(t, float(name.removeprefix("soft")))
+            )
         elif name.startswith("nested:"):
             # nested:a+b+c : the design chosen per left-out fold among a, b, c (inner folds)
             raw, _ = nested_out_of_fold(

@@ -5,6 +5,7 @@ state is the simulator's own (`request.live.live_state`)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -104,3 +105,26 @@ def test_may_open_reads_the_policy_bounds_not_the_ceiling():
     assert live.may_open(profile, load_policy_text(capped, "policy.yaml", LOCAL))
     never = POLICY_TEXT + f"autoscaling: {{profiles: {{{CLOSED}: {NEVER}}}}}\n"
     assert not live.may_open(profile, load_policy_text(never, "policy.yaml", LOCAL))
+
+
+async def test_a_replica_that_never_starts_fails_the_request_within_its_deadline(
+    ingress, engine_stream, monkeypatch
+):
+    """Serve holds a request for a closed profile while its replica starts; one that never
+    starts is cut after twice the priced TTFT plus a margin (shortened here): the call is
+    cancelled, the profile marked down (no longer routed to) and the client told (503)."""
+    from orchestrator.request.errors import RequestError
+    from orchestrator.serving import request_run
+
+    monkeypatch.setattr(request_run, "OPEN_DEADLINE_FACTOR", 0.0)
+    monkeypatch.setattr(request_run, "OPEN_DEADLINE_MARGIN_S", 0.2)
+    _scaled_to_zero(ingress)
+    held = engine_stream([], hang=True)
+    ingress.handle.streams.append(held)
+    body = {"model": CLOSED, "messages": MESSAGES}
+    with pytest.raises(RequestError) as refused:
+        # without the deadline it would wait for ever: cut the test short instead
+        await asyncio.wait_for(serve_body(ingress, body, "chat", {"x-request-id": "r-n"}), 10)
+    assert refused.value.status == 503 and refused.value.code == "engine_unavailable"
+    assert held.cancelled
+    assert not _live(ingress).live.healthy  # down until a health check passes
