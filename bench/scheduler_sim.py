@@ -73,20 +73,55 @@ def light_ttft_p95(result, tenant: str, after_s: float = 0.0) -> float:
     return float(np.nanpercentile(out.ttft_s[mask], 95) * 1000)
 
 
-def compare(catalog, policy, base: list, seed: int) -> dict:
-    """Ours, the constant and the truth, with the scheduler and without (one trace)."""
+def windows(run, split_s: float) -> dict:
+    """Per policy, mean e2e and TTFT (ms) of the served requests arriving before `split_s`
+    and from it, with the share of all requests that arrived in each window."""
+    arrival = np.array([r.arrival_s for r in run.requests])
     out: dict = {}
-    for label, scheduler in (("scheduler", True), ("fifo", False)):
+    for name, r in run.policies.items():
+        served = r.outcome.profile >= 0
+        out[name] = {}
+        for key, sel in (("before", arrival < split_s), ("after", arrival >= split_s)):
+            m = served & sel
+            out[name][key] = {
+                "requests": int(sel.sum()),
+                "refused": int((sel & ~served).sum()),
+                "e2e_mean_ms": float(np.mean(r.outcome.e2e_s[m]) * 1000) if m.any() else None,
+                "ttft_mean_ms": float(np.mean(r.outcome.ttft_s[m]) * 1000) if m.any() else None,
+            }
+    return out
+
+
+def compare(
+    catalog,
+    policy,
+    base: list,
+    seed: int,
+    new_predictor=None,
+    variants=("scheduler", "fifo"),
+    split_s: float | None = None,
+    **sim_args,
+) -> dict:
+    """Ours, the constant and the truth, with the scheduler and without (one trace);
+    `new_predictor()`: a fresh predictor for each run (it learns online; default: the
+    active artifact); `split_s`: also mean e2e and TTFT of the requests arriving before and
+    from it (`windows`); `sim_args`: more arguments of `simulate` (e.g. `speed`)."""
+    out: dict = {}
+    for label in variants:
         run = simulate(
             catalog,
             policy,
             copy.deepcopy(base),
             policies=["ours", "oracle", "ours-constant"],
             seed=seed,
-            scheduler=scheduler,
+            scheduler=label == "scheduler",
+            predictor=new_predictor() if new_predictor else None,
+            **sim_args,
         )
         rows = {name: row(r.metrics) for name, r in run.policies.items()}
         out[label] = {"policies": rows, **gains(rows)}
+        if split_s is not None:
+            out[label]["windows"] = windows(run, split_s)
         out.setdefault("prediction_error", run.prediction)
         print(label, json.dumps(out[label], indent=1), file=sys.stderr, flush=True)
     return out
@@ -212,7 +247,29 @@ def main() -> int:
     return 0
 
 
+PLOT_METRICS = (
+    ("e2e_mean_ms", "mean e2e (s)"),
+    ("e2e_p95_ms", "e2e p95 (s)"),
+    ("ttft_p95_ms", "TTFT p95 (s)"),
+    ("cost_usd", "cost (USD)"),
+)
+
+
 def plot(result: dict, path: Path) -> None:
+    panels = {
+        f"{trace} x{found['setup']['rate_scale']:g}": found
+        for trace, found in result["traces"].items()
+    }
+    plot_compare(
+        panels,
+        path,
+        "ours fed a constant, the predictor, the truth; with the scheduler and without (FIFO)",
+    )
+
+
+def plot_compare(panels: dict, path: Path, title: str, metrics=PLOT_METRICS) -> None:
+    """One row of bars per panel (a `compare` result): constant, predictor, truth per metric,
+    FIFO grey and scheduler blue (the variants the panel holds)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -220,30 +277,25 @@ def plot(result: dict, path: Path) -> None:
 
     names = ["ours-constant", "ours", "oracle"]
     labels = ["constant", "predictor", "truth"]
-    metrics = [
-        ("e2e_mean_ms", "mean e2e (s)"),
-        ("e2e_p95_ms", "e2e p95 (s)"),
-        ("ttft_p95_ms", "TTFT p95 (s)"),
-        ("cost_usd", "cost (USD)"),
-    ]
-    traces = result["traces"]
-    fig, axes = plt.subplots(len(traces), len(metrics), figsize=(15, 3.6 * len(traces)))
-    for row_axes, (trace, found) in zip(axes, traces.items(), strict=True):
-        s = found["setup"]
-        for ax, (key, title) in zip(row_axes, metrics, strict=True):
+    fig, axes = plt.subplots(
+        len(panels), len(metrics), figsize=(15, 3.6 * len(panels)), squeeze=False
+    )
+    for row_axes, (label, found) in zip(axes, panels.items(), strict=True):
+        variants = [v for v in ("fifo", "scheduler") if v in found]
+        width = 0.8 / len(variants)
+        for ax, (key, name) in zip(row_axes, metrics, strict=True):
             x = np.arange(len(names))
-            for k, (variant, color) in enumerate((("fifo", "tab:gray"), ("scheduler", "tab:blue"))):
+            for k, variant in enumerate(variants):
                 vals = [found[variant]["policies"][n][key] for n in names]
                 if key != "cost_usd":
                     vals = [v / 1000 for v in vals]
-                ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, color=color, label=variant)
+                color = "tab:gray" if variant == "fifo" else "tab:blue"
+                offset = (k - (len(variants) - 1) / 2) * width
+                ax.bar(x + offset, vals, width, color=color, label=variant)
             ax.set_xticks(x, labels)
-            ax.set_title(f"{trace} x{s['rate_scale']:g}: {title}", fontsize=9)
+            ax.set_title(f"{label}: {name}", fontsize=9)
         row_axes[0].legend(fontsize=8)
-    fig.suptitle(
-        "ours fed a constant, the predictor, the truth; with the scheduler and without (FIFO)",
-        fontsize=10,
-    )
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

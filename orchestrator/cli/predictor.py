@@ -31,6 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
     train.add_argument("--seed", type=int, default=7)
     train.add_argument(
+        "--leave-out",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="train without this source of the shared data (repeatable; needs --out): an "
+        "artifact to evaluate or simulate on that source honestly (skips the LOSO table)",
+    )
+    train.add_argument(
         "--no-loso",
         action="store_true",
         help="skip the leave-one-source-out evaluation (the headline; a few minutes)",
@@ -158,13 +166,21 @@ def _run_loso(root: Path, seed: int, curve: bool) -> dict[str, Any]:
 
 def _train(args: argparse.Namespace) -> int:
     from orchestrator.predict.artifact import DEFAULT_ARTIFACT_DIR
-    from orchestrator.predict.offline.data import data_available
+    from orchestrator.predict.offline.data import SOURCES, data_available
     from orchestrator.predict.offline.evaluate import format_table
     from orchestrator.predict.offline.loso import loso_summary
     from orchestrator.predict.offline.table import cached_table
     from orchestrator.predict.offline.train import TrainConfig, train, write_heldout
     from orchestrator.predict.store import PredictorStore
 
+    if args.leave_out:
+        unknown = sorted(set(args.leave_out) - set(SOURCES))
+        if unknown:
+            return _err(f"--leave-out {', '.join(unknown)}: not a source ({', '.join(SOURCES)})")
+        if args.out is None:
+            return _err("--leave-out needs --out (it must not replace the shipped artifact)")
+        if args.from_traffic:
+            return _err("--leave-out trains on the shared data only (not with --from-traffic)")
     if not data_available(args.data):
         return _err(f"shared training data not found under {args.data}")
     # refused before minutes of training (their parents are created)
@@ -175,8 +191,10 @@ def _train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(seed=args.seed, all_data=args.all_data)
     started = time.perf_counter()
     extra: dict[str, Any] = {}
+    if args.leave_out:
+        extra["left_out_sources"] = sorted(set(args.leave_out))
     loso_result = None
-    if not args.no_loso:
+    if not args.no_loso and not args.leave_out:
         loso_result = _run_loso(args.data, args.seed, curve=False)
         extra["loso"] = loso_summary(loso_result)
     if args.from_traffic:
@@ -192,9 +210,12 @@ def _train(args: argparse.Namespace) -> int:
             evaluate_heldout=not args.no_eval,
         )
     else:
+        table = cached_table(args.data)
+        if args.leave_out:
+            table = table.without_sources(args.leave_out)
         result = train(
             cfg,
-            table=cached_table(args.data),
+            table=table,
             evaluate_heldout=not args.no_eval,
             extra_meta=extra,
             progress=_progress,

@@ -75,6 +75,12 @@ def register(sub: Any) -> None:
         "median) for every request, or the true lengths",
     )
     p.add_argument(
+        "--predictor-artifact",
+        default=None,
+        help="predictor artifact folder ours reads (default: the active one); e.g. one "
+        "trained without the trace's source (`orchestrator predictor train --leave-out`)",
+    )
+    p.add_argument(
         "--no-scheduler",
         action="store_true",
         help="ours and the oracle wait in FIFO queues (Serve's and vLLM's defaults) instead "
@@ -139,6 +145,26 @@ def _weights(text: str | None) -> dict[str, float] | None:
     return out
 
 
+def _predictor(folder: str | None) -> Any:
+    """The predictor read from `folder` (no calibration store: the run learns online from
+    its own traffic), or None (the active artifact)."""
+    if folder is None:
+        return None
+    from pathlib import Path
+
+    from orchestrator.predict.artifact import ArtifactError
+    from orchestrator.predict.predictor import Predictor
+
+    if not Path(folder).is_dir():
+        raise ValueError(f"--predictor-artifact {folder}: not a folder")
+    try:
+        return Predictor(folder, store=None)
+    except (ArtifactError, OSError) as exc:
+        raise ValueError(
+            f"--predictor-artifact {folder}: not a predictor artifact ({exc})"
+        ) from None
+
+
 class _Bar:
     """A rich progress bar on a terminal; silent otherwise."""
 
@@ -197,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if unknown:
             raise ValueError(f"--speed: no profile {', '.join(unknown)} in the catalog")
+        predictor = _predictor(args.predictor_artifact)
         requests = load_traffic(args.trace, seed=args.seed)
     except (ValueError, ConfigError, OSError, PromptDataMissing, CliError) as exc:
         return fail(str(exc))
@@ -225,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
             prediction=args.prediction,
             scheduler=not args.no_scheduler,
             speed=speed,
+            predictor=predictor,
         )
     except ValueError as exc:
         return fail(str(exc))

@@ -77,12 +77,19 @@ def _mean_ms(values: np.ndarray) -> float | None:
 
 
 def prediction_error(t: Targets) -> dict[str, float]:
-    """Median relative error of p50 and the share of true lengths at or under p90."""
+    """Median relative error of p50, the share of true lengths at or under p90, and the rank
+    correlation (Spearman) of p50 with the true length (what ordering by it can use; NaN when
+    either side is constant)."""
+    from scipy.stats import spearmanr
+
     truth = np.maximum(t.output_tokens, 1)
     rel = np.abs(t.predicted_p50 - truth) / truth
+    varied = len(truth) > 1 and np.ptp(truth) > 0 and np.ptp(t.predicted_p50) > 0
+    rho = float(spearmanr(t.predicted_p50, truth).statistic) if varied else float("nan")
     return {
         "p50_median_relative_error": float(np.median(rel)),
         "p90_coverage": float(np.mean(truth <= t.predicted_p90)),
+        "p50_spearman": rho,
     }
 
 

@@ -74,7 +74,7 @@ def _text(prompt: Any) -> str:
     return prompt if isinstance(prompt, str) else json.dumps(prompt)
 
 
-def _raw_prompts(root: Path) -> list[tuple[str, str, str]]:
+def labelled_prompts(root: Path) -> list[tuple[str, str, str]]:
     """(text, tier, source) of every real prompt in the shared data."""
     out: list[tuple[str, str, str]] = []
     alpaca = json.loads((root / _HISTORY_ANSWERS).read_text(encoding="utf-8"))
@@ -111,7 +111,7 @@ class PromptPool:
         from orchestrator.predict.tokenizer import load_default_tokenizer
 
         tok = load_default_tokenizer()
-        raw = _raw_prompts(root)
+        raw = labelled_prompts(root)
         counts = [len(e.ids) for e in tok.encode_batch([t for t, _, _ in raw])]
         self.prompts = [
             PoolPrompt(t, n + _TEMPLATE_TOKENS, tier, src)

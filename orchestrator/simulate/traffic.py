@@ -22,8 +22,10 @@ times (spread over the gap to the next arrival), x0.5 keeps every other one on a
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import sqlite3
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -44,25 +46,40 @@ def _parse_ts(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
+def read_azure(path: Path | str) -> Iterator[tuple[float, int, int]]:
+    """(arrival time in epoch seconds, context tokens, generated tokens) per trace row."""
+    with Path(path).open(encoding="utf-8") as f:
+        for rec in csv.DictReader(f):
+            yield (
+                _parse_ts(rec["TIMESTAMP"]),
+                int(rec["ContextTokens"]),
+                int(rec["GeneratedTokens"]),
+            )
+
+
 def load_azure(path: Path, pool: PromptPool, *, seed: int = 0) -> list[SimRequest]:
     rng = np.random.default_rng(seed)
     rows: list[SimRequest] = []
-    with Path(path).open(encoding="utf-8") as f:
-        for rec in csv.DictReader(f):
-            ctx, out = int(rec["ContextTokens"]), int(rec["GeneratedTokens"])
-            body = pool.body_for(ctx, rng)
-            rows.append(
-                SimRequest(
-                    0,
-                    _parse_ts(rec["TIMESTAMP"]),
-                    body.body,
-                    max(ctx, 1),
-                    max(out, 1),
-                    tier=body.tier,
-                    body_key=body.key,
-                )
+    for at, ctx, out in read_azure(path):
+        body = pool.body_for(ctx, rng)
+        rows.append(
+            SimRequest(
+                0,
+                at,
+                body.body,
+                max(ctx, 1),
+                max(out, 1),
+                tier=body.tier,
+                body_key=body.key,
             )
+        )
     return finish(rows)
+
+
+def _content_key(body: dict[str, Any]) -> bytes:
+    """Equal bodies share one key (the predictor featurizes each distinct body once)."""
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def load_jsonl(path: Path) -> list[SimRequest]:
@@ -96,7 +113,7 @@ def load_jsonl(path: Path) -> list[SimRequest]:
                     max(out, 1),
                     tenant=d.get("tenant", "default"),
                     tier=d.get("tier", "small"),
-                    body_key=("jsonl", n),
+                    body_key=_content_key(body),
                 )
             )
     return finish(rows)
@@ -215,6 +232,26 @@ def load_traffic(path: Path | str, pool_factory: Any = None, *, seed: int = 0) -
         raise ValueError(f"{path}: unreadable ledger ({exc})") from None
 
 
+def scale_arrivals(
+    times: Sequence[float], rate_scale: float, *, seed: int = 0
+) -> list[tuple[int, float]]:
+    """The arrivals at `rate_scale` times the rate, keeping the trace's shape: (index of the
+    original arrival, new time) pairs, unsorted; each arrival is emitted `int(rate_scale)`
+    times, once more with probability of the fraction, the copies spread over the gap to the
+    next arrival (the first at its own time). `times` sorted ascending."""
+    if rate_scale <= 0:
+        raise ValueError("rate_scale must be > 0")
+    rng = np.random.default_rng([seed, 7])
+    out: list[tuple[int, float]] = []
+    end = times[-1] if len(times) else 0.0
+    for i, at in enumerate(times):
+        gap = (times[i + 1] if i + 1 < len(times) else end + 1.0) - at
+        copies = int(rate_scale) + (1 if rng.random() < rate_scale - int(rate_scale) else 0)
+        for c in range(copies):
+            out.append((i, at + (gap * rng.random() if c else 0.0)))
+    return out
+
+
 def rescale(
     requests: list[SimRequest],
     *,
@@ -222,19 +259,12 @@ def rescale(
     duration_s: float | None = None,
     seed: int = 0,
 ) -> list[SimRequest]:
-    """Cut to the first `duration_s` seconds, then multiply the arrival rate by `rate_scale`."""
+    """Cut to the first `duration_s` seconds, then multiply the arrival rate by `rate_scale`
+    (`scale_arrivals`)."""
     if rate_scale <= 0:
         raise ValueError("rate_scale must be > 0")
     rows = [r for r in requests if duration_s is None or r.arrival_s < duration_s]
     if rate_scale == 1.0:
         return [replace(r) for r in rows]
-    rng = np.random.default_rng([seed, 7])
-    out: list[SimRequest] = []
-    end = rows[-1].arrival_s if rows else 0.0
-    for i, r in enumerate(rows):
-        gap = (rows[i + 1].arrival_s if i + 1 < len(rows) else end + 1.0) - r.arrival_s
-        copies = int(rate_scale) + (1 if rng.random() < rate_scale - int(rate_scale) else 0)
-        for c in range(copies):
-            at = r.arrival_s + (gap * rng.random() if c else 0.0)
-            out.append(replace(r, arrival_s=at))
-    return finish(out)
+    scaled = scale_arrivals([r.arrival_s for r in rows], rate_scale, seed=seed)
+    return finish([replace(rows[i], arrival_s=at) for i, at in scaled])

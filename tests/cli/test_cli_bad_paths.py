@@ -18,7 +18,7 @@ from orchestrator.cli import build_parser, main
 PATH_DESTS = {
     "deployments", "policy", "ledger", "paths", "file", "old", "new", "output", "out",
     "heldout_out", "data", "shared", "artifact", "input", "values", "trace", "report",
-    "demand",
+    "demand", "predictor_artifact",
 }  # fmt: skip
 OUTPUT_DESTS = {"output", "out", "heldout_out", "report"}
 # inputs that may legitimately be absent or empty (a ledger before the first request:

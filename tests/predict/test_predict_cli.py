@@ -105,3 +105,11 @@ def test_eval_rejects_malformed_files(tmp_path, capsys):
     data.write_text('{"request": {"messages": []}}\n')
     assert main(["predictor", "eval", "--data", str(data)]) == 2
     assert "bad.jsonl:1" in capsys.readouterr().err
+
+
+def test_train_leave_out_refuses_bad_use_before_training(tmp_path, capsys):
+    assert main(["predictor", "train", "--leave-out", "arena_hard"]) == 2
+    assert "--leave-out needs --out" in capsys.readouterr().err
+    out = str(tmp_path / "art")
+    assert main(["predictor", "train", "--leave-out", "sharegpt", "--out", out]) == 2
+    assert "not a source" in capsys.readouterr().err

@@ -91,3 +91,26 @@ def test_shared_data_loads_with_prompt_groups():
     two_turn = [e for e in examples if len(e.messages) == 3]
     assert two_turn and all(e.messages[1][0] == "assistant" and e.answer for e in two_turn)
     assert "gpt-4-1106-preview" in {e.model for e in examples if e.source == "alpaca_eval"}
+
+
+def test_a_left_out_source_leaves_nothing_in_the_table():
+    from orchestrator.predict.offline.table import featurize_examples
+
+    table = featurize_examples(synthetic_examples(sources=("alpaca_eval", "gsm8k"), prompts=8))
+    kept = table.without_sources(["gsm8k"])
+    assert set(kept.row_source) == {"alpaca_eval"}
+    assert kept.groups == [g for g in table.groups if int(g.split(":")[1]) % 2 == 0]
+    assert len(kept.requests) == len(kept.lexical_ids) == len(kept.vectors) == 4
+    # every row still points at its own request, answered by the same text and length
+    for i in range(len(kept.row_request)):
+        body = kept.requests[kept.row_request[i]]
+        assert "essay" in body["messages"][0]["content"]
+    assert sorted(kept.row_tokens) == sorted(table.row_tokens[table.row_source == "alpaca_eval"])
+
+
+@pytest.mark.skipif(not data_available(SHARED_DATA), reason=f"shared data absent: {SHARED_DATA}")
+def test_examples_of_chosen_sources_only():
+    examples = load_examples(SHARED_DATA, sources=["arena_hard"])
+    assert {e.source for e in examples} == {"arena_hard"} and len(examples) == 750
+    with pytest.raises(ValueError, match="unknown source"):
+        load_examples(SHARED_DATA, sources=["sharegpt"])

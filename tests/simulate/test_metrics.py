@@ -71,6 +71,8 @@ def test_prediction_error():
     e = prediction_error(_targets())
     assert e["p90_coverage"] == pytest.approx(0.75)  # only the last (40 > 30) misses
     assert e["p50_median_relative_error"] == pytest.approx(0.25)  # median of 0, .5, 0, .5
+    # ranks of p50 (1.5, 1.5, 4, 3) against (1, 2, 3, 4): 3.5 / sqrt(4.5 * 5)
+    assert e["p50_spearman"] == pytest.approx(3.5 / (4.5 * 5) ** 0.5)
 
 
 def test_saving_against_the_cheapest_baseline_at_our_quality():

@@ -128,3 +128,23 @@ tenants:
     plain = res.policies["static"].metrics["served_by_profile"]
     assert list(plain) == ["deepseek-r1-nvfp4-mtp"]  # plain: one strong profile for all
     assert any("ignore tenants' allowed_profiles" in n for n in res.notes)
+
+
+def test_predictor_artifact_is_what_ours_reads(tmp_path, capsys):
+    import shutil
+
+    from orchestrator.predict.artifact import DEFAULT_ARTIFACT_DIR
+
+    trace, policy = _trace(tmp_path, n=40)
+    longer = tmp_path / "longer"
+    shutil.copytree(DEFAULT_ARTIFACT_DIR, longer)
+    meta = json.loads((longer / "meta.json").read_text())
+    meta["p50_shift"] += 2.0  # every p50 e^2 = 7.4x longer
+    (longer / "meta.json").write_text(json.dumps(meta))
+    errors = []
+    for extra in ((), ("--predictor-artifact", str(longer))):
+        assert _simulate(trace, policy, "--baselines", "none", "--json", *extra) == 0
+        errors.append(json.loads(capsys.readouterr().out)["prediction_error"])
+    assert errors[1]["p50_median_relative_error"] > errors[0]["p50_median_relative_error"] + 1
+    assert _simulate(trace, policy, "--predictor-artifact", str(tmp_path)) == 2
+    assert "not a predictor artifact" in capsys.readouterr().err

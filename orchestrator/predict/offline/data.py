@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,11 +181,25 @@ def _mt_bench(root: Path) -> Iterator[Example]:
             )
 
 
-def load_examples(root: Path = SHARED_DATA) -> list[Example]:
-    """All examples, in a fixed order (deterministic training)."""
+_READERS = {
+    "alpaca_eval": _alpaca,
+    "arena_hard": _arena,
+    "arena_hard_v01": _arena_v01,
+    "gsm8k": _gsm8k,
+    "mt_bench": _mt_bench,
+}
+
+
+def load_examples(root: Path = SHARED_DATA, sources: Iterable[str] = SOURCES) -> list[Example]:
+    """The examples of `sources` (default all), in a fixed order (deterministic training)."""
     if not data_available(root):
         raise FileNotFoundError(f"shared training data not found under {root}")
+    wanted = set(sources)
+    unknown = sorted(wanted - set(SOURCES))
+    if unknown:
+        raise ValueError(f"unknown source(s) {', '.join(unknown)}; choose from {SOURCES}")
     out: list[Example] = []
-    for reader in (_alpaca, _arena, _arena_v01, _gsm8k, _mt_bench):
-        out.extend(reader(root))
+    for name in SOURCES:
+        if name in wanted:
+            out.extend(_READERS[name](root))
     return out

@@ -83,6 +83,36 @@ class Table:
             row_source=self.row_source[keep],
         )
 
+    def without_sources(self, names: Iterable[str]) -> Table:
+        """The table with every request and row of the sources `names` removed (nothing of
+        them left: no text, no weak label), the rest renumbered in their order."""
+        drop = set(names)
+        gone = np.isin(self.row_source, list(drop))
+        keep_req = np.ones(len(self.groups), dtype=bool)
+        keep_req[self.row_request[gone]] = False
+        keep_req[self.row_request[~gone]] = True  # a request answered in a kept source stays
+        new_index = np.cumsum(keep_req) - 1
+        picked = np.where(keep_req)[0]
+        rows = self.subset_rows(~gone)
+        return replace(
+            rows,
+            vectors=self.vectors[keep_req],
+            lexical_ids=[self.lexical_ids[i] for i in picked],
+            phrase_ids=[self.phrase_ids[i] for i in picked],
+            groups=[self.groups[i] for i in picked],
+            reasoning=self.reasoning[keep_req],
+            requests=[self.requests[i] for i in picked],
+            row_request=new_index[rows.row_request],
+        )
+
+
+def answer_tokens(answers: list[str], tok: Any = None) -> np.ndarray:
+    """Output tokens of each answer text: its count in the default tokenizer, no special
+    tokens (what the predictor is trained to predict)."""
+    tok = tok or load_default_tokenizer()
+    encoded = tok.encode_batch_fast(answers, add_special_tokens=False)
+    return np.asarray([len(e.ids) for e in encoded], dtype=np.int64)
+
 
 def featurize_examples(examples: list[Example]) -> Table:
     """Featurize offline examples (one featurization per unique request)."""
@@ -109,7 +139,6 @@ def featurize_examples(examples: list[Example]) -> Table:
             labels.append(ex.reasoning)
             bodies.append(body)
         row_req.append(index[key])
-    encoded = tok.encode_batch_fast([ex.answer for ex in examples], add_special_tokens=False)
     width = len(FEATURE_NAMES)
     return Table(
         vectors=np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, width)),
@@ -119,7 +148,7 @@ def featurize_examples(examples: list[Example]) -> Table:
         reasoning=np.asarray(labels, dtype=np.int64),
         requests=bodies,
         row_request=np.asarray(row_req, dtype=np.int64),
-        row_tokens=np.asarray([len(e.ids) for e in encoded], dtype=np.int64),
+        row_tokens=answer_tokens([ex.answer for ex in examples], tok),
         row_model=np.asarray([ex.model for ex in examples]),
         row_source=np.asarray([ex.source for ex in examples]),
     )
