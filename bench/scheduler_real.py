@@ -237,6 +237,12 @@ def main() -> int:
         default=0.25,
         help="share of the window the long requests arrive in (1: a steady mix)",
     )
+    ap.add_argument(
+        "--short-work-tokens",
+        type=int,
+        default=None,
+        help="override the default policy's scheduling.short_work_tokens (0: no short lane)",
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmark" / "scheduler_real"))
     args = ap.parse_args()
     catalog = load_catalog(DEFAULT_DEPLOYMENTS)
@@ -245,6 +251,8 @@ def main() -> int:
     reqs = workload(args.short, args.long, args.spread, args.seed, args.long_share)
     slots = LiveViews(catalog, {profile.name: 1}, LoadBook(), LatencyScales()).slots(profile.name)
     product = SchedulingSettings.of(default_policy(catalog))
+    if args.short_work_tokens is not None:
+        product = replace(product, short_work_tokens=args.short_work_tokens)
     with profile_environment(profile):
         pe = ProfileEngine.start(profile)
         try:
