@@ -401,8 +401,10 @@ def start_cluster(
     return proc, base
 
 
-def deploy(spec: dict, work: Path, env: dict) -> None:
-    servers.run_python(EXTRA_APPS, json.dumps(spec), log=work / f"{spec['app']}.log", env=env)
+def deploy(spec: dict, work: Path, env: dict, server: subprocess.Popen) -> None:
+    """Run an extra app into `server`'s Ray cluster (named: see `servers.cluster_env`)."""
+    servers.run_python(EXTRA_APPS, json.dumps(spec), log=work / f"{spec['app']}.log",
+                       env=servers.cluster_env(server, env))  # fmt: skip
 
 
 def start_py_spy(pids: list[int], out: Path, block: int) -> subprocess.Popen:
@@ -507,7 +509,7 @@ def main() -> None:
         deploy(
             {"app": "plain", "deployments": str(STUB_CATALOG),
              "engine": "orchestrator.serving.stub_engine:StubEngine"},
-            work, env,
+            work, env, server,
         )  # fmt: skip
         urls = {"orchestrator": base, "plain": f"{base}/plain"}
         # plain Serve LLM knows the profile's model id only; orchestrator serves the family
@@ -518,7 +520,7 @@ def main() -> None:
                     "deployments": str(STUB_CATALOG), "ledger": ledger,
                     "policy": str(ROOT / "policies" / "default.yaml"),
                     "ingress_min_replicas": 2, "ingress_max_replicas": 2}},
-                work, env,
+                work, env, server,
             )  # fmt: skip
             urls["orch2"] = f"{base}/orch2"
         for side, url in urls.items():

@@ -25,14 +25,16 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 
 from orchestrator.paths import SHARED_DATA
-from orchestrator.predict.difficulty import OPTION_FEATURES
+from orchestrator.predict.difficulty import OPTION_FEATURES, token_rarity, word_pieces
 from orchestrator.predict.offline import difficulty_eval as ev
 from orchestrator.predict.offline import difficulty_fit as fit
 from orchestrator.predict.offline.difficulty_data import load_outcomes, outcomes_available
 
 L2 = fit.L2
 HASH_BITS = 14
-DEFAULT_VARIANTS = (  # "base": the shipped features (`difficulty_fit.featurize`)
+DEFAULT_VARIANTS = (  # "base": the shipped features (`difficulty_fit.featurize`), one L2 for
+    # every column (the previous artifact); "shipped": the embedding's columns x EMBEDDING_L2
+    "shipped",
     "base",
     "without_option_similarity",
     "qtype",
@@ -58,6 +60,16 @@ _QTYPE = {
     "negated": re.compile(r"\b(?:not|except|least|false|incorrect)\b", re.I),
 }
 _OPTIONS = re.compile(r"^[A-D][.)] ?(.*)$", re.MULTILINE)
+_UNIT = re.compile(
+    r"\d\s*(?:%|kg|g|mg|m|cm|mm|km|s|ms|min|h|J|kJ|W|kW|N|Pa|atm|K|mol|M|L|mL|V|A|Hz|"
+    r"eV|C|°C|°F|\$|dollars?|years?|m/s)\b"
+)
+_FORMULA = re.compile(r"[\\^_]|\bsqrt\b|\blog\b|\bsin\b|\bcos\b|[a-z]\([a-z]\)")
+_PASSAGE = re.compile(
+    r"\b(?:passage|excerpt|following information|the following (?:text|poem|quote|statement)|"
+    r"read the)\b",
+    re.I,
+)
 
 
 def token_bag(t: fit.Table, vocab: int) -> sp.csr_matrix:
@@ -108,6 +120,56 @@ def question_type(texts: list[str]) -> np.ndarray:
             out[i, -2] = np.log((sizes.max() + 1) / (sizes.min() + 1))
             out[i, -1] = float(np.argmax(sizes)) / 3
     return out
+
+
+def structure(t: fit.Table, texts: list[str], tokenizer_text: str) -> np.ndarray:
+    """Structural features: token rarity (`token_rarity`, shipped since format 4), computation
+    (units, formula marks, numbers in the stem, options with digits), option words (mean words per
+    option, single-word options, sentence options), a reading passage (stem lines, passage
+    words, stem longer than 600 characters)."""
+    from tokenizers import Tokenizer
+
+    piece = word_pieces(Tokenizer.from_str(tokenizer_text))
+    out = np.zeros((len(texts), 14))
+    for i, (text, ids) in enumerate(zip(texts, t.token_ids, strict=True)):
+        out[i, :4] = token_rarity(ids, t.token_weight, piece)  # shipped since format 4
+        m = _OPTIONS.search(text)
+        stem = text[: m.start()] if m else text
+        out[i, 4] = np.log1p(len(_UNIT.findall(text)))
+        out[i, 5] = np.log1p(len(_FORMULA.findall(text)))
+        out[i, 6] = np.log1p(len(re.findall(r"\d+", stem)))
+        opts = _OPTIONS.findall(text)
+        if len(opts) >= 2:
+            nw = np.array([len(o.split()) for o in opts], float)
+            out[i, 7] = np.mean([any(c.isdigit() for c in o) for o in opts])
+            out[i, 8] = np.log1p(nw.mean())
+            out[i, 9] = (nw <= 1).mean()
+            out[i, 10] = np.mean([o.rstrip().endswith(".") for o in opts])
+        out[i, 11] = np.log1p(stem.count("\n"))
+        out[i, 12] = float(bool(_PASSAGE.search(stem)))
+        out[i, 13] = float(len(stem) > 600)
+    return out
+
+
+def gbm_logits(x: np.ndarray, y: np.ndarray, tr: np.ndarray, te: np.ndarray) -> np.ndarray:
+    """A small LightGBM (one thread) on x[tr]; raw scores of x[te]."""
+    import lightgbm as lgb
+
+    params = {
+        "objective": "binary",
+        "learning_rate": 0.05,
+        "num_leaves": 15,
+        "min_data_in_leaf": 80,
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "lambda_l2": 1.0,
+        "num_threads": 1,
+        "verbose": -1,
+        "seed": 0,
+    }
+    booster = lgb.train(params, lgb.Dataset(x[tr], y[tr]), num_boost_round=300)
+    return booster.predict(x[te], raw_score=True)
 
 
 def logistic(x, y: np.ndarray, l2: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
@@ -188,6 +250,7 @@ def designs(
     grams = word_ngrams(texts) if any("ngrams" in v for v in only) else None
     split = split_embedding(t, texts, static) if "split_embedding" in only else None
     length = length_signal(outcomes or []) if "length_signal" in only else None
+    struct = structure(t, texts, fit.tokenizer_json()) if any("struct" in v for v in only) else None
 
     def standardized(*blocks: np.ndarray) -> Callable:
         x = np.hstack(blocks)
@@ -222,18 +285,60 @@ def designs(
         return make
 
     base = standardized(dense)
+
+    def block_l2(inner: Callable, emb: float, rest: float, width: int | None = None) -> Design:
+        """Per-block penalty: the first `width` (embedding) columns x emb, the others x rest."""
+        width = t.embedding.shape[1] if width is None else width
+
+        def make(tr: np.ndarray, te: np.ndarray):
+            a, b, l2, tr = inner(tr, te)
+            l2 = l2.copy()
+            l2[:width] *= emb
+            l2[width:] *= rest
+            return a, b, l2, tr
+
+        return make
+
+    blocks = {  # "l2_emb3_rest0.3": the embedding's penalty x3, the other columns' x0.3
+        n: block_l2(base, float(n.split("_emb")[1].split("_")[0]), float(n.split("_rest")[1]))
+        for n in only
+        if n.startswith("l2_emb")
+    }
     plus_q = standardized(dense, qtype)
     out: dict[str, Design] = {
         "base": base,
+        "shipped": block_l2(base, fit.EMBEDDING_L2, 1.0),
         "without_option_similarity": standardized(dense[:, : -len(OPTION_FEATURES)]),
         "qtype": plus_q,
         "mc_interact": standardized(dense, is_mc, t.lexical * is_mc),
         "mmlu_only": mmlu_only(base),
+        **blocks,
     }
     if split is not None:
         out["split_embedding"] = standardized(dense, split)
     if length is not None:
         out["length_signal"] = standardized(dense, length)
+    if any(n.startswith("pca") for n in only):
+        centred = static - static.mean(0)
+        _, _, vt = np.linalg.svd(centred[::4].astype(np.float64), full_matrices=False)
+        for n in only:  # "pca64_rest0.3[_struct]": the embedding on the static table's top PCs
+            if n.startswith("pca"):
+                k = int(n[3:].split("_")[0])
+                rest = float(n.split("_rest")[1].split("_")[0])
+                emb = (t.embedding - static.mean(0)) @ vt[:k].T
+                extra = [structure(t, texts, fit.tokenizer_json())] if "struct" in n else []
+                make = standardized(emb, t.lexical, *extra)
+                out[n] = block_l2(make, 1.0, rest, k)
+    if struct is not None:
+        out["struct"] = standardized(dense, struct)
+        out["struct_rarity"] = standardized(dense, struct[:, :4])
+        out["struct_compute"] = standardized(dense, struct[:, 4:8])
+        out["struct_options"] = standardized(dense, struct[:, 7:11])
+        out["struct_passage"] = standardized(dense, struct[:, 11:])
+        for n in only:  # "struct_l2_emb3_rest0.3", "struct_rarity_l2_emb3_rest1"
+            if n.startswith("struct") and "_l2_emb" in n:
+                emb, rest = float(n.split("_emb")[1].split("_")[0]), float(n.split("_rest")[1])
+                out[n] = block_l2(out[n.split("_l2_emb")[0]], emb, rest)
     if bag is not None:
         for scale in (10, 30, 100, 300):
             out[f"tokens_x{scale}"] = with_sparse(base, bag, float(scale))
@@ -249,8 +354,19 @@ def subject_weights(t: fit.Table) -> np.ndarray:
     return 1.0 / counts[inv]
 
 
-def out_of_fold(t: fit.Table, make: Design, weight: np.ndarray | None = None) -> np.ndarray:
+def soft_labels(t: fit.Table, keep: float) -> np.ndarray:
+    """Each label mixed with its unit's (subject's, source's) rate: keep x label + (1 - keep) x
+    rate, so the embedding learns which topics are hard rather than which items."""
     y = t.labels["weak"]
+    _, inv = np.unique(t.unit, return_inverse=True)
+    rate = np.bincount(inv, weights=y) / np.bincount(inv)
+    return keep * y + (1 - keep) * rate[inv]
+
+
+def out_of_fold(
+    t: fit.Table, make: Design, weight: np.ndarray | None = None, y: np.ndarray | None = None
+) -> np.ndarray:
+    y = t.labels["weak"] if y is None else y
     raw = np.zeros(len(y))
     for k in sorted(set(t.fold.tolist())):
         te, tr = np.flatnonzero(t.fold == k), np.flatnonzero(t.fold != k)
@@ -258,6 +374,127 @@ def out_of_fold(t: fit.Table, make: Design, weight: np.ndarray | None = None) ->
         wb = logistic(xtr, y[tr], l2, None if weight is None else weight[tr])
         raw[te] = xte @ wb[:-1] + wb[-1]
     return raw
+
+
+def pair_rows(t: fit.Table, tr: np.ndarray, n: int, within: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Sampled (failed, answered) row pairs among `tr` (seeded), within one unit if `within`."""
+    rng = np.random.default_rng(1)
+    y = t.labels["weak"][tr]
+    if not within:
+        bad, good = tr[y == 0], tr[y == 1]
+        return rng.choice(bad, n), rng.choice(good, n)
+    units = t.unit[tr]
+    a, b = [], []
+    names = sorted(set(units.tolist()))
+    for u in names:
+        m = units == u
+        bad, good = tr[m & (y == 0)], tr[m & (y == 1)]
+        if len(bad) and len(good):
+            k = max(1, n * m.sum() // len(tr))
+            a.append(rng.choice(bad, k))
+            b.append(rng.choice(good, k))
+    return np.concatenate(a), np.concatenate(b)
+
+
+def ranked_logistic(
+    x: np.ndarray, y: np.ndarray, diff: np.ndarray, l2: np.ndarray, pair_weight: float
+) -> np.ndarray:
+    """Pointwise logistic plus `pair_weight` x a pairwise logistic on `diff` rows (answered
+    minus failed, no intercept): weights, bias."""
+    n, m = len(x), len(diff)
+
+    def loss(wb: np.ndarray) -> tuple[float, np.ndarray]:
+        w, bias = wb[:-1], wb[-1]
+        z = x @ w + bias
+        p = 1.0 / (1.0 + np.exp(-z))
+        zd = diff @ w
+        pd = 1.0 / (1.0 + np.exp(-zd))
+        value = float(
+            np.mean(np.logaddexp(0.0, z) - y * z)
+            + pair_weight * np.mean(np.logaddexp(0.0, -zd))
+            + 0.5 * (l2 * w) @ w
+        )
+        g = (p - y) / n
+        gd = -(1 - pd) * pair_weight / m
+        grad = x.T @ g + diff.T @ gd + l2 * w
+        return value, np.concatenate([grad, [g.sum()]])
+
+    res = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B",
+                   options={"maxiter": 500})  # fmt: skip
+    return res.x
+
+
+def pairwise_out_of_fold(
+    t: fit.Table, make: Design, pairs: int, within: bool, pair_weight: float
+) -> np.ndarray:
+    """Pointwise logistic plus `pair_weight` x a pairwise (ranking) logistic on sampled
+    (failed, answered) pairs: the pair rows are differences, with no intercept."""
+    y = t.labels["weak"]
+    raw = np.zeros(len(y))
+    for k in sorted(set(t.fold.tolist())):
+        te, tr = np.flatnonzero(t.fold == k), np.flatnonzero(t.fold != k)
+        xtr, xte, l2, tr = make(tr, te)
+        pos = {r: i for i, r in enumerate(tr.tolist())}
+        a, b = pair_rows(t, tr, pairs, within)
+        ia = np.array([pos[r] for r in a])
+        ib = np.array([pos[r] for r in b])
+        diff = xtr[ib] - xtr[ia]  # answered minus failed: should score higher (P ok)
+        wb = ranked_logistic(xtr, y[tr], diff, l2, pair_weight)
+        raw[te] = xte @ wb[:-1] + wb[-1]
+    return raw
+
+
+def gbm_out_of_fold(t: fit.Table, x: np.ndarray) -> np.ndarray:
+    y = t.labels["weak"]
+    raw = np.zeros(len(y))
+    for k in sorted(set(t.fold.tolist())):
+        te, tr = np.flatnonzero(t.fold == k), np.flatnonzero(t.fold != k)
+        raw[te] = gbm_logits(x, y, tr, te)
+    return raw
+
+
+def stacked(t: fit.Table, parts: list[np.ndarray]) -> np.ndarray:
+    """Blend out-of-fold logits: a logistic on them fitted on the other folds' rows only."""
+    y = t.labels["weak"]
+    x = np.column_stack(parts)
+    out = np.zeros(len(y))
+    for k in sorted(set(t.fold.tolist())):
+        te, rest = t.fold == k, t.fold != k
+        wb = logistic(x[rest], y[rest], np.zeros(x.shape[1]))
+        out[te] = x[te] @ wb[:-1] + wb[-1]
+    return out
+
+
+def nested_out_of_fold(t: fit.Table, makes: dict[str, Design]) -> tuple[np.ndarray, list[str]]:
+    """Out-of-fold logits where each left-out fold's design is chosen among `makes` by the
+    pooled MMLU AUC of an inner leave-one-fold-out run on the other folds only (no choice
+    sees the left-out fold)."""
+    y = t.labels["weak"]
+    raw = np.zeros(len(y))
+    picked = []
+    folds = sorted(set(t.fold.tolist()))
+    for k in folds:
+        te, tr = np.flatnonzero(t.fold == k), np.flatnonzero(t.fold != k)
+        best, best_auc = "", -1.0
+        for name, make in makes.items():
+            inner = np.zeros(len(y))
+            for j in folds:
+                if j == k:
+                    continue
+                ite, itr = np.flatnonzero(t.fold == j), tr[t.fold[tr] != j]
+                xtr, xte, l2, itr = make(itr, ite)
+                wb = logistic(xtr, y[itr], l2)
+                inner[ite] = xte @ wb[:-1] + wb[-1]
+            m = tr[t.source[tr] == "mmlu"]
+            score = ev.auc(-inner[m], 1 - y[m]) or 0.0
+            if score > best_auc:
+                best, best_auc = name, score
+        xtr, xte, l2, tr = makes[best](tr, te)
+        wb = logistic(xtr, y[tr], l2)
+        raw[te] = xte @ wb[:-1] + wb[-1]
+        picked.append(f"{k}:{best}")
+        print(f"  nested fold {k}: {best} (inner AUC {best_auc:.3f})", flush=True)
+    return raw, picked
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -327,17 +564,57 @@ def main() -> None:
 
     texts = [clip_text(o.text) for o in outcomes]
     names = args.variants.split(",") if args.variants else list(DEFAULT_VARIANTS)
-    all_designs = designs(t, texts, static, set(names), outcomes)
-    chosen = [n for n in names if n in all_designs or n.endswith("subject_balanced")]
+    parts = {p for n in names for p in n.removeprefix("nested:").split("+")} | {"shipped"}
+    all_designs = designs(t, texts, static, parts, outcomes)
+    special = ("subject_balanced", "gbm", "ensemble", "pairwise", "within_pairs", "nested:", "soft")
+    chosen = [n for n in names if n in all_designs or n.startswith(special)]
     results = {}
+    cache: dict[str, np.ndarray] = {}
+
+    def raw_of(name: str) -> np.ndarray:
+        if name not in cache:
+            cache[name] = out_of_fold(t, all_designs[name])
+        return cache[name]
+
+    struct = None
+    if any(n.startswith(("gbm", "ensemble")) for n in chosen):
+        struct = structure(t, texts, fit.tokenizer_json())
     for name in chosen:
         start = time.monotonic()
-        if name == "subject_balanced":
+        if name == "gbm_struct":
+            raw = cache.setdefault(name, gbm_out_of_fold(t, np.hstack([t.lexical, struct])))
+        elif name == "gbm_emb_struct":
+            centred = t.embedding - t.embedding.mean(0)
+            _, _, vt = np.linalg.svd(centred, full_matrices=False)
+            x = np.hstack([centred @ vt[:32].T, t.lexical, struct])
+            raw = cache.setdefault(name, gbm_out_of_fold(t, x))
+        elif name == "ensemble_struct":
+            if "gbm_struct" not in cache:
+                cache["gbm_struct"] = gbm_out_of_fold(t, np.hstack([t.lexical, struct]))
+            raw = stacked(t, [raw_of("base"), cache["gbm_struct"]])
+        elif name == "ensemble_emb_struct":
+            raw = stacked(t, [raw_of("base"), cache["gbm_emb_struct"]])
+        elif name.startswith("soft"):  # soft0.5: labels kept half, half the unit's rate
+            raw = out_of_fold(
+                t, all_designs["shipped"], y=soft_labels(t, float(name.removeprefix("soft")))
+            )
+        elif name.startswith("nested:"):
+            # nested:a+b+c : the design chosen per left-out fold among a, b, c (inner folds)
+            raw, _ = nested_out_of_fold(
+                t, {n: all_designs[n] for n in name.removeprefix("nested:").split("+")}
+            )
+        elif name.startswith(("pairwise", "within_pairs")):
+            # pairwise_w1 / within_pairs_w1 : pair weight 1, 40k pairs per fold
+            weight = float(name.rsplit("_w", 1)[1])
+            raw = pairwise_out_of_fold(
+                t, all_designs["base"], 40000, name.startswith("within"), weight
+            )
+        elif name == "subject_balanced":
             raw = out_of_fold(t, all_designs["base"], subject_weights(t))
         elif name == "sqrt_subject_balanced":
             raw = out_of_fold(t, all_designs["base"], np.sqrt(subject_weights(t)))
         else:
-            raw = out_of_fold(t, all_designs[name])
+            raw = raw_of(name)
         for cal, prob in calibrations(t, raw).items():
             row = summarize(t, prob)
             if cal == "platt":

@@ -36,6 +36,7 @@ from orchestrator.catalog import load_catalog  # noqa: E402
 from orchestrator.paths import DEFAULT_DEPLOYMENTS, DEFAULT_POLICY, SHARED_DATA  # noqa: E402
 from orchestrator.policy import load_policy  # noqa: E402
 from orchestrator.predict import Predictor  # noqa: E402
+from orchestrator.replica_model import LiveState  # noqa: E402
 from orchestrator.request import route_inputs  # noqa: E402
 from orchestrator.request.candidates import candidates_for_model  # noqa: E402
 from orchestrator.request.spec import caller_targets  # noqa: E402
@@ -114,7 +115,7 @@ def main() -> None:
         t1 = time.perf_counter()
         predicted = predict(incoming, catalog, predictor)
         t2 = time.perf_counter()
-        live = {n: route_inputs.live_state(True, 0, 1) for n in views}
+        live = {n: LiveState() for n in views}
         state = PlanState(
             policy=policy,
             catalog=catalog,

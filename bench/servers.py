@@ -131,6 +131,30 @@ def run_python(
     )
 
 
+def cluster_env(proc: subprocess.Popen, env: dict[str, str]) -> dict[str, str]:
+    """`env` with RAY_ADDRESS naming the GCS of the Ray cluster that `proc` (a server started
+    with `SERVER_PROCESS`) started, read from its raylet's command line. A script deploying
+    into that cluster then joins it, not whatever /tmp/ray/ray_current_cluster names (another
+    session's cluster, possibly dead: `ray.init(address="auto")` then hangs). A cluster that
+    `ray.init()` started uses token authentication unless RAY_AUTH_MODE says otherwise, and
+    Ray enables it for a named address only when told, so RAY_AUTH_MODE defaults to token."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry)) != proc.pid:
+                continue
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd and cmd[0].endswith(b"/raylet"):
+            for arg in cmd:
+                if arg.startswith(b"--gcs-address="):
+                    address = arg.split(b"=", 1)[1].decode()
+                    return {"RAY_AUTH_MODE": "token", **env, "RAY_ADDRESS": address}
+    raise RuntimeError(f"no raylet of server pid {proc.pid} found")
+
+
 def all_profiles_ready(response: httpx.Response) -> bool:
     """`GET /healthz` of `orchestrator serve` says every profile is ready."""
     return all(response.json()["profiles"].values())

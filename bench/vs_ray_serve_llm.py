@@ -279,7 +279,12 @@ def main() -> None:
         for app in ("plain", "plain-b") if args.aa else ("plain",):
             # the plain app(s), into the same Ray cluster and Serve proxy
             servers.run_python(
-                PLAIN_APP, str(catalog), app, log=work / f"{app}.log", env=env, timeout_s=1800
+                PLAIN_APP,
+                str(catalog),
+                app,
+                log=work / f"{app}.log",
+                env=servers.cluster_env(ours, env),
+                timeout_s=1800,
             )
             servers.wait_ready(f"{base}/{app}/v1/models", ours)
         print(f"both ready; {servers.outrank_servers()}; warming up", flush=True)

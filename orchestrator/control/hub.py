@@ -3,7 +3,8 @@
 Serve instantiates our policy classes (serve_policy.py) once per deployment, by value; the hub
 lives here, in a module imported by reference, so every deployment's policy of one app shares
 it. Each policy call files its context; `tick` runs `plan` at most once per
-`autoscaling.interval_s` on the latest contexts and keeps the decision and the planner state.
+`autoscaling.interval_s` on the latest contexts (at once when Serve started a replica of a
+profile planned at zero) and keeps the decision and the planner state.
 The policy comes through a `PolicyWatcher`, as the ingress's does, on the catalog read once
 when the hub is made (the ingress's catalog is fixed at start too), so both plan under the
 same policy version; each decision is published with it (`status.publish_decision`).
@@ -75,7 +76,8 @@ class Hub:
         with self._lock:
             policy = self.policy()
             interval = policy.spec.autoscaling.interval_s
-            if self._last_tick is not None and now - self._last_tick < interval:
+            due = self._last_tick is None or now - self._last_tick >= interval
+            if not due and not self._started_by_serve():
                 return self._decision
             if any(p.name not in self._contexts for p in policy.catalog.profiles):
                 return self._decision  # wait for the first context of every profile
@@ -89,6 +91,26 @@ class Hub:
             except Exception:
                 log.warning("controller decision callback failed", exc_info=True)
         return decision
+
+    def _started_by_serve(self) -> bool:
+        """A profile planned and seen at zero now runs a replica: Serve started it for a
+        request it held (its cold-start path skips our policy). Plan again at once, or the
+        stale target of zero would stop it before it serves."""
+        d = self._decision
+        if d is None:
+            return False
+        for name, ctx in self._contexts.items():
+            seen = self._state.profiles.get(name)
+            planned = d.targets.get(name)
+            if (
+                planned is not None
+                and planned.target == 0
+                and seen is not None
+                and seen.replicas_seen == 0
+                and int(ctx.current_num_replicas) > 0
+            ):
+                return True
+        return False
 
     def target(self, profile: str) -> int | None:
         d = self._decision

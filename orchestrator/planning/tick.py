@@ -17,7 +17,9 @@ Steps (docs/controller.md):
 5. hysteresis: a higher target applies after `scale_up_delay_s` (at once under pressure); a
    lower one after `scale_down_delay_s`, and only if the smaller set still serves the
    forecast load plus `scale_down_margin` (else one step, N -> N-1, if that fits; else hold).
-   A ceiling or resource limit the held set would break is applied at once.
+   A ceiling or resource limit the held set would break is applied at once. Replicas that
+   appear on a profile planned and seen at zero were started by Serve for requests it holds
+   (its cold-start path): they count as the current target, so they are held like any other.
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ def plan(
             below_since_s=timers[name][1],
             delivery=r.delivery,
             reason=why,
+            replicas_seen=r.obs.replicas_ready + r.obs.replicas_starting,
         )
     cost = sum(rows[n].price * t for n, t in targets.items())
     unserved = {f: round(s, 6) for f, s in ideal.unserved.items()}
@@ -225,6 +228,9 @@ def _row(
     delivery = prev.delivery if prev is not None else 1.0
     delivery = _update_delivery(p, o, delivery, knobs)
     current = prev.target if prev is not None else o.replicas_current
+    seen = o.replicas_ready + o.replicas_starting
+    if prev is not None and prev.target == 0 and prev.replicas_seen == 0 and seen > 0:
+        current = seen  # Serve started them for requests it held at zero (its cold start)
     return Row(
         profile=p,
         obs=o,

@@ -129,6 +129,9 @@ class ProfileState(_Frozen):
     below_since_s: float | None = None  # ... below `target` since
     delivery: float = Field(1.0, gt=0, description="delivered / modelled decode speed (EWMA)")
     reason: str = ""
+    replicas_seen: int = Field(
+        0, ge=0, description="replicas ready or starting when this target was set"
+    )
 
 
 class ScalingTickState(_Frozen):

@@ -8,7 +8,8 @@ left whole subjects out (Platt scaling of out-of-fold scores, `offline/difficult
 P(the weak model answers well) and P(the strong model answers well), learned from per-prompt
 outcomes of Mixtral-8x7B (weak) and GPT-4-1106 (strong) on MMLU, GSM8K and MT-Bench.
 
-Features: a static sentence embedding, a few lexical counts and, for a multiple-choice question
+Features: a static sentence embedding, a few lexical counts, how rare the message's tokens are
+(`token_rarity`) and, for a multiple-choice question
 (lines "A. ...", "B. ..."), its shape: stem and option lengths, numeric or overlapping options,
 "which of the following", roman-numeral and true/false items (`format_features`), and how the
 options sit against the stem in a small projection of the same token vectors
@@ -45,7 +46,7 @@ from tokenizers import Encoding, Tokenizer
 from orchestrator.concepts import TIER_RANK, QualityTier
 from orchestrator.predict.request import ParsedRequest
 
-DIFFICULTY_FORMAT = 3
+DIFFICULTY_FORMAT = 4
 DEFAULT_DIFFICULTY_DIR = Path(__file__).resolve().parent / "artifacts" / "difficulty"
 MAX_CHARS = 2000  # head 1600 + tail 400 characters of the last user message are read
 _HEAD_CHARS = 1600
@@ -99,6 +100,36 @@ def lexical_features(text: str, turns: int) -> np.ndarray:
             math.log1p(turns),
         ],
         dtype=np.float64,
+    )
+
+
+RARITY_FEATURES = (
+    "mean_token_weight",
+    "rare_token_share",
+    "word_piece_share",
+    "distinct_token_share",
+)
+RARE_WEIGHT = 0.9  # a token weighs a / (a + p(token)) > 0.9 when p < a / 9 (~1e-4)
+
+
+def word_pieces(tokenizer: Tokenizer) -> np.ndarray:
+    """Per token id: True for a WordPiece continuation ("##ing")."""
+    vocab = tokenizer.get_vocab()
+    piece = np.zeros(max(vocab.values()) + 1, dtype=bool)
+    for token, i in vocab.items():
+        piece[i] = token.startswith("##")
+    return piece
+
+
+def token_rarity(ids: np.ndarray, weight: np.ndarray, piece: np.ndarray) -> np.ndarray:
+    """How specialised the vocabulary is, the same for any text: the mean token weight
+    (`weight`, high for rare tokens), the share of rare tokens, of word-piece continuations
+    (words the vocabulary splits: technical terms, names) and of distinct tokens."""
+    if not len(ids):
+        return np.zeros(len(RARITY_FEATURES))
+    w = weight[ids]
+    return np.array(
+        [w.mean(), (w > RARE_WEIGHT).mean(), piece[ids].mean(), len(np.unique(ids)) / len(ids)]
     )
 
 
@@ -200,11 +231,16 @@ def option_similarity(
 
 
 def features(
-    text: str, turns: int, format_center: np.ndarray, options: np.ndarray | None = None
+    text: str,
+    turns: int,
+    format_center: np.ndarray,
+    rarity: np.ndarray,
+    options: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The non-embedding inputs of the heads: `lexical_features`, then `format_features` and
-    `option_similarity` (`options`) minus `format_center` (the training questions' mean; zeros
-    for text that is not multiple choice, and for the option part when `options` is None)."""
+    """The non-embedding inputs of the heads: `lexical_features`, `token_rarity` (`rarity`),
+    then `format_features` and `option_similarity` (`options`) minus `format_center` (the
+    training questions' mean; zeros for text that is not multiple choice, and for the option
+    part when `options` is None)."""
     shape = format_features(text)
     gated = np.zeros(len(format_center))
     if shape is not None:
@@ -212,7 +248,7 @@ def features(
         gated[:n] = shape - format_center[:n]
         if options is not None:
             gated[n:] = options - format_center[n:]
-    return np.concatenate([lexical_features(text, turns), gated])
+    return np.concatenate([lexical_features(text, turns), rarity, gated])
 
 
 def clip_text(text: str) -> str:
@@ -246,6 +282,7 @@ class DifficultyMeta(BaseModel):
 
     format: int = DIFFICULTY_FORMAT
     lexical_features: tuple[str, ...] = LEXICAL_FEATURES
+    rarity_features: tuple[str, ...] = RARITY_FEATURES
     format_features: tuple[str, ...] = FORMAT_FEATURES
     option_features: tuple[str, ...] = OPTION_FEATURES
     format_center: tuple[float, ...] = Field(
@@ -283,6 +320,7 @@ class DifficultyModel:
         if (
             meta.format != DIFFICULTY_FORMAT
             or meta.lexical_features != LEXICAL_FEATURES
+            or meta.rarity_features != RARITY_FEATURES
             or meta.format_features != FORMAT_FEATURES
             or meta.option_features != OPTION_FEATURES
         ):
@@ -291,6 +329,7 @@ class DifficultyModel:
         self._tokenizer = Tokenizer.from_str(raw)
         self._tokenizer.no_padding()
         self._tokenizer.no_truncation()
+        self._piece = word_pieces(self._tokenizer)
         self._heads = {h: meta.heads[h] for h in HEADS}
         self._lex = {h: np.asarray(self._heads[h].lexical_weights) for h in HEADS}
         self._center = np.asarray(meta.format_center, dtype=np.float64)
@@ -318,7 +357,8 @@ class DifficultyModel:
         if len(_OPTION.findall(text)) >= 2:  # multiple choice: read the options (offsets cost)
             starts = np.array([a for a, _ in enc.offsets], dtype=np.int64)
             options = option_similarity(text, ids, starts, self._option_vectors, self._token_weight)
-        lex = features(text, turns, self._center, options)
+        rarity = token_rarity(ids, self._token_weight, self._piece)
+        lex = features(text, turns, self._center, rarity, options)
         out = {}
         if len(ids):
             w = self._token_weight[ids]
@@ -408,6 +448,7 @@ __all__ = [
     "HEADS",
     "LEXICAL_FEATURES",
     "OPTION_FEATURES",
+    "RARITY_FEATURES",
     "DifficultyArtifactError",
     "DifficultyMeta",
     "DifficultyModel",
@@ -417,4 +458,6 @@ __all__ = [
     "lexical_features",
     "option_similarity",
     "tiers_from_anchors",
+    "token_rarity",
+    "word_pieces",
 ]

@@ -372,6 +372,18 @@ class Predictor:
             profile, features, n, output_tokens, reasoning_tokens, predicted
         )
 
+    def observe_many(self, items: list[tuple[Profile | str, Prediction, int, int]]) -> None:
+        """`observe(profile, prediction, output_tokens, reasoning_tokens)` for each item in
+        order, with one store transaction for all (`CalibrationBook.observe_many`): what a
+        group of settled requests teaches. All or nothing."""
+        rows = []
+        for profile, prediction, output_tokens, reasoning_tokens in items:
+            if prediction.features is None:
+                raise ValueError("this Prediction carries no features (was it deserialized?)")
+            rows.append((profile, prediction.features, prediction.n, output_tokens,
+                         reasoning_tokens, prediction))  # fmt: skip
+        self.calibrations.observe_many(rows)
+
     def observe_batch(
         self,
         items: list[tuple[Profile | str, RequestFeatures, int, int]],

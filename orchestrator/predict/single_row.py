@@ -10,8 +10,11 @@ at the ingress. LightGBM's C API has a path made for one row at a time
 
 Invariants: the value is `booster.predict(row, num_threads=1)[0]` (the same iterations, the
 objective's output transform; test); the booster is not changed after wrapping (the artifact's
-boosters are not); calls are serialised by a lock (the fast handle holds one row buffer), and
-LightGBM runs without the GIL meanwhile.
+boosters are not); calls are serialised by a lock (the fast handle holds one row buffer). The
+call keeps the GIL (LightGBM's library loaded again as a `ctypes.PyDLL`, the same loaded
+library): a ~3 us call is shorter than giving the GIL up, which lets another thread of the
+replica in (its event loops, the writer threads) and then waits to take it back, up to the
+interpreter's switch interval, three times per request.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from lightgbm import basic
 
 _PREDICT_NORMAL = 0  # C_API_PREDICT_NORMAL: the objective's output (what `predict` returns)
 _DTYPE_FLOAT32 = 0  # C_API_DTYPE_FLOAT32
+# the one-row call through the same library, without releasing the GIL (see above)
+_PREDICT_ONE = ctypes.PyDLL(basic._LIB._name).LGBM_BoosterPredictForMatSingleRowFast
 
 
 class SingleRowPredictor:
@@ -60,7 +65,7 @@ class SingleRowPredictor:
             raise ValueError(f"one C-contiguous float32 row of {self.columns} values expected")
         with self._lock:
             basic._safe_call(
-                basic._LIB.LGBM_BoosterPredictForMatSingleRowFast(
+                _PREDICT_ONE(
                     self._handle,
                     ctypes.c_void_p(row.ctypes.data),  # the address (no ctypes cast object)
                     ctypes.byref(self._out_len),

@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from orchestrator import pricing
-from orchestrator.catalog.schema import Catalog, Profile
+from orchestrator.catalog.schema import Catalog
 from orchestrator.ledger import Window, WindowSpend
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.predict.schema import Prediction
-from orchestrator.replica_model import LiveState
 from orchestrator.request.spec import RequestSpec
 from orchestrator.routing.types import (
     ProfileView,
@@ -139,18 +137,6 @@ def priced_views(catalog: Catalog, policy: Policy) -> dict[str, ProfileView]:
     return {p.name: profile_view(p, prices=policy.prices.get(p.name)) for p in catalog.profiles}
 
 
-def opening_usd(profile: Profile, policy: Policy, demand_rps: float) -> float:
-    """Price per request of opening `profile` now (it has no replica running or starting):
-    a replica's start-up and the planner's scale-down delay (its minimum hold) at the
-    profile's price, over `demand_rps` (signals/opening.py) in that time."""
-    return pricing.opening_cost_usd(
-        profile.price_per_replica_hour_usd,
-        profile.replicas.startup_s,
-        policy.spec.autoscaling.scale_down_delay_s,
-        demand_rps,
-    )
-
-
 def seen_from_queue(
     views: Sequence[ProfileView], ahead: Mapping[str, int]
 ) -> Sequence[ProfileView]:
@@ -165,29 +151,3 @@ def seen_from_queue(
         if v.name in ahead and ahead[v.name] < v.live.requests_queued
     }
     return with_live(views, live) if live else views
-
-
-def live_state(
-    ready: bool,
-    in_flight: int,
-    replicas: int,
-    ttft_scale: float | None = None,
-    *,
-    tpot_scale: float | None = None,
-    batch: int | None = None,
-) -> LiveState:
-    """A profile's live load. With `batch` (requests a replica decodes at once), requests in
-    flight beyond running replicas x batch count as queued. The scales: how far the replica
-    model's TTFT and TPOT are off for this profile (`LiveState`)."""
-    running = replicas if ready else 0
-    queued = 0
-    if batch is not None:
-        queued = max(0, in_flight - running * batch)
-    return LiveState(
-        replicas_running=running,
-        requests_in_flight=in_flight - queued,
-        requests_queued=queued,
-        ttft_scale=ttft_scale,
-        tpot_scale=tpot_scale,
-        healthy=ready,
-    )

@@ -198,6 +198,7 @@ def decide(
         if chosen is not None:
             declined = _declined_opening(evals, chosen, ctx, cap=cap)
             steps.append(f"{stage}: {chosen.profile.name} chosen")
+            steps.extend(_opened_step(chosen))
             if declined is not None:
                 steps.append(
                     f"open: {declined.profile.name} would be cheaper per token, but opening it "
@@ -230,10 +231,24 @@ def decide(
     if best is None:
         return soft_reject(base, reports, evals, stage, ctx, steps)
     steps.append(f"best effort: {best.profile.name} despite {','.join(best.failures)}")
+    steps.extend(_opened_step(best))
     return routed(base, reports, evals, best, "best_effort", ctx, steps, best_effort=True)
 
 
 # ---------------------------------------------------------------- choosing
+
+
+def _opened_step(e: Eval) -> list[str]:
+    """The step that explains routing to a closed profile: its opening price and wait."""
+    live = e.profile.live
+    if live.opening_usd <= 0:
+        return []
+    return [
+        f"open: {e.profile.name} has no replica running or starting; opening it costs "
+        f"~${live.opening_usd:.3g} per request (a replica's start-up and minimum hold over "
+        f"the demand it would get), ranked with it; the request waits ~"
+        f"{e.queue_ms / 1000:.3g} s for the replica"
+    ]
 
 
 def _warm(b: Base) -> bool:

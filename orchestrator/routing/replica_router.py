@@ -92,6 +92,11 @@ class PrefixAffinityRouter(RequestRouter):
         self._ensure_state()
         if not candidate_replicas:
             return []
+        if len(candidate_replicas) == 1:  # nothing to rank: no prompt to read, no hash
+            if pending_request is not None:
+                pending_request.routing_context.should_backoff = True
+            self.last_reason = "only_replica"
+            return [list(candidate_replicas)]
         key = None
         tiebreak = ""
         work = None

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.pricing import TokenPrices, token_prices
-from orchestrator.replica_model import DEFAULT_COLD_START_MS, LiveState, performance_of
+from orchestrator.replica_model import LiveState, performance_of
 from orchestrator.routing.types import ProfileView
 
 
@@ -15,11 +15,14 @@ def profile_view(
     profile: Profile,
     live: LiveState | None = None,
     *,
-    cold_start_ms: float = DEFAULT_COLD_START_MS,
+    cold_start_ms: float | None = None,
     prices: TokenPrices | None = None,
 ) -> ProfileView:
     """The router's view of one catalog profile; `live` defaults to `replicas.start`;
-    `prices` default to `token_prices(profile)` (the policy defaults)."""
+    `cold_start_ms` (a new request's wait with no replica running or starting) to the
+    catalog's `replicas.startup_s`; `prices` to `token_prices(profile)` (the policy defaults)."""
+    if cold_start_ms is None:
+        cold_start_ms = 1000.0 * profile.replicas.startup_s
     if live is None:
         live = LiveState(replicas_running=profile.replicas.start)
     return ProfileView(

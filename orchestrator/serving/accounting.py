@@ -143,13 +143,21 @@ class Accountant:
             self.ledger.settle_many([record for record, _, _ in rows])
         if self.predictor is None:
             return
-        for record, profile, prediction in rows:
-            if prediction is None or record.status != "ok":
-                continue
+        learned = [
+            (profile, prediction, record.output_tokens, record.reasoning_tokens)
+            for record, profile, prediction in rows
+            if prediction is not None and record.status == "ok"
+        ]
+        many = getattr(self.predictor, "observe_many", None)
+        if many is not None and len(learned) > 1:
+            try:  # one calibration transaction for the group (all or nothing)
+                many(learned)
+                return
+            except Exception:  # then each alone: a bad one fails only itself
+                pass
+        for item in learned:
             try:
-                self.predictor.observe(
-                    profile, prediction, record.output_tokens, record.reasoning_tokens
-                )
+                self.predictor.observe(*item)
             except Exception:  # calibration is best effort; the ledger row is what counts
                 log.warning("predictor calibration update failed", exc_info=True)
 

@@ -43,7 +43,6 @@ from orchestrator.request.plan import Predicted
 from orchestrator.request.spec import caller_targets
 from orchestrator.routing.types import ProfileView
 from orchestrator.scheduling import SchedulingSettings
-from orchestrator.scheduling.key import predicted_work
 from orchestrator.serving import failover as fo
 from orchestrator.serving import openai_io, responses_api
 from orchestrator.serving.accounting import Accountant
@@ -99,6 +98,8 @@ class RequestExecutor:
         handles: Callable[[str], Any],
         ready: Mapping[str, bool],
         running: Mapping[str, int] | None = None,
+        starting: Mapping[str, int] | None = None,
+        failed: Mapping[str, bool] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         offload: Offload = asyncio.to_thread,
         decisions: DecisionStore | DecisionLog | None = None,
@@ -110,9 +111,7 @@ class RequestExecutor:
         self.ledger, self.metrics, self.handles, self.offload = ledger, metrics, handles, offload
         self.ready = ready  # profile -> a replica is RUNNING (kept fresh by the edge)
         # replicas Serve runs per profile (kept fresh by the edge; default: the catalog's start)
-        self.running = (
-            running if running is not None else {p.name: p.replicas.start for p in catalog.profiles}
-        )
+        self.running = running or {p.name: p.replicas.start for p in catalog.profiles}
         self.placement_note = placement_note  # (503 message, profiles) -> why none is placed
         self.responses = responses or responses_api.ResponseStore()
         self.load = LoadBook()
@@ -124,9 +123,11 @@ class RequestExecutor:
                                           rides_with=self.accountant.writes)  # fmt: skip
         self.demand = DemandMeter()  # predicted demand, spend and refusals, for the controller
         self.health = fo.ProfileHealth()  # profiles seen failing, until healthy again
-        self.status = ProfileStatus(ready, handles, self.health)
+        # replicas starting; deployments failed or unplaceable with none running (the edge's)
+        self.starting, self.failed = starting or {}, failed or {}
+        self.status = ProfileStatus(ready, handles, self.health, self.failed)
         self.on_settle: list[SettleHook] = [self._observe_settled]
-        self.views = LiveViews(catalog, self.running, self.load, self.scales)
+        self.views = LiveViews(catalog, self.running, self.load, self.scales, self.starting)
         # requests a profile cannot batch now wait here, in the scheduler's order
         self.ingress_queue = IngressQueue(
             SchedulingSettings.of(policy_source.current), self.views.slots, seats=self.views.seats
@@ -172,16 +173,10 @@ class RequestExecutor:
         return response
 
     async def _serve(
-        self,
-        headers: Mapping[str, str],
-        raw_body: bytes,
-        endpoint: ApiEndpoint,
-        request_id: str,
-        obs: RequestObservation,
-        *,
-        as_tenant: str | None = None,
+        self, headers: Mapping[str, str], raw_body: bytes, endpoint: ApiEndpoint,
+        request_id: str, obs: RequestObservation, *, as_tenant: str | None = None,
         price_factor: float = 1.0,
-    ) -> Response:
+    ) -> Response:  # fmt: skip
         policy = self.policy_source.current  # one policy for the whole request
         # a reload that shrinks a tenant's queue bound refuses its excess waiters (429)
         self.ingress_queue.reconfigure(SchedulingSettings.of(policy))
@@ -211,6 +206,7 @@ class RequestExecutor:
         # PLAN: nothing is awaited from here to the run's `begin`
         state = self.plan_state(incoming, spends, held, predicted)
         outcome = plan(incoming, predicted, state, request_id)  # a route or a refusal
+        self.views.decided(outcome.decision)  # a closed profile it passed over for its price
         obs.predicted(outcome.prediction if isinstance(outcome, EnginePlan) else predicted.first)
         written = self.decisions.record(request_id, incoming, outcome, state)  # RECORD
         obs.decided(outcome.decision)
@@ -248,25 +244,15 @@ class RequestExecutor:
                               code=refused.code, headers=refusal_headers(refused))  # fmt: skip
 
     def plan_state(
-        self,
-        incoming: IncomingRequest,
-        spends: Mapping[str, WindowSpend],
-        held_usd: float = 0.0,
-        predicted: Predicted | None = None,
-    ) -> PlanState:
+        self, incoming: IncomingRequest, spends: Mapping[str, WindowSpend],
+        held_usd: float = 0.0, predicted: Predicted | None = None,
+    ) -> PlanState:  # fmt: skip
         """The state a request is planned against: this moment's load and reservations, the
         tenant's ledger spend and every replica's holds (from `budget.read`), and with its
         prediction its place in each profile's ingress queue."""
         tenant, policy = incoming.tenant, self.policy_source.current
-        ahead: dict[str, int] = {}
-        if predicted is not None:
-            budget = predicted.budget
-            ahead = self.ingress_queue.ahead_of(
-                tenant.name,
-                budget.query_class,
-                predicted_work(predicted.prompt_tokens, budget.p50_output_tokens),
-                background=incoming.spec.background,
-            )
+        background = incoming.spec.background
+        ahead = self.ingress_queue.places(tenant.name, predicted, background) if predicted else {}
         return PlanState(
             policy=policy,
             catalog=self.catalog,
@@ -304,12 +290,9 @@ class RequestExecutor:
     def engine_down(self, profile: str, reason: str) -> None:
         self.status.down(profile, reason)
 
-    async def probe_down_profiles(self) -> None:
-        await self.status.probe()
-
     def views_now(self, policy: Policy) -> list[ProfileView]:
         """Router views priced by the policy in force, with this moment's load."""
-        return self.views.now(policy, self.profile_ready)
+        return self.views.now(policy, self.status.broken)
 
     def latency_scales(self, profile: str) -> dict[str, float | None]:
         """The profile's live TTFT and TPOT scales (None: the replica model alone)."""

@@ -14,8 +14,8 @@ Invariants:
   decisions under and pass to the engine;
 - a body is validated completely (JSON, our field checks, vLLM's own request model) before
   anything is predicted, priced, decided, reserved or recorded (see `executor.py`);
-- no exception escapes as a bare 500 (see `errors.py`); a profile whose deployment is not
-  HEALTHY is never chosen;
+- no exception escapes as a bare 500 (see `errors.py`); a profile seen failing, or failed or
+  unplaceable with no replica running, is never chosen (one at zero is closed: live.py);
 - every routed request is settled exactly once (`RequestSettlement`), streams cut short
   included (charged for the tokens they carried; see `relay.py`);
 - what a request needs beyond its own replica lives in the ledger's database (usage rows,
@@ -151,10 +151,10 @@ class OrchestratorIngress(OpenAiIngress):
         # the policy file is watched; a bad edit is reported and the last good policy stays
         self._policy = PolicyWatcher(policy_path, self._catalog).start()
         self._started_at = time.time()
-        self._ready: dict[str, bool] = {p.name: False for p in self._catalog.profiles}
-        # controller feedback (issue 13): replicas Serve runs, the controller's last decision
-        self._running: dict[str, int] = {p.name: 0 for p in self._catalog.profiles}
-        self._starting: dict[str, int] = {p.name: 0 for p in self._catalog.profiles}
+        names = [p.name for p in self._catalog.profiles]
+        # replicas Serve runs and starts; deployments failed or unplaceable with none running
+        self._running, self._starting = dict.fromkeys(names, 0), dict.fromkeys(names, 0)
+        self._ready, self._failed = dict.fromkeys(names, False), dict.fromkeys(names, False)
         self._controller: dict[str, Any] | None = None
         configure_tracing()  # from OTEL_* env vars; without them spans cost next to nothing
         # our own loggers write JSON lines with request and trace ids (Ray's stay as they are)
@@ -172,6 +172,8 @@ class OrchestratorIngress(OpenAiIngress):
             handles=configured_handles(self),
             ready=self._ready,
             running=self._running,
+            starting=self._starting,
+            failed=self._failed,
             placement_note=self._placement.explain,
             decisions=shared.decisions,
             responses=shared.responses,
@@ -216,13 +218,13 @@ class OrchestratorIngress(OpenAiIngress):
                         self._running[name] = int(states.get("RUNNING", 0))
                         self._starting[name] = int(states.get("STARTING", 0))
                         # a replica on a node that died is not ready even before Serve notices
-                        self._ready[name] = self._running[name] > 0 and not (
-                            self._placement.unplaceable(name)
-                        )
+                        off = self._placement.unplaceable(name)
+                        self._ready[name] = self._running[name] > 0 and not off
+                        self._failed[name] = off or (not self._running[name] and "FAILED" in states)
                 await self._placement.refresh()
             except Exception:  # the controller may be restarting; keep the last view
                 log.warning("could not refresh deployment readiness", exc_info=True)
-            await self._executor.probe_down_profiles()
+            await self._executor.status.probe()
             await self._expire_reservations()
             await asyncio.sleep(READINESS_REFRESH_S)
 

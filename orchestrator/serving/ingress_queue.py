@@ -20,7 +20,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from orchestrator.request.plan import Predicted
 from orchestrator.scheduling import QueueRefusal, SchedulingSettings, Waiting, WaitQueue
+from orchestrator.scheduling.key import predicted_work
 
 
 class QueueFull(Exception):
@@ -160,6 +162,12 @@ class IngressQueue:
             for name, queue in self._queues.items()
             if len(queue)
         }
+
+    def places(self, tenant: str, predicted: Predicted, background: bool = False) -> dict[str, int]:
+        """`ahead_of` for a request of `tenant` with its prediction (its predicted work)."""
+        budget = predicted.budget
+        work = predicted_work(predicted.prompt_tokens, budget.p50_output_tokens)
+        return self.ahead_of(tenant, budget.query_class, work, background=background)
 
     def release(self, profile: str) -> None:
         """Hand free slots of `profile` to the next waiters, in key order (a short one at the

@@ -1,6 +1,7 @@
 """Whether a profile can take requests now: a replica RUNNING (kept fresh by the edge) and
 not marked down by a failure the ingress saw; a profile marked down comes back once its
-deployment passes a health check (`probe`, run by the edge)."""
+deployment passes a health check (`probe`, run by the edge). `broken`: never routed to,
+even closed (a failure seen, or the edge's deployment unhealthy or unplaceable)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,22 @@ class ProfileStatus:
     """Readiness from the edge plus the failures seen here."""
 
     def __init__(
-        self, ready: Mapping[str, bool], handles: Callable[[str], Any], health: ProfileHealth
+        self,
+        ready: Mapping[str, bool],
+        handles: Callable[[str], Any],
+        health: ProfileHealth,
+        failed: Mapping[str, bool] | None = None,
     ):
         self.ready_replicas, self.handles, self.health = ready, handles, health
+        self.failed: Mapping[str, bool] = failed if failed is not None else {}
 
     def ready(self, name: str) -> bool:
         """A replica is RUNNING and the profile is not marked down."""
         return self.ready_replicas.get(name, False) and not self.health.is_down(name)
+
+    def broken(self, name: str) -> bool:
+        """Marked down here, or its deployment unhealthy or unplaceable (the edge's view)."""
+        return self.health.is_down(name) or self.failed.get(name, False)
 
     def down(self, profile: str, reason: str) -> None:
         """Take a profile out of routing at once (not after Ray's health check)."""

@@ -13,11 +13,13 @@ meter, metrics) are the context's on-settle hooks (ledger and calibration: `Acco
 Invariants: the request is counted in the load book from before its budget hold until it is
 settled (on the profile its engine serves it from: a migrated stream moves its count); it is
 settled exactly once; an engine failing before any output is retried once elsewhere unless the
-tenant's `failover.retry` is false.
+tenant's `failover.retry` is false; so is a closed profile whose replica, started for the
+request Serve holds, does not serve it within its deadline (`_first_packet`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -63,6 +65,15 @@ class Settled:
 
 
 SettleHook = Callable[[Settled], None]
+
+# a request sent to a profile with no replica running waits at most this many times the TTFT
+# its decision priced (the start-up included), plus the margin, for its first packet
+OPEN_DEADLINE_FACTOR = 2.0
+OPEN_DEADLINE_MARGIN_S = 30.0
+
+
+class ReplicaNotStarted(Exception):
+    """No replica of a closed profile served a request held for it within its deadline."""
 
 
 class RunContext(Protocol):
@@ -190,7 +201,7 @@ class RequestRun:
                 gen = getattr(self.ctx.handles(profile.name), self.plan.request.endpoint).remote(
                     self.plan.engine_request, None
                 )
-                first = await gen.__anext__()
+                first = await self._first_packet(gen)
                 item = items.first_item(first)
                 if items.is_error(item) and fo.engine_failed(items.error_payload(item)):
                     failure = item
@@ -210,6 +221,24 @@ class RequestRun:
             }
             await self.switch(retry, headers)
             log.info("retrying on another profile", extra={"profile": retry.profile.name})
+
+    async def _first_packet(self, gen: Any) -> Any:
+        """The engine's first packet. Planned with no replica running (Serve holds the request
+        while its replica starts), it must come within `OPEN_DEADLINE_FACTOR` x the TTFT the
+        decision priced plus `OPEN_DEADLINE_MARGIN_S`; else the call is cancelled and counts
+        as the engine failing (a replica that never starts: broken, not slow)."""
+        p, views = self.plan, self.state.views if self.state is not None else ()
+        view = next((v for v in views if v.name == p.profile.name), None)
+        if view is None or view.live.replicas_running > 0 or p.decision.estimate is None:
+            return await gen.__anext__()
+        limit = OPEN_DEADLINE_FACTOR * p.decision.estimate.ttft_ms / 1000.0 + OPEN_DEADLINE_MARGIN_S
+        try:
+            return await asyncio.wait_for(gen.__anext__(), limit)
+        except TimeoutError:
+            gen.cancel()
+            raise ReplicaNotStarted(
+                f"no replica of {p.profile.name} served in {limit:.0f} s"
+            ) from None
 
     async def _retry(self) -> EnginePlan | None:
         """The plan on another profile, its budget held (None: no retry)."""

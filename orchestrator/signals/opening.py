@@ -3,7 +3,7 @@ opening it (pure; time is passed in).
 
 `decide` marks such a candidate `opening_price` (routing/outcome.py); the caller records it
 here and reads the rate back to amortise the profile's opening price over it
-(`pricing.opening_cost_usd` via `request.route_inputs.opening_usd`): a trickle keeps the
+(`pricing.opening_cost_usd` via `request.live.live_state`): a trickle keeps the
 price at about a replica's hold per request, demand that would fill a replica lowers it
 until the profile opens. Invariant: samples older than the window are dropped on every read
 and write.

@@ -30,8 +30,7 @@ import numpy as np
 from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.concepts import TIER_RANK, LatencySLO
 from orchestrator.policy import Policy, TenantPolicy
-from orchestrator.replica_model import LiveState
-from orchestrator.request import route_inputs
+from orchestrator.request import live, route_inputs
 from orchestrator.request.candidates import candidates_for_model
 from orchestrator.request.errors import RequestError
 from orchestrator.request.plan import PlanState, Predicted, Refused, plan
@@ -142,39 +141,33 @@ class DecideRouter:
         self._profiles = [catalog.profile(n) for n in self.names]
 
     def _views(self, cluster: Cluster, now: float) -> list[ProfileView]:
+        """The views of the virtual cluster's pools now, built as the server builds its own
+        (`request.live.live_state`): closed pools at their opening price."""
         for i, pool in enumerate(cluster.pools):
-            # closed: nothing running, starting or waiting for a replica (requests waiting
-            # make the controller start one at its next tick)
-            closed = pool.target == 0 and not pool.pending and pool.in_flight == 0
-            opening = (
-                route_inputs.opening_usd(
-                    self._profiles[i], self.policy, self.opening.rps(self.names[i], now)
-                )
-                if closed
-                else 0.0
-            )
-            start_wait = None
+            profile = self._profiles[i]
+            first_ready = None
             if pool.ready == 0 and pool.starting > 0:  # ms until the first starting one serves
-                start_wait = 1000.0 * max(0.0, pool.first_ready_s() - now)
-            key = (
-                pool.ready,
-                pool.in_flight,
-                len(pool.pending),
-                pool.target > 0 or pool.max_replicas > 0,
-                opening,
-                start_wait,
+                first_ready = 1000.0 * max(0.0, pool.first_ready_s() - now)
+            closed = pool.target == 0 and pool.in_flight == 0 and not pool.pending
+            replicas = live.Replicas(
+                running=pool.ready,
+                starting=pool.starting,
+                first_ready_ms=first_ready,
+                may_open=closed and live.may_open(profile, self.policy),
             )
+            rps = self.opening.rps(self.names[i], now) if closed else 0.0
+            key = (replicas, pool.in_flight, len(pool.pending), rps)
             if key != self._live_key[i]:
                 self._live_key[i] = key
-                live = LiveState(
-                    replicas_running=pool.ready,
-                    requests_in_flight=pool.in_flight,
-                    requests_queued=len(pool.pending),
-                    healthy=key[3],
-                    opening_usd=opening,
-                    start_wait_ms=start_wait,
+                state = live.live_state(
+                    profile,
+                    self.policy,
+                    replicas,
+                    pool.in_flight,
+                    queued=len(pool.pending),
+                    opening_rps=rps,
                 )
-                self._live_views[i] = with_live([self.views[i]], {self.names[i]: live})[0]
+                self._live_views[i] = with_live([self.views[i]], {self.names[i]: state})[0]
         return self._live_views
 
     def _cached(self, views: list[ProfileView], blocks: tuple) -> list[ProfileView]:

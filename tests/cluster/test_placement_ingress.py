@@ -22,7 +22,9 @@ async def test_unplaceable_profile_gets_a_503_naming_why(ingress):  # noqa: F811
     monitor = PlacementMonitor(LOCAL, "orchestrator")
     monitor.report["smollm2-cpu-ngram"] = ProfilePlacement(state="unplaceable", reason=REASON)
     ingress.placement_note = monitor.explain
-    ingress.ready["smollm2-cpu-ngram"] = False  # what the ingress's refresh loop sets for it
+    # what the ingress's refresh loop sets for it
+    ingress.ready["smollm2-cpu-ngram"] = False
+    ingress.failed["smollm2-cpu-ngram"] = True
 
     body = {"model": "smollm2-cpu-ngram", "messages": MESSAGES}
     response = await _serve(ingress, body, "chat")

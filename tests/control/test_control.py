@@ -28,7 +28,9 @@ from tests.policy.policy_helpers import policy_text
 LOCAL = PROJECT_ROOT / "deployments" / "local.yaml"
 
 
-def context(name, *, ready, target, metrics=None, queued=0.0, now=0.0, config=None, state=None):
+def context(
+    name, *, ready, target, metrics=None, queued=0.0, now=0.0, config=None, state=None, total=0.0
+):
     dep = DeploymentID(name=name, app_name="orchestrator")
     replicas = [ReplicaID(unique_id=f"{name}-{i}", deployment_id=dep) for i in range(ready)]
     per_replica = {
@@ -42,7 +44,7 @@ def context(name, *, ready, target, metrics=None, queued=0.0, now=0.0, config=No
         current_num_replicas=ready,
         target_num_replicas=target,
         running_replicas=replicas,
-        total_num_requests=0.0,
+        total_num_requests=total,
         total_queued_requests=queued,
         aggregated_metrics=per_replica,
         raw_metrics={},
@@ -212,3 +214,29 @@ def test_the_hub_plans_under_the_watched_policy_and_publishes_its_version(tmp_pa
     tick(100.0 + 2 * (interval + 1))
     assert published[-1]["policy_version"] == content_version(text)
     assert watcher.status().last_error
+
+
+def test_a_replica_serve_starts_for_a_held_request_is_not_stopped(tmp_path):
+    """Ray Serve 2.60 holds a request for a deployment at zero replicas and starts one itself
+    (its wrapper's cold-start path returns 1 without calling our policy); when that replica
+    runs, the hub plans again at once and keeps it, rather than answering the target of zero
+    it planned before the request (which Serve, with delays 0, would apply at once)."""
+    cat_path = catalog_file(tmp_path)
+    catalog = load_catalog(cat_path)
+    zero, other = (p.name for p in catalog.profiles)
+    pol_path = policy_file(tmp_path, f"autoscaling: {{profiles: {{{zero}: {{min_replicas: 0}}}}}}")
+    cfg = AutoscalingConfig(**profile_serve_options(
+        catalog.profile(zero), load_policy(pol_path, catalog), str(cat_path), str(pol_path)
+    )["autoscaling_config"])  # fmt: skip
+    wrapped = _apply_autoscaling_config(ProfileAutoscaler(str(cat_path), str(pol_path), zero))
+    ing = IngressAutoscaler(str(cat_path), str(pol_path))
+    ing(context("ingress", ready=1, target=1, now=100.0))
+    ProfileAutoscaler(str(cat_path), str(pol_path), other)(
+        context(other, ready=1, target=1, now=100.0)
+    )
+    idle, _ = wrapped(context(zero, ready=0, target=0, now=100.0, config=cfg))
+    assert idle == 0  # planned at zero: no request
+    held, _ = wrapped(context(zero, ready=0, target=0, now=101.0, config=cfg, total=1.0))
+    assert held == 1  # Serve's own cold start for the request it holds
+    runs, _ = wrapped(context(zero, ready=1, target=1, now=102.0, config=cfg))
+    assert runs == 1  # within the planning interval: re-planned, the replica kept

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,11 +99,15 @@ def team_a_policy(
 
 
 def start_server(
-    tmp: Path, extra_args: list[str] | None = None, env: dict[str, str] | None = None
+    tmp: Path,
+    extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    ready: Callable[[dict[str, bool]], bool] = lambda profiles: all(profiles.values()),
 ) -> RunningServer:
     """Start `orchestrator serve` on the embedded default, with a private copy of the default
     policy (tests rewrite it) and a private state directory (ledger, calibration); `env` adds
-    to the server's environment."""
+    to the server's environment. Up once /healthz answers 200 and `ready` holds of its
+    profiles (profile -> a replica runs; default: every profile)."""
     port = free_port()
     log_path = tmp / "serve.log"
     policy = tmp / "policy" / "policy.yaml"
@@ -139,7 +143,7 @@ def start_server(
             )
         try:
             r = httpx.get(f"{server.base_url}/healthz", timeout=5)
-            if r.status_code == 200 and all(r.json()["profiles"].values()):
+            if r.status_code == 200 and ready(r.json()["profiles"]):
                 server.snapshot_descendants()
                 return server
         except httpx.HTTPError:

@@ -130,6 +130,25 @@ def test_scale_to_zero_and_back():
     assert t.target == 1 and t.pressure and "cold start" in t.reason and "0 -> 1" in t.reason
 
 
+def test_a_replica_serve_started_from_zero_is_held_not_stopped():
+    """Serve starts a replica for a request it holds at zero without asking our policy (its
+    cold-start path); the planner, at zero, must adopt it (held the scale-down delay like any
+    other replica), not send Serve a stale target of zero that would stop it."""
+    pol = policy(ZERO, "autoscaling: {scale_down_delay_s: 60}")
+    state = None
+    for t in (0, 10):  # idle at zero, seen at zero
+        d, state = plan(observe(t, solo=load(0, replicas_current=0)), pol, state)
+        assert d.targets["solo"].target == 0
+    # Serve's replica serves before the ingress's demand reaches the planner
+    started = load(0, replicas_current=1, replicas_ready=1)
+    targets = []
+    for t in range(20, 140, 10):
+        d, state = plan(observe(t, solo=started), pol, state)
+        targets.append(d.targets["solo"].target)
+    assert targets[:6] == [1] * 6  # held for the scale-down delay (60 s) ...
+    assert targets[-1] == 0  # ... then let go, idle
+
+
 def test_scale_to_zero_off_keeps_one():
     pol = policy(ZERO, "autoscaling: {scale_to_zero: false, scale_down_delay_s: 0}")
     d, _ = plan(observe(0, solo=load(0, replicas_current=2, replicas_ready=2)), pol, None)

@@ -12,12 +12,15 @@ from orchestrator.paths import SHARED_DATA
 from orchestrator.predict.difficulty import (
     FORMAT_FEATURES,
     OPTION_FEATURES,
+    RARITY_FEATURES,
     DifficultyModel,
     features,
     format_features,
     lexical_features,
     option_similarity,
     tiers_from_anchors,
+    token_rarity,
+    word_pieces,
 )
 from orchestrator.predict.offline import difficulty_eval
 from orchestrator.predict.offline.difficulty_data import load_outcomes, outcomes_available
@@ -74,9 +77,54 @@ def test_format_features_read_a_multiple_choice_question_and_leave_free_text_alo
     free = "Write a haiku about autumn."
     assert format_features(free) is None
     center = np.ones(len(FORMAT_FEATURES))
-    row = features(free, 1, center)  # free text: the format part is zero, whatever the centre
-    assert np.array_equal(row, np.concatenate([lexical_features(free, 1), np.zeros_like(center)]))
-    assert not np.array_equal(features(numeric, 1, center)[-len(center) :], np.zeros_like(center))
+    rarity = np.full(len(RARITY_FEATURES), 0.5)
+    row = features(
+        free, 1, center, rarity
+    )  # free text: the format part is zero, whatever the centre
+    expected = np.concatenate([lexical_features(free, 1), rarity, np.zeros_like(center)])
+    assert np.array_equal(row, expected)
+    shaped = features(numeric, 1, center, rarity)[-len(center) :]
+    assert not np.array_equal(shaped, np.zeros_like(center))
+
+
+def test_token_rarity_reads_rare_tokens_word_pieces_and_repeats():
+    """Tokens 0-3: 0 and 1 common (weight 0.1), 2 and 3 rare (0.95), 3 a "##" piece."""
+    weight = np.array([0.1, 0.1, 0.95, 0.95])
+    piece = np.array([False, False, False, True])
+    named = dict(
+        zip(RARITY_FEATURES, token_rarity(np.array([0, 1, 2, 3]), weight, piece), strict=True)
+    )
+    assert named["mean_token_weight"] == pytest.approx(0.525)
+    assert named["rare_token_share"] == 0.5 and named["word_piece_share"] == 0.25
+    assert named["distinct_token_share"] == 1.0
+    repeated = token_rarity(np.array([0, 0, 0, 0]), weight, piece)
+    assert list(repeated) == pytest.approx([0.1, 0.0, 0.0, 0.25])
+    assert list(token_rarity(np.array([], np.int64), weight, piece)) == [0.0] * 4
+
+
+def test_word_pieces_marks_continuations():
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(
+        '{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [], '
+        '"normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null, '
+        '"decoder": null, "model": {"type": "WordPiece", "unk_token": "[UNK]", '
+        '"continuing_subword_prefix": "##", "max_input_chars_per_word": 100, '
+        '"vocab": {"[UNK]": 0, "play": 1, "##ing": 2, "ing": 3}}}'
+    )
+    assert list(word_pieces(tok)) == [False, False, True, False]
+    ids = np.asarray(tok.encode("playing").ids)
+    assert list(ids) == [1, 2]
+
+
+def test_rare_vocabulary_lowers_the_weak_tier_success(model):
+    """Same shape, the stem in everyday words or in rare technical terms."""
+    plain = "What do you call a baby cat?\nA. kitten\nB. puppy\nC. calf\nD. foal\nAnswer:"
+    rare = (
+        "Which enzyme catalyses transamination of glutamate?\nA. aminotransferase\n"
+        "B. decarboxylase\nC. isomerase\nD. synthetase\nAnswer:"
+    )
+    assert model.tier_success(rare)["medium"] < model.tier_success(plain)["medium"]
 
 
 def test_option_similarity_reads_the_options_against_the_stem():

@@ -72,7 +72,7 @@ def test_replica_states_read_the_controllers_details_shape():
     """`raycompat.replica_states` reads `get_serve_details()`'s plain dict; Ray's own schema is
     where that shape comes from, pinned here field by field."""
     from ray.serve._private.client import ServeControllerClient
-    from ray.serve._private.common import ReplicaState
+    from ray.serve._private.common import DeploymentStatus, ReplicaState
     from ray.serve.schema import (
         ApplicationDetails,
         DeploymentDetails,
@@ -84,6 +84,8 @@ def test_replica_states_read_the_controllers_details_shape():
     assert "deployments" in ApplicationDetails.model_fields
     assert "replicas" in DeploymentDetails.model_fields
     assert "state" in ReplicaDetails.model_fields
+    assert "status" in DeploymentDetails.model_fields
+    assert {s.value for s in DeploymentStatus} >= replica_states.FAILED_STATUSES
     assert callable(ServeControllerClient.get_serve_details)
     details = {
         "applications": {
@@ -92,13 +94,18 @@ def test_replica_states_read_the_controllers_details_shape():
                     "profile:a": {  # as the controller sends them: the enum itself
                         "replicas": [{"state": ReplicaState.RUNNING}, {"state": "STARTING"}]
                     },
-                    "profile:b": {"replicas": []},
+                    "profile:b": {"replicas": [], "status": DeploymentStatus.HEALTHY},
+                    "profile:c": {"replicas": [], "status": DeploymentStatus.UNHEALTHY},
                 }
             }
         }
     }
     states = replica_states.states_from_details(details, "orchestrator")
-    assert states == {"profile:a": {"RUNNING": 1, "STARTING": 1}, "profile:b": {}}
+    assert states == {
+        "profile:a": {"RUNNING": 1, "STARTING": 1},
+        "profile:b": {},  # scaled to zero: closed, not failed
+        "profile:c": {"FAILED": 1},
+    }
     assert replica_states.states_from_details(details, "other") is None
 
 

@@ -157,3 +157,20 @@ def test_the_replicas_own_report_of_outstanding_work_counts():
         assert ranks[0][0].replica_id.unique_id == "u2"
 
     _run(scenario())
+
+
+def test_a_lone_replica_is_chosen_as_ranking_would_choose_it():
+    """One candidate: returned without reading the prompt, as every ranking would (both
+    rankings return all replicas), and a full one still makes Serve back off."""
+
+    async def scenario():
+        router = await _router()
+        for stats in ({}, {"running": 8, "waiting": 9, "kv_cache_usage": 0.99}):
+            lone = [FakeReplica("u1", stats, max_ongoing=8)]
+            for pending in (_pending("hello", "r1"), _predicted("hello", "r2", 100, 50)):
+                ranks = await router.choose_replicas(lone, pending)
+                assert ranks == [[lone[0]]] and router.last_reason == "only_replica"
+                assert pending.routing_context.should_backoff is True
+            assert await router.choose_replicas(lone, None) == [[lone[0]]]
+
+    _run(scenario())

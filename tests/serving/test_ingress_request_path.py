@@ -122,7 +122,7 @@ async def test_rejection_and_error_responses_carry_no_request_id_of_ours(ingress
     """Serve's proxy appends X-Request-Id to every response; one set by the app would make two.
     A budget rejection (decision made, no engine) and a 4xx error are built by the ingress."""
     for p in LOCAL.profiles:
-        ingress.ready[p.name] = False  # nothing healthy: the router refuses with 503
+        ingress.failed[p.name] = True  # nothing healthy: the router refuses with 503
     response = await _serve(ingress, {"model": FAMILY, "messages": MESSAGES}, "chat")
     assert response.status_code == 503
     assert "x-request-id" not in response.headers

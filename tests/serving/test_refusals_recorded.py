@@ -29,8 +29,9 @@ def _tenant_busy(ex: Any) -> None:
 
 
 def _nothing_ready(ex: Any) -> None:
-    for p in LOCAL.profiles:
+    for p in LOCAL.profiles:  # every deployment failed (what the ingress's refresh loop sets)
         ex.ready[p.name] = False
+        ex.failed[p.name] = True
 
 
 # kind -> (policy lines added to POLICY_TEXT, body fields, setup, status, code, param)

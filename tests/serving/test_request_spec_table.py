@@ -14,6 +14,7 @@ from orchestrator.paths import PROJECT_ROOT
 from orchestrator.policy import load_policy_text
 from orchestrator.policy.schema_tenants import RequestBounds
 from orchestrator.predict.request import parse_request
+from orchestrator.replica_model import LiveState
 from orchestrator.request import bounds, route_inputs
 from orchestrator.request.errors import RequestError
 from orchestrator.request.plan import PlanState, Predicted, Routed, plan
@@ -77,7 +78,7 @@ def _routed(spec: Any) -> Routed:
     """The request core's plan for `spec` on the local catalog, idle."""
     policy = load_policy_text(POLICY_TEXT, "policy.yaml", LOCAL)
     views = route_inputs.priced_views(LOCAL, policy)
-    live = {n: route_inputs.live_state(True, 0, 1) for n in views}
+    live = {n: LiveState() for n in views}
     state = PlanState(
         policy=policy,
         catalog=LOCAL,

@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator.ledger import UsageLedger
 from orchestrator.policy import load_policy_text
+from orchestrator.replica_model import LiveState
 from orchestrator.request import route_inputs
 from orchestrator.request.spec import caller_targets, needs_tool_parser, read_spec
 from orchestrator.routing.decide import decide
@@ -103,7 +104,7 @@ def test_rules_and_decision_route_to_a_local_profile(policy):
     )
     assert rules.max_tokens_cap == 512 and rules.cost_cap_usd == 0.01
     views = route_inputs.priced_views(LOCAL, policy)
-    live = {n: route_inputs.live_state(True, 0, 1) for n in views}
+    live = {n: LiveState() for n in views}
     from orchestrator.routing.views import with_live
 
     req = route_inputs.route_request(read_spec({"model": "smollm2-135m-instruct"}, "chat"), 40)
@@ -112,8 +113,8 @@ def test_rules_and_decision_route_to_a_local_profile(policy):
     assert decision.profile in {"smollm2-cpu", "smollm2-cpu-ngram"}
     assert decision.max_tokens is not None and decision.max_tokens <= 512
     # an unhealthy profile is never chosen
-    live["smollm2-cpu"] = route_inputs.live_state(False, 0, 1)
-    live["smollm2-cpu-ngram"] = route_inputs.live_state(True, 0, 1)
+    live["smollm2-cpu"] = LiveState(healthy=False)
+    live["smollm2-cpu-ngram"] = LiveState()
     decision = decide(req, budget_tokens, rules, with_live(views.values(), live))
     assert decision.profile == "smollm2-cpu-ngram"
     # a spent budget is a 429 with Retry-After at the window end

