@@ -6,7 +6,8 @@ batch capacity: many short answers beside long ones, arriving over a few seconds
 over the first `--long-share` of the window: 0.25 by default, 1 for a steady mix). Each
 request is predicted by the product's predictor (capped by its max_tokens, as the router's
 estimate is), takes a slot from the product's ingress queue (`serving.ingress_queue`, slots =
-one replica x the engine batch, `LiveViews.slots`) and is sent with vLLM's `priority`:
+one replica x the engine batch, `LiveViews.slots`; the default policy's fair headroom and
+short lane, `Profile.engine_seats`) and is sent with vLLM's `priority`:
   fcfs:  `scheduling.order: fcfs` (arrival order in the queue, priority 0 in the engine);
   sched: `scheduling.order: predicted` (the queue's key: shorter predicted work first, aged by
          `aging_s`; the engine's priority from the same key).
@@ -29,6 +30,7 @@ import statistics
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from orchestrator.catalog import load_catalog  # noqa: E402
 from orchestrator.paths import DEFAULT_DEPLOYMENTS  # noqa: E402
+from orchestrator.policy import default_policy  # noqa: E402
 from orchestrator.predict import Predictor  # noqa: E402
 from orchestrator.profiling.engine import ProfileEngine, profile_environment  # noqa: E402
 from orchestrator.scheduling import SchedulingSettings, Waiting  # noqa: E402
@@ -100,9 +103,14 @@ async def one(engine, ids: list[int], max_tokens: int, priority: int, t0: float)
     return {"ttft_s": first if first is not None else done, "end_s": done, "tokens": tokens}
 
 
-async def round_(pe: ProfileEngine, reqs: list[dict], variant: str, slots: int) -> dict:
-    settings = SchedulingSettings(order="fcfs" if variant == "fcfs" else "predicted")
-    queue = IngressQueue(settings, lambda _profile: slots)
+async def round_(
+    pe: ProfileEngine, reqs: list[dict], variant: str, slots: int, product: SchedulingSettings
+) -> dict:
+    """One round through the product's ingress queue: its settings from the default policy
+    (fair headroom, short lane), only the order set by the variant."""
+    settings = replace(product, order="fcfs" if variant == "fcfs" else "predicted")
+    seats = pe.profile.engine_seats
+    queue = IngressQueue(settings, lambda _profile: slots, seats=lambda _profile: seats)
     t0 = time.perf_counter()
 
     async def send(r: dict) -> dict:
@@ -143,12 +151,14 @@ async def round_(pe: ProfileEngine, reqs: list[dict], variant: str, slots: int) 
     }
 
 
-async def all_rounds(pe: ProfileEngine, reqs: list[dict], slots: int) -> list[dict]:
+async def all_rounds(
+    pe: ProfileEngine, reqs: list[dict], slots: int, product: SchedulingSettings
+) -> list[dict]:
     """Warm-up, then the rounds A B B A (fcfs, sched, sched, fcfs) on one event loop."""
     await pe.warm_up()
     rounds = []
     for variant in ("fcfs", "sched", "sched", "fcfs"):
-        got = await round_(pe, reqs, variant, slots)
+        got = await round_(pe, reqs, variant, slots, product)
         print(
             f"{variant}: short TTFT p95 {got['short_ttft_p95_s']:.2f} s, long e2e p99 "
             f"{got['long_e2e_p99_s']:.2f} s, {got['tokens_per_s']:.1f} tok/s, short queued p95 "
@@ -227,6 +237,12 @@ def main() -> int:
         default=0.25,
         help="share of the window the long requests arrive in (1: a steady mix)",
     )
+    ap.add_argument(
+        "--short-work-tokens",
+        type=int,
+        default=None,
+        help="override the default policy's scheduling.short_work_tokens (0: no short lane)",
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmark" / "scheduler_real"))
     args = ap.parse_args()
     catalog = load_catalog(DEFAULT_DEPLOYMENTS)
@@ -234,6 +250,9 @@ def main() -> int:
     predictor = Predictor(store=None)
     reqs = workload(args.short, args.long, args.spread, args.seed, args.long_share)
     slots = LiveViews(catalog, {profile.name: 1}, LoadBook(), LatencyScales()).slots(profile.name)
+    product = SchedulingSettings.of(default_policy(catalog))
+    if args.short_work_tokens is not None:
+        product = replace(product, short_work_tokens=args.short_work_tokens)
     with profile_environment(profile):
         pe = ProfileEngine.start(profile)
         try:
@@ -245,7 +264,9 @@ def main() -> int:
                     body["messages"], add_generation_prompt=True, tokenize=True
                 )
                 r["ids"] = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
-            rounds = asyncio.run(all_rounds(pe, reqs, slots))  # one event loop: the engine's
+            rounds = asyncio.run(
+                all_rounds(pe, reqs, slots, product)
+            )  # one event loop: the engine's
         finally:
             pe.shutdown()
     result = {
@@ -257,6 +278,9 @@ def main() -> int:
             "spread_s": args.spread,
             "long_share": args.long_share,
             "ingress_slots": slots,
+            "engine_seats": profile.engine_seats,
+            "short_work_tokens": product.short_work_tokens,
+            "fair_headroom": product.fair_headroom,
         },
         "predicted_tokens": {
             kind: sorted({r["predicted"] for r in reqs if r["kind"] == kind})

@@ -307,6 +307,14 @@ class Profile(_Strict):
         the simulator's replicas take."""
         return max(self.performance.max_concurrency * 4, 16)
 
+    @property
+    def engine_seats(self) -> int:
+        """Requests one replica's engine decodes at once at most: `max_num_seqs`, within what
+        Serve lets the replica hold, never below `batch_slots`. Between the two, only requests
+        the ingress lends headroom to run (`scheduling.headroom`)."""
+        seats = min(self.max_ongoing_requests, self.max_num_seqs or self.max_ongoing_requests)
+        return max(self.batch_slots, seats)
+
 
 class Catalog(_Strict):
     apiVersion: Literal["orchestrator/v1"] = API_VERSION  # noqa: N815 (k8s-style key)

@@ -172,6 +172,7 @@ def explain_policy(policy: Policy) -> PolicyExplanation:
             "order": policy.spec.scheduling.order,
             "aging_s": policy.spec.scheduling.aging_s,
             "fair_headroom": policy.spec.scheduling.fair_headroom,
+            "short_work_tokens": policy.spec.scheduling.short_work_tokens,
         },
     )
 
@@ -245,6 +246,11 @@ def render_text(exp: PolicyExplanation) -> str:
             out.append(
                 "Fair headroom: tenants below their fair share may start up to "
                 f"{100 * sched['fair_headroom']:g} % beyond a full profile's batch slots"
+            )
+        if sched.get("short_work_tokens") and sched["order"] == "predicted":
+            out.append(
+                f"Short lane: requests predicted to need at most {sched['short_work_tokens']} "
+                "tokens of work start beyond a full batch while engine seats are free"
             )
     if exp.unused_always_on:
         out.append(f"Note: always-on replicas no tenant may use: {', '.join(exp.unused_always_on)}")

@@ -160,6 +160,14 @@ class SchedulingSpec(Strict):
         description="share of a profile's batch slots a tenant below its fair share may take "
         "beyond them when all are busy, instead of waiting for one to free (0: off)",
     )
+    short_work_tokens: int = Field(
+        64,
+        ge=0,
+        le=100_000,
+        description="with order 'predicted': a request predicted to need at most this much work "
+        "(output tokens + prompt tokens / 16) starts beyond a full batch, up to the engine's "
+        "max_num_seqs, instead of waiting for a long answer to end (0: off)",
+    )
     tenants: dict[str, TenantScheduling] = Field(
         default_factory=dict, description="per-tenant weight, queue bound and deadline order"
     )

@@ -10,6 +10,12 @@ A tenant holding fewer slots than its fair share (the slots x its weight / the s
 of the tenants holding or waiting for slots of the profile) may take one beyond the batch, up
 to `fair_headroom` x the slots in all: the engine batches it beside the others (each a little
 slower), and a tenant over its share never takes one. Background work (batch lines) never does.
+
+Short lane: a request predicted to need little work (`short_work_tokens`, decode-token
+equivalents as in `key.py`) need not wait behind a batch of long answers either: it starts
+beyond the batch slots while the engines have seats left (`max_num_seqs`). It holds a seat
+for a moment, so the others' decoding slows briefly, where waiting would have cost it the
+rest of a long answer (vLLM never preempts a running request for a waiting one).
 """
 
 from __future__ import annotations
@@ -49,3 +55,10 @@ def may_borrow(
     if extra <= 0 or busy >= slots + extra:
         return False
     return held.get(tenant, 0) < fair_share(tenant, slots, held, waiting, weight)
+
+
+def may_start_short(work: float, *, busy: int, seats: int, short_work_tokens: int) -> bool:
+    """Whether a request predicted to need `work` may start beyond a full batch: it is short
+    (`0 < short_work_tokens` and `work <= short_work_tokens`) and an engine seat is free
+    (`busy < seats`)."""
+    return short_work_tokens > 0 and work <= short_work_tokens and busy < seats

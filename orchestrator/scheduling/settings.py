@@ -9,7 +9,7 @@ from typing import Literal
 from orchestrator.concepts import QueryClass
 from orchestrator.policy.model import Policy
 from orchestrator.policy.schema_cluster import SchedulingSpec
-from orchestrator.scheduling.headroom import may_borrow
+from orchestrator.scheduling.headroom import may_borrow, may_start_short
 from orchestrator.scheduling.key import OrderKey, engine_priority, order_key, predicted_work
 from orchestrator.scheduling.replicas import work_xargs
 
@@ -39,6 +39,7 @@ class SchedulingSettings:
     default: TenantShare = TenantShare()
     tenants: Mapping[str, TenantShare] = field(default_factory=dict)
     fair_headroom: float = 0.0  # share of the batch slots lent to tenants below their share
+    short_work_tokens: int = 0  # predicted work that may start beyond a full batch (0: off)
 
     def share(self, tenant: str) -> TenantShare:
         return self.tenants.get(tenant, self.default)
@@ -58,6 +59,15 @@ class SchedulingSettings:
             waiting=waiting,
             weight=self.weight,
             headroom=self.fair_headroom,
+        )
+
+    def may_start_short(self, work: float, busy: int, seats: int) -> bool:
+        """A request predicted to need `work` may start beyond the busy batch slots, into a
+        free engine seat (`headroom.py`, short lane; only in predicted order)."""
+        if self.order != "predicted":
+            return False
+        return may_start_short(
+            work, busy=busy, seats=seats, short_work_tokens=self.short_work_tokens
         )
 
     def deadline_ms(self, tenant: str, request_class: QueryClass | str) -> float | None:
@@ -142,4 +152,6 @@ class SchedulingSettings:
         default = tenants.get(policy.default_tenant.name) or TenantShare(
             weight=spec.weight, max_queued=spec.max_queued
         )
-        return cls(spec.order, spec.aging_s, default, tenants, spec.fair_headroom)
+        return cls(
+            spec.order, spec.aging_s, default, tenants, spec.fair_headroom, spec.short_work_tokens
+        )

@@ -130,7 +130,7 @@ class RequestExecutor:
         self.views = LiveViews(catalog, self.running, self.load, self.scales, self.starting)
         # requests a profile cannot batch now wait here, in the scheduler's order
         self.ingress_queue = IngressQueue(
-            SchedulingSettings.of(policy_source.current), self.views.slots
+            SchedulingSettings.of(policy_source.current), self.views.slots, seats=self.views.seats
         )
 
     # ----- the request path ------------------------------------------------------------

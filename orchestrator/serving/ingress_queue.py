@@ -2,7 +2,8 @@
 
 A request whose profile has a free batch slot goes at once (`turn` returns without awaiting),
 and so does one whose tenant holds less than its fair share of the slots while headroom is
-left (`scheduling.headroom`, the policy's `scheduling.fair_headroom`); otherwise it waits,
+left (`scheduling.fair_headroom`), or one predicted short while an engine seat is free
+(`scheduling.short_work_tokens`; both in `scheduling.headroom`); otherwise it waits,
 and `Ticket.done` of a finishing request releases the next in key order
 (tenant priority, fair shares, predicted work aged). A profile's slots: its running replicas
 times its engine batch (`capacity`); a profile with no running replica is not held here
@@ -71,9 +72,11 @@ class IngressQueue:
         settings: SchedulingSettings,
         capacity: Callable[[str], int],
         clock: Callable[[], float] = time.monotonic,
+        seats: Callable[[str], int] | None = None,
     ) -> None:
         self.settings = settings
-        self.capacity = capacity
+        self.capacity = capacity  # batch slots per profile (running replicas x batch)
+        self.seats = seats or capacity  # engine seats per profile (the short lane's bound)
         self.clock = clock
         self._queues: dict[str, WaitQueue] = {}
         self.busy: dict[str, int] = defaultdict(int)  # slots taken per profile
@@ -91,12 +94,23 @@ class IngressQueue:
         return cap <= 0 or self.busy[profile] < cap
 
     def _borrow(self, profile: str, item: Waiting, queue: WaitQueue) -> bool:
-        """`item`'s tenant is below its fair share of the busy slots and headroom is left."""
+        """`item`'s tenant is below its fair share of the busy slots and headroom is left, or
+        `item` is predicted short and an engine seat is free (`scheduling.headroom`)."""
         slots = self.capacity(profile)
         if item.background or slots <= 0:
             return False
+        busy = self.busy[profile]
         return self.settings.may_borrow(
-            item.tenant, slots, self.busy[profile], self.held[profile], queue.waiting_tenants()
+            item.tenant, slots, busy, self.held[profile], queue.waiting_tenants()
+        ) or self.settings.may_start_short(item.work, busy, self.seats(profile))
+
+    def _short_head(self, profile: str, queue: WaitQueue) -> bool:
+        """The request `pop` releases next is predicted short and an engine seat is free."""
+        head = queue.peek()
+        return (
+            head is not None
+            and not head.background
+            and self.settings.may_start_short(head.work, self.busy[profile], self.seats(profile))
         )
 
     def _take(self, profile: str, tenant: str) -> None:
@@ -156,9 +170,10 @@ class IngressQueue:
         return self.ahead_of(tenant, budget.query_class, work, background=background)
 
     def release(self, profile: str) -> None:
-        """Hand free slots of `profile` to the next waiters, in key order."""
+        """Hand free slots of `profile` to the next waiters, in key order (a short one at the
+        head also takes a free engine seat: the short lane)."""
         queue = self._queue(profile)
-        while len(queue) and self._room(profile):
+        while len(queue) and (self._room(profile) or self._short_head(profile, queue)):
             released = queue.pop()
             self._take(profile, released.item.tenant)
             released.item.payload.set_result(released)

@@ -95,3 +95,8 @@ class LiveViews:
         (0: none running, the ingress queue does not hold its requests: Serve holds them
         until its first replica serves)."""
         return self.running.get(name, 0) * self.catalog.profile(name).batch_slots
+
+    def seats(self, name: str) -> int:
+        """Requests the profile's engines decode at once at most: running replicas x
+        `engine_seats` (the short lane's bound, `scheduling.headroom`)."""
+        return self.running.get(name, 0) * self.catalog.profile(name).engine_seats

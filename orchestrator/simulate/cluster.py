@@ -189,14 +189,33 @@ class Cluster:
         self._place(pool, r, job, now)
         return True
 
+    def _short_seat(self, pool: Pool, job: Job) -> Replica | None:
+        """The short lane for the queue's head (as the server's `IngressQueue.release`): a job
+        predicted short starts in a free engine seat when no batch slot is free."""
+        if self.scheduling is None or not pool.serving:
+            return None
+        seats = len(pool.serving) * pool.spec.engine_cap
+        if not self.scheduling.may_start_short(job.work, pool.in_flight, seats):
+            return None
+        r = min(pool.serving, key=lambda x: (x.load, x.outstanding))
+        if r.load >= r.spec.engine_cap:
+            return None
+        job.borrowed = True
+        return r
+
     def _borrowed(self, pool: Pool, job: Job) -> Replica | None:
-        """The ingress's fair headroom (`scheduling.headroom`): a job whose tenant holds less
-        than its share of the pool's busy slots starts on the least loaded replica with room."""
+        """The ingress's headroom (`scheduling.headroom`): a job whose tenant holds less than
+        its share of the pool's busy slots, or a job predicted short while engine seats are
+        free (the short lane), starts on the least loaded replica with room."""
         if self.scheduling is None or not pool.serving:
             return None
         slots = len(pool.serving) * pool.spec.cap
+        seats = len(pool.serving) * pool.spec.engine_cap
         held, waiting = pool.held, pool.pending.waiting_tenants()
-        if not self.scheduling.may_borrow(job.tenant, slots, pool.in_flight, held, waiting):
+        if not (
+            self.scheduling.may_borrow(job.tenant, slots, pool.in_flight, held, waiting)
+            or self.scheduling.may_start_short(job.work, pool.in_flight, seats)
+        ):
             return None
         r = min(pool.serving, key=lambda x: (x.load, x.outstanding))
         if r.load >= r.spec.engine_cap:
@@ -206,7 +225,10 @@ class Cluster:
 
     def _drain_pending(self, pool: Pool, now: float) -> None:
         while pool.pending:
-            r = pick_replica(pool, pool.pending.peek(), self.rng, self.scheduling is not None)
+            head = pool.pending.peek()
+            r = pick_replica(pool, head, self.rng, self.scheduling is not None)
+            if r is None:
+                r = self._short_seat(pool, head)
             if r is None:
                 return
             job = pool.pending.popleft()

@@ -86,7 +86,7 @@ class ReplicaSpec:
                 }
             )
         cap = perf.max_concurrency
-        engine_cap = max(cap, profile.max_num_seqs or serve_max_ongoing(profile))
+        engine_cap = profile.engine_seats
         rate = (0.0, *(est.stream_tokens_per_s(perf, n) for n in range(1, cap + 1)))
         full = rate[cap] * cap  # beyond the full-speed batch the throughput is shared
         rate += tuple(full / n for n in range(cap + 1, engine_cap + 1))

@@ -269,6 +269,7 @@ def _setups(
     prediction: str = "model",
     routellm_threshold: float = bl.ROUTELLM_THRESHOLD,
     targets: Targets | None = None,
+    constant_feed: Callable[[pol.Prepared], pol.Prepared] = constant_prediction,
 ) -> dict[str, bl.Setup]:
     profiles = list(catalog.profiles)
     own = [
@@ -280,7 +281,7 @@ def _setups(
         if name in SCHEDULED:
             fed = prepared
             if name == "ours-constant" or (name == "ours" and prediction == "constant"):
-                fed = constant_prediction(prepared)
+                fed = constant_feed(prepared)
             oracle = name == "oracle" or (name == "ours" and prediction == "truth")
             router = pol.DecideRouter(catalog, policy, fed, oracle=oracle)
             controller = our_controller(policy, own_start, count_refused, targets)
@@ -325,6 +326,7 @@ def simulate(
     scheduler: bool = True,
     speed: float | Mapping[str, float] = 1.0,
     routellm_threshold: float = bl.ROUTELLM_THRESHOLD,
+    constant_feed: Callable[[pol.Prepared], pol.Prepared] | None = None,
 ) -> SimResult:
     """Replay `requests` under each named policy (see `ALL_POLICIES`); deterministic per seed.
 
@@ -337,7 +339,9 @@ def simulate(
     `prediction` (`PREDICTIONS`) is what `ours` is fed; `scheduler`: ours, the oracle and
     ours-constant run with the product's scheduler (False: Serve's and vLLM's FIFO queues).
     `routellm_threshold`: the RouteLLM-style baseline sends a request to the strong profile
-    when its predicted success on the weak profile's tier is below this."""
+    when its predicted success on the weak profile's tier is below this. `constant_feed`:
+    what ours-constant is fed, from the predictor's budgets (default `constant_prediction`;
+    an ablation swaps in another, e.g. one constant at another length)."""
     if prediction not in PREDICTIONS:
         raise ValueError(f"unknown prediction {prediction!r}; choose from {', '.join(PREDICTIONS)}")
     wall: dict[str, float] = {}
@@ -366,6 +370,7 @@ def simulate(
         prediction,
         routellm_threshold,
         targets,
+        constant_feed or constant_prediction,
     )
     if prediction != "model":
         notes.append(

@@ -96,9 +96,10 @@ def test_queued_requests_end_served_refused_or_cancelled_never_lost(own):
         # long enough (256 tokens, EOS ignored) that the fillers hold the slots throughout
         fillers = [pool.submit(_post, server, f"q-fill-{tag}-{i}", 256) for i in range(8)]
         _until(server, lambda q: q["busy"] >= 8, "the fillers never took the 8 slots")
-        queued = [pool.submit(_post, server, f"q-wait-{tag}-{i}", 8) for i in range(3)]
+        # 100 tokens: above the short lane's bound (64), so they wait for a batch slot
+        queued = [pool.submit(_post, server, f"q-wait-{tag}-{i}", 100) for i in range(3)]
         _until(server, lambda q: q["waiting"] >= 3, "three requests never queued")
-        leaver = pool.submit(_post, server, f"q-gone-{tag}", 8, timeout_s=5)
+        leaver = pool.submit(_post, server, f"q-gone-{tag}", 100, timeout_s=5)
         assert leaver.result()[1] == "gone"  # the client gave up while its request waited
         _until(server, lambda q: q["waiting"] == 3, "the leaver stayed queued", 30)
         # the shrunk bound acts at the next request the ingress reads (any tenant)

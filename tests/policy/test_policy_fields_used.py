@@ -195,6 +195,10 @@ BEHAVIOUR = {
     "SchedulingSpec.aging_s": f"{_QUEUE}[aging_s]",
     "SchedulingSpec.max_queued": f"{_QUEUE}[max_queued]",
     "SchedulingSpec.weight": f"{_QUEUE}[weight]",
+    "SchedulingSpec.short_work_tokens": (
+        "tests/scheduling/test_settings.py::"
+        "test_short_work_tokens_from_the_policy_opens_the_short_lane"
+    ),
     "SchedulingSpec.fair_headroom": (
         "tests/scheduling/test_settings.py::"
         "test_fair_headroom_from_the_policy_lends_slots_beyond_a_full_batch"

@@ -36,3 +36,12 @@ def test_only_a_tenant_below_its_share_borrows_and_only_within_the_headroom(
         tenant, slots=16, busy=busy, held=held, waiting=[], weight=weight, headroom=headroom
     )
     assert got is borrows
+
+
+def test_a_short_request_starts_beyond_a_full_batch_while_engine_seats_are_free():
+    from orchestrator.scheduling.headroom import may_start_short
+
+    assert may_start_short(33.0, busy=8, seats=16, short_work_tokens=64)
+    assert not may_start_short(65.0, busy=8, seats=16, short_work_tokens=64)  # not short
+    assert not may_start_short(33.0, busy=16, seats=16, short_work_tokens=64)  # no seat left
+    assert not may_start_short(0.0, busy=8, seats=16, short_work_tokens=0)  # lane off

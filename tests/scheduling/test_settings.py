@@ -53,7 +53,15 @@ def test_scheduling_names_only_known_tenants(local_catalog):
 
 
 @pytest.mark.parametrize(
-    "field", ["aging_s: 0", "max_queued: -1", "weight: 0", "order: sjf", "fair_headroom: -1"]
+    "field",
+    [
+        "aging_s: 0",
+        "max_queued: -1",
+        "weight: 0",
+        "order: sjf",
+        "fair_headroom: -1",
+        "short_work_tokens: -1",
+    ],
 )
 def test_invalid_values_are_refused_naming_the_field(local_catalog, field):
     with pytest.raises(ConfigError, match=field.split(":")[0]):
@@ -72,6 +80,22 @@ def test_fair_headroom_from_the_policy_lends_slots_beyond_a_full_batch(local_cat
     assert not off.may_borrow(*args)
     text = render_text(explain_policy(policy_of(TENANTS, local_catalog)))
     assert "below their fair share may start up to 25 % beyond" in text
+
+
+def test_short_work_tokens_from_the_policy_opens_the_short_lane(local_catalog):
+    """Default 64: a request predicted to need 33 tokens of work starts beyond a full batch of
+    8 while the engine has seats (16); 65 does not; `short_work_tokens: 0` or `order: fcfs`
+    close the lane."""
+    on = SchedulingSettings.of(policy_of(TENANTS, local_catalog))
+    off = SchedulingSettings.of(
+        policy_of(TENANTS + "scheduling: {short_work_tokens: 0}\n", local_catalog)
+    )
+    fcfs = SchedulingSettings.of(policy_of(TENANTS + "scheduling: {order: fcfs}\n", local_catalog))
+    assert on.short_work_tokens == 64 and on.may_start_short(33.0, 8, 16)
+    assert not on.may_start_short(65.0, 8, 16)
+    assert not off.may_start_short(33.0, 8, 16) and not fcfs.may_start_short(33.0, 8, 16)
+    text = render_text(explain_policy(policy_of(TENANTS, local_catalog)))
+    assert "predicted to need at most 64 tokens of work start beyond a full batch" in text
 
 
 def test_deadline_only_for_classes_with_a_ttft_target(local_catalog):

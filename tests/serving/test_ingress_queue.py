@@ -135,3 +135,42 @@ def test_a_tenant_below_its_share_starts_beyond_the_busy_slots():
 
     assert asyncio.run(scenario(0.25)) == (True, False)
     assert asyncio.run(scenario(0.0)) == (False, False)
+
+
+def test_a_short_request_starts_in_a_free_engine_seat_and_a_long_one_waits():
+    """Short lane: 2 batch slots busy with long answers, 4 engine seats. A request predicted
+    short (work <= `short_work_tokens`) starts at once; a long one waits; with the seats all
+    taken a short one waits too, and takes the next free seat ahead of the long one. Lane off:
+    the short one waits."""
+
+    async def scenario(short_work: int) -> tuple[bool, bool]:
+        s = SchedulingSettings(default=TenantShare(max_queued=100), short_work_tokens=short_work)
+        q = IngressQueue(s, capacity=lambda profile: 2, seats=lambda profile: 4)
+        held = [await q.turn("p", item(f"long{i}", tokens=2000)) for i in range(2)]
+        long = asyncio.create_task(q.turn("p", item("long-more", tokens=2000)))
+        short = asyncio.create_task(q.turn("p", item("short", tokens=20)))
+        await asyncio.sleep(0)
+        started = (short.done(), long.done())
+        if short.done():
+            assert short.result().borrowed and q.snapshot()["p"]["busy"] == 3
+            more = [await q.turn("p", item("short2", tokens=20))]  # the 4th seat
+            crowded = asyncio.create_task(q.turn("p", item("short3", tokens=20)))
+            await asyncio.sleep(0)
+            assert not crowded.done()  # every seat taken: it waits in key order
+            more.append(short.result())
+            for ticket in more:
+                ticket.done()
+            await asyncio.sleep(0)
+            assert crowded.done() and not long.done()  # a seat freed: the short head takes it
+        else:
+            crowded = None
+        for ticket in held:
+            ticket.done()
+        for task in (long, short, crowded):
+            if task is not None:
+                (await task).done()
+        assert q.snapshot()["p"]["busy"] == 0
+        return started
+
+    assert asyncio.run(scenario(64)) == (True, False)
+    assert asyncio.run(scenario(0)) == (False, False)

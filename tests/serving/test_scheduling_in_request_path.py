@@ -43,6 +43,7 @@ async def test_a_full_profile_queues_refuses_past_the_bound_and_a_leaver_costs_n
     one_profile = "  allowed_profiles: [smollm2-cpu]\nscheduling: {max_queued: 1}\n"
     ex = make_executor(tmp_path, monkeypatch, policy_text=POLICY_TEXT + one_profile)
     ex.ingress_queue.capacity = lambda profile: 1  # one batch slot
+    ex.ingress_queue.seats = lambda profile: 1  # and no engine seat beyond it (short lane)
     body = {"model": FAMILY, "messages": MESSAGES, "stream": True}
     ex.handle.streams.append(engine_stream([chunk("a")], hang=True))
     first = await _serve(ex, body, "chat", {"x-request-id": "r1"})
@@ -90,6 +91,7 @@ async def test_a_queued_request_s_decision_shows_its_position_and_wait(
     one_profile = "  allowed_profiles: [smollm2-cpu]\n"
     ex = make_executor(tmp_path, monkeypatch, policy_text=POLICY_TEXT + one_profile)
     ex.ingress_queue.capacity = lambda profile: 1  # one batch slot
+    ex.ingress_queue.seats = lambda profile: 1  # and no engine seat beyond it (short lane)
     stream = {"model": FAMILY, "messages": MESSAGES, "stream": True}
     ex.handle.streams.append(engine_stream([chunk("a")]))
     first = await _serve(ex, stream, "chat", {"x-request-id": "r1"})
@@ -125,8 +127,9 @@ async def test_the_queue_holds_requests_before_admission_refuses_them(
     """On the embedded default (engine batch 16, full-speed batch 8) a profile's ninth request
     waits in the ingress queue, in its order, rather than in vLLM's: the ingress counts the
     batch slots as admission and the simulator do (`Profile.batch_slots`), so a queue forms
-    before admission sheds at 1.5x (it never did while the ingress counted vLLM's 16)."""
-    one_profile = "  allowed_profiles: [smollm2-cpu]\n"
+    before admission sheds at 1.5x (it never did while the ingress counted vLLM's 16). (The
+    short lane is off here: these requests are predicted short, see the next test.)"""
+    one_profile = "  allowed_profiles: [smollm2-cpu]\nscheduling: {short_work_tokens: 0}\n"
     ex = make_executor(tmp_path, monkeypatch, policy_text=POLICY_TEXT + one_profile)
     slots = ex.catalog.profile("smollm2-cpu").batch_slots
     assert slots == 8 < ex.catalog.profile("smollm2-cpu").max_num_seqs
@@ -145,4 +148,24 @@ async def test_the_queue_holds_requests_before_admission_refuses_them(
     assert len(ex.handle.requests) == slots  # the ninth has not reached the engine
     queued.cancel()
     await asyncio.gather(queued, return_exceptions=True)
+    ex.ledger.close()
+
+
+async def test_a_request_predicted_short_starts_in_a_free_engine_seat_past_a_full_batch(
+    tmp_path, monkeypatch, engine_stream, chunk
+):
+    """The short lane on the request path: every batch slot (8) holds a hanging stream; the
+    ninth request, predicted to need a few tokens, reaches the engine at once in one of its
+    16 seats instead of waiting for a slot, and its decision shows no queue wait."""
+    one_profile = "  allowed_profiles: [smollm2-cpu]\n"
+    ex = make_executor(tmp_path, monkeypatch, policy_text=POLICY_TEXT + one_profile)
+    slots = ex.catalog.profile("smollm2-cpu").batch_slots
+    body = {"model": FAMILY, "messages": MESSAGES, "stream": True, "max_tokens": 16}
+    for i in range(slots + 1):
+        ex.handle.streams.append(engine_stream([chunk("a")], hang=True))
+        got = await _serve(ex, body, "chat", {"x-request-id": f"r{i}"})
+        assert isinstance(got, StreamingResponse)
+    assert sum(p["waiting"] for p in ex.ingress_queue.snapshot().values()) == 0
+    assert len(ex.handle.requests) == slots + 1  # the ninth is on the engine
+    assert ex.ingress_queue.snapshot()["smollm2-cpu"]["busy"] == slots + 1
     ex.ledger.close()

@@ -171,3 +171,30 @@ def test_planner_decisions_are_kept_for_ours_only(result):
             assert all(
                 ticks[after][i] >= d.target_of(name) for i, name in enumerate(result.profiles)
             )
+
+
+def test_constant_feed_is_what_ours_constant_reads(catalog, policy):
+    """Fed the predictor's own budgets, ours-constant replays exactly as ours does; fed one
+    long constant, it does not."""
+    from orchestrator.simulate.policies import Prepared
+    from orchestrator.simulate.run import constant_prediction
+
+    def long_constant(prepared):
+        one = constant_prediction(prepared).budgets[0]
+        long = one.model_copy(update={"p50_output_tokens": 4000, "p90_output_tokens": 8000})
+        return Prepared([long] * len(prepared.budgets))
+
+    runs = {}
+    for name, feed in (("same", lambda prepared: prepared), ("long", long_constant)):
+        res = simulate(
+            catalog,
+            policy,
+            make_requests(n=150),
+            predictor=orchestrator.predict.Predictor(store=None),
+            policies=("ours", "ours-constant"),
+            seed=3,
+            constant_feed=feed,
+        )
+        runs[name] = {k: r.metrics for k, r in res.policies.items()}
+    assert runs["same"]["ours-constant"] == runs["same"]["ours"]
+    assert runs["long"]["ours-constant"] != runs["long"]["ours"]
