@@ -16,6 +16,7 @@ import numpy as np
 
 from orchestrator.catalog.schema import Catalog
 from orchestrator.concepts import TIER_RANK
+from orchestrator.planning.types import ScalingDecision
 from orchestrator.policy import Policy
 from orchestrator.predict import Predictor
 from orchestrator.request import route_inputs
@@ -51,6 +52,8 @@ class PolicyRun:
     outcome: Outcome
     metrics: dict[str, Any]
     wall_s: float
+    # the product planner's decision per tick (ours, the oracle); empty for baselines
+    planner: list[ScalingDecision] = field(default_factory=list)
 
 
 @dataclass
@@ -400,7 +403,14 @@ def simulate(
             metrics = summarize(*measured_only(outcome, targets, measured), names, ranks)
         else:
             metrics = summarize(outcome, targets, names, ranks)
-        runs[name] = PolicyRun(name, DESCRIPTIONS[name], outcome, metrics, time.perf_counter() - t1)
+        planner = (
+            setup.controller.decisions
+            if isinstance(setup.controller, ctl.PlannerController)
+            else []
+        )
+        runs[name] = PolicyRun(
+            name, DESCRIPTIONS[name], outcome, metrics, time.perf_counter() - t1, planner
+        )
         wall[name] = runs[name].wall_s
         cpu[name] = time.process_time() - c1
     wall["total"] = time.perf_counter() - t0

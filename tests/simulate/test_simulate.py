@@ -155,6 +155,24 @@ def test_overload_ends_in_timeouts_not_lost_requests(catalog, policy, predictor)
     assert r.DESCRIPTIONS["queue"]
 
 
+def test_planner_decisions_are_kept_for_ours_only(result):
+    """`PolicyRun.planner`: ours' planner decision per tick, whose targets the cluster ran."""
+    assert result.policies["static"].planner == []
+    decisions = result.policies["ours"].planner
+    assert len(decisions) > 1
+    times = [d.now_s for d in decisions]
+    assert times == sorted(set(times))
+    assert all(set(d.targets) == set(result.profiles) for d in decisions)
+    ticks = {t: reps for t, reps, _ in result.policies["ours"].outcome.timeline}
+    later = sorted(ticks)
+    for d in decisions:
+        after = next((t for t in later if t > d.now_s), None)
+        if after is not None:  # replicas (target + draining) at the next tick hold the target
+            assert all(
+                ticks[after][i] >= d.target_of(name) for i, name in enumerate(result.profiles)
+            )
+
+
 def test_constant_feed_is_what_ours_constant_reads(catalog, policy):
     """Fed the predictor's own budgets, ours-constant replays exactly as ours does; fed one
     long constant, it does not."""
