@@ -152,13 +152,19 @@ async def round_(
 
 
 async def all_rounds(
-    pe: ProfileEngine, reqs: list[dict], slots: int, product: SchedulingSettings
+    pe: ProfileEngine,
+    reqs: list[dict],
+    slots: int,
+    product: SchedulingSettings,
+    fcfs_slots: int | None = None,
 ) -> list[dict]:
-    """Warm-up, then the rounds A B B A (fcfs, sched, sched, fcfs) on one event loop."""
+    """Warm-up, then the rounds A B B A (fcfs, sched, sched, fcfs) on one event loop; the
+    fcfs rounds hold `fcfs_slots` requests at once when given (e.g. every engine seat)."""
     await pe.warm_up()
     rounds = []
     for variant in ("fcfs", "sched", "sched", "fcfs"):
-        got = await round_(pe, reqs, variant, slots, product)
+        n = fcfs_slots if variant == "fcfs" and fcfs_slots else slots
+        got = await round_(pe, reqs, variant, n, product)
         print(
             f"{variant}: short TTFT p95 {got['short_ttft_p95_s']:.2f} s, long e2e p99 "
             f"{got['long_e2e_p99_s']:.2f} s, {got['tokens_per_s']:.1f} tok/s, short queued p95 "
@@ -191,7 +197,9 @@ def summary(rounds: list[dict]) -> dict:
     r = out["ratios"]
     out["acceptance"] = {
         "short_ttft_p95_2x_lower": r["short_ttft_p95_fcfs_over_sched"] >= 2.0,
-        "tokens_per_s_within_5pct": abs(r["tokens_per_s_sched_over_fcfs"] - 1) <= 0.05,
+        # "within 5 %" of first come, first served: no more than 5 % lower (a gain is no miss;
+        # the ratio itself is reported beside)
+        "tokens_per_s_within_5pct": r["tokens_per_s_sched_over_fcfs"] >= 0.95,
         "long_e2e_p99_at_most_1_5x": r["long_e2e_p99_sched_over_fcfs"] <= 1.5,
     }
     return out
@@ -243,6 +251,13 @@ def main() -> int:
         default=None,
         help="override the default policy's scheduling.short_work_tokens (0: no short lane)",
     )
+    ap.add_argument(
+        "--fcfs-slots",
+        type=int,
+        default=None,
+        help="requests the fcfs rounds run at once (default: the ingress's batch slots; "
+        "the engine's seats = the engine alone in arrival order)",
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmark" / "scheduler_real"))
     args = ap.parse_args()
     catalog = load_catalog(DEFAULT_DEPLOYMENTS)
@@ -265,7 +280,7 @@ def main() -> int:
                 )
                 r["ids"] = list(ids["input_ids"] if hasattr(ids, "keys") else ids)
             rounds = asyncio.run(
-                all_rounds(pe, reqs, slots, product)
+                all_rounds(pe, reqs, slots, product, args.fcfs_slots)
             )  # one event loop: the engine's
         finally:
             pe.shutdown()
@@ -278,6 +293,7 @@ def main() -> int:
             "spread_s": args.spread,
             "long_share": args.long_share,
             "ingress_slots": slots,
+            "fcfs_slots": args.fcfs_slots or slots,
             "engine_seats": profile.engine_seats,
             "short_work_tokens": product.short_work_tokens,
             "fair_headroom": product.fair_headroom,
