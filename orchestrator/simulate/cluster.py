@@ -197,11 +197,7 @@ class Cluster:
         seats = len(pool.serving) * pool.spec.engine_cap
         if not self.scheduling.may_start_short(job.work, pool.in_flight, seats):
             return None
-        r = min(pool.serving, key=lambda x: (x.load, x.outstanding))
-        if r.load >= r.spec.engine_cap:
-            return None
-        job.borrowed = True
-        return r
+        return _beyond_batch(pool, job)
 
     def _borrowed(self, pool: Pool, job: Job) -> Replica | None:
         """The ingress's headroom (`scheduling.headroom`): a job whose tenant holds less than
@@ -210,18 +206,10 @@ class Cluster:
         if self.scheduling is None or not pool.serving:
             return None
         slots = len(pool.serving) * pool.spec.cap
-        seats = len(pool.serving) * pool.spec.engine_cap
         held, waiting = pool.held, pool.pending.waiting_tenants()
-        if not (
-            self.scheduling.may_borrow(job.tenant, slots, pool.in_flight, held, waiting)
-            or self.scheduling.may_start_short(job.work, pool.in_flight, seats)
-        ):
-            return None
-        r = min(pool.serving, key=lambda x: (x.load, x.outstanding))
-        if r.load >= r.spec.engine_cap:
-            return None
-        job.borrowed = True
-        return r
+        if self.scheduling.may_borrow(job.tenant, slots, pool.in_flight, held, waiting):
+            return _beyond_batch(pool, job)
+        return self._short_seat(pool, job)
 
     def _drain_pending(self, pool: Pool, now: float) -> None:
         while pool.pending:
@@ -416,3 +404,13 @@ class Cluster:
         job.priority = settings.engine_priority(
             tenant, routed.request_class, job.work, job.arrival_s
         )
+
+
+def _beyond_batch(pool: Pool, job: Job) -> Replica | None:
+    """The least loaded ready replica, for a job started beyond the batch slots (marked
+    `borrowed`), or None when even its engine seats are all taken."""
+    r = min(pool.serving, key=lambda x: (x.load, x.outstanding))
+    if r.load >= r.spec.engine_cap:
+        return None
+    job.borrowed = True
+    return r
