@@ -131,6 +131,7 @@ class RequestRun:
             engine_plan.prices,
             profile=engine_plan.profile,
             prediction=engine_plan.prediction,
+            max_tokens=engine_plan.route.max_tokens,
             release=self._release,
             observe=self._settled,
         )
@@ -156,6 +157,7 @@ class RequestRun:
         )
         self.settlement.prices, self.settlement.profile = engine_plan.prices, engine_plan.profile
         self.settlement.prediction = engine_plan.prediction
+        self.settlement.max_tokens = engine_plan.route.max_tokens
         self.modelled = self._modelled(engine_plan)
         self.begin()
         try:  # the decision that runs replaces the one recorded
