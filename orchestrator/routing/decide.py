@@ -151,6 +151,7 @@ def decide(
         prediction.tier_success,
         rules.min_success,
         rules.share_of_strongest,
+        rules.quality_slack,
     )
     for b in survivors:
         b.meets_quality = b.profile.quality_tier in verdict.tiers

@@ -99,6 +99,11 @@ class TenantRules(_Frozen):
     share_of_strongest: float | None = Field(
         None, ge=0, le=1, description="quality target: P >= this x the strongest usable tier's"
     )
+    quality_slack: float = Field(
+        0.0,
+        description="expected successes the tenant's earlier requests banked above its "
+        "share_of_strongest target (routing/quality.QualityAccount); a request may use it",
+    )
     on_cost_cap: tuple[Action, ...] = ("downgrade", "cap_tokens", "reject")
     on_budget_exhausted: tuple[Action, ...] = ("reject",)
     on_slo_unmeetable: tuple[Action, ...] = Field(
