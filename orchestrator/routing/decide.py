@@ -97,6 +97,7 @@ def decide(
         "tier_success": prediction.tier_success,
         "cost_target_usd": ctx.cost_target,
         "cost_cap_usd": ctx.cost_cap,
+        "share_of_strongest": rules.share_of_strongest,
         "slo": ctx.slo,
     }
     # keys in input order; later stages overwrite entries in place

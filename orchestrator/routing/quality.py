@@ -84,12 +84,13 @@ ACCOUNT_HALF_LIFE_REQUESTS = 700
 
 @dataclass(slots=True)
 class QualityAccount:
-    """One tenant's running expected quality: the sums, over its routed requests (decayed by
-    `ACCOUNT_HALF_LIFE_REQUESTS`), of the served tier's and the strongest usable tier's
-    predicted success. With every request routed on a qualifying tier, `slack(s)` stays >= 0,
-    hence the undecayed sums' too (each is a positive mix of the decayed ones): the tenant's
-    expected quality over its traffic is >= s x always-strongest's. Accounts of separate
-    processes add (each one's slack >= 0 makes the sum's >= 0)."""
+    """One tenant's running expected quality: the sums, over its routed requests, of the
+    served tier's and the strongest usable tier's predicted success. A surplus over the target
+    fades (half-life `ACCOUNT_HALF_LIFE_REQUESTS`), a debt (a downgrade, a target no tier
+    reached) is never forgotten: with every request routed on a qualifying tier the slack
+    stays >= 0, and the undecayed slack is >= the decayed one (each fading step removed a
+    surplus), so the tenant's expected quality over its traffic is >= s x always-strongest's.
+    Accounts of separate processes add (each one's slack >= 0 makes the sum's >= 0)."""
 
     served: float = 0.0
     strongest: float = 0.0
@@ -104,9 +105,11 @@ class QualityAccount:
         """Expected successes banked above `share` x always-strongest (0 without a share)."""
         return 0.0 if share is None else self.served - share * self.strongest
 
-    def record(self, served: float, strongest: float) -> None:
-        self.served = self.served * self.decay + served
-        self.strongest = self.strongest * self.decay + strongest
+    def record(self, served: float, strongest: float, share: float | None = None) -> None:
+        """Add one request; the sums fade first unless they hold a debt against `share`."""
+        fade = self.decay if share is None or self.slack(share) >= 0 else 1.0
+        self.served = self.served * fade + served
+        self.strongest = self.strongest * fade + strongest
 
 
 def served_and_strongest(decision: object) -> tuple[float, float] | None:
@@ -140,7 +143,8 @@ class QualityAccounts:
         """Count a routed decision (a refusal or a decision without prediction: nothing)."""
         pair = served_and_strongest(decision)
         if pair is not None:
-            self._accounts.setdefault(tenant, QualityAccount()).record(*pair)
+            share = getattr(decision, "share_of_strongest", None)
+            self._accounts.setdefault(tenant, QualityAccount()).record(*pair, share)
 
 
 __all__ = [

@@ -251,6 +251,9 @@ class Decision(_Frozen):
     )
     cost_target_usd: float | None = None
     cost_cap_usd: float | None = None
+    share_of_strongest: float | None = Field(
+        None, description="the tenant's quality target held over its traffic (None: none)"
+    )
     slo: LatencySLO = LatencySLO()
     steps: tuple[str, ...] = ()
     candidates: tuple[CandidateReport, ...] = ()

@@ -185,3 +185,22 @@ def test_accounts_count_routed_decisions_only(gpu_views):
     spent = rules.model_copy(update={"remaining_budget_usd": 0.0})
     accounts.record("t", decide(req, _budget(EASY), spent, gpu_views))
     assert accounts.of("t").sums == (served, EASY["frontier"])
+
+
+def test_a_surplus_fades_but_a_debt_is_kept():
+    account = QualityAccount()
+    account.record(0.9, 0.9, 0.9)  # surplus 0.09
+    account.record(0.9, 0.9, 0.9)
+    assert 0.09 < account.slack(0.9) < 0.18  # the first surplus faded a little
+    account.record(0.1, 0.9, 0.9)  # a downgrade: debt
+    debt = account.slack(0.9)
+    assert debt < 0
+    account.record(0.0, 0.0, 0.9)  # a request that moves nothing: the debt stays whole
+    assert account.slack(0.9) == debt
+
+
+def test_the_decision_carries_the_share_target_it_was_held_to(gpu_views):
+    req = RouteRequest(prompt_tokens=50)
+    held = decide(req, _budget(EASY), TenantRules(share_of_strongest=0.8), gpu_views)
+    assert held.share_of_strongest == 0.8
+    assert decide(req, _budget(EASY), TenantRules(), gpu_views).share_of_strongest is None
