@@ -88,7 +88,13 @@ class PlannerKnobs(_Frozen):
         0.2, gt=0, le=1, description="EWMA weight of one delivered-speed sample"
     )
     delivery_min: float = Field(0.25, gt=0, description="lowest delivery factor")
-    delivery_max: float = Field(1.5, gt=0, description="highest delivery factor")
+    delivery_max: float = Field(2.0, gt=0, description="highest delivery factor")
+    delivery_covers_prefill: bool = Field(
+        True,
+        description="the delivery factor (learned from TPOT) scales prefill capacity too: one "
+        "replica's hardware runs both, and TTFT mixes queue wait and the prompt mix into any "
+        "prefill-only figure (False: decode only, the planner before session 13)",
+    )
     waiting_pressure_per_replica: float = Field(
         1.0, ge=0, description="queued requests per ready replica that count as pressure"
     )

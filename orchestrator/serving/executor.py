@@ -234,8 +234,8 @@ class RequestExecutor:
         the controller must see, split over the profiles admission counted for it."""
         first = refused.predicted.first
         record_refusal(self.demand, refused.code, refused.decision, state.views, refused.eligible,
-                       refused.predicted.prompt_tokens, first.p50_tokens if first else 0,
-                       time.monotonic())  # fmt: skip
+                       refused.predicted.prompt_tokens, (first.p50_tokens, first.p90_tokens)
+                       if first else (0, 0), time.monotonic())  # fmt: skip
         message = refused.message
         if refused.status == 503 and self.placement_note is not None:
             names = [p.name for p in candidates_for_model(refused.spec.model, self.catalog)]
