@@ -14,7 +14,8 @@ replicas and $/hour over time per speed (grey: warm-up, simulated but not measur
 
 `--planners now,before` runs each speed with the product's planner ("now": output sized from
 expected tokens, the delivery factor scaling prefill too, capped at 2.0) and with the planner
-of session 12 ("before": p50 sizing, decode-only delivery capped at 1.5), one table each
+of session 12 ("before": p50 sizing, decode-only delivery capped at 1.5), or today's delivery
+with p50 sizing ("p50"), one table each
 (each planner's ratios are against its own 1.0x run); the plot draws the first planner.
 
 Usage: python bench/speed_shedding.py [--speeds 1.0,1.5,0.5] [--rate-scale 10]
@@ -49,6 +50,7 @@ WINDOW_S = 300.0  # rolling mean over the controller's ticks
 PLANNERS = {
     "now": ("expected", PlannerKnobs()),
     "before": ("p50", PlannerKnobs(delivery_covers_prefill=False, delivery_max=1.5)),
+    "p50": ("p50", PlannerKnobs()),  # today's delivery factor, session 12's demand sizing
 }
 
 

@@ -347,14 +347,46 @@ def plot(result: dict, path: Path) -> None:
         f"{source} on Azure x{found['setup']['rate_scale']:g}": found
         for source, found in result["sources"].items()
     }
-    metrics = (*PLOT_METRICS[:2], ("ttft_mean_ms", "TTFT mean (s)"), PLOT_METRICS[3])
-    plot_compare(
-        panels,
-        path,
+    title = (
         "real prompts with their real answer lengths; predictor trained without the source "
-        "(2-core EPYC, shared)",
-        metrics,
+        "(2-core EPYC, shared)"
     )
+    if any("before_p50_sizing" in f for f in panels.values()):
+        plot_sizing(panels, path, title + "; planner sized from p50 (grey) or expected tokens")
+        return
+    metrics = (*PLOT_METRICS[:2], ("ttft_mean_ms", "TTFT mean (s)"), PLOT_METRICS[3])
+    plot_compare(panels, path, title, metrics)
+
+
+def plot_sizing(panels: dict, path: Path, title: str) -> None:
+    """Constant, predictor and truth with the scheduler, the planner sizing output from p50
+    (`before_p50_sizing`, grey) and from expected tokens (blue), per source."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, labels = ["ours-constant", "ours", "oracle"], ["constant", "predictor", "truth"]
+    metrics = (*PLOT_METRICS[:2], ("slo_attainment", "SLO attainment (%)"), PLOT_METRICS[3])
+    sides = (("p50 sizing", "before_p50_sizing", "tab:gray"),
+             ("expected tokens", "scheduler", "tab:blue"))  # fmt: skip
+    fig, axes = plt.subplots(len(panels), 4, figsize=(15, 3.6 * len(panels)), squeeze=False)
+    for row_axes, (label, found) in zip(axes, panels.items(), strict=True):
+        for ax, (key, name) in zip(row_axes, metrics, strict=True):
+            x = np.arange(len(names))
+            for k, (side, field, color) in enumerate(sides):
+                vals = [found[field]["policies"][n][key] for n in names]
+                scale = 100 if key == "slo_attainment" else 1 if key == "cost_usd" else 1e-3
+                ax.bar(x + (k - 0.5) * 0.4, [v * scale for v in vals], 0.4, color=color,
+                       label=side)  # fmt: skip
+            ax.set_xticks(x, labels)
+            ax.set_title(f"{label}: {name}", fontsize=9)
+            if key == "slo_attainment":
+                ax.set_ylim(70, 100)
+        row_axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
