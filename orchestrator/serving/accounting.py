@@ -131,16 +131,20 @@ class Accountant:
         self.ledger = ledger
         self.predictor = predictor
         # the rows' group commit (lazy writers, e.g. decisions, may ride its jobs)
+        # (decisions in the same database share its transaction; calibration after commit)
         self.writes: GroupWriter[tuple[UsageRecord, Any, Any]] = GroupWriter(
-            self._write_many, offload
+            self._write_many, offload, database=getattr(ledger, "db", None), after=self._learn
         )
 
     def _write_many(self, rows: list[tuple[UsageRecord, Any, Any]]) -> None:
-        """Worker thread: the rows in one transaction, then the calibration of each."""
+        """Worker thread: the rows in one transaction."""
         if len(rows) == 1:
             self.ledger.settle(rows[0][0])
         else:
             self.ledger.settle_many([record for record, _, _ in rows])
+
+    def _learn(self, rows: list[tuple[UsageRecord, Any, Any]]) -> None:
+        """Worker thread, once the rows are committed: the calibration of each."""
         if self.predictor is None:
             return
         learned = [
