@@ -130,26 +130,27 @@ class Accountant:
     ):
         self.ledger = ledger
         self.predictor = predictor
-        # the rows' group commit (lazy writers, e.g. decisions, may ride its jobs)
-        # (decisions in the same database share its transaction; calibration after commit)
-        self.writes: GroupWriter[tuple[UsageRecord, Any, Any]] = GroupWriter(
+        # the rows' group commit (lazy writers, e.g. decisions, may ride its jobs; those in
+        # the ledger's database share its transaction); the calibration after the commit
+        self.writes: GroupWriter[tuple[UsageRecord, Any, Any, int | None]] = GroupWriter(
             self._write_many, offload, database=getattr(ledger, "db", None), after=self._learn
         )
 
-    def _write_many(self, rows: list[tuple[UsageRecord, Any, Any]]) -> None:
+    def _write_many(self, rows: list[tuple[UsageRecord, Any, Any, int | None]]) -> None:
         """Worker thread: the rows in one transaction."""
         if len(rows) == 1:
             self.ledger.settle(rows[0][0])
         else:
-            self.ledger.settle_many([record for record, _, _ in rows])
+            self.ledger.settle_many([record for record, _, _, _ in rows])
 
-    def _learn(self, rows: list[tuple[UsageRecord, Any, Any]]) -> None:
-        """Worker thread, once the rows are committed: the calibration of each."""
+    def _learn(self, rows: list[tuple[UsageRecord, Any, Any, int | None]]) -> None:
+        """Worker thread, once the rows are committed: the calibration of each (with the cap
+        each answer ran under, so a cut answer is learned as censored)."""
         if self.predictor is None:
             return
         learned = [
-            (profile, prediction, record.output_tokens, record.reasoning_tokens)
-            for record, profile, prediction in rows
+            (profile, prediction, record.output_tokens, record.reasoning_tokens, cap)
+            for record, profile, prediction, cap in rows
             if prediction is not None and record.status == "ok"
         ]
         many = getattr(self.predictor, "observe_many", None)
@@ -165,11 +166,15 @@ class Accountant:
             except Exception:  # calibration is best effort; the ledger row is what counts
                 log.warning("predictor calibration update failed", exc_info=True)
 
-    async def record(self, record: UsageRecord, profile: Any, prediction: Any) -> None:
+    async def record(
+        self, record: UsageRecord, profile: Any, prediction: Any, max_tokens: int | None = None
+    ) -> None:
         """Write off the event loop. Shielded: a request cancelled while its row is being
-        written (a client gone mid-stream) still gets its row."""
+        written (a client gone mid-stream) still gets its row. `max_tokens`: the per-choice
+        cap the engine was sent (None: the client's or the context room, which the prediction
+        knows)."""
         try:
-            await self.writes.write((record, profile, prediction))
+            await self.writes.write((record, profile, prediction, max_tokens))
         except Exception:
             log.exception("could not write usage record %s", record.request_id)
 
@@ -277,6 +282,7 @@ class RequestSettlement:
         *,
         profile: Any,
         prediction: Any,
+        max_tokens: int | None,
         release: Callable[[], None],
         observe: Callable[[Status, EngineUsage, float], None],
     ):
@@ -285,6 +291,7 @@ class RequestSettlement:
         self.prices = prices
         self.profile = profile
         self.prediction = prediction
+        self.max_tokens = max_tokens  # per choice, as sent to the engine (None: no cap set)
         self._release = release
         self._observe = observe
         self._cost: float | None = None
@@ -318,6 +325,9 @@ class RequestSettlement:
         self._release()
         self._observe(status, usage, cost)
         await self.accountant.record(
-            usage_record(self.trace, usage, cost, status), self.profile, self.prediction
+            usage_record(self.trace, usage, cost, status),
+            self.profile,
+            self.prediction,
+            self.max_tokens,
         )
         return cost

@@ -37,6 +37,7 @@ from orchestrator.request.plan import PlanState, Predicted, Refused, plan
 from orchestrator.request.prefix_index import PrefixIndex
 from orchestrator.request.spec import RequestSpec, read_spec
 from orchestrator.request.spend import SpendBook
+from orchestrator.routing.quality import QualityAccounts
 from orchestrator.routing.refusal import OVERLOAD_CODE, intended_profile, overload_shares
 from orchestrator.routing.types import ProfileView, TokenBudget
 from orchestrator.routing.views import with_live
@@ -137,6 +138,7 @@ class DecideRouter:
         self.decisions = 0
         self._candidates: dict[str | None, list[Profile]] = {}
         self.opening = OpeningDemand()  # requests a closed profile lost on its opening price
+        self.quality = QualityAccounts()  # each tenant's running expected quality (its target)
         self.prefix = PrefixIndex()  # prompt blocks routed to each profile (prefix caching)
         self._profiles = [catalog.profile(n) for n in self.names]
 
@@ -255,6 +257,7 @@ class DecideRouter:
             budget=self.budget_state(tenant, now),
             tenant_in_flight=self._in_flight(tenant, now),
             ahead=queue_places(cluster, tenant.name, predicted),
+            quality=self.quality.of(tenant.name).sums,
         )
         return spec, tenant, predicted, state
 
@@ -291,6 +294,7 @@ class DecideRouter:
             return Rejected(outcome.code)
         decision = outcome.decision
         self.opening.record(decision, now)
+        self.quality.record(tenant.name, decision)
         idx = self.index[outcome.profile.name]
         if req.prefix_blocks:
             pool = cluster.pools[idx]
