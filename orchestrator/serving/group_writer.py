@@ -15,25 +15,21 @@ the next group of the writer it rides with: a write needed only before the answe
 (a decision) then costs no hop of its own. Writers that name the same `database` (whose
 `write_many` writes there through `Database.transaction`) write a job's groups in ONE
 transaction (one commit); should it fail, it is rolled back and each group is written in its
-own transaction as without it. `after(items)` runs in the worker thread once items are
-committed (best effort: its error is logged, the write stands).
+own transaction as without it.
 
 Invariants: items are written in submission order, one group at a time (a later write for the
 same key lands after an earlier one), a lazy writer's items included; a group that fails is
-retried item by item in the same job, so a bad item fails only its own `write`; an item's
-`after` runs once, after its commit, never for an item that failed; a caller cancelled while
-waiting does not cancel its write.
+retried item by item in the same job, so a bad item fails only its own `write`; a caller
+cancelled while waiting does not cancel its write.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
-log = logging.getLogger("orchestrator.ingress")
 Offload = Callable[..., Awaitable[Any]]
 _Group = list[tuple[Any, asyncio.Future[None]]]
 
@@ -50,11 +46,9 @@ class GroupWriter(Generic[T]):
         lazy: bool = False,
         rides_with: GroupWriter[Any] | None = None,
         database: Any | None = None,
-        after: Callable[[list[T]], Any] | None = None,
     ):
         self.write_many = write_many
         self.database = database  # where `write_many` writes (one transaction per job)
-        self.after = after
         self.offload = offload
         self.max_group = max_group
         self.lazy = lazy
@@ -145,14 +139,12 @@ class GroupWriter(Generic[T]):
         await self._idle.wait()
 
     def _write_group(self, items: list[T]) -> list[BaseException | None]:
-        """Worker thread: the group in one call; failed, each item alone. Then `after`."""
+        """Worker thread: the group in one call; failed, each item alone."""
         try:
             self.write_many(items)
-            errors: list[BaseException | None] = [None] * len(items)
+            return [None] * len(items)
         except Exception as exc:
-            errors = [exc] if len(items) == 1 else [self._write_one(item) for item in items]
-        self._after([item for item, error in zip(items, errors, strict=True) if error is None])
-        return errors
+            return [exc] if len(items) == 1 else [self._write_one(item) for item in items]
 
     def _write_one(self, item: T) -> BaseException | None:
         try:
@@ -160,14 +152,6 @@ class GroupWriter(Generic[T]):
             return None
         except Exception as exc:
             return exc
-
-    def _after(self, items: list[T]) -> None:
-        if self.after is None or not items:
-            return
-        try:
-            self.after(items)
-        except Exception:
-            log.warning("after-write step failed", exc_info=True)
 
 
 def _write_groups(
@@ -185,8 +169,6 @@ def _write_groups(
         except Exception:  # rolled back: each group in its own transaction, as below
             pass
         else:
-            for i in order:
-                groups[i][0]._after(groups[i][1])
             return [[None] * len(items) for _, items in groups]
     results: list[list[BaseException | None]] = [[] for _ in groups]
     for i in order:

@@ -41,6 +41,7 @@ async def test_grouped_rows_calibrate_like_one_row_after_another(tmp_path):
     # all at once: the first is written alone, the others group behind it
     await asyncio.gather(*(accountant.record(*row) for row in rows))
     assert accountant.ledger.count() == 12
+    await accountant.learned()  # the calibration follows the rows, in batches
     assert grouped.store.load_calibrations() == alone.store.load_calibrations()
     assert grouped.store.count_records() == alone.store.count_records() == 11 - 3
 

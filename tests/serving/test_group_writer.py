@@ -137,13 +137,11 @@ async def test_a_rider_in_flight_keeps_its_order_and_fails_alone():
 
 class Table:
     """Writes ints to its own table of `db` (an item in `bad` fails its transaction); notes
-    how many rows of `watch` another connection saw committed when it wrote, and what its
-    `after` was called with."""
+    how many rows of `watch` another connection saw committed when it wrote."""
 
     def __init__(self, db: SQLiteDatabase, name: str, *, watch: str = "", bad=()) -> None:
         self.db, self.name, self.watch, self.bad = db, name, watch, set(bad)
         self.seen: list[int] = []
-        self.afters: list[list[int]] = []
         with db.transaction() as tx:
             tx.execute(f"CREATE TABLE {name} (n INTEGER PRIMARY KEY)")
 
@@ -166,9 +164,8 @@ def _pair(
     other = db if same_database else SQLiteDatabase(tmp_path / "b.sqlite")
     rows = Table(db, "rows", watch="decisions" if same_database else "")
     decisions = Table(other, "decisions", bad=bad)
-    host = GroupWriter(rows.write_many, database=db, after=rows.afters.append)
-    rider = GroupWriter(decisions.write_many, lazy=True, rides_with=host, database=other,
-                        after=decisions.afters.append)  # fmt: skip
+    host = GroupWriter(rows.write_many, database=db)
+    rider = GroupWriter(decisions.write_many, lazy=True, rides_with=host, database=other)
     return rows, decisions, host, rider
 
 
@@ -179,7 +176,6 @@ async def test_writers_of_one_database_commit_a_job_in_one_transaction(tmp_path)
     assert rows.seen == [0]  # the riders' rows were written but not yet committed
     assert rows.rows() == [1] and decisions.rows() == [10, 11]  # then both committed
     await asyncio.gather(*queued)
-    assert rows.afters == [[1]] and decisions.afters == [[10, 11]]  # after the commit, once
 
 
 async def test_a_failed_shared_transaction_falls_back_to_one_per_group(tmp_path):
@@ -189,7 +185,6 @@ async def test_a_failed_shared_transaction_falls_back_to_one_per_group(tmp_path)
     assert rows.rows() == [1] and decisions.rows() == [10]
     assert await _result(queued[0]) is None
     assert isinstance(await _result(queued[1]), ValueError)
-    assert rows.afters == [[1]] and decisions.afters == [[10]]  # never for a failed item
 
 
 async def test_writers_of_different_databases_commit_apart(tmp_path):
@@ -198,7 +193,6 @@ async def test_writers_of_different_databases_commit_apart(tmp_path):
     await host.write(1)
     await asyncio.gather(*queued)
     assert rows.rows() == [1] and decisions.rows() == [10, 11]
-    assert rows.afters == [[1]] and decisions.afters == [[10, 11]]
 
 
 async def _result(written) -> BaseException | None:
