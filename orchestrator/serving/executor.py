@@ -295,6 +295,10 @@ class RequestExecutor:
         startup = self.catalog.profile(profile).replicas.startup_s
         self.ingress_queue.evict(profile, max(1, math.ceil(startup)))
 
+    def phases(self) -> dict[str, str]:
+        """Each profile's phase under the policy in force: open, opening, closed, unhealthy."""
+        return dict(self.views.phases(self.policy_source.current, self.status.broken))
+
     def views_now(self, policy: Policy) -> list[ProfileView]:
         """Router views priced by the policy in force, with this moment's load."""
         return self.views.now(policy, self.status.broken)
