@@ -248,6 +248,12 @@ class WaitQueue:
         self._classes[key.class_rank][item.tenant].count -= 1
         return item
 
+    def drain(self) -> list[Waiting]:
+        """Everything waiting leaves, in key order, charged nothing (the profile it waits for
+        was lost: each goes back to its request to be planned again)."""
+        order = sorted((key, rid) for rid, (_, key, _) in self._items.items())
+        return [item for _, rid in order if (item := self.cancel(rid)) is not None]
+
     def settle(self, tenant: str, charged: float, prompt_tokens: int, output_tokens: int) -> None:
         """A released request finished: its counter holds the actual work, not the predicted."""
         actual = predicted_work(prompt_tokens, output_tokens)

@@ -21,6 +21,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -288,7 +289,15 @@ class RequestExecutor:
         return self.status.ready(name)
 
     def engine_down(self, profile: str, reason: str) -> None:
+        """`profile`'s engine failed: marked down, and the requests waiting for it in the
+        ingress queue are planned again (told to retry after the profile's start-up)."""
         self.status.down(profile, reason)
+        startup = self.catalog.profile(profile).replicas.startup_s
+        self.ingress_queue.evict(profile, max(1, math.ceil(startup)))
+
+    def phases(self) -> dict[str, str]:
+        """Each profile's phase under the policy in force: open, opening, closed, unhealthy."""
+        return dict(self.views.phases(self.policy_source.current, self.status.broken))
 
     def views_now(self, policy: Policy) -> list[ProfileView]:
         """Router views priced by the policy in force, with this moment's load."""

@@ -129,6 +129,17 @@ def test_a_cancelled_request_leaves_at_once_and_is_charged_nothing(clock):
     assert q.cancel("a1") is None  # gone: a second cancel is a no-op
 
 
+def test_drain_empties_the_queue_in_key_order_and_charges_nothing(clock):
+    """A lost profile's waiters all leave at once (each planned again elsewhere)."""
+    q = WaitQueue(settings(a=TenantShare(max_queued=9), b=TenantShare(max_queued=9)), clock)
+    q.push(item("a-long", "a", tokens=500))
+    q.push(item("b1", "b", tokens=50))
+    q.push(item("a-short", "a", tokens=5))
+    assert [w.request_id for w in q.drain()] == ["a-short", "b1", "a-long"]
+    assert len(q) == 0 and q.pop() is None and q.drain() == []
+    assert q.counter.served("a") == q.counter.served("b") == 0.0
+
+
 def test_the_position_counts_who_goes_first(clock):
     q = WaitQueue(settings(), clock)
     q.push(item("short", tokens=1))

@@ -28,12 +28,14 @@ async def test_grouped_rows_calibrate_like_one_row_after_another(tmp_path):
         prediction = alone.predict(body, profile)
         trace = RequestTrace(f"r{i}", "default", profile.name, started_at=datetime.now(UTC))
         status = "error" if i == 5 else "ok"  # an error teaches nothing
-        record = usage_record(trace, EngineUsage(20, 0, 3 + 11 * i, 0), 0.0, status)
-        rows.append((record, profile, prediction))
+        out = 3 + 11 * i
+        cap = out if i % 4 == 0 else None  # cut at the cap it was sent: censored, no row
+        record = usage_record(trace, EngineUsage(20, 0, out, 0), 0.0, status)
+        rows.append((record, profile, prediction, cap))
         if status == "ok":
-            alone.observe(profile, prediction, record.output_tokens, record.reasoning_tokens)
+            alone.observe(profile, prediction, record.output_tokens, record.reasoning_tokens, cap)
     # all at once: the first is written alone, the others group behind it
     await asyncio.gather(*(accountant.record(*row) for row in rows))
     assert accountant.ledger.count() == 12
     assert grouped.store.load_calibrations() == alone.store.load_calibrations()
-    assert grouped.store.count_records() == alone.store.count_records() == 11
+    assert grouped.store.count_records() == alone.store.count_records() == 11 - 3

@@ -151,7 +151,7 @@ async def test_accountant_writes_one_row_per_request_and_calibrates(tmp_path):
     observed = []
 
     class FakeCalibration:  # records what the predictor was told
-        def observe(self, profile, prediction, output_tokens, reasoning_tokens):
+        def observe(self, profile, prediction, output_tokens, reasoning_tokens, max_tokens):
             observed.append((profile, output_tokens))
 
     accountant = Accountant(ledger, FakeCalibration())
