@@ -169,6 +169,7 @@ async def test_disconnected_stream_is_charged_in_ledger_and_metrics(ingress, chu
     assert row.cost_usd == pytest.approx(prices.cost_usd(11, 6)) and row.cost_usd > 0
     assert stream.cancelled
     assert ingress.load.idle()
+    await ingress.accountant.learned()
     assert ingress.predictor.observed == []  # a truncated answer teaches calibration nothing
 
     samples = _scrape(ingress.metrics)
