@@ -33,7 +33,7 @@ class ProfileObservation(_Frozen):
     arrival_rate_rps: float = Field(0.0, ge=0, description="requests routed here per second")
     input_tokens_per_s: float = Field(0.0, ge=0, description="prompt tokens routed here / s")
     output_tokens_per_s: float = Field(
-        0.0, ge=0, description="predicted output tokens routed here / s (router's decisions)"
+        0.0, ge=0, description="expected output tokens routed here / s (planning/expected.py)"
     )
     refused_rps: float = Field(
         0.0,
@@ -43,7 +43,7 @@ class ProfileObservation(_Frozen):
     )
     refused_input_tokens_per_s: float = Field(0.0, ge=0, description="their prompt tokens / s")
     refused_output_tokens_per_s: float = Field(
-        0.0, ge=0, description="their predicted output tokens / s"
+        0.0, ge=0, description="their expected output tokens / s"
     )
     requests_running: float = Field(0.0, ge=0, description="decoding now, all replicas")
     requests_waiting: float = Field(0.0, ge=0, description="queued (engine + Serve handles)")
