@@ -29,9 +29,10 @@ class QualityFloor(Strict):
 class QualityTarget(Strict):
     """Soft quality targets on the predicted probability that a profile's tier answers the
     request well (the predictor's `tier_success`). `min_success`: per request, the chosen
-    tier's expected success must be >= this. `share_of_strongest`: per tenant, the chosen
-    tier's expected success must be >= this share of the strongest usable tier's, so the
-    tenant's expected quality over its traffic is >= this share of always-strongest routing.
+    tier's expected success must be >= this. `share_of_strongest`: per tenant, its expected
+    quality over its traffic is >= this share of always-strongest routing; a request may take
+    a tier below this share of its strongest usable tier's while the surplus the tenant's
+    earlier requests banked covers the gap (routing/quality.QualityAccount).
     The router takes the cheapest profile meeting both; when no usable tier does, the
     strongest qualify. `downgrade` (on_cost_cap) may drop the target; `quality_floor` is hard."""
 

@@ -13,6 +13,13 @@ log-quantiles the predictor adds, per profile:
 - `reasoning_log_ratio`: the same forgetting mean for log(thinking tokens / visible p50),
   updated only when a request actually produced thinking tokens.
 
+An answer cut at its cap (`max_tokens` or the context room, `was_cut`) is censored: its true
+length is only known to be at least what it produced. It teaches the offset only when it
+already exceeds the predicted p50 (a lower bound that moves the offset the right way), the p90
+shift only when it already exceeds the predicted p90 (a certain miss), and never the thinking
+ratio. Learning a cut length as a full one would pull a profile whose clients ask for short
+caps towards short predictions for every request.
+
 After a batch of labelled requests (`predictor learn`, the replay after a refit)
 `recalibrate_p90` sets the p90 shift by split conformal prediction on those requests: the
 adaptive steps above need hundreds of requests to settle, a batch already holds the answer.
@@ -69,6 +76,13 @@ class ProfileCalibration(BaseModel):
         return (n0 * self.prior_reasoning_log_ratio + self.reasoning_sum) / total
 
 
+def was_cut(tokens_per_choice: int, cap: int | None) -> bool:
+    """Whether an answer stopped at its cap (per choice) rather than ending by itself: it
+    reached the cap. An answer that ends on its own exactly at the cap counts as cut too (its
+    length is then still a correct lower bound)."""
+    return cap is not None and tokens_per_choice >= cap
+
+
 def observe(
     cal: ProfileCalibration,
     base_log_p50: float,
@@ -76,23 +90,30 @@ def observe(
     output_tokens: int,
     reasoning_tokens: int,
     config: CalibrationConfig,
+    cut: bool = False,
 ) -> ProfileCalibration:
-    """The calibration after one finished request (pure). Negative counts are clamped to 0."""
+    """The calibration after one finished request (pure). Negative counts are clamped to 0.
+    `cut`: the answer stopped at its cap, so `output_tokens` is a lower bound (module doc);
+    a cut answer below the predicted p50 leaves the calibration unchanged."""
     actual = math.log1p(max(0, int(output_tokens)))
     keep = 1.0 - 1.0 / config.memory
     offset = cal.log_offset(config)
+    if cut and actual <= base_log_p50 + offset:
+        return cal
     predicted_p90 = base_log_p90 + offset + cal.p90_shift
     miss = 1.0 if actual > predicted_p90 else 0.0
-    eta = max(config.p90_eta, config.p90_eta_start / math.sqrt(1.0 + cal.observations))
-    shift = cal.p90_shift + eta * (miss - 0.1)
-    shift = max(-config.max_abs_shift, min(config.max_abs_shift, shift))
+    shift = cal.p90_shift
+    if miss or not cut:  # a cut answer below p90 says nothing about coverage
+        eta = max(config.p90_eta, config.p90_eta_start / math.sqrt(1.0 + cal.observations))
+        shift = cal.p90_shift + eta * (miss - 0.1)
+        shift = max(-config.max_abs_shift, min(config.max_abs_shift, shift))
     update: dict[str, float | int] = {
         "residual_sum": keep * cal.residual_sum + (actual - base_log_p50),
         "weight": keep * cal.weight + 1.0,
         "p90_shift": shift,
         "observations": cal.observations + 1,
     }
-    if reasoning_tokens and reasoning_tokens > 0:
+    if reasoning_tokens and reasoning_tokens > 0 and not cut:
         visible = base_log_p50 + offset
         update["reasoning_sum"] = keep * cal.reasoning_sum + (
             math.log1p(reasoning_tokens) - visible

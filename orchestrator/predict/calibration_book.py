@@ -26,6 +26,7 @@ from orchestrator.predict.calibration import (
     ProfileCalibration,
     observe,
     recalibrate_p90,
+    was_cut,
 )
 from orchestrator.predict.loaded_model import LoadedModel, normalize_model_name
 from orchestrator.predict.schema import Prediction, RequestFeatures
@@ -114,18 +115,23 @@ class CalibrationBook:
         output_tokens: int,
         reasoning_tokens: int = 0,
         prediction: Prediction | None = None,
+        cap: int | None = None,
     ) -> ProfileCalibration:
         """One finished request of `n` choices: `output_tokens` over all of them (thinking
-        excluded when reported apart); records a traffic row when there is a store."""
+        excluded when reported apart); records a traffic row when there is a store. `cap`: the
+        per-choice token cap it ran under (None: unknown); an answer that reached it is
+        censored (`calibration.was_cut`): learned as a lower bound, and no traffic row."""
         check_counts(output_tokens, reasoning_tokens)
         name = _name(profile)
         initial = self.prior_for(profile)
         per_out, per_think = output_tokens // n, reasoning_tokens // n
+        cut = was_cut(per_out, cap)
 
         def step(cal: ProfileCalibration) -> ProfileCalibration:
             return observe(
-                cal, features.base_log_p50, features.base_log_p90, per_out, per_think, self.config
-            )
+                cal, features.base_log_p50, features.base_log_p90, per_out, per_think,
+                self.config, cut,
+            )  # fmt: skip
 
         if self.store is not None:
             new = self.store.update_calibration(name, initial, step)
@@ -134,14 +140,16 @@ class CalibrationBook:
                 new = step(self._calibrations.get(name, initial))
         with self._lock:
             self._calibrations[name] = new
-        if self.store is not None and self.record_traffic:
+        if self.store is not None and self.record_traffic and not cut:
             predicted = (prediction.p50_tokens, prediction.p90_tokens) if prediction else (0, 0)
             self.store.add_record(self._record(name, features, predicted, per_out, per_think))
         return new
 
     def observe_many(
         self,
-        items: list[tuple[Profile | str, RequestFeatures, int, int, int, Prediction | None]],
+        items: list[
+            tuple[Profile | str, RequestFeatures, int, int, int, Prediction | None, int | None]
+        ],
     ) -> None:
         """`observe(*item)` for each item in order, in one store transaction: the same
         calibrations and traffic rows as one `observe` after another (one read and one write
@@ -159,22 +167,24 @@ class CalibrationBook:
                 self.observe(*item)
             return
         batch = []
-        for profile, features, n, output_tokens, reasoning_tokens, prediction in items:
+        for profile, features, n, output_tokens, reasoning_tokens, prediction, cap in items:
             check_counts(output_tokens, reasoning_tokens)
             name = _name(profile)
             per_out, per_think = output_tokens // n, reasoning_tokens // n
+            cut = was_cut(per_out, cap)
 
             def step(
                 cal: ProfileCalibration,
                 f: RequestFeatures = features,
                 out: int = per_out,
                 think: int = per_think,
+                cut: bool = cut,
             ) -> ProfileCalibration:
-                return observe(cal, f.base_log_p50, f.base_log_p90, out, think, self.config)
+                return observe(cal, f.base_log_p50, f.base_log_p90, out, think, self.config, cut)
 
             predicted = (prediction.p50_tokens, prediction.p90_tokens) if prediction else (0, 0)
             record = self._record(name, features, predicted, per_out, per_think)
-            batch.append((record, self.prior_for(profile), step))
+            batch.append((record, self.prior_for(profile), step, not cut))
         states = self.store.learn_batch(batch)
         with self._lock:
             self._calibrations.update(states)
@@ -208,7 +218,7 @@ class CalibrationBook:
                 max(1, round(math.expm1(features.base_log_p90))),
             )
             record = self._record(name, features, predicted, output_tokens, reasoning_tokens)
-            batch.append((record, self.prior_for(profile), step))
+            batch.append((record, self.prior_for(profile), step, True))
 
         def finish(name: str, cal: ProfileCalibration) -> ProfileCalibration:
             base90, actual = zip(*lines[name], strict=True)
@@ -219,7 +229,7 @@ class CalibrationBook:
         else:
             states = {}
             with self._lock:
-                for record, initial, step in batch:
+                for record, initial, step, _ in batch:
                     current = states.get(record.profile) or self._calibrations.get(
                         record.profile, initial
                     )

@@ -347,6 +347,7 @@ class Predictor:
         prediction: Prediction | RequestFeatures | dict[str, Any],
         output_tokens: int,
         reasoning_tokens: int = 0,
+        max_tokens: int | None = None,
     ) -> ProfileCalibration:
         """Learn from one finished request: update and persist the profile's calibration, and
         record the request's features and actual tokens as a traffic row.
@@ -354,6 +355,9 @@ class Predictor:
         `prediction` is what `predict` returned for this request (or its `.features`, or the
         request body itself, which is then featurized again). `output_tokens` is the total
         completion tokens over all choices (thinking tokens excluded when reported apart).
+        `max_tokens`: the per-choice cap the engine was sent, when the caller lowered it below
+        the client's; with a `Prediction` its own cap (the client's, or the context room)
+        counts too. An answer that reached the cap is censored (`calibration.was_cut`).
         """
         check_counts(output_tokens, reasoning_tokens)
         n = 1
@@ -369,19 +373,24 @@ class Predictor:
             features, n = done.features, done.parsed.n
         predicted = prediction if isinstance(prediction, Prediction) else None
         return self.calibrations.observe(
-            profile, features, n, output_tokens, reasoning_tokens, predicted
-        )
+            profile, features, n, output_tokens, reasoning_tokens, predicted,
+            answer_cap(predicted, max_tokens),
+        )  # fmt: skip
 
-    def observe_many(self, items: list[tuple[Profile | str, Prediction, int, int]]) -> None:
-        """`observe(profile, prediction, output_tokens, reasoning_tokens)` for each item in
-        order, with one store transaction for all (`CalibrationBook.observe_many`): what a
-        group of settled requests teaches. All or nothing."""
+    def observe_many(
+        self, items: list[tuple[Profile | str, Prediction, int, int, int | None]]
+    ) -> None:
+        """`observe(profile, prediction, output_tokens, reasoning_tokens, max_tokens)` for
+        each item in order, with one store transaction for all
+        (`CalibrationBook.observe_many`): what a group of settled requests teaches. All or
+        nothing."""
         rows = []
-        for profile, prediction, output_tokens, reasoning_tokens in items:
+        for profile, prediction, output_tokens, reasoning_tokens, max_tokens in items:
             if prediction.features is None:
                 raise ValueError("this Prediction carries no features (was it deserialized?)")
             rows.append((profile, prediction.features, prediction.n, output_tokens,
-                         reasoning_tokens, prediction))  # fmt: skip
+                         reasoning_tokens, prediction,
+                         answer_cap(prediction, max_tokens)))  # fmt: skip
         self.calibrations.observe_many(rows)
 
     def observe_batch(
@@ -407,6 +416,14 @@ class Predictor:
         """Re-read calibrations and reload a replaced artifact now."""
         self.reload_artifact()
         self._refresh(force=True)
+
+
+def answer_cap(prediction: Prediction | None, max_tokens: int | None) -> int | None:
+    """The per-choice cap an answer ran under: the smaller of the cap the engine was sent and
+    the prediction's own (the client's `max_tokens` or the context room); None when neither
+    is known."""
+    caps = [c for c in (max_tokens, prediction.max_tokens if prediction else None) if c]
+    return min(caps) if caps else None
 
 
 @lru_cache(maxsize=4)

@@ -150,22 +150,24 @@ class PredictorStore:
 
     def learn_batch(
         self,
-        items: list[tuple[TrafficRecord, ProfileCalibration, StepFn]],
+        items: list[tuple[TrafficRecord, ProfileCalibration, StepFn, bool]],
         finish: Callable[[str, ProfileCalibration], ProfileCalibration] | None = None,
     ) -> dict[str, ProfileCalibration]:
         """Fold labelled requests in, all or nothing: for each (record, initial calibration,
-        step) in order, apply `step` to the profile's current state (stored, else `initial`)
-        and insert the record; then `finish(profile, state)` on each profile touched; one
+        step, keep) in order, apply `step` to the profile's current state (stored, else
+        `initial`) and insert the record when `keep` (a censored answer teaches the calibration
+        but is no training row); then `finish(profile, state)` on each profile touched; one
         write transaction, rolled back on any error. Returns the new state of every profile
         touched."""
         with self.db.transaction() as tx:
             states: dict[str, ProfileCalibration] = {}
-            for record, initial, step in items:
+            for record, initial, step, keep in items:
                 name = record.profile
                 if name not in states:
                     states[name] = _stored_state(tx, name, initial)
                 states[name] = step(states[name])
-                tx.execute(_INSERT_TRAFFIC, _record_values(record))
+                if keep:
+                    tx.execute(_INSERT_TRAFFIC, _record_values(record))
             if finish is not None:
                 states = {name: finish(name, state) for name, state in states.items()}
             _save_states(tx, states)

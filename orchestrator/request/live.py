@@ -17,6 +17,7 @@ A profile is one of:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from orchestrator import pricing
 from orchestrator.catalog.schema import Profile
@@ -33,6 +34,21 @@ class Replicas:
     first_ready_ms: float | None = None  # ms until the first starting one serves (None: unknown)
     broken: bool = False  # never routed to, whatever runs
     may_open: bool = False  # with none running or starting, one may be started (`may_open`)
+
+
+Phase = Literal["open", "opening", "closed", "unhealthy"]
+
+
+def phase(replicas: Replicas, waiting: bool) -> Phase:
+    """Which of the module docstring's four states a profile is in; `waiting`: requests are
+    in flight or wait for it."""
+    if replicas.broken:
+        return "unhealthy"
+    if replicas.running > 0:
+        return "open"
+    if replicas.starting > 0 or waiting:
+        return "opening"
+    return "closed" if replicas.may_open else "unhealthy"
 
 
 def may_open(profile: Profile, policy: Policy) -> bool:
@@ -77,9 +93,8 @@ def live_state(
     if queued is None:
         queued = max(0, in_flight - running * batch) if batch is not None or running == 0 else 0
         in_flight -= queued
-    waiting = in_flight + queued > 0
-    closed = running == 0 and replicas.starting == 0 and not waiting
-    healthy = not replicas.broken and (not closed or replicas.may_open)
+    state = phase(replicas, in_flight + queued > 0)
+    closed, healthy = state == "closed", state != "unhealthy"
     # None: the whole start-up (`ReplicaPerformance.cold_start_ms`, the catalog's startup_s)
     start_wait_ms = replicas.first_ready_ms if running == 0 and replicas.starting > 0 else None
     return LiveState(

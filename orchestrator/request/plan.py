@@ -50,6 +50,9 @@ class PlanState:
     # (`WaitQueue.ahead_of`: its tenant's place in the fair order); routing prices that wait,
     # admission the whole queue. Absent: the whole queue (Serve's FIFO).
     ahead: Mapping[str, int] = field(default_factory=dict)
+    # the tenant's running (served, strongest) expected success (routing/quality.py): its
+    # surplus over a share_of_strongest target lets this request take a cheaper tier
+    quality: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +208,11 @@ def replan(
     hold refused, or its engine failed before any output: that profile is then unhealthy)."""
     budget = predicted.budget
     rules = route_inputs.tenant_rules(
-        tenant, budget.query_class, state.budget, tenant.eligible_profiles(budget.query_class)
+        tenant,
+        budget.query_class,
+        state.budget,
+        tenant.eligible_profiles(budget.query_class),
+        state.quality,
     )
     views = route_inputs.seen_from_queue(state.views, state.ahead)
     decision = decide(

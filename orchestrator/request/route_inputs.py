@@ -106,9 +106,16 @@ def budget_state(
 
 
 def tenant_rules(
-    tenant: TenantPolicy, query_class: str, budget: BudgetState, eligible: Sequence[str]
+    tenant: TenantPolicy,
+    query_class: str,
+    budget: BudgetState,
+    eligible: Sequence[str],
+    quality: tuple[float, float] = (0.0, 0.0),
 ) -> TenantRules:
+    """`quality`: the tenant's running (served, strongest) expected success sums
+    (routing/quality.QualityAccount), whose surplus over its share target a request may use."""
     limits = tenant.limits(query_class)  # type: ignore[arg-type]
+    share = limits.quality_target.share_of_strongest
     floor = limits.quality_floor.min_tier or "small"
     return TenantRules(
         tenant=tenant.name,
@@ -118,7 +125,8 @@ def tenant_rules(
         slo=limits.latency,
         quality_floor=floor,
         min_success=limits.quality_target.min_success,
-        share_of_strongest=limits.quality_target.share_of_strongest,
+        share_of_strongest=share,
+        quality_slack=0.0 if share is None else quality[0] - share * quality[1],
         on_cost_cap=tuple(limits.actions.on_cost_cap),
         on_budget_exhausted=tuple(limits.actions.on_budget_exhausted),
         on_cost_target=tuple(limits.actions.on_cost_target),

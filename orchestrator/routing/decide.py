@@ -97,6 +97,7 @@ def decide(
         "tier_success": prediction.tier_success,
         "cost_target_usd": ctx.cost_target,
         "cost_cap_usd": ctx.cost_cap,
+        "share_of_strongest": rules.share_of_strongest,
         "slo": ctx.slo,
     }
     # keys in input order; later stages overwrite entries in place
@@ -151,6 +152,7 @@ def decide(
         prediction.tier_success,
         rules.min_success,
         rules.share_of_strongest,
+        rules.quality_slack,
     )
     for b in survivors:
         b.meets_quality = b.profile.quality_tier in verdict.tiers

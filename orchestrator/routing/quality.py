@@ -3,9 +3,13 @@
 The predictor gives each tier of the quality scale a calibrated probability of answering the
 request well (`TokenBudget.tier_success`). A tenant's policy may ask for
 - `min_success` p: a tier qualifies when its expected success is >= p (per request);
-- `share_of_strongest` s: a tier qualifies when its expected success is >= s x that of the
-  strongest tier the request may use. Held on every request, the tenant's expected quality over
-  its traffic is >= s x what always-strongest routing would give (the per-tenant target).
+- `share_of_strongest` s: per tenant, its expected quality over its traffic >= s x what
+  always-strongest routing would give. A `QualityAccount` per tenant keeps the running sums of
+  the served tier's and the strongest usable tier's expected success; their surplus over the
+  target (`slack` = served - s x strongest, in expected successes) lets a request take a
+  tier below s x its strongest as long as the surplus stays >= 0: a tier qualifies when its
+  expected success is >= s x the strongest's - slack. The easy requests' surplus pays for
+  hard ones served cheaper, so the target binds over the traffic, not on every request.
 Both must hold. When no usable tier meets them, the strongest usable tiers qualify (a target
 no profile can reach never refuses a request by itself; `decide` notes it). Without a
 prediction of tier success, or without a target, every tier qualifies.
@@ -13,8 +17,9 @@ prediction of tier success, or without a target, every tier qualifies.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from orchestrator.concepts import TIER_RANK
 
@@ -42,8 +47,10 @@ def qualifying_tiers(
     tier_success: Mapping[str, float] | None,
     min_success: float | None,
     share_of_strongest: float | None,
+    slack: float = 0.0,
 ) -> QualityVerdict:
-    """Which of `tiers` (the usable profiles' tiers) meet the quality target."""
+    """Which of `tiers` (the usable profiles' tiers) meet the quality target; `slack`: the
+    tenant's surplus over its share target (`QualityAccount.slack`; 0: held per request)."""
     usable = frozenset(tiers)
     if not usable or not tier_success or (min_success is None and share_of_strongest is None):
         return QualityVerdict(usable)
@@ -55,8 +62,12 @@ def qualifying_tiers(
         need = min_success
         parts.append(f"P>={min_success:g}")
     if share_of_strongest is not None:
-        need = max(need, share_of_strongest * p[top])
-        parts.append(f"{share_of_strongest:g}x {top}'s {p[top]:.2f}")
+        # one request spends at most a part of the surplus (a debt is owed whole): a request
+        # far below the share goes up while small shortfalls ride on the surplus
+        spend = slack / SURPLUS_SPENT_PER_REQUEST if slack > 0 else slack
+        need = max(need, share_of_strongest * p[top] - spend)
+        banked = f" - {spend:.2f} of the banked {slack:.2f}" if slack else ""
+        parts.append(f"{share_of_strongest:g}x {top}'s {p[top]:.2f}{banked}")
     ok = frozenset(t for t in usable if p[t] >= need - 1e-12)
     shown = ", ".join(f"{t} {p[t]:.2f}" for t in sorted(usable, key=TIER_RANK.__getitem__))
     if not ok:
@@ -68,4 +79,90 @@ def qualifying_tiers(
     return QualityVerdict(ok, f"quality: need {need:.2f} ({' and '.join(parts)}); {shown}")
 
 
-__all__ = ["QualityVerdict", "expected_success", "qualifying_tiers"]
+# a request may spend at most 1/this of the tenant's surplus: the surplus then goes to the many
+# requests a little below the share, and those far below it go up (nearer the offline optimum,
+# which upgrades the largest shortfalls first: on a synthetic stream 4-15 % fewer upgrades than
+# spending it all, overshooting the share by <= 0.001)
+SURPLUS_SPENT_PER_REQUEST = 3.0
+
+# the account forgets with a half-life of this many requests: the target holds over the whole
+# traffic and, within a factor, over any recent stretch of it (a surplus banked on an easy
+# morning does not pay for a hard afternoon)
+ACCOUNT_HALF_LIFE_REQUESTS = 700
+
+
+@dataclass(slots=True)
+class QualityAccount:
+    """One tenant's running expected quality: the sums, over its routed requests, of the
+    served tier's and the strongest usable tier's predicted success. A surplus over the target
+    fades (half-life `ACCOUNT_HALF_LIFE_REQUESTS`), a debt (a downgrade, a target no tier
+    reached) is never forgotten: with every request routed on a qualifying tier the slack
+    stays >= 0, and the undecayed slack is >= the decayed one (each fading step removed a
+    surplus), so the tenant's expected quality over its traffic is >= s x always-strongest's.
+    Accounts of separate processes add (each one's slack >= 0 makes the sum's >= 0)."""
+
+    served: float = 0.0
+    strongest: float = 0.0
+    decay: float = field(default=0.5 ** (1 / ACCOUNT_HALF_LIFE_REQUESTS))
+
+    @property
+    def sums(self) -> tuple[float, float]:
+        """(served, strongest): what `PlanState.quality` carries."""
+        return self.served, self.strongest
+
+    def slack(self, share: float | None) -> float:
+        """Expected successes banked above `share` x always-strongest (0 without a share)."""
+        return 0.0 if share is None else self.served - share * self.strongest
+
+    def record(self, served: float, strongest: float, share: float | None = None) -> None:
+        """Add one request; the sums fade first unless they hold a debt against `share`."""
+        fade = self.decay if share is None or self.slack(share) >= 0 else 1.0
+        self.served = self.served * fade + served
+        self.strongest = self.strongest * fade + strongest
+
+
+def served_and_strongest(decision: object) -> tuple[float, float] | None:
+    """(P(the served tier answers well), P(the strongest tier the request could use does)) of
+    a routed `Decision`; None when it was not routed or carries no prediction."""
+    tier_success = getattr(decision, "tier_success", None)
+    candidates = getattr(decision, "candidates", ())
+    chosen = [c.tier for c in candidates if c.chosen]
+    if not tier_success or not chosen:
+        return None
+    usable = [c.tier for c in candidates if c.stage != "filter"] or chosen
+    top = max(usable, key=TIER_RANK.__getitem__)
+    served = expected_success(chosen[0], tier_success)
+    strongest = expected_success(top, tier_success)
+    if not (math.isfinite(served) and math.isfinite(strongest)):
+        return None
+    return served, max(served, strongest)
+
+
+class QualityAccounts:
+    """Every tenant's `QualityAccount` in this process (the server's ingress, the simulator)."""
+
+    def __init__(self) -> None:
+        self._accounts: dict[str, QualityAccount] = {}
+
+    def of(self, tenant: str) -> QualityAccount:
+        """The tenant's account (a fresh one, unrecorded, when it has none)."""
+        return self._accounts.get(tenant) or QualityAccount()
+
+    def record(self, tenant: str, decision: object) -> None:
+        """Count a routed decision (a refusal or a decision without prediction: nothing)."""
+        pair = served_and_strongest(decision)
+        if pair is not None:
+            share = getattr(decision, "share_of_strongest", None)
+            self._accounts.setdefault(tenant, QualityAccount()).record(*pair, share)
+
+
+__all__ = [
+    "ACCOUNT_HALF_LIFE_REQUESTS",
+    "QualityAccount",
+    "QualityAccounts",
+    "QualityVerdict",
+    "SURPLUS_SPENT_PER_REQUEST",
+    "expected_success",
+    "qualifying_tiers",
+    "served_and_strongest",
+]

@@ -99,6 +99,11 @@ class TenantRules(_Frozen):
     share_of_strongest: float | None = Field(
         None, ge=0, le=1, description="quality target: P >= this x the strongest usable tier's"
     )
+    quality_slack: float = Field(
+        0.0,
+        description="expected successes the tenant's earlier requests banked above its "
+        "share_of_strongest target (routing/quality.QualityAccount); a request may use it",
+    )
     on_cost_cap: tuple[Action, ...] = ("downgrade", "cap_tokens", "reject")
     on_budget_exhausted: tuple[Action, ...] = ("reject",)
     on_slo_unmeetable: tuple[Action, ...] = Field(
@@ -246,6 +251,9 @@ class Decision(_Frozen):
     )
     cost_target_usd: float | None = None
     cost_cap_usd: float | None = None
+    share_of_strongest: float | None = Field(
+        None, description="the tenant's quality target held over its traffic (None: none)"
+    )
     slo: LatencySLO = LatencySLO()
     steps: tuple[str, ...] = ()
     candidates: tuple[CandidateReport, ...] = ()

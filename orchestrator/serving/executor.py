@@ -3,20 +3,16 @@
     executor = RequestExecutor(catalog=..., policy_source=..., predictor=..., ledger=..., ...)
     response = await executor.serve(headers, raw_body, "chat", request_id)
 
-The rules are the request core's (`orchestrator.request`: the spec read once, admission and
-routing as one pure `plan`, a route or a refusal); the I/O around them is in parts with public
-methods, as an ingress middleware chain: `LoadBook` (in flight, waiting, reserved by request
-id), `BudgetGate` (read, hold, re-plan, renew, expire), `LatencyScales`, `DecisionRecorder`
-(every route and refusal recorded and explained), `RequestRun` (one routed request owning its
-plan, trace and settlement) and the on-settle hooks (`on_settle`). Every collaborator is passed
-in (no Ray import), so tests build it with fakes; `OrchestratorIngress` with the real ones.
+The rules are the request core's (`orchestrator.request`: one pure `plan`, a route or a
+refusal); the I/O around them is in parts: `LoadBook`, `BudgetGate`, `LatencyScales`,
+`QualityAccounts` (each tenant's running expected quality), `DecisionRecorder`, `RequestRun`
+(one routed request) and the on-settle hooks; all passed in, so tests build it with fakes.
 
 Invariants: an invalid body gets its 4xx (naming the field) before anything is predicted,
-priced, decided, reserved or recorded; ledger calls (writes group-committed) and a long text's
-prediction (`predict_now`) run in worker threads (`offload`); the plan runs on the event loop
-and nothing is awaited between it and the run's `begin` in the load book, so each request is
-decided against the load of every request decided before it; every plan is recorded before the
-answer is returned; an engine that fails marks its profile down at once (`failover.ProfileHealth`).
+priced, decided, reserved or recorded; ledger calls and a long text's prediction run in worker
+threads (`offload`); nothing is awaited between the plan and the run's `begin` in the load
+book, so each request is decided against every earlier decision; every plan is recorded
+before the answer is returned; a failing engine marks its profile down at once.
 """
 
 from __future__ import annotations
@@ -25,6 +21,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -41,6 +38,7 @@ from orchestrator.request.candidates import candidates_for_model
 from orchestrator.request.errors import RequestError
 from orchestrator.request.plan import Predicted
 from orchestrator.request.spec import caller_targets
+from orchestrator.routing.quality import QualityAccounts
 from orchestrator.routing.types import ProfileView
 from orchestrator.scheduling import SchedulingSettings
 from orchestrator.serving import failover as fo
@@ -122,6 +120,7 @@ class RequestExecutor:
         self.decisions = DecisionRecorder(decisions or DecisionStore(), offload,
                                           rides_with=self.accountant.writes)  # fmt: skip
         self.demand = DemandMeter()  # predicted demand, spend and refusals, for the controller
+        self.quality = QualityAccounts()  # each tenant's running expected quality (its target)
         self.health = fo.ProfileHealth()  # profiles seen failing, until healthy again
         # replicas starting; deployments failed or unplaceable with none running (the edge's)
         self.starting, self.failed = starting or {}, failed or {}
@@ -207,6 +206,7 @@ class RequestExecutor:
         state = self.plan_state(incoming, spends, held, predicted)
         outcome = plan(incoming, predicted, state, request_id)  # a route or a refusal
         self.views.decided(outcome.decision)  # a closed profile it passed over for its price
+        self.quality.record(tenant.name, outcome.decision)  # a refusal counts nothing
         obs.predicted(outcome.prediction if isinstance(outcome, EnginePlan) else predicted.first)
         written = self.decisions.record(request_id, incoming, outcome, state)  # RECORD
         obs.decided(outcome.decision)
@@ -234,8 +234,8 @@ class RequestExecutor:
         the controller must see, split over the profiles admission counted for it."""
         first = refused.predicted.first
         record_refusal(self.demand, refused.code, refused.decision, state.views, refused.eligible,
-                       refused.predicted.prompt_tokens, first.p50_tokens if first else 0,
-                       time.monotonic())  # fmt: skip
+                       refused.predicted.prompt_tokens, (first.p50_tokens, first.p90_tokens)
+                       if first else (0, 0), time.monotonic())  # fmt: skip
         message = refused.message
         if refused.status == 503 and self.placement_note is not None:
             names = [p.name for p in candidates_for_model(refused.spec.model, self.catalog)]
@@ -261,6 +261,7 @@ class RequestExecutor:
             tenant_in_flight=self.load.tenant_in_flight(tenant.name),
             waiting=self.load.waiting_for(incoming.model),
             ahead=ahead,
+            quality=self.quality.of(tenant.name).sums,
         )
 
     async def plan_now(self, engine_plan: EnginePlan) -> PlanState:
@@ -288,7 +289,15 @@ class RequestExecutor:
         return self.status.ready(name)
 
     def engine_down(self, profile: str, reason: str) -> None:
+        """`profile`'s engine failed: marked down, and the requests waiting for it in the
+        ingress queue are planned again (told to retry after the profile's start-up)."""
         self.status.down(profile, reason)
+        startup = self.catalog.profile(profile).replicas.startup_s
+        self.ingress_queue.evict(profile, max(1, math.ceil(startup)))
+
+    def phases(self) -> dict[str, str]:
+        """Each profile's phase under the policy in force: open, opening, closed, unhealthy."""
+        return dict(self.views.phases(self.policy_source.current, self.status.broken))
 
     def views_now(self, policy: Policy) -> list[ProfileView]:
         """Router views priced by the policy in force, with this moment's load."""

@@ -69,6 +69,7 @@ from orchestrator.serving.errors import (
 )
 from orchestrator.serving.executor import ApiEndpoint, RequestExecutor
 from orchestrator.serving.heap import StartupHeap
+from orchestrator.serving.profile_status import can_serve
 from orchestrator.serving.storage_target import open_shared_state, replica_name, resolve_target
 from orchestrator.telemetry import OrchestratorMetrics, configure_json_logging, configure_tracing
 
@@ -255,11 +256,13 @@ class OrchestratorIngress(OpenAiIngress):
     @fastapi_app.get("/health")
     @fastapi_app.get("/healthz")
     async def healthz(self) -> JSONResponse:
-        """200 while at least one profile has a running replica, 503 otherwise."""
+        """200 while the ingress can serve (`profile_status.can_serve`: a replica ready, or a
+        profile scaled to zero that the first request opens); 503 otherwise."""
         self._ensure_ready_task()
         ready = {name: self._executor.profile_ready(name) for name in self._ready}
-        ok = any(ready.values())
-        body = {"status": "ok" if ok else "starting", "profiles": ready}
+        phases = self._executor.phases()
+        ok = can_serve(ready, phases, self._executor.load.in_flight)
+        body = {"status": "ok" if ok else "starting", "profiles": ready, "phases": phases}
         if self._executor.health.down():
             body["down"] = self._executor.health.down()
         headers = {REPLICA_HEADER: self._replica}
@@ -332,13 +335,14 @@ class OrchestratorIngress(OpenAiIngress):
         self._ensure_ready_task()
         policy = self._policy.current
         controller = await self._refresh_controller()
-        targets = (controller or {}).get("targets", {})
+        targets, phases = (controller or {}).get("targets", {}), self._executor.phases()
         return JSONResponse(
             {
                 "uptime_s": round(time.time() - self._started_at, 1),
                 "profiles": {
                     p.name: {
                         "ready": self._executor.profile_ready(p.name),
+                        "phase": phases[p.name],
                         "placement": self._placement.report[p.name].model_dump(),
                         "in_flight": self._executor.load.in_flight(p.name),
                         "latency_scale": self._executor.latency_scales(p.name),

@@ -9,7 +9,8 @@ and `Ticket.done` of a finishing request releases the next in key order
 times its engine batch (`capacity`); a profile with no running replica is not held here
 (Serve's own queue waits for the replica). Refusals (the tenant's queue full, or a hot reload
 that shrank it) raise `QueueFull` (429 + Retry-After); a waiter cancelled (client gone) leaves
-the queue at once, charged nothing.
+the queue at once, charged nothing; waiters of a profile whose engine failed get `ProfileLost`
+(`evict`) and are planned again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,16 @@ from dataclasses import dataclass
 from orchestrator.request.plan import Predicted
 from orchestrator.scheduling import QueueRefusal, SchedulingSettings, Waiting, WaitQueue
 from orchestrator.scheduling.key import predicted_work
+
+
+class ProfileLost(Exception):
+    """The profile a request waited for lost its engine: the request is planned again (another
+    profile, else handed back with 429 and Retry-After). Nothing was generated for it."""
+
+    def __init__(self, profile: str, retry_after_s: int) -> None:
+        super().__init__(f"profile {profile!r} lost its engine while the request waited")
+        self.profile = profile
+        self.retry_after_s = retry_after_s
 
 
 class QueueFull(Exception):
@@ -206,6 +217,17 @@ class IngressQueue:
                 refusal.payload.set_exception(QueueFull(refusal))
                 refused += 1
         return refused
+
+    def evict(self, profile: str, retry_after_s: int) -> int:
+        """`profile` lost its engine: every request waiting for it gets `ProfileLost` (its run
+        plans it again). Returns how many."""
+        queue = self._queues.get(profile)
+        if queue is None:
+            return 0
+        lost = queue.drain()
+        for item in lost:
+            item.payload.set_exception(ProfileLost(profile, retry_after_s))
+        return len(lost)
 
     def snapshot(self) -> dict[str, dict]:
         """Per profile: slots taken and, per tenant, requests waiting and the oldest wait."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-from orchestrator.catalog.schema import Catalog
+from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.policy import Policy
 from orchestrator.request import live, route_inputs
 from orchestrator.routing.types import Decision, ProfileView
@@ -61,21 +61,10 @@ class LiveViews:
         now = time.monotonic()
         states = {}
         for p in self.catalog.profiles:
-            running, starting = self.running.get(p.name, 0), self.starting.get(p.name, 0)
-            opening = running == 0 and starting > 0
-            replicas = live.Replicas(
-                running=running,
-                starting=starting,
-                first_ready_ms=self.start_clock.first_ready_ms(
-                    p.name, p.replicas.startup_s, opening, now
-                ),
-                broken=broken(p.name),
-                may_open=running + starting == 0 and live.may_open(p, policy),
-            )
             states[p.name] = live.live_state(
                 p,
                 policy,
-                replicas,
+                self._replicas(p, policy, broken, now),
                 self.load.in_flight(p.name),
                 batch=p.batch_slots,  # beyond: waiting in the ingress queue
                 opening_rps=self.opening.rps(p.name, now),
@@ -83,6 +72,32 @@ class LiveViews:
                 tpot_scale=self.scales.tpot.fresh(p.name, now),
             )
         return with_live(self._priced.values(), states)
+
+    def _replicas(
+        self, p: Profile, policy: Policy, broken: Callable[[str], bool], now: float
+    ) -> live.Replicas:
+        running, starting = self.running.get(p.name, 0), self.starting.get(p.name, 0)
+        first_ready_ms = self.start_clock.first_ready_ms(
+            p.name, p.replicas.startup_s, running == 0 and starting > 0, now
+        )
+        return live.Replicas(
+            running=running,
+            starting=starting,
+            first_ready_ms=first_ready_ms,
+            broken=broken(p.name),
+            may_open=running + starting == 0 and live.may_open(p, policy),
+        )
+
+    def phases(self, policy: Policy, broken: Callable[[str], bool]) -> dict[str, live.Phase]:
+        """Each profile's phase now (`request.live.phase`): open, opening, closed (none runs,
+        one may start at the first request) or unhealthy."""
+        now = time.monotonic()
+        return {
+            p.name: live.phase(
+                self._replicas(p, policy, broken, now), self.load.in_flight(p.name) > 0
+            )
+            for p in self.catalog.profiles
+        }
 
     def decided(self, decision: Decision) -> None:
         """A decision made: when routed, a closed profile it passed over for its opening price

@@ -15,6 +15,19 @@ from orchestrator.serving.failover import ProfileHealth
 log = logging.getLogger("orchestrator.ingress")
 
 
+def can_serve(
+    ready: Mapping[str, bool], phases: Mapping[str, str], in_flight: Callable[[str], int]
+) -> bool:
+    """Whether the ingress can serve a request now (its readiness, `/healthz` 200): a profile
+    has a ready replica, or is closed (scaled to zero; the first request starts a replica),
+    or is opening for requests already held for it. A profile opening with nothing held is a
+    server still starting: not ready yet."""
+    return any(ready.values()) or any(
+        phase == "closed" or (phase == "opening" and in_flight(name) > 0)
+        for name, phase in phases.items()
+    )
+
+
 class ProfileStatus:
     """Readiness from the edge plus the failures seen here."""
 

@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.ledger import Status
+from orchestrator.planning.expected import expected_of, expected_output_tokens
 from orchestrator.request import route_inputs
 from orchestrator.routing.types import Decision, QueueWait, Rejection
 from orchestrator.scheduling import Waiting
@@ -40,7 +41,7 @@ from orchestrator.serving.accounting import Accountant, EngineUsage, RequestSett
 from orchestrator.serving.budget_gate import BudgetGate
 from orchestrator.serving.decisions import DecisionRecorder
 from orchestrator.serving.errors import error_response
-from orchestrator.serving.ingress_queue import IngressQueue, QueueFull, Ticket
+from orchestrator.serving.ingress_queue import IngressQueue, ProfileLost, QueueFull, Ticket
 from orchestrator.serving.latency_scales import LatencyScales
 from orchestrator.serving.load_book import LoadBook
 from orchestrator.serving.plan import EnginePlan, PlanState, Refused, decision_headers, replan
@@ -131,6 +132,7 @@ class RequestRun:
             engine_plan.prices,
             profile=engine_plan.profile,
             prediction=engine_plan.prediction,
+            max_tokens=engine_plan.route.max_tokens,
             release=self._release,
             observe=self._settled,
         )
@@ -156,6 +158,7 @@ class RequestRun:
         )
         self.settlement.prices, self.settlement.profile = engine_plan.prices, engine_plan.profile
         self.settlement.prediction = engine_plan.prediction
+        self.settlement.max_tokens = engine_plan.route.max_tokens
         self.modelled = self._modelled(engine_plan)
         self.begin()
         try:  # the decision that runs replaces the one recorded
@@ -181,12 +184,18 @@ class RequestRun:
             return held
         if held is not self.plan:  # re-planned against the shared budget: cheaper, or capped
             await self.switch(held, held.headers)
-        p = self.plan
-        out = p.decision.estimate.output_tokens if p.decision.estimate else p.prediction.p50_tokens
-        refused = await self._take_slot(out)
+        p, est = self.plan, self.plan.decision.estimate
+        refused = await self._take_slot(est.output_tokens if est else p.prediction.p50_tokens)
         if refused is not None:
             return refused
-        self.ctx.demand.add(p.profile.name, p.prediction.prompt_tokens, out, time.monotonic())
+        p = self.plan  # a waiter whose profile was lost may run on another
+        est = p.decision.estimate
+        expected = (
+            expected_of(est)
+            if est
+            else expected_output_tokens(p.prediction.p50_tokens, p.prediction.p90_tokens)
+        )  # the planner sizes from the mean, not the median (planning/expected.py)
+        self.ctx.demand.add(p.profile.name, p.prediction.prompt_tokens, expected, time.monotonic())
         self.obs.engine_started()
         first, gen = await self._first_output()
         return await self._answer(first, gen)
@@ -337,27 +346,50 @@ class RequestRun:
 
     async def _take_slot(self, expected_out: int) -> Refused | None:
         """Wait for a free batch slot on the plan's profile (at once when one is free); the
-        tenant's queue full is a 429 with Retry-After. Refused or cancelled while queued
-        (client gone): nothing was generated, so no ledger row and the hold is released."""
-        p = self.plan
-        item = Waiting(self.request_id, self.trace.tenant, p.predicted.prompt_tokens,
-                       expected_out, p.predicted.budget.query_class,
-                       background=p.request.spec.background)  # fmt: skip
-        try:
-            self.slot = await self.ctx.ingress_queue.turn(p.profile.name, item)
-        except BaseException as exc:
-            self.end()
-            if route_inputs.budget_limits(p.request.tenant.budgets):
-                self.ctx.budget.release(self.request_id)
-            if not isinstance(exc, QueueFull):
+        tenant's queue full is a 429 with Retry-After. A waiter whose profile lost its engine
+        is planned again once (`_retry`: another profile, where it queues anew), else handed
+        back with 429 and Retry-After. Refused or cancelled while queued (client gone):
+        nothing was generated, so no ledger row and the hold is released."""
+        replanned = False
+        while True:
+            p = self.plan
+            item = Waiting(self.request_id, self.trace.tenant, p.predicted.prompt_tokens,
+                           expected_out, p.predicted.budget.query_class,
+                           background=p.request.spec.background)  # fmt: skip
+            try:
+                self.slot = await self.ctx.ingress_queue.turn(p.profile.name, item)
+                break
+            except ProfileLost as lost:
+                retry = None if replanned else await self._retry()
+                if retry is None:
+                    return await self._queue_refused(p, lost, "profile_lost")
+                replanned = True
+                await self.switch(retry, {**decision_headers(retry.decision),
+                                          "X-Orchestrator-Retried-From": lost.profile})  # fmt: skip
+            except QueueFull as full:
+                return await self._queue_refused(p, full, full.reason)
+            except BaseException:
+                self._unhold(p)
                 raise
-            self.ctx.metrics.queue_refused(self.trace.tenant, exc.reason)
-            refused = queue_refusal(p, str(exc), exc.retry_after_s)  # recorded, explained
-            await self.ctx.decisions.put(self.request_id, self.trace.tenant, refused.decision)
-            return refused
         self.ctx.metrics.queue_wait(self.trace.tenant, p.request.tenant.priority,
                                     self.slot.waited_s)  # fmt: skip
         return None
+
+    def _unhold(self, p: EnginePlan) -> None:
+        """Out of the load book, its budget hold released (nothing was generated)."""
+        self.end()
+        if route_inputs.budget_limits(p.request.tenant.budgets):
+            self.ctx.budget.release(self.request_id)
+
+    async def _queue_refused(
+        self, p: EnginePlan, exc: QueueFull | ProfileLost, reason: str
+    ) -> Refused:
+        """The 429 with Retry-After for a request the queue handed back, recorded."""
+        self._unhold(p)
+        self.ctx.metrics.queue_refused(self.trace.tenant, reason)
+        refused = queue_refusal(p, str(exc), exc.retry_after_s, reason)  # recorded, explained
+        await self.ctx.decisions.put(self.request_id, self.trace.tenant, refused.decision)
+        return refused
 
     def queued_decision(self) -> Decision | None:
         """The decision that runs with its ingress queue wait: position at entry and time
@@ -401,15 +433,19 @@ class RequestRun:
         return estimate.cost_usd if estimate else None
 
 
-def queue_refusal(engine_plan: EnginePlan, message: str, retry_after_s: int) -> Refused:
-    """The 429 for a request its tenant's ingress queue could not take (code `queue_full`),
-    recorded and explained like every refusal."""
+def queue_refusal(
+    engine_plan: EnginePlan, message: str, retry_after_s: int, reason: str = "queue_full"
+) -> Refused:
+    """The 429 for a request the ingress queue could not take or handed back (code
+    `queue_full`, or `profile_lost` when the engine it waited for failed and no other
+    profile could take it), recorded and explained like every refusal."""
+    code = "profile_lost" if reason == "profile_lost" else "queue_full"
     decision = engine_plan.decision.model_copy(
         update={
             "action": "reject",
             "profile": None,
             "rejection": Rejection(
-                status=429, code="queue_full", message=message, retry_after_s=retry_after_s
+                status=429, code=code, message=message, retry_after_s=retry_after_s
             ),
         }
     )

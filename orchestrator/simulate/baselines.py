@@ -6,7 +6,10 @@ Each baseline runs in two forms:
   `allowed_profiles` and quality floors (the report says so);
 - at the policy's quality floors (`<name>-floor`): every tenant's requests go only to profiles
   it may use (`TenantPolicy.eligible_profiles`: allowed, not denied, at or above its floor,
-  with replicas; not one that always reasons when the tenant forbids reasoning), sized on the cheapest of them per output token at full load; `routellm-floor`
+  with replicas; not one that always reasons when the tenant forbids reasoning), sized on the
+  cheapest of them per output token at full load; a prompt that profile cannot hold goes to
+  the next cheapest eligible one that can (as an SRE would route long prompts), so a
+  baseline refuses for context only what no profile the tenant may use holds; `routellm-floor`
   sends hard requests to the tenant's strongest eligible profile and the rest to that
   cheapest one, `round-robin-floor` rotates over the tenant's eligible profiles.
 Scaling is the same in both forms (static: the trace's busiest minute per pool, in hindsight;
@@ -134,6 +137,24 @@ class _Plan:
     def fixed(self, p: Profile) -> pol.FixedRouter:
         return pol.FixedRouter(self.index[p.name], p)
 
+    def by_price(self, own: list[Profile]) -> ContextSpill:
+        """The cheapest of `own` per output token, then the next cheapest that holds a prompt
+        it cannot (the floor forms of static, queue and dynamo)."""
+        return ContextSpill([self.fixed(p) for p in sorted(own, key=per_token_price)])
+
+
+class ContextSpill:
+    """Each request to the first of `routers` whose profile holds its prompt."""
+
+    def __init__(self, routers: Sequence[pol.FixedRouter]) -> None:
+        self.routers = list(routers)
+
+    def route(self, req: SimRequest, cluster: Cluster, now: float) -> Routed | Rejected:
+        for r in self.routers:
+            if req.prompt_tokens < r.max_len:
+                return r.route(req, cluster, now)
+        return self.routers[0].route(req, cluster, now)
+
 
 def build(
     name: str,
@@ -163,7 +184,7 @@ def build(
 
     def route_of(tenant_profiles: list[Profile]) -> object:
         if kind in ("static", "queue", "dynamo"):
-            return plan.fixed(plan.cheapest(tenant_profiles) if floors else plan.strong)
+            return plan.by_price(tenant_profiles) if floors else plan.fixed(plan.strong)
         if kind == "round-robin":
             used = (
                 tenant_profiles
@@ -243,10 +264,16 @@ def describe(catalog: Catalog, policy: Policy, requests: Sequence[SimRequest],
         notes.append(PLAIN_NOTE)
     if any(n in AT_FLOORS for n in names):
         plan = _Plan(catalog, policy, True)
-        parts = [
-            f"{t}: {plan.cheapest(ps).name} (strongest {plan.strongest(ps).name})"
-            for t, ps in plan.tenants.items()
-        ]
+        parts = []
+        for t, ps in plan.tenants.items():
+            first = plan.cheapest(ps)
+            longer = max(ps, key=lambda p: (p.max_model_len, -per_token_price(p)[0]))
+            spill = (
+                f", prompts over {first.max_model_len} tokens: {longer.name}"
+                if longer.max_model_len > first.max_model_len
+                else ""
+            )
+            parts.append(f"{t}: {first.name}{spill} (strongest {plan.strongest(ps).name})")
         notes.append(
             "at the quality floors, each tenant's cheapest eligible profile: " + "; ".join(parts)
         )

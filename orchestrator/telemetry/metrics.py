@@ -229,7 +229,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
         "counter",
         "orchestrator_queue_refused",
         "{request}",
-        "Requests refused by the ingress queue (429): queue_full, queue_shrunk",
+        "Requests refused by the ingress queue (429): queue_full, queue_shrunk, profile_lost",
     ),
     "queue_length": InstrumentSpec(
         "gauge",

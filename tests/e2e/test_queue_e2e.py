@@ -1,5 +1,5 @@
-"""Issue 27 end to end: nothing that waits in the ingress queue is lost, and a light tenant
-does not wait behind a heavy one.
+"""Issue 27 end to end: nothing that waits in the ingress queue is lost (a client gone, a
+shrunk bound, the engine killed), and a light tenant does not wait behind a heavy one.
 
 One profile (`smollm2-cpu`, batch slots 8) is filled with long requests; more wait in the
 ingress queue. One client goes away while queued; then a hot reload shrinks the tenant's queue
@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import signal
 import time
 from collections.abc import Iterator
 
 import httpx
+import psutil
 import pytest
 
 from tests.e2e.conftest import E2E_API_KEY, RunningServer, reload_policy, team_a_policy
+from tests.e2e.engine_procs import engine_pid, wait_profile_back
 from tests.e2e.ledger_rows import ledger_rows, wait_rows
 
 pytestmark = pytest.mark.e2e
@@ -136,3 +139,48 @@ def test_a_light_tenant_starts_at_once_beside_a_heavy_tenant_s_queue(own):
     # answered while the heavy tenant's requests were still waiting for a slot
     assert heavy_done == 0 and still["waiting"] >= 2, (heavy_done, still)
     assert all(code == 200 for _, code, _ in results), results
+
+
+def _ask(server: RunningServer, rid: str, max_tokens: int) -> tuple[str, int, str | None, str]:
+    """(id, status, Retry-After, error code) of one request of the default tenant."""
+    r = httpx.post(
+        f"{server.base_url}/v1/chat/completions",
+        json={
+            "model": "auto",
+            "messages": [{"role": "user", "content": "Tell a long story about a lighthouse."}],
+            "max_tokens": max_tokens,
+            "ignore_eos": True,
+        },
+        headers={"X-Request-Id": rid, "Authorization": "Bearer any"},
+        timeout=600,
+    )
+    code = r.json().get("error", {}).get("code", "") if r.status_code != 200 else ""
+    return rid, r.status_code, r.headers.get("retry-after"), code
+
+
+def test_requests_queued_for_an_engine_that_dies_are_handed_back_never_lost(own):
+    """The only profile the tenant may use loses its engine (SIGKILL) while 8 requests run on
+    it and 3 wait: the waiters leave the queue at once with 429 `profile_lost` and a
+    Retry-After (no ledger row: nothing was generated for them); each running request ends
+    answered or with a 503, one ledger row each; no 500; the queue is empty after."""
+    server, tag = own, time.time_ns()
+    try:
+        with _policy(server, queue_policy(8)), cf.ThreadPoolExecutor(16) as pool:
+            runners = [pool.submit(_ask, server, f"k-run-{tag}-{i}", 256) for i in range(8)]
+            _until(server, lambda q: q["busy"] >= 8, "the runners never took the 8 slots")
+            waiters = [pool.submit(_ask, server, f"k-wait-{tag}-{i}", 100) for i in range(3)]
+            _until(server, lambda q: q["waiting"] >= 3, "three requests never queued")
+            psutil.Process(engine_pid(PROFILE)).send_signal(signal.SIGKILL)
+            waited = [f.result() for f in waiters]
+            ran = [f.result() for f in runners]
+            _until(server, lambda q: q["waiting"] == 0, "requests left in the queue", 30)
+    finally:
+        back = wait_profile_back(server.base_url, PROFILE)
+    assert all(code == 429 and err == "profile_lost" for _, code, _, err in waited), waited
+    assert all(int(retry) >= 1 for _, _, retry, _ in waited)
+    assert all(code in (200, 503) for _, code, _, _ in ran), ran
+    rows = wait_rows(server, [rid for rid, *_ in ran])
+    assert sorted(r["request_id"] for r in rows) == sorted(rid for rid, *_ in ran)
+    time.sleep(2)  # a row written late for a handed-back request would show now
+    assert ledger_rows(server, [rid for rid, *_ in waited]) == []
+    assert back, f"{PROFILE} did not come back after its engine was killed"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
-import re
 import signal
 import threading
 import time
@@ -23,8 +22,8 @@ import psutil
 import pytest
 
 from orchestrator.catalog import load_catalog
-from orchestrator.engines.config import deployment_name
 from orchestrator.paths import PROJECT_ROOT
+from tests.e2e.engine_procs import engine_pid, wait_profile_back
 from tests.e2e.ledger_rows import wait_rows
 
 pytestmark = pytest.mark.e2e
@@ -33,25 +32,6 @@ LOCAL = load_catalog(PROJECT_ROOT / "deployments" / "local.yaml")
 VICTIM, SURVIVOR = LOCAL.profiles[0].name, LOCAL.profiles[1].name
 STORY = [{"role": "user", "content": "Tell a long story about a dragon who learns to bake."}]
 MAX_TOKENS = 64
-RESTART_TIMEOUT_S = 420
-
-
-def _engine_pid(profile: str) -> int:
-    """The vLLM engine-core process under the Serve replica actor of `profile` (the replica
-    process itself when the engine runs in it)."""
-    title = re.compile(rf"ServeReplica:[^:\s]+:{re.escape(deployment_name(profile))}(?![\w-])")
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmd = " ".join(proc.info.get("cmdline") or [])
-        if not title.search(cmd):
-            continue
-        for child in proc.children(recursive=True):
-            try:
-                if "EngineCore" in child.name() or "EngineCore" in " ".join(child.cmdline()):
-                    return child.pid
-            except psutil.Error:
-                continue
-        return proc.pid
-    raise AssertionError(f"no replica process found for profile {profile}")
 
 
 def _stream(server, body: dict, rid: str, *, on_chunk=None) -> tuple[str, dict, list[dict]]:
@@ -94,7 +74,7 @@ def test_engines_run_at_the_servers_priority(server):
     if server.policy_path is None:
         pytest.skip("external server: not ours to inspect")
     for profile in LOCAL.profiles:
-        assert psutil.Process(_engine_pid(profile.name)).nice() == psutil.Process().nice()
+        assert psutil.Process(engine_pid(profile.name)).nice() == psutil.Process().nice()
 
 
 def test_engine_killed_mid_stream_is_migrated_token_exactly(server, family):
@@ -103,7 +83,7 @@ def test_engine_killed_mid_stream_is_migrated_token_exactly(server, family):
     body = {"model": VICTIM, "messages": STORY, "max_tokens": MAX_TOKENS, "temperature": 0}
     clean, _, clean_chunks = _stream(server, body, f"e2e-clean-{time.time_ns()}")
 
-    pid = _engine_pid(VICTIM)
+    pid = engine_pid(VICTIM)
     killed = threading.Event()
 
     def kill_after(n: int) -> None:
@@ -145,11 +125,7 @@ def test_engine_killed_mid_stream_is_migrated_token_exactly(server, family):
     assert rows[0]["prompt_tokens"] > usage["prompt_tokens"] + 8  # both legs' prompts
 
     # the profile returns once Ray has replaced its replica and it passes a health check
-    deadline = time.monotonic() + RESTART_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if httpx.get(f"{server.base_url}/healthz", timeout=10).json()["profiles"][VICTIM]:
-            break
-        time.sleep(2)
+    wait_profile_back(server.base_url, VICTIM)
     again = _ask(server, VICTIM)
     assert again.status_code == 200 and again.headers["x-orchestrator-profile"] == VICTIM
 

@@ -22,12 +22,16 @@ ASKS = [
 
 
 def _items(predictor: Predictor) -> list[tuple]:
-    """Settled requests over two profiles, in order, with various answer lengths."""
+    """Settled requests over two profiles, in order, with various answer lengths; every
+    fourth one cut at the cap it was sent with (censored: no traffic row)."""
     items = []
     for i, ask in enumerate(ASKS * 3):
         profile = PROFILES[i % len(PROFILES)]
-        body = {"messages": [{"role": "user", "content": ask}], "n": 1 + i % 2}
-        items.append((profile, predictor.predict(body, profile), 7 + 13 * i, i % 3))
+        n = 1 + i % 2
+        body = {"messages": [{"role": "user", "content": ask}], "n": n}
+        out = 7 + 13 * i
+        cap = out // n if i % 4 == 0 else None
+        items.append((profile, predictor.predict(body, profile), out, i % 3, cap))
     return items
 
 
@@ -56,7 +60,7 @@ def test_observe_many_equals_one_observe_after_another(artifact, tmp_path, group
     # what the other processes sharing the store read back is the same too
     assert grouped.store.load_calibrations() == one_by_one.store.load_calibrations()
     a, b = _rows(one_by_one.store), _rows(grouped.store)
-    assert len(a) == len(b) == len(items)
+    assert len(a) == len(b) == sum(1 for item in items if item[4] is None)
     assert all(_same(x, y) for x, y in zip(a, b, strict=True))
 
 
@@ -64,7 +68,7 @@ def test_observe_many_is_all_or_nothing(artifact, tmp_path):
     predictor = Predictor(artifact, store=PredictorStore(tmp_path / "s.sqlite"))
     items = _items(predictor)[:3]
     before = predictor.store.load_calibrations()
-    bad = (*items[2][:2], -1, 0)  # a negative token count
+    bad = (*items[2][:2], -1, 0, None)  # a negative token count
     with pytest.raises(ValueError):
         predictor.observe_many([*items[:2], bad])
     assert predictor.store.load_calibrations() == before

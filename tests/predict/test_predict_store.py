@@ -69,13 +69,15 @@ def test_learn_batch_is_all_or_nothing(tmp_path):
         raise RuntimeError("bad step")
 
     with pytest.raises(RuntimeError):
-        store.learn_batch([(record(), initial, lambda s: s), (record("q"), initial, boom)])
+        store.learn_batch(
+            [(record(), initial, lambda s: s, True), (record("q"), initial, boom, True)]
+        )
     assert store.count_records() == 0 and store.load_calibrations() == {}
     states = store.learn_batch(
-        [(record(), initial, lambda s: s), (record("q"), initial, lambda s: s)]
+        [(record(), initial, lambda s: s, True), (record("q"), initial, lambda s: s, False)]
     )
     assert set(states) == {"p", "q"} == set(store.load_calibrations())
-    assert store.count_records() == 2
+    assert store.count_records() == 1  # the row kept out (a censored answer) is not written
     store.close()
 
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from orchestrator.concepts import TIER_RANK
 from orchestrator.routing import RouteRequest, TenantRules, TokenBudget, decide
-from orchestrator.routing.quality import expected_success, qualifying_tiers
+from orchestrator.routing.quality import (
+    QualityAccount,
+    QualityAccounts,
+    expected_success,
+    qualifying_tiers,
+)
 
 EASY = {"small": 0.9, "medium": 0.95, "large": 0.96, "frontier": 0.97}
 HARD = {"small": 0.2, "medium": 0.4, "large": 0.6, "frontier": 0.85}
@@ -128,3 +133,76 @@ def test_a_binding_quality_target_outranks_the_cost_target_but_not_the_cap(gpu_v
     assert d.action == "route" and _tier(d, gpu_views) == "frontier"
     capped = TenantRules(min_success=0.8, cost_cap_usd=aim, on_cost_cap=("reject",))
     assert decide(req, _budget(HARD), capped, gpu_views).action == "reject"
+
+
+def test_a_banked_surplus_lowers_the_share_need_of_one_request():
+    tiers = ("small", "medium", "large")
+    assert qualifying_tiers(tiers, HARD, None, 0.9).tiers == {"large"}  # need 0.54
+    # one request spends a third of the surplus: 0.15 of 0.45, need 0.39
+    v = qualifying_tiers(tiers, HARD, None, 0.9, slack=0.45)
+    assert v.tiers == {"medium", "large"}
+    assert "0.15 of the banked 0.45" in v.note
+    assert qualifying_tiers(tiers, HARD, None, 0.9, slack=0.15).tiers == {"large"}
+    # a debt (negative slack) asks more than the share: the strongest qualify
+    assert qualifying_tiers(tiers, HARD, None, 0.9, slack=-0.2).tiers == {"large"}
+    # min_success still holds per request whatever the surplus
+    assert qualifying_tiers(tiers, HARD, 0.5, 0.9, slack=0.5).tiers == {"large"}
+
+
+def test_routing_on_the_account_keeps_the_tenant_share_over_its_traffic():
+    """Every request routed to the cheapest tier meeting `share x strongest - slack`: the
+    running (undecayed) share of always-strongest never falls below the target, and fewer
+    requests need the strong tier than when the share binds on each request."""
+    import random
+
+    rng = random.Random(3)
+    share, account = 0.9, QualityAccount()
+    served = strongest = 0.0
+    strong_calls = per_request_strong = 0
+    for _ in range(3000):
+        weak = rng.uniform(0.1, 0.95)
+        ts = {"medium": weak, "frontier": min(1.0, weak + rng.uniform(0.0, 0.4))}
+        ok = qualifying_tiers(("medium", "frontier"), ts, None, share, account.slack(share))
+        tier = min(ok.tiers, key=TIER_RANK.__getitem__)
+        strong_calls += tier == "frontier"
+        per_request_strong += ts["medium"] < share * ts["frontier"]
+        account.record(ts[tier], ts["frontier"])
+        served += ts[tier]
+        strongest += ts["frontier"]
+        assert served >= share * strongest - 1e-9
+        assert account.slack(share) >= -1e-9
+    assert strong_calls < 0.7 * per_request_strong
+
+
+def test_accounts_count_routed_decisions_only(gpu_views):
+    accounts = QualityAccounts()
+    rules = TenantRules(tenant="t", share_of_strongest=0.9)
+    req = RouteRequest(prompt_tokens=50)
+    d = decide(req, _budget(EASY), rules, gpu_views)
+    accounts.record("t", d)
+    served = expected_success(_tier(d, gpu_views), EASY)
+    assert served < EASY["frontier"]  # the easy request went below the strongest tier
+    assert accounts.of("t").sums == (served, EASY["frontier"])
+    assert accounts.of("other").sums == (0.0, 0.0)
+    spent = rules.model_copy(update={"remaining_budget_usd": 0.0})
+    accounts.record("t", decide(req, _budget(EASY), spent, gpu_views))
+    assert accounts.of("t").sums == (served, EASY["frontier"])
+
+
+def test_a_surplus_fades_but_a_debt_is_kept():
+    account = QualityAccount()
+    account.record(0.9, 0.9, 0.9)  # surplus 0.09
+    account.record(0.9, 0.9, 0.9)
+    assert 0.09 < account.slack(0.9) < 0.18  # the first surplus faded a little
+    account.record(0.1, 0.9, 0.9)  # a downgrade: debt
+    debt = account.slack(0.9)
+    assert debt < 0
+    account.record(0.0, 0.0, 0.9)  # a request that moves nothing: the debt stays whole
+    assert account.slack(0.9) == debt
+
+
+def test_the_decision_carries_the_share_target_it_was_held_to(gpu_views):
+    req = RouteRequest(prompt_tokens=50)
+    held = decide(req, _budget(EASY), TenantRules(share_of_strongest=0.8), gpu_views)
+    assert held.share_of_strongest == 0.8
+    assert decide(req, _budget(EASY), TenantRules(), gpu_views).share_of_strongest is None

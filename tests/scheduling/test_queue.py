@@ -129,6 +129,17 @@ def test_a_cancelled_request_leaves_at_once_and_is_charged_nothing(clock):
     assert q.cancel("a1") is None  # gone: a second cancel is a no-op
 
 
+def test_drain_empties_the_queue_in_key_order_and_charges_nothing(clock):
+    """A lost profile's waiters all leave at once (each planned again elsewhere)."""
+    q = WaitQueue(settings(a=TenantShare(max_queued=9), b=TenantShare(max_queued=9)), clock)
+    q.push(item("a-long", "a", tokens=500))
+    q.push(item("b1", "b", tokens=50))
+    q.push(item("a-short", "a", tokens=5))
+    assert [w.request_id for w in q.drain()] == ["a-short", "b1", "a-long"]
+    assert len(q) == 0 and q.pop() is None and q.drain() == []
+    assert q.counter.served("a") == q.counter.served("b") == 0.0
+
+
 def test_the_position_counts_who_goes_first(clock):
     q = WaitQueue(settings(), clock)
     q.push(item("short", tokens=1))
@@ -240,3 +251,37 @@ def test_ahead_of_follows_the_counters_of_two_backlogged_tenants(clock):
 
 def test_ahead_of_is_zero_when_nothing_waits(clock):
     assert WaitQueue(settings(), clock).ahead_of("anyone", "standard", 10.0) == 0
+
+
+def test_ahead_of_equals_the_real_release_place_over_random_queues():
+    """Random tenants (weights, classes), backlogs, earlier service and cancellations: the
+    place `ahead_of` estimates is where the request actually leaves (ties of equal virtual
+    counters included: the whole-number charges make them exact)."""
+    import random
+
+    from tests.scheduling.scheduling_helpers import Clock
+
+    rng = random.Random(7)
+    for case in range(150):
+        clock = Clock()
+        shares = {
+            t: TenantShare(
+                max_queued=1000, weight=rng.choice([1.0, 2.0, 4.0]), priority=rng.choice([0, 0, 5])
+            )  # fmt: skip
+            for t in ("a", "b", "c")
+        }
+        q = WaitQueue(settings(**shares), clock)
+        for t in shares:
+            if rng.random() < 0.5:
+                q.admit_now(t, float(rng.randint(0, 3000)))
+        rids = []
+        for i in range(rng.randint(0, 40)):
+            t = rng.choice("abc")
+            rids.append(f"{t}{i}")
+            q.push(item(rids[-1], t, tokens=rng.choice([8, 64, 256, 2000])))
+            clock.advance(rng.random())
+        for rid in rng.sample(rids, k=len(rids) // 4):
+            q.cancel(rid)
+        tenant, tokens = rng.choice("abc"), rng.choice([8, 64, 256, 2000])
+        ahead = q.ahead_of(tenant, "standard", float(tokens))
+        assert ahead == _place_when_pushed(q, item("new", tenant, tokens=tokens)), case

@@ -180,7 +180,9 @@ class FakePredictor:
         self.calls.append(body)
         return {p.name: prediction() for p in profiles}
 
-    def observe(self, profile: Any, prediction: Any, output: int, reasoning: int = 0) -> None:
+    def observe(
+        self, profile: Any, prediction: Any, output: int, reasoning: int = 0, cap: Any = None
+    ) -> None:
         self.observed.append((profile, output))
 
 

@@ -88,8 +88,10 @@ async def test_hard_request_goes_to_a_stronger_tier_than_an_easy_one(
     catalog = _two_tier_catalog(small=cheapest)
     ex = executor(catalog, POLICY.replace("{TARGET}", target))
     tiers = {p.name: p.quality.tier for p in catalog.profiles}
-    easy = await _route(ex, EASY, engine_stream, "easy")
+    # the hard one first: the share target banks nothing before it (an easy request's surplus
+    # would let it take the small tier, as the next test shows)
     hard = await _route(ex, HARD, engine_stream, "hard")
+    easy = await _route(ex, EASY, engine_stream, "easy")
     assert (tiers[easy], tiers[hard]) == ("small", "medium")
     _tenant, decision = ex.decisions.store.get("hard")
     ts = decision.tier_success
@@ -97,3 +99,21 @@ async def test_hard_request_goes_to_a_stronger_tier_than_an_easy_one(
     assert any(step.startswith("quality:") for step in decision.steps)
     lost = {c.profile: c.lost_because for c in decision.candidates}
     assert "below_quality_target" in lost[cheapest]
+
+
+async def test_an_easy_requests_surplus_pays_for_a_hard_one(executor, engine_stream):
+    """`share_of_strongest` binds over the tenant's traffic: the expected quality easy requests
+    bank above 0.9 x the strongest tier's lets a hard one take the small tier, as long as the
+    tenant's running share stays >= 0.9."""
+    plain = executor(LOCAL, PLAIN)
+    cheapest = await _route(plain, EASY, engine_stream, "plain")
+    catalog = _two_tier_catalog(small=cheapest)
+    ex = executor(catalog, POLICY.replace("{TARGET}", "{share_of_strongest: 0.9}"))
+    tiers = {p.name: p.quality.tier for p in catalog.profiles}
+    for i in range(6):  # each banks ~0.07; a request may spend a third of the surplus
+        assert tiers[await _route(ex, EASY, engine_stream, f"easy{i}")] == "small"
+    assert tiers[await _route(ex, HARD, engine_stream, "hard")] == "small"
+    account = ex.quality.of("default")
+    assert account.slack(0.9) >= 0
+    _tenant, decision = ex.decisions.store.get("hard")
+    assert any("banked" in step for step in decision.steps)

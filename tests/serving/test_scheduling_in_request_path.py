@@ -5,6 +5,7 @@ a client leaving while queued costs nothing)."""
 from __future__ import annotations
 
 import asyncio
+import math
 
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -168,4 +169,89 @@ async def test_a_request_predicted_short_starts_in_a_free_engine_seat_past_a_ful
     assert sum(p["waiting"] for p in ex.ingress_queue.snapshot().values()) == 0
     assert len(ex.handle.requests) == slots + 1  # the ninth is on the engine
     assert ex.ingress_queue.snapshot()["smollm2-cpu"]["busy"] == slots + 1
+    ex.ledger.close()
+
+
+async def _client_leaves(response: StreamingResponse) -> None:
+    """A client reading a stream goes away mid-stream (its request ends, its slot frees)."""
+
+    async def read() -> None:
+        async for _ in response.body_iterator:
+            pass
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(0.05)
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+
+
+async def _until_waiting(ex, n: int) -> dict:
+    for _ in range(100):
+        snapshot = ex.ingress_queue.snapshot()
+        if sum(p["waiting"] for p in snapshot.values()) == n:
+            return snapshot
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never {n} waiting: {ex.ingress_queue.snapshot()}")
+
+
+async def test_a_waiter_whose_engine_died_with_nowhere_else_to_go_is_handed_back(
+    tmp_path, monkeypatch, engine_stream, chunk
+):
+    """The engine a request waits for fails (another request saw it): the waiter leaves the
+    queue at once with 429 `profile_lost` and a Retry-After of the profile's start-up; it never
+    reached an engine, so no ledger row."""
+    one_profile = "  allowed_profiles: [smollm2-cpu]\n"
+    ex = make_executor(tmp_path, monkeypatch, policy_text=POLICY_TEXT + one_profile)
+    ex.ingress_queue.capacity = lambda profile: 1
+    ex.ingress_queue.seats = lambda profile: 1
+    body = {"model": FAMILY, "messages": MESSAGES, "stream": True}
+    ex.handle.streams.append(engine_stream([chunk("a")], hang=True))
+    assert isinstance(await _serve(ex, body, "chat", {"x-request-id": "r1"}), StreamingResponse)
+    queued = asyncio.create_task(_serve(ex, body, "chat", {"x-request-id": "r2"}))
+    await _until_waiting(ex, 1)
+    ex.engine_down("smollm2-cpu", "engine process killed")
+    refused = await asyncio.wait_for(queued, 5)
+    assert refused.status_code == 429 and error_of(refused)["code"] == "profile_lost"
+    startup = ex.catalog.profile("smollm2-cpu").replicas.startup_s
+    assert int(refused.headers["retry-after"]) == max(1, math.ceil(startup))
+    assert sum(p["waiting"] for p in ex.ingress_queue.snapshot().values()) == 0
+    assert len(ex.handle.requests) == 1 and ex.ledger.count() == 0
+    assert "profile_lost" in str(await ex.decision_for({}, "r2"))
+    ex.ledger.close()
+
+
+async def test_a_waiter_whose_engine_died_is_planned_again_and_served_elsewhere(
+    tmp_path, monkeypatch, engine_stream, chunk, chat_completion
+):
+    """Both profiles hold one hanging stream each and a third request waits for one of them;
+    that profile's engine fails: the waiter moves to the other profile's queue (planned
+    again), is served there once its slot frees, and is one ledger row."""
+    ex = make_executor(tmp_path, monkeypatch)
+    ex.ingress_queue.capacity = lambda profile: 1
+    ex.ingress_queue.seats = lambda profile: 1
+    body = {"model": FAMILY, "messages": MESSAGES, "stream": True}
+    holders = {}
+    for rid in ("h1", "h2"):
+        ex.handle.streams.append(engine_stream([chunk("a")], hang=True))
+        got = await _serve(ex, body, "chat", {"x-request-id": rid})
+        holders[got.headers["x-orchestrator-profile"]] = got
+    assert len(holders) == 2  # one on each profile
+    queued = asyncio.create_task(
+        _serve(ex, {**body, "stream": False}, "chat", {"x-request-id": "w"})
+    )
+    lost = next(name for name, q in (await _until_waiting(ex, 1)).items() if q["waiting"])
+    other = next(name for name in holders if name != lost)
+    ex.engine_down(lost, "engine process killed")
+    snapshot = await _until_waiting(ex, 1)
+    assert snapshot[other]["waiting"] == 1 and snapshot[lost]["waiting"] == 0
+    ex.handle.streams.append(chat_completion())
+    await _client_leaves(holders[other])  # the other profile's slot frees
+    served = await asyncio.wait_for(queued, 5)
+    assert served.status_code == 200
+    assert served.headers["x-orchestrator-profile"] == other
+    assert served.headers["x-orchestrator-retried-from"] == lost
+    assert ex.handle.requests[-1].model == other
+    rows = [r for r in ex.ledger.records() if r.request_id == "w"]
+    assert len(rows) == 1 and rows[0].profile == other
+    await _client_leaves(holders[lost])
     ex.ledger.close()

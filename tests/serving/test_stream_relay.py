@@ -47,6 +47,7 @@ class Harness:
             PRICES,
             profile=LOCAL.profile("smollm2-cpu"),
             prediction=None,
+            max_tokens=None,
             release=self._release,
             observe=lambda status, usage, cost: self.observed.append((status, usage, cost)),
         )

@@ -89,3 +89,27 @@ def test_warmup_is_neither_measured_nor_billed(catalog):
         [_req(0, 0.0), _req(1, 100.0)], _To0(), StaticController([1]), billed_from_s=50.0
     )
     assert late.replica_hours[0] == pytest.approx(out.replica_hours[0] - 50.0 / 3600)
+
+
+@pytest.mark.parametrize("threshold", [0, 2048])
+def test_a_short_prompt_waits_behind_a_long_prefill_unless_the_threshold_is_set(catalog, threshold):
+    """vLLM's `long_prefill_token_threshold` (the profile's engine_args): a prompt within it is
+    prefilled beside a long prefill in progress; unset, it waits for that prefill to end. A
+    prompt over it waits for every prefill before it either way."""
+    profile = catalog.profiles[0]
+    args = {**profile.engine_args, "long_prefill_token_threshold": threshold}
+    spec = ReplicaSpec.of(profile.model_copy(update={"engine_args": args}))
+    assert spec.long_prefill_tokens == threshold
+    long_prefill = 30_000 / spec.perf.prefill_tokens_per_s
+    cluster = Cluster([spec], [(1, 1)])
+    # a long prompt, a short one while it prefills, then a long one: over the threshold, it
+    # waits for both prefills before it
+    reqs = [_req(0, 0.0, prompt=30_000), _req(1, 0.01, prompt=100), _req(2, 0.02, prompt=3000)]
+    out = cluster.run(reqs, _To0(), StaticController([1]))
+    short_alone = est.ttft_ms(spec.perf, 100, 2) / 1000
+    if threshold:
+        assert out.ttft_s[1] == pytest.approx(short_alone)
+    else:
+        assert out.ttft_s[1] >= long_prefill - 0.01 + short_alone
+    both = (30_000 + 100) / spec.perf.prefill_tokens_per_s
+    assert out.ttft_s[2] >= both - 0.02

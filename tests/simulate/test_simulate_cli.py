@@ -148,3 +148,41 @@ def test_predictor_artifact_is_what_ours_reads(tmp_path, capsys):
     assert errors[1]["p50_median_relative_error"] > errors[0]["p50_median_relative_error"] + 1
     assert _simulate(trace, policy, "--predictor-artifact", str(tmp_path)) == 2
     assert "not a predictor artifact" in capsys.readouterr().err
+
+
+def test_floor_baselines_send_a_long_prompt_to_an_eligible_profile_that_holds_it(
+    catalog, predictor
+):
+    """A prompt longer than the tenant's cheapest profile holds is served on the next cheapest
+    eligible profile with the context for it, not refused; longer than every eligible
+    profile holds, it is refused for context."""
+    from dataclasses import replace
+
+    from orchestrator.policy import load_policy_text
+    from orchestrator.simulate import simulate
+
+    from .conftest import make_requests
+
+    text = """\
+apiVersion: orchestrator/v1
+kind: Policy
+unknown_keys: default_tenant
+default_tenant:
+  name: free
+  quality_floor: {min_tier: medium}
+  allowed_profiles: [llama8b-fp8-ngram, qwen3-235b-fp8]
+"""
+    policy = load_policy_text(text, "policy.yaml", catalog, resolve_secrets=False)
+    reqs = [replace(r, tenant="free") for r in make_requests(n=60, rate=1.0, seed=4)]
+    reqs[10] = replace(reqs[10], prompt_tokens=50_000)  # over the 8B's 32k, within the 235B's
+    reqs[20] = replace(reqs[20], prompt_tokens=200_000)  # over every profile's context
+    res = simulate(catalog, policy, reqs, predictor=predictor,
+                   policies=("static-floor", "queue-floor", "dynamo-floor"))  # fmt: skip
+    names = [p.name for p in catalog.profiles]
+    for pol in ("static-floor", "queue-floor", "dynamo-floor"):
+        out = res.policies[pol].outcome
+        assert names[out.profile[10]] == "qwen3-235b-fp8", pol
+        assert out.reject_reason[20] == "context_length_exceeded", pol
+        short = [names[i] for k, i in enumerate(out.profile) if k not in (10, 20)]
+        assert set(short) == {"llama8b-fp8-ngram"}, pol
+    assert any("prompts over 32768 tokens: qwen3-235b-fp8" in n for n in res.notes)
