@@ -12,6 +12,7 @@ order go first; none is lost).
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Callable
@@ -84,6 +85,9 @@ class Released:
 class _Tenant:
     heap: list = field(default_factory=list)  # (OrderKey, request_id)
     count: int = 0
+    # its waiting requests' keys in order and the running sums of their charges (prefix[0]
+    # = 0); built on demand, dropped whenever one of its requests comes or goes
+    view: tuple[list[OrderKey], list[float]] | None = None
 
 
 class WaitQueue:
@@ -139,34 +143,48 @@ class WaitQueue:
         better class, the tenant's own with a smaller key, and of each other tenant of its
         class those released while that tenant's virtual counter stays below this tenant's
         (after the lift a tenant gets when it starts waiting, and its own earlier requests'
-        charges). O(waiting log waiting)."""
+        charges). O(tenants x log waiting) on each tenant's cached `_view`."""
+        ahead = sum(
+            q.count
+            for rank, c in self._classes.items()
+            if rank < key.class_rank
+            for q in c.values()
+        )
         tenants = self._classes.get(key.class_rank, {})
         waiting = [t for t, q in tenants.items() if q.count]
         mine = self.counter.served(tenant)
         if tenant not in waiting:
             floor = min((self.counter.served(t) for t in waiting), default=mine)
             mine = max(mine, floor)
-        ahead = 0
-        others: dict[str, list[tuple[OrderKey, float]]] = {}
-        for item, k, _ in self._items.values():
-            if k.class_rank < key.class_rank:
-                ahead += 1
-            elif k.class_rank == key.class_rank:
-                if item.tenant == tenant:
-                    if k < key:  # released first, its charge raising the tenant's counter
-                        ahead += 1
-                        mine += max(0.0, item.charge) / self.settings.weight(tenant)
-                else:
-                    others.setdefault(item.tenant, []).append((k, item.charge))
-        for other, items in others.items():
-            weight = self.settings.weight(other)
-            served = self.counter.served(other)
-            for _, charge in sorted(items):
-                if (served, other) >= (mine, tenant):
-                    break
-                ahead += 1
-                served += max(0.0, charge) / weight
+        else:  # its own requests with a smaller key leave first, each charge raising it
+            keys, charges = self._view(tenants[tenant])
+            before = bisect.bisect_left(keys, key)
+            ahead += before
+            mine += charges[before] / self.settings.weight(tenant)
+        for other in waiting:
+            if other == tenant:
+                continue
+            keys, charges = self._view(tenants[other])
+            # its i-th request leaves first while (served + charges[i] / weight, other) is
+            # below (mine, tenant): charges only grow, so the count is a bisection
+            room = (mine - self.counter.served(other)) * self.settings.weight(other)
+            side = bisect.bisect_right if other < tenant else bisect.bisect_left
+            ahead += min(len(keys), side(charges, room))
         return ahead
+
+    def _view(self, queue: _Tenant) -> tuple[list[OrderKey], list[float]]:
+        """`queue`'s waiting keys in order with the running sums of their charges."""
+        if queue.view is None:
+            live = sorted(
+                (key, max(0.0, found[0].charge))
+                for key, rid in queue.heap
+                if (found := self._items.get(rid)) is not None and found[1] == key
+            )
+            charges = [0.0]
+            for _, charge in live:
+                charges.append(charges[-1] + charge)
+            queue.view = ([key for key, _ in live], charges)
+        return queue.view
 
     def retry_after_s(self) -> int:
         """Seconds a refused client should wait: the typical recent wait (at least 1)."""
@@ -191,6 +209,7 @@ class WaitQueue:
             queue = tenants.setdefault(item.tenant, _Tenant())
         heapq.heappush(queue.heap, (key, item.request_id))
         queue.count += 1
+        queue.view = None
         self._items[item.request_id] = (item, key, now)
         return Enqueued(item.request_id, key, position, now)
 
@@ -224,6 +243,7 @@ class WaitQueue:
         key, rid = heapq.heappop(queue.heap)
         item, _, since = self._items.pop(rid)
         queue.count -= 1
+        queue.view = None
         waited = self.clock() - since
         self._typical_wait_s += _WAIT_EMA * (waited - self._typical_wait_s)
         return Released(item, key, waited, self.admit_now(tenant, item.charge))
@@ -245,7 +265,9 @@ class WaitQueue:
         if found is None:
             return None
         item, key, _ = found
-        self._classes[key.class_rank][item.tenant].count -= 1
+        queue = self._classes[key.class_rank][item.tenant]
+        queue.count -= 1
+        queue.view = None
         return item
 
     def drain(self) -> list[Waiting]:

@@ -67,7 +67,11 @@ class DecisionRecorder:
         self.offload = offload
         # lazy: a decision is written when its request awaits it (before its answer ends) or
         # with the next group of `rides_with` (the ledger's rows), whichever comes first
-        self._writes = GroupWriter(self._store_many, offload, lazy=True, rides_with=rides_with)
+        # (in the ledger's database: in its transaction too)
+        database = store.db if isinstance(store, DecisionLog) else None
+        self._writes = GroupWriter(
+            self._store_many, offload, lazy=True, rides_with=rides_with, database=database
+        )
 
     def record(
         self,

@@ -11,12 +11,16 @@
 Writes submitted while a group is being written form the next group, so at load each request
 pays a share of one thread hop and one commit instead of its own; a lone write waits for
 nothing. A lazy writer's items wait until someone awaits one of them, or ride in the job of
-the next group of the writer it rides with (each in its own `write_many` call): a write needed
-only before the answer's last byte (a decision) then costs no hop of its own. Invariants:
-items are written in submission order, one group at a time (a later write for the same key
-lands after an earlier one), a lazy writer's items included; a group that fails is retried
-item by item in the same job, so a bad item fails only its own `write`; a caller cancelled
-while waiting does not cancel its write.
+the next group of the writer it rides with: a write needed only before the answer's last byte
+(a decision) then costs no hop of its own. Writers that name the same `database` (whose
+`write_many` writes there through `Database.transaction`) write a job's groups in ONE
+transaction (one commit); should it fail, it is rolled back and each group is written in its
+own transaction as without it.
+
+Invariants: items are written in submission order, one group at a time (a later write for the
+same key lands after an earlier one), a lazy writer's items included; a group that fails is
+retried item by item in the same job, so a bad item fails only its own `write`; a caller
+cancelled while waiting does not cancel its write.
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ class GroupWriter(Generic[T]):
         *,
         lazy: bool = False,
         rides_with: GroupWriter[Any] | None = None,
+        database: Any | None = None,
     ):
         self.write_many = write_many
+        self.database = database  # where `write_many` writes (one transaction per job)
         self.offload = offload
         self.max_group = max_group
         self.lazy = lazy
@@ -138,24 +144,34 @@ class GroupWriter(Generic[T]):
             self.write_many(items)
             return [None] * len(items)
         except Exception as exc:
-            if len(items) == 1:
-                return [exc]
-        errors: list[BaseException | None] = []
-        for item in items:
-            try:
-                self.write_many([item])
-                errors.append(None)
-            except Exception as exc:
-                errors.append(exc)
-        return errors
+            return [exc] if len(items) == 1 else [self._write_one(item) for item in items]
+
+    def _write_one(self, item: T) -> BaseException | None:
+        try:
+            self.write_many([item])
+            return None
+        except Exception as exc:
+            return exc
 
 
 def _write_groups(
     groups: list[tuple[GroupWriter[Any], list[Any]]],
 ) -> list[list[BaseException | None]]:
-    """Worker thread: each writer's group, riders first (their items were queued earlier)."""
+    """Worker thread: each writer's group, riders first (their items were queued earlier);
+    in one transaction when they all write to the same database."""
+    order = [*range(1, len(groups)), 0]
+    database = groups[0][0].database
+    if len(groups) > 1 and database is not None and all(w.database is database for w, _ in groups):
+        try:
+            with database.transaction():  # each `write_many`'s own transaction joins this one
+                for i in order:
+                    groups[i][0].write_many(groups[i][1])
+        except Exception:  # rolled back: each group in its own transaction, as below
+            pass
+        else:
+            return [[None] * len(items) for _, items in groups]
     results: list[list[BaseException | None]] = [[] for _ in groups]
-    for i in [*range(1, len(groups)), 0]:
+    for i in order:
         writer, items = groups[i]
         results[i] = writer._write_group(items)
     return results

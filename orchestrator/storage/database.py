@@ -15,14 +15,18 @@ Invariants (both backends):
 - `transaction()` commits on a clean exit and rolls back on any exception; a transaction that
   called `tx.lock(name)` holds that lock until it ends, so two transactions locking the same name
   (in any process, on any host sharing the database) run one after the other;
+- a `transaction()` opened while the same thread has one open on the same database joins it:
+  its writes commit or roll back with the outer one (several stores' writes in one commit), and
+  an exception in it reaches the outer one, which rolls everything back;
 - `query()` runs one statement on its own (one consistent snapshot of committed data).
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Literal, Protocol
 
 from orchestrator.storage.target import backend
@@ -69,9 +73,25 @@ class Database(ABC):
     url: str
     _DDL: dict[str, str]
 
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """A write transaction, or the one this thread has open here (see the module
+        docstring)."""
+        local = self.__dict__.setdefault("_open_tx", threading.local())
+        joined = getattr(local, "tx", None)
+        if joined is not None:
+            yield joined
+            return
+        with self._begin() as tx:
+            local.tx = tx
+            try:
+                yield tx
+            finally:
+                local.tx = None
+
     @abstractmethod
-    def transaction(self) -> AbstractContextManager[Tx]:
-        """A write transaction (see the module docstring)."""
+    def _begin(self) -> AbstractContextManager[Tx]:
+        """A new write transaction: commit on a clean exit, roll back on an exception."""
 
     @abstractmethod
     def query(self, sql: str, params: Params = ()) -> list[tuple]:

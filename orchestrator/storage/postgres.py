@@ -75,7 +75,7 @@ class PostgresDatabase(Database):
             raise StorageError(f"cannot connect to {redact(url)}: {exc}") from exc
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def _begin(self) -> Iterator[Tx]:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield _PostgresTx(cur)
 

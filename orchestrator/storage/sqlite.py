@@ -110,7 +110,7 @@ class SQLiteDatabase(Database):
             raise
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def _begin(self) -> Iterator[Tx]:
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from orchestrator.serving.group_writer import GroupWriter
+from orchestrator.storage.sqlite import SQLiteDatabase
 
 
 class Sink:
@@ -132,6 +133,66 @@ async def test_a_rider_in_flight_keeps_its_order_and_fails_alone():
     assert await awaited is None
     assert isinstance(await bad, ValueError)
     assert decisions.groups == [[10], [11]] and rows.groups == [[1]]
+
+
+class Table:
+    """Writes ints to its own table of `db` (an item in `bad` fails its transaction); notes
+    how many rows of `watch` another connection saw committed when it wrote."""
+
+    def __init__(self, db: SQLiteDatabase, name: str, *, watch: str = "", bad=()) -> None:
+        self.db, self.name, self.watch, self.bad = db, name, watch, set(bad)
+        self.seen: list[int] = []
+        with db.transaction() as tx:
+            tx.execute(f"CREATE TABLE {name} (n INTEGER PRIMARY KEY)")
+
+    def write_many(self, items: list[int]) -> None:
+        if self.watch:
+            self.seen.append(self.db.query(f"SELECT COUNT(*) FROM {self.watch}")[0][0])
+        with self.db.transaction() as tx:
+            tx.executemany(f"INSERT INTO {self.name} (n) VALUES (?)", [(i,) for i in items])
+            if self.bad & set(items):
+                raise ValueError(f"bad item in {items}")
+
+    def rows(self) -> list[int]:
+        return [n for (n,) in self.db.query(f"SELECT n FROM {self.name} ORDER BY n")]
+
+
+def _pair(
+    tmp_path, *, same_database: bool = True, bad=()
+) -> tuple[Table, Table, GroupWriter, GroupWriter]:
+    db = SQLiteDatabase(tmp_path / "a.sqlite")
+    other = db if same_database else SQLiteDatabase(tmp_path / "b.sqlite")
+    rows = Table(db, "rows", watch="decisions" if same_database else "")
+    decisions = Table(other, "decisions", bad=bad)
+    host = GroupWriter(rows.write_many, database=db)
+    rider = GroupWriter(decisions.write_many, lazy=True, rides_with=host, database=other)
+    return rows, decisions, host, rider
+
+
+async def test_writers_of_one_database_commit_a_job_in_one_transaction(tmp_path):
+    rows, decisions, host, rider = _pair(tmp_path)
+    queued = [rider.put(i) for i in (10, 11)]
+    await host.write(1)
+    assert rows.seen == [0]  # the riders' rows were written but not yet committed
+    assert rows.rows() == [1] and decisions.rows() == [10, 11]  # then both committed
+    await asyncio.gather(*queued)
+
+
+async def test_a_failed_shared_transaction_falls_back_to_one_per_group(tmp_path):
+    rows, decisions, host, rider = _pair(tmp_path, bad={11})
+    queued = [rider.put(i) for i in (10, 11)]
+    await host.write(1)  # the shared transaction fails on 11: rolled back, each group alone
+    assert rows.rows() == [1] and decisions.rows() == [10]
+    assert await _result(queued[0]) is None
+    assert isinstance(await _result(queued[1]), ValueError)
+
+
+async def test_writers_of_different_databases_commit_apart(tmp_path):
+    rows, decisions, host, rider = _pair(tmp_path, same_database=False)
+    queued = [rider.put(i) for i in (10, 11)]
+    await host.write(1)
+    await asyncio.gather(*queued)
+    assert rows.rows() == [1] and decisions.rows() == [10, 11]
 
 
 async def _result(written) -> BaseException | None:

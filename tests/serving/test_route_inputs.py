@@ -165,6 +165,7 @@ async def test_accountant_writes_one_row_per_request_and_calibrates(tmp_path):
     row = ledger.get("req-1")
     assert row.output_tokens == 8 and row.cost_usd == pytest.approx(0.0001)
     assert row.latency_ms >= 1000 and row.ttft_ms is not None
+    await accountant.learned()
     assert observed[0] == ("smollm2-cpu", 8)
 
 

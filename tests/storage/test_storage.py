@@ -37,6 +37,25 @@ def test_transaction_commits_or_rolls_back_as_a_whole(db):
     assert db.query("SELECT k, n FROM counter ORDER BY k") == [("a", 1)]
 
 
+def test_a_transaction_opened_inside_another_joins_it(db):
+    migrate(db, "t", COUNTER)
+    with db.transaction() as outer:
+        outer.execute("INSERT INTO counter (k, n) VALUES (?, ?)", ("a", 1))
+        with db.transaction() as inner:  # joins: nothing committed yet
+            inner.execute("INSERT INTO counter (k, n) VALUES (?, ?)", ("b", 2))
+        assert db.query("SELECT COUNT(*) FROM counter") == [(0,)]  # another connection's view
+    assert db.query("SELECT k, n FROM counter ORDER BY k") == [("a", 1), ("b", 2)]
+    with pytest.raises(RuntimeError), db.transaction() as outer:
+        outer.execute("INSERT INTO counter (k, n) VALUES (?, ?)", ("c", 3))
+        with db.transaction() as inner:
+            inner.execute("UPDATE counter SET n = 99 WHERE k = ?", ("a",))
+            raise RuntimeError("inside the inner one")
+    assert db.query("SELECT k, n FROM counter ORDER BY k") == [("a", 1), ("b", 2)]
+    with db.transaction() as tx:  # a new one after the outer ended: on its own again
+        tx.execute("INSERT INTO counter (k, n) VALUES (?, ?)", ("d", 4))
+    assert db.query("SELECT COUNT(*) FROM counter") == [(3,)]
+
+
 def test_named_lock_serialises_read_modify_write(db_target):
     """Read, then write back +1, from 6 connections: no update is lost."""
     with open_database(db_target) as setup:
