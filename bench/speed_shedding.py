@@ -12,13 +12,21 @@ surplus (target above its ideal, `PolicyRun.planner`): how long each surplus las
 it was shed or needed again, against the policy's `autoscaling.scale_down_delay_s`. Draws
 replicas and $/hour over time per speed (grey: warm-up, simulated but not measured).
 
+`--planners now,before` runs each speed with the product's planner ("now": output sized from
+expected tokens, the delivery factor scaling prefill too, capped at 2.0) and with the planner
+of session 12 ("before": p50 sizing, decode-only delivery capped at 1.5), or today's delivery
+with p50 sizing ("p50"), one table each
+(each planner's ratios are against its own 1.0x run); the plot draws the first planner.
+
 Usage: python bench/speed_shedding.py [--speeds 1.0,1.5,0.5] [--rate-scale 10]
-       [--duration 1200] [--warmup 300] [--seed 0] [--plot docs/benchmark/speed_x10_replicas.png]
+       [--duration 1200] [--warmup 300] [--seed 0] [--planners now,before]
+       [--plot docs/benchmark/speed_x10_replicas.png]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import sys
@@ -38,6 +46,12 @@ from orchestrator.simulate.limits import scale_limits  # noqa: E402
 
 TRACE = SHARED_DATA / "azure-trace" / "AzureLLMInferenceTrace_conv.csv"
 WINDOW_S = 300.0  # rolling mean over the controller's ticks
+# planner variants: (what ours' planner sizes output from, its internal knobs)
+PLANNERS = {
+    "now": ("expected", PlannerKnobs()),
+    "before": ("p50", PlannerKnobs(delivery_covers_prefill=False, delivery_max=1.5)),
+    "p50": ("p50", PlannerKnobs()),  # today's delivery factor, session 12's demand sizing
+}
 
 
 def rolling(values: np.ndarray, ticks: int) -> np.ndarray:
@@ -80,10 +94,9 @@ def surplus(decisions: list, interval_s: float) -> dict[str, float]:
     return out
 
 
-def learned_after(decisions: list, speed: float) -> float | None:
+def learned_after(decisions: list, speed: float, knobs: PlannerKnobs) -> float | None:
     """First time the planner's delivery factor (replica-weighted over the running profiles)
     is within 5 % of the real speed, clipped to the planner's delivery bounds."""
-    knobs = PlannerKnobs()
     goal = min(max(speed, knobs.delivery_min), knobs.delivery_max)
     for d in decisions:
         running = [x for x in d.targets.values() if x.target > 0]
@@ -102,10 +115,14 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=300.0, help="seconds simulated, not measured")
     ap.add_argument("--tolerance", type=float, default=0.10)
     ap.add_argument("--plot", default=None, help="PNG of replicas over time per speed")
+    ap.add_argument("--planners", default="now", help=f"comma-separated of {', '.join(PLANNERS)}")
     args = ap.parse_args()
     speeds = [float(s) for s in args.speeds.split(",")]
     if 1.0 not in speeds:
         ap.error("--speeds must include the base 1.0")
+    planners = [p.strip() for p in args.planners.split(",") if p.strip()]
+    if not planners or any(p not in PLANNERS for p in planners):
+        ap.error(f"--planners: choose from {', '.join(PLANNERS)}")
     if not TRACE.is_file():
         print(f"trace absent: {TRACE}", file=sys.stderr)
         return 2
@@ -116,13 +133,33 @@ def main() -> int:
     requests = rescale(load_traffic(TRACE, seed=args.seed), rate_scale=args.rate_scale,
                        duration_s=args.duration, seed=args.seed)  # fmt: skip
     catalog, policy = scale_limits(catalog, policy, args.rate_scale)
-    delay = policy.spec.autoscaling.scale_down_delay_s
+    print(f"\n{len(requests)} requests (Azure conversation x{args.rate_scale:g}, first "
+          f"{args.duration:g} s, seed {args.seed}); scale_down_delay_s "
+          f"{policy.spec.autoscaling.scale_down_delay_s:g}; tolerance {args.tolerance:.0%} on a "
+          f"{WINDOW_S:g} s rolling mean")  # fmt: skip
+    drawn = None
+    for planner in planners:
+        runs = run_speeds(catalog, policy, requests, speeds, planner, args)
+        table(runs, planner, args.tolerance)
+        drawn = drawn or runs
+    print(f"\nmachine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
+          f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    if args.plot and drawn:
+        n = min(len(r["t"]) for r in drawn.values())
+        draw(drawn, n, args.plot, args.rate_scale, args.warmup)
+    return 0
+
+
+def run_speeds(catalog, policy, requests, speeds, planner: str, args) -> dict[float, dict]:
+    """One `ours` run per speed with the named planner variant."""
+    demand_tokens, knobs = PLANNERS[planner]
     price = {p.name: p.price_per_replica_hour_usd for p in catalog.profiles}
     runs: dict[float, dict] = {}
     for speed in speeds:
         t0, c0 = time.perf_counter(), time.process_time()
-        res = simulate(catalog, policy, requests, policies=("ours",), seed=args.seed,
-                       warmup_s=args.warmup, speed=speed)  # fmt: skip
+        res = simulate(catalog, policy, [copy.copy(r) for r in requests], policies=("ours",),
+                       seed=args.seed, warmup_s=args.warmup, speed=speed,
+                       demand_tokens=demand_tokens, planner_knobs=knobs)  # fmt: skip
         run = res.policies["ours"]
         tl = run.outcome.timeline
         reps = np.array([x[1] for x in tl], dtype=float)
@@ -136,18 +173,21 @@ def main() -> int:
             "ideal": np.array([sum(x.ideal for x in d.targets.values()) for d in run.planner]),
             "ideal_t": np.array([d.now_s for d in run.planner]),
             "surplus": surplus(run.planner, policy.spec.autoscaling.interval_s),
-            "learned_s": learned_after(run.planner, speed),
+            "learned_s": learned_after(run.planner, speed, knobs),
         }
-        print(f"speed {speed:g}: wall {time.perf_counter() - t0:.0f} s, "
+        print(f"{planner} planner, speed {speed:g}: wall {time.perf_counter() - t0:.0f} s, "
               f"CPU {time.process_time() - c0:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
+    return runs
+
+
+def table(runs: dict[float, dict], planner: str, tolerance: float) -> None:
+    """The markdown table of one planner variant, ratios against its own 1.0x run."""
     base = runs[1.0]
     n = min(len(r["t"]) for r in runs.values())
     t = base["t"][:n]
     ticks = max(1, round(WINDOW_S / float(np.median(np.diff(t)))))
     base_roll = rolling(base["replicas"][:n], ticks)
-    print(f"\n{len(requests)} requests (Azure conversation x{args.rate_scale:g}, first "
-          f"{args.duration:g} s, seed {args.seed}); scale_down_delay_s {delay:g}; "
-          f"tolerance {args.tolerance:.0%} on a {WINDOW_S:g} s rolling mean\n")  # fmt: skip
+    print(f"\nplanner: {planner} (output sized from {PLANNERS[planner][0]})\n")
     print("| speed | $ | SLO att. | refused | replica-h | mean replicas | vs 1.0x (1/X) "
           "| within tolerance of 1/X x 1.0x from min | planner's ideal vs 1.0x "
           "| speed learned at min | surplus replica-h | surplus shed (longest) "
@@ -156,7 +196,7 @@ def main() -> int:
     for speed, r in runs.items():
         m, sp = r["metrics"], r["surplus"]
         roll = rolling(r["replicas"][:n], ticks)
-        since = settled_after(roll / np.maximum(base_roll / speed, 1e-9), t, args.tolerance)
+        since = settled_after(roll / np.maximum(base_roll / speed, 1e-9), t, tolerance)
         learned = r["learned_s"]
         print(
             f"| {speed:g}x | {m['cost_usd']:.2f} | {100 * m['slo_attainment']:.2f} % "
@@ -169,11 +209,6 @@ def main() -> int:
             f"| {sp['h']:.2f} | {sp['shed']} ({sp['shed_max_s']:.0f} s) "
             f"| {sp['needed']} ({sp['needed_max_s']:.0f} s) |"
         )
-    print(f"\nmachine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
-          f"{platform.python_version()}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-    if args.plot:
-        draw(runs, n, args.plot, args.rate_scale, args.warmup)
-    return 0
 
 
 def draw(runs: dict[float, dict], n: int, path: str, rate_scale: float, warmup_s: float) -> None:

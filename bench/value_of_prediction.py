@@ -15,11 +15,14 @@ each with the product's scheduler and without it (FIFO ablation), through the ma
 bench/scheduler_sim.py. Reported: mean / p95 e2e, mean / p95 TTFT, cost, SLO attainment,
 quality, refused; the value of prediction (ours vs the constant) and its share of truth's gain,
 against #27's acceptance (>= 25 % lower mean e2e or >= 15 % lower cost at equal SLO and
-quality; >= 60 % of truth's e2e gain). JSON + PNG.
+quality; >= 60 % of truth's e2e gain). `--before` repeats the three with the planner sizing
+output from each decision's p50 (`simulate(demand_tokens="p50")`, the behaviour before the
+expected tokens of `planning/expected.py`), with the scheduler, in the same process. JSON + PNG.
 
     nice -n 5 python bench/value_of_prediction.py [--sources arena_hard,alpaca_eval] \\
         [--rate arena_hard=2,alpaca_eval=5 | --rate X] [--duration 900] [--no-fifo] \\
-        [--decompose] [--speed 1.0] [--work DIR] [--out docs/benchmark/value_of_prediction]
+        [--decompose] [--before] [--speed 1.0] [--work DIR] \\
+        [--out docs/benchmark/value_of_prediction]
 
 The same run from the command line, per source (trace and artifact paths are printed):
     orchestrator simulate --trace TRACE.jsonl --predictor-artifact DIR \\
@@ -217,6 +220,12 @@ def main() -> int:
         help="replicas' real speed against the catalog's figures (0.5: a cluster that stays "
         "saturated, the planner sizing it by the figures)",
     )
+    ap.add_argument(
+        "--before",
+        action="store_true",
+        help="also ours, the constant and the truth with the planner sizing output from p50 "
+        "(the ablation of expected tokens; with the scheduler)",
+    )
     ap.add_argument("--work", type=Path, default=WORK, help="traces and held-out artifacts")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmark" / "value_of_prediction"))
     args = ap.parse_args()
@@ -251,18 +260,24 @@ def main() -> int:
             "--baselines none"
         )
         started = time.time()
-        found = compare(
-            catalog,
-            policy,
-            base,
-            args.seed,
-            new_predictor=lambda artifact=artifact: Predictor(artifact, store=None),
-            variants=variants,
-            split_s=WARMUP_S,
-            speed=args.speed,
-        )
-        for variant in variants:
-            found[variant]["window_gains"] = window_gains(found[variant]["windows"])
+
+        def run(kinds, artifact=artifact, base=base, **extra) -> dict:
+            out = compare(
+                catalog,
+                policy,
+                base,
+                args.seed,
+                new_predictor=lambda: Predictor(artifact, store=None),
+                variants=kinds,
+                split_s=WARMUP_S,
+                speed=args.speed,
+                **extra,
+            )
+            for variant in kinds:
+                out[variant]["window_gains"] = window_gains(out[variant]["windows"])
+            return out
+
+        found = run(variants)
         found["setup"] = {
             "source": source,
             "rate_scale": rate_of[source],
@@ -276,6 +291,13 @@ def main() -> int:
             "wall_s": round(time.time() - started, 1),
         }
         found["acceptance"] = acceptance(found["scheduler"])
+        if args.before:
+            before = run(("scheduler",), demand_tokens="p50")
+            found["before_p50_sizing"] = {
+                **before["scheduler"],
+                "acceptance": acceptance(before["scheduler"]),
+            }
+            say(f"{source} (p50 sizing): {summary_line({'scheduler': found['before_p50_sizing']})}")
         if args.decompose:
             const_ms = found["scheduler"]["policies"]["ours-constant"]["e2e_mean_ms"]
             found["decomposition"] = decompose(
@@ -325,14 +347,46 @@ def plot(result: dict, path: Path) -> None:
         f"{source} on Azure x{found['setup']['rate_scale']:g}": found
         for source, found in result["sources"].items()
     }
-    metrics = (*PLOT_METRICS[:2], ("ttft_mean_ms", "TTFT mean (s)"), PLOT_METRICS[3])
-    plot_compare(
-        panels,
-        path,
+    title = (
         "real prompts with their real answer lengths; predictor trained without the source "
-        "(2-core EPYC, shared)",
-        metrics,
+        "(2-core EPYC, shared)"
     )
+    if any("before_p50_sizing" in f for f in panels.values()):
+        plot_sizing(panels, path, title + "; planner sized from p50 (grey) or expected tokens")
+        return
+    metrics = (*PLOT_METRICS[:2], ("ttft_mean_ms", "TTFT mean (s)"), PLOT_METRICS[3])
+    plot_compare(panels, path, title, metrics)
+
+
+def plot_sizing(panels: dict, path: Path, title: str) -> None:
+    """Constant, predictor and truth with the scheduler, the planner sizing output from p50
+    (`before_p50_sizing`, grey) and from expected tokens (blue), per source."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, labels = ["ours-constant", "ours", "oracle"], ["constant", "predictor", "truth"]
+    metrics = (*PLOT_METRICS[:2], ("slo_attainment", "SLO attainment (%)"), PLOT_METRICS[3])
+    sides = (("p50 sizing", "before_p50_sizing", "tab:gray"),
+             ("expected tokens", "scheduler", "tab:blue"))  # fmt: skip
+    fig, axes = plt.subplots(len(panels), 4, figsize=(15, 3.6 * len(panels)), squeeze=False)
+    for row_axes, (label, found) in zip(axes, panels.items(), strict=True):
+        for ax, (key, name) in zip(row_axes, metrics, strict=True):
+            x = np.arange(len(names))
+            for k, (side, field, color) in enumerate(sides):
+                vals = [found[field]["policies"][n][key] for n in names]
+                scale = 100 if key == "slo_attainment" else 1 if key == "cost_usd" else 1e-3
+                ax.bar(x + (k - 0.5) * 0.4, [v * scale for v in vals], 0.4, color=color,
+                       label=side)  # fmt: skip
+            ax.set_xticks(x, labels)
+            ax.set_title(f"{label}: {name}", fontsize=9)
+            if key == "slo_attainment":
+                ax.set_ylim(70, 100)
+        row_axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ def utilisation(r: Row) -> float:
     o = r.obs
     if o.replicas_ready <= 0:
         return 0.0
-    work = o.input_tokens_per_s / r.cap.prefill_tps + o.output_tokens_per_s / r.decode_tps
+    work = o.input_tokens_per_s / r.prefill_tps + o.output_tokens_per_s / r.decode_tps
     return work / o.replicas_ready
 
 

@@ -38,6 +38,7 @@ class Row:
     slo: LatencySLO
     cap: ReplicaCapacity
     delivery: float
+    prefill_delivery: float  # the factor prefill capacity is planned with (see tick._row)
     lo: int
     hi: int
     headroom: float
@@ -60,6 +61,10 @@ class Row:
     @property
     def decode_tps(self) -> float:
         return self.cap.output_tps * self.delivery
+
+    @property
+    def prefill_tps(self) -> float:
+        return self.cap.prefill_tps * self.prefill_delivery
 
     @property
     def price(self) -> float:

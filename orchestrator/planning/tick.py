@@ -6,8 +6,9 @@ Steps (docs/controller.md):
    tokens/s) updates a damped-trend Holt filter; the load planned for is the larger of the
    level now and the forecast one replica start-up (`replicas.startup_s`) ahead; an idle
    family (no arrivals, nothing running or waiting) plans for zero;
-2. capacity: per profile, the decode rate per replica at its planning SLO (capacity.py),
-   times its delivery factor (measured / modelled speed, EWMA);
+2. capacity: per profile, the decode rate per replica at its planning SLO (capacity.py)
+   and its prefill rate, both times its delivery factor (measured / modelled speed, EWMA;
+   one factor: the replica's hardware runs both, see `PlannerKnobs.delivery_covers_prefill`);
 3. pressure: under load, the share of requests within their own targets below
    `attainment_goal` (else, when not measured, a p95 over the tightest target), a queue
    beyond `waiting_pressure_per_replica`, requests refused for capacity, or requests for a
@@ -72,7 +73,7 @@ def plan(
     for r in rows.values():
         d = demand[r.family]
         if r.serves and not d.idle and (d.input_tps > 0 or d.output_tps > 0):
-            work = d.input_tps / r.cap.prefill_tps + d.output_tps / r.decode_tps
+            work = d.input_tps / r.prefill_tps + d.output_tps / r.decode_tps
             r.need = work * (1.0 + r.headroom)
         r.pressure = _pressure(r, knobs)
         r.floor = r.lo
@@ -237,6 +238,7 @@ def _row(
         slo=slo,
         cap=cap,
         delivery=delivery,
+        prefill_delivery=delivery if knobs.delivery_covers_prefill else 1.0,
         lo=bounds.min_replicas,
         hi=bounds.max_replicas,
         headroom=bounds.headroom,

@@ -33,7 +33,7 @@ class ProfileObservation(_Frozen):
     arrival_rate_rps: float = Field(0.0, ge=0, description="requests routed here per second")
     input_tokens_per_s: float = Field(0.0, ge=0, description="prompt tokens routed here / s")
     output_tokens_per_s: float = Field(
-        0.0, ge=0, description="predicted output tokens routed here / s (router's decisions)"
+        0.0, ge=0, description="expected output tokens routed here / s (planning/expected.py)"
     )
     refused_rps: float = Field(
         0.0,
@@ -43,7 +43,7 @@ class ProfileObservation(_Frozen):
     )
     refused_input_tokens_per_s: float = Field(0.0, ge=0, description="their prompt tokens / s")
     refused_output_tokens_per_s: float = Field(
-        0.0, ge=0, description="their predicted output tokens / s"
+        0.0, ge=0, description="their expected output tokens / s"
     )
     requests_running: float = Field(0.0, ge=0, description="decoding now, all replicas")
     requests_waiting: float = Field(0.0, ge=0, description="queued (engine + Serve handles)")
@@ -88,7 +88,13 @@ class PlannerKnobs(_Frozen):
         0.2, gt=0, le=1, description="EWMA weight of one delivered-speed sample"
     )
     delivery_min: float = Field(0.25, gt=0, description="lowest delivery factor")
-    delivery_max: float = Field(1.5, gt=0, description="highest delivery factor")
+    delivery_max: float = Field(2.0, gt=0, description="highest delivery factor")
+    delivery_covers_prefill: bool = Field(
+        True,
+        description="the delivery factor (learned from TPOT) scales prefill capacity too: one "
+        "replica's hardware runs both, and TTFT mixes queue wait and the prompt mix into any "
+        "prefill-only figure (False: decode only, the planner before session 13)",
+    )
     waiting_pressure_per_replica: float = Field(
         1.0, ge=0, description="queued requests per ready replica that count as pressure"
     )

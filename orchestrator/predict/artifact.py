@@ -77,6 +77,7 @@ class ArtifactMeta(BaseModel):
     chat_blend: float | None = None
     math_term: tuple[float, float] = (0.0, 0.0)
     pasted_term: tuple[float, float] = (0.0, 0.0)
+    cue_term: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # explicit length asks
     p50_shift: float = 0.0  # conformal correction of the p50 booster (log units)
     p90_shift: float = 0.0  # conformal correction of the p90 booster (log units)
     # per predicted-length class (Mondrian CQR): class k holds shifted log p50 between
@@ -119,7 +120,12 @@ class Artifact:
         meta = self.meta
         blend = meta.embedding_blend if len(self.embedding_weights) else 0.0
         return PromptTerms(
-            blend, meta.embedding_intercept, meta.chat_blend, meta.math_term, meta.pasted_term
+            blend,
+            meta.embedding_intercept,
+            meta.chat_blend,
+            meta.math_term,
+            meta.pasted_term,
+            meta.cue_term,
         )
 
     def embedding_term(self, lexical_ids: np.ndarray, vector: np.ndarray | None = None) -> float:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import nnls
 
 from orchestrator.predict.features import FEATURE_NAMES
 
@@ -25,6 +26,10 @@ MIN_PASTED_FRACTION = 0.5
 _MAX_LOG_PROBLEM = float(np.log1p(MAX_PROBLEM_TOKENS))
 # type -> the length feature its term reads
 TYPE_LENGTH = {"math": "log_prompt_tokens", "pasted": "log_pasted_tokens"}
+# explicit length asks ("briefly", "in detail", "a 500-word essay", "list 10"): few requests
+# of each source carry one, too few for the boosters' large leaves; a linear term with signs
+# fixed in advance (`fit_cue_term`) moves them; a requested size above this is a false match
+MAX_LOG_REQUESTED = float(np.log1p(4000))
 
 
 def math_problems(vectors: np.ndarray) -> np.ndarray:
@@ -71,10 +76,18 @@ class PromptTerms:
     chat_blend: float | None = None
     math_term: tuple[float, float] = (0.0, 0.0)
     pasted_term: tuple[float, float] = (0.0, 0.0)
+    # explicit length asks outside maths problems (`cue_design`): brief cue, long cue,
+    # a requested size, and the slope in its log1p minus `REQUESTED_CENTRE` (log units)
+    cue_term: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
     @property
     def typed(self) -> bool:
-        return self.chat_blend is not None or any(self.math_term) or any(self.pasted_term)
+        return (
+            self.chat_blend is not None
+            or any(self.math_term)
+            or any(self.pasted_term)
+            or any(self.cue_term)
+        )
 
     def add(self, vectors: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """The terms of requests with these dense features (R x F) and embedding scores (R)."""
@@ -90,7 +103,58 @@ class PromptTerms:
             if intercept or slope:
                 term = intercept + slope * type_length(kind, vectors)
                 out = out + np.where(of_type(kind, vectors, maths), term, 0.0)
+        if any(self.cue_term):
+            out = out + np.where(maths, 0.0, cue_design(vectors) @ np.asarray(self.cue_term))
         return out
+
+
+REQUESTED_CENTRE = float(np.log1p(300))  # the requested-size slope pivots here
+
+
+def cue_design(vectors: np.ndarray) -> np.ndarray:
+    """R x 4: brief cue, long cue, requested size (0/1) and, where one is requested, its
+    log1p (capped at `MAX_LOG_REQUESTED`) minus `REQUESTED_CENTRE`."""
+    v = np.atleast_2d(vectors)
+    asked = v[:, _INDEX["log_requested_tokens"]].astype(np.float64)
+    has = (asked > 0).astype(np.float64)
+    return np.column_stack(
+        [
+            (v[:, _INDEX["cue_brief"]] > 0).astype(np.float64),
+            (v[:, _INDEX["cue_long"]] > 0).astype(np.float64),
+            has,
+            has * (np.minimum(asked, MAX_LOG_REQUESTED) - REQUESTED_CENTRE),
+        ]
+    )
+
+
+def fit_cue_term(
+    residual: np.ndarray, vectors: np.ndarray, sources: np.ndarray, weight: np.ndarray
+) -> tuple[float, float, float, float]:
+    """`PromptTerms.cue_term`: weighted least squares of what the rest of the model misses
+    on the training requests that are not maths problems against `cue_design`, within
+    sources (each source's means removed: the contrast a cue makes inside one workload),
+    with the directions fixed (brief <= 0, long >= 0, slope in the requested size >= 0;
+    the requested level free). A cue column with fewer than 10 requests stays 0."""
+    keep = ~math_problems(vectors) & (weight > 0)
+    x, r, w, src = cue_design(vectors[keep]), residual[keep], weight[keep], sources[keep]
+    used = (x != 0).sum(axis=0) >= 10
+    xc, rc = x.copy(), r.copy()
+    for name in np.unique(src):
+        m = src == name
+        xc[m] -= np.average(x[m], axis=0, weights=w[m])
+        rc[m] -= np.average(r[m], weights=w[m])
+    # signs: brief -, long +, requested level + and -, slope +
+    signs = np.array([-1.0, 1.0, 1.0, -1.0, 1.0])
+    cols = np.array([0, 1, 2, 2, 3])
+    on = used[cols]
+    root = np.sqrt(w)[:, None]
+    design = (xc[:, cols] * signs)[:, on] * root
+    coef = np.zeros(len(cols))
+    if on.any():
+        coef[on] = nnls(design, rc * root[:, 0])[0]
+    out = np.zeros(4)
+    np.add.at(out, cols, coef * signs)
+    return tuple(float(c) for c in out)  # type: ignore[return-value]
 
 
 def fit_type_term(

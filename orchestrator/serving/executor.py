@@ -4,9 +4,8 @@
     response = await executor.serve(headers, raw_body, "chat", request_id)
 
 The rules are the request core's (`orchestrator.request`: one pure `plan`, a route or a
-refusal); the I/O around them is in parts: `LoadBook`, `BudgetGate`, `LatencyScales`,
-`QualityAccounts` (each tenant's running expected quality), `DecisionRecorder`, `RequestRun`
-(one routed request) and the on-settle hooks; all passed in, so tests build it with fakes.
+refusal); the I/O around them is in parts (`LoadBook`, `BudgetGate`, `LatencyScales`,
+`QualityAccounts`, `DecisionRecorder`, `RequestRun`, the on-settle hooks), all passed in.
 
 Invariants: an invalid body gets its 4xx (naming the field) before anything is predicted,
 priced, decided, reserved or recorded; ledger calls and a long text's prediction run in worker
@@ -21,7 +20,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -143,9 +141,9 @@ class RequestExecutor:
         self, tenant: str, body: dict[str, Any], endpoint: ApiEndpoint, request_id: str, *,
         price_factor: float = 1.0,
     ) -> Response:  # fmt: skip
-        """A batch line (`orchestrator.batch`): `serve` as `tenant` (authenticated when its
-        job was created), charged at `price_factor` of the list price, waiting after every
-        interactive request (ingress queue and engine priority). Never streamed."""
+        """A batch line (`orchestrator.batch`): `serve` as `tenant` (authenticated at its
+        job's creation), at `price_factor` of the list price, after every interactive request
+        (ingress queue and engine priority). Never streamed."""
         raw = json.dumps({**body, "stream": False}).encode()
         try:
             return await self._observed({}, raw, endpoint, request_id, as_tenant=tenant,
@@ -234,8 +232,8 @@ class RequestExecutor:
         the controller must see, split over the profiles admission counted for it."""
         first = refused.predicted.first
         record_refusal(self.demand, refused.code, refused.decision, state.views, refused.eligible,
-                       refused.predicted.prompt_tokens, first.p50_tokens if first else 0,
-                       time.monotonic())  # fmt: skip
+                       refused.predicted.prompt_tokens, (first.p50_tokens, first.p90_tokens)
+                       if first else (0, 0), time.monotonic())  # fmt: skip
         message = refused.message
         if refused.status == 503 and self.placement_note is not None:
             names = [p.name for p in candidates_for_model(refused.spec.model, self.catalog)]
@@ -270,9 +268,8 @@ class RequestExecutor:
         return self.plan_state(engine_plan.request, spends, held, engine_plan.route.predicted)
 
     def _observe_settled(self, done: Settled) -> None:
-        """On-settle hook: cost feeds the spend rate; (TTFT, TPOT) against the model's
-        figures feed the profile's latency scales, against the tenant's targets the share of
-        the profile's requests within them (the planner's pressure)."""
+        """On-settle hook: cost feeds the spend rate; (TTFT, TPOT) against the model's feed
+        its latency scales, against the tenant's targets its share within them (pressure)."""
         now = time.monotonic()
         self.demand.spent(done.profile, done.cost_usd, now)
         self.demand.judge(done.profile, done.observed_s, done.targets_ms, now)
@@ -289,15 +286,9 @@ class RequestExecutor:
         return self.status.ready(name)
 
     def engine_down(self, profile: str, reason: str) -> None:
-        """`profile`'s engine failed: marked down, and the requests waiting for it in the
-        ingress queue are planned again (told to retry after the profile's start-up)."""
+        """Marked down at once; the requests queued for it are planned again."""
         self.status.down(profile, reason)
-        startup = self.catalog.profile(profile).replicas.startup_s
-        self.ingress_queue.evict(profile, max(1, math.ceil(startup)))
-
-    def phases(self) -> dict[str, str]:
-        """Each profile's phase under the policy in force: open, opening, closed, unhealthy."""
-        return dict(self.views.phases(self.policy_source.current, self.status.broken))
+        self.ingress_queue.evict(profile, self.catalog.profile(profile).replicas.startup_s)
 
     def views_now(self, policy: Policy) -> list[ProfileView]:
         """Router views priced by the policy in force, with this moment's load."""

@@ -52,7 +52,7 @@ from orchestrator.raycompat.replica_states import replica_states
 from orchestrator.raycompat.request_context import serve_request_id
 from orchestrator.raycompat.serve_handles import configured_handles
 from orchestrator.request.candidates import AUTO_MODEL
-from orchestrator.serving import api_bodies, api_docs, openai_io
+from orchestrator.serving import api_bodies, api_docs, health_report, openai_io
 from orchestrator.serving.auth import authenticate
 from orchestrator.serving.batch_api import BatchApi
 from orchestrator.serving.batch_wiring import (
@@ -69,7 +69,6 @@ from orchestrator.serving.errors import (
 )
 from orchestrator.serving.executor import ApiEndpoint, RequestExecutor
 from orchestrator.serving.heap import StartupHeap
-from orchestrator.serving.profile_status import can_serve
 from orchestrator.serving.storage_target import open_shared_state, replica_name, resolve_target
 from orchestrator.telemetry import OrchestratorMetrics, configure_json_logging, configure_tracing
 
@@ -256,15 +255,9 @@ class OrchestratorIngress(OpenAiIngress):
     @fastapi_app.get("/health")
     @fastapi_app.get("/healthz")
     async def healthz(self) -> JSONResponse:
-        """200 while the ingress can serve (`profile_status.can_serve`: a replica ready, or a
-        profile scaled to zero that the first request opens); 503 otherwise."""
+        """200 while the ingress can serve (`profile_status.can_serve`), else 503."""
         self._ensure_ready_task()
-        ready = {name: self._executor.profile_ready(name) for name in self._ready}
-        phases = self._executor.phases()
-        ok = can_serve(ready, phases, self._executor.load.in_flight)
-        body = {"status": "ok" if ok else "starting", "profiles": ready, "phases": phases}
-        if self._executor.health.down():
-            body["down"] = self._executor.health.down()
+        body, ok = health_report.health(self._executor, self._ready)
         headers = {REPLICA_HEADER: self._replica}
         return JSONResponse(body, status_code=200 if ok else 503, headers=headers)
 
@@ -335,26 +328,14 @@ class OrchestratorIngress(OpenAiIngress):
         self._ensure_ready_task()
         policy = self._policy.current
         controller = await self._refresh_controller()
-        targets, phases = (controller or {}).get("targets", {}), self._executor.phases()
+        targets = (controller or {}).get("targets", {})
+        replicas = (self._running, self._starting)
         return JSONResponse(
             {
                 "uptime_s": round(time.time() - self._started_at, 1),
-                "profiles": {
-                    p.name: {
-                        "ready": self._executor.profile_ready(p.name),
-                        "phase": phases[p.name],
-                        "placement": self._placement.report[p.name].model_dump(),
-                        "in_flight": self._executor.load.in_flight(p.name),
-                        "latency_scale": self._executor.latency_scales(p.name),
-                        "down": self._executor.health.down().get(p.name),
-                        "family": p.served_model_name,
-                        "replicas_running": self._running.get(p.name, 0),
-                        "replicas_starting": self._starting.get(p.name, 0),
-                        "replicas_target": targets.get(p.name, {}).get("target"),
-                        "reason": targets.get(p.name, {}).get("reason"),
-                    }
-                    for p in self._catalog.profiles
-                },
+                "profiles": health_report.profile_rows(
+                    self._executor, self._catalog, self._placement.report, replicas, targets
+                ),
                 "controller": controller,
                 "batches": await self._batch_summary(),
                 "queues": self._executor.ingress_queue.snapshot(),

@@ -16,6 +16,7 @@ the queue at once, charged nothing; waiters of a profile whose engine failed get
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -218,13 +219,15 @@ class IngressQueue:
                 refused += 1
         return refused
 
-    def evict(self, profile: str, retry_after_s: int) -> int:
+    def evict(self, profile: str, startup_s: float) -> int:
         """`profile` lost its engine: every request waiting for it gets `ProfileLost` (its run
-        plans it again). Returns how many."""
+        plans it again; handed back, it is told to retry after the profile's `startup_s`, at
+        least 1 s). Returns how many."""
         queue = self._queues.get(profile)
         if queue is None:
             return 0
         lost = queue.drain()
+        retry_after_s = max(1, math.ceil(startup_s))
         for item in lost:
             item.payload.set_exception(ProfileLost(profile, retry_after_s))
         return len(lost)

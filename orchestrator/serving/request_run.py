@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.ledger import Status
+from orchestrator.planning.expected import expected_of, expected_output_tokens
 from orchestrator.request import route_inputs
 from orchestrator.routing.types import Decision, QueueWait, Rejection
 from orchestrator.scheduling import Waiting
@@ -183,13 +184,18 @@ class RequestRun:
             return held
         if held is not self.plan:  # re-planned against the shared budget: cheaper, or capped
             await self.switch(held, held.headers)
-        p = self.plan
-        out = p.decision.estimate.output_tokens if p.decision.estimate else p.prediction.p50_tokens
-        refused = await self._take_slot(out)
+        p, est = self.plan, self.plan.decision.estimate
+        refused = await self._take_slot(est.output_tokens if est else p.prediction.p50_tokens)
         if refused is not None:
             return refused
         p = self.plan  # a waiter whose profile was lost may run on another
-        self.ctx.demand.add(p.profile.name, p.prediction.prompt_tokens, out, time.monotonic())
+        est = p.decision.estimate
+        expected = (
+            expected_of(est)
+            if est
+            else expected_output_tokens(p.prediction.p50_tokens, p.prediction.p90_tokens)
+        )  # the planner sizes from the mean, not the median (planning/expected.py)
+        self.ctx.demand.add(p.profile.name, p.prediction.prompt_tokens, expected, time.monotonic())
         self.obs.engine_started()
         first, gen = await self._first_output()
         return await self._answer(first, gen)

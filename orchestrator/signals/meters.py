@@ -1,6 +1,6 @@
 """Windowed rates and percentiles for the controller's observations (pure; time is passed in).
 
-`DemandMeter` (ingress): requests admitted per profile with their prompt tokens and predicted
+`DemandMeter` (ingress): requests admitted per profile with their prompt tokens and expected
 output tokens, and requests refused for capacity per profile they were meant for
 (`signals/refusals.py`; a shed request may be split over profiles by weight); `LatencyMeter`
 (profile replica): TTFT and TPOT of recent streams. Both export a flat `{name: number}` dict,
@@ -88,7 +88,7 @@ class DemandMeter:
         self._trim(q, now)
 
     def refused_rates(self, now: float) -> dict[str, tuple[float, float, float]]:
-        """Per profile: refused (requests/s, prompt tokens/s, predicted output tokens/s)."""
+        """Per profile: refused (requests/s, prompt tokens/s, expected output tokens/s)."""
         out = {}
         for profile, q in self._refused.items():
             self._trim(q, now)
@@ -105,7 +105,7 @@ class DemandMeter:
             q.popleft()
 
     def rates(self, now: float) -> dict[str, tuple[float, float, float]]:
-        """Per profile: (requests/s, prompt tokens/s, predicted output tokens/s)."""
+        """Per profile: (requests/s, prompt tokens/s, expected output tokens/s)."""
         out = {}
         for profile, q in self._events.items():
             self._trim(q, now)

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from orchestrator.routing.refusal import OVERLOAD_CODE, intended_profile, overload_shares
+from orchestrator.planning.expected import expected_of, expected_output_tokens
+from orchestrator.routing.refusal import (
+    OVERLOAD_CODE,
+    Intended,
+    intended_profile,
+    overload_shares,
+)
 from orchestrator.routing.types import Decision, ProfileView
 from orchestrator.signals.meters import DemandMeter
 
@@ -23,18 +29,29 @@ def record_refusal(
     views: Iterable[ProfileView],
     eligible: Collection[str],
     prompt_tokens: float,
-    output_tokens: float,
+    output_tokens: tuple[float, float],
     now: float,
 ) -> None:
-    """`output_tokens`: the prediction's expected answer (used for an overload, where no
-    candidate was priced); a router rejection uses its candidate's estimate."""
+    """`output_tokens`: the prediction's (p50, p90) answer, recorded as its expected tokens
+    (`planning.expected`) for an overload, where no candidate was priced; a router rejection
+    records its candidate's expected tokens."""
     views = list(views)
     if code == OVERLOAD_CODE:
+        expected = expected_output_tokens(*output_tokens)
         for name, share in overload_shares(views, eligible).items():
-            meter.refused(name, prompt_tokens, output_tokens, now, share)
+            meter.refused(name, prompt_tokens, expected, now, share)
         return
     if decision is None:
         return
     hit = intended_profile(decision, views, prompt_tokens)
     if hit is not None:
-        meter.refused(hit.profile, prompt_tokens, hit.output_tokens, now)
+        meter.refused(hit.profile, prompt_tokens, intended_expected(decision, hit), now)
+
+
+def intended_expected(decision: Decision, hit: Intended) -> float:
+    """Expected output tokens of a refused request on the profile it was meant for (its
+    candidate's estimate, as an admitted request's: `planning.expected.expected_of`)."""
+    for c in decision.candidates:
+        if c.profile == hit.profile and c.estimate is not None:
+            return expected_of(c.estimate)
+    return float(hit.output_tokens)

@@ -155,6 +155,7 @@ class PlannerController:
         tick_s: float = 10.0,
         count_refused: bool = True,
         targets=None,
+        knobs=None,
     ) -> None:
         from orchestrator import planning
 
@@ -167,6 +168,7 @@ class PlannerController:
         self.state = None
         self.count_refused = count_refused
         self.targets = targets  # metrics.Targets: each request's own TTFT/TPOT targets
+        self.knobs = knobs  # planning.PlannerKnobs (None: the product's defaults)
         self.acc: list[list[float]] = []
         self.decisions: list = []
 
@@ -227,7 +229,7 @@ class PlannerController:
         if now + 1e-9 < self.next_s:
             return None
         decision, self.state = self.planning.plan(
-            self.observation(cluster, now), self.policy, self.state
+            self.observation(cluster, now), self.policy, self.state, self.knobs
         )
         self.decisions.append(decision)
         self.acc = [[0.0] * 6 for _ in self.acc]

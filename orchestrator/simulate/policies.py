@@ -29,6 +29,7 @@ import numpy as np
 
 from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.concepts import TIER_RANK, LatencySLO
+from orchestrator.planning.expected import expected_of, expected_output_tokens
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.request import live, route_inputs
 from orchestrator.request.candidates import candidates_for_model
@@ -39,16 +40,20 @@ from orchestrator.request.spec import RequestSpec, read_spec
 from orchestrator.request.spend import SpendBook
 from orchestrator.routing.quality import QualityAccounts
 from orchestrator.routing.refusal import OVERLOAD_CODE, intended_profile, overload_shares
-from orchestrator.routing.types import ProfileView, TokenBudget
+from orchestrator.routing.types import Estimate, ProfileView, TokenBudget
 from orchestrator.routing.views import with_live
 from orchestrator.scheduling.key import predicted_work
 from orchestrator.signals.opening import OpeningDemand
+from orchestrator.signals.refusals import intended_expected
 from orchestrator.simulate.cluster import Cluster, Rejected, Routed
 from orchestrator.simulate.pool import ScheduledQueue
 from orchestrator.simulate.traffic import SimRequest
 
 # virtual time 0 of a replay on the calendar (budget windows are calendar hours, days, months)
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+# what ours' planner sizes output from: the expected tokens (planning/expected.py), or the
+# median and expected reasoning it read before (an ablation)
+DEMAND_TOKENS = ("expected", "p50")
 
 
 def tenant_of(policy: Policy, name: str) -> TenantPolicy:
@@ -118,7 +123,11 @@ class DecideRouter:
         oracle: bool = False,
         long_form_tokens: int = 500,
         epoch: datetime = EPOCH,
+        demand_tokens: str = "expected",
     ) -> None:
+        if demand_tokens not in DEMAND_TOKENS:
+            raise ValueError(f"demand_tokens: {demand_tokens!r}, not one of {DEMAND_TOKENS}")
+        self.demand_tokens = demand_tokens
         self.policy = policy
         self.catalog = catalog
         self.prepared = prepared
@@ -273,14 +282,27 @@ class DecideRouter:
                 pool = cluster.pools[self.index[name]]
                 pool.refused += share
                 pool.refused_prompt_tokens += share * req.prompt_tokens
-                pool.refused_predicted_tokens += share * budget.p50_output_tokens
+                pool.refused_predicted_tokens += share * self._demand(None, budget)
             return
         meant = intended_profile(refused.decision, views, req.prompt_tokens)
         if meant is not None:
             pool = cluster.pools[self.index[meant.profile]]
             pool.refused += 1
             pool.refused_prompt_tokens += req.prompt_tokens
-            pool.refused_predicted_tokens += meant.output_tokens
+            pool.refused_predicted_tokens += (
+                meant.output_tokens
+                if self.demand_tokens == "p50"
+                else intended_expected(refused.decision, meant)
+            )
+
+    def _demand(self, estimate: Estimate | None, budget: TokenBudget) -> float:
+        """Output tokens the planner sizes for, as the server's demand meter records them
+        (`planning.expected`; "p50": the sizing before, the median and expected reasoning)."""
+        if self.demand_tokens == "p50":
+            return estimate.output_tokens if estimate else budget.p50_output_tokens
+        if estimate is not None:
+            return expected_of(estimate)
+        return expected_output_tokens(budget.p50_output_tokens, budget.p90_output_tokens)
 
     def route(self, req: SimRequest, cluster: Cluster, now: float) -> Routed | Rejected:
         try:
@@ -314,7 +336,10 @@ class DecideRouter:
             end = now + decision.estimate.latency_ms / 1000.0
             heapq.heappush(self._running.setdefault(tenant.name, []), end)
         predicted = decision.estimate.output_tokens if decision.estimate else tokens
-        cluster.pools[idx].predicted_tokens += predicted
+        est = decision.estimate
+        cluster.pools[idx].predicted_tokens += (
+            self._demand(est, outcome.predicted.budget) if est else tokens
+        )
         return Routed(idx, tokens, truncated, predicted, outcome.predicted.budget.query_class)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from orchestrator.catalog.schema import Catalog
 from orchestrator.concepts import TIER_RANK
-from orchestrator.planning.types import ScalingDecision
+from orchestrator.planning.types import PlannerKnobs, ScalingDecision
 from orchestrator.policy import Policy
 from orchestrator.predict import Predictor
 from orchestrator.request import route_inputs
@@ -250,10 +250,13 @@ def our_controller(
     start: list[int],
     count_refused: bool = True,
     targets: Targets | None = None,
+    knobs: PlannerKnobs | None = None,
 ) -> ctl.PlannerController:
     """The product's planner, judging finished requests against their own `targets` (as the
     server's ingress does)."""
-    return ctl.PlannerController(policy, start, count_refused=count_refused, targets=targets)
+    return ctl.PlannerController(
+        policy, start, count_refused=count_refused, targets=targets, knobs=knobs
+    )
 
 
 def _setups(
@@ -270,6 +273,8 @@ def _setups(
     routellm_threshold: float = bl.ROUTELLM_THRESHOLD,
     targets: Targets | None = None,
     constant_feed: Callable[[pol.Prepared], pol.Prepared] = constant_prediction,
+    demand_tokens: str = "expected",
+    planner_knobs: PlannerKnobs | None = None,
 ) -> dict[str, bl.Setup]:
     profiles = list(catalog.profiles)
     own = [
@@ -283,8 +288,10 @@ def _setups(
             if name == "ours-constant" or (name == "ours" and prediction == "constant"):
                 fed = constant_feed(prepared)
             oracle = name == "oracle" or (name == "ours" and prediction == "truth")
-            router = pol.DecideRouter(catalog, policy, fed, oracle=oracle)
-            controller = our_controller(policy, own_start, count_refused, targets)
+            router = pol.DecideRouter(
+                catalog, policy, fed, oracle=oracle, demand_tokens=demand_tokens
+            )
+            controller = our_controller(policy, own_start, count_refused, targets, planner_knobs)
             out[name] = bl.Setup(own, router, controller)
         elif name in BASELINES:
             out[name] = bl.build(
@@ -327,6 +334,8 @@ def simulate(
     speed: float | Mapping[str, float] = 1.0,
     routellm_threshold: float = bl.ROUTELLM_THRESHOLD,
     constant_feed: Callable[[pol.Prepared], pol.Prepared] | None = None,
+    demand_tokens: str = "expected",
+    planner_knobs: PlannerKnobs | None = None,
 ) -> SimResult:
     """Replay `requests` under each named policy (see `ALL_POLICIES`); deterministic per seed.
 
@@ -341,7 +350,9 @@ def simulate(
     `routellm_threshold`: the RouteLLM-style baseline sends a request to the strong profile
     when its predicted success on the weak profile's tier is below this. `constant_feed`:
     what ours-constant is fed, from the predictor's budgets (default `constant_prediction`;
-    an ablation swaps in another, e.g. one constant at another length)."""
+    an ablation swaps in another, e.g. one constant at another length). `demand_tokens`: what
+    ours' planner sizes output from (`policies.DEMAND_TOKENS`: "expected", the product's, or
+    "p50", an ablation); `planner_knobs`: the planner's internal tunables (ablations)."""
     if prediction not in PREDICTIONS:
         raise ValueError(f"unknown prediction {prediction!r}; choose from {', '.join(PREDICTIONS)}")
     wall: dict[str, float] = {}
@@ -371,6 +382,8 @@ def simulate(
         routellm_threshold,
         targets,
         constant_feed or constant_prediction,
+        demand_tokens,
+        planner_knobs,
     )
     if prediction != "model":
         notes.append(

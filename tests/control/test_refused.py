@@ -9,6 +9,7 @@ import pytest
 from orchestrator.catalog import load_catalog
 from orchestrator.concepts import LatencySLO
 from orchestrator.paths import PROJECT_ROOT
+from orchestrator.planning.expected import expected_of, expected_output_tokens
 from orchestrator.replica_model import LiveState
 from orchestrator.routing import TenantRules, catalog_views, decide
 from orchestrator.routing.refusal import OVERLOAD_CODE
@@ -60,10 +61,10 @@ def test_record_refusal_counts_capacity_not_policy():
     slo = TenantRules(slo=LatencySLO(ttft_p95_ms=2000), on_slo_unmeetable=("reject",))
     meter = DemandMeter()
     shed = decide(LLAMA, EASY, slo, v)
-    record_refusal(meter, shed.rejection.code, shed, v, set(), 200, 120, now=1.0)
+    record_refusal(meter, shed.rejection.code, shed, v, set(), 200, (120, 120), now=1.0)
     broke = decide(LLAMA, EASY, TenantRules(remaining_budget_usd=0.0), v)
-    record_refusal(meter, broke.rejection.code, broke, v, set(), 200, 120, now=1.0)
-    record_refusal(meter, "over_max_concurrent_requests", None, v, set(), 200, 120, now=1.0)
+    record_refusal(meter, broke.rejection.code, broke, v, set(), 200, (120, 120), now=1.0)
+    record_refusal(meter, "over_max_concurrent_requests", None, v, set(), 200, (120, 120), now=1.0)
     assert set(meter.refused_rates(1.0)) == {"llama8b-fp8-ngram"}
     assert meter.refused_rates(1.0)["llama8b-fp8-ngram"][0] == pytest.approx(1 / 30)
 
@@ -72,7 +73,27 @@ def test_record_refusal_splits_an_overload_over_running_profiles():
     v = views(**{"llama8b-fp8-ngram": LiveState(replicas_running=2)})
     meter = DemandMeter(window_s=1.0)
     eligible = {"llama8b-fp8-ngram", "qwen3-8b-awq"}
-    record_refusal(meter, OVERLOAD_CODE, None, v, eligible, 200, 120, now=0.0)
+    record_refusal(meter, OVERLOAD_CODE, None, v, eligible, 200, (120, 120), now=0.0)
     rates = meter.refused_rates(0.0)
     assert sum(r[0] for r in rates.values()) == pytest.approx(1.0)
     assert set(rates) == eligible  # both run (LiveState defaults to one running replica)
+
+
+def test_record_refusal_records_expected_tokens():
+    """What the planner sizes from: the refused request's expected answer (the lognormal of
+    its p50 and p90, `planning.expected`), not its median."""
+    v = views(**{"llama8b-fp8-ngram": LiveState(replicas_running=2)})
+    meter = DemandMeter(window_s=1.0)
+    record_refusal(meter, OVERLOAD_CODE, None, v, {"llama8b-fp8-ngram"}, 200, (120, 480), 0.0)
+    out = meter.refused_rates(0.0)["llama8b-fp8-ngram"][2]
+    assert out == pytest.approx(expected_output_tokens(120, 480)) and out > 1.5 * 120
+    full = SATURATED
+    v = views(**{"llama8b-fp8-ngram": full, "llama8b-bf16-eagle3": full})
+    slo = TenantRules(slo=LatencySLO(ttft_p95_ms=2000), on_slo_unmeetable=("reject",))
+    shed = decide(LLAMA, EASY, slo, v)
+    meter = DemandMeter(window_s=1.0)
+    record_refusal(meter, shed.rejection.code, shed, v, set(), 200, (1, 1), now=1.0)
+    (cand,) = [c for c in shed.candidates if c.profile == "llama8b-fp8-ngram"]
+    assert meter.refused_rates(1.0)["llama8b-fp8-ngram"][2] == pytest.approx(
+        expected_of(cand.estimate)
+    )

@@ -49,7 +49,12 @@ def test_shipped_artifact_blends_the_embedding_ridge(artifact, tmp_path):
     artifact.save(tmp_path / "a")
     old = load_artifact(tmp_path / "a")
     old.meta = old.meta.model_copy(
-        update={"embedding_blend": 0.0, "chat_blend": None, "math_term": (0.0, 0.0)}
+        update={
+            "embedding_blend": 0.0,
+            "chat_blend": None,
+            "math_term": (0.0, 0.0),
+            "cue_term": (0.0, 0.0, 0.0, 0.0),
+        }
     )
     without = Predictor(old, store=None).featurize(body).features
     assert with_blend.base_log_p50 - without.base_log_p50 == pytest.approx(term, abs=1e-6)

@@ -138,9 +138,11 @@ def test_a_binding_quality_target_outranks_the_cost_target_but_not_the_cap(gpu_v
 def test_a_banked_surplus_lowers_the_share_need_of_one_request():
     tiers = ("small", "medium", "large")
     assert qualifying_tiers(tiers, HARD, None, 0.9).tiers == {"large"}  # need 0.54
-    v = qualifying_tiers(tiers, HARD, None, 0.9, slack=0.15)  # need 0.39
+    # one request spends a third of the surplus: 0.15 of 0.45, need 0.39
+    v = qualifying_tiers(tiers, HARD, None, 0.9, slack=0.45)
     assert v.tiers == {"medium", "large"}
-    assert "banked 0.15" in v.note
+    assert "0.15 of the banked 0.45" in v.note
+    assert qualifying_tiers(tiers, HARD, None, 0.9, slack=0.15).tiers == {"large"}
     # a debt (negative slack) asks more than the share: the strongest qualify
     assert qualifying_tiers(tiers, HARD, None, 0.9, slack=-0.2).tiers == {"large"}
     # min_success still holds per request whatever the surplus

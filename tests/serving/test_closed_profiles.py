@@ -134,25 +134,26 @@ def test_phases_name_each_state_for_status_and_healthz(ingress):
     """`/v1/orchestrator/status` and `/healthz` show a profile at zero as closed (it opens at
     the first request), not as a failure; the ingress stays ready when every profile is
     closed (a fleet scaled to zero must still take the request that opens it)."""
+    from orchestrator.serving.health_report import phases
     from orchestrator.serving.profile_status import can_serve
 
-    assert ingress.phases() == {CLOSED: "open", OPEN: "open"}
+    assert phases(ingress) == {CLOSED: "open", OPEN: "open"}
     for name in (CLOSED, OPEN):
         _scaled_to_zero(ingress, name)
-    assert ingress.phases() == {CLOSED: "closed", OPEN: "closed"}
+    assert phases(ingress) == {CLOSED: "closed", OPEN: "closed"}
     nothing_ready = dict.fromkeys((CLOSED, OPEN), False)
-    assert can_serve(nothing_ready, ingress.phases(), ingress.load.in_flight)
+    assert can_serve(nothing_ready, phases(ingress), ingress.load.in_flight)
     # a server still starting (replicas starting, nothing held for them) is not ready yet
     ingress.starting.update({CLOSED: 1, OPEN: 1})
-    assert ingress.phases() == {CLOSED: "opening", OPEN: "opening"}
-    assert not can_serve(nothing_ready, ingress.phases(), ingress.load.in_flight)
+    assert phases(ingress) == {CLOSED: "opening", OPEN: "opening"}
+    assert not can_serve(nothing_ready, phases(ingress), ingress.load.in_flight)
     # ... but a profile opening for a request it holds is serving that request
     ingress.load.begin("held", "others", CLOSED, 0.0)
-    assert can_serve(nothing_ready, ingress.phases(), ingress.load.in_flight)
+    assert can_serve(nothing_ready, phases(ingress), ingress.load.in_flight)
     ingress.engine_down(OPEN, "engine process killed")
-    assert ingress.phases()[OPEN] == "unhealthy"
+    assert phases(ingress)[OPEN] == "unhealthy"
     use_policy(ingress, POLICY_TEXT + f"autoscaling: {{profiles: {{{CLOSED}: {NEVER}}}}}\n")
     ingress.starting[CLOSED] = 0
     ingress.load.end("held")
-    assert ingress.phases()[CLOSED] == "unhealthy"  # at zero and not allowed to open
-    assert not can_serve(nothing_ready, ingress.phases(), ingress.load.in_flight)
+    assert phases(ingress)[CLOSED] == "unhealthy"  # at zero and not allowed to open
+    assert not can_serve(nothing_ready, phases(ingress), ingress.load.in_flight)

@@ -18,6 +18,7 @@ import pytest
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client.parser import text_string_to_metric_families
 
+from orchestrator.planning.expected import expected_of
 from orchestrator.serving import openai_io
 from orchestrator.serving.errors import OrchestratorHTTPError
 from orchestrator.serving.executor import RequestExecutor
@@ -561,3 +562,17 @@ async def test_a_settled_stream_is_judged_against_its_targets_for_the_planner(
     out = ingress.demand.export(time.monotonic())
     assert out[demand_key(profile, "slo_judged")] == 1
     assert out[demand_key(profile, "slo_within")] == 1
+
+
+async def test_an_admitted_request_is_demand_at_its_expected_tokens(ingress, chat_completion):
+    """The planner sizes from what a request is expected to generate (the lognormal of its
+    decision's p50 and p90 under its max_tokens, `planning.expected`), not its median."""
+    ingress.handle.streams.append(chat_completion())
+    body = {"model": FAMILY, "messages": MESSAGES, "max_tokens": 300}
+    response = await _serve(ingress, body, "chat", {"x-request-id": "rid-demand"})
+    assert response.status_code == 200
+    est = ingress.decisions.store.get("rid-demand")[1].estimate
+    assert est.output_tokens_p90 > est.output_tokens  # a spread to expect from
+    out_tps = ingress.demand.rates(time.monotonic())[response.headers["x-orchestrator-profile"]][2]
+    assert out_tps * ingress.demand.window_s == pytest.approx(expected_of(est))
+    assert expected_of(est) > est.output_tokens

@@ -198,3 +198,39 @@ def test_constant_feed_is_what_ours_constant_reads(catalog, policy):
         runs[name] = {k: r.metrics for k, r in res.policies.items()}
     assert runs["same"]["ours-constant"] == runs["same"]["ours"]
     assert runs["long"]["ours-constant"] != runs["long"]["ours"]
+
+
+def test_ours_plans_on_expected_tokens_not_medians(catalog, policy):
+    """A skewed prediction (p90 = 8 x p50): the planner's first loaded tick sees the
+    lognormal's mean per request (`planning.expected`), the p50 ablation the median."""
+    from orchestrator.planning.expected import expected_output_tokens
+    from orchestrator.simulate.policies import Prepared
+    from orchestrator.simulate.run import constant_prediction
+
+    def skewed(prepared):
+        one = constant_prediction(prepared).budgets[0]
+        one = one.model_copy(update={"p50_output_tokens": 200, "p90_output_tokens": 1600,
+                                     "reasoning_probability": 0.0})  # fmt: skip
+        return Prepared([one] * len(prepared.budgets))
+
+    seen = {}
+    for demand in ("expected", "p50"):
+        res = simulate(
+            catalog,
+            policy,
+            make_requests(n=150),
+            predictor=orchestrator.predict.Predictor(store=None),
+            policies=("ours-constant",),
+            seed=3,
+            constant_feed=skewed,
+            demand_tokens=demand,
+        )
+        first = next(
+            d for d in res.policies["ours-constant"].planner
+            if sum(t.assigned_output_tps for t in d.targets.values()) > 0
+        )  # fmt: skip
+        seen[demand] = sum(t.assigned_output_tps for t in first.targets.values())
+    want = expected_output_tokens(200, 1600, 10_000) / 200  # the cap hardly binds here
+    assert seen["expected"] / seen["p50"] == pytest.approx(want, rel=0.25)
+    with pytest.raises(ValueError, match="demand_tokens"):
+        simulate(catalog, policy, make_requests(n=5), policies=("ours",), demand_tokens="p90")

@@ -60,3 +60,7 @@ class TrainConfig:
     # the p50 booster non-decreasing in explicit length requests and "long" cues, and
     # non-increasing in "brief" cues (LightGBM allows it with squared error only)
     monotone_requests: bool = False
+    # a linear term for explicit length asks (brief / long cues, a requested size) with fixed
+    # signs, fitted within the training sources (`prompt_type.fit_cue_term`); on since issue
+    # 31's fourth session (leave-one-source-out mean unchanged, arena-hard v0.1 +0.004)
+    cue_terms: bool = True

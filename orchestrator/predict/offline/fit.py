@@ -37,7 +37,7 @@ from orchestrator.predict.offline.stack import blend_weights
 from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
 from orchestrator.predict.offline.targets import rescale_sources
 from orchestrator.predict.phrases import PHRASE_BUCKETS
-from orchestrator.predict.prompt_type import PromptTerms, fit_type_term
+from orchestrator.predict.prompt_type import PromptTerms, fit_cue_term, fit_type_term
 
 VOCAB_SIZE = 49152  # SmolLM2 tokenizer
 # the shared sources closest to everyday chat (instructions, arena users' prompts, MT-Bench)
@@ -353,6 +353,20 @@ def fit_core(
         )
         say(f"  intercept {term[0]:.3f}, slope {term[1]:.3f}")
         terms = replace(terms, **{f"{kind}_term": term})
+    if cfg.cue_terms:
+        say("explicit length asks: cue term")
+        resid = yt - b50.predict(x, num_threads=1) - terms.add(table.vectors[rr], scores)
+        rsum = np.bincount(rr[tr], w[tr] * resid[tr], minlength=n_req)
+        train_req = np.zeros(n_req, dtype=bool)
+        train_req[rr[tr]] = True
+        cue = fit_cue_term(
+            (rsum / np.maximum(wsum, 1e-12))[train_req],
+            table.vectors[train_req],
+            table.request_source[train_req],
+            req_weight[train_req],
+        )
+        say("  brief {:.3f}, long {:.3f}, requested {:.3f}, slope {:.3f}".format(*cue))
+        terms = replace(terms, cue_term=cue)
     if terms.typed:
         extra_rows = terms.add(table.vectors[rr], scores)
 

@@ -285,4 +285,5 @@ def _type_fields(fitted: Fitted) -> dict[str, object]:
         "chat_blend": terms.chat_blend,
         "math_term": terms.math_term,
         "pasted_term": terms.pasted_term,
+        "cue_term": terms.cue_term,
     }

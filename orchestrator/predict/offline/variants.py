@@ -22,7 +22,12 @@ from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
 
 # the configuration shipped before the prompt-type terms (issue 31's second session): the
 # earlier rows change it, so they reproduce the table they were measured in
-_BEFORE: dict[str, object] = {"type_terms": (), "chat_blend": None, "source_balance": 0.5}
+_BEFORE: dict[str, object] = {
+    "type_terms": (),
+    "chat_blend": None,
+    "source_balance": 0.5,
+    "cue_terms": False,
+}
 _MATH: dict[str, object] = {"type_terms": ("math",)}
 
 
@@ -70,12 +75,14 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     ),
     "math-slope-chat-075": (
         "maths slope + blend 0.75 outside maths problems",
-        {"source_balance": 0.5},
+        {"source_balance": 0.5, "cue_terms": False},
     ),
     "math-slope-chat-075-balance": (
-        "maths slope + blend 0.75 outside maths + source balance 0.75 (shipped)",
-        {},
+        "maths slope + blend 0.75 outside maths + source balance 0.75",
+        {"cue_terms": False},
     ),
+    # fourth session (issue 31)
+    "cue-terms": ("+ explicit length asks: signed linear cue term (shipped)", {}),
 }
 
 

@@ -1,0 +1,51 @@
+"""A prediction's expected output tokens: what the planner sizes capacity from (pure).
+
+The predictor gives quantiles (p50, p90) of a skewed length; a sum of medians understates
+the tokens a load will generate. The planner needs the mean, so it reads each request as a
+lognormal fitted to its p50 and p90 and takes the mean of that length cut at `max_tokens`
+(the engine stops there): E[min(X, cap)] with ln X ~ N(ln p50, s), s = ln(p90 / p50) / z90.
+The server's demand meter (`serving/request_run.py`, `signals/refusals.py`) and the
+simulator (`simulate/policies.py`) both call `expected_output_tokens`; routing, pricing and
+the scheduler keep reading the quantiles.
+
+Invariants: min(p50, cap) <= result <= cap; p50 == p90 gives min(p50, cap); the result
+grows with p90 and with the cap; without a cap it is the lognormal's mean, never above p90
+(the mean passes p90 only when p90 > 26.7 x p50, a tail no predictor here gives).
+"""
+
+from __future__ import annotations
+
+import math
+
+from orchestrator.routing.types import Estimate
+
+Z90 = 1.2815515655446004  # standard normal quantile at 0.9
+
+
+def _phi(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def expected_output_tokens(p50: float, p90: float, cap: float | None = None) -> float:
+    """Mean of a lognormal with median `p50` and 90th percentile `p90`, cut at `cap`."""
+    p50 = max(float(p50), 0.0)
+    p90 = max(float(p90), p50)
+    top = math.inf if cap is None else max(float(cap), 0.0)
+    if p50 <= 0.0 or p90 <= p50 or p50 >= top:
+        return min(p50, top)
+    mu = math.log(p50)
+    s = math.log(p90 / p50) / Z90
+    if cap is None:
+        return min(math.exp(mu + s * s / 2.0), p90)
+    b = (math.log(top) - mu) / s
+    # E[X; X < top] + top * P(X >= top)
+    below = math.exp(mu + s * s / 2.0) * _phi(b - s)
+    return below + top * (1.0 - _phi(b))
+
+
+def expected_of(estimate: Estimate) -> float:
+    """Expected generated tokens of a priced candidate: its p50 and p90 (reasoning included)
+    cut at the `max_tokens` it would be sent with."""
+    return expected_output_tokens(
+        estimate.output_tokens, estimate.output_tokens_p90, estimate.max_tokens
+    )
