@@ -48,9 +48,9 @@ TRACE = SHARED_DATA / "azure-trace" / "AzureLLMInferenceTrace_conv.csv"
 WINDOW_S = 300.0  # rolling mean over the controller's ticks
 # planner variants: (what ours' planner sizes output from, its internal knobs)
 PLANNERS = {
-    "now": ("expected", PlannerKnobs()),
+    "now": (None, PlannerKnobs()),  # the policy's demand sizing (default p50)
     "before": ("p50", PlannerKnobs(delivery_covers_prefill=False, delivery_max=1.5)),
-    "p50": ("p50", PlannerKnobs()),  # today's delivery factor, session 12's demand sizing
+    "expected": ("expected", PlannerKnobs()),  # today's delivery factor, sized on the mean
 }
 
 

@@ -15,13 +15,14 @@ each with the product's scheduler and without it (FIFO ablation), through the ma
 bench/scheduler_sim.py. Reported: mean / p95 e2e, mean / p95 TTFT, cost, SLO attainment,
 quality, refused; the value of prediction (ours vs the constant) and its share of truth's gain,
 against #27's acceptance (>= 25 % lower mean e2e or >= 15 % lower cost at equal SLO and
-quality; >= 60 % of truth's e2e gain). `--before` repeats the three with the planner sizing
-output from each decision's p50 (`simulate(demand_tokens="p50")`, the behaviour before the
-expected tokens of `planning/expected.py`), with the scheduler, in the same process. JSON + PNG.
+quality; >= 60 % of truth's e2e gain). `--sizing expected|p50` sets what the planner sizes
+output from (default: the policy's `autoscaling.demand_sizing`); `--before` repeats the three
+with p50 sizing, with the scheduler, in the same process (session 13's table:
+`--sizing expected --before`). JSON + PNG.
 
     nice -n 5 python bench/value_of_prediction.py [--sources arena_hard,alpaca_eval] \\
         [--rate arena_hard=2,alpaca_eval=5 | --rate X] [--duration 900] [--no-fifo] \\
-        [--decompose] [--before] [--speed 1.0] [--work DIR] \\
+        [--decompose] [--sizing expected|p50] [--before] [--speed 1.0] [--work DIR] \\
         [--out docs/benchmark/value_of_prediction]
 
 The same run from the command line, per source (trace and artifact paths are printed):
@@ -221,6 +222,13 @@ def main() -> int:
         "saturated, the planner sizing it by the figures)",
     )
     ap.add_argument(
+        "--sizing",
+        choices=("expected", "p50"),
+        default=None,
+        help="what the planner sizes output from in the main runs (default: the policy's "
+        "autoscaling.demand_sizing)",
+    )
+    ap.add_argument(
         "--before",
         action="store_true",
         help="also ours, the constant and the truth with the planner sizing output from p50 "
@@ -277,7 +285,7 @@ def main() -> int:
                 out[variant]["window_gains"] = window_gains(out[variant]["windows"])
             return out
 
-        found = run(variants)
+        found = run(variants, demand_tokens=args.sizing)
         found["setup"] = {
             "source": source,
             "rate_scale": rate_of[source],
@@ -369,7 +377,7 @@ def plot_sizing(panels: dict, path: Path, title: str) -> None:
     names, labels = ["ours-constant", "ours", "oracle"], ["constant", "predictor", "truth"]
     metrics = (*PLOT_METRICS[:2], ("slo_attainment", "SLO attainment (%)"), PLOT_METRICS[3])
     sides = (("p50 sizing", "before_p50_sizing", "tab:gray"),
-             ("expected tokens", "scheduler", "tab:blue"))  # fmt: skip
+             ("main runs' sizing", "scheduler", "tab:blue"))  # fmt: skip
     fig, axes = plt.subplots(len(panels), 4, figsize=(15, 3.6 * len(panels)), squeeze=False)
     for row_axes, (label, found) in zip(axes, panels.items(), strict=True):
         for ax, (key, name) in zip(row_axes, metrics, strict=True):

@@ -87,6 +87,13 @@ class AutoscalingSpec(Strict):
     scale_to_zero: bool = Field(
         True, description="profiles whose minimum is 0 may scale to zero replicas"
     )
+    demand_sizing: Literal["p50", "expected"] = Field(
+        "p50",
+        description="output tokens the planner sizes each request's demand from: p50, the "
+        "predicted median (under-sizes a skewed load; attainment pressure adds the rest), or "
+        "expected, the mean of a lognormal through p50 and p90 (sized for the mean up front; "
+        "over-sizes when the predictor is unsure)",
+    )
     max_cost_per_hour_usd: float | None = Field(
         None, gt=0, description="ceiling on the whole cluster's replica cost"
     )

@@ -228,12 +228,11 @@ class RequestExecutor:
                     await self.decisions.record(request_id, incoming, run.plan, state, queued)
 
     def refuse(self, refused: Refused, state: PlanState) -> Response:
-        """The answer to a refusal (the edge's HTTP mapping); a refusal for capacity is demand
-        the controller must see, split over the profiles admission counted for it."""
-        first = refused.predicted.first
+        """The answer to a refusal; one for capacity is demand the controller must see."""
+        first, sizing = refused.predicted.first, state.policy.spec.autoscaling.demand_sizing
         record_refusal(self.demand, refused.code, refused.decision, state.views, refused.eligible,
                        refused.predicted.prompt_tokens, (first.p50_tokens, first.p90_tokens)
-                       if first else (0, 0), time.monotonic())  # fmt: skip
+                       if first else (0, 0), time.monotonic(), sizing)  # fmt: skip
         message = refused.message
         if refused.status == 503 and self.placement_note is not None:
             names = [p.name for p in candidates_for_model(refused.spec.model, self.catalog)]

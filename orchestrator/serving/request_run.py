@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.ledger import Status
-from orchestrator.planning.expected import expected_of, expected_output_tokens
+from orchestrator.planning.expected import sized_of, sized_tokens
 from orchestrator.request import route_inputs
 from orchestrator.routing.types import Decision, QueueWait, Rejection
 from orchestrator.scheduling import Waiting
@@ -189,13 +189,16 @@ class RequestRun:
         if refused is not None:
             return refused
         p = self.plan  # a waiter whose profile was lost may run on another
-        est = p.decision.estimate
-        expected = (
-            expected_of(est)
+        est, sizing = (
+            p.decision.estimate,
+            self.ctx.policy_source.current.spec.autoscaling.demand_sizing,
+        )
+        sized = (
+            sized_of(sizing, est)
             if est
-            else expected_output_tokens(p.prediction.p50_tokens, p.prediction.p90_tokens)
-        )  # the planner sizes from the mean, not the median (planning/expected.py)
-        self.ctx.demand.add(p.profile.name, p.prediction.prompt_tokens, expected, time.monotonic())
+            else sized_tokens(sizing, p.prediction.p50_tokens, p.prediction.p90_tokens)
+        )  # what the planner sizes from (planning/expected.py)
+        self.ctx.demand.add(p.profile.name, p.prediction.prompt_tokens, sized, time.monotonic())
         self.obs.engine_started()
         first, gen = await self._first_output()
         return await self._answer(first, gen)

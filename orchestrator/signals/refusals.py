@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from orchestrator.planning.expected import expected_of, expected_output_tokens
+from orchestrator.planning.expected import DemandSizing, sized_of, sized_tokens
 from orchestrator.routing.refusal import (
     OVERLOAD_CODE,
     Intended,
@@ -31,27 +31,30 @@ def record_refusal(
     prompt_tokens: float,
     output_tokens: tuple[float, float],
     now: float,
+    sizing: DemandSizing = "p50",
 ) -> None:
-    """`output_tokens`: the prediction's (p50, p90) answer, recorded as its expected tokens
-    (`planning.expected`) for an overload, where no candidate was priced; a router rejection
-    records its candidate's expected tokens."""
+    """`output_tokens`: the prediction's (p50, p90) answer, recorded as the planner sizes
+    it (`planning.expected.sized_tokens`, the policy's `sizing`) for an overload, where no
+    candidate was priced; a router rejection records its candidate's sized tokens."""
     views = list(views)
     if code == OVERLOAD_CODE:
-        expected = expected_output_tokens(*output_tokens)
+        sized = sized_tokens(sizing, *output_tokens)
         for name, share in overload_shares(views, eligible).items():
-            meter.refused(name, prompt_tokens, expected, now, share)
+            meter.refused(name, prompt_tokens, sized, now, share)
         return
     if decision is None:
         return
     hit = intended_profile(decision, views, prompt_tokens)
     if hit is not None:
-        meter.refused(hit.profile, prompt_tokens, intended_expected(decision, hit), now)
+        meter.refused(hit.profile, prompt_tokens, intended_sized(decision, hit, sizing), now)
 
 
-def intended_expected(decision: Decision, hit: Intended) -> float:
-    """Expected output tokens of a refused request on the profile it was meant for (its
-    candidate's estimate, as an admitted request's: `planning.expected.expected_of`)."""
+def intended_sized(decision: Decision, hit: Intended, sizing: DemandSizing = "p50") -> float:
+    """Sized output tokens of a refused request on the profile it was meant for (its
+    candidate's estimate, as an admitted request's: `planning.expected.sized_of`)."""
+    if sizing == "p50":
+        return float(hit.output_tokens)
     for c in decision.candidates:
         if c.profile == hit.profile and c.estimate is not None:
-            return expected_of(c.estimate)
+            return sized_of(sizing, c.estimate)
     return float(hit.output_tokens)

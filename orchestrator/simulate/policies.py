@@ -29,7 +29,7 @@ import numpy as np
 
 from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.concepts import TIER_RANK, LatencySLO
-from orchestrator.planning.expected import expected_of, expected_output_tokens
+from orchestrator.planning.expected import sized_of, sized_tokens
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.request import live, route_inputs
 from orchestrator.request.candidates import candidates_for_model
@@ -44,15 +44,15 @@ from orchestrator.routing.types import Estimate, ProfileView, TokenBudget
 from orchestrator.routing.views import with_live
 from orchestrator.scheduling.key import predicted_work
 from orchestrator.signals.opening import OpeningDemand
-from orchestrator.signals.refusals import intended_expected
+from orchestrator.signals.refusals import intended_sized
 from orchestrator.simulate.cluster import Cluster, Rejected, Routed
 from orchestrator.simulate.pool import ScheduledQueue
 from orchestrator.simulate.traffic import SimRequest
 
 # virtual time 0 of a replay on the calendar (budget windows are calendar hours, days, months)
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
-# what ours' planner sizes output from: the expected tokens (planning/expected.py), or the
-# median and expected reasoning it read before (an ablation)
+# what ours' planner may size output from (planning/expected.py; the policy's
+# `autoscaling.demand_sizing` unless a run overrides it)
 DEMAND_TOKENS = ("expected", "p50")
 
 
@@ -123,11 +123,12 @@ class DecideRouter:
         oracle: bool = False,
         long_form_tokens: int = 500,
         epoch: datetime = EPOCH,
-        demand_tokens: str = "expected",
+        demand_tokens: str | None = None,
     ) -> None:
-        if demand_tokens not in DEMAND_TOKENS:
+        if demand_tokens is not None and demand_tokens not in DEMAND_TOKENS:
             raise ValueError(f"demand_tokens: {demand_tokens!r}, not one of {DEMAND_TOKENS}")
-        self.demand_tokens = demand_tokens
+        # what the planner sizes from: the policy's `autoscaling.demand_sizing` unless told
+        self.demand_tokens = demand_tokens or policy.spec.autoscaling.demand_sizing
         self.policy = policy
         self.catalog = catalog
         self.prepared = prepared
@@ -289,20 +290,16 @@ class DecideRouter:
             pool = cluster.pools[self.index[meant.profile]]
             pool.refused += 1
             pool.refused_prompt_tokens += req.prompt_tokens
-            pool.refused_predicted_tokens += (
-                meant.output_tokens
-                if self.demand_tokens == "p50"
-                else intended_expected(refused.decision, meant)
+            pool.refused_predicted_tokens += intended_sized(
+                refused.decision, meant, self.demand_tokens
             )
 
     def _demand(self, estimate: Estimate | None, budget: TokenBudget) -> float:
         """Output tokens the planner sizes for, as the server's demand meter records them
-        (`planning.expected`; "p50": the sizing before, the median and expected reasoning)."""
-        if self.demand_tokens == "p50":
-            return estimate.output_tokens if estimate else budget.p50_output_tokens
+        (`planning.expected.sized_tokens` / `sized_of`)."""
         if estimate is not None:
-            return expected_of(estimate)
-        return expected_output_tokens(budget.p50_output_tokens, budget.p90_output_tokens)
+            return sized_of(self.demand_tokens, estimate)
+        return sized_tokens(self.demand_tokens, budget.p50_output_tokens, budget.p90_output_tokens)
 
     def route(self, req: SimRequest, cluster: Cluster, now: float) -> Routed | Rejected:
         try:

@@ -273,7 +273,7 @@ def _setups(
     routellm_threshold: float = bl.ROUTELLM_THRESHOLD,
     targets: Targets | None = None,
     constant_feed: Callable[[pol.Prepared], pol.Prepared] = constant_prediction,
-    demand_tokens: str = "expected",
+    demand_tokens: str | None = None,
     planner_knobs: PlannerKnobs | None = None,
 ) -> dict[str, bl.Setup]:
     profiles = list(catalog.profiles)
@@ -334,7 +334,7 @@ def simulate(
     speed: float | Mapping[str, float] = 1.0,
     routellm_threshold: float = bl.ROUTELLM_THRESHOLD,
     constant_feed: Callable[[pol.Prepared], pol.Prepared] | None = None,
-    demand_tokens: str = "expected",
+    demand_tokens: str | None = None,
     planner_knobs: PlannerKnobs | None = None,
 ) -> SimResult:
     """Replay `requests` under each named policy (see `ALL_POLICIES`); deterministic per seed.
@@ -351,8 +351,8 @@ def simulate(
     when its predicted success on the weak profile's tier is below this. `constant_feed`:
     what ours-constant is fed, from the predictor's budgets (default `constant_prediction`;
     an ablation swaps in another, e.g. one constant at another length). `demand_tokens`: what
-    ours' planner sizes output from (`policies.DEMAND_TOKENS`: "expected", the product's, or
-    "p50", an ablation); `planner_knobs`: the planner's internal tunables (ablations)."""
+    ours' planner sizes output from (`policies.DEMAND_TOKENS`; None: the policy's
+    `autoscaling.demand_sizing`); `planner_knobs`: the planner's internal tunables (ablations)."""
     if prediction not in PREDICTIONS:
         raise ValueError(f"unknown prediction {prediction!r}; choose from {', '.join(PREDICTIONS)}")
     wall: dict[str, float] = {}

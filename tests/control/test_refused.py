@@ -84,15 +84,19 @@ def test_record_refusal_records_expected_tokens():
     its p50 and p90, `planning.expected`), not its median."""
     v = views(**{"llama8b-fp8-ngram": LiveState(replicas_running=2)})
     meter = DemandMeter(window_s=1.0)
-    record_refusal(meter, OVERLOAD_CODE, None, v, {"llama8b-fp8-ngram"}, 200, (120, 480), 0.0)
+    record_refusal(meter, OVERLOAD_CODE, None, v, {"llama8b-fp8-ngram"}, 200, (120, 480), 0.0,
+                   "expected")  # fmt: skip
     out = meter.refused_rates(0.0)["llama8b-fp8-ngram"][2]
     assert out == pytest.approx(expected_output_tokens(120, 480)) and out > 1.5 * 120
+    median = DemandMeter(window_s=1.0)  # the default sizing: the median
+    record_refusal(median, OVERLOAD_CODE, None, v, {"llama8b-fp8-ngram"}, 200, (120, 480), 0.0)
+    assert median.refused_rates(0.0)["llama8b-fp8-ngram"][2] == pytest.approx(120)
     full = SATURATED
     v = views(**{"llama8b-fp8-ngram": full, "llama8b-bf16-eagle3": full})
     slo = TenantRules(slo=LatencySLO(ttft_p95_ms=2000), on_slo_unmeetable=("reject",))
     shed = decide(LLAMA, EASY, slo, v)
     meter = DemandMeter(window_s=1.0)
-    record_refusal(meter, shed.rejection.code, shed, v, set(), 200, (1, 1), now=1.0)
+    record_refusal(meter, shed.rejection.code, shed, v, set(), 200, (1, 1), 1.0, "expected")
     (cand,) = [c for c in shed.candidates if c.profile == "llama8b-fp8-ngram"]
     assert meter.refused_rates(1.0)["llama8b-fp8-ngram"][2] == pytest.approx(
         expected_of(cand.estimate)

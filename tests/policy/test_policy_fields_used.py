@@ -170,6 +170,10 @@ BEHAVIOUR = {
     "PolicySpec.autoscaling": "tests/planning/test_plan.py::test_ramp_up_follows_and_leads_the_load",
     "AutoscalingSpec.headroom": "tests/planning/test_plan.py::test_ramp_up_follows_and_leads_the_load",
     "AutoscalingSpec.scale_to_zero": "tests/planning/test_plan.py::test_scale_to_zero_off_keeps_one",
+    "AutoscalingSpec.demand_sizing": (
+        "tests/serving/test_ingress_request_path.py::"
+        "test_an_admitted_request_is_demand_at_the_policy_s_sizing"
+    ),
     "AutoscalingSpec.max_cost_per_hour_usd": "tests/planning/test_plan.py::test_spend_ceiling_binds_and_alerts",
     "AutoscalingSpec.profiles": "tests/policy/test_policy_limits.py::test_scaling_bounds",
     "ProfileScaling.min_replicas": "tests/policy/test_policy_limits.py::test_scaling_bounds",

@@ -564,9 +564,14 @@ async def test_a_settled_stream_is_judged_against_its_targets_for_the_planner(
     assert out[demand_key(profile, "slo_within")] == 1
 
 
-async def test_an_admitted_request_is_demand_at_its_expected_tokens(ingress, chat_completion):
-    """The planner sizes from what a request is expected to generate (the lognormal of its
-    decision's p50 and p90 under its max_tokens, `planning.expected`), not its median."""
+@pytest.mark.parametrize("sizing", ["p50", "expected"])
+async def test_an_admitted_request_is_demand_at_the_policy_s_sizing(
+    ingress, chat_completion, sizing
+):
+    """The planner sizes from what the policy's `autoscaling.demand_sizing` says: the
+    decision's median answer (p50), or what the request is expected to generate (the lognormal
+    of its decision's p50 and p90 under its max_tokens, `planning.expected`)."""
+    use_policy(ingress, POLICY_TEXT + f"autoscaling: {{demand_sizing: {sizing}}}\n")
     ingress.handle.streams.append(chat_completion())
     body = {"model": FAMILY, "messages": MESSAGES, "max_tokens": 300}
     response = await _serve(ingress, body, "chat", {"x-request-id": "rid-demand"})
@@ -574,5 +579,6 @@ async def test_an_admitted_request_is_demand_at_its_expected_tokens(ingress, cha
     est = ingress.decisions.store.get("rid-demand")[1].estimate
     assert est.output_tokens_p90 > est.output_tokens  # a spread to expect from
     out_tps = ingress.demand.rates(time.monotonic())[response.headers["x-orchestrator-profile"]][2]
-    assert out_tps * ingress.demand.window_s == pytest.approx(expected_of(est))
+    want = expected_of(est) if sizing == "expected" else est.output_tokens
+    assert out_tps * ingress.demand.window_s == pytest.approx(want)
     assert expected_of(est) > est.output_tokens
