@@ -187,7 +187,8 @@ def table(runs: dict[float, dict], planner: str, tolerance: float) -> None:
     t = base["t"][:n]
     ticks = max(1, round(WINDOW_S / float(np.median(np.diff(t)))))
     base_roll = rolling(base["replicas"][:n], ticks)
-    print(f"\nplanner: {planner} (output sized from {PLANNERS[planner][0]})\n")
+    sizing = PLANNERS[planner][0] or "the policy's autoscaling.demand_sizing"
+    print(f"\nplanner: {planner} (output sized from {sizing})\n")
     print("| speed | $ | SLO att. | refused | replica-h | mean replicas | vs 1.0x (1/X) "
           "| within tolerance of 1/X x 1.0x from min | planner's ideal vs 1.0x "
           "| speed learned at min | surplus replica-h | surplus shed (longest) "
