@@ -12,10 +12,11 @@ surplus (target above its ideal, `PolicyRun.planner`): how long each surplus las
 it was shed or needed again, against the policy's `autoscaling.scale_down_delay_s`. Draws
 replicas and $/hour over time per speed (grey: warm-up, simulated but not measured).
 
-`--planners now,before` runs each speed with the product's planner ("now": output sized from
-expected tokens, the delivery factor scaling prefill too, capped at 2.0) and with the planner
-of session 12 ("before": p50 sizing, decode-only delivery capped at 1.5), or today's delivery
-with p50 sizing ("p50"), one table each
+`--planners now,before` runs each speed with the product's planner ("now": output sized as
+the policy's `autoscaling.demand_sizing` says, p50 by default, the delivery factor scaling
+prefill too, capped at 2.0) and with the planner of session 12 ("before": p50 sizing,
+decode-only delivery capped at 1.5), or today's delivery with expected sizing ("expected"),
+one table each
 (each planner's ratios are against its own 1.0x run); the plot draws the first planner.
 
 Usage: python bench/speed_shedding.py [--speeds 1.0,1.5,0.5] [--rate-scale 10]
