@@ -71,12 +71,20 @@ def test_jsonl_loader_and_rate_scaling(tmp_path):
 
 
 def test_limits_scale_with_the_rate(catalog, policy):
+    from orchestrator.scheduling import SchedulingSettings
     from orchestrator.simulate.limits import scale_limits
 
     cat, pol = scale_limits(catalog, policy, 10)
     for p in catalog.profiles:
         assert cat.profile(p.name).replicas.max == p.replicas.max * 10
         assert pol.scaling[p.name].min_replicas == policy.scaling[p.name].min_replicas
+    # per-tenant bounds are limits too: in flight (the built-in 256 included) and queued
+    for name, tenant in policy.tenants.items():
+        scaled = pol.tenants[name]
+        assert scaled.bounds.max_concurrent_requests == 10 * tenant.bounds.max_concurrent_requests
+        assert scaled.bounds.max_prompt_tokens == tenant.bounds.max_prompt_tokens  # not a limit
+        before = SchedulingSettings.of(policy).share(name).max_queued
+        assert SchedulingSettings.of(pol).share(name).max_queued == min(100_000, 10 * before)
     assert scale_limits(catalog, policy, 1.0) == (catalog, policy)
 
 
