@@ -53,3 +53,23 @@ async def test_a_failed_batch_is_logged_and_the_next_still_runs(caplog):
         await batches.drain()
     assert runs.batches == [[2]]
     assert "background batch of 1 failed" in caplog.text
+
+
+async def test_items_put_while_a_batch_runs_go_next_without_another_put():
+    """What arrives while a batch is in the worker thread is run `delay_s` after it, not
+    left waiting for the next request (a burst's last rows would teach nothing)."""
+    started, release = asyncio.Event(), asyncio.Event()
+    runs = Runs()
+
+    async def slow_offload(fn, items):
+        started.set()
+        await release.wait()
+        return fn(items)
+
+    batches = BackgroundBatches(runs.run_many, slow_offload, delay_s=0.01)
+    batches.put(0)
+    await asyncio.wait_for(started.wait(), 1)
+    batches.put(1)  # the first batch is still running
+    release.set()
+    await asyncio.sleep(0.2)
+    assert runs.batches == [[0], [1]]
