@@ -23,12 +23,21 @@ empties the memo); the keys hold at most `chars` characters in all and one key a
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any
 
 from orchestrator.predict.request import ParsedRequest
 
 Key = tuple[Any, ...]
+_EVERY: weakref.WeakSet[FeaturizeMemo] = weakref.WeakSet()
+
+
+def clear_memos() -> None:
+    """Empty every memo of this process (what `features.clear_token_cache` also does, so a
+    benchmark of cold featurizing is not answered from a memo)."""
+    for memo in list(_EVERY):
+        memo.clear()
 
 
 class FeaturizeMemo:
@@ -41,6 +50,7 @@ class FeaturizeMemo:
         self._model: object | None = None
         self._chars = 0
         self._lock = threading.Lock()
+        _EVERY.add(self)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -49,6 +59,11 @@ class FeaturizeMemo:
     def chars(self) -> int:
         """Characters held by the keys."""
         return self._chars
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._chars = 0
 
     def key(self, parsed: ParsedRequest) -> Key | None:
         """What featurization reads of `parsed`; None when the memo is off or the text is

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from orchestrator.catalog import load_catalog
 from orchestrator.paths import PROJECT_ROOT
+from orchestrator.predict.features import clear_token_cache
 from orchestrator.predict.featurize_memo import FeaturizeMemo
 from orchestrator.predict.predictor import Predictor
 from orchestrator.predict.request import parse_request
@@ -101,3 +102,12 @@ def test_another_model_empties_the_memo():
     assert memo.get(new, key) is None
     memo.put(new, key, "new")
     assert memo.get(old, key) is None and memo.get(new, key) == "new" and len(memo) == 1
+
+
+def test_clearing_the_token_cache_empties_every_memo(artifact):
+    """What latency benchmarks call before each timed prediction: no memo answers it."""
+    predictor = Predictor(artifact, store=None)
+    predictor.predict(BODIES[1])
+    assert len(predictor.memo) == 1
+    clear_token_cache()
+    assert len(predictor.memo) == 0 and predictor.memo.chars == 0
