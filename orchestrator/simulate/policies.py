@@ -336,10 +336,10 @@ class DecideRouter:
             heapq.heappush(self._running.setdefault(tenant.name, []), end)
         predicted = decision.estimate.output_tokens if decision.estimate else tokens
         est = decision.estimate
-        cluster.pools[idx].predicted_tokens += (
-            self._demand(est, outcome.predicted.budget) if est else tokens
-        )
-        return Routed(idx, tokens, truncated, predicted, outcome.predicted.budget.query_class)
+        sized = self._demand(est, outcome.predicted.budget) if est else tokens
+        cluster.pools[idx].predicted_tokens += sized
+        budget = outcome.predicted.budget
+        return Routed(idx, tokens, truncated, predicted, budget.query_class, float(sized))
 
 
 def strong_profile(catalog: Catalog) -> Profile:
