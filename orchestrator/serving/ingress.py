@@ -321,7 +321,8 @@ class OrchestratorIngress(OpenAiIngress):
 
     async def record_autoscaling_stats(self) -> dict[str, float]:
         """Predicted demand and spend per profile, for the controller (Serve custom metrics)."""
-        return self._executor.demand.export(time.monotonic())
+        level = self._policy.current.spec.autoscaling.demand_level
+        return self._executor.demand.export(time.monotonic(), level)
 
     @fastapi_app.get("/v1/orchestrator/status")
     async def orchestrator_status(self) -> JSONResponse:

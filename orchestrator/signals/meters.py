@@ -2,7 +2,9 @@
 
 `DemandMeter` (ingress): requests admitted per profile with their prompt tokens and expected
 output tokens, and requests refused for capacity per profile they were meant for
-(`signals/refusals.py`; a shed request may be split over profiles by weight); `LatencyMeter`
+(`signals/refusals.py`; a shed request may be split over profiles by weight), their output
+tokens exported at each profile's learned level (`planning/level.py`, fed at settlement by
+`serving/request_run.py`; the policy's `autoscaling.demand_level`); `LatencyMeter`
 (profile replica): TTFT and TPOT of recent streams. Both export a flat `{name: number}` dict,
 the only shape Serve accepts from `record_autoscaling_stats`.
 Invariant: samples older than the window are dropped on every read and write.
@@ -14,6 +16,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from orchestrator.attainment import within_targets
+from orchestrator.planning.level import DemandLevel
+from orchestrator.policy.schema_cluster import DemandLevelSpec
 
 DEMAND_PREFIX = "demand"
 
@@ -39,6 +43,7 @@ class DemandMeter:
     _spend: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
     _refused: dict[str, deque[tuple[float, float, float, float]]] = field(default_factory=dict)
     _judged: dict[str, deque[tuple[float, bool]]] = field(default_factory=dict)
+    level: DemandLevel = field(default_factory=DemandLevel)  # generated / sized, per profile
 
     def judge(
         self,
@@ -117,16 +122,19 @@ class DemandMeter:
             )
         return out
 
-    def export(self, now: float) -> dict[str, float]:
+    def export(self, now: float, level: DemandLevelSpec | None = None) -> dict[str, float]:
+        """The flat metrics; output token rates at each profile's learned level (`level`:
+        the policy's `autoscaling.demand_level`; None: its defaults)."""
+        spec = level or DemandLevelSpec()
         out: dict[str, float] = {}
         for profile, (rps, tin, tout) in self.rates(now).items():
             out[demand_key(profile, "rps")] = rps
             out[demand_key(profile, "in_tps")] = tin
-            out[demand_key(profile, "out_tps")] = tout
+            out[demand_key(profile, "out_tps")] = self.level.scale(profile, tout, spec)
         for profile, (rps, tin, tout) in self.refused_rates(now).items():
             out[demand_key(profile, "refused_rps")] = rps
             out[demand_key(profile, "refused_in_tps")] = tin
-            out[demand_key(profile, "refused_out_tps")] = tout
+            out[demand_key(profile, "refused_out_tps")] = self.level.scale(profile, tout, spec)
         for profile, q in self._spend.items():
             while q and q[0][0] < now - self.window_s:
                 q.popleft()
