@@ -258,6 +258,7 @@ class RequestExecutor:
             tenant_in_flight=self.load.tenant_in_flight(tenant.name),
             waiting=self.load.waiting_for(incoming.model),
             ahead=ahead,
+            held=self.ingress_queue.bounded(),
             quality=self.quality.of(tenant.name).sums,
         )
 
