@@ -18,6 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 MARKERS = {"p50": "o", "expected": "s", "p50+level": "^", "expected+level": "D"}
+SIZES = {"p50": 170, "expected": 120, "p50+level": 80, "expected+level": 40}  # coinciding
+# runs stay visible: the larger markers are drawn first
 
 
 def points(spec: str) -> tuple[str, dict[str, tuple[float, float]]]:
@@ -48,7 +50,8 @@ def main() -> int:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
     for ax, (title, pts) in zip(axes[0], panels, strict=True):
         for sizing, (slo, cost) in pts.items():
-            ax.scatter(slo, cost, marker=MARKERS.get(sizing, "x"), s=60, label=sizing)
+            ax.scatter(slo, cost, marker=MARKERS.get(sizing, "x"), s=SIZES.get(sizing, 60),
+                       label=sizing, edgecolors="black", linewidths=0.5)  # fmt: skip
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("ours' SLO attainment (%)")
         ax.set_ylabel("cost ($)")

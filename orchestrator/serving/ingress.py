@@ -321,8 +321,7 @@ class OrchestratorIngress(OpenAiIngress):
 
     async def record_autoscaling_stats(self) -> dict[str, float]:
         """Predicted demand and spend per profile, for the controller (Serve custom metrics)."""
-        level = self._policy.current.spec.autoscaling.demand_level
-        return self._executor.demand.export(time.monotonic(), level)
+        return self._executor.demand.export(time.monotonic())
 
     @fastapi_app.get("/v1/orchestrator/status")
     async def orchestrator_status(self) -> JSONResponse:

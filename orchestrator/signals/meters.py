@@ -13,10 +13,12 @@ Invariant: samples older than the window are dropped on every read and write.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from orchestrator.attainment import within_targets
 from orchestrator.planning.level import DemandLevel
+from orchestrator.policy.model import Policy
 from orchestrator.policy.schema_cluster import DemandLevelSpec
 
 DEMAND_PREFIX = "demand"
@@ -44,6 +46,9 @@ class DemandMeter:
     _refused: dict[str, deque[tuple[float, float, float, float]]] = field(default_factory=dict)
     _judged: dict[str, deque[tuple[float, bool]]] = field(default_factory=dict)
     level: DemandLevel = field(default_factory=DemandLevel)  # generated / sized, per profile
+    # the policy in force, whose `autoscaling.demand_level` each export reads (hot-reloaded;
+    # None: that block's defaults)
+    policy: Callable[[], Policy] | None = None
 
     def judge(
         self,
@@ -122,10 +127,10 @@ class DemandMeter:
             )
         return out
 
-    def export(self, now: float, level: DemandLevelSpec | None = None) -> dict[str, float]:
-        """The flat metrics; output token rates at each profile's learned level (`level`:
-        the policy's `autoscaling.demand_level`; None: its defaults)."""
-        spec = level or DemandLevelSpec()
+    def export(self, now: float) -> dict[str, float]:
+        """The flat metrics; output token rates at each profile's learned level (under the
+        policy's `autoscaling.demand_level` in force)."""
+        spec = self.policy().spec.autoscaling.demand_level if self.policy else DemandLevelSpec()
         out: dict[str, float] = {}
         for profile, (rps, tin, tout) in self.rates(now).items():
             out[demand_key(profile, "rps")] = rps

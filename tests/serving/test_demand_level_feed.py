@@ -37,7 +37,7 @@ async def test_settled_answers_teach_the_level_the_planner_s_demand_is_exported_
     learned = ingress.demand.level.levels(spec)
     assert learned == {profile: pytest.approx(want if enabled else 1.0, rel=2e-3)}
     now = time.monotonic()
-    out = ingress.demand.export(now, spec)
+    out = ingress.demand.export(now)  # under the policy in force
     sized_tps = ingress.demand.rates(now)[profile][2]
     assert sized_tps * ingress.demand.window_s == pytest.approx(sum(sized))
     assert out[demand_key(profile, "out_tps")] == pytest.approx(sized_tps * learned[profile])
