@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -63,6 +64,18 @@ from orchestrator.catalog import load_catalog  # noqa: E402
 STUB_CATALOG = ROOT / "deployments" / "stub.yaml"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROMPT = "Summarise in one sentence why rivers in Europe flow the way they do. " * 3
+# distinct prompts (default): each request's text is new, as in real traffic, so no memo of a
+# recurring text (the tokenizer's, the predictor's featurizations) answers it; `--same-prompt`
+# sends PROMPT every time (the best case for those memos; how runs before 2026-12-07 sent)
+SAME_PROMPT = False
+SENT = itertools.count()
+
+
+def prompt() -> str:
+    """The next request's user message."""
+    return PROMPT if SAME_PROMPT else f"Request {next(SENT)}: {PROMPT}"
+
+
 STREAM_TOKENS = 64
 
 EXTRA_APPS = """
@@ -216,7 +229,7 @@ async def one_request(session, url: str, model: str, stream: bool) -> float | No
     """Latency in ms (to the first content token for a stream), None on an error."""
     body = {
         "model": model,
-        "messages": [{"role": "user", "content": PROMPT}],
+        "messages": [{"role": "user", "content": prompt()}],
         "max_tokens": STREAM_TOKENS if stream else 1,
         "stream": stream,
     }
@@ -475,6 +488,11 @@ def main() -> None:
     parser.add_argument("--scaling", action="store_true", help="also one vs two ingress replicas")
     parser.add_argument("--scaling-concurrency", type=int, default=32)
     parser.add_argument("--only", default="", help="comma-separated load points to run (names)")
+    parser.add_argument(
+        "--same-prompt",
+        action="store_true",
+        help="send one prompt every time (default: a distinct prompt per request)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument(
@@ -485,6 +503,8 @@ def main() -> None:
         "non-streamed blocks, written here",
     )
     args = parser.parse_args()
+    global SAME_PROMPT
+    SAME_PROMPT = args.same_prompt
 
     profile = load_catalog(STUB_CATALOG).profiles[0]
     assert profile.stub_engine is not None
@@ -610,7 +630,11 @@ def main() -> None:
     print(f"\nload average at the end {servers.load_average()}")
     report(results, ttft)
     if args.json:
-        args.json.write_text(json.dumps({"stub_ttft_ms": ttft, "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"stub_ttft_ms": ttft, "same_prompt": SAME_PROMPT, "results": results}, indent=2
+            )
+        )
     if args.plot:
         plot(results, args.plot)
 

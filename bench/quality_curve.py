@@ -10,7 +10,11 @@ probability that the tier which served it answers well (docs/difficulty.md); the
   one, one run per t (the same difficulty model: the comparison isolates the router); as
   RouteLLM is deployed, on the catalog's weak and strong profile for every tenant;
 - routellm-floor: the same threshold router inside each tenant's constraints (its cheapest and
-  its strongest eligible profile: quality floor, allowed profiles, reasoning it forbids).
+  its strongest eligible profile: quality floor, allowed profiles, reasoning it forbids);
+- routellm-shared: routellm-floor with one strong pool the tenants share where they may.
+With --ab, ours also runs with the upgrade rule reverted ("ours-before": an upgrade takes the
+cheapest tier meeting the request's need, not the cheapest per unit of quality gained), in the
+same run.
 Prints one row per point, the cost ratio at matched quality share (each baseline's cost
 interpolated at each of ours' shares), where each run's money goes (replica-hours x price per
 profile), the per-tenant shares of a run with a target, and draws `quality_curve.png` (cost vs
@@ -20,18 +24,20 @@ With --rate-scale X > 1, replica maxima, the cost ceiling and budgets scale by X
 bench/cost_benchmark.py).
 
 Usage: python bench/quality_curve.py [--duration S] [--rate-scale X] [--out DIR]
-       [--shares 0.9,0.95] [--thresholds 0.6,0.7] [--baselines routellm,routellm-floor]
+       [--shares 0.9,0.95] [--thresholds 0.6,0.7] [--baselines routellm,routellm-shared] [--ab]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import yaml
@@ -66,7 +72,9 @@ def point(metrics: dict, prices: dict[str, float]) -> dict:
     return {**{k: metrics[k] for k in keys}, "cost_by_profile": spent}
 
 
-def matched(rows: dict[str, list[dict]], baseline: str) -> list[tuple[dict, float | None]]:
+def matched(
+    rows: dict[str, list[dict]], baseline: str, ours: str = "ours"
+) -> list[tuple[dict, float | None]]:
     """Each of ours' points with the baseline's cost interpolated at ours' quality share (None
     outside the baseline's range); the baseline's curve is made monotone (its cheapest cost at
     or above each share, the frontier a user would pick from)."""
@@ -74,7 +82,7 @@ def matched(rows: dict[str, list[dict]], baseline: str) -> list[tuple[dict, floa
     q = np.array([p["quality_share"] for p in pts])
     c = np.minimum.accumulate(np.array([p["cost_usd"] for p in pts])[::-1])[::-1]
     out = []
-    for p in rows["ours"]:
+    for p in rows[ours]:
         share = p["quality_share"]
         out.append((p, float(np.interp(share, q, c)) if q.min() <= share <= q.max() else None))
     return out
@@ -86,7 +94,8 @@ def main() -> int:
     ap.add_argument("--shares", default="0.8,0.85,0.9,0.95,0.98")
     ap.add_argument("--thresholds", default="0.5,0.6,0.65,0.7,0.75,0.8,0.9")
     ap.add_argument("--rate-scale", type=float, default=1.0, help="arrival rate x this")
-    ap.add_argument("--baselines", default="routellm,routellm-floor")
+    ap.add_argument("--baselines", default="routellm,routellm-floor,routellm-shared")
+    ap.add_argument("--ab", action="store_true", help="also ours with the old upgrade rule")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmark")
     args = ap.parse_args()
@@ -104,22 +113,29 @@ def main() -> int:
         seed=args.seed,
     )
     t0 = time.perf_counter()
-    rows: dict[str, list[dict]] = {"ours": [], **{b: [] for b in baselines}}
+    ours = ["ours", "ours-before"] if args.ab else ["ours"]
+    rows: dict[str, list[dict]] = {**{o: [] for o in ours}, **{b: [] for b in baselines}}
     tenants: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for share in [None, *(float(s) for s in args.shares.split(","))]:
             cat, policy = scale_limits(
                 catalog, policy_with_share(share, Path(tmp)), args.rate_scale
             )
-            res = simulate(
-                cat, policy, list(base), policies=["ours"], seed=args.seed, predictor=predictor
-            )
-            m = res.policies["ours"].metrics
-            rows["ours"].append({"setting": share, **point(m, prices)})
-            tenants[str(share)] = {
-                k: v.get("quality_share") for k, v in m["slo_attainment_per_tenant"].items()
-            }
-            print(f"ours share={share}: {json.dumps(rows['ours'][-1])}", flush=True)
+            for o in ours if share is not None else ["ours"]:
+                before = mock.patch(
+                    "orchestrator.routing.decide._cheapest_upgrade", return_value=None
+                )
+                with before if o == "ours-before" else contextlib.nullcontext():
+                    res = simulate(
+                        cat, policy, list(base), policies=["ours"], seed=args.seed,
+                        predictor=predictor,
+                    )  # fmt: skip
+                m = res.policies["ours"].metrics
+                rows[o].append({"setting": share, **point(m, prices)})
+                tenants[f"{o} {share}"] = {
+                    k: v.get("quality_share") for k, v in m["slo_attainment_per_tenant"].items()
+                }
+                print(f"{o} share={share}: {json.dumps(rows[o][-1])}", flush=True)
         cat, policy = scale_limits(catalog, policy_with_share(None, Path(tmp)), args.rate_scale)
         for name in baselines:
             for t in (float(x) for x in args.thresholds.split(",")):
@@ -136,12 +152,10 @@ def main() -> int:
                 print(f"{name} t={t}: {json.dumps(rows[name][-1])}", flush=True)
     wall = time.perf_counter() - t0
 
-    for name in baselines:
-        print(
-            f"\n| ours share target | ours quality share | ours $ | {name} $ at that share | ratio |"
-        )
+    for o, name in ((o, name) for name in baselines for o in ours):
+        print(f"\n| {o} share target | quality share | {o} $ | {name} $ at that share | ratio |")
         print("|---|---|---|---|---|")
-        for p, other in matched(rows, name):
+        for p, other in matched(rows, name, o):
             ratio = f"{p['cost_usd'] / other:.2f}" if other else f"outside {name}'s range"
             shown = f"{other:.2f}" if other else "-"
             q = p["quality_share"]
@@ -169,13 +183,13 @@ def draw(rows: dict, path: Path, n: int, rate_scale: float) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, marker in zip(rows, "os^v", strict=False):
+    for name, marker in zip(rows, "osD^v", strict=False):
         pts = sorted(rows[name], key=lambda p: p["quality_share"])
         ax.plot(
             [p["quality_share"] for p in pts],
             [p["cost_usd"] for p in pts],
             marker=marker,
-            label=f"{name} ({'quality target' if name == 'ours' else 'threshold'} sweep)",
+            label=f"{name} ({'quality target' if name.startswith('ours') else 'threshold'} sweep)",
         )
         for p in pts:
             ax.annotate(str(p["setting"]), (p["quality_share"], p["cost_usd"]), fontsize=7)

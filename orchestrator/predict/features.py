@@ -16,6 +16,7 @@ from threading import Lock
 import numpy as np
 from tokenizers import Tokenizer
 
+from orchestrator.predict.featurize_memo import clear_memos
 from orchestrator.predict.phrases import phrase_ids
 from orchestrator.predict.request import ParsedRequest
 from orchestrator.predict.tokenizer import fast_encoder
@@ -248,8 +249,10 @@ _MIN_CACHED_CHARS = 200
 
 
 def clear_token_cache() -> None:
-    """Forget cached tokenizations (benchmarks measure cold tokenization with it)."""
+    """Forget cached tokenizations and featurizations (`featurize_memo`): benchmarks measure
+    cold featurizing with it."""
     _CACHE.clear()
+    clear_memos()
 
 
 def encode_text(tokenizer: Tokenizer, text: str) -> tuple[np.ndarray, int, bool]:

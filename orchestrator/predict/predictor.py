@@ -54,6 +54,7 @@ from orchestrator.predict.features import (
     request_phrase_ids,
     tokenize_request,
 )
+from orchestrator.predict.featurize_memo import FeaturizeMemo
 from orchestrator.predict.loaded_model import (
     MAX_LOG,
     LoadedModel,
@@ -103,8 +104,11 @@ class Predictor:
         refresh_seconds: float = 30.0,
         state: Path | str | None = None,
         difficulty: DifficultyModel | None = None,
+        memo: FeaturizeMemo | None = None,
     ) -> None:
-        """`state`: the state dir whose refit a followed artifact is (default: `paths`')."""
+        """`state`: the state dir whose refit a followed artifact is (default: `paths`').
+        `memo`: where featurizations of a recurring request text are kept (default: 1,024
+        entries; `FeaturizeMemo(0)` featurizes every time)."""
         self._follow = artifact is None
         self._state = state
         if isinstance(artifact, Artifact):
@@ -119,6 +123,7 @@ class Predictor:
         self.refresh_seconds = refresh_seconds
         self._tokenizer = load_default_tokenizer()
         self.difficulty = difficulty or DifficultyModel.default()
+        self.memo = memo if memo is not None else FeaturizeMemo()
         self._loaded_at = 0.0
         self._schema = feature_schema(MODEL_INPUTS)
         self.calibrations = CalibrationBook(
@@ -206,11 +211,22 @@ class Predictor:
 
     def featurize(self, request: dict[str, Any] | ParsedRequest) -> _Featurized:
         """Parse (unless given parsed), tokenize (default tokenizer) and run the profile-free
-        models once."""
+        models once (or take them from the memo when the same text was featurized before)."""
         parsed = request if isinstance(request, ParsedRequest) else parse_request(request)
-        tok = tokenize_request(parsed, self._tokenizer)
         self._refresh()
         model = self._model  # one artifact for the whole request, even across a reload
+        key = self.memo.key(parsed)
+        held = self.memo.get(model, key)
+        if held is None:
+            held = self._featurize(parsed, model)
+            self.memo.put(model, key, held)
+        features, exact, tiers = held
+        return _Featurized(parsed, features, exact, None if tiers is None else dict(tiers))
+
+    def _featurize(
+        self, parsed: ParsedRequest, model: LoadedModel
+    ) -> tuple[RequestFeatures, bool, dict[str, float] | None]:
+        tok = tokenize_request(parsed, self._tokenizer)
         row, phrases = self._model_input(parsed, tok, model)
         q50, q90 = self.base_quantiles(row, tok.lexical_ids, model)
         features = RequestFeatures.model_construct(  # trusted values: skip validation (latency)
@@ -224,7 +240,7 @@ class Predictor:
             base_log_p90=q90,
             reasoning_probability=model.reasoning_probability(row),
         )
-        return _Featurized(parsed, features, tok.exact, self.difficulty.tier_success(parsed))
+        return features, tok.exact, self.difficulty.tier_success(parsed)
 
     # -- prediction --------------------------------------------------------------------------
     def predict(

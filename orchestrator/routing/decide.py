@@ -64,7 +64,12 @@ from orchestrator.routing.candidates import (
     hard_message,
 )
 from orchestrator.routing.outcome import OPENING_PRICE, reject, report, routed, soft_reject
-from orchestrator.routing.quality import qualifying_tiers
+from orchestrator.routing.quality import (
+    QualityVerdict,
+    cheapest_upgrade,
+    expected_success,
+    qualifying_tiers,
+)
 from orchestrator.routing.types import (
     DEFAULT_KNOBS,
     CandidateReport,
@@ -154,6 +159,7 @@ def decide(
         rules.share_of_strongest,
         rules.quality_slack,
     )
+    verdict = _cheapest_upgrade(verdict, survivors, ctx) or verdict
     for b in survivors:
         b.meets_quality = b.profile.quality_tier in verdict.tiers
     if verdict.note:
@@ -238,6 +244,32 @@ def decide(
 
 
 # ---------------------------------------------------------------- choosing
+
+
+def _cheapest_upgrade(verdict: QualityVerdict, survivors: list[Base], ctx: Ctx):
+    """`quality.cheapest_upgrade` on the survivors: each tier at the request's expected cost
+    on its cheapest profile that nothing but the quality target blocks (a closed pool's
+    opening price is `_choose`'s to weigh, so the demand it loses is counted); None when no
+    share target binds."""
+    rules, success = ctx.rules, ctx.prediction.tier_success
+    if not success or rules.share_of_strongest is None:
+        return None
+    price: dict[str, float] = {}
+    for b in survivors:
+        e = evaluate(b, ctx, relax=False, cap=False)
+        if set(e.failures) - ctx.soft:
+            continue
+        tier = b.profile.quality_tier
+        price[tier] = min(price.get(tier, float("inf")), e.cost)
+    tiers = {b.profile.quality_tier for b in survivors}
+    return cheapest_upgrade(
+        verdict,
+        {t: expected_success(t, success) for t in tiers},
+        price,
+        rules.min_success,
+        rules.share_of_strongest,
+        rules.quality_slack,
+    )
 
 
 def _opened_step(e: Eval) -> list[str]:

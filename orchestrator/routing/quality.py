@@ -13,6 +13,23 @@ request well (`TokenBudget.tier_success`). A tenant's policy may ask for
 Both must hold. When no usable tier meets them, the strongest usable tiers qualify (a target
 no profile can reach never refuses a request by itself; `decide` notes it). Without a
 prediction of tier success, or without a target, every tier qualifies.
+
+Which tier an upgrade goes to (`cheapest_upgrade`): when the cheapest tier does not qualify,
+the request must buy quality. Of the tiers that keep the account at or above its target
+(expected success >= s x the strongest's - the whole slack, and >= `min_success`), it takes
+the one with the lowest expected cost per unit of expected success gained over the cheapest
+tier, each tier at its cheapest usable profile's expected cost of the request (token prices,
+`pricing`). The tiers at or above that one's success qualify, and `decide` ranks them as
+any candidates, a closed pool at its opening price too (`pricing.opening_cost_usd`: the one
+price model): while the chosen tier's pool is closed and an open stronger one serves, the
+request counts as demand declined on the opening price (`signals/opening.py`), which
+amortises that price until opening the pool pays. This is the first step
+along the lower convex hull of (success, cost) from the cheapest tier, which is what the
+cost-minimal mix meeting an average-quality target uses: an upgrade that gains more success
+than the request needs banks the rest for later requests, so a tier twice the price for 1.2x
+the gain is not worth it, and a tier a little dearer for twice the gain is. Invariant: the
+chosen tier keeps the account's slack >= 0, so the tenant's target still holds over its
+traffic (`QualityAccount`).
 """
 
 from __future__ import annotations
@@ -77,6 +94,45 @@ def qualifying_tiers(
             ok, f"quality: no tier reaches {need:.2f} ({shown}); the strongest qualify"
         )
     return QualityVerdict(ok, f"quality: need {need:.2f} ({' and '.join(parts)}); {shown}")
+
+
+def cheapest_upgrade(
+    verdict: QualityVerdict,
+    success: Mapping[str, float],
+    price: Mapping[str, float],
+    min_success: float | None,
+    share_of_strongest: float | None,
+    slack: float = 0.0,
+) -> QualityVerdict | None:
+    """Where an upgrade goes (see the module docstring): `verdict` is `qualifying_tiers`'
+    (whether the request must go up: its cheapest tier is not in it), `success` and `price`
+    per usable tier (price: the cheapest usable profile of that tier). None when there is
+    nothing to choose: the cheapest tier qualifies, or no tier that keeps the account at its
+    target gains over it (the caller keeps `verdict`)."""
+    if share_of_strongest is None or not price or not success:
+        return None  # a per-request target banks nothing: its cheapest qualifying tier is best
+    base = min(price, key=lambda t: (price[t], -success[t]))
+    if base in verdict.tiers:
+        return None
+    strongest = success[max(success, key=TIER_RANK.__getitem__)]
+    floor = share_of_strongest * strongest - slack if share_of_strongest is not None else 0.0
+    if min_success is not None:
+        floor = max(floor, min_success)
+    keep = [t for t in price if success[t] >= floor - 1e-12 and success[t] > success[base]]
+    if not keep:
+        return None
+
+    def per_gain(t: str) -> tuple[float, float]:
+        return (price[t] - price[base]) / (success[t] - success[base]), price[t]
+
+    best = min(keep, key=per_gain)
+    ok = frozenset(t for t in success if success[t] >= success[best] - 1e-12)
+    rate = per_gain(best)[0]
+    return QualityVerdict(
+        ok,
+        f"{verdict.note}; upgrade: {best}, ${rate:.3g} per unit of expected success gained "
+        f"over {base}, the least of the tiers that keep the account on target (>= {floor:.2f})",
+    )
 
 
 # a request may spend at most 1/this of the tenant's surplus: the surplus then goes to the many
@@ -161,6 +217,7 @@ __all__ = [
     "QualityAccount",
     "QualityAccounts",
     "QualityVerdict",
+    "cheapest_upgrade",
     "SURPLUS_SPENT_PER_REQUEST",
     "expected_success",
     "qualifying_tiers",

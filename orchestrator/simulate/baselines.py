@@ -11,7 +11,10 @@ Each baseline runs in two forms:
   the next cheapest eligible one that can (as an SRE would route long prompts), so a
   baseline refuses for context only what no profile the tenant may use holds; `routellm-floor`
   sends hard requests to the tenant's strongest eligible profile and the rest to that
-  cheapest one, `round-robin-floor` rotates over the tenant's eligible profiles.
+  cheapest one, `round-robin-floor` rotates over the tenant's eligible profiles;
+- `routellm-shared`: `routellm-floor` with the strong pools shared: of a tenant's strongest
+  eligible profiles, the one the most tenants may use (then the cheapest per token), so
+  tenants that could share one frontier pool do not each keep their own warm.
 Scaling is the same in both forms (static: the trace's busiest minute per pool, in hindsight;
 queue: Serve's queue-length policy; dynamo: the SLA planner).
 """
@@ -38,7 +41,8 @@ from orchestrator.simulate.traffic import SimRequest
 PLAIN: tuple[str, ...] = ("static", "queue", "round-robin", "routellm", "dynamo")
 FLOOR_SUFFIX = "-floor"
 AT_FLOORS: tuple[str, ...] = tuple(f"{b}{FLOOR_SUFFIX}" for b in PLAIN)
-BASELINES: tuple[str, ...] = PLAIN + AT_FLOORS
+SHARED = "routellm-shared"
+BASELINES: tuple[str, ...] = PLAIN + AT_FLOORS + (SHARED,)
 ROUTELLM_ACCURACY = 0.8  # the fallback classifier's accuracy, for traffic without predictions
 ROUTELLM_THRESHOLD = 0.75  # strong when P(the weak profile's tier answers well) is below this
 DESCRIPTIONS = {
@@ -52,6 +56,9 @@ for _b in PLAIN:
     DESCRIPTIONS[f"{_b}{FLOOR_SUFFIX}"] = (
         f"{DESCRIPTIONS[_b]}; each tenant on its own eligible profiles (allowed, at its floor)"
     )
+DESCRIPTIONS[SHARED] = (
+    f"{DESCRIPTIONS['routellm-floor']}; the strong profile the most tenants may use (shared)"
+)
 PLAIN_NOTE = (
     "plain baselines (static, queue, round-robin, routellm, dynamo) ignore tenants' "
     "allowed_profiles and quality floors; their '-floor' forms honour both"
@@ -111,7 +118,9 @@ def mean_sizes(requests: Sequence[SimRequest]) -> tuple[float, float]:
 class _Plan:
     """Which profile(s) each tenant's requests may go to under one baseline."""
 
-    def __init__(self, catalog: Catalog, policy: Policy, floors: bool) -> None:
+    def __init__(
+        self, catalog: Catalog, policy: Policy, floors: bool, *, shared: bool = False
+    ) -> None:
         self.profiles = list(catalog.profiles)
         self.index = {p.name: i for i, p in enumerate(self.profiles)}
         self.strong = pol.strong_profile(catalog)
@@ -126,13 +135,21 @@ class _Plan:
                     names = {n for n in names if not cannot_turn_off(views[n])}
                 own = [p for p in self.profiles if p.name in names]
                 self.tenants[t.name] = own or [self.strong]
+        # how many tenants may use each profile (`shared`: the strong pool most can use)
+        self.users = {p.name: 0 for p in self.profiles}
+        for own in self.tenants.values() if shared else ():
+            for p in own:
+                self.users[p.name] += 1
 
     def cheapest(self, own: list[Profile]) -> Profile:
         return min(own, key=per_token_price)
 
     def strongest(self, own: list[Profile]) -> Profile:
         top = max(TIER_RANK[p.quality.tier] for p in own)
-        return min((p for p in own if TIER_RANK[p.quality.tier] == top), key=per_token_price)
+        return min(
+            (p for p in own if TIER_RANK[p.quality.tier] == top),
+            key=lambda p: (-self.users[p.name], per_token_price(p)),
+        )
 
     def fixed(self, p: Profile) -> pol.FixedRouter:
         return pol.FixedRouter(self.index[p.name], p)
@@ -168,11 +185,12 @@ def build(
 ) -> Setup:
     """The set-up of baseline `name` (one of `BASELINES`). `success` (requests x tiers, the
     predicted P(tier answers well), NaN where unknown) drives `routellm`'s threshold."""
-    floors = name.endswith(FLOOR_SUFFIX)
-    kind = name.removesuffix(FLOOR_SUFFIX)
+    shared = name == SHARED
+    floors = shared or name.endswith(FLOOR_SUFFIX)
+    kind = "routellm" if shared else name.removesuffix(FLOOR_SUFFIX)
     if kind not in PLAIN:
         raise ValueError(f"unknown baseline {name!r}")
-    plan = _Plan(catalog, policy, floors)
+    plan = _Plan(catalog, policy, floors, shared=shared)
     slo = pol.tightest_slo(policy)
     n = len(plan.profiles)
     own = [(policy.scaling[p.name].min_replicas, policy.scaling[p.name].max_replicas)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -194,3 +195,36 @@ default_tenant:
         short = [names[i] for k, i in enumerate(out.profile) if k not in (10, 20)]
         assert set(short) == {"llama8b-fp8-ngram"}, pol
     assert any("prompts over 32768 tokens: qwen3-235b-fp8" in n for n in res.notes)
+
+
+def test_routellm_shared_keeps_one_strong_pool_where_the_floor_form_keeps_two(catalog, predictor):
+    from orchestrator.policy import load_policy_text
+    from orchestrator.simulate import simulate
+
+    from .conftest import make_requests
+
+    text = """\
+apiVersion: orchestrator/v1
+kind: Policy
+unknown_keys: default_tenant
+default_tenant:
+  name: free
+  reasoning: {allowed: false}
+tenants:
+  - name: pro
+    api_keys: [{env: PRO_KEY}]
+"""
+    policy = load_policy_text(text, "policy.yaml", catalog, resolve_secrets=False)
+    reqs = make_requests(n=200, rate=2.0, seed=3)
+    reqs = [replace(r, tenant="free" if i % 2 else "pro") for i, r in enumerate(reqs)]
+    res = simulate(catalog, policy, reqs, predictor=predictor, routellm_threshold=0.99,
+                   policies=("routellm-floor", "routellm-shared"))  # fmt: skip
+    frontier = {p.name for p in catalog.profiles if p.quality.tier == "frontier"}
+
+    def strong(name: str) -> set[str]:
+        served = res.policies[name].metrics["served_by_profile"]
+        return {p for p, n in served.items() if n and p in frontier}
+
+    # the reasoning model is cheaper per token, but the tenant without reasoning cannot use it
+    assert strong("routellm-floor") == {"qwen3-235b-fp8", "deepseek-r1-nvfp4-mtp"}
+    assert strong("routellm-shared") == {"qwen3-235b-fp8"}
