@@ -316,6 +316,19 @@ def designs(
     }
     if split is not None:
         out["split_embedding"] = standardized(dense, split)
+    if "maxpool" in only:  # the embedding's per-dimension max and min over the prompt's tokens
+        pooled = np.zeros((len(texts), 2 * static.shape[1]))
+        for i, ids in enumerate(t.token_ids):
+            if len(ids):
+                rows = static[ids]
+                pooled[i] = np.concatenate([rows.max(0), rows.min(0)])
+        out["maxpool"] = block_l2(standardized(dense, pooled), fit.EMBEDDING_L2, 1.0)
+        out["maxpool_l2x3"] = block_l2(
+            block_l2(standardized(dense, pooled), fit.EMBEDDING_L2, 1.0),
+            1.0,
+            3.0,
+            dense.shape[1],
+        )
     if length is not None:
         out["length_signal"] = standardized(dense, length)
     if any(n.startswith("pca") for n in only):
@@ -566,7 +579,8 @@ def main() -> None:
     names = args.variants.split(",") if args.variants else list(DEFAULT_VARIANTS)
     parts = {p for n in names for p in n.removeprefix("nested:").split("+")} | {"shipped"}
     all_designs = designs(t, texts, static, parts, outcomes)
-    special = ("subject_balanced", "gbm", "ensemble", "pairwise", "within_pairs", "nested:", "soft")
+    special = ("subject_balanced", "gbm", "ensemble", "pairwise", "within_pairs", "nested:", "soft",
+               "strong_mix")  # fmt: skip
     chosen = [n for n in names if n in all_designs or n.startswith(special)]
     results = {}
     cache: dict[str, np.ndarray] = {}
@@ -594,6 +608,10 @@ def main() -> None:
             raw = stacked(t, [raw_of("base"), cache["gbm_struct"]])
         elif name == "ensemble_emb_struct":
             raw = stacked(t, [raw_of("base"), cache["gbm_emb_struct"]])
+        elif name.startswith("strong_mix"):  # strong_mix0.3: 0.3 x the strong model's label
+            a = float(name.removeprefix("strong_mix"))
+            y = (1 - a) * t.labels["weak"] + a * t.labels["strong"]
+            raw = out_of_fold(t, all_designs["shipped"], y=y)
         elif name.startswith("soft"):  # soft0.5: labels kept half, half the unit's rate
             raw = out_of_fold(
                 t, all_designs["shipped"], y=soft_labels(t, float(name.removeprefix("soft")))

@@ -18,7 +18,10 @@ against #27's acceptance (>= 25 % lower mean e2e or >= 15 % lower cost at equal 
 quality; >= 60 % of truth's e2e gain). `--sizing expected|p50` sets what the planner sizes
 output from (default: the policy's `autoscaling.demand_sizing`); `--before` repeats the three
 with p50 sizing, with the scheduler, in the same process (session 13's table:
-`--sizing expected --before`). JSON + PNG.
+`--sizing expected --before`). `--sizings p50,expected,p50+level,expected+level` instead runs
+the three with the scheduler once per planner sizing (the policy's `demand_sizing`, with the
+learned demand level on for `+level`, off otherwise; bench/cost_benchmark.py `sized_policy`),
+side by side, and writes `<out>_sizings.json`. JSON + PNG.
 
     nice -n 5 python bench/value_of_prediction.py [--sources arena_hard,alpaca_eval] \\
         [--rate arena_hard=2,alpaca_eval=5 | --rate X] [--duration 900] [--no-fifo] \\
@@ -47,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from cost_benchmark import sized_policy  # noqa: E402
 from scheduler_sim import (  # noqa: E402
     PLOT_METRICS,
     TRACE,
@@ -234,6 +238,9 @@ def main() -> int:
         help="also ours, the constant and the truth with the planner sizing output from p50 "
         "(the ablation of expected tokens; with the scheduler)",
     )
+    ap.add_argument(
+        "--sizings", default=None, help="e.g. p50,expected,p50+level,expected+level (see doc)"
+    )
     ap.add_argument("--work", type=Path, default=WORK, help="traces and held-out artifacts")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmark" / "value_of_prediction"))
     args = ap.parse_args()
@@ -269,7 +276,7 @@ def main() -> int:
         )
         started = time.time()
 
-        def run(kinds, artifact=artifact, base=base, **extra) -> dict:
+        def run(kinds, artifact=artifact, base=base, policy=policy, **extra) -> dict:
             out = compare(
                 catalog,
                 policy,
@@ -285,6 +292,13 @@ def main() -> int:
                 out[variant]["window_gains"] = window_gains(out[variant]["windows"])
             return out
 
+        if args.sizings:
+            result["sources"][source] = {
+                v: run(("scheduler",), policy=sized_policy(policy, v))["scheduler"]
+                for v in args.sizings.split(",")
+            }
+            say(f"{source}: " + sizings_line(result["sources"][source]))
+            continue
         found = run(variants, demand_tokens=args.sizing)
         found["setup"] = {
             "source": source,
@@ -316,10 +330,28 @@ def main() -> int:
     result["wall_s"] = round(time.time() - t0, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.sizings:
+        Path(f"{out}_sizings.json").write_text(json.dumps(result, indent=2))
+        return 0
     out.with_suffix(".json").write_text(json.dumps(result, indent=2))
     plot(result, out.with_suffix(".png"))
     print(json.dumps({k: v["acceptance"] for k, v in result["sources"].items()}, indent=2))
     return 0
+
+
+def sizings_line(found: dict) -> str:
+    """Per sizing: ours' cost, SLO attainment, mean / p95 e2e; the constant's and truth's."""
+    parts = []
+    for variant, s in found.items():
+        p = s["policies"]
+        parts.append(
+            f"{variant}: ours ${p['ours']['cost_usd']:.2f} {p['ours']['slo_attainment']:.2%} "
+            f"e2e {p['ours']['e2e_mean_ms'] / 1000:.2f}/{p['ours']['e2e_p95_ms'] / 1000:.1f} s; "
+            f"constant ${p['ours-constant']['cost_usd']:.2f} "
+            f"{p['ours-constant']['slo_attainment']:.2%}; truth ${p['oracle']['cost_usd']:.2f} "
+            f"{p['oracle']['slo_attainment']:.2%}"
+        )
+    return "\n  ".join(parts)
 
 
 def window_gains(wins: dict) -> dict:

@@ -67,6 +67,7 @@ class PolicyExplanation:
     unused_always_on: list[str]
     tenants: list[TenantExplanation]
     scheduling: dict = field(default_factory=dict)  # order, aging_s
+    planner: str = ""  # what the planner sizes demand from (`planner_line`)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -174,7 +175,28 @@ def explain_policy(policy: Policy) -> PolicyExplanation:
             "fair_headroom": policy.spec.scheduling.fair_headroom,
             "short_work_tokens": policy.spec.scheduling.short_work_tokens,
         },
+        planner=planner_line(policy),
     )
+
+
+def planner_line(policy: Policy) -> str:
+    """The demand the planner sizes replicas for (`autoscaling.demand_sizing`, corrected by
+    the learned `demand_level` when it is on)."""
+    auto = policy.spec.autoscaling
+    sizing = (
+        "each request's predicted median answer (p50)"
+        if auto.demand_sizing == "p50"
+        else "each request's expected answer (the lognormal mean through p50 and p90)"
+    )
+    lvl = auto.demand_level
+    level = (
+        f"corrected per profile by the level learned from settled requests (generated / "
+        f"sized tokens over ~{lvl.window} requests, within {1 / lvl.max_factor:.2g}x-"
+        f"{lvl.max_factor:g}x)"
+        if lvl.enabled
+        else "not corrected (demand_level off)"
+    )
+    return f"Planner sizes output demand from {sizing}, {level}"
 
 
 # --- text rendering --------------------------------------------------------------------------
@@ -252,6 +274,8 @@ def render_text(exp: PolicyExplanation) -> str:
                 f"Short lane: requests predicted to need at most {sched['short_work_tokens']} "
                 "tokens of work start beyond a full batch while engine seats are free"
             )
+    if exp.planner:
+        out.append(exp.planner)
     if exp.unused_always_on:
         out.append(f"Note: always-on replicas no tenant may use: {', '.join(exp.unused_always_on)}")
     for t in exp.tenants:

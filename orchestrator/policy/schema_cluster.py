@@ -77,6 +77,32 @@ class ProfileScaling(Strict):
         return self
 
 
+class DemandLevelSpec(Strict):
+    """The level learned online that corrects the planner's sized demand
+    (`planning/level.py`): per profile, tokens generated / tokens sized over recently settled
+    requests, multiplied into the output demand the planner plans for."""
+
+    enabled: bool = Field(
+        False,
+        description="multiply each profile's sized output demand by its learned level "
+        "(false: plan on the sizing alone; the level keeps learning)",
+    )
+    window: int = Field(
+        2000,
+        ge=10,
+        le=100_000,
+        description="settled requests per profile the level averages over (the weight of "
+        "older ones decays by 1 - 1/window per request)",
+    )
+    max_factor: float = Field(
+        2.0,
+        ge=1.0,
+        le=10.0,
+        description="the level stays within [1/max_factor, max_factor] of the sizing "
+        "(1 = no correction)",
+    )
+
+
 class AutoscalingSpec(Strict):
     """Cluster-wide scaling settings; `profiles` sets per-profile bounds (the catalog's
     replicas.min is a default they may lower; replicas.max a ceiling)."""
@@ -93,6 +119,11 @@ class AutoscalingSpec(Strict):
         "predicted median (under-sizes a skewed load; attainment pressure adds the rest), or "
         "expected, the mean of a lognormal through p50 and p90 (sized for the mean up front; "
         "over-sizes when the predictor is unsure)",
+    )
+    demand_level: DemandLevelSpec = Field(
+        default_factory=DemandLevelSpec,
+        description="a level learned from settled requests that corrects the sized demand "
+        "(over-sizing by expected, under-sizing by p50)",
     )
     max_cost_per_hour_usd: float | None = Field(
         None, gt=0, description="ceiling on the whole cluster's replica cost"

@@ -3,7 +3,12 @@ without bound.
 
 Pure. A family's capacity is the sum over its eligible, running profiles of
 `performance.max_concurrency x running replicas` (the catalog's figure for requests a replica
-serves at once). Requests beyond capacity wait in the engines' queues; how many may wait
+serves at once). Admission counts only the requests no queue bounds: those on the engines'
+batches, those waiting where nothing bounds them (Serve's queue for a profile still starting,
+an engine's own queue) and those at the ingress not yet decided. Requests the ingress queue
+holds (waiting in it, or seated by its headroom beyond the batch: `held_by_queue`) are bounded
+there, per tenant (`scheduling.max_queued`, then 429 `queue_full` with Retry-After), and are
+not admission's to shed. Requests beyond capacity that no queue bounds may wait; how many
 depends on the tenant's priority: the lowest priority present in the policy may queue
 `queue_factor x capacity` (default 0.5x), the highest `2 x queue_factor x capacity`, others in
 between by rank. So under overload the lowest priorities are refused first and the highest
@@ -14,7 +19,7 @@ speed (at least 1 s).
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from orchestrator.policy import TenantPolicy
@@ -33,7 +38,7 @@ class ProfileLoad:
     running_replicas: int
     max_concurrency: int  # per replica (catalog performance.max_concurrency)
     output_tokens_per_s: float  # per replica, aggregate at max_concurrency
-    in_flight: int
+    in_flight: int  # what no queue bounds: on the engines, or waiting where nothing bounds it
 
     @property
     def capacity(self) -> int:
@@ -46,17 +51,35 @@ def eligible_for(tenant: TenantPolicy, query_class: str, served: Collection[str]
     return [n for n in tenant.eligible_profiles(query_class) if n in served]
 
 
-def loads_of(views: Iterable[ProfileView], eligible: Collection[str]) -> list[ProfileLoad]:
+def held_by_queue(waiting: int, busy: int, slots: int) -> int:
+    """How many of a profile's requests its ingress queue bounds: the `waiting` ones, and
+    while replicas run (`slots` > 0: running replicas x batch slots) those it seated beyond
+    the batch (`busy` slots taken above `slots`: its headroom and short lane). With no replica
+    running the ingress does not hold a profile's requests (Serve's queue waits for the
+    first replica), so only requests already waiting in it count. The server's
+    `IngressQueue.bounded` and the simulator's pools both count by this rule."""
+    return waiting + (max(0, busy - slots) if slots > 0 else 0)
+
+
+def loads_of(
+    views: Iterable[ProfileView],
+    eligible: Collection[str],
+    held: Mapping[str, int] | None = None,
+) -> list[ProfileLoad]:
     """The live load of each `eligible` profile as admission counts it, from the router's
-    views (the server's and the simulator's alike). A healthy profile with no replica running
+    views (the server's and the simulator's alike): its requests in flight and queued, less
+    the `held` ones (per profile, `held_by_queue`). A healthy profile with no replica running
     yet counts one (it is starting); an unhealthy one none."""
+    held = held or {}
     return [
         ProfileLoad(
             name=v.name,
             running_replicas=max(1, v.live.replicas_running) if v.live.healthy else 0,
             max_concurrency=v.performance.max_concurrency,
             output_tokens_per_s=v.performance.output_tokens_per_s,
-            in_flight=v.live.requests_in_flight + v.live.requests_queued,
+            in_flight=max(
+                0, v.live.requests_in_flight + v.live.requests_queued - held.get(v.name, 0)
+            ),
         )
         for v in views
         if v.name in eligible

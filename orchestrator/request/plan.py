@@ -48,8 +48,11 @@ class PlanState:
     waiting: int = 0
     # per profile: the queued requests that would leave the ingress queue before this one
     # (`WaitQueue.ahead_of`: its tenant's place in the fair order); routing prices that wait,
-    # admission the whole queue. Absent: the whole queue (Serve's FIFO).
+    # admission what no queue holds (`held`). Absent: the whole queue (Serve's FIFO).
     ahead: Mapping[str, int] = field(default_factory=dict)
+    # per profile: its requests the ingress queue bounds (`admission.held_by_queue`: waiting
+    # in it, or seated beyond the batch by its headroom), which admission does not count
+    held: Mapping[str, int] = field(default_factory=dict)
     # the tenant's running (served, strongest) expected success (routing/quality.py): its
     # surplus over a share_of_strongest target lets this request take a cheaper tier
     quality: tuple[float, float] = (0.0, 0.0)
@@ -184,7 +187,7 @@ def admit(
     served = {p.name for p in predicted.candidates}
     eligible = admission.eligible_for(tenant, predicted.budget.query_class, served)
     return admission.check_overload(
-        admission.loads_of(state.views, eligible),
+        admission.loads_of(state.views, eligible, state.held),
         priority=tenant.priority,
         priorities=[t.priority for t in state.policy.reachable_tenants()],
         waiting=state.waiting,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from orchestrator.routing.candidates import Ctx, Eval
+from orchestrator import pricing
+from orchestrator.routing.candidates import Ctx, Eval, cached_share
 from orchestrator.routing.types import CandidateReport, Decision, Estimate, ProfileView, Rejection
 
 # a closed profile that lost only on the price of opening it (routing/decide.py)
@@ -146,6 +147,8 @@ def soft_message(code: str, e: Eval, estimate: Estimate, ctx: Ctx) -> str:
             f"the cheapest option ({name}) needs ~${estimate.cost_usd_p90:.3g}"
         )
     if code == "cost_cap_exceeded":
+        if "cost_cap_below_minimum" in e.causes:  # no max_tokens brings it under the cap
+            return least_cost_message(e, ctx)
         return f"cost cap ${ctx.cost_cap} is below ~${estimate.cost_usd_p90:.3g} on {name}"
     if code == "cost_target_unmet":
         return (
@@ -164,6 +167,22 @@ def soft_message(code: str, e: Eval, estimate: Estimate, ctx: Ctx) -> str:
             f"{_by_action('on_slo_unmeetable', ctx.rules.on_slo_unmeetable)}"
         )
     return f"no profile of the tier a {ctx.prediction.query_class} query needs can serve it"
+
+
+def least_cost_message(e: Eval, ctx: Ctx) -> str:
+    """The 402 for a cap that cannot pay the least a request costs on the closest profile:
+    its prompt, its reasoning and `cap_tokens_floor` answer tokens (lowering max_tokens
+    cannot help; a shorter prompt, a cheaper profile or a higher cap would)."""
+    prices, req, floor = e.profile.prices, ctx.request, ctx.rules.cap_tokens_floor
+    reasoning = e.reasoning.expected_tokens
+    least = pricing.input_cost_usd(prices, req.prompt_tokens, cached_share(e.profile, req))
+    least += (reasoning + floor) * req.choices * prices.output_usd_per_token
+    what = f"a {req.prompt_tokens}-token prompt" + (" with reasoning" if reasoning else "")
+    return (
+        f"cost cap ${ctx.cost_cap} is below ~${least:.3g}, the least {what} and a {floor}-token "
+        f"answer cost on {e.profile.name} (the closest profile); a lower max_tokens would "
+        "not bring it under"
+    )
 
 
 def _by_action(field: str, actions: tuple[str, ...]) -> str:

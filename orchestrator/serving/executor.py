@@ -117,7 +117,7 @@ class RequestExecutor:
         self.accountant = Accountant(ledger, predictor, offload)
         self.decisions = DecisionRecorder(decisions or DecisionStore(), offload,
                                           rides_with=self.accountant.writes)  # fmt: skip
-        self.demand = DemandMeter()  # predicted demand, spend and refusals, for the controller
+        self.demand = DemandMeter(policy=lambda: self.policy_source.current)  # for the controller
         self.quality = QualityAccounts()  # each tenant's running expected quality (its target)
         self.health = fo.ProfileHealth()  # profiles seen failing, until healthy again
         # replicas starting; deployments failed or unplaceable with none running (the edge's)
@@ -258,6 +258,7 @@ class RequestExecutor:
             tenant_in_flight=self.load.tenant_in_flight(tenant.name),
             waiting=self.load.waiting_for(incoming.model),
             ahead=ahead,
+            held=self.ingress_queue.bounded(),
             quality=self.quality.of(tenant.name).sums,
         )
 

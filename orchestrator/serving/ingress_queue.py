@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from orchestrator.request.admission import held_by_queue
 from orchestrator.request.plan import Predicted
 from orchestrator.scheduling import QueueRefusal, SchedulingSettings, Waiting, WaitQueue
 from orchestrator.scheduling.key import predicted_work
@@ -180,6 +181,15 @@ class IngressQueue:
         budget = predicted.budget
         work = predicted_work(predicted.prompt_tokens, budget.p50_output_tokens)
         return self.ahead_of(tenant, budget.query_class, work, background=background)
+
+    def bounded(self) -> dict[str, int]:
+        """Per profile: the requests this queue bounds (`admission.held_by_queue`: waiting
+        here, or seated beyond the batch by the headroom), which admission does not count."""
+        return {
+            name: n
+            for name, queue in self._queues.items()
+            if (n := held_by_queue(len(queue), self.busy[name], self.capacity(name)))
+        }
 
     def release(self, profile: str) -> None:
         """Hand free slots of `profile` to the next waiters, in key order (a short one at the

@@ -137,6 +137,7 @@ class RequestRun:
             observe=self._settled,
         )
         self.slot: Ticket | None = None  # its ingress queue slot, freed when it settles
+        self.sized: tuple[str, float] | None = None  # (profile, output tokens) as demand
         self.modelled = self._modelled(engine_plan)
 
     # ----- the load book -------------------------------------------------------------------
@@ -199,6 +200,7 @@ class RequestRun:
             else sized_tokens(sizing, p.prediction.p50_tokens, p.prediction.p90_tokens)
         )  # what the planner sizes from (planning/expected.py)
         self.ctx.demand.add(p.profile.name, p.prediction.prompt_tokens, sized, time.monotonic())
+        self.sized = (p.profile.name, sized)  # its settlement teaches the level (_settled)
         self.obs.engine_started()
         first, gen = await self._first_output()
         return await self._answer(first, gen)
@@ -421,10 +423,21 @@ class RequestRun:
         slo = p.decision.slo
         done = Settled(trace.profile, status, usage, cost, observed, self.modelled,
                        (slo.ttft_p95_ms, slo.tpot_p95_ms))  # fmt: skip
+        self._teach_level(status, tokens)
         for hook in self.ctx.on_settle:
             hook(done)
         if status != "error":  # errors are closed by `serve` with their HTTP status
             self.obs.close(200 if status in ("ok", "migrated") else 499, usage, cost, trace.ttft_s)
+
+    def _teach_level(self, status: Status, tokens: float) -> None:
+        """The demand level (`planning/level.py`) learns what this request generated (per
+        choice) against what it was sized at, on the profile it was sized for: exact when it
+        ended or reached its cap, a lower bound when stopped early (cancelled, failed); a
+        request carried to another profile teaches nothing."""
+        if self.sized is None or status == "migrated" or self.sized[0] != self.trace.profile:
+            return
+        spec = self.ctx.policy_source.current.spec.autoscaling.demand_level
+        self.ctx.demand.level.observe(*self.sized, tokens, spec, ended=status == "ok")
 
     def _modelled(self, engine_plan: EnginePlan) -> tuple[float | None, float | None]:
         name = engine_plan.profile.name

@@ -2,7 +2,9 @@
 
 `DemandMeter` (ingress): requests admitted per profile with their prompt tokens and expected
 output tokens, and requests refused for capacity per profile they were meant for
-(`signals/refusals.py`; a shed request may be split over profiles by weight); `LatencyMeter`
+(`signals/refusals.py`; a shed request may be split over profiles by weight), their output
+tokens exported at each profile's learned level (`planning/level.py`, fed at settlement by
+`serving/request_run.py`; the policy's `autoscaling.demand_level`); `LatencyMeter`
 (profile replica): TTFT and TPOT of recent streams. Both export a flat `{name: number}` dict,
 the only shape Serve accepts from `record_autoscaling_stats`.
 Invariant: samples older than the window are dropped on every read and write.
@@ -11,9 +13,13 @@ Invariant: samples older than the window are dropped on every read and write.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from orchestrator.attainment import within_targets
+from orchestrator.planning.level import DemandLevel
+from orchestrator.policy.model import Policy
+from orchestrator.policy.schema_cluster import DemandLevelSpec
 
 DEMAND_PREFIX = "demand"
 
@@ -39,6 +45,10 @@ class DemandMeter:
     _spend: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
     _refused: dict[str, deque[tuple[float, float, float, float]]] = field(default_factory=dict)
     _judged: dict[str, deque[tuple[float, bool]]] = field(default_factory=dict)
+    level: DemandLevel = field(default_factory=DemandLevel)  # generated / sized, per profile
+    # the policy in force, whose `autoscaling.demand_level` each export reads (hot-reloaded;
+    # None: that block's defaults)
+    policy: Callable[[], Policy] | None = None
 
     def judge(
         self,
@@ -118,15 +128,18 @@ class DemandMeter:
         return out
 
     def export(self, now: float) -> dict[str, float]:
+        """The flat metrics; output token rates at each profile's learned level (under the
+        policy's `autoscaling.demand_level` in force)."""
+        spec = self.policy().spec.autoscaling.demand_level if self.policy else DemandLevelSpec()
         out: dict[str, float] = {}
         for profile, (rps, tin, tout) in self.rates(now).items():
             out[demand_key(profile, "rps")] = rps
             out[demand_key(profile, "in_tps")] = tin
-            out[demand_key(profile, "out_tps")] = tout
+            out[demand_key(profile, "out_tps")] = self.level.scale(profile, tout, spec)
         for profile, (rps, tin, tout) in self.refused_rates(now).items():
             out[demand_key(profile, "refused_rps")] = rps
             out[demand_key(profile, "refused_in_tps")] = tin
-            out[demand_key(profile, "refused_out_tps")] = tout
+            out[demand_key(profile, "refused_out_tps")] = self.level.scale(profile, tout, spec)
         for profile, q in self._spend.items():
             while q and q[0][0] < now - self.window_s:
                 q.popleft()

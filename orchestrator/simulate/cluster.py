@@ -43,6 +43,7 @@ class Routed:
     truncated: bool = False
     predicted: float | None = None  # predicted output tokens (scheduling; None: unknown)
     request_class: str = "standard"
+    sized: float = 0.0  # output tokens the planner sized it at (0: not sized; planning/level)
 
 
 @dataclass(slots=True)
@@ -287,6 +288,7 @@ class Cluster:
                 out.truncated[req.rid] = res.truncated
                 live += 1
                 job = Job(req.rid, req.prompt_tokens, res.tokens, t, blocks=req.prefix_blocks)
+                job.sized = res.sized
                 if self.scheduling is not None:
                     self._schedule(job, req.tenant, res)
                 if not self.dispatch(pool, job, t):
@@ -318,6 +320,8 @@ class Cluster:
                 out.ttft_s[rid] = job.first_s - job.arrival_s
                 out.e2e_s[rid] = t - job.arrival_s
                 out.tokens[rid] = job.tokens
+                if job.sized > 0.0:  # the planner's demand level learns it (ran to its end)
+                    pool.window_settled.append((job.sized, job.tokens))
                 if len(pool.window_ttft_ms) < 4096:  # a sample is enough for percentiles
                     pool.window_ttft_ms.append(1000.0 * (job.first_s - job.arrival_s))
                     tpot = (t - job.first_s) / (job.tokens - 1) if job.tokens > 1 else None

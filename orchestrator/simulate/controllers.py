@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from orchestrator.attainment import within_targets
 from orchestrator.concepts import LatencySLO
+from orchestrator.planning.level import DemandLevel
 from orchestrator.simulate.cluster import Cluster
 
 
@@ -171,6 +172,7 @@ class PlannerController:
         self.knobs = knobs  # planning.PlannerKnobs (None: the product's defaults)
         self.acc: list[list[float]] = []
         self.decisions: list = []
+        self.level = DemandLevel()  # generated / sized output tokens (planning/level.py)
 
     def initial(self, cluster: Cluster) -> list[int]:
         self.acc = [[0.0] * 6 for _ in cluster.pools]
@@ -180,8 +182,15 @@ class PlannerController:
         span = max(now - self.since, 1e-9)
         profiles = {}
         keep = 1.0 if self.count_refused else 0.0
+        spec = self.policy.spec.autoscaling.demand_level
         for pool, acc in zip(cluster.pools, self.acc, strict=True):
             n, in_tok, out_tok, refused, refused_in, refused_out = acc
+            for sized, generated in pool.window_settled:  # the server learns at settlement
+                self.level.observe(pool.name, sized, generated, spec)
+            pool.window_settled.clear()
+            out_tok, refused_out = (
+                self.level.scale(pool.name, x, spec) for x in (out_tok, refused_out)
+            )
             running = sum(r.admitted for r in pool.active)
             judged, within = self._judge(pool.window_judged)
             pool.window_judged.clear()

@@ -32,6 +32,7 @@ from orchestrator.concepts import TIER_RANK, LatencySLO
 from orchestrator.planning.expected import sized_of, sized_tokens
 from orchestrator.policy import Policy, TenantPolicy
 from orchestrator.request import live, route_inputs
+from orchestrator.request.admission import held_by_queue
 from orchestrator.request.candidates import candidates_for_model
 from orchestrator.request.errors import RequestError
 from orchestrator.request.plan import PlanState, Predicted, Refused, plan
@@ -267,6 +268,7 @@ class DecideRouter:
             budget=self.budget_state(tenant, now),
             tenant_in_flight=self._in_flight(tenant, now),
             ahead=queue_places(cluster, tenant.name, predicted),
+            held=queue_held(cluster),
             quality=self.quality.of(tenant.name).sums,
         )
         return spec, tenant, predicted, state
@@ -334,10 +336,10 @@ class DecideRouter:
             heapq.heappush(self._running.setdefault(tenant.name, []), end)
         predicted = decision.estimate.output_tokens if decision.estimate else tokens
         est = decision.estimate
-        cluster.pools[idx].predicted_tokens += (
-            self._demand(est, outcome.predicted.budget) if est else tokens
-        )
-        return Routed(idx, tokens, truncated, predicted, outcome.predicted.budget.query_class)
+        sized = self._demand(est, outcome.predicted.budget) if est else tokens
+        cluster.pools[idx].predicted_tokens += sized
+        budget = outcome.predicted.budget
+        return Routed(idx, tokens, truncated, predicted, budget.query_class, float(sized))
 
 
 def strong_profile(catalog: Catalog) -> Profile:
@@ -381,3 +383,19 @@ def queue_places(cluster: Cluster, tenant: str, predicted: Predicted) -> dict[st
         for pool in cluster.pools
         if isinstance(pool.pending, ScheduledQueue) and len(pool.pending)
     }
+
+
+def queue_held(cluster: Cluster) -> dict[str, int]:
+    """Per pool: the requests its ingress queue bounds (`PlanState.held`, by the server's rule
+    `admission.held_by_queue`: waiting in it, or seated beyond the ready replicas' batch
+    slots); none under Serve's FIFO, nor for a pool with no ready replica (the server's
+    ingress does not hold those requests: Serve's queue waits for the first replica, and the
+    replay's queue stands in for it)."""
+    held = {}
+    for pool in cluster.pools:
+        if isinstance(pool.pending, ScheduledQueue) and pool.ready > 0:
+            slots = pool.ready * pool.spec.cap
+            n = held_by_queue(len(pool.pending), pool.in_flight, slots)
+            if n:
+                held[pool.name] = n
+    return held

@@ -115,6 +115,7 @@ class Pool:
     window_ttft_ms: list = field(default_factory=list)  # finished since the controller read them
     window_tpot_ms: list = field(default_factory=list)
     window_judged: list = field(default_factory=list)  # (rid, TTFT s, TPOT s or None)
+    window_settled: list = field(default_factory=list)  # (sized, generated) output tokens
     in_flight: int = 0  # admitted + waiting on replicas
     held: dict = field(default_factory=dict)  # tenant -> its requests on replicas (scheduler)
     ready: int = 0

@@ -158,6 +158,7 @@ class Job:
     borrowed: bool = False  # started beyond the batch slots (fair headroom)
     blocks: tuple = ()  # prefix block ids (shared prefixes), if the trace has them
     cached_tokens: int = 0  # prompt tokens found in the replica's prefix cache
+    sized: float = 0.0  # output tokens the planner sized it at (0: not sized)
 
 
 class PrefixCache:

@@ -31,14 +31,14 @@ PROFILE = "smollm2-cpu"
 ONE_PROFILE = f"allowed_profiles: [{PROFILE}]"
 
 
-def queue_policy(max_queued: int) -> str:
+def queue_policy(max_queued: int, short_work_tokens: int = 0) -> str:
+    """One profile for everyone, the tenant's queue bounded at `max_queued`. The short lane
+    is off unless asked for: whether an uncapped request takes it depends on its prediction,
+    which the online calibration moves with the traffic earlier tests sent."""
     return (
         team_a_policy(f"e2e-queue-{max_queued}", default=ONE_PROFILE, team_a=ONE_PROFILE)
         + f"scheduling:\n  max_queued: {max_queued}\n"
-        # no short lane: whether a request takes it depends on its prediction, which the
-        # online calibration moves with the traffic earlier tests sent (the lane is covered
-        # by tests/serving and bench/scheduler_real.py); these tests are about the queue
-        + "  short_work_tokens: 0\n"
+        + f"  short_work_tokens: {short_work_tokens}\n"
     )
 
 
@@ -139,6 +139,28 @@ def test_a_light_tenant_starts_at_once_beside_a_heavy_tenant_s_queue(own):
     # answered while the heavy tenant's requests were still waiting for a slot
     assert heavy_done == 0 and still["waiting"] >= 2, (heavy_done, still)
     assert all(code == 200 for _, code, _ in results), results
+
+
+def test_a_capped_short_request_takes_a_free_seat_while_the_tenant_s_longer_ones_wait(own):
+    """The short lane on the real server: the 8 batch slots are full and the same tenant's
+    long requests wait for one; a request capped at 8 tokens (its work is at most its cap
+    plus prompt/16, within the lane's 64 whatever the prediction) starts in one of the
+    engine's free seats (16) and is answered before any long one ends."""
+    server, tag = own, time.time_ns()
+    with (
+        _policy(server, queue_policy(100, short_work_tokens=64)),
+        cf.ThreadPoolExecutor(12) as pool,
+    ):
+        longs = [pool.submit(_post, server, f"s-long-{tag}-{i}", 256) for i in range(10)]
+        _until(server, lambda q: q["busy"] >= 8 and q["waiting"] >= 2, "no queue of longs")
+        short = _post(server, f"s-short-{tag}", 8)
+        still, longs_done = _queue(server), sum(f.done() for f in longs)
+        results = [f.result() for f in longs]
+    assert short[1] == 200, short
+    assert longs_done == 0 and still["waiting"] >= 2, (longs_done, still)
+    assert all(code == 200 for _, code, _ in results), results
+    rows = wait_rows(server, [short[0]])
+    assert [r["request_id"] for r in rows] == [short[0]]
 
 
 def _ask(server: RunningServer, rid: str, max_tokens: int) -> tuple[str, int, str | None, str]:

@@ -174,6 +174,21 @@ BEHAVIOUR = {
         "tests/serving/test_ingress_request_path.py::"
         "test_an_admitted_request_is_demand_at_the_policy_s_sizing"
     ),
+    "AutoscalingSpec.demand_level": (
+        "tests/serving/test_demand_level_feed.py::"
+        "test_settled_answers_teach_the_level_the_planner_s_demand_is_exported_at"
+    ),
+    "DemandLevelSpec.enabled": (
+        "tests/serving/test_demand_level_feed.py::"
+        "test_settled_answers_teach_the_level_the_planner_s_demand_is_exported_at"
+    ),
+    "DemandLevelSpec.window": (
+        "tests/planning/test_demand_level.py::test_a_smaller_window_follows_a_change_sooner"
+    ),
+    "DemandLevelSpec.max_factor": (
+        "tests/planning/test_demand_level.py::"
+        "test_the_level_stays_within_its_bounds_and_a_reload_of_them_acts_on_the_next_read"
+    ),
     "AutoscalingSpec.max_cost_per_hour_usd": "tests/planning/test_plan.py::test_spend_ceiling_binds_and_alerts",
     "AutoscalingSpec.profiles": "tests/policy/test_policy_limits.py::test_scaling_bounds",
     "ProfileScaling.min_replicas": "tests/policy/test_policy_limits.py::test_scaling_bounds",

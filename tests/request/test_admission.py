@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.request.admission import ProfileLoad, check_overload, priority_share
+from orchestrator.catalog import load_catalog
+from orchestrator.paths import PROJECT_ROOT
+from orchestrator.policy import load_policy_text
+from orchestrator.replica_model import LiveState
+from orchestrator.request.admission import (
+    ProfileLoad,
+    check_overload,
+    held_by_queue,
+    loads_of,
+    priority_share,
+)
+from orchestrator.request.route_inputs import priced_views
+from orchestrator.routing import with_live
 
 
 def _loads(in_flight: int) -> list[ProfileLoad]:
@@ -56,3 +68,35 @@ def test_requests_waiting_for_their_prediction_count_as_queued():
     assert check_overload(_loads(20), priority=0, priorities=[0]) is None
     found = check_overload(_loads(20), priority=0, priorities=[0], waiting=4)
     assert found is not None and found.status == 429
+
+
+def test_the_ingress_queue_bounds_its_waiting_and_seated_beyond_the_batch():
+    assert held_by_queue(waiting=5, busy=10, slots=8) == 7  # 5 waiting, 2 seated beyond 8
+    assert held_by_queue(waiting=5, busy=6, slots=8) == 5
+    # no replica running: Serve's queue waits for the first one, the ingress holds only
+    # what already waited in it
+    assert held_by_queue(waiting=0, busy=30, slots=0) == 0
+    assert held_by_queue(waiting=2, busy=30, slots=0) == 2
+
+
+def test_admission_counts_only_what_no_queue_holds():
+    """One replica of 48 slots busy and 400 waiting in the ingress queue: counted whole, the
+    tenant is shed; with the queue's 400 left to the queue, it is admitted (and what the
+    engines and Serve hold beyond the queue still counts)."""
+    gpu = load_catalog(PROJECT_ROOT / "deployments" / "gpu-example.yaml")
+    policy = load_policy_text(
+        "apiVersion: orchestrator/v1\nkind: Policy\ndefault_tenant: {name: default}\n",
+        "policy.yaml",
+        gpu,
+    )
+    name = "llama8b-fp8-ngram"
+    busy = LiveState(replicas_running=1, requests_in_flight=48, requests_queued=400)
+    views = with_live(priced_views(gpu, policy).values(), {name: busy})
+
+    def shed(held: dict[str, int]) -> bool:
+        loads = loads_of(views, [name], held)
+        return check_overload(loads, priority=0, priorities=[0]) is not None
+
+    assert shed({})
+    assert not shed({name: 400})
+    assert shed({name: 370})  # 30 beyond the slots that no queue holds: over 24

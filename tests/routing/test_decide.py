@@ -285,6 +285,17 @@ def test_cost_cap_below_minimum_is_402_even_without_reject(gpu_views):
     d = decide(_req(), EASY, rules, gpu_views)
     assert d.action == "reject"
     assert d.rejection.status == 402 and d.rejection.code == "cost_cap_exceeded"
+    assert "would not bring it under" in d.rejection.message  # the prompt alone is over
+
+
+def test_a_cap_that_max_tokens_can_meet_does_not_say_it_cannot(gpu_views):
+    """Over the cap only through the answer's length, with `reject` alone: the 402 names the
+    cap and the cost, not the prompt."""
+    rules = TenantRules(cost_cap_usd=2e-4, on_cost_cap=("reject",))
+    d = decide(_req(model="llama8b-fp8-ngram"), HARD, rules, gpu_views)
+    assert d.rejection.status == 402 and d.rejection.code == "cost_cap_exceeded"
+    assert d.rejection.message.startswith("cost cap $0.0002 is below ~$")
+    assert "would not bring it under" not in d.rejection.message
 
 
 def test_max_tokens_is_min_of_caller_policy_and_target(gpu_views):

@@ -152,6 +152,40 @@ async def test_the_queue_holds_requests_before_admission_refuses_them(
     ex.ledger.close()
 
 
+async def test_admission_leaves_what_the_queue_holds_to_the_tenant_s_queue_bound(
+    tmp_path, monkeypatch, engine_stream, chunk
+):
+    """Admission counts only what no queue bounds: with the 8 batch slots busy, 8 more requests
+    wait in the ingress queue (admission alone would have shed the 13th at 1.5x the slots),
+    and the next is refused by the tenant's queue bound (`max_queued: 8`), 429 `queue_full`
+    with Retry-After, not `server_overloaded`."""
+    one_profile = (
+        "  allowed_profiles: [smollm2-cpu]\nscheduling: {short_work_tokens: 0, "
+        "fair_headroom: 0, max_queued: 8}\n"
+    )
+    ex = make_executor(tmp_path, monkeypatch, policy_text=POLICY_TEXT + one_profile)
+    slots = ex.catalog.profile("smollm2-cpu").batch_slots
+    body = {"model": FAMILY, "messages": MESSAGES, "stream": True}
+    for i in range(slots):
+        ex.handle.streams.append(engine_stream([chunk("a")], hang=True))
+        assert isinstance(
+            await _serve(ex, body, "chat", {"x-request-id": f"r{i}"}), StreamingResponse
+        )
+    waiting = []
+    for i in range(8):  # one at a time: each is in the queue before the next arrives
+        waiting.append(asyncio.create_task(_serve(ex, body, "chat", {"x-request-id": f"w{i}"})))
+        await _until_waiting(ex, i + 1, tries=500)  # the budget read: worker threads
+    assert ex.ingress_queue.bounded() == {"smollm2-cpu": 8}
+    refused = await _serve(ex, body, "chat", {"x-request-id": "over"})
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert error_of(refused)["code"] == "queue_full"
+    assert len(ex.handle.requests) == slots  # the waiters have not reached the engine
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    ex.ledger.close()
+
+
 async def test_a_request_predicted_short_starts_in_a_free_engine_seat_past_a_full_batch(
     tmp_path, monkeypatch, engine_stream, chunk
 ):
@@ -185,8 +219,8 @@ async def _client_leaves(response: StreamingResponse) -> None:
     await asyncio.gather(reader, return_exceptions=True)
 
 
-async def _until_waiting(ex, n: int) -> dict:
-    for _ in range(100):
+async def _until_waiting(ex, n: int, tries: int = 100) -> dict:
+    for _ in range(tries):
         snapshot = ex.ingress_queue.snapshot()
         if sum(p["waiting"] for p in snapshot.values()) == n:
             return snapshot

@@ -83,6 +83,13 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     ),
     # fourth session (issue 31)
     "cue-terms": ("+ explicit length asks: signed linear cue term (shipped)", {}),
+    # fifth session (issue 31): on the shipped configuration
+    "ranker-now": (
+        "p50 listwise ranker (rank_xendcg), shipped otherwise",
+        {"p50_objective": "rank"},
+    ),
+    "pasted-now": ("+ pasted-material length slope", {"type_terms": ("math", "pasted")}),
+    "balance-1": ("source balance 1.0 (equal source mass)", {"source_balance": 1.0}),
 }
 
 
