@@ -10,8 +10,14 @@ common attainment is read by linear interpolation between its sweep points (neve
 extrapolated), and the value of prediction there is 1 - ours / ours-constant.
 
     nice -n 10 python bench/prediction_frontier.py [--trace azure|mooncake] [--rate-scale 10]
-        [--duration 1200] [--warmup 300] [--headrooms 0,0.1,0.25,0.5]
+        [--duration 1200] [--warmup 300] [--headrooms 0,0.1,0.25,0.5] [--level]
+        [--source arena_hard --rate-scale 2 --duration 900 --work DIR]
         [--out docs/benchmark/prediction_frontier_azure10x]
+
+`--source S`: the Azure arrivals carry real prompts of the shared source S with their real
+answer lengths, and ours reads a predictor trained without S (bench/value_of_prediction.py's
+trace and held-out artifact, built in `--work` when absent; limits as written). `--level`:
+the planner's learned demand level on (`autoscaling.demand_level.enabled`) for all three.
 
 Catalog and policy: deployments/gpu-example.yaml, policies/gpu-example.yaml, limits scaled
 with the rate as bench/cost_benchmark.py scales them. JSON + PNG.
@@ -20,6 +26,7 @@ with the rate as bench/cost_benchmark.py scales them. JSON + PNG.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -31,10 +38,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from orchestrator.catalog import load_catalog  # noqa: E402
 from orchestrator.paths import SHARED_DATA  # noqa: E402
 from orchestrator.policy import load_policy, load_policy_text  # noqa: E402
+from orchestrator.predict import Predictor  # noqa: E402
 from orchestrator.simulate import load_traffic, rescale, simulate  # noqa: E402
 from orchestrator.simulate.limits import scale_limits  # noqa: E402
 
@@ -49,11 +58,15 @@ def say(line: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
-def with_headroom(policy, catalog, headroom: float):
-    """`policy` with the global `autoscaling.headroom` set (per-pool values kept)."""
+def with_headroom(policy, catalog, headroom: float, level: bool = False):
+    """`policy` with the global `autoscaling.headroom` set (per-pool values kept), and the
+    learned demand level on when `level`."""
     spec = policy.spec.model_dump(mode="json", exclude_unset=True)
     spec.pop("catalog", None)
-    spec.setdefault("autoscaling", {})["headroom"] = headroom
+    auto = spec.setdefault("autoscaling", {})
+    auto["headroom"] = headroom
+    if level:
+        auto.setdefault("demand_level", {})["enabled"] = True
     text = yaml.safe_dump(spec, sort_keys=False)
     return load_policy_text(
         text, f"{policy.source} (headroom {headroom:g})", catalog, resolve_secrets=False
@@ -121,23 +134,41 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=300.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--headrooms", default="0,0.1,0.25,0.5")
+    ap.add_argument("--level", action="store_true", help="the learned demand level on")
+    ap.add_argument("--source", default=None, help="real prompts and answers of this source")
+    ap.add_argument("--work", type=Path, default=None, help="--source's traces and artifacts")
     ap.add_argument("--out", default=None, help="path stem (default docs/benchmark/...)")
     args = ap.parse_args()
     headrooms = [float(h) for h in args.headrooms.split(",")]
-    label = f"{args.trace} x{args.rate_scale:g}"
+    name = args.source or args.trace
+    label = f"{name} x{args.rate_scale:g}" + (" (level)" if args.level else "")
     out = Path(args.out or ROOT / "docs" / "benchmark" / (
-        f"prediction_frontier_{args.trace}{args.rate_scale:g}x"))  # fmt: skip
+        f"prediction_frontier_{name}{args.rate_scale:g}x"))  # fmt: skip
     catalog = load_catalog(ROOT / "deployments" / "gpu-example.yaml")
     policy = load_policy(ROOT / "policies" / "gpu-example.yaml", catalog, resolve_secrets=False)
-    base = rescale(load_traffic(TRACES[args.trace], seed=args.seed),
-                   rate_scale=args.rate_scale, duration_s=args.duration, seed=args.seed)  # fmt: skip
-    catalog, policy = scale_limits(catalog, policy, args.rate_scale)
+    new_predictor = None
+    if args.source:
+        import value_of_prediction as vp
+
+        work = args.work or vp.WORK
+        artifact = vp.held_out_artifact(args.source, work)
+        base = load_traffic(vp.trace_for(args.source, args.rate_scale, args.duration,
+                                         args.seed, work))  # fmt: skip
+
+        def new_predictor():
+            return Predictor(artifact, store=None)
+    else:
+        base = rescale(load_traffic(TRACES[args.trace], seed=args.seed),
+                       rate_scale=args.rate_scale, duration_s=args.duration, seed=args.seed)  # fmt: skip
+        catalog, policy = scale_limits(catalog, policy, args.rate_scale)
     say(f"{label}: {len(base)} requests, headrooms {headrooms}")
     t0 = time.time()
     points = []
     for i, headroom in enumerate(headrooms, 1):
-        run = simulate(catalog, with_headroom(policy, catalog, headroom), list(base),
-                       policies=CURVES, seed=args.seed, warmup_s=args.warmup)  # fmt: skip
+        run = simulate(catalog, with_headroom(policy, catalog, headroom, args.level),
+                       copy.deepcopy(base), policies=CURVES, seed=args.seed,
+                       warmup_s=args.warmup,
+                       predictor=new_predictor() if new_predictor else None)  # fmt: skip
         for name in CURVES:
             m = run.policies[name].metrics
             point = {"policy": name, "headroom": headroom,
@@ -153,7 +184,8 @@ def main() -> int:
     result = {
         "setup": {
             "label": label,
-            "trace": str(TRACES[args.trace].name),
+            "trace": args.source or str(TRACES[args.trace].name),
+            "demand_level": args.level,
             "rate_scale": args.rate_scale,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
