@@ -62,6 +62,12 @@ TRACES = {
 ATTAINMENT_WITHIN = 0.01  # SLO attainment a baseline may lose and still count as matched
 
 
+def _cheapest(rows: dict) -> tuple[str, dict]:
+    """The policy with the lowest cost among `rows` (name -> metrics), and its metrics."""
+    name = min(rows, key=lambda k: rows[k]["cost_usd"])
+    return name, rows[name]
+
+
 def goal_checks(policies: dict) -> list[str]:
     """The acceptance figures (issue #28): ours' SLO attainment and refusals; its cost against
     static and the best other baseline at the policy's quality floors (by cost alone, and among
@@ -83,8 +89,7 @@ def goal_checks(policies: dict) -> list[str]:
         )
     others = {k: v for k, v in floor.items() if k != "static-floor"}
     if others:
-        best = min(others, key=lambda k: others[k]["cost_usd"])
-        v = others[best]
+        best, v = _cheapest(others)
         lines.append(
             f"best other baseline at the floors: {best}, / ours = "
             f"{v['cost_usd'] / ours['cost_usd']:.2f}x (goal >= 1.2x); its quality "
@@ -98,8 +103,7 @@ def goal_checks(policies: dict) -> list[str]:
             if w["slo_attainment"] >= ours["slo_attainment"] - ATTAINMENT_WITHIN
         }
         if matched:
-            best = min(matched, key=lambda k: matched[k]["cost_usd"])
-            v = matched[best]
+            best, v = _cheapest(matched)
             lines.append(
                 f"best other baseline at the floors and ours' SLO attainment (within 1 point): "
                 f"{best}, / ours = {v['cost_usd'] / ours['cost_usd']:.2f}x; SLO "
