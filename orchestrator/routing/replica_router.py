@@ -2,8 +2,8 @@
 
 A request that carries its prediction (`vllm_xargs`, set by the ingress; see
 `orchestrator.scheduling.replicas`) goes to the replica with the least predicted outstanding
-work, the prefix's home replica credited `affinity_tokens` (`scheduling.choose_replica`);
-outstanding work = max(this router's own predicted work there, the replica's report). Others
+work, the prefix's home replica first unless it holds `imbalance_threshold` requests more
+than the lightest (`scheduling.choose_replica`); outstanding work = max(this router's own predicted work there, the replica's report). Others
 are ranked by `affinity.rank_replicas` (request counts).
 
 Thin adapter: the choices are pure functions (tested without Ray); this class
@@ -62,7 +62,6 @@ class PrefixAffinityRouter(RequestRouter):
         prefix_chars: int = 1024,
         imbalance_threshold: float = 4.0,
         kv_cache_high: float = 0.95,
-        affinity_tokens: float = by_work.DEFAULT_AFFINITY_TOKENS,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -72,7 +71,6 @@ class PrefixAffinityRouter(RequestRouter):
             imbalance_threshold=float(imbalance_threshold),
             kv_cache_high=float(kv_cache_high),
         )
-        self._affinity_tokens = float(affinity_tokens)
         self._in_flight: dict[str, int] = {}
         self._routed: dict[str, str] = {}  # internal request id -> replica unique id
         self._outstanding: dict[str, float] = {}  # replica -> predicted work routed there
@@ -133,11 +131,14 @@ class PrefixAffinityRouter(RequestRouter):
                 uid,
                 max(self._outstanding.get(uid, 0.0), by_id[uid].stats.outstanding_tokens or 0.0),
                 by_id[uid].full or (by_id[uid].stats.kv_cache_usage or 0.0) >= kv_high,
+                by_id[uid].load,
             )
             for uid in ranked
         ]
         return by_work.choose_replica(
-            work, home=ranked[0] if key else None, affinity_tokens=self._affinity_tokens
+            work,
+            home=ranked[0] if key else None,
+            imbalance_requests=self._config.imbalance_threshold,
         )
 
     def on_request_routed(

@@ -4,8 +4,16 @@ score (pure: the Serve `RequestRouter` and the simulator call it).
 A replica's outstanding work is the predicted work of the requests it holds: prefill (prompt
 tokens weighted by `key.PROMPT_WEIGHT`) plus the decode still predicted to remain. A replica
 likely to hold the request's prompt prefix in its KV cache (its "home", by rendezvous hashing)
-is credited `affinity_tokens` of work, so affinity wins between near-equal replicas and gives
-way when the home replica is much busier. Replicas at their concurrency limit come last.
+comes first unless it is full or holds more than `imbalance_requests` requests beyond the
+lightest replica: the bound of the count-based affinity rule (`routing.affinity`), so a
+prediction never moves a request off a warm prefix that the count rule would keep. Otherwise,
+and for the other ranks, least outstanding work first. Replicas at their concurrency limit
+come last.
+
+Why counts bound affinity and not a credit in predicted work: a fixed credit of 256 tokens
+broke affinity for long shared prompts (Mooncake x4, simulator: mean TTFT 0.78 s against 0.59 s
+for the count rule, the true lengths 1.44 s), and a credit of four average requests' work still
+lost to the count rule (0.73 s); with the count bound, 0.57 s (`docs/benchmark.md`, session 15).
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from typing import Any
 
 from orchestrator.scheduling.key import PROMPT_WEIGHT
 
-DEFAULT_AFFINITY_TOKENS = 256.0
+DEFAULT_IMBALANCE_REQUESTS = 4.0  # as routing.affinity.AffinityConfig.imbalance_threshold
 # keys of vLLM's `vllm_xargs` (a request's extension arguments) that carry the prediction from
 # the ingress to the replica router and the replica
 XARG_PROMPT = "orchestrator_prompt_tokens"
@@ -52,21 +60,26 @@ def remaining_work(prompt_tokens: int, predicted_tokens: int, generated: int) ->
 class ReplicaLoad:
     replica_id: str
     outstanding_tokens: float  # predicted prefill + remaining decode of its requests
-    full: bool = False  # at max_ongoing_requests
+    full: bool = False  # at max_ongoing_requests (or its KV cache nearly full)
+    requests: int = 0  # requests it holds (running + waiting)
 
 
 def choose_replica(
     replicas: Sequence[ReplicaLoad],
     *,
     home: str | None = None,
-    affinity_tokens: float = DEFAULT_AFFINITY_TOKENS,
+    imbalance_requests: float = DEFAULT_IMBALANCE_REQUESTS,
 ) -> list[str]:
-    """Replica ids, best first: not full, then least outstanding work minus the affinity
-    credit of `home`; ties keep the given order (pass them in rendezvous order)."""
+    """Replica ids, best first: `home` when it is not full and holds at most
+    `imbalance_requests` requests more than the lightest replica; then (or else) not full
+    first, least outstanding work, the given order on ties (pass them in rendezvous order)."""
     order = {r.replica_id: i for i, r in enumerate(replicas)}
-
-    def score(r: ReplicaLoad) -> tuple[bool, float, int]:
-        credit = affinity_tokens if r.replica_id == home else 0.0
-        return (r.full, r.outstanding_tokens - credit, order[r.replica_id])
-
-    return [r.replica_id for r in sorted(replicas, key=score)]
+    ranked = sorted(replicas, key=lambda r: (r.full, r.outstanding_tokens, order[r.replica_id]))
+    ids = [r.replica_id for r in ranked]
+    if home is None or home not in order:
+        return ids
+    lightest = min(r.requests for r in replicas)
+    h = replicas[order[home]]
+    if h.full or h.requests - lightest > imbalance_requests:
+        return ids
+    return [home, *(rid for rid in ids if rid != home)]

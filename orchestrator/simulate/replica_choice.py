@@ -22,9 +22,9 @@ def pick_replica(
     """Serve's default request router: the less loaded of two random ready replicas, among
     those under `max_ongoing_requests` (None: every ready replica is full). A job with
     prefix blocks goes where the product's replica router sends it (`_pick_affine`).
-    Scheduled: the product's choice, least predicted outstanding work with the prefix's
-    home replica credited (`scheduling.choose_replica`), among replicas with a free batch
-    slot (the rest wait in the ingress queue, in key order)."""
+    Scheduled: the product's choice (`scheduling.choose_replica`): the prefix's home replica
+    unless it is full or much busier by request count, else least predicted outstanding work,
+    among replicas with a free batch slot (the rest wait in the ingress queue, in key order)."""
     ready = pool.serving
     if not ready:
         return None
@@ -32,14 +32,12 @@ def pick_replica(
     if scheduled:
         # the ingress holds what the engines cannot batch now, in its own order and shares
         limit = min(limit, pool.spec.cap)
-        ids = [str(i) for i in range(len(ready))]
+        by_id = {str(r.rid): r for r in ready}  # replica ids, as `_pick_affine` hashes them
         home = None
         if job is not None and job.blocks and len(ready) > 1:
-            home = rendezvous_order(str(job.blocks[0]), ids)[0]
-        loads = [
-            WorkLoad(i, r.outstanding, r.load >= limit) for i, r in zip(ids, ready, strict=True)
-        ]
-        r = ready[int(choose_replica(loads, home=home)[0])]
+            home = rendezvous_order(str(job.blocks[0]), list(by_id))[0]
+        loads = [WorkLoad(rid, r.outstanding, r.load >= limit, r.load) for rid, r in by_id.items()]
+        r = by_id[choose_replica(loads, home=home)[0]]
         return r if r.load < limit else None
     if job is not None and job.blocks and len(ready) > 1:
         return _pick_affine(ready, job, limit)

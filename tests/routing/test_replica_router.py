@@ -127,21 +127,44 @@ def _predicted(text: str, rid: str, prompt: int, predicted: int) -> PendingReque
 
 def test_predicted_work_picks_the_least_outstanding_replica_not_the_fewest_requests():
     async def scenario():
-        router = await _router(imbalance_threshold=100)
-        reps = [FakeReplica("u1"), FakeReplica("u2")]
-        # one long generation on u1, three short ones on u2
-        router.on_request_routed(_predicted("a", "long", 100, 4000), reps[0].replica_id, None)
+        router = await _router(imbalance_threshold=4)
+        reps = {u: FakeReplica(u) for u in ("u1", "u2", "u3")}
+        key = prefix_key("user\nnew\n", 1024)
+        home, a, b = rendezvous_order(key, list(reps))
+        # the prompt's home holds 8 short requests (beyond the bound of 4 over the lightest),
+        # a one long generation, b three short ones: b has the least work left
+        for i in range(8):
+            router.on_request_routed(_predicted("h", f"h{i}", 100, 20), reps[home].replica_id, None)
+        router.on_request_routed(_predicted("x", "long", 100, 4000), reps[a].replica_id, None)
         for i in range(3):
-            router.on_request_routed(_predicted("b", f"s{i}", 100, 20), reps[1].replica_id, None)
-        ranks = await router.choose_replicas(reps, _predicted("new", "n1", 100, 50))
-        assert ranks[0][0].replica_id.unique_id == "u2" and router.last_reason == "predicted_work"
-        # without a prediction the request counts decide (u1 holds fewer)
-        ranks = await router.choose_replicas(reps, _pending("new", "n2"))
-        assert ranks[0][0].replica_id.unique_id == "u1"
-        # the long one ends: u1 is empty again and wins
-        router.on_request_completed(reps[0].replica_id, "long")
-        ranks = await router.choose_replicas(reps, _predicted("new", "n3", 100, 50))
-        assert ranks[0][0].replica_id.unique_id == "u1"
+            router.on_request_routed(_predicted("y", f"s{i}", 100, 20), reps[b].replica_id, None)
+        ranks = await router.choose_replicas(list(reps.values()), _predicted("new", "n1", 100, 50))
+        assert ranks[0][0].replica_id.unique_id == b and router.last_reason == "predicted_work"
+        # without a prediction the request counts decide (a holds fewest)
+        ranks = await router.choose_replicas(list(reps.values()), _pending("new", "n2"))
+        assert ranks[0][0].replica_id.unique_id == a
+        # the long one ends: a is empty again and wins
+        router.on_request_completed(reps[a].replica_id, "long")
+        ranks = await router.choose_replicas(list(reps.values()), _predicted("new", "n3", 100, 50))
+        assert ranks[0][0].replica_id.unique_id == a
+
+    _run(scenario())
+
+
+def test_predicted_work_keeps_the_prefix_home_within_the_count_bound():
+    async def scenario():
+        router = await _router(imbalance_threshold=4)
+        reps = {u: FakeReplica(u) for u in ("u1", "u2")}
+        key = prefix_key("user\nshared document\n", 1024)
+        home, other = rendezvous_order(key, list(reps))
+        # two long prompts on the home replica: more predicted work, but only 2 requests more
+        for i in range(2):
+            router.on_request_routed(
+                _predicted("shared document", f"p{i}", 16_000, 50), reps[home].replica_id, None
+            )
+        pending = _predicted("shared document", "n", 16_000, 50)
+        ranks = await router.choose_replicas(list(reps.values()), pending)
+        assert [r[0].replica_id.unique_id for r in ranks] == [home, other]
 
     _run(scenario())
 
@@ -150,8 +173,9 @@ def test_the_replicas_own_report_of_outstanding_work_counts():
     async def scenario():
         router = await _router()
         reps = [
-            FakeReplica("u1", {"outstanding_tokens": 9000.0}),
-            FakeReplica("u2", {"outstanding_tokens": 10.0}),
+            # u1 also reports 5 requests more than u2: beyond the count bound even as home
+            FakeReplica("u1", {"outstanding_tokens": 9000.0, "running": 6}),
+            FakeReplica("u2", {"outstanding_tokens": 10.0, "running": 1}),
         ]
         ranks = await router.choose_replicas(reps, _predicted("hello", "r", 10, 10))
         assert ranks[0][0].replica_id.unique_id == "u2"

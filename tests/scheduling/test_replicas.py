@@ -11,11 +11,19 @@ def test_the_least_outstanding_work_wins_not_the_fewest_requests():
     assert choose_replica(loads)[0] == "r2"
 
 
-def test_affinity_wins_between_near_equal_replicas_and_yields_to_a_busy_home():
-    near = [ReplicaLoad("a", 300.0), ReplicaLoad("home", 400.0)]
-    assert choose_replica(near, home="home", affinity_tokens=256)[0] == "home"
-    busy = [ReplicaLoad("a", 300.0), ReplicaLoad("home", 5000.0)]
-    assert choose_replica(busy, home="home", affinity_tokens=256)[0] == "a"
+def test_the_home_replica_keeps_its_prefix_within_the_request_count_bound():
+    # home holds more predicted work (a long shared prompt's prefill) but only 2 requests more
+    near = [ReplicaLoad("a", 300.0, requests=1), ReplicaLoad("home", 4000.0, requests=3)]
+    assert choose_replica(near, home="home", imbalance_requests=4)[0] == "home"
+    # beyond the bound the least outstanding work wins
+    busy = [ReplicaLoad("a", 300.0, requests=1), ReplicaLoad("home", 4000.0, requests=6)]
+    assert choose_replica(busy, home="home", imbalance_requests=4) == ["a", "home"]
+    # a full home yields whatever its counts
+    full = [ReplicaLoad("a", 300.0, requests=1), ReplicaLoad("home", 0.0, full=True, requests=1)]
+    assert choose_replica(full, home="home")[0] == "a"
+    # no home (no shared prefix): least work, the given order on ties
+    assert choose_replica(near) == ["a", "home"]
+    assert choose_replica([ReplicaLoad("x", 5.0), ReplicaLoad("y", 5.0)]) == ["x", "y"]
 
 
 def test_full_replicas_come_last():
