@@ -130,7 +130,7 @@ def token_rarity(ids: np.ndarray, weight: np.ndarray, piece: np.ndarray) -> np.n
         return np.zeros(len(RARITY_FEATURES))
     w = weight[ids]
     return np.array(
-        [w.mean(), (w > RARE_WEIGHT).mean(), piece[ids].mean(), len(np.unique(ids)) / len(ids)]
+        [w.mean(), (w > RARE_WEIGHT).mean(), piece[ids].mean(), len(set(ids.tolist())) / len(ids)]
     )
 
 
