@@ -119,3 +119,11 @@ def test_scores_are_those_of_the_tokenizer_path():
     for text in texts:
         assert fast.raw_logits(text, 2) == slow.raw_logits(text, 2), text
         assert fast.tier_success(text) == slow.tier_success(text), text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.from_regex(r"[a-zA-Z0-9_]{1,120}", fullmatch=True), min_size=1, max_size=30))
+def test_new_words_get_the_tokenizers_ids(fast, tokenizer, words):
+    """Random words (nearly all new to the cache), longer than WordPiece's limit too."""
+    text = " ".join(words)
+    assert fast(text) == _ids(tokenizer, text)
