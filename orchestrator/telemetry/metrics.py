@@ -33,7 +33,7 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from orchestrator.attainment import AttainmentTracker
+from orchestrator.attainment import AttainmentTracker, judged
 from orchestrator.telemetry.summed_counter import SummedCounter
 from orchestrator.telemetry.summed_histogram import SummedHistogram
 
@@ -268,9 +268,11 @@ def slo_outcome(status_code: int, measured_s: float | None, target_s: float | No
     """
     if target_s is None:
         return None
+    if not judged(status_code):
+        return None
     if status_code >= 500:
         return "missed"
-    if status_code >= 400 or measured_s is None:
+    if measured_s is None:
         return None
     return "met" if measured_s <= target_s else "missed"
 
