@@ -9,9 +9,9 @@ and charged like any request, under the line's request id).
 Invariants:
 - a line's request id is `<batch id>-L<line>`: the ledger's idempotency key, so a line that
   is run again after its replica died mid-answer is still charged once;
-- a refusal for capacity (429 `server_overloaded`, `queue_full` or `profile_lost`, 503) gives the line back to run later (at
-  most `max_attempts` claims); a budget refusal fails the line and stops the job with the
-  reason in its error file; any other 4xx fails the line with the engine's error body;
+- a refusal for capacity (429 `server_overloaded`, `queue_full`, `queue_timeout` or
+  `profile_lost`, 503) gives the line back to run later (at most `max_attempts` claims); a
+  budget refusal fails the line and stops the job with the reason in its error file; any other 4xx fails the line with the engine's error body;
 - leases of running lines are renewed while they run, so only a dead replica's lines lapse.
 """
 
@@ -31,7 +31,14 @@ from orchestrator.batch.store import DONE, FAILED, BatchStore, ClaimedLine
 log = logging.getLogger("orchestrator.batch")
 
 RETRY_CODES = frozenset(
-    {"server_overloaded", "queue_full", "profile_lost", "no_healthy_profile", "engine_unavailable"}
+    {
+        "server_overloaded",
+        "queue_full",
+        "queue_timeout",
+        "profile_lost",
+        "no_healthy_profile",
+        "engine_unavailable",
+    }
 )
 BUDGET_CODES = frozenset({"budget_exhausted"})
 

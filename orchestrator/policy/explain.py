@@ -129,6 +129,18 @@ def _class(policy: Policy, tenant: TenantPolicy, rc: QueryClass) -> ClassExplana
     return ClassExplanation(rc, n_in, n_out, lim, options, cheapest, note)
 
 
+def _queue(policy: Policy, tenant: TenantPolicy) -> dict:
+    """The tenant's ingress-queue settings, with the wait bound in force per request class."""
+    from orchestrator.scheduling.settings import wait_bound_s
+
+    own = policy.spec.scheduling.for_tenant(tenant.name)
+    waits = {
+        rc: wait_bound_s(own.max_wait_s, tenant.limits(rc).latency.ttft_p95_ms)
+        for rc in QUERY_CLASSES
+    }
+    return {"priority": tenant.priority, **own.model_dump(), "waits_s": waits}
+
+
 def explain_policy(policy: Policy) -> PolicyExplanation:
     """Explain every tenant (unreachable default tenants are listed without details)."""
     reachable = {t.name for t in policy.reachable_tenants()}
@@ -148,10 +160,7 @@ def explain_policy(policy: Policy) -> PolicyExplanation:
                 always_on=always_on,
                 min_replicas_usd_per_month=policy.min_replicas_cost_per_month(tuple(always_on)),
                 batch=t.batch.model_dump(),
-                queue={
-                    "priority": t.priority,
-                    **policy.spec.scheduling.for_tenant(t.name).model_dump(),
-                },
+                queue=_queue(policy, t),
                 classes=[_class(policy, t, rc) for rc in QUERY_CLASSES]
                 if t.name in reachable
                 else [],
@@ -307,9 +316,13 @@ def render_text(exp: PolicyExplanation) -> str:
         if t.queue:
             q = t.queue
             deadline = ", deadline order (TTFT target)" if q["deadline"] else ""
+            waits = ", ".join(
+                f"{rc} {'unbounded' if w is None else f'{w:g} s'}" for rc, w in q["waits_s"].items()
+            )
             out.append(
                 f"  queue: priority {q['priority']}, fair-share weight {q['weight']:g}, "
-                f"up to {q['max_queued']} waiting (then 429){deadline}"
+                f"up to {q['max_queued']} waiting (then 429){deadline}; longest wait (then 429 "
+                f"queue_timeout): {waits}"
             )
         always = ", ".join(f"{n} x{k}" for n, k in t.always_on.items()) or "none"
         out.append(

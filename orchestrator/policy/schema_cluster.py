@@ -170,6 +170,13 @@ class TenantScheduling(Strict):
         description="its requests wait in deadline order (arrival + the class's TTFT p95 "
         "target), ahead of the predicted-work order",
     )
+    max_wait_s: float | None = Field(
+        None,
+        ge=0,
+        le=86_400,
+        description="seconds one of its requests may wait in the ingress queue; past it, 429 "
+        "queue_timeout with Retry-After (0: no bound; unset: the block's)",
+    )
 
 
 class SchedulingSpec(Strict):
@@ -206,8 +213,18 @@ class SchedulingSpec(Strict):
         "(output tokens + prompt tokens / 16) starts beyond a full batch, up to the engine's "
         "max_num_seqs, instead of waiting for a long answer to end (0: off)",
     )
+    max_wait_s: float | None = Field(
+        None,
+        ge=0,
+        le=86_400,
+        description="seconds a request may wait in the ingress queue before it leaves with 429 "
+        "queue_timeout and Retry-After, so a client is told to come back instead of waiting "
+        "past any use (0: no bound; unset: 20x its class's TTFT p95 target, at least 10 s, "
+        "and no bound for a class without a TTFT target)",
+    )
     tenants: dict[str, TenantScheduling] = Field(
-        default_factory=dict, description="per-tenant weight, queue bound and deadline order"
+        default_factory=dict,
+        description="per-tenant weight, queue bound, deadline order and wait bound",
     )
 
     def for_tenant(self, name: str) -> TenantScheduling:
@@ -217,4 +234,5 @@ class SchedulingSpec(Strict):
             weight=own.weight if own.weight is not None else self.weight,
             max_queued=own.max_queued if own.max_queued is not None else self.max_queued,
             deadline=own.deadline,
+            max_wait_s=own.max_wait_s if own.max_wait_s is not None else self.max_wait_s,
         )

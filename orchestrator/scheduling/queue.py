@@ -60,11 +60,13 @@ class Enqueued:
     key: OrderKey
     position: int  # requests that would leave before it, when it was queued
     enqueued_s: float
+    max_wait_s: float | None = None  # its wait bound (None: none)
 
 
 @dataclass(frozen=True)
 class QueueRefusal:
-    """429 with Retry-After: the tenant's queue is at its bound."""
+    """429 with Retry-After: the tenant's queue is at its bound (`queue_full`), shrunk by a
+    reload (`queue_shrunk`), or the request waited past its bound (`queue_timeout`)."""
 
     request_id: str
     tenant: str
@@ -97,6 +99,7 @@ class WaitQueue:
         self.counter = VirtualTokenCounter()
         self._classes: dict[int, dict[str, _Tenant]] = {}  # class_rank -> tenant -> queue
         self._items: dict[str, tuple[Waiting, OrderKey, float]] = {}  # id -> item, key, since
+        self._due: dict[str, float] = {}  # id -> when its wait bound ends (bounded ones only)
         self._seq = 0
         self._typical_wait_s = 0.0
 
@@ -211,7 +214,10 @@ class WaitQueue:
         queue.count += 1
         queue.view = None
         self._items[item.request_id] = (item, key, now)
-        return Enqueued(item.request_id, key, position, now)
+        bound = self.settings.max_wait_s(item.tenant, item.request_class)
+        if bound is not None:
+            self._due[item.request_id] = now + bound
+        return Enqueued(item.request_id, key, position, now, bound)
 
     def _head(self) -> tuple[str, _Tenant] | None:
         """The tenant whose request leaves next, its queue's head cleaned of stale entries."""
@@ -242,6 +248,7 @@ class WaitQueue:
         tenant, queue = head
         key, rid = heapq.heappop(queue.heap)
         item, _, since = self._items.pop(rid)
+        self._due.pop(rid, None)
         queue.count -= 1
         queue.view = None
         waited = self.clock() - since
@@ -259,11 +266,28 @@ class WaitQueue:
         limit = self.clock() - seconds
         return [rid for rid, (_, _, since) in self._items.items() if since < limit]
 
+    def overdue(self) -> list[str]:
+        """Ids of the requests past their wait bound (`scheduling.max_wait_s`, fixed when
+        each was queued): each should leave with 429 `queue_timeout` (`time_out`)."""
+        now = self.clock()
+        return [rid for rid, due in self._due.items() if due < now]
+
+    def time_out(self, request_id: str) -> QueueRefusal | None:
+        """`request_id` waited past its bound: it leaves, charged nothing; its refusal (429
+        `queue_timeout` with Retry-After), or None when it no longer waits."""
+        item = self.cancel(request_id)
+        if item is None:
+            return None
+        return QueueRefusal(
+            request_id, item.tenant, self.retry_after_s(), item.payload, "queue_timeout"
+        )
+
     def cancel(self, request_id: str) -> Waiting | None:
         """The client went away: the request leaves at once and is charged nothing."""
         found = self._items.pop(request_id, None)
         if found is None:
             return None
+        self._due.pop(request_id, None)
         item, key, _ = found
         queue = self._classes[key.class_rank][item.tenant]
         queue.count -= 1

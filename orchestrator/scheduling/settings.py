@@ -17,17 +17,37 @@ _RESOLVED: dict[str, SchedulingSettings] = {}  # policy version -> its settings
 
 # the priority class of background work (batch lines): below every tenant's (policy >= 0)
 BACKGROUND_PRIORITY = -1
+# the derived wait bound (policy `scheduling.max_wait_s` unset): this many times the class's TTFT
+# p95 target, at least MIN_WAIT_S. A request still waiting there has missed its target many
+# times over; the client is better told when to retry, and the queue behind it drains
+# (simulator, Azure x10 cold start: docs/benchmark.md, session 15)
+WAIT_TARGETS = 20.0
+MIN_WAIT_S = 10.0
+
+
+def wait_bound_s(explicit_s: float | None, ttft_p95_ms: float | None) -> float | None:
+    """The longest wait in the ingress queue for a request class (None: no bound): the policy's
+    `max_wait_s` when set (0: none), else `WAIT_TARGETS` x its TTFT p95 target (at least
+    `MIN_WAIT_S`), else none."""
+    if explicit_s is not None:
+        return explicit_s if explicit_s > 0 else None
+    if ttft_p95_ms is None:
+        return None
+    return max(MIN_WAIT_S, WAIT_TARGETS * ttft_p95_ms / 1000.0)
 
 
 @dataclass(frozen=True)
 class TenantShare:
-    """One tenant's place in the queue: its priority class, fair-share weight, queue bound and
-    (when it waits in deadline order) its TTFT target per request class."""
+    """One tenant's place in the queue: its priority class, fair-share weight, queue bound,
+    (when it waits in deadline order) its TTFT target per request class, and its wait bound per
+    request class (`wait_bound_s`; a class not listed: `max_wait_s`, None: no bound)."""
 
     priority: int = 0
     weight: float = 1.0
     max_queued: int = 1000
     deadline_ms: Mapping[str, float] = field(default_factory=dict)  # request class -> TTFT p95
+    max_wait_by_class_s: Mapping[str, float | None] = field(default_factory=dict)
+    max_wait_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +93,11 @@ class SchedulingSettings:
     def deadline_ms(self, tenant: str, request_class: QueryClass | str) -> float | None:
         """The tenant's TTFT target for the class when it waits in deadline order, else None."""
         return self.share(tenant).deadline_ms.get(request_class)
+
+    def max_wait_s(self, tenant: str, request_class: QueryClass | str) -> float | None:
+        """Seconds a request of `tenant` and `request_class` may wait queued (None: no bound)."""
+        share = self.share(tenant)
+        return share.max_wait_by_class_s.get(request_class, share.max_wait_s)
 
     def key_for(
         self,
@@ -148,9 +173,22 @@ class SchedulingSettings:
                 for rc, lim in t.classes.items():
                     if lim.latency.ttft_p95_ms is not None:
                         deadlines[rc] = lim.latency.ttft_p95_ms
-            tenants[t.name] = TenantShare(t.priority, own.weight, own.max_queued, deadlines)
+            waits = {
+                rc: wait_bound_s(own.max_wait_s, lim.latency.ttft_p95_ms)
+                for rc, lim in t.classes.items()
+            }
+            tenants[t.name] = TenantShare(
+                t.priority,
+                own.weight,
+                own.max_queued,
+                deadlines,
+                waits,
+                wait_bound_s(own.max_wait_s, None),
+            )
         default = tenants.get(policy.default_tenant.name) or TenantShare(
-            weight=spec.weight, max_queued=spec.max_queued
+            weight=spec.weight,
+            max_queued=spec.max_queued,
+            max_wait_s=wait_bound_s(spec.max_wait_s, None),
         )
         return cls(
             spec.order, spec.aging_s, default, tenants, spec.fair_headroom, spec.short_work_tokens

@@ -7,8 +7,9 @@ left (`scheduling.fair_headroom`), or one predicted short while an engine seat i
 and `Ticket.done` of a finishing request releases the next in key order
 (tenant priority, fair shares, predicted work aged). A profile's slots: its running replicas
 times its engine batch (`capacity`); a profile with no running replica is not held here
-(Serve's own queue waits for the replica). Refusals (the tenant's queue full, or a hot reload
-that shrank it) raise `QueueFull` (429 + Retry-After); a waiter cancelled (client gone) leaves
+(Serve's own queue waits for the replica). Refusals (the tenant's queue full, a hot reload
+that shrank it, or a wait past the tenant's `scheduling.max_wait_s`, fixed when the request was
+queued) raise `QueueFull` (429 + Retry-After); a waiter cancelled (client gone) leaves
 the queue at once, charged nothing; waiters of a profile whose engine failed get `ProfileLost`
 (`evict`) and are planned again.
 """
@@ -42,8 +43,12 @@ class QueueFull(Exception):
     """The tenant's queue for the profile is at its bound: 429 with Retry-After."""
 
     def __init__(self, refusal: QueueRefusal) -> None:
-        reason = "shrunk by a policy reload" if refusal.reason == "queue_shrunk" else "full"
-        super().__init__(f"the queue of tenant {refusal.tenant!r} is {reason}; retry later")
+        if refusal.reason == "queue_timeout":
+            message = f"the request of tenant {refusal.tenant!r} waited past its queue bound"
+        else:
+            reason = "shrunk by a policy reload" if refusal.reason == "queue_shrunk" else "full"
+            message = f"the queue of tenant {refusal.tenant!r} is {reason}"
+        super().__init__(f"{message}; retry later")
         self.retry_after_s = refusal.retry_after_s
         self.reason = refusal.reason
 
@@ -154,6 +159,10 @@ class IngressQueue:
         if isinstance(got, QueueRefusal):
             raise QueueFull(got)
         try:
+            if got.max_wait_s is not None:
+                await asyncio.wait((future,), timeout=got.max_wait_s)
+                if not future.done() and (late := queue.time_out(item.request_id)) is not None:
+                    raise QueueFull(late)
             released = await future
         except asyncio.CancelledError:
             if queue.cancel(item.request_id) is None and future.done() and not future.cancelled():

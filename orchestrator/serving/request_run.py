@@ -453,9 +453,10 @@ def queue_refusal(
     engine_plan: EnginePlan, message: str, retry_after_s: int, reason: str = "queue_full"
 ) -> Refused:
     """The 429 for a request the ingress queue could not take or handed back (code
-    `queue_full`, or `profile_lost` when the engine it waited for failed and no other
-    profile could take it), recorded and explained like every refusal."""
-    code = "profile_lost" if reason == "profile_lost" else "queue_full"
+    `queue_full`; `queue_timeout` when it waited past its bound; `profile_lost` when the
+    engine it waited for failed and no other profile could take it), recorded and explained
+    like every refusal."""
+    code = reason if reason in ("profile_lost", "queue_timeout") else "queue_full"
     decision = engine_plan.decision.model_copy(
         update={
             "action": "reject",

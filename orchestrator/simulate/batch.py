@@ -41,7 +41,7 @@ from orchestrator.simulate.traffic import SimRequest, finish
 BATCH_TENANT = "batch"
 # refusals that mean the job did not get the capacity it needed (not policy refusals)
 CAPACITY_REASONS = frozenset(
-    {"server_overloaded", "queue_timeout", "no_replica", "latency_slo_unmeetable",
+    {"server_overloaded", "queue_timeout", "client_timeout", "no_replica", "latency_slo_unmeetable",
      "no_healthy_profile"}
 )  # fmt: skip
 TICK_S = 10.0

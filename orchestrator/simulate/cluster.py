@@ -393,12 +393,13 @@ class Cluster:
             out.reject_status[rid] = 500
         return out
 
-    def _expire(self, now: float, reject: Callable[[int, str], None]) -> int:
-        """Reject jobs that waited for a ready replica longer than the queue timeout."""
+    def _expire(self, now: float, reject: Callable[[int, str, int], None]) -> int:
+        """Reject jobs that waited past their wait bound or the clients' timeout (checked
+        every tick)."""
         n = 0
         for pool in self.pools:
-            for job in pool.pending.expired(now, self.queue_timeout_s):
-                reject(job.rid, "queue_timeout")
+            for job, reason, status in pool.pending.expired(now, self.queue_timeout_s):
+                reject(job.rid, reason, status)
                 n += 1
         return n
 

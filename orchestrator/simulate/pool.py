@@ -34,10 +34,12 @@ class FifoQueue(deque):
     def settle(self, job: Job) -> None:
         pass
 
-    def expired(self, now: float, timeout_s: float) -> list[Job]:
+    def expired(self, now: float, timeout_s: float) -> list[tuple[Job, str, int]]:
+        """Jobs past the clients' `timeout_s`, with the reason and HTTP status (as
+        `ScheduledQueue.expired`)."""
         out = []
         while self and now - self[0].arrival_s > timeout_s:
-            out.append(self.popleft())
+            out.append((self.popleft(), "client_timeout", 503))
         return out
 
 
@@ -87,8 +89,18 @@ class ScheduledQueue:
     def settle(self, job: Job) -> None:
         self.queue.settle(job.tenant, job.charged, job.prompt_tokens, job.tokens)
 
-    def expired(self, now: float, timeout_s: float) -> list[Job]:
-        return [self.queue.cancel(rid).payload for rid in self.queue.older_than(timeout_s)]
+    def expired(self, now: float, timeout_s: float) -> list[tuple[Job, str, int]]:
+        """Jobs that leave unserved, with the reason and HTTP status: past their tenant's wait
+        bound (`scheduling.max_wait_s`: the server's 429 `queue_timeout`), or past the
+        clients' `timeout_s` (`client_timeout`, a miss the server never answers: 503)."""
+        out = [(rid, "queue_timeout", 429) for rid in self.queue.overdue()]
+        bounded = {rid for rid, _, _ in out}
+        out += [
+            (rid, "client_timeout", 503)
+            for rid in self.queue.older_than(timeout_s)
+            if rid not in bounded
+        ]
+        return [(self.queue.cancel(rid).payload, reason, status) for rid, reason, status in out]
 
 
 @dataclass(slots=True, eq=False)

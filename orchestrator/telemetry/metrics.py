@@ -231,7 +231,8 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
         "counter",
         "orchestrator_queue_refused",
         "{request}",
-        "Requests refused by the ingress queue (429): queue_full, queue_shrunk, profile_lost",
+        "Requests refused by the ingress queue (429): queue_full, queue_shrunk, queue_timeout, "
+        "profile_lost",
     ),
     "queue_length": InstrumentSpec(
         "gauge",

@@ -226,6 +226,8 @@ BEHAVIOUR = {
     "TenantScheduling.weight": f"{_QUEUE}[weight]",
     "TenantScheduling.max_queued": f"{_QUEUE}[tenants.max_queued]",
     "TenantScheduling.deadline": f"{_QUEUE}[tenants.deadline]",
+    "TenantScheduling.max_wait_s": f"{_QUEUE}[tenants.max_wait_s]",
+    "SchedulingSpec.max_wait_s": f"{_QUEUE}[max_wait_s]",
 }
 
 

@@ -114,6 +114,7 @@ def _released(policy_body: str, catalog, pushes, clock) -> list[str]:
         if isinstance(got, QueueRefusal):
             out.append(f"429:{rid}")
         clock.advance(later)
+    out += [f"timeout:{rid}" for rid in q.overdue() if q.time_out(rid) is not None]
     while (r := q.pop()) is not None:
         out.append(r.item.request_id)
     return out
@@ -138,6 +139,11 @@ FIELD_CASES = {
         "scheduling: {tenants: {bulk: {max_queued: 1}}}\n",
         [("a", "bulk", 5, 0), ("b", "bulk", 5, 0)],
     ),
+    "max_wait_s": ("scheduling: {max_wait_s: 1}\n", [("a", "bulk", 5, 2.0), ("b", "bulk", 5, 0)]),
+    "tenants.max_wait_s": (
+        "scheduling: {tenants: {bulk: {max_wait_s: 1}}}\n",
+        [("a", "bulk", 5, 2.0), ("b", "bulk", 5, 0)],
+    ),
     "tenants.deadline": (
         "scheduling: {tenants: {gold: {deadline: true}}}\n",
         [("gold-long", "gold", 90_000, 0), ("gold-short", "gold", 50, 0)],
@@ -161,8 +167,10 @@ def test_policy_explain_shows_the_queue(local_catalog):
     text = render_text(exp)
     assert "aged (none overtaken by a request 7 s younger)" in text
     gold = next(t for t in exp.tenants if t.name == "gold")
-    assert gold.queue == {"priority": 10, "weight": 3.0, "max_queued": 1000, "deadline": True}
+    assert gold.queue["priority"] == 10 and gold.queue["max_queued"] == 1000
+    assert gold.queue["weight"] == 3.0 and gold.queue["deadline"] is True
     assert "fair-share weight 3, up to 1000 waiting (then 429), deadline order" in text
+    assert "longest wait (then 429 queue_timeout): standard " in text
 
 
 def test_background_work_waits_after_every_tenants_requests(local_catalog, clock):
@@ -177,3 +185,13 @@ def test_background_work_waits_after_every_tenants_requests(local_catalog, clock
     line = s.engine_priority("gold", "standard", 1.0, 0.0, background=True)
     late = s.engine_priority("bulk", "standard", 100_000.0, 1e9)
     assert line > late  # vLLM schedules lower values first
+
+
+def test_the_wait_bound_is_the_policys_or_twenty_ttft_targets():
+    from orchestrator.scheduling.settings import MIN_WAIT_S, WAIT_TARGETS, wait_bound_s
+
+    assert wait_bound_s(5.0, 800.0) == 5.0  # explicit wins
+    assert wait_bound_s(0.0, 800.0) is None  # 0: no bound
+    assert wait_bound_s(None, None) is None  # no TTFT target, nothing set: no bound
+    assert wait_bound_s(None, 3000.0) == WAIT_TARGETS * 3.0
+    assert wait_bound_s(None, 100.0) == MIN_WAIT_S

@@ -174,3 +174,27 @@ def test_a_short_request_starts_in_a_free_engine_seat_and_a_long_one_waits():
 
     assert asyncio.run(scenario(64)) == (True, False)
     assert asyncio.run(scenario(0)) == (False, False)
+
+
+def test_a_request_past_its_wait_bound_leaves_with_429_and_the_queue_moves_on():
+    """`scheduling.max_wait_s`: a waiter past its bound gets 429 `queue_timeout` with
+    Retry-After, charged nothing; one released within its bound runs."""
+
+    async def scenario():
+        bounded = SchedulingSettings(default=TenantShare(max_wait_s=0.05))
+        q = IngressQueue(bounded, capacity=lambda profile: 1)
+        held = await q.turn("p", item("a"))
+        late = asyncio.create_task(q.turn("p", item("late")))
+        with pytest.raises(QueueFull, match="waited past its queue bound") as info:
+            await late
+        assert info.value.reason == "queue_timeout" and info.value.retry_after_s >= 1
+        assert q.snapshot()["p"]["waiting"] == 0 and q.snapshot()["p"]["busy"] == 1
+        soon = asyncio.create_task(q.turn("p", item("soon")))
+        await asyncio.sleep(0)
+        held.done()
+        ticket = await soon
+        assert ticket.queued and ticket.waited_s < 0.05
+        ticket.done()
+        assert q.snapshot()["p"]["busy"] == 0
+
+    asyncio.run(scenario())

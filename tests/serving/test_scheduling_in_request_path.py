@@ -67,6 +67,28 @@ async def test_a_full_profile_queues_refuses_past_the_bound_and_a_leaver_costs_n
     ex.ledger.close()
 
 
+async def test_a_request_past_the_tenant_s_wait_bound_gets_429_queue_timeout(
+    tmp_path, monkeypatch, engine_stream, chunk
+):
+    """`scheduling.max_wait_s`: a request still queued past it is handed back with 429
+    `queue_timeout` and Retry-After, recorded, never sent to an engine, no ledger row."""
+    bounded = "  allowed_profiles: [smollm2-cpu]\nscheduling: {max_wait_s: 0.05}\n"
+    ex = make_executor(tmp_path, monkeypatch, policy_text=POLICY_TEXT + bounded)
+    ex.ingress_queue.capacity = lambda profile: 1  # one batch slot
+    ex.ingress_queue.seats = lambda profile: 1  # and no engine seat beyond it (short lane)
+    body = {"model": FAMILY, "messages": MESSAGES, "stream": True}
+    ex.handle.streams.append(engine_stream([chunk("a")], hang=True))
+    first = await _serve(ex, body, "chat", {"x-request-id": "r1"})
+    assert isinstance(first, StreamingResponse)  # holds the only slot while it streams
+    late = await _serve(ex, body, "chat", {"x-request-id": "r2"})
+    assert late.status_code == 429 and int(late.headers["retry-after"]) >= 1
+    assert error_of(late)["code"] == "queue_timeout"
+    assert "queue_timeout" in str(await ex.decision_for({}, "r2"))
+    assert sum(p["waiting"] for p in ex.ingress_queue.snapshot().values()) == 0
+    assert len(ex.handle.requests) == 1 and ex.ledger.count() == 0
+    ex.ledger.close()
+
+
 def test_orchestrator_status_shows_the_queues():
     from orchestrator.cli.status import render
 
