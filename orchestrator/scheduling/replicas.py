@@ -10,10 +10,10 @@ prediction never moves a request off a warm prefix that the count rule would kee
 and for the other ranks, least outstanding work first. Replicas at their concurrency limit
 come last.
 
-Why counts bound affinity and not a credit in predicted work: a fixed credit of 256 tokens
-broke affinity for long shared prompts (Mooncake x4, simulator: mean TTFT 0.78 s against 0.59 s
-for the count rule, the true lengths 1.44 s), and a credit of four average requests' work still
-lost to the count rule (0.73 s); with the count bound, 0.57 s (`docs/benchmark.md`, session 15).
+Why counts bound affinity and not a credit in predicted work: a credit of 256 tokens broke
+affinity for long shared prompts (Mooncake x4, simulator: mean TTFT 0.83 s for one constant
+prediction, 1.54 s with the true lengths; with the count bound 0.60 s and 0.67 s), and larger
+credits still lost to the count bound (docs/benchmark.md, session 15).
 """
 
 from __future__ import annotations
