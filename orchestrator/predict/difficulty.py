@@ -46,6 +46,7 @@ from tokenizers import Encoding, Tokenizer
 
 from orchestrator.concepts import TIER_RANK, QualityTier
 from orchestrator.predict.request import ParsedRequest
+from orchestrator.predict.wordpiece import WordPieceIds
 
 DIFFICULTY_FORMAT = 4
 DEFAULT_DIFFICULTY_DIR = Path(__file__).resolve().parent / "artifacts" / "difficulty"
@@ -130,7 +131,7 @@ def token_rarity(ids: np.ndarray, weight: np.ndarray, piece: np.ndarray) -> np.n
         return np.zeros(len(RARITY_FEATURES))
     w = weight[ids]
     return np.array(
-        [w.mean(), (w > RARE_WEIGHT).mean(), piece[ids].mean(), len(np.unique(ids)) / len(ids)]
+        [w.mean(), (w > RARE_WEIGHT).mean(), piece[ids].mean(), len(set(ids.tolist())) / len(ids)]
     )
 
 
@@ -312,7 +313,9 @@ class DifficultyArtifactError(RuntimeError):
 class DifficultyModel:
     """Loaded once; `tier_success` is a tokenization of <= MAX_CHARS plus a few dot products."""
 
-    def __init__(self, folder: Path | str | None = None) -> None:
+    def __init__(self, folder: Path | str | None = None, *, word_ids: bool = True) -> None:
+        """`word_ids`: encode plain ASCII text word by word (`WordPieceIds`, the same ids);
+        False: always through the tokenizer."""
         root = Path(folder) if folder is not None else DEFAULT_DIFFICULTY_DIR
         try:
             meta = DifficultyMeta.model_validate_json((root / "meta.json").read_text())
@@ -336,6 +339,7 @@ class DifficultyModel:
         self._tokenizer.no_padding()
         self._tokenizer.no_truncation()
         self._piece = word_pieces(self._tokenizer)
+        self._word_ids = WordPieceIds.of(self._tokenizer) if word_ids else None
         self._heads = {h: meta.heads[h] for h in HEADS}
         self._lex = {h: np.asarray(self._heads[h].lexical_weights) for h in HEADS}
         self._center = np.asarray(meta.format_center, dtype=np.float64)
@@ -355,13 +359,26 @@ class DifficultyModel:
             text = text.encode("utf-8", "replace").decode("utf-8")
             return text, self._tokenizer.encode(text, add_special_tokens=False)
 
-    def raw_logits(self, text: str, turns: int = 1) -> dict[str, float]:
-        """Each head's uncalibrated logit of success."""
+    def _read(self, text: str) -> tuple[str, np.ndarray, np.ndarray | None]:
+        """The clipped text the model reads, its WordPiece ids and, for a multiple-choice
+        question, each token's first character (None otherwise). Free ASCII text is encoded
+        word by word (`WordPieceIds`: the same ids, no offsets); the rest by the tokenizer."""
+        clipped = clip_text(text)
+        if self._word_ids is not None and len(_OPTION.findall(clipped)) < 2:
+            fast = self._word_ids(clipped)
+            if fast is not None:
+                return clipped, np.asarray(fast, dtype=np.int64), None
         text, enc = self._encode(text)
         ids = np.asarray(enc.ids, dtype=np.int64)
+        if len(_OPTION.findall(text)) < 2:
+            return text, ids, None
+        return text, ids, np.array([a for a, _ in enc.offsets], dtype=np.int64)
+
+    def raw_logits(self, text: str, turns: int = 1) -> dict[str, float]:
+        """Each head's uncalibrated logit of success."""
+        text, ids, starts = self._read(text)
         options = None
-        if len(_OPTION.findall(text)) >= 2:  # multiple choice: read the options (offsets cost)
-            starts = np.array([a for a, _ in enc.offsets], dtype=np.int64)
+        if starts is not None:  # multiple choice: read the options (offsets cost)
             options = option_similarity(text, ids, starts, self._option_vectors, self._token_weight)
         rarity = token_rarity(ids, self._token_weight, self._piece)
         lex = features(text, turns, self._center, rarity, options)
