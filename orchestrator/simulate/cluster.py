@@ -302,6 +302,9 @@ class Cluster:
                 r, job = a, b
                 if r.state == STOPPED:  # cannot happen: stopped replicas are empty
                     raise AssertionError("first token on a stopped replica")
+                if job.due_s > t:  # prefills admitted beside it since moved it later
+                    self._push(job.due_s, _FIRST, r, job)
+                    continue
                 job.first_s = t
                 self._seq += 1
                 r.start_decoding(job, t, self._seq)

@@ -51,7 +51,9 @@ def test_json_and_report(tmp_path, capsys):
     assert out["policies"]["static"]["requests"] == 60
     for f in ("report.md", "result.json", "cost_vs_slo.png", "ttft.png", "replicas_ours.png"):
         assert (report / f).stat().st_size > 0, f
-    assert "| ours |" in (report / "report.md").read_text()
+    text = (report / "report.md").read_text()
+    assert "| ours |" in text and "| SLO att. | judged |" in text
+    assert 0 <= out["policies"]["ours"]["slo_attainment_judged"] <= 1
 
 
 def test_bad_baseline_is_an_error(tmp_path, capsys):
