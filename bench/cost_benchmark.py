@@ -77,7 +77,10 @@ def goal_checks(policies: dict) -> list[str]:
     slo_refused = ours["rejected_by_reason"].get("latency_slo_unmeetable", 0)
     lines = [
         f"ours SLO attainment {ours['slo_attainment']:.2%} (goal >= 99 %), "
-        f"latency_slo_unmeetable refusals {slo_refused} (goal 0), quality {ours['quality']:.2%}"
+        f"latency_slo_unmeetable refusals {slo_refused} (goal 0), quality {ours['quality']:.2%}",
+        # the server's rule beside it (attainment.judged): 4xx policy refusals not judged
+        f"ours SLO attainment of the {ours['slo_judged']} requests the server's attainment "
+        f"judges (4xx policy refusals left out): {ours['slo_attainment_judged']:.2%}",
     ]
     floor = {k: v for k, v in policies.items() if k.endswith("-floor")}
     if "static-floor" in floor:

@@ -21,6 +21,14 @@ from dataclasses import dataclass
 DEFAULT_WINDOW_S = 300.0
 
 
+def judged(status_code: int) -> bool:
+    """Whether a request with this HTTP status counts for its tenant's attainment: a success
+    does, and so does a server-side failure (5xx: a miss of every target it had); a client or
+    policy refusal (4xx: bad request, bound, budget, cost cap, rate limit) does not, since
+    no capacity would have served it within what the policy allows."""
+    return status_code < 400 or status_code >= 500
+
+
 def within_targets(measured: Iterable[tuple[float | None, float | None]]) -> bool:
     """True when every (measured, target) pair with a target is met (a missing measurement
     of a set target is a miss: the request never produced what the target times)."""

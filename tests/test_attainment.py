@@ -37,3 +37,10 @@ def test_sample_bound_keeps_the_newest():
 def test_invalid_window():
     with pytest.raises(ValueError):
         AttainmentTracker(window_s=0)
+
+
+def test_judged_counts_successes_and_server_failures_not_policy_refusals():
+    from orchestrator.attainment import judged
+
+    assert judged(200) and judged(503) and judged(500)
+    assert not judged(402) and not judged(400) and not judged(429)

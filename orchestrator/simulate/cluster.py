@@ -49,6 +49,7 @@ class Routed:
 @dataclass(slots=True)
 class Rejected:
     reason: str
+    status: int = 503  # the HTTP status the server answers it with (attainment.judged)
 
 
 class Router(Protocol):
@@ -73,6 +74,7 @@ class Outcome:
     tokens: np.ndarray  # tokens generated
     truncated: np.ndarray
     reject_reason: list  # str or None
+    reject_status: np.ndarray | None = None  # int16 HTTP status of a refusal (0: served)
     served_twice: int = 0
     timeline: list = field(default_factory=list)  # (t, replicas per pool, ongoing per pool)
     replica_cost: np.ndarray | None = None  # USD per pool
@@ -243,14 +245,16 @@ class Cluster:
             tokens=np.zeros(n, dtype=np.int64),
             truncated=np.zeros(n, dtype=bool),
             reject_reason=[None] * n,
+            reject_status=np.zeros(n, dtype=np.int16),
         )
         done = np.zeros(n, dtype=bool)
 
-        def finish_reject(rid: int, reason: str) -> None:
+        def finish_reject(rid: int, reason: str, status: int = 503) -> None:
             if done[rid]:
                 out.served_twice += 1
             done[rid] = True
             out.reject_reason[rid] = reason
+            out.reject_status[rid] = status
             out.profile[rid] = -1  # routed, then dropped before a replica took it
             out.truncated[rid] = False
 
@@ -278,7 +282,7 @@ class Cluster:
                     progress(i)
                 res = router.route(req, self, t)
                 if isinstance(res, Rejected):
-                    finish_reject(req.rid, res.reason)
+                    finish_reject(req.rid, res.reason, res.status)
                     continue
                 pool = self.pools[res.profile]
                 pool.arrivals += 1
@@ -292,12 +296,15 @@ class Cluster:
                 if self.scheduling is not None:
                     self._schedule(job, req.tenant, res)
                 if not self.dispatch(pool, job, t):
-                    finish_reject(req.rid, "queue_full")
+                    finish_reject(req.rid, "queue_full", 429)  # the ingress queue's bound
                     live -= 1
             elif kind == _FIRST:
                 r, job = a, b
                 if r.state == STOPPED:  # cannot happen: stopped replicas are empty
                     raise AssertionError("first token on a stopped replica")
+                if job.due_s > t:  # prefills admitted beside it since moved it later
+                    self._push(job.due_s, _FIRST, r, job)
+                    continue
                 job.first_s = t
                 self._seq += 1
                 r.start_decoding(job, t, self._seq)
@@ -386,6 +393,7 @@ class Cluster:
         missing = np.flatnonzero(~done)
         for rid in missing:  # must not happen; kept visible rather than silent
             out.reject_reason[rid] = "lost"
+            out.reject_status[rid] = 500
         return out
 
     def _expire(self, now: float, reject: Callable[[int, str], None]) -> int:

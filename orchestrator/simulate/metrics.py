@@ -4,6 +4,9 @@ Definitions:
 - SLO attainment: share of ALL requests (rejected ones count as misses) whose TTFT, TPOT and
   end-to-end latency each meet the p95 targets of their tenant for their request class (the
   class the predictor gives; the same for every policy);
+- judged SLO attainment: the same share among the requests the server's attainment judges
+  (`orchestrator.attainment.judged`: a refusal with a 4xx, a bound, cost cap or budget the
+  policy sets, is left out; a 5xx refusal stays a miss), beside the first, never instead;
 - quality: share of all requests served on a profile whose tier is at least the tier their
   difficulty needs (`SimRequest.tier`); truncated answers count as served;
 - expected quality: the mean over requests of the predicted probability (`tier_success`) that
@@ -20,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from orchestrator.attainment import judged
 from orchestrator.simulate.cluster import Outcome
 
 
@@ -47,6 +51,7 @@ def measured_only(out: Outcome, t: Targets, mask: np.ndarray) -> tuple[Outcome, 
         tokens=out.tokens[mask],
         truncated=out.truncated[mask],
         reject_reason=[r for r, m in zip(out.reject_reason, mask, strict=True) if m],
+        reject_status=None if out.reject_status is None else out.reject_status[mask],
         served_twice=out.served_twice,
         timeline=out.timeline,
         replica_cost=out.replica_cost,
@@ -93,6 +98,20 @@ def prediction_error(t: Targets) -> dict[str, float]:
     }
 
 
+def judged_mask(out: Outcome) -> np.ndarray:
+    """The requests the server's attainment judges: served, or refused with a status it counts
+    (a refusal without a recorded status counts, as a miss)."""
+    status = out.reject_status
+    if status is None:
+        return np.ones(len(out.profile), dtype=bool)
+    counted = [c for c in np.unique(status).tolist() if c == 0 or judged(c)]
+    return np.isin(status, counted)
+
+
+def _share(ok: np.ndarray, mask: np.ndarray) -> float | None:
+    return float(ok[mask].mean()) if mask.any() else None
+
+
 def summarize(
     out: Outcome, t: Targets, profile_names: list[str], tier_ranks: np.ndarray
 ) -> dict[str, Any]:
@@ -103,12 +122,14 @@ def summarize(
     quality = served & (tier_ranks[np.maximum(out.profile, 0)] >= t.need_rank)
     cost = float(out.replica_cost.sum())
     tokens = int(out.tokens[served].sum())
+    counted = judged_mask(out)
     per_tenant = {}
     for name in sorted(set(t.tenants.tolist())):
         m = t.tenants == name
         per_tenant[name] = {
             "requests": int(m.sum()),
-            "slo_attainment": float(ok[m].mean()) if m.any() else None,
+            "slo_attainment": _share(ok, m),
+            "slo_attainment_judged": _share(ok, m & counted),
         }
     reasons = Counter(r for r in out.reject_reason if r is not None)
     expected = expected_quality(out, t, tier_ranks)
@@ -118,6 +139,8 @@ def summarize(
         "cost_usd": cost,
         "cost_per_million_output_tokens": cost / tokens * 1e6 if tokens else None,
         "slo_attainment": float(ok.mean()) if n else None,
+        "slo_attainment_judged": _share(ok, counted),
+        "slo_judged": int(counted.sum()),
         "slo_attainment_per_tenant": per_tenant,
         "quality": float(quality.mean()) if n else None,
         **expected,

@@ -71,7 +71,7 @@ class FixedRouter:
     def route(self, req: SimRequest, cluster: Cluster, now: float) -> Routed | Rejected:
         room = self.max_len - req.prompt_tokens
         if room < 1:
-            return Rejected("context_length_exceeded")
+            return Rejected("context_length_exceeded", 400)
         return Routed(self.index, min(req.output_tokens, room), req.output_tokens > room)
 
 
@@ -87,7 +87,7 @@ class RoundRobinRouter:
             res = r.route(req, cluster, now)
             if isinstance(res, Routed):
                 return res
-        return Rejected("context_length_exceeded")
+        return Rejected("context_length_exceeded", 400)
 
 
 class ThresholdRouter:
@@ -307,12 +307,12 @@ class DecideRouter:
         try:
             spec, tenant, predicted, state = self.plan_inputs(req, cluster, now)
         except RequestError as exc:  # a body the server would refuse with a 400
-            return Rejected(exc.code)
+            return Rejected(exc.code, exc.status)
         outcome = plan(spec, tenant, predicted, state)
         self.decisions += 1
         if isinstance(outcome, Refused):
             self._refused(outcome, req, list(state.views), cluster)
-            return Rejected(outcome.code)
+            return Rejected(outcome.code, outcome.status)
         decision = outcome.decision
         self.opening.record(decision, now)
         self.quality.record(tenant.name, decision)

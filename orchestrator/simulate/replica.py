@@ -7,14 +7,16 @@ Shape (docs/benchmark.md, "Replica model", says why):
   behind the replica's earlier prefills, and its first token comes the shared model's TTFT
   (`orchestrator.replica_model.ttft_ms`: base + prefill slowed by the batch's load) after
   its prefill starts;
-- a long prefill does not hold back a short prompt when the catalog sets vLLM's
-  `long_prefill_token_threshold` (`engine_args`): a running prefill then takes at most that
-  many tokens a step and the rest of the step's budget goes to waiting prompts, so a prompt
-  needing at most that many prefill tokens starts beside the prefills in progress instead of
-  after them (later prompts wait for its work too; the long prompt's own first token is not
-  moved, an optimism of at most threshold / prefill rate, 45 ms for 2048 tokens on
-  gpt-oss-20b); without it vLLM schedules the running prefill's chunk first, and prompts
-  queue behind it;
+- a long prefill does not hold back other prompts when the catalog sets vLLM's
+  `long_prefill_token_threshold` (`engine_args`): vLLM's scheduler then caps every request's
+  chunk, running or waiting, at that many tokens a step (vllm/v1/core/sched/scheduler.py),
+  so up to `max_num_batched_tokens` / threshold prefills (4 at vLLM's 8192 on an H100) share
+  each step in equal chunks: processor sharing of the prefill rate among that many, the rest
+  waiting for a chunk in vLLM's waiting order (priority, then arrival). A prefill admitted
+  beside others delays each of them by at most its own work, so their first tokens move
+  later (`Job.due_s`; the cluster re-queues a first token that moved). Without the option
+  vLLM schedules the running prefill's chunk first, and prompts queue behind it (a FIFO
+  prefill stage);
 - after that it decodes in processor sharing with the other decoding requests: with n of them,
   each makes `stream_tokens_per_s(n)` tokens per second, the shared model's per-stream speed
   (aggregate rising from the single-stream to the full-batch figure, speculative speed-up
@@ -34,6 +36,7 @@ replica is stopped; a draining replica takes no new request and stops when its l
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -46,6 +49,9 @@ from orchestrator.routing.types import DEFAULT_KNOBS, RoutingKnobs
 
 DEFAULT_STARTUP_S = 120.0
 BLOCK_TOKENS = 512  # Mooncake's prefix block (its hash_ids)
+# vLLM's step budget when the catalog sets none (its online default on an H100-class GPU;
+# the profiles setting the threshold run on 80 GB+ GPUs)
+DEFAULT_STEP_TOKENS = 8192
 KV_BLOCKS_PER_SLOT = 16  # prefix blocks a replica keeps per batch slot (8k tokens each)
 
 
@@ -71,9 +77,12 @@ class ReplicaSpec:
     # only requests the ingress lends headroom to (`scheduling.headroom`), sharing the
     # throughput at `cap` (the rate table runs to it)
     engine_cap: int = 0
-    # vLLM's `long_prefill_token_threshold` (the profile's `engine_args`; 0: not set): a
-    # prompt within it is prefilled beside longer prefills in progress, not after them
+    # vLLM's `long_prefill_token_threshold` (the profile's `engine_args`; 0: not set): the
+    # prefills in progress share the prefill rate instead of queueing one after another
     long_prefill_tokens: int = 0
+    # prefills vLLM advances at once with the threshold set: its step budget
+    # (`max_num_batched_tokens`, default 8192 on an 80 GB GPU) / the threshold
+    prefill_chunks: int = 1
 
     @property
     def kv_blocks(self) -> int:
@@ -98,6 +107,8 @@ class ReplicaSpec:
             )
         cap = perf.max_concurrency
         engine_cap = profile.engine_seats
+        threshold = int(profile.engine_args.get("long_prefill_token_threshold") or 0)
+        budget = int(profile.engine_args.get("max_num_batched_tokens") or DEFAULT_STEP_TOKENS)
         rate = (0.0, *(est.stream_tokens_per_s(perf, n) for n in range(1, cap + 1)))
         full = rate[cap] * cap  # beyond the full-speed batch the throughput is shared
         rate += tuple(full / n for n in range(cap + 1, engine_cap + 1))
@@ -112,7 +123,8 @@ class ReplicaSpec:
             serve_max_ongoing(profile),
             speed,
             engine_cap,
-            int(profile.engine_args.get("long_prefill_token_threshold") or 0),
+            threshold,
+            max(1, budget // threshold) if threshold else 1,
         )
 
     def prefill_s(self, prompt_tokens: int, batch: int) -> float:
@@ -147,6 +159,8 @@ class Job:
     tokens: int  # tokens to generate (>= 1)
     arrival_s: float
     first_s: float = -1.0
+    due_s: float = -1.0  # first-token time as now planned (prefills admitted beside move it)
+    prefill_overhead_s: float = 0.0  # its TTFT beyond the prefill compute (base, load)
     v_end: float = 0.0
     # scheduling (orchestrator.scheduling): who sent it, its predicted work, vLLM's priority
     tenant: str = "default"
@@ -201,7 +215,13 @@ class Replica:
     waiting: list = field(default_factory=list)  # heap (priority, seq, Job) over the KV capacity
     outstanding: float = 0.0  # predicted work of the jobs it holds (the replica choice reads it)
     admitted: int = 0  # prefilling + decoding
-    prefill_free_s: float = 0.0
+    prefill_free_s: float = 0.0  # the FIFO prefill stage's end (no threshold)
+    # prefills sharing the prefill rate (threshold set): sorted (end in prefill_v, rid, Job)
+    prefilling: list = field(default_factory=list)
+    # waiting for a chunk, in vLLM's waiting order: heap (priority, rid, prefill s, Job)
+    prefill_queue: list = field(default_factory=list)
+    prefill_v: float = 0.0  # prefill work each of them has had (seconds at the full rate)
+    prefill_v_at: float = 0.0
     decoding: list = field(default_factory=list)  # heap of (v_end, seq, Job)
     v: float = 0.0  # decode progress per stream
     v_at: float = 0.0  # time v was last advanced
@@ -226,11 +246,12 @@ class Replica:
         return self.v_at + max(0.0, v_end - self.v) / self.spec.rate[len(self.decoding)]
 
     def admit(self, job: Job, now: float) -> float:
-        """Start the job's prefill; returns its first-token time.
+        """Start the job's prefill; returns its first-token time as planned now (`due_s`).
 
-        The prefill compute (prompt / prefill rate) holds the replica's prefill stage, so
-        prefills queue behind each other; the first token comes after the shared model's TTFT
-        (base overhead + prefill slowed by the batch's load) counted from the stage's start.
+        The prefill compute (uncached prompt / prefill rate) runs in the replica's prefill
+        stage: one after another without the threshold, shared with the threshold
+        (`_share_prefill`); the first token comes the shared model's TTFT beyond that compute
+        (base overhead, prefill slowed by the batch's load) after the compute ends.
         """
         work = job.prompt_tokens
         if job.blocks:  # the leading blocks this replica holds need no prefill
@@ -240,15 +261,60 @@ class Replica:
             job.cached_tokens = min(hit * BLOCK_TOKENS, job.prompt_tokens - 1)
             self.prefix.hold(job.blocks)
             work -= job.cached_tokens
-        start = max(now, self.prefill_free_s)
-        if work <= self.spec.long_prefill_tokens:
-            start = now  # beside the prefills in progress; the stage is busy longer by its work
-        self.prefill_free_s = (
-            max(now, self.prefill_free_s) + work / self.spec.perf.prefill_tokens_per_s
-        )
-        first = start + self.spec.prefill_s(work, self.admitted)
+        own = work / self.spec.perf.prefill_tokens_per_s
+        alone = self.spec.prefill_s(work, self.admitted)
+        if self.spec.long_prefill_tokens:
+            self._share_prefill(job, own, max(0.0, alone - own), now)
+        else:
+            job.due_s = max(now, self.prefill_free_s) + alone
+            self.prefill_free_s = max(now, self.prefill_free_s) + own
         self.admitted += 1
-        return first
+        return job.due_s
+
+    def _share_prefill(self, job: Job, own: float, overhead: float, now: float) -> None:
+        """Processor sharing of the prefill rate among at most `prefill_chunks` prefills
+        (the rest wait in vLLM's order: priority, then arrival): `prefill_v` is the prefill
+        work (seconds at the full rate) each of them has had, growing at 1/m a second with m
+        of them. `job` joins; every prefill's end, and so its first token (`Job.due_s`), is
+        re-derived (an arrival only ever delays the others)."""
+        self.prefill_v = self._advance_prefill(now)
+        job.prefill_overhead_s = overhead
+        heapq.heappush(self.prefill_queue, (job.priority, job.rid, own, job))
+        self._project_prefill(now)
+
+    def _advance_prefill(self, now: float) -> float:
+        """Run the shared prefill stage from `prefill_v_at` to `now`: the prefills that
+        ended leave and the waiting take their chunks; returns the work each has had."""
+        active, queue, k = self.prefilling, self.prefill_queue, self.spec.prefill_chunks
+        t, v = self.prefill_v_at, self.prefill_v
+        while True:
+            while queue and len(active) < k:
+                _, _, own, j = heapq.heappop(queue)
+                bisect.insort(active, (v + own, j.rid, j))
+            if not active:
+                break
+            done = t + (active[0][0] - v) * len(active)
+            if done > now:
+                v += (now - t) / len(active)
+                break
+            t, v = done, active[0][0]
+            active.pop(0)
+        self.prefill_v_at = now
+        return v
+
+    def _project_prefill(self, now: float) -> None:
+        """Every prefill's end if nothing else arrives, and its first token from it."""
+        active, queue = list(self.prefilling), list(self.prefill_queue)
+        k = self.spec.prefill_chunks
+        t, v = now, self.prefill_v
+        while active or queue:
+            while queue and len(active) < k:
+                _, _, own, j = heapq.heappop(queue)
+                bisect.insort(active, (v + own, j.rid, j))
+            target, _, j = active.pop(0)
+            t += (target - v) * (len(active) + 1)
+            v = target
+            j.due_s = t + j.prefill_overhead_s
 
     def start_decoding(self, job: Job, now: float, seq: int) -> None:
         self.advance(now)

@@ -1,7 +1,8 @@
 """The simulator's report: a markdown table and PNG plots (matplotlib, Agg backend).
 
 Files written into the report folder:
-- `report.md`: one row per policy (cost, $/1M output tokens, SLO attainment, quality,
+- `report.md`: one row per policy (cost, $/1M output tokens, SLO attainment of all requests
+  and of those the server's attainment judges (metrics.py), quality,
   latency percentiles, rejections), SLO attainment per tenant, ours' saving against the
   cheapest baseline at our quality (within 1 point), and the run's notes;
 - `cost_vs_quality.png`, `cost_vs_slo.png`: one marker per policy (a distinct shape and
@@ -33,9 +34,9 @@ def _fmt(v: float | None, spec: str = ".3g") -> str:
 
 def markdown_table(result: SimResult) -> str:
     head = (
-        "| policy | $ total | $/1M out tok | SLO att. | quality | TTFT p50/p95/p99 ms "
+        "| policy | $ total | $/1M out tok | SLO att. | judged | quality | TTFT p50/p95/p99 ms "
         "| TPOT p50/p95 ms | e2e mean/p95 s | vs constant e2e/$ | rejected | replica-h |\n"
-        "|---|---:|---:|---:|---:|---|---|---|---|---:|---:|\n"
+        "|---|---:|---:|---:|---:|---:|---|---|---|---|---:|---:|\n"
     )
     rows = []
     value = result.value_of_prediction()
@@ -47,7 +48,8 @@ def markdown_table(result: SimResult) -> str:
         t, p, e = m["ttft_ms"], m["tpot_ms"], m["e2e_ms"]
         rows.append(
             f"| {name} | {m['cost_usd']:.2f} | {_fmt(m['cost_per_million_output_tokens'], '.2f')} "
-            f"| {m['slo_attainment']:.2%} | {m['quality']:.2%} "
+            f"| {m['slo_attainment']:.2%} | {_fmt(m.get('slo_attainment_judged'), '.2%')} "
+            f"| {m['quality']:.2%} "
             f"| {_fmt(t['p50'], '.0f')}/{_fmt(t['p95'], '.0f')}/{_fmt(t['p99'], '.0f')} "
             f"| {_fmt(p['p50'], '.1f')}/{_fmt(p['p95'], '.1f')} "
             f"| {_fmt(mean / 1000 if mean is not None else None, '.1f')}"

@@ -33,8 +33,9 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from orchestrator.attainment import AttainmentTracker
+from orchestrator.attainment import AttainmentTracker, judged
 from orchestrator.telemetry.summed_counter import SummedCounter
+from orchestrator.telemetry.summed_histogram import SummedHistogram
 
 SERVICE_NAME = "orchestrator"
 INSTANCE_LABEL = "service_instance_id"
@@ -107,19 +108,20 @@ class InstrumentSpec:
     description: str
     buckets: tuple[float, ...] | None = None
 
-    def create(self, meter: Meter) -> Any:
-        """The instrument on `meter`: a counter (summed in the process, read at collection:
-        `SummedCounter`), a Histogram or a (synchronous) gauge."""
+    def create(self, meter: Meter, registry: CollectorRegistry, labels: Mapping[str, str]) -> Any:
+        """The instrument: a counter (summed in the process, read at collection:
+        `SummedCounter`) or a (synchronous) gauge on `meter`, or a histogram summed in the
+        process and collected by `registry` with `labels` on every series
+        (`SummedHistogram`: what the SDK's histogram exposes, for less per record)."""
         if self.kind == "counter":
             return SummedCounter(meter, self.name, unit=self.unit, description=self.description)
         if self.kind == "gauge":
             return meter.create_gauge(self.name, unit=self.unit, description=self.description)
-        return meter.create_histogram(
-            self.name,
-            unit=self.unit,
-            description=self.description,
-            explicit_bucket_boundaries_advisory=self.buckets,
+        histogram = SummedHistogram(
+            self.name, self.unit, self.description, self.buckets or (), labels=labels
         )
+        registry.register(histogram)
+        return histogram
 
 
 # Every instrument of `OrchestratorMetrics`, by the key its methods use.
@@ -266,9 +268,11 @@ def slo_outcome(status_code: int, measured_s: float | None, target_s: float | No
     """
     if target_s is None:
         return None
+    if not judged(status_code):
+        return None
     if status_code >= 500:
         return "missed"
-    if status_code >= 400 or measured_s is None:
+    if measured_s is None:
         return None
     return "met" if measured_s <= target_s else "missed"
 
@@ -300,7 +304,10 @@ class OrchestratorMetrics:
             metric_readers=[self._reader], resource=Resource.create(attrs)
         )
         meter = self._provider.get_meter("orchestrator")
-        self._m = {key: spec.create(meter) for key, spec in INSTRUMENTS.items()}
+        instance = {"service_instance_id": attrs["service.instance.id"]}  # as the reader labels
+        self._m = {
+            key: spec.create(meter, self.registry, instance) for key, spec in INSTRUMENTS.items()
+        }
         self.attainment = AttainmentTracker()
 
     # ----- per request ----------------------------------------------------------------

@@ -19,6 +19,7 @@ from orchestrator.predict.artifact import (
     load_artifact,
     traffic_artifact_dir,
 )
+from orchestrator.predict.lexical import sorted_unique
 from orchestrator.predict.phrases import PHRASE_BUCKETS, phrase_ids
 from orchestrator.predict.predictor import Predictor
 from orchestrator.predict.store import PredictorStore
@@ -132,3 +133,20 @@ def test_artifact_hashed_another_way_is_refused(artifact):
     )
     with pytest.raises(ArtifactError, match="phrase hashing"):
         Predictor(other, store=None)
+
+
+def test_sorted_unique_is_numpys_unique():
+    rng = np.random.default_rng(7)
+    arrays = [np.zeros(0, np.int32), np.array([5], np.int32), np.array([3, 3, 3], np.int64)]
+    arrays += [
+        rng.integers(0, high, size=size).astype(dtype)
+        for high, size, dtype in [
+            (10, 50, np.int32),
+            (50_000, 300, np.int32),
+            (2**18, 900, np.int64),
+        ]
+    ]
+    for ids in arrays:
+        found, expected = sorted_unique(ids), np.unique(ids)
+        assert found.dtype == expected.dtype
+        assert np.array_equal(found, expected)

@@ -87,3 +87,19 @@ def test_saving_against_the_cheapest_baseline_at_our_quality():
     }
     assert saving_at_quality(pols) == ("static-floor", 1.5)
     assert saving_at_quality({"ours": {"cost_usd": 1.0, "quality": 1.0}}) is None
+
+
+def test_judged_attainment_leaves_out_policy_refusals():
+    """Beside the share of all requests, the share the server's attainment judges: a 4xx
+    refusal (a cost cap the policy sets) is left out, a 5xx refusal stays a miss."""
+    out = _outcome()
+    out.reject_reason = [None, None, "cost_cap_exceeded", None]
+    out.reject_status = np.array([0, 0, 402, 0], dtype=np.int16)
+    m = summarize(out, _targets(), ["small", "big"], np.array([0, 2]))
+    assert m["slo_attainment"] == pytest.approx(0.25)  # unchanged: every request counts
+    assert m["slo_judged"] == 3
+    assert m["slo_attainment_judged"] == pytest.approx(1 / 3)
+    assert m["slo_attainment_per_tenant"]["b"]["slo_attainment_judged"] == pytest.approx(0.0)
+    out.reject_status = np.array([0, 0, 503, 0], dtype=np.int16)
+    m = summarize(out, _targets(), ["small", "big"], np.array([0, 2]))
+    assert m["slo_judged"] == 4 and m["slo_attainment_judged"] == pytest.approx(0.25)

@@ -7,7 +7,7 @@ import pytest
 from orchestrator import replica_model as est
 from orchestrator.simulate.cluster import Cluster, Routed
 from orchestrator.simulate.controllers import StaticController
-from orchestrator.simulate.replica import ReplicaSpec
+from orchestrator.simulate.replica import Job, Replica, ReplicaSpec
 from orchestrator.simulate.traffic import SimRequest
 
 
@@ -92,24 +92,63 @@ def test_warmup_is_neither_measured_nor_billed(catalog):
 
 
 @pytest.mark.parametrize("threshold", [0, 2048])
-def test_a_short_prompt_waits_behind_a_long_prefill_unless_the_threshold_is_set(catalog, threshold):
-    """vLLM's `long_prefill_token_threshold` (the profile's engine_args): a prompt within it is
-    prefilled beside a long prefill in progress; unset, it waits for that prefill to end. A
-    prompt over it waits for every prefill before it either way."""
+def test_prompts_share_the_prefill_rate_when_the_threshold_is_set(catalog, threshold):
+    """vLLM's `long_prefill_token_threshold` (the profile's engine_args): set, every request's
+    chunk is capped, so prompts admitted while a long prefill runs share the prefill rate with
+    it (processor sharing): each ends after twice its own compute, and the long one later by
+    their work (the total is conserved); unset, each waits for the prefills before it."""
     profile = catalog.profiles[0]
     args = {**profile.engine_args, "long_prefill_token_threshold": threshold}
     spec = ReplicaSpec.of(profile.model_copy(update={"engine_args": args}))
     assert spec.long_prefill_tokens == threshold
-    long_prefill = 30_000 / spec.perf.prefill_tokens_per_s
+    rate = spec.perf.prefill_tokens_per_s
     cluster = Cluster([spec], [(1, 1)])
-    # a long prompt, a short one while it prefills, then a long one: over the threshold, it
-    # waits for both prefills before it
     reqs = [_req(0, 0.0, prompt=30_000), _req(1, 0.01, prompt=100), _req(2, 0.02, prompt=3000)]
     out = cluster.run(reqs, _To0(), StaticController([1]))
+    long_alone = est.ttft_ms(spec.perf, 30_000, 1) / 1000
     short_alone = est.ttft_ms(spec.perf, 100, 2) / 1000
     if threshold:
-        assert out.ttft_s[1] == pytest.approx(short_alone)
+        assert out.ttft_s[1] == pytest.approx(short_alone + 100 / rate)
+        # the 100-token prompt has ended: the 3000-token one shares with the long one only
+        assert out.ttft_s[2] == pytest.approx(est.ttft_ms(spec.perf, 3000, 3) / 1000 + 3000 / rate)
+        assert out.ttft_s[0] == pytest.approx(long_alone + 3100 / rate)
     else:
-        assert out.ttft_s[1] >= long_prefill - 0.01 + short_alone
-    both = (30_000 + 100) / spec.perf.prefill_tokens_per_s
-    assert out.ttft_s[2] >= both - 0.02
+        assert out.ttft_s[0] == pytest.approx(long_alone)
+        assert out.ttft_s[1] >= 30_000 / rate - 0.01 + short_alone
+        assert out.ttft_s[2] >= 30_100 / rate - 0.02
+
+
+@pytest.mark.parametrize(("budget", "chunks"), [(8192, 2), (16384, 4)])
+def test_a_prompt_waits_for_a_chunk_when_the_step_budget_is_full(catalog, budget, chunks):
+    """At most `max_num_batched_tokens` / threshold prefills advance at once: beyond them a
+    prompt waits for one to end, however short it is."""
+    profile = catalog.profiles[0]
+    args = {**profile.engine_args, "long_prefill_token_threshold": 4096,
+            "max_num_batched_tokens": budget}  # fmt: skip
+    spec = ReplicaSpec.of(profile.model_copy(update={"engine_args": args}))
+    assert spec.prefill_chunks == chunks
+    rate = spec.perf.prefill_tokens_per_s
+    reqs = [_req(0, 0.0, prompt=30_000), _req(1, 0.0, prompt=30_000), _req(2, 0.01, prompt=100)]
+    out = Cluster([spec], [(1, 1)]).run(reqs, _To0(), StaticController([1]))
+    if chunks == 2:  # both long prefills hold the chunks until they end together
+        assert out.ttft_s[2] >= 2 * 30_000 / rate - 0.01
+    else:
+        assert out.ttft_s[2] < 0.05
+
+
+def test_waiting_prefills_take_a_chunk_in_priority_order(catalog):
+    """Prompts waiting for a chunk go in vLLM's waiting order: priority, then arrival."""
+    profile = catalog.profiles[0]
+    args = {**profile.engine_args, "long_prefill_token_threshold": 8192}
+    spec = ReplicaSpec.of(profile.model_copy(update={"engine_args": args}))
+    assert spec.prefill_chunks == 1
+    r = Replica(spec, 0, 0.0, 0.0)
+    r.admit(Job(0, 20_000, 10, 0.0), 0.0)
+    late = Job(1, 20_000, 10, 0.001, priority=5)
+    urgent = Job(2, 100, 10, 0.002, priority=1)
+    r.admit(late, 0.001)
+    r.admit(urgent, 0.002)
+    assert urgent.due_s < late.due_s
+    same = Job(3, 20_000, 10, 0.003, priority=5)
+    r.admit(same, 0.003)
+    assert late.due_s < same.due_s

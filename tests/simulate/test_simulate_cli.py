@@ -51,7 +51,9 @@ def test_json_and_report(tmp_path, capsys):
     assert out["policies"]["static"]["requests"] == 60
     for f in ("report.md", "result.json", "cost_vs_slo.png", "ttft.png", "replicas_ours.png"):
         assert (report / f).stat().st_size > 0, f
-    assert "| ours |" in (report / "report.md").read_text()
+    text = (report / "report.md").read_text()
+    assert "| ours |" in text and "| SLO att. | judged |" in text
+    assert 0 <= out["policies"]["ours"]["slo_attainment_judged"] <= 1
 
 
 def test_bad_baseline_is_an_error(tmp_path, capsys):
@@ -228,3 +230,34 @@ tenants:
     # the reasoning model is cheaper per token, but the tenant without reasoning cannot use it
     assert strong("routellm-floor") == {"qwen3-235b-fp8", "deepseek-r1-nvfp4-mtp"}
     assert strong("routellm-shared") == {"qwen3-235b-fp8"}
+
+
+def test_a_policy_refusal_keeps_its_status_and_is_left_out_of_judged_attainment(catalog, predictor):
+    """A prompt whose least cost is over the tenant's hard cost cap is refused with the server's
+    402; the judged attainment (the server's rule) leaves it out, the share of all counts it."""
+    from dataclasses import replace
+
+    from orchestrator.policy import load_policy_text
+    from orchestrator.simulate import simulate
+
+    from .conftest import make_requests
+
+    text = """\
+apiVersion: orchestrator/v1
+kind: Policy
+unknown_keys: default_tenant
+default_tenant:
+  name: free
+  cost_cap_usd: 0.003
+  allowed_profiles: [llama8b-fp8-ngram, qwen3-235b-fp8]
+"""
+    policy = load_policy_text(text, "policy.yaml", catalog, resolve_secrets=False)
+    reqs = [replace(r, tenant="free") for r in make_requests(n=40, rate=1.0, seed=4)]
+    reqs[10] = replace(reqs[10], prompt_tokens=100_000)  # only the 235B holds it, over the cap
+    res = simulate(catalog, policy, reqs, predictor=predictor, policies=("ours",))
+    run = res.policies["ours"]
+    assert run.outcome.reject_reason[10] == "cost_cap_exceeded"
+    assert run.outcome.reject_status[10] == 402
+    m = run.metrics
+    assert m["slo_judged"] == m["requests"] - m["rejected_by_reason"]["cost_cap_exceeded"]
+    assert m["slo_attainment_judged"] > m["slo_attainment"]
