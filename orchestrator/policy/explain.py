@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from orchestrator.concepts import QUERY_CLASSES, QueryClass
 from orchestrator.policy.limits import EffectiveLimits
 from orchestrator.policy.model import Policy, TenantPolicy
+from orchestrator.policy.schema_cluster import wait_bound_s
 from orchestrator.pricing import HOURS_PER_MONTH
 from orchestrator.replica_model import RequestLatency, performance_of, request_latency
 
@@ -131,8 +132,6 @@ def _class(policy: Policy, tenant: TenantPolicy, rc: QueryClass) -> ClassExplana
 
 def _queue(policy: Policy, tenant: TenantPolicy) -> dict:
     """The tenant's ingress-queue settings, with the wait bound in force per request class."""
-    from orchestrator.scheduling.settings import wait_bound_s
-
     own = policy.spec.scheduling.for_tenant(tenant.name)
     waits = {
         rc: wait_bound_s(own.max_wait_s, tenant.limits(rc).latency.ttft_p95_ms)

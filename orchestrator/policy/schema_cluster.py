@@ -156,6 +156,25 @@ class AutoscalingSpec(Strict):
 # --- scheduling (the ingress queue and the engines' waiting order) ----------------------------
 
 
+# the derived wait bound (policy `scheduling.max_wait_s` unset): this many times the class's TTFT
+# p95 target, at least MIN_WAIT_S. A request still waiting there has missed its target many
+# times over; the client is better told when to retry, and the queue behind it drains
+# (simulator, Azure x10 cold start: docs/benchmark.md, session 15)
+WAIT_TARGETS = 20.0
+MIN_WAIT_S = 10.0
+
+
+def wait_bound_s(explicit_s: float | None, ttft_p95_ms: float | None) -> float | None:
+    """The longest wait in the ingress queue for a request class (None: no bound): the policy's
+    `max_wait_s` when set (0: none), else `WAIT_TARGETS` x its TTFT p95 target (at least
+    `MIN_WAIT_S`), else none."""
+    if explicit_s is not None:
+        return explicit_s if explicit_s > 0 else None
+    if ttft_p95_ms is None:
+        return None
+    return max(MIN_WAIT_S, WAIT_TARGETS * ttft_p95_ms / 1000.0)
+
+
 class TenantScheduling(Strict):
     """One tenant's share of the ingress queue (unset fields take the block's defaults)."""
 

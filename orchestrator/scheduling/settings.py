@@ -8,7 +8,7 @@ from typing import Literal
 
 from orchestrator.concepts import QueryClass
 from orchestrator.policy.model import Policy
-from orchestrator.policy.schema_cluster import SchedulingSpec
+from orchestrator.policy.schema_cluster import SchedulingSpec, wait_bound_s
 from orchestrator.scheduling.headroom import may_borrow, may_start_short
 from orchestrator.scheduling.key import OrderKey, engine_priority, order_key, predicted_work
 from orchestrator.scheduling.replicas import work_xargs
@@ -17,23 +17,6 @@ _RESOLVED: dict[str, SchedulingSettings] = {}  # policy version -> its settings
 
 # the priority class of background work (batch lines): below every tenant's (policy >= 0)
 BACKGROUND_PRIORITY = -1
-# the derived wait bound (policy `scheduling.max_wait_s` unset): this many times the class's TTFT
-# p95 target, at least MIN_WAIT_S. A request still waiting there has missed its target many
-# times over; the client is better told when to retry, and the queue behind it drains
-# (simulator, Azure x10 cold start: docs/benchmark.md, session 15)
-WAIT_TARGETS = 20.0
-MIN_WAIT_S = 10.0
-
-
-def wait_bound_s(explicit_s: float | None, ttft_p95_ms: float | None) -> float | None:
-    """The longest wait in the ingress queue for a request class (None: no bound): the policy's
-    `max_wait_s` when set (0: none), else `WAIT_TARGETS` x its TTFT p95 target (at least
-    `MIN_WAIT_S`), else none."""
-    if explicit_s is not None:
-        return explicit_s if explicit_s > 0 else None
-    if ttft_p95_ms is None:
-        return None
-    return max(MIN_WAIT_S, WAIT_TARGETS * ttft_p95_ms / 1000.0)
 
 
 @dataclass(frozen=True)

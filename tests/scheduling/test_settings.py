@@ -188,7 +188,7 @@ def test_background_work_waits_after_every_tenants_requests(local_catalog, clock
 
 
 def test_the_wait_bound_is_the_policys_or_twenty_ttft_targets():
-    from orchestrator.scheduling.settings import MIN_WAIT_S, WAIT_TARGETS, wait_bound_s
+    from orchestrator.policy.schema_cluster import MIN_WAIT_S, WAIT_TARGETS, wait_bound_s
 
     assert wait_bound_s(5.0, 800.0) == 5.0  # explicit wins
     assert wait_bound_s(0.0, 800.0) is None  # 0: no bound
