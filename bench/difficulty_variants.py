@@ -33,7 +33,8 @@ from orchestrator.predict.offline.difficulty_data import load_outcomes, outcomes
 L2 = fit.L2
 HASH_BITS = 14
 DEFAULT_VARIANTS = (  # "base": the shipped features (`difficulty_fit.featurize`), one L2 for
-    # every column (the previous artifact); "shipped": the embedding's columns x EMBEDDING_L2
+    # every column; "shipped": the embedding's columns x EMBEDDING_L2, the others x FEATURE_L2;
+    # "layer6": the format-4 artifact (MiniLM's output layer, others x1)
     "shipped",
     "base",
     "without_option_similarity",
@@ -234,6 +235,50 @@ def length_signal(outcomes: list) -> np.ndarray:
     return np.array(rows)
 
 
+def layer_embedding(t: fit.Table, layer: int) -> np.ndarray:
+    """The prompts' weighted-mean token vectors at MiniLM's hidden `layer`."""
+    table = fit.static_table(layer)
+    out = np.zeros((len(t.token_ids), table.shape[1]))
+    for i, ids in enumerate(t.token_ids):
+        if len(ids):
+            w = t.token_weight[ids]
+            out[i] = w @ table[ids] / w.sum()
+    return out
+
+
+def without_directions(emb: np.ndarray, directions: Callable) -> Callable:
+    """(train rows) -> the embedding with `directions(train rows)` (k x d, orthonormal)
+    projected out, fitted on the training rows only."""
+
+    def make(tr: np.ndarray) -> np.ndarray:
+        v, mu = directions(tr), emb[tr].mean(0)
+        return emb - (emb - mu) @ v.T @ v
+
+    return make
+
+
+def top_components(emb: np.ndarray, k: int) -> Callable:
+    """The training rows' top-k principal directions (what most separates prompts: topic)."""
+
+    def directions(tr: np.ndarray) -> np.ndarray:
+        return np.linalg.svd(emb[tr] - emb[tr].mean(0), full_matrices=False)[2][:k]
+
+    return directions
+
+
+def between_units(emb: np.ndarray, unit: np.ndarray, k: int) -> Callable:
+    """The top-k directions of the training units' (subjects', sources') mean embeddings,
+    each weighted by sqrt(rows): what separates subjects rather than items."""
+
+    def directions(tr: np.ndarray) -> np.ndarray:
+        names, inv = np.unique(unit[tr], return_inverse=True)
+        cent = np.stack([emb[tr][inv == i].mean(0) for i in range(len(names))])
+        scaled = (cent - emb[tr].mean(0)) * np.sqrt(np.bincount(inv))[:, None]
+        return np.linalg.svd(scaled, full_matrices=False)[2][:k]
+
+    return directions
+
+
 def designs(
     t: fit.Table,
     texts: list[str],
@@ -307,7 +352,7 @@ def designs(
     plus_q = standardized(dense, qtype)
     out: dict[str, Design] = {
         "base": base,
-        "shipped": block_l2(base, fit.EMBEDDING_L2, 1.0),
+        "shipped": block_l2(base, fit.EMBEDDING_L2, fit.FEATURE_L2),
         "without_option_similarity": standardized(dense[:, : -len(OPTION_FEATURES)]),
         "qtype": plus_q,
         "mc_interact": standardized(dense, is_mc, t.lexical * is_mc),
@@ -331,6 +376,38 @@ def designs(
         )
     if length is not None:
         out["length_signal"] = standardized(dense, length)
+    layered = {int(n[5]) for n in only if n.startswith("layer")}  # "layer1_rest0.3"
+    if any(n.startswith(("pc_remove", "between_remove", "length_x3")) for n in only):
+        layered.add(6)
+    emb_at = {k: layer_embedding(t, k) for k in layered}
+    for n in only:  # MiniLM's hidden layer n[5] for the embedding, the other columns x rest
+        if n.startswith("layer"):
+            rest = float(n.split("_rest")[1]) if "_rest" in n else 1.0
+            out[n] = block_l2(standardized(emb_at[int(n[5])], t.lexical), fit.EMBEDDING_L2, rest)
+    if 6 in emb_at:  # session 15's variants on the format-4 artifact (layer 6, others x1)
+        emb6 = emb_at[6]
+
+        def projected(strip: Callable) -> Design:
+            def make(tr: np.ndarray, te: np.ndarray):
+                x = np.hstack([strip(tr), t.lexical])
+                mean, std = x[tr].mean(0), x[tr].std(0) + 1e-6
+                l2 = np.full(x.shape[1], L2)
+                l2[: emb6.shape[1]] *= fit.EMBEDDING_L2
+                return (x[tr] - mean) / std, (x[te] - mean) / std, l2, tr
+
+            return make
+
+        for n in only:  # "pc_remove4", "between_remove5": directions projected out
+            if n.startswith("pc_remove"):
+                out[n] = projected(without_directions(emb6, top_components(emb6, int(n[9:]))))
+            if n.startswith("between_remove"):
+                k = int(n.removeprefix("between_remove"))
+                out[n] = projected(without_directions(emb6, between_units(emb6, t.unit, k)))
+        if "length_x3" in only:
+            signal = length_signal(outcomes or [])
+            out["length_x3"] = block_l2(
+                standardized(emb6, t.lexical, signal), fit.EMBEDDING_L2, 1.0
+            )
     if any(n.startswith("pca") for n in only):
         centred = static - static.mean(0)
         _, _, vt = np.linalg.svd(centred[::4].astype(np.float64), full_matrices=False)
@@ -570,9 +647,10 @@ def main() -> None:
     args = ap.parse_args()
     if not outcomes_available(args.data):
         raise SystemExit(f"no RouteLLM outcomes under {args.data}")
-    static = fit.static_table()
+    static = fit.static_table(fit.EMBEDDING_LAYER)
     outcomes = load_outcomes(args.data)
-    t = fit.featurize(outcomes, static, fit.tokenizer_json())
+    option_static = fit.static_table(fit.OPTION_LAYER)
+    t = fit.featurize(outcomes, static, fit.tokenizer_json(), option_static)
     from orchestrator.predict.difficulty import clip_text
 
     texts = [clip_text(o.text) for o in outcomes]

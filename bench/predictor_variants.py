@@ -48,11 +48,30 @@ def _draw(rows: dict[str, dict[str, float]], path: Path, title: str = TITLE) -> 
 def main() -> int:
     from orchestrator.predict.offline.data import data_available
     from orchestrator.predict.offline.fit import TrainConfig
+    from orchestrator.predict.offline.importance import ImportanceConfig
     from orchestrator.predict.offline.table import cached_table
-    from orchestrator.predict.offline.variants import VARIANTS, tau_by_source
+    from orchestrator.predict.offline.variants import (
+        TRAFFIC_VARIANTS,
+        VARIANTS,
+        nested_importance,
+        tau_by_source,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(VARIANTS))
+    ap.add_argument(
+        "--traffic",
+        nargs="*",
+        choices=list(TRAFFIC_VARIANTS),
+        default=[],
+        help="also: the shipped configuration weighted toward the left-out source's prompts",
+    )
+    ap.add_argument(
+        "--nested",
+        action="store_true",
+        help="then the nested check of --traffic (no reweighting among the candidates; needs "
+        "the shipped variant and all five sources)",
+    )
     ap.add_argument("--sources", nargs="*", help="left-out sources (default: all five)")
     ap.add_argument("--png", type=Path, help="draw the table here")
     ap.add_argument("--json", type=Path, help="write the taus here")
@@ -66,24 +85,43 @@ def main() -> int:
     if not data_available():
         print("shared data absent: nothing to evaluate", file=sys.stderr)
         return 2
+    if args.nested and ("shipped" not in args.variants or not args.traffic or args.sources):
+        print("--nested needs --variants shipped, --traffic and all sources", file=sys.stderr)
+        return 2
     table = cached_table()
     rows: dict[str, dict[str, float]] = {}
-    for name in args.variants:
-        label, fields = VARIANTS[name]
-        print(f"{name}:", file=sys.stderr, flush=True)
-        rows[label] = tau_by_source(
-            table,
-            TrainConfig(**fields),  # type: ignore[arg-type]
-            sources=args.sources,
-            progress=lambda line: print(f"  {line}", file=sys.stderr, flush=True),
-        )
-        taus = rows[label]
+
+    def say(line: str) -> None:
+        print(f"  {line}", file=sys.stderr, flush=True)
+
+    def show(label: str, taus: dict[str, float]) -> None:
+        rows[label] = taus
         print(
             f"| {label} | "
             + " | ".join(f"{v:.3f}" for v in taus.values())
             + f" | {np.mean(list(taus.values())):.3f} |",
             flush=True,
         )
+
+    for name in args.variants:
+        label, fields = VARIANTS[name]
+        print(f"{name}:", file=sys.stderr, flush=True)
+        cfg = TrainConfig(**fields)  # type: ignore[arg-type]
+        show(label, tau_by_source(table, cfg, sources=args.sources, progress=say))
+    for name in args.traffic:
+        label, imp = TRAFFIC_VARIANTS[name]
+        print(f"{name}:", file=sys.stderr, flush=True)
+        taus = tau_by_source(table, TrainConfig(), args.sources, progress=say, importance=imp)
+        show(label, taus)
+    if args.nested:
+        candidates = [ImportanceConfig(temper=0.0)] + [TRAFFIC_VARIANTS[n][1] for n in args.traffic]
+        outer = [rows[VARIANTS["shipped"][0]]] + [
+            rows[TRAFFIC_VARIANTS[n][0]] for n in args.traffic
+        ]
+        choice, taus = nested_importance(table, TrainConfig(), candidates, outer, progress=say)
+        picked = ", ".join(f"{s}: {(['none', *args.traffic])[k]}" for s, k in choice.items())
+        print(f"nested choice per left-out source: {picked}")
+        show("traffic weighting, chosen on nested folds", taus)
     load = os.getloadavg()[0]
     print(f"(load average {load:.1f} at the end; {os.cpu_count()} cores)")
     if args.json:

@@ -26,6 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="refit from offline data plus the traffic recorded by the server",
     )
     train.add_argument("--out", type=Path, help="artifact folder to write")
+    train.add_argument(
+        "--unlabelled",
+        type=Path,
+        metavar="FILE",
+        help="with --from-traffic: the deployment's prompts (JSONL chat bodies, or learn "
+        "lines); the shared rows are reweighted toward them (no answers needed)",
+    )
     train.add_argument("--heldout-out", type=Path, help="write the held-out split as JSONL")
     train.add_argument("--all-data", action="store_true", help="no held-out split")
     train.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
@@ -65,6 +72,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="then refit the model from all recorded traffic (a few minutes; a running "
         "server loads the refit on its next refresh)",
     )
+    learn.add_argument(
+        "--unlabelled",
+        type=Path,
+        metavar="FILE",
+        help="with --refit: the deployment's prompts (JSONL chat bodies, or learn lines; "
+        "may be --data itself); the refit weighs the shared rows toward them (no answers needed)",
+    )
     learn.add_argument("--shared", type=Path, default=paths.SHARED_DATA, help="shared data folder")
     learn.set_defaults(func=_learn)
 
@@ -79,6 +93,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--curve",
         action="store_true",
         help="with --loso: learning curve after 0/100/300/1000 labelled rows of each source",
+    )
+    ev.add_argument(
+        "--toward-left-out",
+        action="store_true",
+        help="with --loso: weight the training rows toward each left-out source's prompts "
+        "(its unlabelled traffic; what learn --refit --unlabelled does for a deployment)",
     )
     ev.add_argument("--shared", type=Path, default=paths.SHARED_DATA, help="shared data folder")
     ev.add_argument("--artifact", type=Path, help="artifact folder (default: the active one)")
@@ -128,23 +148,32 @@ def _print_loso(result: dict[str, Any]) -> None:
     print(format_loso(result))
 
 
-def _run_loso(root: Path, seed: int, curve: bool) -> dict[str, Any]:
+def _run_loso(root: Path, seed: int, curve: bool, toward_left_out: bool = False) -> dict[str, Any]:
     """The leave-one-source-out result, cached by data, feature code and configuration
-    (`predictor train` reuses what `predictor eval --loso` computed)."""
+    (`predictor train` reuses what `predictor eval --loso` computed). `toward_left_out`: the
+    training rows weighted toward each left-out source's prompts (`importance.py`)."""
     import hashlib
     import pickle
 
     from orchestrator.predict.offline.fit import TrainConfig
+    from orchestrator.predict.offline.importance import ImportanceConfig
     from orchestrator.predict.offline.loso import CURVE, LosoConfig, loso
     from orchestrator.predict.offline.table import cached_table, table_cache_key
 
-    cfg = LosoConfig(train=TrainConfig(seed=seed), curve=CURVE if curve else ())
-    key = hashlib.sha256(f"{table_cache_key(root)}:{cfg!r}".encode()).hexdigest()[:16]
+    cfg = LosoConfig(
+        train=TrainConfig(seed=seed),
+        curve=CURVE if curve else (),
+        importance=ImportanceConfig() if toward_left_out else None,
+    )
+    weighted = f":{cfg.importance!r}" if cfg.importance is not None else ""
+    key = hashlib.sha256(f"{table_cache_key(root)}:{cfg!r}{weighted}".encode()).hexdigest()[:16]
     folder = paths.cache_dir() / "predictor"
     cached = [folder / f"loso-{key}.pkl"]
     if not curve:  # a run with the curve holds the same per-source figures
-        with_curve = LosoConfig(train=cfg.train, curve=CURVE)
-        k2 = hashlib.sha256(f"{table_cache_key(root)}:{with_curve!r}".encode()).hexdigest()[:16]
+        with_curve = LosoConfig(train=cfg.train, curve=CURVE, importance=cfg.importance)
+        k2 = hashlib.sha256(
+            f"{table_cache_key(root)}:{with_curve!r}{weighted}".encode()
+        ).hexdigest()[:16]
         cached.append(folder / f"loso-{k2}.pkl")
     for path in cached:
         if path.is_file():
@@ -181,6 +210,8 @@ def _train(args: argparse.Namespace) -> int:
             return _err("--leave-out needs --out (it must not replace the shipped artifact)")
         if args.from_traffic:
             return _err("--leave-out trains on the shared data only (not with --from-traffic)")
+    if args.unlabelled is not None and not args.from_traffic:
+        return _err("--unlabelled reweights a refit for a deployment: give --from-traffic")
     if not data_available(args.data):
         return _err(f"shared training data not found under {args.data}")
     # refused before minutes of training (their parents are created)
@@ -200,6 +231,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.from_traffic:
         from orchestrator.predict.offline.learn import refit_from_traffic
 
+        unlabelled = _read_unlabelled(args.unlabelled)
+        if unlabelled is None:
+            return 2
         _, result = refit_from_traffic(
             args.data,
             PredictorStore(),
@@ -208,6 +242,7 @@ def _train(args: argparse.Namespace) -> int:
             progress=_progress,
             extra_meta=extra,
             evaluate_heldout=not args.no_eval,
+            unlabelled=unlabelled,
         )
     else:
         table = cached_table(args.data)
@@ -242,16 +277,38 @@ def _progress(line: str) -> None:
     print(f"  {line}", file=sys.stderr, flush=True)
 
 
+def _read_unlabelled(path: Path | None, predictor: Any = None) -> list[Any] | None:
+    """The featurized prompts of `--unlabelled` ([] when not given); None after printing
+    every bad line (the command then exits 2)."""
+    from orchestrator.predict.offline.learn import LearnInputError, read_unlabelled
+    from orchestrator.predict.predictor import Predictor
+
+    if path is None:
+        return []
+    try:
+        return read_unlabelled(predictor or Predictor.default(), path)
+    except LearnInputError as exc:
+        for line in exc.errors:
+            print(f"error: {path}: {line}", file=sys.stderr)
+        print("error: --unlabelled: nothing refitted", file=sys.stderr)
+        return None
+
+
 def _learn(args: argparse.Namespace) -> int:
     from orchestrator.predict.offline.data import data_available
     from orchestrator.predict.offline.learn import LearnInputError, learn_file, refit_from_traffic
     from orchestrator.predict.predictor import DEFAULT_CALIBRATION, Predictor
 
+    if args.unlabelled is not None and not args.refit:
+        return _err("--unlabelled weighs the refit toward the deployment's prompts: add --refit")
     if args.data is None and not args.refit:
         return _err("give --data FILE (labelled lines) and/or --refit")
     if args.refit and not data_available(args.shared):
         return _err(f"--refit needs the shared training data, not found under {args.shared}")
     predictor = Predictor.default()
+    unlabelled = _read_unlabelled(args.unlabelled, predictor)  # whole, before anything is written
+    if unlabelled is None:
+        return 2
     if args.data is not None:
         try:
             report = learn_file(predictor, args.data, args.profile)
@@ -281,7 +338,11 @@ def _learn(args: argparse.Namespace) -> int:
     if predictor.store is None:
         return _err("--refit needs the predictor's traffic store")
     print("refitting from the shared data and the recorded traffic:", flush=True)
-    refit, _ = refit_from_traffic(args.shared, predictor.store, progress=_progress)
+    if unlabelled:
+        print(f"  the shared rows weighted toward {len(unlabelled)} unlabelled prompts")
+    refit, _ = refit_from_traffic(
+        args.shared, predictor.store, progress=_progress, unlabelled=unlabelled
+    )
     predictor.refresh()  # this process's predictor follows the refit at once
     print(
         f"refit from {refit.traffic_records} traffic records written to {refit.artifact_dir} "
@@ -300,7 +361,7 @@ def _eval(args: argparse.Namespace) -> int:
 
         if not data_available(args.shared):
             return _err(f"shared data not found under {args.shared}")
-        result = _run_loso(args.shared, 7, curve=args.curve)
+        result = _run_loso(args.shared, 7, args.curve, args.toward_left_out)
         if args.json:
             print(json.dumps(result, indent=1, sort_keys=True))
         else:

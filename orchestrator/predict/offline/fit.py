@@ -144,9 +144,16 @@ class Fitted:
         return q50, q90
 
 
-def row_weights(table: Table, train_rows: np.ndarray, cfg: TrainConfig) -> np.ndarray:
-    """Training weight per row: sources toward equal mass, traffic counted `traffic_weight`x.
-    Normalised to mean 1 over training rows (0 elsewhere)."""
+def row_weights(
+    table: Table,
+    train_rows: np.ndarray,
+    cfg: TrainConfig,
+    request_scale: np.ndarray | None = None,
+) -> np.ndarray:
+    """Training weight per row: sources toward equal mass, traffic counted `traffic_weight`x,
+    times `request_scale` of the row's request when given (R: importance weights toward a
+    deployment's unlabelled traffic, `offline/importance.py`). Normalised to mean 1 over
+    training rows (0 elsewhere)."""
     w = np.zeros(len(train_rows))
     sources, counts = np.unique(table.row_source[train_rows], return_counts=True)
     for src, n in zip(sources, counts, strict=True):
@@ -156,6 +163,8 @@ def row_weights(table: Table, train_rows: np.ndarray, cfg: TrainConfig) -> np.nd
             offline = train_rows & (table.row_source != TRAFFIC_SOURCE)
             typical = w[offline].mean() if offline.any() else 1.0
             w[sel] = typical * cfg.traffic_weight
+    if request_scale is not None:
+        w = w * np.asarray(request_scale, dtype=np.float64)[table.row_request]
     if train_rows.any():
         w[train_rows] /= w[train_rows].mean()
     return w
@@ -270,8 +279,12 @@ def fit_core(
     cfg: TrainConfig,
     conformal_from: Fitted | ConformalShifts | None = None,
     progress: Callable[[str], None] | None = None,
+    request_scale: np.ndarray | None = None,
 ) -> Fitted:
     """Fit factors, ridges, boosters and the conformal shifts on `train_rows` (bool, N).
+
+    `request_scale` (R, optional): a factor on every row weight of a request (importance
+    weights toward a deployment's unlabelled traffic, `importance.py`).
 
     `conformal_from`: reuse that fit's p50 shift and p90 classes instead of refitting the
     out-of-fold boosters (a quick refit; the learning curve uses it). `progress` receives a
@@ -285,7 +298,7 @@ def fit_core(
     )
     row_off = np.array([offsets.get(m, 0.0) for m in table.row_model])
     yt = y - row_off
-    w = row_weights(table, tr, cfg)
+    w = row_weights(table, tr, cfg, request_scale)
     levels: dict[str, float] = {}
     if cfg.source_levels:
         for src in sorted(set(table.row_source[tr])):

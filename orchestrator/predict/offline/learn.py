@@ -12,14 +12,16 @@ calibration: predictions that name no profile, and profiles with none of their o
 `refit_from_traffic` (`predictor learn --refit`, `predictor train --from-traffic`) refits the
 model on the offline data plus every traffic record, writes it where `Predictor.default()`
 and a running server look (they reload it on their next refresh), and replays every
-profile's calibration against it (`replay_calibrations`).
+profile's calibration against it (`replay_calibrations`). With the deployment's unlabelled
+prompts (`read_unlabelled`: `--unlabelled FILE`) the shared rows are weighted toward them
+first (`importance.py`).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,38 @@ def learn_file(predictor: Predictor, path: Path, profile: str | None = None) -> 
     return LearnReport(len(items), counts, before, after)
 
 
+def read_unlabelled(predictor: Predictor, path: Path) -> list[RequestFeatures]:
+    """The deployment's prompts of a JSONL file, featurized: each line a chat body, or an
+    object with a "request" chat body (a `learn` file: any "output_tokens" is ignored).
+    Every bad line is reported with its number (`LearnInputError`); blank lines skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LearnInputError(path, [str(exc)]) from exc
+    out: list[RequestFeatures] = []
+    errors: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+            if not isinstance(obj, dict):
+                raise ValueError('must be a JSON object (a chat body or {"request": ...})')
+            body = obj.get("request", obj)
+            if not isinstance(body, dict):
+                raise ValueError("request: must be a JSON object (an OpenAI chat body)")
+            out.append(predictor.featurize(body).features)
+        except PredictorInputError as exc:
+            errors.append(f"line {number}: request.{exc}")
+        except (json.JSONDecodeError, ValueError) as exc:
+            errors.append(f"line {number}: {exc}")
+    if errors:
+        raise LearnInputError(path, errors)
+    if not out:
+        raise LearnInputError(path, ["no prompts"])
+    return out
+
+
 def replay_calibrations(predictor: Predictor, store: PredictorStore) -> dict[str, int]:
     """Recompute every profile's calibration from its traffic records (in arrival order)
     against `predictor`'s artifact, its p90 shift recalibrated on its most recent records
@@ -195,11 +229,13 @@ def refit_from_traffic(
     progress: Callable[[str], None] = print,
     extra_meta: dict[str, Any] | None = None,
     evaluate_heldout: bool = False,
+    unlabelled: Sequence[RequestFeatures] = (),
 ) -> tuple[RefitReport, Any]:
     """Refit on the shared data plus every traffic record of `store` (traffic rows weighted
-    `cfg.traffic_weight`x), write the artifact to `out` (default: the traffic artifact folder
-    that `Predictor.default()` and a running server follow) and replay the calibrations
-    against it. Returns the report and the `TrainResult`."""
+    `cfg.traffic_weight`x), the shared rows reweighted toward the `unlabelled` prompts when
+    given (`importance.py`), write the artifact to `out` (default: the traffic artifact
+    folder that `Predictor.default()` and a running server follow) and replay the
+    calibrations against it. Returns the report and the `TrainResult`."""
     from orchestrator.predict.artifact import traffic_artifact_dir
     from orchestrator.predict.offline.table import cached_table
     from orchestrator.predict.offline.train import TrainConfig, train
@@ -220,6 +256,7 @@ def refit_from_traffic(
         evaluate_heldout=evaluate_heldout,
         extra_meta=extra_meta,
         progress=progress,
+        unlabelled=unlabelled,
     )
     folder = out or traffic_artifact_dir()
     result.artifact.save(folder)

@@ -19,7 +19,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -33,6 +33,7 @@ from orchestrator.predict.calibration import (
 )
 from orchestrator.predict.offline.boosters import lgb_params
 from orchestrator.predict.offline.fit import Fitted, TrainConfig, fit_core
+from orchestrator.predict.offline.importance import ImportanceConfig, toward_source
 from orchestrator.predict.offline.metrics import summarize
 from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
 from orchestrator.predict.predictor import normalize_model_name
@@ -202,6 +203,9 @@ class LosoConfig:
     refit_curve: bool = True
     sources: tuple[str, ...] | None = None  # default: every offline source in the table
     eval_fraction: float = 0.5  # learning curve: share of prompts kept for evaluation
+    # the training rows weighted toward each left-out source's prompts (its unlabelled
+    # traffic, as `predictor learn --refit --unlabelled` does for a deployment); None: off
+    importance: ImportanceConfig | None = field(default=None, repr=False)  # keys: cli._run_loso
 
 
 def _curve_split(
@@ -242,10 +246,12 @@ def score_split(
     rows: np.ndarray,
     cfg: TrainConfig,
     cal_cfg: CalibrationConfig,
+    request_scale: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], Fitted, Callable[[str], KnownPrior], Baselines]:
-    """Fit on `tr`, score `rows`: metrics per method (answering model's prior as profile
-    calibration) and the model with online calibration (rows in seeded shuffled order)."""
-    fitted = fit_core(table, tr, cfg)
+    """Fit on `tr` (`request_scale`: `fit_core`'s), score `rows`: metrics per method (answering
+    model's prior as profile calibration) and the model with online calibration (rows in
+    seeded shuffled order)."""
+    fitted = fit_core(table, tr, cfg, request_scale=request_scale)
     base = fit_baselines(fitted, table, tr, cfg)
     prior = _prior_lookup(known_priors(fitted, table, tr))
     models = table.row_model[rows]
@@ -284,7 +290,10 @@ def loso(
         started = time.perf_counter()
         tr = (table.row_source != src) & (table.row_source != TRAFFIC_SOURCE)
         rows = np.where(table.row_source == src)[0]
-        entry, fitted, prior, base = score_split(table, tr, rows, cfg.train, cal_cfg)
+        scale = None
+        if cfg.importance is not None:
+            scale = toward_source(table, tr, src, cfg.importance)
+        entry, fitted, prior, base = score_split(table, tr, rows, cfg.train, cal_cfg, scale)
         if cfg.curve:
             entry["curve"] = _learning_curve(
                 table, src, rows, fitted, prior, cfg, cal_cfg, base.edges

@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,10 +42,20 @@ from orchestrator.predict.offline.fit import (
     fit_core,
     fixed_effects,
 )
+from orchestrator.predict.offline.importance import (
+    ImportanceConfig,
+    effective_share,
+    traffic_request_scale,
+)
 from orchestrator.predict.offline.loso import fit_baselines, known_priors
-from orchestrator.predict.offline.table import Table, add_traffic, featurize_examples
+from orchestrator.predict.offline.table import (
+    TRAFFIC_SOURCE,
+    Table,
+    add_traffic,
+    featurize_examples,
+)
 from orchestrator.predict.phrases import PHRASE_BUCKETS
-from orchestrator.predict.schema import PredictorSettings
+from orchestrator.predict.schema import PredictorSettings, RequestFeatures
 from orchestrator.predict.store import TrafficRecord
 
 log = logging.getLogger(__name__)
@@ -74,12 +84,16 @@ def train(
     table: Table | None = None,
     extra_meta: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    unlabelled: Sequence[RequestFeatures] = (),
+    importance: ImportanceConfig | None = None,
 ) -> TrainResult:
     """Fit the whole predictor; returns the artifact, the held-out lines and their metrics.
 
     `table`: the featurized offline data (else `examples` are featurized); traffic records
-    of the current feature layout are appended as rows of source "traffic". `progress`
-    receives a line per stage."""
+    of the current feature layout are appended as rows of source "traffic". `unlabelled`:
+    the deployment's prompts (featurized, no answers): the offline training requests are
+    reweighted toward them (`importance.py`, settings `importance`). `progress` receives a
+    line per stage."""
     say = progress or (lambda line: None)
     if table is None:
         table = featurize_examples(load_examples() if examples is None else examples)
@@ -99,7 +113,29 @@ def train(
     log.info("rows: %d train, %d held out", int(tr.sum()), int(row_test.sum()))
 
     say(f"fitting on {int(tr.sum())} rows ({len(set(table.row_source[tr]))} sources)")
-    fitted = fit_core(table, tr, cfg, progress=say)
+    scale = None
+    traffic_meta: dict[str, Any] = {}
+    if unlabelled:
+        imp = importance or ImportanceConfig()
+        say(f"weighting the training requests toward {len(unlabelled)} unlabelled prompts")
+        scale = traffic_request_scale(
+            table,
+            tr,
+            np.asarray([p.vector for p in unlabelled], dtype=np.float64),
+            [np.asarray(p.lexical_ids, dtype=np.int64) for p in unlabelled],
+            imp,
+        )
+        offline = np.unique(table.row_request[tr & (table.row_source != TRAFFIC_SOURCE)])
+        share = effective_share(scale[offline])
+        say(f"  effective share of the offline requests {share:.2f}")
+        traffic_meta = {
+            "unlabelled_prompts": {
+                "prompts": len(unlabelled),
+                **imp.__dict__,
+                "effective_share": round(share, 4),
+            }
+        }
+    fitted = fit_core(table, tr, cfg, progress=say, request_scale=scale)
     say("reasoning classifier and baselines")
     known = {
         name: KnownModel(
@@ -163,6 +199,7 @@ def train(
             "source_levels": {k: round(v, 6) for k, v in fitted.source_levels.items()},
             "data_fingerprint": fingerprint,
             "lightgbm": lgb.__version__,
+            **traffic_meta,
             **(extra_meta or {}),
         },
     )

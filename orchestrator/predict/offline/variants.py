@@ -17,7 +17,12 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from orchestrator.predict.loaded_model import normalize_model_name
-from orchestrator.predict.offline.fit import ConformalShifts, Fitted, TrainConfig, fit_core
+from orchestrator.predict.offline.fit import ConformalShifts, TrainConfig, fit_core
+from orchestrator.predict.offline.importance import (
+    ImportanceConfig,
+    domain_inputs,
+    toward_source,
+)
 from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
 
 # the configuration shipped before the prompt-type terms (issue 31's second session): the
@@ -92,10 +97,39 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "balance-1": ("source balance 1.0 (equal source mass)", {"source_balance": 1.0}),
 }
 
+# session 15 (issue 31): the training rows weighted toward the left-out source's prompts
+# (its unlabelled traffic; `importance.py`), shipped configuration otherwise
+TRAFFIC_VARIANTS: dict[str, tuple[str, ImportanceConfig]] = {
+    "traffic-0.25": (
+        "weighted toward the traffic's prompts, odds ** 0.25",
+        ImportanceConfig(temper=0.25, clip=10.0, damp=100.0),
+    ),
+    "traffic-0.5": (
+        "weighted toward the traffic's prompts, odds ** 0.5",
+        ImportanceConfig(temper=0.5, clip=10.0, damp=100.0),
+    ),
+    "traffic-source": (
+        "source mass toward the traffic's prompts (mean odds per source)",
+        ImportanceConfig(temper=1.0, clip=10.0, damp=100.0, level="source"),
+    ),
+}
 
-def _quick_fit(table: Table, train_rows: np.ndarray, cfg: TrainConfig) -> Fitted:
-    """`fit_core` without the out-of-fold conformal step (neutral shifts: tau is unchanged)."""
-    return fit_core(table, train_rows, cfg, conformal_from=ConformalShifts())
+
+def _left_out_taus(
+    table: Table, cfg: TrainConfig, tr: np.ndarray, scored: list[str], scale: np.ndarray | None
+) -> dict[str, float]:
+    """Tau on each `scored` source of `fit_core` on rows `tr` without the out-of-fold
+    conformal step (neutral shifts: tau is unchanged)."""
+    fitted = fit_core(table, tr, cfg, conformal_from=ConformalShifts(), request_scale=scale)
+    factors = {normalize_model_name(k): v for k, v in fitted.offsets.items()}
+    out: dict[str, float] = {}
+    for src in scored:
+        rows = np.where(table.row_source == src)[0]
+        q50, _ = fitted.predict_requests(table.row_request[rows])
+        model = table.row_model[rows]
+        off = np.array([factors.get(normalize_model_name(m), 0.0) for m in model])
+        out[src] = float(kendalltau(q50 + off, table.row_tokens[rows]).statistic)
+    return out
 
 
 def tau_by_source(
@@ -103,19 +137,75 @@ def tau_by_source(
     cfg: TrainConfig,
     sources: Iterable[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    importance: ImportanceConfig | None = None,
+    exclude: Iterable[str] = (),
 ) -> dict[str, float]:
-    """Kendall tau of the p50 (plus the answering model's factor) on each left-out source."""
+    """Kendall tau of the p50 (plus the answering model's factor) on each left-out source.
+
+    `importance`: the training rows are reweighted toward the left-out source's prompts (its
+    unlabelled traffic: `importance.py`). `exclude`: sources left out of training too (the
+    inner folds of a nested check)."""
     say = progress or (lambda line: None)
-    names = list(sources or sorted(set(table.row_source) - {TRAFFIC_SOURCE}))
+    dropped = {TRAFFIC_SOURCE, *exclude}
+    names = list(sources or sorted(set(table.row_source) - dropped))
+    inputs = None
+    if importance is not None and importance.temper:
+        inputs = domain_inputs(table.lexical_ids, table.vectors)
     out: dict[str, float] = {}
     for src in names:
         started = time.perf_counter()
-        tr = (table.row_source != src) & (table.row_source != TRAFFIC_SOURCE)
-        rows = np.where(table.row_source == src)[0]
-        fitted = _quick_fit(table, tr, cfg)
-        q50, _ = fitted.predict_requests(table.row_request[rows])
-        factors = {normalize_model_name(k): v for k, v in fitted.offsets.items()}
-        off = np.array([factors.get(normalize_model_name(m), 0.0) for m in table.row_model[rows]])
-        out[src] = float(kendalltau(q50 + off, table.row_tokens[rows]).statistic)
+        tr = (table.row_source != src) & ~np.isin(table.row_source, list(dropped))
+        scale = None
+        if inputs is not None and importance is not None:
+            scale = toward_source(table, tr, src, importance, inputs)
+        out[src] = _left_out_taus(table, cfg, tr, [src], scale)[src]
         say(f"left out {src}: tau {out[src]:.3f} ({time.perf_counter() - started:.0f} s)")
     return out
+
+
+def nested_importance(
+    table: Table,
+    cfg: TrainConfig,
+    candidates: list[ImportanceConfig],
+    outer: list[dict[str, float]],
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, int], dict[str, float]]:
+    """The nested check of traffic reweighting: for each left-out source, the candidate
+    (index into `candidates`, temper 0 included for "none") with the best mean tau over
+    leave-one-source-out on the other four (each inner source's prompts the traffic), and
+    that candidate's outer tau (`outer[k]`: `tau_by_source` of candidate k). Returns
+    (choice per source, outer tau per source)."""
+    say = progress or (lambda line: None)
+    names = sorted(set(table.row_source) - {TRAFFIC_SOURCE})
+    inputs = domain_inputs(table.lexical_ids, table.vectors)
+    inner: dict[tuple[str, str, int], float] = {}
+    for k, imp in enumerate(candidates):
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                tr = ~np.isin(table.row_source, [a, b, TRAFFIC_SOURCE])
+                for held, target in ((a, b), (b, a)):
+                    if not imp.temper and (held, target, k) in inner:
+                        continue
+                    started = time.perf_counter()
+                    if imp.temper:
+                        scale = toward_source(table, tr, target, imp, inputs)
+                        tau = _left_out_taus(table, cfg, tr, [target], scale)
+                    else:  # one unweighted fit scores both: the same training rows
+                        tau = _left_out_taus(table, cfg, tr, [target, held], None)
+                        inner[(target, held, k)] = tau[held]
+                    inner[(held, target, k)] = tau[target]
+                    say(
+                        f"candidate {k} outer {held} inner {target}: "
+                        f"{inner[(held, target, k)]:.3f} ({time.perf_counter() - started:.0f} s)"
+                    )
+    choice: dict[str, int] = {}
+    taus: dict[str, float] = {}
+    for src in names:
+        means = [
+            float(np.mean([inner[(src, t, k)] for t in names if t != src]))
+            for k in range(len(candidates))
+        ]
+        choice[src] = int(np.argmax(means))
+        taus[src] = outer[choice[src]][src]
+        say(f"outer {src}: inner means {[round(m, 4) for m in means]} -> {choice[src]}")
+    return choice, taus
