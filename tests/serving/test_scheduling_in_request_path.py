@@ -38,10 +38,10 @@ async def test_fcfs_order_sends_priority_zero(tmp_path, monkeypatch, chat_comple
     ex.ledger.close()
 
 
-async def test_a_full_profile_queues_refuses_past_the_bound_and_a_leaver_costs_nothing(
-    tmp_path, monkeypatch, engine_stream, chunk
-):
-    one_profile = "  allowed_profiles: [smollm2-cpu]\nscheduling: {max_queued: 1}\n"
+async def _one_slot_held(tmp_path, monkeypatch, engine_stream, chunk, scheduling: str):
+    """An executor with one profile, one batch slot and no engine seat beyond it, under
+    `scheduling`, whose slot a hanging stream ("r1") holds; and the streamed body to send."""
+    one_profile = f"  allowed_profiles: [smollm2-cpu]\nscheduling: {scheduling}\n"
     ex = make_executor(tmp_path, monkeypatch, policy_text=POLICY_TEXT + one_profile)
     ex.ingress_queue.capacity = lambda profile: 1  # one batch slot
     ex.ingress_queue.seats = lambda profile: 1  # and no engine seat beyond it (short lane)
@@ -49,6 +49,13 @@ async def test_a_full_profile_queues_refuses_past_the_bound_and_a_leaver_costs_n
     ex.handle.streams.append(engine_stream([chunk("a")], hang=True))
     first = await _serve(ex, body, "chat", {"x-request-id": "r1"})
     assert isinstance(first, StreamingResponse)  # holds the only slot while it streams
+    return ex, body
+
+
+async def test_a_full_profile_queues_refuses_past_the_bound_and_a_leaver_costs_nothing(
+    tmp_path, monkeypatch, engine_stream, chunk
+):
+    ex, body = await _one_slot_held(tmp_path, monkeypatch, engine_stream, chunk, "{max_queued: 1}")
     queued = asyncio.create_task(_serve(ex, body, "chat", {"x-request-id": "r2"}))
     for _ in range(20):
         await asyncio.sleep(0.01)
@@ -72,14 +79,9 @@ async def test_a_request_past_the_tenant_s_wait_bound_gets_429_queue_timeout(
 ):
     """`scheduling.max_wait_s`: a request still queued past it is handed back with 429
     `queue_timeout` and Retry-After, recorded, never sent to an engine, no ledger row."""
-    bounded = "  allowed_profiles: [smollm2-cpu]\nscheduling: {max_wait_s: 0.05}\n"
-    ex = make_executor(tmp_path, monkeypatch, policy_text=POLICY_TEXT + bounded)
-    ex.ingress_queue.capacity = lambda profile: 1  # one batch slot
-    ex.ingress_queue.seats = lambda profile: 1  # and no engine seat beyond it (short lane)
-    body = {"model": FAMILY, "messages": MESSAGES, "stream": True}
-    ex.handle.streams.append(engine_stream([chunk("a")], hang=True))
-    first = await _serve(ex, body, "chat", {"x-request-id": "r1"})
-    assert isinstance(first, StreamingResponse)  # holds the only slot while it streams
+    ex, body = await _one_slot_held(
+        tmp_path, monkeypatch, engine_stream, chunk, "{max_wait_s: 0.05}"
+    )
     late = await _serve(ex, body, "chat", {"x-request-id": "r2"})
     assert late.status_code == 429 and int(late.headers["retry-after"]) >= 1
     assert error_of(late)["code"] == "queue_timeout"

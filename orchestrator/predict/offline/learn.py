@@ -64,17 +64,45 @@ def _count(obj: dict[str, Any], key: str, required: bool) -> int:
     return value
 
 
-def parse_labelled(text: str, profile: str | None) -> tuple[list[LabelledLine], list[str]]:
-    """Labelled lines of a JSONL text and the errors ('line N: ...'); blank lines skipped."""
-    lines: list[LabelledLine] = []
+def _read(path: Path) -> str:
+    """The file's text; unreadable: `LearnInputError` naming the file."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LearnInputError(path, [str(exc)]) from exc
+
+
+def _by_line(errors: list[str]) -> list[str]:
+    """'line N: ...' errors in line order."""
+    return sorted(errors, key=lambda e: int(e.split()[1].rstrip(":")))
+
+
+def _objects(text: str, not_object: str) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+    """(line number, JSON object) of each non-blank JSONL line, and 'line N: ...' errors for
+    lines that are not JSON or not an object (`not_object` says what was expected)."""
+    objects: list[tuple[int, dict[str, Any]]] = []
     errors: list[str] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
         try:
             obj = json.loads(raw)
-            if not isinstance(obj, dict):
-                raise ValueError("must be a JSON object")
+        except json.JSONDecodeError as exc:
+            errors.append(f"line {number}: {exc}")
+            continue
+        if isinstance(obj, dict):
+            objects.append((number, obj))
+        else:
+            errors.append(f"line {number}: {not_object}")
+    return objects, errors
+
+
+def parse_labelled(text: str, profile: str | None) -> tuple[list[LabelledLine], list[str]]:
+    """Labelled lines of a JSONL text and the errors ('line N: ...'); blank lines skipped."""
+    lines: list[LabelledLine] = []
+    objects, errors = _objects(text, "must be a JSON object")
+    for number, obj in objects:
+        try:
             request = obj.get("request")
             if not isinstance(request, dict):
                 raise ValueError("request: must be a JSON object (an OpenAI chat body)")
@@ -90,9 +118,9 @@ def parse_labelled(text: str, profile: str | None) -> tuple[list[LabelledLine], 
                     _count(obj, "reasoning_tokens", required=False),
                 )
             )
-        except (json.JSONDecodeError, ValueError) as exc:
+        except ValueError as exc:
             errors.append(f"line {number}: {exc}")
-    return lines, errors
+    return lines, _by_line(errors)
 
 
 @dataclass(frozen=True)
@@ -105,11 +133,7 @@ class LearnReport:
 
 def learn_file(predictor: Predictor, path: Path, profile: str | None = None) -> LearnReport:
     """Validate and featurize every line, then fold them all in (one transaction)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LearnInputError(path, [str(exc)]) from exc
-    lines, errors = parse_labelled(text, profile)
+    lines, errors = parse_labelled(_read(path), profile)
     items: list[tuple[str, RequestFeatures, int, int]] = []
     for line in lines:
         try:
@@ -122,7 +146,7 @@ def learn_file(predictor: Predictor, path: Path, profile: str | None = None) -> 
             (line.profile, done.features, line.output_tokens // n, line.reasoning_tokens // n)
         )
     if errors:
-        raise LearnInputError(path, sorted(errors, key=lambda e: int(e.split()[1].rstrip(":"))))
+        raise LearnInputError(path, _by_line(errors))
     if not items:
         raise LearnInputError(path, ["no labelled lines"])
     names = sorted({name for name, *_ in items})
@@ -136,29 +160,23 @@ def read_unlabelled(predictor: Predictor, path: Path) -> list[RequestFeatures]:
     """The deployment's prompts of a JSONL file, featurized: each line a chat body, or an
     object with a "request" chat body (a `learn` file: any "output_tokens" is ignored).
     Every bad line is reported with its number (`LearnInputError`); blank lines skipped."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LearnInputError(path, [str(exc)]) from exc
     out: list[RequestFeatures] = []
-    errors: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
+    objects, errors = _objects(
+        _read(path), 'must be a JSON object (a chat body or {"request": ...})'
+    )
+    for number, obj in objects:
+        body = obj.get("request", obj)
+        if not isinstance(body, dict):
+            errors.append(f"line {number}: request: must be a JSON object (an OpenAI chat body)")
             continue
         try:
-            obj = json.loads(raw)
-            if not isinstance(obj, dict):
-                raise ValueError('must be a JSON object (a chat body or {"request": ...})')
-            body = obj.get("request", obj)
-            if not isinstance(body, dict):
-                raise ValueError("request: must be a JSON object (an OpenAI chat body)")
             out.append(predictor.featurize(body).features)
         except PredictorInputError as exc:
             errors.append(f"line {number}: request.{exc}")
-        except (json.JSONDecodeError, ValueError) as exc:
+        except ValueError as exc:
             errors.append(f"line {number}: {exc}")
     if errors:
-        raise LearnInputError(path, errors)
+        raise LearnInputError(path, _by_line(errors))
     if not out:
         raise LearnInputError(path, ["no prompts"])
     return out
