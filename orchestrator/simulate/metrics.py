@@ -6,7 +6,8 @@ Definitions:
   class the predictor gives; the same for every policy);
 - judged SLO attainment: the same share among the requests the server's attainment judges
   (`orchestrator.attainment.judged`: a refusal with a 4xx, a bound, cost cap or budget the
-  policy sets, is left out; a 5xx refusal stays a miss), beside the first, never instead;
+  policy sets, is left out; a 5xx refusal or a 429 for capacity (`server_overloaded`,
+  `queue_timeout`) stays a miss), beside the first, never instead;
 - quality: share of all requests served on a profile whose tier is at least the tier their
   difficulty needs (`SimRequest.tier`); truncated answers count as served;
 - expected quality: the mean over requests of the predicted probability (`tier_success`) that
@@ -104,13 +105,17 @@ def prediction_error(t: Targets) -> dict[str, float]:
 
 
 def judged_mask(out: Outcome) -> np.ndarray:
-    """The requests the server's attainment judges: served, or refused with a status it counts
-    (a refusal without a recorded status counts, as a miss)."""
+    """The requests the server's attainment judges (`attainment.judged`): served, or refused
+    with a status and reason it counts (a refusal without a recorded status counts, as a
+    miss)."""
     status = out.reject_status
     if status is None:
         return np.ones(len(out.profile), dtype=bool)
-    counted = [c for c in np.unique(status).tolist() if c == 0 or judged(c)]
-    return np.isin(status, counted)
+    return np.fromiter(
+        (c == 0 or judged(int(c), r) for c, r in zip(status, out.reject_reason, strict=True)),
+        dtype=bool,
+        count=len(status),
+    )
 
 
 def _share(ok: np.ndarray, mask: np.ndarray) -> float | None:

@@ -108,6 +108,10 @@ def test_judged_attainment_leaves_out_policy_refusals():
     out.reject_status = np.array([0, 0, 503, 0], dtype=np.int16)
     m = summarize(out, _targets(), ["small", "big"], np.array([0, 2]))
     assert m["slo_judged"] == 4 and m["slo_attainment_judged"] == pytest.approx(0.25)
+    out.reject_reason = [None, None, "queue_timeout", None]  # a 429 for capacity: a miss
+    out.reject_status = np.array([0, 0, 429, 0], dtype=np.int16)
+    m = summarize(out, _targets(), ["small", "big"], np.array([0, 2]))
+    assert m["slo_judged"] == 4 and m["slo_attainment_judged"] == pytest.approx(0.25)
 
 
 def _served(e2e: list[float]) -> Outcome:
