@@ -21,12 +21,18 @@ from dataclasses import dataclass
 DEFAULT_WINDOW_S = 300.0
 
 
-def judged(status_code: int) -> bool:
-    """Whether a request with this HTTP status counts for its tenant's attainment: a success
-    does, and so does a server-side failure (5xx: a miss of every target it had); a client or
-    policy refusal (4xx: bad request, bound, budget, cost cap, rate limit) does not, since
-    no capacity would have served it within what the policy allows."""
-    return status_code < 400 or status_code >= 500
+# refusals for want of capacity (429 with Retry-After): the server could not serve within what
+# the policy allows, so they are misses, unlike a client's or the policy's own refusal
+CAPACITY_REFUSALS = frozenset({"server_overloaded", "queue_full", "queue_timeout", "profile_lost"})
+
+
+def judged(status_code: int, code: str | None = None) -> bool:
+    """Whether a request with this HTTP status (and error `code`) counts for its tenant's
+    attainment: a success does, and so does a server-side failure (5xx) or a refusal for
+    capacity (a `CAPACITY_REFUSALS` code), each a miss of every target it had; a client or
+    policy refusal (any other 4xx: bad request, bound, budget, cost cap, rate limit) does
+    not, since no capacity would have served it within what the policy allows."""
+    return status_code < 400 or status_code >= 500 or code in CAPACITY_REFUSALS
 
 
 def within_targets(measured: Iterable[tuple[float | None, float | None]]) -> bool:

@@ -44,3 +44,6 @@ def test_judged_counts_successes_and_server_failures_not_policy_refusals():
 
     assert judged(200) and judged(503) and judged(500)
     assert not judged(402) and not judged(400) and not judged(429)
+    assert not judged(429, "rate_limit_exceeded") and not judged(402, "cost_cap_exceeded")
+    for code in ("server_overloaded", "queue_full", "queue_timeout", "profile_lost"):
+        assert judged(429, code)  # shed for capacity: the server's miss

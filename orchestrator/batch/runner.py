@@ -25,21 +25,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from orchestrator.attainment import CAPACITY_REFUSALS
 from orchestrator.batch import pacing
 from orchestrator.batch.store import DONE, FAILED, BatchStore, ClaimedLine
 
 log = logging.getLogger("orchestrator.batch")
 
-RETRY_CODES = frozenset(
-    {
-        "server_overloaded",
-        "queue_full",
-        "queue_timeout",
-        "profile_lost",
-        "no_healthy_profile",
-        "engine_unavailable",
-    }
-)
+RETRY_CODES = CAPACITY_REFUSALS | {"no_healthy_profile", "engine_unavailable"}
 BUDGET_CODES = frozenset({"budget_exhausted"})
 
 

@@ -6,18 +6,24 @@ Definitions:
   class the predictor gives; the same for every policy);
 - judged SLO attainment: the same share among the requests the server's attainment judges
   (`orchestrator.attainment.judged`: a refusal with a 4xx, a bound, cost cap or budget the
-  policy sets, is left out; a 5xx refusal stays a miss), beside the first, never instead;
+  policy sets, is left out; a 5xx refusal or a 429 for capacity (`server_overloaded`,
+  `queue_timeout`) stays a miss), beside the first, never instead;
 - quality: share of all requests served on a profile whose tier is at least the tier their
   difficulty needs (`SimRequest.tier`); truncated answers count as served;
 - expected quality: the mean over requests of the predicted probability (`tier_success`) that
   the tier which served each answers it well (a refused request counts 0), beside the same mean
   for always-strongest routing (the catalog's top tier) and their ratio, overall and per tenant;
-- TPOT = (e2e - TTFT) / (tokens - 1); cost = replica-hours x $/hour, start-up and drain included.
+- TPOT = (e2e - TTFT) / (tokens - 1); cost = replica-hours x $/hour, start-up and drain included;
+- matched latency (`matched_latency`, comparing policies): mean e2e and TTFT over the requests
+  EVERY compared policy served (one set for all, so a policy that refuses more does not leave
+  its slowest requests out of its mean), and mean e2e over all requests with each refusal
+  counted at a stated penalty.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,13 +105,17 @@ def prediction_error(t: Targets) -> dict[str, float]:
 
 
 def judged_mask(out: Outcome) -> np.ndarray:
-    """The requests the server's attainment judges: served, or refused with a status it counts
-    (a refusal without a recorded status counts, as a miss)."""
+    """The requests the server's attainment judges (`attainment.judged`): served, or refused
+    with a status and reason it counts (a refusal without a recorded status counts, as a
+    miss)."""
     status = out.reject_status
     if status is None:
         return np.ones(len(out.profile), dtype=bool)
-    counted = [c for c in np.unique(status).tolist() if c == 0 or judged(c)]
-    return np.isin(status, counted)
+    return np.fromiter(
+        (c == 0 or judged(int(c), r) for c, r in zip(status, out.reject_reason, strict=True)),
+        dtype=bool,
+        count=len(status),
+    )
 
 
 def _share(ok: np.ndarray, mask: np.ndarray) -> float | None:
@@ -191,6 +201,33 @@ def expected_quality(
         "expected_quality_strongest": float(best.mean()),
         "quality_share": float(got.sum() / best.sum()) if best.sum() > 0 else None,
     }
+
+
+def matched_latency(
+    outcomes: Mapping[str, Outcome], penalty_s: float
+) -> dict[str, dict[str, float | int | None]]:
+    """Per policy, latency on the same requests for all (`outcomes` of one replay: the same
+    requests in the same order): `served_by_all` (how many every policy served) with the mean
+    e2e and TTFT over them (ms), and the mean e2e over ALL requests with each of its refusals
+    counted at `penalty_s` (ms; `refusal_penalty_s` records it)."""
+    if not outcomes:
+        return {}
+    sizes = {len(o.profile) for o in outcomes.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"outcomes of different replays: {sorted(sizes)} requests")
+    both = np.logical_and.reduce([o.profile >= 0 for o in outcomes.values()])
+    out: dict[str, dict[str, float | int | None]] = {}
+    for name, o in outcomes.items():
+        served = o.profile >= 0
+        charged = np.where(served, o.e2e_s, penalty_s)
+        out[name] = {
+            "served_by_all": int(both.sum()),
+            "e2e_mean_matched_ms": _mean_ms(o.e2e_s[both]),
+            "ttft_mean_matched_ms": _mean_ms(o.ttft_s[both]),
+            "e2e_mean_refusal_penalty_ms": _mean_ms(charged),
+            "refusal_penalty_s": penalty_s,
+        }
+    return out
 
 
 def saving_at_quality(

@@ -259,19 +259,22 @@ def prediction_ratio(actual_tokens: int, predicted_p50: float) -> float:
     return (actual_tokens + 1) / (predicted_p50 + 1)
 
 
-def slo_outcome(status_code: int, measured_s: float | None, target_s: float | None) -> str | None:
+def slo_outcome(
+    status_code: int, measured_s: float | None, target_s: float | None, code: str | None = None
+) -> str | None:
     """'met', 'missed' or None (not counted) for one SLO of one request.
 
-    Counted only when the SLO has a target. A server-side failure (5xx) misses every SLO it
-    had; a client or policy error (4xx: bad request, budget, rate limit) is not counted; a
-    success is met iff the measurement is known and <= target (unknown, e.g. TTFT of a request
-    that never produced a token, is not counted).
+    Counted only when the SLO has a target and the request is judged (`attainment.judged`):
+    a server-side failure (5xx) or a refusal for capacity (429 with a capacity `code`) misses
+    every SLO it had; a client or policy error (other 4xx: bad request, budget, rate limit) is
+    not counted; a success is met iff the measurement is known and <= target (unknown, e.g.
+    TTFT of a request that never produced a token, is not counted).
     """
     if target_s is None:
         return None
-    if not judged(status_code):
+    if not judged(status_code, code):
         return None
-    if status_code >= 500:
+    if status_code >= 400:
         return "missed"
     if measured_s is None:
         return None
@@ -385,7 +388,7 @@ class OrchestratorMetrics:
             ("tpot", tpot_s, slo_tpot_s),
             ("e2e", e2e_s, slo_e2e_s),
         ):
-            outcome = slo_outcome(status_code, measured, target)
+            outcome = slo_outcome(status_code, measured, target, decision_reason_code)
             if outcome is not None:
                 self._m["slo"].add(1, {"tenant": tenant, "slo": slo, "outcome": outcome})
                 judged.append(outcome)

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from orchestrator.simulate.cluster import Outcome
-from orchestrator.simulate.metrics import Targets, prediction_error, summarize
+from orchestrator.simulate.metrics import (
+    Targets,
+    matched_latency,
+    prediction_error,
+    summarize,
+)
 
 
 def _outcome() -> Outcome:
@@ -103,3 +108,45 @@ def test_judged_attainment_leaves_out_policy_refusals():
     out.reject_status = np.array([0, 0, 503, 0], dtype=np.int16)
     m = summarize(out, _targets(), ["small", "big"], np.array([0, 2]))
     assert m["slo_judged"] == 4 and m["slo_attainment_judged"] == pytest.approx(0.25)
+    out.reject_reason = [None, None, "queue_timeout", None]  # a 429 for capacity: a miss
+    out.reject_status = np.array([0, 0, 429, 0], dtype=np.int16)
+    m = summarize(out, _targets(), ["small", "big"], np.array([0, 2]))
+    assert m["slo_judged"] == 4 and m["slo_attainment_judged"] == pytest.approx(0.25)
+
+
+def _served(e2e: list[float]) -> Outcome:
+    """An outcome where NaN marks a refusal."""
+    e2e_s = np.array(e2e)
+    refused = np.isnan(e2e_s)
+    return Outcome(
+        profile=np.where(refused, -1, 0).astype(np.int16),
+        ttft_s=e2e_s / 10,
+        e2e_s=e2e_s,
+        tokens=np.where(refused, 0, 10),
+        truncated=np.zeros(len(e2e), dtype=bool),
+        reject_reason=["queue_timeout" if r else None for r in refused],
+    )
+
+
+def test_matched_latency_compares_the_requests_every_policy_served():
+    # the constant refuses the slow request 2 and so looks faster on its own served mean;
+    # matched on requests 0 and 1 (what both served) the predictor is faster
+    found = matched_latency(
+        {
+            "predictor": _served([1.0, 2.0, 9.0, np.nan]),
+            "constant": _served([2.0, 4.0, np.nan, 1.0]),
+        },
+        penalty_s=20.0,
+    )
+    assert found["predictor"]["served_by_all"] == found["constant"]["served_by_all"] == 2
+    assert found["predictor"]["e2e_mean_matched_ms"] == pytest.approx(1500.0)
+    assert found["constant"]["e2e_mean_matched_ms"] == pytest.approx(3000.0)
+    assert found["constant"]["ttft_mean_matched_ms"] == pytest.approx(300.0)
+    # every request counted, a refusal at the penalty
+    assert found["predictor"]["e2e_mean_refusal_penalty_ms"] == pytest.approx(8000.0)
+    assert found["constant"]["e2e_mean_refusal_penalty_ms"] == pytest.approx(6750.0)
+
+
+def test_matched_latency_refuses_outcomes_of_different_replays():
+    with pytest.raises(ValueError, match="different replays"):
+        matched_latency({"a": _served([1.0]), "b": _served([1.0, 2.0])}, penalty_s=1.0)

@@ -229,3 +229,37 @@ def test_prediction_ratio_rejects_negative_counts() -> None:
 )
 def test_slo_outcome(status: int, measured, target, expected) -> None:
     assert slo_outcome(status, measured, target) == expected
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("server_overloaded", "missed"),  # shed for capacity: the server's miss
+        ("queue_full", "missed"),
+        ("queue_timeout", "missed"),
+        ("profile_lost", "missed"),
+        ("rate_limit_exceeded", None),  # the policy's rate limit: not an SLO event
+        (None, None),
+    ],
+)
+def test_slo_outcome_counts_capacity_refusals_as_misses(code: str | None, expected) -> None:
+    assert slo_outcome(429, None, 0.5, code) == expected
+
+
+def test_attainment_counts_a_request_shed_for_capacity() -> None:
+    """A 429 for capacity lowers the tenant's attainment; a policy 4xx leaves it alone."""
+    metrics = OrchestratorMetrics(instance_id="t")
+    common = dict(
+        profile=None, endpoint="chat", decision_action="reject", prompt_tokens=0,
+        cached_tokens=0, output_tokens=0, reasoning_tokens=0, cost_usd=0.0,
+        predicted_p50=None, predicted_p90=None, ttft_s=None, tpot_s=None, e2e_s=0.01,
+        slo_ttft_s=1.0, slo_tpot_s=None, slo_e2e_s=None,
+    )  # fmt: skip
+    metrics.record_request(tenant="a", status_code=200, **{**common, "ttft_s": 0.2,
+                           "decision_action": "route", "decision_reason_code": "route"})  # fmt: skip
+    metrics.record_request(tenant="a", status_code=402, decision_reason_code="cost_cap_exceeded",
+                           **common)  # fmt: skip
+    assert metrics.attainment.of("a", time.monotonic()).share == 1.0
+    metrics.record_request(tenant="a", status_code=429, decision_reason_code="queue_timeout",
+                           **common)  # fmt: skip
+    assert metrics.attainment.of("a", time.monotonic()).share == 0.5
