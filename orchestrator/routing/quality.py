@@ -176,10 +176,11 @@ class QualityAccount:
         self.served = self.served * fade + served
         self.strongest = self.strongest * fade + strongest
 
-    def refund(self, served: float, share: float | None = None) -> None:
+    def refund(self, served: float) -> None:
         """A recorded request that was not served after all (handed back by the ingress
-        queue): its `served` success comes out, so it counts as a refusal (0)."""
-        self.record(-served, 0.0, share)
+        queue): its `served` success comes out (no fading: it was already counted), so it
+        counts as a refusal (0)."""
+        self.served -= served
 
 
 def served_and_strongest(decision: object) -> tuple[float, float] | None:
@@ -227,8 +228,7 @@ class QualityAccounts:
         comes out again, so the request counts as a refusal (0)."""
         pair = served_and_strongest(decision)
         if pair is not None and pair[0] > 0:
-            share = getattr(decision, "share_of_strongest", None)
-            self._accounts.setdefault(tenant, QualityAccount()).refund(pair[0], share)
+            self._accounts.setdefault(tenant, QualityAccount()).refund(pair[0])
 
 
 __all__ = [

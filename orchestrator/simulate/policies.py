@@ -150,9 +150,9 @@ class DecideRouter:
         self._candidates: dict[str | None, list[Profile]] = {}
         self.opening = OpeningDemand()  # requests a closed profile lost on its opening price
         self.quality = QualityAccounts()  # each tenant's running expected quality (its target)
-        # rid -> (tenant, served success, share target) of routed requests held to a share
-        # target: one the cluster drops before a replica takes it counts 0 (`dropped`)
-        self._counted: dict[int, tuple[str, float, float]] = {}
+        # rid -> (tenant, served success) of routed requests held to a share target: one the
+        # cluster drops before a replica takes it counts 0 (`dropped`)
+        self._counted: dict[int, tuple[str, float]] = {}
         self.prefix = PrefixIndex()  # prompt blocks routed to each profile (prefix caching)
         self._profiles = [catalog.profile(n) for n in self.names]
 
@@ -305,8 +305,8 @@ class DecideRouter:
         ingress queue refusal does (`QualityAccounts.dropped`)."""
         counted = self._counted.pop(rid, None)
         if counted is not None:
-            tenant, served, share = counted
-            self.quality.of(tenant).refund(served, share)
+            tenant, served = counted
+            self.quality.of(tenant).refund(served)
 
     def _demand(self, estimate: Estimate | None, budget: TokenBudget) -> float:
         """Output tokens the planner sizes for, as the server's demand meter records them
@@ -332,7 +332,7 @@ class DecideRouter:
         if decision.share_of_strongest is not None:
             pair = served_and_strongest(decision)
             if pair is not None:
-                self._counted[req.rid] = (tenant.name, pair[0], decision.share_of_strongest)
+                self._counted[req.rid] = (tenant.name, pair[0])
         idx = self.index[outcome.profile.name]
         if req.prefix_blocks:
             pool = cluster.pools[idx]
