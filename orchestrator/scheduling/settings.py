@@ -10,7 +10,7 @@ from orchestrator.concepts import QueryClass
 from orchestrator.policy.model import Policy
 from orchestrator.policy.schema_cluster import SchedulingSpec, wait_bound_s
 from orchestrator.scheduling.headroom import may_borrow, may_start_short
-from orchestrator.scheduling.key import OrderKey, engine_priority, order_key, predicted_work
+from orchestrator.scheduling.key import OrderKey, engine_priority, order_key, order_work
 from orchestrator.scheduling.replicas import work_xargs
 
 _RESOLVED: dict[str, SchedulingSettings] = {}  # policy version -> its settings
@@ -126,7 +126,7 @@ class SchedulingSettings:
     ) -> dict[str, object]:
         """What the ingress sets on the engine request: vLLM's `priority` (the queue's key)
         and the prediction in `vllm_xargs` for the replica router (the client's own kept)."""
-        work = predicted_work(prompt_tokens, predicted_tokens)
+        work = order_work(prompt_tokens, predicted_tokens)
         return {
             "priority": self.engine_priority(
                 tenant, request_class, work, now, background=background
