@@ -42,7 +42,7 @@ from orchestrator.policy import default_policy  # noqa: E402
 from orchestrator.predict import Predictor  # noqa: E402
 from orchestrator.profiling.engine import ProfileEngine, profile_environment  # noqa: E402
 from orchestrator.scheduling import SchedulingSettings, Waiting  # noqa: E402
-from orchestrator.scheduling.key import order_work  # noqa: E402
+from orchestrator.scheduling.key import predicted_work  # noqa: E402
 from orchestrator.serving.ingress_queue import IngressQueue  # noqa: E402
 from orchestrator.serving.latency_scales import LatencyScales  # noqa: E402
 from orchestrator.serving.live_views import LiveViews  # noqa: E402
@@ -119,7 +119,7 @@ async def round_(
         predicted = min(r["predicted"], r["max"])
         item = Waiting(uuid.uuid4().hex, "default", len(r["ids"]), predicted, r["class"])
         ticket = await queue.turn(pe.profile.name, item)
-        work = order_work(len(r["ids"]), predicted)
+        work = predicted_work(len(r["ids"]), predicted)
         prio = settings.engine_priority("default", r["class"], work, time.time())
         try:
             got = await one(pe.engine, r["ids"], r["max"], prio, t0)

@@ -4,8 +4,11 @@
 1. the tenant's priority class (higher policy `priority` first);
 2. a virtual start time, in seconds on the queue's clock: `arrival + aging_s x f(work)` where
    `f` rises with the predicted remaining work from 0 towards 1 (`work / (work + HALF_WORK)`);
-   the work here is how long the request holds a batch slot (`order_work`: its predicted
-   output, its prompt at `ORDER_PROMPT_WEIGHT`), since a slot is what the queue waits for,
+   in the ingress queue the work is how long the request holds a batch slot (`order_work`:
+   its predicted output, its prompt at `ORDER_PROMPT_WEIGHT`), since a slot is what it waits
+   for; in an engine's waiting queue (vLLM's priority) the prefill-weighted `predicted_work`,
+   since a prefill is what that queue waits for (Mooncake x4: ordered by slot time there, mean
+   TTFT 0.70 -> 0.75 s),
    so shorter predicted work goes first and a request is never overtaken by one that arrived
    more than `aging_s` after it (within a class and a tenant; tenants share by `fairness.py`).
    A tenant with deadline order uses `min(that, arrival + its TTFT target)`: the earliest
@@ -50,8 +53,8 @@ def predicted_work(prompt_tokens: int, predicted_output_tokens: float) -> float:
 
 
 def order_work(prompt_tokens: int, predicted_output_tokens: float) -> float:
-    """A queued request's work for the order (`OrderKey`, vLLM's priority): how long it is
-    predicted to hold a batch slot, in decode-token equivalents."""
+    """A request's work for the ingress queue's order: how long it is predicted to hold a
+    batch slot, in decode-token equivalents."""
     return max(0.0, predicted_output_tokens) + ORDER_PROMPT_WEIGHT * max(0, prompt_tokens)
 
 

@@ -10,7 +10,7 @@ from orchestrator.concepts import QueryClass
 from orchestrator.policy.model import Policy
 from orchestrator.policy.schema_cluster import SchedulingSpec, wait_bound_s
 from orchestrator.scheduling.headroom import may_borrow, may_start_short
-from orchestrator.scheduling.key import OrderKey, engine_priority, order_key, order_work
+from orchestrator.scheduling.key import OrderKey, engine_priority, order_key, predicted_work
 from orchestrator.scheduling.replicas import work_xargs
 
 _RESOLVED: dict[str, SchedulingSettings] = {}  # policy version -> its settings
@@ -108,8 +108,10 @@ class SchedulingSettings:
     def engine_priority(
         self, tenant: str, request_class: str, work: float, now: float, *, background: bool = False
     ) -> int:
-        """vLLM's `priority` for the request: the same key, so each engine's waiting queue
-        follows the ingress order (0 for every request under `order: fcfs`)."""
+        """vLLM's `priority` for the request: the key's class and aging, so each engine's
+        waiting queue follows the ingress order's classes, with `work` the prefill-weighted
+        work (`key.predicted_work`): what an engine's waiting queue waits for is a prefill,
+        not a batch slot (0 for every request under `order: fcfs`)."""
         key = self.key_for(tenant, request_class, work, now, background=background)
         return engine_priority(key, fcfs=self.order == "fcfs")
 
@@ -126,7 +128,7 @@ class SchedulingSettings:
     ) -> dict[str, object]:
         """What the ingress sets on the engine request: vLLM's `priority` (the queue's key)
         and the prediction in `vllm_xargs` for the replica router (the client's own kept)."""
-        work = order_work(prompt_tokens, predicted_tokens)
+        work = predicted_work(prompt_tokens, predicted_tokens)
         return {
             "priority": self.engine_priority(
                 tenant, request_class, work, now, background=background

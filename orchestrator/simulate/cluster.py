@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from orchestrator.scheduling import SchedulingSettings
-from orchestrator.scheduling.key import order_work, predicted_work
+from orchestrator.scheduling.key import predicted_work
 from orchestrator.simulate.pool import Pool, ScheduledQueue
 from orchestrator.simulate.replica import (
     DRAINING,
@@ -415,7 +415,7 @@ class Cluster:
         job.predicted = predicted
         job.work = predicted_work(job.prompt_tokens, predicted)
         job.priority = settings.engine_priority(
-            tenant, routed.request_class, order_work(job.prompt_tokens, predicted), job.arrival_s
+            tenant, routed.request_class, job.work, job.arrival_s
         )
 
 

@@ -94,15 +94,15 @@ def test_engine_fields_carry_the_priority_and_the_prediction():
 
     s = SchedulingSettings()
     fields = s.engine_fields("t", "standard", 160, 40.0, now=1.7e9, client_xargs={"mine": 1})
-    assert fields["priority"] == s.engine_priority("t", "standard", 40.0 + 160 / 512, 1.7e9)
+    assert fields["priority"] == s.engine_priority("t", "standard", 40.0 + 10.0, 1.7e9)
     assert fields["vllm_xargs"]["mine"] == 1
     assert request_work(fields) == (160, 40)
 
 
-def test_the_order_weighs_a_request_by_how_long_it_holds_a_batch_slot():
+def test_the_ingress_order_weighs_a_request_by_how_long_it_holds_a_batch_slot():
     """A long prompt with a short answer frees its slot long before a short prompt with a long
-    answer (prefill is ~500x a stream's decode rate): it goes first, in the ingress and in the
-    engine. Weighted as prefill work (1/16 a token) the prompt decided instead."""
+    answer (prefill is ~500x a stream's decode rate): it leaves the ingress queue first. The
+    engine's waiting queue waits for a prefill, so there the prompt weighs as prefill work."""
     from orchestrator.scheduling import SchedulingSettings, Waiting, WaitQueue
     from orchestrator.scheduling.key import order_work
 
@@ -113,7 +113,7 @@ def test_the_order_weighs_a_request_by_how_long_it_holds_a_batch_slot():
     s = SchedulingSettings()
     first = s.engine_fields("t", "standard", 15_000, 20, now=1.7e9)["priority"]
     second = s.engine_fields("t", "standard", 100, 500, now=1.7e9)["priority"]
-    assert first < second
+    assert first > second  # the engine: the shorter prefill first
     queue = WaitQueue(s, lambda: 1.7e9)
     queue.push(long_answer)
     queue.push(long_prompt)
