@@ -137,7 +137,7 @@ class Artifact:
             score = lexical.score(lexical_ids, self.embedding_weights, terms.intercept)
         if vector is None or not terms.typed:
             return terms.blend * score
-        return float(terms.add(np.asarray(vector).reshape(1, -1), np.array([score]))[0])
+        return terms.add_one(vector, score)  # `add` of one row, as floats
 
     def save(self, folder: Path) -> None:
         """Write every file under a temporary name and move it in place, meta.json last: a

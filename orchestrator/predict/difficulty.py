@@ -59,6 +59,8 @@ _MATH_WORD = re.compile(
     r"probability|derivative|integral|equation)\b",
     re.IGNORECASE,
 )
+# the same words in lower-cased ASCII text (where case-blind matching and \b are ASCII's)
+_MATH_WORD_LOWER = re.compile(_MATH_WORD.pattern)
 _NEGATION = re.compile(r"\b(?:NOT|EXCEPT|LEAST|FALSE|INCORRECT)\b")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _DIGIT = re.compile(r"\d")
@@ -83,6 +85,14 @@ LEXICAL_FEATURES = (
 )
 
 
+def math_words(text: str) -> int:
+    """Occurrences of `_MATH_WORD` (case-blind); in ASCII text found in its lower case, which
+    is ~3x faster than the case-blind search and finds the same."""
+    if text.isascii():
+        return len(_MATH_WORD_LOWER.findall(text.lower()))
+    return len(_MATH_WORD.findall(text))
+
+
 def lexical_features(text: str, turns: int) -> np.ndarray:
     """Counts that carry across subjects: size, numbers and operators, question shape (of the
     clipped text, `clip_text`)."""
@@ -96,7 +106,7 @@ def lexical_features(text: str, turns: int) -> np.ndarray:
             len(_OPERATOR.findall(text)) / n * 100,
             math.log1p(text.count("\n")),
             min(text.count("?"), 5),
-            min(len(_MATH_WORD.findall(text)), 5),
+            min(math_words(text), 5),
             min(len(_NEGATION.findall(text)), 3),
             float("Statement 1" in text),
             math.log1p(turns),
@@ -129,9 +139,15 @@ def token_rarity(ids: np.ndarray, weight: np.ndarray, piece: np.ndarray) -> np.n
     (words the vocabulary splits: technical terms, names) and of distinct tokens."""
     if not len(ids):
         return np.zeros(len(RARITY_FEATURES))
-    w = weight[ids]
+    n, w = len(ids), weight[ids]
+    # `mean`'s own sum and division (a count for the shares), without its general machinery
     return np.array(
-        [w.mean(), (w > RARE_WEIGHT).mean(), piece[ids].mean(), len(set(ids.tolist())) / len(ids)]
+        [
+            float(np.add.reduce(w)) / n,
+            np.count_nonzero(w > RARE_WEIGHT) / n,
+            np.count_nonzero(piece[ids]) / n,
+            len(set(ids.tolist())) / n,
+        ]
     )
 
 

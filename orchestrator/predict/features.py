@@ -371,15 +371,22 @@ def request_phrase_ids(parsed: ParsedRequest) -> np.ndarray:
     return phrase_ids(_cue_text(parsed.last_user_text))
 
 
-def _split_question(sample: str) -> tuple[str, int]:
+def _log_line(line: str) -> bool:
+    """`_LOG_LINE` in the lower-cased line; each of its branches needs a ":" or a "]" (which
+    lower-casing neither makes nor removes), so a line without either is not searched."""
+    return (":" in line or "]" in line) and _LOG_LINE.search(line.lower()) is not None
+
+
+def _split_question(sample: str, code: list[bool]) -> tuple[str, int]:
     """The question part of an ask and the characters of pasted material (code, logs, a text
-    after "...:" or in its own paragraphs). Heuristic, on a bounded sample."""
+    after "...:" or in its own paragraphs). Heuristic, on a bounded sample; `code`: per line
+    of it, whether `_CODE_LINE` finds code there."""
     lines = sample.split("\n")
     code_chars = 0
     in_fence = False
-    for line in lines:
+    for line, coded in zip(lines, code, strict=True):
         fence = line.lstrip().startswith("```")
-        if fence or in_fence or _CODE_LINE.search(line) or _LOG_LINE.search(line.lower()):
+        if fence or in_fence or coded or _log_line(line):
             code_chars += len(line) + 1
         if fence:
             in_fence = not in_fence
@@ -421,12 +428,13 @@ def _task_features(
     sample: str, last_tokens: int, n_chars: int, requested: list[float]
 ) -> list[float]:
     """Requested length, pasted-material share and the task verb of the question part."""
-    question, pasted_chars = _split_question(sample)
+    code = [_CODE_LINE.search(line) is not None for line in sample.split("\n")]
+    question, pasted_chars = _split_question(sample, code)
     fraction = pasted_chars / max(1, len(sample))
     pasted_tokens = fraction * last_tokens
     question_tokens = (1.0 - fraction) * last_tokens
-    lines = sample.count("\n") + 1
-    code_lines = sum(1 for line in sample.split("\n") if _CODE_LINE.search(line))
+    lines = len(code)
+    code_lines = sum(code)
     asked = sum(v * t for v, t in zip(requested, _UNIT_TOKENS, strict=True))
     q = question[:_CUE_WINDOW_CHARS]
     follow = _log1p(pasted_tokens)

@@ -43,12 +43,10 @@ def phrase_ids(cue_text: str) -> np.ndarray:
         dtype=np.uint64,
         count=len(words),
     )
-    with np.errstate(over="ignore"):
-        cues = np.concatenate(
-            (
-                _mix(h),
-                _mix(((h[:-1] << np.uint64(32)) | h[1:]) ^ _PAIR_SALT),
-                _mix(h[:_OPENERS] ^ _OPENER_SALT),
+    with np.errstate(over="ignore"):  # the mixer is elementwise: one pass over all cues
+        cues = _mix(
+            np.concatenate(
+                (h, ((h[:-1] << np.uint64(32)) | h[1:]) ^ _PAIR_SALT, h[:_OPENERS] ^ _OPENER_SALT)
             )
         )
     return sorted_unique((cues & np.uint64(PHRASE_BUCKETS - 1)).astype(np.int32))

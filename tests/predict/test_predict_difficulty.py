@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from orchestrator.predict.difficulty import (
     features,
     format_features,
     lexical_features,
+    math_words,
     option_similarity,
     tiers_from_anchors,
     token_rarity,
@@ -100,6 +102,34 @@ def test_token_rarity_reads_rare_tokens_word_pieces_and_repeats():
     repeated = token_rarity(np.array([0, 0, 0, 0]), weight, piece)
     assert list(repeated) == pytest.approx([0.1, 0.0, 0.0, 0.25])
     assert list(token_rarity(np.array([], np.int64), weight, piece)) == [0.0] * 4
+
+
+def test_token_rarity_equals_numpys_means():
+    """The shares and the mean weight are `mean`'s, to the bit."""
+    rng = np.random.default_rng(30)
+    weight, piece = rng.uniform(0.0, 1.0, size=5000), rng.random(5000) < 0.2
+    for size in (1, 2, 7, 130, 512, 3000):
+        ids = rng.integers(0, 5000, size=size)
+        w = weight[ids]
+        expected = [w.mean(), (w > 0.9).mean(), piece[ids].mean(), len(set(ids.tolist())) / size]
+        assert token_rarity(ids, weight, piece).tolist() == expected
+
+
+def test_math_words_are_the_case_blind_search():
+    """ASCII text is searched in its lower case: the same count as the case-blind pattern,
+    whatever the case, and non-ASCII text (Kelvin sign, long s) still goes case-blind."""
+    blind = re.compile(
+        r"\b(?:calculate|compute|find|solve|how many|how much|what is the value|evaluate|"
+        r"probability|derivative|integral|equation)\b",
+        re.IGNORECASE,
+    )
+    rng = np.random.default_rng(30)
+    pieces = ["CALCULATE", "Find", "how MANY", "what is the value", "solver", "xsolve", "_find",
+              "Equation.", " ", "\n", "9", "-", "integral2", "Ho w", "prob"]  # fmt: skip
+    texts = ["".join(rng.choice(pieces, size=n)) for n in rng.integers(0, 30, size=400)]
+    texts += ["\u212aalculate, \u017folve it", "Find \u00e9quation: solve"]
+    for text in texts:
+        assert math_words(text) == len(blind.findall(text)), text
 
 
 def test_word_pieces_marks_continuations():

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import sqlite3
+import zlib
 
 import numpy as np
 import pytest
@@ -77,6 +79,42 @@ def test_phrase_ids_are_stable_sets_of_words_pairs_and_openers():
     assert np.array_equal(ids, phrase_ids("write an essay about lakes"))
     assert not np.array_equal(ids, phrase_ids("lakes about essay an write"))
     assert len(phrase_ids("")) == 0
+
+
+def _fmix64(x: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser."""
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xFF51AFD7ED558CCD)
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xC4CEB9FE1A85EC53)
+    return x ^ (x >> np.uint64(33))
+
+
+def _phrase_ids_mixed_apart(cue_text: str) -> np.ndarray:
+    """The cues as first written: words, pairs and openers each mixed on their own."""
+    words = re.findall(r"[a-z0-9']+|[^\sa-z0-9]", cue_text)
+    if not words:
+        return np.zeros(0, dtype=np.int32)
+    h = np.array([zlib.crc32(w.encode("utf-8", "surrogatepass")) for w in words], np.uint64)
+    with np.errstate(over="ignore"):
+        cues = np.concatenate(
+            (
+                _fmix64(h),
+                _fmix64(((h[:-1] << np.uint64(32)) | h[1:]) ^ np.uint64(0xC2B2AE3D27D4EB4F)),
+                _fmix64(h[:3] ^ np.uint64(0x9E3779B97F4A7C15)),
+            )
+        )
+    return np.unique((cues & np.uint64(PHRASE_BUCKETS - 1)).astype(np.int32))
+
+
+def test_phrase_ids_equal_the_cues_mixed_apart():
+    """One mixing pass over words, pairs and openers gives the slots of three passes."""
+    rng = np.random.default_rng(30)
+    alphabet = list("abcdefghij klm\n'?!,.0123456789") + ["ü", "中", "\ud800"]
+    texts = [t.lower() for t in TEXTS] + ["one", "two words", "a b c d"]
+    texts += ["".join(rng.choice(alphabet, size=n)) for n in rng.integers(0, 400, size=200)]
+    for text in texts:
+        assert np.array_equal(phrase_ids(text), _phrase_ids_mixed_apart(text)), text
 
 
 def test_phrase_model_separates_an_essay_from_a_yes_no_answer(predictor):

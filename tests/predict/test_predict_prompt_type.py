@@ -95,3 +95,49 @@ def test_shipped_artifact_holds_the_type_terms(artifact):
     terms = artifact.prompt_terms
     assert terms.typed and terms.chat_blend is not None and terms.chat_blend > terms.blend
     assert terms.math_term[1] > 0  # a longer maths problem, a longer worked solution
+
+
+def _edge_vectors(rng: np.random.Generator, n: int, dtype: type) -> np.ndarray:
+    """Vectors whose type tests sit on and around their thresholds (and random elsewhere)."""
+    v = rng.uniform(-1.0, 8.0, size=(n, len(FEATURE_NAMES))).astype(dtype)
+    col = {name: FEATURE_NAMES.index(name) for name in FEATURE_NAMES}
+    near = np.array([0.0, 0.005, 0.5, 1.0, np.log1p(300), np.log1p(4000), -0.0], dtype=dtype)
+    for name in ("cue_math", "cue_code", "code_fences", "digit_fraction", "pasted_fraction",
+                 "log_last_user_tokens", "log_requested_tokens", "cue_brief", "cue_long",
+                 "log_pasted_tokens", "log_prompt_tokens"):  # fmt: skip
+        pick = rng.integers(0, 3, size=n)
+        at = rng.choice(near, size=n)
+        nudged = np.nextafter(at, rng.choice(np.array([-np.inf, np.inf], dtype=dtype), size=n))
+        v[:, col[name]] = np.where(pick == 0, at, np.where(pick == 1, nudged, v[:, col[name]]))
+    return v
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_request_terms_equal_the_rows(dtype):
+    """`add_one` (what a request's prediction reads) is `add` of that one row (1 x F: a
+    many-row product may sum in another order), to the bit, for every kind of term, on
+    vectors at the type thresholds, and the shipped artifact's terms."""
+    rng = np.random.default_rng(30)
+    vectors = _edge_vectors(rng, 3000, dtype)
+    scores = rng.normal(5.5, 1.0, size=len(vectors))
+    shipped = load_artifact(None).prompt_terms
+    every = [
+        shipped,
+        PromptTerms(blend=0.5),
+        PromptTerms(blend=0.3, intercept=5.0, chat_blend=0.9),
+        PromptTerms(
+            blend=0.5,
+            intercept=5.6,
+            chat_blend=0.75,
+            math_term=(-0.9, 0.2),
+            pasted_term=(0.4, 0.1),
+            cue_term=(-0.1, 0.03, 0.06, 0.2),
+        ),  # fmt: skip
+        PromptTerms(pasted_term=(0.0, -0.3)),
+    ]
+    for terms in every:
+        pairs = list(zip(vectors, scores, strict=True))
+        rows = [terms.add(v.reshape(1, -1), np.array([s]))[0] for v, s in pairs]
+        one = [terms.add_one(v, s) for v, s in pairs]
+        assert np.array_equal(np.array(one), np.array(rows)), terms
+        assert all(type(x) is float for x in one)
