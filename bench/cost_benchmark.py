@@ -15,6 +15,12 @@ side in one process: `autoscaling.demand_sizing` p50 or expected, with the learn
 level (`autoscaling.demand_level.enabled`, planning/level.py) on (`+level`) or off; one table
 (`--json-out F`: the rows as JSON).
 
+`--planner NAME=FIELD:VALUE+FIELD:VALUE ...` (repeatable; `now` = the product's defaults) runs
+the named policies (default ours,static-floor) once per set of the planner's internal knobs
+(`orchestrator.planning.PlannerKnobs`), side by side in one process, in the same table: the
+before/after of a planner change and its ablation, e.g. `--planner now --planner
+session15=down_delay_blips:false`.
+
 Usage: python bench/cost_benchmark.py [--trace azure|mooncake] [--rate-scale X] [--speed X]
        [--duration S] [--seed N] [--report DIR] [--jobs N]
 
@@ -40,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestrator.catalog import load_catalog  # noqa: E402
 from orchestrator.paths import PROJECT_ROOT, SHARED_DATA  # noqa: E402
+from orchestrator.planning import PlannerKnobs  # noqa: E402
 from orchestrator.policy import load_policy  # noqa: E402
 from orchestrator.simulate import (  # noqa: E402
     ALL_POLICIES,
@@ -199,18 +206,35 @@ def sized_policy(policy, variant: str):
     return dataclasses.replace(policy, spec=spec)
 
 
-def sizing_ab(catalog, policy, requests, variants: list[str], names: tuple[str, ...], args):
-    """Each variant's runs of `names`, side by side: (markdown table, JSON rows)."""
+def planner_variant(spec: str) -> tuple[str, PlannerKnobs]:
+    """`NAME=FIELD:VALUE+FIELD:VALUE` (or `NAME`: the defaults) -> (NAME, PlannerKnobs)."""
+    name, _, body = spec.partition("=")
+    fields: dict[str, str] = {}
+    for item in filter(None, body.split("+")):
+        key, sep, value = item.partition(":")
+        if not sep or key not in PlannerKnobs.model_fields:
+            raise ValueError(f"--planner {spec!r}: {item!r} is not FIELD:VALUE of PlannerKnobs")
+        fields[key] = value
+    return name, PlannerKnobs.model_validate(fields)
+
+
+def sizing_ab(catalog, policy, requests, variants: list[str], names: tuple[str, ...], args,
+              knobs: dict[str, PlannerKnobs] | None = None):  # fmt: skip
+    """Each variant's runs of `names`, side by side: (markdown table, JSON rows). Variants are
+    planner sizings (`sized_policy`) or, with `knobs`, named sets of planner knobs."""
     head = (
-        "| sizing | policy | $ total | SLO att. | quality | e2e mean/p95 s | TTFT p95 ms "
+        "| sizing | policy | $ total | SLO att. | judged | quality | e2e mean/p95 s | TTFT p95 ms "
         "| vs constant e2e/$ | rejected | replica-h |\n"
-        "|---|---|---:|---:|---:|---|---:|---|---:|---:|\n"
+        "|---|---|---:|---:|---:|---:|---|---:|---|---:|---:|\n"
     )
+    if knobs is not None:
+        head = head.replace("| sizing |", "| planner |")
     lines, rows = [], []
     for variant in variants:
-        result = simulate(catalog, sized_policy(policy, variant), requests, policies=names,
-                          seed=args.seed, warmup_s=args.warmup, progress=_progress(),
-                          speed=args.speed)  # fmt: skip
+        pol = policy if knobs is not None else sized_policy(policy, variant)
+        result = simulate(catalog, pol, requests, policies=names, seed=args.seed,
+                          warmup_s=args.warmup, progress=_progress(), speed=args.speed,
+                          planner_knobs=knobs[variant] if knobs is not None else None)  # fmt: skip
         value = result.value_of_prediction()
         for name, run in result.policies.items():
             m, v = run.metrics, value.get(name)
@@ -221,8 +245,9 @@ def sizing_ab(catalog, policy, requests, variants: list[str], names: tuple[str, 
             p95 = (m["e2e_ms"]["p95"] or float("nan")) / 1000
             lines.append(
                 f"| {variant} | {name} | {m['cost_usd']:.2f} | {m['slo_attainment']:.2%} "
+                f"| {m['slo_attainment_judged']:.2%} "
                 f"| {m['quality']:.2%} | {mean:.2f}/{p95:.1f} | {m['ttft_ms']['p95'] or 0:.0f} "
-                f"| {vs} | {m['rejected']} | {sum(m['replica_hours'].values()):.1f} |"
+                f"| {vs} | {m['rejected']} | {sum(m['replica_hours'].values()):.2f} |"
             )
             rows.append({"sizing": variant, "policy": name, "value": v, **m})
         print(head + "\n".join(lines), file=sys.stderr, flush=True)
@@ -256,7 +281,17 @@ def main() -> int:
         help="A/B of the planner's sizing, e.g. p50,expected,p50+level,expected+level "
         "(runs --policies, default ours,ours-constant,oracle, once per variant)",
     )
-    ap.add_argument("--json-out", default=None, help="with --sizings: the rows as JSON")
+    ap.add_argument(
+        "--planner",
+        action="append",
+        default=None,
+        metavar="NAME=FIELD:VALUE+...",
+        help="A/B of the planner's internal knobs (PlannerKnobs), repeatable; `now` alone = "
+        "the defaults (runs --policies, default ours,static-floor, once per variant)",
+    )
+    ap.add_argument(
+        "--json-out", default=None, help="with --sizings or --planner: the rows as JSON"
+    )
     args = ap.parse_args()
     if args.policies and args.jobs > 1:
         ap.error("--policies needs --jobs 1")
@@ -277,9 +312,12 @@ def main() -> int:
     )
     catalog, policy = scale_limits(catalog, policy, args.rate_scale)
     load_cpu = time.process_time() - c0
-    if args.sizings:
-        names = tuple((args.policies or "ours,ours-constant,oracle").split(","))
-        table, rows = sizing_ab(catalog, policy, requests, args.sizings.split(","), names, args)
+    if args.sizings or args.planner:
+        knobs = dict(planner_variant(v) for v in args.planner) if args.planner else None
+        default = "ours,static-floor" if knobs is not None else "ours,ours-constant,oracle"
+        names = tuple((args.policies or default).split(","))
+        variants = list(knobs) if knobs is not None else args.sizings.split(",")
+        table, rows = sizing_ab(catalog, policy, requests, variants, names, args, knobs)
         print(table)
         if args.json_out:
             Path(args.json_out).write_text(json.dumps(rows, indent=1, default=str))

@@ -1,5 +1,12 @@
 """Hysteresis of the planner (step 5 in plan.py): delays, the N -> N-1 check and the hard
-limits a held set of replicas would break."""
+limits a held set of replicas would break.
+
+Delays filter noise the same way both ways: a higher ideal target applies once it has lasted
+`scale_up_delay_s` (at once under pressure), a lower one once it has lasted
+`scale_down_delay_s`; an ideal back at or above the target for less than the up delay (a rise
+that would not move the target up) does not restart the down delay, one back for the up delay
+or longer does (session 16: on a noisy load the target otherwise sat one replica above the
+ideal for a third of the ticks). `PlannerKnobs.down_delay_restart` names the rule."""
 
 from __future__ import annotations
 
@@ -8,7 +15,9 @@ from dataclasses import replace
 
 from orchestrator.planning.mix import MixProblem, MixResult, unserved_with
 from orchestrator.planning.rows import Row
-from orchestrator.planning.types import Limit
+from orchestrator.planning.types import DownDelayRestart, Limit
+
+Timers = tuple[float | None, float | None, float | None]
 
 
 def scaled(problem: MixProblem, factor: float) -> MixProblem:
@@ -27,37 +36,50 @@ def hysteresis(
     auto: object,
     now: float,
     solve: Callable[[MixProblem], MixResult],
-) -> tuple[dict[str, int], dict[str, tuple[float | None, float | None]], dict[str, list[Limit]]]:
-    """Targets after the up/down delays and the N -> N-1 check (see the module docstring)."""
+    *,
+    restart: DownDelayRestart = "after_up_delay",
+) -> tuple[dict[str, int], dict[str, Timers], dict[str, list[Limit]]]:
+    """Targets after the up/down delays and the N -> N-1 check (see the module docstring);
+    timers per profile: (ideal above the target since, below it since, back at or above it
+    while a scale-down waits since). `restart` (`PlannerKnobs.down_delay_restart`): what
+    restarts a waiting scale-down's delay."""
     up_delay = auto.scale_up_delay_s  # type: ignore[attr-defined]
     down_delay = auto.scale_down_delay_s  # type: ignore[attr-defined]
     margin = auto.scale_down_margin  # type: ignore[attr-defined]
     targets: dict[str, int] = {}
-    timers: dict[str, tuple[float | None, float | None]] = {}
+    timers: dict[str, Timers] = {}
     limits: dict[str, list[Limit]] = {n: [] for n in rows}
     downs: list[str] = []
     for name, r in rows.items():
         cur = min(max(r.current, r.lo), r.hi)  # bounds changed (policy reload): apply at once
         want = ideal.replicas[name]
-        prev = (r.above_since_s, r.below_since_s)
+        above, below, back = r.above_since_s, r.below_since_s, r.back_since_s
+        if want >= cur and below is not None:
+            # the ideal is back at (or over) the target while a scale-down waits
+            back = back if back is not None else now
+            if restart == "at_target" or (restart == "after_up_delay" and now - back >= up_delay):
+                below, back = None, None
+        else:
+            back = None
         if want > cur:
-            since = prev[0] if prev[0] is not None else now
-            timers[name] = (since, None)
+            since = above if above is not None else now
             if r.pressure or now - since >= up_delay:
                 targets[name] = want
+                timers[name] = (since, None, None)
             else:
                 targets[name] = cur
+                timers[name] = (since, below, back)
                 limits[name].append("up_delay")
         elif want < cur:
-            since = prev[1] if prev[1] is not None else now
-            timers[name] = (None, since)
+            since = below if below is not None else now
+            timers[name] = (None, since, None)
             targets[name] = cur
             if now - since >= down_delay:
                 downs.append(name)
             else:
                 limits[name].append("down_delay")
         else:
-            timers[name] = (None, None)
+            timers[name] = (None, below, back)
             targets[name] = cur
     # N -> N-1: a scale-down goes no lower than the cheapest mix for the forecast + margin
     # (so it cannot re-trigger a scale-up), and must not leave load the ideal mix serves
@@ -82,7 +104,7 @@ def hysteresis(
                 if all(lost[f] <= within.get(f, 0.0) + 1e-9 for f in lost):
                     targets[name] = candidate
                     if candidate == ideal.replicas[name]:
-                        timers[name] = (None, None)
+                        timers[name] = (None, None, None)
                     break
             else:
                 limits[name].append("n_minus_1")
@@ -97,7 +119,7 @@ def hysteresis(
         for name in rows:
             if targets[name] > ideal.replicas[name]:
                 targets[name] = ideal.replicas[name]
-                timers[name] = (None, None)
+                timers[name] = (None, None, None)
                 limits[name] = [x for x in limits[name] if x not in ("down_delay", "n_minus_1")]
                 limits[name].append("cost_ceiling" if over_cost else "resources")
     return targets, timers, limits

@@ -27,7 +27,7 @@ def reason(
     d: Demand,
     limits: tuple[Limit, ...],
     now: float,
-    timers: tuple[float | None, float | None],
+    timers: tuple[float | None, ...],
     auto: object,
     rows: dict[str, Row],
 ) -> str:

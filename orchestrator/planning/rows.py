@@ -46,6 +46,7 @@ class Row:
     current: int
     above_since_s: float | None = None
     below_since_s: float | None = None
+    back_since_s: float | None = None
     need: float = 0.0
     pressure: str = ""
     floor: int = 0

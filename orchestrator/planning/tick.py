@@ -97,7 +97,9 @@ def plan(
     def solve(p: MixProblem) -> MixResult:
         return solve_mix(p, use_solver=knobs.use_solver, time_limit_s=knobs.solver_time_limit_s)
 
-    targets, timers, limits = hysteresis(rows, ideal, problem, auto, now, solve)
+    targets, timers, limits = hysteresis(
+        rows, ideal, problem, auto, now, solve, restart=knobs.down_delay_restart
+    )
     # the ceiling binds when the cheapest mix without it would cost more than it allows
     binding = uncapped is not None and uncapped.cost_per_hour > (ceiling or 0.0) + 1e-9
     output_tps = {f: d.output_tps for f, d in demand.items()}
@@ -141,6 +143,7 @@ def plan(
             target=targets[name],
             above_since_s=timers[name][0],
             below_since_s=timers[name][1],
+            back_since_s=timers[name][2],
             delivery=r.delivery,
             reason=why,
             replicas_seen=r.obs.replicas_ready + r.obs.replicas_starting,
@@ -246,6 +249,7 @@ def _row(
         current=current,
         above_since_s=prev.above_since_s if prev is not None else None,
         below_since_s=prev.below_since_s if prev is not None else None,
+        back_since_s=prev.back_since_s if prev is not None else None,
     )
 
 

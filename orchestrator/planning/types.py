@@ -76,6 +76,9 @@ class Observation(_Frozen):
     )
 
 
+DownDelayRestart = Literal["after_up_delay", "at_target", "on_scale_up"]
+
+
 class PlannerKnobs(_Frozen):
     """Internal tunables (the user-facing ones live in the policy's `autoscaling` section)."""
 
@@ -111,6 +114,13 @@ class PlannerKnobs(_Frozen):
     attainment_min_judged: float = Field(
         10.0, ge=1, description="fewer judged requests: attainment is not read"
     )
+    down_delay_restart: DownDelayRestart = Field(
+        "after_up_delay",
+        description="what restarts a waiting scale-down's delay (planning/hysteresis.py): "
+        "after_up_delay, an ideal back at or above the target for the up delay (a shorter "
+        "rise is noise both ways); at_target, any tick whose ideal is at or above the target "
+        "(before session 16); on_scale_up, only a scale-up applied (measured, not kept)",
+    )
     solver_time_limit_s: float = Field(2.0, gt=0)
     use_solver: bool = Field(True, description="False = greedy only (for tests)")
 
@@ -133,6 +143,7 @@ class ProfileState(_Frozen):
     target: int = Field(ge=0)
     above_since_s: float | None = None  # the ideal target has been above `target` since
     below_since_s: float | None = None  # ... below `target` since
+    back_since_s: float | None = None  # ... back at or above it while a scale-down waits, since
     delivery: float = Field(1.0, gt=0, description="delivered / modelled decode speed (EWMA)")
     reason: str = ""
     replicas_seen: int = Field(

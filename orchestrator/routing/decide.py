@@ -160,7 +160,6 @@ def decide(
         rules.quality_slack,
     )
     verdict = _cheapest_upgrade(verdict, survivors, ctx) or verdict
-    verdict = _warm_while_starting(verdict, survivors, ctx) or verdict
     for b in survivors:
         b.meets_quality = b.profile.quality_tier in verdict.tiers
     if verdict.note:
@@ -288,39 +287,6 @@ def _opened_step(e: Eval) -> list[str]:
 
 def _warm(b: Base) -> bool:
     return b.profile.live.replicas_running > 0
-
-
-def _warm_while_starting(
-    verdict: QualityVerdict, survivors: list[Base], ctx: Ctx
-) -> QualityVerdict | None:
-    """While no profile of the tiers the quality target qualifies runs, one of them is
-    starting (a replica on its way) and their wait misses the TTFT target, the strongest warm tiers
-    qualify too: the request is served now and its shortfall stays in the tenant's account
-    (repaid once the pool runs), rather than waiting for the start-up past its wait bound
-    and counting 0. With none starting, the request that opens a closed pool still goes."""
-    ttft = ctx.slo.ttft_p95_ms
-    wanted = [b for b in survivors if b.profile.quality_tier in verdict.tiers]
-    warm = [b for b in survivors if _warm(b)]
-    if ttft is None or not wanted or not warm or len(wanted) == len(survivors):
-        return None
-    if any(_warm(b) or b.first_ms <= ttft for b in wanted) or not any(map(_starting, wanted)):
-        return None
-    top = max(TIER_RANK[b.profile.quality_tier] for b in warm)
-    ok = verdict.tiers | {
-        b.profile.quality_tier for b in warm if TIER_RANK[b.profile.quality_tier] == top
-    }
-    lead = f"{verdict.note}; " if verdict.note else ""
-    return QualityVerdict(
-        frozenset(ok),
-        f"{lead}quality: the tiers it needs are starting (their wait misses the TTFT "
-        "target); the strongest warm tier qualifies meanwhile, its shortfall owed",
-    )
-
-
-def _starting(b: Base) -> bool:
-    """A replica is on its way (or requests wait for one) and none runs."""
-    live = b.profile.live
-    return live.replicas_running == 0 and live.opening_usd == 0
 
 
 def _cold_class(survivors: list[Base], ctx: Ctx) -> bool:

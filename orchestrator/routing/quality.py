@@ -176,28 +176,18 @@ class QualityAccount:
         self.served = self.served * fade + served
         self.strongest = self.strongest * fade + strongest
 
-    def refund(self, served: float) -> None:
-        """A recorded request that was not served after all (handed back by the ingress
-        queue): its `served` success comes out (no fading: it was already counted), so it
-        counts as a refusal (0)."""
-        self.served -= served
-
 
 def served_and_strongest(decision: object) -> tuple[float, float] | None:
     """(P(the served tier answers well), P(the strongest tier the request could use does)) of
-    a `Decision` with a prediction: a refusal served nothing (0, as the simulator's measured
-    quality counts it); None without a prediction or a usable tier."""
+    a routed `Decision`; None when it was not routed or carries no prediction."""
     tier_success = getattr(decision, "tier_success", None)
     candidates = getattr(decision, "candidates", ())
-    if not tier_success or not candidates:
-        return None
     chosen = [c.tier for c in candidates if c.chosen]
-    routed = bool(chosen) and getattr(decision, "action", "route") != "reject"
-    usable = [c.tier for c in candidates if c.stage != "filter"] or chosen
-    if not usable:  # nothing passed the filters: no tier to hold it to
+    if not tier_success or not chosen:
         return None
+    usable = [c.tier for c in candidates if c.stage != "filter"] or chosen
     top = max(usable, key=TIER_RANK.__getitem__)
-    served = expected_success(chosen[0], tier_success) if routed else 0.0
+    served = expected_success(chosen[0], tier_success)
     strongest = expected_success(top, tier_success)
     if not (math.isfinite(served) and math.isfinite(strongest)):
         return None
@@ -215,20 +205,11 @@ class QualityAccounts:
         return self._accounts.get(tenant) or QualityAccount()
 
     def record(self, tenant: str, decision: object) -> None:
-        """Count a decision: a routed one at its served tier, a refusal at 0 (the tenant got
-        no answer: a debt the next requests repay); one without prediction: nothing."""
+        """Count a routed decision (a refusal or a decision without prediction: nothing)."""
         pair = served_and_strongest(decision)
         if pair is not None:
             share = getattr(decision, "share_of_strongest", None)
             self._accounts.setdefault(tenant, QualityAccount()).record(*pair, share)
-
-    def dropped(self, tenant: str, decision: object) -> None:
-        """A routed `decision` that never reached an engine (the ingress queue handed it back:
-        `queue_timeout`, `queue_full`, its engine lost): what `record` counted as served
-        comes out again, so the request counts as a refusal (0)."""
-        pair = served_and_strongest(decision)
-        if pair is not None and pair[0] > 0:
-            self._accounts.setdefault(tenant, QualityAccount()).refund(pair[0])
 
 
 __all__ = [

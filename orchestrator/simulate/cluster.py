@@ -249,11 +249,7 @@ class Cluster:
         )
         done = np.zeros(n, dtype=bool)
 
-        dropped = getattr(router, "dropped", None)  # ours: the tenant's quality account
-
         def finish_reject(rid: int, reason: str, status: int = 503) -> None:
-            if dropped is not None and out.profile[rid] >= 0:
-                dropped(rid)  # routed, then refused before a replica took it
             if done[rid]:
                 out.served_twice += 1
             done[rid] = True

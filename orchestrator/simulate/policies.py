@@ -39,7 +39,7 @@ from orchestrator.request.plan import PlanState, Predicted, Refused, plan
 from orchestrator.request.prefix_index import PrefixIndex
 from orchestrator.request.spec import RequestSpec, read_spec
 from orchestrator.request.spend import SpendBook
-from orchestrator.routing.quality import QualityAccounts, served_and_strongest
+from orchestrator.routing.quality import QualityAccounts
 from orchestrator.routing.refusal import OVERLOAD_CODE, intended_profile, overload_shares
 from orchestrator.routing.types import Estimate, ProfileView, TokenBudget
 from orchestrator.routing.views import with_live
@@ -150,9 +150,6 @@ class DecideRouter:
         self._candidates: dict[str | None, list[Profile]] = {}
         self.opening = OpeningDemand()  # requests a closed profile lost on its opening price
         self.quality = QualityAccounts()  # each tenant's running expected quality (its target)
-        # rid -> (tenant, served success) of routed requests held to a share target: one the
-        # cluster drops before a replica takes it counts 0 (`dropped`)
-        self._counted: dict[int, tuple[str, float]] = {}
         self.prefix = PrefixIndex()  # prompt blocks routed to each profile (prefix caching)
         self._profiles = [catalog.profile(n) for n in self.names]
 
@@ -299,15 +296,6 @@ class DecideRouter:
                 refused.decision, meant, self.demand_tokens
             )
 
-    def dropped(self, rid: int) -> None:
-        """A routed request the cluster refused before a replica took it (its wait bound, the
-        queue's bound, no replica): it counts 0 in its tenant's account, as the server's
-        ingress queue refusal does (`QualityAccounts.dropped`)."""
-        counted = self._counted.pop(rid, None)
-        if counted is not None:
-            tenant, served = counted
-            self.quality.of(tenant).refund(served)
-
     def _demand(self, estimate: Estimate | None, budget: TokenBudget) -> float:
         """Output tokens the planner sizes for, as the server's demand meter records them
         (`planning.expected.sized_tokens` / `sized_of`)."""
@@ -324,15 +312,10 @@ class DecideRouter:
         self.decisions += 1
         if isinstance(outcome, Refused):
             self._refused(outcome, req, list(state.views), cluster)
-            self.quality.record(tenant.name, outcome.decision)  # counts 0, as the server's
             return Rejected(outcome.code, outcome.status)
         decision = outcome.decision
         self.opening.record(decision, now)
         self.quality.record(tenant.name, decision)
-        if decision.share_of_strongest is not None:
-            pair = served_and_strongest(decision)
-            if pair is not None:
-                self._counted[req.rid] = (tenant.name, pair[0])
         idx = self.index[outcome.profile.name]
         if req.prefix_blocks:
             pool = cluster.pools[idx]

@@ -64,6 +64,41 @@ def test_ramp_down_waits_for_the_delay_then_steps_down():
     assert low[-1] == 1
 
 
+def _targets_with(knobs, loads):
+    """Targets of `solo` through `loads` (one per 10 s tick) under `knobs`, and the ideals."""
+    pol = policy(ONE, "autoscaling: {scale_down_delay_s: 120, scale_up_delay_s: 30}")
+    state, replicas, targets, ideals = None, 1, [], []
+    for i, out_tps in enumerate(loads):
+        o = load(out_tps, replicas_current=replicas, replicas_ready=replicas)
+        d, state = plan(observe(10.0 * i, solo=o), pol, state, knobs)
+        replicas = d.targets["solo"].target
+        targets.append(replicas)
+        ideals.append(d.targets["solo"].ideal)
+    return targets, ideals
+
+
+def test_a_blip_shorter_than_the_up_delay_leaves_the_down_delay_running():
+    # 3000 tok/s holds 4 replicas; then 1900 tok/s (ideal 3) with a 4000 tok/s tick every
+    # 70 s that lifts the ideal back to 4 for 20 s, shorter than the 30 s up delay
+    loads = [3000] * 30 + [1900 if i % 7 else 4000 for i in range(60)]
+    targets, ideals = _targets_with(PlannerKnobs(), loads)
+    assert max(ideals[-50:]) == 4 and targets[29] == 4  # the blips reach the target
+    assert targets[-40:] == [3] * 40, "the blips neither hold 4 nor scale up"
+    down = next(i for i, t in enumerate(targets) if i >= 30 and t < 4)
+    assert (down - 30) * 10 >= 120, "no scale-down before scale_down_delay_s"
+    # the rule before: every blip restarts the down delay, so 4 replicas are held for good
+    held, same = _targets_with(PlannerKnobs(down_delay_restart="at_target"), loads)
+    assert same == ideals and held[30:] == [4] * 60
+    # an ideal back at the target for the up delay restarts it: a load back at 3000 holds 4
+    # an ideal back at the target for the up delay or longer restarts it: 80 s below, 70 s
+    # back at 4, 90 s below again holds 4 (only restarting at a scale-up would drop to 3)
+    loads = [3000] * 30 + [1900] * 8 + [2600] * 8 + [1900] * 9
+    back, _ = _targets_with(PlannerKnobs(), loads)
+    assert back[30:] == [4] * 25
+    dropped, _ = _targets_with(PlannerKnobs(down_delay_restart="on_scale_up"), loads)
+    assert min(dropped[30:]) == 3
+
+
 def test_n_minus_1_check_holds_a_scale_down_that_would_re_trigger():
     # 2600 out tok/s: 3.43 replicas with 20 % headroom -> ideal 4; with the 10 % margin 3.78
     pol = policy(ONE, "autoscaling: {scale_down_delay_s: 0, scale_down_margin: 0.1}")
