@@ -29,7 +29,9 @@ block, the bench's own client process too, and the cores of each process's Pytho
 cores they ran on and the share of the block they wanted a core. The limit named is a process
 whose Python threads wanted a core `SATURATED` (90 %) of the time (its event loop never idles:
 the GIL, or the machine's cores when it waited for them, caps it; such a process shows no full
-core), else the machine when all its cores were busy.
+core), else the machine when all its cores were busy; the process named comes with its
+measured CPU (cores, % of the machine's cores, % of the CPU the machine spent in the block),
+and the scaling point lists every process's cores with one and with two ingress replicas.
 The proxy is shared: its figure
 is the side being measured. Prints the machine and its load; `--json`, `--plot` (added latency
 against offered load, and CPU per request).
@@ -215,6 +217,8 @@ class Block:
     # queue; >= SATURATED: its event loop never idles)
     gil_cores: dict[str, list[float]] = field(default_factory=dict)
     gil_wanted: dict[str, list[float]] = field(default_factory=dict)
+    # per process of a role, in the order above: its CPU (all threads) in cores
+    proc_cores: dict[str, list[float]] = field(default_factory=dict)
     machine_busy: float = 0.0
 
     def record(self, ms: float | None) -> None:
@@ -303,7 +307,8 @@ async def open_loop(url: str, model: str, n: int, rate: float, seed: int) -> Blo
 def measured(side: str, load: Coroutine[Any, Any, Block]) -> Block:
     """Run `load` (not yet started) with the side's processes' CPU read around it."""
     procs = {**side_processes(side), "client": [os.getpid()]}  # the bench's own load generator
-    before = {k: sum(cpu_ms(p) for p in pids) for k, pids in procs.items()}
+    each0 = {p: cpu_ms(p) for pids in procs.values() for p in pids}
+    before = {k: sum(each0[p] for p in pids) for k, pids in procs.items()}
     threads0 = {p: python_threads(p) for pids in procs.values() for p in pids}
     busy0, total0 = machine_busy()
     block = asyncio.run(load)
@@ -319,10 +324,12 @@ def measured(side: str, load: Coroutine[Any, Any, Block]) -> Block:
             for t, (r, w) in python_threads(p).items():
                 r0, w0 = threads0[p].get(t, (0, 0))
                 ran, waited = ran + r - r0, waited + w - w0
-            gil.append((ran / 1e9 / block.wall_s, (ran + waited) / 1e9 / block.wall_s))
-        gil.sort(reverse=True, key=lambda cw: cw[1])
-        block.gil_cores[k] = [c for c, _ in gil]
-        block.gil_wanted[k] = [w for _, w in gil]
+            own = (cpu_ms(p) - each0[p]) / 1000 / block.wall_s
+            gil.append((ran / 1e9 / block.wall_s, (ran + waited) / 1e9 / block.wall_s, own))
+        gil.sort(reverse=True, key=lambda cwo: cwo[1])
+        block.gil_cores[k] = [c for c, _, _ in gil]
+        block.gil_wanted[k] = [w for _, w, _ in gil]
+        block.proc_cores[k] = [o for _, _, o in gil]
     block.machine_busy = (busy1 - busy0) / max(1, total1 - total0)
     return block
 
@@ -361,7 +368,7 @@ def summary(blocks: list[Block], ttft_ms: float, offered: float | None) -> dict:
                 ]
                 for k in keys
             }
-            for name in ("gil_cores", "gil_wanted")
+            for name in ("gil_cores", "gil_wanted", "proc_cores")
         },
         "machine_busy": statistics.fmean(b.machine_busy for b in blocks),
     }
@@ -377,6 +384,25 @@ SATURATED = 0.9
 MACHINE_FULL = 0.95  # the machine this busy caps every process on it
 
 
+def cpu_share(s: dict, proc: str) -> str:
+    """The CPU one process (the busiest replica of `proc`) used over the block: cores, the
+    share of the machine's cores, and the share of all CPU the machine spent meanwhile."""
+    own = (s.get("proc_cores", {}).get(proc) or [0.0])[0]
+    ncpu = os.cpu_count() or 1
+    spent = s["machine_busy"] * ncpu
+    return (
+        f"CPU {own:.2f} cores = {100 * own / ncpu:.0f} % of the machine's {ncpu}, "
+        f"{100 * own / spent if spent else 0:.0f} % of its busy CPU"
+    )
+
+
+def cores_line(s: dict) -> str:
+    """Every measured process's CPU in cores (replicas joined by +), busiest role first."""
+    each = s.get("proc_cores", {})
+    ranked = sorted(each.items(), key=lambda kv: -sum(kv[1]))
+    return ", ".join(f"{k} " + "+".join(f"{c:.2f}" for c in v) for k, v in ranked)
+
+
 def limit_of(s: dict) -> str:
     """What capped a block: the process (the busiest replica of a role) whose Python threads
     wanted a core at least `SATURATED` of the time, the GIL if it got what it wanted, else
@@ -388,7 +414,7 @@ def limit_of(s: dict) -> str:
     replicas = len(s["gil_wanted"][proc])
     name = f"{proc} (busiest of {replicas} replicas)" if replicas > 1 else proc
     busy = s["machine_busy"]
-    figures = f"Python threads on a core {cores:.2f}, wanting one {want:.2f}"
+    figures = f"{cpu_share(s, proc)}; Python threads on a core {cores:.2f}, wanting one {want:.2f}"
     if want >= SATURATED:
         short = want - cores  # waited in the run queue
         why = "the machine's cores" if short > cores / 2 and busy >= MACHINE_FULL else "one GIL"
@@ -673,6 +699,8 @@ def report(results: dict, ttft: float) -> None:
                 f"{one['achieved_rps']:.1f} ({two['achieved_rps'] / max(one['achieved_rps'], 1e-9):.2f}x); "
                 f"limit with one: {limit_of(one)}; with two: {limit_of(two)}"
             )
+            for n, side in ((1, one), (2, two)):
+                print(f"  cores per process with {n}: {cores_line(side)}")
 
 
 if __name__ == "__main__":

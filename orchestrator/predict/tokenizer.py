@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from tokenizers import Tokenizer
 
 from orchestrator import paths
+from orchestrator.predict.bpe_pieces import AsciiPieces
 
 if TYPE_CHECKING:
     from orchestrator.catalog.schema import Profile
@@ -297,8 +298,12 @@ def tiktoken_encoder(tok: Tokenizer) -> Callable[[str], list[int]] | None:
 
     unmapped = _unmapped_bytes(ranks)
     exact = _exact_encoder(tok)
+    ascii_pieces = AsciiPieces(tok, tuple(special))
 
     def encode(text: str) -> list[int]:
+        ids = ascii_pieces(text)  # most prompts: piece by piece, the GIL kept
+        if ids is not None:
+            return ids
         try:
             raw = text.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates

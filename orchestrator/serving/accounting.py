@@ -324,6 +324,12 @@ class RequestSettlement:
         self._legs.append((done, self.prices))
         self.prices = next_prices
 
+    def abandon(self) -> None:
+        """The request ends without a settlement (refused or gone before any engine ran, so
+        no ledger row): the run's hooks are dropped as `settle` drops them, freeing the run
+        by reference counting. Settling afterwards releases and observes nothing."""
+        self._release, self._observe = _spent, _spent
+
     async def settle(self, usage: EngineUsage, status: Status = "ok") -> float:
         """Charge `usage` (the current leg's) with `status`; returns the cost in USD."""
         if self._cost is not None:

@@ -178,9 +178,11 @@ class RequestRun:
             held = await self.ctx.budget.hold(self.plan, self.request_id, self.state)
         except BaseException:  # cancelled (client gone) or the database failed: not counted
             self.end()
+            self.settlement.abandon()
             raise
         if isinstance(held, Refused):  # the shared budget has nothing left for it
             self.end()
+            self.settlement.abandon()
             await self.ctx.decisions.put(self.request_id, self.trace.tenant, held.decision)
             return held
         if held is not self.plan:  # re-planned against the shared budget: cheaper, or capped
@@ -381,8 +383,10 @@ class RequestRun:
         return None
 
     def _unhold(self, p: EnginePlan) -> None:
-        """Out of the load book, its budget hold released (nothing was generated)."""
+        """Out of the load book, its budget hold released (nothing was generated, nothing
+        will be settled)."""
         self.end()
+        self.settlement.abandon()
         if route_inputs.budget_limits(p.request.tenant.budgets):
             self.ctx.budget.release(self.request_id)
 

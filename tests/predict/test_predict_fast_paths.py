@@ -21,6 +21,7 @@ from orchestrator.predict.artifact import (
     load_artifact,
     traffic_artifact_dir,
 )
+from orchestrator.predict.bpe_pieces import AsciiPieces
 from orchestrator.predict.lexical import sorted_unique
 from orchestrator.predict.phrases import PHRASE_BUCKETS, phrase_ids
 from orchestrator.predict.predictor import Predictor
@@ -60,6 +61,27 @@ def test_fast_encoder_matches_on_real_prompts_and_answers():
     for row in rows:
         for text in (row["instruction"], row["output"]):
             assert encode(text) == _hf_ids(tok, text)
+
+
+def test_ascii_pieces_give_the_tokenizers_ids():
+    """ASCII text encoded piece by piece (cached) equals the tokenizer's own ids: every ASCII
+    character (VT/FF/CR, 0x1C-0x1F, controls), whitespace runs before words and at the end,
+    contractions in both cases, digits and punctuation runs; special tokens go whole."""
+    tok = load_default_tokenizer()
+    special = tuple(t.content for t in tok.get_added_tokens_decoder().values())
+    pieces = AsciiPieces(tok, special, max_pieces=50)  # small: the cache also starts over
+    rng = np.random.default_rng(30)
+    parts = [chr(c) for c in range(128)] + [
+        "  ", "   ", "\t\t", "\n\n", " \n ", "'s", "'S", "'ll", "'re", "don't", " 2026",
+        "12345", "...", "!?", " word", "Word", "e-mail", "x=1;", "  \x0b", "\x1c ", "\x0c\r\n",
+    ]  # fmt: skip
+    texts = ["".join(rng.choice(parts, size=n)) for n in rng.integers(0, 60, size=600)]
+    texts += [t for t in TEXTS if t.isascii() and not any(s in t for s in special)]
+    for text in texts:
+        assert pieces(text) == _hf_ids(tok, text), repr(text)
+        assert fast_encoder(tok)(text) == _hf_ids(tok, text), repr(text)
+    assert len(pieces) <= 50
+    assert pieces("hi <|im_start|>user") is None and pieces("é") is None
 
 
 def test_other_tokenizers_fall_back_to_the_tokenizers_library():

@@ -5,6 +5,7 @@ a client leaving while queued costs nothing)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -312,4 +313,27 @@ async def test_a_waiter_whose_engine_died_is_planned_again_and_served_elsewhere(
     rows = [r for r in ex.ledger.records() if r.request_id == "w"]
     assert len(rows) == 1 and rows[0].profile == other
     await _client_leaves(holders[lost])
+    ex.ledger.close()
+
+
+async def test_a_refused_run_leaves_no_cyclic_garbage(tmp_path, monkeypatch, engine_stream, chunk):
+    """A run handed back by the queue never settles; its settlement drops the run's hooks all
+    the same, so the run is freed by reference counting (as a served one is)."""
+    ex, body = await _one_slot_held(
+        tmp_path, monkeypatch, engine_stream, chunk, "{max_wait_s: 0.05}"
+    )
+    assert (await _serve(ex, body, "chat", {"x-request-id": "r2"})).status_code == 429
+    gc.collect()  # what the first refusal created once is not counted
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        late = await _serve(ex, body, "chat", {"x-request-id": "r3"})
+        assert late.status_code == 429 and error_of(late)["code"] == "queue_timeout"
+        gc.collect()
+        kinds = {type(o).__name__ for o in gc.garbage}
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert not kinds & {"RequestRun", "RequestSettlement", "EnginePlan"}, kinds
     ex.ledger.close()
