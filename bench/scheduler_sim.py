@@ -20,7 +20,13 @@ acceptance are given on each.
 Fairness (Azure): tenant `chat` at 10x the rate of tenant `internal`; `internal`'s TTFT p95
 beside `chat` against `internal` alone (acceptance: <= 1.5x), with and without the scheduler.
 
+A load that keeps a queue: `--max-replicas gpt-oss-20b-mxfp4=2,llama8b-fp8-ngram=2,*=0` caps
+the planner's replicas per profile in the policy (`*`: every other profile; minima lowered to
+fit), so at 10x the pools the traffic uses stay saturated; `--aging-s` sets the policy's
+`scheduling.aging_s`.
+
     nice -n 10 python bench/scheduler_sim.py [--rate 10 --duration 900 --mooncake-rate 4] \
+        [--max-replicas NAME=N,...] [--aging-s S] [--traces azure-conv,mooncake] \
         [--out docs/benchmark/scheduler_sim] [--fairness-only]
 """
 
@@ -39,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.catalog import load_catalog  # noqa: E402
-from orchestrator.policy import load_policy  # noqa: E402
+from orchestrator.policy import load_policy_text  # noqa: E402
 from orchestrator.simulate import load_traffic, rescale, simulate  # noqa: E402
 from orchestrator.simulate.metrics import matched_latency  # noqa: E402
 
@@ -56,6 +62,28 @@ E2E_MEANS = {
     "_matched": "e2e_mean_matched_ms",
     "_penalised": "e2e_mean_refusal_penalty_ms",
 }
+
+
+def bench_policy(
+    path: Path, catalog, max_replicas: dict[str, int] | None = None, aging_s: float | None = None
+):
+    """The policy at `path`, with the planner's replicas per profile capped (`*`: every other
+    profile of the catalog; a minimum above its cap lowered to it) and `scheduling.aging_s`."""
+    import yaml
+
+    doc = yaml.safe_load(path.read_text())
+    caps = dict(max_replicas or {})
+    rest = caps.pop("*", None)
+    if rest is not None:
+        caps = {**{p.name: rest for p in catalog.profiles}, **caps}
+    profiles = doc.setdefault("autoscaling", {}).setdefault("profiles", {})
+    for name, n in caps.items():
+        own = profiles.setdefault(name, {})
+        own["max_replicas"] = n
+        own["min_replicas"] = min(own.get("min_replicas", 0), n)
+    if aging_s is not None:
+        doc.setdefault("scheduling", {})["aging_s"] = aging_s
+    return load_policy_text(yaml.safe_dump(doc), str(path), catalog, resolve_secrets=False)
 
 
 def row(m: dict) -> dict:
@@ -230,14 +258,28 @@ def main() -> int:
         help="only the fairness runs, written to <out>_fairness.json (the rest kept)",
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--max-replicas",
+        default="",
+        help="NAME=N,... the planner's replica caps per profile (`*`: every other profile)",
+    )
+    ap.add_argument("--aging-s", type=float, default=None, help="the policy's scheduling.aging_s")
+    ap.add_argument("--traces", default="azure-conv,mooncake", help="which traces to run")
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmark" / "scheduler_sim"))
     args = ap.parse_args()
     catalog = load_catalog(ROOT / "deployments" / "gpu-example.yaml")
-    policy = load_policy(ROOT / "policies" / "gpu-example.yaml", catalog, resolve_secrets=False)
+    caps = dict(kv.split("=") for kv in args.max_replicas.split(",") if kv)
+    policy = bench_policy(
+        ROOT / "policies" / "gpu-example.yaml",
+        catalog,
+        {k: int(v) for k, v in caps.items()},
+        args.aging_s,
+    )
     traces = {
         "azure-conv": (args.trace, args.rate, args.duration),
         "mooncake": (args.mooncake, args.mooncake_rate, None),
     }
+    traces = {k: v for k, v in traces.items() if k in args.traces.split(",")}
     result: dict = {
         "setup": {"machine": "2-core AMD EPYC, no GPU, shared with other work"},
         "traces": {},
@@ -274,6 +316,8 @@ def main() -> int:
             "duration_s": duration,
             "requests": len(base),
             "limits": "as written (fixed)",
+            "max_replicas": caps or "as written",
+            "aging_s": policy.spec.scheduling.aging_s,
             "refusal_penalty_s": args.refusal_penalty_s,
         }
         found["acceptance"] = acceptance(found["scheduler"])

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.scheduling.fairness import VirtualTokenCounter
-from orchestrator.scheduling.key import OrderKey, predicted_work
+from orchestrator.scheduling.key import OrderKey, order_work, predicted_work
 from orchestrator.scheduling.settings import SchedulingSettings
 
 _WAIT_EMA = 0.2
@@ -46,6 +46,11 @@ class Waiting:
     @property
     def work(self) -> float:
         return predicted_work(self.prompt_tokens, self.predicted_tokens)
+
+    @property
+    def order_work(self) -> float:
+        """Its work for the order (`key.order_work`: how long it holds a batch slot)."""
+        return order_work(self.prompt_tokens, self.predicted_tokens)
 
     @property
     def charge(self) -> float:
@@ -132,8 +137,9 @@ class WaitQueue:
     def ahead_of(
         self, tenant: str, request_class: str, work: float, *, background: bool = False
     ) -> int:
-        """About how many waiting requests would leave before a new one of `tenant` (its place
-        in the release order, not the queue's length): see `_ahead`. 0 when nothing waits."""
+        """About how many waiting requests would leave before a new one of `tenant` with
+        `work` for the order (`key.order_work`): its place in the release order, not the
+        queue's length (see `_ahead`). 0 when nothing waits."""
         if not self._items:
             return 0
         key = self.settings.key_for(
@@ -202,7 +208,12 @@ class WaitQueue:
         now = self.clock()
         self._seq += 1
         key = self.settings.key_for(
-            item.tenant, item.request_class, item.work, now, self._seq, background=item.background
+            item.tenant,
+            item.request_class,
+            item.order_work,
+            now,
+            self._seq,
+            background=item.background,
         )
         position = self._ahead(item.tenant, key)
         tenants = self._classes.setdefault(key.class_rank, {})

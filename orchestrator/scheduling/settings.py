@@ -108,8 +108,10 @@ class SchedulingSettings:
     def engine_priority(
         self, tenant: str, request_class: str, work: float, now: float, *, background: bool = False
     ) -> int:
-        """vLLM's `priority` for the request: the same key, so each engine's waiting queue
-        follows the ingress order (0 for every request under `order: fcfs`)."""
+        """vLLM's `priority` for the request: the key's class and aging, so each engine's
+        waiting queue follows the ingress order's classes, with `work` the prefill-weighted
+        work (`key.predicted_work`): what an engine's waiting queue waits for is a prefill,
+        not a batch slot (0 for every request under `order: fcfs`)."""
         key = self.key_for(tenant, request_class, work, now, background=background)
         return engine_priority(key, fcfs=self.order == "fcfs")
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from orchestrator.request.admission import held_by_queue
 from orchestrator.request.plan import Predicted
 from orchestrator.scheduling import QueueRefusal, SchedulingSettings, Waiting, WaitQueue
-from orchestrator.scheduling.key import predicted_work
+from orchestrator.scheduling.key import order_work
 
 
 class ProfileLost(Exception):
@@ -186,9 +186,9 @@ class IngressQueue:
         }
 
     def places(self, tenant: str, predicted: Predicted, background: bool = False) -> dict[str, int]:
-        """`ahead_of` for a request of `tenant` with its prediction (its predicted work)."""
+        """`ahead_of` for a request of `tenant` with its prediction (its work for the order)."""
         budget = predicted.budget
-        work = predicted_work(predicted.prompt_tokens, budget.p50_output_tokens)
+        work = order_work(predicted.prompt_tokens, budget.p50_output_tokens)
         return self.ahead_of(tenant, budget.query_class, work, background=background)
 
     def bounded(self) -> dict[str, int]:

@@ -43,7 +43,7 @@ from orchestrator.routing.quality import QualityAccounts
 from orchestrator.routing.refusal import OVERLOAD_CODE, intended_profile, overload_shares
 from orchestrator.routing.types import Estimate, ProfileView, TokenBudget
 from orchestrator.routing.views import with_live
-from orchestrator.scheduling.key import predicted_work
+from orchestrator.scheduling.key import order_work
 from orchestrator.signals.opening import OpeningDemand
 from orchestrator.signals.refusals import intended_sized
 from orchestrator.simulate.cluster import Cluster, Rejected, Routed
@@ -377,7 +377,7 @@ def queue_places(cluster: Cluster, tenant: str, predicted: Predicted) -> dict[st
     """Per profile whose ingress queue holds requests: how many would leave before this one
     (`PlanState.ahead`, as the server's `IngressQueue.ahead_of`); none under Serve's FIFO."""
     budget = predicted.budget
-    work = predicted_work(predicted.prompt_tokens, budget.p50_output_tokens)
+    work = order_work(predicted.prompt_tokens, budget.p50_output_tokens)
     return {
         pool.name: pool.pending.ahead_of(tenant, budget.query_class, work)
         for pool in cluster.pools

@@ -97,3 +97,25 @@ def test_engine_fields_carry_the_priority_and_the_prediction():
     assert fields["priority"] == s.engine_priority("t", "standard", 40.0 + 10.0, 1.7e9)
     assert fields["vllm_xargs"]["mine"] == 1
     assert request_work(fields) == (160, 40)
+
+
+def test_the_ingress_order_weighs_a_request_by_how_long_it_holds_a_batch_slot():
+    """A long prompt with a short answer frees its slot long before a short prompt with a long
+    answer (prefill is ~500x a stream's decode rate): it leaves the ingress queue first. The
+    engine's waiting queue waits for a prefill, so there the prompt weighs as prefill work."""
+    from orchestrator.scheduling import SchedulingSettings, Waiting, WaitQueue
+    from orchestrator.scheduling.key import order_work
+
+    long_prompt = Waiting("a", "t", prompt_tokens=15_000, predicted_tokens=20)
+    long_answer = Waiting("b", "t", prompt_tokens=100, predicted_tokens=500)
+    assert long_prompt.order_work < long_answer.order_work
+    assert long_prompt.work > long_answer.work  # the prefill-weighted work (shares, replicas)
+    s = SchedulingSettings()
+    first = s.engine_fields("t", "standard", 15_000, 20, now=1.7e9)["priority"]
+    second = s.engine_fields("t", "standard", 100, 500, now=1.7e9)["priority"]
+    assert first > second  # the engine: the shorter prefill first
+    queue = WaitQueue(s, lambda: 1.7e9)
+    queue.push(long_answer)
+    queue.push(long_prompt)
+    assert queue.pop().item.request_id == "a"
+    assert order_work(512, 0) == 1.0
