@@ -34,7 +34,6 @@ learned from outcomes; the other tiers' figures are an assumption (docs/difficul
 from __future__ import annotations
 
 import gzip
-import json
 import math
 import re
 from functools import lru_cache
@@ -455,31 +454,6 @@ def tiers_from_anchors(success: dict[str, float], meta: DifficultyMeta) -> dict[
 @lru_cache(maxsize=1)
 def _default_model() -> DifficultyModel:
     return DifficultyModel()
-
-
-def write_artifact(
-    folder: Path,
-    meta: DifficultyMeta,
-    token_weight: np.ndarray,
-    token_scores: dict[str, np.ndarray],
-    option_vectors: np.ndarray,
-    tokenizer_json: str,
-) -> None:
-    """Write an artifact folder (meta.json, tables.npz, tokenizer.json.gz), deterministically."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "meta.json").write_text(
-        json.dumps(meta.model_dump(mode="json"), indent=1, sort_keys=True) + "\n"
-    )
-    with (folder / "tables.npz").open("wb") as fh:
-        np.savez_compressed(
-            fh,
-            token_weight=token_weight.astype(np.float32),
-            option_vectors=option_vectors.astype(np.float16),
-            **{f"scores_{h}": token_scores[h].astype(np.float32) for h in HEADS},
-        )
-    (folder / "tokenizer.json.gz").write_bytes(
-        gzip.compress(tokenizer_json.encode(), compresslevel=9, mtime=0)
-    )
 
 
 __all__ = [

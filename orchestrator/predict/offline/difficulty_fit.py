@@ -14,6 +14,8 @@ out-of-fold logits. Deterministic for a given data set.
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -329,10 +331,33 @@ def evaluate(root: Path | None = None) -> tuple[Table, np.ndarray, dict[str, np.
 
 def train(out: Path, root: Path | None = None) -> dict:
     """Evaluate out of fold, then fit on everything and write the artifact to `out`."""
-    from orchestrator.predict.difficulty import write_artifact
-
     t, static, raw, rep = evaluate(root)
     summary = {"per_source": rep["per_source"], "mmlu_subject_mean": rep["mmlu_subject_mean"]}
     meta, scores = fit_final(t, static, raw, summary)
     write_artifact(out, meta, t.token_weight, scores, t.option_vectors, tokenizer_json())
     return rep
+
+
+def write_artifact(
+    folder: Path,
+    meta: DifficultyMeta,
+    token_weight: np.ndarray,
+    token_scores: dict[str, np.ndarray],
+    option_vectors: np.ndarray,
+    tokenizer_json: str,
+) -> None:
+    """Write an artifact folder (meta.json, tables.npz, tokenizer.json.gz), deterministically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "meta.json").write_text(
+        json.dumps(meta.model_dump(mode="json"), indent=1, sort_keys=True) + "\n"
+    )
+    with (folder / "tables.npz").open("wb") as fh:
+        np.savez_compressed(
+            fh,
+            token_weight=token_weight.astype(np.float32),
+            option_vectors=option_vectors.astype(np.float16),
+            **{f"scores_{h}": token_scores[h].astype(np.float32) for h in HEADS},
+        )
+    (folder / "tokenizer.json.gz").write_bytes(
+        gzip.compress(tokenizer_json.encode(), compresslevel=9, mtime=0)
+    )
