@@ -149,6 +149,12 @@ class RequestRun:
     def end(self) -> None:
         self.ctx.load.end(self.request_id)
 
+    def _abandon(self) -> None:
+        """Out of the load book with nothing to settle (refused or gone before any engine
+        ran): the settlement's hooks dropped, so the run is freed by reference counting."""
+        self.end()
+        self.settlement.abandon()
+
     async def switch(self, engine_plan: EnginePlan, headers: Mapping[str, str]) -> None:
         """Run `engine_plan` instead of the current plan (the one way to change plans)."""
         self.end()
@@ -177,12 +183,10 @@ class RequestRun:
         try:
             held = await self.ctx.budget.hold(self.plan, self.request_id, self.state)
         except BaseException:  # cancelled (client gone) or the database failed: not counted
-            self.end()
-            self.settlement.abandon()
+            self._abandon()
             raise
         if isinstance(held, Refused):  # the shared budget has nothing left for it
-            self.end()
-            self.settlement.abandon()
+            self._abandon()
             await self.ctx.decisions.put(self.request_id, self.trace.tenant, held.decision)
             return held
         if held is not self.plan:  # re-planned against the shared budget: cheaper, or capped
@@ -385,8 +389,7 @@ class RequestRun:
     def _unhold(self, p: EnginePlan) -> None:
         """Out of the load book, its budget hold released (nothing was generated, nothing
         will be settled)."""
-        self.end()
-        self.settlement.abandon()
+        self._abandon()
         if route_inputs.budget_limits(p.request.tenant.budgets):
             self.ctx.budget.release(self.request_id)
 
