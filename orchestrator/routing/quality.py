@@ -149,45 +149,73 @@ ACCOUNT_HALF_LIFE_REQUESTS = 700
 
 @dataclass(slots=True)
 class QualityAccount:
-    """One tenant's running expected quality: the sums, over its routed requests, of the
-    served tier's and the strongest usable tier's predicted success. A surplus over the target
-    fades (half-life `ACCOUNT_HALF_LIFE_REQUESTS`), a debt (a downgrade, a target no tier
-    reached) is never forgotten: with every request routed on a qualifying tier the slack
-    stays >= 0, and the undecayed slack is >= the decayed one (each fading step removed a
-    surplus), so the tenant's expected quality over its traffic is >= s x always-strongest's.
-    Accounts of separate processes add (each one's slack >= 0 makes the sum's >= 0)."""
+    """One tenant's running expected quality, as the simulator measures it: over its requests,
+    the sums of the served tier's predicted success (a refusal, or a routed request handed
+    back unanswered, counts 0) and the strongest usable tier's. A surplus over the target fades
+    (half-life `ACCOUNT_HALF_LIFE_REQUESTS`), a debt (a downgrade, a target no tier reached)
+    is never forgotten. Accounts of separate processes add.
+
+    What is short for want of capacity is charged to capacity, not to later requests' routing
+    (`shed`: the success a routed request would have had when it was handed back; a refused
+    one's share of its strongest): the routing book (`sums`, the slack) counts it as the
+    router decided it, so an overload hand-back is never repaid by upgrades that send more
+    work to the pool that shed it. With every routed request on a qualifying tier the routing
+    slack stays >= 0 (the undecayed one >= the decayed one: each fading step removed a
+    surplus), so the tenant's expected quality is >= s x always-strongest's less what
+    capacity shed (`delivered` is that measured share)."""
 
     served: float = 0.0
     strongest: float = 0.0
+    shed: float = 0.0
     decay: float = field(default=0.5 ** (1 / ACCOUNT_HALF_LIFE_REQUESTS))
 
     @property
     def sums(self) -> tuple[float, float]:
-        """(served, strongest): what `PlanState.quality` carries."""
-        return self.served, self.strongest
+        """The routing book (served + shed, strongest): what `PlanState.quality` carries."""
+        return self.served + self.shed, self.strongest
+
+    @property
+    def delivered(self) -> float | None:
+        """Expected quality answered over always-strongest's (None: nothing recorded)."""
+        return self.served / self.strongest if self.strongest > 0 else None
 
     def slack(self, share: float | None) -> float:
-        """Expected successes banked above `share` x always-strongest (0 without a share)."""
-        return 0.0 if share is None else self.served - share * self.strongest
+        """Expected successes banked above `share` x always-strongest in the routing book
+        (0 without a share)."""
+        return 0.0 if share is None else self.served + self.shed - share * self.strongest
 
-    def record(self, served: float, strongest: float, share: float | None = None) -> None:
-        """Add one request; the sums fade first unless they hold a debt against `share`."""
-        fade = self.decay if share is None or self.slack(share) >= 0 else 1.0
+    def record(
+        self, served: float, strongest: float, share: float | None = None, shed: float = 0.0
+    ) -> None:
+        """Add one request; the sums fade first unless they hold a debt against `share` or
+        the request was refused (`shed` > 0: the routing book moves by nothing)."""
+        fade = self.decay if (share is None or self.slack(share) >= 0) and not shed else 1.0
         self.served = self.served * fade + served
         self.strongest = self.strongest * fade + strongest
+        self.shed = self.shed * fade + shed
+
+    def handed_back(self, served: float) -> None:
+        """A recorded request that was not answered after all (the ingress queue handed it
+        back): its success leaves `served` for `shed` (no fading step: it was counted)."""
+        self.served -= served
+        self.shed += served
 
 
 def served_and_strongest(decision: object) -> tuple[float, float] | None:
     """(P(the served tier answers well), P(the strongest tier the request could use does)) of
-    a routed `Decision`; None when it was not routed or carries no prediction."""
+    a `Decision` with a prediction: a refusal served nothing (0, as the simulator's measured
+    quality counts it); None without a prediction or without a tier that passed the filters."""
     tier_success = getattr(decision, "tier_success", None)
     candidates = getattr(decision, "candidates", ())
-    chosen = [c.tier for c in candidates if c.chosen]
-    if not tier_success or not chosen:
+    if not tier_success or not candidates:
         return None
+    chosen = [c.tier for c in candidates if c.chosen]
+    routed = bool(chosen) and getattr(decision, "profile", None) is not None
     usable = [c.tier for c in candidates if c.stage != "filter"] or chosen
+    if not usable:
+        return None
     top = max(usable, key=TIER_RANK.__getitem__)
-    served = expected_success(chosen[0], tier_success)
+    served = expected_success(chosen[0], tier_success) if routed else 0.0
     strongest = expected_success(top, tier_success)
     if not (math.isfinite(served) and math.isfinite(strongest)):
         return None
@@ -204,12 +232,26 @@ class QualityAccounts:
         """The tenant's account (a fresh one, unrecorded, when it has none)."""
         return self._accounts.get(tenant) or QualityAccount()
 
-    def record(self, tenant: str, decision: object) -> None:
-        """Count a routed decision (a refusal or a decision without prediction: nothing)."""
+    def record(self, tenant: str, decision: object) -> float | None:
+        """Count a decision: a routed one at its served tier, a refusal at 0 served with its
+        target's share of the strongest tier charged to capacity (`QualityAccount`); one
+        without prediction: nothing. Returns the success counted served (None: nothing)."""
         pair = served_and_strongest(decision)
-        if pair is not None:
-            share = getattr(decision, "share_of_strongest", None)
-            self._accounts.setdefault(tenant, QualityAccount()).record(*pair, share)
+        if pair is None:
+            return None
+        share = getattr(decision, "share_of_strongest", None)
+        routed = getattr(decision, "profile", None) is not None
+        shed = 0.0 if routed or share is None else share * pair[1]
+        self._accounts.setdefault(tenant, QualityAccount()).record(*pair, share, shed)
+        return pair[0]
+
+    def handed_back(self, tenant: str, decision: object) -> None:
+        """A routed `decision` the ingress queue handed back unanswered (`queue_timeout`,
+        `queue_full`, its engine lost): what `record` counted served counts 0 answered,
+        charged to capacity (`QualityAccount.handed_back`)."""
+        pair = served_and_strongest(decision)
+        if pair is not None and pair[0] > 0 and tenant in self._accounts:
+            self._accounts[tenant].handed_back(pair[0])
 
 
 __all__ = [

@@ -204,7 +204,7 @@ class RequestExecutor:
         state = self.plan_state(incoming, spends, held, predicted)
         outcome = plan(incoming, predicted, state, request_id)  # a route or a refusal
         self.views.decided(outcome.decision)  # a closed profile it passed over for its price
-        self.quality.record(tenant.name, outcome.decision)  # a refusal counts nothing
+        self.quality.record(tenant.name, outcome.decision)  # a refusal counts 0
         obs.predicted(outcome.prediction if isinstance(outcome, EnginePlan) else predicted.first)
         written = self.decisions.record(request_id, incoming, outcome, state)  # RECORD
         obs.decided(outcome.decision)

@@ -32,6 +32,7 @@ from orchestrator.catalog.schema import Catalog, Profile
 from orchestrator.ledger import Status
 from orchestrator.planning.expected import sized_of, sized_tokens
 from orchestrator.request import route_inputs
+from orchestrator.routing.quality import QualityAccounts
 from orchestrator.routing.types import Decision, QueueWait, Rejection
 from orchestrator.scheduling import Waiting
 from orchestrator.serving import engine_items as items
@@ -92,6 +93,7 @@ class RunContext(Protocol):
     on_settle: Sequence[SettleHook]
     ingress_queue: IngressQueue
     metrics: Any  # OrchestratorMetrics
+    quality: QualityAccounts  # each tenant's running expected quality (its share target)
     policy_source: Any  # `.current`: the policy in force
 
     async def offload(self, fn: Callable[..., Any], /, *args: Any) -> Any: ...
@@ -399,6 +401,7 @@ class RequestRun:
         """The 429 with Retry-After for a request the queue handed back, recorded."""
         self._unhold(p)
         self.ctx.metrics.queue_refused(self.trace.tenant, reason)
+        self.ctx.quality.handed_back(self.trace.tenant, p.decision)  # unanswered: counts 0
         refused = queue_refusal(p, str(exc), exc.retry_after_s, reason)  # recorded, explained
         await self.ctx.decisions.put(self.request_id, self.trace.tenant, refused.decision)
         return refused

@@ -248,8 +248,11 @@ class Cluster:
             reject_status=np.zeros(n, dtype=np.int16),
         )
         done = np.zeros(n, dtype=bool)
+        dropped = getattr(router, "dropped", None)  # ours: the tenant's quality account
 
         def finish_reject(rid: int, reason: str, status: int = 503) -> None:
+            if dropped is not None and out.profile[rid] >= 0 and not done[rid]:
+                dropped(rid)  # routed, then refused before a replica took it
             if done[rid]:
                 out.served_twice += 1
             done[rid] = True

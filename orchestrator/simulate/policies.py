@@ -150,6 +150,9 @@ class DecideRouter:
         self._candidates: dict[str | None, list[Profile]] = {}
         self.opening = OpeningDemand()  # requests a closed profile lost on its opening price
         self.quality = QualityAccounts()  # each tenant's running expected quality (its target)
+        # rid -> (tenant, served success) of routed requests held to a share target: one the
+        # cluster refuses before a replica takes it counts 0 answered (`dropped`)
+        self._counted: dict[int, tuple[str, float]] = {}
         self.prefix = PrefixIndex()  # prompt blocks routed to each profile (prefix caching)
         self._profiles = [catalog.profile(n) for n in self.names]
 
@@ -296,6 +299,15 @@ class DecideRouter:
                 refused.decision, meant, self.demand_tokens
             )
 
+    def dropped(self, rid: int) -> None:
+        """A routed request the cluster refused before a replica took it (its wait bound, the
+        queue's bound, no replica): 0 answered in its tenant's account, charged to capacity,
+        as the server's ingress queue refusal (`QualityAccounts.handed_back`)."""
+        counted = self._counted.pop(rid, None)
+        if counted is not None:
+            tenant, served = counted
+            self.quality.of(tenant).handed_back(served)
+
     def _demand(self, estimate: Estimate | None, budget: TokenBudget) -> float:
         """Output tokens the planner sizes for, as the server's demand meter records them
         (`planning.expected.sized_tokens` / `sized_of`)."""
@@ -312,10 +324,13 @@ class DecideRouter:
         self.decisions += 1
         if isinstance(outcome, Refused):
             self._refused(outcome, req, list(state.views), cluster)
+            self.quality.record(tenant.name, outcome.decision)  # counts 0, as the server's
             return Rejected(outcome.code, outcome.status)
         decision = outcome.decision
         self.opening.record(decision, now)
-        self.quality.record(tenant.name, decision)
+        served = self.quality.record(tenant.name, decision)
+        if served and decision.share_of_strongest is not None:
+            self._counted[req.rid] = (tenant.name, served)
         idx = self.index[outcome.profile.name]
         if req.prefix_blocks:
             pool = cluster.pools[idx]

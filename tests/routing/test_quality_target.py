@@ -174,19 +174,36 @@ def test_routing_on_the_account_keeps_the_tenant_share_over_its_traffic():
     assert strong_calls < 0.7 * per_request_strong
 
 
-def test_accounts_count_routed_decisions_only(gpu_views):
+def test_accounts_count_a_refusal_and_a_hand_back_as_nothing_answered(gpu_views):
+    """The account measures as the simulator does (a refused or handed-back request answers
+    nothing: 0), and charges that shortfall to capacity: the routing book (`sums`, `slack`)
+    does not change, so no later request is upgraded to repay an overload."""
     accounts = QualityAccounts()
     rules = TenantRules(tenant="t", share_of_strongest=0.9)
     req = RouteRequest(prompt_tokens=50)
     d = decide(req, _budget(EASY), rules, gpu_views)
-    accounts.record("t", d)
+    assert accounts.record("t", d) == expected_success(_tier(d, gpu_views), EASY)
     served = expected_success(_tier(d, gpu_views), EASY)
     assert served < EASY["frontier"]  # the easy request went below the strongest tier
     assert accounts.of("t").sums == (served, EASY["frontier"])
+    assert accounts.of("t").delivered == served / EASY["frontier"]
     assert accounts.of("other").sums == (0.0, 0.0)
+    slack = accounts.of("t").slack(0.9)
     spent = rules.model_copy(update={"remaining_budget_usd": 0.0})
-    accounts.record("t", decide(req, _budget(EASY), spent, gpu_views))
-    assert accounts.of("t").sums == (served, EASY["frontier"])
+    refused = decide(req, _budget(EASY), spent, gpu_views)
+    assert refused.action == "reject"
+    assert accounts.record("t", refused) == 0.0  # no answer: 0 served against the strongest
+    account = accounts.of("t")
+    assert account.served < served + 1e-12 and account.strongest > 1.9 * EASY["frontier"]
+    assert account.delivered < 0.55
+    assert abs(account.slack(0.9) - slack) < 1e-9  # the routing book moved by nothing
+    before = account.slack(0.9)
+    accounts.handed_back("t", d)  # routed, then handed back by the ingress queue
+    assert account.served < 1e-9 and account.delivered < 1e-9
+    assert abs(account.slack(0.9) - before) < 1e-12  # charged to capacity, not repaid
+    sums = account.sums
+    accounts.record("t", decide(req, _budget(None), rules, gpu_views))  # no prediction
+    assert account.sums == sums  # nothing to count
 
 
 def test_a_surplus_fades_but_a_debt_is_kept():

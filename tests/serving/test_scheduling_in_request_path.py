@@ -8,9 +8,11 @@ import asyncio
 import gc
 import math
 
+import pytest
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from orchestrator.scheduling.replicas import request_work
+from tests.predictions import prediction
 from tests.serving.conftest import FAMILY, MESSAGES, POLICY_TEXT, error_of, make_executor
 from tests.serving.conftest import serve_body as _serve
 
@@ -83,9 +85,16 @@ async def test_a_request_past_the_tenant_s_wait_bound_gets_429_queue_timeout(
     ex, body = await _one_slot_held(
         tmp_path, monkeypatch, engine_stream, chunk, "{max_wait_s: 0.05}"
     )
+    success = {"small": 0.5, "medium": 0.6, "large": 0.7, "frontier": 0.8}
+    ex.predictor.predict_many = lambda body, profiles: {
+        p.name: prediction(tier_success=success) for p in profiles
+    }
     late = await _serve(ex, body, "chat", {"x-request-id": "r2"})
     assert late.status_code == 429 and int(late.headers["retry-after"]) >= 1
     assert error_of(late)["code"] == "queue_timeout"
+    account = ex.quality.of("default")  # its tenant's quality account: answered nothing,
+    assert account.served == pytest.approx(0.0) and account.strongest > 0
+    assert account.shed > 0 and account.sums[0] == pytest.approx(account.shed)  # capacity
     assert "queue_timeout" in str(await ex.decision_for({}, "r2"))
     assert sum(p["waiting"] for p in ex.ingress_queue.snapshot().values()) == 0
     assert len(ex.handle.requests) == 1 and ex.ledger.count() == 0

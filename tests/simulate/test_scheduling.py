@@ -124,3 +124,26 @@ def test_the_short_lane_starts_short_answers_beside_a_batch_of_long_ones():
     }
     assert p95["on"] < p95["off"] / 3, p95
     assert p95["blind"] > p95["on"] * 3, p95
+
+
+class Counting(Fixed):
+    """`Fixed`, told of each routed request the cluster refuses before a replica takes it
+    (ours hands it back to its tenant's quality account: `DecideRouter.dropped`)."""
+
+    def __init__(self, predict) -> None:
+        super().__init__(predict)
+        self.dropped_rids: list[int] = []
+
+    def dropped(self, rid: int) -> None:
+        self.dropped_rids.append(rid)
+
+
+def test_the_router_hears_of_each_routed_request_the_queue_refuses():
+    reqs = burst(n=600, rate=500.0)
+    router = Counting(truth)
+    spec = ReplicaSpec.of(GPU.profiles[0])
+    settings = SchedulingSettings(default=TenantShare(max_queued=5))
+    cluster = Cluster([spec], [(1, 1)], scheduling=settings, queue_timeout_s=1e6)
+    out = cluster.run(reqs, router, StaticController([1]))
+    refused = sorted(i for i, r in enumerate(out.reject_reason) if r is not None)
+    assert refused and sorted(router.dropped_rids) == refused
