@@ -22,7 +22,7 @@ before/after of a planner change and its ablation, e.g. `--planner now --planner
 session15=down_delay_blips:false`.
 
 Usage: python bench/cost_benchmark.py [--trace azure|mooncake] [--rate-scale X] [--speed X]
-       [--duration S] [--seed N] [--report DIR] [--jobs N]
+       [--duration S] [--seed N] [--report DIR] [--jobs N] [--policy FILE]
 
 With --jobs N > 1 the policies run in N forked processes (ours | oracle | the baselines): the
 same deterministic runs, side by side in one result; each process predicts the traffic once
@@ -265,6 +265,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--warmup", type=float, default=0.0, help="seconds simulated, not measured")
     ap.add_argument("--report", default=None)
+    ap.add_argument(
+        "--policy", default=None, help="policy file (default policies/gpu-example.yaml)"
+    )
     ap.add_argument("--jobs", type=int, default=1, help="processes (ours | oracle | baselines)")
     ap.add_argument(
         "--policies", default=None, help="comma-separated subset (default: all; --jobs 1 only)"
@@ -302,8 +305,9 @@ def main() -> int:
     c0, t0 = time.process_time(), time.perf_counter()
     catalog = load_catalog(PROJECT_ROOT / "deployments" / "gpu-example.yaml")
     policy = load_policy(
-        PROJECT_ROOT / "policies" / "gpu-example.yaml", catalog, resolve_secrets=False
-    )
+        args.policy or PROJECT_ROOT / "policies" / "gpu-example.yaml", catalog,
+        resolve_secrets=False,
+    )  # fmt: skip
     requests = rescale(
         load_traffic(trace, seed=args.seed),
         rate_scale=args.rate_scale,

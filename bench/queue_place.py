@@ -1,5 +1,5 @@
 """What the ingress queue costs per request while requests wait: pushing one, pricing a new
-request's place (`WaitQueue.ahead_of`, which routing calls per profile with a queue), and a
+request's place (`WaitQueue.ahead_of`, the position a queued request is recorded with), and a
 steady step (one look-up, one arrival, one release), at several queue lengths.
 
     python bench/queue_place.py [--tenants 10] [--lengths 100,1000,5000] [--json F]

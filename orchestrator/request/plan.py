@@ -46,9 +46,9 @@ class PlanState:
     # other requests for the same `model` not counted in flight: waiting for their prediction,
     # or settled but waiting for their decision to be written (the server's ingress)
     waiting: int = 0
-    # per profile: the queued requests that would leave the ingress queue before this one
-    # (`WaitQueue.ahead_of`: its tenant's place in the fair order); routing prices that wait,
-    # admission what no queue holds (`held`). Absent: the whole queue (Serve's FIFO).
+    # per profile: the queued requests routing prices as this one's wait: those of its
+    # priority class and better (`WaitQueue.waiting_through`), not its place in the fair
+    # order; admission counts what no queue holds (`held`). Absent: the whole queue.
     ahead: Mapping[str, int] = field(default_factory=dict)
     # per profile: its requests the ingress queue bounds (`admission.held_by_queue`: waiting
     # in it, or seated beyond the batch by its headroom), which admission does not count

@@ -149,8 +149,8 @@ def seen_from_queue(
     views: Sequence[ProfileView], ahead: Mapping[str, int]
 ) -> Sequence[ProfileView]:
     """The views as one request sees them in the ingress queue: a profile's queued requests
-    are only those that would leave before it (`ahead`, never more than are queued), so a
-    tenant first in the fair order is not priced the wait of another tenant's backlog."""
+    are only those `ahead` counts (never more than are queued): its own priority class and
+    better, so background work behind it is not priced as its wait."""
     if not ahead:
         return views
     live = {

@@ -24,7 +24,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 # keys a replica's `record_routing_stats` returns (all optional)
-STATS_KEYS = ("running", "waiting", "kv_cache_usage", "ttft_ms", "tpot_ms", "outstanding_tokens")
+STATS_KEYS = (
+    "running", "waiting", "kv_cache_usage", "ttft_ms", "tpot_ms", "outstanding_tokens",
+    "prefill_tokens",
+)  # fmt: skip
 # request fields that may carry an explicit affinity key set by the ingress
 EXPLICIT_KEY_FIELDS = ("prefix_key", "routing_key")
 
@@ -39,6 +42,7 @@ class ReplicaStats:
     ttft_ms: float | None = None  # recent TTFT (e.g. median of the last minute)
     tpot_ms: float | None = None  # recent time per output token
     outstanding_tokens: float | None = None  # predicted prefill + remaining decode it holds
+    prefill_tokens: float | None = None  # prompt tokens of its streams before their first token
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +59,7 @@ class ReplicaStats:
             ttft_ms=_float(data.get("ttft_ms")),
             tpot_ms=_float(data.get("tpot_ms")),
             outstanding_tokens=_float(data.get("outstanding_tokens")),
+            prefill_tokens=_float(data.get("prefill_tokens")),
         )
 
 

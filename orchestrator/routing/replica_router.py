@@ -3,7 +3,8 @@
 A request that carries its prediction (`vllm_xargs`, set by the ingress; see
 `orchestrator.scheduling.replicas`) goes to the replica with the least predicted outstanding
 work, the prefix's home replica first unless it holds `imbalance_threshold` requests more
-than the lightest (`scheduling.choose_replica`); outstanding work = max(this router's own predicted work there, the replica's report). Others
+than the lightest or more prompt tokens to prefill (the replicas' `prefill_tokens` reports) than
+the least by more than the request's prompt (`scheduling.choose_replica`); outstanding work = max(this router's own predicted work there, the replica's report). Others
 are ranked by `affinity.rank_replicas` (request counts).
 
 Thin adapter: the choices are pure functions (tested without Ray); this class
@@ -97,9 +98,11 @@ class PrefixAffinityRouter(RequestRouter):
             return [list(candidate_replicas)]
         key = None
         tiebreak = ""
-        work = None
+        work = prompt = None
         if pending_request is not None:
-            work = _work_of(pending_request)
+            carried = _carried(pending_request)
+            if carried is not None:
+                prompt, work = carried[0], predicted_work(*carried)
             # back off between full passes instead of spinning when every replica is full
             pending_request.routing_context.should_backoff = True
             text = extract_prompt_text(pending_request.args, pending_request.kwargs)
@@ -118,11 +121,13 @@ class PrefixAffinityRouter(RequestRouter):
         if work is None:
             order, self.last_reason = rank_replicas(key, loads, self._config, tiebreak=tiebreak)
         else:
-            order = self._by_work(key or tiebreak, loads)
+            order = self._by_work(key or tiebreak, loads, prompt if key else None)
             self.last_reason = "predicted_work"
         return [[by_id[uid]] for uid in order]
 
-    def _by_work(self, key: str, loads: list[ReplicaLoad]) -> list[str]:
+    def _by_work(
+        self, key: str, loads: list[ReplicaLoad], prompt_tokens: int | None = None
+    ) -> list[str]:
         kv_high = self._config.kv_cache_high
         ranked = rendezvous_order(key, [ld.replica_id for ld in loads])
         by_id = {ld.replica_id: ld for ld in loads}
@@ -132,6 +137,7 @@ class PrefixAffinityRouter(RequestRouter):
                 max(self._outstanding.get(uid, 0.0), by_id[uid].stats.outstanding_tokens or 0.0),
                 by_id[uid].full or (by_id[uid].stats.kv_cache_usage or 0.0) >= kv_high,
                 by_id[uid].load,
+                by_id[uid].stats.prefill_tokens or 0.0,
             )
             for uid in ranked
         ]
@@ -139,6 +145,7 @@ class PrefixAffinityRouter(RequestRouter):
             work,
             home=ranked[0] if key else None,
             imbalance_requests=self._config.imbalance_threshold,
+            prompt_tokens=prompt_tokens,
         )
 
     def on_request_routed(
@@ -184,10 +191,16 @@ class PrefixAffinityRouter(RequestRouter):
         self._work = {rid: w for rid, w in self._work.items() if rid in self._routed}
 
 
-def _work_of(pending_request: PendingRequest) -> float | None:
-    """The predicted work (decode-token equivalents) the request carries, or None."""
+def _carried(pending_request: PendingRequest) -> tuple[int, int] | None:
+    """(prompt tokens, predicted output tokens) the request carries, or None."""
     for value in (*pending_request.kwargs.values(), *pending_request.args):
         found = by_work.request_work(value)
         if found is not None:
-            return predicted_work(*found)
+            return found
     return None
+
+
+def _work_of(pending_request: PendingRequest) -> float | None:
+    """The predicted work (decode-token equivalents) the request carries, or None."""
+    found = _carried(pending_request)
+    return None if found is None else predicted_work(*found)

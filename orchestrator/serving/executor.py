@@ -249,7 +249,7 @@ class RequestExecutor:
         prediction its place in each profile's ingress queue."""
         tenant, policy = incoming.tenant, self.policy_source.current
         background = incoming.spec.background
-        ahead = self.ingress_queue.places(tenant.name, predicted, background) if predicted else {}
+        ahead = self.ingress_queue.places(tenant.name, background) if predicted else {}
         return PlanState(
             policy=policy,
             catalog=self.catalog,

@@ -24,9 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from orchestrator.request.admission import held_by_queue
-from orchestrator.request.plan import Predicted
 from orchestrator.scheduling import QueueRefusal, SchedulingSettings, Waiting, WaitQueue
-from orchestrator.scheduling.key import order_work
 
 
 class ProfileLost(Exception):
@@ -174,22 +172,14 @@ class IngressQueue:
             self, profile, item.tenant, released.charged, released.waited_s, got.position, True
         )
 
-    def ahead_of(
-        self, tenant: str, request_class: str, work: float, *, background: bool = False
-    ) -> dict[str, int]:
-        """Per profile with requests waiting: how many would leave before a new request of
-        `tenant` (`WaitQueue.ahead_of`), what routing prices as its queue wait."""
+    def places(self, tenant: str, background: bool = False) -> dict[str, int]:
+        """Per profile with requests waiting: those of a request's priority class and better
+        (`WaitQueue.waiting_through`), what routing prices as its queue wait."""
         return {
-            name: queue.ahead_of(tenant, request_class, work, background=background)
+            name: queue.waiting_through(tenant, background=background)
             for name, queue in self._queues.items()
             if len(queue)
         }
-
-    def places(self, tenant: str, predicted: Predicted, background: bool = False) -> dict[str, int]:
-        """`ahead_of` for a request of `tenant` with its prediction (its work for the order)."""
-        budget = predicted.budget
-        work = order_work(predicted.prompt_tokens, budget.p50_output_tokens)
-        return self.ahead_of(tenant, budget.query_class, work, background=background)
 
     def bounded(self) -> dict[str, int]:
         """Per profile: the requests this queue bounds (`admission.held_by_queue`: waiting

@@ -16,7 +16,7 @@ from typing import Any
 from ray.serve.llm import LLMServer
 
 from orchestrator.routing.affinity import ReplicaStats
-from orchestrator.scheduling.replicas import remaining_work, request_work
+from orchestrator.scheduling.replicas import pending_prefill, remaining_work, request_work
 from orchestrator.signals.meters import LatencyMeter
 
 TTFT_EMA_WEIGHT = 0.2
@@ -38,6 +38,10 @@ class ProfileServer(LLMServer):
     def outstanding_tokens(self) -> float:
         """Predicted work still ahead of this replica's streams (those that carry a prediction)."""
         return sum(remaining_work(*w) for w in (self._work or {}).values())
+
+    def prefill_tokens(self) -> float:
+        """Prompt tokens of this replica's streams still before their first token."""
+        return float(sum(pending_prefill(w[0], w[2]) for w in (self._work or {}).values()))
 
     async def _tracked(
         self, stream: AsyncGenerator[Any, None], request: Any = None
@@ -87,6 +91,7 @@ class ProfileServer(LLMServer):
             running=self._running,
             ttft_ms=self._ttft_ema_ms,
             outstanding_tokens=self.outstanding_tokens(),
+            prefill_tokens=self.prefill_tokens(),
         ).to_dict()
         return {**(stats or {}), **ours}
 

@@ -180,7 +180,7 @@ class Cluster:
         """To a replica with room, else the profile's queue (behind any request already
         there); False when the queue refuses it (its tenant's queue is full)."""
         r = (
-            pick_replica(pool, job, self.rng, self.scheduling is not None)
+            pick_replica(pool, job, self.rng, self.scheduling is not None, now)
             if not pool.pending
             else None
         )
@@ -217,7 +217,7 @@ class Cluster:
     def _drain_pending(self, pool: Pool, now: float) -> None:
         while pool.pending:
             head = pool.pending.peek()
-            r = pick_replica(pool, head, self.rng, self.scheduling is not None)
+            r = pick_replica(pool, head, self.rng, self.scheduling is not None, now)
             if r is None:
                 r = self._short_seat(pool, head)
             if r is None:

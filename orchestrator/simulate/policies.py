@@ -43,7 +43,6 @@ from orchestrator.routing.quality import QualityAccounts
 from orchestrator.routing.refusal import OVERLOAD_CODE, intended_profile, overload_shares
 from orchestrator.routing.types import Estimate, ProfileView, TokenBudget
 from orchestrator.routing.views import with_live
-from orchestrator.scheduling.key import order_work
 from orchestrator.signals.opening import OpeningDemand
 from orchestrator.signals.refusals import intended_sized
 from orchestrator.simulate.cluster import Cluster, Rejected, Routed
@@ -270,7 +269,7 @@ class DecideRouter:
             views=self._cached(self._views(cluster, now), req.prefix_blocks),
             budget=self.budget_state(tenant, now),
             tenant_in_flight=self._in_flight(tenant, now),
-            ahead=queue_places(cluster, tenant.name, predicted),
+            ahead=queue_places(cluster, tenant.name),
             held=queue_held(cluster),
             quality=self.quality.of(tenant.name).sums,
         )
@@ -388,13 +387,12 @@ def tightest_slo(policy: Policy) -> LatencySLO:
     return LatencySLO(ttft_p95_ms=ttft, tpot_p95_ms=tpot)
 
 
-def queue_places(cluster: Cluster, tenant: str, predicted: Predicted) -> dict[str, int]:
-    """Per profile whose ingress queue holds requests: how many would leave before this one
-    (`PlanState.ahead`, as the server's `IngressQueue.ahead_of`); none under Serve's FIFO."""
-    budget = predicted.budget
-    work = order_work(predicted.prompt_tokens, budget.p50_output_tokens)
+def queue_places(cluster: Cluster, tenant: str) -> dict[str, int]:
+    """Per profile whose ingress queue holds requests: those of the tenant's priority class
+    and better (`PlanState.ahead`, as the server's `IngressQueue.places`); none under Serve's
+    FIFO (the whole queue)."""
     return {
-        pool.name: pool.pending.ahead_of(tenant, budget.query_class, work)
+        pool.name: pool.pending.waiting_through(tenant)
         for pool in cluster.pools
         if isinstance(pool.pending, ScheduledQueue) and len(pool.pending)
     }

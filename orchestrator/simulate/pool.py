@@ -65,9 +65,9 @@ class ScheduledQueue:
             str(job.rid), job.tenant, job.prompt_tokens, job.predicted, job.request_class, job
         )
 
-    def ahead_of(self, tenant: str, request_class: str, work: float) -> int:
-        """Waiting jobs that would leave before a new one of `tenant` (`WaitQueue.ahead_of`)."""
-        return self.queue.ahead_of(tenant, request_class, work)
+    def waiting_through(self, tenant: str) -> int:
+        """Waiting jobs of `tenant`'s priority class and better (`WaitQueue.waiting_through`)."""
+        return self.queue.waiting_through(tenant)
 
     def push(self, job: Job) -> bool:
         """Queue the job; False when its tenant's queue is full (refused: 429)."""

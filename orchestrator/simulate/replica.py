@@ -271,6 +271,21 @@ class Replica:
         self.admitted += 1
         return job.due_s
 
+    def prefill_backlog_tokens(self, now: float) -> float:
+        """Prompt tokens still to prefill at `now`: the prefills in progress and waiting for a
+        chunk (their uncached part; the FIFO stage's remaining work without the threshold)
+        and, whole, the requests waiting for a batch slot (what the replica choice reads as
+        `scheduling.ReplicaLoad.prefill_tokens`)."""
+        rate = self.spec.perf.prefill_tokens_per_s
+        if self.spec.long_prefill_tokens:
+            self.prefill_v = self._advance_prefill(now)  # lazy state brought to now
+            v = self.prefill_v
+            s = sum(end - v for end, _, _ in self.prefilling)
+            s += sum(own for _, _, own, _ in self.prefill_queue)
+        else:
+            s = max(0.0, self.prefill_free_s - now)
+        return s * rate + sum(job.prompt_tokens for _, _, job in self.waiting)
+
     def _share_prefill(self, job: Job, own: float, overhead: float, now: float) -> None:
         """Processor sharing of the prefill rate among at most `prefill_chunks` prefills
         (the rest wait in vLLM's order: priority, then arrival): `prefill_v` is the prefill

@@ -17,13 +17,14 @@ from orchestrator.simulate.replica import Job, Replica
 
 
 def pick_replica(
-    pool: Pool, job: Job | None, rng: np.random.Generator, scheduled: bool
+    pool: Pool, job: Job | None, rng: np.random.Generator, scheduled: bool, now: float
 ) -> Replica | None:
     """Serve's default request router: the less loaded of two random ready replicas, among
     those under `max_ongoing_requests` (None: every ready replica is full). A job with
     prefix blocks goes where the product's replica router sends it (`_pick_affine`).
     Scheduled: the product's choice (`scheduling.choose_replica`): the prefix's home replica
-    unless it is full or much busier by request count, else least predicted outstanding work,
+    unless it is full, much busier by request count or further behind in prefill than the
+    request's own prompt, else least predicted outstanding work,
     among replicas with a free batch slot (the rest wait in the ingress queue, in key order)."""
     ready = pool.serving
     if not ready:
@@ -36,8 +37,14 @@ def pick_replica(
         home = None
         if job is not None and job.blocks and len(ready) > 1:
             home = rendezvous_order(str(job.blocks[0]), list(by_id))[0]
-        loads = [WorkLoad(rid, r.outstanding, r.load >= limit, r.load) for rid, r in by_id.items()]
-        r = by_id[choose_replica(loads, home=home)[0]]
+        # the prefill backlog only matters against a home (costly: skipped without one)
+        loads = [
+            WorkLoad(rid, r.outstanding, r.load >= limit, r.load,
+                     r.prefill_backlog_tokens(now) if home is not None else 0.0)
+            for rid, r in by_id.items()
+        ]  # fmt: skip
+        prompt = job.prompt_tokens if home is not None and job is not None else None
+        r = by_id[choose_replica(loads, home=home, prompt_tokens=prompt)[0]]
         return r if r.load < limit else None
     if job is not None and job.blocks and len(ready) > 1:
         return _pick_affine(ready, job, limit)

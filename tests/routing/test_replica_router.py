@@ -169,6 +169,29 @@ def test_predicted_work_keeps_the_prefix_home_within_the_count_bound():
     _run(scenario())
 
 
+def test_a_home_far_behind_in_prefill_yields_the_prompt():
+    async def scenario():
+        router = await _router(imbalance_threshold=4)
+        key = prefix_key("user\nshared document\n", 1024)
+        home, other = rendezvous_order(key, ["u1", "u2"])
+        # the home reports 90k prompt tokens still to prefill, the other 10k: 80k behind, more
+        # than the 30k prompt could save in cache there
+        reps = {
+            home: FakeReplica(home, {"prefill_tokens": 90_000.0, "outstanding_tokens": 5700.0}),
+            other: FakeReplica(other, {"prefill_tokens": 10_000.0, "outstanding_tokens": 700.0}),
+        }
+        pending = _predicted("shared document", "n", 30_000, 50)
+        ranks = await router.choose_replicas(list(reps.values()), pending)
+        assert ranks[0][0].replica_id.unique_id == other
+        # 50k behind: within the prompt's 60k, the home keeps its prefix
+        reps[other] = FakeReplica(other, {"prefill_tokens": 40_000.0, "outstanding_tokens": 2600.0})
+        pending = _predicted("shared document", "m", 60_000, 50)
+        ranks = await router.choose_replicas(list(reps.values()), pending)
+        assert ranks[0][0].replica_id.unique_id == home
+
+    _run(scenario())
+
+
 def test_the_replicas_own_report_of_outstanding_work_counts():
     async def scenario():
         router = await _router()

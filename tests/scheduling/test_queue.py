@@ -285,3 +285,23 @@ def test_ahead_of_equals_the_real_release_place_over_random_queues():
         tenant, tokens = rng.choice("abc"), rng.choice([8, 64, 256, 2000])
         ahead = q.ahead_of(tenant, "standard", float(tokens))
         assert ahead == _place_when_pushed(q, item("new", tenant, tokens=tokens)), case
+
+
+def test_routing_prices_the_backlog_of_its_class_not_its_fair_place(clock):
+    """`ahead_of` is where a new request would leave were nothing else to arrive (a light
+    tenant: next); routing prices `waiting_through`, the whole backlog of its priority class
+    and the better ones, never a worse class: a fair share in another tenant's backlog is
+    capacity taken from that tenant (Azure x10 cold, session 17)."""
+    q = _heavy_and_light(clock)
+    q.admit_now("heavy", 5000.0)
+    for i in range(30):
+        q.push(item(f"h{i}", "heavy", tokens=100))
+    for i in range(3):
+        q.push(item(f"g{i}", "gold", tokens=5000))
+    for i in range(4):
+        q.push(item(f"b{i}", "light", tokens=100, background=True))
+    assert q.ahead_of("light", "standard", 10.0) <= 4  # gold's 3 (and a tie)
+    assert q.waiting_through("light") == 33  # heavy's 30 and gold's 3; not the lines
+    assert q.waiting_through("gold") == 3
+    assert q.waiting_through("light", background=True) == 37
+    assert WaitQueue(settings(), clock).waiting_through("anyone") == 0

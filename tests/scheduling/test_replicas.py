@@ -26,6 +26,31 @@ def test_the_home_replica_keeps_its_prefix_within_the_request_count_bound():
     assert choose_replica([ReplicaLoad("x", 5.0), ReplicaLoad("y", 5.0)]) == ["x", "y"]
 
 
+def test_the_home_yields_when_its_prefill_backlog_beyond_the_least_exceeds_the_prompt():
+    # Mooncake's miss (session 17): the home is prefilling two 40k prompts, the other replica
+    # nothing; a 30k prompt is faster elsewhere even if the home held all of it in cache
+    behind = [
+        ReplicaLoad("a", 500.0, requests=1),
+        ReplicaLoad("home", 5500.0, requests=3, prefill_tokens=80_000),
+    ]
+    assert choose_replica(behind, home="home", prompt_tokens=30_000) == ["a", "home"]
+    # a backlog within the prompt's own prefill: the cache may still win, the home keeps it
+    near = [
+        ReplicaLoad("a", 500.0, requests=1, prefill_tokens=60_000),
+        ReplicaLoad("home", 5500.0, requests=3, prefill_tokens=80_000),
+    ]
+    assert choose_replica(near, home="home", prompt_tokens=30_000)[0] == "home"
+    # the prompt unknown (an engine request without the ingress's prediction): counts only
+    assert choose_replica(behind, home="home")[0] == "home"
+
+
+def test_pending_prefill_is_the_whole_prompt_until_the_first_token():
+    from orchestrator.scheduling.replicas import pending_prefill
+
+    assert pending_prefill(40_000, 0) == 40_000
+    assert pending_prefill(40_000, 1) == 0
+
+
 def test_full_replicas_come_last():
     loads = [ReplicaLoad("full", 0.0, full=True), ReplicaLoad("busy", 9000.0)]
     assert choose_replica(loads) == ["busy", "full"]

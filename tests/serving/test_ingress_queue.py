@@ -198,3 +198,25 @@ def test_a_request_past_its_wait_bound_leaves_with_429_and_the_queue_moves_on():
         assert q.snapshot()["p"]["busy"] == 0
 
     asyncio.run(scenario())
+
+
+def test_routing_is_priced_every_waiting_request_of_its_class_not_its_fair_place():
+    """`places` (what the executor plans with, `PlanState.ahead`): a light tenant's request is
+    priced the heavy tenant's whole backlog, not its place at the front of the fair order."""
+
+    async def scenario():
+        q = IngressQueue(settings(), capacity=lambda profile: 1)
+        first = await q.turn("p", item("first", tenant="heavy"))
+        waiters = [
+            asyncio.create_task(q.turn("p", item(f"h{i}", 500.0, tenant="heavy")))
+            for i in range(20)
+        ]
+        await asyncio.sleep(0)
+        assert q.places("light") == {"p": 20}
+        assert q.places("light", background=True) == {"p": 20}
+        first.done()
+        for t in waiters:
+            (await t).done()
+        assert q.places("light") == {}
+
+    asyncio.run(scenario())

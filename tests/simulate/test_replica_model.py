@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from orchestrator import replica_model as est
@@ -152,3 +154,52 @@ def test_waiting_prefills_take_a_chunk_in_priority_order(catalog):
     same = Job(3, 20_000, 10, 0.003, priority=5)
     r.admit(same, 0.003)
     assert late.due_s < same.due_s
+
+
+def test_the_prefill_backlog_counts_what_is_still_to_prefill(catalog):
+    """Tokens still to prefill: the shared stage's remaining work brought to `now` (chunked
+    prefill), the FIFO stage's without the threshold, and waiting requests whole."""
+    profile = catalog.profiles[0]
+    args = {**profile.engine_args, "long_prefill_token_threshold": 2048}
+    spec = ReplicaSpec.of(profile.model_copy(update={"engine_args": args}))
+    rate = spec.perf.prefill_tokens_per_s
+    r = Replica(spec, 0, 0.0, 0.0)
+    assert r.prefill_backlog_tokens(0.0) == 0.0
+    r.admit(Job(0, 40_000, 10, 0.0), 0.0)
+    r.admit(Job(1, 20_000, 10, 0.0), 0.0)
+    assert r.prefill_backlog_tokens(0.0) == pytest.approx(60_000)
+    # both share the rate: after t seconds 2 x (t/2) x rate tokens are done
+    t = 10_000 / rate
+    assert r.prefill_backlog_tokens(t) == pytest.approx(50_000)
+    assert r.prefill_backlog_tokens(1e6) == pytest.approx(0.0)
+    fifo = Replica(dataclasses.replace(spec, long_prefill_tokens=0, prefill_chunks=1), 1, 0, 0)
+    fifo.admit(Job(2, 30_000, 10, 0.0), 0.0)
+    assert fifo.prefill_backlog_tokens(15_000 / rate) == pytest.approx(15_000)
+    fifo.waiting.append((0, 0, Job(3, 7_000, 10, 0.0)))
+    assert fifo.prefill_backlog_tokens(15_000 / rate) == pytest.approx(22_000)
+
+
+def test_a_shared_prompt_leaves_a_home_far_behind_in_prefill(catalog):
+    """The product's replica choice in the simulator: a prompt whose prefix home is
+    prefilling long prompts while another replica is idle goes to the idle one."""
+    import numpy as np
+
+    from orchestrator.routing.affinity import rendezvous_order
+    from orchestrator.simulate.pool import Pool
+    from orchestrator.simulate.replica_choice import pick_replica
+
+    profile = catalog.profiles[0]
+    args = {**profile.engine_args, "long_prefill_token_threshold": 2048}
+    spec = ReplicaSpec.of(profile.model_copy(update={"engine_args": args}))
+    pool = Pool(0, spec, 2, 2)
+    reps = [Replica(spec, i, 0.0, 0.0, state="ready") for i in (1, 2)]
+    pool.active, pool.serving = list(reps), list(reps)
+    job = Job(9, 30_000, 10, 0.0, blocks=(77, 78))
+    home_id = rendezvous_order("77", ["1", "2"])[0]
+    home = next(r for r in reps if str(r.rid) == home_id)
+    other = next(r for r in reps if r is not home)
+    rng = np.random.default_rng(0)
+    assert pick_replica(pool, job, rng, True, 0.0) is home
+    for i in range(2):  # two 40k prompts start on the home: 80k tokens behind the other
+        home.admit(Job(i, 40_000, 10, 0.0), 0.0)
+    assert pick_replica(pool, job, rng, True, 0.0) is other

@@ -9,8 +9,10 @@ import lightgbm as lgb
 import numpy as np
 
 from orchestrator.predict.features import FEATURE_NAMES
+from orchestrator.predict.offline.bagging import source_bagged
 from orchestrator.predict.offline.config import TrainConfig
 from orchestrator.predict.offline.ranker import rank_booster
+from orchestrator.predict.offline.table import TRAFFIC_SOURCE
 
 
 def lgb_params(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
@@ -55,7 +57,12 @@ def monotone_constraints(width: int) -> list[int]:
 
 
 def quantile_booster(
-    cfg: TrainConfig, x: np.ndarray, y: np.ndarray, alpha: float, weight: np.ndarray | None
+    cfg: TrainConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    alpha: float,
+    weight: np.ndarray | None,
+    init: np.ndarray | None = None,
 ) -> lgb.Booster:
     if alpha == 0.5 and cfg.monotone_requests:
         params = lgb_params(
@@ -65,17 +72,33 @@ def quantile_booster(
         params = lgb_params(cfg, objective="regression")
     else:
         params = lgb_params(cfg, objective="quantile", alpha=alpha)
-    data = lgb.Dataset(x, y, weight=weight, free_raw_data=True)
+    data = lgb.Dataset(x, y, weight=weight, init_score=init, free_raw_data=True)
     return lgb.train(params, data, num_boost_round=cfg.rounds)
 
 
 def median_booster(
-    cfg: TrainConfig, x: np.ndarray, y: np.ndarray, weight: np.ndarray, sources: np.ndarray
+    cfg: TrainConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray,
+    sources: np.ndarray,
+    init: np.ndarray | None = None,
 ) -> lgb.Booster:
-    """The p50 booster: alpha-0.5 quantile, squared error or a within-source ranker."""
+    """The p50 booster: alpha-0.5 quantile, squared error or a within-source ranker
+    (`init`: a fixed per-row offset the trees learn beside; their output excludes it)."""
     if cfg.p50_objective == "rank":
         return rank_booster(lgb_params(cfg), cfg.rounds, x, y, weight, sources)
-    return quantile_booster(cfg, x, y, 0.5, weight)
+    if cfg.p50_source_bag:
+        bagged = source_bagged(
+            lambda rows: quantile_booster(
+                cfg, x[rows], y[rows], 0.5, weight[rows], None if init is None else init[rows]
+            ),
+            sources,
+            frozenset({TRAFFIC_SOURCE}),
+        )
+        if bagged is not None:
+            return bagged
+    return quantile_booster(cfg, x, y, 0.5, weight, init)
 
 
 def weighted_quantile(values: np.ndarray, q: float, weight: np.ndarray | None = None) -> float:

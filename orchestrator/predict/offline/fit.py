@@ -37,7 +37,12 @@ from orchestrator.predict.offline.stack import blend_weights
 from orchestrator.predict.offline.table import TRAFFIC_SOURCE, Table
 from orchestrator.predict.offline.targets import rescale_sources
 from orchestrator.predict.phrases import PHRASE_BUCKETS
-from orchestrator.predict.prompt_type import PromptTerms, fit_cue_term, fit_type_term
+from orchestrator.predict.prompt_type import (
+    PromptTerms,
+    fit_cue_term,
+    fit_type_term,
+    math_problems,
+)
 
 VOCAB_SIZE = 49152  # SmolLM2 tokenizer
 # the shared sources closest to everyday chat (instructions, arena users' prompts, MT-Bench)
@@ -273,6 +278,10 @@ def _learned_blend(
     return we * emb_req + wl * lex, (weights, we * embedding[1] + wl * lexical_fit[1])
 
 
+def _at(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if values is None else values[rows]
+
+
 def fit_core(
     table: Table,
     train_rows: np.ndarray,
@@ -328,8 +337,11 @@ def fit_core(
     emb_req = None
     if cfg.embedding_blend:
         say("token-embedding ridge, stacked out of fold")
+        emb_weight = req_weight
+        if cfg.embedding_rows == "chat":
+            emb_weight = np.where(math_problems(table.vectors), 0.0, req_weight)
         emb_req, ew, eb = _embedding_scores(
-            table, req_target, req_weight, folds, cfg.embedding_damp, cfg.embedding_source
+            table, req_target, emb_weight, folds, cfg.embedding_damp, cfg.embedding_source
         )
         embedding = (ew, eb)
     x = x_req[rr]
@@ -342,12 +354,16 @@ def fit_core(
         )
         blend_weight = 1.0
     extra_rows = blend_weight * emb_req[rr] if emb_req is not None else np.zeros(len(rr))
+    init = None
+    if cfg.booster_offset and emb_req is not None:
+        base = PromptTerms(blend_weight, embedding[1], cfg.chat_blend)
+        init = base.add(table.vectors[rr], emb_req[rr])
     if cfg.consistent_features:
         n_dense = table.vectors.shape[1]
         x = drop_disagreeing(x, x_req, n_dense, req_target, folds, table.request_source)
     say(f"quantile boosters p50, p90 ({cfg.rounds} rounds)")
-    b50 = median_booster(cfg, x[tr], yt[tr], w[tr], src[tr])
-    b90 = quantile_booster(cfg, x[tr], yt[tr], 0.9, w[tr])
+    b50 = median_booster(cfg, x[tr], yt[tr], w[tr], src[tr], _at(init, tr))
+    b90 = quantile_booster(cfg, x[tr], yt[tr], 0.9, w[tr], _at(init, tr))
     terms = PromptTerms(blend_weight if emb_req is not None else 0.0, embedding[1], cfg.chat_blend)
     scores = emb_req[rr] if emb_req is not None else np.zeros(len(rr))
     for kind in cfg.type_terms:
@@ -415,8 +431,12 @@ def fit_core(
         say(f"conformal p90: out-of-fold boosters {n}/{len(fold_ids)}")
         fit = tr & (row_fold != k)
         held = tr & (row_fold == k)
-        oof50[held] = median_booster(cfg, x[fit], yt[fit], w[fit], src[fit]).predict(x[held])
-        oof90[held] = quantile_booster(cfg, x[fit], yt[fit], 0.9, w[fit]).predict(x[held])
+        oof50[held] = median_booster(
+            cfg, x[fit], yt[fit], w[fit], src[fit], _at(init, fit)
+        ).predict(x[held])
+        oof90[held] = quantile_booster(cfg, x[fit], yt[fit], 0.9, w[fit], _at(init, fit)).predict(
+            x[held]
+        )
     oof50 += extra_rows  # the blended quantiles, as predict_requests gives them
     oof90 += extra_rows
     # conformal weights: each fold (source) counts equally, whatever its size

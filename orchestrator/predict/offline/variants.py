@@ -95,6 +95,18 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     ),
     "pasted-now": ("+ pasted-material length slope", {"type_terms": ("math", "pasted")}),
     "balance-1": ("source balance 1.0 (equal source mass)", {"source_balance": 1.0}),
+    # session 17 (issue 31)
+    "booster-offset": ("boosters fitted beside the embedding blend", {"booster_offset": True}),
+    "emb-chat-rows": ("embedding ridge fitted without maths problems", {"embedding_rows": "chat"}),
+    "emb-minilm": (
+        "all-MiniLM-L6-v2 distilled onto the vocabulary",
+        {"embedding_source": "minilm"},
+    ),
+    "emb-smollm2-minilm": (
+        "SmolLM2 + distilled MiniLM ridge",
+        {"embedding_source": "smollm2+minilm"},
+    ),
+    "p50-source-bag": ("p50: mean of boosters each without one source", {"p50_source_bag": True}),
 }
 
 # session 15 (issue 31): the training rows weighted toward the left-out source's prompts
