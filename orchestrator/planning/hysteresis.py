@@ -6,7 +6,9 @@ Delays filter noise the same way both ways: a higher ideal target applies once i
 `scale_down_delay_s`; an ideal back at or above the target for less than the up delay (a rise
 that would not move the target up) does not restart the down delay, one back for the up delay
 or longer does (session 16: on a noisy load the target otherwise sat one replica above the
-ideal for a third of the ticks). `PlannerKnobs.down_delay_restart` names the rule."""
+ideal for a third of the ticks). `PlannerKnobs.down_delay_restart` names the rule. A
+profile's last replica goes only once the lower ideal has lasted its `Row.zero_hold_s` (the
+policy's `scale_to_zero_delay_s` when longer than the down delay)."""
 
 from __future__ import annotations
 
@@ -93,11 +95,17 @@ def hysteresis(
         }
         for name in sorted(downs, key=lambda n: -rows[n].price):
             cur = targets[name]
+            since = timers[name][1]
+            keep_last = since is not None and now - since < rows[name].zero_hold_s
+            if keep_last and cur <= 1:
+                limits[name].append("zero_delay")
+                continue
             floor = max(ideal.replicas[name], strict.replicas[name])
             for candidate, check, within in (
                 (floor, problem, ideal.unserved),
                 (cur - 1, strict_problem, allowed),
             ):
+                candidate = max(candidate, 1) if keep_last else candidate
                 if candidate >= cur:
                     continue
                 lost = unserved_with(check, {**targets, name: candidate})

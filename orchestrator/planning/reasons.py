@@ -71,6 +71,10 @@ def reason(
             f"{ideal.replicas[r.name]} would do; down delay "
             f"{now - timers[1]:.0f}/{auto.scale_down_delay_s:.0f} s"  # type: ignore[attr-defined]
         )
+    if "zero_delay" in limits and timers[1] is not None:
+        notes.append(
+            f"last replica held {now - timers[1]:.0f}/{r.zero_hold_s:.0f} s (scale_to_zero_delay_s)"
+        )
     if "n_minus_1" in limits:
         notes.append(
             f"{target - 1} would not serve the forecast +{auto.scale_down_margin:.0%} "  # type: ignore[attr-defined]

@@ -50,6 +50,7 @@ class Row:
     need: float = 0.0
     pressure: str = ""
     floor: int = 0
+    zero_hold_s: float = 0.0  # the last replica goes after the load is below it this long
 
     @property
     def name(self) -> str:

@@ -250,6 +250,7 @@ def _row(
         above_since_s=prev.above_since_s if prev is not None else None,
         below_since_s=prev.below_since_s if prev is not None else None,
         back_since_s=prev.back_since_s if prev is not None else None,
+        zero_hold_s=policy.last_replica_hold_s(p.name),
     )
 
 

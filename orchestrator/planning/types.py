@@ -167,6 +167,7 @@ Limit = Literal[
     "resources",
     "up_delay",
     "down_delay",
+    "zero_delay",
     "n_minus_1",
     "slo_infeasible",
 ]

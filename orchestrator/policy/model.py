@@ -39,6 +39,7 @@ class ScalingBounds:
     headroom: float
     scale_to_zero: bool
     initial_replicas: int = 0  # deployed at start: the catalog's `initial`, else the minimum
+    to_zero_delay_s: float = 0.0  # its last replica's extra hold (policy scale_to_zero_delay_s)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,14 @@ class Policy:
         if not named or self.spec.unknown_keys == "default_tenant":
             return [self.default_tenant, *named]
         return named
+
+    def last_replica_hold_s(self, profile: str) -> float:
+        """Seconds a profile's last replica stays once its load is gone: the scale-down delay,
+        or the profile's `scale_to_zero_delay_s` when longer (the planner holds it; an
+        opening is priced for it)."""
+        bounds = self.scaling.get(profile)
+        extra = bounds.to_zero_delay_s if bounds is not None else 0.0
+        return max(self.spec.autoscaling.scale_down_delay_s, extra)
 
     def min_replicas_cost_per_hour(self, profiles: tuple[str, ...] | None = None) -> float:
         """USD/hour of the always-on replicas of `profiles` (default: the whole catalog)."""

@@ -79,7 +79,10 @@ def scaling_bounds(spec: PolicySpec, catalog: Catalog) -> dict[str, ScalingBound
             lo = max(lo, 1)
         lo = min(lo, hi)
         initial = lo if p.replicas.initial is None else min(max(p.replicas.initial, lo), hi)
-        out[p.name] = ScalingBounds(p.name, lo, hi, headroom, to_zero and lo == 0, initial)
+        zero_delay = own.scale_to_zero_delay_s if own and own.scale_to_zero_delay_s else 0.0
+        out[p.name] = ScalingBounds(
+            p.name, lo, hi, headroom, to_zero and lo == 0, initial, zero_delay
+        )
     return out
 
 

@@ -63,6 +63,14 @@ class ProfileScaling(Strict):
     scale_to_zero: bool | None = Field(
         None, description="true without min_replicas = min_replicas 0 for this profile"
     )
+    scale_to_zero_delay_s: float | None = Field(
+        None,
+        ge=0,
+        le=86_400,
+        description="its last replica goes only once the load has been below it this long "
+        "(at least autoscaling.scale_down_delay_s; unset: that delay): keeps a profile whose "
+        "start-up its tenants' TTFT targets cannot absorb open between bursts",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ProfileScaling:

@@ -61,12 +61,12 @@ def may_open(profile: Profile, policy: Policy) -> bool:
 
 def opening_usd(profile: Profile, policy: Policy, demand_rps: float) -> float:
     """Price per request of opening `profile` now (it has no replica running or starting):
-    a replica's start-up and the planner's scale-down delay (its minimum hold) at the
+    a replica's start-up and its last replica's hold (`Policy.last_replica_hold_s`) at the
     profile's price, over `demand_rps` (signals/opening.py) in that time."""
     return pricing.opening_cost_usd(
         profile.price_per_replica_hour_usd,
         profile.replicas.startup_s,
-        policy.spec.autoscaling.scale_down_delay_s,
+        policy.last_replica_hold_s(profile.name),
         demand_rps,
     )
 

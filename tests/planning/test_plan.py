@@ -165,6 +165,38 @@ def test_scale_to_zero_and_back():
     assert t.target == 1 and t.pressure and "cold start" in t.reason and "0 -> 1" in t.reason
 
 
+def _idle_targets(pol, start_replicas: int, seconds: int) -> tuple[list[int], list[str]]:
+    """Targets and reasons, one tick per 10 s, of an idle profile held at `start_replicas`."""
+    state, targets, reasons = None, [], []
+    current = start_replicas
+    for t in range(0, seconds, 10):
+        o = load(0, replicas_current=current, replicas_ready=current)
+        d, state = plan(observe(t, solo=o), pol, state)
+        current = d.targets["solo"].target
+        targets.append(current)
+        reasons.append(d.targets["solo"].reason)
+    return targets, reasons
+
+
+def test_scale_to_zero_delay_holds_the_last_replica():
+    """`scale_to_zero_delay_s` holds a profile's last replica past the scale-down delay; the
+    other replicas still go after the down delay."""
+    plain = policy(ZERO, "autoscaling: {scale_down_delay_s: 60}")
+    held = policy(
+        ZERO,
+        "autoscaling: {scale_down_delay_s: 60, profiles: {solo: {scale_to_zero_delay_s: 300}}}",
+    )
+    base, _ = _idle_targets(plain, 3, 400)
+    kept, reasons = _idle_targets(held, 3, 400)
+    first_zero = base.index(0)
+    assert 6 <= first_zero <= 8  # the down delay (60 s) then straight to zero
+    assert kept[first_zero] == 1  # held: down to one replica at the same tick ...
+    assert kept.index(0) >= 30  # ... which stays until 300 s of no load
+    assert "last replica held" in reasons[kept.index(0) - 1]
+    assert held.last_replica_hold_s("solo") == 300.0
+    assert plain.last_replica_hold_s("solo") == 60.0
+
+
 def test_a_replica_serve_started_from_zero_is_held_not_stopped():
     """Serve starts a replica for a request it holds at zero without asking our policy (its
     cold-start path); the planner, at zero, must adopt it (held the scale-down delay like any

@@ -194,6 +194,9 @@ BEHAVIOUR = {
     "ProfileScaling.min_replicas": "tests/policy/test_policy_limits.py::test_scaling_bounds",
     "ProfileScaling.max_replicas": "tests/policy/test_policy_limits.py::test_scaling_bounds",
     "ProfileScaling.headroom": "tests/policy/test_policy_limits.py::test_scaling_bounds",
+    "ProfileScaling.scale_to_zero_delay_s": (
+        "tests/planning/test_plan.py::test_scale_to_zero_delay_holds_the_last_replica"
+    ),
     "ProfileScaling.scale_to_zero": (
         "tests/policy/test_policy_limits.py::test_scale_to_zero_only_where_the_minimum_is_zero"
     ),
