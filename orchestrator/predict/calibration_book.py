@@ -65,6 +65,13 @@ class CalibrationBook:
         default_factory=dict, init=False, repr=False
     )
 
+    def adopt(self, other: CalibrationBook) -> None:
+        """Start from `other`'s in-memory calibrations (frozen values: sharing them is safe)."""
+        with other._lock:
+            taken = dict(other._calibrations)
+        with self._lock:
+            self._calibrations.update(taken)
+
     def prior_for(self, profile: Profile | str) -> ProfileCalibration:
         """The starting calibration: the learned "default" calibration when there is one (a
         workload taught by `predictor learn` without `--profile`), else a training model's

@@ -22,6 +22,7 @@ calibrations and how finished requests move them (`calibration_book.py`).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -134,6 +135,20 @@ class Predictor:
             self._schema,
         )
         self._refresh(force=True)
+
+    def fork(self) -> Predictor:
+        """A predictor that learns apart from this one: the same loaded model, difficulty model
+        and featurize memo; its calibrations start as a copy of this one's in-memory ones; no
+        store, no following of refits. What a replay teaches stays in the fork, so one
+        predictor shared by several replays gives each the same start (`simulate.prepare`)."""
+        twin = copy.copy(self)
+        twin._follow = False
+        twin.store = None
+        twin.calibrations = CalibrationBook(
+            lambda: twin._model, self.calibration_config, None, False, self._schema
+        )
+        twin.calibrations.adopt(self.calibrations)
+        return twin
 
     @property
     def artifact(self) -> Artifact:

@@ -118,9 +118,11 @@ def prepare(
     log replay) keeps it. With `feedback_lag_s`, the predictor learns online
     as a running server does: every request's true length is fed to `Predictor.observe`
     `feedback_lag_s` after it arrived, under the profile whose prediction the router reads
-    (the first candidate); None predicts every request with the shipped priors only.
+    (the first candidate); None predicts every request with the shipped priors only. It
+    learns on a fork (`Predictor.fork`): the caller's predictor is left as it was, so replays
+    that share one do not depend on their order or learn each other's true lengths.
     """
-    predictor = predictor or Predictor(store=None)
+    predictor = predictor.fork() if predictor is not None else Predictor(store=None)
     featurized: dict[Any, Any] = {}
     feedback: list[tuple[float, int, Any, Any, int]] = []
     shared: dict[tuple, Any] = {}  # equal budgets share one object (memory at 100x)
