@@ -249,6 +249,7 @@ class Cluster:
         )
         done = np.zeros(n, dtype=bool)
         dropped = getattr(router, "dropped", None)  # ours: the tenant's quality account
+        self.done = done  # per request: served or refused (a tenant's in flight: not yet)
 
         def finish_reject(rid: int, reason: str, status: int = 503) -> None:
             if dropped is not None and out.profile[rid] >= 0 and not done[rid]:

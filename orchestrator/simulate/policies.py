@@ -20,7 +20,6 @@ Baselines (docs/benchmark.md states each one's source):
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -142,9 +141,9 @@ class DecideRouter:
         self._live_key: list[tuple | None] = [None] * len(self.views)
         self._live_views: list[ProfileView] = list(self.views)
         self.spend = SpendBook()  # what routed requests cost, per calendar budget window
-        # tenant -> modelled end times of its routed requests (its requests in flight, for
-        # `requests.max_concurrent_requests`; kept only for tenants with that bound)
-        self._running: dict[str, list[float]] = {}
+        # tenant -> its routed requests not yet seen served or refused (its requests in flight,
+        # for `requests.max_concurrent_requests`; kept only for tenants with that bound)
+        self._running: dict[str, list[int]] = {}
         self.decisions = 0
         self._candidates: dict[str | None, list[Profile]] = {}
         self.opening = OpeningDemand()  # requests a closed profile lost on its opening price
@@ -206,15 +205,17 @@ class DecideRouter:
         spent = self.spend.spent(tenant.name, limits, self.epoch + timedelta(seconds=now))
         return route_inputs.budget_state(tenant.budgets, spent, 0.0)
 
-    def _in_flight(self, tenant: TenantPolicy, now: float) -> int:
-        """The tenant's requests still running at `now` by their modelled end (only counted
-        for a tenant with a concurrency bound)."""
+    def _in_flight(self, tenant: TenantPolicy, cluster: Cluster) -> int:
+        """The tenant's routed requests not yet served or refused (only counted for a tenant
+        with a concurrency bound), as the server's load book counts them: by what happened,
+        not by the end the router priced (a priced queue wait is an estimate)."""
         if tenant.bounds.max_concurrent_requests is None:
             return 0
-        ends = self._running.setdefault(tenant.name, [])
-        while ends and ends[0] <= now:
-            heapq.heappop(ends)
-        return len(ends)
+        rids = self._running.setdefault(tenant.name, [])
+        done = getattr(cluster, "done", None)
+        if done is not None:
+            rids[:] = [r for r in rids if not done[r]]
+        return len(rids)
 
     def _token_budget(self, req: SimRequest) -> TokenBudget:
         """Ours: the predictor's budget. The oracle: the truth in the same shape, i.e. the true
@@ -268,7 +269,7 @@ class DecideRouter:
             catalog=self.catalog,
             views=self._cached(self._views(cluster, now), req.prefix_blocks),
             budget=self.budget_state(tenant, now),
-            tenant_in_flight=self._in_flight(tenant, now),
+            tenant_in_flight=self._in_flight(tenant, cluster),
             ahead=queue_places(cluster, tenant.name),
             held=queue_held(cluster),
             quality=self.quality.of(tenant.name).sums,
@@ -345,9 +346,8 @@ class DecideRouter:
         if limits:
             cost = self.prices[idx].cost_usd(req.prompt_tokens, tokens, 0)
             self.spend.add(tenant.name, cost, self.epoch + timedelta(seconds=now), limits)
-        if tenant.bounds.max_concurrent_requests is not None and decision.estimate is not None:
-            end = now + decision.estimate.latency_ms / 1000.0
-            heapq.heappush(self._running.setdefault(tenant.name, []), end)
+        if tenant.bounds.max_concurrent_requests is not None:
+            self._running.setdefault(tenant.name, []).append(req.rid)
         predicted = decision.estimate.output_tokens if decision.estimate else tokens
         est = decision.estimate
         sized = self._demand(est, outcome.predicted.budget) if est else tokens

@@ -19,7 +19,8 @@ SOLO = catalog(
         quality={"tier": "frontier"},
     )
 )
-# refuse (503) what would miss the TTFT target rather than queue it
+# refuse (503) what would miss the TTFT target rather than queue it; the tenant's concurrency
+# bound lifted above the scenario's backlog, so only the SLO refusals this test is about shed
 POLICY = """\
 apiVersion: orchestrator/v1
 kind: Policy
@@ -27,6 +28,7 @@ default_tenant:
   name: default
   latency: {ttft_p95_ms: 1500, tpot_p95_ms: 60, e2e_p95_ms: 60000}
   actions: {on_cost_cap: [reject], on_slo_unmeetable: [reject]}
+  requests: {max_concurrent_requests: 100000}
 """
 
 
