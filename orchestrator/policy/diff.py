@@ -88,6 +88,7 @@ def flatten(policy: Policy) -> dict[str, dict[tuple[str, str], Any]]:
             ("", "max_replicas"): b.max_replicas,
             ("", "headroom"): b.headroom,
             ("", "scale_to_zero"): b.scale_to_zero,
+            ("", "scale_to_zero_delay_s"): b.to_zero_delay_s,
         }
     out["cluster"] = {
         ("", "max_cost_per_hour_usd"): policy.spec.autoscaling.max_cost_per_hour_usd,

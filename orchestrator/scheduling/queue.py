@@ -159,10 +159,8 @@ class WaitQueue:
         they leave after it whatever comes."""
         if not self._items:
             return 0
-        rank = self.settings.key_for(tenant, "standard", 0.0, 0.0, background=background)
-        return sum(
-            q.count for r, c in self._classes.items() if r <= rank.class_rank for q in c.values()
-        )
+        rank = -self.settings.priority(tenant, background=background)
+        return sum(q.count for r, c in self._classes.items() if r <= rank for q in c.values())
 
     def _ahead(self, tenant: str, key: OrderKey) -> int:
         """Waiting requests released before one of `tenant` with `key`: every request of a

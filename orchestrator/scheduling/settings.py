@@ -82,6 +82,11 @@ class SchedulingSettings:
         share = self.share(tenant)
         return share.max_wait_by_class_s.get(request_class, share.max_wait_s)
 
+    def priority(self, tenant: str, *, background: bool = False) -> int:
+        """The priority class a request of `tenant` is ordered in (a `background` request, a
+        batch line, below every tenant's); the order key's class is its negation."""
+        return BACKGROUND_PRIORITY if background else self.share(tenant).priority
+
     def key_for(
         self,
         tenant: str,
@@ -97,7 +102,7 @@ class SchedulingSettings:
         deadline_ms = self.deadline_ms(tenant, request_class)
         return order_key(
             arrival_s=now,
-            priority=BACKGROUND_PRIORITY if background else self.share(tenant).priority,
+            priority=self.priority(tenant, background=background),
             work=work,
             aging_s=self.aging_s,
             seq=seq,

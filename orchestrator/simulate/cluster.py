@@ -109,6 +109,7 @@ class Cluster:
         self._seq = 0
         self._replica_ids = 0
         self.now = 0.0
+        self.done = np.zeros(0, dtype=bool)  # per request of the run: served or refused
 
     # ------------------------------------------------------------------ scheduling
     def _push(self, t: float, kind: int, a: Any, b: Any = None) -> None:
@@ -249,7 +250,7 @@ class Cluster:
         )
         done = np.zeros(n, dtype=bool)
         dropped = getattr(router, "dropped", None)  # ours: the tenant's quality account
-        self.done = done  # per request: served or refused (a tenant's in flight: not yet)
+        self.done = done
 
         def finish_reject(rid: int, reason: str, status: int = 503) -> None:
             if dropped is not None and out.profile[rid] >= 0 and not done[rid]:

@@ -212,9 +212,8 @@ class DecideRouter:
         if tenant.bounds.max_concurrent_requests is None:
             return 0
         rids = self._running.setdefault(tenant.name, [])
-        done = getattr(cluster, "done", None)
-        if done is not None:
-            rids[:] = [r for r in rids if not done[r]]
+        done = cluster.done  # a request outside the cluster's run is still in flight
+        rids[:] = [r for r in rids if r >= done.size or not done[r]]
         return len(rids)
 
     def _token_budget(self, req: SimRequest) -> TokenBudget:

@@ -9,23 +9,17 @@ from __future__ import annotations
 from orchestrator.policy import load_policy_text
 from orchestrator.request.bounds import CONCURRENCY_CODE
 from orchestrator.simulate import simulate
-from tests.policy.policy_helpers import policy_text
 
-from .conftest import make_requests
+from .conftest import POLICY_TEXT, make_requests
 
-ONE_AT_A_TIME = policy_text("""
-default_tenant:
-  name: default
-  quality_floor: {min_tier: medium}
-  latency: {ttft_p95_ms: 2000, tpot_p95_ms: 40, e2e_p95_ms: 60000}
-  actions: {on_cost_cap: [downgrade, cap_tokens]}
-  requests: {max_concurrent_requests: 1}
-autoscaling: {headroom: 0.2, scale_to_zero: true}
-""")
+# the suite's policy with its tenant held to one request in flight
+ACTIONS = "  actions: {on_cost_cap: [downgrade, cap_tokens]}\n"
+ONE_AT_A_TIME = POLICY_TEXT.replace(ACTIONS, ACTIONS + "  requests: {max_concurrent_requests: 1}\n")
 
 
 def test_a_request_finished_early_no_longer_counts_against_the_bound(catalog, predictor):
     policy = load_policy_text(ONE_AT_A_TIME, "policy.yaml", catalog)
+    assert policy.default_tenant.bounds.max_concurrent_requests == 1
     reqs = make_requests(n=40, rate=1.0, seed=5)
     for i, r in enumerate(reqs):
         r.arrival_s = 4.0 * i  # one at a time, 4 s apart ...
