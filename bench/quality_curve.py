@@ -23,7 +23,15 @@ quality share per policy).
 With --rate-scale X > 1, replica maxima, the cost ceiling and budgets scale by X (as in
 bench/cost_benchmark.py).
 
-Usage: python bench/quality_curve.py [--duration S] [--rate-scale X] [--out DIR]
+Calibration (`--calibrate S`, `simulate(calibrate_s=S)`): the first S seconds of the replayed
+window only teach the predictor their true lengths, as a server's calibration store would hold
+from earlier traffic; every run starts from the same shipped priors plus that window, and only
+the rest is replayed and measured. Default: the first half of the window (the Azure hour: the
+first half hour calibrates, the second is measured; this is the acceptance table's setting).
+`--calibrate 0` measures the whole window from the priors (cold calibrations, learning online
+only), as before session 18. Outputs: `quality_curve[_xX][_calS].{json,png}`.
+
+Usage: python bench/quality_curve.py [--duration S] [--rate-scale X] [--calibrate S] [--out DIR]
        [--shares 0.9,0.95] [--thresholds 0.6,0.7] [--baselines routellm,routellm-shared] [--ab]
 """
 
@@ -96,6 +104,12 @@ def main() -> int:
     ap.add_argument("--rate-scale", type=float, default=1.0, help="arrival rate x this")
     ap.add_argument("--baselines", default="routellm,routellm-floor,routellm-shared")
     ap.add_argument("--ab", action="store_true", help="also ours with the old upgrade rule")
+    ap.add_argument(
+        "--calibrate",
+        type=float,
+        default=None,
+        help="first S seconds only calibrate the predictor (default: half the window; 0: none)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmark")
     args = ap.parse_args()
@@ -112,6 +126,10 @@ def main() -> int:
         rate_scale=args.rate_scale,
         seed=args.seed,
     )
+    window = args.duration if args.duration is not None else max(r.arrival_s for r in base)
+    calibrate = args.calibrate if args.calibrate is not None else round(window / 2)
+    measured = sum(r.arrival_s >= calibrate for r in base)
+    print(f"calibration: first {calibrate:g} s; {measured} requests measured", flush=True)
     t0 = time.perf_counter()
     ours = ["ours", "ours-before"] if args.ab else ["ours"]
     rows: dict[str, list[dict]] = {**{o: [] for o in ours}, **{b: [] for b in baselines}}
@@ -128,7 +146,7 @@ def main() -> int:
                 with before if o == "ours-before" else contextlib.nullcontext():
                     res = simulate(
                         cat, policy, list(base), policies=["ours"], seed=args.seed,
-                        predictor=predictor,
+                        predictor=predictor, calibrate_s=calibrate,
                     )  # fmt: skip
                 m = res.policies["ours"].metrics
                 rows[o].append({"setting": share, **point(m, prices)})
@@ -147,6 +165,7 @@ def main() -> int:
                     seed=args.seed,
                     predictor=predictor,
                     routellm_threshold=t,
+                    calibrate_s=calibrate,
                 )
                 rows[name].append({"setting": t, **point(res.policies[name].metrics, prices)})
                 print(f"{name} t={t}: {json.dumps(rows[name][-1])}", flush=True)
@@ -166,17 +185,19 @@ def main() -> int:
             print(f"  {name} {p['setting']}: q {p['quality_share']:.3f} {p['cost_by_profile']}")
     print("\nper-tenant quality share (ours):", json.dumps(tenants, indent=1))
     print(
-        f"\n{len(base)} requests; wall {wall:.0f} s; {platform.processor() or platform.machine()}, "
+        f"\n{measured} requests measured after a {calibrate:g} s calibration; wall {wall:.0f} s; {platform.processor() or platform.machine()}, "
         f"{platform.python_version()}; shared 2-core machine"
     )
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "quality_curve" if args.rate_scale == 1 else f"quality_curve_x{args.rate_scale:g}"
-    (args.out / f"{stem}.json").write_text(json.dumps({"rows": rows, "tenants": tenants}))
-    draw(rows, args.out / f"{stem}.png", len(base), args.rate_scale)
+    stem += f"_cal{calibrate:g}" if calibrate > 0 else ""
+    doc = {"rows": rows, "tenants": tenants, "calibrate_s": calibrate, "requests": measured}
+    (args.out / f"{stem}.json").write_text(json.dumps({**doc, "command": sys.argv[1:]}))
+    draw(rows, args.out / f"{stem}.png", measured, args.rate_scale, calibrate)
     return 0
 
 
-def draw(rows: dict, path: Path, n: int, rate_scale: float) -> None:
+def draw(rows: dict, path: Path, n: int, rate_scale: float, calibrate: float = 0) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,7 +217,9 @@ def draw(rows: dict, path: Path, n: int, rate_scale: float) -> None:
     ax.set_xlabel("expected quality / always-strongest's (difficulty model)")
     ax.set_ylabel("cluster cost, USD")
     ax.set_title(
-        f"Azure conversation trace x{rate_scale:g}, {n} requests, gpu-example catalog (simulated)",
+        f"Azure conversation trace x{rate_scale:g}, {n} requests measured"
+        + (f" after a {calibrate:g} s calibration" if calibrate else "")
+        + ", gpu-example catalog (simulated)",
         fontsize=9,
     )
     ax.grid(alpha=0.3)

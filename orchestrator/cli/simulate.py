@@ -57,6 +57,13 @@ def register(sub: Any) -> None:
         help="simulate the first S seconds without measuring or billing them",
     )
     p.add_argument(
+        "--calibrate",
+        type=float,
+        default=0.0,
+        help="the first S seconds only teach the predictor their true lengths (a warm start "
+        "from traffic outside the measured window); the rest is replayed and measured",
+    )
+    p.add_argument(
         "--tenants",
         default=None,
         help="traffic share per tenant, e.g. 'premium=0.3,free=0.7' (default uniform)",
@@ -213,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--duration must be > 0")
         if args.warmup < 0 or (args.duration is not None and args.warmup >= args.duration):
             raise ValueError("--warmup must be >= 0 and shorter than --duration")
+        if args.calibrate < 0 or (args.duration is not None and args.calibrate >= args.duration):
+            raise ValueError("--calibrate must be >= 0 and shorter than --duration")
         check_output_dir(args.report, "--report")
         catalog = load_catalog(args.deployments)
         policy = load_policy(args.policy, catalog, resolve_secrets=False)
@@ -249,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
             progress=bar,
             queue_timeout_s=args.queue_timeout,
             warmup_s=args.warmup,
+            calibrate_s=args.calibrate,
             prediction=args.prediction,
             scheduler=not args.no_scheduler,
             speed=speed,

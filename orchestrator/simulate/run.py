@@ -30,6 +30,7 @@ from orchestrator.simulate.baselines import BASELINES
 from orchestrator.simulate.cluster import Cluster, Outcome
 from orchestrator.simulate.metrics import Targets, measured_only, prediction_error, summarize
 from orchestrator.simulate.replica import ReplicaSpec
+from orchestrator.simulate.sim_request import split_at
 from orchestrator.simulate.traffic import SimRequest
 
 ALL_POLICIES: tuple[str, ...] = ("ours", "oracle", "ours-constant", *BASELINES)
@@ -111,6 +112,7 @@ def prepare(
     predictor: Predictor | None = None,
     *,
     feedback_lag_s: float | None = 30.0,
+    calibration: Sequence[SimRequest] = (),
 ) -> pol.Prepared:
     """The product's prediction for every request (shared by all policies).
 
@@ -121,10 +123,23 @@ def prepare(
     (the first candidate); None predicts every request with the shipped priors only. It
     learns on a fork (`Predictor.fork`): the caller's predictor is left as it was, so replays
     that share one do not depend on their order or learn each other's true lengths.
+    `calibration`: earlier requests (arriving before `requests`, on the same clock) whose
+    true lengths the fork learns first, each `feedback_lag_s` after it arrived (all before
+    the first request without online learning); they are not predicted or returned: a
+    server's calibration learned on traffic outside the measured window.
     """
     predictor = predictor.fork() if predictor is not None else Predictor(store=None)
     featurized: dict[Any, Any] = {}
     feedback: list[tuple[float, int, Any, Any, int]] = []
+    lag = feedback_lag_s if feedback_lag_s is not None else -np.inf
+    for i, req in enumerate(calibration):
+        key = req.body_key if req.body_key is not None else id(req.body)
+        hit = featurized.get(key)
+        if hit is None:
+            first = candidates_for_model(req.body.get("model"), catalog)[0]
+            hit = featurized[key] = (predictor.featurize(req.body), first)
+        item = (req.arrival_s + lag, -1 - i, hit[1], hit[0].features, req.output_tokens)
+        heapq.heappush(feedback, item)
     shared: dict[tuple, Any] = {}  # equal budgets share one object (memory at 100x)
     budgets = []
     for req in requests:
@@ -338,6 +353,7 @@ def simulate(
     constant_feed: Callable[[pol.Prepared], pol.Prepared] | None = None,
     demand_tokens: str | None = None,
     planner_knobs: PlannerKnobs | None = None,
+    calibrate_s: float = 0.0,
 ) -> SimResult:
     """Replay `requests` under each named policy (see `ALL_POLICIES`); deterministic per seed.
 
@@ -354,14 +370,25 @@ def simulate(
     what ours-constant is fed, from the predictor's budgets (default `constant_prediction`;
     an ablation swaps in another, e.g. one constant at another length). `demand_tokens`: what
     ours' planner sizes output from (`policies.DEMAND_TOKENS`; None: the policy's
-    `autoscaling.demand_sizing`); `planner_knobs`: the planner's internal tunables (ablations)."""
+    `autoscaling.demand_sizing`); `planner_knobs`: the planner's internal tunables (ablations).
+    `calibrate_s`: the requests arriving in the first S seconds only teach the predictor
+    their true lengths (`prepare`'s `calibration`, a warm start from traffic outside the
+    measured window); the rest is replayed from a fresh cluster at time 0 and measured
+    (`SimResult.requests`). Tenants are drawn before the split, as without it."""
     if prediction not in PREDICTIONS:
         raise ValueError(f"unknown prediction {prediction!r}; choose from {', '.join(PREDICTIONS)}")
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
     t0, c0 = time.perf_counter(), time.process_time()
     assign_tenants(requests, policy, tenant_weights, seed)
-    prepared = prepare(catalog, requests, predictor, feedback_lag_s=feedback_lag_s)
+    calibration: list[SimRequest] = []
+    if calibrate_s > 0:
+        calibration, requests = split_at(requests, calibrate_s)
+        if not requests:
+            raise ValueError(f"no request arrives after the {calibrate_s:g} s calibration window")
+    prepared = prepare(
+        catalog, requests, predictor, feedback_lag_s=feedback_lag_s, calibration=calibration
+    )
     wall["predict"] = time.perf_counter() - t0
     cpu["predict"] = time.process_time() - c0
     targets = targets_for(requests, policy, prepared)
@@ -397,6 +424,11 @@ def simulate(
         notes.append(
             "real speed vs the catalog's figures: "
             + ", ".join(f"{s.name} x{s.speed:g}" for s in specs if s.speed != 1.0)
+        )
+    if calibration:
+        notes.append(
+            f"calibration: the predictor learned the true lengths of the {len(calibration)} "
+            f"requests of the first {calibrate_s:g} s, which are neither replayed nor measured"
         )
     if warmup_s > 0:
         notes.append(f"warm-up: the first {warmup_s:g} s are simulated but not measured or billed")

@@ -6,7 +6,7 @@ the index.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -34,3 +34,14 @@ def finish(rows: list[SimRequest]) -> list[SimRequest]:
         r.rid = i
         r.arrival_s -= t0
     return rows
+
+
+def split_at(rows: list[SimRequest], at_s: float) -> tuple[list[SimRequest], list[SimRequest]]:
+    """(those arriving before `at_s`, the rest), copies on a clock that starts at `at_s`: the
+    rest numbered from 0 as `finish` leaves a trace, the earlier ones at negative times (a
+    calibration window replayed before the measured one, `simulate(calibrate_s=...)`)."""
+    before = [replace(r, arrival_s=r.arrival_s - at_s) for r in rows if r.arrival_s < at_s]
+    after = [replace(r, arrival_s=r.arrival_s - at_s) for r in rows if r.arrival_s >= at_s]
+    for i, r in enumerate(after):
+        r.rid = i
+    return before, after
