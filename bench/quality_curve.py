@@ -14,7 +14,8 @@ probability that the tier which served it answers well (docs/difficulty.md); the
 - routellm-shared: routellm-floor with one strong pool the tenants share where they may.
 With --ab, ours also runs with the upgrade rule reverted ("ours-before": an upgrade takes the
 cheapest tier meeting the request's need, not the cheapest per unit of quality gained), in the
-same run.
+same run; with --ab-packing, with the packing of spare same-tier pools reverted
+("ours-unpacked": `decide._packed` off, token prices alone rank them).
 Prints one row per point, the cost ratio at matched quality share (each baseline's cost
 interpolated at each of ours' shares), where each run's money goes (replica-hours x price per
 profile), the per-tenant shares of a run with a target, and draws `quality_curve.png` (cost vs
@@ -29,7 +30,10 @@ from earlier traffic; every run starts from the same shipped priors plus that wi
 the rest is replayed and measured. Default: the first half of the window (the Azure hour: the
 first half hour calibrates, the second is measured; this is the acceptance table's setting).
 `--calibrate 0` measures the whole window from the priors (cold calibrations, learning online
-only), as before session 18. Outputs: `quality_curve[_xX][_calS].{json,png}`.
+only), as before session 18. With `--replay-calibration` the calibration window is replayed
+on the cluster instead (`simulate(warmup_s=S)`: predictor, pools and quality accounts warm;
+its requests and replica time are not measured or billed). Outputs:
+`quality_curve[_xX][_calS|_warmS].{json,png}`.
 
 Usage: python bench/quality_curve.py [--duration S] [--rate-scale X] [--calibrate S] [--out DIR]
        [--shares 0.9,0.95] [--thresholds 0.6,0.7] [--baselines routellm,routellm-shared] [--ab]
@@ -110,6 +114,12 @@ def main() -> int:
         default=None,
         help="first S seconds only calibrate the predictor (default: half the window; 0: none)",
     )
+    ap.add_argument(
+        "--replay-calibration",
+        action="store_true",
+        help="replay the calibration window on the cluster (warm pools and accounts), unmeasured",
+    )
+    ap.add_argument("--ab-packing", action="store_true", help="also ours without packing")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmark")
     args = ap.parse_args()
@@ -131,7 +141,13 @@ def main() -> int:
     measured = sum(r.arrival_s >= calibrate for r in base)
     print(f"calibration: first {calibrate:g} s; {measured} requests measured", flush=True)
     t0 = time.perf_counter()
-    ours = ["ours", "ours-before"] if args.ab else ["ours"]
+    window_args = {"warmup_s" if args.replay_calibration else "calibrate_s": calibrate}
+    ours = ["ours", *(["ours-before"] if args.ab else []),
+            *(["ours-unpacked"] if args.ab_packing else [])]  # fmt: skip
+    patches = {
+        "ours-before": ("orchestrator.routing.decide._cheapest_upgrade", None),
+        "ours-unpacked": ("orchestrator.routing.decide._packed", {}),
+    }
     rows: dict[str, list[dict]] = {**{o: [] for o in ours}, **{b: [] for b in baselines}}
     tenants: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,13 +156,15 @@ def main() -> int:
                 catalog, policy_with_share(share, Path(tmp)), args.rate_scale
             )
             for o in ours if share is not None else ["ours"]:
-                before = mock.patch(
-                    "orchestrator.routing.decide._cheapest_upgrade", return_value=None
+                patched = (
+                    mock.patch(patches[o][0], return_value=patches[o][1])
+                    if o in patches
+                    else contextlib.nullcontext()
                 )
-                with before if o == "ours-before" else contextlib.nullcontext():
+                with patched:
                     res = simulate(
                         cat, policy, list(base), policies=["ours"], seed=args.seed,
-                        predictor=predictor, calibrate_s=calibrate,
+                        predictor=predictor, **window_args,
                     )  # fmt: skip
                 m = res.policies["ours"].metrics
                 rows[o].append({"setting": share, **point(m, prices)})
@@ -165,7 +183,7 @@ def main() -> int:
                     seed=args.seed,
                     predictor=predictor,
                     routellm_threshold=t,
-                    calibrate_s=calibrate,
+                    **window_args,
                 )
                 rows[name].append({"setting": t, **point(res.policies[name].metrics, prices)})
                 print(f"{name} t={t}: {json.dumps(rows[name][-1])}", flush=True)
@@ -185,19 +203,23 @@ def main() -> int:
             print(f"  {name} {p['setting']}: q {p['quality_share']:.3f} {p['cost_by_profile']}")
     print("\nper-tenant quality share (ours):", json.dumps(tenants, indent=1))
     print(
-        f"\n{measured} requests measured after a {calibrate:g} s calibration; wall {wall:.0f} s; {platform.processor() or platform.machine()}, "
+        f"\n{measured} requests measured after {calibrate:g} s"
+        f"{' replayed' if args.replay_calibration else ' of calibration'}; wall {wall:.0f} s; {platform.processor() or platform.machine()}, "
         f"{platform.python_version()}; shared 2-core machine"
     )
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "quality_curve" if args.rate_scale == 1 else f"quality_curve_x{args.rate_scale:g}"
-    stem += f"_cal{calibrate:g}" if calibrate > 0 else ""
-    doc = {"rows": rows, "tenants": tenants, "calibrate_s": calibrate, "requests": measured}
+    if calibrate > 0:
+        stem += f"_{'warm' if args.replay_calibration else 'cal'}{calibrate:g}"
+    doc = {"rows": rows, "tenants": tenants, "calibrate_s": calibrate, "requests": measured,
+           "replayed": args.replay_calibration}  # fmt: skip
     (args.out / f"{stem}.json").write_text(json.dumps({**doc, "command": sys.argv[1:]}))
-    draw(rows, args.out / f"{stem}.png", measured, args.rate_scale, calibrate)
+    how = f"after a {calibrate:g} s {'warm-up' if args.replay_calibration else 'calibration'}"
+    draw(rows, args.out / f"{stem}.png", measured, args.rate_scale, how if calibrate else "")
     return 0
 
 
-def draw(rows: dict, path: Path, n: int, rate_scale: float, calibrate: float = 0) -> None:
+def draw(rows: dict, path: Path, n: int, rate_scale: float, how: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -218,7 +240,7 @@ def draw(rows: dict, path: Path, n: int, rate_scale: float, calibrate: float = 0
     ax.set_ylabel("cluster cost, USD")
     ax.set_title(
         f"Azure conversation trace x{rate_scale:g}, {n} requests measured"
-        + (f" after a {calibrate:g} s calibration" if calibrate else "")
+        + (f" {how}" if how else "")
         + ", gpu-example catalog (simulated)",
         fontsize=9,
     )

@@ -84,6 +84,8 @@ from orchestrator.routing.types import (
 # failures that even best-effort routing may not ignore
 MONEY_HARD = frozenset({"cost_cap_below_minimum", "budget_below_minimum"})
 _BUDGET_FAILURES = frozenset({"over_budget", "budget_below_minimum"})
+# a running pool this full or less (with the request) has spare replica time already paid for
+CONSOLIDATE_FILL = 0.5
 
 
 def decide(
@@ -384,6 +386,7 @@ def _choose(evals: list[Eval], ctx: Ctx, *, cap: bool, opening: bool = True) -> 
     if not clean:
         return None
     hopeless: dict[int, bool] = {}
+    packed = _packed(clean)
 
     def key(e: Eval) -> tuple:
         late = _overshoot(e, ctx)
@@ -397,10 +400,38 @@ def _choose(evals: list[Eval], ctx: Ctx, *, cap: bool, opening: bool = True) -> 
         trunc = -min(e.answer_room, e.tokens_p90) if cap else 0
         # overshoots closer than a tenth of the target tie (two cold starts differ by a few
         # ms of prefill), then the opening price and the cost decide
-        return (late > 0, lost, 0.0 if lost else round(late, 1), trunc, over, e.cost + extra,
-                e.latency, e.profile.name)  # fmt: skip
+        cost, rate = packed.get(id(e), (e.cost, 0.0))
+        return (late > 0, lost, 0.0 if lost else round(late, 1), trunc, over, cost + extra,
+                rate, e.latency, e.profile.name)  # fmt: skip
 
     return min(clean, key=key)
+
+
+def _packed(evals: list[Eval]) -> dict[int, tuple[float, float]]:
+    """Running pools of one tier that are each at most `CONSOLIDATE_FILL` full with this
+    request: their replica time is paid whatever they serve, so their token prices do not
+    tell them apart; what costs is keeping both open. They rank at the tier's cheapest cost,
+    then by the price of a replica's time (output price x decode throughput), so the dearer
+    pool drains and the planner closes it (two frontier pools each holding a trickle cost
+    their two replica-hours). id(eval) -> (rank cost, rate) for those pools."""
+    spare: dict[str, list[Eval]] = {}
+    for e in evals:
+        live, perf = e.profile.live, e.profile.performance
+        slots = live.replicas_running * perf.max_concurrency
+        load = live.requests_in_flight + live.requests_queued + 1
+        if slots > 0 and live.opening_usd == 0 and load <= CONSOLIDATE_FILL * slots:
+            spare.setdefault(e.profile.quality_tier, []).append(e)
+    out: dict[int, tuple[float, float]] = {}
+    for group in spare.values():
+        if len(group) > 1:
+            cheapest = min(e.cost for e in group)
+            for e in group:
+                rate = (
+                    e.profile.prices.output_usd_per_token
+                    * e.profile.performance.output_tokens_per_s
+                )
+                out[id(e)] = (cheapest, rate)
+    return out
 
 
 def _declined_opening(evals: list[Eval], chosen: Eval, ctx: Ctx, *, cap: bool) -> Eval | None:
