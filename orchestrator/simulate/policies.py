@@ -53,6 +53,7 @@ EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 # what ours' planner may size output from (planning/expected.py; the policy's
 # `autoscaling.demand_sizing` unless a run overrides it)
 DEMAND_TOKENS = ("expected", "p50")
+PRUNE_AT = 1024  # DecideRouter._counted: requests counted before the first pruning
 
 
 def tenant_of(policy: Policy, name: str) -> TenantPolicy:
@@ -151,6 +152,7 @@ class DecideRouter:
         # rid -> (tenant, served success) of routed requests held to a share target: one the
         # cluster refuses before a replica takes it counts 0 answered (`dropped`)
         self._counted: dict[int, tuple[str, float]] = {}
+        self._counted_prune_at = PRUNE_AT  # pruned of served requests past this size
         self.prefix = PrefixIndex()  # prompt blocks routed to each profile (prefix caching)
         self._profiles = [catalog.profile(n) for n in self.names]
 
@@ -307,6 +309,16 @@ class DecideRouter:
             tenant, served = counted
             self.quality.of(tenant).handed_back(served)
 
+    def _prune_counted(self, cluster: Cluster) -> None:
+        """Forget the counted requests the cluster has served or refused (a refusal was told
+        to `dropped` first), as `_in_flight` prunes the tenant's list; the next pruning waits
+        for twice what is left (amortised O(1) per request)."""
+        done = cluster.done
+        self._counted = {
+            rid: v for rid, v in self._counted.items() if rid >= done.size or not done[rid]
+        }
+        self._counted_prune_at = max(PRUNE_AT, 2 * len(self._counted))
+
     def _demand(self, estimate: Estimate | None, budget: TokenBudget) -> float:
         """Output tokens the planner sizes for, as the server's demand meter records them
         (`planning.expected.sized_tokens` / `sized_of`)."""
@@ -330,6 +342,8 @@ class DecideRouter:
         served = self.quality.record(tenant.name, decision)
         if served and decision.share_of_strongest is not None:
             self._counted[req.rid] = (tenant.name, served)
+            if len(self._counted) >= self._counted_prune_at:
+                self._prune_counted(cluster)
         idx = self.index[outcome.profile.name]
         if req.prefix_blocks:
             pool = cluster.pools[idx]
