@@ -24,16 +24,17 @@ quality share per policy).
 With --rate-scale X > 1, replica maxima, the cost ceiling and budgets scale by X (as in
 bench/cost_benchmark.py).
 
-Calibration (`--calibrate S`, `simulate(calibrate_s=S)`): the first S seconds of the replayed
-window only teach the predictor their true lengths, as a server's calibration store would hold
-from earlier traffic; every run starts from the same shipped priors plus that window, and only
-the rest is replayed and measured. Default: the first half of the window (the Azure hour: the
-first half hour calibrates, the second is measured; this is the acceptance table's setting).
+Calibration window (`--calibrate S`, default: the first half of the window; the Azure hour:
+1,751 s): nothing of it is measured, and every run starts from the same shipped priors.
+- `--replay-calibration` (**the acceptance table's setting**, docs/difficulty.md): the window
+  is replayed on the cluster, unmeasured and unbilled (`simulate(warmup_s=S)`): the predictor
+  learns its true lengths online as a server would, and pools and quality accounts are warm
+  when the measured window starts, as for a server that has been running;
+- without it (`simulate(calibrate_s=S)`): the window only teaches the predictor its true
+  lengths, and the measured window starts on a fresh cluster (the policy's initial replicas,
+  empty accounts): a warm calibration store, a cold start.
 `--calibrate 0` measures the whole window from the priors (cold calibrations, learning online
-only), as before session 18. With `--replay-calibration` the calibration window is replayed
-on the cluster instead (`simulate(warmup_s=S)`: predictor, pools and quality accounts warm;
-its requests and replica time are not measured or billed). Outputs:
-`quality_curve[_xX][_calS|_warmS].{json,png}`.
+only), as before session 18. Outputs: `quality_curve[_xX][_calS|_warmS].{json,png}`.
 
 Usage: python bench/quality_curve.py [--duration S] [--rate-scale X] [--calibrate S] [--out DIR]
        [--shares 0.9,0.95] [--thresholds 0.6,0.7] [--baselines routellm,routellm-shared] [--ab]
@@ -242,7 +243,7 @@ def draw(rows: dict, path: Path, n: int, rate_scale: float, how: str = "") -> No
         f"Azure conversation trace x{rate_scale:g}, {n} requests measured"
         + (f" {how}" if how else "")
         + ", gpu-example catalog (simulated)",
-        fontsize=9,
+        fontsize=8,
     )
     ax.grid(alpha=0.3)
     ax.legend()

@@ -409,11 +409,13 @@ def _choose(evals: list[Eval], ctx: Ctx, *, cap: bool, opening: bool = True) -> 
 
 def _packed(evals: list[Eval]) -> dict[int, tuple[float, float]]:
     """Running pools of one tier that are each at most `CONSOLIDATE_FILL` full with this
-    request: their replica time is paid whatever they serve, so their token prices do not
-    tell them apart; what costs is keeping both open. They rank at the tier's cheapest cost,
-    then by the price of a replica's time (output price x decode throughput), so the dearer
-    pool drains and the planner closes it (two frontier pools each holding a trickle cost
-    their two replica-hours). id(eval) -> (rank cost, rate) for those pools."""
+    request, while one of them carries traffic: their replica time is paid whatever they
+    serve, so their token prices do not tell them apart; what costs is keeping both open.
+    They rank at the tier's cheapest cost, then by the price of a replica's time (output
+    price x decode throughput), so the dearer pool drains and the planner closes it (two
+    frontier pools each holding a trickle cost their two replica-hours). With none of them
+    carrying any, there is nothing to pack: token prices rank them. id(eval) -> (rank cost,
+    rate) for those pools."""
     spare: dict[str, list[Eval]] = {}
     for e in evals:
         live, perf = e.profile.live, e.profile.performance
@@ -423,7 +425,10 @@ def _packed(evals: list[Eval]) -> dict[int, tuple[float, float]]:
             spare.setdefault(e.profile.quality_tier, []).append(e)
     out: dict[int, tuple[float, float]] = {}
     for group in spare.values():
-        if len(group) > 1:
+        busy = any(
+            e.profile.live.requests_in_flight + e.profile.live.requests_queued for e in group
+        )
+        if len(group) > 1 and busy:
             cheapest = min(e.cost for e in group)
             for e in group:
                 rate = (

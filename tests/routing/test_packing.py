@@ -53,3 +53,9 @@ def test_a_pool_past_the_fill_is_priced_by_its_tokens_again(frontier):
     d = decide(RouteRequest(prompt_tokens=200), PLAIN, TenantRules(),
                _running(frontier, qwen=full, deep=4))  # fmt: skip
     assert d.profile == R1
+
+
+def test_idle_pools_are_ranked_by_their_token_prices(frontier):
+    d = decide(RouteRequest(prompt_tokens=200), PLAIN, TenantRules(),
+               _running(frontier, qwen=0, deep=0))  # fmt: skip
+    assert d.profile == R1  # nothing to pack: the cheaper per token
