@@ -411,33 +411,34 @@ def _choose(evals: list[Eval], ctx: Ctx, *, cap: bool, opening: bool = True) -> 
 
 def _packed(evals: list[Eval]) -> dict[int, tuple[float, float]]:
     """Running pools of one tier that are each at most `CONSOLIDATE_FILL` full with this
-    request, while one of them carries traffic: their replica time is paid whatever they
-    serve, so their token prices do not tell them apart; what costs is keeping both open.
-    They rank at the tier's cheapest cost, then by the price of a replica's time (output
-    price x decode throughput), so the dearer pool drains and the planner closes it (two
-    frontier pools each holding a trickle cost their two replica-hours). With none of them
-    carrying any, there is nothing to pack: token prices rank them. id(eval) -> (rank cost,
-    rate) for those pools."""
+    request, while the one whose replica time is cheapest (output price x decode throughput)
+    could carry all their traffic at that fill: their replicas are paid whatever they serve,
+    so token prices do not tell them apart; what costs is keeping several open. They rank at
+    the tier's cheapest cost, then by that rate, so the dearer pools drain and the planner
+    closes them (two frontier pools each holding a trickle cost two replica-hours). Idle
+    pools (nothing to pack) and a load no one of them carries keep their token prices.
+    id(eval) -> (rank cost, rate) for the packed pools."""
+
+    def load(e: Eval) -> int:
+        return e.profile.live.requests_in_flight + e.profile.live.requests_queued
+
+    def slots(e: Eval) -> int:
+        return e.profile.live.replicas_running * e.profile.performance.max_concurrency
+
+    def rate(e: Eval) -> float:
+        return e.profile.prices.output_usd_per_token * e.profile.performance.output_tokens_per_s
+
     spare: dict[str, list[Eval]] = {}
     for e in evals:
-        live, perf = e.profile.live, e.profile.performance
-        slots = live.replicas_running * perf.max_concurrency
-        load = live.requests_in_flight + live.requests_queued + 1
-        if slots > 0 and live.opening_usd == 0 and load <= CONSOLIDATE_FILL * slots:
+        if e.profile.live.opening_usd == 0 and load(e) + 1 <= CONSOLIDATE_FILL * slots(e):
             spare.setdefault(e.profile.quality_tier, []).append(e)
     out: dict[int, tuple[float, float]] = {}
     for group in spare.values():
-        busy = any(
-            e.profile.live.requests_in_flight + e.profile.live.requests_queued for e in group
-        )
-        if len(group) > 1 and busy:
+        total = sum(load(e) for e in group)
+        host = min(group, key=rate)
+        if len(group) > 1 and total and total + 1 <= CONSOLIDATE_FILL * slots(host):
             cheapest = min(e.cost for e in group)
-            for e in group:
-                rate = (
-                    e.profile.prices.output_usd_per_token
-                    * e.profile.performance.output_tokens_per_s
-                )
-                out[id(e)] = (cheapest, rate)
+            out.update((id(e), (cheapest, rate(e))) for e in group)
     return out
 
 

@@ -59,3 +59,11 @@ def test_idle_pools_are_ranked_by_their_token_prices(frontier):
     d = decide(RouteRequest(prompt_tokens=200), PLAIN, TenantRules(),
                _running(frontier, qwen=0, deep=0))  # fmt: skip
     assert d.profile == R1  # nothing to pack: the cheaper per token
+
+
+def test_a_load_the_cheaper_pool_could_not_carry_is_not_packed(frontier):
+    slots = frontier[0].performance.max_concurrency
+    half = int(CONSOLIDATE_FILL * slots) // 2 + 2  # each under the fill, together over it
+    d = decide(RouteRequest(prompt_tokens=200), PLAIN, TenantRules(),
+               _running(frontier, qwen=half, deep=half))  # fmt: skip
+    assert d.profile == R1
