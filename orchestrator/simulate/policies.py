@@ -309,6 +309,11 @@ class DecideRouter:
             tenant, served = counted
             self.quality.of(tenant).handed_back(served)
 
+    @property
+    def counted(self) -> int:
+        """Requests held to a share target the router still keeps (`dropped` may need them)."""
+        return len(self._counted)
+
     def _prune_counted(self, cluster: Cluster) -> None:
         """Forget the counted requests the cluster has served or refused (a refusal was told
         to `dropped` first), as `_in_flight` prunes the tenant's list; the next pruning waits

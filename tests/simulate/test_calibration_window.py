@@ -40,7 +40,7 @@ def test_calibration_moves_the_predictions_and_is_not_replayed(catalog, policy):
     assert warm.policies["ours"].metrics["requests"] == len(later)
     assert len(warm.policies["ours"].outcome.e2e_s) == len(later)
     # the same request is predicted longer after the calibration window taught the fork
-    cold_p50 = cold.targets.predicted_p50[-len(later):]
+    cold_p50 = cold.targets.predicted_p50[-len(later) :]
     assert (warm.targets.predicted_p50 > 2 * cold_p50).mean() > 0.9
     assert any("calibration" in note for note in warm.notes)
 
