@@ -20,8 +20,8 @@ Algorithm (docs/routing.md has the long form):
    meet them on an idle replica (the miss is load: the controller adds capacity), smallest
    overshoot first (in tenths of the target: closer ones tie); else (no profile can: a long prompt against a tight TTFT) the cheapest.
    Then one under the cost target, then the cheapest (running pools of one tier with spare
-   replica time, while one carries traffic: at the tier's cheapest cost, then by the price
-   of a replica's time, `_packed`: the dearer one drains). A closed profile (no replica running
+   replica time, carrying traffic one of them could carry alone: at the tier's cheapest
+   cost, then by the price of a replica's time, `_packed`: the dearer one drains). A closed profile (no replica running
    or starting) costs its opening price too (`LiveState.opening_usd`), and fails
    `opening_price` while an open survivor has the tier the request needs and the opening
    exceeds the request's own cost (docs/routing.md). A soft target the routed profile is
