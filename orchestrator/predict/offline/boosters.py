@@ -95,6 +95,8 @@ def median_booster(
             ),
             sources,
             frozenset({TRAFFIC_SOURCE}),
+            leave=cfg.p50_bag_leave,
+            full=cfg.p50_bag_full,
         )
         if bagged is not None:
             return bagged
