@@ -109,5 +109,9 @@ def test_weighted_merge_and_bags_that_leave_two_sources_out_beside_the_full_fit(
     assert bagged is not None and bagged.num_trees() == 35
     bags = np.mean([b.predict(x) for b in fitted[:6]], axis=0)
     assert np.allclose(bagged.predict(x), 0.5 * bags + 0.5 * fitted[6].predict(x), atol=1e-12)
+    seen.clear()
+    four[:8] = "c"  # c has the most rows: the one bag leaves it out
+    assert source_bagged(fit, four, frozenset(), full=0.5, largest=True) is not None
+    assert seen == [{"a", "b", "d"}, set("abcd")]
     assert source_bagged(fit, four, frozenset(), leave=3) is not None
     assert source_bagged(fit, four, frozenset(), leave=4) is None  # a bag would hold nothing

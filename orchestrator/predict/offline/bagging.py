@@ -80,15 +80,21 @@ def source_bagged(
     keep: frozenset[str],
     leave: int = 1,
     full: float = 0.0,
+    largest: bool = False,
 ) -> lgb.Booster | None:
     """The merged mean of `fit(rows)` over bags that each leave `leave` training sources out
     (every combination; sources in `keep`, e.g. a deployment's own traffic, are never left
     out); with `full` > 0 the fit on every row joins with that weight (the bags share the
-    rest). None when fewer than `MIN_SOURCES` sources can be left out."""
+    rest). `largest`: one bag only, without the source with the most rows. None when fewer
+    than `MIN_SOURCES` sources can be left out."""
     names = sorted(set(sources) - keep)
     if len(names) < MIN_SOURCES or not 1 <= leave < len(names):
         return None
-    parts = [fit(~np.isin(sources, list(out))) for out in combinations(names, leave)]
+    if largest:
+        outs = [(max(names, key=lambda n: int(np.sum(sources == n))),)]
+    else:
+        outs = list(combinations(names, leave))
+    parts = [fit(~np.isin(sources, list(out))) for out in outs]
     weights = [(1.0 - full) / len(parts)] * len(parts)
     if full > 0.0:
         parts.append(fit(np.ones(len(sources), dtype=bool)))

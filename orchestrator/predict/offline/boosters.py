@@ -97,6 +97,7 @@ def median_booster(
             frozenset({TRAFFIC_SOURCE}),
             leave=cfg.p50_bag_leave,
             full=cfg.p50_bag_full,
+            largest=cfg.p50_bag_largest,
         )
         if bagged is not None:
             return bagged

@@ -77,3 +77,4 @@ class TrainConfig:
     # weight of the booster on all training sources beside the bags (0: bags only)
     p50_bag_leave: int = 1
     p50_bag_full: float = 0.0
+    p50_bag_largest: bool = False  # one bag only: without the source with the most rows

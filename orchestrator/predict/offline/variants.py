@@ -124,6 +124,14 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
         "p50: mean of boosters each without two sources",
         {"p50_source_bag": True, "p50_bag_leave": 2},
     ),
+    "p50-bag-largest": (
+        "p50: half the booster on all sources, half the one without the largest source",
+        {"p50_source_bag": True, "p50_bag_largest": True, "p50_bag_full": 0.5},
+    ),
+    "p50-bag-largest-q": (
+        "p50: 3/4 the booster on all sources, 1/4 the one without the largest source",
+        {"p50_source_bag": True, "p50_bag_largest": True, "p50_bag_full": 0.75},
+    ),
 }
 
 # session 15 (issue 31): the training rows weighted toward the left-out source's prompts
