@@ -27,7 +27,10 @@ fit), so at 10x the pools the traffic uses stay saturated; `--aging-s` sets the 
 
     nice -n 10 python bench/scheduler_sim.py [--rate 10 --duration 900 --mooncake-rate 4] \
         [--max-replicas NAME=N,...] [--aging-s S] [--traces azure-conv,mooncake] \
-        [--out docs/benchmark/scheduler_sim] [--fairness-only]
+        [--out docs/benchmark/scheduler_sim] [--fairness-only] [--permuted-baseline]
+
+`--permuted-baseline`: the constant's row is ours fed the true lengths permuted across requests
+(the same spread, no information), so truth's gain over it is what the information is worth.
 """
 
 from __future__ import annotations
@@ -64,6 +67,25 @@ E2E_MEANS = {
 }
 
 
+def permuted_truth(requests: list, seed: int):
+    """A `constant_feed` for `simulate`: every request gets another request's true length
+    (a fixed permutation) as its p50 and p90, the predictor's class kept: the lengths'
+    spread without their information (`--permuted-baseline`)."""
+    from orchestrator.simulate.policies import Prepared
+
+    lengths = np.random.default_rng([seed, 7]).permutation([r.output_tokens for r in requests])
+
+    def feed(prepared):
+        return Prepared(
+            [
+                b.model_copy(update={"p50_output_tokens": int(n), "p90_output_tokens": int(n)})
+                for b, n in zip(prepared.budgets, lengths, strict=True)
+            ]
+        )
+
+    return feed
+
+
 def bench_policy(
     path: Path, catalog, max_replicas: dict[str, int] | None = None, aging_s: float | None = None
 ):
@@ -91,6 +113,60 @@ def row(m: dict) -> dict:
     out["ttft_p95_ms"] = m["ttft_ms"]["p95"]
     out["e2e_p95_ms"] = m["e2e_ms"]["p95"]
     return out
+
+
+def queue_figures(out, requests) -> dict:
+    """Where a policy's served requests waited (ms): in the ingress queue (arrival to a
+    replica, `Outcome.queued_s`), then on the replica to the first token (prefill, and vLLM's
+    waiting queue), then decoding; and what a batch slot's time (replica to the end) follows:
+    its Spearman correlation with the true output and with the prompt."""
+    from scipy.stats import spearmanr
+
+    served = out.profile >= 0
+    wait = out.queued_s[served]
+    slot = (out.e2e_s - out.queued_s)[served]
+    prompt = np.array([r.prompt_tokens for r in requests])[served]
+    output = np.array([r.output_tokens for r in requests])[served]
+    return {
+        "ingress_wait_mean_ms": float(np.mean(wait) * 1000),
+        "ingress_wait_p95_ms": float(np.percentile(wait, 95) * 1000),
+        "ingress_waited_share": float(np.mean(wait > 0.1)),
+        "replica_ttft_mean_ms": float(np.mean((out.ttft_s - out.queued_s)[served]) * 1000),
+        "decode_mean_ms": float(np.mean((out.e2e_s - out.ttft_s)[served]) * 1000),
+        "slot_time_spearman_output": float(spearmanr(slot, output)[0]),
+        "slot_time_spearman_prompt": float(spearmanr(slot, prompt)[0]),
+    }
+
+
+def trace_shape(requests, catalog, profile: str = "gpt-oss-20b-mxfp4") -> dict:
+    """The work a trace brings: prompt and output sizes, and the share of a replica's time
+    that is decode on `profile` (prefill at its prefill rate; decode at its full-batch
+    throughput, the cheapest decode gets), with every prompt prefilled whole and with each
+    distinct prefix block (`SimRequest.prefix_blocks`) prefilled once (a perfect cache)."""
+    from scipy.stats import spearmanr
+
+    from orchestrator.simulate.replica import BLOCK_TOKENS
+
+    perf = next(p for p in catalog.profiles if p.name == profile).performance
+    prompt = np.array([r.prompt_tokens for r in requests], dtype=float)
+    output = np.array([r.output_tokens for r in requests], dtype=float)
+    blocks = {b for r in requests for b in (r.prefix_blocks or ())}
+    uncached = prompt.sum() - sum(
+        min(len(r.prefix_blocks or ()) * BLOCK_TOKENS, r.prompt_tokens) for r in requests
+    )
+    decode_s = output.sum() / perf.output_tokens_per_s
+    prefill_s = prompt.sum() / perf.prefill_tokens_per_s
+    cached_s = (uncached + len(blocks) * BLOCK_TOKENS) / perf.prefill_tokens_per_s
+    return {
+        "prompt_mean": float(prompt.mean()),
+        "prompt_cv": float(prompt.std() / prompt.mean()),
+        "output_mean": float(output.mean()),
+        "output_cv": float(output.std() / output.mean()),
+        "spearman_prompt_output": float(spearmanr(prompt, output)[0]),
+        "profile": profile,
+        "decode_share_of_replica_time": float(decode_s / (decode_s + prefill_s)),
+        "decode_share_perfect_prefix_cache": float(decode_s / (decode_s + cached_s)),
+    }
 
 
 def gains(rows: dict) -> dict:
@@ -170,7 +246,10 @@ def compare(
             **sim_args,
         )
         matched = matched_latency({n: r.outcome for n, r in run.policies.items()}, penalty_s)
-        rows = {name: {**row(r.metrics), **matched[name]} for name, r in run.policies.items()}
+        rows = {
+            name: {**row(r.metrics), **matched[name], **queue_figures(r.outcome, run.requests)}
+            for name, r in run.policies.items()
+        }
         out[label] = {"policies": rows, **gains(rows)}
         if split_s is not None:
             out[label]["windows"] = windows(run, split_s)
@@ -265,6 +344,11 @@ def main() -> int:
     )
     ap.add_argument("--aging-s", type=float, default=None, help="the policy's scheduling.aging_s")
     ap.add_argument("--traces", default="azure-conv,mooncake", help="which traces to run")
+    ap.add_argument(
+        "--permuted-baseline",
+        action="store_true",
+        help="the constant's row fed the true lengths permuted across requests instead",
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmark" / "scheduler_sim"))
     args = ap.parse_args()
     catalog = load_catalog(ROOT / "deployments" / "gpu-example.yaml")
@@ -307,8 +391,15 @@ def main() -> int:
         azure_base = azure_base or base
         print(name, len(base), "requests", file=sys.stderr, flush=True)
         variants = ("scheduler",) if args.no_fifo else ("scheduler", "fifo")
+        feed = {"constant_feed": permuted_truth(base, args.seed)} if args.permuted_baseline else {}
         found = compare(
-            catalog, policy, base, args.seed, variants=variants, penalty_s=args.refusal_penalty_s
+            catalog,
+            policy,
+            base,
+            args.seed,
+            variants=variants,
+            penalty_s=args.refusal_penalty_s,
+            **feed,
         )
         found["setup"] = {
             "trace": Path(path).name,
@@ -319,7 +410,9 @@ def main() -> int:
             "max_replicas": caps or "as written",
             "aging_s": policy.spec.scheduling.aging_s,
             "refusal_penalty_s": args.refusal_penalty_s,
+            "baseline": "permuted true lengths" if args.permuted_baseline else "constant",
         }
+        found["trace_shape"] = trace_shape(base, catalog)
         found["acceptance"] = acceptance(found["scheduler"])
         result["traces"][name] = found
     if not args.no_fairness:
@@ -347,6 +440,9 @@ MATCHED_METRICS = (
 )
 
 
+QUEUE_METRIC = ("ingress_wait_mean_ms", "mean ingress wait (s)")
+
+
 def plot(result: dict, path: Path) -> None:
     panels = {
         f"{trace} x{found['setup']['rate_scale']:g}": found
@@ -356,7 +452,7 @@ def plot(result: dict, path: Path) -> None:
         panels,
         path,
         "ours fed a constant, the predictor, the truth; with the scheduler and without (FIFO)",
-        (PLOT_METRICS[0], *MATCHED_METRICS, *PLOT_METRICS[1:]),
+        (PLOT_METRICS[0], *MATCHED_METRICS, *PLOT_METRICS[1:], QUEUE_METRIC),
     )
 
 

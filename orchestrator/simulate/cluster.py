@@ -75,6 +75,8 @@ class Outcome:
     truncated: np.ndarray
     reject_reason: list  # str or None
     reject_status: np.ndarray | None = None  # int16 HTTP status of a refusal (0: served)
+    # seconds from arrival to a replica (the ingress queue's wait; NaN: not served)
+    queued_s: np.ndarray | None = None
     served_twice: int = 0
     timeline: list = field(default_factory=list)  # (t, replicas per pool, ongoing per pool)
     replica_cost: np.ndarray | None = None  # USD per pool
@@ -167,6 +169,7 @@ class Cluster:
 
     # ------------------------------------------------------------------ dispatch
     def _place(self, pool: Pool, r: Replica, job: Job, now: float) -> None:
+        job.placed_s = now
         pool.in_flight += 1
         r.outstanding += job.work
         if self.scheduling is not None:
@@ -247,6 +250,7 @@ class Cluster:
             truncated=np.zeros(n, dtype=bool),
             reject_reason=[None] * n,
             reject_status=np.zeros(n, dtype=np.int16),
+            queued_s=np.full(n, np.nan),
         )
         done = np.zeros(n, dtype=bool)
         dropped = getattr(router, "dropped", None)  # ours: the tenant's quality account
@@ -331,6 +335,7 @@ class Cluster:
                 done[rid] = True
                 out.ttft_s[rid] = job.first_s - job.arrival_s
                 out.e2e_s[rid] = t - job.arrival_s
+                out.queued_s[rid] = job.placed_s - job.arrival_s
                 out.tokens[rid] = job.tokens
                 if job.sized > 0.0:  # the planner's demand level learns it (ran to its end)
                     pool.window_settled.append((job.sized, job.tokens))

@@ -158,6 +158,7 @@ class Job:
     prompt_tokens: int
     tokens: int  # tokens to generate (>= 1)
     arrival_s: float
+    placed_s: float = -1.0  # when a replica took it (the ingress queue's wait ends)
     first_s: float = -1.0
     due_s: float = -1.0  # first-token time as now planned (prefills admitted beside move it)
     prefill_overhead_s: float = 0.0  # its TTFT beyond the prefill compute (base, load)

@@ -147,3 +147,16 @@ def test_the_router_hears_of_each_routed_request_the_queue_refuses():
     out = cluster.run(reqs, router, StaticController([1]))
     refused = sorted(i for i, r in enumerate(out.reject_reason) if r is not None)
     assert refused and sorted(router.dropped_rids) == refused
+
+
+def test_the_outcome_records_each_served_requests_wait_in_the_ingress_queue():
+    reqs = burst(n=400, rate=200.0)
+    out = run(reqs, truth, BIG)
+    served = out.profile >= 0
+    assert served.all()
+    waited = out.queued_s[served]
+    assert (waited >= 0).all() and (waited <= out.ttft_s[served] + 1e-9).all()
+    assert waited[0] == 0.0  # the first request finds a free slot
+    assert (waited > 1.0).sum() > 50  # an overload: many wait for a slot
+    calm = run(burst(n=20, rate=0.5), truth, BIG)
+    assert (calm.queued_s == 0.0).all()
