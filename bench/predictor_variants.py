@@ -5,7 +5,7 @@ each source is scored by the variant fitted on the other four (the p50 of the sh
 pipeline, conformal step skipped: tau only). Prints one row per variant (tau per left-out
 source and the unweighted mean) and draws them to a PNG. Minutes per variant on 2 cores.
 Usage: nice -n 10 python bench/predictor_variants.py [--variants NAME ...] [--png PATH]
-[--json PATH]; --replot JSON --png PATH redraws a recorded run.
+[--json PATH] [--nested-variants]; --replot JSON --png PATH redraws a recorded run.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def main() -> int:
     from orchestrator.predict.offline.variants import (
         TRAFFIC_VARIANTS,
         VARIANTS,
+        nested_configs,
         nested_importance,
         tau_by_source,
     )
@@ -72,6 +73,12 @@ def main() -> int:
         help="then the nested check of --traffic (no reweighting among the candidates; needs "
         "the shipped variant and all five sources)",
     )
+    ap.add_argument(
+        "--nested-variants",
+        action="store_true",
+        help="then the nested check of the choice among --variants (inner folds choose, the "
+        "left-out source measures; needs all sources)",
+    )
     ap.add_argument("--sources", nargs="*", help="left-out sources (default: all five)")
     ap.add_argument("--png", type=Path, help="draw the table here")
     ap.add_argument("--json", type=Path, help="write the taus here")
@@ -87,6 +94,9 @@ def main() -> int:
         return 2
     if args.nested and ("shipped" not in args.variants or not args.traffic or args.sources):
         print("--nested needs --variants shipped, --traffic and all sources", file=sys.stderr)
+        return 2
+    if args.nested_variants and args.sources:
+        print("--nested-variants needs all sources", file=sys.stderr)
         return 2
     table = cached_table()
     rows: dict[str, dict[str, float]] = {}
@@ -122,6 +132,13 @@ def main() -> int:
         picked = ", ".join(f"{s}: {(['none', *args.traffic])[k]}" for s, k in choice.items())
         print(f"nested choice per left-out source: {picked}")
         show("traffic weighting, chosen on nested folds", taus)
+    if args.nested_variants:
+        cfgs = [TrainConfig(**VARIANTS[n][1]) for n in args.variants]  # type: ignore[arg-type]
+        outer = [rows[VARIANTS[n][0]] for n in args.variants]
+        choice, taus, _ = nested_configs(table, cfgs, outer, progress=say)
+        picked = ", ".join(f"{s}: {args.variants[k]}" for s, k in choice.items())
+        print(f"nested choice per left-out source: {picked}")
+        show("variant chosen on nested folds", taus)
     load = os.getloadavg()[0]
     print(f"(load average {load:.1f} at the end; {os.cpu_count()} cores)")
     if args.json:

@@ -83,3 +83,35 @@ def test_fit_core_with_the_source_bag_ships_one_merged_p50_booster() -> None:
     # the booster beside the embedding blend: its trees learn what the blend leaves
     offset = fit_core(table, tr, replace(cfg, booster_offset=True))
     assert not np.allclose(offset.predict_requests(reqs)[0], q_plain)
+
+
+def test_weighted_merge_and_bags_that_leave_two_sources_out_beside_the_full_fit() -> None:
+    from orchestrator.predict.offline.bagging import merge_weighted
+
+    x, y, sources = _data()
+    parts = [lgb.train(PARAMS, lgb.Dataset(x[sources != s], y[sources != s]), 10) for s in "ab"]
+    merged = merge_weighted(parts, [0.25, 0.75])
+    want = 0.25 * parts[0].predict(x) + 0.75 * parts[1].predict(x)
+    assert np.allclose(merged.predict(x), want, atol=1e-12)
+    four = np.where(sources == "traffic", "d", sources)
+    seen: list[set[str]] = []
+    fitted: list[lgb.Booster] = []
+
+    def fit(rows: np.ndarray) -> lgb.Booster:
+        seen.append(set(four[rows]))
+        fitted.append(lgb.train(PARAMS, lgb.Dataset(x[rows], y[rows]), 5))
+        return fitted[-1]
+
+    bagged = source_bagged(fit, four, frozenset(), leave=2, full=0.5)
+    # every pair of the four sources left out once, then the fit on all of them
+    pairs = [{"c", "d"}, {"b", "d"}, {"b", "c"}, {"a", "d"}, {"a", "c"}, {"a", "b"}]
+    assert seen == [*pairs, set("abcd")]
+    assert bagged is not None and bagged.num_trees() == 35
+    bags = np.mean([b.predict(x) for b in fitted[:6]], axis=0)
+    assert np.allclose(bagged.predict(x), 0.5 * bags + 0.5 * fitted[6].predict(x), atol=1e-12)
+    seen.clear()
+    four[:8] = "c"  # c has the most rows: the one bag leaves it out
+    assert source_bagged(fit, four, frozenset(), full=0.5, largest=True) is not None
+    assert seen == [{"a", "b", "d"}, set("abcd")]
+    assert source_bagged(fit, four, frozenset(), leave=3) is not None
+    assert source_bagged(fit, four, frozenset(), leave=4) is None  # a bag would hold nothing

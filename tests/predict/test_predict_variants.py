@@ -152,3 +152,27 @@ def test_a_feature_that_flips_direction_between_sources_is_dropped():
     folds = np.zeros(2 * n, dtype=np.int64)
     x = drop_disagreeing(vectors, vectors, 3, target, folds, sources)
     assert np.array_equal(x[:, 0], agree) and not x[:, 1].any()
+
+
+def test_nested_check_takes_the_configuration_the_inner_folds_rank_best():
+    from orchestrator.predict.offline.variants import nested_configs
+
+    sources = ("alpaca_eval", "gsm8k", "mt_bench")
+    table = featurize_examples(synthetic_examples(sources, 48))
+    good = TrainConfig(rounds=10, threads=1, min_data_in_leaf=10, conformal_classes=2)
+    # no booster learning, no blend, no terms: only the answering models' factor ranks
+    blind = replace(
+        good,
+        min_data_in_leaf=10**6,  # no split: a constant booster
+        embedding_blend=0.0,
+        type_terms=(),
+        chat_blend=None,
+        cue_terms=False,
+    )
+    outer = [{s: -1.0 for s in sources}, {s: float(i) for i, s in enumerate(sources)}]
+    lines: list[str] = []
+    choice, taus, means = nested_configs(table, [blind, good], outer, progress=lines.append)
+    assert choice == {s: 1 for s in sources}  # the inner folds prefer the learning one
+    assert taus == outer[1]  # and the outer figure is that configuration's
+    assert all(m[1] > m[0] for m in means.values())
+    assert len(lines) == 2 * 3 + 3  # one fit per pair of sources and configuration

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from itertools import combinations
 
 import lightgbm as lgb
 import numpy as np
@@ -41,11 +42,11 @@ def _feature_infos(headers: list[list[str]]) -> str:
     return "feature_infos=" + " ".join(merged)
 
 
-def merge_mean(boosters: list[lgb.Booster]) -> lgb.Booster:
-    """One booster whose output is the mean of `boosters`' outputs (same inputs, one output)."""
-    if len(boosters) == 1:
+def merge_weighted(boosters: list[lgb.Booster], weights: list[float]) -> lgb.Booster:
+    """One booster whose output is sum_k weights[k] x boosters[k]'s output (same inputs, one
+    output; every tree kept, its leaf values scaled by its part's weight)."""
+    if len(boosters) == 1 and weights[0] == 1.0:
         return boosters[0]
-    scale = 1.0 / len(boosters)
     split = [_split(b.model_to_string()) for b in boosters]
     header = [
         _feature_infos([s[0] for s in split]) if ln.startswith("feature_infos=") else ln
@@ -54,7 +55,7 @@ def merge_mean(boosters: list[lgb.Booster]) -> lgb.Booster:
     ]
     body: list[str] = []
     n = 0
-    for _, trees, _ in split:
+    for (_, trees, _), scale in zip(split, weights, strict=True):
         for tree in trees:
             for ln in tree:
                 m = _LEAF.match(ln)
@@ -68,13 +69,34 @@ def merge_mean(boosters: list[lgb.Booster]) -> lgb.Booster:
     return lgb.Booster(model_str="\n".join(header + body + split[0][2]))
 
 
+def merge_mean(boosters: list[lgb.Booster]) -> lgb.Booster:
+    """One booster whose output is the mean of `boosters`' outputs (same inputs, one output)."""
+    return merge_weighted(boosters, [1.0 / len(boosters)] * len(boosters))
+
+
 def source_bagged(
-    fit: Callable[[np.ndarray], lgb.Booster], sources: np.ndarray, keep: frozenset[str]
+    fit: Callable[[np.ndarray], lgb.Booster],
+    sources: np.ndarray,
+    keep: frozenset[str],
+    leave: int = 1,
+    full: float = 0.0,
+    largest: bool = False,
 ) -> lgb.Booster | None:
-    """The merged mean of `fit(rows)` over bags that each leave one training source out
-    (sources in `keep`, e.g. a deployment's own traffic, are never left out); None when
-    fewer than `MIN_SOURCES` sources can be left out."""
+    """The merged mean of `fit(rows)` over bags that each leave `leave` training sources out
+    (every combination; sources in `keep`, e.g. a deployment's own traffic, are never left
+    out); with `full` > 0 the fit on every row joins with that weight (the bags share the
+    rest). `largest`: one bag only, without the source with the most rows. None when fewer
+    than `MIN_SOURCES` sources can be left out."""
     names = sorted(set(sources) - keep)
-    if len(names) < MIN_SOURCES:
+    if len(names) < MIN_SOURCES or not 1 <= leave < len(names):
         return None
-    return merge_mean([fit(sources != s) for s in names])
+    if largest:
+        outs = [(max(names, key=lambda n: int(np.sum(sources == n))),)]
+    else:
+        outs = list(combinations(names, leave))
+    parts = [fit(~np.isin(sources, list(out))) for out in outs]
+    weights = [(1.0 - full) / len(parts)] * len(parts)
+    if full > 0.0:
+        parts.append(fit(np.ones(len(sources), dtype=bool)))
+        weights.append(full)
+    return merge_weighted(parts, weights)

@@ -95,6 +95,9 @@ def median_booster(
             ),
             sources,
             frozenset({TRAFFIC_SOURCE}),
+            leave=cfg.p50_bag_leave,
+            full=cfg.p50_bag_full,
+            largest=cfg.p50_bag_largest,
         )
         if bagged is not None:
             return bagged

@@ -73,3 +73,8 @@ class TrainConfig:
     # the p50 booster is the mean of boosters each fitted without one training source
     # (`bagging.py`): a contrast only one source teaches moves one bag, not the mean
     p50_source_bag: bool = False
+    # session 18: how many training sources each bag leaves out (every combination), and the
+    # weight of the booster on all training sources beside the bags (0: bags only)
+    p50_bag_leave: int = 1
+    p50_bag_full: float = 0.0
+    p50_bag_largest: bool = False  # one bag only: without the source with the most rows

@@ -107,6 +107,31 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
         {"embedding_source": "smollm2+minilm"},
     ),
     "p50-source-bag": ("p50: mean of boosters each without one source", {"p50_source_bag": True}),
+    # session 18 (issue 31): around the source bag
+    "p50-bag-5": (
+        "p50: the 4 source bags + the booster on all sources, 1/5 each",
+        {"p50_source_bag": True, "p50_bag_full": 0.2},
+    ),
+    "p50-bag-half": (
+        "p50: half the booster on all sources, half the 4 source bags",
+        {"p50_source_bag": True, "p50_bag_full": 0.5},
+    ),
+    "p50-bag-chat-05": (
+        "p50 source bag + embedding weight 0.5 outside maths problems",
+        {"p50_source_bag": True, "chat_blend": 0.5},
+    ),
+    "p50-bag-pairs": (
+        "p50: mean of boosters each without two sources",
+        {"p50_source_bag": True, "p50_bag_leave": 2},
+    ),
+    "p50-bag-largest": (
+        "p50: half the booster on all sources, half the one without the largest source",
+        {"p50_source_bag": True, "p50_bag_largest": True, "p50_bag_full": 0.5},
+    ),
+    "p50-bag-largest-q": (
+        "p50: 3/4 the booster on all sources, 1/4 the one without the largest source",
+        {"p50_source_bag": True, "p50_bag_largest": True, "p50_bag_full": 0.75},
+    ),
 }
 
 # session 15 (issue 31): the training rows weighted toward the left-out source's prompts
@@ -221,3 +246,42 @@ def nested_importance(
         taus[src] = outer[choice[src]][src]
         say(f"outer {src}: inner means {[round(m, 4) for m in means]} -> {choice[src]}")
     return choice, taus
+
+
+def nested_configs(
+    table: Table,
+    cfgs: list[TrainConfig],
+    outer: list[dict[str, float]],
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, int], dict[str, float], dict[str, list[float]]]:
+    """The nested check of a choice among configurations: for each left-out source, the
+    configuration (index into `cfgs`) with the best mean tau over leave-one-source-out on
+    the other sources (each inner source scored by a fit on the rest), and that
+    configuration's outer tau (`outer[k]`: `tau_by_source` of `cfgs[k]`). One fit without a
+    pair of sources scores both. Returns (choice, outer tau, inner means) per source."""
+    say = progress or (lambda line: None)
+    names = sorted(set(table.row_source) - {TRAFFIC_SOURCE})
+    inner: dict[tuple[str, str, int], float] = {}
+    for k, cfg in enumerate(cfgs):
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                started = time.perf_counter()
+                tr = ~np.isin(table.row_source, [a, b, TRAFFIC_SOURCE])
+                tau = _left_out_taus(table, cfg, tr, [a, b], None)
+                inner[(b, a, k)], inner[(a, b, k)] = tau[a], tau[b]
+                say(
+                    f"candidate {k} without {a}, {b}: {tau[a]:.3f}, {tau[b]:.3f} "
+                    f"({time.perf_counter() - started:.0f} s)"
+                )
+    choice: dict[str, int] = {}
+    taus: dict[str, float] = {}
+    means: dict[str, list[float]] = {}
+    for src in names:
+        means[src] = [
+            float(np.mean([inner[(src, t, k)] for t in names if t != src]))
+            for k in range(len(cfgs))
+        ]
+        choice[src] = int(np.argmax(means[src]))
+        taus[src] = outer[choice[src]][src]
+        say(f"outer {src}: inner means {[round(m, 4) for m in means[src]]} -> {choice[src]}")
+    return choice, taus, means
