@@ -21,7 +21,7 @@ Algorithm (docs/routing.md has the long form):
    overshoot first (in tenths of the target: closer ones tie); else (no profile can: a long prompt against a tight TTFT) the cheapest.
    Then one under the cost target, then the cheapest (running pools of one tier with spare
    replica time, carrying traffic one of them could carry alone: at the tier's cheapest
-   cost, then by the price of a replica's time, `_packed`: the dearer one drains). A closed profile (no replica running
+   cost, then by a replica's hourly price, `_packed`: the dearer one drains). A closed profile (no replica running
    or starting) costs its opening price too (`LiveState.opening_usd`), and fails
    `opening_price` while an open survivor has the tier the request needs and the opening
    exceeds the request's own cost (docs/routing.md). A soft target the routed profile is
@@ -411,22 +411,20 @@ def _choose(evals: list[Eval], ctx: Ctx, *, cap: bool, opening: bool = True) -> 
 
 def _packed(evals: list[Eval]) -> dict[int, tuple[float, float]]:
     """Running pools of one tier that are each at most `CONSOLIDATE_FILL` full with this
-    request, while the one whose replica time is cheapest (output price x decode throughput)
-    could carry all their traffic at that fill: their replicas are paid whatever they serve,
-    so token prices do not tell them apart; what costs is keeping several open. They rank at
-    the tier's cheapest cost, then by that rate, so the dearer pools drain and the planner
-    closes them (two frontier pools each holding a trickle cost two replica-hours). Idle
-    pools (nothing to pack) and a load no one of them carries keep their token prices.
-    id(eval) -> (rank cost, rate) for the packed pools."""
+    request, while the one whose replica costs least an hour (`replica_usd_per_hour`, the
+    catalog's price; a policy's explicit token prices do not move it) could carry all their
+    traffic at that fill: their replicas are paid whatever they serve, so token prices do not
+    tell them apart; what costs is keeping several open. They rank at the tier's cheapest
+    cost, then by that hourly price, so the dearer pools drain and the planner closes them
+    (two frontier pools each holding a trickle cost two replica-hours). Idle pools (nothing
+    to pack) and a load no one of them carries keep their token prices.
+    id(eval) -> (rank cost, hourly price) for the packed pools."""
 
     def load(e: Eval) -> int:
         return e.profile.live.requests_in_flight + e.profile.live.requests_queued
 
     def slots(e: Eval) -> int:
         return e.profile.live.replicas_running * e.profile.performance.max_concurrency
-
-    def rate(e: Eval) -> float:
-        return e.profile.prices.output_usd_per_token * e.profile.performance.output_tokens_per_s
 
     spare: dict[str, list[Eval]] = {}
     for e in evals:
@@ -435,10 +433,10 @@ def _packed(evals: list[Eval]) -> dict[int, tuple[float, float]]:
     out: dict[int, tuple[float, float]] = {}
     for group in spare.values():
         total = sum(load(e) for e in group)
-        host = min(group, key=rate)
+        host = min(group, key=lambda e: e.profile.replica_usd_per_hour)
         if len(group) > 1 and total and total + 1 <= CONSOLIDATE_FILL * slots(host):
             cheapest = min(e.cost for e in group)
-            out.update((id(e), (cheapest, rate(e))) for e in group)
+            out.update((id(e), (cheapest, e.profile.replica_usd_per_hour)) for e in group)
     return out
 
 

@@ -134,6 +134,9 @@ class ProfileView(_Frozen):
     reasoning_default_on: bool = False
     tool_calling: bool = Field(False, description="has a tool_call_parser (auto tool choice)")
     prices: TokenPrices
+    replica_usd_per_hour: float = Field(
+        0.0, ge=0, description="what one replica costs an hour (the catalog's price)"
+    )
     performance: ReplicaPerformance
     live: LiveState = LiveState()
 

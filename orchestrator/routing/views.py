@@ -35,6 +35,7 @@ def profile_view(
         reasoning_default_on=profile.reasoning.default_on,
         tool_calling=profile.tool_call_parser is not None,
         prices=prices or token_prices(profile),
+        replica_usd_per_hour=profile.price_per_replica_hour_usd,
         performance=performance_of(profile, cold_start_ms=cold_start_ms),
         live=live,
     )

@@ -4,6 +4,8 @@ costs less serves and the dearer one drains (`decide._packed`)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from orchestrator.replica_model import LiveState
@@ -33,7 +35,7 @@ def _running(views, **in_flight):
 
 
 def _rate(view) -> float:
-    return view.prices.output_usd_per_token * view.performance.output_tokens_per_s
+    return view.replica_usd_per_hour
 
 
 def test_spare_pools_of_a_tier_pack_onto_the_cheaper_replica_time(frontier):
@@ -67,3 +69,22 @@ def test_a_load_the_cheaper_pool_could_not_carry_is_not_packed(frontier):
     d = decide(RouteRequest(prompt_tokens=200), PLAIN, TenantRules(),
                _running(frontier, qwen=half, deep=half))  # fmt: skip
     assert d.profile == R1
+
+
+def test_packing_ranks_by_the_replicas_hourly_price_not_a_policys_token_price(frontier):
+    """A policy may list its own token prices: Qwen3's output at 20x R1's makes its price x
+    throughput the dearer, yet its replica still costs less an hour, so R1 drains."""
+    by = {v.name: v for v in frontier}
+    listed = dataclasses.replace(
+        by[QWEN].prices, output_usd_per_token=20 * by[R1].prices.output_usd_per_token
+    )
+    views = [v.model_copy(update={"prices": listed}) if v.name == QWEN else v for v in frontier]
+    tokens_x_speed = {
+        v.name: v.prices.output_usd_per_token * v.performance.output_tokens_per_s for v in views
+    }
+    assert tokens_x_speed[QWEN] > tokens_x_speed[R1]
+    assert _rate(by[QWEN]) < _rate(by[R1])
+    d = decide(
+        RouteRequest(prompt_tokens=200), PLAIN, TenantRules(), _running(views, qwen=4, deep=4)
+    )
+    assert d.profile == QWEN
